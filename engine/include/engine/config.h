@@ -1,0 +1,89 @@
+// Configuration of every role, and where it comes from.
+//
+// Each setting has a dotted key ("server.listen"), an environment variable
+// (CATCHALL_SERVER_LISTEN) and a default. Sources apply in this order, later
+// ones winning: defaults, the TOML file (--config), the environment, command
+// line flags. Unknown keys and malformed values are errors that name the key
+// and the source, never silently ignored.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "engine/status.h"
+
+namespace catchall {
+
+struct Config {
+  // [server]
+  std::string listen = "0.0.0.0:8080";
+  int http_threads = 0;  // 0: one per core
+  uint64_t max_body_bytes = 16 << 20;
+  uint64_t max_header_bytes = 8 << 10;
+  uint64_t idle_timeout_ms = 30000;
+  uint64_t io_timeout_ms = 30000;
+  uint64_t max_connections = 10000;
+  uint64_t shutdown_timeout_ms = 10000;
+  // [storage]
+  std::string data_dir = "catchall-data";
+  bool sync_writes = false;
+  uint64_t block_cache_mb = 256;
+  // [log] (embedded mode's local log)
+  int partitions = 8;
+  uint64_t retention_minutes = 60;
+  uint64_t max_pending_mb = 64;
+  // [ingest]
+  uint64_t max_batch_items = 100000;
+  // [aggregate]
+  uint64_t catchall_threshold = 1000;
+  uint64_t commit_interval_ms = 100;
+  uint64_t commit_max_events = 500000;
+  uint64_t idempotency_window_s = 86400;
+  // [query]
+  uint64_t max_lookup_domains = 1000;
+  // [kafka] (cluster mode)
+  std::string brokers;
+  std::string events_topic = "catchall.events";
+  std::string status_topic = "catchall.domain-status";
+  std::string dead_letter_topic = "catchall.events.dlq";
+  std::string group_id = "catchall-aggregators";
+  std::string instance_id;  // default: hostname + listen port
+  uint64_t kafka_timeout_ms = 5000;
+  // [logging]
+  std::string log_level = "info";
+};
+
+// One configurable setting.
+struct Setting {
+  std::string key;   // "server.listen"
+  std::string env;   // "CATCHALL_SERVER_LISTEN"
+  std::string help;
+  std::function<Status(Config&, std::string_view)> set;
+  std::function<std::string(const Config&)> get;
+};
+
+// Every setting, in documentation order.
+const std::vector<Setting>& AllSettings();
+
+// Where the flags put their values: key -> value, applied last.
+using ConfigOverrides = std::vector<std::pair<std::string, std::string>>;
+
+// Builds the configuration from defaults, `file` (if not empty), the
+// process environment and `overrides`, then validates it.
+Result<Config> LoadConfig(const std::string& file, const ConfigOverrides& overrides);
+
+// Checks ranges and combinations; InvalidArgument names the bad key.
+Status ValidateConfig(const Config& config);
+
+// The effective configuration as TOML (for `catchall config`).
+std::string DumpConfig(const Config& config);
+
+// Splits "host:port", "[v6]:port" or ":port" (host 0.0.0.0).
+Status ParseListen(std::string_view listen, std::string* host, uint16_t* port);
+
+}  // namespace catchall

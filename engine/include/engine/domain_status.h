@@ -1,0 +1,44 @@
+// The catch-all status rules of the product, in one place.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace catchall {
+
+inline constexpr uint64_t kDefaultCatchAllThreshold = 1000;
+
+enum class CatchAllStatus { kUnknown, kCatchAll, kNotCatchAll };
+
+// "unknown", "catch-all", "not catch-all" (the API's spelling).
+std::string_view CatchAllStatusName(CatchAllStatus status);
+
+// Per-domain counters.
+struct DomainCounts {
+  uint64_t delivered = 0;
+  uint64_t bounced = 0;
+
+  DomainCounts& operator+=(const DomainCounts& other) {
+    delivered += other.delivered;
+    bounced += other.bounced;
+    return *this;
+  }
+  bool operator==(const DomainCounts&) const = default;
+};
+
+// bounced >= 1                       -> not catch-all
+// bounced == 0 and delivered > T     -> catch-all
+// otherwise (including never seen)   -> unknown
+inline CatchAllStatus Classify(const DomainCounts& counts, uint64_t threshold) {
+  if (counts.bounced >= 1) return CatchAllStatus::kNotCatchAll;
+  if (counts.delivered > threshold) return CatchAllStatus::kCatchAll;
+  return CatchAllStatus::kUnknown;
+}
+
+// {"domain":"...","status":"...","delivered":N,"bounced":M}, the body of
+// GET /domains/{domain} and the value of a changelog record.
+void AppendDomainStatusJson(std::string_view domain, const DomainCounts& counts,
+                            uint64_t threshold, std::string* out);
+
+}  // namespace catchall

@@ -1,0 +1,96 @@
+// The HTTP contract between the server and the services (ingest, query,
+// runtime endpoints). A handler is a function from a request to exactly one
+// response, delivered through a Responder, synchronously or later from any
+// thread; handlers never see sockets, so they are tested by calling them.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "engine/status.h"
+
+namespace catchall {
+
+enum class HttpMethod { kGet, kHead, kPost, kPut, kDelete, kPatch, kOptions, kOther };
+
+std::string_view HttpMethodName(HttpMethod method);
+
+struct HttpHeader {
+  std::string_view name;
+  std::string_view value;
+};
+
+// A request as the handler sees it. The views are valid only during the
+// handler call: a handler that responds later copies what it needs.
+struct HttpRequest {
+  HttpMethod method = HttpMethod::kGet;
+  std::string_view target;  // path and query, as sent
+  std::string_view body;
+  std::vector<HttpHeader> headers;
+  std::chrono::steady_clock::time_point received{};
+
+  std::string_view path() const { return target.substr(0, target.find('?')); }
+  std::string_view query() const {
+    size_t q = target.find('?');
+    return q == std::string_view::npos ? std::string_view() : target.substr(q + 1);
+  }
+  // Value of the first header named `name` (case-insensitive), or empty.
+  std::string_view Header(std::string_view name) const;
+};
+
+struct HttpResponse {
+  int status = 200;
+  std::string body;
+  std::string content_type = "application/json";
+  std::vector<std::pair<std::string, std::string>> headers;
+
+  static HttpResponse Json(int status, std::string body);
+  static HttpResponse Text(int status, std::string body, std::string content_type);
+  static HttpResponse NoContent() { return HttpResponse{204, {}, {}, {}}; }
+  // {"code":"<code>","message":"<message>"}
+  static HttpResponse Error(int status, std::string_view code, std::string_view message);
+  // 405 with an Allow header listing `allowed`.
+  static HttpResponse MethodNotAllowed(std::string_view allowed);
+  // Maps a Status to its HTTP status; `code` names the error for clients.
+  static HttpResponse FromStatus(const Status& status, std::string_view code = {});
+};
+
+// Delivers the response of one request. Call exactly once, from any thread.
+using Responder = std::function<void(HttpResponse&&)>;
+using HttpHandler = std::function<void(const HttpRequest&, Responder)>;
+
+// Dispatches requests by path prefix ("/events" serves "/events" and
+// "/events/..."); anything else is a JSON 404. Mount everything before the
+// server starts; Handle is then thread-safe.
+class HttpRouter {
+ public:
+  void Mount(std::string prefix, HttpHandler handler);
+  void Handle(const HttpRequest& request, Responder respond) const;
+  // Low-cardinality label for metrics: the mounted prefix, or "other".
+  std::string_view RouteLabel(std::string_view path) const;
+  // Index of RouteLabel in [0, RouteCount()].
+  size_t RouteIndex(std::string_view path) const;
+  size_t RouteCount() const { return routes_.size(); }
+  // REQUIRES: i < RouteCount()
+  const std::string& PrefixAt(size_t i) const { return routes_[i].prefix; }
+
+ private:
+  struct Route {
+    std::string prefix;
+    HttpHandler handler;
+  };
+  std::vector<Route> routes_;
+};
+
+// Splits "/a/b/c" into {"a", "b", "c"} (empty segments kept).
+std::vector<std::string_view> SplitPath(std::string_view path);
+
+// Decodes %XX escapes of a URL path segment. InvalidArgument on a malformed
+// escape. '+' is left as is (it is only special in query strings).
+Result<std::string> PercentDecode(std::string_view segment);
+
+}  // namespace catchall

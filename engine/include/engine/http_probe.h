@@ -1,0 +1,53 @@
+// Metrics of the HTTP server: requests by route, method and status, their
+// latency, and connections.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <mutex>
+#include <vector>
+
+#include "engine/http.h"
+
+namespace prometheus {
+class Counter;
+class Gauge;
+class Histogram;
+template <typename T>
+class Family;
+}  // namespace prometheus
+
+namespace catchall {
+
+class Metrics;
+
+class HttpProbe {
+ public:
+  HttpProbe(Metrics& metrics, const HttpRouter* router);
+  // Thread-safe.
+  void OnRequest(size_t route, HttpMethod method, int status,
+                 std::chrono::steady_clock::duration took);
+  void OnConnectionOpened();
+  void OnConnectionClosed();
+  void OnConnectionRejected();
+
+ private:
+  static constexpr size_t kMethods = 8;
+  static constexpr size_t kStatuses = 12;  // the codes we answer, plus "other"
+  static size_t StatusIndex(int status);
+
+  prometheus::Family<prometheus::Counter>* requests_family_;
+  std::vector<std::string> route_labels_;
+  // Counters resolved once per (route, method, status) so that the hot path
+  // does not look up labels.
+  std::vector<std::array<std::array<std::atomic<prometheus::Counter*>, kStatuses>, kMethods>>
+      requests_;
+  std::mutex resolve_mu_;
+  std::vector<prometheus::Histogram*> latency_;  // per route
+  prometheus::Gauge* connections_;
+  prometheus::Counter* connections_total_;
+  prometheus::Counter* rejected_;
+};
+
+}  // namespace catchall

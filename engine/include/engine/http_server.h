@@ -1,0 +1,56 @@
+// HttpServer: HTTP/1.1 keep-alive server (Boost.Beast) in front of an
+// HttpRouter. It owns the sockets and enforces the limits at the edge:
+// header and body size, read and idle timeouts, and a connection cap; every
+// refusal is a JSON error. Threads: `threads` I/O threads run all sessions;
+// responses may be produced on any thread.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "engine/http.h"
+#include "engine/status.h"
+
+namespace catchall {
+
+class Metrics;
+struct HttpServerImpl;
+
+struct HttpServerOptions {
+  std::string host = "0.0.0.0";
+  uint16_t port = 8080;  // 0: pick a free port (see HttpServer::port())
+  int threads = 1;
+  size_t header_limit = 8 << 10;
+  size_t body_limit = 16 << 20;
+  // A new request's headers must arrive within this, and a keep-alive
+  // connection may stay idle this long.
+  std::chrono::milliseconds idle_timeout{std::chrono::seconds(30)};
+  // Time allowed to receive a body and to send a response.
+  std::chrono::milliseconds io_timeout{std::chrono::seconds(30)};
+  size_t max_connections = 10000;
+};
+
+class HttpServer {
+ public:
+  // `router` must outlive the server. `metrics` may be null.
+  HttpServer(HttpServerOptions options, const HttpRouter* router, Metrics* metrics);
+  ~HttpServer();
+  HttpServer(const HttpServer&) = delete;
+  HttpServer& operator=(const HttpServer&) = delete;
+
+  // Binds and starts the I/O threads. IoError with the reason when the
+  // address cannot be bound.
+  Status Start();
+  // The bound port (after Start).
+  uint16_t port() const;
+  // Stops accepting, lets requests in flight finish (their connections then
+  // close), closes idle connections, and stops after at most `deadline`.
+  void Shutdown(std::chrono::milliseconds deadline);
+
+ private:
+  std::shared_ptr<HttpServerImpl> impl_;
+};
+
+}  // namespace catchall

@@ -1,0 +1,15 @@
+// Small helpers to write JSON text. Responses and topic records are built by
+// appending to a std::string; these make sure strings are escaped.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace catchall {
+
+// Appends `s` as a JSON string literal (with quotes), escaping as RFC 8259
+// requires. Bytes that are not valid UTF-8 are replaced by U+FFFD so that the
+// output is always valid JSON.
+void AppendJsonString(std::string_view s, std::string* out);
+
+}  // namespace catchall

@@ -1,0 +1,144 @@
+// KvStore: the on-disk key-value store every catchall component keeps its
+// data in (local log, counters, materialized statuses). It is RocksDB
+// underneath; RocksDB's headers and types stay inside kv_store.cc.
+//
+// One KvStore is one database directory with named columns. Writes of one
+// KvWriteBatch are atomic across columns, and everything shares one
+// write-ahead log, so after a crash the store holds a prefix of the writes,
+// in order. Thread-safe.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "engine/status.h"
+
+namespace catchall {
+
+enum class ColumnKind {
+  kPlain,     // point lookups and scans
+  kCounters,  // values are little-endian uint64 vectors; Merge adds element-wise
+  kLog,       // append-mostly, scanned in key order, trimmed with DeleteRange
+  kExpiring,  // values start with a little-endian int64 epoch-ms timestamp;
+              // compaction drops entries older than `ttl`
+};
+
+struct ColumnSpec {
+  std::string name;
+  ColumnKind kind = ColumnKind::kPlain;
+  std::chrono::milliseconds ttl{0};  // kExpiring only
+};
+
+struct KvStoreOptions {
+  std::string path;
+  std::vector<ColumnSpec> columns;
+  size_t block_cache_bytes = 256 << 20;
+  size_t write_buffer_bytes = 64 << 20;
+  // fsync the write-ahead log on every write (survives power loss, not only
+  // process crashes).
+  bool sync_writes = false;
+};
+
+class KvStore;
+
+// Handle to a column of a KvStore; valid while the store is open. Copyable.
+class Column {
+ public:
+  Column() = default;
+  bool valid() const { return handle_ != nullptr; }
+
+ private:
+  friend class KvStore;
+  friend class KvWriteBatch;
+  explicit Column(void* handle) : handle_(handle) {}
+  void* handle_ = nullptr;  // the RocksDB column family handle, owned by the store
+};
+
+// A set of writes applied atomically by KvStore::Write. Not thread-safe.
+class KvWriteBatch {
+ public:
+  KvWriteBatch();
+  ~KvWriteBatch();
+  KvWriteBatch(KvWriteBatch&&) noexcept;
+  KvWriteBatch& operator=(KvWriteBatch&&) noexcept;
+
+  void Put(Column column, std::string_view key, std::string_view value);
+  // For kCounters columns: adds `value` (uint64 vector) to the stored value.
+  void Merge(Column column, std::string_view key, std::string_view value);
+  void Delete(Column column, std::string_view key);
+  // Deletes keys in [begin, end).
+  void DeleteRange(Column column, std::string_view begin, std::string_view end);
+  size_t Count() const;
+  size_t ByteSize() const;
+  void Clear();
+
+ private:
+  friend class KvStore;
+  struct Rep;
+  std::unique_ptr<Rep> rep_;
+};
+
+// Forward iterator over one column within [lower, upper). Not thread-safe.
+class KvIterator {
+ public:
+  virtual ~KvIterator() = default;
+  virtual void Seek(std::string_view key) = 0;         // first key >= key
+  virtual void SeekForPrev(std::string_view key) = 0;  // last key <= key
+  virtual void SeekToFirst() = 0;
+  virtual bool Valid() const = 0;
+  virtual void Next() = 0;
+  // REQUIRES: Valid(). Views valid until the iterator moves.
+  virtual std::string_view key() const = 0;
+  virtual std::string_view value() const = 0;
+  // Not OK if iteration stopped on an error rather than at the end.
+  virtual Status status() const = 0;
+};
+
+class KvStore {
+ public:
+  // Opens (creating if missing) the store at options.path with exactly the
+  // listed columns.
+  static Status Open(const KvStoreOptions& options, std::unique_ptr<KvStore>* store);
+  ~KvStore();
+
+  // REQUIRES: `name` was listed in the options.
+  Column GetColumn(std::string_view name) const;
+
+  // NotFound when absent.
+  Status Get(Column column, std::string_view key, std::string* value) const;
+  // values->at(i) is empty when keys[i] is absent. Returns the first error.
+  Status MultiGet(Column column, const std::vector<std::string_view>& keys,
+                  std::vector<std::optional<std::string>>* values) const;
+  Status Write(KvWriteBatch* batch);
+  // `lower`/`upper` bound the iteration (empty: unbounded).
+  std::unique_ptr<KvIterator> NewIterator(Column column, std::string lower = {},
+                                          std::string upper = {}) const;
+  // Forces the memtables to disk and syncs the WAL; used on clean shutdown.
+  Status Flush();
+  // Estimated number of keys and bytes on disk of a column, for metrics.
+  uint64_t EstimateKeys(Column column) const;
+  uint64_t LiveBytes(Column column) const;
+  // Total bytes of the memtables and block cache, for metrics.
+  uint64_t MemoryBytes() const;
+
+ private:
+  struct Rep;
+  explicit KvStore(std::unique_ptr<Rep> rep);
+  std::unique_ptr<Rep> rep_;
+};
+
+// Little-endian fixed-width encodings used in stored values and keys.
+void PutFixed64(std::string* dst, uint64_t v);
+uint64_t DecodeFixed64(const char* p);
+// Big-endian encodings keep numeric order in keys.
+void PutBigEndian32(std::string* dst, uint32_t v);
+void PutBigEndian64(std::string* dst, uint64_t v);
+uint32_t DecodeBigEndian32(const char* p);
+uint64_t DecodeBigEndian64(const char* p);
+
+}  // namespace catchall

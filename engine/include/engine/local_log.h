@@ -1,0 +1,100 @@
+// LocalLog: the embedded-mode log, kept in a KvStore.
+//
+// Each topic is a column; a partition's records are stored in batches under
+// key (partition, base offset), big-endian, like Kafka's record batches. An
+// append is group-committed: one writer thread drains every pending Append
+// into one KvStore write, so a 204 means the event is in the write-ahead log
+// (fsynced when the store syncs writes) and many concurrent requests share
+// one write. Readers in the same process scan partitions by offset.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "engine/kv_store.h"
+#include "engine/log.h"
+#include "engine/status.h"
+
+namespace catchall {
+
+class LogProbe;
+struct LocalLogImpl;
+
+struct LocalTopicSpec {
+  std::string name;
+  int32_t partitions = 1;
+};
+
+struct LocalLogOptions {
+  std::vector<LocalTopicSpec> topics;
+  // Appends waiting for the writer beyond this many bytes are refused with
+  // Unavailable (backpressure instead of unbounded memory).
+  size_t max_pending_bytes = 64 << 20;
+  // Records older than this are deleted, but never records at or after a
+  // partition's retention floor (the oldest offset a consumer still needs).
+  std::chrono::milliseconds retention{std::chrono::hours(1)};
+};
+
+// Records read from one partition; owns the bytes the records point into.
+struct LocalReadResult {
+  std::deque<std::string> blobs;
+  std::vector<ConsumedRecord> records;
+  void Clear() {
+    blobs.clear();
+    records.clear();
+  }
+};
+
+class LocalLog {
+ public:
+  // Columns a KvStore must have for these topics (add them to its options).
+  static std::vector<ColumnSpec> Columns(const LocalLogOptions& options);
+
+  // Opens the log over `store`, which must outlive it. Fails with
+  // FailedPrecondition if a topic exists with another partition count
+  // (re-partitioning would send a domain to another partition).
+  static Status Open(const LocalLogOptions& options, KvStore* store, LogProbe* probe,
+                     std::unique_ptr<LocalLog>* log);
+  ~LocalLog();  // stops the writer after draining pending appends
+
+  // REQUIRES: `topic` is one of the options' topics. Valid while the log is.
+  LogAppender* Appender(std::string_view topic);
+
+  int32_t PartitionCount(std::string_view topic) const;
+  // Offset the next record of the partition will get (durable end).
+  int64_t EndOffset(std::string_view topic, int32_t partition) const;
+  // Earliest offset still stored.
+  int64_t StartOffset(std::string_view topic, int32_t partition) const;
+
+  // Reads records with offset >= `from`, at most `max_records` (whole
+  // batches may exceed it slightly), appending to *out.
+  Status Read(std::string_view topic, int32_t partition, int64_t from, size_t max_records,
+              LocalReadResult* out) const;
+
+  // A counter that changes after every durable append; with WaitForAppend it
+  // lets a reader sleep until there is something new.
+  uint64_t AppendSequence() const;
+  // Returns when AppendSequence() != `seen` or after `timeout`.
+  void WaitForAppend(uint64_t seen, std::chrono::milliseconds timeout) const;
+
+  // The oldest offset a consumer of the partition still needs; retention
+  // never deletes at or after it.
+  void SetRetentionFloor(std::string_view topic, int32_t partition, int64_t offset);
+  // Deletes batches past retention (called periodically by the log itself,
+  // public for tests).
+  Status EnforceRetention(std::chrono::system_clock::time_point now);
+
+  // Stops accepting appends and waits for the pending ones to finish.
+  void Close();
+
+ private:
+  explicit LocalLog(std::unique_ptr<LocalLogImpl> impl);
+  std::unique_ptr<LocalLogImpl> impl_;
+};
+
+}  // namespace catchall

@@ -1,0 +1,306 @@
+#include "engine/config.h"
+
+#include <toml++/toml.h>
+
+#include <charconv>
+#include <cstdlib>
+#include <sstream>
+
+#include <fmt/format.h>
+
+namespace catchall {
+namespace {
+
+Status ParseU64(std::string_view key, std::string_view text, uint64_t* out) {
+  uint64_t v = 0;
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc() || ptr != text.data() + text.size() || text.empty()) {
+    return Status::InvalidArgument(
+        fmt::format("{}: '{}' is not a non-negative integer", key, text));
+  }
+  *out = v;
+  return Status::Ok();
+}
+
+Status ParseBool(std::string_view key, std::string_view text, bool* out) {
+  if (text == "true" || text == "1" || text == "yes" || text == "on") {
+    *out = true;
+  } else if (text == "false" || text == "0" || text == "no" || text == "off") {
+    *out = false;
+  } else {
+    return Status::InvalidArgument(fmt::format("{}: '{}' is not a boolean (true/false)", key, text));
+  }
+  return Status::Ok();
+}
+
+std::string EnvName(std::string_view key) {
+  std::string env = "CATCHALL_";
+  for (char c : key) env.push_back(c == '.' ? '_' : static_cast<char>(std::toupper(c)));
+  return env;
+}
+
+Setting StringSetting(std::string key, std::string help, std::string Config::*field) {
+  Setting s;
+  s.env = EnvName(key);
+  s.key = std::move(key);
+  s.help = std::move(help);
+  s.set = [field](Config& c, std::string_view v) {
+    c.*field = std::string(v);
+    return Status::Ok();
+  };
+  s.get = [field](const Config& c) { return c.*field; };
+  return s;
+}
+
+Setting U64Setting(std::string key, std::string help, uint64_t Config::*field) {
+  Setting s;
+  s.env = EnvName(key);
+  s.key = key;
+  s.help = std::move(help);
+  s.set = [field, key](Config& c, std::string_view v) { return ParseU64(key, v, &(c.*field)); };
+  s.get = [field](const Config& c) { return std::to_string(c.*field); };
+  return s;
+}
+
+Setting IntSetting(std::string key, std::string help, int Config::*field) {
+  Setting s;
+  s.env = EnvName(key);
+  s.key = key;
+  s.help = std::move(help);
+  s.set = [field, key](Config& c, std::string_view v) {
+    uint64_t u = 0;
+    CATCHALL_RETURN_IF_ERROR(ParseU64(key, v, &u));
+    if (u > 1'000'000) return Status::InvalidArgument(fmt::format("{}: {} is too large", key, u));
+    c.*field = static_cast<int>(u);
+    return Status::Ok();
+  };
+  s.get = [field](const Config& c) { return std::to_string(c.*field); };
+  return s;
+}
+
+Setting BoolSetting(std::string key, std::string help, bool Config::*field) {
+  Setting s;
+  s.env = EnvName(key);
+  s.key = key;
+  s.help = std::move(help);
+  s.set = [field, key](Config& c, std::string_view v) { return ParseBool(key, v, &(c.*field)); };
+  s.get = [field](const Config& c) { return std::string(c.*field ? "true" : "false"); };
+  return s;
+}
+
+std::vector<Setting> MakeSettings() {
+  std::vector<Setting> s;
+  s.push_back(StringSetting("server.listen", "HOST:PORT to serve HTTP on", &Config::listen));
+  s.push_back(IntSetting("server.http_threads", "HTTP I/O threads (0: one per core)",
+                         &Config::http_threads));
+  s.push_back(U64Setting("server.max_body_bytes", "largest request body accepted (413 above)",
+                         &Config::max_body_bytes));
+  s.push_back(U64Setting("server.max_header_bytes", "largest request header block (431 above)",
+                         &Config::max_header_bytes));
+  s.push_back(U64Setting("server.idle_timeout_ms",
+                         "keep-alive idle time, and time allowed for a request's headers",
+                         &Config::idle_timeout_ms));
+  s.push_back(U64Setting("server.io_timeout_ms", "time allowed to read a body or write a response",
+                         &Config::io_timeout_ms));
+  s.push_back(U64Setting("server.max_connections", "open connections above this get 503",
+                         &Config::max_connections));
+  s.push_back(U64Setting("server.shutdown_timeout_ms",
+                         "on SIGTERM, how long requests in flight may take to finish",
+                         &Config::shutdown_timeout_ms));
+  s.push_back(StringSetting("storage.data_dir", "directory of the local log and state",
+                            &Config::data_dir));
+  s.push_back(BoolSetting("storage.sync_writes",
+                          "fsync every write (survive power loss, not only crashes)",
+                          &Config::sync_writes));
+  s.push_back(U64Setting("storage.block_cache_mb", "RocksDB block cache size",
+                         &Config::block_cache_mb));
+  s.push_back(IntSetting("log.partitions", "partitions of the local log's events topic",
+                         &Config::partitions));
+  s.push_back(U64Setting("log.retention_minutes",
+                         "keep consumed events this long (for replay) before deleting",
+                         &Config::retention_minutes));
+  s.push_back(U64Setting("log.max_pending_mb",
+                         "events waiting to be written beyond this get 503 (backpressure)",
+                         &Config::max_pending_mb));
+  s.push_back(U64Setting("ingest.max_batch_items", "most items in one POST /events",
+                         &Config::max_batch_items));
+  s.push_back(U64Setting("aggregate.catchall_threshold",
+                         "a domain with no bounce is catch-all above this many deliveries",
+                         &Config::catchall_threshold));
+  s.push_back(U64Setting("aggregate.commit_interval_ms",
+                         "how often counters are committed (bounds freshness)",
+                         &Config::commit_interval_ms));
+  s.push_back(U64Setting("aggregate.commit_max_events",
+                         "commit early once this many events are pending",
+                         &Config::commit_max_events));
+  s.push_back(U64Setting("aggregate.idempotency_window_s",
+                         "how long an Idempotency-Key or event id is remembered",
+                         &Config::idempotency_window_s));
+  s.push_back(U64Setting("query.max_lookup_domains", "most domains in one batch lookup",
+                         &Config::max_lookup_domains));
+  s.push_back(StringSetting("kafka.brokers",
+                            "bootstrap brokers HOST:PORT,...; empty means embedded mode",
+                            &Config::brokers));
+  s.push_back(StringSetting("kafka.events_topic", "topic of events", &Config::events_topic));
+  s.push_back(StringSetting("kafka.status_topic", "compacted changelog of domain statuses",
+                            &Config::status_topic));
+  s.push_back(StringSetting("kafka.dead_letter_topic", "where malformed event records go",
+                            &Config::dead_letter_topic));
+  s.push_back(StringSetting("kafka.group_id", "consumer group of the aggregators",
+                            &Config::group_id));
+  s.push_back(StringSetting("kafka.instance_id",
+                            "stable id of this node (transactional id); default: host and port",
+                            &Config::instance_id));
+  s.push_back(U64Setting("kafka.timeout_ms", "broker request timeout", &Config::kafka_timeout_ms));
+  s.push_back(StringSetting("logging.level", "trace, debug, info, warn, error",
+                            &Config::log_level));
+  return s;
+}
+
+const Setting* FindSetting(std::string_view key) {
+  for (const Setting& s : AllSettings()) {
+    if (s.key == key) return &s;
+  }
+  return nullptr;
+}
+
+Status ApplyToml(const std::string& file, Config* config) {
+  toml::table table;
+  try {
+    table = toml::parse_file(file);
+  } catch (const toml::parse_error& e) {
+    const auto& where = e.source().begin;
+    return Status::InvalidArgument(fmt::format("config file {} line {} column {}: {}", file,
+                                               where.line, where.column, e.description()));
+  }
+  for (auto&& [section, node] : table) {
+    const toml::table* inner = node.as_table();
+    if (!inner) {
+      return Status::InvalidArgument(
+          fmt::format("config file {}: '{}' must be a [section]", file, section.str()));
+    }
+    for (auto&& [name, value] : *inner) {
+      std::string key = fmt::format("{}.{}", section.str(), name.str());
+      const Setting* setting = FindSetting(key);
+      if (!setting) {
+        return Status::InvalidArgument(fmt::format("config file {} line {}: unknown setting '{}'",
+                                                   file, value.source().begin.line, key));
+      }
+      std::string text;
+      if (auto s = value.value<std::string>()) {
+        text = *s;
+      } else if (auto b = value.value_exact<bool>()) {
+        text = *b ? "true" : "false";
+      } else if (auto i = value.value_exact<int64_t>()) {
+        text = std::to_string(*i);
+      } else {
+        return Status::InvalidArgument(fmt::format(
+            "config file {} line {}: '{}' must be a string, integer or boolean", file,
+            value.source().begin.line, key));
+      }
+      Status st = setting->set(*config, text);
+      if (!st.ok()) {
+        return Status::InvalidArgument(fmt::format("config file {}: {}", file, st.message()));
+      }
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+const std::vector<Setting>& AllSettings() {
+  static const std::vector<Setting> settings = MakeSettings();
+  return settings;
+}
+
+Status ParseListen(std::string_view listen, std::string* host, uint16_t* port) {
+  size_t colon = listen.rfind(':');
+  if (colon == std::string_view::npos) {
+    return Status::InvalidArgument(
+        fmt::format("listen address '{}' must be HOST:PORT (e.g. 0.0.0.0:8080)", listen));
+  }
+  std::string_view h = listen.substr(0, colon);
+  if (h.size() >= 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
+  uint64_t p = 0;
+  Status st = ParseU64("port", listen.substr(colon + 1), &p);
+  if (!st.ok() || p > 65535) {
+    return Status::InvalidArgument(
+        fmt::format("listen address '{}' has no valid port (0-65535)", listen));
+  }
+  *host = h.empty() ? "0.0.0.0" : std::string(h);
+  *port = static_cast<uint16_t>(p);
+  return Status::Ok();
+}
+
+Status ValidateConfig(const Config& c) {
+  std::string host;
+  uint16_t port = 0;
+  CATCHALL_RETURN_IF_ERROR(ParseListen(c.listen, &host, &port));
+  auto bad = [](std::string_view key, std::string_view why) {
+    return Status::InvalidArgument(fmt::format("{}: {}", key, why));
+  };
+  if (c.partitions < 1 || c.partitions > 4096) return bad("log.partitions", "must be 1..4096");
+  if (c.max_body_bytes < 1024) return bad("server.max_body_bytes", "must be at least 1024");
+  if (c.max_header_bytes < 512) return bad("server.max_header_bytes", "must be at least 512");
+  if (c.max_connections < 1) return bad("server.max_connections", "must be at least 1");
+  if (c.idle_timeout_ms < 1 || c.io_timeout_ms < 1) {
+    return bad("server.*_timeout_ms", "must be positive");
+  }
+  if (c.commit_interval_ms < 1) return bad("aggregate.commit_interval_ms", "must be positive");
+  if (c.commit_max_events < 1) return bad("aggregate.commit_max_events", "must be positive");
+  if (c.max_batch_items < 1) return bad("ingest.max_batch_items", "must be positive");
+  if (c.max_lookup_domains < 1) return bad("query.max_lookup_domains", "must be positive");
+  if (c.max_pending_mb < 1) return bad("log.max_pending_mb", "must be positive");
+  static const char* kLevels[] = {"trace", "debug", "info", "warn", "error", "critical", "off"};
+  bool level_ok = false;
+  for (const char* l : kLevels) level_ok |= (c.log_level == l);
+  if (!level_ok) return bad("logging.level", "must be trace, debug, info, warn or error");
+  return Status::Ok();
+}
+
+Result<Config> LoadConfig(const std::string& file, const ConfigOverrides& overrides) {
+  Config config;
+  if (!file.empty()) CATCHALL_RETURN_IF_ERROR(ApplyToml(file, &config));
+  for (const Setting& s : AllSettings()) {
+    if (const char* v = std::getenv(s.env.c_str())) {
+      Status st = s.set(config, v);
+      if (!st.ok()) {
+        return Status::InvalidArgument(
+            fmt::format("environment variable {}: {}", s.env, st.message()));
+      }
+    }
+  }
+  for (const auto& [key, value] : overrides) {
+    const Setting* s = FindSetting(key);
+    if (!s) {
+      return Status::InvalidArgument(
+          fmt::format("unknown setting '{}' (see `catchall config --list`)", key));
+    }
+    CATCHALL_RETURN_IF_ERROR(s->set(config, value));
+  }
+  CATCHALL_RETURN_IF_ERROR(ValidateConfig(config));
+  return config;
+}
+
+std::string DumpConfig(const Config& config) {
+  std::ostringstream out;
+  std::string section;
+  for (const Setting& s : AllSettings()) {
+    size_t dot = s.key.find('.');
+    std::string sec = s.key.substr(0, dot);
+    if (sec != section) {
+      out << (section.empty() ? "" : "\n") << "[" << sec << "]\n";
+      section = sec;
+    }
+    std::string value = s.get(config);
+    bool quoted = s.key.find("listen") != std::string::npos || value.empty() ||
+                  value.find_first_not_of("0123456789") != std::string::npos;
+    if (value == "true" || value == "false") quoted = false;
+    out << "# " << s.help << " (env " << s.env << ")\n";
+    out << s.key.substr(dot + 1) << " = " << (quoted ? "\"" + value + "\"" : value) << "\n";
+  }
+  return out.str();
+}
+
+}  // namespace catchall

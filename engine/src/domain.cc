@@ -1,0 +1,167 @@
+#include "engine/domain.h"
+
+#include <idn2.h>
+
+#include <cstdlib>
+#include <memory>
+
+#include <fmt/format.h>
+
+namespace catchall {
+namespace {
+
+// Input longer than this cannot normalize to a valid domain even after IDNA
+// mapping shrinks it; refusing early bounds the work done on hostile input.
+constexpr size_t kMaxInputBytes = 1024;
+
+bool IsAsciiLetterOrDigit(unsigned char c) {
+  return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+}
+
+std::string Printable(std::string_view s) {
+  constexpr size_t kMaxShown = 80;
+  std::string out;
+  for (unsigned char c : s.substr(0, kMaxShown)) {
+    if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
+      out.push_back(static_cast<char>(c));
+    } else {
+      out += fmt::format("\\x{:02x}", c);
+    }
+  }
+  if (s.size() > kMaxShown) out += "...";
+  return out;
+}
+
+// Checks the LDH hostname rules on a lower-case ASCII name without trailing dot.
+Status ValidateHostname(std::string_view name) {
+  if (name.empty()) return Status::InvalidArgument("domain is empty");
+  if (name.size() > kMaxDomainLength) {
+    return Status::InvalidArgument(fmt::format("domain is {} characters long; the limit is {}",
+                                               name.size(), kMaxDomainLength));
+  }
+  size_t start = 0;
+  bool last_label_numeric = true;
+  bool has_alabel = false;
+  while (true) {
+    size_t end = name.find('.', start);
+    std::string_view label =
+        name.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start);
+    if (label.empty()) {
+      return Status::InvalidArgument(
+          fmt::format("domain '{}' has an empty label (two dots in a row or a leading dot)",
+                      Printable(name)));
+    }
+    if (label.size() > kMaxLabelLength) {
+      return Status::InvalidArgument(
+          fmt::format("label '{}' is {} characters long; the limit is {}", Printable(label),
+                      label.size(), kMaxLabelLength));
+    }
+    bool numeric = true;
+    for (unsigned char c : label) {
+      if (c == '-') {
+        numeric = false;
+        continue;
+      }
+      if (!IsAsciiLetterOrDigit(c)) {
+        return Status::InvalidArgument(
+            fmt::format("character '{}' is not allowed in domain '{}' (only letters, digits, "
+                        "hyphens and dots)",
+                        Printable(std::string_view(reinterpret_cast<const char*>(&c), 1)),
+                        Printable(name)));
+      }
+      if (c > '9') numeric = false;
+    }
+    if (label.front() == '-' || label.back() == '-') {
+      return Status::InvalidArgument(
+          fmt::format("label '{}' must not start or end with a hyphen", Printable(label)));
+    }
+    if (label.size() >= 4 && label.substr(0, 4) == "xn--") has_alabel = true;
+    last_label_numeric = numeric;
+    if (end == std::string_view::npos) break;
+    start = end + 1;
+  }
+  if (last_label_numeric) {
+    return Status::InvalidArgument(fmt::format(
+        "domain '{}' ends in an all-numeric label; IP addresses are not domains", Printable(name)));
+  }
+  if (has_alabel) {
+    // A-labels must be valid punycode of a valid U-label; only a real IDNA
+    // implementation can tell, so ask libidn2 to decode them.
+    char* unicode = nullptr;
+    std::string z(name);
+    int rc = idn2_to_unicode_8z8z(z.c_str(), &unicode, 0);
+    std::unique_ptr<char, decltype(&std::free)> guard(unicode, &std::free);
+    if (rc != IDN2_OK) {
+      return Status::InvalidArgument(fmt::format("domain '{}' has an invalid punycode label: {}",
+                                                 Printable(name), idn2_strerror(rc)));
+    }
+    char* back = nullptr;
+    rc = idn2_lookup_u8(reinterpret_cast<const uint8_t*>(unicode),
+                        reinterpret_cast<uint8_t**>(&back), IDN2_NFC_INPUT | IDN2_NONTRANSITIONAL);
+    std::unique_ptr<char, decltype(&std::free)> guard_back(back, &std::free);
+    if (rc != IDN2_OK || name != back) {
+      return Status::InvalidArgument(
+          fmt::format("domain '{}' has a punycode label that is not a valid IDNA name{}{}",
+                      Printable(name), rc != IDN2_OK ? ": " : "",
+                      rc != IDN2_OK ? idn2_strerror(rc) : ""));
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<std::string> NormalizeDomain(std::string_view input) {
+  if (input.empty()) return Status::InvalidArgument("domain is empty");
+  if (input.size() > kMaxInputBytes) {
+    return Status::InvalidArgument(
+        fmt::format("domain is {} bytes long; a domain has at most {} characters",
+                    input.size(), kMaxDomainLength));
+  }
+  if (input.back() == '.') input.remove_suffix(1);
+
+  bool ascii = true;
+  for (unsigned char c : input) {
+    if (c >= 0x80) {
+      ascii = false;
+      break;
+    }
+  }
+
+  std::string out;
+  if (ascii) {
+    // Fast path for the overwhelmingly common case: ASCII case folding is all
+    // that UTS#46 mapping would do to a valid LDH name.
+    out.resize(input.size());
+    for (size_t i = 0; i < input.size(); ++i) {
+      unsigned char c = static_cast<unsigned char>(input[i]);
+      out[i] = static_cast<char>((c >= 'A' && c <= 'Z') ? c + ('a' - 'A') : c);
+    }
+  } else {
+    std::string z(input);  // libidn2 wants a NUL-terminated string
+    if (z.find('\0') != std::string::npos) {
+      return Status::InvalidArgument("domain contains a NUL character");
+    }
+    char* ascii_out = nullptr;
+    int rc = idn2_lookup_u8(reinterpret_cast<const uint8_t*>(z.c_str()),
+                            reinterpret_cast<uint8_t**>(&ascii_out),
+                            IDN2_NFC_INPUT | IDN2_NONTRANSITIONAL);
+    std::unique_ptr<char, decltype(&std::free)> guard(ascii_out, &std::free);
+    if (rc != IDN2_OK) {
+      return Status::InvalidArgument(fmt::format("'{}' is not a valid internationalized domain: {}",
+                                                 Printable(input), idn2_strerror(rc)));
+    }
+    out = ascii_out;
+    // UTS#46 maps ideographic full stops to '.', so a trailing one shows up now.
+    if (!out.empty() && out.back() == '.') out.pop_back();
+  }
+  CATCHALL_RETURN_IF_ERROR(ValidateHostname(out));
+  return out;
+}
+
+bool IsNormalizedDomain(std::string_view domain) {
+  auto normalized = NormalizeDomain(domain);
+  return normalized.ok() && *normalized == domain;
+}
+
+}  // namespace catchall

@@ -1,0 +1,154 @@
+#include "engine/http.h"
+
+#include <strings.h>
+
+#include <fmt/format.h>
+
+#include "engine/json_writer.h"
+
+namespace catchall {
+
+std::string_view HttpMethodName(HttpMethod method) {
+  switch (method) {
+    case HttpMethod::kGet: return "GET";
+    case HttpMethod::kHead: return "HEAD";
+    case HttpMethod::kPost: return "POST";
+    case HttpMethod::kPut: return "PUT";
+    case HttpMethod::kDelete: return "DELETE";
+    case HttpMethod::kPatch: return "PATCH";
+    case HttpMethod::kOptions: return "OPTIONS";
+    case HttpMethod::kOther: return "OTHER";
+  }
+  return "OTHER";
+}
+
+std::string_view HttpRequest::Header(std::string_view name) const {
+  for (const auto& h : headers) {
+    if (h.name.size() == name.size() &&
+        strncasecmp(h.name.data(), name.data(), name.size()) == 0) {
+      return h.value;
+    }
+  }
+  return {};
+}
+
+HttpResponse HttpResponse::Json(int status, std::string body) {
+  return HttpResponse{status, std::move(body), "application/json", {}};
+}
+
+HttpResponse HttpResponse::Text(int status, std::string body, std::string content_type) {
+  return HttpResponse{status, std::move(body), std::move(content_type), {}};
+}
+
+HttpResponse HttpResponse::Error(int status, std::string_view code, std::string_view message) {
+  std::string body = R"({"code":)";
+  AppendJsonString(code, &body);
+  body += R"(,"message":)";
+  AppendJsonString(message, &body);
+  body += '}';
+  return Json(status, std::move(body));
+}
+
+HttpResponse HttpResponse::MethodNotAllowed(std::string_view allowed) {
+  HttpResponse r =
+      Error(405, "method_not_allowed", fmt::format("this path accepts only {}", allowed));
+  r.headers.emplace_back("Allow", std::string(allowed));
+  return r;
+}
+
+HttpResponse HttpResponse::FromStatus(const Status& status, std::string_view code) {
+  int http = 500;
+  switch (status.code()) {
+    case Code::kOk: http = 200; break;
+    case Code::kInvalidArgument: http = 400; break;
+    case Code::kNotFound: http = 404; break;
+    case Code::kTooLarge: http = 413; break;
+    case Code::kUnavailable:
+    case Code::kTimeout:
+    case Code::kFailedPrecondition: http = 503; break;
+    default: http = 500; break;
+  }
+  HttpResponse r = Error(http, code.empty() ? CodeName(status.code()) : code, status.message());
+  if (http == 503) r.headers.emplace_back("Retry-After", "1");
+  return r;
+}
+
+void HttpRouter::Mount(std::string prefix, HttpHandler handler) {
+  routes_.push_back(Route{std::move(prefix), std::move(handler)});
+}
+
+namespace {
+bool Matches(std::string_view path, std::string_view prefix) {
+  return path.size() >= prefix.size() && path.substr(0, prefix.size()) == prefix &&
+         (path.size() == prefix.size() || path[prefix.size()] == '/');
+}
+}  // namespace
+
+void HttpRouter::Handle(const HttpRequest& request, Responder respond) const {
+  std::string_view path = request.path();
+  for (const Route& r : routes_) {
+    if (Matches(path, r.prefix)) {
+      r.handler(request, std::move(respond));
+      return;
+    }
+  }
+  respond(HttpResponse::Error(404, "not_found", fmt::format("no such path: {}", path.substr(0, 200))));
+}
+
+std::string_view HttpRouter::RouteLabel(std::string_view path) const {
+  for (const Route& r : routes_) {
+    if (Matches(path, r.prefix)) return r.prefix;
+  }
+  return "other";
+}
+
+size_t HttpRouter::RouteIndex(std::string_view path) const {
+  for (size_t i = 0; i < routes_.size(); ++i) {
+    if (Matches(path, routes_[i].prefix)) return i;
+  }
+  return routes_.size();
+}
+
+std::vector<std::string_view> SplitPath(std::string_view path) {
+  std::vector<std::string_view> parts;
+  if (!path.empty() && path.front() == '/') path.remove_prefix(1);
+  size_t start = 0;
+  while (true) {
+    size_t slash = path.find('/', start);
+    if (slash == std::string_view::npos) {
+      parts.push_back(path.substr(start));
+      break;
+    }
+    parts.push_back(path.substr(start, slash - start));
+    start = slash + 1;
+  }
+  return parts;
+}
+
+Result<std::string> PercentDecode(std::string_view segment) {
+  auto hex = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  std::string out;
+  out.reserve(segment.size());
+  for (size_t i = 0; i < segment.size(); ++i) {
+    if (segment[i] != '%') {
+      out.push_back(segment[i]);
+      continue;
+    }
+    if (i + 2 >= segment.size()) {
+      return Status::InvalidArgument("truncated percent-escape in the URL");
+    }
+    int hi = hex(segment[i + 1]);
+    int lo = hex(segment[i + 2]);
+    if (hi < 0 || lo < 0) return Status::InvalidArgument("malformed percent-escape in the URL");
+    out.push_back(static_cast<char>(hi * 16 + lo));
+    i += 2;
+  }
+  return out;
+}
+
+}  // namespace catchall

@@ -1,0 +1,93 @@
+#include "engine/http_probe.h"
+
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
+#include <string>
+
+#include "engine/metrics.h"
+
+namespace catchall {
+namespace {
+constexpr int kStatusCodes[] = {200, 204, 400, 404, 405, 408, 413, 422, 431, 500, 503};
+}
+
+size_t HttpProbe::StatusIndex(int status) {
+  for (size_t i = 0; i < std::size(kStatusCodes); ++i) {
+    if (kStatusCodes[i] == status) return i;
+  }
+  return kStatuses - 1;
+}
+
+HttpProbe::HttpProbe(Metrics& metrics, const HttpRouter* router) {
+  auto& r = metrics.registry();
+  requests_family_ = &prometheus::BuildCounter()
+                          .Name("catchall_http_requests_total")
+                          .Help("HTTP requests answered, by route, method and status code")
+                          .Register(r);
+  auto& latency = prometheus::BuildHistogram()
+                      .Name("catchall_http_request_seconds")
+                      .Help("Time from a request's arrival to its response, by route")
+                      .Register(r);
+  size_t routes = router ? router->RouteCount() + 1 : 1;
+  for (size_t i = 0; i < routes; ++i) {
+    route_labels_.push_back(router && i < router->RouteCount() ? router->PrefixAt(i) : "other");
+  }
+  requests_ = decltype(requests_)(routes);
+  for (auto& per_method : requests_) {
+    for (auto& per_status : per_method) {
+      for (auto& c : per_status) c.store(nullptr);
+    }
+  }
+  for (size_t i = 0; i < routes; ++i) {
+    latency_.push_back(&latency.Add({{"route", route_labels_[i]}}, LatencyBuckets()));
+  }
+  connections_ = &prometheus::BuildGauge()
+                      .Name("catchall_http_connections")
+                      .Help("Open HTTP connections")
+                      .Register(r)
+                      .Add({});
+  connections_total_ = &prometheus::BuildCounter()
+                            .Name("catchall_http_connections_total")
+                            .Help("HTTP connections accepted")
+                            .Register(r)
+                            .Add({});
+  rejected_ = &prometheus::BuildCounter()
+                   .Name("catchall_http_connections_rejected_total")
+                   .Help("Connections refused with 503 because the connection limit was reached")
+                   .Register(r)
+                   .Add({});
+}
+
+void HttpProbe::OnRequest(size_t route, HttpMethod method, int status,
+                          std::chrono::steady_clock::duration took) {
+  if (route >= requests_.size()) route = requests_.size() - 1;
+  size_t m = static_cast<size_t>(method);
+  size_t s = StatusIndex(status);
+  auto& slot = requests_[route][m][s];
+  prometheus::Counter* counter = slot.load(std::memory_order_acquire);
+  if (!counter) {
+    std::lock_guard<std::mutex> lock(resolve_mu_);
+    counter = slot.load(std::memory_order_relaxed);
+    if (!counter) {
+      std::string code = s == kStatuses - 1 ? "other" : std::to_string(kStatusCodes[s]);
+      counter = &requests_family_->Add({{"route", route_labels_[route]},
+                                        {"method", std::string(HttpMethodName(method))},
+                                        {"code", code}});
+      slot.store(counter, std::memory_order_release);
+    }
+  }
+  counter->Increment();
+  latency_[route]->Observe(std::chrono::duration<double>(took).count());
+}
+
+void HttpProbe::OnConnectionOpened() {
+  connections_->Increment();
+  connections_total_->Increment();
+}
+void HttpProbe::OnConnectionClosed() { connections_->Decrement(); }
+void HttpProbe::OnConnectionRejected() { rejected_->Increment(); }
+
+}  // namespace catchall

@@ -1,0 +1,359 @@
+#include "engine/http_server.h"
+
+#include <atomic>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "engine/http_probe.h"
+
+namespace catchall {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+
+namespace {
+
+HttpMethod FromVerb(http::verb verb) {
+  switch (verb) {
+    case http::verb::get: return HttpMethod::kGet;
+    case http::verb::head: return HttpMethod::kHead;
+    case http::verb::post: return HttpMethod::kPost;
+    case http::verb::put: return HttpMethod::kPut;
+    case http::verb::delete_: return HttpMethod::kDelete;
+    case http::verb::patch: return HttpMethod::kPatch;
+    case http::verb::options: return HttpMethod::kOptions;
+    default: return HttpMethod::kOther;
+  }
+}
+
+std::string_view View(beast::string_view s) { return {s.data(), s.size()}; }
+
+}  // namespace
+
+class Session;
+
+struct HttpServerImpl : std::enable_shared_from_this<HttpServerImpl> {
+  HttpServerOptions options;
+  const HttpRouter* router;
+  std::unique_ptr<HttpProbe> probe;
+  net::io_context ioc;
+  std::optional<net::executor_work_guard<net::io_context::executor_type>> work;
+  tcp::acceptor acceptor;
+  std::vector<std::thread> threads;
+  std::atomic<bool> draining{false};
+  std::atomic<size_t> connections{0};
+  uint16_t bound_port = 0;
+
+  std::mutex sessions_mu;
+  std::unordered_map<Session*, std::weak_ptr<Session>> sessions;  // GUARDED_BY(sessions_mu)
+
+  HttpServerImpl(HttpServerOptions o, const HttpRouter* r, Metrics* metrics)
+      : options(std::move(o)),
+        router(r),
+        probe(metrics ? std::make_unique<HttpProbe>(*metrics, r) : nullptr),
+        acceptor(net::make_strand(ioc)) {}
+
+  void DoAccept();
+  void OnAccept(beast::error_code ec, tcp::socket socket);
+};
+
+// One connection: reads a request, hands it to the router, writes the
+// response, repeats while keep-alive. Lives in its own strand.
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(tcp::socket&& socket, std::shared_ptr<HttpServerImpl> server)
+      : stream_(std::move(socket)), server_(std::move(server)) {}
+
+  ~Session() {
+    server_->connections.fetch_sub(1);
+    if (server_->probe) server_->probe->OnConnectionClosed();
+    std::lock_guard<std::mutex> lock(server_->sessions_mu);
+    server_->sessions.erase(this);
+  }
+
+  void Start() {
+    {
+      std::lock_guard<std::mutex> lock(server_->sessions_mu);
+      server_->sessions.emplace(this, weak_from_this());
+    }
+    net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->DoReadHeader(); });
+  }
+
+  // Runs on the session's strand: closes the connection if it is between
+  // requests; a request in progress finishes first.
+  void CloseIfIdle() {
+    net::post(stream_.get_executor(), [self = shared_from_this()] {
+      if (self->idle_ && self->buffer_.size() == 0) {
+        beast::error_code ec;
+        self->stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
+        self->stream_.cancel();
+      }
+    });
+  }
+
+  // Cuts the connection, whatever it is doing.
+  void Abort() {
+    net::post(stream_.get_executor(), [self = shared_from_this()] { self->stream_.close(); });
+  }
+
+  // Writes a canned error and closes (used when refusing a connection).
+  void Refuse(HttpResponse response) {
+    keep_alive_ = false;
+    version_ = 11;
+    net::dispatch(stream_.get_executor(),
+                  [self = shared_from_this(), r = std::move(response)]() mutable {
+                    self->DoWrite(std::move(r));
+                  });
+  }
+
+ private:
+  void DoReadHeader() {
+    if (server_->draining.load()) return DoClose();
+    parser_.emplace();
+    parser_->header_limit(static_cast<std::uint32_t>(server_->options.header_limit));
+    parser_->body_limit(server_->options.body_limit);
+    idle_ = true;
+    stream_.expires_after(server_->options.idle_timeout);
+    http::async_read_header(stream_, buffer_, *parser_,
+                            beast::bind_front_handler(&Session::OnReadHeader, shared_from_this()));
+  }
+
+  void OnReadHeader(beast::error_code ec, std::size_t /*bytes*/) {
+    idle_ = false;
+    if (ec) return OnReadError(ec);
+    auto& req = parser_->get();
+    version_ = req.version();
+    keep_alive_ = req.keep_alive();
+    if (beast::iequals(req[http::field::expect], "100-continue")) {
+      // curl and others wait for this before sending a large body.
+      continue_.emplace(http::status::continue_, req.version());
+      http::async_write(stream_, *continue_,
+                        [self = shared_from_this()](beast::error_code wec, std::size_t) {
+                          if (wec) return self->DoClose();
+                          self->DoReadBody();
+                        });
+      return;
+    }
+    DoReadBody();
+  }
+
+  void DoReadBody() {
+    stream_.expires_after(server_->options.io_timeout);
+    http::async_read(stream_, buffer_, *parser_,
+                     beast::bind_front_handler(&Session::OnRead, shared_from_this()));
+  }
+
+  void OnReadError(beast::error_code ec) {
+    if (ec == http::error::end_of_stream || ec == net::error::operation_aborted ||
+        ec == net::error::connection_reset || ec == net::error::eof) {
+      return DoClose();
+    }
+    keep_alive_ = false;
+    if (ec == beast::error::timeout) {
+      // An idle keep-alive connection just closes; a half-sent request
+      // learns why.
+      if (buffer_.size() == 0 && !parser_->got_some()) return DoClose();
+      return DoWrite(HttpResponse::Error(408, "request_timeout",
+                                         "the request did not arrive in time"));
+    }
+    if (ec == http::error::header_limit) {
+      return DoWrite(HttpResponse::Error(
+          431, "headers_too_large",
+          fmt::format("request headers exceed {} bytes", server_->options.header_limit)));
+    }
+    if (ec == http::error::body_limit) {
+      return DoWrite(HttpResponse::Error(
+          413, "body_too_large",
+          fmt::format("request body exceeds {} bytes", server_->options.body_limit)));
+    }
+    if (ec.category() == http::make_error_code(http::error::bad_target).category() ||
+        ec == http::error::partial_message) {
+      return DoWrite(HttpResponse::Error(400, "bad_request",
+                                         fmt::format("malformed HTTP request: {}", ec.message())));
+    }
+    DoClose();
+  }
+
+  void OnRead(beast::error_code ec, std::size_t /*bytes*/) {
+    if (ec) return OnReadError(ec);
+    auto& req = parser_->get();
+    keep_alive_ = req.keep_alive();
+    HttpRequest request;
+    request.method = FromVerb(req.method());
+    request.target = View(req.target());
+    request.body = req.body();
+    request.received = std::chrono::steady_clock::now();
+    request.headers.reserve(8);
+    for (const auto& field : req) {
+      request.headers.push_back(HttpHeader{View(field.name_string()), View(field.value())});
+    }
+    method_ = request.method;
+    route_ = server_->router->RouteIndex(request.path());
+    received_ = request.received;
+    stream_.expires_never();
+    server_->router->Handle(request, [self = shared_from_this()](HttpResponse&& response) {
+      net::post(self->stream_.get_executor(),
+                [self, r = std::move(response)]() mutable { self->DoWrite(std::move(r)); });
+    });
+  }
+
+  void DoWrite(HttpResponse&& r) {
+    if (server_->probe) {
+      server_->probe->OnRequest(route_, method_, r.status,
+                                std::chrono::steady_clock::now() - received_);
+    }
+    res_ = {};
+    res_.version(version_);
+    res_.result(static_cast<unsigned>(r.status));
+    if (r.status != 204 && r.status != 304) {
+      res_.set(http::field::content_type, r.content_type);
+    }
+    for (auto& [name, value] : r.headers) res_.set(name, value);
+    bool keep = keep_alive_ && !server_->draining.load();
+    res_.keep_alive(keep);
+    res_.body() = std::move(r.body);
+    res_.prepare_payload();
+    stream_.expires_after(server_->options.io_timeout);
+    http::async_write(stream_, res_,
+                      beast::bind_front_handler(&Session::OnWrite, shared_from_this(), keep));
+  }
+
+  void OnWrite(bool keep, beast::error_code ec, std::size_t /*bytes*/) {
+    if (ec) return DoClose();
+    if (!keep) return DoClose();
+    DoReadHeader();
+  }
+
+  void DoClose() {
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    stream_.close();
+  }
+
+  beast::tcp_stream stream_;
+  beast::flat_buffer buffer_;
+  std::shared_ptr<HttpServerImpl> server_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  std::optional<http::response<http::empty_body>> continue_;
+  http::response<http::string_body> res_;
+  unsigned version_ = 11;
+  bool keep_alive_ = true;
+  bool idle_ = false;
+  HttpMethod method_ = HttpMethod::kOther;
+  size_t route_ = 0;
+  std::chrono::steady_clock::time_point received_{};
+};
+
+void HttpServerImpl::DoAccept() {
+  acceptor.async_accept(net::make_strand(ioc),
+                        beast::bind_front_handler(&HttpServerImpl::OnAccept, shared_from_this()));
+}
+
+void HttpServerImpl::OnAccept(beast::error_code ec, tcp::socket socket) {
+  if (ec == net::error::operation_aborted || !acceptor.is_open()) return;
+  if (ec) {
+    // EMFILE and friends: log and keep accepting rather than die.
+    spdlog::warn("accept failed: {}", ec.message());
+  } else {
+    beast::error_code nodelay_ec;
+    socket.set_option(tcp::no_delay(true), nodelay_ec);
+    size_t now = connections.fetch_add(1) + 1;
+    if (probe) probe->OnConnectionOpened();
+    auto session = std::make_shared<Session>(std::move(socket), shared_from_this());
+    if (now > options.max_connections) {
+      if (probe) probe->OnConnectionRejected();
+      HttpResponse r = HttpResponse::Error(
+          503, "too_many_connections",
+          fmt::format("the server has {} connections open, its limit; retry shortly",
+                      options.max_connections));
+      r.headers.emplace_back("Retry-After", "1");
+      session->Refuse(std::move(r));
+    } else {
+      session->Start();
+    }
+  }
+  DoAccept();
+}
+
+HttpServer::HttpServer(HttpServerOptions options, const HttpRouter* router, Metrics* metrics)
+    : impl_(std::make_shared<HttpServerImpl>(std::move(options), router, metrics)) {}
+
+HttpServer::~HttpServer() { Shutdown(std::chrono::milliseconds(0)); }
+
+Status HttpServer::Start() {
+  beast::error_code ec;
+  auto address = net::ip::make_address(impl_->options.host, ec);
+  if (ec) {
+    return Status::InvalidArgument(
+        fmt::format("'{}' is not an IP address to listen on", impl_->options.host));
+  }
+  tcp::endpoint endpoint(address, impl_->options.port);
+  auto& acceptor = impl_->acceptor;
+  acceptor.open(endpoint.protocol(), ec);
+  if (!ec) acceptor.set_option(net::socket_base::reuse_address(true), ec);
+  if (!ec) acceptor.bind(endpoint, ec);
+  if (!ec) acceptor.listen(net::socket_base::max_listen_connections, ec);
+  if (ec) {
+    return Status::IoError(fmt::format("cannot listen on {}:{}: {}", impl_->options.host,
+                                       impl_->options.port, ec.message()));
+  }
+  impl_->bound_port = acceptor.local_endpoint().port();
+  impl_->work.emplace(impl_->ioc.get_executor());
+  impl_->DoAccept();
+  int n = std::max(1, impl_->options.threads);
+  for (int i = 0; i < n; ++i) {
+    impl_->threads.emplace_back([impl = impl_] { impl->ioc.run(); });
+  }
+  return Status::Ok();
+}
+
+uint16_t HttpServer::port() const { return impl_->bound_port; }
+
+void HttpServer::Shutdown(std::chrono::milliseconds deadline) {
+  if (impl_->threads.empty()) return;
+  impl_->draining.store(true);
+  net::post(impl_->acceptor.get_executor(), [impl = impl_] {
+    beast::error_code ec;
+    impl->acceptor.close(ec);
+  });
+  {
+    std::lock_guard<std::mutex> lock(impl_->sessions_mu);
+    for (auto& [raw, weak] : impl_->sessions) {
+      if (auto s = weak.lock()) s->CloseIfIdle();
+    }
+  }
+  auto until = std::chrono::steady_clock::now() + deadline;
+  while (impl_->connections.load() > 0 && std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  impl_->work.reset();
+  impl_->ioc.stop();
+  for (auto& t : impl_->threads) t.join();
+  impl_->threads.clear();
+  // Connections still open after the deadline are cut, and their handlers
+  // (which hold the server alive) are run to completion here.
+  {
+    std::lock_guard<std::mutex> lock(impl_->sessions_mu);
+    for (auto& [raw, weak] : impl_->sessions) {
+      if (auto s = weak.lock()) s->Abort();
+    }
+  }
+  impl_->ioc.restart();
+  impl_->ioc.run_for(std::chrono::milliseconds(200));
+}
+
+}  // namespace catchall

@@ -1,0 +1,355 @@
+#include "engine/kv_store.h"
+
+#include <rocksdb/cache.h>
+#include <rocksdb/compaction_filter.h>
+#include <rocksdb/convenience.h>
+#include <rocksdb/db.h>
+#include <rocksdb/filter_policy.h>
+#include <rocksdb/merge_operator.h>
+#include <rocksdb/options.h>
+#include <rocksdb/table.h>
+#include <rocksdb/write_batch.h>
+
+#include <algorithm>
+#include <cstring>
+#include <filesystem>
+
+#include <fmt/format.h>
+
+namespace catchall {
+
+void PutFixed64(std::string* dst, uint64_t v) {
+  char buf[8];
+  for (int i = 0; i < 8; ++i) buf[i] = static_cast<char>((v >> (8 * i)) & 0xff);
+  dst->append(buf, 8);
+}
+
+uint64_t DecodeFixed64(const char* p) {
+  uint64_t v = 0;
+  for (int i = 7; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(p[i]);
+  return v;
+}
+
+void PutBigEndian32(std::string* dst, uint32_t v) {
+  char buf[4];
+  for (int i = 0; i < 4; ++i) buf[i] = static_cast<char>((v >> (8 * (3 - i))) & 0xff);
+  dst->append(buf, 4);
+}
+
+void PutBigEndian64(std::string* dst, uint64_t v) {
+  char buf[8];
+  for (int i = 0; i < 8; ++i) buf[i] = static_cast<char>((v >> (8 * (7 - i))) & 0xff);
+  dst->append(buf, 8);
+}
+
+uint32_t DecodeBigEndian32(const char* p) {
+  uint32_t v = 0;
+  for (int i = 0; i < 4; ++i) v = (v << 8) | static_cast<unsigned char>(p[i]);
+  return v;
+}
+
+uint64_t DecodeBigEndian64(const char* p) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v = (v << 8) | static_cast<unsigned char>(p[i]);
+  return v;
+}
+
+namespace {
+
+std::string_view View(const rocksdb::Slice& s) { return {s.data(), s.size()}; }
+rocksdb::Slice ToSlice(std::string_view s) { return {s.data(), s.size()}; }
+
+Status FromRocks(const rocksdb::Status& s) {
+  if (s.ok()) return Status::Ok();
+  if (s.IsNotFound()) return Status::NotFound(s.ToString());
+  if (s.IsCorruption()) return Status::Corruption(s.ToString());
+  if (s.IsIOError()) return Status::IoError(s.ToString());
+  if (s.IsInvalidArgument()) return Status::InvalidArgument(s.ToString());
+  if (s.IsBusy() || s.IsTryAgain() || s.IsTimedOut()) return Status::Unavailable(s.ToString());
+  return Status::Internal(s.ToString());
+}
+
+// Element-wise addition of little-endian uint64 vectors; operands of
+// different lengths are treated as zero-extended.
+class AddCountersOperator : public rocksdb::AssociativeMergeOperator {
+ public:
+  bool Merge(const rocksdb::Slice& /*key*/, const rocksdb::Slice* existing,
+             const rocksdb::Slice& value, std::string* new_value,
+             rocksdb::Logger* /*logger*/) const override {
+    if (value.size() % 8 != 0 || (existing && existing->size() % 8 != 0)) return false;
+    size_t n = std::max(value.size(), existing ? existing->size() : size_t{0}) / 8;
+    new_value->clear();
+    new_value->reserve(n * 8);
+    for (size_t i = 0; i < n; ++i) {
+      uint64_t a = (existing && i * 8 < existing->size()) ? DecodeFixed64(existing->data() + i * 8)
+                                                          : 0;
+      uint64_t b = i * 8 < value.size() ? DecodeFixed64(value.data() + i * 8) : 0;
+      PutFixed64(new_value, a + b);
+    }
+    return true;
+  }
+  const char* Name() const override { return "catchall.AddCounters"; }
+};
+
+// Drops kExpiring entries whose timestamp is older than now - ttl.
+class ExpiryFilter : public rocksdb::CompactionFilter {
+ public:
+  explicit ExpiryFilter(std::chrono::milliseconds ttl) : ttl_(ttl) {}
+  bool Filter(int /*level*/, const rocksdb::Slice& /*key*/, const rocksdb::Slice& value,
+              std::string* /*new_value*/, bool* /*value_changed*/) const override {
+    if (value.size() < 8) return false;
+    auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                   std::chrono::system_clock::now().time_since_epoch())
+                   .count();
+    auto ts = static_cast<int64_t>(DecodeFixed64(value.data()));
+    return ts < now - ttl_.count();
+  }
+  const char* Name() const override { return "catchall.ExpiryFilter"; }
+
+ private:
+  std::chrono::milliseconds ttl_;
+};
+
+class RocksIterator : public KvIterator {
+ public:
+  RocksIterator(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf, std::string lower,
+                std::string upper)
+      : lower_(std::move(lower)), upper_(std::move(upper)) {
+    rocksdb::ReadOptions ro;
+    if (!lower_.empty()) {
+      lower_slice_ = ToSlice(lower_);
+      ro.iterate_lower_bound = &lower_slice_;
+    }
+    if (!upper_.empty()) {
+      upper_slice_ = ToSlice(upper_);
+      ro.iterate_upper_bound = &upper_slice_;
+    }
+    it_.reset(db->NewIterator(ro, cf));
+  }
+  void Seek(std::string_view key) override { it_->Seek(ToSlice(key)); }
+  void SeekForPrev(std::string_view key) override { it_->SeekForPrev(ToSlice(key)); }
+  void SeekToFirst() override { it_->SeekToFirst(); }
+  bool Valid() const override { return it_->Valid(); }
+  void Next() override { it_->Next(); }
+  std::string_view key() const override { return View(it_->key()); }
+  std::string_view value() const override { return View(it_->value()); }
+  Status status() const override { return FromRocks(it_->status()); }
+
+ private:
+  // Bounds must outlive the iterator (ReadOptions keeps pointers to them).
+  std::string lower_, upper_;
+  rocksdb::Slice lower_slice_, upper_slice_;
+  std::unique_ptr<rocksdb::Iterator> it_;
+};
+
+}  // namespace
+
+struct KvWriteBatch::Rep {
+  rocksdb::WriteBatch batch;
+};
+
+KvWriteBatch::KvWriteBatch() : rep_(std::make_unique<Rep>()) {}
+KvWriteBatch::~KvWriteBatch() = default;
+KvWriteBatch::KvWriteBatch(KvWriteBatch&&) noexcept = default;
+KvWriteBatch& KvWriteBatch::operator=(KvWriteBatch&&) noexcept = default;
+
+struct KvStore::Rep {
+  std::unique_ptr<rocksdb::DB> db;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  std::vector<std::string> names;
+  std::vector<std::unique_ptr<rocksdb::CompactionFilter>> filters;
+  std::shared_ptr<rocksdb::Cache> cache;
+  bool sync = false;
+
+  ~Rep() {
+    if (db) {
+      for (auto* h : handles) db->DestroyColumnFamilyHandle(h).PermitUncheckedError();
+      db->Close().PermitUncheckedError();
+    }
+  }
+};
+
+namespace {
+rocksdb::ColumnFamilyHandle* Cf(void* handle) {
+  return static_cast<rocksdb::ColumnFamilyHandle*>(handle);
+}
+}  // namespace
+
+void KvWriteBatch::Put(Column column, std::string_view key, std::string_view value) {
+  rep_->batch.Put(Cf(column.handle_), ToSlice(key), ToSlice(value)).PermitUncheckedError();
+}
+void KvWriteBatch::Merge(Column column, std::string_view key, std::string_view value) {
+  rep_->batch.Merge(Cf(column.handle_), ToSlice(key), ToSlice(value)).PermitUncheckedError();
+}
+void KvWriteBatch::Delete(Column column, std::string_view key) {
+  rep_->batch.Delete(Cf(column.handle_), ToSlice(key)).PermitUncheckedError();
+}
+void KvWriteBatch::DeleteRange(Column column, std::string_view begin, std::string_view end) {
+  rep_->batch.DeleteRange(Cf(column.handle_), ToSlice(begin), ToSlice(end)).PermitUncheckedError();
+}
+size_t KvWriteBatch::Count() const { return rep_->batch.Count(); }
+size_t KvWriteBatch::ByteSize() const { return rep_->batch.GetDataSize(); }
+void KvWriteBatch::Clear() { rep_->batch.Clear(); }
+
+KvStore::KvStore(std::unique_ptr<Rep> rep) : rep_(std::move(rep)) {}
+KvStore::~KvStore() = default;
+
+Status KvStore::Open(const KvStoreOptions& options, std::unique_ptr<KvStore>* store) {
+  std::error_code ec;
+  std::filesystem::create_directories(options.path, ec);
+  if (ec) {
+    return Status::IoError(
+        fmt::format("cannot create data directory '{}': {}", options.path, ec.message()));
+  }
+  auto rep = std::make_unique<Rep>();
+  rep->sync = options.sync_writes;
+  rep->cache = rocksdb::NewLRUCache(options.block_cache_bytes);
+
+  rocksdb::DBOptions db_options;
+  db_options.create_if_missing = true;
+  db_options.create_missing_column_families = true;
+  db_options.max_background_jobs = 2;
+  db_options.max_total_wal_size = 4 * options.write_buffer_bytes;
+  db_options.keep_log_file_num = 3;
+  db_options.max_log_file_size = 16 << 20;
+  db_options.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
+
+  auto supported = rocksdb::GetSupportedCompressions();
+  auto has = [&](rocksdb::CompressionType t) {
+    return std::find(supported.begin(), supported.end(), t) != supported.end();
+  };
+  rocksdb::CompressionType fast =
+      has(rocksdb::kLZ4Compression) ? rocksdb::kLZ4Compression : rocksdb::kSnappyCompression;
+  rocksdb::CompressionType strong = has(rocksdb::kZSTD) ? rocksdb::kZSTD : fast;
+
+  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+  descriptors.emplace_back(rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions());
+  for (const ColumnSpec& spec : options.columns) {
+    rocksdb::ColumnFamilyOptions cf;
+    cf.write_buffer_size = options.write_buffer_bytes;
+    cf.max_write_buffer_number = 4;
+    cf.compression = fast;
+    cf.bottommost_compression = strong;
+    rocksdb::BlockBasedTableOptions table;
+    table.block_cache = rep->cache;
+    table.cache_index_and_filter_blocks = true;
+    table.pin_l0_filter_and_index_blocks_in_cache = true;
+    table.format_version = 5;
+    switch (spec.kind) {
+      case ColumnKind::kCounters:
+        cf.merge_operator = std::make_shared<AddCountersOperator>();
+        table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+        cf.optimize_filters_for_hits = false;
+        break;
+      case ColumnKind::kExpiring: {
+        auto filter = std::make_unique<ExpiryFilter>(spec.ttl);
+        cf.compaction_filter = filter.get();
+        rep->filters.push_back(std::move(filter));
+        table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+        break;
+      }
+      case ColumnKind::kLog:
+        table.block_size = 64 << 10;
+        break;
+      case ColumnKind::kPlain:
+        table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+        break;
+    }
+    cf.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+    descriptors.emplace_back(spec.name, cf);
+    rep->names.push_back(spec.name);
+  }
+
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* raw = nullptr;
+  rocksdb::Status s = rocksdb::DB::Open(db_options, options.path, descriptors, &handles, &raw);
+  if (!s.ok()) {
+    // Columns that exist on disk but are not listed make Open fail; that
+    // means the directory belongs to another role or version.
+    return Status(FromRocks(s).code(),
+                  fmt::format("cannot open store '{}': {}", options.path, s.ToString()));
+  }
+  rep->db.reset(raw);
+  // handles[0] is "default", which we do not use.
+  rep->db->DestroyColumnFamilyHandle(handles[0]).PermitUncheckedError();
+  rep->handles.assign(handles.begin() + 1, handles.end());
+  store->reset(new KvStore(std::move(rep)));
+  return Status::Ok();
+}
+
+Column KvStore::GetColumn(std::string_view name) const {
+  for (size_t i = 0; i < rep_->names.size(); ++i) {
+    if (rep_->names[i] == name) return Column(rep_->handles[i]);
+  }
+  return Column();
+}
+
+Status KvStore::Get(Column column, std::string_view key, std::string* value) const {
+  return FromRocks(rep_->db->Get(rocksdb::ReadOptions(), Cf(column.handle_), ToSlice(key), value));
+}
+
+Status KvStore::MultiGet(Column column, const std::vector<std::string_view>& keys,
+                         std::vector<std::optional<std::string>>* values) const {
+  std::vector<rocksdb::Slice> slices;
+  slices.reserve(keys.size());
+  for (auto k : keys) slices.push_back(ToSlice(k));
+  std::vector<rocksdb::PinnableSlice> pinned(keys.size());
+  std::vector<rocksdb::Status> statuses(keys.size());
+  rep_->db->MultiGet(rocksdb::ReadOptions(), Cf(column.handle_), keys.size(), slices.data(),
+                     pinned.data(), statuses.data());
+  values->assign(keys.size(), std::nullopt);
+  Status first;
+  for (size_t i = 0; i < keys.size(); ++i) {
+    if (statuses[i].ok()) {
+      (*values)[i].emplace(pinned[i].data(), pinned[i].size());
+    } else if (!statuses[i].IsNotFound() && first.ok()) {
+      first = FromRocks(statuses[i]);
+    }
+  }
+  return first;
+}
+
+Status KvStore::Write(KvWriteBatch* batch) {
+  rocksdb::WriteOptions wo;
+  wo.sync = rep_->sync;
+  return FromRocks(rep_->db->Write(wo, &batch->rep_->batch));
+}
+
+std::unique_ptr<KvIterator> KvStore::NewIterator(Column column, std::string lower,
+                                                 std::string upper) const {
+  return std::make_unique<RocksIterator>(rep_->db.get(), Cf(column.handle_), std::move(lower),
+                                         std::move(upper));
+}
+
+Status KvStore::Flush() {
+  rocksdb::FlushOptions fo;
+  fo.wait = true;
+  CATCHALL_RETURN_IF_ERROR(FromRocks(rep_->db->Flush(fo, rep_->handles)));
+  return FromRocks(rep_->db->SyncWAL());
+}
+
+uint64_t KvStore::EstimateKeys(Column column) const {
+  uint64_t n = 0;
+  rep_->db->GetIntProperty(Cf(column.handle_), "rocksdb.estimate-num-keys", &n);
+  return n;
+}
+
+uint64_t KvStore::LiveBytes(Column column) const {
+  uint64_t sst = 0;
+  uint64_t mem = 0;
+  rep_->db->GetIntProperty(Cf(column.handle_), "rocksdb.live-sst-files-size", &sst);
+  rep_->db->GetIntProperty(Cf(column.handle_), "rocksdb.cur-size-all-mem-tables", &mem);
+  return sst + mem;
+}
+
+uint64_t KvStore::MemoryBytes() const {
+  uint64_t mem = 0;
+  for (auto* h : rep_->handles) {
+    uint64_t v = 0;
+    rep_->db->GetIntProperty(h, "rocksdb.cur-size-all-mem-tables", &v);
+    mem += v;
+  }
+  return mem + rep_->cache->GetUsage();
+}
+
+}  // namespace catchall
