@@ -17,17 +17,25 @@ std::optional<EventType> ParseEventType(std::string_view name) {
   return std::nullopt;
 }
 
-Result<Event> ValidateEvent(const RawEvent& raw) {
+Result<Event> ValidateEvent(const RawEvent& raw, std::string_view* error_code) {
+  std::string_view ignored;
+  std::string_view& code = error_code ? *error_code : ignored;
+  code = "missing_field";
   if (!raw.domain) return Status::InvalidArgument("missing field 'domain'");
   if (!raw.type) return Status::InvalidArgument("missing field 'type'");
   auto type = ParseEventType(*raw.type);
   if (!type) {
+    code = "invalid_event_type";
     return Status::InvalidArgument(
         fmt::format("unknown event type '{}'; expected 'delivered' or 'bounced'",
                     raw.type->substr(0, 40)));
   }
   Result<std::string> domain = NormalizeDomain(*raw.domain);
-  if (!domain.ok()) return domain.status();
+  if (!domain.ok()) {
+    code = "invalid_domain";
+    return domain.status();
+  }
+  code = "invalid_field";
   Event event;
   event.domain = std::move(domain).value();
   event.type = *type;
@@ -43,6 +51,7 @@ Result<Event> ValidateEvent(const RawEvent& raw) {
     if (*raw.ts < 0) return Status::InvalidArgument("field 'ts' must not be negative");
     event.ts = raw.ts;
   }
+  code = {};
   return event;
 }
 

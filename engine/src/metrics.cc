@@ -8,7 +8,16 @@ namespace catchall {
 Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {}
 Metrics::~Metrics() = default;
 
+void Metrics::AddScrapeHook(std::function<void()> hook) {
+  std::lock_guard<std::mutex> lock(hooks_mu_);
+  hooks_.push_back(std::move(hook));
+}
+
 std::string Metrics::Serialize() const {
+  {
+    std::lock_guard<std::mutex> lock(hooks_mu_);
+    for (const auto& hook : hooks_) hook();
+  }
   prometheus::TextSerializer serializer;
   return serializer.Serialize(registry_->Collect());
 }

@@ -37,8 +37,9 @@ struct RawEvent {
 };
 
 // Validates and normalizes a raw event. InvalidArgument says which field is
-// wrong and why.
-Result<Event> ValidateEvent(const RawEvent& raw);
+// wrong and why; *error_code (if given) gets a machine-readable reason:
+// "missing_field", "invalid_domain", "invalid_event_type" or "invalid_field".
+Result<Event> ValidateEvent(const RawEvent& raw, std::string_view* error_code = nullptr);
 
 // Appends the topic record value of `event` to *out:
 //   {"domain":"example.com","type":"delivered","id":"...","ts":123}

@@ -1,0 +1,137 @@
+// The catchall binary: parse the command line, build the node, run it.
+#include <cstdio>
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
+
+#include "embedded_node.h"
+#include "engine/config.h"
+#include "engine/runtime.h"
+
+namespace {
+
+using catchall::Config;
+using catchall::ConfigOverrides;
+
+// Flags shared by the commands that load a configuration.
+struct CommonFlags {
+  std::string config_file;
+  std::string listen;
+  std::string data_dir;
+  std::string brokers;
+  std::string log_level;
+  std::string port_file;
+  int partitions = 0;
+  uint64_t threshold = 0;
+  std::vector<std::string> sets;
+};
+
+void AddCommonFlags(CLI::App* cmd, CommonFlags* f, bool with_brokers) {
+  cmd->add_option("-c,--config", f->config_file, "TOML configuration file (see configs/)")
+      ->check(CLI::ExistingFile);
+  cmd->add_option("-l,--listen", f->listen, "HOST:PORT to serve HTTP on [0.0.0.0:8080]");
+  cmd->add_option("-d,--data-dir", f->data_dir, "directory for the log and state [catchall-data]");
+  if (with_brokers) {
+    cmd->add_option("-b,--brokers", f->brokers, "Kafka bootstrap brokers HOST:PORT,...");
+  }
+  cmd->add_option("--partitions", f->partitions, "partitions of the events log [8]")
+      ->check(CLI::Range(1, 4096));
+  cmd->add_option("--threshold", f->threshold,
+                  "deliveries above which a never-bounced domain is catch-all [1000]");
+  cmd->add_option("--log-level", f->log_level, "trace, debug, info, warn, error [info]");
+  cmd->add_option("--port-file", f->port_file,
+                  "write the bound port here once listening (useful with --listen HOST:0)");
+  cmd->add_option("--set", f->sets,
+                  "KEY=VALUE for any setting (repeatable); `catchall config --list` lists them");
+  cmd->footer(
+      "Settings come from defaults, then --config, then CATCHALL_* environment variables, "
+      "then flags.");
+}
+
+catchall::Result<Config> BuildConfig(const CommonFlags& f) {
+  ConfigOverrides o;
+  for (const std::string& kv : f.sets) {
+    size_t eq = kv.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      return catchall::Status::InvalidArgument("--set expects KEY=VALUE, got '" + kv + "'");
+    }
+    o.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
+  }
+  if (!f.listen.empty()) o.emplace_back("server.listen", f.listen);
+  if (!f.data_dir.empty()) o.emplace_back("storage.data_dir", f.data_dir);
+  if (!f.brokers.empty()) o.emplace_back("kafka.brokers", f.brokers);
+  if (!f.log_level.empty()) o.emplace_back("logging.level", f.log_level);
+  if (f.partitions > 0) o.emplace_back("log.partitions", std::to_string(f.partitions));
+  if (f.threshold > 0) o.emplace_back("aggregate.catchall_threshold", std::to_string(f.threshold));
+  return catchall::LoadConfig(f.config_file, o);
+}
+
+int Fail(const std::string& what) {
+  std::fprintf(stderr, "catchall: %s\n", what.c_str());
+  return 1;
+}
+
+int RunServe(const CommonFlags& flags) {
+  auto config = BuildConfig(flags);
+  if (!config.ok()) return Fail(config.status().message());
+  catchall::SetupLogging(config->log_level);
+  if (!config->brokers.empty()) {
+    return Fail(
+        "serve is the embedded all-in-one and does not use Kafka; remove kafka.brokers, or run "
+        "the cluster roles (catchall ingest|aggregate|query --brokers ...)");
+  }
+  catchall::EmbeddedNode node(*config);
+  catchall::Status s = node.Start(flags.port_file);
+  if (!s.ok()) {
+    node.Shutdown();
+    return Fail(s.message());
+  }
+  std::string signal = catchall::WaitForTerminationSignal();
+  spdlog::info("{} received: finishing requests in flight and committing state", signal);
+  node.Shutdown();
+  spdlog::info("stopped cleanly");
+  return 0;
+}
+
+int RunConfig(const CommonFlags& flags, bool list) {
+  if (list) {
+    for (const auto& s : catchall::AllSettings()) {
+      std::cout << s.key << "  (" << s.env << ")\n    " << s.help << "\n";
+    }
+    return 0;
+  }
+  auto config = BuildConfig(flags);
+  if (!config.ok()) return Fail(config.status().message());
+  std::cout << catchall::DumpConfig(*config);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  catchall::BlockTerminationSignals();
+  CLI::App app{
+      "catchall counts email delivery events per domain and tells whether a domain is "
+      "catch-all.\nStart with `catchall serve` (everything in one process, no Kafka needed)."};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", std::string("catchall ") + CATCHALL_VERSION);
+
+  CommonFlags serve_flags;
+  CLI::App* serve = app.add_subcommand(
+      "serve",
+      "Embedded mode: ingest, aggregation and query in one process over a durable local log");
+  AddCommonFlags(serve, &serve_flags, false);
+
+  CommonFlags config_flags;
+  bool list = false;
+  CLI::App* config = app.add_subcommand(
+      "config", "Print the effective configuration (after file, environment and flags)");
+  AddCommonFlags(config, &config_flags, true);
+  config->add_flag("--list", list, "list every setting with its environment variable");
+
+  CLI11_PARSE(app, argc, argv);
+  if (serve->parsed()) return RunServe(serve_flags);
+  if (config->parsed()) return RunConfig(config_flags, list);
+  return 1;
+}

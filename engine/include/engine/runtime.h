@@ -1,0 +1,37 @@
+// What every catchall process has besides its role: the /metrics, /healthz
+// and /readyz endpoints, logging setup, and waiting for SIGTERM/SIGINT.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <string_view>
+
+#include "engine/http.h"
+#include "engine/metrics.h"
+#include "engine/status.h"
+
+namespace catchall {
+
+// OK when the process can serve; otherwise says what it is waiting for.
+using ReadinessCheck = std::function<Status()>;
+
+// Mounts GET /metrics, /healthz and /readyz on `router`. `metrics` and the
+// check must outlive the router. Also registers process gauges (resident
+// memory, build info) in `metrics`.
+void MountRuntimeEndpoints(HttpRouter* router, Metrics* metrics, ReadinessCheck ready,
+                           std::string role);
+
+// Sets spdlog's level and pattern ("info", "debug", ...).
+void SetupLogging(std::string_view level);
+
+// Blocks SIGTERM and SIGINT in the calling thread and the threads it starts
+// later. Call first thing in main.
+void BlockTerminationSignals();
+// Waits for SIGTERM or SIGINT; returns the signal's name.
+std::string WaitForTerminationSignal();
+
+// Writes `port` to `path` atomically (write + rename), for scripts and tests
+// that start a server on port 0.
+Status WritePortFile(const std::string& path, uint16_t port);
+
+}  // namespace catchall

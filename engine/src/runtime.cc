@@ -1,0 +1,105 @@
+#include "engine/runtime.h"
+
+#include <prometheus/gauge.h>
+#include <prometheus/registry.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+namespace catchall {
+namespace {
+
+uint64_t ResidentBytes() {
+  std::ifstream statm("/proc/self/statm");
+  uint64_t size = 0;
+  uint64_t resident = 0;
+  statm >> size >> resident;
+  return resident * static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+}
+
+}  // namespace
+
+void MountRuntimeEndpoints(HttpRouter* router, Metrics* metrics, ReadinessCheck ready,
+                           std::string role) {
+  auto& rss = prometheus::BuildGauge()
+                  .Name("catchall_process_resident_memory_bytes")
+                  .Help("Resident set size of the process")
+                  .Register(metrics->registry())
+                  .Add({});
+  prometheus::BuildGauge()
+      .Name("catchall_build_info")
+      .Help("Always 1; labels say what runs")
+      .Register(metrics->registry())
+      .Add({{"version", CATCHALL_VERSION}, {"role", role}})
+      .Set(1);
+  metrics->AddScrapeHook([&rss] { rss.Set(static_cast<double>(ResidentBytes())); });
+
+  router->Mount("/metrics", [metrics](const HttpRequest& request, Responder respond) {
+    if (request.path() != "/metrics") return respond(HttpResponse::Error(404, "not_found", "no such path"));
+    if (request.method != HttpMethod::kGet) return respond(HttpResponse::MethodNotAllowed("GET"));
+    respond(HttpResponse::Text(200, metrics->Serialize(), "text/plain; version=0.0.4"));
+  });
+  router->Mount("/healthz", [](const HttpRequest& request, Responder respond) {
+    if (request.path() != "/healthz") return respond(HttpResponse::Error(404, "not_found", "no such path"));
+    if (request.method != HttpMethod::kGet) return respond(HttpResponse::MethodNotAllowed("GET"));
+    respond(HttpResponse::Json(200, R"({"status":"ok"})"));
+  });
+  router->Mount("/readyz", [ready = std::move(ready)](const HttpRequest& request,
+                                                      Responder respond) {
+    if (request.path() != "/readyz") return respond(HttpResponse::Error(404, "not_found", "no such path"));
+    if (request.method != HttpMethod::kGet) return respond(HttpResponse::MethodNotAllowed("GET"));
+    Status s = ready();
+    if (!s.ok()) {
+      HttpResponse r = HttpResponse::Error(503, "not_ready", s.message());
+      r.headers.emplace_back("Retry-After", "1");
+      return respond(std::move(r));
+    }
+    respond(HttpResponse::Json(200, R"({"status":"ready"})"));
+  });
+}
+
+void SetupLogging(std::string_view level) {
+  spdlog::set_level(spdlog::level::from_str(std::string(level)));
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %^%l%$ %v");
+}
+
+void BlockTerminationSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  // A client that disconnects mid-write must not kill the process.
+  signal(SIGPIPE, SIG_IGN);
+}
+
+std::string WaitForTerminationSignal() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  int sig = 0;
+  sigwait(&set, &sig);
+  return sig == SIGTERM ? "SIGTERM" : "SIGINT";
+}
+
+Status WritePortFile(const std::string& path, uint16_t port) {
+  std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    if (!out) return Status::IoError(fmt::format("cannot write {}", tmp));
+    out << port << "\n";
+    if (!out) return Status::IoError(fmt::format("cannot write {}", tmp));
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    return Status::IoError(fmt::format("cannot rename {} to {}", tmp, path));
+  }
+  return Status::Ok();
+}
+
+}  // namespace catchall

@@ -1,0 +1,197 @@
+#include "ingest/ingest_service.h"
+
+#include <fmt/format.h>
+
+#include "engine/domain.h"
+#include "engine/event.h"
+#include "engine/event_parser.h"
+#include "engine/json_writer.h"
+#include "ingest/ingest_probe.h"
+
+namespace catchall {
+namespace {
+
+constexpr std::string_view kPathHelp =
+    "expected PUT /events/{domain}/delivered, PUT /events/{domain}/bounced or POST /events";
+
+// Per-thread parser: simdjson parsers are reused, not shared.
+EventParser& ThreadParser() {
+  thread_local EventParser parser;
+  return parser;
+}
+
+LogRecord ToRecord(const Event& event) {
+  LogRecord record;
+  record.key = event.domain;
+  record.value.reserve(event.domain.size() + 48 + event.id.size());
+  AppendEventJson(event, &record.value);
+  return record;
+}
+
+struct RejectedItem {
+  size_t index;
+  std::string_view code;
+  std::string message;
+};
+
+std::string BatchBody(size_t accepted, size_t rejected, const std::vector<RejectedItem>& errors,
+                      bool truncated) {
+  std::string body = fmt::format(R"({{"accepted":{},"rejected":{})", accepted, rejected);
+  if (accepted == 0 && rejected > 0) {
+    body += R"(,"code":"no_valid_items","message":"every item of the batch was rejected")";
+  }
+  body += R"(,"errors":[)";
+  for (size_t i = 0; i < errors.size(); ++i) {
+    if (i) body += ',';
+    body += fmt::format(R"({{"index":{},"code":)", errors[i].index);
+    AppendJsonString(errors[i].code, &body);
+    body += R"(,"message":)";
+    AppendJsonString(errors[i].message, &body);
+    body += '}';
+  }
+  body += ']';
+  if (truncated) body += R"(,"errors_truncated":true)";
+  body += '}';
+  return body;
+}
+
+}  // namespace
+
+IngestService::IngestService(IngestOptions options, LogAppender* log, Metrics* metrics)
+    : options_(options), log_(log), probe_(metrics ? std::make_unique<IngestProbe>(*metrics)
+                                                   : nullptr) {}
+
+IngestService::~IngestService() = default;
+
+void IngestService::Handle(const HttpRequest& request, Responder respond) {
+  std::vector<std::string_view> parts = SplitPath(request.path());
+  // parts[0] == "events"
+  if (parts.size() == 1) {
+    if (request.method != HttpMethod::kPost) {
+      return respond(HttpResponse::MethodNotAllowed("POST"));
+    }
+    return HandleBatch(request, std::move(respond));
+  }
+  if (parts.size() == 3 && !parts[1].empty() && !parts[2].empty()) {
+    if (request.method != HttpMethod::kPut) {
+      return respond(HttpResponse::MethodNotAllowed("PUT"));
+    }
+    return HandleSingle(request, parts[1], parts[2], std::move(respond));
+  }
+  respond(HttpResponse::Error(404, "not_found", kPathHelp));
+}
+
+void IngestService::HandleSingle(const HttpRequest& request, std::string_view domain_segment,
+                                 std::string_view type_segment, Responder respond) {
+  auto type = ParseEventType(type_segment);
+  if (!type) {
+    if (probe_) probe_->OnRejected("invalid_event_type");
+    return respond(HttpResponse::Error(
+        400, "invalid_event_type",
+        fmt::format("unknown event type '{}'; expected 'delivered' or 'bounced'",
+                    type_segment.substr(0, 40))));
+  }
+  Result<std::string> decoded = PercentDecode(domain_segment);
+  Result<std::string> domain =
+      decoded.ok() ? NormalizeDomain(*decoded) : Result<std::string>(decoded.status());
+  if (!domain.ok()) {
+    if (probe_) probe_->OnRejected("invalid_domain");
+    return respond(HttpResponse::Error(400, "invalid_domain", domain.status().message()));
+  }
+  Event event;
+  event.domain = std::move(domain).value();
+  event.type = *type;
+  std::string_view key = request.Header("Idempotency-Key");
+  if (!key.empty()) {
+    if (key.size() > kMaxEventIdLength) {
+      if (probe_) probe_->OnRejected("invalid_idempotency_key");
+      return respond(HttpResponse::Error(
+          400, "invalid_idempotency_key",
+          fmt::format("Idempotency-Key is {} bytes long; the limit is {}", key.size(),
+                      kMaxEventIdLength)));
+    }
+    event.id = std::string(key);
+  }
+  std::vector<LogRecord> records;
+  records.push_back(ToRecord(event));
+  EventType event_type = event.type;
+  IngestProbe* probe = probe_.get();
+  auto done = [respond, probe, event_type](const Status& s) {
+    if (!s.ok()) {
+      if (probe) probe->OnLogUnavailable();
+      return respond(HttpResponse::FromStatus(Status::Unavailable(fmt::format(
+                                                  "the event was not stored: {}", s.message())),
+                                              "log_unavailable"));
+    }
+    if (probe) probe->OnAccepted(event_type, 1);
+    respond(HttpResponse::NoContent());
+  };
+  Status s = log_->Append(std::move(records), done);
+  if (!s.ok()) {
+    if (probe_) probe_->OnLogUnavailable();
+    respond(HttpResponse::FromStatus(s, "log_unavailable"));
+  }
+}
+
+void IngestService::HandleBatch(const HttpRequest& request, Responder respond) {
+  BatchFormat format = DetectBatchFormat(request.Header("Content-Type"), request.body);
+  std::vector<LogRecord> records;
+  std::vector<RejectedItem> errors;
+  size_t rejected = 0;
+  size_t delivered = 0;
+  size_t bounced = 0;
+  IngestProbe* probe = probe_.get();
+  Status parsed = ThreadParser().ParseBatch(
+      request.body, format, options_.max_batch_items,
+      [&](size_t index, const Result<RawEvent>& raw) {
+        std::string_view code = "invalid_item";
+        Result<Event> event = raw.ok() ? ValidateEvent(*raw, &code) : raw.status();
+        if (!event.ok()) {
+          ++rejected;
+          if (probe) probe->OnRejected(code);
+          if (errors.size() < options_.max_reported_errors) {
+            errors.push_back(RejectedItem{index, code, event.status().message()});
+          }
+          return;
+        }
+        (event->type == EventType::kBounced ? bounced : delivered) += 1;
+        records.push_back(ToRecord(*event));
+      });
+  if (!parsed.ok()) {
+    // The body as a whole is unusable; nothing of it is stored.
+    if (probe_) probe_->OnRejected(parsed.code() == Code::kTooLarge ? "too_many_items"
+                                                                     : "malformed_body");
+    return respond(HttpResponse::Error(parsed.code() == Code::kTooLarge ? 413 : 400,
+                                       parsed.code() == Code::kTooLarge ? "too_many_items"
+                                                                        : "malformed_body",
+                                       parsed.message()));
+  }
+  size_t accepted = records.size();
+  if (probe_) probe_->OnBatch(accepted + rejected);
+  bool truncated = rejected > errors.size();
+  if (accepted == 0) {
+    return respond(
+        HttpResponse::Json(rejected > 0 ? 422 : 200, BatchBody(0, rejected, errors, truncated)));
+  }
+  auto done = [respond, probe, accepted, rejected, delivered, bounced, truncated,
+               errors = std::move(errors)](const Status& s) {
+    if (!s.ok()) {
+      if (probe) probe->OnLogUnavailable();
+      return respond(HttpResponse::FromStatus(
+          Status::Unavailable(fmt::format("the batch was not stored: {}", s.message())),
+          "log_unavailable"));
+    }
+    if (probe) {
+      probe->OnAccepted(EventType::kDelivered, delivered);
+      probe->OnAccepted(EventType::kBounced, bounced);
+    }
+    respond(HttpResponse::Json(200, BatchBody(accepted, rejected, errors, truncated)));
+  };
+  Status s = log_->Append(std::move(records), std::move(done));
+  if (!s.ok()) {
+    if (probe_) probe_->OnLogUnavailable();
+    respond(HttpResponse::FromStatus(s, "log_unavailable"));
+  }
+}
+
+}  // namespace catchall

@@ -1,0 +1,45 @@
+// Metrics of aggregation.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+
+#include "state/aggregator.h"
+
+namespace prometheus {
+class Counter;
+class Gauge;
+class Histogram;
+}  // namespace prometheus
+
+namespace catchall {
+
+class Metrics;
+
+class AggregatorProbe {
+ public:
+  explicit AggregatorProbe(Metrics& metrics);
+  void OnApplied(ApplyOutcome outcome, size_t n = 1);
+  void OnCommit(size_t records, size_t domains, std::chrono::duration<double> took,
+                double freshness_seconds);
+  void OnCommitFailed();
+  void SetLag(int64_t records);
+  void SetDomains(uint64_t domains, uint64_t bytes);
+  void SetReady(bool ready);
+
+ private:
+  prometheus::Counter* counted_;
+  prometheus::Counter* duplicates_;
+  prometheus::Counter* malformed_;
+  prometheus::Counter* commits_;
+  prometheus::Counter* commit_failures_;
+  prometheus::Histogram* commit_seconds_;
+  prometheus::Histogram* commit_records_;
+  prometheus::Histogram* freshness_;
+  prometheus::Gauge* lag_;
+  prometheus::Gauge* domains_;
+  prometheus::Gauge* bytes_;
+  prometheus::Gauge* ready_;
+};
+
+}  // namespace catchall

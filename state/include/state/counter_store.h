@@ -1,0 +1,81 @@
+// CounterStore: per-domain counters, the consumed log offsets they reflect,
+// and the remembered event ids, kept in a KvStore.
+//
+// Commit() writes counter deltas, the ids seen and the new offsets in one
+// atomic batch: that is the exactly-once step. After a crash the store holds
+// the counters of exactly the events before its offsets, so resuming the log
+// from those offsets neither loses nor double-counts an event.
+// Thread-safe; reads may run concurrently with a commit.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "engine/domain_status.h"
+#include "engine/kv_store.h"
+#include "engine/status_reader.h"
+
+namespace catchall {
+
+// Everything one commit changes.
+struct CounterDelta {
+  std::unordered_map<std::string, DomainCounts> counts;
+  // (domain + '\0' + id) -> log timestamp of the event that carried it.
+  std::unordered_map<std::string, int64_t> ids;
+  // partition -> next offset to consume.
+  std::unordered_map<int32_t, int64_t> offsets;
+
+  bool empty() const { return counts.empty() && ids.empty() && offsets.empty(); }
+  void Clear() {
+    counts.clear();
+    ids.clear();
+    offsets.clear();
+  }
+};
+
+class CounterStore : public StatusReader {
+ public:
+  // Columns the KvStore must be opened with. Ids older than `id_window` are
+  // dropped by compaction.
+  static std::vector<ColumnSpec> Columns(std::chrono::seconds id_window);
+
+  // `store` must outlive this. `source` names the topic whose offsets are
+  // tracked (e.g. "catchall.events").
+  CounterStore(KvStore* store, std::string source);
+
+  Result<DomainCounts> Get(std::string_view domain) const override;
+  Status MultiGet(const std::vector<std::string>& domains,
+                  std::vector<DomainCounts>* out) const override;
+
+  // Next offset to consume of `partition`, or 0 when nothing was committed.
+  Result<int64_t> CommittedOffset(int32_t partition) const;
+  // The log timestamp stored for `id_key` (domain + '\0' + id), if any.
+  Result<std::optional<int64_t>> IdTimestamp(std::string_view id_key) const;
+
+  // Applies `delta` atomically: counts are added, ids and offsets stored.
+  Status Commit(const CounterDelta& delta);
+
+  // Approximate number of domains and bytes used, for metrics.
+  uint64_t ApproximateDomains() const;
+  uint64_t ApproximateBytes() const;
+
+ private:
+  std::string OffsetKey(int32_t partition) const;
+
+  KvStore* store_;
+  std::string source_;
+  Column counts_;
+  Column offsets_;
+  Column ids_;
+};
+
+// Encodes counters as the 16-byte value of the counts column.
+std::string EncodeCounts(const DomainCounts& counts);
+DomainCounts DecodeCounts(std::string_view value);
+
+}  // namespace catchall

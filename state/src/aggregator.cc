@@ -1,0 +1,97 @@
+#include "state/aggregator.h"
+
+#include <fmt/format.h>
+
+#include "engine/partitioner.h"
+
+namespace catchall {
+
+Aggregator::Aggregator(AggregatorOptions options, const CounterStore* store)
+    : options_(options), store_(store) {}
+
+Result<ApplyOutcome> Aggregator::Apply(const ConsumedRecord& record, std::string* reason) {
+  auto advance = [&] {
+    delta_.offsets[record.partition] = record.offset + 1;
+    if (pending_records_ == 0 || record.timestamp_ms < oldest_ms_) {
+      oldest_ms_ = record.timestamp_ms;
+    }
+    ++pending_records_;
+  };
+  Result<RawEvent> raw = parser_.ParseObject(record.value);
+  if (!raw.ok()) {
+    *reason = fmt::format("value is not an event object: {}", raw.status().message());
+    advance();
+    return ApplyOutcome::kMalformed;
+  }
+  Result<Event> event = ValidateEvent(*raw);
+  if (!event.ok()) {
+    *reason = fmt::format("invalid event: {}", event.status().message());
+    advance();
+    return ApplyOutcome::kMalformed;
+  }
+  if (*raw->domain != event->domain) {
+    *reason = fmt::format("domain '{}' is not normalized (it should be '{}')",
+                          raw->domain->substr(0, 300), event->domain);
+    advance();
+    return ApplyOutcome::kMalformed;
+  }
+  if (record.key != event->domain) {
+    *reason = fmt::format("record key '{}' is not the event's domain '{}'",
+                          record.key.substr(0, 300), event->domain);
+    advance();
+    return ApplyOutcome::kMalformed;
+  }
+  int32_t expected = PartitionForKey(record.key, options_.partitions);
+  if (expected != record.partition) {
+    *reason = fmt::format(
+        "record is in partition {} but its key belongs to partition {} of {}; produce with "
+        "Kafka's default (murmur2) partitioner",
+        record.partition, expected, options_.partitions);
+    advance();
+    return ApplyOutcome::kMalformed;
+  }
+  if (!event->id.empty()) {
+    std::string id_key = event->domain;
+    id_key.push_back('\0');
+    id_key += event->id;
+    int64_t window_start =
+        record.timestamp_ms -
+        std::chrono::duration_cast<std::chrono::milliseconds>(options_.id_window).count();
+    auto pending = delta_.ids.find(id_key);
+    std::optional<int64_t> seen;
+    if (pending != delta_.ids.end()) {
+      seen = pending->second;
+    } else {
+      Result<std::optional<int64_t>> stored = store_->IdTimestamp(id_key);
+      if (!stored.ok()) return stored.status();
+      seen = *stored;
+    }
+    if (seen && *seen >= window_start) {
+      advance();
+      return ApplyOutcome::kDuplicate;
+    }
+    delta_.ids[std::move(id_key)] = record.timestamp_ms;
+  }
+  DomainCounts& counts = delta_.counts[event->domain];
+  if (event->type == EventType::kBounced) {
+    ++counts.bounced;
+  } else {
+    ++counts.delivered;
+  }
+  advance();
+  return ApplyOutcome::kCounted;
+}
+
+CounterDelta Aggregator::TakeDelta() {
+  CounterDelta out = std::move(delta_);
+  delta_ = CounterDelta();
+  pending_records_ = 0;
+  return out;
+}
+
+void Aggregator::Reset() {
+  delta_.Clear();
+  pending_records_ = 0;
+}
+
+}  // namespace catchall

@@ -1,0 +1,95 @@
+#include "state/aggregator_probe.h"
+
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
+#include "engine/metrics.h"
+
+namespace catchall {
+
+AggregatorProbe::AggregatorProbe(Metrics& metrics) {
+  auto& r = metrics.registry();
+  auto& applied = prometheus::BuildCounter()
+                      .Name("catchall_aggregate_records_total")
+                      .Help("Event records consumed, by outcome")
+                      .Register(r);
+  counted_ = &applied.Add({{"outcome", "counted"}});
+  duplicates_ = &applied.Add({{"outcome", "duplicate"}});
+  malformed_ = &applied.Add({{"outcome", "dead_lettered"}});
+  commits_ = &prometheus::BuildCounter()
+                  .Name("catchall_aggregate_commits_total")
+                  .Help("State commits (counters + offsets, atomically)")
+                  .Register(r)
+                  .Add({});
+  commit_failures_ = &prometheus::BuildCounter()
+                          .Name("catchall_aggregate_commit_failures_total")
+                          .Help("Commits that failed; processing rewinds to the last commit")
+                          .Register(r)
+                          .Add({});
+  commit_seconds_ = &prometheus::BuildHistogram()
+                         .Name("catchall_aggregate_commit_seconds")
+                         .Help("Time to write one commit")
+                         .Register(r)
+                         .Add({}, LatencyBuckets());
+  commit_records_ = &prometheus::BuildHistogram()
+                         .Name("catchall_aggregate_commit_records")
+                         .Help("Records per commit")
+                         .Register(r)
+                         .Add({}, prometheus::Histogram::BucketBoundaries{
+                                      1, 10, 100, 1000, 10000, 100000, 1000000});
+  freshness_ = &prometheus::BuildHistogram()
+                    .Name("catchall_aggregate_freshness_seconds")
+                    .Help("Age of the oldest event of a commit when it became visible to queries")
+                    .Register(r)
+                    .Add({}, LatencyBuckets());
+  lag_ = &prometheus::BuildGauge()
+              .Name("catchall_aggregate_lag_records")
+              .Help("Records in the log not yet consumed")
+              .Register(r)
+              .Add({});
+  domains_ = &prometheus::BuildGauge()
+                  .Name("catchall_state_domains")
+                  .Help("Approximate number of domains with counters")
+                  .Register(r)
+                  .Add({});
+  bytes_ = &prometheus::BuildGauge()
+                .Name("catchall_state_bytes")
+                .Help("Approximate bytes of counter state (disk and memtables)")
+                .Register(r)
+                .Add({});
+  ready_ = &prometheus::BuildGauge()
+                .Name("catchall_aggregate_ready")
+                .Help("1 once the state has caught up with the log as of start")
+                .Register(r)
+                .Add({});
+}
+
+void AggregatorProbe::OnApplied(ApplyOutcome outcome, size_t n) {
+  if (n == 0) return;
+  auto v = static_cast<double>(n);
+  switch (outcome) {
+    case ApplyOutcome::kCounted: counted_->Increment(v); break;
+    case ApplyOutcome::kDuplicate: duplicates_->Increment(v); break;
+    case ApplyOutcome::kMalformed: malformed_->Increment(v); break;
+  }
+}
+
+void AggregatorProbe::OnCommit(size_t records, size_t /*domains*/,
+                               std::chrono::duration<double> took, double freshness_seconds) {
+  commits_->Increment();
+  commit_seconds_->Observe(took.count());
+  commit_records_->Observe(static_cast<double>(records));
+  freshness_->Observe(freshness_seconds);
+}
+
+void AggregatorProbe::OnCommitFailed() { commit_failures_->Increment(); }
+void AggregatorProbe::SetLag(int64_t records) { lag_->Set(static_cast<double>(records)); }
+void AggregatorProbe::SetDomains(uint64_t domains, uint64_t bytes) {
+  domains_->Set(static_cast<double>(domains));
+  bytes_->Set(static_cast<double>(bytes));
+}
+void AggregatorProbe::SetReady(bool ready) { ready_->Set(ready ? 1 : 0); }
+
+}  // namespace catchall

@@ -1,0 +1,109 @@
+#include "state/counter_store.h"
+
+#include <fmt/format.h>
+
+namespace catchall {
+namespace {
+constexpr std::string_view kCountsColumn = "state.counts";
+constexpr std::string_view kOffsetsColumn = "state.offsets";
+constexpr std::string_view kIdsColumn = "state.ids";
+}  // namespace
+
+std::string EncodeCounts(const DomainCounts& counts) {
+  std::string v;
+  v.reserve(16);
+  PutFixed64(&v, counts.delivered);
+  PutFixed64(&v, counts.bounced);
+  return v;
+}
+
+DomainCounts DecodeCounts(std::string_view value) {
+  DomainCounts c;
+  if (value.size() >= 8) c.delivered = DecodeFixed64(value.data());
+  if (value.size() >= 16) c.bounced = DecodeFixed64(value.data() + 8);
+  return c;
+}
+
+std::vector<ColumnSpec> CounterStore::Columns(std::chrono::seconds id_window) {
+  return {
+      {std::string(kCountsColumn), ColumnKind::kCounters, {}},
+      {std::string(kOffsetsColumn), ColumnKind::kPlain, {}},
+      {std::string(kIdsColumn), ColumnKind::kExpiring,
+       std::chrono::duration_cast<std::chrono::milliseconds>(id_window)},
+  };
+}
+
+CounterStore::CounterStore(KvStore* store, std::string source)
+    : store_(store),
+      source_(std::move(source)),
+      counts_(store->GetColumn(kCountsColumn)),
+      offsets_(store->GetColumn(kOffsetsColumn)),
+      ids_(store->GetColumn(kIdsColumn)) {}
+
+Result<DomainCounts> CounterStore::Get(std::string_view domain) const {
+  std::string value;
+  Status s = store_->Get(counts_, domain, &value);
+  if (s.code() == Code::kNotFound) return DomainCounts{};
+  if (!s.ok()) return s;
+  return DecodeCounts(value);
+}
+
+Status CounterStore::MultiGet(const std::vector<std::string>& domains,
+                              std::vector<DomainCounts>* out) const {
+  std::vector<std::string_view> keys(domains.begin(), domains.end());
+  std::vector<std::optional<std::string>> values;
+  CATCHALL_RETURN_IF_ERROR(store_->MultiGet(counts_, keys, &values));
+  out->assign(domains.size(), DomainCounts{});
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (values[i]) (*out)[i] = DecodeCounts(*values[i]);
+  }
+  return Status::Ok();
+}
+
+std::string CounterStore::OffsetKey(int32_t partition) const {
+  return fmt::format("{}/{}", source_, partition);
+}
+
+Result<int64_t> CounterStore::CommittedOffset(int32_t partition) const {
+  std::string value;
+  Status s = store_->Get(offsets_, OffsetKey(partition), &value);
+  if (s.code() == Code::kNotFound) return int64_t{0};
+  if (!s.ok()) return s;
+  if (value.size() != 8) return Status::Corruption("stored offset has a bad size");
+  return static_cast<int64_t>(DecodeFixed64(value.data()));
+}
+
+Result<std::optional<int64_t>> CounterStore::IdTimestamp(std::string_view id_key) const {
+  std::string value;
+  Status s = store_->Get(ids_, id_key, &value);
+  if (s.code() == Code::kNotFound) return std::optional<int64_t>();
+  if (!s.ok()) return s;
+  if (value.size() < 8) return Status::Corruption("stored id has a bad size");
+  return std::optional<int64_t>(static_cast<int64_t>(DecodeFixed64(value.data())));
+}
+
+Status CounterStore::Commit(const CounterDelta& delta) {
+  KvWriteBatch batch;
+  for (const auto& [domain, counts] : delta.counts) {
+    batch.Merge(counts_, domain, EncodeCounts(counts));
+  }
+  for (const auto& [key, ts] : delta.ids) {
+    std::string v;
+    PutFixed64(&v, static_cast<uint64_t>(ts));
+    batch.Put(ids_, key, v);
+  }
+  for (const auto& [partition, offset] : delta.offsets) {
+    std::string v;
+    PutFixed64(&v, static_cast<uint64_t>(offset));
+    batch.Put(offsets_, OffsetKey(partition), v);
+  }
+  return store_->Write(&batch);
+}
+
+uint64_t CounterStore::ApproximateDomains() const { return store_->EstimateKeys(counts_); }
+
+uint64_t CounterStore::ApproximateBytes() const {
+  return store_->LiveBytes(counts_) + store_->LiveBytes(ids_);
+}
+
+}  // namespace catchall
