@@ -1,9 +1,9 @@
 #include "embedded_node.h"
 
-#include <thread>
-
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
+
+#include <thread>
 
 #include "engine/http_server.h"
 #include "engine/kv_store.h"
@@ -39,9 +39,9 @@ Status EmbeddedNode::Start(const std::string& port_file) {
   Status s = KvStore::Open(store_options, &store_);
   if (!s.ok()) {
     if (s.message().find("lock") != std::string::npos) {
-      return Status::FailedPrecondition(fmt::format(
-          "data directory '{}' is in use by another catchall process ({})", config_.data_dir,
-          s.message()));
+      return Status::FailedPrecondition(
+          fmt::format("data directory '{}' is in use by another catchall process ({})",
+                      config_.data_dir, s.message()));
     }
     return s;
   }
@@ -58,8 +58,8 @@ Status EmbeddedNode::Start(const std::string& port_file) {
   CATCHALL_RETURN_IF_ERROR(aggregation_->Start());
 
   LogAppender* appender = log_->Appender(kEventsTopic);
-  ingest_ = std::make_unique<IngestService>(
-      IngestOptions{config_.max_batch_items, 1000}, appender, &metrics_);
+  ingest_ = std::make_unique<IngestService>(IngestOptions{config_.max_batch_items, 1000}, appender,
+                                            &metrics_);
   query_ = std::make_unique<QueryService>(
       QueryOptions{config_.catchall_threshold, config_.max_lookup_domains}, counters_.get(),
       &metrics_);
@@ -97,8 +97,7 @@ Status EmbeddedNode::Start(const std::string& port_file) {
   spdlog::info(
       "catchall serve (embedded mode) listening on {}:{}; data in '{}', {} partitions, "
       "catch-all threshold {}",
-      http.host, server_->port(), config_.data_dir, config_.partitions,
-      config_.catchall_threshold);
+      http.host, server_->port(), config_.data_dir, config_.partitions, config_.catchall_threshold);
   return Status::Ok();
 }
 

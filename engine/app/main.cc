@@ -1,9 +1,9 @@
 // The catchall binary: parse the command line, build the node, run it.
-#include <cstdio>
-#include <iostream>
+#include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
-#include <spdlog/spdlog.h>
+#include <cstdio>
+#include <iostream>
 
 #include "embedded_node.h"
 #include "engine/config.h"
@@ -114,6 +114,7 @@ int main(int argc, char** argv) {
   CLI::App app{
       "catchall counts email delivery events per domain and tells whether a domain is "
       "catch-all.\nStart with `catchall serve` (everything in one process, no Kafka needed)."};
+  app.name("catchall");
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string("catchall ") + CATCHALL_VERSION);
 
@@ -130,6 +131,11 @@ int main(int argc, char** argv) {
   AddCommonFlags(config, &config_flags, true);
   config->add_flag("--list", list, "list every setting with its environment variable");
 
+  if (argc < 2) {
+    // No command: show what there is rather than only that one is needed.
+    std::cerr << app.help();
+    return 1;
+  }
   CLI11_PARSE(app, argc, argv);
   if (serve->parsed()) return RunServe(serve_flags);
   if (config->parsed()) return RunConfig(config_flags, list);

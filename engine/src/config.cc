@@ -1,12 +1,11 @@
 #include "engine/config.h"
 
+#include <fmt/format.h>
 #include <toml++/toml.h>
 
 #include <charconv>
 #include <cstdlib>
 #include <sstream>
-
-#include <fmt/format.h>
 
 namespace catchall {
 namespace {
@@ -28,7 +27,8 @@ Status ParseBool(std::string_view key, std::string_view text, bool* out) {
   } else if (text == "false" || text == "0" || text == "no" || text == "off") {
     *out = false;
   } else {
-    return Status::InvalidArgument(fmt::format("{}: '{}' is not a boolean (true/false)", key, text));
+    return Status::InvalidArgument(
+        fmt::format("{}: '{}' is not a boolean (true/false)", key, text));
   }
   return Status::Ok();
 }
@@ -107,13 +107,13 @@ std::vector<Setting> MakeSettings() {
   s.push_back(U64Setting("server.shutdown_timeout_ms",
                          "on SIGTERM, how long requests in flight may take to finish",
                          &Config::shutdown_timeout_ms));
-  s.push_back(StringSetting("storage.data_dir", "directory of the local log and state",
-                            &Config::data_dir));
+  s.push_back(
+      StringSetting("storage.data_dir", "directory of the local log and state", &Config::data_dir));
   s.push_back(BoolSetting("storage.sync_writes",
                           "fsync every write (survive power loss, not only crashes)",
                           &Config::sync_writes));
-  s.push_back(U64Setting("storage.block_cache_mb", "RocksDB block cache size",
-                         &Config::block_cache_mb));
+  s.push_back(
+      U64Setting("storage.block_cache_mb", "RocksDB block cache size", &Config::block_cache_mb));
   s.push_back(IntSetting("log.partitions", "partitions of the local log's events topic",
                          &Config::partitions));
   s.push_back(U64Setting("log.retention_minutes",
@@ -146,14 +146,14 @@ std::vector<Setting> MakeSettings() {
                             &Config::status_topic));
   s.push_back(StringSetting("kafka.dead_letter_topic", "where malformed event records go",
                             &Config::dead_letter_topic));
-  s.push_back(StringSetting("kafka.group_id", "consumer group of the aggregators",
-                            &Config::group_id));
+  s.push_back(
+      StringSetting("kafka.group_id", "consumer group of the aggregators", &Config::group_id));
   s.push_back(StringSetting("kafka.instance_id",
                             "stable id of this node (transactional id); default: host and port",
                             &Config::instance_id));
   s.push_back(U64Setting("kafka.timeout_ms", "broker request timeout", &Config::kafka_timeout_ms));
-  s.push_back(StringSetting("logging.level", "trace, debug, info, warn, error",
-                            &Config::log_level));
+  s.push_back(
+      StringSetting("logging.level", "trace, debug, info, warn, error", &Config::log_level));
   return s;
 }
 
@@ -162,6 +162,35 @@ const Setting* FindSetting(std::string_view key) {
     if (s.key == key) return &s;
   }
   return nullptr;
+}
+
+// True when `v` reads back from TOML as the integer it spells (no leading
+// zero, fits in TOML's signed 64 bits); anything else is written quoted,
+// which every setting accepts.
+bool IsTomlInteger(std::string_view v) {
+  if (v.empty() || v.find_first_not_of("0123456789") != std::string_view::npos) return false;
+  if (v.size() > 1 && v.front() == '0') return false;
+  int64_t parsed = 0;
+  auto [ptr, ec] = std::from_chars(v.data(), v.data() + v.size(), parsed);
+  return ec == std::errc() && ptr == v.data() + v.size();
+}
+
+// `s` as a TOML basic string, quoted and escaped.
+std::string TomlString(std::string_view s) {
+  std::string out = "\"";
+  for (char ch : s) {
+    auto c = static_cast<unsigned char>(ch);
+    if (c == '"' || c == '\\') {
+      out.push_back('\\');
+      out.push_back(ch);
+    } else if (c < 0x20 || c == 0x7f) {
+      out += fmt::format("\\u{:04X}", c);
+    } else {
+      out.push_back(ch);
+    }
+  }
+  out.push_back('"');
+  return out;
 }
 
 Status ApplyToml(const std::string& file, Config* config) {
@@ -194,9 +223,9 @@ Status ApplyToml(const std::string& file, Config* config) {
       } else if (auto i = value.value_exact<int64_t>()) {
         text = std::to_string(*i);
       } else {
-        return Status::InvalidArgument(fmt::format(
-            "config file {} line {}: '{}' must be a string, integer or boolean", file,
-            value.source().begin.line, key));
+        return Status::InvalidArgument(
+            fmt::format("config file {} line {}: '{}' must be a string, integer or boolean", file,
+                        value.source().begin.line, key));
       }
       Status st = setting->set(*config, text);
       if (!st.ok()) {
@@ -294,11 +323,10 @@ std::string DumpConfig(const Config& config) {
       section = sec;
     }
     std::string value = s.get(config);
-    bool quoted = s.key.find("listen") != std::string::npos || value.empty() ||
-                  value.find_first_not_of("0123456789") != std::string::npos;
+    bool quoted = s.key.find("listen") != std::string::npos || !IsTomlInteger(value);
     if (value == "true" || value == "false") quoted = false;
     out << "# " << s.help << " (env " << s.env << ")\n";
-    out << s.key.substr(dot + 1) << " = " << (quoted ? "\"" + value + "\"" : value) << "\n";
+    out << s.key.substr(dot + 1) << " = " << (quoted ? TomlString(value) : value) << "\n";
   }
   return out.str();
 }

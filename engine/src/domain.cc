@@ -1,11 +1,10 @@
 #include "engine/domain.h"
 
+#include <fmt/format.h>
 #include <idn2.h>
 
 #include <cstdlib>
 #include <memory>
-
-#include <fmt/format.h>
 
 namespace catchall {
 namespace {
@@ -47,9 +46,8 @@ Status ValidateHostname(std::string_view name) {
     std::string_view label =
         name.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start);
     if (label.empty()) {
-      return Status::InvalidArgument(
-          fmt::format("domain '{}' has an empty label (two dots in a row or a leading dot)",
-                      Printable(name)));
+      return Status::InvalidArgument(fmt::format(
+          "domain '{}' has an empty label (two dots in a row or a leading dot)", Printable(name)));
     }
     if (label.size() > kMaxLabelLength) {
       return Status::InvalidArgument(
@@ -63,11 +61,10 @@ Status ValidateHostname(std::string_view name) {
         continue;
       }
       if (!IsAsciiLetterOrDigit(c)) {
-        return Status::InvalidArgument(
-            fmt::format("character '{}' is not allowed in domain '{}' (only letters, digits, "
-                        "hyphens and dots)",
-                        Printable(std::string_view(reinterpret_cast<const char*>(&c), 1)),
-                        Printable(name)));
+        return Status::InvalidArgument(fmt::format(
+            "character '{}' is not allowed in domain '{}' (only letters, digits, "
+            "hyphens and dots)",
+            Printable(std::string_view(reinterpret_cast<const char*>(&c), 1)), Printable(name)));
       }
       if (c > '9') numeric = false;
     }
@@ -100,10 +97,9 @@ Status ValidateHostname(std::string_view name) {
                         reinterpret_cast<uint8_t**>(&back), IDN2_NFC_INPUT | IDN2_NONTRANSITIONAL);
     std::unique_ptr<char, decltype(&std::free)> guard_back(back, &std::free);
     if (rc != IDN2_OK || name != back) {
-      return Status::InvalidArgument(
-          fmt::format("domain '{}' has a punycode label that is not a valid IDNA name{}{}",
-                      Printable(name), rc != IDN2_OK ? ": " : "",
-                      rc != IDN2_OK ? idn2_strerror(rc) : ""));
+      return Status::InvalidArgument(fmt::format(
+          "domain '{}' has a punycode label that is not a valid IDNA name{}{}", Printable(name),
+          rc != IDN2_OK ? ": " : "", rc != IDN2_OK ? idn2_strerror(rc) : ""));
     }
   }
   return Status::Ok();
@@ -115,10 +111,11 @@ Result<std::string> NormalizeDomain(std::string_view input) {
   if (input.empty()) return Status::InvalidArgument("domain is empty");
   if (input.size() > kMaxInputBytes) {
     return Status::InvalidArgument(
-        fmt::format("domain is {} bytes long; a domain has at most {} characters",
-                    input.size(), kMaxDomainLength));
+        fmt::format("domain is {} bytes long; a domain has at most {} characters", input.size(),
+                    kMaxDomainLength));
   }
-  if (input.back() == '.') input.remove_suffix(1);
+  const bool had_trailing_dot = input.back() == '.';
+  if (had_trailing_dot) input.remove_suffix(1);
 
   bool ascii = true;
   for (unsigned char c : input) {
@@ -152,8 +149,9 @@ Result<std::string> NormalizeDomain(std::string_view input) {
                                                  Printable(input), idn2_strerror(rc)));
     }
     out = ascii_out;
-    // UTS#46 maps ideographic full stops to '.', so a trailing one shows up now.
-    if (!out.empty() && out.back() == '.') out.pop_back();
+    // UTS#46 maps ideographic full stops to '.', so a trailing one shows up
+    // now; it is the one trailing dot only if the input had none.
+    if (!had_trailing_dot && !out.empty() && out.back() == '.') out.pop_back();
   }
   CATCHALL_RETURN_IF_ERROR(ValidateHostname(out));
   return out;

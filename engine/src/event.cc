@@ -26,9 +26,8 @@ Result<Event> ValidateEvent(const RawEvent& raw, std::string_view* error_code) {
   auto type = ParseEventType(*raw.type);
   if (!type) {
     code = "invalid_event_type";
-    return Status::InvalidArgument(
-        fmt::format("unknown event type '{}'; expected 'delivered' or 'bounced'",
-                    raw.type->substr(0, 40)));
+    return Status::InvalidArgument(fmt::format(
+        "unknown event type '{}'; expected 'delivered' or 'bounced'", raw.type->substr(0, 40)));
   }
   Result<std::string> domain = NormalizeDomain(*raw.domain);
   if (!domain.ok()) {

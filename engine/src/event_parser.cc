@@ -1,11 +1,10 @@
 #include "engine/event_parser.h"
 
+#include <fmt/format.h>
 #include <simdjson.h>
 
 #include <cstring>
 #include <vector>
-
-#include <fmt/format.h>
 
 namespace catchall {
 

@@ -1,20 +1,21 @@
 #include "engine/http_server.h"
 
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
 #include <atomic>
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
 #include <mutex>
 #include <optional>
 #include <thread>
 #include <unordered_map>
 #include <vector>
-
-#include <boost/asio/dispatch.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/post.hpp>
-#include <boost/asio/strand.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
-#include <fmt/format.h>
-#include <spdlog/spdlog.h>
 
 #include "engine/http_probe.h"
 
@@ -29,14 +30,22 @@ namespace {
 
 HttpMethod FromVerb(http::verb verb) {
   switch (verb) {
-    case http::verb::get: return HttpMethod::kGet;
-    case http::verb::head: return HttpMethod::kHead;
-    case http::verb::post: return HttpMethod::kPost;
-    case http::verb::put: return HttpMethod::kPut;
-    case http::verb::delete_: return HttpMethod::kDelete;
-    case http::verb::patch: return HttpMethod::kPatch;
-    case http::verb::options: return HttpMethod::kOptions;
-    default: return HttpMethod::kOther;
+    case http::verb::get:
+      return HttpMethod::kGet;
+    case http::verb::head:
+      return HttpMethod::kHead;
+    case http::verb::post:
+      return HttpMethod::kPost;
+    case http::verb::put:
+      return HttpMethod::kPut;
+    case http::verb::delete_:
+      return HttpMethod::kDelete;
+    case http::verb::patch:
+      return HttpMethod::kPatch;
+    case http::verb::options:
+      return HttpMethod::kOptions;
+    default:
+      return HttpMethod::kOther;
   }
 }
 
@@ -69,6 +78,18 @@ struct HttpServerImpl : std::enable_shared_from_this<HttpServerImpl> {
 
   void DoAccept();
   void OnAccept(beast::error_code ec, tcp::socket socket);
+
+  // References to the open sessions. Taken under the lock but returned, so
+  // that a session whose last reference is dropped is destroyed outside it
+  // (its destructor takes the lock).
+  std::vector<std::shared_ptr<Session>> LiveSessions() {
+    std::vector<std::shared_ptr<Session>> live;
+    std::lock_guard<std::mutex> lock(sessions_mu);
+    for (auto& [raw, weak] : sessions) {
+      if (auto s = weak.lock()) live.push_back(std::move(s));
+    }
+    return live;
+  }
 };
 
 // One connection: reads a request, hands it to the router, writes the
@@ -76,7 +97,7 @@ struct HttpServerImpl : std::enable_shared_from_this<HttpServerImpl> {
 class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket&& socket, std::shared_ptr<HttpServerImpl> server)
-      : stream_(std::move(socket)), server_(std::move(server)) {}
+      : stream_(std::move(socket)), timer_(stream_.get_executor()), server_(std::move(server)) {}
 
   ~Session() {
     server_->connections.fetch_sub(1);
@@ -127,13 +148,30 @@ class Session : public std::enable_shared_from_this<Session> {
     parser_->header_limit(static_cast<std::uint32_t>(server_->options.header_limit));
     parser_->body_limit(server_->options.body_limit);
     idle_ = true;
-    stream_.expires_after(server_->options.idle_timeout);
+    ArmReadTimer(server_->options.idle_timeout);
     http::async_read_header(stream_, buffer_, *parser_,
                             beast::bind_front_handler(&Session::OnReadHeader, shared_from_this()));
   }
 
+  // Beast's stream timeout closes the socket, which would leave no way to
+  // answer 408; this timer cancels the read instead and keeps the socket.
+  void ArmReadTimer(std::chrono::milliseconds timeout) {
+    timed_out_ = false;
+    stream_.expires_never();
+    timer_.expires_after(timeout);
+    timer_.async_wait([weak = weak_from_this()](beast::error_code ec) {
+      if (ec) return;  // cancelled: the read finished in time
+      if (auto self = weak.lock()) {
+        self->timed_out_ = true;
+        beast::error_code ignored;
+        self->stream_.socket().cancel(ignored);
+      }
+    });
+  }
+
   void OnReadHeader(beast::error_code ec, std::size_t /*bytes*/) {
     idle_ = false;
+    timer_.cancel();
     if (ec) return OnReadError(ec);
     auto& req = parser_->get();
     version_ = req.version();
@@ -152,12 +190,13 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void DoReadBody() {
-    stream_.expires_after(server_->options.io_timeout);
+    ArmReadTimer(server_->options.io_timeout);
     http::async_read(stream_, buffer_, *parser_,
                      beast::bind_front_handler(&Session::OnRead, shared_from_this()));
   }
 
   void OnReadError(beast::error_code ec) {
+    if (timed_out_ && ec == net::error::operation_aborted) ec = beast::error::timeout;
     if (ec == http::error::end_of_stream || ec == net::error::operation_aborted ||
         ec == net::error::connection_reset || ec == net::error::eof) {
       return DoClose();
@@ -167,8 +206,8 @@ class Session : public std::enable_shared_from_this<Session> {
       // An idle keep-alive connection just closes; a half-sent request
       // learns why.
       if (buffer_.size() == 0 && !parser_->got_some()) return DoClose();
-      return DoWrite(HttpResponse::Error(408, "request_timeout",
-                                         "the request did not arrive in time"));
+      return DoWrite(
+          HttpResponse::Error(408, "request_timeout", "the request did not arrive in time"));
     }
     if (ec == http::error::header_limit) {
       return DoWrite(HttpResponse::Error(
@@ -189,6 +228,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void OnRead(beast::error_code ec, std::size_t /*bytes*/) {
+    timer_.cancel();
     if (ec) return OnReadError(ec);
     auto& req = parser_->get();
     keep_alive_ = req.keep_alive();
@@ -239,12 +279,15 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void DoClose() {
+    timer_.cancel();
     beast::error_code ec;
     stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
     stream_.close();
   }
 
   beast::tcp_stream stream_;
+  net::steady_timer timer_;
+  bool timed_out_ = false;
   beast::flat_buffer buffer_;
   std::shared_ptr<HttpServerImpl> server_;
   std::optional<http::request_parser<http::string_body>> parser_;
@@ -330,12 +373,7 @@ void HttpServer::Shutdown(std::chrono::milliseconds deadline) {
     beast::error_code ec;
     impl->acceptor.close(ec);
   });
-  {
-    std::lock_guard<std::mutex> lock(impl_->sessions_mu);
-    for (auto& [raw, weak] : impl_->sessions) {
-      if (auto s = weak.lock()) s->CloseIfIdle();
-    }
-  }
+  for (auto& s : impl_->LiveSessions()) s->CloseIfIdle();
   auto until = std::chrono::steady_clock::now() + deadline;
   while (impl_->connections.load() > 0 && std::chrono::steady_clock::now() < until) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
@@ -346,12 +384,7 @@ void HttpServer::Shutdown(std::chrono::milliseconds deadline) {
   impl_->threads.clear();
   // Connections still open after the deadline are cut, and their handlers
   // (which hold the server alive) are run to completion here.
-  {
-    std::lock_guard<std::mutex> lock(impl_->sessions_mu);
-    for (auto& [raw, weak] : impl_->sessions) {
-      if (auto s = weak.lock()) s->Abort();
-    }
-  }
+  for (auto& s : impl_->LiveSessions()) s->Abort();
   impl_->ioc.restart();
   impl_->ioc.run_for(std::chrono::milliseconds(200));
 }

@@ -1,5 +1,6 @@
 #include "engine/kv_store.h"
 
+#include <fmt/format.h>
 #include <rocksdb/cache.h>
 #include <rocksdb/compaction_filter.h>
 #include <rocksdb/convenience.h>
@@ -13,8 +14,6 @@
 #include <algorithm>
 #include <cstring>
 #include <filesystem>
-
-#include <fmt/format.h>
 
 namespace catchall {
 
@@ -81,8 +80,8 @@ class AddCountersOperator : public rocksdb::AssociativeMergeOperator {
     new_value->clear();
     new_value->reserve(n * 8);
     for (size_t i = 0; i < n; ++i) {
-      uint64_t a = (existing && i * 8 < existing->size()) ? DecodeFixed64(existing->data() + i * 8)
-                                                          : 0;
+      uint64_t a =
+          (existing && i * 8 < existing->size()) ? DecodeFixed64(existing->data() + i * 8) : 0;
       uint64_t b = i * 8 < value.size() ? DecodeFixed64(value.data() + i * 8) : 0;
       PutFixed64(new_value, a + b);
     }

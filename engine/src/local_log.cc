@@ -1,12 +1,12 @@
 #include "engine/local_log.h"
 
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
 #include <atomic>
 #include <condition_variable>
 #include <mutex>
 #include <thread>
-
-#include <fmt/format.h>
-#include <spdlog/spdlog.h>
 
 #include "engine/log_probe.h"
 #include "engine/partitioner.h"
@@ -245,8 +245,8 @@ struct LocalLogImpl {
   }
 
   Status EnforceRetention(std::chrono::system_clock::time_point now) {
-    int64_t cutoff = std::chrono::duration_cast<std::chrono::milliseconds>(
-                         now.time_since_epoch() - options.retention)
+    int64_t cutoff = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch() -
+                                                                           options.retention)
                          .count();
     for (auto& t : topics) {
       for (int32_t part = 0; part < t->partitions; ++part) {
@@ -255,6 +255,8 @@ struct LocalLogImpl {
         it->SeekToFirst();
         std::string keep_key;
         int64_t new_start = -1;
+        std::string last_key;
+        int64_t last_base = -1;
         for (; it->Valid(); it->Next()) {
           BatchHeader header;
           CATCHALL_RETURN_IF_ERROR(DecodeHeader(it->value(), &header));
@@ -264,12 +266,16 @@ struct LocalLogImpl {
             new_start = base;
             break;
           }
+          last_key.assign(it->key());
+          last_base = base;
         }
         CATCHALL_RETURN_IF_ERROR(it->status());
         if (new_start < 0) {
-          // Everything is expired and consumed: delete up to the end.
-          keep_key = BatchKey(part, t->end[part].load());
-          new_start = t->end[part].load();
+          // Everything is expired and consumed. The newest batch stays: Open
+          // recovers the end offset from it, so offsets never restart at 0.
+          if (last_base < 0) continue;
+          keep_key = std::move(last_key);
+          new_start = last_base;
         }
         if (new_start <= t->start[part].load()) continue;
         KvWriteBatch del;
@@ -309,7 +315,8 @@ class LocalLogAppender : public LogAppender {
 std::vector<ColumnSpec> LocalLog::Columns(const LocalLogOptions& options) {
   std::vector<ColumnSpec> columns;
   columns.push_back({std::string(kMetaColumn), ColumnKind::kPlain, {}});
-  for (const auto& t : options.topics) columns.push_back({ColumnName(t.name), ColumnKind::kLog, {}});
+  for (const auto& t : options.topics)
+    columns.push_back({ColumnName(t.name), ColumnKind::kLog, {}});
   return columns;
 }
 
@@ -413,16 +420,16 @@ int64_t LocalLog::StartOffset(std::string_view topic, int32_t partition) const {
   return impl_->Find(topic)->start[partition].load(std::memory_order_acquire);
 }
 
-Status LocalLog::Read(std::string_view topic, int32_t partition, int64_t from,
-                      size_t max_records, LocalReadResult* out) const {
+Status LocalLog::Read(std::string_view topic, int32_t partition, int64_t from, size_t max_records,
+                      LocalReadResult* out) const {
   TopicState* t = impl_->Find(topic);
   if (!t || partition < 0 || partition >= t->partitions) {
     return Status::InvalidArgument(fmt::format("no partition {} of topic {}", partition, topic));
   }
   int64_t end = t->end[partition].load(std::memory_order_acquire);
   if (from >= end) return Status::Ok();
-  auto it = impl_->store->NewIterator(t->column, BatchKey(partition, 0),
-                                      BatchKey(partition + 1, 0));
+  auto it =
+      impl_->store->NewIterator(t->column, BatchKey(partition, 0), BatchKey(partition + 1, 0));
   it->SeekForPrev(BatchKey(partition, from));
   if (!it->Valid()) it->Seek(BatchKey(partition, from));
   size_t added = 0;

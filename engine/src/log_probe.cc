@@ -44,13 +44,11 @@ LogProbe::LogProbe(Metrics& metrics) {
                      .Name("catchall_log_group_commit_records")
                      .Help("Records per group commit")
                      .Register(r)
-                     .Add({}, prometheus::Histogram::BucketBoundaries{1, 2, 4, 8, 16, 32, 64, 128,
-                                                                      256, 1024, 4096, 16384,
-                                                                      65536});
+                     .Add({}, prometheus::Histogram::BucketBoundaries{
+                                  1, 2, 4, 8, 16, 32, 64, 128, 256, 1024, 4096, 16384, 65536});
 }
 
-void LogProbe::OnWrite(size_t records, size_t bytes, std::chrono::duration<double> took,
-                       bool ok) {
+void LogProbe::OnWrite(size_t records, size_t bytes, std::chrono::duration<double> took, bool ok) {
   if (!ok) {
     write_errors_->Increment();
     return;

@@ -1,15 +1,14 @@
 #include "engine/runtime.h"
 
+#include <fmt/format.h>
 #include <prometheus/gauge.h>
 #include <prometheus/registry.h>
 #include <signal.h>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <fstream>
-
-#include <fmt/format.h>
-#include <spdlog/spdlog.h>
 
 namespace catchall {
 namespace {
@@ -40,27 +39,31 @@ void MountRuntimeEndpoints(HttpRouter* router, Metrics* metrics, ReadinessCheck 
   metrics->AddScrapeHook([&rss] { rss.Set(static_cast<double>(ResidentBytes())); });
 
   router->Mount("/metrics", [metrics](const HttpRequest& request, Responder respond) {
-    if (request.path() != "/metrics") return respond(HttpResponse::Error(404, "not_found", "no such path"));
+    if (request.path() != "/metrics")
+      return respond(HttpResponse::Error(404, "not_found", "no such path"));
     if (request.method != HttpMethod::kGet) return respond(HttpResponse::MethodNotAllowed("GET"));
     respond(HttpResponse::Text(200, metrics->Serialize(), "text/plain; version=0.0.4"));
   });
   router->Mount("/healthz", [](const HttpRequest& request, Responder respond) {
-    if (request.path() != "/healthz") return respond(HttpResponse::Error(404, "not_found", "no such path"));
+    if (request.path() != "/healthz")
+      return respond(HttpResponse::Error(404, "not_found", "no such path"));
     if (request.method != HttpMethod::kGet) return respond(HttpResponse::MethodNotAllowed("GET"));
     respond(HttpResponse::Json(200, R"({"status":"ok"})"));
   });
-  router->Mount("/readyz", [ready = std::move(ready)](const HttpRequest& request,
-                                                      Responder respond) {
-    if (request.path() != "/readyz") return respond(HttpResponse::Error(404, "not_found", "no such path"));
-    if (request.method != HttpMethod::kGet) return respond(HttpResponse::MethodNotAllowed("GET"));
-    Status s = ready();
-    if (!s.ok()) {
-      HttpResponse r = HttpResponse::Error(503, "not_ready", s.message());
-      r.headers.emplace_back("Retry-After", "1");
-      return respond(std::move(r));
-    }
-    respond(HttpResponse::Json(200, R"({"status":"ready"})"));
-  });
+  router->Mount("/readyz",
+                [ready = std::move(ready)](const HttpRequest& request, Responder respond) {
+                  if (request.path() != "/readyz")
+                    return respond(HttpResponse::Error(404, "not_found", "no such path"));
+                  if (request.method != HttpMethod::kGet)
+                    return respond(HttpResponse::MethodNotAllowed("GET"));
+                  Status s = ready();
+                  if (!s.ok()) {
+                    HttpResponse r = HttpResponse::Error(503, "not_ready", s.message());
+                    r.headers.emplace_back("Retry-After", "1");
+                    return respond(std::move(r));
+                  }
+                  respond(HttpResponse::Json(200, R"({"status":"ready"})"));
+                });
 }
 
 void SetupLogging(std::string_view level) {

@@ -20,12 +20,12 @@ IngestProbe::IngestProbe(Metrics& metrics) {
                           .Name("catchall_ingest_events_rejected_total")
                           .Help("Events refused as invalid, by reason")
                           .Register(r);
-  batch_items_ = &prometheus::BuildHistogram()
-                      .Name("catchall_ingest_batch_items")
-                      .Help("Items per POST /events")
-                      .Register(r)
-                      .Add({}, prometheus::Histogram::BucketBoundaries{1, 10, 100, 1000, 10000,
-                                                                       100000});
+  batch_items_ =
+      &prometheus::BuildHistogram()
+           .Name("catchall_ingest_batch_items")
+           .Help("Items per POST /events")
+           .Register(r)
+           .Add({}, prometheus::Histogram::BucketBoundaries{1, 10, 100, 1000, 10000, 100000});
   unavailable_ = &prometheus::BuildCounter()
                       .Name("catchall_ingest_log_unavailable_total")
                       .Help("Requests answered 503 because the log refused or failed the append")
@@ -41,9 +41,10 @@ void IngestProbe::OnRejected(std::string_view reason) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = rejected_.find(std::string(reason));
   if (it == rejected_.end()) {
-    it = rejected_.emplace(std::string(reason), &rejected_family_->Add({{"reason",
-                                                                        std::string(reason)}}))
-             .first;
+    it =
+        rejected_
+            .emplace(std::string(reason), &rejected_family_->Add({{"reason", std::string(reason)}}))
+            .first;
   }
   it->second->Increment();
 }

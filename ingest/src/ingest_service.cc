@@ -58,8 +58,9 @@ std::string BatchBody(size_t accepted, size_t rejected, const std::vector<Reject
 }  // namespace
 
 IngestService::IngestService(IngestOptions options, LogAppender* log, Metrics* metrics)
-    : options_(options), log_(log), probe_(metrics ? std::make_unique<IngestProbe>(*metrics)
-                                                   : nullptr) {}
+    : options_(options),
+      log_(log),
+      probe_(metrics ? std::make_unique<IngestProbe>(*metrics) : nullptr) {}
 
 IngestService::~IngestService() = default;
 
@@ -105,10 +106,10 @@ void IngestService::HandleSingle(const HttpRequest& request, std::string_view do
   if (!key.empty()) {
     if (key.size() > kMaxEventIdLength) {
       if (probe_) probe_->OnRejected("invalid_idempotency_key");
-      return respond(HttpResponse::Error(
-          400, "invalid_idempotency_key",
-          fmt::format("Idempotency-Key is {} bytes long; the limit is {}", key.size(),
-                      kMaxEventIdLength)));
+      return respond(
+          HttpResponse::Error(400, "invalid_idempotency_key",
+                              fmt::format("Idempotency-Key is {} bytes long; the limit is {}",
+                                          key.size(), kMaxEventIdLength)));
     }
     event.id = std::string(key);
   }
@@ -119,9 +120,9 @@ void IngestService::HandleSingle(const HttpRequest& request, std::string_view do
   auto done = [respond, probe, event_type](const Status& s) {
     if (!s.ok()) {
       if (probe) probe->OnLogUnavailable();
-      return respond(HttpResponse::FromStatus(Status::Unavailable(fmt::format(
-                                                  "the event was not stored: {}", s.message())),
-                                              "log_unavailable"));
+      return respond(HttpResponse::FromStatus(
+          Status::Unavailable(fmt::format("the event was not stored: {}", s.message())),
+          "log_unavailable"));
     }
     if (probe) probe->OnAccepted(event_type, 1);
     respond(HttpResponse::NoContent());
@@ -159,12 +160,11 @@ void IngestService::HandleBatch(const HttpRequest& request, Responder respond) {
       });
   if (!parsed.ok()) {
     // The body as a whole is unusable; nothing of it is stored.
-    if (probe_) probe_->OnRejected(parsed.code() == Code::kTooLarge ? "too_many_items"
-                                                                     : "malformed_body");
-    return respond(HttpResponse::Error(parsed.code() == Code::kTooLarge ? 413 : 400,
-                                       parsed.code() == Code::kTooLarge ? "too_many_items"
-                                                                        : "malformed_body",
-                                       parsed.message()));
+    if (probe_)
+      probe_->OnRejected(parsed.code() == Code::kTooLarge ? "too_many_items" : "malformed_body");
+    return respond(HttpResponse::Error(
+        parsed.code() == Code::kTooLarge ? 413 : 400,
+        parsed.code() == Code::kTooLarge ? "too_many_items" : "malformed_body", parsed.message()));
   }
   size_t accepted = records.size();
   if (probe_) probe_->OnBatch(accepted + rejected);

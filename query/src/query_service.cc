@@ -1,8 +1,7 @@
 #include "query/query_service.h"
 
-#include <simdjson.h>
-
 #include <fmt/format.h>
+#include <simdjson.h>
 
 #include "engine/domain.h"
 #include "engine/json_writer.h"
@@ -11,8 +10,7 @@
 namespace catchall {
 namespace {
 
-constexpr std::string_view kPathHelp =
-    "expected GET /domains/{domain} or POST /domains/lookup";
+constexpr std::string_view kPathHelp = "expected GET /domains/{domain} or POST /domains/lookup";
 
 // Reads the domains of a lookup body: {"domains": ["a.com", ...]} or a bare
 // JSON array of strings.
@@ -90,10 +88,9 @@ HttpResponse QueryService::Lookup(const HttpRequest& request) const {
   std::vector<std::string> inputs;
   Status parsed = ParseLookupBody(request.body, options_.max_lookup_domains, &inputs);
   if (!parsed.ok()) {
-    return HttpResponse::Error(parsed.code() == Code::kTooLarge ? 413 : 400,
-                               parsed.code() == Code::kTooLarge ? "too_many_domains"
-                                                                : "malformed_body",
-                               parsed.message());
+    return HttpResponse::Error(
+        parsed.code() == Code::kTooLarge ? 413 : 400,
+        parsed.code() == Code::kTooLarge ? "too_many_domains" : "malformed_body", parsed.message());
   }
   if (probe_) probe_->OnLookup(inputs.size());
   // Normalize all, read the valid ones in one MultiGet, answer in input order.

@@ -37,8 +37,8 @@ AggregatorProbe::AggregatorProbe(Metrics& metrics) {
                          .Name("catchall_aggregate_commit_records")
                          .Help("Records per commit")
                          .Register(r)
-                         .Add({}, prometheus::Histogram::BucketBoundaries{
-                                      1, 10, 100, 1000, 10000, 100000, 1000000});
+                         .Add({}, prometheus::Histogram::BucketBoundaries{1, 10, 100, 1000, 10000,
+                                                                          100000, 1000000});
   freshness_ = &prometheus::BuildHistogram()
                     .Name("catchall_aggregate_freshness_seconds")
                     .Help("Age of the oldest event of a commit when it became visible to queries")
@@ -70,9 +70,15 @@ void AggregatorProbe::OnApplied(ApplyOutcome outcome, size_t n) {
   if (n == 0) return;
   auto v = static_cast<double>(n);
   switch (outcome) {
-    case ApplyOutcome::kCounted: counted_->Increment(v); break;
-    case ApplyOutcome::kDuplicate: duplicates_->Increment(v); break;
-    case ApplyOutcome::kMalformed: malformed_->Increment(v); break;
+    case ApplyOutcome::kCounted:
+      counted_->Increment(v);
+      break;
+    case ApplyOutcome::kDuplicate:
+      duplicates_->Increment(v);
+      break;
+    case ApplyOutcome::kMalformed:
+      malformed_->Increment(v);
+      break;
   }
 }
 

@@ -1,9 +1,9 @@
 #include "state/embedded_aggregation.h"
 
-#include <future>
-
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
+
+#include <future>
 
 #include "engine/json_writer.h"
 #include "state/aggregator_probe.h"
@@ -52,8 +52,8 @@ Status EmbeddedAggregation::Start() {
   if (partitions_ <= 0) {
     return Status::FailedPrecondition(fmt::format("the log has no topic {}", options_.topic));
   }
-  aggregator_ = std::make_unique<Aggregator>(AggregatorOptions{partitions_, options_.id_window},
-                                             store_);
+  aggregator_ =
+      std::make_unique<Aggregator>(AggregatorOptions{partitions_, options_.id_window}, store_);
   positions_.assign(partitions_, 0);
   committed_.assign(partitions_, 0);
   start_ends_.assign(partitions_, 0);
@@ -76,8 +76,7 @@ Status EmbeddedAggregation::Start() {
     log_->SetRetentionFloor(options_.topic, p, committed_[p]);
   }
   if (backlog > 0) {
-    spdlog::info("aggregation: catching up on {} events written before the last shutdown",
-                 backlog);
+    spdlog::info("aggregation: catching up on {} events written before the last shutdown", backlog);
   }
   last_commit_ = std::chrono::steady_clock::now();
   thread_ = std::thread([this] { Run(); });
@@ -119,8 +118,8 @@ void EmbeddedAggregation::Run() {
           break;
         }
         if (*outcome == ApplyOutcome::kMalformed) {
-          spdlog::warn("dead-lettering {}/{} offset {}: {}", options_.topic, r.partition,
-                       r.offset, reason);
+          spdlog::warn("dead-lettering {}/{} offset {}: {}", options_.topic, r.partition, r.offset,
+                       reason);
           dead_letters_.push_back(DeadLetter(options_.topic, r, reason));
         }
         ++outcome_counts[static_cast<int>(*outcome)];

@@ -60,8 +60,8 @@ struct Config {
 
 // One configurable setting.
 struct Setting {
-  std::string key;   // "server.listen"
-  std::string env;   // "CATCHALL_SERVER_LISTEN"
+  std::string key;  // "server.listen"
+  std::string env;  // "CATCHALL_SERVER_LISTEN"
   std::string help;
   std::function<Status(Config&, std::string_view)> set;
   std::function<std::string(const Config&)> get;

@@ -38,7 +38,7 @@ inline CatchAllStatus Classify(const DomainCounts& counts, uint64_t threshold) {
 
 // {"domain":"...","status":"...","delivered":N,"bounced":M}, the body of
 // GET /domains/{domain} and the value of a changelog record.
-void AppendDomainStatusJson(std::string_view domain, const DomainCounts& counts,
-                            uint64_t threshold, std::string* out);
+void AppendDomainStatusJson(std::string_view domain, const DomainCounts& counts, uint64_t threshold,
+                            std::string* out);
 
 }  // namespace catchall

@@ -23,8 +23,8 @@ inline constexpr size_t kMaxEventIdLength = 256;
 struct Event {
   std::string domain;
   EventType type = EventType::kDelivered;
-  std::string id;               // empty: no id (no deduplication)
-  std::optional<int64_t> ts;    // producer's timestamp, epoch milliseconds
+  std::string id;             // empty: no id (no deduplication)
+  std::optional<int64_t> ts;  // producer's timestamp, epoch milliseconds
 };
 
 // An event as it appears in JSON, before validation. The views point into the

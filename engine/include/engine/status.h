@@ -19,16 +19,16 @@ namespace catchall {
 // Error codes. Each maps to one HTTP status at the edge (see http_error.h).
 enum class Code {
   kOk = 0,
-  kInvalidArgument,    // the caller sent something malformed (400)
-  kNotFound,           // no such thing (404)
-  kTooLarge,           // over a configured limit (413)
-  kUnavailable,        // try again later: overloaded, log unreachable (503)
-  kTimeout,            // an operation did not finish in time (503/504)
-  kCorruption,         // stored data does not decode
-  kIoError,            // the disk or the network failed
-  kFailedPrecondition, // the system is not in a state to do this (e.g. topic missing)
-  kAborted,            // a transaction was aborted or fenced; retry from a clean state
-  kInternal,           // a bug
+  kInvalidArgument,     // the caller sent something malformed (400)
+  kNotFound,            // no such thing (404)
+  kTooLarge,            // over a configured limit (413)
+  kUnavailable,         // try again later: overloaded, log unreachable (503)
+  kTimeout,             // an operation did not finish in time (503/504)
+  kCorruption,          // stored data does not decode
+  kIoError,             // the disk or the network failed
+  kFailedPrecondition,  // the system is not in a state to do this (e.g. topic missing)
+  kAborted,             // a transaction was aborted or fenced; retry from a clean state
+  kInternal,            // a bug
 };
 
 std::string_view CodeName(Code code);
@@ -70,7 +70,7 @@ class [[nodiscard]] Status {
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}  // NOLINT(google-explicit-constructor)
+  Result(T value) : v_(std::move(value)) {}        // NOLINT(google-explicit-constructor)
   Result(Status status) : v_(std::move(status)) {  // NOLINT(google-explicit-constructor)
     assert(!std::get<Status>(v_).ok());
   }
@@ -94,8 +94,8 @@ class [[nodiscard]] Result {
 }  // namespace catchall
 
 // Returns early from the enclosing function when `expr` is not OK.
-#define CATCHALL_RETURN_IF_ERROR(expr)   \
-  do {                                   \
-    ::catchall::Status _st = (expr);     \
-    if (!_st.ok()) return _st;           \
+#define CATCHALL_RETURN_IF_ERROR(expr) \
+  do {                                 \
+    ::catchall::Status _st = (expr);   \
+    if (!_st.ok()) return _st;         \
   } while (0)

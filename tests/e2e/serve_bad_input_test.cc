@@ -1,0 +1,174 @@
+// Bad input against the real server: every refusal is a JSON error with a
+// code and a message, nothing crashes, and nothing bad reaches the counters.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <string>
+#include <thread>
+
+#include "support/catchall_client.h"
+#include "support/server_process.h"
+
+namespace catchall::testing {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+
+class ServeBadInputTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    server_ = std::make_unique<ServerProcess>(std::vector<std::string>{
+        "serve", "--data-dir", data_.path(), "--set", "server.max_body_bytes=65536", "--set",
+        "server.max_header_bytes=4096", "--set", "server.idle_timeout_ms=500", "--set",
+        "server.max_connections=8", "--set", "ingest.max_batch_items=100"});
+    ASSERT_TRUE(server_->started());
+    ASSERT_TRUE(server_->WaitReady());
+    client_ = std::make_unique<HttpClient>(server_->port());
+  }
+
+  void TearDown() override {
+    // Whatever was thrown at it, the server still answers and exits cleanly.
+    if (!server_ || !server_->started()) return;
+    HttpClient fresh(server_->port());
+    EXPECT_EQ(fresh.Get("/healthz").status, 200) << server_->Output();
+    EXPECT_EQ(server_->Terminate(), 0) << server_->Output();
+  }
+
+  static void ExpectJsonError(const HttpResult& r, int status, const std::string& code) {
+    EXPECT_EQ(r.status, status) << r.body;
+    EXPECT_EQ(JsonString(r.body, "code"), code) << r.body;
+    EXPECT_FALSE(JsonString(r.body, "message").value_or("").empty()) << r.body;
+  }
+
+  TempDir data_;
+  std::unique_ptr<ServerProcess> server_;
+  std::unique_ptr<HttpClient> client_;
+};
+
+TEST_F(ServeBadInputTest, InvalidDomainsAre400) {
+  for (const std::string& bad :
+       std::vector<std::string>{"bad_domain.com", "a..b", "-lead.com", "1.2.3.4", "%zz.com",
+                                std::string(64, 'a') + ".com", "sp%20ace.com", "x%00y.com"}) {
+    SCOPED_TRACE(bad);
+    ExpectJsonError(client_->Put("/events/" + bad + "/delivered"), 400, "invalid_domain");
+    ExpectJsonError(client_->Get("/domains/" + bad), 400, "invalid_domain");
+  }
+}
+
+TEST_F(ServeBadInputTest, UnknownEventTypeIs400) {
+  HttpResult r = client_->Put("/events/example.com/opened");
+  ExpectJsonError(r, 400, "invalid_event_type");
+  EXPECT_THAT(r.body, HasSubstr("opened"));
+}
+
+TEST_F(ServeBadInputTest, WrongMethodsAre405WithAllow) {
+  HttpResult r = client_->Request("GET", "/events/example.com/delivered");
+  ExpectJsonError(r, 405, "method_not_allowed");
+  EXPECT_EQ(r.Header("allow"), "PUT");
+  r = client_->Request("DELETE", "/domains/example.com");
+  ExpectJsonError(r, 405, "method_not_allowed");
+  EXPECT_EQ(r.Header("allow"), "GET");
+  r = client_->Request("GET", "/events");
+  ExpectJsonError(r, 405, "method_not_allowed");
+  EXPECT_EQ(r.Header("allow"), "POST");
+  r = client_->Request("POST", "/metrics");
+  EXPECT_EQ(r.status, 405);
+}
+
+TEST_F(ServeBadInputTest, UnknownPathsAre404) {
+  ExpectJsonError(client_->Get("/"), 404, "not_found");
+  ExpectJsonError(client_->Get("/nope"), 404, "not_found");
+  ExpectJsonError(client_->Put("/events/example.com"), 404, "not_found");
+  ExpectJsonError(client_->Put("/events/example.com/delivered/extra"), 404, "not_found");
+  ExpectJsonError(client_->Get("/domains/"), 404, "not_found");
+}
+
+TEST_F(ServeBadInputTest, MalformedBatchBodiesAre400AndStoreNothing) {
+  ExpectJsonError(client_->Post("/events", R"([{"domain":"m.com","type":"delivered"},)"), 400,
+                  "malformed_body");
+  ExpectJsonError(client_->Post("/events", R"([{"domain":"m.com","type":"delivered"}] trailing)"),
+                  400, "malformed_body");
+  HttpResult r = client_->Post("/events", R"([{"domain":"m.com","type":"delivered"}, {"a": ])");
+  ExpectJsonError(r, 400, "malformed_body");
+  // A later good event proves the malformed ones were not counted.
+  ASSERT_EQ(client_->Put("/events/m.com/bounced").status, 204);
+  DomainView v = WaitForCounts(*client_, "m.com", 0, 1);
+  EXPECT_EQ(v.delivered, 0);
+}
+
+TEST_F(ServeBadInputTest, TooManyBatchItemsIs413) {
+  std::string body;
+  for (int i = 0; i < 101; ++i) body += "{\"domain\":\"many.com\",\"type\":\"delivered\"}\n";
+  HttpResult r = client_->Post("/events", body, "application/x-ndjson");
+  ExpectJsonError(r, 413, "too_many_items");
+}
+
+TEST_F(ServeBadInputTest, OversizedBodyIs413) {
+  std::string body(70000, ' ');
+  HttpResult r = client_->Post("/events", body, "application/x-ndjson");
+  ExpectJsonError(r, 413, "body_too_large");
+}
+
+TEST_F(ServeBadInputTest, OversizedHeadersAre431) {
+  HttpResult r = client_->Request("GET", "/healthz", {}, {{"X-Big", std::string(8000, 'x')}});
+  ExpectJsonError(r, 431, "headers_too_large");
+}
+
+TEST_F(ServeBadInputTest, GarbageRequestIs400) {
+  std::string reply =
+      RawExchange(server_->port(), "THIS IS NOT HTTP\r\n\r\n", std::chrono::seconds(5));
+  EXPECT_THAT(reply, StartsWith("HTTP/1.1 400"));
+  EXPECT_THAT(reply, HasSubstr("\"code\":\"bad_request\""));
+}
+
+TEST_F(ServeBadInputTest, SlowClientGets408AndIsDisconnected) {
+  // Half a request line, then silence past the idle timeout (500 ms).
+  auto started = std::chrono::steady_clock::now();
+  std::string reply =
+      RawExchange(server_->port(), "PUT /events/slow.com/deliv", std::chrono::seconds(10));
+  auto took = std::chrono::steady_clock::now() - started;
+  EXPECT_THAT(reply, StartsWith("HTTP/1.1 408"));
+  EXPECT_THAT(reply, HasSubstr("\"code\":\"request_timeout\""));
+  EXPECT_LT(took, std::chrono::seconds(9)) << "the server should close the connection";
+}
+
+TEST_F(ServeBadInputTest, IdleKeepAliveConnectionsAreClosed) {
+  std::string reply = RawExchange(server_->port(), "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
+                                  std::chrono::seconds(10));
+  EXPECT_THAT(reply, StartsWith("HTTP/1.1 200"));
+  // RawExchange returned because the server closed the idle connection.
+}
+
+TEST_F(ServeBadInputTest, ConnectionsOverTheLimitGet503) {
+  // Hold 8 connections open (the limit), then one more.
+  std::vector<std::unique_ptr<HttpClient>> held;
+  for (int i = 0; i < 8; ++i) {
+    held.push_back(std::make_unique<HttpClient>(server_->port()));
+    ASSERT_EQ(held.back()->Get("/healthz").status, 200);
+  }
+  HttpClient extra(server_->port());
+  HttpResult r = extra.Get("/healthz");
+  ExpectJsonError(r, 503, "too_many_connections");
+  EXPECT_EQ(r.Header("retry-after"), "1");
+  held.clear();
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+}
+
+TEST_F(ServeBadInputTest, OversizedIdempotencyKeyIs400) {
+  HttpResult r =
+      client_->Put("/events/k.com/delivered", {{"Idempotency-Key", std::string(300, 'k')}});
+  ExpectJsonError(r, 400, "invalid_idempotency_key");
+}
+
+TEST_F(ServeBadInputTest, BadLookupBodies) {
+  ExpectJsonError(client_->Post("/domains/lookup", "{"), 400, "malformed_body");
+  ExpectJsonError(client_->Post("/domains/lookup", R"({"domains": [1]})"), 400, "malformed_body");
+  std::string many = R"({"domains":[)";
+  for (int i = 0; i < 1001; ++i) many += std::string(i ? "," : "") + "\"a.com\"";
+  many += "]}";
+  ExpectJsonError(client_->Post("/domains/lookup", many), 413, "too_many_domains");
+}
+
+}  // namespace
+}  // namespace catchall::testing

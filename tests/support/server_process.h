@@ -1,0 +1,68 @@
+// ServerProcess: runs the real `catchall` binary for end-to-end tests.
+// It starts the binary on 127.0.0.1 with a free port (the binary writes the
+// port it bound to a file), captures its output to a log file, and can stop
+// it politely (SIGTERM) or not (SIGKILL).
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace catchall::testing {
+
+// A fresh directory under the test temp dir, removed by the destructor.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+class ServerProcess {
+ public:
+  // Path of the catchall binary under test.
+  static std::string BinaryPath();
+
+  // Starts `catchall <args...> --listen 127.0.0.1:0 --port-file <f>` and
+  // waits until the port file appears (fails the test after `timeout`).
+  explicit ServerProcess(std::vector<std::string> args,
+                         std::chrono::seconds timeout = std::chrono::seconds(60));
+  ~ServerProcess();  // SIGKILL if still running
+  ServerProcess(const ServerProcess&) = delete;
+  ServerProcess& operator=(const ServerProcess&) = delete;
+
+  uint16_t port() const { return port_; }
+  pid_t pid() const { return pid_; }
+  bool started() const { return port_ != 0; }
+
+  // Polls GET /readyz until 200; false after `timeout`.
+  bool WaitReady(std::chrono::seconds timeout = std::chrono::seconds(60)) const;
+  // SIGKILL and reap.
+  void Kill();
+  // SIGTERM, then waits for exit; returns the exit code (-1 if killed by a
+  // signal or not exited within `timeout`, after which it is SIGKILLed).
+  int Terminate(std::chrono::seconds timeout = std::chrono::seconds(60));
+  // What the process printed.
+  std::string Output() const;
+
+ private:
+  pid_t pid_ = -1;
+  uint16_t port_ = 0;
+  std::string log_path_;
+  std::string port_file_;
+  TempDir scratch_;
+};
+
+// Runs the binary with `args` to completion; returns its exit code and
+// captures stdout+stderr into *output.
+int RunBinary(const std::vector<std::string>& args, std::string* output);
+
+}  // namespace catchall::testing
