@@ -3,14 +3,13 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
-#include <thread>
-
 #include "engine/http_server.h"
 #include "engine/kv_store.h"
 #include "engine/local_log.h"
 #include "engine/log_probe.h"
 #include "engine/runtime.h"
 #include "ingest/ingest_service.h"
+#include "node_common.h"
 #include "query/query_service.h"
 #include "state/counter_store.h"
 #include "state/embedded_aggregation.h"
@@ -28,23 +27,11 @@ Status EmbeddedNode::Start(const std::string& port_file) {
   log_options.max_pending_bytes = config_.max_pending_mb << 20;
   log_options.retention = std::chrono::minutes(config_.retention_minutes);
 
-  KvStoreOptions store_options;
-  store_options.path = config_.data_dir;
-  store_options.sync_writes = config_.sync_writes;
-  store_options.block_cache_bytes = config_.block_cache_mb << 20;
-  store_options.columns = LocalLog::Columns(log_options);
+  std::vector<ColumnSpec> columns = LocalLog::Columns(log_options);
   for (auto& c : CounterStore::Columns(std::chrono::seconds(config_.idempotency_window_s))) {
-    store_options.columns.push_back(std::move(c));
+    columns.push_back(std::move(c));
   }
-  Status s = KvStore::Open(store_options, &store_);
-  if (!s.ok()) {
-    if (s.message().find("lock") != std::string::npos) {
-      return Status::FailedPrecondition(
-          fmt::format("data directory '{}' is in use by another catchall process ({})",
-                      config_.data_dir, s.message()));
-    }
-    return s;
-  }
+  CATCHALL_RETURN_IF_ERROR(OpenStore(config_, std::move(columns), &store_));
   log_probe_ = std::make_unique<LogProbe>(metrics_);
   CATCHALL_RETURN_IF_ERROR(LocalLog::Open(log_options, store_.get(), log_probe_.get(), &log_));
   counters_ = std::make_unique<CounterStore>(store_.get(), std::string(kEventsTopic));
@@ -81,23 +68,12 @@ Status EmbeddedNode::Start(const std::string& port_file) {
       },
       "serve");
 
-  HttpServerOptions http;
-  CATCHALL_RETURN_IF_ERROR(ParseListen(config_.listen, &http.host, &http.port));
-  http.threads = config_.http_threads > 0
-                     ? config_.http_threads
-                     : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  http.body_limit = config_.max_body_bytes;
-  http.header_limit = config_.max_header_bytes;
-  http.idle_timeout = std::chrono::milliseconds(config_.idle_timeout_ms);
-  http.io_timeout = std::chrono::milliseconds(config_.io_timeout_ms);
-  http.max_connections = config_.max_connections;
-  server_ = std::make_unique<HttpServer>(http, &router_, &metrics_);
-  CATCHALL_RETURN_IF_ERROR(server_->Start());
-  if (!port_file.empty()) CATCHALL_RETURN_IF_ERROR(WritePortFile(port_file, server_->port()));
+  CATCHALL_RETURN_IF_ERROR(StartHttp(config_, &router_, &metrics_, port_file, &server_));
   spdlog::info(
-      "catchall serve (embedded mode) listening on {}:{}; data in '{}', {} partitions, "
+      "catchall serve (embedded mode) listening on {} (port {}); data in '{}', {} partitions, "
       "catch-all threshold {}",
-      http.host, server_->port(), config_.data_dir, config_.partitions, config_.catchall_threshold);
+      config_.listen, server_->port(), config_.data_dir, config_.partitions,
+      config_.catchall_threshold);
   return Status::Ok();
 }
 

@@ -9,6 +9,7 @@
 #include "engine/http.h"
 #include "engine/metrics.h"
 #include "engine/status.h"
+#include "node.h"
 
 namespace catchall {
 
@@ -21,16 +22,16 @@ class IngestService;
 class QueryService;
 class HttpServer;
 
-class EmbeddedNode {
+class EmbeddedNode : public Node {
  public:
   explicit EmbeddedNode(Config config);
-  ~EmbeddedNode();
+  ~EmbeddedNode() override;
 
   // Opens the data dir, resumes aggregation and starts serving. Writes the
   // bound port to `port_file` if not empty.
-  Status Start(const std::string& port_file);
+  Status Start(const std::string& port_file) override;
   // Drains requests in flight, commits state and closes the store.
-  void Shutdown();
+  void Shutdown() override;
 
  private:
   Config config_;

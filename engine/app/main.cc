@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <iostream>
 
+#include "cluster_nodes.h"
 #include "embedded_node.h"
 #include "engine/config.h"
 #include "engine/runtime.h"
@@ -72,6 +73,38 @@ int Fail(const std::string& what) {
   return 1;
 }
 
+// Runs a node until SIGTERM/SIGINT.
+int RunNode(catchall::Node& node, const std::string& port_file) {
+  catchall::Status s = node.Start(port_file);
+  if (!s.ok()) {
+    node.Shutdown();
+    return Fail(s.message());
+  }
+  std::string signal = catchall::WaitForTerminationSignal();
+  spdlog::info("{} received: finishing work in flight", signal);
+  node.Shutdown();
+  spdlog::info("stopped cleanly");
+  return 0;
+}
+
+template <typename NodeType>
+int RunRole(const CommonFlags& flags) {
+  auto config = BuildConfig(flags);
+  if (!config.ok()) return Fail(config.status().message());
+  catchall::SetupLogging(config->log_level);
+  NodeType node(*config);
+  return RunNode(node, flags.port_file);
+}
+
+int RunTopics(const CommonFlags& flags, bool create, int partitions) {
+  auto config = BuildConfig(flags);
+  if (!config.ok()) return Fail(config.status().message());
+  catchall::SetupLogging("warn");
+  catchall::Status s = catchall::RunTopicsCommand(*config, create, partitions);
+  if (!s.ok()) return Fail(s.message());
+  return 0;
+}
+
 int RunServe(const CommonFlags& flags) {
   auto config = BuildConfig(flags);
   if (!config.ok()) return Fail(config.status().message());
@@ -82,16 +115,7 @@ int RunServe(const CommonFlags& flags) {
         "the cluster roles (catchall ingest|aggregate|query --brokers ...)");
   }
   catchall::EmbeddedNode node(*config);
-  catchall::Status s = node.Start(flags.port_file);
-  if (!s.ok()) {
-    node.Shutdown();
-    return Fail(s.message());
-  }
-  std::string signal = catchall::WaitForTerminationSignal();
-  spdlog::info("{} received: finishing requests in flight and committing state", signal);
-  node.Shutdown();
-  spdlog::info("stopped cleanly");
-  return 0;
+  return RunNode(node, flags.port_file);
 }
 
 int RunConfig(const CommonFlags& flags, bool list) {
@@ -124,6 +148,43 @@ int main(int argc, char** argv) {
       "Embedded mode: ingest, aggregation and query in one process over a durable local log");
   AddCommonFlags(serve, &serve_flags, false);
 
+  CommonFlags ingest_flags;
+  CLI::App* ingest = app.add_subcommand(
+      "ingest", "Cluster role: validate events and produce them to Kafka (stateless)");
+  AddCommonFlags(ingest, &ingest_flags, true);
+  CommonFlags aggregate_flags;
+  CLI::App* aggregate = app.add_subcommand(
+      "aggregate",
+      "Cluster role: count events exactly-once into RocksDB and the compacted changelog");
+  AddCommonFlags(aggregate, &aggregate_flags, true);
+  CommonFlags query_flags;
+  CLI::App* query = app.add_subcommand(
+      "query", "Cluster role: materialize the changelog and answer GET /domains/{domain}");
+  AddCommonFlags(query, &query_flags, true);
+
+  CommonFlags topics_flags;
+  CLI::App* topics = app.add_subcommand("topics", "Create or check the Kafka topics");
+  topics->require_subcommand(1);
+  int topic_partitions = 0;
+  int replication = 0;
+  auto add_topic_flags = [&](CLI::App* cmd) {
+    cmd->add_option("-c,--config", topics_flags.config_file, "TOML configuration file")
+        ->check(CLI::ExistingFile);
+    cmd->add_option("-b,--brokers", topics_flags.brokers, "Kafka bootstrap brokers HOST:PORT,...");
+    cmd->add_option("--partitions", topic_partitions,
+                    "partitions of the events and status topics [12]")
+        ->check(CLI::Range(1, 100000));
+    cmd->add_option("--replication-factor", replication, "replication factor [1]")
+        ->check(CLI::Range(1, 100));
+    cmd->add_option("--set", topics_flags.sets, "KEY=VALUE for any setting (topic names, ...)");
+  };
+  CLI::App* topics_create = topics->add_subcommand(
+      "create", "Create the events, changelog (compacted) and dead-letter topics if missing");
+  add_topic_flags(topics_create);
+  CLI::App* topics_check = topics->add_subcommand(
+      "check", "Check that the topics exist with the expected partitions and cleanup policy");
+  add_topic_flags(topics_check);
+
   CommonFlags config_flags;
   bool list = false;
   CLI::App* config = app.add_subcommand(
@@ -138,6 +199,18 @@ int main(int argc, char** argv) {
   }
   CLI11_PARSE(app, argc, argv);
   if (serve->parsed()) return RunServe(serve_flags);
+  if (ingest->parsed()) return RunRole<catchall::IngestNode>(ingest_flags);
+  if (aggregate->parsed()) return RunRole<catchall::AggregatorNode>(aggregate_flags);
+  if (query->parsed()) return RunRole<catchall::QueryNode>(query_flags);
+  if (topics->parsed()) {
+    if (topic_partitions > 0) {
+      topics_flags.sets.push_back("kafka.partitions=" + std::to_string(topic_partitions));
+    }
+    if (replication > 0) {
+      topics_flags.sets.push_back("kafka.replication_factor=" + std::to_string(replication));
+    }
+    return RunTopics(topics_flags, topics_create->parsed(), topic_partitions);
+  }
   if (config->parsed()) return RunConfig(config_flags, list);
   return 1;
 }

@@ -151,6 +151,12 @@ std::vector<Setting> MakeSettings() {
   s.push_back(StringSetting("kafka.instance_id",
                             "stable id of this node (transactional id); default: host and port",
                             &Config::instance_id));
+  s.push_back(IntSetting("kafka.partitions",
+                         "partitions of the events and status topics (`catchall topics create`)",
+                         &Config::kafka_partitions));
+  s.push_back(IntSetting("kafka.replication_factor",
+                         "replication factor of new topics (3 in production)",
+                         &Config::replication_factor));
   s.push_back(U64Setting("kafka.timeout_ms", "broker request timeout", &Config::kafka_timeout_ms));
   s.push_back(
       StringSetting("logging.level", "trace, debug, info, warn, error", &Config::log_level));
@@ -270,6 +276,10 @@ Status ValidateConfig(const Config& c) {
     return Status::InvalidArgument(fmt::format("{}: {}", key, why));
   };
   if (c.partitions < 1 || c.partitions > 4096) return bad("log.partitions", "must be 1..4096");
+  if (c.kafka_partitions < 1 || c.kafka_partitions > 100000) {
+    return bad("kafka.partitions", "must be at least 1");
+  }
+  if (c.replication_factor < 1) return bad("kafka.replication_factor", "must be at least 1");
   if (c.max_body_bytes < 1024) return bad("server.max_body_bytes", "must be at least 1024");
   if (c.max_header_bytes < 512) return bad("server.max_header_bytes", "must be at least 512");
   if (c.max_connections < 1) return bad("server.max_connections", "must be at least 1");

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include "engine/json_writer.h"
 #include "engine/partitioner.h"
 
 namespace catchall {
@@ -86,6 +87,22 @@ CounterDelta Aggregator::TakeDelta() {
   CounterDelta out = std::move(delta_);
   delta_ = CounterDelta();
   pending_records_ = 0;
+  return out;
+}
+
+LogRecord Aggregator::DeadLetter(std::string_view topic, const ConsumedRecord& r,
+                                 std::string_view reason) {
+  LogRecord out;
+  out.key = std::string(r.key);
+  out.value = R"({"topic":)";
+  AppendJsonString(topic, &out.value);
+  out.value += fmt::format(R"(,"partition":{},"offset":{},"reason":)", r.partition, r.offset);
+  AppendJsonString(reason, &out.value);
+  out.value += R"(,"key":)";
+  AppendJsonString(r.key, &out.value);
+  out.value += R"(,"value":)";
+  AppendJsonString(r.value, &out.value);
+  out.value += '}';
   return out;
 }
 

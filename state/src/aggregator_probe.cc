@@ -64,6 +64,31 @@ AggregatorProbe::AggregatorProbe(Metrics& metrics) {
                 .Help("1 once the state has caught up with the log as of start")
                 .Register(r)
                 .Add({});
+  restored_ = &prometheus::BuildCounter()
+                   .Name("catchall_aggregate_restored_records_total")
+                   .Help("Changelog records applied while restoring partitions")
+                   .Register(r)
+                   .Add({});
+  restoring_ = &prometheus::BuildGauge()
+                    .Name("catchall_aggregate_restoring_partitions")
+                    .Help("Partitions being restored from the changelog now")
+                    .Register(r)
+                    .Add({});
+  owned_ = &prometheus::BuildGauge()
+                .Name("catchall_aggregate_owned_partitions")
+                .Help("Partitions of the events topic this aggregator owns")
+                .Register(r)
+                .Add({});
+}
+
+void AggregatorProbe::OnRestored(size_t records) {
+  restored_->Increment(static_cast<double>(records));
+}
+void AggregatorProbe::SetRestoring(int partitions) {
+  restoring_->Set(static_cast<double>(partitions));
+}
+void AggregatorProbe::SetOwnedPartitions(size_t partitions) {
+  owned_->Set(static_cast<double>(partitions));
 }
 
 void AggregatorProbe::OnApplied(ApplyOutcome outcome, size_t n) {

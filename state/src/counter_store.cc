@@ -64,13 +64,21 @@ std::string CounterStore::OffsetKey(int32_t partition) const {
   return fmt::format("{}/{}", source_, partition);
 }
 
-Result<int64_t> CounterStore::CommittedOffset(int32_t partition) const {
+Result<int64_t> CounterStore::ReadOffset(const std::string& key, int64_t missing) const {
   std::string value;
-  Status s = store_->Get(offsets_, OffsetKey(partition), &value);
-  if (s.code() == Code::kNotFound) return int64_t{0};
+  Status s = store_->Get(offsets_, key, &value);
+  if (s.code() == Code::kNotFound) return missing;
   if (!s.ok()) return s;
   if (value.size() != 8) return Status::Corruption("stored offset has a bad size");
   return static_cast<int64_t>(DecodeFixed64(value.data()));
+}
+
+Result<int64_t> CounterStore::CommittedOffset(int32_t partition) const {
+  return ReadOffset(OffsetKey(partition), 0);
+}
+
+Result<int64_t> CounterStore::ChangelogOffset(int32_t partition) const {
+  return ReadOffset(fmt::format("changelog/{}", OffsetKey(partition)), -1);
 }
 
 Result<std::optional<int64_t>> CounterStore::IdTimestamp(std::string_view id_key) const {
@@ -86,6 +94,14 @@ Status CounterStore::Commit(const CounterDelta& delta) {
   KvWriteBatch batch;
   for (const auto& [domain, counts] : delta.counts) {
     batch.Merge(counts_, domain, EncodeCounts(counts));
+  }
+  for (const auto& [domain, counts] : delta.absolute) {
+    batch.Put(counts_, domain, EncodeCounts(counts));
+  }
+  for (const auto& [partition, offset] : delta.changelog_offsets) {
+    std::string v;
+    PutFixed64(&v, static_cast<uint64_t>(offset));
+    batch.Put(offsets_, fmt::format("changelog/{}", OffsetKey(partition)), v);
   }
   for (const auto& [key, ts] : delta.ids) {
     std::string v;

@@ -5,7 +5,6 @@
 
 #include <future>
 
-#include "engine/json_writer.h"
 #include "state/aggregator_probe.h"
 
 namespace catchall {
@@ -17,23 +16,6 @@ int64_t NowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
       .count();
-}
-
-// The dead-letter record of a malformed event record: same key, and a JSON
-// value saying where it came from and why it was refused.
-LogRecord DeadLetter(std::string_view topic, const ConsumedRecord& r, std::string_view reason) {
-  LogRecord out;
-  out.key = std::string(r.key);
-  out.value = R"({"topic":)";
-  AppendJsonString(topic, &out.value);
-  out.value += fmt::format(R"(,"partition":{},"offset":{},"reason":)", r.partition, r.offset);
-  AppendJsonString(reason, &out.value);
-  out.value += R"(,"key":)";
-  AppendJsonString(r.key, &out.value);
-  out.value += R"(,"value":)";
-  AppendJsonString(r.value, &out.value);
-  out.value += '}';
-  return out;
 }
 
 }  // namespace
@@ -120,7 +102,7 @@ void EmbeddedAggregation::Run() {
         if (*outcome == ApplyOutcome::kMalformed) {
           spdlog::warn("dead-lettering {}/{} offset {}: {}", options_.topic, r.partition, r.offset,
                        reason);
-          dead_letters_.push_back(DeadLetter(options_.topic, r, reason));
+          dead_letters_.push_back(Aggregator::DeadLetter(options_.topic, r, reason));
         }
         ++outcome_counts[static_cast<int>(*outcome)];
         positions_[p] = r.offset + 1;

@@ -52,7 +52,9 @@ struct Config {
   std::string status_topic = "catchall.domain-status";
   std::string dead_letter_topic = "catchall.events.dlq";
   std::string group_id = "catchall-aggregators";
-  std::string instance_id;  // default: hostname + listen port
+  std::string instance_id;    // default: hostname + listen port
+  int kafka_partitions = 12;  // for `catchall topics create`
+  int replication_factor = 1;
   uint64_t kafka_timeout_ms = 5000;
   // [logging]
   std::string log_level = "info";

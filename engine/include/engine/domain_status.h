@@ -5,6 +5,8 @@
 #include <string>
 #include <string_view>
 
+#include "engine/status.h"
+
 namespace catchall {
 
 inline constexpr uint64_t kDefaultCatchAllThreshold = 1000;
@@ -40,5 +42,13 @@ inline CatchAllStatus Classify(const DomainCounts& counts, uint64_t threshold) {
 // GET /domains/{domain} and the value of a changelog record.
 void AppendDomainStatusJson(std::string_view domain, const DomainCounts& counts, uint64_t threshold,
                             std::string* out);
+
+}  // namespace catchall
+
+namespace catchall {
+
+// Reads the counters back from a changelog record value written by
+// AppendDomainStatusJson. Thread-safe.
+Result<DomainCounts> ParseDomainStatusJson(std::string_view json);
 
 }  // namespace catchall

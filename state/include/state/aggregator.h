@@ -47,6 +47,11 @@ class Aggregator {
   // Forgets the pending delta (after a failed commit; the caller rewinds).
   void Reset();
 
+  // The dead-letter record for a malformed record of `topic`: same key, and
+  // a JSON value saying where it came from and why it was refused.
+  static LogRecord DeadLetter(std::string_view topic, const ConsumedRecord& record,
+                              std::string_view reason);
+
  private:
   AggregatorOptions options_;
   const CounterStore* store_;

@@ -26,6 +26,10 @@ class AggregatorProbe {
   void SetLag(int64_t records);
   void SetDomains(uint64_t domains, uint64_t bytes);
   void SetReady(bool ready);
+  // Changelog records applied while restoring partitions (cluster mode).
+  void OnRestored(size_t records);
+  void SetRestoring(int partitions);
+  void SetOwnedPartitions(size_t partitions);
 
  private:
   prometheus::Counter* counted_;
@@ -40,6 +44,9 @@ class AggregatorProbe {
   prometheus::Gauge* domains_;
   prometheus::Gauge* bytes_;
   prometheus::Gauge* ready_;
+  prometheus::Counter* restored_;
+  prometheus::Gauge* restoring_;
+  prometheus::Gauge* owned_;
 };
 
 }  // namespace catchall

@@ -24,17 +24,28 @@ namespace catchall {
 
 // Everything one commit changes.
 struct CounterDelta {
+  // Added to the stored counters (embedded mode).
   std::unordered_map<std::string, DomainCounts> counts;
+  // Replace the stored counters (cluster mode: values already in the
+  // changelog).
+  std::unordered_map<std::string, DomainCounts> absolute;
   // (domain + '\0' + id) -> log timestamp of the event that carried it.
   std::unordered_map<std::string, int64_t> ids;
   // partition -> next offset to consume.
   std::unordered_map<int32_t, int64_t> offsets;
+  // partition -> next changelog offset the state reflects (cluster mode).
+  std::unordered_map<int32_t, int64_t> changelog_offsets;
 
-  bool empty() const { return counts.empty() && ids.empty() && offsets.empty(); }
+  bool empty() const {
+    return counts.empty() && absolute.empty() && ids.empty() && offsets.empty() &&
+           changelog_offsets.empty();
+  }
   void Clear() {
     counts.clear();
+    absolute.clear();
     ids.clear();
     offsets.clear();
+    changelog_offsets.clear();
   }
 };
 
@@ -54,6 +65,9 @@ class CounterStore : public StatusReader {
 
   // Next offset to consume of `partition`, or 0 when nothing was committed.
   Result<int64_t> CommittedOffset(int32_t partition) const;
+  // Next changelog offset the state of `partition` reflects, or -1 when the
+  // state was never checkpointed (cluster mode).
+  Result<int64_t> ChangelogOffset(int32_t partition) const;
   // The log timestamp stored for `id_key` (domain + '\0' + id), if any.
   Result<std::optional<int64_t>> IdTimestamp(std::string_view id_key) const;
 
@@ -66,6 +80,7 @@ class CounterStore : public StatusReader {
 
  private:
   std::string OffsetKey(int32_t partition) const;
+  Result<int64_t> ReadOffset(const std::string& key, int64_t missing) const;
 
   KvStore* store_;
   std::string source_;

@@ -1,0 +1,80 @@
+#include "node_common.h"
+
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <thread>
+
+#include "engine/runtime.h"
+
+namespace catchall {
+
+Status OpenStore(const Config& config, std::vector<ColumnSpec> columns,
+                 std::unique_ptr<KvStore>* store) {
+  KvStoreOptions options;
+  options.path = config.data_dir;
+  options.sync_writes = config.sync_writes;
+  options.block_cache_bytes = config.block_cache_mb << 20;
+  options.columns = std::move(columns);
+  Status s = KvStore::Open(options, store);
+  if (!s.ok() && s.message().find("LOCK") != std::string::npos) {
+    return Status::FailedPrecondition(
+        fmt::format("data directory '{}' is in use by another catchall process ({})",
+                    config.data_dir, s.message()));
+  }
+  return s;
+}
+
+Status StartHttp(const Config& config, const HttpRouter* router, Metrics* metrics,
+                 const std::string& port_file, std::unique_ptr<HttpServer>* server) {
+  HttpServerOptions http;
+  CATCHALL_RETURN_IF_ERROR(ParseListen(config.listen, &http.host, &http.port));
+  http.threads = config.http_threads > 0
+                     ? config.http_threads
+                     : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  http.body_limit = config.max_body_bytes;
+  http.header_limit = config.max_header_bytes;
+  http.idle_timeout = std::chrono::milliseconds(config.idle_timeout_ms);
+  http.io_timeout = std::chrono::milliseconds(config.io_timeout_ms);
+  http.max_connections = config.max_connections;
+  *server = std::make_unique<HttpServer>(http, router, metrics);
+  CATCHALL_RETURN_IF_ERROR((*server)->Start());
+  if (!port_file.empty()) CATCHALL_RETURN_IF_ERROR(WritePortFile(port_file, (*server)->port()));
+  return Status::Ok();
+}
+
+KafkaOptions KafkaOptionsFor(const Config& config, const std::string& role) {
+  KafkaOptions k;
+  k.brokers = config.brokers;
+  k.client_id = fmt::format("catchall-{}-{}", role, InstanceId(config));
+  k.timeout = std::chrono::milliseconds(config.kafka_timeout_ms);
+  return k;
+}
+
+std::vector<TopicSpec> ProductTopics(const Config& config, int32_t partitions) {
+  int32_t rf = config.replication_factor;
+  std::map<std::string, std::string> durable;
+  if (rf > 1) durable["min.insync.replicas"] = std::to_string(std::min(rf - 1, 2));
+  auto status_configs = durable;
+  status_configs["cleanup.policy"] = "compact";
+  return {
+      {config.events_topic, partitions, rf, durable},
+      {config.status_topic, partitions, rf, status_configs},
+      {config.dead_letter_topic, 1, rf, durable},
+  };
+}
+
+std::string InstanceId(const Config& config) {
+  if (!config.instance_id.empty()) return config.instance_id;
+  char host[256] = {0};
+  gethostname(host, sizeof(host) - 1);
+  std::string listen_host;
+  uint16_t port = 0;
+  ParseListen(config.listen, &listen_host, &port).PermitUnchecked();
+  // With a random port the id would not be stable anyway; the pid at least
+  // keeps two processes on one host apart.
+  if (port == 0) return fmt::format("{}-pid{}", host, getpid());
+  return fmt::format("{}-{}", host, port);
+}
+
+}  // namespace catchall

@@ -1,0 +1,35 @@
+// Pieces every catchall process assembles the same way.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/config.h"
+#include "engine/http.h"
+#include "engine/http_server.h"
+#include "engine/kafka.h"
+#include "engine/kv_store.h"
+#include "engine/metrics.h"
+
+namespace catchall {
+
+// Opens the store under config.data_dir (optionally a sub directory), with
+// a clear message when another process holds it.
+Status OpenStore(const Config& config, std::vector<ColumnSpec> columns,
+                 std::unique_ptr<KvStore>* store);
+
+// Starts the HTTP server on config.listen and writes `port_file` if set.
+Status StartHttp(const Config& config, const HttpRouter* router, Metrics* metrics,
+                 const std::string& port_file, std::unique_ptr<HttpServer>* server);
+
+// Kafka client options for `role` from the configuration.
+KafkaOptions KafkaOptionsFor(const Config& config, const std::string& role);
+
+// The topics of the product with their expected layout.
+std::vector<TopicSpec> ProductTopics(const Config& config, int32_t partitions);
+
+// kafka.instance_id, or "<hostname>-<port>" when unset.
+std::string InstanceId(const Config& config);
+
+}  // namespace catchall

@@ -1,0 +1,178 @@
+// Topic administration: catchall topics create|check, and the roles' checks
+// at start.
+#include <fmt/format.h>
+
+#include "engine/kafka.h"
+#include "kafka_common.h"
+
+namespace catchall {
+namespace {
+
+// A short-lived producer handle is the cheapest client for admin requests.
+Status MakeAdminClient(const KafkaOptions& options, rd_kafka_t** rk) {
+  rd_kafka_conf_t* conf = nullptr;
+  CATCHALL_RETURN_IF_ERROR(kafka_internal::MakeConf(options, {}, &conf));
+  char err[512];
+  *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+  if (!*rk) {
+    rd_kafka_conf_destroy(conf);
+    return Status::InvalidArgument(fmt::format("cannot create Kafka client: {}", err));
+  }
+  return Status::Ok();
+}
+
+struct ClientGuard {
+  rd_kafka_t* rk = nullptr;
+  ~ClientGuard() {
+    if (rk) rd_kafka_destroy(rk);
+  }
+};
+
+// cleanup.policy of `topic`, read with DescribeConfigs.
+Result<std::string> CleanupPolicy(rd_kafka_t* rk, const std::string& topic, int timeout_ms) {
+  rd_kafka_ConfigResource_t* res =
+      rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topic.c_str());
+  rd_kafka_queue_t* q = rd_kafka_queue_new(rk);
+  rd_kafka_AdminOptions_t* opts = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS);
+  char err[256];
+  rd_kafka_AdminOptions_set_request_timeout(opts, timeout_ms, err, sizeof(err));
+  rd_kafka_DescribeConfigs(rk, &res, 1, opts, q);
+  rd_kafka_event_t* ev = rd_kafka_queue_poll(q, timeout_ms + 1000);
+  Result<std::string> out = Status::Timeout("describing topic configs timed out");
+  if (ev) {
+    if (rd_kafka_event_error(ev)) {
+      out = kafka_internal::FromError(rd_kafka_event_error(ev), "describing topic configs");
+    } else {
+      const rd_kafka_DescribeConfigs_result_t* result = rd_kafka_event_DescribeConfigs_result(ev);
+      size_t n = 0;
+      const rd_kafka_ConfigResource_t** rs = rd_kafka_DescribeConfigs_result_resources(result, &n);
+      out = std::string("delete");
+      for (size_t i = 0; i < n; ++i) {
+        size_t cn = 0;
+        const rd_kafka_ConfigEntry_t** entries = rd_kafka_ConfigResource_configs(rs[i], &cn);
+        for (size_t j = 0; j < cn; ++j) {
+          if (std::string(rd_kafka_ConfigEntry_name(entries[j])) == "cleanup.policy") {
+            const char* v = rd_kafka_ConfigEntry_value(entries[j]);
+            out = std::string(v ? v : "");
+          }
+        }
+      }
+    }
+    rd_kafka_event_destroy(ev);
+  }
+  rd_kafka_AdminOptions_destroy(opts);
+  rd_kafka_queue_destroy(q);
+  rd_kafka_ConfigResource_destroy(res);
+  return out;
+}
+
+}  // namespace
+
+Status CreateTopics(const KafkaOptions& options, const std::vector<TopicSpec>& topics,
+                    std::string* report) {
+  ClientGuard client;
+  CATCHALL_RETURN_IF_ERROR(MakeAdminClient(options, &client.rk));
+  int timeout_ms = static_cast<int>(options.timeout.count());
+  std::vector<rd_kafka_NewTopic_t*> news;
+  char err[512];
+  for (const TopicSpec& t : topics) {
+    rd_kafka_NewTopic_t* nt =
+        rd_kafka_NewTopic_new(t.name.c_str(), t.partitions, t.replication_factor, err, sizeof(err));
+    if (!nt) {
+      for (auto* n : news) rd_kafka_NewTopic_destroy(n);
+      return Status::InvalidArgument(fmt::format("topic {}: {}", t.name, err));
+    }
+    for (const auto& [k, v] : t.configs) rd_kafka_NewTopic_set_config(nt, k.c_str(), v.c_str());
+    news.push_back(nt);
+  }
+  rd_kafka_queue_t* q = rd_kafka_queue_new(client.rk);
+  rd_kafka_AdminOptions_t* opts =
+      rd_kafka_AdminOptions_new(client.rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
+  rd_kafka_AdminOptions_set_operation_timeout(opts, timeout_ms, err, sizeof(err));
+  rd_kafka_AdminOptions_set_request_timeout(opts, timeout_ms, err, sizeof(err));
+  rd_kafka_CreateTopics(client.rk, news.data(), news.size(), opts, q);
+  rd_kafka_event_t* ev = rd_kafka_queue_poll(q, 2 * timeout_ms + 1000);
+  Status s;
+  if (!ev) {
+    s = Status::Unavailable("creating topics timed out: are the brokers reachable?");
+  } else if (rd_kafka_event_error(ev)) {
+    s = kafka_internal::FromError(rd_kafka_event_error(ev), "creating topics");
+  } else {
+    const rd_kafka_CreateTopics_result_t* result = rd_kafka_event_CreateTopics_result(ev);
+    size_t n = 0;
+    const rd_kafka_topic_result_t** rs = rd_kafka_CreateTopics_result_topics(result, &n);
+    for (size_t i = 0; i < n; ++i) {
+      rd_kafka_resp_err_t e = rd_kafka_topic_result_error(rs[i]);
+      std::string name = rd_kafka_topic_result_name(rs[i]);
+      if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        *report += fmt::format("created {}\n", name);
+      } else if (e == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
+        *report += fmt::format("exists  {}\n", name);
+      } else if (s.ok()) {
+        s = Status::IoError(
+            fmt::format("creating {}: {}", name, rd_kafka_topic_result_error_string(rs[i])));
+      }
+    }
+  }
+  if (ev) rd_kafka_event_destroy(ev);
+  rd_kafka_AdminOptions_destroy(opts);
+  rd_kafka_queue_destroy(q);
+  for (auto* nt : news) rd_kafka_NewTopic_destroy(nt);
+  CATCHALL_RETURN_IF_ERROR(s);
+  // Existing topics must match, or domains would be routed differently.
+  std::string check;
+  Status c = CheckTopics(options, topics, &check);
+  if (!c.ok()) *report += check;
+  return c;
+}
+
+Result<int32_t> TopicPartitionCount(const KafkaOptions& options, const std::string& topic) {
+  ClientGuard client;
+  CATCHALL_RETURN_IF_ERROR(MakeAdminClient(options, &client.rk));
+  return kafka_internal::PartitionCount(client.rk, topic,
+                                        static_cast<int>(options.timeout.count()));
+}
+
+Status CheckTopics(const KafkaOptions& options, const std::vector<TopicSpec>& topics,
+                   std::string* report) {
+  ClientGuard client;
+  CATCHALL_RETURN_IF_ERROR(MakeAdminClient(options, &client.rk));
+  int timeout_ms = static_cast<int>(options.timeout.count());
+  std::vector<std::string> problems;
+  for (const TopicSpec& t : topics) {
+    Result<int32_t> partitions = kafka_internal::PartitionCount(client.rk, t.name, timeout_ms);
+    if (!partitions.ok()) {
+      if (partitions.status().code() == Code::kNotFound) {
+        problems.push_back(fmt::format("topic {} does not exist", t.name));
+        continue;
+      }
+      return Status::Unavailable(fmt::format("cannot reach Kafka at {}: {}", options.brokers,
+                                             partitions.status().message()));
+    }
+    if (t.partitions > 0 && *partitions != t.partitions) {
+      problems.push_back(fmt::format("topic {} has {} partitions, expected {}", t.name, *partitions,
+                                     t.partitions));
+      continue;
+    }
+    auto want = t.configs.find("cleanup.policy");
+    if (want != t.configs.end()) {
+      Result<std::string> policy = CleanupPolicy(client.rk, t.name, timeout_ms);
+      if (!policy.ok()) return policy.status();
+      if (*policy != want->second) {
+        problems.push_back(fmt::format("topic {} has cleanup.policy={}, expected {}", t.name,
+                                       *policy, want->second));
+        continue;
+      }
+    }
+    *report += fmt::format("ok      {} ({} partitions)\n", t.name, *partitions);
+  }
+  if (!problems.empty()) {
+    std::string all;
+    for (const auto& p : problems) all += (all.empty() ? "" : "; ") + p;
+    *report += all + "\n";
+    return Status::FailedPrecondition(all);
+  }
+  return Status::Ok();
+}
+
+}  // namespace catchall

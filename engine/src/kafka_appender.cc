@@ -1,0 +1,201 @@
+// KafkaAppender: ingest's idempotent producer.
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <thread>
+
+#include "engine/kafka.h"
+#include "kafka_common.h"
+
+namespace catchall {
+namespace {
+
+// Completion state of one Append call, shared by its records' delivery
+// reports. `remaining` starts at records + 1; the extra count belongs to the
+// enqueueing thread so that `done` cannot run before every record was handed
+// over.
+struct AppendState {
+  std::atomic<int64_t> remaining{0};
+  std::atomic<int> error{RD_KAFKA_RESP_ERR_NO_ERROR};
+  LogAppender::Callback done;
+
+  void Release() {
+    if (remaining.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      auto err = static_cast<rd_kafka_resp_err_t>(error.load());
+      done(kafka_internal::FromError(err, "Kafka did not acknowledge the records"));
+      delete this;
+    }
+  }
+};
+
+class KafkaAppender : public LogAppender {
+ public:
+  ~KafkaAppender() override {
+    running_.store(false);
+    if (poller_.joinable()) poller_.join();
+    if (rk_) {
+      rd_kafka_flush(rk_, 10000);
+      // Anything left fails its callbacks now rather than never.
+      rd_kafka_purge(rk_, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+      rd_kafka_poll(rk_, 0);
+      if (rkt_) rd_kafka_topic_destroy(rkt_);
+      rd_kafka_destroy(rk_);
+    }
+  }
+
+  Status Init(const KafkaOptions& options, std::string topic) {
+    topic_ = std::move(topic);
+    timeout_ = options.timeout;
+    std::map<std::string, std::string> role = {
+        {"enable.idempotence", "true"},
+        {"acks", "all"},
+        {"linger.ms", "2"},
+        {"batch.num.messages", "10000"},
+        {"batch.size", "1048576"},
+        {"compression.type", "lz4"},
+        {"partitioner", "murmur2_random"},
+        {"message.timeout.ms", std::to_string(options.timeout.count())},
+        {"queue.buffering.max.messages", "1000000"},
+        {"queue.buffering.max.kbytes", "262144"},
+    };
+    rd_kafka_conf_t* conf = nullptr;
+    CATCHALL_RETURN_IF_ERROR(kafka_internal::MakeConf(options, role, &conf));
+    rd_kafka_conf_set_opaque(conf, this);
+    rd_kafka_conf_set_dr_msg_cb(conf, &KafkaAppender::OnDelivery);
+    rd_kafka_conf_set_error_cb(conf, &KafkaAppender::OnError);
+    char err[512];
+    rk_ = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+    if (!rk_) {
+      rd_kafka_conf_destroy(conf);
+      return Status::InvalidArgument(fmt::format("cannot create Kafka producer: {}", err));
+    }
+    rkt_ = rd_kafka_topic_new(rk_, topic_.c_str(), nullptr);
+    Result<int32_t> partitions =
+        kafka_internal::PartitionCount(rk_, topic_, static_cast<int>(timeout_.count()));
+    if (!partitions.ok()) return partitions.status();
+    partitions_ = *partitions;
+    running_.store(true);
+    poller_ = std::thread([this] { PollLoop(); });
+    return Status::Ok();
+  }
+
+  Status Append(std::vector<LogRecord> records, Callback done) override {
+    if (brokers_down_.load(std::memory_order_acquire)) {
+      return Status::Unavailable("no Kafka broker is reachable");
+    }
+    if (records.empty()) {
+      done(Status::Ok());
+      return Status::Ok();
+    }
+    auto* state = new AppendState();
+    state->remaining.store(static_cast<int64_t>(records.size()) + 1);
+    state->done = std::move(done);
+    size_t enqueued = 0;
+    for (const LogRecord& r : records) {
+      int rc = rd_kafka_produce(rkt_, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY,
+                                const_cast<char*>(r.value.data()), r.value.size(), r.key.data(),
+                                r.key.size(), state);
+      if (rc != 0) {
+        rd_kafka_resp_err_t err = rd_kafka_last_error();
+        if (enqueued == 0) {
+          // Nothing handed over: refuse the whole call at once.
+          delete state;
+          return kafka_internal::FromError(err, "the Kafka producer refused the records");
+        }
+        // Some records are already on their way; the call fails as a whole
+        // once those are settled.
+        state->error.store(err);
+        state->remaining.fetch_sub(static_cast<int64_t>(records.size() - enqueued));
+        break;
+      }
+      ++enqueued;
+    }
+    state->Release();
+    return Status::Ok();
+  }
+
+  int32_t partition_count() const override { return partitions_; }
+
+  Status Health() const override {
+    if (brokers_down_.load()) return Status::Unavailable("no Kafka broker is reachable");
+    return Status::Ok();
+  }
+
+  Status Flush(std::chrono::milliseconds timeout) override {
+    return kafka_internal::FromError(rd_kafka_flush(rk_, static_cast<int>(timeout.count())),
+                                     "flushing the Kafka producer");
+  }
+
+ private:
+  static void OnDelivery(rd_kafka_t* /*rk*/, const rd_kafka_message_t* m, void* opaque) {
+    auto* self = static_cast<KafkaAppender*>(opaque);
+    auto* state = static_cast<AppendState*>(m->_private);
+    if (m->err) {
+      int expected = RD_KAFKA_RESP_ERR_NO_ERROR;
+      state->error.compare_exchange_strong(expected, m->err);
+    } else if (self->brokers_down_.load(std::memory_order_relaxed)) {
+      self->brokers_down_.store(false);
+    }
+    state->Release();
+  }
+
+  static void OnError(rd_kafka_t* rk, int err, const char* reason, void* opaque) {
+    auto* self = static_cast<KafkaAppender*>(opaque);
+    if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) {
+      if (!self->brokers_down_.exchange(true)) {
+        spdlog::error("ingest: no Kafka broker reachable ({}); answering 503 until one is", reason);
+      }
+    } else if (rd_kafka_fatal_error(rk, nullptr, 0) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      spdlog::critical("ingest: fatal Kafka producer error: {}", reason);
+    } else {
+      spdlog::warn("ingest: Kafka: {}", reason);
+    }
+  }
+
+  void PollLoop() {
+    auto last_probe = std::chrono::steady_clock::now();
+    while (running_.load()) {
+      rd_kafka_poll(rk_, 50);
+      // While every broker is down, probe with a metadata request so that
+      // ingest starts accepting again as soon as one answers.
+      auto now = std::chrono::steady_clock::now();
+      if (brokers_down_.load() && now - last_probe > std::chrono::milliseconds(500)) {
+        last_probe = now;
+        const rd_kafka_metadata_t* md = nullptr;
+        if (rd_kafka_metadata(rk_, 0, rkt_, &md, 1000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+          bool has_leaders = md->topic_cnt == 1 && md->topics[0].partition_cnt > 0;
+          for (int i = 0; has_leaders && i < md->topics[0].partition_cnt; ++i) {
+            has_leaders = md->topics[0].partitions[i].leader >= 0;
+          }
+          rd_kafka_metadata_destroy(md);
+          if (has_leaders) {
+            brokers_down_.store(false);
+            spdlog::info("ingest: Kafka is reachable again");
+          }
+        }
+      }
+    }
+  }
+
+  rd_kafka_t* rk_ = nullptr;
+  rd_kafka_topic_t* rkt_ = nullptr;
+  std::string topic_;
+  std::chrono::milliseconds timeout_{5000};
+  int32_t partitions_ = 0;
+  std::atomic<bool> brokers_down_{false};
+  std::atomic<bool> running_{false};
+  std::thread poller_;
+};
+
+}  // namespace
+
+Status CreateKafkaAppender(const KafkaOptions& options, std::string topic, Metrics* /*metrics*/,
+                           std::unique_ptr<LogAppender>* appender) {
+  auto a = std::make_unique<KafkaAppender>();
+  CATCHALL_RETURN_IF_ERROR(a->Init(options, std::move(topic)));
+  *appender = std::move(a);
+  return Status::Ok();
+}
+
+}  // namespace catchall

@@ -1,0 +1,143 @@
+#include "kafka_common.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+namespace catchall {
+
+void KafkaMessagesAccess::AddRecord(KafkaMessages* out, rd_kafka_message_t* m) {
+  out->owned_.push_back(m);
+  ConsumedRecord r;
+  r.partition = m->partition;
+  r.offset = m->offset;
+  rd_kafka_timestamp_type_t type;
+  r.timestamp_ms = rd_kafka_message_timestamp(m, &type);
+  if (m->key) r.key = std::string_view(static_cast<const char*>(m->key), m->key_len);
+  if (m->payload) r.value = std::string_view(static_cast<const char*>(m->payload), m->len);
+  out->records_.push_back(r);
+}
+
+void KafkaMessagesAccess::AddEndOfPartition(KafkaMessages* out, int32_t partition) {
+  out->eof_.push_back(partition);
+}
+
+KafkaMessages::~KafkaMessages() { Clear(); }
+
+void KafkaMessages::Clear() {
+  for (void* m : owned_) rd_kafka_message_destroy(static_cast<rd_kafka_message_t*>(m));
+  owned_.clear();
+  records_.clear();
+  eof_.clear();
+}
+
+namespace kafka_internal {
+
+void LogToSpdlog(const rd_kafka_t* rk, int level, const char* facility, const char* message) {
+  const char* name = rk ? rd_kafka_name(rk) : "rdkafka";
+  if (level <= 3) {
+    spdlog::error("kafka {} {}: {}", name, facility, message);
+  } else if (level <= 4) {
+    spdlog::warn("kafka {} {}: {}", name, facility, message);
+  } else if (level <= 6) {
+    spdlog::info("kafka {} {}: {}", name, facility, message);
+  } else {
+    spdlog::debug("kafka {} {}: {}", name, facility, message);
+  }
+}
+
+Status MakeConf(const KafkaOptions& options, const std::map<std::string, std::string>& role,
+                rd_kafka_conf_t** out) {
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  char err[512];
+  auto set = [&](const std::string& k, const std::string& v) -> Status {
+    if (rd_kafka_conf_set(conf, k.c_str(), v.c_str(), err, sizeof(err)) != RD_KAFKA_CONF_OK) {
+      return Status::InvalidArgument(fmt::format("Kafka property {}={}: {}", k, v, err));
+    }
+    return Status::Ok();
+  };
+  std::map<std::string, std::string> props = {
+      {"bootstrap.servers", options.brokers},
+      {"client.id", options.client_id},
+      {"socket.timeout.ms", std::to_string(std::max<int64_t>(options.timeout.count(), 10))},
+      {"log.connection.close", "false"},
+  };
+  for (const auto& [k, v] : role) props[k] = v;
+  for (const auto& [k, v] : options.properties) props[k] = v;
+  for (const auto& [k, v] : props) {
+    Status s = set(k, v);
+    if (!s.ok()) {
+      rd_kafka_conf_destroy(conf);
+      return s;
+    }
+  }
+  rd_kafka_conf_set_log_cb(conf, &LogToSpdlog);
+  *out = conf;
+  return Status::Ok();
+}
+
+Status FromError(rd_kafka_resp_err_t err, std::string_view what) {
+  if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return Status::Ok();
+  std::string msg = fmt::format("{}: {}", what, rd_kafka_err2str(err));
+  switch (err) {
+    case RD_KAFKA_RESP_ERR__TIMED_OUT:
+    case RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT:
+      return Status::Timeout(msg);
+    case RD_KAFKA_RESP_ERR__TRANSPORT:
+    case RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN:
+    case RD_KAFKA_RESP_ERR__QUEUE_FULL:
+    case RD_KAFKA_RESP_ERR__MSG_TIMED_OUT:
+    case RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS:
+    case RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS_AFTER_APPEND:
+    case RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE:
+    case RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION:
+      return Status::Unavailable(msg);
+    case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC:
+    case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART:
+      return Status::FailedPrecondition(msg);
+    case RD_KAFKA_RESP_ERR__FENCED:
+    case RD_KAFKA_RESP_ERR_PRODUCER_FENCED:
+    case RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH:
+      return Status::FailedPrecondition(msg);
+    default:
+      return Status::IoError(msg);
+  }
+}
+
+Status FromTxnError(rd_kafka_error_t* error, std::string_view what) {
+  if (!error) return Status::Ok();
+  std::string msg = fmt::format("{}: {}", what, rd_kafka_error_string(error));
+  Status s;
+  if (rd_kafka_error_is_fatal(error)) {
+    s = Status::FailedPrecondition(msg);
+  } else if (rd_kafka_error_txn_requires_abort(error)) {
+    s = Status::Aborted(msg);
+  } else if (rd_kafka_error_is_retriable(error)) {
+    s = Status::Unavailable(msg);
+  } else {
+    s = Status::IoError(msg);
+  }
+  rd_kafka_error_destroy(error);
+  return s;
+}
+
+Result<int32_t> PartitionCount(rd_kafka_t* rk, const std::string& topic, int timeout_ms) {
+  rd_kafka_topic_t* rkt = rd_kafka_topic_new(rk, topic.c_str(), nullptr);
+  const rd_kafka_metadata_t* md = nullptr;
+  rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, rkt, &md, timeout_ms);
+  rd_kafka_topic_destroy(rkt);
+  if (err) return FromError(err, fmt::format("metadata of topic {}", topic));
+  Result<int32_t> result = Status::NotFound(fmt::format("topic {} does not exist", topic));
+  if (md->topic_cnt == 1) {
+    const auto& t = md->topics[0];
+    if (t.err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      result = static_cast<int32_t>(t.partition_cnt);
+    } else if (t.err != RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) {
+      result = FromError(t.err, fmt::format("metadata of topic {}", topic));
+    }
+  }
+  rd_kafka_metadata_destroy(md);
+  return result;
+}
+
+}  // namespace kafka_internal
+}  // namespace catchall

@@ -1,0 +1,67 @@
+// Private helpers shared by the Kafka adapter files.
+#pragma once
+
+#include <librdkafka/rdkafka.h>
+
+#include <map>
+#include <string>
+#include <string_view>
+
+#include "engine/kafka.h"
+#include "engine/status.h"
+
+namespace catchall {
+
+// Gives the adapter files access to KafkaMessages' storage.
+struct KafkaMessagesAccess {
+  // Takes ownership of `message` and exposes it as a record.
+  static void AddRecord(KafkaMessages* out, rd_kafka_message_t* message);
+  static void AddEndOfPartition(KafkaMessages* out, int32_t partition);
+};
+
+namespace kafka_internal {
+
+// A configuration with the options' common properties, then `role`
+// properties, then the user's extra properties. InvalidArgument names a bad
+// property.
+Status MakeConf(const KafkaOptions& options, const std::map<std::string, std::string>& role,
+                rd_kafka_conf_t** conf);
+
+// librdkafka log lines go to spdlog.
+void LogToSpdlog(const rd_kafka_t* rk, int level, const char* facility, const char* message);
+
+Status FromError(rd_kafka_resp_err_t err, std::string_view what);
+// Converts and destroys `error` (null: OK). Abortable transaction errors map
+// to kAborted, fatal ones to kFailedPrecondition, retriable to kUnavailable.
+Status FromTxnError(rd_kafka_error_t* error, std::string_view what);
+
+// Partition count of `topic` from the cluster metadata.
+Result<int32_t> PartitionCount(rd_kafka_t* rk, const std::string& topic, int timeout_ms);
+
+// Turns a poll's messages into records / end-of-partition marks / an error.
+// Messages of partitions for which `owned` returns false are dropped.
+template <typename Owned>
+Status CollectMessages(rd_kafka_message_t** messages, ssize_t n, KafkaMessages* out,
+                       const Owned& owned) {
+  Status first;
+  for (ssize_t i = 0; i < n; ++i) {
+    rd_kafka_message_t* m = messages[i];
+    if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+      KafkaMessagesAccess::AddEndOfPartition(out, m->partition);
+      rd_kafka_message_destroy(m);
+    } else if (m->err) {
+      if (first.ok() && m->err != RD_KAFKA_RESP_ERR__TIMED_OUT) {
+        first = FromError(m->err, rd_kafka_message_errstr(m));
+      }
+      rd_kafka_message_destroy(m);
+    } else if (!owned(m->partition)) {
+      rd_kafka_message_destroy(m);
+    } else {
+      KafkaMessagesAccess::AddRecord(out, m);
+    }
+  }
+  return first;
+}
+
+}  // namespace kafka_internal
+}  // namespace catchall

@@ -1,0 +1,256 @@
+// KafkaConsumer and KafkaPartitionReader.
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <set>
+
+#include "engine/kafka.h"
+#include "kafka_common.h"
+
+namespace catchall {
+
+namespace {
+
+std::vector<int32_t> PartitionsOf(const rd_kafka_topic_partition_list_t* list) {
+  std::vector<int32_t> out;
+  for (int i = 0; i < list->cnt; ++i) out.push_back(list->elems[i].partition);
+  return out;
+}
+
+void OnConsumerError(rd_kafka_t* /*rk*/, int err, const char* reason, void* /*opaque*/) {
+  spdlog::warn("kafka consumer: {} ({})", reason,
+               rd_kafka_err2name(static_cast<rd_kafka_resp_err_t>(err)));
+}
+
+}  // namespace
+
+struct KafkaConsumer::Impl {
+  rd_kafka_t* rk = nullptr;
+  rd_kafka_queue_t* queue = nullptr;
+  std::string topic;
+  int timeout_ms = 5000;
+  RebalanceListener* listener = nullptr;
+  std::set<int32_t> owned;
+  std::vector<rd_kafka_message_t*> buffer;
+
+  ~Impl() {
+    if (queue) rd_kafka_queue_destroy(queue);
+    if (rk) rd_kafka_destroy(rk);
+  }
+
+  static void OnRebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,
+                          rd_kafka_topic_partition_list_t* parts, void* opaque) {
+    auto* self = static_cast<Impl*>(opaque);
+    bool cooperative = std::string(rd_kafka_rebalance_protocol(rk)) == "COOPERATIVE";
+    std::vector<int32_t> partitions = PartitionsOf(parts);
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+      std::map<int32_t, int64_t> start = self->listener->OnAssigned(partitions);
+      for (int i = 0; i < parts->cnt; ++i) {
+        auto it = start.find(parts->elems[i].partition);
+        parts->elems[i].offset = it == start.end() ? RD_KAFKA_OFFSET_INVALID : it->second;
+      }
+      rd_kafka_error_t* e = nullptr;
+      if (cooperative) {
+        e = rd_kafka_incremental_assign(rk, parts);
+      } else {
+        rd_kafka_resp_err_t r = rd_kafka_assign(rk, parts);
+        if (r) spdlog::error("kafka assign failed: {}", rd_kafka_err2str(r));
+      }
+      if (e) {
+        spdlog::error("kafka incremental assign failed: {}", rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
+      }
+      self->owned.insert(partitions.begin(), partitions.end());
+    } else {
+      if (rd_kafka_assignment_lost(rk)) {
+        self->listener->OnLost(partitions);
+      } else {
+        self->listener->OnRevoked(partitions);
+      }
+      if (cooperative) {
+        rd_kafka_error_t* e = rd_kafka_incremental_unassign(rk, parts);
+        if (e) rd_kafka_error_destroy(e);
+      } else {
+        rd_kafka_assign(rk, nullptr);
+      }
+      for (int32_t p : partitions) self->owned.erase(p);
+    }
+  }
+};
+
+KafkaConsumer::KafkaConsumer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+KafkaConsumer::~KafkaConsumer() { Close(); }
+
+Status KafkaConsumer::Create(const KafkaConsumerOptions& options, RebalanceListener* listener,
+                             std::unique_ptr<KafkaConsumer>* consumer) {
+  auto impl = std::make_unique<Impl>();
+  impl->topic = options.topic;
+  impl->listener = listener;
+  impl->timeout_ms = static_cast<int>(options.kafka.timeout.count());
+  std::map<std::string, std::string> role = {
+      {"group.id", options.group_id},
+      {"enable.auto.commit", "false"},
+      {"enable.auto.offset.store", "false"},
+      {"auto.offset.reset", "earliest"},
+      {"isolation.level", "read_committed"},
+      {"partition.assignment.strategy", "cooperative-sticky"},
+      {"queued.min.messages", std::to_string(options.queued_min_messages)},
+      {"fetch.max.bytes", "52428800"},
+      {"max.partition.fetch.bytes", "10485760"},
+      {"session.timeout.ms", "10000"},
+      {"heartbeat.interval.ms", "1000"},
+      {"max.poll.interval.ms", "300000"},
+  };
+  rd_kafka_conf_t* conf = nullptr;
+  CATCHALL_RETURN_IF_ERROR(kafka_internal::MakeConf(options.kafka, role, &conf));
+  rd_kafka_conf_set_opaque(conf, impl.get());
+  rd_kafka_conf_set_rebalance_cb(conf, &Impl::OnRebalance);
+  rd_kafka_conf_set_error_cb(conf, &OnConsumerError);
+  char err[512];
+  impl->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
+  if (!impl->rk) {
+    rd_kafka_conf_destroy(conf);
+    return Status::InvalidArgument(fmt::format("cannot create Kafka consumer: {}", err));
+  }
+  rd_kafka_poll_set_consumer(impl->rk);
+  impl->queue = rd_kafka_queue_get_consumer(impl->rk);
+  rd_kafka_topic_partition_list_t* topics = rd_kafka_topic_partition_list_new(1);
+  rd_kafka_topic_partition_list_add(topics, options.topic.c_str(), RD_KAFKA_PARTITION_UA);
+  rd_kafka_resp_err_t r = rd_kafka_subscribe(impl->rk, topics);
+  rd_kafka_topic_partition_list_destroy(topics);
+  if (r) return kafka_internal::FromError(r, fmt::format("subscribing to {}", options.topic));
+  consumer->reset(new KafkaConsumer(std::move(impl)));
+  return Status::Ok();
+}
+
+Status KafkaConsumer::Poll(std::chrono::milliseconds timeout, size_t max, KafkaMessages* out) {
+  impl_->buffer.resize(max);
+  ssize_t n = rd_kafka_consume_batch_queue(impl_->queue, static_cast<int>(timeout.count()),
+                                           impl_->buffer.data(), max);
+  if (n < 0) return kafka_internal::FromError(rd_kafka_last_error(), "consuming");
+  // A rebalance served during the call may have revoked partitions whose
+  // messages were already fetched; those are dropped.
+  return kafka_internal::CollectMessages(impl_->buffer.data(), n, out,
+                                         [this](int32_t p) { return impl_->owned.count(p) > 0; });
+}
+
+Status KafkaConsumer::Committed(const std::vector<int32_t>& partitions,
+                                std::map<int32_t, int64_t>* out) {
+  rd_kafka_topic_partition_list_t* list =
+      rd_kafka_topic_partition_list_new(static_cast<int>(partitions.size()));
+  for (int32_t p : partitions) rd_kafka_topic_partition_list_add(list, impl_->topic.c_str(), p);
+  rd_kafka_resp_err_t err = rd_kafka_committed(impl_->rk, list, 4 * impl_->timeout_ms);
+  Status s = kafka_internal::FromError(err, "reading committed offsets");
+  for (int i = 0; s.ok() && i < list->cnt; ++i) {
+    const auto& e = list->elems[i];
+    if (e.err) {
+      s = kafka_internal::FromError(e.err, "reading a committed offset");
+      break;
+    }
+    (*out)[e.partition] = e.offset < 0 ? kOffsetBeginning : e.offset;
+  }
+  rd_kafka_topic_partition_list_destroy(list);
+  return s;
+}
+
+Status KafkaConsumer::Seek(int32_t partition, int64_t offset) {
+  rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(1);
+  rd_kafka_topic_partition_list_add(list, impl_->topic.c_str(), partition)->offset = offset;
+  rd_kafka_error_t* e = rd_kafka_seek_partitions(impl_->rk, list, impl_->timeout_ms);
+  Status s;
+  if (e) {
+    s = Status::IoError(
+        fmt::format("seeking partition {}: {}", partition, rd_kafka_error_string(e)));
+    rd_kafka_error_destroy(e);
+  }
+  for (int i = 0; s.ok() && i < list->cnt; ++i) {
+    if (list->elems[i].err) s = kafka_internal::FromError(list->elems[i].err, "seeking");
+  }
+  rd_kafka_topic_partition_list_destroy(list);
+  return s;
+}
+
+void* KafkaConsumer::native_handle() const { return impl_->rk; }
+
+Result<int32_t> KafkaConsumer::PartitionCount() {
+  return kafka_internal::PartitionCount(impl_->rk, impl_->topic, impl_->timeout_ms);
+}
+
+void KafkaConsumer::Close() {
+  if (!impl_ || !impl_->rk || !impl_->queue) return;
+  rd_kafka_consumer_close(impl_->rk);
+  rd_kafka_queue_destroy(impl_->queue);
+  impl_->queue = nullptr;
+}
+
+struct KafkaPartitionReader::Impl {
+  rd_kafka_t* rk = nullptr;
+  rd_kafka_queue_t* queue = nullptr;
+  std::string topic;
+  int timeout_ms = 5000;
+  std::vector<rd_kafka_message_t*> buffer;
+  ~Impl() {
+    if (queue) rd_kafka_queue_destroy(queue);
+    if (rk) {
+      rd_kafka_consumer_close(rk);
+      rd_kafka_destroy(rk);
+    }
+  }
+};
+
+KafkaPartitionReader::KafkaPartitionReader(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+KafkaPartitionReader::~KafkaPartitionReader() = default;
+
+Status KafkaPartitionReader::Create(const KafkaOptions& options, const std::string& topic,
+                                    const std::map<int32_t, int64_t>& start_offsets,
+                                    std::unique_ptr<KafkaPartitionReader>* reader) {
+  auto impl = std::make_unique<Impl>();
+  impl->topic = topic;
+  impl->timeout_ms = static_cast<int>(options.timeout.count());
+  // A group id is required by the consumer API, but this reader never joins
+  // the group (it assigns partitions itself) and never commits.
+  std::map<std::string, std::string> role = {
+      {"group.id", "catchall-reader-unused"}, {"enable.auto.commit", "false"},
+      {"enable.auto.offset.store", "false"},  {"enable.partition.eof", "true"},
+      {"auto.offset.reset", "earliest"},      {"isolation.level", "read_committed"},
+      {"queued.min.messages", "1000000"},     {"fetch.max.bytes", "52428800"},
+  };
+  rd_kafka_conf_t* conf = nullptr;
+  CATCHALL_RETURN_IF_ERROR(kafka_internal::MakeConf(options, role, &conf));
+  rd_kafka_conf_set_error_cb(conf, &OnConsumerError);
+  char err[512];
+  impl->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
+  if (!impl->rk) {
+    rd_kafka_conf_destroy(conf);
+    return Status::InvalidArgument(fmt::format("cannot create Kafka reader: {}", err));
+  }
+  rd_kafka_poll_set_consumer(impl->rk);
+  impl->queue = rd_kafka_queue_get_consumer(impl->rk);
+  rd_kafka_topic_partition_list_t* list =
+      rd_kafka_topic_partition_list_new(static_cast<int>(start_offsets.size()));
+  for (const auto& [p, offset] : start_offsets) {
+    rd_kafka_topic_partition_list_add(list, topic.c_str(), p)->offset =
+        offset < 0 ? RD_KAFKA_OFFSET_BEGINNING : offset;
+  }
+  rd_kafka_resp_err_t r = rd_kafka_assign(impl->rk, list);
+  rd_kafka_topic_partition_list_destroy(list);
+  if (r) return kafka_internal::FromError(r, fmt::format("assigning partitions of {}", topic));
+  reader->reset(new KafkaPartitionReader(std::move(impl)));
+  return Status::Ok();
+}
+
+Status KafkaPartitionReader::Poll(std::chrono::milliseconds timeout, size_t max,
+                                  KafkaMessages* out) {
+  impl_->buffer.resize(max);
+  ssize_t n = rd_kafka_consume_batch_queue(impl_->queue, static_cast<int>(timeout.count()),
+                                           impl_->buffer.data(), max);
+  if (n < 0) return kafka_internal::FromError(rd_kafka_last_error(), "reading");
+  return kafka_internal::CollectMessages(impl_->buffer.data(), n, out,
+                                         [](int32_t) { return true; });
+}
+
+Result<int32_t> KafkaPartitionReader::PartitionCount() {
+  return kafka_internal::PartitionCount(impl_->rk, impl_->topic, impl_->timeout_ms);
+}
+
+}  // namespace catchall

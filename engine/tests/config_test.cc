@@ -1,0 +1,351 @@
+#include "engine/config.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <fstream>
+#include <map>
+#include <optional>
+#include <string>
+
+#include "test_util.h"
+
+namespace catchall {
+namespace {
+
+using ::testing::HasSubstr;
+
+// Every setting's value, by key: two configs are the same when these are.
+std::map<std::string, std::string> Values(const Config& config) {
+  std::map<std::string, std::string> values;
+  for (const Setting& s : AllSettings()) values[s.key] = s.get(config);
+  return values;
+}
+
+// Clears every CATCHALL_* variable of the settings for the test and puts the
+// previous values back afterwards.
+class ConfigTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    for (const Setting& s : AllSettings()) {
+      const char* v = std::getenv(s.env.c_str());
+      saved_[s.env] = v ? std::optional<std::string>(v) : std::nullopt;
+      unsetenv(s.env.c_str());
+    }
+  }
+  void TearDown() override {
+    for (const auto& [name, value] : saved_) {
+      if (value) {
+        setenv(name.c_str(), value->c_str(), 1);
+      } else {
+        unsetenv(name.c_str());
+      }
+    }
+  }
+
+  std::string WriteFile(const std::string& text, const std::string& name = "catchall.toml") {
+    std::string path = dir_.path() + "/" + name;
+    std::ofstream(path) << text;
+    return path;
+  }
+
+  Status LoadError(const std::string& file, const ConfigOverrides& overrides = {}) {
+    Result<Config> r = LoadConfig(file, overrides);
+    EXPECT_FALSE(r.ok());
+    return r.status();
+  }
+
+  test::ScopedTempDir dir_;
+  std::map<std::string, std::optional<std::string>> saved_;
+};
+
+TEST_F(ConfigTest, DefaultsAreValid) {
+  Config defaults;
+  EXPECT_TRUE(ValidateConfig(defaults).ok());
+  Result<Config> loaded = LoadConfig("", {});
+  ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
+  EXPECT_EQ(Values(*loaded), Values(defaults));
+  EXPECT_EQ(loaded->listen, "0.0.0.0:8080");
+  EXPECT_EQ(loaded->catchall_threshold, 1000u);
+  EXPECT_TRUE(loaded->brokers.empty()) << "no brokers means embedded mode by default";
+}
+
+TEST_F(ConfigTest, SettingsHaveUniqueKeysAndDerivedEnvNames) {
+  std::map<std::string, int> keys, envs;
+  for (const Setting& s : AllSettings()) {
+    ++keys[s.key];
+    ++envs[s.env];
+    EXPECT_FALSE(s.help.empty()) << s.key;
+    std::string expected = "CATCHALL_";
+    for (char c : s.key) expected.push_back(c == '.' ? '_' : static_cast<char>(std::toupper(c)));
+    EXPECT_EQ(s.env, expected);
+  }
+  for (const auto& [k, n] : keys) EXPECT_EQ(n, 1) << k;
+  for (const auto& [e, n] : envs) EXPECT_EQ(n, 1) << e;
+  EXPECT_EQ(keys.count("server.listen"), 1u);
+  EXPECT_EQ(envs.count("CATCHALL_SERVER_LISTEN"), 1u);
+}
+
+TEST_F(ConfigTest, FileOverridesDefaults) {
+  std::string file = WriteFile(R"(
+# a comment
+[server]
+listen = "127.0.0.1:9999"
+http_threads = 3
+max_body_bytes = 2048
+
+[storage]
+data_dir = "/var/lib/catchall"
+sync_writes = true
+
+[log]
+partitions = 16
+
+[aggregate]
+catchall_threshold = 50
+
+[kafka]
+brokers = "k1:9092,k2:9092"
+
+[logging]
+level = "debug"
+)");
+  Result<Config> c = LoadConfig(file, {});
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->listen, "127.0.0.1:9999");
+  EXPECT_EQ(c->http_threads, 3);
+  EXPECT_EQ(c->max_body_bytes, 2048u);
+  EXPECT_EQ(c->data_dir, "/var/lib/catchall");
+  EXPECT_TRUE(c->sync_writes);
+  EXPECT_EQ(c->partitions, 16);
+  EXPECT_EQ(c->catchall_threshold, 50u);
+  EXPECT_EQ(c->brokers, "k1:9092,k2:9092");
+  EXPECT_EQ(c->log_level, "debug");
+  // Untouched settings keep their defaults.
+  EXPECT_EQ(c->max_header_bytes, Config{}.max_header_bytes);
+  EXPECT_EQ(c->group_id, Config{}.group_id);
+}
+
+TEST_F(ConfigTest, EnvironmentOverridesFileAndOverridesOverrideEnvironment) {
+  std::string file = WriteFile("[server]\nlisten = \"127.0.0.1:1111\"\n[log]\npartitions = 2\n");
+  setenv("CATCHALL_SERVER_LISTEN", "127.0.0.1:2222", 1);
+  setenv("CATCHALL_STORAGE_SYNC_WRITES", "yes", 1);
+  Result<Config> env = LoadConfig(file, {});
+  ASSERT_TRUE(env.ok()) << env.status().ToString();
+  EXPECT_EQ(env->listen, "127.0.0.1:2222");
+  EXPECT_TRUE(env->sync_writes);
+  EXPECT_EQ(env->partitions, 2) << "the file still applies where env is silent";
+
+  Result<Config> flags =
+      LoadConfig(file, {{"server.listen", "127.0.0.1:3333"}, {"log.partitions", "5"}});
+  ASSERT_TRUE(flags.ok()) << flags.status().ToString();
+  EXPECT_EQ(flags->listen, "127.0.0.1:3333");
+  EXPECT_EQ(flags->partitions, 5);
+  EXPECT_TRUE(flags->sync_writes);
+
+  // Later overrides of the same key win.
+  Result<Config> twice =
+      LoadConfig("", {{"log.partitions", "5"}, {"log.partitions", "6"}});
+  ASSERT_TRUE(twice.ok());
+  EXPECT_EQ(twice->partitions, 6);
+}
+
+TEST_F(ConfigTest, BooleanSpellings) {
+  for (const char* t : {"true", "1", "yes", "on"}) {
+    auto c = LoadConfig("", {{"storage.sync_writes", t}});
+    ASSERT_TRUE(c.ok()) << t;
+    EXPECT_TRUE(c->sync_writes) << t;
+  }
+  for (const char* f : {"false", "0", "no", "off"}) {
+    auto c = LoadConfig("", {{"storage.sync_writes", "true"}, {"storage.sync_writes", f}});
+    ASSERT_TRUE(c.ok()) << f;
+    EXPECT_FALSE(c->sync_writes) << f;
+  }
+  Status bad = LoadError("", {{"storage.sync_writes", "maybe"}});
+  EXPECT_THAT(bad.message(), HasSubstr("storage.sync_writes"));
+  EXPECT_THAT(bad.message(), HasSubstr("maybe"));
+}
+
+TEST_F(ConfigTest, UnknownKeyInFileNamesTheKeyAndLine) {
+  std::string file = WriteFile("[server]\nlisten = \"0.0.0.0:1\"\nlisen_port = 80\n");
+  Status s = LoadError(file);
+  EXPECT_EQ(s.code(), Code::kInvalidArgument);
+  EXPECT_THAT(s.message(), HasSubstr("server.lisen_port"));
+  EXPECT_THAT(s.message(), HasSubstr("line 3"));
+  EXPECT_THAT(s.message(), HasSubstr(file));
+
+  Status section = LoadError(WriteFile("[nonsense]\nx = 1\n", "b.toml"));
+  EXPECT_THAT(section.message(), HasSubstr("nonsense.x"));
+  EXPECT_THAT(section.message(), HasSubstr("line 2"));
+}
+
+TEST_F(ConfigTest, TopLevelValuesMustBeInASection) {
+  Status s = LoadError(WriteFile("listen = \"0.0.0.0:1\"\n"));
+  EXPECT_THAT(s.message(), HasSubstr("'listen'"));
+  EXPECT_THAT(s.message(), HasSubstr("section"));
+}
+
+TEST_F(ConfigTest, BadTypesAndValuesInFileNameTheKey) {
+  struct Case {
+    const char* toml;
+    const char* key;
+  };
+  const Case cases[] = {
+      {"[log]\npartitions = \"many\"\n", "log.partitions"},
+      {"[log]\npartitions = -1\n", "log.partitions"},
+      {"[log]\npartitions = 1.5\n", "log.partitions"},
+      {"[log]\npartitions = 0\n", "log.partitions"},
+      {"[log]\npartitions = 5000\n", "log.partitions"},
+      {"[storage]\nsync_writes = 3\n", "storage.sync_writes"},
+      {"[server]\nmax_body_bytes = [1, 2]\n", "server.max_body_bytes"},
+      {"[server]\nmax_body_bytes = 10\n", "server.max_body_bytes"},
+      {"[server]\nlisten = \"nope\"\n", "nope"},
+      {"[server]\nhttp_threads = 5000000\n", "server.http_threads"},
+      {"[logging]\nlevel = \"loud\"\n", "logging.level"},
+      {"[aggregate]\ncommit_interval_ms = 0\n", "aggregate.commit_interval_ms"},
+      {"[server]\nmax_connections = { a = 1 }\n", "server.max_connections"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.toml);
+    Status s = LoadError(WriteFile(c.toml));
+    EXPECT_EQ(s.code(), Code::kInvalidArgument);
+    EXPECT_THAT(s.message(), HasSubstr(c.key));
+  }
+}
+
+TEST_F(ConfigTest, TomlSyntaxErrorsNameTheLine) {
+  std::string file = WriteFile("[server]\nlisten = \"0.0.0.0:1\"\nthreads = = 3\n");
+  Status s = LoadError(file);
+  EXPECT_THAT(s.message(), HasSubstr(file));
+  EXPECT_THAT(s.message(), HasSubstr("line 3"));
+}
+
+TEST_F(ConfigTest, MissingFileIsAnError) {
+  std::string file = dir_.path() + "/does-not-exist.toml";
+  Status s = LoadError(file);
+  EXPECT_THAT(s.message(), HasSubstr(file));
+}
+
+TEST_F(ConfigTest, BadEnvironmentValueNamesTheVariable) {
+  setenv("CATCHALL_LOG_PARTITIONS", "eight", 1);
+  Status s = LoadError("");
+  EXPECT_THAT(s.message(), HasSubstr("CATCHALL_LOG_PARTITIONS"));
+  EXPECT_THAT(s.message(), HasSubstr("eight"));
+}
+
+TEST_F(ConfigTest, BadOverridesNameTheKey) {
+  Status unknown = LoadError("", {{"server.nope", "1"}});
+  EXPECT_THAT(unknown.message(), HasSubstr("server.nope"));
+  Status bad = LoadError("", {{"server.max_connections", "lots"}});
+  EXPECT_THAT(bad.message(), HasSubstr("server.max_connections"));
+  Status negative = LoadError("", {{"server.max_connections", "-5"}});
+  EXPECT_THAT(negative.message(), HasSubstr("server.max_connections"));
+  Status empty = LoadError("", {{"ingest.max_batch_items", ""}});
+  EXPECT_THAT(empty.message(), HasSubstr("ingest.max_batch_items"));
+  Status trailing = LoadError("", {{"ingest.max_batch_items", "10x"}});
+  EXPECT_THAT(trailing.message(), HasSubstr("ingest.max_batch_items"));
+}
+
+TEST_F(ConfigTest, ValidateConfigNamesTheBadKey) {
+  Config c;
+  c.partitions = 0;
+  EXPECT_THAT(ValidateConfig(c).message(), HasSubstr("log.partitions"));
+  c = Config{};
+  c.max_header_bytes = 100;
+  EXPECT_THAT(ValidateConfig(c).message(), HasSubstr("server.max_header_bytes"));
+  c = Config{};
+  c.listen = "localhost";
+  EXPECT_THAT(ValidateConfig(c).message(), HasSubstr("localhost"));
+  c = Config{};
+  c.max_lookup_domains = 0;
+  EXPECT_THAT(ValidateConfig(c).message(), HasSubstr("query.max_lookup_domains"));
+}
+
+TEST(ParseListenTest, Variants) {
+  std::string host;
+  uint16_t port = 0;
+  ASSERT_TRUE(ParseListen("0.0.0.0:8080", &host, &port).ok());
+  EXPECT_EQ(host, "0.0.0.0");
+  EXPECT_EQ(port, 8080);
+  ASSERT_TRUE(ParseListen(":9000", &host, &port).ok());
+  EXPECT_EQ(host, "0.0.0.0");
+  EXPECT_EQ(port, 9000);
+  ASSERT_TRUE(ParseListen("[::1]:80", &host, &port).ok());
+  EXPECT_EQ(host, "::1");
+  EXPECT_EQ(port, 80);
+  ASSERT_TRUE(ParseListen("localhost:0", &host, &port).ok());
+  EXPECT_EQ(host, "localhost");
+  EXPECT_EQ(port, 0);
+  ASSERT_TRUE(ParseListen("127.0.0.1:65535", &host, &port).ok());
+  EXPECT_EQ(port, 65535);
+}
+
+TEST(ParseListenTest, Errors) {
+  std::string host = "unchanged";
+  uint16_t port = 7;
+  for (const char* bad : {"nope", "", "host:", "host:http", "host:65536", "host:-1", ":",
+                          "[::1]", "host:80 "}) {
+    SCOPED_TRACE(bad);
+    Status s = ParseListen(bad, &host, &port);
+    EXPECT_EQ(s.code(), Code::kInvalidArgument);
+    EXPECT_THAT(s.message(), HasSubstr("'" + std::string(bad) + "'"));
+  }
+  EXPECT_EQ(host, "unchanged");
+  EXPECT_EQ(port, 7);
+}
+
+TEST_F(ConfigTest, DumpConfigLoadsBackToTheSameConfig) {
+  ConfigOverrides overrides = {{"server.listen", "[::1]:8123"},
+                               {"server.http_threads", "7"},
+                               {"storage.data_dir", "/tmp/some dir/catchall"},
+                               {"storage.sync_writes", "true"},
+                               {"log.partitions", "12"},
+                               {"kafka.brokers", "a:1,b:2"},
+                               {"kafka.instance_id", "12345"},
+                               {"kafka.group_id", "true"},
+                               {"logging.level", "warn"}};
+  Result<Config> original = LoadConfig("", overrides);
+  ASSERT_TRUE(original.ok()) << original.status().ToString();
+  std::string dumped = DumpConfig(*original);
+  for (const Setting& s : AllSettings()) {
+    EXPECT_THAT(dumped, HasSubstr(s.env)) << "documents the environment variable";
+  }
+  std::string file = WriteFile(dumped);
+  Result<Config> loaded = LoadConfig(file, {});
+  ASSERT_TRUE(loaded.ok()) << loaded.status().ToString() << "\n" << dumped;
+  EXPECT_EQ(Values(*loaded), Values(*original)) << dumped;
+
+  // The defaults round-trip too (empty strings included).
+  std::string defaults_file = WriteFile(DumpConfig(Config{}), "defaults.toml");
+  Result<Config> defaults = LoadConfig(defaults_file, {});
+  ASSERT_TRUE(defaults.ok()) << defaults.status().ToString();
+  EXPECT_EQ(Values(*defaults), Values(Config{}));
+}
+
+TEST_F(ConfigTest, DumpConfigRoundTripsValuesThatAreNotTomlIntegers) {
+  // "007" is not a TOML integer (leading zero) and u64 max does not fit in
+  // TOML's int64: both must still load back.
+  Result<Config> original = LoadConfig(
+      "", {{"kafka.instance_id", "007"}, {"server.max_body_bytes", "18446744073709551615"}});
+  ASSERT_TRUE(original.ok()) << original.status().ToString();
+  std::string dumped = DumpConfig(*original);
+  Result<Config> loaded = LoadConfig(WriteFile(dumped), {});
+  ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
+  EXPECT_EQ(loaded->instance_id, "007");
+  EXPECT_EQ(loaded->max_body_bytes, 18446744073709551615ULL);
+}
+
+TEST_F(ConfigTest, DumpConfigQuotesStringsThatNeedEscaping) {
+  Result<Config> original = LoadConfig(
+      "", {{"storage.data_dir", R"(C:\data\"quoted" dir)"}, {"kafka.instance_id", "tab\there"}});
+  ASSERT_TRUE(original.ok()) << original.status().ToString();
+  std::string dumped = DumpConfig(*original);
+  Result<Config> loaded = LoadConfig(WriteFile(dumped), {});
+  ASSERT_TRUE(loaded.ok()) << loaded.status().ToString() << "\n" << dumped;
+  EXPECT_EQ(loaded->data_dir, original->data_dir);
+  EXPECT_EQ(loaded->instance_id, original->instance_id);
+}
+
+}  // namespace
+}  // namespace catchall

@@ -1,0 +1,532 @@
+#include "engine/http_server.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <chrono>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "engine/metrics.h"
+#include "test_util.h"
+
+namespace catchall {
+namespace {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+using ::testing::HasSubstr;
+using namespace std::chrono_literals;
+
+// Every client operation gives up after this, so a broken server fails the
+// test instead of hanging it. Generous: the machine may be loaded.
+constexpr auto kClientTimeout = 20s;
+
+using Response = http::response<http::string_body>;
+using Request = http::request<http::string_body>;
+
+// A blocking HTTP/1.1 client over Beast. Operations run asynchronously on a
+// private io_context so that each one has a timeout.
+class Client {
+ public:
+  Client() : stream_(ioc_) {}
+
+  beast::error_code Connect(uint16_t port) {
+    beast::error_code result = net::error::would_block;
+    stream_.expires_after(kClientTimeout);
+    stream_.async_connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port),
+                          [&](beast::error_code ec) { result = ec; });
+    Run();
+    return result;
+  }
+
+  beast::error_code Send(Request& request) {
+    request.prepare_payload();
+    beast::error_code result = net::error::would_block;
+    stream_.expires_after(kClientTimeout);
+    http::async_write(stream_, request, [&](beast::error_code ec, size_t) { result = ec; });
+    Run();
+    return result;
+  }
+
+  beast::error_code WriteRaw(std::string_view bytes) {
+    beast::error_code result = net::error::would_block;
+    stream_.expires_after(kClientTimeout);
+    net::async_write(stream_, net::buffer(bytes.data(), bytes.size()),
+                     [&](beast::error_code ec, size_t) { result = ec; });
+    Run();
+    return result;
+  }
+
+  beast::error_code Read(Response* response) {
+    *response = {};
+    beast::error_code result = net::error::would_block;
+    stream_.expires_after(kClientTimeout);
+    http::async_read(stream_, buffer_, *response, [&](beast::error_code ec, size_t) { result = ec; });
+    Run();
+    return result;
+  }
+
+  // Sends `request` and reads the response; fails the test on I/O errors.
+  Response RoundTrip(Request request) {
+    Response response;
+    beast::error_code ec = Send(request);
+    EXPECT_FALSE(ec) << "send: " << ec.message();
+    if (ec) return response;
+    ec = Read(&response);
+    EXPECT_FALSE(ec) << "read: " << ec.message();
+    return response;
+  }
+
+  // Waits for the server to close the connection. True if it did (EOF or
+  // reset) before the client's timeout; unexpected bytes count as not closed.
+  bool WaitForClose() {
+    char byte;
+    beast::error_code result = net::error::would_block;
+    size_t got = 0;
+    stream_.expires_after(kClientTimeout);
+    stream_.async_read_some(net::buffer(&byte, 1), [&](beast::error_code ec, size_t n) {
+      result = ec;
+      got = n;
+    });
+    Run();
+    return got == 0 && buffer_.size() == 0 &&
+           (result == net::error::eof || result == net::error::connection_reset);
+  }
+
+  void Close() {
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
+    stream_.close();
+  }
+
+  beast::tcp_stream& stream() { return stream_; }
+
+ private:
+  void Run() {
+    ioc_.restart();
+    ioc_.run();
+  }
+
+  net::io_context ioc_;
+  beast::tcp_stream stream_;
+  beast::flat_buffer buffer_;
+};
+
+Request Get(std::string target) {
+  Request r{http::verb::get, target, 11};
+  r.set(http::field::host, "127.0.0.1");
+  return r;
+}
+
+Request Post(std::string target, std::string body) {
+  Request r{http::verb::post, target, 11};
+  r.set(http::field::host, "127.0.0.1");
+  r.set(http::field::content_type, "application/x-ndjson");
+  r.body() = std::move(body);
+  return r;
+}
+
+std::string Field(const Response& r, http::field f) { return std::string(r[f]); }
+
+class HttpServerTest : public ::testing::Test {
+ protected:
+  HttpServerTest() {
+    router_.Mount("/echo", [](const HttpRequest& request, Responder respond) {
+      respond(HttpResponse::Text(200,
+                                 std::string(HttpMethodName(request.method)) + " " +
+                                     std::string(request.target) + " [" +
+                                     std::string(request.body) + "] x-test=" +
+                                     std::string(request.Header("x-test")),
+                                 "text/plain"));
+    });
+    router_.Mount("/slow", [this](const HttpRequest&, Responder respond) {
+      std::lock_guard<std::mutex> lock(mu_);
+      slow_started_.set_value();
+      responders_.emplace_back([respond = std::move(respond)]() mutable {
+        std::this_thread::sleep_for(200ms);
+        respond(HttpResponse::Text(200, "slow done", "text/plain"));
+      });
+    });
+    router_.Mount("/never", [this](const HttpRequest&, Responder respond) {
+      std::lock_guard<std::mutex> lock(mu_);
+      never_started_.set_value();
+      parked_.push_back(std::move(respond));
+    });
+  }
+
+  ~HttpServerTest() override {
+    if (server_) server_->Shutdown(5s);
+    for (auto& t : responders_) t.join();
+    parked_.clear();
+    server_.reset();
+  }
+
+  HttpServerOptions DefaultOptions() {
+    HttpServerOptions options;
+    options.host = "127.0.0.1";
+    options.port = 0;
+    options.threads = 2;
+    return options;
+  }
+
+  void Start(HttpServerOptions options, Metrics* metrics = nullptr) {
+    server_ = std::make_unique<HttpServer>(options, &router_, metrics);
+    Status s = server_->Start();
+    ASSERT_TRUE(s.ok()) << s.ToString();
+    port_ = server_->port();
+    ASSERT_NE(port_, 0);
+  }
+
+  std::unique_ptr<Client> Connect() {
+    auto client = std::make_unique<Client>();
+    beast::error_code ec = client->Connect(port_);
+    EXPECT_FALSE(ec) << ec.message();
+    return client;
+  }
+
+  static void ExpectJsonError(const Response& r, int status, std::string_view code) {
+    EXPECT_EQ(r.result_int(), status) << r.body();
+    EXPECT_EQ(Field(r, http::field::content_type), "application/json");
+    EXPECT_TRUE(test::IsValidJson(r.body())) << r.body();
+    EXPECT_EQ(test::JsonStringField(r.body(), "code"), code) << r.body();
+    EXPECT_NE(test::JsonStringField(r.body(), "message"), "<missing>") << r.body();
+  }
+
+  HttpRouter router_;
+  Metrics metrics_;  // outlives server_
+  std::unique_ptr<HttpServer> server_;
+  uint16_t port_ = 0;
+  std::mutex mu_;
+  std::promise<void> slow_started_;
+  std::promise<void> never_started_;
+  std::vector<std::thread> responders_;
+  std::vector<Responder> parked_;
+};
+
+TEST_F(HttpServerTest, ServesRequestsOverOneKeepAliveConnection) {
+  Start(DefaultOptions());
+  auto client = Connect();
+  Request first = Get("/echo/one?x=1");
+  first.set("X-Test", "hello");
+  Response r1 = client->RoundTrip(first);
+  EXPECT_EQ(r1.result_int(), 200);
+  EXPECT_EQ(r1.body(), "GET /echo/one?x=1 [] x-test=hello");
+  EXPECT_EQ(Field(r1, http::field::content_type), "text/plain");
+  EXPECT_TRUE(r1.keep_alive());
+
+  Response r2 = client->RoundTrip(Post("/echo/two", "{\"a\":1}\n"));
+  EXPECT_EQ(r2.result_int(), 200);
+  EXPECT_EQ(r2.body(), "POST /echo/two [{\"a\":1}\n] x-test=");
+  EXPECT_TRUE(r2.keep_alive());
+
+  Response r3 = client->RoundTrip(Get("/echo/three"));
+  EXPECT_EQ(r3.body(), "GET /echo/three [] x-test=");
+}
+
+TEST_F(HttpServerTest, Http10WithoutKeepAliveIsClosedAfterTheResponse) {
+  Start(DefaultOptions());
+  auto client = Connect();
+  ASSERT_FALSE(client->WriteRaw("GET /echo HTTP/1.0\r\n\r\n"));
+  Response r;
+  ASSERT_FALSE(client->Read(&r));
+  EXPECT_EQ(r.result_int(), 200);
+  EXPECT_FALSE(r.keep_alive());
+  EXPECT_TRUE(client->WaitForClose());
+}
+
+TEST_F(HttpServerTest, ConnectionCloseRequestIsHonoured) {
+  Start(DefaultOptions());
+  auto client = Connect();
+  Request req = Get("/echo");
+  req.keep_alive(false);
+  Response r = client->RoundTrip(req);
+  EXPECT_EQ(r.result_int(), 200);
+  EXPECT_FALSE(r.keep_alive());
+  EXPECT_TRUE(client->WaitForClose());
+}
+
+TEST_F(HttpServerTest, UnknownPathIsJson404AndKeepsTheConnection) {
+  Start(DefaultOptions());
+  auto client = Connect();
+  Response r = client->RoundTrip(Get("/nope/nothing"));
+  ExpectJsonError(r, 404, "not_found");
+  EXPECT_TRUE(r.keep_alive());
+  EXPECT_EQ(client->RoundTrip(Get("/echo")).result_int(), 200);
+}
+
+TEST_F(HttpServerTest, BodyOverLimitIsJson413) {
+  HttpServerOptions options = DefaultOptions();
+  options.body_limit = 1024;
+  Start(options);
+  {
+    auto client = Connect();
+    Response ok = client->RoundTrip(Post("/echo", std::string(1024, 'a')));
+    EXPECT_EQ(ok.result_int(), 200) << "exactly the limit is fine";
+  }
+  auto client = Connect();
+  Response r = client->RoundTrip(Post("/echo", std::string(4096, 'a')));
+  ExpectJsonError(r, 413, "body_too_large");
+  EXPECT_THAT(test::JsonStringField(r.body(), "message"), HasSubstr("1024"));
+  EXPECT_FALSE(r.keep_alive());
+}
+
+TEST_F(HttpServerTest, ChunkedBodyOverLimitIsJson413) {
+  HttpServerOptions options = DefaultOptions();
+  options.body_limit = 1024;
+  Start(options);
+  auto client = Connect();
+  std::string raw =
+      "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+      "800\r\n" + std::string(0x800, 'b') + "\r\n0\r\n\r\n";
+  ASSERT_FALSE(client->WriteRaw(raw));
+  Response r;
+  beast::error_code ec = client->Read(&r);
+  ASSERT_FALSE(ec) << ec.message();
+  ExpectJsonError(r, 413, "body_too_large");
+}
+
+TEST_F(HttpServerTest, HeadersOverLimitAreJson431) {
+  HttpServerOptions options = DefaultOptions();
+  options.header_limit = 1024;
+  Start(options);
+  auto client = Connect();
+  Request req = Get("/echo");
+  req.set("X-Big", std::string(4000, 'h'));
+  Response r = client->RoundTrip(req);
+  ExpectJsonError(r, 431, "headers_too_large");
+  EXPECT_FALSE(r.keep_alive());
+}
+
+TEST_F(HttpServerTest, GarbageRequestIsJson400) {
+  Start(DefaultOptions());
+  for (const char* garbage : {"this is not http\r\n\r\n", "GET /echo HTTP/9.9\r\n\r\n",
+                              "GET /echo HTTP/1.1\r\nBad Header Line\r\n\r\n",
+                              "POST /echo HTTP/1.1\r\nContent-Length: nope\r\n\r\n"}) {
+    SCOPED_TRACE(garbage);
+    auto client = Connect();
+    ASSERT_FALSE(client->WriteRaw(garbage));
+    Response r;
+    beast::error_code ec = client->Read(&r);
+    ASSERT_FALSE(ec) << ec.message();
+    ExpectJsonError(r, 400, "bad_request");
+    EXPECT_TRUE(client->WaitForClose());
+  }
+}
+
+TEST_F(HttpServerTest, IdleConnectionIsClosedAfterIdleTimeout) {
+  HttpServerOptions options = DefaultOptions();
+  options.idle_timeout = 200ms;
+  Start(options);
+  auto started = std::chrono::steady_clock::now();
+  auto silent = Connect();
+  EXPECT_TRUE(silent->WaitForClose());
+  EXPECT_GE(std::chrono::steady_clock::now() - started, 150ms);
+
+  // Also between requests of a keep-alive connection.
+  auto client = Connect();
+  EXPECT_EQ(client->RoundTrip(Get("/echo")).result_int(), 200);
+  EXPECT_TRUE(client->WaitForClose());
+}
+
+// A request whose headers do not arrive within idle_timeout learns why.
+TEST_F(HttpServerTest, HalfSentRequestTimesOutWithJson408) {
+  HttpServerOptions options = DefaultOptions();
+  options.idle_timeout = 200ms;
+  Start(options);
+  auto client = Connect();
+  ASSERT_FALSE(client->WriteRaw("GET /echo HTTP/1.1\r\nHost: x\r\n"));
+  Response r;
+  beast::error_code ec = client->Read(&r);
+  ASSERT_FALSE(ec) << ec.message();
+  ExpectJsonError(r, 408, "request_timeout");
+  EXPECT_FALSE(r.keep_alive());
+  EXPECT_TRUE(client->WaitForClose());
+}
+
+// The same for a body that stops arriving (io_timeout).
+TEST_F(HttpServerTest, HalfSentBodyTimesOutWithJson408) {
+  HttpServerOptions options = DefaultOptions();
+  options.io_timeout = 200ms;
+  Start(options);
+  auto client = Connect();
+  ASSERT_FALSE(client->WriteRaw("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc"));
+  Response r;
+  beast::error_code ec = client->Read(&r);
+  ASSERT_FALSE(ec) << ec.message();
+  ExpectJsonError(r, 408, "request_timeout");
+}
+
+TEST_F(HttpServerTest, ConnectionsOverTheLimitGetJson503) {
+  HttpServerOptions options = DefaultOptions();
+  options.max_connections = 2;
+  Start(options, &metrics_);
+  auto c1 = Connect();
+  auto c2 = Connect();
+  // A request on each makes sure the server has accepted both.
+  EXPECT_EQ(c1->RoundTrip(Get("/echo")).result_int(), 200);
+  EXPECT_EQ(c2->RoundTrip(Get("/echo")).result_int(), 200);
+
+  auto c3 = Connect();
+  Response refused;
+  beast::error_code ec = c3->Read(&refused);
+  ASSERT_FALSE(ec) << ec.message();
+  ExpectJsonError(refused, 503, "too_many_connections");
+  EXPECT_EQ(Field(refused, http::field::retry_after), "1");
+  EXPECT_FALSE(refused.keep_alive());
+  EXPECT_TRUE(c3->WaitForClose());
+  EXPECT_THAT(metrics_.Serialize(), HasSubstr("catchall_http_connections_rejected_total 1"));
+
+  // The two admitted connections still work.
+  EXPECT_EQ(c1->RoundTrip(Get("/echo")).result_int(), 200);
+
+  // Once one closes, a new connection is admitted (the server notices the
+  // close asynchronously, so retry for a while).
+  c2->Close();
+  bool admitted = false;
+  auto deadline = std::chrono::steady_clock::now() + 15s;
+  while (!admitted && std::chrono::steady_clock::now() < deadline) {
+    auto c4 = Connect();
+    Response r = c4->RoundTrip(Get("/echo"));
+    admitted = r.result_int() == 200;
+    if (!admitted) std::this_thread::sleep_for(50ms);
+  }
+  EXPECT_TRUE(admitted);
+}
+
+TEST_F(HttpServerTest, ExpectContinueGetsA100ThenTheResponse) {
+  Start(DefaultOptions());
+  auto client = Connect();
+  Request req = Post("/echo/continue", "hello");
+  req.set(http::field::expect, "100-continue");
+  req.prepare_payload();
+  http::request_serializer<http::string_body> serializer(req);
+
+  beast::error_code result = net::error::would_block;
+  http::async_write_header(client->stream(), serializer,
+                           [&](beast::error_code ec, size_t) { result = ec; });
+  // Run the write through the client's context by reading the interim response.
+  Response interim;
+  beast::error_code ec = client->Read(&interim);
+  ASSERT_FALSE(result) << result.message();
+  ASSERT_FALSE(ec) << ec.message();
+  EXPECT_EQ(interim.result_int(), 100);
+
+  result = net::error::would_block;
+  http::async_write(client->stream(), serializer, [&](beast::error_code wec, size_t) { result = wec; });
+  Response final_response;
+  ec = client->Read(&final_response);
+  ASSERT_FALSE(result) << result.message();
+  ASSERT_FALSE(ec) << ec.message();
+  EXPECT_EQ(final_response.result_int(), 200);
+  EXPECT_EQ(final_response.body(), "POST /echo/continue [hello] x-test=");
+}
+
+TEST_F(HttpServerTest, ShutdownLetsASlowRequestFinish) {
+  Start(DefaultOptions());
+  auto slow = Connect();
+  auto idle = Connect();
+  EXPECT_EQ(idle->RoundTrip(Get("/echo")).result_int(), 200);
+
+  Request req = Get("/slow");
+  ASSERT_FALSE(slow->Send(req));
+  ASSERT_EQ(slow_started_.get_future().wait_for(kClientTimeout), std::future_status::ready);
+
+  auto started = std::chrono::steady_clock::now();
+  std::thread stopper([&] { server_->Shutdown(10s); });
+  Response r;
+  beast::error_code ec = slow->Read(&r);
+  stopper.join();
+  auto took = std::chrono::steady_clock::now() - started;
+
+  ASSERT_FALSE(ec) << ec.message();
+  EXPECT_EQ(r.result_int(), 200);
+  EXPECT_EQ(r.body(), "slow done");
+  EXPECT_FALSE(r.keep_alive()) << "a draining server closes after the response";
+  EXPECT_TRUE(slow->WaitForClose());
+  EXPECT_TRUE(idle->WaitForClose()) << "idle connections are closed by Shutdown";
+  EXPECT_LT(took, 9s) << "Shutdown returns once the connections are gone, not at the deadline";
+
+  Client late;
+  EXPECT_TRUE(late.Connect(port_)) << "no longer accepting";
+}
+
+TEST_F(HttpServerTest, ShutdownCutsRequestsThatOutliveTheDeadline) {
+  Start(DefaultOptions());
+  auto client = Connect();
+  Request req = Get("/never");
+  ASSERT_FALSE(client->Send(req));
+  ASSERT_EQ(never_started_.get_future().wait_for(kClientTimeout), std::future_status::ready);
+  server_->Shutdown(300ms);
+  EXPECT_TRUE(client->WaitForClose());
+}
+
+// KNOWN BUG (disabled until http_server.cc is fixed): a handler that answers
+// after Shutdown's deadline posts the write to the stopped io_context; the
+// queued handler holds the Session, which holds the server, which owns the
+// io_context that holds the handler. That cycle leaks the whole server
+// (LeakSanitizer reports it when this test is enabled).
+TEST_F(HttpServerTest, DISABLED_AnsweringAfterShutdownDoesNotLeakTheServer) {
+  Start(DefaultOptions());
+  auto client = Connect();
+  Request req = Get("/never");
+  ASSERT_FALSE(client->Send(req));
+  ASSERT_EQ(never_started_.get_future().wait_for(kClientTimeout), std::future_status::ready);
+  server_->Shutdown(300ms);
+  EXPECT_TRUE(client->WaitForClose());
+  parked_[0](HttpResponse::Text(200, "late", "text/plain"));
+  parked_.clear();
+  server_.reset();
+}
+
+TEST_F(HttpServerTest, StartFailsOnBadAddresses) {
+  HttpServerOptions bad_host = DefaultOptions();
+  bad_host.host = "not-an-ip";
+  HttpServer s1(bad_host, &router_, nullptr);
+  Status st = s1.Start();
+  EXPECT_EQ(st.code(), Code::kInvalidArgument);
+  EXPECT_THAT(st.message(), HasSubstr("not-an-ip"));
+
+  Start(DefaultOptions());
+  HttpServerOptions taken = DefaultOptions();
+  taken.port = port_;
+  HttpServer s2(taken, &router_, nullptr);
+  Status busy = s2.Start();
+  EXPECT_EQ(busy.code(), Code::kIoError);
+  EXPECT_THAT(busy.message(), HasSubstr(std::to_string(port_)));
+}
+
+TEST_F(HttpServerTest, ConcurrentClients) {
+  Start(DefaultOptions());
+  std::atomic<int> ok{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      Client c;
+      if (c.Connect(port_)) return;
+      for (int i = 0; i < 25; ++i) {
+        std::string target = "/echo/" + std::to_string(t) + "/" + std::to_string(i);
+        Request req = Get(target);
+        Response r;
+        if (c.Send(req) || c.Read(&r)) return;
+        if (r.result_int() == 200 && r.body() == "GET " + target + " [] x-test=") ++ok;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(ok.load(), 100);
+}
+
+}  // namespace
+}  // namespace catchall

@@ -1,0 +1,563 @@
+#include "engine/local_log.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <future>
+#include <map>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "engine/partitioner.h"
+#include "test_util.h"
+
+namespace catchall {
+namespace {
+
+using ::testing::HasSubstr;
+using namespace std::chrono_literals;
+
+constexpr std::string_view kTopic = "events";
+constexpr int32_t kPartitions = 4;
+
+// Counts callbacks and lets a test wait for them.
+class Completions {
+ public:
+  LogAppender::Callback Callback() {
+    return [this](const Status& s) {
+      std::lock_guard<std::mutex> lock(mu_);
+      ++calls_;
+      if (!s.ok()) ++failures_;
+      cv_.notify_all();
+    };
+  }
+  // True when `n` callbacks ran within the (generous) deadline.
+  bool WaitFor(int n) {
+    std::unique_lock<std::mutex> lock(mu_);
+    return cv_.wait_for(lock, 30s, [&] { return calls_ >= n; });
+  }
+  int calls() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return calls_;
+  }
+  int failures() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return failures_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int calls_ = 0;
+  int failures_ = 0;
+};
+
+class LocalLogTest : public ::testing::Test {
+ protected:
+  LocalLogOptions LogOptions(int32_t partitions = kPartitions) const {
+    LocalLogOptions options;
+    options.topics = {{std::string(kTopic), partitions}, {"other", 1}};
+    options.retention = 1h;
+    return options;
+  }
+
+  Status OpenStore(const LocalLogOptions& options) {
+    KvStoreOptions kv;
+    kv.path = dir_.path() + "/db";
+    kv.columns = LocalLog::Columns(options);
+    kv.block_cache_bytes = 8 << 20;
+    kv.write_buffer_bytes = 4 << 20;
+    return KvStore::Open(kv, &store_);
+  }
+
+  void Open(const LocalLogOptions& options) {
+    log_.reset();
+    store_.reset();
+    Status s = OpenStore(options);
+    ASSERT_TRUE(s.ok()) << s.ToString();
+    s = LocalLog::Open(options, store_.get(), nullptr, &log_);
+    ASSERT_TRUE(s.ok()) << s.ToString();
+    appender_ = log_->Appender(kTopic);
+    ASSERT_NE(appender_, nullptr);
+  }
+  void Open() { Open(LogOptions()); }
+
+  // Appends and waits until durable.
+  void AppendSync(std::vector<LogRecord> records) {
+    std::promise<Status> done;
+    auto future = done.get_future();
+    Status s = appender_->Append(std::move(records), [&done](const Status& st) { done.set_value(st); });
+    ASSERT_TRUE(s.ok()) << s.ToString();
+    ASSERT_EQ(future.wait_for(30s), std::future_status::ready);
+    Status result = future.get();
+    ASSERT_TRUE(result.ok()) << result.ToString();
+  }
+
+  std::vector<ConsumedRecord> ReadAll(int32_t partition, int64_t from = 0,
+                                      LocalReadResult* holder = nullptr) {
+    // The records point into *out, which the next ReadAll call clears.
+    LocalReadResult* out = holder ? holder : &local_result_;
+    out->Clear();
+    Status s = log_->Read(kTopic, partition, from, 1000000, out);
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    return out->records;
+  }
+
+  static std::vector<LogRecord> Records(int n, const std::string& prefix, bool same_key = false) {
+    std::vector<LogRecord> records;
+    for (int i = 0; i < n; ++i) {
+      records.push_back({same_key ? prefix + "-key" : prefix + "-key-" + std::to_string(i),
+                         prefix + "-value-" + std::to_string(i)});
+    }
+    return records;
+  }
+
+  test::ScopedTempDir dir_;
+  std::unique_ptr<KvStore> store_;
+  std::unique_ptr<LocalLog> log_;
+  LogAppender* appender_ = nullptr;
+  LocalReadResult local_result_;
+
+  void TearDown() override {
+    log_.reset();  // before the store it writes to
+    store_.reset();
+  }
+};
+
+TEST_F(LocalLogTest, FreshLogIsEmpty) {
+  Open();
+  EXPECT_EQ(log_->PartitionCount(kTopic), kPartitions);
+  EXPECT_EQ(log_->PartitionCount("other"), 1);
+  EXPECT_EQ(log_->PartitionCount("missing"), 0);
+  EXPECT_EQ(log_->Appender("missing"), nullptr);
+  EXPECT_EQ(appender_->partition_count(), kPartitions);
+  EXPECT_TRUE(appender_->Health().ok());
+  for (int32_t p = 0; p < kPartitions; ++p) {
+    EXPECT_EQ(log_->EndOffset(kTopic, p), 0);
+    EXPECT_EQ(log_->StartOffset(kTopic, p), 0);
+    EXPECT_TRUE(ReadAll(p).empty());
+  }
+}
+
+TEST_F(LocalLogTest, AppendRoutesByKeyWithDenseOffsets) {
+  Open();
+  std::vector<LogRecord> all = Records(200, "a");
+  AppendSync(all);
+  std::map<std::string, std::string> seen;
+  int64_t total = 0;
+  for (int32_t p = 0; p < kPartitions; ++p) {
+    auto records = ReadAll(p);
+    EXPECT_EQ(log_->EndOffset(kTopic, p), static_cast<int64_t>(records.size()));
+    total += static_cast<int64_t>(records.size());
+    for (size_t i = 0; i < records.size(); ++i) {
+      const ConsumedRecord& r = records[i];
+      EXPECT_EQ(r.partition, p);
+      EXPECT_EQ(r.offset, static_cast<int64_t>(i));
+      EXPECT_EQ(PartitionForKey(r.key, kPartitions), p) << r.key;
+      EXPECT_GT(r.timestamp_ms, 0);
+      seen[std::string(r.key)] = std::string(r.value);
+    }
+  }
+  EXPECT_EQ(total, 200);
+  ASSERT_EQ(seen.size(), 200u);
+  for (const LogRecord& r : all) EXPECT_EQ(seen[r.key], r.value);
+  // With 200 keys every partition got some.
+  for (int32_t p = 0; p < kPartitions; ++p) EXPECT_GT(log_->EndOffset(kTopic, p), 0) << p;
+  // The other topic is untouched.
+  EXPECT_EQ(log_->EndOffset("other", 0), 0);
+}
+
+TEST_F(LocalLogTest, RecordsOfOneKeyKeepTheirOrderAcrossAppends) {
+  Open();
+  const std::string key = "example.com";
+  const int32_t p = PartitionForKey(key, kPartitions);
+  for (int batch = 0; batch < 5; ++batch) {
+    std::vector<LogRecord> records;
+    for (int i = 0; i < 3; ++i) records.push_back({key, std::to_string(batch * 3 + i)});
+    AppendSync(records);
+  }
+  auto records = ReadAll(p);
+  ASSERT_EQ(records.size(), 15u);
+  for (int i = 0; i < 15; ++i) {
+    EXPECT_EQ(records[i].offset, i);
+    EXPECT_EQ(records[i].value, std::to_string(i));
+  }
+}
+
+TEST_F(LocalLogTest, CallbacksRunOnceWithOkOnALogThread) {
+  Open();
+  Completions completions;
+  std::mutex mu;
+  std::set<std::thread::id> threads;
+  std::atomic<int> calls{0};
+  for (int i = 0; i < 50; ++i) {
+    auto cb = completions.Callback();
+    Status s = appender_->Append(Records(2, "c" + std::to_string(i)), [&, cb](const Status& st) {
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        threads.insert(std::this_thread::get_id());
+      }
+      ++calls;
+      cb(st);
+    });
+    ASSERT_TRUE(s.ok()) << s.ToString();
+  }
+  ASSERT_TRUE(completions.WaitFor(50));
+  ASSERT_TRUE(appender_->Flush(30s).ok());
+  std::this_thread::sleep_for(50ms);  // a duplicate call would show up by now
+  EXPECT_EQ(calls.load(), 50);
+  EXPECT_EQ(completions.failures(), 0);
+  std::lock_guard<std::mutex> lock(mu);
+  EXPECT_EQ(threads.count(std::this_thread::get_id()), 0u);
+}
+
+TEST_F(LocalLogTest, EmptyAppendStillCompletes) {
+  Open();
+  AppendSync({});
+  for (int32_t p = 0; p < kPartitions; ++p) EXPECT_EQ(log_->EndOffset(kTopic, p), 0);
+}
+
+TEST_F(LocalLogTest, ReadFromTheMiddleOfABatch) {
+  Open();
+  const int32_t p = PartitionForKey("same-key", kPartitions);
+  AppendSync(Records(10, "same", /*same_key=*/true));  // one batch, offsets 0..9
+  AppendSync(Records(5, "same", /*same_key=*/true));   // another, 10..14
+  auto records = ReadAll(p, 4);
+  ASSERT_EQ(records.size(), 11u);
+  for (size_t i = 0; i < records.size(); ++i) EXPECT_EQ(records[i].offset, 4 + static_cast<int64_t>(i));
+  EXPECT_EQ(records[0].value, "same-value-4");
+  EXPECT_EQ(records[6].value, "same-value-0");  // offset 10: first of the second batch
+
+  auto tail = ReadAll(p, 12);
+  ASSERT_EQ(tail.size(), 3u);
+  EXPECT_EQ(tail[0].offset, 12);
+  EXPECT_TRUE(ReadAll(p, 15).empty());
+  EXPECT_TRUE(ReadAll(p, 1000).empty());
+}
+
+TEST_F(LocalLogTest, ReadStopsNearMaxRecordsAtBatchBoundaries) {
+  Open();
+  const int32_t p = PartitionForKey("k-key", kPartitions);
+  for (int i = 0; i < 4; ++i) AppendSync(Records(5, "k", /*same_key=*/true));
+  LocalReadResult out;
+  ASSERT_TRUE(log_->Read(kTopic, p, 0, 3, &out).ok());
+  ASSERT_GE(out.records.size(), 3u);
+  EXPECT_LT(out.records.size(), 20u);
+  for (size_t i = 0; i < out.records.size(); ++i) EXPECT_EQ(out.records[i].offset, static_cast<int64_t>(i));
+  // Read appends to *out; a second read continues where the first stopped.
+  size_t first = out.records.size();
+  ASSERT_TRUE(log_->Read(kTopic, p, static_cast<int64_t>(first), 1000, &out).ok());
+  ASSERT_EQ(out.records.size(), 20u);
+  for (size_t i = 0; i < 20; ++i) EXPECT_EQ(out.records[i].offset, static_cast<int64_t>(i));
+  // Views of the first read are still valid after the second.
+  EXPECT_EQ(out.records[0].value, "k-value-0");
+}
+
+TEST_F(LocalLogTest, ReadRejectsUnknownTopicsAndPartitions) {
+  Open();
+  LocalReadResult out;
+  EXPECT_EQ(log_->Read(kTopic, kPartitions, 0, 10, &out).code(), Code::kInvalidArgument);
+  EXPECT_EQ(log_->Read(kTopic, -1, 0, 10, &out).code(), Code::kInvalidArgument);
+  EXPECT_EQ(log_->Read("missing", 0, 0, 10, &out).code(), Code::kInvalidArgument);
+}
+
+TEST_F(LocalLogTest, TopicsAreIndependent) {
+  Open();
+  AppendSync(Records(3, "e"));
+  std::promise<Status> done;
+  ASSERT_TRUE(log_->Appender("other")
+                  ->Append({{"k", "v1"}, {"k2", "v2"}}, [&](const Status& s) { done.set_value(s); })
+                  .ok());
+  ASSERT_TRUE(done.get_future().get().ok());
+  EXPECT_EQ(log_->EndOffset("other", 0), 2);
+  LocalReadResult out;
+  ASSERT_TRUE(log_->Read("other", 0, 0, 100, &out).ok());
+  ASSERT_EQ(out.records.size(), 2u);
+  EXPECT_EQ(out.records[1].value, "v2");
+  int64_t events_total = 0;
+  for (int32_t p = 0; p < kPartitions; ++p) events_total += log_->EndOffset(kTopic, p);
+  EXPECT_EQ(events_total, 3);
+}
+
+TEST_F(LocalLogTest, ReopenKeepsOffsetsAndData) {
+  Open();
+  AppendSync(Records(100, "r"));
+  std::vector<int64_t> ends;
+  for (int32_t p = 0; p < kPartitions; ++p) ends.push_back(log_->EndOffset(kTopic, p));
+  Open();  // closes the log and the store, opens both again
+  for (int32_t p = 0; p < kPartitions; ++p) {
+    EXPECT_EQ(log_->EndOffset(kTopic, p), ends[p]);
+    EXPECT_EQ(log_->StartOffset(kTopic, p), 0);
+    EXPECT_EQ(static_cast<int64_t>(ReadAll(p).size()), ends[p]);
+  }
+  // New appends continue after the old ones.
+  const int32_t p = PartitionForKey("after-key", kPartitions);
+  AppendSync({{"after-key", "new"}});
+  EXPECT_EQ(log_->EndOffset(kTopic, p), ends[p] + 1);
+  auto records = ReadAll(p, ends[p]);
+  ASSERT_EQ(records.size(), 1u);
+  EXPECT_EQ(records[0].offset, ends[p]);
+  EXPECT_EQ(records[0].value, "new");
+}
+
+TEST_F(LocalLogTest, DifferentPartitionCountFailsWithAHelpfulMessage) {
+  Open(LogOptions(4));
+  AppendSync(Records(10, "x"));
+  log_.reset();
+  store_.reset();
+  LocalLogOptions eight = LogOptions(8);
+  ASSERT_TRUE(OpenStore(eight).ok());
+  std::unique_ptr<LocalLog> log;
+  Status s = LocalLog::Open(eight, store_.get(), nullptr, &log);
+  EXPECT_EQ(s.code(), Code::kFailedPrecondition);
+  EXPECT_EQ(log, nullptr);
+  EXPECT_THAT(s.message(), HasSubstr("events"));
+  EXPECT_THAT(s.message(), HasSubstr("4 partitions on disk but 8 are configured"));
+  EXPECT_THAT(s.message(), HasSubstr("--partitions 4"));
+}
+
+TEST_F(LocalLogTest, ZeroPartitionsIsInvalid) {
+  LocalLogOptions options = LogOptions(0);
+  ASSERT_TRUE(OpenStore(options).ok());
+  std::unique_ptr<LocalLog> log;
+  EXPECT_EQ(LocalLog::Open(options, store_.get(), nullptr, &log).code(), Code::kInvalidArgument);
+}
+
+TEST_F(LocalLogTest, WaitForAppendWakesUpOnAppend) {
+  Open();
+  uint64_t seen = log_->AppendSequence();
+  std::thread writer([&] {
+    std::this_thread::sleep_for(100ms);
+    Status s = appender_->Append({{"w", "1"}}, [](const Status&) {});
+    EXPECT_TRUE(s.ok());
+  });
+  auto started = std::chrono::steady_clock::now();
+  log_->WaitForAppend(seen, 60s);
+  auto waited = std::chrono::steady_clock::now() - started;
+  writer.join();
+  EXPECT_NE(log_->AppendSequence(), seen);
+  EXPECT_LT(waited, 30s) << "woke up by the timeout, not by the append";
+  // The record is readable once the sequence moved.
+  int32_t p = PartitionForKey("w", kPartitions);
+  EXPECT_EQ(log_->EndOffset(kTopic, p), 1);
+}
+
+TEST_F(LocalLogTest, WaitForAppendTimesOutWithoutAppends) {
+  Open();
+  uint64_t seen = log_->AppendSequence();
+  auto started = std::chrono::steady_clock::now();
+  log_->WaitForAppend(seen, 100ms);
+  EXPECT_GE(std::chrono::steady_clock::now() - started, 100ms);
+  EXPECT_EQ(log_->AppendSequence(), seen);
+  // Returns at once when the sequence already differs.
+  started = std::chrono::steady_clock::now();
+  log_->WaitForAppend(seen + 1, 60s);
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 30s);
+}
+
+class LocalLogRetentionTest : public LocalLogTest {
+ protected:
+  // Appends three batches of 5 records to one partition: offsets 0-4, 5-9, 10-14.
+  void AppendThreeBatches() {
+    for (int i = 0; i < 3; ++i) AppendSync(Records(5, "ret", /*same_key=*/true));
+    ASSERT_EQ(log_->EndOffset(kTopic, p_), 15);
+  }
+  const int32_t p_ = PartitionForKey("ret-key", kPartitions);
+  const std::chrono::system_clock::time_point later_ = std::chrono::system_clock::now() + 2h;
+};
+
+TEST_F(LocalLogRetentionTest, KeepsEverythingBelowTheFloorWhileYoung) {
+  Open();
+  AppendThreeBatches();
+  log_->SetRetentionFloor(kTopic, p_, 15);
+  ASSERT_TRUE(log_->EnforceRetention(std::chrono::system_clock::now()).ok());
+  EXPECT_EQ(log_->StartOffset(kTopic, p_), 0);
+  EXPECT_EQ(ReadAll(p_).size(), 15u);
+}
+
+TEST_F(LocalLogRetentionTest, KeepsOldRecordsAtOrAfterTheFloor) {
+  Open();
+  AppendThreeBatches();
+  // Floor 0 (nothing consumed): nothing may go, however old.
+  ASSERT_TRUE(log_->EnforceRetention(later_).ok());
+  EXPECT_EQ(log_->StartOffset(kTopic, p_), 0);
+  EXPECT_EQ(ReadAll(p_).size(), 15u);
+  // Floor 7 is inside the second batch: only the first batch is entirely below it.
+  log_->SetRetentionFloor(kTopic, p_, 7);
+  ASSERT_TRUE(log_->EnforceRetention(later_).ok());
+  EXPECT_EQ(log_->StartOffset(kTopic, p_), 5);
+  auto records = ReadAll(p_);
+  ASSERT_EQ(records.size(), 10u);
+  EXPECT_EQ(records.front().offset, 5);
+  // Reading from before the start begins at the start.
+  EXPECT_EQ(ReadAll(p_, 2).front().offset, 5);
+  EXPECT_EQ(log_->EndOffset(kTopic, p_), 15);
+  // Other partitions are untouched.
+  for (int32_t p = 0; p < kPartitions; ++p) {
+    if (p != p_) {
+      EXPECT_EQ(log_->StartOffset(kTopic, p), 0);
+    }
+  }
+}
+
+TEST_F(LocalLogRetentionTest, FloorAtABatchBoundaryDeletesThatBatch) {
+  Open();
+  AppendThreeBatches();
+  log_->SetRetentionFloor(kTopic, p_, 10);
+  ASSERT_TRUE(log_->EnforceRetention(later_).ok());
+  EXPECT_EQ(log_->StartOffset(kTopic, p_), 10);
+  auto records = ReadAll(p_);
+  ASSERT_EQ(records.size(), 5u);
+  EXPECT_EQ(records.front().offset, 10);
+}
+
+TEST_F(LocalLogRetentionTest, OffsetsNeverGoBackAfterEverythingWasConsumed) {
+  Open();
+  AppendThreeBatches();
+  log_->SetRetentionFloor(kTopic, p_, 15);
+  ASSERT_TRUE(log_->EnforceRetention(later_).ok());
+  EXPECT_GE(log_->StartOffset(kTopic, p_), 10);
+  EXPECT_EQ(log_->EndOffset(kTopic, p_), 15);
+  EXPECT_TRUE(ReadAll(p_, 15).empty());
+  // After a restart the partition must continue at 15: a consumer that has
+  // committed offset 15 would otherwise skip the next 15 records.
+  Open();
+  EXPECT_EQ(log_->EndOffset(kTopic, p_), 15);
+  AppendSync({{"ret-key", "after-restart"}});
+  auto records = ReadAll(p_, 15);
+  ASSERT_EQ(records.size(), 1u);
+  EXPECT_EQ(records[0].offset, 15);
+  EXPECT_EQ(records[0].value, "after-restart");
+}
+
+TEST_F(LocalLogRetentionTest, RetentionSurvivesReopen) {
+  Open();
+  AppendThreeBatches();
+  log_->SetRetentionFloor(kTopic, p_, 10);
+  ASSERT_TRUE(log_->EnforceRetention(later_).ok());
+  Open();
+  EXPECT_EQ(log_->StartOffset(kTopic, p_), 10);
+  EXPECT_EQ(log_->EndOffset(kTopic, p_), 15);
+  EXPECT_EQ(ReadAll(p_).size(), 5u);
+}
+
+// The writer is held inside a callback (which the contract forbids callers
+// to do, and which makes the test deterministic): the queue then fills up
+// behind it.
+TEST_F(LocalLogTest, RefusesAppendsBeyondMaxPendingBytes) {
+  LocalLogOptions options = LogOptions();
+  options.max_pending_bytes = 1000;
+  Open(options);
+
+  std::promise<void> writer_blocked;
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  Status first = appender_->Append({{"a", "1"}}, [&](const Status&) {
+    writer_blocked.set_value();
+    released.wait();
+  });
+  ASSERT_TRUE(first.ok());
+  writer_blocked.get_future().wait();  // the writer is busy, the queue empty
+
+  Completions completions;
+  std::string big(600, 'v');
+  // The queue is empty: accepted even though it alone nearly fills the budget.
+  ASSERT_TRUE(appender_->Append({{"b", big}}, completions.Callback()).ok());
+  // Over the budget with a non-empty queue: refused at once, callback never run.
+  std::atomic<bool> refused_callback_ran{false};
+  Status refused = appender_->Append({{"c", big}}, [&](const Status&) { refused_callback_ran.store(true); });
+  EXPECT_EQ(refused.code(), Code::kUnavailable);
+  EXPECT_THAT(refused.message(), HasSubstr("queue is full"));
+  // Small appends that fit are still accepted.
+  ASSERT_TRUE(appender_->Append({{"d", "small"}}, completions.Callback()).ok());
+
+  release.set_value();
+  ASSERT_TRUE(completions.WaitFor(2));
+  EXPECT_EQ(completions.failures(), 0);
+  ASSERT_TRUE(appender_->Flush(30s).ok());
+  EXPECT_FALSE(refused_callback_ran.load());
+  // Once drained, big appends are accepted again.
+  ASSERT_TRUE(appender_->Append({{"e", big}}, completions.Callback()).ok());
+  ASSERT_TRUE(completions.WaitFor(3));
+  // "c" never reached the log.
+  int64_t total = 0;
+  for (int32_t p = 0; p < kPartitions; ++p) {
+    for (const auto& r : ReadAll(p)) {
+      EXPECT_NE(r.key, "c");
+      ++total;
+    }
+  }
+  EXPECT_EQ(total, 4);
+}
+
+TEST_F(LocalLogTest, CloseDrainsPendingAppendsAndRefusesNewOnes) {
+  Open();
+  Completions completions;
+  for (int i = 0; i < 20; ++i) {
+    ASSERT_TRUE(appender_->Append(Records(5, "d" + std::to_string(i)), completions.Callback()).ok());
+  }
+  log_->Close();
+  EXPECT_EQ(completions.calls(), 20) << "Close waits for pending appends";
+  EXPECT_EQ(completions.failures(), 0);
+  Status after = appender_->Append({{"late", "x"}}, completions.Callback());
+  EXPECT_EQ(after.code(), Code::kUnavailable);
+  EXPECT_EQ(appender_->Health().code(), Code::kUnavailable);
+  int64_t total = 0;
+  for (int32_t p = 0; p < kPartitions; ++p) total += log_->EndOffset(kTopic, p);
+  EXPECT_EQ(total, 100);
+  log_->Close();  // idempotent
+}
+
+TEST_F(LocalLogTest, ConcurrentAppendsGetDistinctDenseOffsets) {
+  Open();
+  constexpr int kThreads = 4;
+  constexpr int kAppendsPerThread = 150;
+  Completions completions;
+  std::atomic<int> refused{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kAppendsPerThread; ++i) {
+        std::vector<LogRecord> records;
+        int n = 1 + i % 3;
+        for (int k = 0; k < n; ++k) {
+          std::string id = std::to_string(t) + "-" + std::to_string(i) + "-" + std::to_string(k);
+          records.push_back({"key-" + id, id});
+        }
+        if (!appender_->Append(std::move(records), completions.Callback()).ok()) ++refused;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  ASSERT_EQ(refused.load(), 0);
+  ASSERT_TRUE(completions.WaitFor(kThreads * kAppendsPerThread));
+  EXPECT_EQ(completions.failures(), 0);
+
+  int expected = 0;
+  for (int i = 0; i < kAppendsPerThread; ++i) expected += 1 + i % 3;
+  expected *= kThreads;
+  std::set<std::string> values;
+  int64_t total = 0;
+  for (int32_t p = 0; p < kPartitions; ++p) {
+    auto records = ReadAll(p);
+    EXPECT_EQ(static_cast<int64_t>(records.size()), log_->EndOffset(kTopic, p));
+    for (size_t i = 0; i < records.size(); ++i) {
+      EXPECT_EQ(records[i].offset, static_cast<int64_t>(i));
+      EXPECT_EQ(records[i].key, "key-" + std::string(records[i].value));
+      EXPECT_EQ(PartitionForKey(records[i].key, kPartitions), p);
+      values.emplace(records[i].value);
+    }
+    total += static_cast<int64_t>(records.size());
+  }
+  EXPECT_EQ(total, expected);
+  EXPECT_EQ(static_cast<int>(values.size()), expected) << "a record was duplicated or lost";
+}
+
+}  // namespace
+}  // namespace catchall

@@ -1,0 +1,63 @@
+// StatusMaterializer: a query node's copy of the changelog.
+//
+// Reads every partition of the compacted status topic (read_committed, so
+// only committed aggregator transactions) into a local KvStore, together
+// with the offsets it has reached, in one atomic write per poll; a restart
+// resumes from those offsets instead of re-reading the topic. It is ready
+// once it has caught up with the end of every partition. Implements
+// StatusReader for the query API. Thread-safe reads; one consuming thread.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "engine/kafka.h"
+#include "engine/kv_store.h"
+#include "engine/status_reader.h"
+
+namespace catchall {
+
+class Metrics;
+class MaterializerProbe;
+
+class StatusMaterializer : public StatusReader {
+ public:
+  static std::vector<ColumnSpec> Columns();
+
+  // `store` must have Columns() and outlive this. `metrics` may be null.
+  StatusMaterializer(KafkaOptions kafka, std::string topic, KvStore* store, Metrics* metrics);
+  ~StatusMaterializer() override;
+
+  Status Start();
+  void Stop();
+  bool ready() const { return ready_.load(std::memory_order_acquire); }
+  Status Health() const;
+
+  Result<DomainCounts> Get(std::string_view domain) const override;
+  Status MultiGet(const std::vector<std::string>& domains,
+                  std::vector<DomainCounts>* out) const override;
+
+ private:
+  void Run();
+
+  KafkaOptions kafka_;
+  std::string topic_;
+  KvStore* store_;
+  Column counts_;
+  Column offsets_;
+  std::unique_ptr<MaterializerProbe> probe_;
+  std::unique_ptr<KafkaPartitionReader> reader_;
+  int32_t partitions_ = 0;
+  std::vector<bool> caught_up_;
+  std::atomic<bool> stop_{false};
+  std::atomic<bool> ready_{false};
+  mutable std::mutex mu_;
+  Status health_;  // GUARDED_BY(mu_)
+  std::thread thread_;
+};
+
+}  // namespace catchall

@@ -1,0 +1,209 @@
+#include "query/status_materializer.h"
+
+#include <fmt/format.h>
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/registry.h>
+#include <spdlog/spdlog.h>
+
+#include "engine/domain_status.h"
+#include "engine/metrics.h"
+
+namespace catchall {
+
+// Metrics of the materializer.
+class MaterializerProbe {
+ public:
+  explicit MaterializerProbe(Metrics& metrics) {
+    auto& r = metrics.registry();
+    records_ = &prometheus::BuildCounter()
+                    .Name("catchall_query_changelog_records_total")
+                    .Help("Changelog records materialized")
+                    .Register(r)
+                    .Add({});
+    lag_ = &prometheus::BuildGauge()
+                .Name("catchall_query_changelog_behind_partitions")
+                .Help("Partitions of the changelog not yet read to their end")
+                .Register(r)
+                .Add({});
+    domains_ = &prometheus::BuildGauge()
+                    .Name("catchall_query_domains")
+                    .Help("Approximate number of domains materialized")
+                    .Register(r)
+                    .Add({});
+  }
+  void OnRecords(size_t n) { records_->Increment(static_cast<double>(n)); }
+  void SetBehind(int n) { lag_->Set(n); }
+  void SetDomains(uint64_t n) { domains_->Set(static_cast<double>(n)); }
+
+ private:
+  prometheus::Counter* records_;
+  prometheus::Gauge* lag_;
+  prometheus::Gauge* domains_;
+};
+
+namespace {
+constexpr std::string_view kCountsColumn = "query.counts";
+constexpr std::string_view kOffsetsColumn = "query.offsets";
+
+std::string EncodeCounts(const DomainCounts& c) {
+  std::string v;
+  PutFixed64(&v, c.delivered);
+  PutFixed64(&v, c.bounced);
+  return v;
+}
+
+DomainCounts DecodeCounts(std::string_view v) {
+  DomainCounts c;
+  if (v.size() >= 16) {
+    c.delivered = DecodeFixed64(v.data());
+    c.bounced = DecodeFixed64(v.data() + 8);
+  }
+  return c;
+}
+}  // namespace
+
+std::vector<ColumnSpec> StatusMaterializer::Columns() {
+  return {{std::string(kCountsColumn), ColumnKind::kPlain, {}},
+          {std::string(kOffsetsColumn), ColumnKind::kPlain, {}}};
+}
+
+StatusMaterializer::StatusMaterializer(KafkaOptions kafka, std::string topic, KvStore* store,
+                                       Metrics* metrics)
+    : kafka_(std::move(kafka)),
+      topic_(std::move(topic)),
+      store_(store),
+      counts_(store->GetColumn(kCountsColumn)),
+      offsets_(store->GetColumn(kOffsetsColumn)),
+      probe_(metrics ? std::make_unique<MaterializerProbe>(*metrics) : nullptr) {}
+
+StatusMaterializer::~StatusMaterializer() { Stop(); }
+
+Status StatusMaterializer::Start() {
+  // Learn the partition count with a reader that starts nowhere in
+  // particular, then resume each partition from the stored offset.
+  std::unique_ptr<KafkaPartitionReader> probe_reader;
+  CATCHALL_RETURN_IF_ERROR(KafkaPartitionReader::Create(kafka_, topic_, {}, &probe_reader));
+  Result<int32_t> partitions = probe_reader->PartitionCount();
+  if (!partitions.ok()) {
+    return Status(partitions.status().code(),
+                  fmt::format("{} (run `catchall topics create`)", partitions.status().message()));
+  }
+  probe_reader.reset();
+  partitions_ = *partitions;
+  std::map<int32_t, int64_t> start;
+  for (int32_t p = 0; p < partitions_; ++p) {
+    std::string value;
+    Status s = store_->Get(offsets_, std::to_string(p), &value);
+    if (s.ok() && value.size() == 8) {
+      start[p] = static_cast<int64_t>(DecodeFixed64(value.data()));
+    } else if (s.code() == Code::kNotFound) {
+      start[p] = kOffsetBeginning;
+    } else {
+      return s.ok() ? Status::Corruption("stored offset has a bad size") : s;
+    }
+  }
+  CATCHALL_RETURN_IF_ERROR(KafkaPartitionReader::Create(kafka_, topic_, start, &reader_));
+  caught_up_.assign(partitions_, false);
+  if (probe_) probe_->SetBehind(partitions_);
+  thread_ = std::thread([this] { Run(); });
+  return Status::Ok();
+}
+
+void StatusMaterializer::Stop() {
+  stop_.store(true);
+  if (thread_.joinable()) thread_.join();
+  reader_.reset();
+}
+
+Status StatusMaterializer::Health() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return health_;
+}
+
+void StatusMaterializer::Run() {
+  KafkaMessages messages;
+  KvWriteBatch batch;
+  std::map<int32_t, int64_t> next;
+  auto last_domains = std::chrono::steady_clock::now();
+  while (!stop_.load()) {
+    messages.Clear();
+    Status s = reader_->Poll(std::chrono::milliseconds(100), 50000, &messages);
+    if (!s.ok()) {
+      std::lock_guard<std::mutex> lock(mu_);
+      health_ = s;
+    }
+    batch.Clear();
+    next.clear();
+    for (const ConsumedRecord& r : messages.records()) {
+      next[r.partition] = r.offset + 1;
+      if (r.value.empty()) {  // a tombstone
+        batch.Delete(counts_, r.key);
+        continue;
+      }
+      Result<DomainCounts> counts = ParseDomainStatusJson(r.value);
+      if (!counts.ok()) {
+        spdlog::warn("query: skipping {}/{} offset {}: {}", topic_, r.partition, r.offset,
+                     counts.status().message());
+        continue;
+      }
+      batch.Put(counts_, r.key, EncodeCounts(*counts));
+    }
+    for (const auto& [p, offset] : next) {
+      std::string v;
+      PutFixed64(&v, static_cast<uint64_t>(offset));
+      batch.Put(offsets_, std::to_string(p), v);
+    }
+    if (batch.Count() > 0) {
+      Status w = store_->Write(&batch);
+      if (!w.ok()) {
+        // Without the write the offsets did not move either; stop rather
+        // than serve from a store that cannot be written.
+        spdlog::error("query: writing the local store failed: {}", w.ToString());
+        std::lock_guard<std::mutex> lock(mu_);
+        health_ = w;
+        return;
+      }
+      if (probe_) probe_->OnRecords(messages.records().size());
+    }
+    for (int32_t p : messages.end_of_partition()) {
+      if (p >= 0 && p < partitions_) caught_up_[p] = true;
+    }
+    if (!ready_.load()) {
+      int behind = 0;
+      for (bool c : caught_up_) behind += c ? 0 : 1;
+      if (probe_) probe_->SetBehind(behind);
+      if (behind == 0) {
+        ready_.store(true, std::memory_order_release);
+        spdlog::info("query: caught up with {}", topic_);
+      }
+    }
+    auto now = std::chrono::steady_clock::now();
+    if (probe_ && now - last_domains > std::chrono::seconds(5)) {
+      last_domains = now;
+      probe_->SetDomains(store_->EstimateKeys(counts_));
+    }
+  }
+}
+
+Result<DomainCounts> StatusMaterializer::Get(std::string_view domain) const {
+  std::string value;
+  Status s = store_->Get(counts_, domain, &value);
+  if (s.code() == Code::kNotFound) return DomainCounts{};
+  if (!s.ok()) return s;
+  return DecodeCounts(value);
+}
+
+Status StatusMaterializer::MultiGet(const std::vector<std::string>& domains,
+                                    std::vector<DomainCounts>* out) const {
+  std::vector<std::string_view> keys(domains.begin(), domains.end());
+  std::vector<std::optional<std::string>> values;
+  CATCHALL_RETURN_IF_ERROR(store_->MultiGet(counts_, keys, &values));
+  out->assign(domains.size(), DomainCounts{});
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (values[i]) (*out)[i] = DecodeCounts(*values[i]);
+  }
+  return Status::Ok();
+}
+
+}  // namespace catchall
