@@ -25,6 +25,22 @@ void AppendDomainStatusJson(std::string_view domain, const DomainCounts& counts,
                  CatchAllStatusName(Classify(counts, threshold)), counts.delivered, counts.bounced);
 }
 
+void AppendChangelogCheckpointJson(int32_t partition, int64_t events_offset, std::string* out) {
+  fmt::format_to(std::back_inserter(*out), R"({{"checkpoint":true,"partition":{},"events_offset":{}}})",
+                 partition, events_offset);
+}
+
+Result<int64_t> ParseChangelogCheckpointJson(std::string_view json) {
+  thread_local simdjson::dom::parser parser;
+  simdjson::dom::element root;
+  int64_t offset = 0;
+  if (parser.parse(json.data(), json.size()).get(root) ||
+      root["events_offset"].get_int64().get(offset)) {
+    return Status::Corruption("changelog checkpoint record lacks an integer 'events_offset'");
+  }
+  return offset;
+}
+
 Result<DomainCounts> ParseDomainStatusJson(std::string_view json) {
   thread_local simdjson::dom::parser parser;
   simdjson::dom::element root;

@@ -1,83 +1,57 @@
 #include "engine/event_parser.h"
 
-#include <fmt/format.h>
 #include <simdjson.h>
 
 #include <cstring>
 #include <vector>
 
+#include <fmt/format.h>
+
 namespace catchall {
 
+namespace dom = simdjson::dom;
 namespace od = simdjson::ondemand;
 
 struct EventParser::Impl {
-  od::parser parser;
+  // The DOM parser validates a whole document before anything is read from
+  // it, so a body is either valid JSON or refused; its buffers are reused.
+  dom::parser parser;
   // Input copied here so that simdjson's required padding is always present.
   std::vector<char> buffer;
 
-  // Copies `data` into the padded buffer and returns a view over it.
-  simdjson::padded_string_view Pad(std::string_view data) {
+  const char* Pad(std::string_view data) {
     size_t need = data.size() + simdjson::SIMDJSON_PADDING;
     if (buffer.size() < need) buffer.resize(need);
     std::memcpy(buffer.data(), data.data(), data.size());
     std::memset(buffer.data() + data.size(), 0, simdjson::SIMDJSON_PADDING);
-    return simdjson::padded_string_view(buffer.data(), data.size(), buffer.size());
+    return buffer.data();
   }
 };
 
 namespace {
 
-// True when tokens follow the value just read (the document should be over).
-bool HasTrailingContent(od::document& doc) { return !doc.current_location().error(); }
-
-std::string_view ErrorText(simdjson::error_code error) { return simdjson::error_message(error); }
-
-// True for errors that only concern one value's type, after which the
-// document can still be iterated.
-bool IsTypeError(simdjson::error_code error) {
-  return error == simdjson::INCORRECT_TYPE || error == simdjson::NUMBER_ERROR ||
-         error == simdjson::NUMBER_OUT_OF_RANGE;
+std::string Malformed(simdjson::error_code error) {
+  return fmt::format("malformed JSON: {}", simdjson::error_message(error));
 }
 
-// Reads the fields of one event object. Sets *fatal when the JSON text itself
-// is broken (as opposed to the event being invalid).
-Result<RawEvent> ReadObject(od::object object, bool* fatal) {
+// Reads the fields of one event from a parsed element.
+Result<RawEvent> ReadEvent(dom::element element, std::string_view what) {
+  dom::object object;
+  if (element.get_object().get(object)) {
+    return Status::InvalidArgument(fmt::format("{} is not a JSON object", what));
+  }
   RawEvent raw;
-  for (auto field_result : object) {
-    od::field field;
-    if (auto error = std::move(field_result).get(field)) {
-      *fatal = true;
-      return Status::InvalidArgument(fmt::format("malformed JSON: {}", ErrorText(error)));
-    }
-    std::string_view key;
-    if (auto error = field.unescaped_key().get(key)) {
-      *fatal = true;
-      return Status::InvalidArgument(fmt::format("malformed JSON key: {}", ErrorText(error)));
-    }
-    od::value value = field.value();
+  for (dom::key_value_pair field : object) {
+    std::string_view key = field.key;
     if (key == "domain" || key == "type" || key == "id") {
       std::string_view s;
-      if (auto error = value.get_string().get(s)) {
-        if (!IsTypeError(error)) {
-          *fatal = true;
-          return Status::InvalidArgument(fmt::format("malformed JSON: {}", ErrorText(error)));
-        }
+      if (field.value.get_string().get(s)) {
         return Status::InvalidArgument(fmt::format("field '{}' must be a string", key));
       }
-      if (key == "domain") {
-        raw.domain = s;
-      } else if (key == "type") {
-        raw.type = s;
-      } else {
-        raw.id = s;
-      }
+      (key == "domain" ? raw.domain : key == "type" ? raw.type : raw.id) = s;
     } else if (key == "ts") {
       int64_t ts = 0;
-      if (auto error = value.get_int64().get(ts)) {
-        if (!IsTypeError(error)) {
-          *fatal = true;
-          return Status::InvalidArgument(fmt::format("malformed JSON: {}", ErrorText(error)));
-        }
+      if (field.value.get_int64().get(ts)) {
         return Status::InvalidArgument(
             "field 'ts' must be an integer number of milliseconds since the epoch");
       }
@@ -88,16 +62,71 @@ Result<RawEvent> ReadObject(od::object object, bool* fatal) {
   return raw;
 }
 
-// Interprets one value as an event object.
-Result<RawEvent> ReadEvent(od::value value, bool* fatal) {
-  od::object object;
-  if (auto error = value.get_object().get(object)) {
-    if (!IsTypeError(error)) *fatal = true;
-    return Status::InvalidArgument(IsTypeError(error)
-                                       ? std::string("item is not a JSON object")
-                                       : fmt::format("malformed JSON: {}", ErrorText(error)));
+// Walks a value completely, so that On-Demand meets any syntax error in it.
+simdjson::error_code Walk(od::value value) {
+  od::json_type type;
+  if (auto e = value.type().get(type)) return e;
+  switch (type) {
+    case od::json_type::array: {
+      od::array array;
+      if (auto e = value.get_array().get(array)) return e;
+      for (auto child : array) {
+        od::value v;
+        if (auto e = std::move(child).get(v)) return e;
+        if (auto e = Walk(v)) return e;
+      }
+      return simdjson::SUCCESS;
+    }
+    case od::json_type::object: {
+      od::object object;
+      if (auto e = value.get_object().get(object)) return e;
+      for (auto child : object) {
+        od::field f;
+        if (auto e = std::move(child).get(f)) return e;
+        std::string_view key;
+        if (auto e = f.unescaped_key().get(key)) return e;
+        if (auto e = Walk(f.value())) return e;
+      }
+      return simdjson::SUCCESS;
+    }
+    case od::json_type::string: {
+      std::string_view s;
+      return value.get_string().get(s);
+    }
+    case od::json_type::number: {
+      double d;
+      return value.get_double().get(d);
+    }
+    case od::json_type::boolean: {
+      bool b;
+      return value.get_bool().get(b);
+    }
+    case od::json_type::null:
+      return value.is_null() ? simdjson::SUCCESS : simdjson::N_ATOM_ERROR;
   }
-  return ReadObject(object, fatal);
+  return simdjson::SUCCESS;
+}
+
+// Only for the error message of a malformed array: the index of the item
+// where the JSON breaks, found by walking item after item.
+std::string LocateArrayError(const char* padded, size_t size, simdjson::error_code dom_error) {
+  od::parser parser;
+  od::document doc;
+  simdjson::padded_string_view view(padded, size, size + simdjson::SIMDJSON_PADDING);
+  od::array array;
+  if (parser.iterate(view).get(doc) || doc.get_array().get(array)) return Malformed(dom_error);
+  size_t index = 0;
+  for (auto element : array) {
+    od::value v;
+    simdjson::error_code e = std::move(element).get(v);
+    if (!e) e = Walk(v);
+    if (e) {
+      return fmt::format("malformed JSON array at item {}: {}", index, simdjson::error_message(e));
+    }
+    ++index;
+  }
+  return fmt::format("malformed JSON after item {}: {}", index == 0 ? 0 : index - 1,
+                     simdjson::error_message(dom_error));
 }
 
 }  // namespace
@@ -119,28 +148,16 @@ EventParser::EventParser() : impl_(std::make_unique<Impl>()) {}
 EventParser::~EventParser() = default;
 
 Result<RawEvent> EventParser::ParseObject(std::string_view json) {
-  od::document doc;
-  if (auto error = impl_->parser.iterate(impl_->Pad(json)).get(doc)) {
-    return Status::InvalidArgument(fmt::format("malformed JSON: {}", ErrorText(error)));
+  dom::element root;
+  if (auto error = impl_->parser.parse(impl_->Pad(json), json.size(), false).get(root)) {
+    return Status::InvalidArgument(Malformed(error));
   }
-  od::object object;
-  if (auto error = doc.get_object().get(object)) {
-    return Status::InvalidArgument(IsTypeError(error)
-                                       ? std::string("value is not a JSON object")
-                                       : fmt::format("malformed JSON: {}", ErrorText(error)));
-  }
-  bool fatal = false;
-  Result<RawEvent> raw = ReadObject(object, &fatal);
-  if (raw.ok() && HasTrailingContent(doc)) {
-    return Status::InvalidArgument("malformed JSON: unexpected content after the object");
-  }
-  return raw;
+  return ReadEvent(root, "value");
 }
 
 Status EventParser::ParseBatch(std::string_view body, BatchFormat format, size_t max_items,
                                const ItemCallback& on_item) {
-  simdjson::padded_string_view padded = impl_->Pad(body);
-  const char* base = padded.data();
+  const char* base = impl_->Pad(body);
   if (format == BatchFormat::kNdjson) {
     size_t index = 0;
     size_t pos = 0;
@@ -148,74 +165,42 @@ Status EventParser::ParseBatch(std::string_view body, BatchFormat format, size_t
       const char* nl = static_cast<const char*>(std::memchr(base + pos, '\n', body.size() - pos));
       size_t end = nl ? static_cast<size_t>(nl - base) : body.size();
       std::string_view line(base + pos, end - pos);
-      size_t line_start = pos;
       pos = end + 1;
       while (!line.empty() && (line.back() == '\r' || line.back() == ' ' || line.back() == '\t')) {
         line.remove_suffix(1);
       }
-      size_t lead = line.find_first_not_of(" \t");
-      if (lead == std::string_view::npos) continue;  // blank line
+      if (line.find_first_not_of(" \t") == std::string_view::npos) continue;  // blank line
       if (index == max_items) {
         return Status::TooLarge(fmt::format("batch has more than {} items", max_items));
       }
       // The rest of the padded buffer follows the line, so padding is there.
-      simdjson::padded_string_view line_view(base + line_start, line.size(),
-                                             padded.capacity() - line_start);
-      od::document doc;
+      dom::element root;
       Result<RawEvent> item = Status::InvalidArgument("malformed JSON");
-      if (auto error = impl_->parser.iterate(line_view).get(doc)) {
-        item = Status::InvalidArgument(fmt::format("malformed JSON: {}", ErrorText(error)));
+      if (auto error = impl_->parser.parse(line.data(), line.size(), false).get(root)) {
+        item = Status::InvalidArgument(
+            error == simdjson::TAPE_ERROR
+                ? Malformed(error) + " (one object per line, nothing after it)"
+                : Malformed(error));
       } else {
-        od::object object;
-        if (auto oerr = doc.get_object().get(object)) {
-          item = Status::InvalidArgument(IsTypeError(oerr)
-                                             ? std::string("item is not a JSON object")
-                                             : fmt::format("malformed JSON: {}", ErrorText(oerr)));
-        } else {
-          bool fatal = false;
-          item = ReadObject(object, &fatal);
-          if (item.ok() && HasTrailingContent(doc)) {
-            item = Status::InvalidArgument(
-                "malformed JSON: unexpected content after the object (one object per line)");
-          }
-        }
+        item = ReadEvent(root, "item");
       }
       on_item(index++, item);
     }
     return Status::Ok();
   }
 
-  od::document doc;
-  if (auto error = impl_->parser.iterate(padded).get(doc)) {
-    return Status::InvalidArgument(fmt::format("malformed JSON: {}", ErrorText(error)));
+  dom::element root;
+  if (auto error = impl_->parser.parse(base, body.size(), false).get(root)) {
+    return Status::InvalidArgument(LocateArrayError(base, body.size(), error));
   }
-  od::array array;
-  if (auto error = doc.get_array().get(array)) {
-    return Status::InvalidArgument(IsTypeError(error)
-                                       ? std::string("body is not a JSON array")
-                                       : fmt::format("malformed JSON: {}", ErrorText(error)));
-  }
+  dom::array array;
+  if (root.get_array().get(array)) return Status::InvalidArgument("body is not a JSON array");
   size_t index = 0;
-  for (auto element : array) {
-    od::value value;
-    if (auto error = std::move(element).get(value)) {
-      return Status::InvalidArgument(
-          fmt::format("malformed JSON array at item {}: {}", index, ErrorText(error)));
-    }
+  for (dom::element element : array) {
     if (index == max_items) {
       return Status::TooLarge(fmt::format("batch has more than {} items", max_items));
     }
-    bool fatal = false;
-    Result<RawEvent> item = ReadEvent(value, &fatal);
-    if (fatal) {
-      return Status::InvalidArgument(
-          fmt::format("malformed JSON array at item {}: {}", index, item.status().message()));
-    }
-    on_item(index++, item);
-  }
-  if (HasTrailingContent(doc)) {
-    return Status::InvalidArgument(
-        fmt::format("malformed JSON: unexpected content after the array (after item {})", index));
+    on_item(index++, ReadEvent(element, "item"));
   }
   return Status::Ok();
 }

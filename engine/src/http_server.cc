@@ -64,6 +64,11 @@ struct HttpServerImpl : std::enable_shared_from_this<HttpServerImpl> {
   tcp::acceptor acceptor;
   std::vector<std::thread> threads;
   std::atomic<bool> draining{false};
+  // Set once the I/O threads are gone for good: responses produced later are
+  // dropped instead of being posted to an io_context that will never run
+  // them (which would keep the session, and through it the server, alive).
+  std::mutex post_mu;
+  bool stopped = false;  // GUARDED_BY(post_mu)
   std::atomic<size_t> connections{0};
   uint16_t bound_port = 0;
 
@@ -246,6 +251,8 @@ class Session : public std::enable_shared_from_this<Session> {
     received_ = request.received;
     stream_.expires_never();
     server_->router->Handle(request, [self = shared_from_this()](HttpResponse&& response) {
+      std::lock_guard<std::mutex> lock(self->server_->post_mu);
+      if (self->server_->stopped) return;
       net::post(self->stream_.get_executor(),
                 [self, r = std::move(response)]() mutable { self->DoWrite(std::move(r)); });
     });
@@ -385,8 +392,17 @@ void HttpServer::Shutdown(std::chrono::milliseconds deadline) {
   // Connections still open after the deadline are cut, and their handlers
   // (which hold the server alive) are run to completion here.
   for (auto& s : impl_->LiveSessions()) s->Abort();
+  {
+    std::lock_guard<std::mutex> lock(impl_->post_mu);
+    impl_->stopped = true;
+  }
+  // Run what is still queued (closed sockets complete at once) so that no
+  // handler keeps a session alive.
   impl_->ioc.restart();
-  impl_->ioc.run_for(std::chrono::milliseconds(200));
+  auto until_idle = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  while (impl_->ioc.poll() > 0 && std::chrono::steady_clock::now() < until_idle) {
+  }
+  impl_->ioc.run_for(std::chrono::milliseconds(50));
 }
 
 }  // namespace catchall

@@ -124,14 +124,23 @@ Status KafkaConsumer::Create(const KafkaConsumerOptions& options, RebalanceListe
 }
 
 Status KafkaConsumer::Poll(std::chrono::milliseconds timeout, size_t max, KafkaMessages* out) {
-  impl_->buffer.resize(max);
-  ssize_t n = rd_kafka_consume_batch_queue(impl_->queue, static_cast<int>(timeout.count()),
-                                           impl_->buffer.data(), max);
-  if (n < 0) return kafka_internal::FromError(rd_kafka_last_error(), "consuming");
-  // A rebalance served during the call may have revoked partitions whose
-  // messages were already fetched; those are dropped.
-  return kafka_internal::CollectMessages(impl_->buffer.data(), n, out,
-                                         [this](int32_t p) { return impl_->owned.count(p) > 0; });
+  // One message at a time with rd_kafka_consumer_poll: librdkafka 2.0's
+  // batch API (rd_kafka_consume_batch_queue) can skip offsets of retained
+  // partitions when a rebalance or seek happens during the call (a known
+  // issue fixed in librdkafka 2.1.0), which would lose events.
+  impl_->buffer.clear();
+  int wait_ms = static_cast<int>(timeout.count());
+  while (impl_->buffer.size() < max) {
+    rd_kafka_message_t* m = rd_kafka_consumer_poll(impl_->rk, wait_ms);
+    if (!m) break;
+    impl_->buffer.push_back(m);
+    wait_ms = 0;  // only the first call waits
+  }
+  // A rebalance served during the poll may have revoked partitions whose
+  // messages were already returned; those are dropped.
+  return kafka_internal::CollectMessages(
+      impl_->buffer.data(), static_cast<ssize_t>(impl_->buffer.size()), out,
+      [this](int32_t p) { return impl_->owned.count(p) > 0; });
 }
 
 Status KafkaConsumer::Committed(const std::vector<int32_t>& partitions,

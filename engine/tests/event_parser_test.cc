@@ -131,11 +131,15 @@ TEST(ParseObjectTest, RejectsWrongFieldTypes) {
 TEST(ParseObjectTest, TsMustBeAnInteger) {
   EventParser parser;
   for (const char* bad : {R"({"ts":1.5})", R"({"ts":"123"})", R"({"ts":1e3})", R"({"ts":true})",
-                          R"({"ts":99999999999999999999})", R"({"ts":null})"}) {
+                          R"({"ts":null})"}) {
     auto r = parser.ParseObject(bad);
     ASSERT_FALSE(r.ok()) << bad;
     EXPECT_THAT(r.status().message(), HasSubstr("'ts' must be an integer")) << bad;
   }
+  // An integer beyond 64 bits is refused by the JSON parser itself.
+  auto huge = parser.ParseObject(R"({"ts":99999999999999999999})");
+  ASSERT_FALSE(huge.ok());
+  EXPECT_THAT(huge.status().message(), HasSubstr("number"));
   auto negative = parser.ParseObject(R"({"ts":-5})");
   ASSERT_TRUE(negative.ok()) << "the parser reads it; ValidateEvent rejects it";
   EXPECT_EQ(negative->ts, -5);

@@ -477,7 +477,7 @@ TEST_F(HttpServerTest, ShutdownCutsRequestsThatOutliveTheDeadline) {
 // queued handler holds the Session, which holds the server, which owns the
 // io_context that holds the handler. That cycle leaks the whole server
 // (LeakSanitizer reports it when this test is enabled).
-TEST_F(HttpServerTest, DISABLED_AnsweringAfterShutdownDoesNotLeakTheServer) {
+TEST_F(HttpServerTest, AnsweringAfterShutdownDoesNotLeakTheServer) {
   Start(DefaultOptions());
   auto client = Connect();
   Request req = Get("/never");

@@ -44,6 +44,11 @@ Status ParseLookupBody(std::string_view body, size_t max, std::vector<std::strin
   return Status::Ok();
 }
 
+// Every failure to read the store is the API's 503 store_unavailable.
+HttpResponse StoreUnavailable(const Status& s) {
+  return HttpResponse::FromStatus(Status::Unavailable(s.message()), "store_unavailable");
+}
+
 }  // namespace
 
 QueryService::QueryService(QueryOptions options, const StatusReader* reader, Metrics* metrics)
@@ -76,7 +81,7 @@ HttpResponse QueryService::GetOne(std::string_view segment) const {
     return HttpResponse::Error(400, "invalid_domain", domain.status().message());
   }
   Result<DomainCounts> counts = reader_->Get(*domain);
-  if (!counts.ok()) return HttpResponse::FromStatus(counts.status(), "store_unavailable");
+  if (!counts.ok()) return StoreUnavailable(counts.status());
   if (probe_) probe_->OnAnswer(Classify(*counts, options_.catchall_threshold));
   std::string body;
   body.reserve(128);
@@ -103,7 +108,7 @@ HttpResponse QueryService::Lookup(const HttpRequest& request) const {
   }
   std::vector<DomainCounts> counts;
   Status s = reader_->MultiGet(valid, &counts);
-  if (!s.ok()) return HttpResponse::FromStatus(s, "store_unavailable");
+  if (!s.ok()) return StoreUnavailable(s);
   std::string body = R"({"results":[)";
   size_t next_valid = 0;
   for (size_t i = 0; i < inputs.size(); ++i) {

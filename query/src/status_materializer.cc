@@ -137,6 +137,7 @@ void StatusMaterializer::Run() {
     next.clear();
     for (const ConsumedRecord& r : messages.records()) {
       next[r.partition] = r.offset + 1;
+      if (r.key == kChangelogCheckpointKey) continue;  // aggregator bookkeeping
       if (r.value.empty()) {  // a tombstone
         batch.Delete(counts_, r.key);
         continue;

@@ -114,6 +114,8 @@ void KafkaAggregation::Run() {
       }
     }
     if (stopping) {
+      // librdkafka's destroy waits for every message handle to be released.
+      messages.Clear();
       Status s = Commit();
       if (!s.ok()) spdlog::error("aggregate: final commit failed: {}", s.ToString());
       consumer_->Close();  // revokes partitions through OnRevoked
@@ -125,8 +127,15 @@ void KafkaAggregation::Run() {
     Status polled = consumer_->Poll(std::chrono::milliseconds(50), kPollMax, &messages);
     if (!polled.ok()) spdlog::warn("aggregate: {}", polled.ToString());
     bool failed = false;
+    size_t stale = 0;
     for (const ConsumedRecord& r : messages.records()) {
-      if (committed_.count(r.partition) == 0) continue;  // not (or no longer) ours
+      auto pos = position_.find(r.partition);
+      if (pos == position_.end()) continue;  // not (or no longer) ours
+      if (pos->second >= 0 && r.offset < pos->second) {
+        ++stale;  // redelivered after a rebalance or seek: applied already
+        continue;
+      }
+      pos->second = r.offset + 1;
       Result<ApplyOutcome> outcome = aggregator_->Apply(r, &reason);
       if (!outcome.ok()) {
         spdlog::error("aggregate: local state read failed: {}", outcome.status().ToString());
@@ -140,6 +149,7 @@ void KafkaAggregation::Run() {
       }
       ++outcomes[static_cast<int>(*outcome)];
     }
+    if (stale > 0) spdlog::debug("aggregate: skipped {} records already applied", stale);
     if (probe_) {
       for (int k = 0; k < 3; ++k) {
         probe_->OnApplied(static_cast<ApplyOutcome>(k), outcomes[k]);
@@ -165,6 +175,8 @@ void KafkaAggregation::Run() {
       aggregator_->Reset();
       dead_letters_.clear();
       committed_.clear();
+      position_.clear();
+      messages.Clear();
       // Without a producer, partitions revoked while closing are not
       // committed (their work was just dropped).
       producer_.reset();
@@ -210,6 +222,14 @@ Status KafkaAggregation::Commit() {
         options_.status_topic, PartitionForKey(domains[i], partitions_), domains[i], value));
     local.absolute.emplace(domains[i], total);
   }
+  // One checkpoint per advanced partition: a restore knows it has read
+  // everything up to the committed offset only once it sees it.
+  for (const auto& [p, offset] : delta.offsets) {
+    value.clear();
+    AppendChangelogCheckpointJson(p, offset, &value);
+    CATCHALL_RETURN_IF_ERROR(
+        producer_->Produce(options_.status_topic, p, kChangelogCheckpointKey, value));
+  }
   for (const LogRecord& r : dead_letters_) {
     CATCHALL_RETURN_IF_ERROR(producer_->Produce(options_.dead_letter_topic, -1, r.key, r.value));
   }
@@ -232,6 +252,7 @@ Status KafkaAggregation::Commit() {
     dead_letters_.clear();
     for (const auto& [p, offset] : committed_) {
       CATCHALL_RETURN_IF_ERROR(consumer_->Seek(p, offset < 0 ? kOffsetBeginning : offset));
+      position_[p] = offset < 0 ? -1 : offset;
     }
     last_commit_ = std::chrono::steady_clock::now();
     return Status::Ok();
@@ -292,12 +313,26 @@ Status KafkaAggregation::Restore(int32_t partition, int64_t committed) {
   int64_t last = -1;
   size_t restored = 0;
   auto last_progress = std::chrono::steady_clock::now();
+  // The restore is complete at the end of the partition AND once a
+  // checkpoint shows the records up to the committed events offset. The end
+  // alone is not enough: commit_transaction() returns before the broker has
+  // written the commit markers, so right after a hand-over the last
+  // transaction of the previous owner may not be readable yet.
+  int64_t checkpoint = *local_in <= target && start != kOffsetBeginning ? *local_in : 0;
   bool at_end = false;
-  while (!at_end) {
+  while (!at_end || checkpoint < target) {
     messages.Clear();
     Status s = reader->Poll(std::chrono::milliseconds(200), kPollMax, &messages);
     if (!s.ok()) spdlog::warn("aggregate: restore of partition {}: {}", partition, s.ToString());
+    if (!messages.records().empty()) at_end = false;
     for (const ConsumedRecord& r : messages.records()) {
+      last = r.offset;
+      ++restored;
+      if (r.key == kChangelogCheckpointKey) {
+        Result<int64_t> through = ParseChangelogCheckpointJson(r.value);
+        if (through.ok()) checkpoint = std::max(checkpoint, *through);
+        continue;
+      }
       Result<DomainCounts> counts = ParseDomainStatusJson(r.value);
       if (!counts.ok()) {
         spdlog::warn("aggregate: skipping changelog record {}/{} offset {}: {}",
@@ -305,8 +340,6 @@ Status KafkaAggregation::Restore(int32_t partition, int64_t committed) {
       } else {
         batch.absolute[std::string(r.key)] = *counts;
       }
-      last = r.offset;
-      ++restored;
     }
     for (int32_t p : messages.end_of_partition()) at_end |= (p == partition);
     if (!messages.records().empty()) last_progress = std::chrono::steady_clock::now();
@@ -347,7 +380,10 @@ std::map<int32_t, int64_t> KafkaAggregation::OnAssigned(const std::vector<int32_
     spdlog::error("aggregate: preparing partitions failed, retrying: {}", s.ToString());
     std::this_thread::sleep_for(std::chrono::seconds(1));
   }
-  for (int32_t p : partitions) committed_[p] = committed[p];
+  for (int32_t p : partitions) {
+    committed_[p] = committed[p];
+    position_[p] = committed[p] < 0 ? -1 : committed[p];
+  }
   {
     std::lock_guard<std::mutex> lock(mu_);
     owned_view_.insert(partitions.begin(), partitions.end());
@@ -373,7 +409,10 @@ void KafkaAggregation::OnRevoked(const std::vector<int32_t>& partitions) {
       dead_letters_.clear();
     }
   }
-  for (int32_t p : partitions) committed_.erase(p);
+  for (int32_t p : partitions) {
+    committed_.erase(p);
+    position_.erase(p);
+  }
   std::lock_guard<std::mutex> lock(mu_);
   for (int32_t p : partitions) owned_view_.erase(p);
   if (probe_) probe_->SetOwnedPartitions(owned_view_.size());
@@ -385,8 +424,12 @@ void KafkaAggregation::OnLost(const std::vector<int32_t>& partitions) {
   spdlog::warn("aggregate: lost {} partition(s); dropping uncommitted work", partitions.size());
   aggregator_->Reset();
   dead_letters_.clear();
-  for (int32_t p : partitions) committed_.erase(p);
+  for (int32_t p : partitions) {
+    committed_.erase(p);
+    position_.erase(p);
+  }
   for (const auto& [p, offset] : committed_) {
+    position_[p] = offset < 0 ? -1 : offset;
     Status s = consumer_->Seek(p, offset < 0 ? kOffsetBeginning : offset);
     if (!s.ok()) {
       spdlog::error("aggregate: rewinding partition {}: {}", p, s.ToString());

@@ -3,98 +3,17 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include <atomic>
-#include <map>
-#include <mutex>
 #include <random>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "support/catchall_client.h"
+#include "support/event_load.h"
 #include "support/server_process.h"
 
 namespace catchall::testing {
 namespace {
-
-// One event the load sent: where, what, with which Idempotency-Key.
-struct SentEvent {
-  std::string domain;
-  bool bounce = false;
-  std::string id;
-};
-
-// Concurrent PUT load from several keep-alive connections. Every event has a
-// unique Idempotency-Key, so an event whose answer was lost can be retried
-// later without being counted twice.
-class Load {
- public:
-  // `tag` makes the Idempotency-Keys unique across loads on the same data.
-  Load(uint16_t port, int threads, int domains, const std::string& tag = "")
-      : domains_(domains), tag_(tag) {
-    for (int t = 0; t < threads; ++t) {
-      workers_.emplace_back([this, port, t] { Run(port, t); });
-    }
-  }
-  ~Load() { Stop(); }
-
-  void Stop() {
-    stop_ = true;
-    for (auto& w : workers_) {
-      if (w.joinable()) w.join();
-    }
-  }
-  size_t acked() const { return acked_count_.load(); }
-  // Acknowledged (204) and unanswered events.
-  std::vector<SentEvent> acked_events() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return acked_;
-  }
-  std::vector<SentEvent> unanswered_events() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return unanswered_;
-  }
-
- private:
-  void Run(uint16_t port, int t) {
-    HttpClient client(port, std::chrono::seconds(5));
-    std::mt19937 rng(static_cast<unsigned>(t) * 7919U + static_cast<unsigned>(tag_.size()) + 1);
-    for (int seq = 0; !stop_; ++seq) {
-      SentEvent e;
-      e.domain = "kill-" + std::to_string(rng() % static_cast<unsigned>(domains_)) + ".com";
-      e.bounce = rng() % 50 == 0;
-      e.id = tag_ + "t" + std::to_string(t) + "-" + std::to_string(seq);
-      HttpResult r = client.Put("/events/" + e.domain + (e.bounce ? "/bounced" : "/delivered"),
-                                {{"Idempotency-Key", e.id}});
-      std::lock_guard<std::mutex> lock(mu_);
-      if (r.status == 204) {
-        acked_.push_back(e);
-        ++acked_count_;
-      } else {
-        // Not acknowledged: it may or may not have reached the log.
-        unanswered_.push_back(e);
-        if (r.status == 0) return;  // the server is gone
-      }
-    }
-  }
-
-  int domains_;
-  std::string tag_;
-  std::atomic<bool> stop_{false};
-  std::atomic<size_t> acked_count_{0};
-  std::mutex mu_;
-  std::vector<SentEvent> acked_;       // GUARDED_BY(mu_)
-  std::vector<SentEvent> unanswered_;  // GUARDED_BY(mu_)
-  std::vector<std::thread> workers_;
-};
-
-using Counts = std::map<std::string, std::pair<int64_t, int64_t>>;  // delivered, bounced
-
-Counts Tally(const std::vector<SentEvent>& events) {
-  Counts c;
-  for (const auto& e : events) (e.bounce ? c[e.domain].second : c[e.domain].first) += 1;
-  return c;
-}
 
 std::vector<std::string> ServeArgs(const std::string& dir) {
   return {"serve", "--data-dir", dir, "--partitions", "4"};
@@ -127,7 +46,7 @@ TEST(ServeDurabilityTest, SigtermDuringLoadKeepsEveryAcknowledgedEvent) {
   {
     ServerProcess server(ServeArgs(data.path()));
     ASSERT_TRUE(server.WaitReady());
-    Load load(server.port(), 4, 20);
+    EventLoad load(server.port(), {4, 20, "sigterm-", "", true});
     while (load.acked() < 2000) std::this_thread::sleep_for(std::chrono::milliseconds(10));
     EXPECT_EQ(server.Terminate(), 0) << server.Output();
     load.Stop();
@@ -161,7 +80,7 @@ TEST(ServeDurabilityTest, KillNineMidLoadThenRetryCountsEveryEventExactlyOnce) {
     ServerProcess server(ServeArgs(data.path()));
     ASSERT_TRUE(server.WaitReady()) << server.Output();
     {
-      Load load(server.port(), 6, 40, "round" + std::to_string(round) + "-");
+      EventLoad load(server.port(), {6, 40, "kill-", "round" + std::to_string(round) + "-", true});
       std::mt19937 rng(static_cast<unsigned>(round) + 11);
       size_t target = 1500 + rng() % 3000;
       while (load.acked() < target) std::this_thread::sleep_for(std::chrono::milliseconds(2));

@@ -1,6 +1,7 @@
 #include "support/catchall_client.h"
 
 #include <thread>
+#include <vector>
 
 namespace catchall::testing {
 
@@ -24,6 +25,45 @@ DomainView WaitForCounts(HttpClient& client, const std::string& domain, int64_t 
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   } while (std::chrono::steady_clock::now() < until);
   return v;
+}
+
+bool WaitForAllCounts(HttpClient& client,
+                      const std::map<std::string, std::pair<int64_t, int64_t>>& expected,
+                      std::chrono::milliseconds timeout, std::string* diff) {
+  auto until = std::chrono::steady_clock::now() + timeout;
+  while (true) {
+    diff->clear();
+    size_t wrong = 0;
+    auto it = expected.begin();
+    while (it != expected.end()) {
+      std::string body = R"({"domains":[)";
+      std::vector<std::string> chunk;
+      for (int n = 0; n < 1000 && it != expected.end(); ++n, ++it) {
+        body += (chunk.empty() ? "\"" : ",\"") + it->first + "\"";
+        chunk.push_back(it->first);
+      }
+      body += "]}";
+      auto got = LookupCounts(client.Post("/domains/lookup", body).body);
+      for (const auto& d : chunk) {
+        const auto& want = expected.at(d);
+        auto g = got.find(d);
+        std::pair<int64_t, int64_t> have = g == got.end() ? std::make_pair(-1L, -1L) : g->second;
+        if (have != want) {
+          if (++wrong <= 10) {
+            *diff += d + ": expected " + std::to_string(want.first) + "/" +
+                     std::to_string(want.second) + ", got " + std::to_string(have.first) + "/" +
+                     std::to_string(have.second) + "\n";
+          }
+        }
+      }
+    }
+    if (wrong == 0) return true;
+    if (std::chrono::steady_clock::now() >= until) {
+      *diff = std::to_string(wrong) + " domains differ, e.g.\n" + *diff;
+      return false;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
 }
 
 }  // namespace catchall::testing

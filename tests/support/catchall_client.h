@@ -2,7 +2,9 @@
 #pragma once
 
 #include <chrono>
+#include <map>
 #include <string>
+#include <utility>
 
 #include "support/http_client.h"
 #include "support/json.h"
@@ -18,5 +20,12 @@ DomainView GetDomain(HttpClient& client, const std::string& domain);
 DomainView WaitForCounts(HttpClient& client, const std::string& domain, int64_t delivered,
                          int64_t bounced,
                          std::chrono::milliseconds timeout = std::chrono::seconds(30));
+
+// Polls POST /domains/lookup until every domain of `expected` has exactly
+// its counters; on timeout returns false and describes the differences in
+// *diff. Domains are looked up 1000 at a time.
+bool WaitForAllCounts(HttpClient& client,
+                      const std::map<std::string, std::pair<int64_t, int64_t>>& expected,
+                      std::chrono::milliseconds timeout, std::string* diff);
 
 }  // namespace catchall::testing

@@ -2,6 +2,8 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
+#include <utility>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -14,6 +16,9 @@ std::optional<std::string> JsonString(std::string_view json, std::string_view ke
 std::optional<int64_t> JsonInt(std::string_view json, std::string_view key);
 // True if `json` parses as JSON.
 bool IsJson(std::string_view json);
+
+// domain -> (delivered, bounced) from a POST /domains/lookup answer.
+std::map<std::string, std::pair<int64_t, int64_t>> LookupCounts(std::string_view json);
 
 // Counters of a domain as GET /domains/{domain} reports them.
 struct DomainView {

@@ -51,4 +51,14 @@ namespace catchall {
 // AppendDomainStatusJson. Thread-safe.
 Result<DomainCounts> ParseDomainStatusJson(std::string_view json);
 
+// Besides domain records, every aggregator transaction writes one
+// checkpoint record to each changelog partition it advanced, saying up to
+// which events offset the partition's records are complete. Its key cannot
+// be a domain (normalized domains never start with '_'), and readers of the
+// changelog skip it.
+inline constexpr std::string_view kChangelogCheckpointKey = "_checkpoint";
+void AppendChangelogCheckpointJson(int32_t partition, int64_t events_offset, std::string* out);
+// The events offset of a checkpoint record.
+Result<int64_t> ParseChangelogCheckpointJson(std::string_view json);
+
 }  // namespace catchall

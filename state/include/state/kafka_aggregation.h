@@ -91,6 +91,9 @@ class KafkaAggregation : public RebalanceListener {
   std::unique_ptr<KafkaConsumer> consumer_;
   int32_t partitions_ = 0;
   std::map<int32_t, int64_t> committed_;  // owned partition -> next offset committed
+  // Owned partition -> next offset expected from the consumer (-1: any).
+  // A record below it was already applied and is not applied again.
+  std::map<int32_t, int64_t> position_;
   std::vector<LogRecord> dead_letters_;
   std::chrono::steady_clock::time_point last_commit_;
   std::chrono::steady_clock::time_point started_;

@@ -1,0 +1,273 @@
+#include "state/aggregator.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <simdjson.h>
+
+#include <deque>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "engine/event.h"
+#include "engine/partitioner.h"
+#include "test_util.h"
+
+namespace catchall {
+namespace {
+
+using ::testing::HasSubstr;
+using namespace std::chrono_literals;
+
+constexpr int32_t kPartitions = 4;
+constexpr int64_t kT0 = 1700000000000;  // a log timestamp, epoch ms
+constexpr std::chrono::seconds kWindow = 1h;
+constexpr int64_t kWindowMs = 3600 * 1000;
+
+std::string EventValue(std::string_view domain, EventType type, std::string_view id = {}) {
+  Event event;
+  event.domain = std::string(domain);
+  event.type = type;
+  event.id = std::string(id);
+  std::string out;
+  AppendEventJson(event, &out);
+  return out;
+}
+
+class AggregatorTest : public ::testing::Test {
+ protected:
+  AggregatorTest() {
+    Status s = KvStore::Open(
+        test::SmallStoreOptions(dir_.path() + "/db", CounterStore::Columns(kWindow)), &store_);
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    counters_ = std::make_unique<CounterStore>(store_.get(), std::string(kEventsTopic));
+    aggregator_ =
+        std::make_unique<Aggregator>(AggregatorOptions{kPartitions, kWindow}, counters_.get());
+  }
+
+  // A record of `key` in its own partition (or `partition`), kept alive by
+  // the fixture.
+  ConsumedRecord Record(std::string key, std::string value, int64_t offset, int64_t ts = kT0,
+                        std::optional<int32_t> partition = std::nullopt) {
+    const std::string& k = strings_.emplace_back(std::move(key));
+    const std::string& v = strings_.emplace_back(std::move(value));
+    return ConsumedRecord{partition.value_or(PartitionForKey(k, kPartitions)), offset, ts, k, v};
+  }
+
+  ConsumedRecord EventRecord(std::string_view domain, EventType type, int64_t offset,
+                             std::string_view id = {}, int64_t ts = kT0) {
+    return Record(std::string(domain), EventValue(domain, type, id), offset, ts);
+  }
+
+  ApplyOutcome Apply(const ConsumedRecord& r, std::string* reason = nullptr) {
+    std::string ignored;
+    Result<ApplyOutcome> outcome = aggregator_->Apply(r, reason ? reason : &ignored);
+    EXPECT_TRUE(outcome.ok()) << outcome.status().ToString();
+    return outcome.ok() ? *outcome : ApplyOutcome::kMalformed;
+  }
+
+  // Applies `r`, expects kMalformed and returns the reason.
+  std::string MalformedReason(const ConsumedRecord& r) {
+    std::string reason;
+    EXPECT_EQ(Apply(r, &reason), ApplyOutcome::kMalformed);
+    EXPECT_FALSE(reason.empty());
+    return reason;
+  }
+
+  void CommitPending() {
+    Status s = counters_->Commit(aggregator_->TakeDelta());
+    ASSERT_TRUE(s.ok()) << s.ToString();
+  }
+
+  test::ScopedTempDir dir_;
+  std::unique_ptr<KvStore> store_;
+  std::unique_ptr<CounterStore> counters_;
+  std::unique_ptr<Aggregator> aggregator_;
+  std::deque<std::string> strings_;
+};
+
+TEST_F(AggregatorTest, CountsDeliveredAndBouncedPerDomain) {
+  EXPECT_EQ(Apply(EventRecord("a.com", EventType::kDelivered, 0)), ApplyOutcome::kCounted);
+  EXPECT_EQ(Apply(EventRecord("a.com", EventType::kDelivered, 1)), ApplyOutcome::kCounted);
+  EXPECT_EQ(Apply(EventRecord("a.com", EventType::kBounced, 2)), ApplyOutcome::kCounted);
+  EXPECT_EQ(Apply(EventRecord("b.com", EventType::kBounced, 0)), ApplyOutcome::kCounted);
+  const CounterDelta& delta = aggregator_->delta();
+  ASSERT_EQ(delta.counts.size(), 2u);
+  EXPECT_EQ(delta.counts.at("a.com"), (DomainCounts{2, 1}));
+  EXPECT_EQ(delta.counts.at("b.com"), (DomainCounts{0, 1}));
+  EXPECT_TRUE(delta.ids.empty());
+  EXPECT_EQ(aggregator_->pending_records(), 4u);
+}
+
+TEST_F(AggregatorTest, EventsWithAnIdRememberIt) {
+  Apply(EventRecord("a.com", EventType::kDelivered, 0, "id-1", kT0 + 5));
+  const CounterDelta& delta = aggregator_->delta();
+  ASSERT_EQ(delta.ids.size(), 1u);
+  EXPECT_EQ(delta.ids.at(std::string("a.com\0id-1", 10)), kT0 + 5);
+}
+
+TEST_F(AggregatorTest, DuplicateIdInThePendingDeltaIsCountedOnce) {
+  EXPECT_EQ(Apply(EventRecord("a.com", EventType::kDelivered, 0, "x")), ApplyOutcome::kCounted);
+  EXPECT_EQ(Apply(EventRecord("a.com", EventType::kDelivered, 1, "x", kT0 + 1000)),
+            ApplyOutcome::kDuplicate);
+  // The id belongs to the event, not to its type.
+  EXPECT_EQ(Apply(EventRecord("a.com", EventType::kBounced, 2, "x", kT0 + 2000)),
+            ApplyOutcome::kDuplicate);
+  EXPECT_EQ(aggregator_->delta().counts.at("a.com"), (DomainCounts{1, 0}));
+  EXPECT_EQ(aggregator_->pending_records(), 3u);
+}
+
+TEST_F(AggregatorTest, SameIdForAnotherDomainIsAnotherEvent) {
+  EXPECT_EQ(Apply(EventRecord("a.com", EventType::kDelivered, 0, "x")), ApplyOutcome::kCounted);
+  EXPECT_EQ(Apply(EventRecord("b.com", EventType::kDelivered, 0, "x")), ApplyOutcome::kCounted);
+}
+
+TEST_F(AggregatorTest, DuplicateIdAlreadyCommittedIsCountedOnce) {
+  Apply(EventRecord("a.com", EventType::kDelivered, 0, "x"));
+  CommitPending();
+  EXPECT_EQ(Apply(EventRecord("a.com", EventType::kDelivered, 1, "x", kT0 + kWindowMs)),
+            ApplyOutcome::kDuplicate);
+  EXPECT_TRUE(aggregator_->delta().counts.empty());
+  // A fresh aggregator (a restart) sees the stored id too.
+  Aggregator fresh(AggregatorOptions{kPartitions, kWindow}, counters_.get());
+  std::string reason;
+  Result<ApplyOutcome> outcome =
+      fresh.Apply(EventRecord("a.com", EventType::kDelivered, 2, "x", kT0 + 10), &reason);
+  ASSERT_TRUE(outcome.ok());
+  EXPECT_EQ(*outcome, ApplyOutcome::kDuplicate);
+}
+
+TEST_F(AggregatorTest, IdSeenLongerAgoThanTheWindowCountsAgain) {
+  Apply(EventRecord("a.com", EventType::kDelivered, 0, "x"));
+  EXPECT_EQ(Apply(EventRecord("a.com", EventType::kDelivered, 1, "x", kT0 + kWindowMs + 1)),
+            ApplyOutcome::kCounted);
+  EXPECT_EQ(aggregator_->delta().counts.at("a.com"), (DomainCounts{2, 0}));
+  // The window restarts from the event that counted.
+  EXPECT_EQ(Apply(EventRecord("a.com", EventType::kDelivered, 2, "x", kT0 + kWindowMs + 2)),
+            ApplyOutcome::kDuplicate);
+}
+
+TEST_F(AggregatorTest, StoredIdSeenLongerAgoThanTheWindowCountsAgain) {
+  Apply(EventRecord("a.com", EventType::kDelivered, 0, "x"));
+  CommitPending();
+  EXPECT_EQ(Apply(EventRecord("a.com", EventType::kDelivered, 1, "x", kT0 + kWindowMs + 1)),
+            ApplyOutcome::kCounted);
+}
+
+TEST_F(AggregatorTest, MalformedWhenTheValueIsNotJson) {
+  std::string reason = MalformedReason(Record("a.com", "not json at all", 0));
+  EXPECT_THAT(reason, HasSubstr("not an event object"));
+  EXPECT_THAT(MalformedReason(Record("a.com", "[1,2]", 1)), HasSubstr("not an event object"));
+}
+
+TEST_F(AggregatorTest, MalformedWhenAFieldIsMissingOrInvalid) {
+  EXPECT_THAT(MalformedReason(Record("a.com", R"({"domain":"a.com"})", 0)), HasSubstr("'type'"));
+  EXPECT_THAT(MalformedReason(Record("a.com", R"({"type":"delivered"})", 1)),
+              HasSubstr("'domain'"));
+  EXPECT_THAT(MalformedReason(Record("a.com", R"({"domain":"a.com","type":"opened"})", 2)),
+              HasSubstr("opened"));
+  EXPECT_THAT(MalformedReason(Record("a_b.com", R"({"domain":"a_b.com","type":"delivered"})", 3)),
+              HasSubstr("invalid event"));
+  EXPECT_TRUE(aggregator_->delta().counts.empty());
+}
+
+TEST_F(AggregatorTest, MalformedWhenTheDomainInTheValueIsNotNormalized) {
+  std::string reason =
+      MalformedReason(Record("example.com", R"({"domain":"Example.COM","type":"delivered"})", 0));
+  EXPECT_THAT(reason, HasSubstr("not normalized"));
+  EXPECT_THAT(reason, HasSubstr("example.com"));
+}
+
+TEST_F(AggregatorTest, MalformedWhenTheKeyIsNotTheDomain) {
+  // Same partition for both, so only the key check can refuse it.
+  std::string reason =
+      MalformedReason(Record("other.com", EventValue("a.com", EventType::kDelivered), 0, kT0,
+                             PartitionForKey("other.com", kPartitions)));
+  EXPECT_THAT(reason, HasSubstr("other.com"));
+  EXPECT_THAT(reason, HasSubstr("a.com"));
+}
+
+TEST_F(AggregatorTest, MalformedWhenTheKeyBelongsToAnotherPartition) {
+  int32_t right = PartitionForKey("a.com", kPartitions);
+  int32_t wrong = (right + 1) % kPartitions;
+  std::string reason =
+      MalformedReason(Record("a.com", EventValue("a.com", EventType::kDelivered), 0, kT0, wrong));
+  EXPECT_THAT(reason, HasSubstr("partition " + std::to_string(wrong)));
+  EXPECT_THAT(reason, HasSubstr("partition " + std::to_string(right) + " of 4"));
+  EXPECT_TRUE(aggregator_->delta().counts.empty());
+}
+
+TEST_F(AggregatorTest, OffsetsAdvanceForEveryOutcome) {
+  // Three records of one partition: counted, duplicate, malformed.
+  ConsumedRecord counted = EventRecord("a.com", EventType::kDelivered, 10, "x");
+  int32_t p = counted.partition;
+  Apply(counted);
+  EXPECT_EQ(aggregator_->delta().offsets.at(p), 11);
+  EXPECT_EQ(Apply(EventRecord("a.com", EventType::kDelivered, 11, "x")), ApplyOutcome::kDuplicate);
+  EXPECT_EQ(aggregator_->delta().offsets.at(p), 12);
+  EXPECT_EQ(Apply(Record("a.com", "garbage", 12, kT0, p)), ApplyOutcome::kMalformed);
+  EXPECT_EQ(aggregator_->delta().offsets.at(p), 13);
+  EXPECT_EQ(aggregator_->pending_records(), 3u);
+  // Another partition has its own offset.
+  int32_t q = (p + 1) % kPartitions;
+  Apply(Record("a.com", "garbage", 5, kT0, q));
+  EXPECT_EQ(aggregator_->delta().offsets.at(q), 6);
+  EXPECT_EQ(aggregator_->delta().offsets.at(p), 13);
+}
+
+TEST_F(AggregatorTest, OldestTimestampIsTheEarliestPendingRecord) {
+  Apply(EventRecord("a.com", EventType::kDelivered, 0, {}, kT0 + 50));
+  Apply(EventRecord("a.com", EventType::kDelivered, 1, {}, kT0 + 20));
+  Apply(EventRecord("a.com", EventType::kDelivered, 2, {}, kT0 + 90));
+  EXPECT_EQ(aggregator_->oldest_timestamp_ms(), kT0 + 20);
+  (void)aggregator_->TakeDelta();
+  Apply(EventRecord("a.com", EventType::kDelivered, 3, {}, kT0 + 500));
+  EXPECT_EQ(aggregator_->oldest_timestamp_ms(), kT0 + 500);
+}
+
+TEST_F(AggregatorTest, TakeDeltaHandsOverEverythingAndStartsAnew) {
+  ConsumedRecord r = EventRecord("a.com", EventType::kBounced, 7, "x");
+  Apply(r);
+  CounterDelta taken = aggregator_->TakeDelta();
+  EXPECT_EQ(taken.counts.at("a.com"), (DomainCounts{0, 1}));
+  EXPECT_EQ(taken.offsets.at(r.partition), 8);
+  EXPECT_EQ(taken.ids.size(), 1u);
+  EXPECT_TRUE(aggregator_->delta().empty());
+  EXPECT_EQ(aggregator_->pending_records(), 0u);
+}
+
+TEST_F(AggregatorTest, ResetForgetsThePendingDeltaIncludingIds) {
+  Apply(EventRecord("a.com", EventType::kDelivered, 0, "x"));
+  aggregator_->Reset();
+  EXPECT_TRUE(aggregator_->delta().empty());
+  EXPECT_EQ(aggregator_->pending_records(), 0u);
+  // The forgotten id was never committed: re-reading the event counts it.
+  EXPECT_EQ(Apply(EventRecord("a.com", EventType::kDelivered, 0, "x")), ApplyOutcome::kCounted);
+}
+
+TEST_F(AggregatorTest, DeadLetterDescribesTheRecordAsJson) {
+  ConsumedRecord r = Record("key\"1", "bad \"value\"\n", 42, kT0, 3);
+  LogRecord dead = Aggregator::DeadLetter("catchall.events", r, "value is not an event object");
+  EXPECT_EQ(dead.key, "key\"1");
+  simdjson::dom::parser parser;
+  simdjson::padded_string padded(dead.value);
+  simdjson::dom::element root;
+  ASSERT_EQ(parser.parse(padded).get(root), simdjson::SUCCESS) << dead.value;
+  std::string_view s;
+  int64_t n = 0;
+  ASSERT_EQ(root["topic"].get_string().get(s), simdjson::SUCCESS);
+  EXPECT_EQ(s, "catchall.events");
+  ASSERT_EQ(root["partition"].get_int64().get(n), simdjson::SUCCESS);
+  EXPECT_EQ(n, 3);
+  ASSERT_EQ(root["offset"].get_int64().get(n), simdjson::SUCCESS);
+  EXPECT_EQ(n, 42);
+  ASSERT_EQ(root["reason"].get_string().get(s), simdjson::SUCCESS);
+  EXPECT_EQ(s, "value is not an event object");
+  ASSERT_EQ(root["key"].get_string().get(s), simdjson::SUCCESS);
+  EXPECT_EQ(s, "key\"1");
+  ASSERT_EQ(root["value"].get_string().get(s), simdjson::SUCCESS);
+  EXPECT_EQ(s, "bad \"value\"\n");
+}
+
+}  // namespace
+}  // namespace catchall

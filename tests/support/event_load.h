@@ -1,0 +1,68 @@
+// EventLoad: concurrent single-event PUT load for durability tests. Every
+// event carries a unique Idempotency-Key, so an event whose answer was lost
+// can be retried later without being counted twice; the load remembers
+// which events were acknowledged (204) and which were not answered.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "support/http_client.h"
+
+namespace catchall::testing {
+
+// One event the load sent: where, what, with which Idempotency-Key.
+struct SentEvent {
+  std::string domain;
+  bool bounce = false;
+  std::string id;
+};
+
+struct LoadOptions {
+  int threads = 4;
+  int domains = 20;
+  std::string domain_prefix = "load-";
+  // Makes ids unique across loads against the same data.
+  std::string tag;
+  // Stop a worker when the server stops answering (process gone) rather
+  // than keep trying (e.g. while only the broker is down).
+  bool stop_when_unreachable = true;
+};
+
+class EventLoad {
+ public:
+  EventLoad(uint16_t port, LoadOptions options);
+  ~EventLoad();
+  void Stop();
+  size_t acked() const { return acked_count_.load(); }
+  size_t refused() const { return refused_count_.load(); }
+  std::vector<SentEvent> acked_events();
+  std::vector<SentEvent> unanswered_events();
+
+ private:
+  void Run(uint16_t port, int t);
+
+  LoadOptions options_;
+  std::atomic<bool> stop_{false};
+  std::atomic<size_t> acked_count_{0};
+  std::atomic<size_t> refused_count_{0};
+  std::mutex mu_;
+  std::vector<SentEvent> acked_;       // GUARDED_BY(mu_)
+  std::vector<SentEvent> unanswered_;  // GUARDED_BY(mu_)
+  std::vector<std::thread> workers_;
+};
+
+using Counts = std::map<std::string, std::pair<int64_t, int64_t>>;  // delivered, bounced
+
+Counts Tally(const std::vector<SentEvent>& events);
+
+// PUTs `event` (same key) until it is acknowledged; false after `attempts`.
+bool Resend(HttpClient& client, const SentEvent& event, int attempts = 50);
+
+}  // namespace catchall::testing
