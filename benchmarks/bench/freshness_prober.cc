@@ -1,7 +1,8 @@
 #include "bench/freshness_prober.h"
 
-#include <boost/asio/post.hpp>
 #include <fmt/format.h>
+
+#include <boost/asio/post.hpp>
 
 namespace catchall::bench {
 

@@ -12,12 +12,12 @@
 // result() after Run() returned.
 #pragma once
 
-#include <memory>
-#include <vector>
+#include <simdjson.h>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <simdjson.h>
+#include <memory>
+#include <vector>
 
 #include "bench/histogram.h"
 #include "bench/http_connection.h"
@@ -29,9 +29,9 @@ struct FreshnessResult {
   Histogram latency;  // probes acknowledged after the warmup
   uint64_t started = 0;
   uint64_t completed = 0;
-  uint64_t timeouts = 0;   // not visible within the probe timeout
-  uint64_t failures = 0;   // PUT or GET failed
-  uint64_t skipped = 0;    // no idle probe connection when one was due
+  uint64_t timeouts = 0;  // not visible within the probe timeout
+  uint64_t failures = 0;  // PUT or GET failed
+  uint64_t skipped = 0;   // no idle probe connection when one was due
 };
 
 class FreshnessProber final : public ConnectionHandler {

@@ -10,7 +10,7 @@ size_t Histogram::IndexOf(uint64_t value) {
   if (value < kLinearLimit) return static_cast<size_t>(value);
   if (value > kMaxValue) value = kMaxValue;
   const int msb = 63 - std::countl_zero(value);  // >= kSubBucketBits + 1
-  const int shift = msb - kSubBucketBits;          // >= 1
+  const int shift = msb - kSubBucketBits;        // >= 1
   return static_cast<size_t>(kLinearLimit + static_cast<uint64_t>(shift - 1) * kSubBuckets +
                              ((value >> shift) - kSubBuckets));
 }

@@ -19,10 +19,10 @@ namespace catchall::bench {
 
 class Histogram {
  public:
-  static constexpr int kSubBucketBits = 7;                      // 128 per octave
+  static constexpr int kSubBucketBits = 7;  // 128 per octave
   static constexpr uint64_t kSubBuckets = 1ull << kSubBucketBits;
-  static constexpr uint64_t kLinearLimit = 2 * kSubBuckets;      // [0, 256) exact
-  static constexpr int kMaxBits = 40;                            // 2^40 ns
+  static constexpr uint64_t kLinearLimit = 2 * kSubBuckets;  // [0, 256) exact
+  static constexpr int kMaxBits = 40;                        // 2^40 ns
   static constexpr uint64_t kMaxValue = (1ull << kMaxBits) - 1;
   static constexpr size_t kBucketCount =
       kLinearLimit + (kMaxBits - kSubBucketBits - 1) * kSubBuckets;
@@ -40,7 +40,9 @@ class Histogram {
   // Exact smallest and largest recorded values (0 when empty).
   uint64_t min() const { return count_ ? min_ : 0; }
   uint64_t max() const { return max_; }
-  double mean() const { return count_ ? static_cast<double>(sum_) / static_cast<double>(count_) : 0; }
+  double mean() const {
+    return count_ ? static_cast<double>(sum_) / static_cast<double>(count_) : 0;
+  }
 
   // The value below which a fraction `q` (0..1) of the samples fall: the
   // middle of the bucket holding the ceil(q * count)-th sample, clamped to

@@ -1,7 +1,6 @@
 #include "bench/http_connection.h"
 
 #include <array>
-
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/http/error.hpp>
@@ -184,8 +183,8 @@ void HttpConnection::Reconnect(Clock::duration delay) {
 }
 
 void HttpConnection::CheckDeadline(Clock::time_point now) {
-  const bool waiting = state_ == State::kConnecting || state_ == State::kWriting ||
-                       state_ == State::kReading;
+  const bool waiting =
+      state_ == State::kConnecting || state_ == State::kWriting || state_ == State::kReading;
   if (waiting && now > deadline_ && !timed_out_) {
     timed_out_ = true;
     boost::system::error_code ignored;

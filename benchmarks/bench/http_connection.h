@@ -21,16 +21,15 @@
 // alive until that io_context has stopped running.
 #pragma once
 
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
 #include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
-
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/beast/core/flat_buffer.hpp>
 
 #include "bench/response_parser.h"
 
@@ -86,7 +85,9 @@ class HttpConnection {
 
   uint32_t id() const { return id_; }
   bool ready() const { return state_ == State::kReady; }
-  bool busy() const { return state_ == State::kWriting || state_ == State::kReading || state_ == State::kDelayed; }
+  bool busy() const {
+    return state_ == State::kWriting || state_ == State::kReading || state_ == State::kDelayed;
+  }
 
   // Starts connecting; OnReady follows.
   void Start();
@@ -109,7 +110,16 @@ class HttpConnection {
   void Shutdown();
 
  private:
-  enum class State : uint8_t { kIdle, kConnecting, kReady, kDelayed, kWriting, kReading, kBackoff, kStopped };
+  enum class State : uint8_t {
+    kIdle,
+    kConnecting,
+    kReady,
+    kDelayed,
+    kWriting,
+    kReading,
+    kBackoff,
+    kStopped
+  };
 
   void Connect();
   void OnConnect(const boost::system::error_code& ec);

@@ -1,8 +1,8 @@
 #include "bench/json_writer.h"
 
-#include <cmath>
-
 #include <fmt/format.h>
+
+#include <cmath>
 
 namespace catchall::bench {
 

@@ -20,13 +20,13 @@ constexpr std::string_view OpKindName(OpKind k) {
 struct LoadTotals {
   static constexpr int kStatusCodes = 600;
 
-  uint64_t requests_sent = 0;   // attempts, retries included
-  uint64_t requests_ok = 0;     // 2xx answers
-  uint64_t events_sent = 0;     // events in first attempts
-  uint64_t events_acked = 0;    // acknowledged (204, or accepted in a batch)
-  uint64_t events_rejected = 0; // batch items the server refused
-  uint64_t events_failed = 0;   // in requests that definitively failed
-  uint64_t events_uncertain = 0;// sent, fate unknown (gave up retrying)
+  uint64_t requests_sent = 0;     // attempts, retries included
+  uint64_t requests_ok = 0;       // 2xx answers
+  uint64_t events_sent = 0;       // events in first attempts
+  uint64_t events_acked = 0;      // acknowledged (204, or accepted in a batch)
+  uint64_t events_rejected = 0;   // batch items the server refused
+  uint64_t events_failed = 0;     // in requests that definitively failed
+  uint64_t events_uncertain = 0;  // sent, fate unknown (gave up retrying)
   uint64_t lookups_sent = 0;
   uint64_t lookups_ok = 0;
   uint64_t lookups_failed = 0;
@@ -39,12 +39,12 @@ struct LoadTotals {
   uint64_t late_ops_busy = 0;    // because every connection was busy
   uint64_t late_ops_client = 0;  // although a connection was idle (client too slow)
   uint64_t max_lag_ns = 0;
-  uint64_t backlog_at_end = 0;   // operations due but never sent when the load stopped
+  uint64_t backlog_at_end = 0;  // operations due but never sent when the load stopped
 
   std::array<uint64_t, kStatusCodes> status_errors{};  // non-2xx answers by code
   std::array<uint64_t, kTransportErrorKinds> transport_errors{};
 
-  Histogram latency;                            // successes after warmup
+  Histogram latency;  // successes after warmup
   std::array<Histogram, kOpKinds> latency_by_kind;
 
   void Add(const LoadTotals& other);

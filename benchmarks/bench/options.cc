@@ -1,10 +1,9 @@
 #include "bench/options.h"
 
+#include <CLI/CLI.hpp>
 #include <chrono>
 #include <iostream>
 #include <map>
-
-#include <CLI/CLI.hpp>
 
 #include "bench/rng.h"
 
@@ -135,8 +134,9 @@ int ParseOptions(int argc, char** argv, BenchOptions* o) {
   o->mode = kModes.at(mode);
   o->seed_given = seed->count() > 0;
   if (!o->seed_given) {
-    o->seed = Mix64(static_cast<uint64_t>(
-        std::chrono::system_clock::now().time_since_epoch().count())) % 1'000'000'000;
+    o->seed =
+        Mix64(static_cast<uint64_t>(std::chrono::system_clock::now().time_since_epoch().count())) %
+        1'000'000'000;
   }
   if (o->verify) o->idempotency_keys = true;
   if (o->duration_s == 0 && o->max_events == 0) {

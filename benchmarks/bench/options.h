@@ -15,8 +15,8 @@ struct BenchOptions {
   Mode mode = Mode::kPut;
   std::string workload = "challenge";
   uint64_t domains = 10'000'000;
-  double rate = 0;          // operations (events or lookups) per second; 0: closed loop
-  double duration_s = 10;   // 0: until --max-events
+  double rate = 0;         // operations (events or lookups) per second; 0: closed loop
+  double duration_s = 10;  // 0: until --max-events
   double warmup_s = 0;
   uint32_t connections = 64;
   uint32_t threads = 1;

@@ -1,17 +1,21 @@
 #include "bench/report.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cmath>
-
-#include <fmt/format.h>
 
 #include "bench/json_writer.h"
 
 namespace catchall::bench {
 namespace {
 
-double Ms(uint64_t ns) { return std::round(static_cast<double>(ns) / 1e3) / 1e3; }  // 1 us precision
-double Rate(uint64_t n, double s) { return s > 0 ? std::round(static_cast<double>(n) / s * 10) / 10 : 0; }
+double Ms(uint64_t ns) {
+  return std::round(static_cast<double>(ns) / 1e3) / 1e3;
+}  // 1 us precision
+double Rate(uint64_t n, double s) {
+  return s > 0 ? std::round(static_cast<double>(n) / s * 10) / 10 : 0;
+}
 
 void LatencyObject(JsonWriter& w, const Histogram& h) {
   w.BeginObject();
@@ -295,9 +299,9 @@ std::string LatencySvg(const BenchReport& r) {
                    "<text x=\"{0}\" y=\"{3}\" text-anchor=\"middle\">{4}</text>\n",
                    Num(x(t)), Num(kTop), Num(kTop + ph), Num(kTop + ph + 18), TickLabel(t, x_step));
   }
-  fmt::format_to(out,
-                 "<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"none\" stroke=\"#444\"/>\n",
-                 Num(kLeft), Num(kTop), Num(pw), Num(ph));
+  fmt::format_to(
+      out, "<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"none\" stroke=\"#444\"/>\n",
+      Num(kLeft), Num(kTop), Num(pw), Num(ph));
   fmt::format_to(out, "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">time (s)</text>\n",
                  Num(kLeft + pw / 2), Num(kH - 10));
   fmt::format_to(out,
@@ -319,12 +323,13 @@ std::string LatencySvg(const BenchReport& r) {
   polyline("#d62728", [](const TimelinePoint& p) { return static_cast<double>(p.p99_ns) / 1e6; });
   // Legend.
   const double lx = kLeft + pw - 150;
-  fmt::format_to(out,
-                 "<line x1=\"{0}\" x2=\"{1}\" y1=\"38\" y2=\"38\" stroke=\"#1f77b4\" stroke-width=\"2\"/>"
-                 "<text x=\"{2}\" y=\"42\">p50</text>"
-                 "<line x1=\"{3}\" x2=\"{4}\" y1=\"38\" y2=\"38\" stroke=\"#d62728\" stroke-width=\"2\"/>"
-                 "<text x=\"{5}\" y=\"42\">p99</text>\n",
-                 Num(lx), Num(lx + 20), Num(lx + 24), Num(lx + 70), Num(lx + 90), Num(lx + 94));
+  fmt::format_to(
+      out,
+      "<line x1=\"{0}\" x2=\"{1}\" y1=\"38\" y2=\"38\" stroke=\"#1f77b4\" stroke-width=\"2\"/>"
+      "<text x=\"{2}\" y=\"42\">p50</text>"
+      "<line x1=\"{3}\" x2=\"{4}\" y1=\"38\" y2=\"38\" stroke=\"#d62728\" stroke-width=\"2\"/>"
+      "<text x=\"{5}\" y=\"42\">p99</text>\n",
+      Num(lx), Num(lx + 20), Num(lx + 24), Num(lx + 70), Num(lx + 90), Num(lx + 94));
   s.append("</svg>\n");
   return s;
 }
@@ -340,9 +345,10 @@ std::string Summary(const BenchReport& r) {
                  o.threads == 1 ? "" : "s",
                  o.rate > 0 ? fmt::format("open loop at {}/s", o.rate) : "closed loop");
   fmt::format_to(out, "  measured    {:.2f} s (warmup {:.2f} s), stopped by {}{}; seed {}\n",
-                 r.window_s, o.warmup_s, r.stop_reason,
-                 r.drain_aborted ? " (drain timed out)" : "", o.seed);
-  fmt::format_to(out, "  throughput  {}/s", Thousands(static_cast<uint64_t>(Rate(ops, r.window_s))));
+                 r.window_s, o.warmup_s, r.stop_reason, r.drain_aborted ? " (drain timed out)" : "",
+                 o.seed);
+  fmt::format_to(out, "  throughput  {}/s",
+                 Thousands(static_cast<uint64_t>(Rate(ops, r.window_s))));
   if (t.events_acked_measured > 0 && t.lookups_ok_measured > 0) {
     fmt::format_to(out, " ({} events/s + {} lookups/s)",
                    Thousands(static_cast<uint64_t>(Rate(t.events_acked_measured, r.window_s))),
@@ -370,7 +376,8 @@ std::string Summary(const BenchReport& r) {
   s.push_back('\n');
   fmt::format_to(out, "  errors      {}", Thousands(t.errors()));
   for (int code = 0; code < LoadTotals::kStatusCodes; ++code) {
-    if (t.status_errors[code] > 0) fmt::format_to(out, "  HTTP {}: {}", code, Thousands(t.status_errors[code]));
+    if (t.status_errors[code] > 0)
+      fmt::format_to(out, "  HTTP {}: {}", code, Thousands(t.status_errors[code]));
   }
   for (int k = 0; k < kTransportErrorKinds; ++k) {
     if (t.transport_errors[k] > 0) {
@@ -403,11 +410,9 @@ std::string Summary(const BenchReport& r) {
                    "{:.1f} s\n",
                    v.ok ? "OK" : "FAILED", Thousands(v.checked), Thousands(v.mismatches),
                    Thousands(v.first_pass_mismatches), v.rechecks, Thousands(v.unanswered),
-                   Thousands(v.uncertain_domains), v.settled ? "yes" : "no", v.settle_s,
-                   v.check_s);
+                   Thousands(v.uncertain_domains), v.settled ? "yes" : "no", v.settle_s, v.check_s);
     for (const Mismatch& m : v.examples) {
-      fmt::format_to(out,
-                     "    {}: expected {}/{} ({}), got {}/{} ({}){}\n", m.domain,
+      fmt::format_to(out, "    {}: expected {}/{} ({}), got {}/{} ({}){}\n", m.domain,
                      m.expected.delivered, m.expected.bounced, m.expected_status,
                      m.actual.delivered, m.actual.bounced, m.actual_status,
                      m.error.empty() ? "" : " error: " + m.error);

@@ -29,14 +29,14 @@ struct TimelinePoint {
 
 struct BenchReport {
   BenchOptions options;
-  std::string started_at;   // ISO 8601, UTC
-  std::string workload;     // "challenge" | "uniform"
+  std::string started_at;  // ISO 8601, UTC
+  std::string workload;    // "challenge" | "uniform"
   uint64_t run_id = 0;
   std::string stop_reason;  // "duration" | "max-events" | "interrupted" | "workload-exhausted"
   bool drain_aborted = false;
-  double window_s = 0;      // measured window: warmup end to load end
-  double wall_s = 0;        // load start to drained
-  uint64_t passes = 0;      // challenge: times the workload wrapped around
+  double window_s = 0;  // measured window: warmup end to load end
+  double wall_s = 0;    // load start to drained
+  uint64_t passes = 0;  // challenge: times the workload wrapped around
   LoadTotals totals;
   std::vector<TimelinePoint> timeline;
   std::optional<FreshnessResult> freshness;

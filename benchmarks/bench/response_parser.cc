@@ -1,8 +1,7 @@
 #include "bench/response_parser.h"
 
-#include <charconv>
-
 #include <boost/beast/http/error.hpp>
+#include <charconv>
 
 namespace catchall::bench {
 

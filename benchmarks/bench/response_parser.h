@@ -7,10 +7,9 @@
 // One parser per response (construction is cheap); single-threaded.
 #pragma once
 
+#include <boost/beast/http/basic_parser.hpp>
 #include <cstdint>
 #include <string>
-
-#include <boost/beast/http/basic_parser.hpp>
 
 namespace catchall::bench {
 

@@ -25,9 +25,9 @@ struct RunContext {
   Clock::time_point start{};
   Clock::time_point warmup_end{};
 
-  std::atomic<bool> stop_issuing{false};  // no new operations from now on
-  std::atomic<bool> measuring{true};      // completions still count for throughput
-  std::atomic<int64_t> budget{INT64_MAX}; // operations left to issue (--max-events)
+  std::atomic<bool> stop_issuing{false};   // no new operations from now on
+  std::atomic<bool> measuring{true};       // completions still count for throughput
+  std::atomic<int64_t> budget{INT64_MAX};  // operations left to issue (--max-events)
   std::atomic<uint32_t> workers_done{0};
 
   RunContext(const BenchOptions& o, const Target& t, const Workload& w)

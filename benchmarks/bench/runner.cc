@@ -1,5 +1,8 @@
 #include "bench/runner.h"
 
+#include <fmt/format.h>
+#include <unistd.h>
+
 #include <csignal>
 #include <ctime>
 #include <filesystem>
@@ -7,9 +10,6 @@
 #include <iostream>
 #include <memory>
 #include <thread>
-#include <unistd.h>
-
-#include <fmt/format.h>
 
 #include "bench/freshness_prober.h"
 #include "bench/ledger.h"
@@ -111,7 +111,8 @@ void PrintProgress(double elapsed, const LoadTotals& totals, const IntervalTotal
   std::cerr << fmt::format(
       "[{:7.1f}s]{} sent {} acked {} rate {}/s p99 {:.3f} ms errors {}\n", elapsed,
       warmup ? " warmup" : "", Thousands(totals.ops_sent()), Thousands(totals.ops_acked()),
-      Thousands(static_cast<uint64_t>(interval_s > 0 ? static_cast<double>(interval.ops) / interval_s : 0)),
+      Thousands(static_cast<uint64_t>(
+          interval_s > 0 ? static_cast<double>(interval.ops) / interval_s : 0)),
       static_cast<double>(h.Percentile(0.99)) / 1e6, Thousands(totals.errors()));
 }
 
@@ -144,9 +145,10 @@ int RunBench(const BenchOptions& options) {
 
   RunContext ctx(options, target, *workload);
   ctx.ledger = ledger.get();
-  ctx.run_id = Mix64(options.seed ^ Mix64(static_cast<uint64_t>(
-                                        std::chrono::system_clock::now().time_since_epoch().count()) ^
-                                    static_cast<uint64_t>(getpid())));
+  ctx.run_id = Mix64(
+      options.seed ^
+      Mix64(static_cast<uint64_t>(std::chrono::system_clock::now().time_since_epoch().count()) ^
+            static_cast<uint64_t>(getpid())));
   if (options.max_events > 0) ctx.budget = static_cast<int64_t>(options.max_events);
 
   std::signal(SIGINT, OnSignal);
@@ -181,9 +183,10 @@ int RunBench(const BenchOptions& options) {
     std::cerr << fmt::format("catchall-bench: cannot connect to {} ({}:{})\n", options.target,
                              target.endpoint.address().to_string(), target.endpoint.port());
   } else if (!options.quiet) {
-    std::cerr << fmt::format("catchall-bench: {} / {} against {}: {} of {} connections up, seed {}\n",
-                             ModeName(options.mode), workload->name(), options.target,
-                             driver.connected(), options.connections, options.seed);
+    std::cerr << fmt::format(
+        "catchall-bench: {} / {} against {}: {} of {} connections up, seed {}\n",
+        ModeName(options.mode), workload->name(), options.target, driver.connected(),
+        options.connections, options.seed);
   }
 
   const Clock::time_point start = Clock::now();
@@ -197,7 +200,8 @@ int RunBench(const BenchOptions& options) {
       options.duration_s > 0 ? start + FromSeconds(options.duration_s) : Clock::time_point::max();
   const bool verify_retries = options.verify;
   const Clock::duration drain_timeout =
-      FromSeconds(options.timeout_s) + (verify_retries ? std::chrono::seconds(60) : std::chrono::seconds(5));
+      FromSeconds(options.timeout_s) +
+      (verify_retries ? std::chrono::seconds(60) : std::chrono::seconds(5));
 
   Clock::time_point last_tick = start;
   Clock::time_point next_tick = start + std::chrono::seconds(1);
@@ -240,10 +244,14 @@ int RunBench(const BenchOptions& options) {
     const Clock::time_point now = Clock::now();
     if (!stopping) {
       std::string reason;
-      if (g_interrupts.load() > 0) reason = "interrupted";
-      else if (now >= load_deadline) reason = "duration";
-      else if (ctx.stop_issuing.load()) reason = options.max_events > 0 ? "max-events" : "workload-exhausted";
-      else if (unreachable && now - start > FromSeconds(options.timeout_s)) reason = "unreachable";
+      if (g_interrupts.load() > 0)
+        reason = "interrupted";
+      else if (now >= load_deadline)
+        reason = "duration";
+      else if (ctx.stop_issuing.load())
+        reason = options.max_events > 0 ? "max-events" : "workload-exhausted";
+      else if (unreachable && now - start > FromSeconds(options.timeout_s))
+        reason = "unreachable";
       if (!reason.empty()) {
         stopping = true;
         report.stop_reason = reason;

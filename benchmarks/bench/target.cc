@@ -1,9 +1,9 @@
 #include "bench/target.h"
 
-#include <charconv>
+#include <fmt/format.h>
 
 #include <boost/asio/io_context.hpp>
-#include <fmt/format.h>
+#include <charconv>
 
 namespace catchall::bench {
 

@@ -1,19 +1,18 @@
 // The server under test, as given by --target (http://host:port[/prefix]).
 #pragma once
 
+#include <boost/asio/ip/tcp.hpp>
 #include <cstdint>
 #include <string>
 #include <string_view>
 
-#include <boost/asio/ip/tcp.hpp>
-
 namespace catchall::bench {
 
 struct Target {
-  std::string host;         // as written in the URL
+  std::string host;  // as written in the URL
   uint16_t port = 80;
-  std::string host_header;  // "host:port"
-  std::string base_path;    // "" or "/prefix" (no trailing slash)
+  std::string host_header;                  // "host:port"
+  std::string base_path;                    // "" or "/prefix" (no trailing slash)
   boost::asio::ip::tcp::endpoint endpoint;  // resolved once, at start
 };
 

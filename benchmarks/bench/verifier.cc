@@ -1,14 +1,14 @@
 #include "bench/verifier.h"
 
+#include <simdjson.h>
+
 #include <algorithm>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <functional>
 #include <memory>
 #include <thread>
 #include <unordered_set>
-
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <simdjson.h>
 
 #include "bench/http_connection.h"
 
@@ -269,7 +269,8 @@ DomainGroups GroupByLowerName(const Workload& workload, const std::vector<uint32
         size_t b = a + 1;
         while (b < names.size() && names[b].first == names[a].first) ++b;
         groups.heads.push_back(names[a].second);  // the smallest index of the name
-        for (size_t k = a + 1; k < b; ++k) groups.merged.emplace_back(names[a].second, names[k].second);
+        for (size_t k = a + 1; k < b; ++k)
+          groups.merged.emplace_back(names[a].second, names[k].second);
         a = b;
       }
     }
@@ -352,18 +353,21 @@ void Verifier::Settle(const std::vector<uint32_t>& recent, VerifyResult* result)
   std::vector<uint32_t> sample;
   std::unordered_set<uint32_t> seen;
   auto add = [&](uint32_t index) {
-    auto it = std::lower_bound(head_of_.begin(), head_of_.end(), std::make_pair(index, uint32_t{0}));
+    auto it =
+        std::lower_bound(head_of_.begin(), head_of_.end(), std::make_pair(index, uint32_t{0}));
     if (it != head_of_.end() && it->first == index) index = it->second;
     if (seen.insert(index).second) sample.push_back(index);
   };
-  for (auto it = recent.rbegin(); it != recent.rend() && sample.size() < kSampleSize / 2; ++it) add(*it);
+  for (auto it = recent.rbegin(); it != recent.rend() && sample.size() < kSampleSize / 2; ++it)
+    add(*it);
   SplitMix64 rng(StreamSeed(workload_.seed(), 0x5e771e));
   // Then random written domains (with --verify-all most heads are not).
-  for (size_t tries = 0; sample.size() < std::min(kSampleSize, heads_.size()) && tries < 50 * kSampleSize;
-       ++tries) {
+  for (size_t tries = 0;
+       sample.size() < std::min(kSampleSize, heads_.size()) && tries < 50 * kSampleSize; ++tries) {
     const uint32_t head = heads_[rng.Below(heads_.size())];
     const Expectation e = Expect(head);
-    if (e.acked.delivered + e.acked.bounced + e.uncertain.delivered + e.uncertain.bounced > 0) add(head);
+    if (e.acked.delivered + e.acked.bounced + e.uncertain.delivered + e.uncertain.bounced > 0)
+      add(head);
   }
   const auto timeout = std::chrono::duration_cast<Clock::duration>(
       std::chrono::duration<double>(options_.timeout_s));
@@ -377,13 +381,13 @@ void Verifier::Settle(const std::vector<uint32_t>& recent, VerifyResult* result)
   for (;;) {
     uint64_t fingerprint = 0;
     uint64_t mismatching = 0;
-    LookupPass pass(target_, workload_, sample, options_.verify_connections, timeout,
-                    std::max(deadline, Clock::now() + timeout),
-                    [&](uint32_t head, const LookupItem& item) {
-                      fingerprint = Mix64(fingerprint ^ (item.counts.delivered * 1000003 +
-                                                         item.counts.bounced + head));
-                      if (!Check(head, item.counts, item.status, item.error, nullptr)) ++mismatching;
-                    });
+    LookupPass pass(
+        target_, workload_, sample, options_.verify_connections, timeout,
+        std::max(deadline, Clock::now() + timeout), [&](uint32_t head, const LookupItem& item) {
+          fingerprint =
+              Mix64(fingerprint ^ (item.counts.delivered * 1000003 + item.counts.bounced + head));
+          if (!Check(head, item.counts, item.status, item.error, nullptr)) ++mismatching;
+        });
     const uint64_t unanswered = pass.Execute();
     const Clock::time_point now = Clock::now();
     if (unanswered == sample.size()) break;  // the server does not answer at all
@@ -452,18 +456,18 @@ VerifyResult Verifier::Run(const std::vector<uint32_t>& recent) {
     std::vector<uint32_t> still;
     std::vector<Mismatch> examples;
     uint64_t fingerprint = 0;
-    LookupPass again(target_, workload_, failing, options_.verify_connections, timeout,
-                     std::max(deadline, Clock::now() + timeout),
-                     [&](uint32_t head, const LookupItem& item) {
-                       fingerprint = Mix64(fingerprint ^ (item.counts.delivered * 1000003 +
-                                                          item.counts.bounced + head));
-                       Mismatch m;
-                       const bool want = examples.size() < kMaxExamples;
-                       if (!Check(head, item.counts, item.status, item.error, want ? &m : nullptr)) {
-                         still.push_back(head);
-                         if (want) examples.push_back(std::move(m));
-                       }
-                     });
+    LookupPass again(
+        target_, workload_, failing, options_.verify_connections, timeout,
+        std::max(deadline, Clock::now() + timeout), [&](uint32_t head, const LookupItem& item) {
+          fingerprint =
+              Mix64(fingerprint ^ (item.counts.delivered * 1000003 + item.counts.bounced + head));
+          Mismatch m;
+          const bool want = examples.size() < kMaxExamples;
+          if (!Check(head, item.counts, item.status, item.error, want ? &m : nullptr)) {
+            still.push_back(head);
+            if (want) examples.push_back(std::move(m));
+          }
+        });
     const uint64_t unanswered = again.Execute();
     result.lookup_requests += again.requests();
     result.lookup_errors += again.errors();

@@ -9,8 +9,8 @@
 // --settle-timeout), then looks every domain up through POST /domains/lookup
 // (1000 per request, over --verify-connections connections) and compares
 // delivered, bounced and status; the domains that differ are looked up again
-// until they match, stop changing for 5 s, or --settle-timeout passes. Events whose fate is unknown (the client
-// gave up retrying) widen the accepted range instead of failing the check.
+// until they match, stop changing for 5 s, or --settle-timeout passes. Events whose fate is unknown
+// (the client gave up retrying) widen the accepted range instead of failing the check.
 //
 // Threads: Run() uses the calling thread only; the load must have stopped.
 #pragma once
@@ -48,14 +48,14 @@ struct Mismatch {
 
 struct VerifyResult {
   bool ok = false;
-  bool complete = false;       // every domain got an answer
-  bool settled = false;        // the sample matched or stopped changing in time
-  uint64_t checked = 0;        // distinct (lower-cased) domains checked
-  uint64_t mismatches = 0;            // after rechecking
-  uint64_t first_pass_mismatches = 0; // before rechecking (server still catching up)
-  uint64_t rechecks = 0;              // passes over the failing domains
-  uint64_t unanswered = 0;     // domains whose lookup failed
-  uint64_t merged_names = 0;   // workload indices merged into another's name
+  bool complete = false;               // every domain got an answer
+  bool settled = false;                // the sample matched or stopped changing in time
+  uint64_t checked = 0;                // distinct (lower-cased) domains checked
+  uint64_t mismatches = 0;             // after rechecking
+  uint64_t first_pass_mismatches = 0;  // before rechecking (server still catching up)
+  uint64_t rechecks = 0;               // passes over the failing domains
+  uint64_t unanswered = 0;             // domains whose lookup failed
+  uint64_t merged_names = 0;           // workload indices merged into another's name
   uint64_t uncertain_domains = 0;
   uint64_t expected_delivered = 0;
   uint64_t expected_bounced = 0;
@@ -95,7 +95,7 @@ class Verifier {
   const Ledger& ledger_;
   std::vector<uint32_t> heads_;  // one index per distinct lower-cased name
   // Rare: indices whose lower-cased name equals an earlier index's.
-  std::vector<std::pair<uint32_t, uint32_t>> merged_;  // (head, other), sorted by head
+  std::vector<std::pair<uint32_t, uint32_t>> merged_;   // (head, other), sorted by head
   std::vector<std::pair<uint32_t, uint32_t>> head_of_;  // (other, head), sorted by other
 };
 

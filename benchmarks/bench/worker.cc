@@ -1,10 +1,10 @@
 #include "bench/worker.h"
 
-#include <algorithm>
-#include <cmath>
-
-#include <boost/asio/post.hpp>
 #include <fmt/format.h>
+
+#include <algorithm>
+#include <boost/asio/post.hpp>
+#include <cmath>
 
 namespace catchall::bench {
 
@@ -17,8 +17,8 @@ constexpr Clock::duration kLateThreshold = std::chrono::milliseconds(1);
 constexpr Clock::duration kMaxRetryDelay = std::chrono::seconds(1);
 
 uint64_t Ns(Clock::duration d) {
-  return static_cast<uint64_t>(std::max<int64_t>(
-      0, std::chrono::duration_cast<std::chrono::nanoseconds>(d).count()));
+  return static_cast<uint64_t>(
+      std::max<int64_t>(0, std::chrono::duration_cast<std::chrono::nanoseconds>(d).count()));
 }
 
 // Exponential backoff with jitter: 10 ms, 20 ms, ... capped at 1 s.
@@ -37,8 +37,8 @@ Worker::Worker(RunContext& ctx, uint32_t index, uint32_t count, uint32_t connect
       stream_(ctx.workload.NewStream(index, count)),
       rng_(StreamSeed(ctx.workload.seed(), 0xfeed0000ull + index)),
       next_seq_(static_cast<uint64_t>(index) << 40) {
-  const auto timeout = std::chrono::duration_cast<Clock::duration>(
-      std::chrono::duration<double>(opt_.timeout_s));
+  const auto timeout =
+      std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(opt_.timeout_s));
   conns_.reserve(connections);
   for (uint32_t i = 0; i < connections; ++i) {
     conns_.push_back(std::make_unique<HttpConnection>(ioc_, ctx.target.endpoint, this, i, timeout));
@@ -176,8 +176,8 @@ bool Worker::StartOp(HttpConnection& conn, Slot& s, Clock::time_point intended) 
       events = static_cast<uint32_t>(s.batch.size());
       break;
     case OpKind::kGet:
-      s.event.domain = opt_.mode == Mode::kGet ? ctx_.workload.RandomDomain(rng_)
-                                               : stream_->WrittenDomain(rng_);
+      s.event.domain =
+          opt_.mode == Mode::kGet ? ctx_.workload.RandomDomain(rng_) : stream_->WrittenDomain(rng_);
       break;
   }
   s.kind = kind;
@@ -194,9 +194,11 @@ bool Worker::StartOp(HttpConnection& conn, Slot& s, Clock::time_point intended) 
     case OpKind::kGet: BuildGet(conn, s); break;
   }
   if (kind == OpKind::kGet) {
-    lookups_sent_.store(lookups_sent_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    lookups_sent_.store(lookups_sent_.load(std::memory_order_relaxed) + 1,
+                        std::memory_order_relaxed);
   } else {
-    events_sent_.store(events_sent_.load(std::memory_order_relaxed) + events, std::memory_order_relaxed);
+    events_sent_.store(events_sent_.load(std::memory_order_relaxed) + events,
+                       std::memory_order_relaxed);
   }
   return true;
 }
@@ -255,7 +257,8 @@ void Worker::BuildGet(HttpConnection& conn, const Slot& s) {
 }
 
 void Worker::SendOp(HttpConnection& conn, Slot& s) {
-  requests_sent_.store(requests_sent_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  requests_sent_.store(requests_sent_.load(std::memory_order_relaxed) + 1,
+                       std::memory_order_relaxed);
   const bool first = s.attempts++ == 0;
   if (first) return conn.Send();
   conn.SendAfter(s.retry_delay);
@@ -350,8 +353,7 @@ void Worker::OnSuccess(Slot& s, const HttpResponseView& r, Clock::time_point now
       if (ledger) ledger->Ack(s.event.domain, s.event.type);
       recent_[recent_count_++ % recent_.size()] = s.event.domain;
       break;
-    case OpKind::kGet:
-      break;
+    case OpKind::kGet: break;
     case OpKind::kBatch: {
       // {"accepted":N,"rejected":M,"errors":[{"index":i,...},...]}
       const size_t n = s.batch.size();
@@ -433,8 +435,8 @@ void Worker::NoteLag(Clock::time_point intended, Clock::time_point now, bool fro
 }
 
 Clock::time_point Worker::DueTime(uint64_t k) const {
-  return ctx_.start + std::chrono::nanoseconds(static_cast<int64_t>(
-                          (static_cast<double>(k) + phase_) * interval_ns_));
+  return ctx_.start + std::chrono::nanoseconds(
+                          static_cast<int64_t>((static_cast<double>(k) + phase_) * interval_ns_));
 }
 
 void Worker::ArmPacer() {

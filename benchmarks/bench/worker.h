@@ -11,15 +11,15 @@
 // worker's thread.
 #pragma once
 
+#include <simdjson.h>
+
 #include <array>
 #include <atomic>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <memory>
 #include <mutex>
 #include <vector>
-
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <simdjson.h>
 
 #include "bench/http_connection.h"
 #include "bench/load_stats.h"

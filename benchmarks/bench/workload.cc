@@ -1,10 +1,10 @@
 #include "bench/workload.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <array>
 #include <vector>
-
-#include <fmt/format.h>
 
 namespace catchall::bench {
 namespace {

@@ -71,7 +71,9 @@ class Workload {
   virtual bool NamesMayCollide() const = 0;
 
   // A uniformly chosen domain of the set (what `get` mode looks up).
-  uint32_t RandomDomain(SplitMix64& rng) const { return static_cast<uint32_t>(rng.Below(domains_)); }
+  uint32_t RandomDomain(SplitMix64& rng) const {
+    return static_cast<uint32_t>(rng.Below(domains_));
+  }
 
   // Stream `shard` of `shards` (one per client thread); together the shards
   // produce the workload's events.

@@ -41,8 +41,9 @@ TEST(HistogramTest, BucketsTileTheRangeWithBoundedWidth) {
     EXPECT_EQ(Histogram::IndexOf(Histogram::LowestOf(i) + Histogram::WidthOf(i) - 1), i);
     if (i >= Histogram::kLinearLimit) {
       // Relative width of a bucket: at most 1/128 of its lowest value.
-      EXPECT_LE(static_cast<double>(Histogram::WidthOf(i)) / static_cast<double>(Histogram::LowestOf(i)),
-                1.0 / 128 + 1e-12);
+      EXPECT_LE(
+          static_cast<double>(Histogram::WidthOf(i)) / static_cast<double>(Histogram::LowestOf(i)),
+          1.0 / 128 + 1e-12);
     }
   }
   const size_t last = Histogram::kBucketCount - 1;
@@ -80,8 +81,8 @@ TEST(HistogramTest, PercentilesOfSkewedDistribution) {
   Histogram h;
   std::vector<uint64_t> samples;
   for (int i = 0; i < 100000; ++i) {
-    uint64_t v = 200'000 + rng.Below(100'000);                        // 0.2-0.3 ms
-    if (rng.Unit() < 0.01) v = 5'000'000 + rng.Below(50'000'000);     // 1%: 5-55 ms
+    uint64_t v = 200'000 + rng.Below(100'000);                     // 0.2-0.3 ms
+    if (rng.Unit() < 0.01) v = 5'000'000 + rng.Below(50'000'000);  // 1%: 5-55 ms
     samples.push_back(v);
     h.Record(v);
   }

@@ -37,7 +37,8 @@ TEST(LedgerTest, ConcurrentAcksAreAllCounted) {
   std::vector<std::thread> threads;
   for (int t = 0; t < 4; ++t) {
     threads.emplace_back([&] {
-      for (int i = 0; i < 100000; ++i) ledger.Ack(static_cast<uint32_t>(i % 1000), EventType::kDelivered);
+      for (int i = 0; i < 100000; ++i)
+        ledger.Ack(static_cast<uint32_t>(i % 1000), EventType::kDelivered);
     });
   }
   for (auto& t : threads) t.join();

@@ -1,7 +1,6 @@
 #include "bench/report.h"
 
 #include <gtest/gtest.h>
-
 #include <simdjson.h>
 
 namespace catchall::bench {
@@ -19,7 +18,8 @@ BenchReport SampleReport() {
   r.totals.requests_ok_measured = 2000;
   r.totals.status_errors[503] = 3;
   r.totals.transport_errors[static_cast<size_t>(TransportError::kTimeout)] = 1;
-  for (int i = 1; i <= 1000; ++i) r.totals.latency.Record(static_cast<uint64_t>(i) * 1000);  // 1 us..1 ms
+  for (int i = 1; i <= 1000; ++i)
+    r.totals.latency.Record(static_cast<uint64_t>(i) * 1000);  // 1 us..1 ms
   for (int s = 1; s <= 3; ++s) {
     TimelinePoint p;
     p.t_s = s;

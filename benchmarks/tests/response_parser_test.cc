@@ -56,8 +56,10 @@ TEST(ResponseParserTest, ContentLengthBodyInTinyPieces) {
 TEST(ResponseParserTest, ChunkedBody) {
   std::string body;
   ResponseParser p(&body);
-  auto ec = Feed(p, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",
-                 7);
+  auto ec = Feed(
+      p,
+      "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",
+      7);
   ASSERT_FALSE(ec) << ec.message();
   EXPECT_TRUE(p.is_done());
   EXPECT_EQ(body, "hello world");

@@ -20,10 +20,10 @@ std::vector<GeneratedEvent> Drain(EventStream& s, size_t limit = SIZE_MAX) {
 }
 
 bool SameEvents(const std::vector<GeneratedEvent>& a, const std::vector<GeneratedEvent>& b) {
-  return a.size() == b.size() &&
-         std::equal(a.begin(), a.end(), b.begin(), [](const GeneratedEvent& x, const GeneratedEvent& y) {
-           return x.domain == y.domain && x.type == y.type;
-         });
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(),
+                                            [](const GeneratedEvent& x, const GeneratedEvent& y) {
+                                              return x.domain == y.domain && x.type == y.type;
+                                            });
 }
 
 TEST(ChallengeWorkloadTest, NamesAreFourteenLettersAndATld) {

@@ -7,12 +7,9 @@ namespace catchall {
 
 std::string_view CatchAllStatusName(CatchAllStatus status) {
   switch (status) {
-    case CatchAllStatus::kCatchAll:
-      return "catch-all";
-    case CatchAllStatus::kNotCatchAll:
-      return "not catch-all";
-    case CatchAllStatus::kUnknown:
-      return "unknown";
+    case CatchAllStatus::kCatchAll: return "catch-all";
+    case CatchAllStatus::kNotCatchAll: return "not catch-all";
+    case CatchAllStatus::kUnknown: return "unknown";
   }
   return "unknown";
 }
@@ -26,8 +23,9 @@ void AppendDomainStatusJson(std::string_view domain, const DomainCounts& counts,
 }
 
 void AppendChangelogCheckpointJson(int32_t partition, int64_t events_offset, std::string* out) {
-  fmt::format_to(std::back_inserter(*out), R"({{"checkpoint":true,"partition":{},"events_offset":{}}})",
-                 partition, events_offset);
+  fmt::format_to(std::back_inserter(*out),
+                 R"({{"checkpoint":true,"partition":{},"events_offset":{}}})", partition,
+                 events_offset);
 }
 
 Result<int64_t> ParseChangelogCheckpointJson(std::string_view json) {

@@ -1,11 +1,10 @@
 #include "engine/event_parser.h"
 
+#include <fmt/format.h>
 #include <simdjson.h>
 
 #include <cstring>
 #include <vector>
-
-#include <fmt/format.h>
 
 namespace catchall {
 
@@ -101,8 +100,7 @@ simdjson::error_code Walk(od::value value) {
       bool b;
       return value.get_bool().get(b);
     }
-    case od::json_type::null:
-      return value.is_null() ? simdjson::SUCCESS : simdjson::N_ATOM_ERROR;
+    case od::json_type::null: return value.is_null() ? simdjson::SUCCESS : simdjson::N_ATOM_ERROR;
   }
   return simdjson::SUCCESS;
 }
@@ -177,10 +175,10 @@ Status EventParser::ParseBatch(std::string_view body, BatchFormat format, size_t
       dom::element root;
       Result<RawEvent> item = Status::InvalidArgument("malformed JSON");
       if (auto error = impl_->parser.parse(line.data(), line.size(), false).get(root)) {
-        item = Status::InvalidArgument(
-            error == simdjson::TAPE_ERROR
-                ? Malformed(error) + " (one object per line, nothing after it)"
-                : Malformed(error));
+        item = Status::InvalidArgument(error == simdjson::TAPE_ERROR
+                                           ? Malformed(error) +
+                                                 " (one object per line, nothing after it)"
+                                           : Malformed(error));
       } else {
         item = ReadEvent(root, "item");
       }

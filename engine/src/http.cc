@@ -9,22 +9,14 @@ namespace catchall {
 
 std::string_view HttpMethodName(HttpMethod method) {
   switch (method) {
-    case HttpMethod::kGet:
-      return "GET";
-    case HttpMethod::kHead:
-      return "HEAD";
-    case HttpMethod::kPost:
-      return "POST";
-    case HttpMethod::kPut:
-      return "PUT";
-    case HttpMethod::kDelete:
-      return "DELETE";
-    case HttpMethod::kPatch:
-      return "PATCH";
-    case HttpMethod::kOptions:
-      return "OPTIONS";
-    case HttpMethod::kOther:
-      return "OTHER";
+    case HttpMethod::kGet: return "GET";
+    case HttpMethod::kHead: return "HEAD";
+    case HttpMethod::kPost: return "POST";
+    case HttpMethod::kPut: return "PUT";
+    case HttpMethod::kDelete: return "DELETE";
+    case HttpMethod::kPatch: return "PATCH";
+    case HttpMethod::kOptions: return "OPTIONS";
+    case HttpMethod::kOther: return "OTHER";
   }
   return "OTHER";
 }
@@ -65,26 +57,14 @@ HttpResponse HttpResponse::MethodNotAllowed(std::string_view allowed) {
 HttpResponse HttpResponse::FromStatus(const Status& status, std::string_view code) {
   int http = 500;
   switch (status.code()) {
-    case Code::kOk:
-      http = 200;
-      break;
-    case Code::kInvalidArgument:
-      http = 400;
-      break;
-    case Code::kNotFound:
-      http = 404;
-      break;
-    case Code::kTooLarge:
-      http = 413;
-      break;
+    case Code::kOk: http = 200; break;
+    case Code::kInvalidArgument: http = 400; break;
+    case Code::kNotFound: http = 404; break;
+    case Code::kTooLarge: http = 413; break;
     case Code::kUnavailable:
     case Code::kTimeout:
-    case Code::kFailedPrecondition:
-      http = 503;
-      break;
-    default:
-      http = 500;
-      break;
+    case Code::kFailedPrecondition: http = 503; break;
+    default: http = 500; break;
   }
   HttpResponse r = Error(http, code.empty() ? CodeName(status.code()) : code, status.message());
   if (http == 503) r.headers.emplace_back("Retry-After", "1");

@@ -30,22 +30,14 @@ namespace {
 
 HttpMethod FromVerb(http::verb verb) {
   switch (verb) {
-    case http::verb::get:
-      return HttpMethod::kGet;
-    case http::verb::head:
-      return HttpMethod::kHead;
-    case http::verb::post:
-      return HttpMethod::kPost;
-    case http::verb::put:
-      return HttpMethod::kPut;
-    case http::verb::delete_:
-      return HttpMethod::kDelete;
-    case http::verb::patch:
-      return HttpMethod::kPatch;
-    case http::verb::options:
-      return HttpMethod::kOptions;
-    default:
-      return HttpMethod::kOther;
+    case http::verb::get: return HttpMethod::kGet;
+    case http::verb::head: return HttpMethod::kHead;
+    case http::verb::post: return HttpMethod::kPost;
+    case http::verb::put: return HttpMethod::kPut;
+    case http::verb::delete_: return HttpMethod::kDelete;
+    case http::verb::patch: return HttpMethod::kPatch;
+    case http::verb::options: return HttpMethod::kOptions;
+    default: return HttpMethod::kOther;
   }
 }
 

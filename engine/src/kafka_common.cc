@@ -80,8 +80,7 @@ Status FromError(rd_kafka_resp_err_t err, std::string_view what) {
   std::string msg = fmt::format("{}: {}", what, rd_kafka_err2str(err));
   switch (err) {
     case RD_KAFKA_RESP_ERR__TIMED_OUT:
-    case RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT:
-      return Status::Timeout(msg);
+    case RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT: return Status::Timeout(msg);
     case RD_KAFKA_RESP_ERR__TRANSPORT:
     case RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN:
     case RD_KAFKA_RESP_ERR__QUEUE_FULL:
@@ -89,17 +88,13 @@ Status FromError(rd_kafka_resp_err_t err, std::string_view what) {
     case RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS:
     case RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS_AFTER_APPEND:
     case RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE:
-    case RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION:
-      return Status::Unavailable(msg);
+    case RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION: return Status::Unavailable(msg);
     case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC:
-    case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART:
-      return Status::FailedPrecondition(msg);
+    case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART: return Status::FailedPrecondition(msg);
     case RD_KAFKA_RESP_ERR__FENCED:
     case RD_KAFKA_RESP_ERR_PRODUCER_FENCED:
-    case RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH:
-      return Status::FailedPrecondition(msg);
-    default:
-      return Status::IoError(msg);
+    case RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH: return Status::FailedPrecondition(msg);
+    default: return Status::IoError(msg);
   }
 }
 

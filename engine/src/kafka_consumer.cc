@@ -138,9 +138,9 @@ Status KafkaConsumer::Poll(std::chrono::milliseconds timeout, size_t max, KafkaM
   }
   // A rebalance served during the poll may have revoked partitions whose
   // messages were already returned; those are dropped.
-  return kafka_internal::CollectMessages(
-      impl_->buffer.data(), static_cast<ssize_t>(impl_->buffer.size()), out,
-      [this](int32_t p) { return impl_->owned.count(p) > 0; });
+  return kafka_internal::CollectMessages(impl_->buffer.data(),
+                                         static_cast<ssize_t>(impl_->buffer.size()), out,
+                                         [this](int32_t p) { return impl_->owned.count(p) > 0; });
 }
 
 Status KafkaConsumer::Committed(const std::vector<int32_t>& partitions,

@@ -247,12 +247,8 @@ Status KvStore::Open(const KvStoreOptions& options, std::unique_ptr<KvStore>* st
         table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
         break;
       }
-      case ColumnKind::kLog:
-        table.block_size = 64 << 10;
-        break;
-      case ColumnKind::kPlain:
-        table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
-        break;
+      case ColumnKind::kLog: table.block_size = 64 << 10; break;
+      case ColumnKind::kPlain: table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10)); break;
     }
     cf.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
     descriptors.emplace_back(spec.name, cf);

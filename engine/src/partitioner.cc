@@ -27,18 +27,13 @@ int32_t Murmur2(std::string_view key) {
   }
   const size_t tail = length & ~size_t{3};
   switch (length % 4) {
-    case 3:
-      h ^= static_cast<uint32_t>(data[tail + 2]) << 16;
-      [[fallthrough]];
-    case 2:
-      h ^= static_cast<uint32_t>(data[tail + 1]) << 8;
-      [[fallthrough]];
+    case 3: h ^= static_cast<uint32_t>(data[tail + 2]) << 16; [[fallthrough]];
+    case 2: h ^= static_cast<uint32_t>(data[tail + 1]) << 8; [[fallthrough]];
     case 1:
       h ^= static_cast<uint32_t>(data[tail]);
       h *= kM;
       break;
-    default:
-      break;
+    default: break;
   }
   h ^= h >> 13;
   h *= kM;

@@ -4,28 +4,17 @@ namespace catchall {
 
 std::string_view CodeName(Code code) {
   switch (code) {
-    case Code::kOk:
-      return "ok";
-    case Code::kInvalidArgument:
-      return "invalid_argument";
-    case Code::kNotFound:
-      return "not_found";
-    case Code::kTooLarge:
-      return "too_large";
-    case Code::kUnavailable:
-      return "unavailable";
-    case Code::kTimeout:
-      return "timeout";
-    case Code::kCorruption:
-      return "corruption";
-    case Code::kIoError:
-      return "io_error";
-    case Code::kFailedPrecondition:
-      return "failed_precondition";
-    case Code::kAborted:
-      return "aborted";
-    case Code::kInternal:
-      return "internal";
+    case Code::kOk: return "ok";
+    case Code::kInvalidArgument: return "invalid_argument";
+    case Code::kNotFound: return "not_found";
+    case Code::kTooLarge: return "too_large";
+    case Code::kUnavailable: return "unavailable";
+    case Code::kTimeout: return "timeout";
+    case Code::kCorruption: return "corruption";
+    case Code::kIoError: return "io_error";
+    case Code::kFailedPrecondition: return "failed_precondition";
+    case Code::kAborted: return "aborted";
+    case Code::kInternal: return "internal";
   }
   return "unknown";
 }

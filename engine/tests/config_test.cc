@@ -145,8 +145,7 @@ TEST_F(ConfigTest, EnvironmentOverridesFileAndOverridesOverrideEnvironment) {
   EXPECT_TRUE(flags->sync_writes);
 
   // Later overrides of the same key win.
-  Result<Config> twice =
-      LoadConfig("", {{"log.partitions", "5"}, {"log.partitions", "6"}});
+  Result<Config> twice = LoadConfig("", {{"log.partitions", "5"}, {"log.partitions", "6"}});
   ASSERT_TRUE(twice.ok());
   EXPECT_EQ(twice->partitions, 6);
 }
@@ -284,8 +283,8 @@ TEST(ParseListenTest, Variants) {
 TEST(ParseListenTest, Errors) {
   std::string host = "unchanged";
   uint16_t port = 7;
-  for (const char* bad : {"nope", "", "host:", "host:http", "host:65536", "host:-1", ":",
-                          "[::1]", "host:80 "}) {
+  for (const char* bad :
+       {"nope", "", "host:", "host:http", "host:65536", "host:-1", ":", "[::1]", "host:80 "}) {
     SCOPED_TRACE(bad);
     Status s = ParseListen(bad, &host, &port);
     EXPECT_EQ(s.code(), Code::kInvalidArgument);

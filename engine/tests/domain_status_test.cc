@@ -28,7 +28,9 @@ TEST(ClassifyTest, AnyBounceMeansNotCatchAll) {
   EXPECT_EQ(Classify({5, 7}, kT), CatchAllStatus::kNotCatchAll);
 }
 
-TEST(ClassifyTest, NeverSeenIsUnknown) { EXPECT_EQ(Classify({0, 0}, kT), CatchAllStatus::kUnknown); }
+TEST(ClassifyTest, NeverSeenIsUnknown) {
+  EXPECT_EQ(Classify({0, 0}, kT), CatchAllStatus::kUnknown);
+}
 
 TEST(ClassifyTest, CustomThreshold) {
   EXPECT_EQ(Classify({10, 0}, 10), CatchAllStatus::kUnknown);

@@ -205,9 +205,10 @@ TEST(NormalizeDomainTest, AcceptsSingleLabelNames) {
 
 TEST(NormalizeDomainTest, RejectsInvalidUtf8) {
   EXPECT_THAT(ErrorOf("\xff.com"), HasSubstr("\\xff"));
-  EXPECT_THAT(ErrorOf("b\xc3.com"), HasSubstr("\\xc3"));           // truncated sequence
-  EXPECT_THAT(ErrorOf("\xc0\xae.com"), HasSubstr("\\xc0\\xae"));   // overlong '.'
-  EXPECT_THAT(ErrorOf("\xed\xa0\x80.com"), HasSubstr("not a valid internationalized"));  // surrogate
+  EXPECT_THAT(ErrorOf("b\xc3.com"), HasSubstr("\\xc3"));          // truncated sequence
+  EXPECT_THAT(ErrorOf("\xc0\xae.com"), HasSubstr("\\xc0\\xae"));  // overlong '.'
+  EXPECT_THAT(ErrorOf("\xed\xa0\x80.com"),
+              HasSubstr("not a valid internationalized"));  // surrogate
 }
 
 TEST(NormalizeDomainTest, RejectsCodePointsIdnaDisallows) {
@@ -217,8 +218,8 @@ TEST(NormalizeDomainTest, RejectsCodePointsIdnaDisallows) {
 }
 
 TEST(NormalizeDomainTest, IsIdempotent) {
-  for (std::string_view input :
-       {"Example.COM.", "bücher.de", "例え。テスト", "ｅｘａｍｐｌｅ．ｃｏｍ", "faß.de", "localhost"}) {
+  for (std::string_view input : {"Example.COM.", "bücher.de", "例え。テスト",
+                                 "ｅｘａｍｐｌｅ．ｃｏｍ", "faß.de", "localhost"}) {
     Result<std::string> once = NormalizeDomain(input);
     ASSERT_TRUE(once.ok()) << input << ": " << once.status().ToString();
     Result<std::string> twice = NormalizeDomain(*once);

@@ -30,21 +30,21 @@ struct BatchOutcome {
 BatchOutcome Parse(EventParser& parser, std::string_view body, BatchFormat format,
                    size_t max_items = 1000) {
   BatchOutcome out;
-  out.status = parser.ParseBatch(body, format, max_items,
-                                 [&](size_t index, const Result<RawEvent>& r) {
-                                   Item item;
-                                   item.index = index;
-                                   item.ok = r.ok();
-                                   if (!r.ok()) {
-                                     item.error = r.status().message();
-                                   } else {
-                                     if (r->domain) item.domain = std::string(*r->domain);
-                                     if (r->type) item.type = std::string(*r->type);
-                                     if (r->id) item.id = std::string(*r->id);
-                                     item.ts = r->ts;
-                                   }
-                                   out.items.push_back(std::move(item));
-                                 });
+  out.status =
+      parser.ParseBatch(body, format, max_items, [&](size_t index, const Result<RawEvent>& r) {
+        Item item;
+        item.index = index;
+        item.ok = r.ok();
+        if (!r.ok()) {
+          item.error = r.status().message();
+        } else {
+          if (r->domain) item.domain = std::string(*r->domain);
+          if (r->type) item.type = std::string(*r->type);
+          if (r->id) item.id = std::string(*r->id);
+          item.ts = r->ts;
+        }
+        out.items.push_back(std::move(item));
+      });
   return out;
 }
 
@@ -106,9 +106,9 @@ TEST(ParseObjectTest, UnescapesStrings) {
 
 TEST(ParseObjectTest, IgnoresUnknownFieldsOfAnyShape) {
   EventParser parser;
-  auto r = parser.ParseObject(
-      R"({"x":{"nested":[1,2,{"domain":"evil.com"}]},"domain":"a.com","y":null,)"
-      R"("type":"delivered","z":[true,false],"w":1.5e300})");
+  auto r =
+      parser.ParseObject(R"({"x":{"nested":[1,2,{"domain":"evil.com"}]},"domain":"a.com","y":null,)"
+                         R"("type":"delivered","z":[true,false],"w":1.5e300})");
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(r->domain, "a.com");
   EXPECT_EQ(r->type, "delivered");
@@ -130,8 +130,8 @@ TEST(ParseObjectTest, RejectsWrongFieldTypes) {
 
 TEST(ParseObjectTest, TsMustBeAnInteger) {
   EventParser parser;
-  for (const char* bad : {R"({"ts":1.5})", R"({"ts":"123"})", R"({"ts":1e3})", R"({"ts":true})",
-                          R"({"ts":null})"}) {
+  for (const char* bad :
+       {R"({"ts":1.5})", R"({"ts":"123"})", R"({"ts":1e3})", R"({"ts":true})", R"({"ts":null})"}) {
     auto r = parser.ParseObject(bad);
     ASSERT_FALSE(r.ok()) << bad;
     EXPECT_THAT(r.status().message(), HasSubstr("'ts' must be an integer")) << bad;
@@ -152,9 +152,9 @@ TEST(ParseObjectTest, RejectsNonObjectsAndMalformedJson) {
     ASSERT_FALSE(r.ok()) << bad;
     EXPECT_THAT(r.status().message(), HasSubstr("not a JSON object")) << bad;
   }
-  for (const char* bad : {"", "{", R"({"domain":"a.com")", R"({"domain" "a.com"})",
-                          R"({"domain":"a.com"} x)", R"({"domain":"a.com"}{})",
-                          R"({"domain":"a.com",})", R"({domain:"a.com"})"}) {
+  for (const char* bad :
+       {"", "{", R"({"domain":"a.com")", R"({"domain" "a.com"})", R"({"domain":"a.com"} x)",
+        R"({"domain":"a.com"}{})", R"({"domain":"a.com",})", R"({domain:"a.com"})"}) {
     auto r = parser.ParseObject(bad);
     ASSERT_FALSE(r.ok()) << bad;
     EXPECT_EQ(r.status().code(), Code::kInvalidArgument) << bad;
@@ -165,8 +165,8 @@ TEST(ParseObjectTest, RejectsNonObjectsAndMalformedJson) {
 TEST(ParseObjectTest, AllowsSurroundingWhitespace) {
   // Record values written by kcat and friends often end in a newline.
   EventParser parser;
-  for (const char* json : {"{\"domain\":\"a.com\"}\n", "  {\"domain\":\"a.com\"}  \r\n",
-                           "\t{\"domain\":\"a.com\"}"}) {
+  for (const char* json :
+       {"{\"domain\":\"a.com\"}\n", "  {\"domain\":\"a.com\"}  \r\n", "\t{\"domain\":\"a.com\"}"}) {
     auto r = parser.ParseObject(json);
     ASSERT_TRUE(r.ok()) << json << ": " << r.status().ToString();
     EXPECT_EQ(r->domain, "a.com");
@@ -228,14 +228,14 @@ TEST(ParseBatchNdjsonTest, EmptyBodyHasNoItems) {
 TEST(ParseBatchNdjsonTest, ReportsBadItemsAndKeepsGoing) {
   auto out = Parse(
       "{\"domain\":\"a.com\",\"type\":\"delivered\"}\n"
-      "[1,2]\n"                                              // 1: not an object
-      "{\"domain\":5,\"type\":\"delivered\"}\n"               // 2: domain not a string
-      "{\"domain\":\"b.com\",\"ts\":1.5}\n"                   // 3: ts float
-      "{\"domain\":\"c.com\",\"ts\":\"1\"}\n"                 // 4: ts string
-      "{\"domain\":\"d.com\"} {\"domain\":\"e.com\"}\n"       // 5: two objects on a line
-      "{\"domain\":\"f.com\"} garbage\n"                      // 6: trailing garbage
-      "{\"domain\":\"g.com\"\n"                               // 7: truncated
-      "not json at all\n"                                     // 8
+      "[1,2]\n"                                          // 1: not an object
+      "{\"domain\":5,\"type\":\"delivered\"}\n"          // 2: domain not a string
+      "{\"domain\":\"b.com\",\"ts\":1.5}\n"              // 3: ts float
+      "{\"domain\":\"c.com\",\"ts\":\"1\"}\n"            // 4: ts string
+      "{\"domain\":\"d.com\"} {\"domain\":\"e.com\"}\n"  // 5: two objects on a line
+      "{\"domain\":\"f.com\"} garbage\n"                 // 6: trailing garbage
+      "{\"domain\":\"g.com\"\n"                          // 7: truncated
+      "not json at all\n"                                // 8
       "{\"domain\":\"h.com\",\"type\":\"bounced\",\"extra\":{\"a\":[1]}}\n",  // 9: fine
       BatchFormat::kNdjson);
   ASSERT_TRUE(out.status.ok()) << out.status.ToString();
@@ -377,11 +377,11 @@ TEST(ParseBatchArrayTest, UnknownFieldsAndEscapesInItems) {
 
 TEST(ParseBatchArrayTest, MalformedArraysAreInvalidArgument) {
   const char* bodies[] = {
-      R"([{"domain":"a.com","type":"delivered"})",                                 // no ']'
-      R"([{"domain":"a.com","type":"delivered"},)",                                // no item after ','
-      R"([{"domain":"a.com","type":"delivered"},{"domain":"b.com")",               // truncated item
+      R"([{"domain":"a.com","type":"delivered"})",                    // no ']'
+      R"([{"domain":"a.com","type":"delivered"},)",                   // no item after ','
+      R"([{"domain":"a.com","type":"delivered"},{"domain":"b.com")",  // truncated item
       R"([{"domain":"a.com","type":"delivered"} {"domain":"b.com","type":"x"}])",  // missing ','
-      R"([{"domain":"a.com","type":"delivered"}] garbage)",                       // after ']'
+      R"([{"domain":"a.com","type":"delivered"}] garbage)",                        // after ']'
       R"([{"domain":"a.com","type":"delivered"}]])",
       R"([{"domain":"a.com","type":"delivered"}][])",
       R"([{"domain" "a.com"}])",
@@ -399,10 +399,10 @@ TEST(ParseBatchArrayTest, MalformedArraysAreInvalidArgument) {
 }
 
 TEST(ParseBatchArrayTest, MalformedArrayMessageNamesTheItem) {
-  auto out = Parse(
-      R"([{"domain":"a.com","type":"delivered"},{"domain":"b.com","type":"delivered"},)"
-      R"({"domain":"c.com" "type":"delivered"}])",
-      BatchFormat::kJsonArray);
+  auto out =
+      Parse(R"([{"domain":"a.com","type":"delivered"},{"domain":"b.com","type":"delivered"},)"
+            R"({"domain":"c.com" "type":"delivered"}])",
+            BatchFormat::kJsonArray);
   EXPECT_EQ(out.status.code(), Code::kInvalidArgument);
   EXPECT_THAT(out.status.message(), HasSubstr("item 2"));
   EXPECT_LE(out.items.size(), 2u);

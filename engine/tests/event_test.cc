@@ -171,16 +171,17 @@ std::string AllControlCharacters() {
   return s + "\x7f";
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Ids, EventRoundTripTest,
-    ::testing::Values(std::string("plain-id"), std::string("with \"quotes\""),
-                      std::string("back\\slash\\"), std::string("\\\"\\\""),
-                      std::string("line\nbreak\r\ttab"), AllControlCharacters(),
-                      std::string("nul\0byte", 8), std::string("bücher 日本語 \xF0\x9F\x98\x80"),
-                      std::string("</script><!--"), std::string(kMaxEventIdLength, 'x')),
-    [](const ::testing::TestParamInfo<std::string>& param) {
-      return "Id" + std::to_string(param.index);
-    });
+INSTANTIATE_TEST_SUITE_P(Ids, EventRoundTripTest,
+                         ::testing::Values(std::string("plain-id"), std::string("with \"quotes\""),
+                                           std::string("back\\slash\\"), std::string("\\\"\\\""),
+                                           std::string("line\nbreak\r\ttab"),
+                                           AllControlCharacters(), std::string("nul\0byte", 8),
+                                           std::string("bücher 日本語 \xF0\x9F\x98\x80"),
+                                           std::string("</script><!--"),
+                                           std::string(kMaxEventIdLength, 'x')),
+                         [](const ::testing::TestParamInfo<std::string>& param) {
+                           return "Id" + std::to_string(param.index);
+                         });
 
 TEST(AppendEventJsonTest, InvalidUtf8InIdBecomesReplacementCharacter) {
   Event e;

@@ -73,7 +73,8 @@ class Client {
     *response = {};
     beast::error_code result = net::error::would_block;
     stream_.expires_after(kClientTimeout);
-    http::async_read(stream_, buffer_, *response, [&](beast::error_code ec, size_t) { result = ec; });
+    http::async_read(stream_, buffer_, *response,
+                     [&](beast::error_code ec, size_t) { result = ec; });
     Run();
     return result;
   }
@@ -144,12 +145,11 @@ class HttpServerTest : public ::testing::Test {
  protected:
   HttpServerTest() {
     router_.Mount("/echo", [](const HttpRequest& request, Responder respond) {
-      respond(HttpResponse::Text(200,
-                                 std::string(HttpMethodName(request.method)) + " " +
-                                     std::string(request.target) + " [" +
-                                     std::string(request.body) + "] x-test=" +
-                                     std::string(request.Header("x-test")),
-                                 "text/plain"));
+      respond(HttpResponse::Text(
+          200,
+          std::string(HttpMethodName(request.method)) + " " + std::string(request.target) + " [" +
+              std::string(request.body) + "] x-test=" + std::string(request.Header("x-test")),
+          "text/plain"));
     });
     router_.Mount("/slow", [this](const HttpRequest&, Responder respond) {
       std::lock_guard<std::mutex> lock(mu_);
@@ -289,7 +289,8 @@ TEST_F(HttpServerTest, ChunkedBodyOverLimitIsJson413) {
   auto client = Connect();
   std::string raw =
       "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
-      "800\r\n" + std::string(0x800, 'b') + "\r\n0\r\n\r\n";
+      "800\r\n" +
+      std::string(0x800, 'b') + "\r\n0\r\n\r\n";
   ASSERT_FALSE(client->WriteRaw(raw));
   Response r;
   beast::error_code ec = client->Read(&r);
@@ -424,7 +425,8 @@ TEST_F(HttpServerTest, ExpectContinueGetsA100ThenTheResponse) {
   EXPECT_EQ(interim.result_int(), 100);
 
   result = net::error::would_block;
-  http::async_write(client->stream(), serializer, [&](beast::error_code wec, size_t) { result = wec; });
+  http::async_write(client->stream(), serializer,
+                    [&](beast::error_code wec, size_t) { result = wec; });
   Response final_response;
   ec = client->Read(&final_response);
   ASSERT_FALSE(result) << result.message();

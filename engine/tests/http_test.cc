@@ -41,9 +41,9 @@ HttpResponse Call(const HttpRouter& router, std::string_view target,
 
 HttpHandler Echo(std::string name) {
   return [name](const HttpRequest& request, Responder respond) {
-    respond(HttpResponse::Text(200, name + " " + std::string(request.path()) + " ? " +
-                                        std::string(request.query()),
-                               "text/plain"));
+    respond(HttpResponse::Text(
+        200, name + " " + std::string(request.path()) + " ? " + std::string(request.query()),
+        "text/plain"));
   };
 }
 
@@ -104,7 +104,8 @@ TEST(HttpRouterTest, RouteLabelsAndIndexes) {
 TEST(HttpRouterTest, HandlersMayRespondLater) {
   HttpRouter router;
   Responder saved;
-  router.Mount("/later", [&](const HttpRequest&, Responder respond) { saved = std::move(respond); });
+  router.Mount("/later",
+               [&](const HttpRequest&, Responder respond) { saved = std::move(respond); });
   HttpRequest request;
   request.target = "/later";
   std::optional<HttpResponse> got;

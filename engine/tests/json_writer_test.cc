@@ -48,10 +48,10 @@ TEST(AppendJsonStringTest, EscapesWhatRfc8259Requires) {
 TEST(AppendJsonStringTest, KeepsValidUtf8) {
   EXPECT_EQ(Json("bücher"), "\"bücher\"");
   EXPECT_EQ(Json("日本語"), "\"日本語\"");
-  EXPECT_EQ(Json("\xF0\x9F\x98\x80"), "\"\xF0\x9F\x98\x80\"");          // U+1F600
-  EXPECT_EQ(Json("\xF4\x8F\xBF\xBF"), "\"\xF4\x8F\xBF\xBF\"");          // U+10FFFF
-  EXPECT_EQ(Json("\xEF\xBF\xBD"), "\"\xEF\xBF\xBD\"");                  // U+FFFD itself
-  EXPECT_EQ(Json("\xC2\x80"), "\"\xC2\x80\"");                          // U+0080
+  EXPECT_EQ(Json("\xF0\x9F\x98\x80"), "\"\xF0\x9F\x98\x80\"");  // U+1F600
+  EXPECT_EQ(Json("\xF4\x8F\xBF\xBF"), "\"\xF4\x8F\xBF\xBF\"");  // U+10FFFF
+  EXPECT_EQ(Json("\xEF\xBF\xBD"), "\"\xEF\xBF\xBD\"");          // U+FFFD itself
+  EXPECT_EQ(Json("\xC2\x80"), "\"\xC2\x80\"");                  // U+0080
 }
 
 constexpr const char* kFffd = "\xEF\xBF\xBD";
@@ -61,13 +61,13 @@ TEST(AppendJsonStringTest, ReplacesInvalidUtf8WithReplacementCharacter) {
   EXPECT_EQ(Json("a\xff"
                  "b"),
             "\"a" + r + "b\"");
-  EXPECT_EQ(Json("\x80"), "\"" + r + "\"");                  // lone continuation byte
-  EXPECT_EQ(Json("\xC3"), "\"" + r + "\"");                  // truncated at the end
-  EXPECT_EQ(Json("\xC3x"), "\"" + r + "x\"");                // truncated mid-string
-  EXPECT_EQ(Json("\xE6\x97"), "\"" + r + r + "\"");          // truncated 3-byte sequence
-  EXPECT_EQ(Json("\xC0\xAF"), "\"" + r + r + "\"");          // overlong '/'
-  EXPECT_EQ(Json("\xE0\x80\xAF"), "\"" + r + r + r + "\"");  // overlong 3-byte
-  EXPECT_EQ(Json("\xED\xA0\x80"), "\"" + r + r + r + "\"");  // UTF-16 surrogate
+  EXPECT_EQ(Json("\x80"), "\"" + r + "\"");                          // lone continuation byte
+  EXPECT_EQ(Json("\xC3"), "\"" + r + "\"");                          // truncated at the end
+  EXPECT_EQ(Json("\xC3x"), "\"" + r + "x\"");                        // truncated mid-string
+  EXPECT_EQ(Json("\xE6\x97"), "\"" + r + r + "\"");                  // truncated 3-byte sequence
+  EXPECT_EQ(Json("\xC0\xAF"), "\"" + r + r + "\"");                  // overlong '/'
+  EXPECT_EQ(Json("\xE0\x80\xAF"), "\"" + r + r + r + "\"");          // overlong 3-byte
+  EXPECT_EQ(Json("\xED\xA0\x80"), "\"" + r + r + r + "\"");          // UTF-16 surrogate
   EXPECT_EQ(Json("\xF4\x90\x80\x80"), "\"" + r + r + r + r + "\"");  // above U+10FFFF
   EXPECT_EQ(Json("\xF8\x88\x80\x80\x80"), "\"" + r + r + r + r + r + "\"");
   // A bad byte does not swallow the valid character after it.

@@ -126,7 +126,8 @@ TEST_F(KvStoreTest, MergeAddsCountersElementWise) {
   KvWriteBatch b;
   for (int i = 0; i < 100; ++i) b.Merge(counters_, "d", Counters({1, 1u << 20}));
   ASSERT_TRUE(store_->Write(&b).ok());
-  EXPECT_EQ(DecodeCounters(Get(counters_, "d")), (std::vector<uint64_t>{113, 5 + 100u * (1u << 20)}));
+  EXPECT_EQ(DecodeCounters(Get(counters_, "d")),
+            (std::vector<uint64_t>{113, 5 + 100u * (1u << 20)}));
 }
 
 TEST_F(KvStoreTest, MergeOfDifferentLengthsZeroExtends) {
@@ -413,9 +414,9 @@ TEST(EncodingTest, BigEndianRoundTrips) {
 }
 
 TEST(EncodingTest, BigEndianKeysSortNumerically) {
-  std::vector<uint64_t> values = {0,      1,          2,          9,        10,
-                                  255,    256,        65535,      65536,    1ULL << 32,
-                                  (1ULL << 32) + 1, 1ULL << 63, ~0ULL - 1, ~0ULL};
+  std::vector<uint64_t> values = {
+      0,          1,         2,    9, 10, 255, 256, 65535, 65536, 1ULL << 32, (1ULL << 32) + 1,
+      1ULL << 63, ~0ULL - 1, ~0ULL};
   std::vector<std::string> keys;
   for (uint64_t v : values) {
     std::string k;
@@ -447,7 +448,8 @@ TEST_F(KvStoreTest, BigEndianKeysIterateInNumericOrder) {
   std::sort(values.begin(), values.end());
   auto it = store_->NewIterator(log_);
   std::vector<uint64_t> got;
-  for (it->SeekToFirst(); it->Valid(); it->Next()) got.push_back(DecodeBigEndian64(it->key().data()));
+  for (it->SeekToFirst(); it->Valid(); it->Next())
+    got.push_back(DecodeBigEndian64(it->key().data()));
   EXPECT_EQ(got, values);
 }
 

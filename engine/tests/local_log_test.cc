@@ -92,7 +92,8 @@ class LocalLogTest : public ::testing::Test {
   void AppendSync(std::vector<LogRecord> records) {
     std::promise<Status> done;
     auto future = done.get_future();
-    Status s = appender_->Append(std::move(records), [&done](const Status& st) { done.set_value(st); });
+    Status s =
+        appender_->Append(std::move(records), [&done](const Status& st) { done.set_value(st); });
     ASSERT_TRUE(s.ok()) << s.ToString();
     ASSERT_EQ(future.wait_for(30s), std::future_status::ready);
     Status result = future.get();
@@ -230,7 +231,8 @@ TEST_F(LocalLogTest, ReadFromTheMiddleOfABatch) {
   AppendSync(Records(5, "same", /*same_key=*/true));   // another, 10..14
   auto records = ReadAll(p, 4);
   ASSERT_EQ(records.size(), 11u);
-  for (size_t i = 0; i < records.size(); ++i) EXPECT_EQ(records[i].offset, 4 + static_cast<int64_t>(i));
+  for (size_t i = 0; i < records.size(); ++i)
+    EXPECT_EQ(records[i].offset, 4 + static_cast<int64_t>(i));
   EXPECT_EQ(records[0].value, "same-value-4");
   EXPECT_EQ(records[6].value, "same-value-0");  // offset 10: first of the second batch
 
@@ -249,7 +251,8 @@ TEST_F(LocalLogTest, ReadStopsNearMaxRecordsAtBatchBoundaries) {
   ASSERT_TRUE(log_->Read(kTopic, p, 0, 3, &out).ok());
   ASSERT_GE(out.records.size(), 3u);
   EXPECT_LT(out.records.size(), 20u);
-  for (size_t i = 0; i < out.records.size(); ++i) EXPECT_EQ(out.records[i].offset, static_cast<int64_t>(i));
+  for (size_t i = 0; i < out.records.size(); ++i)
+    EXPECT_EQ(out.records[i].offset, static_cast<int64_t>(i));
   // Read appends to *out; a second read continues where the first stopped.
   size_t first = out.records.size();
   ASSERT_TRUE(log_->Read(kTopic, p, static_cast<int64_t>(first), 1000, &out).ok());
@@ -471,7 +474,8 @@ TEST_F(LocalLogTest, RefusesAppendsBeyondMaxPendingBytes) {
   ASSERT_TRUE(appender_->Append({{"b", big}}, completions.Callback()).ok());
   // Over the budget with a non-empty queue: refused at once, callback never run.
   std::atomic<bool> refused_callback_ran{false};
-  Status refused = appender_->Append({{"c", big}}, [&](const Status&) { refused_callback_ran.store(true); });
+  Status refused =
+      appender_->Append({{"c", big}}, [&](const Status&) { refused_callback_ran.store(true); });
   EXPECT_EQ(refused.code(), Code::kUnavailable);
   EXPECT_THAT(refused.message(), HasSubstr("queue is full"));
   // Small appends that fit are still accepted.
@@ -500,7 +504,8 @@ TEST_F(LocalLogTest, CloseDrainsPendingAppendsAndRefusesNewOnes) {
   Open();
   Completions completions;
   for (int i = 0; i < 20; ++i) {
-    ASSERT_TRUE(appender_->Append(Records(5, "d" + std::to_string(i)), completions.Callback()).ok());
+    ASSERT_TRUE(
+        appender_->Append(Records(5, "d" + std::to_string(i)), completions.Callback()).ok());
   }
   log_->Close();
   EXPECT_EQ(completions.calls(), 20) << "Close waits for pending appends";

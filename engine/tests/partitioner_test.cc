@@ -97,8 +97,8 @@ TEST_F(LibrdkafkaCrossCheckTest, AgreesOnRandomBinaryKeys) {
       int32_t ours = PartitionForKey(key, n);
       int32_t theirs = Rdkafka(key, n);
       if (ours != theirs && ++mismatches <= 5) {
-        ADD_FAILURE() << "key of " << key.size() << " bytes, " << n << " partitions: ours "
-                      << ours << ", librdkafka " << theirs;
+        ADD_FAILURE() << "key of " << key.size() << " bytes, " << n << " partitions: ours " << ours
+                      << ", librdkafka " << theirs;
       }
     }
   }

@@ -30,15 +30,9 @@ QueryProbe::QueryProbe(Metrics& metrics) {
 
 void QueryProbe::OnAnswer(CatchAllStatus status) {
   switch (status) {
-    case CatchAllStatus::kUnknown:
-      unknown_->Increment();
-      break;
-    case CatchAllStatus::kCatchAll:
-      catchall_->Increment();
-      break;
-    case CatchAllStatus::kNotCatchAll:
-      not_catchall_->Increment();
-      break;
+    case CatchAllStatus::kUnknown: unknown_->Increment(); break;
+    case CatchAllStatus::kCatchAll: catchall_->Increment(); break;
+    case CatchAllStatus::kNotCatchAll: not_catchall_->Increment(); break;
   }
 }
 void QueryProbe::OnInvalid() { invalid_->Increment(); }

@@ -138,7 +138,7 @@ void StatusMaterializer::Run() {
     for (const ConsumedRecord& r : messages.records()) {
       next[r.partition] = r.offset + 1;
       if (r.key == kChangelogCheckpointKey) continue;  // aggregator bookkeeping
-      if (r.value.empty()) {  // a tombstone
+      if (r.value.empty()) {                           // a tombstone
         batch.Delete(counts_, r.key);
         continue;
       }

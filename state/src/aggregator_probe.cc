@@ -95,15 +95,9 @@ void AggregatorProbe::OnApplied(ApplyOutcome outcome, size_t n) {
   if (n == 0) return;
   auto v = static_cast<double>(n);
   switch (outcome) {
-    case ApplyOutcome::kCounted:
-      counted_->Increment(v);
-      break;
-    case ApplyOutcome::kDuplicate:
-      duplicates_->Increment(v);
-      break;
-    case ApplyOutcome::kMalformed:
-      malformed_->Increment(v);
-      break;
+    case ApplyOutcome::kCounted: counted_->Increment(v); break;
+    case ApplyOutcome::kDuplicate: duplicates_->Increment(v); break;
+    case ApplyOutcome::kMalformed: malformed_->Increment(v); break;
   }
 }
 

@@ -26,13 +26,14 @@ class ClusterTest : public ::testing::Test {
  protected:
   void SetUp() override {
     brokers_ = TestBrokers();
-    names_ = CreateClusterTopics(brokers_, ::testing::UnitTest::GetInstance()->current_test_info()->name(),
-                                 kPartitions);
+    names_ = CreateClusterTopics(
+        brokers_, ::testing::UnitTest::GetInstance()->current_test_info()->name(), kPartitions);
   }
 
   // Starts `role` with this test's topics; aggregators get a stable
   // instance id so that a restart fences its previous incarnation.
-  std::unique_ptr<ServerProcess> StartRole(const std::string& role, const std::string& data_dir = "",
+  std::unique_ptr<ServerProcess> StartRole(const std::string& role,
+                                           const std::string& data_dir = "",
                                            const std::string& instance = "",
                                            std::vector<std::string> extra = {}) {
     std::vector<std::string> args = {role, "--brokers", brokers_};
@@ -45,9 +46,7 @@ class ClusterTest : public ::testing::Test {
     return p;
   }
 
-  static void ExpectReady(const ServerProcess& p) {
-    ASSERT_TRUE(p.WaitReady(90s)) << p.Output();
-  }
+  static void ExpectReady(const ServerProcess& p) { ASSERT_TRUE(p.WaitReady(90s)) << p.Output(); }
 
   // Waits for the query node to show exactly `expected`.
   static void ExpectCounts(HttpClient& query, const Counts& expected,
@@ -80,8 +79,8 @@ TEST_F(ClusterTest, EventsFlowThroughThreeSeparateProcesses) {
   ASSERT_EQ(in.Put("/events/few.example/delivered").status, 204);
 
   HttpClient q(query->port());
-  ExpectCounts(q, {{"catch.example", {1001, 0}}, {"bounce.example", {1, 1}},
-                   {"few.example", {1, 0}}});
+  ExpectCounts(q,
+               {{"catch.example", {1001, 0}}, {"bounce.example", {1, 1}}, {"few.example", {1, 0}}});
   EXPECT_EQ(GetDomain(q, "catch.example").state, "catch-all");
   EXPECT_EQ(GetDomain(q, "bounce.example").state, "not catch-all");
   EXPECT_EQ(GetDomain(q, "few.example").state, "unknown");
@@ -188,16 +187,17 @@ TEST_F(ClusterTest, KcatReplayProducesStatusesAndDeadLettersMisroutedRecords) {
   std::string misrouted = "misrouted.example";
   int32_t right = PartitionForKey(misrouted, kPartitions);
   int32_t wrong = (right + 1) % kPartitions;
-  ASSERT_EQ(RunProgram({"kcat", "-P", "-b", brokers_, "-t", names_.events, "-p",
-                        std::to_string(wrong), "-K", "\t"},
-                       misrouted + "\t{\"domain\":\"misrouted.example\",\"type\":\"delivered\"}\n",
-                       &out),
-            0)
+  ASSERT_EQ(
+      RunProgram({"kcat", "-P", "-b", brokers_, "-t", names_.events, "-p", std::to_string(wrong),
+                  "-K", "\t"},
+                 misrouted + "\t{\"domain\":\"misrouted.example\",\"type\":\"delivered\"}\n", &out),
+      0)
       << out;
 
   HttpClient q(query->port());
-  ExpectCounts(q, {{"replayed.example", {1200, 0}}, {"other.example", {0, 1}},
-                   {"misrouted.example", {0, 0}}});
+  ExpectCounts(
+      q,
+      {{"replayed.example", {1200, 0}}, {"other.example", {0, 1}}, {"misrouted.example", {0, 0}}});
   EXPECT_EQ(GetDomain(q, "replayed.example").state, "catch-all");
 
   // The dead letter says why.
@@ -216,7 +216,10 @@ TEST_F(ClusterTest, KcatReplayProducesStatusesAndDeadLettersMisroutedRecords) {
   RunProgram({"kcat", "-C", "-b", brokers_, "-t", names_.status, "-e", "-q", "-X",
               "isolation.level=read_committed", "-f", "%k %s\n"},
              "", &statuses);
-  EXPECT_THAT(statuses, HasSubstr(R"(replayed.example {"domain":"replayed.example","status":"catch-all","delivered":1200,"bounced":0})"));
+  EXPECT_THAT(
+      statuses,
+      HasSubstr(
+          R"(replayed.example {"domain":"replayed.example","status":"catch-all","delivered":1200,"bounced":0})"));
 }
 
 // A broker of its own, so that stopping it does not disturb other tests.
@@ -237,8 +240,7 @@ class BrokerOutageTest : public ::testing::Test {
 
   std::unique_ptr<ServerProcess> StartRole(const std::string& role, const std::string& data_dir,
                                            const std::string& instance = "") {
-    std::vector<std::string> args = {role, "--brokers", brokers_, "--set",
-                                     "kafka.timeout_ms=3000"};
+    std::vector<std::string> args = {role, "--brokers", brokers_, "--set", "kafka.timeout_ms=3000"};
     for (const auto& f : names_.Flags()) args.push_back(f);
     if (!data_dir.empty()) args.insert(args.end(), {"--data-dir", data_dir});
     if (!instance.empty()) args.insert(args.end(), {"--set", "kafka.instance_id=" + instance});
@@ -304,8 +306,8 @@ TEST_F(BrokerOutageTest, IngestAnswers503QuicklyAndLosesNothingAcknowledged) {
   }
   HttpClient q(query->port());
   std::string diff;
-  EXPECT_TRUE(WaitForAllCounts(q, Tally(all), 180s, &diff))
-      << diff << "\naggregator:\n" << aggregate->Output().substr(0, 20000);
+  EXPECT_TRUE(WaitForAllCounts(q, Tally(all), 180s, &diff)) << diff << "\naggregator:\n"
+                                                            << aggregate->Output().substr(0, 20000);
 }
 
 }  // namespace

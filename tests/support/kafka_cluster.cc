@@ -25,11 +25,10 @@ std::string TestBrokers() {
 }
 
 std::vector<std::string> ClusterNames::Flags() const {
-  return {"--set", "kafka.events_topic=" + events,      "--set",
-          "kafka.status_topic=" + status,               "--set",
-          "kafka.dead_letter_topic=" + dead_letter,     "--set",
-          "kafka.group_id=" + group,                    "--set",
-          "aggregate.commit_interval_ms=50"};
+  return {
+      "--set", "kafka.events_topic=" + events,           "--set", "kafka.status_topic=" + status,
+      "--set", "kafka.dead_letter_topic=" + dead_letter, "--set", "kafka.group_id=" + group,
+      "--set", "aggregate.commit_interval_ms=50"};
 }
 
 ClusterNames CreateClusterTopics(const std::string& brokers, const std::string& prefix,
@@ -37,8 +36,8 @@ ClusterNames CreateClusterTopics(const std::string& brokers, const std::string& 
   std::random_device rd;
   std::string id = prefix + "-" + std::to_string(getpid()) + "-" + std::to_string(rd() % 100000);
   ClusterNames n{id + ".events", id + ".status", id + ".dlq", id + ".group"};
-  std::vector<std::string> args = {"topics", "create", "--brokers", brokers, "--partitions",
-                                   std::to_string(partitions)};
+  std::vector<std::string> args = {"topics", "create",       "--brokers",
+                                   brokers,  "--partitions", std::to_string(partitions)};
   for (const auto& f : n.Flags()) args.push_back(f);
   std::string out;
   int rc = RunBinary(args, &out);

@@ -28,8 +28,7 @@ ClusterNames CreateClusterTopics(const std::string& brokers, const std::string& 
 
 // Runs a program (argv[0] is looked up in PATH) with `input` on stdin;
 // returns its exit code and puts stdout+stderr in *output.
-int RunProgram(const std::vector<std::string>& argv, const std::string& input,
-               std::string* output);
+int RunProgram(const std::vector<std::string>& argv, const std::string& input, std::string* output);
 
 // Path of scripts/kafka-dev in the source tree.
 std::string KafkaDevScript();
