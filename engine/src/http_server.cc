@@ -8,7 +8,6 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <mutex>
@@ -47,13 +46,23 @@ std::string_view View(beast::string_view s) { return {s.data(), s.size()}; }
 
 class Session;
 
+// Each I/O thread runs its own io_context and owns the sessions accepted
+// onto it, so a session's handlers never run concurrently and need no
+// strand; executors are concrete types (no type-erased executor copies on
+// every operation). This is the model of Beast's fast server examples.
+using Executor = net::io_context::executor_type;
+using Stream = beast::basic_stream<tcp, Executor>;
+using Timer = net::basic_waitable_timer<std::chrono::steady_clock,
+                                        net::wait_traits<std::chrono::steady_clock>, Executor>;
+
 struct HttpServerImpl : std::enable_shared_from_this<HttpServerImpl> {
   HttpServerOptions options;
   const HttpRouter* router;
   std::unique_ptr<HttpProbe> probe;
-  net::io_context ioc;
-  std::optional<net::executor_work_guard<net::io_context::executor_type>> work;
-  tcp::acceptor acceptor;
+  std::vector<std::unique_ptr<net::io_context>> contexts;  // one per I/O thread
+  std::vector<net::executor_work_guard<Executor>> work;
+  std::atomic<size_t> next_context{0};
+  std::optional<tcp::acceptor> acceptor;  // on the first context
   std::vector<std::thread> threads;
   std::atomic<bool> draining{false};
   // Set once the I/O threads are gone for good: responses produced later are
@@ -70,11 +79,18 @@ struct HttpServerImpl : std::enable_shared_from_this<HttpServerImpl> {
   HttpServerImpl(HttpServerOptions o, const HttpRouter* r, Metrics* metrics)
       : options(std::move(o)),
         router(r),
-        probe(metrics ? std::make_unique<HttpProbe>(*metrics, r) : nullptr),
-        acceptor(net::make_strand(ioc)) {}
+        probe(metrics ? std::make_unique<HttpProbe>(*metrics, r) : nullptr) {
+    int n = std::max(1, options.threads);
+    for (int i = 0; i < n; ++i) contexts.push_back(std::make_unique<net::io_context>(1));
+    acceptor.emplace(*contexts[0]);
+  }
+
+  net::io_context& NextContext() {
+    return *contexts[next_context.fetch_add(1, std::memory_order_relaxed) % contexts.size()];
+  }
 
   void DoAccept();
-  void OnAccept(beast::error_code ec, tcp::socket socket);
+  void OnAccept(beast::error_code ec, net::basic_stream_socket<tcp, Executor> socket);
 
   // References to the open sessions. Taken under the lock but returned, so
   // that a session whose last reference is dropped is destroyed outside it
@@ -93,7 +109,7 @@ struct HttpServerImpl : std::enable_shared_from_this<HttpServerImpl> {
 // response, repeats while keep-alive. Lives in its own strand.
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(tcp::socket&& socket, std::shared_ptr<HttpServerImpl> server)
+  Session(net::basic_stream_socket<tcp, Executor>&& socket, std::shared_ptr<HttpServerImpl> server)
       : stream_(std::move(socket)), timer_(stream_.get_executor()), server_(std::move(server)) {}
 
   ~Session() {
@@ -255,6 +271,19 @@ class Session : public std::enable_shared_from_this<Session> {
       server_->probe->OnRequest(route_, method_, r.status,
                                 std::chrono::steady_clock::now() - received_);
     }
+    bool keep = keep_alive_ && !server_->draining.load();
+    if (r.status == 204 && r.headers.empty() && version_ == 11) {
+      // The answer to nearly every single-event PUT: a constant, written
+      // without building a response object.
+      static constexpr std::string_view kKeepAlive = "HTTP/1.1 204 No Content\r\n\r\n";
+      static constexpr std::string_view kClose =
+          "HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n";
+      std::string_view bytes = keep ? kKeepAlive : kClose;
+      stream_.expires_after(server_->options.io_timeout);
+      net::async_write(stream_, net::const_buffer(bytes.data(), bytes.size()),
+                       beast::bind_front_handler(&Session::OnWrite, shared_from_this(), keep));
+      return;
+    }
     res_ = {};
     res_.version(version_);
     res_.result(static_cast<unsigned>(r.status));
@@ -262,7 +291,6 @@ class Session : public std::enable_shared_from_this<Session> {
       res_.set(http::field::content_type, r.content_type);
     }
     for (auto& [name, value] : r.headers) res_.set(name, value);
-    bool keep = keep_alive_ && !server_->draining.load();
     res_.keep_alive(keep);
     res_.body() = std::move(r.body);
     res_.prepare_payload();
@@ -284,8 +312,8 @@ class Session : public std::enable_shared_from_this<Session> {
     stream_.close();
   }
 
-  beast::tcp_stream stream_;
-  net::steady_timer timer_;
+  Stream stream_;
+  Timer timer_;
   bool timed_out_ = false;
   beast::flat_buffer buffer_;
   std::shared_ptr<HttpServerImpl> server_;
@@ -301,12 +329,13 @@ class Session : public std::enable_shared_from_this<Session> {
 };
 
 void HttpServerImpl::DoAccept() {
-  acceptor.async_accept(net::make_strand(ioc),
-                        beast::bind_front_handler(&HttpServerImpl::OnAccept, shared_from_this()));
+  acceptor->async_accept(NextContext(),
+                         beast::bind_front_handler(&HttpServerImpl::OnAccept, shared_from_this()));
 }
 
-void HttpServerImpl::OnAccept(beast::error_code ec, tcp::socket socket) {
-  if (ec == net::error::operation_aborted || !acceptor.is_open()) return;
+void HttpServerImpl::OnAccept(beast::error_code ec,
+                              net::basic_stream_socket<tcp, Executor> socket) {
+  if (ec == net::error::operation_aborted || !acceptor->is_open()) return;
   if (ec) {
     // EMFILE and friends: log and keep accepting rather than die.
     spdlog::warn("accept failed: {}", ec.message());
@@ -344,7 +373,7 @@ Status HttpServer::Start() {
         fmt::format("'{}' is not an IP address to listen on", impl_->options.host));
   }
   tcp::endpoint endpoint(address, impl_->options.port);
-  auto& acceptor = impl_->acceptor;
+  auto& acceptor = *impl_->acceptor;
   acceptor.open(endpoint.protocol(), ec);
   if (!ec) acceptor.set_option(net::socket_base::reuse_address(true), ec);
   if (!ec) acceptor.bind(endpoint, ec);
@@ -354,11 +383,10 @@ Status HttpServer::Start() {
                                        impl_->options.port, ec.message()));
   }
   impl_->bound_port = acceptor.local_endpoint().port();
-  impl_->work.emplace(impl_->ioc.get_executor());
+  for (auto& c : impl_->contexts) impl_->work.push_back(net::make_work_guard(*c));
   impl_->DoAccept();
-  int n = std::max(1, impl_->options.threads);
-  for (int i = 0; i < n; ++i) {
-    impl_->threads.emplace_back([impl = impl_] { impl->ioc.run(); });
+  for (size_t i = 0; i < impl_->contexts.size(); ++i) {
+    impl_->threads.emplace_back([impl = impl_, i] { impl->contexts[i]->run(); });
   }
   return Status::Ok();
 }
@@ -368,17 +396,17 @@ uint16_t HttpServer::port() const { return impl_->bound_port; }
 void HttpServer::Shutdown(std::chrono::milliseconds deadline) {
   if (impl_->threads.empty()) return;
   impl_->draining.store(true);
-  net::post(impl_->acceptor.get_executor(), [impl = impl_] {
+  net::post(impl_->acceptor->get_executor(), [impl = impl_] {
     beast::error_code ec;
-    impl->acceptor.close(ec);
+    impl->acceptor->close(ec);
   });
   for (auto& s : impl_->LiveSessions()) s->CloseIfIdle();
   auto until = std::chrono::steady_clock::now() + deadline;
   while (impl_->connections.load() > 0 && std::chrono::steady_clock::now() < until) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
-  impl_->work.reset();
-  impl_->ioc.stop();
+  impl_->work.clear();
+  for (auto& c : impl_->contexts) c->stop();
   for (auto& t : impl_->threads) t.join();
   impl_->threads.clear();
   // Connections still open after the deadline are cut, and their handlers
@@ -390,11 +418,13 @@ void HttpServer::Shutdown(std::chrono::milliseconds deadline) {
   }
   // Run what is still queued (closed sockets complete at once) so that no
   // handler keeps a session alive.
-  impl_->ioc.restart();
   auto until_idle = std::chrono::steady_clock::now() + std::chrono::seconds(2);
-  while (impl_->ioc.poll() > 0 && std::chrono::steady_clock::now() < until_idle) {
+  for (auto& c : impl_->contexts) {
+    c->restart();
+    while (c->poll() > 0 && std::chrono::steady_clock::now() < until_idle) {
+    }
+    c->run_for(std::chrono::milliseconds(50));
   }
-  impl_->ioc.run_for(std::chrono::milliseconds(50));
 }
 
 }  // namespace catchall
