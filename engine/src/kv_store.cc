@@ -234,6 +234,11 @@ Status KvStore::Open(const KvStoreOptions& options, std::unique_ptr<KvStore>* st
     table.cache_index_and_filter_blocks = true;
     table.pin_l0_filter_and_index_blocks_in_cache = true;
     table.format_version = 5;
+    // A bloom filter over the memtable as well: most lookups (an id never
+    // seen, a domain not yet counted) miss, and without it each miss walks
+    // the memtable's skiplist.
+    cf.memtable_prefix_bloom_size_ratio = spec.kind == ColumnKind::kLog ? 0 : 0.1;
+    cf.memtable_whole_key_filtering = spec.kind != ColumnKind::kLog;
     switch (spec.kind) {
       case ColumnKind::kCounters:
         cf.merge_operator = std::make_shared<AddCountersOperator>();

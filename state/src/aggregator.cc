@@ -86,6 +86,10 @@ Result<ApplyOutcome> Aggregator::Apply(const ConsumedRecord& record, std::string
 CounterDelta Aggregator::TakeDelta() {
   CounterDelta out = std::move(delta_);
   delta_ = CounterDelta();
+  // The next interval will likely touch as many domains: growing the maps
+  // from empty again cost ~18% of Apply (rehashing) in the profile.
+  delta_.counts.reserve(out.counts.size());
+  delta_.ids.reserve(out.ids.size());
   pending_records_ = 0;
   return out;
 }
