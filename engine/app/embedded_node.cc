@@ -25,6 +25,7 @@ Status EmbeddedNode::Start(const std::string& port_file) {
   log_options.topics = {{std::string(kEventsTopic), config_.partitions},
                         {std::string(kDeadLetterTopic), 1}};
   log_options.max_pending_bytes = config_.max_pending_mb << 20;
+  log_options.max_unconsumed_records = static_cast<int64_t>(config_.max_unconsumed_events);
   log_options.retention = std::chrono::minutes(config_.retention_minutes);
 
   std::vector<ColumnSpec> columns = LocalLog::Columns(log_options);

@@ -122,6 +122,9 @@ std::vector<Setting> MakeSettings() {
   s.push_back(U64Setting("log.max_pending_mb",
                          "events waiting to be written beyond this get 503 (backpressure)",
                          &Config::max_pending_mb));
+  s.push_back(U64Setting("log.max_unconsumed_events",
+                         "events written but not yet counted beyond this get 503 (0: no limit)",
+                         &Config::max_unconsumed_events));
   s.push_back(U64Setting("ingest.max_batch_items", "most items in one POST /events",
                          &Config::max_batch_items));
   s.push_back(U64Setting("aggregate.catchall_threshold",

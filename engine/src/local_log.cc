@@ -116,6 +116,16 @@ struct LocalLogImpl {
     return nullptr;
   }
 
+  // Records written but not yet below the retention floor (consumed).
+  static int64_t Unconsumed(const TopicState& topic) {
+    int64_t n = 0;
+    for (int32_t p = 0; p < topic.partitions; ++p) {
+      n += topic.end[p].load(std::memory_order_relaxed) -
+           topic.floor[p].load(std::memory_order_relaxed);
+    }
+    return n;
+  }
+
   Status Enqueue(TopicState* topic, std::vector<LogRecord> records, LogAppender::Callback done) {
     size_t bytes = 0;
     for (const auto& r : records) bytes += r.key.size() + r.value.size() + 8;
@@ -129,6 +139,13 @@ struct LocalLogImpl {
       if (pending_bytes + bytes > options.max_pending_bytes && !queue.empty()) {
         if (probe) probe->OnRejected();
         return Status::Unavailable("the local log's write queue is full; retry shortly");
+      }
+      if (options.max_unconsumed_records > 0 &&
+          Unconsumed(*topic) > options.max_unconsumed_records) {
+        if (probe) probe->OnRejected();
+        return Status::Unavailable(
+            fmt::format("aggregation is more than {} events behind; retry shortly",
+                        options.max_unconsumed_records));
       }
       pending_bytes += bytes;
       queue.push_back(PendingAppend{topic, std::move(records), std::move(done), bytes});

@@ -566,3 +566,28 @@ TEST_F(LocalLogTest, ConcurrentAppendsGetDistinctDenseOffsets) {
 
 }  // namespace
 }  // namespace catchall
+
+namespace catchall {
+namespace {
+
+// An overloaded consumer slows producers down: past the limit of records
+// written but not consumed (above the retention floors), appends are
+// refused until the consumer moves its floors.
+TEST_F(LocalLogTest, RefusesAppendsWhileTooMuchIsUnconsumed) {
+  LocalLogOptions options = LogOptions();
+  options.max_unconsumed_records = 5;
+  Open(options);
+  AppendSync(Records(6, "u"));  // accepted: the check precedes the append
+  bool ran = false;
+  Status refused = appender_->Append(Records(1, "v"), [&ran](const Status&) { ran = true; });
+  EXPECT_EQ(refused.code(), Code::kUnavailable);
+  EXPECT_THAT(refused.message(), HasSubstr("more than 5 events behind"));
+  for (int32_t p = 0; p < kPartitions; ++p) {
+    log_->SetRetentionFloor(kTopic, p, log_->EndOffset(kTopic, p));
+  }
+  AppendSync(Records(1, "w"));
+  EXPECT_FALSE(ran) << "a refused append never runs its callback";
+}
+
+}  // namespace
+}  // namespace catchall

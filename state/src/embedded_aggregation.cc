@@ -79,6 +79,7 @@ void EmbeddedAggregation::Run() {
   LocalReadResult batch;
   std::string reason;
   size_t outcome_counts[3] = {0, 0, 0};
+  auto last_gauges = std::chrono::steady_clock::time_point();
   while (true) {
     bool stopping = stop_.load();
     uint64_t seq = log_->AppendSequence();
@@ -142,17 +143,18 @@ void EmbeddedAggregation::Run() {
     }
     if (stopping && aggregator_->pending_records() == 0) break;
     if (stopping) continue;  // a failed final commit: retry once more
-    if (!progressed) {
-      if (probe_) {
-        int64_t lag = 0;
-        for (int32_t p = 0; p < partitions_; ++p) {
-          lag += log_->EndOffset(options_.topic, p) - committed_[p];
-        }
-        probe_->SetLag(lag);
-        probe_->SetDomains(store_->ApproximateDomains(), store_->ApproximateBytes());
+    // Gauges refresh on a clock, busy or idle: a lag read only when the
+    // aggregator is idle would show 0 exactly when it is far behind.
+    if (probe_ && now - last_gauges >= std::chrono::milliseconds(200)) {
+      last_gauges = now;
+      int64_t lag = 0;
+      for (int32_t p = 0; p < partitions_; ++p) {
+        lag += log_->EndOffset(options_.topic, p) - committed_[p];
       }
-      log_->WaitForAppend(seq, options_.commit_interval);
+      probe_->SetLag(lag);
+      probe_->SetDomains(store_->ApproximateDomains(), store_->ApproximateBytes());
     }
+    if (!progressed) log_->WaitForAppend(seq, options_.commit_interval);
   }
 }
 

@@ -37,6 +37,7 @@ struct Config {
   int partitions = 8;
   uint64_t retention_minutes = 60;
   uint64_t max_pending_mb = 64;
+  uint64_t max_unconsumed_events = 5000000;
   // [ingest]
   uint64_t max_batch_items = 100000;
   // [aggregate]

@@ -35,6 +35,11 @@ struct LocalLogOptions {
   // Appends waiting for the writer beyond this many bytes are refused with
   // Unavailable (backpressure instead of unbounded memory).
   size_t max_pending_bytes = 64 << 20;
+  // Appends are refused with Unavailable while a topic has more records
+  // than this past its retention floors (written but not yet consumed), so
+  // that an overloaded consumer slows producers down instead of falling
+  // ever further behind. 0: no limit.
+  int64_t max_unconsumed_records = 0;
   // Records older than this are deleted, but never records at or after a
   // partition's retention floor (the oldest offset a consumer still needs).
   std::chrono::milliseconds retention{std::chrono::hours(1)};
