@@ -231,8 +231,12 @@ Status KvStore::Open(const KvStoreOptions& options, std::unique_ptr<KvStore>* st
     cf.bottommost_compression = strong;
     rocksdb::BlockBasedTableOptions table;
     table.block_cache = rep->cache;
-    table.cache_index_and_filter_blocks = true;
-    table.pin_l0_filter_and_index_blocks_in_cache = true;
+    // Index and bloom filter blocks stay in the table readers, always in
+    // memory (~1.25 bytes per key for the filter): in the shared block
+    // cache they were evicted by data blocks and log scans, and with ten
+    // million domains every lookup then re-read and re-checksummed a
+    // multi-megabyte filter block (~1 ms per GET).
+    table.cache_index_and_filter_blocks = false;
     table.format_version = 5;
     // A bloom filter over the memtable as well: most lookups (an id never
     // seen, a domain not yet counted) miss, and without it each miss walks
