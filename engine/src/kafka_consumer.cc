@@ -181,6 +181,21 @@ Status KafkaConsumer::Seek(int32_t partition, int64_t offset) {
 
 void* KafkaConsumer::native_handle() const { return impl_->rk; }
 
+int64_t KafkaConsumer::Lag(const std::map<int32_t, int64_t>& positions) {
+  int64_t lag = 0;
+  for (const auto& [p, position] : positions) {
+    int64_t low = 0;
+    int64_t high = 0;
+    if (position < 0) continue;
+    if (rd_kafka_get_watermark_offsets(impl_->rk, impl_->topic.c_str(), p, &low, &high) ==
+            RD_KAFKA_RESP_ERR_NO_ERROR &&
+        high > position) {
+      lag += high - position;
+    }
+  }
+  return lag;
+}
+
 Result<int32_t> KafkaConsumer::PartitionCount() {
   return kafka_internal::PartitionCount(impl_->rk, impl_->topic, impl_->timeout_ms);
 }

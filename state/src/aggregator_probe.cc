@@ -44,11 +44,12 @@ AggregatorProbe::AggregatorProbe(Metrics& metrics) {
                     .Help("Age of the oldest event of a commit when it became visible to queries")
                     .Register(r)
                     .Add({}, LatencyBuckets());
-  lag_ = &prometheus::BuildGauge()
-              .Name("catchall_aggregate_lag_records")
-              .Help("Records in the log not yet consumed")
-              .Register(r)
-              .Add({});
+  lag_ =
+      &prometheus::BuildGauge()
+           .Name("catchall_aggregate_lag_records")
+           .Help("Records of the owned partitions not yet consumed (embedded: not yet committed)")
+           .Register(r)
+           .Add({});
   domains_ = &prometheus::BuildGauge()
                   .Name("catchall_state_domains")
                   .Help("Approximate number of domains with counters")

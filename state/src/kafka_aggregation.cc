@@ -185,6 +185,10 @@ void KafkaAggregation::Run() {
       ready_.store(false);
       continue;
     }
+    if (probe_ && now - last_gauges_ >= std::chrono::milliseconds(200)) {
+      last_gauges_ = now;
+      probe_->SetLag(consumer_->Lag(position_));
+    }
     if (!assigned_once_ && now - started_ > kReadyWithoutAssignment) {
       assigned_once_ = true;
       ready_.store(true);

@@ -107,6 +107,10 @@ class KafkaConsumer {
   Status Seek(int32_t partition, int64_t offset);
   // Partitions of the topic.
   Result<int32_t> PartitionCount();
+  // Records between `positions` (partition -> next offset to consume) and
+  // the partitions' high watermarks as last reported by the fetcher; no
+  // broker request.
+  int64_t Lag(const std::map<int32_t, int64_t>& positions);
   // Leaves the group (revoking partitions through the listener).
   void Close();
 

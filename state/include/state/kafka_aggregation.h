@@ -97,6 +97,7 @@ class KafkaAggregation : public RebalanceListener {
   std::vector<LogRecord> dead_letters_;
   std::chrono::steady_clock::time_point last_commit_;
   std::chrono::steady_clock::time_point started_;
+  std::chrono::steady_clock::time_point last_gauges_;
   bool assigned_once_ = false;
   // Set when positions could not be rewound: only a fresh consumer is safe.
   bool must_reconnect_ = false;
