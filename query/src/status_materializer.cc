@@ -6,6 +6,7 @@
 #include <prometheus/registry.h>
 #include <spdlog/spdlog.h>
 
+#include "engine/counts_table.h"
 #include "engine/domain_status.h"
 #include "engine/metrics.h"
 
@@ -46,21 +47,6 @@ namespace {
 constexpr std::string_view kCountsColumn = "query.counts";
 constexpr std::string_view kOffsetsColumn = "query.offsets";
 
-std::string EncodeCounts(const DomainCounts& c) {
-  std::string v;
-  PutFixed64(&v, c.delivered);
-  PutFixed64(&v, c.bounced);
-  return v;
-}
-
-DomainCounts DecodeCounts(std::string_view v) {
-  DomainCounts c;
-  if (v.size() >= 16) {
-    c.delivered = DecodeFixed64(v.data());
-    c.bounced = DecodeFixed64(v.data() + 8);
-  }
-  return c;
-}
 }  // namespace
 
 std::vector<ColumnSpec> StatusMaterializer::Columns() {
@@ -75,6 +61,7 @@ StatusMaterializer::StatusMaterializer(KafkaOptions kafka, std::string topic, Kv
       store_(store),
       counts_(store->GetColumn(kCountsColumn)),
       offsets_(store->GetColumn(kOffsetsColumn)),
+      counts_table_(store, counts_),
       probe_(metrics ? std::make_unique<MaterializerProbe>(*metrics) : nullptr) {}
 
 StatusMaterializer::~StatusMaterializer() { Stop(); }
@@ -188,23 +175,12 @@ void StatusMaterializer::Run() {
 }
 
 Result<DomainCounts> StatusMaterializer::Get(std::string_view domain) const {
-  std::string value;
-  Status s = store_->Get(counts_, domain, &value);
-  if (s.code() == Code::kNotFound) return DomainCounts{};
-  if (!s.ok()) return s;
-  return DecodeCounts(value);
+  return counts_table_.Get(domain);
 }
 
 Status StatusMaterializer::MultiGet(const std::vector<std::string>& domains,
                                     std::vector<DomainCounts>* out) const {
-  std::vector<std::string_view> keys(domains.begin(), domains.end());
-  std::vector<std::optional<std::string>> values;
-  CATCHALL_RETURN_IF_ERROR(store_->MultiGet(counts_, keys, &values));
-  out->assign(domains.size(), DomainCounts{});
-  for (size_t i = 0; i < values.size(); ++i) {
-    if (values[i]) (*out)[i] = DecodeCounts(*values[i]);
-  }
-  return Status::Ok();
+  return counts_table_.MultiGet(domains, out);
 }
 
 }  // namespace catchall

@@ -9,21 +9,6 @@ constexpr std::string_view kOffsetsColumn = "state.offsets";
 constexpr std::string_view kIdsColumn = "state.ids";
 }  // namespace
 
-std::string EncodeCounts(const DomainCounts& counts) {
-  std::string v;
-  v.reserve(16);
-  PutFixed64(&v, counts.delivered);
-  PutFixed64(&v, counts.bounced);
-  return v;
-}
-
-DomainCounts DecodeCounts(std::string_view value) {
-  DomainCounts c;
-  if (value.size() >= 8) c.delivered = DecodeFixed64(value.data());
-  if (value.size() >= 16) c.bounced = DecodeFixed64(value.data() + 8);
-  return c;
-}
-
 std::vector<ColumnSpec> CounterStore::Columns(std::chrono::seconds id_window) {
   return {
       {std::string(kCountsColumn), ColumnKind::kCounters, {}},
@@ -38,26 +23,16 @@ CounterStore::CounterStore(KvStore* store, std::string source)
       source_(std::move(source)),
       counts_(store->GetColumn(kCountsColumn)),
       offsets_(store->GetColumn(kOffsetsColumn)),
-      ids_(store->GetColumn(kIdsColumn)) {}
+      ids_(store->GetColumn(kIdsColumn)),
+      counts_table_(store, counts_) {}
 
 Result<DomainCounts> CounterStore::Get(std::string_view domain) const {
-  std::string value;
-  Status s = store_->Get(counts_, domain, &value);
-  if (s.code() == Code::kNotFound) return DomainCounts{};
-  if (!s.ok()) return s;
-  return DecodeCounts(value);
+  return counts_table_.Get(domain);
 }
 
 Status CounterStore::MultiGet(const std::vector<std::string>& domains,
                               std::vector<DomainCounts>* out) const {
-  std::vector<std::string_view> keys(domains.begin(), domains.end());
-  std::vector<std::optional<std::string>> values;
-  CATCHALL_RETURN_IF_ERROR(store_->MultiGet(counts_, keys, &values));
-  out->assign(domains.size(), DomainCounts{});
-  for (size_t i = 0; i < values.size(); ++i) {
-    if (values[i]) (*out)[i] = DecodeCounts(*values[i]);
-  }
-  return Status::Ok();
+  return counts_table_.MultiGet(domains, out);
 }
 
 std::string CounterStore::OffsetKey(int32_t partition) const {

@@ -15,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "engine/counts_table.h"
 #include "engine/kafka.h"
 #include "engine/kv_store.h"
 #include "engine/status_reader.h"
@@ -49,6 +50,7 @@ class StatusMaterializer : public StatusReader {
   KvStore* store_;
   Column counts_;
   Column offsets_;
+  CountsTable counts_table_;
   std::unique_ptr<MaterializerProbe> probe_;
   std::unique_ptr<KafkaPartitionReader> reader_;
   int32_t partitions_ = 0;

@@ -16,6 +16,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "engine/counts_table.h"
 #include "engine/domain_status.h"
 #include "engine/kv_store.h"
 #include "engine/status_reader.h"
@@ -87,10 +88,7 @@ class CounterStore : public StatusReader {
   Column counts_;
   Column offsets_;
   Column ids_;
+  CountsTable counts_table_;
 };
-
-// Encodes counters as the 16-byte value of the counts column.
-std::string EncodeCounts(const DomainCounts& counts);
-DomainCounts DecodeCounts(std::string_view value);
 
 }  // namespace catchall

@@ -1,0 +1,42 @@
+#include "engine/counts_table.h"
+
+#include <optional>
+
+namespace catchall {
+
+std::string EncodeCounts(const DomainCounts& counts) {
+  std::string v;
+  v.reserve(16);
+  PutFixed64(&v, counts.delivered);
+  PutFixed64(&v, counts.bounced);
+  return v;
+}
+
+DomainCounts DecodeCounts(std::string_view value) {
+  DomainCounts c;
+  if (value.size() >= 8) c.delivered = DecodeFixed64(value.data());
+  if (value.size() >= 16) c.bounced = DecodeFixed64(value.data() + 8);
+  return c;
+}
+
+Result<DomainCounts> CountsTable::Get(std::string_view domain) const {
+  std::string value;
+  Status s = store_->Get(column_, domain, &value);
+  if (s.code() == Code::kNotFound) return DomainCounts{};
+  if (!s.ok()) return s;
+  return DecodeCounts(value);
+}
+
+Status CountsTable::MultiGet(const std::vector<std::string>& domains,
+                             std::vector<DomainCounts>* out) const {
+  std::vector<std::string_view> keys(domains.begin(), domains.end());
+  std::vector<std::optional<std::string>> values;
+  CATCHALL_RETURN_IF_ERROR(store_->MultiGet(column_, keys, &values));
+  out->assign(domains.size(), DomainCounts{});
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (values[i]) (*out)[i] = DecodeCounts(*values[i]);
+  }
+  return Status::Ok();
+}
+
+}  // namespace catchall
