@@ -8,6 +8,10 @@
 // (an upper bound, by at most one poll round trip). Probes run on their own
 // connections and thread so that the main load's queues do not delay them.
 //
+// The PUTs go to --target and the GETs to --query-target. When those are
+// different servers (a cluster's ingest and query nodes), each probe has two
+// connections, one to each; otherwise one carries both.
+//
 // Threads: Run() on the prober's own thread; Begin and Stop from any thread;
 // result() after Run() returned.
 #pragma once
@@ -62,8 +66,15 @@ class FreshnessProber final : public ConnectionHandler {
     Clock::time_point last_poll{};
   };
 
+  // Connection ids: probe i's PUT connection is i, its poll connection
+  // kConnections + i when the targets are split (else the same one).
+  static uint32_t ProbeOf(const HttpConnection& conn) { return conn.id() % kConnections; }
+  HttpConnection& PutConn(uint32_t i) { return *conns_[i]; }
+  HttpConnection& PollConn(uint32_t i) { return *conns_[split_ ? kConnections + i : i]; }
+
   void ArmTick();
-  void StartProbe(HttpConnection& conn);
+  void StartProbe(uint32_t i);
+  void SendPoll(uint32_t i);
   void AppendProbeName(uint64_t id, std::string* out) const;
   void ArmSweep();
 
@@ -71,6 +82,7 @@ class FreshnessProber final : public ConnectionHandler {
   boost::asio::io_context ioc_{1};
   boost::asio::steady_timer tick_{ioc_};
   boost::asio::steady_timer sweep_{ioc_};
+  const bool split_;
   std::vector<std::unique_ptr<HttpConnection>> conns_;
   std::vector<Probe> probes_;
   Clock::duration period_;

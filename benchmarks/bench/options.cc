@@ -33,6 +33,11 @@ int ParseOptions(int argc, char** argv, BenchOptions* o) {
   std::string mode = "put";
   app.add_option("--target", o->target, "Base URL of the server, e.g. http://127.0.0.1:8080")
       ->required();
+  app.add_option("--query-target", o->query_target,
+                 "Base URL for reads, e.g. a cluster's query node while --target is an ingest "
+                 "node: GET /domains (get mode, mixed mode's reads), the --verify lookups and "
+                 "the --freshness polls (the probes' PUTs still go to --target). Default: "
+                 "--target");
   app.add_option("--mode", mode,
                  "put: one event per PUT; batch: NDJSON POST /events of --batch-size events; "
                  "get: GET /domains/{d} of workload domains; mixed: PUTs and GETs (--read-ratio)")
@@ -138,6 +143,7 @@ int ParseOptions(int argc, char** argv, BenchOptions* o) {
         Mix64(static_cast<uint64_t>(std::chrono::system_clock::now().time_since_epoch().count())) %
         1'000'000'000;
   }
+  if (o->query_target.empty()) o->query_target = o->target;
   if (o->verify) o->idempotency_keys = true;
   if (o->duration_s == 0 && o->max_events == 0) {
     std::cerr << "catchall-bench: --duration 0 needs --max-events\n";

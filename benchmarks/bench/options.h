@@ -11,7 +11,8 @@ enum class Mode { kPut, kBatch, kGet, kMixed };
 std::string_view ModeName(Mode mode);
 
 struct BenchOptions {
-  std::string target;
+  std::string target;        // writes: PUT / POST /events
+  std::string query_target;  // reads: GET /domains, lookups, probe polls; "" = target
   Mode mode = Mode::kPut;
   std::string workload = "challenge";
   uint64_t domains = 10'000'000;

@@ -57,6 +57,7 @@ std::string ResultsJson(const BenchReport& r) {
 
   w.Key("config").BeginObject();
   w.Field("target", o.target);
+  w.Field("query_target", o.query_target.empty() ? o.target : o.query_target);
   w.Field("mode", ModeName(o.mode));
   w.Field("workload", r.workload);
   w.Field("domains", o.domains);
@@ -340,9 +341,11 @@ std::string Summary(const BenchReport& r) {
   const uint64_t ops = t.events_acked_measured + t.lookups_ok_measured;
   std::string s;
   auto out = std::back_inserter(s);
-  fmt::format_to(out, "catchall-bench {} / {} -> {} ({} connections, {} thread{}, {})\n",
-                 ModeName(o.mode), r.workload, o.target, o.connections, o.threads,
-                 o.threads == 1 ? "" : "s",
+  const bool reads_elsewhere = !o.query_target.empty() && o.query_target != o.target;
+  fmt::format_to(out, "catchall-bench {} / {} -> {}{} ({} connections, {} thread{}, {})\n",
+                 ModeName(o.mode), r.workload, o.target,
+                 reads_elsewhere ? fmt::format(", reads -> {}", o.query_target) : std::string(),
+                 o.connections, o.threads, o.threads == 1 ? "" : "s",
                  o.rate > 0 ? fmt::format("open loop at {}/s", o.rate) : "closed loop");
   fmt::format_to(out, "  measured    {:.2f} s (warmup {:.2f} s), stopped by {}{}; seed {}\n",
                  r.window_s, o.warmup_s, r.stop_reason, r.drain_aborted ? " (drain timed out)" : "",

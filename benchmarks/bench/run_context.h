@@ -16,7 +16,9 @@ namespace catchall::bench {
 // read-only afterwards, the atomics are the cross-thread signals.
 struct RunContext {
   const BenchOptions& options;
-  const Target& target;
+  const Target& target;        // writes (--target)
+  const Target& query_target;  // reads (--query-target; equal to target by default)
+  const bool split_targets;    // target and query_target are different servers
   const Workload& workload;
   Ledger* ledger = nullptr;  // only with --verify
   uint64_t run_id = 0;       // prefix of idempotency keys and probe names
@@ -30,8 +32,8 @@ struct RunContext {
   std::atomic<int64_t> budget{INT64_MAX};  // operations left to issue (--max-events)
   std::atomic<uint32_t> workers_done{0};
 
-  RunContext(const BenchOptions& o, const Target& t, const Workload& w)
-      : options(o), target(t), workload(w) {}
+  RunContext(const BenchOptions& o, const Targets& t, const Workload& w)
+      : options(o), target(t.write), query_target(t.read), split_targets(t.split), workload(w) {}
 };
 
 }  // namespace catchall::bench

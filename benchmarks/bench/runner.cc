@@ -119,9 +119,9 @@ void PrintProgress(double elapsed, const LoadTotals& totals, const IntervalTotal
 }  // namespace
 
 int RunBench(const BenchOptions& options) {
-  Target target;
+  Targets targets;
   std::string error;
-  if (!ParseTargetUrl(options.target, &target, &error) || !ResolveTarget(&target, &error)) {
+  if (!ResolveTargets(options.target, options.query_target, &targets, &error)) {
     std::cerr << "catchall-bench: " << error << "\n";
     return 1;
   }
@@ -143,7 +143,7 @@ int RunBench(const BenchOptions& options) {
   std::unique_ptr<Ledger> ledger;
   if (options.verify) ledger = std::make_unique<Ledger>(options.domains);
 
-  RunContext ctx(options, target, *workload);
+  RunContext ctx(options, targets, *workload);
   ctx.ledger = ledger.get();
   ctx.run_id = Mix64(
       options.seed ^
@@ -179,14 +179,24 @@ int RunBench(const BenchOptions& options) {
          g_interrupts.load() == 0) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
+  // connected() counts the connections to the server of the mode's main
+  // requests: the query target in get mode, --target otherwise (mixed mode
+  // with a separate query target also opens one read connection per
+  // connection slot; those are not waited for).
+  const bool load_reads = options.mode == Mode::kGet;
+  const std::string& load_url = load_reads ? options.query_target : options.target;
+  const Target& load_target = load_reads ? targets.read : targets.write;
   if (driver.connected() == 0) {
-    std::cerr << fmt::format("catchall-bench: cannot connect to {} ({}:{})\n", options.target,
-                             target.endpoint.address().to_string(), target.endpoint.port());
+    std::cerr << fmt::format("catchall-bench: cannot connect to {} ({}:{})\n", load_url,
+                             load_target.endpoint.address().to_string(),
+                             load_target.endpoint.port());
   } else if (!options.quiet) {
     std::cerr << fmt::format(
-        "catchall-bench: {} / {} against {}: {} of {} connections up, seed {}\n",
-        ModeName(options.mode), workload->name(), options.target, driver.connected(),
-        options.connections, options.seed);
+        "catchall-bench: {} / {} against {}{}: {} of {} connections up, seed {}\n",
+        ModeName(options.mode), workload->name(), load_url,
+        targets.split && !load_reads ? fmt::format(" (reads from {})", options.query_target)
+                                     : std::string(),
+        driver.connected(), options.connections, options.seed);
   }
 
   const Clock::time_point start = Clock::now();
@@ -303,7 +313,7 @@ int RunBench(const BenchOptions& options) {
     if (!options.quiet) {
       std::cerr << "catchall-bench: verifying (waiting for the server to settle)...\n";
     }
-    Verifier verifier(options, target, *workload, *ledger);
+    Verifier verifier(options, targets.read, *workload, *ledger);
     report.verify = verifier.Run(driver.RecentDomains());
   }
 

@@ -7,10 +7,11 @@
 
 namespace catchall::bench {
 
-bool ParseTargetUrl(std::string_view url, Target* target, std::string* error) {
+bool ParseTargetUrl(std::string_view url, Target* target, std::string* error,
+                    std::string_view flag) {
   constexpr std::string_view kScheme = "http://";
   if (url.substr(0, kScheme.size()) != kScheme) {
-    *error = fmt::format("--target must start with http:// (got '{}')", url);
+    *error = fmt::format("{} must start with http:// (got '{}')", flag, url);
     return false;
   }
   std::string_view rest = url.substr(kScheme.size());
@@ -24,7 +25,7 @@ bool ParseTargetUrl(std::string_view url, Target* target, std::string* error) {
   if (!authority.empty() && authority.front() == '[') {  // [v6]:port
     const size_t close = authority.find(']');
     if (close == std::string_view::npos) {
-      *error = fmt::format("bad IPv6 address in --target '{}'", url);
+      *error = fmt::format("bad IPv6 address in {} '{}'", flag, url);
       return false;
     }
     host = authority.substr(1, close - 1);
@@ -36,12 +37,12 @@ bool ParseTargetUrl(std::string_view url, Target* target, std::string* error) {
     std::string_view p = authority.substr(colon + 1);
     auto [end, ec] = std::from_chars(p.data(), p.data() + p.size(), port);
     if (ec != std::errc() || end != p.data() + p.size() || port == 0) {
-      *error = fmt::format("bad port in --target '{}'", url);
+      *error = fmt::format("bad port in {} '{}'", flag, url);
       return false;
     }
   }
   if (host.empty()) {
-    *error = fmt::format("no host in --target '{}'", url);
+    *error = fmt::format("no host in {} '{}'", flag, url);
     return false;
   }
   target->host = std::string(host);
@@ -69,6 +70,29 @@ bool ResolveTarget(Target* target, std::string* error) {
       break;
     }
   }
+  return true;
+}
+
+bool SameServer(const Target& a, const Target& b) {
+  return a.endpoint == b.endpoint && a.host_header == b.host_header && a.base_path == b.base_path;
+}
+
+bool ResolveTargets(std::string_view target_url, std::string_view query_url, Targets* targets,
+                    std::string* error) {
+  if (!ParseTargetUrl(target_url, &targets->write, error, "--target") ||
+      !ResolveTarget(&targets->write, error)) {
+    return false;
+  }
+  if (query_url.empty() || query_url == target_url) {
+    targets->read = targets->write;
+    targets->split = false;
+    return true;
+  }
+  if (!ParseTargetUrl(query_url, &targets->read, error, "--query-target") ||
+      !ResolveTarget(&targets->read, error)) {
+    return false;
+  }
+  targets->split = !SameServer(targets->write, targets->read);
   return true;
 }
 

@@ -34,14 +34,25 @@ Worker::Worker(RunContext& ctx, uint32_t index, uint32_t count, uint32_t connect
     : ctx_(ctx),
       opt_(ctx.options),
       index_(index),
+      slot_count_(connections),
       stream_(ctx.workload.NewStream(index, count)),
       rng_(StreamSeed(ctx.workload.seed(), 0xfeed0000ull + index)),
       next_seq_(static_cast<uint64_t>(index) << 40) {
   const auto timeout =
       std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(opt_.timeout_s));
-  conns_.reserve(connections);
+  // get mode only reads; mixed mode with a separate query target gets a
+  // second connection per slot for its reads.
+  const Target& first = opt_.mode == Mode::kGet ? ctx.query_target : ctx.target;
+  read_conns_ = opt_.mode == Mode::kMixed && ctx.split_targets;
+  conns_.reserve(read_conns_ ? 2 * connections : connections);
   for (uint32_t i = 0; i < connections; ++i) {
-    conns_.push_back(std::make_unique<HttpConnection>(ioc_, ctx.target.endpoint, this, i, timeout));
+    conns_.push_back(std::make_unique<HttpConnection>(ioc_, first.endpoint, this, i, timeout));
+  }
+  if (read_conns_) {
+    for (uint32_t i = 0; i < connections; ++i) {
+      conns_.push_back(std::make_unique<HttpConnection>(ioc_, ctx.query_target.endpoint, this,
+                                                        connections + i, timeout));
+    }
   }
   slots_.resize(connections);
   if (opt_.mode == Mode::kBatch) {
@@ -99,52 +110,65 @@ void Worker::DoBegin() {
   begun_ = true;
   if (stopping_) return MaybeFinish();
   if (open_loop_) return ArmPacer();
-  std::vector<HttpConnection*> ready;
+  std::vector<uint32_t> ready;
   ready.swap(idle_);
-  for (HttpConnection* c : ready) {
+  for (uint32_t i : ready) {
     if (stopping_) break;
-    Dispatch(*c, Clock::now());
+    if (slots_[i].idle) Dispatch(i, Clock::now());
   }
   MaybeFinish();
 }
 
+void Worker::PushIdle(uint32_t i) {
+  if (slots_[i].idle) return;
+  slots_[i].idle = true;
+  idle_.push_back(i);
+}
+
 void Worker::OnReady(HttpConnection& conn) {
-  Slot& s = slots_[conn.id()];
-  if (s.has_op) {  // a retry is due (after an error answer or a reconnect)
-    if (s.retry) {
+  const uint32_t i = SlotOf(conn);
+  Slot& s = slots_[i];
+  if (s.has_op) {
+    // A send is due on this connection (a retry after an error answer or a
+    // reconnect, or an operation that waited for it to connect).
+    if (s.retry && &conn == &ConnFor(i, s.kind)) {
       s.retry = false;
-      SendOp(conn, s);
+      SendOp(i, s);
     }
     return;
   }
   if (!begun_) {
-    connected_.fetch_add(1, std::memory_order_relaxed);
-    idle_.push_back(&conn);
+    if (conn.id() < slot_count_) {  // a slot counts once, by its first connection
+      connected_.fetch_add(1, std::memory_order_relaxed);
+      PushIdle(i);
+    }
     return;
   }
   if (stopping_ || finished_) return MaybeFinish();
   const Clock::time_point now = Clock::now();
-  if (!open_loop_) return Dispatch(conn, now);
+  if (!open_loop_) return Dispatch(i, now);
+  if (s.idle) return;  // already waiting for the pacer
   const Clock::time_point due = DueTime(next_k_);
   if (due > now) {
-    idle_.push_back(&conn);
+    PushIdle(i);
     return ArmPacer();
   }
   ++next_k_;
   NoteLag(due, now, /*from_timer=*/false);
-  Dispatch(conn, due);
+  Dispatch(i, due);
 }
 
-void Worker::Dispatch(HttpConnection& conn, Clock::time_point intended) {
-  Slot& s = slots_[conn.id()];
-  if (!StartOp(conn, s, intended)) {
+void Worker::Dispatch(uint32_t i, Clock::time_point intended) {
+  Slot& s = slots_[i];
+  s.idle = false;
+  if (!StartOp(i, s, intended)) {
     StopIssuing();
     return MaybeFinish();
   }
-  SendOp(conn, s);
+  SendOp(i, s);
 }
 
-bool Worker::StartOp(HttpConnection& conn, Slot& s, Clock::time_point intended) {
+bool Worker::StartOp(uint32_t slot, Slot& s, Clock::time_point intended) {
   if (ctx_.stop_issuing.load(std::memory_order_relaxed)) return false;
   OpKind kind = OpKind::kPut;
   switch (opt_.mode) {
@@ -188,6 +212,7 @@ bool Worker::StartOp(HttpConnection& conn, Slot& s, Clock::time_point intended) 
   s.first_seq = next_seq_;
   next_seq_ += std::max<uint32_t>(events, 1);
   ++busy_;
+  HttpConnection& conn = ConnFor(slot, kind);
   switch (kind) {
     case OpKind::kPut: BuildPut(conn, s); break;
     case OpKind::kBatch: BuildBatch(conn, s); break;
@@ -250,13 +275,18 @@ void Worker::BuildBatch(HttpConnection& conn, const Slot& s) {
 void Worker::BuildGet(HttpConnection& conn, const Slot& s) {
   std::string& h = conn.head();
   h.clear();
-  h.append("GET ").append(ctx_.target.base_path).append("/domains/");
+  h.append("GET ").append(ctx_.query_target.base_path).append("/domains/");
   ctx_.workload.AppendDomainName(s.event.domain, &h);
-  h.append(" HTTP/1.1\r\nHost: ").append(ctx_.target.host_header).append("\r\n\r\n");
+  h.append(" HTTP/1.1\r\nHost: ").append(ctx_.query_target.host_header).append("\r\n\r\n");
   conn.body().clear();
 }
 
-void Worker::SendOp(HttpConnection& conn, Slot& s) {
+void Worker::SendOp(uint32_t i, Slot& s) {
+  HttpConnection& conn = ConnFor(i, s.kind);
+  if (!conn.ready()) {  // (re)connecting: OnReady sends it
+    s.retry = true;
+    return;
+  }
   requests_sent_.store(requests_sent_.load(std::memory_order_relaxed) + 1,
                        std::memory_order_relaxed);
   const bool first = s.attempts++ == 0;
@@ -274,8 +304,9 @@ uint32_t Worker::EventCount(const Slot& s) const {
 }
 
 void Worker::OnResponse(HttpConnection& conn, const HttpResponseView& r) {
-  Slot& s = slots_[conn.id()];
-  if (!s.has_op) return;
+  const uint32_t i = SlotOf(conn);
+  Slot& s = slots_[i];
+  if (!s.has_op || &conn != &ConnFor(i, s.kind)) return;
   const Clock::time_point now = Clock::now();
   if (r.status >= 200 && r.status < 300) {
     OnSuccess(s, r, now);
@@ -291,7 +322,7 @@ void Worker::OnResponse(HttpConnection& conn, const HttpResponseView& r) {
   const bool maybe_stored = r.status >= 500 && r.status != 503;
   const Clock::duration floor =
       std::min<Clock::duration>(std::chrono::seconds(r.retry_after_s), kMaxRetryDelay);
-  OnError(conn, s, retryable, maybe_stored, floor);
+  OnError(s, retryable, maybe_stored, floor);
 }
 
 void Worker::OnFailure(HttpConnection& conn, TransportError error, bool in_flight) {
@@ -300,13 +331,13 @@ void Worker::OnFailure(HttpConnection& conn, TransportError error, bool in_fligh
     ++totals_.transport_errors[static_cast<size_t>(error)];
     ++interval_.errors;
   }
-  Slot& s = slots_[conn.id()];
-  if (!in_flight || !s.has_op) return;
-  OnError(conn, s, /*retryable=*/true, /*maybe_stored=*/true, Clock::duration::zero());
+  const uint32_t i = SlotOf(conn);
+  Slot& s = slots_[i];
+  if (!in_flight || !s.has_op || &conn != &ConnFor(i, s.kind)) return;
+  OnError(s, /*retryable=*/true, /*maybe_stored=*/true, Clock::duration::zero());
 }
 
-void Worker::OnError(HttpConnection& /*conn*/, Slot& s, bool retryable, bool maybe_stored,
-                     Clock::duration retry_after) {
+void Worker::OnError(Slot& s, bool retryable, bool maybe_stored, Clock::duration retry_after) {
   const bool events = s.kind != OpKind::kGet;
   // Once the load stops, events the server refused (503, 429) are not worth
   // retrying: they were definitely not stored, so giving up keeps the ledger
@@ -455,11 +486,12 @@ void Worker::OnPacer() {
   while (!idle_.empty() && !stopping_) {
     const Clock::time_point due = DueTime(next_k_);
     if (due > now) break;
-    HttpConnection* conn = idle_.back();
+    const uint32_t i = idle_.back();
     idle_.pop_back();
+    if (!slots_[i].idle) continue;  // stale entry: dispatched since
     ++next_k_;
     NoteLag(due, now, /*from_timer=*/true);
-    Dispatch(*conn, due);
+    Dispatch(i, due);
   }
   ArmPacer();
 }

@@ -5,6 +5,14 @@
 // counted from the intended send time), retries under --verify, records
 // latencies and counters, and acknowledges events into the Ledger.
 //
+// Each of its connection slots carries at most one operation at a time.
+// A slot normally has one connection: to --target (put, batch, mixed) or to
+// --query-target (get). In mixed mode with a separate --query-target a slot
+// has two, one to each server, and sends each operation on the one its kind
+// needs (events to --target, lookups to --query-target), so --read-ratio
+// keeps its meaning. Connection ids: slot i's first connection is i, its
+// read connection (if any) slots + i.
+//
 // Threads: Run() is called on the worker's own thread and returns once the
 // worker has drained (or was aborted). Begin, RequestStop, Abort and
 // Snapshot may be called from any thread; everything else runs on the
@@ -57,10 +65,11 @@ class Worker final : public ConnectionHandler {
   void OnFailure(HttpConnection& conn, TransportError error, bool in_flight) override;
 
  private:
-  // The operation a connection is working on.
+  // The operation a connection slot is working on.
   struct Slot {
     bool has_op = false;
-    bool retry = false;
+    bool retry = false;  // a send is due once the op's connection is ready
+    bool idle = false;   // listed in idle_ (open loop, or before Begin)
     OpKind kind = OpKind::kPut;
     uint32_t attempts = 0;
     GeneratedEvent event;               // put; get uses event.domain
@@ -71,16 +80,21 @@ class Worker final : public ConnectionHandler {
   };
 
   void DoBegin();
-  void Dispatch(HttpConnection& conn, Clock::time_point intended);
-  bool StartOp(HttpConnection& conn, Slot& slot, Clock::time_point intended);
+  uint32_t SlotOf(const HttpConnection& conn) const { return conn.id() % slot_count_; }
+  // The connection that carries slot `i`'s operations of kind `kind`.
+  HttpConnection& ConnFor(uint32_t i, OpKind kind) {
+    return *conns_[read_conns_ && kind == OpKind::kGet ? slot_count_ + i : i];
+  }
+  void PushIdle(uint32_t i);
+  void Dispatch(uint32_t i, Clock::time_point intended);
+  bool StartOp(uint32_t i, Slot& slot, Clock::time_point intended);
   void BuildPut(HttpConnection& conn, const Slot& slot);
   void BuildBatch(HttpConnection& conn, const Slot& slot);
   void BuildGet(HttpConnection& conn, const Slot& slot);
   void AppendKey(uint64_t seq, std::string* out) const;
-  void SendOp(HttpConnection& conn, Slot& slot);
+  void SendOp(uint32_t i, Slot& slot);
   void OnSuccess(Slot& slot, const HttpResponseView& response, Clock::time_point now);
-  void OnError(HttpConnection& conn, Slot& slot, bool retryable, bool maybe_stored,
-               Clock::duration retry_floor);
+  void OnError(Slot& slot, bool retryable, bool maybe_stored, Clock::duration retry_floor);
   void GiveUp(Slot& slot, bool maybe_stored);
   void EndOp(Slot& slot);
   uint32_t EventCount(const Slot& slot) const;
@@ -102,9 +116,11 @@ class Worker final : public ConnectionHandler {
   boost::asio::io_context ioc_{1};
   boost::asio::steady_timer pacer_{ioc_};
   boost::asio::steady_timer sweep_{ioc_};
+  const uint32_t slot_count_;
+  bool read_conns_ = false;  // mixed mode with a separate --query-target
   std::vector<std::unique_ptr<HttpConnection>> conns_;
   std::vector<Slot> slots_;
-  std::vector<HttpConnection*> idle_;
+  std::vector<uint32_t> idle_;  // slots ready for an operation (may hold stale entries)
   std::unique_ptr<EventStream> stream_;
   SplitMix64 rng_;
   simdjson::dom::parser json_;

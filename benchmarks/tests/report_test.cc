@@ -3,6 +3,12 @@
 #include <gtest/gtest.h>
 #include <simdjson.h>
 
+#include <string>
+#include <vector>
+
+#include "bench/options.h"
+#include "bench/target.h"
+
 namespace catchall::bench {
 namespace {
 
@@ -95,6 +101,91 @@ TEST(ReportTest, SummaryMentionsVerification) {
   const std::string s = Summary(SampleReport());
   EXPECT_NE(s.find("verify      FAILED"), std::string::npos) << s;
   EXPECT_NE(s.find("abc.com"), std::string::npos);
+}
+
+TEST(ReportTest, ConfigRecordsTheQueryTarget) {
+  simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  std::string_view query;
+  // Not given: reads go to --target.
+  BenchReport r = SampleReport();
+  const std::string json = ResultsJson(r);
+  ASSERT_EQ(parser.parse(json).get(doc), simdjson::SUCCESS) << json;
+  ASSERT_EQ(doc["config"]["query_target"].get_string().get(query), simdjson::SUCCESS);
+  EXPECT_EQ(query, "http://127.0.0.1:8080");
+  EXPECT_EQ(Summary(r).find("reads ->"), std::string::npos);
+  // A separate query node.
+  r.options.query_target = "http://127.0.0.1:8081";
+  const std::string split = ResultsJson(r);
+  ASSERT_EQ(parser.parse(split).get(doc), simdjson::SUCCESS) << split;
+  ASSERT_EQ(doc["config"]["query_target"].get_string().get(query), simdjson::SUCCESS);
+  EXPECT_EQ(query, "http://127.0.0.1:8081");
+  EXPECT_NE(Summary(r).find("reads -> http://127.0.0.1:8081"), std::string::npos) << Summary(r);
+}
+
+// --query-target's parsing and resolution (kept here: the test target's
+// source list lives in benchmarks/CMakeLists.txt).
+int Parse(std::vector<std::string> args, BenchOptions* o) {
+  args.insert(args.begin(), "catchall-bench");
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  return ParseOptions(static_cast<int>(argv.size()), argv.data(), o);
+}
+
+TEST(OptionsTest, QueryTargetDefaultsToTarget) {
+  BenchOptions o;
+  ASSERT_EQ(Parse({"--target", "http://127.0.0.1:8080"}, &o), -1);
+  EXPECT_EQ(o.query_target, "http://127.0.0.1:8080");
+  BenchOptions split;
+  ASSERT_EQ(Parse({"--target", "http://127.0.0.1:8080", "--query-target", "http://127.0.0.1:9090",
+                   "--mode", "get"},
+                  &split),
+            -1);
+  EXPECT_EQ(split.target, "http://127.0.0.1:8080");
+  EXPECT_EQ(split.query_target, "http://127.0.0.1:9090");
+  EXPECT_EQ(split.mode, Mode::kGet);
+}
+
+TEST(TargetsTest, SameUrlIsOneServer) {
+  Targets t;
+  std::string error;
+  ASSERT_TRUE(ResolveTargets("http://127.0.0.1:8080/api", "", &t, &error)) << error;
+  EXPECT_FALSE(t.split);
+  EXPECT_EQ(t.read.port, 8080);
+  EXPECT_EQ(t.read.base_path, "/api");
+  ASSERT_TRUE(ResolveTargets("http://127.0.0.1:8080/api", "http://127.0.0.1:8080/api/", &t, &error))
+      << error;
+  EXPECT_FALSE(t.split);  // a trailing slash does not make another server
+}
+
+TEST(TargetsTest, QueryTargetSplitsReadsFromWrites) {
+  Targets t;
+  std::string error;
+  ASSERT_TRUE(ResolveTargets("http://127.0.0.1:8080", "http://127.0.0.1:8081/q", &t, &error))
+      << error;
+  EXPECT_TRUE(t.split);
+  EXPECT_EQ(t.write.port, 8080);
+  EXPECT_EQ(t.write.host_header, "127.0.0.1:8080");
+  EXPECT_EQ(t.write.base_path, "");
+  EXPECT_EQ(t.read.port, 8081);
+  EXPECT_EQ(t.read.host_header, "127.0.0.1:8081");
+  EXPECT_EQ(t.read.base_path, "/q");
+  EXPECT_EQ(t.read.endpoint.port(), 8081);
+  // Same address and port, other path prefix: another server as far as
+  // the requests are concerned.
+  ASSERT_TRUE(ResolveTargets("http://127.0.0.1:8080", "http://127.0.0.1:8080/q", &t, &error));
+  EXPECT_TRUE(t.split);
+}
+
+TEST(TargetsTest, BadQueryTargetNamesTheFlag) {
+  Targets t;
+  std::string error;
+  EXPECT_FALSE(ResolveTargets("http://127.0.0.1:8080", "https://127.0.0.1:8081", &t, &error));
+  EXPECT_NE(error.find("--query-target"), std::string::npos) << error;
+  EXPECT_FALSE(ResolveTargets("127.0.0.1:8080", "", &t, &error));
+  EXPECT_NE(error.find("--target"), std::string::npos) << error;
+  EXPECT_FALSE(ResolveTargets("http://127.0.0.1:8080", "http://127.0.0.1:0", &t, &error));
+  EXPECT_NE(error.find("bad port in --query-target"), std::string::npos) << error;
 }
 
 TEST(ReportTest, Thousands) {

@@ -1,0 +1,575 @@
+#!/usr/bin/env bash
+# Cluster benchmark: catchall's cluster mode end to end on this machine, with a
+# real Apache Kafka broker (scripts/kafka-dev).
+#
+#   benchmarks/cluster/run.sh [--rate N] [--runs batch,put,open] ...
+#
+# 1. makes sure a broker runs on 127.0.0.1:$KAFKA_PORT (9092): starts one with
+#    scripts/kafka-dev only if none runs, and then stops it at the end;
+# 2. creates fresh topics under a unique prefix (P partitions, `catchall topics create`);
+# 3. starts 1 ingest, 1 aggregate (fresh data dir, unique instance id and group) and
+#    1 query node (fresh data dir), each on 127.0.0.1:<free port> (--port-file), and
+#    waits for /readyz on each;
+# 4. runs catchall-bench with --target the ingest node and --query-target the query
+#    node:
+#      batch  --mode batch --batch-size 1000, 8 connections, --max-events 2,000,000,
+#             --verify --freshness
+#      put    --mode put, 64 connections, --duration 15, --freshness (closed loop)
+#      open   --mode put --rate 10000 --freshness (open loop: latency and freshness
+#             percentiles under a steady load)
+#    before each run it waits until the cluster has caught up (a barrier batch of
+#    probe events is visible on the query node), and after each run it saves the
+#    three nodes' /metrics;
+# 5. writes everything to results/cluster/<timestamp>/ (one directory per run with
+#    results.json, the summaries, metrics, node logs, summary.json) and prints a
+#    summary; the load average is printed before and after.
+# At the end (also on failure or Ctrl-C) it stops the processes it started, by PID,
+# and deletes its topics and consumer group.
+#
+# Run `--help` for every option.
+set -euo pipefail
+
+PROG=cluster
+SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)"
+REPO="$(cd "$SCRIPT_DIR/../.." && pwd -P)"
+CATCHALL="${CATCHALL_BIN:-$REPO/build/release/catchall}"
+BENCH="${CATCHALL_BENCH_BIN:-$REPO/build/release/catchall-bench}"
+KAFKA_DEV="$REPO/scripts/kafka-dev"
+KAFKA_PORT="${KAFKA_PORT:-9092}"
+BROKERS="127.0.0.1:$KAFKA_PORT"
+
+PARTITIONS=12
+RUNS="batch,put,open"
+WORKLOAD=challenge
+DOMAINS=""
+SEED=""
+BATCH_EVENTS=2000000
+BATCH_SIZE=1000
+BATCH_CONNECTIONS=8
+PUT_CONNECTIONS=64
+PUT_DURATION=15
+PUT_WARMUP=2
+RATE=10000
+OPEN_CONNECTIONS=256
+OPEN_DURATION=30
+OPEN_WARMUP=5
+FRESHNESS_RATE=20
+BENCH_THREADS=1
+SETTLE_TIMEOUT=300
+READY_TIMEOUT=120
+WAIT_LOAD=""
+WAIT_MAX=600
+KEEP_WORK=0
+KEEP_TOPICS=0
+OUT=""
+CATCHALL_SETS=()
+BENCH_ARGS=()
+
+usage() {
+  cat <<EOF
+Usage: benchmarks/cluster/run.sh [OPTIONS]
+
+Measure catchall's cluster mode (1 ingest, 1 aggregate, 1 query node and a real
+Kafka broker, all on this machine) with catchall-bench; results go to
+results/cluster/<timestamp>/.
+
+Options:
+  --runs LIST            runs to do, comma-separated: batch, put, open  [$RUNS]
+  --partitions P         partitions of the events and status topics     [$PARTITIONS]
+  --workload W           catchall-bench --workload (challenge, uniform) [$WORKLOAD]
+  --domains N            catchall-bench --domains                       [bench default]
+  --seed S               catchall-bench --seed                          [random]
+  --batch-events N       batch run: --max-events                        [$BATCH_EVENTS]
+  --batch-size N         batch run: events per POST                     [$BATCH_SIZE]
+  --batch-connections N  batch run: connections                         [$BATCH_CONNECTIONS]
+  --put-connections N    put run: connections                           [$PUT_CONNECTIONS]
+  --put-duration S       put run: seconds (warmup $PUT_WARMUP s included)        [$PUT_DURATION]
+  --rate N               open run: events per second                    [$RATE]
+  --open-connections N   open run: connections                          [$OPEN_CONNECTIONS]
+  --open-duration S      open run: seconds (warmup $OPEN_WARMUP s included)      [$OPEN_DURATION]
+  --freshness-rate N     freshness probes per second                    [$FRESHNESS_RATE]
+  --bench-threads N      catchall-bench --threads                       [$BENCH_THREADS]
+  --bench-arg ARG        extra catchall-bench argument (repeatable)
+  --catchall-set K=V     extra setting for the three nodes (repeatable), e.g.
+                         aggregate.commit_interval_ms=50
+  --settle-timeout S     max wait for the cluster to catch up before a run [$SETTLE_TIMEOUT]
+  --wait-load L          before each run, wait until the 1-minute load average is
+                         below L (at most --wait-max seconds, then run anyway)
+  --wait-max S           [$WAIT_MAX]
+  --keep-topics          do not delete the topics and the group at the end
+  --keep-work            keep the work dir (node data dirs) under /tmp/catchall-cluster
+  --out DIR              results dir                   [results/cluster/<timestamp>]
+  -h, --help
+
+Environment: KAFKA_PORT (broker port, 9092), CATCHALL_BIN, CATCHALL_BENCH_BIN.
+Build first: cmake --build --preset release --target catchall catchall-bench
+Exit status: 0 when every run succeeded (and --verify found no mismatch), 1 otherwise.
+EOF
+}
+
+die() { printf '%s: error: %s\n' "$PROG" "$*" >&2; exit 1; }
+say() { printf '%s: [%s] %s\n' "$PROG" "$(date +%H:%M:%S)" "$*" >&2; }
+posint() { [[ "$2" =~ ^[0-9]+$ && "$2" -gt 0 ]] || die "$1 must be a positive integer (got '$2')"; }
+
+while (($#)); do
+  case "$1" in
+    --runs) RUNS="$2"; shift 2 ;;
+    --partitions) PARTITIONS="$2"; shift 2 ;;
+    --workload) WORKLOAD="$2"; shift 2 ;;
+    --domains) DOMAINS="$2"; shift 2 ;;
+    --seed) SEED="$2"; shift 2 ;;
+    --batch-events) BATCH_EVENTS="$2"; shift 2 ;;
+    --batch-size) BATCH_SIZE="$2"; shift 2 ;;
+    --batch-connections) BATCH_CONNECTIONS="$2"; shift 2 ;;
+    --put-connections) PUT_CONNECTIONS="$2"; shift 2 ;;
+    --put-duration) PUT_DURATION="$2"; shift 2 ;;
+    --rate) RATE="$2"; shift 2 ;;
+    --open-connections) OPEN_CONNECTIONS="$2"; shift 2 ;;
+    --open-duration) OPEN_DURATION="$2"; shift 2 ;;
+    --freshness-rate) FRESHNESS_RATE="$2"; shift 2 ;;
+    --bench-threads) BENCH_THREADS="$2"; shift 2 ;;
+    --bench-arg) BENCH_ARGS+=("$2"); shift 2 ;;
+    --catchall-set) CATCHALL_SETS+=("$2"); shift 2 ;;
+    --settle-timeout) SETTLE_TIMEOUT="$2"; shift 2 ;;
+    --wait-load) WAIT_LOAD="$2"; shift 2 ;;
+    --wait-max) WAIT_MAX="$2"; shift 2 ;;
+    --keep-topics) KEEP_TOPICS=1; shift ;;
+    --keep-work) KEEP_WORK=1; shift ;;
+    --out) OUT="$2"; shift 2 ;;
+    -h|--help) usage; exit 0 ;;
+    *) die "unknown option '$1' (see --help)" ;;
+  esac
+done
+[[ "$RUNS" =~ ^(batch|put|open)(,(batch|put|open))*$ ]] || die "--runs takes a comma-separated list of batch, put, open"
+for pair in "--partitions $PARTITIONS" "--batch-events $BATCH_EVENTS" "--batch-size $BATCH_SIZE" \
+            "--batch-connections $BATCH_CONNECTIONS" "--put-connections $PUT_CONNECTIONS" \
+            "--put-duration $PUT_DURATION" "--rate $RATE" "--open-connections $OPEN_CONNECTIONS" \
+            "--open-duration $OPEN_DURATION" "--bench-threads $BENCH_THREADS" \
+            "--settle-timeout $SETTLE_TIMEOUT"; do
+  posint $pair
+done
+((PUT_DURATION > PUT_WARMUP)) || die "--put-duration must be longer than the warmup ($PUT_WARMUP s)"
+((OPEN_DURATION > OPEN_WARMUP)) || die "--open-duration must be longer than the warmup ($OPEN_WARMUP s)"
+
+# ------------------------------------------------------------------ prerequisites
+
+[[ -x "$CATCHALL" ]] || die "$CATCHALL is missing: cmake --build --preset release --target catchall"
+[[ -x "$BENCH" ]] || die "$BENCH is missing: cmake --build --preset release --target catchall-bench"
+[[ "$("$BENCH" --help 2>/dev/null)" == *--query-target* ]] \
+  || die "$BENCH has no --query-target: rebuild it (cmake --build --preset release --target catchall-bench)"
+for tool in curl python3 java; do
+  command -v "$tool" >/dev/null || die "'$tool' not found on PATH"
+done
+
+TS="$(date -u +%Y%m%dT%H%M%SZ)"
+PREFIX="bench-cluster-$(date -u +%Y%m%d%H%M%S)-$$"
+OUT="${OUT:-$REPO/results/cluster/$TS}"
+WORK_ROOT=/tmp/catchall-cluster
+WORK="$WORK_ROOT/$PREFIX"
+mkdir -p "$OUT" "$WORK"
+OUT="$(cd "$OUT" && pwd -P)"
+EVENTS_TOPIC="$PREFIX.events"
+STATUS_TOPIC="$PREFIX.status"
+DLQ_TOPIC="$PREFIX.dlq"
+GROUP="$PREFIX.group"
+TOPIC_FLAGS=(--set "kafka.events_topic=$EVENTS_TOPIC" --set "kafka.status_topic=$STATUS_TOPIC"
+             --set "kafka.dead_letter_topic=$DLQ_TOPIC")
+
+# ------------------------------------------------------------------ processes
+
+PIDS=()
+ROLE_PIDS=()   # role=pid
+BROKER_STARTED=0
+TOPICS_CREATED=0
+start_bg() {  # start_bg LOG CMD...: run in the background, remember the PID in LAST_PID
+  local log="$1"; shift
+  "$@" >"$log" 2>&1 &
+  LAST_PID=$!
+  PIDS+=("$LAST_PID")
+}
+stop_pid() {  # stop_pid PID [SECONDS]: SIGTERM, then SIGKILL
+  local pid="$1" wait_s="${2:-30}" i
+  kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
+  kill -TERM "$pid" 2>/dev/null || true
+  for ((i = 0; i < wait_s * 10; i++)); do
+    kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
+    sleep 0.1
+  done
+  say "PID $pid did not stop in ${wait_s}s: SIGKILL"
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+kafka_tool() {  # a Kafka admin tool class with the broker's jars
+  java -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -cp "$("$KAFKA_DEV" classpath)" "$@"
+}
+
+cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM
+  local i pid
+  # Stop in reverse order of start: the bench, query, aggregate, ingest.
+  for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
+    pid="${PIDS[$i]}"
+    stop_pid "$pid" 30
+  done
+  for f in "$WORK"/*.log; do
+    [[ -f "$f" ]] && cp "$f" "$OUT/nodes/" 2>/dev/null || true
+  done
+  if ((TOPICS_CREATED && KEEP_TOPICS == 0)); then
+    say "deleting topics $PREFIX.{events,status,dlq} and group $GROUP"
+    local t
+    for t in "$EVENTS_TOPIC" "$STATUS_TOPIC" "$DLQ_TOPIC"; do
+      "$KAFKA_DEV" topics --delete --topic "$t" >/dev/null 2>&1 || say "could not delete topic $t"
+    done
+    kafka_tool org.apache.kafka.tools.consumer.group.ConsumerGroupCommand \
+      --bootstrap-server "$BROKERS" --delete --group "$GROUP" >/dev/null 2>&1 \
+      || say "could not delete consumer group $GROUP (it expires on its own)"
+  fi
+  if ((BROKER_STARTED)); then
+    say "stopping the broker this script started"
+    "$KAFKA_DEV" stop >&2 || true
+  fi
+  ((KEEP_WORK)) || rm -rf "$WORK"
+  say "load average at the end: $(cat /proc/loadavg)"
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+mkdir -p "$OUT/nodes" "$OUT/metrics"
+
+load1() { cut -d' ' -f1 /proc/loadavg; }
+wait_quiet() {
+  [[ -n "$WAIT_LOAD" ]] || return 0
+  local waited=0
+  while awk -v l="$(load1)" -v max="$WAIT_LOAD" 'BEGIN{exit !(l >= max)}'; do
+    if ((waited >= WAIT_MAX)); then
+      say "load $(load1) still >= $WAIT_LOAD after ${WAIT_MAX}s: running anyway"
+      return 0
+    fi
+    ((waited % 60 == 0)) && say "waiting for the load average ($(load1)) to fall below $WAIT_LOAD..."
+    sleep 10
+    waited=$((waited + 10))
+  done
+}
+cpu_ticks() {  # utime+stime of a process (all threads), in clock ticks; 0 if gone
+  local pid="$1" stat fields
+  [[ -n "$pid" ]] && read -r stat <"/proc/$pid/stat" 2>/dev/null || { echo 0; return; }
+  read -r -a fields <<<"${stat##*) }"
+  echo $((fields[11] + fields[12]))
+}
+HZ="$(getconf CLK_TCK)"
+
+say "load average at the start: $(cat /proc/loadavg) ($(nproc) cores)"
+say "results: $OUT"
+
+# ------------------------------------------------------------------ broker
+
+if "$KAFKA_DEV" status >/dev/null 2>&1; then
+  say "broker: $("$KAFKA_DEV" status) (already running; left running)"
+else
+  [[ "$KAFKA_PORT" == 9092 ]] || die "no broker on $BROKERS, and this script starts one only on the default port 9092"
+  say "no broker on $BROKERS: starting one (scripts/kafka-dev start)"
+  BROKER_STARTED=1
+  "$KAFKA_DEV" start >&2 || die "scripts/kafka-dev start failed"
+fi
+BROKER_PID="$(cat "${KAFKA_DEV_DIR:-/tmp/catchall-kafka-dev-$KAFKA_PORT}/kafka.pid" 2>/dev/null || true)"
+
+# ------------------------------------------------------------------ topics and nodes
+
+say "creating topics $PREFIX.{events,status,dlq} with $PARTITIONS partitions"
+TOPICS_CREATED=1
+"$CATCHALL" topics create --brokers "$BROKERS" --partitions "$PARTITIONS" "${TOPIC_FLAGS[@]}" \
+  >"$OUT/nodes/topics-create.log" 2>&1 || { cat "$OUT/nodes/topics-create.log" >&2; die "topics create failed"; }
+
+SETS=()
+for kv in "${CATCHALL_SETS[@]}"; do SETS+=(--set "$kv"); done
+declare -A URL PID_OF
+start_role() {  # start_role ROLE [ARGS...]
+  local role="$1"; shift
+  local portfile="$WORK/$role.port"
+  start_bg "$WORK/$role.log" "$CATCHALL" "$role" --brokers "$BROKERS" --listen 127.0.0.1:0 \
+    --port-file "$portfile" "${TOPIC_FLAGS[@]}" --set "kafka.group_id=$GROUP" "${SETS[@]}" "$@"
+  PID_OF[$role]=$LAST_PID
+  local i
+  for ((i = 0; i < 300; i++)); do
+    [[ -s "$portfile" ]] && break
+    kill -0 "$LAST_PID" 2>/dev/null || { tail -n 30 "$WORK/$role.log" >&2; die "$role exited at start"; }
+    sleep 0.1
+  done
+  [[ -s "$portfile" ]] || die "$role wrote no port file in 30 s"
+  URL[$role]="http://127.0.0.1:$(tr -d '[:space:]' <"$portfile")"
+  say "$role: PID $LAST_PID on ${URL[$role]}"
+}
+wait_ready() {  # wait_ready ROLE
+  local role="$1" i
+  for ((i = 0; i < READY_TIMEOUT * 5; i++)); do
+    curl -fsS -o /dev/null --max-time 2 "${URL[$role]}/readyz" 2>/dev/null && return 0
+    kill -0 "${PID_OF[$role]}" 2>/dev/null || { tail -n 30 "$WORK/$role.log" >&2; die "$role exited"; }
+    sleep 0.2
+  done
+  curl -sS --max-time 2 "${URL[$role]}/readyz" >&2 || true
+  tail -n 30 "$WORK/$role.log" >&2
+  die "$role not ready after ${READY_TIMEOUT}s"
+}
+start_role ingest
+start_role aggregate --data-dir "$WORK/aggregate-data" --set "kafka.instance_id=$PREFIX-agg-1"
+start_role query --data-dir "$WORK/query-data"
+for role in ingest aggregate query; do wait_ready "$role"; done
+say "all three nodes ready"
+
+# ------------------------------------------------------------------ runs
+
+# Waits until the cluster has caught up: a batch of fresh probe domains (enough
+# to hit every partition) PUT to the ingest node is visible on the query node.
+barrier() {
+  local name="$1"
+  python3 - "${URL[ingest]}" "${URL[query]}" "$SETTLE_TIMEOUT" "$PREFIX-$name" <<'PY' >&2
+import json, sys, time, urllib.request
+ingest, query, timeout, tag = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4]
+domains = [f"barrier-{i}.{tag}.bench-barrier.com".lower() for i in range(100)]
+def post(url, body, ctype):
+    req = urllib.request.Request(url, data=body.encode(), method="POST", headers={"Content-Type": ctype})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return r.status, r.read()
+start = time.time()
+while True:
+    try:
+        status, _ = post(ingest + "/events", "".join(
+            json.dumps({"domain": d, "type": "delivered"}) + "\n" for d in domains), "application/x-ndjson")
+        if status // 100 == 2:
+            break
+    except Exception as e:
+        pass
+    if time.time() - start > timeout:
+        print(f"barrier: ingest did not accept the barrier batch in {timeout:.0f}s"); sys.exit(1)
+    time.sleep(0.5)
+acked = time.time()
+while True:
+    try:
+        _, body = post(query + "/domains/lookup", json.dumps({"domains": domains}), "application/json")
+        res = json.loads(body)["results"]
+        if all(r.get("delivered", 0) >= 1 for r in res):
+            print(f"cluster caught up: barrier visible {time.time() - acked:.2f}s after its ack")
+            sys.exit(0)
+    except Exception:
+        pass
+    if time.time() - acked > timeout:
+        print(f"barrier: not visible on the query node after {timeout:.0f}s"); sys.exit(1)
+    time.sleep(0.2)
+PY
+}
+
+save_metrics() {  # save_metrics NAME
+  local role
+  for role in ingest aggregate query; do
+    curl -fsS --max-time 5 "${URL[$role]}/metrics" >"$OUT/metrics/$1.$role.txt" 2>/dev/null || true
+  done
+}
+
+COMMON=(--target "${URL[ingest]}" --query-target "${URL[query]}" --workload "$WORKLOAD"
+        --threads "$BENCH_THREADS" --freshness --freshness-rate "$FRESHNESS_RATE")
+[[ -n "$DOMAINS" ]] && COMMON+=(--domains "$DOMAINS")
+[[ -n "$SEED" ]] && COMMON+=(--seed "$SEED")
+FAILED=0
+bench_run() {  # bench_run NAME ARGS...
+  local name="$1"; shift
+  local dir="$OUT/$name"
+  mkdir -p "$dir"
+  wait_quiet
+  barrier "$name" || { say "$name: the cluster did not catch up; running anyway"; }
+  save_metrics "$name.before"
+  local cmd=("$BENCH" "${COMMON[@]}" "$@" "${BENCH_ARGS[@]}" --label "cluster $name" --out "$dir")
+  printf '%q ' "${cmd[@]}" >"$dir/command.txt"; echo >>"$dir/command.txt"
+  local load_before; load_before="$(cat /proc/loadavg)"
+  say "$name: $(cat "$dir/command.txt")"
+  say "$name: load average before: $load_before"
+  declare -A t0
+  local role
+  for role in ingest aggregate query; do t0[$role]="$(cpu_ticks "${PID_OF[$role]}")"; done
+  local b0; b0="$(cpu_ticks "$BROKER_PID")"
+  local started; started="$(date +%s.%N)"
+  local rc=0
+  "${cmd[@]}" >"$dir/summary.txt" 2>"$dir/progress.log" &
+  local bpid=$!
+  PIDS+=("$bpid")
+  wait "$bpid" || rc=$?
+  unset 'PIDS[${#PIDS[@]}-1]'
+  local ended; ended="$(date +%s.%N)"
+  local load_after; load_after="$(cat /proc/loadavg)"
+  save_metrics "$name.after"
+  {
+    printf '{"name": "%s", "exit_code": %d, "load_before": "%s", "load_after": "%s", "wall_s": %s' \
+      "$name" "$rc" "$load_before" "$load_after" "$(awk -v a="$started" -v b="$ended" 'BEGIN{printf "%.3f", b-a}')"
+    printf ', "cpu_s": {'
+    local sep=""
+    for role in ingest aggregate query; do
+      printf '%s"%s": %s' "$sep" "$role" \
+        "$(awk -v a="${t0[$role]}" -v b="$(cpu_ticks "${PID_OF[$role]}")" -v hz="$HZ" 'BEGIN{printf "%.2f", (b-a)/hz}')"
+      sep=", "
+    done
+    if [[ -n "$BROKER_PID" ]]; then
+      printf ', "broker": %s' "$(awk -v a="$b0" -v b="$(cpu_ticks "$BROKER_PID")" -v hz="$HZ" 'BEGIN{printf "%.2f", (b-a)/hz}')"
+    fi
+    printf '}}\n'
+  } >"$dir/run.json"
+  cat "$dir/summary.txt" >&2
+  say "$name: exit $rc; load average after: $load_after"
+  ((rc == 0)) || FAILED=1
+}
+
+IFS=, read -r -a RUN_LIST <<<"$RUNS"
+for run in "${RUN_LIST[@]}"; do
+  case "$run" in
+    batch)
+      bench_run batch --mode batch --batch-size "$BATCH_SIZE" --connections "$BATCH_CONNECTIONS" \
+        --duration 0 --max-events "$BATCH_EVENTS" --verify ;;
+    put)
+      bench_run put --mode put --connections "$PUT_CONNECTIONS" --duration "$PUT_DURATION" \
+        --warmup "$PUT_WARMUP" ;;
+    open)
+      bench_run open --mode put --rate "$RATE" --connections "$OPEN_CONNECTIONS" \
+        --duration "$OPEN_DURATION" --warmup "$OPEN_WARMUP" ;;
+  esac
+done
+barrier final || true
+save_metrics final
+
+# ------------------------------------------------------------------ report
+
+python3 - "$OUT" "$RUNS" "$PARTITIONS" "$PREFIX" <<'PY'
+import json, os, sys
+out, runs, partitions, prefix = sys.argv[1], sys.argv[2].split(","), int(sys.argv[3]), sys.argv[4]
+rows, summary = [], {"prefix": prefix, "partitions": partitions, "runs": {}}
+def g(d, *path, default=None):
+    for p in path:
+        if not isinstance(d, dict) or p not in d:
+            return default
+        d = d[p]
+    return d
+for name in runs:
+    path = os.path.join(out, name, "results.json")
+    run = {}
+    try:
+        run = json.load(open(os.path.join(out, name, "run.json")))
+    except Exception:
+        pass
+    if not os.path.exists(path):
+        summary["runs"][name] = {"error": "no results.json", **run}
+        rows.append((name, "-", "-", "-", "-", "-", "-", "-", "-", f"no results (exit {run.get('exit_code', '?')})"))
+        continue
+    r = json.load(open(path))
+    lat, fr, v = r.get("latency_ms", {}), r.get("freshness_ms", {}), r.get("verify")
+    errs = r.get("errors", 0)
+    by_status = r.get("errors_by_status", {})
+    transport = {k: n for k, n in r.get("transport_errors", {}).items() if n}
+    entry = {
+        "exit_code": run.get("exit_code"), "events_per_s": r.get("events_per_s"),
+        "requests_per_s": r.get("requests_per_s"),
+        "latency_ms": {k: lat.get(k) for k in ("p50", "p95", "p99", "p999", "max")},
+        "freshness_ms": {k: fr.get(k) for k in ("p50", "p95", "p99", "max", "count", "timeouts", "failures")},
+        "errors": errs, "errors_by_status": by_status, "transport_errors": transport,
+        "events": r.get("events"), "schedule": r.get("schedule"),
+        "verify": None if v is None else {k: v.get(k) for k in ("ok", "mismatches", "checked_domains",
+                                                               "first_pass_mismatches", "settle_s")},
+        "load_before": run.get("load_before"), "load_after": run.get("load_after"),
+        "cpu_s": run.get("cpu_s"), "seed": g(r, "config", "seed"),
+    }
+    summary["runs"][name] = entry
+    note = []
+    if errs:
+        note.append("errors " + ", ".join([f"{k}x{n}" for k, n in by_status.items()] +
+                                           [f"{k}x{n}" for k, n in transport.items()]))
+    sched = r.get("schedule") or {}
+    if sched.get("open_loop"):
+        note.append(f"achieved {sched.get('achieved_rate', 0):,.0f}/s of {sched.get('target_rate', 0):,.0f}/s")
+        late = sched.get("late_ops_busy", 0) + sched.get("late_ops_client", 0)
+        if late:
+            note.append(f"late sends {sched.get('late_ops_busy', 0)} busy + {sched.get('late_ops_client', 0)} "
+                        f"client, max lag {sched.get('max_lag_ms', 0):.1f} ms")
+        if sched.get("backlog_at_end"):
+            note.append(f"never sent {sched['backlog_at_end']}")
+    if fr.get("timeouts"):
+        note.append(f"{fr['timeouts']} probe timeouts")
+    f = lambda x: "-" if x is None else f"{x:.1f}" if x >= 10 else f"{x:.2f}"
+    vtxt = "-" if v is None else ("OK" if v.get("ok") else f"FAILED ({v.get('mismatches')} mismatches)")
+    rows.append((name, f"{r.get('events_per_s', 0):,.0f}", f(lat.get("p50")), f(lat.get("p99")),
+                 f(fr.get("p50")) if fr.get("count") else "-", f(fr.get("p95")) if fr.get("count") else "-",
+                 f(fr.get("p99")) if fr.get("count") else "-", str(fr.get("count", "-")), vtxt,
+                 "; ".join(note)))
+
+# What the nodes say about each run: deltas of their /metrics around it.
+def parse(path):
+    m = {}
+    try:
+        for line in open(path):
+            if line.startswith("#") or not line.strip():
+                continue
+            key, _, val = line.rpartition(" ")
+            try:
+                m[key] = float(val)
+            except ValueError:
+                pass
+    except OSError:
+        pass
+    return m
+def quantile(before, after, name, q):
+    """Upper bound of the bucket holding quantile q of a histogram's delta."""
+    pre = name + '_bucket{le="'
+    buckets = sorted((float(k[len(pre):-2]), after[k] - before.get(k, 0))
+                     for k in after if k.startswith(pre))
+    if not buckets or buckets[-1][1] <= 0:
+        return None
+    total = buckets[-1][1]
+    for le, n in buckets:
+        if n >= q * total:
+            return le
+    return None
+diag_lines = []
+for name in runs:
+    b = {role: parse(os.path.join(out, "metrics", f"{name}.before.{role}.txt")) for role in ("ingest", "aggregate", "query")}
+    a = {role: parse(os.path.join(out, "metrics", f"{name}.after.{role}.txt")) for role in ("ingest", "aggregate", "query")}
+    if not a["aggregate"]:
+        continue
+    d = lambda role, key: a[role].get(key, 0) - b[role].get(key, 0)
+    commits = d("aggregate", "catchall_aggregate_commits_total")
+    diag = {
+        "ingest_events_accepted": d("ingest", 'catchall_ingest_events_accepted_total{type="delivered"}')
+                                  + d("ingest", 'catchall_ingest_events_accepted_total{type="bounced"}'),
+        "ingest_503_log_unavailable": d("ingest", "catchall_ingest_log_unavailable_total"),
+        "aggregate_counted": d("aggregate", 'catchall_aggregate_records_total{outcome="counted"}'),
+        "aggregate_duplicates": d("aggregate", 'catchall_aggregate_records_total{outcome="duplicate"}'),
+        "aggregate_commits": commits,
+        "aggregate_commit_failures": d("aggregate", "catchall_aggregate_commit_failures_total"),
+        "aggregate_commit_ms_mean": 1000 * d("aggregate", "catchall_aggregate_commit_seconds_sum") / commits if commits else None,
+        "aggregate_commit_ms_p99_le": (lambda v: None if v is None else 1000 * v)(quantile(b["aggregate"], a["aggregate"], "catchall_aggregate_commit_seconds", 0.99)),
+        "aggregate_records_per_commit": d("aggregate", "catchall_aggregate_commit_records_sum") / commits if commits else None,
+        "aggregate_freshness_ms_mean": 1000 * d("aggregate", "catchall_aggregate_freshness_seconds_sum") / commits if commits else None,
+        "aggregate_freshness_ms_p50_le": (lambda v: None if v is None else 1000 * v)(quantile(b["aggregate"], a["aggregate"], "catchall_aggregate_freshness_seconds", 0.5)),
+        "aggregate_freshness_ms_p99_le": (lambda v: None if v is None else 1000 * v)(quantile(b["aggregate"], a["aggregate"], "catchall_aggregate_freshness_seconds", 0.99)),
+        "aggregate_lag_records_after": a["aggregate"].get("catchall_aggregate_lag_records"),
+        "query_changelog_records": d("query", "catchall_query_changelog_records_total"),
+        "query_behind_partitions_after": a["query"].get("catchall_query_changelog_behind_partitions"),
+        "rss_mb_after": {role: round(a[role].get("catchall_process_resident_memory_bytes", 0) / 2**20, 1) for role in a},
+    }
+    summary["runs"].setdefault(name, {})["nodes"] = diag
+    fmt = lambda v: "-" if v is None else f"{v:,.0f}" if abs(v) >= 100 or v == int(v) else f"{v:.1f}"
+    diag_lines.append(
+        f"{name:6} ingest accepted {fmt(diag['ingest_events_accepted'])} (503 {fmt(diag['ingest_503_log_unavailable'])}); "
+        f"aggregate counted {fmt(diag['aggregate_counted'])} in {fmt(commits)} commits "
+        f"(mean {fmt(diag['aggregate_commit_ms_mean'])} ms, p99 <= {fmt(diag['aggregate_commit_ms_p99_le'])} ms, "
+        f"{fmt(diag['aggregate_records_per_commit'])} records each; oldest-event age at commit mean "
+        f"{fmt(diag['aggregate_freshness_ms_mean'])} ms, p99 <= {fmt(diag['aggregate_freshness_ms_p99_le'])} ms); "
+        f"query changelog records {fmt(diag['query_changelog_records'])}")
+json.dump(summary, open(os.path.join(out, "summary.json"), "w"), indent=2)
+head = ("run", "events/s", "lat p50", "lat p99", "fresh p50", "fresh p95", "fresh p99", "probes",
+        "verify", "notes")
+widths = [max(len(str(x[i])) for x in rows + [head]) for i in range(len(head))]
+lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in [head] + rows]
+text = "\n".join(lines) + "\n(latency and freshness in ms)\n"
+if diag_lines:
+    text += "nodes' /metrics during each run:\n" + "".join("  " + l + "\n" for l in diag_lines)
+open(os.path.join(out, "summary.txt"), "w").write(text)
+print(text, end="")
+PY
+say "results in $OUT"
+exit "$FAILED"

@@ -1,0 +1,599 @@
+#!/usr/bin/env bash
+# Drain benchmark: catchall's aggregator side by side with a Kafka Streams peer
+# (benchmarks/peer/kafka-streams) on the same pre-filled topic of the same broker.
+#
+#   benchmarks/drain/run.sh [--events N] [--partitions P] [--threads T1,T2] ...
+#
+# 1. pre-fills drain.events (P partitions, created by `catchall topics create`) with N
+#    events of the challenge workload (gen_events.py | kcat, murmur2 partitioner);
+# 2. runs `catchall aggregate` (fresh group and data dir) until the group's committed
+#    offsets reach the topic's end, measured by the peer jar's lag watcher;
+# 3. the same for the Kafka Streams app, once per stream-thread count;
+# 4. checks each one's status topic against the generator's expected counts;
+# 5. writes results/drain/<timestamp>/results.json and cleans up (processes by PID,
+#    topics, groups, state dirs).
+#
+# events/s = N / (time from the first record processed to all offsets committed).
+# Run `--help` for every option.
+set -euo pipefail
+
+PROG=drain
+SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)"
+REPO="$(cd "$SCRIPT_DIR/../.." && pwd -P)"
+PEER_DIR="$REPO/benchmarks/peer/kafka-streams"
+JAR="$PEER_DIR/target/catchall-streams-peer.jar"
+CATCHALL="${CATCHALL_BIN:-$REPO/build/release/catchall}"
+KAFKA_DEV="$REPO/scripts/kafka-dev"
+
+EVENTS=10000000
+PARTITIONS=12
+THREADS="1,2"
+SEED=42
+COMMIT_MS=100
+THRESHOLD=1000
+SAMPLE=1000
+TIMEOUT_S=1800
+RUN_CATCHALL=1
+RUN_STREAMS=1
+REUSE=0
+KEEP_TOPICS=0
+KEEP_WORK=0
+WAIT_LOAD=""
+WAIT_MAX=600
+IDS=0
+REPEAT=1
+OUT=""
+STREAMS_HEAP="${STREAMS_HEAP:--Xms512m -Xmx2g}"
+STREAMS_PROPS=()
+CATCHALL_SETS=()
+BROKERS="127.0.0.1:${KAFKA_PORT:-9092}"
+
+usage() {
+  cat <<EOF
+Usage: benchmarks/drain/run.sh [OPTIONS]
+
+Drain N pre-filled events with catchall's aggregator and with a Kafka Streams peer
+(exactly-once v2, RocksDB) on the same topic and broker; report events/s and the ratio.
+
+Options:
+  --events N           events to pre-fill                        [$EVENTS]
+  --partitions P       partitions of drain.events                [$PARTITIONS]
+  --threads LIST       Kafka Streams num.stream.threads to run, comma-separated [$THREADS]
+  --seed S             workload seed                             [$SEED]
+  --commit-ms MS       commit interval of both                   [$COMMIT_MS]
+  --ids                give every event an "id" (catchall then also deduplicates)
+  --repeat R           run every configuration R times, interleaved; the report gives
+                       each run and the median per configuration       [$REPEAT]
+  --sample K           domains to spot-check per run (0 = all)   [$SAMPLE]
+  --only catchall|streams   run one side only
+  --reuse              keep drain.events if it already holds N events of this seed
+                       (skips the pre-fill; status topics are recreated anyway)
+  --keep-topics        do not delete the topics at the end (for --reuse later)
+  --keep-work          keep the work dir (logs, state) under /tmp/catchall-drain
+  --wait-load L        before each measured run, wait until the 1-minute load average
+                       is below L (at most --wait-max seconds, then run anyway)
+  --wait-max S         [$WAIT_MAX]
+  --timeout-s S        give up on a drain after S seconds        [$TIMEOUT_S]
+  --streams-prop K=V   extra Kafka Streams property (repeatable)
+  --catchall-set K=V   extra catchall setting (repeatable)
+  --out DIR            results dir                               [results/drain/<timestamp>]
+  -h, --help
+
+Environment: KAFKA_PORT (broker port, 9092), CATCHALL_BIN, STREAMS_HEAP ("$STREAMS_HEAP").
+The broker must be running (scripts/kafka-dev start); this script never starts or
+stops it.
+EOF
+}
+
+die() { printf '%s: error: %s\n' "$PROG" "$*" >&2; exit 1; }
+say() { printf '%s: [%s] %s\n' "$PROG" "$(date +%H:%M:%S)" "$*" >&2; }
+
+while (($#)); do
+  case "$1" in
+    --events) EVENTS="$2"; shift 2 ;;
+    --partitions) PARTITIONS="$2"; shift 2 ;;
+    --threads) THREADS="$2"; shift 2 ;;
+    --seed) SEED="$2"; shift 2 ;;
+    --commit-ms) COMMIT_MS="$2"; shift 2 ;;
+    --ids) IDS=1; shift ;;
+    --repeat) REPEAT="$2"; shift 2 ;;
+    --sample) SAMPLE="$2"; shift 2 ;;
+    --only)
+      case "$2" in
+        catchall) RUN_STREAMS=0 ;;
+        streams) RUN_CATCHALL=0 ;;
+        *) die "--only takes catchall or streams" ;;
+      esac
+      shift 2 ;;
+    --reuse) REUSE=1; shift ;;
+    --keep-topics) KEEP_TOPICS=1; shift ;;
+    --keep-work) KEEP_WORK=1; shift ;;
+    --wait-load) WAIT_LOAD="$2"; shift 2 ;;
+    --wait-max) WAIT_MAX="$2"; shift 2 ;;
+    --timeout-s) TIMEOUT_S="$2"; shift 2 ;;
+    --streams-prop) STREAMS_PROPS+=("$2"); shift 2 ;;
+    --catchall-set) CATCHALL_SETS+=("$2"); shift 2 ;;
+    --out) OUT="$2"; shift 2 ;;
+    -h|--help) usage; exit 0 ;;
+    *) die "unknown option '$1' (see --help)" ;;
+  esac
+done
+[[ "$EVENTS" =~ ^[0-9]+$ && "$EVENTS" -gt 0 ]] || die "--events must be a positive number"
+[[ "$PARTITIONS" =~ ^[0-9]+$ && "$PARTITIONS" -gt 0 ]] || die "--partitions must be a positive number"
+[[ "$THREADS" =~ ^[0-9]+(,[0-9]+)*$ ]] || die "--threads must be a comma-separated list of numbers"
+[[ "$REPEAT" =~ ^[0-9]+$ && "$REPEAT" -gt 0 ]] || die "--repeat must be a positive number"
+
+# ------------------------------------------------------------------ prerequisites
+
+[[ -x "$CATCHALL" ]] || die "$CATCHALL is missing: build it (cmake --preset release && cmake --build --preset release)"
+for tool in kcat java mvn python3; do
+  command -v "$tool" >/dev/null || die "'$tool' not found on PATH"
+done
+"$KAFKA_DEV" status >/dev/null 2>&1 || die "no broker on $BROKERS: start one with scripts/kafka-dev start"
+BROKER_PID="$(cat "${KAFKA_DEV_DIR:-/tmp/catchall-kafka-dev-${KAFKA_PORT:-9092}}/kafka.pid" 2>/dev/null || true)"
+
+# Build the peer jar when it is missing or older than its sources.
+if [[ ! -f "$JAR" ]] || [[ -n "$(find "$PEER_DIR/src" "$PEER_DIR/pom.xml" -newer "$JAR" -print -quit)" ]]; then
+  say "building the Kafka Streams peer (mvn package)..."
+  mvn -B -q -f "$PEER_DIR/pom.xml" package >&2 || die "mvn package failed"
+fi
+PEER=(java -Xms64m -Xmx256m -XX:TieredStopAtLevel=1 -Dorg.slf4j.simpleLogger.defaultLogLevel=warn
+      -cp "$JAR" catchall.peer.Main)
+peer() { "${PEER[@]}" "$@"; }
+
+TS="$(date -u +%Y%m%dT%H%M%SZ)"
+TAG="$(date -u +%Y%m%d%H%M%S)"
+OUT="${OUT:-$REPO/results/drain/$TS}"
+WORK_ROOT=/tmp/catchall-drain
+WORK="$WORK_ROOT/$TS"
+mkdir -p "$OUT" "$WORK"
+OUT="$(cd "$OUT" && pwd -P)"
+
+EVENTS_TOPIC=drain.events
+STATUS_TOPIC=drain.status
+DLQ_TOPIC=drain.dlq
+STREAMS_PREFIX=drain-streams-          # application ids and their internal topics
+STREAMS_OUT_PREFIX=drain.streams-status-t
+EXPECTED="$WORK_ROOT/expected-$EVENTS-$SEED-$PARTITIONS-$IDS.tsv"
+PIDFILE="$WORK_ROOT/pids"
+
+# ------------------------------------------------------------------ processes
+
+PIDS=()
+cmdline_of() { tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null | cut -c1-200 | sed 's/ *$//'; }
+start_bg() {  # start_bg LOG CMD...: run in the background, remember the PID
+  local log="$1"; shift
+  "$@" >"$log" 2>&1 &
+  local pid=$!
+  PIDS+=("$pid")
+  # Wait (briefly) for the exec, so the recorded command line is the program's.
+  local self i; self="$(cmdline_of $$)"
+  for ((i = 0; i < 20; i++)); do [[ "$(cmdline_of "$pid")" != "$self" ]] && break; sleep 0.05; done
+  echo "$pid $(cmdline_of "$pid")" >>"$PIDFILE"
+  LAST_PID=$pid
+}
+stop_pid() {  # stop_pid PID [SECONDS]: SIGTERM, then SIGKILL
+  local pid="$1" wait_s="${2:-30}" i
+  kill -0 "$pid" 2>/dev/null || return 0
+  kill -TERM "$pid" 2>/dev/null || true
+  for ((i = 0; i < wait_s * 10; i++)); do
+    kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
+    sleep 0.1
+  done
+  say "PID $pid did not stop in ${wait_s}s: SIGKILL"
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+# Processes left by an earlier, interrupted run of this script (same pid file; the
+# command line must still match, so a recycled PID is never touched).
+if [[ -f "$PIDFILE" ]]; then
+  while read -r pid cmd; do
+    [[ -n "$pid" ]] || continue
+    now="$(cmdline_of "$pid" || true)"
+    if [[ -n "$now" && "$now" == "$cmd" ]]; then
+      say "stopping PID $pid left by an earlier run"
+      kill -TERM "$pid" 2>/dev/null || true
+      sleep 2
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+  done <"$PIDFILE"
+  rm -f "$PIDFILE"
+fi
+
+GROUPS_CREATED=()
+cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM
+  local pid
+  for pid in "${PIDS[@]}"; do stop_pid "$pid" 30; done
+  rm -f "$PIDFILE"
+  if ((KEEP_TOPICS == 0)); then
+    say "deleting the benchmark's topics and groups"
+    peer delete-topics --bootstrap "$BROKERS" \
+      --topics "$EVENTS_TOPIC,$STATUS_TOPIC,$DLQ_TOPIC,${STREAMS_OUT_PREFIX}*,${STREAMS_PREFIX}*" >/dev/null 2>&1 || true
+    rm -f "$EXPECTED"
+  else
+    peer delete-topics --bootstrap "$BROKERS" \
+      --topics "$STATUS_TOPIC,$DLQ_TOPIC,${STREAMS_OUT_PREFIX}*,${STREAMS_PREFIX}*" >/dev/null 2>&1 || true
+  fi
+  if ((${#GROUPS_CREATED[@]})); then
+    peer delete-groups --bootstrap "$BROKERS" --groups "$(IFS=,; echo "${GROUPS_CREATED[*]}")" >/dev/null 2>&1 || true
+  fi
+  if ((KEEP_WORK == 0)); then
+    # Logs are copied to the results dir; the state dirs go.
+    rm -rf "$WORK"
+  fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ------------------------------------------------------------------ helpers
+
+load1() { cut -d' ' -f1 /proc/loadavg; }
+cpu_ticks() {  # utime+stime of a process (all threads), in clock ticks; 0 if gone
+  local pid="$1"
+  [[ -n "$pid" && -r /proc/$pid/stat ]] || { echo 0; return; }
+  # Fields after the ")" of comm: state is field 3; utime and stime are 14 and 15.
+  sed 's/^.*) //' "/proc/$pid/stat" | awk '{print $12 + $13}'
+}
+machine_ticks() {  # ticks of all CPUs: busy total softirq+irq
+  awk '/^cpu /{busy=$2+$3+$4+$7+$8+$9; total=busy+$5+$6; print busy, total, $7+$8}' /proc/stat
+}
+HZ="$(getconf CLK_TCK)"
+
+wait_quiet() {
+  [[ -n "$WAIT_LOAD" ]] || return 0
+  local waited=0
+  while awk -v l="$(load1)" -v max="$WAIT_LOAD" 'BEGIN{exit !(l >= max)}'; do
+    if ((waited >= WAIT_MAX)); then
+      say "load $(load1) still >= $WAIT_LOAD after ${WAIT_MAX}s: running anyway"
+      return 0
+    fi
+    ((waited % 60 == 0)) && say "waiting for the load average ($(load1)) to fall below $WAIT_LOAD..."
+    sleep 10
+    waited=$((waited + 10))
+  done
+}
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+wait_for_line() {  # wait_for_line FILE PATTERN SECONDS PID
+  local f="$1" pat="$2" secs="$3" pid="$4" i
+  for ((i = 0; i < secs * 10; i++)); do
+    grep -q "$pat" "$f" 2>/dev/null && return 0
+    kill -0 "$pid" 2>/dev/null || return 1
+    sleep 0.1
+  done
+  return 1
+}
+
+# Watch one drain: starts the lag watcher, then the process (CMD...), waits until done,
+# samples CPU of the broker, the process and the machine, snapshots top, stops the
+# process, and writes $OUT/<name>.watch.json and <name>.cpu.json.
+measure() {
+  local name="$1" group="$2" metrics_url="$3" first_file="$4"; shift 4
+  local wlog="$WORK/$name.watch.log" plog="$WORK/$name.log"
+  local wargs=(--bootstrap "$BROKERS" --group "$group" --topic "$EVENTS_TOPIC" --label "$name"
+               --timeout-s "$TIMEOUT_S" --out "$OUT/$name.watch.json")
+  [[ -n "$metrics_url" ]] && wargs+=(--metrics-url "$metrics_url")
+  [[ -n "$first_file" ]] && wargs+=(--first-record-file "$first_file")
+
+  wait_quiet
+  local load_before; load_before="$(cat /proc/loadavg)"
+  local started_ms; started_ms="$(date +%s%3N)"
+  # The watcher is ready (end offsets read) before the process starts.
+  start_bg "$wlog" "${PEER[@]}" watch "${wargs[@]}"
+  local wpid=$LAST_PID
+  wait_for_line "$wlog" ": ready: " 60 "$wpid" || { cat "$wlog" >&2; die "$name: the lag watcher did not start"; }
+  started_ms="$(date +%s%3N)"
+  local b0 p0 m0 w0
+  b0="$(cpu_ticks "$BROKER_PID")"; m0="$(machine_ticks)"; w0="$(cpu_ticks "$wpid")"
+  start_bg "$plog" "$@"
+  local ppid=$LAST_PID
+  p0="$(cpu_ticks "$ppid")"
+  say "$name: started PID $ppid (log $plog)"
+
+  # While it runs: a top snapshot every 5 s, and check it is alive.
+  local topf="$OUT/$name.top.txt" n=0
+  : >"$topf"
+  WATCHER_TICKS="$w0"
+  local stat fields
+  while kill -0 "$wpid" 2>/dev/null; do
+    # The watcher's CPU so far, without forking (this loop must stay cheap).
+    if read -r stat <"/proc/$wpid/stat" 2>/dev/null; then
+      read -r -a fields <<<"${stat##*) }"
+      WATCHER_TICKS=$((fields[11] + fields[12]))
+    fi
+    if ! kill -0 "$ppid" 2>/dev/null; then
+      tail -n 40 "$plog" >&2
+      die "$name: the process exited before the topic was drained"
+    fi
+    if ((n % 50 == 25)); then
+      { echo "=== +$((n / 10)) s"; top -b -n 1 -w 200 | head -n 16
+        echo "--- threads of $name (PID $ppid)"; top -H -b -n 1 -w 200 -p "$ppid" | sed -n '7,17p'
+        if [[ -n "$BROKER_PID" ]]; then
+          echo "--- threads of the broker (PID $BROKER_PID)"; top -H -b -n 1 -w 200 -p "$BROKER_PID" | sed -n '7,14p'
+        fi; } >>"$topf" 2>/dev/null || true
+    fi
+    sleep 0.1
+    n=$((n + 1))
+  done
+  local wrc=0
+  wait "$wpid" || wrc=$?
+  local b1 p1 m1 w1
+  b1="$(cpu_ticks "$BROKER_PID")"; p1="$(cpu_ticks "$ppid")"; m1="$(machine_ticks)"
+  w1="$WATCHER_TICKS"
+  local load_after; load_after="$(cat /proc/loadavg)"
+  local hwm_kb; hwm_kb="$(awk '/^VmHWM:/{print $2}' "/proc/$ppid/status" 2>/dev/null || echo 0)"
+  if [[ -n "$metrics_url" ]]; then
+    curl -fsS "$metrics_url" >"$OUT/$name.metrics.txt" 2>/dev/null || true
+  fi
+  stop_pid "$ppid" 60
+  cp "$plog" "$OUT/$name.log" 2>/dev/null || true
+  cp "$wlog" "$OUT/$name.watch.log" 2>/dev/null || true
+  ((wrc == 0)) || die "$name: the drain did not complete (watcher exit $wrc; see $OUT/$name.watch.log)"
+
+  python3 - "$OUT/$name.cpu.json" "$HZ" "$started_ms" "$load_before" "$load_after" \
+    "$b0" "$b1" "$p0" "$p1" "$m0" "$m1" "$w0" "$w1" "${hwm_kb:-0}" <<'PY'
+import json, sys
+out, hz, started_ms, lb, la, b0, b1, p0, p1, m0, m1, w0, w1, hwm_kb = sys.argv[1:]
+hz = float(hz)
+mb0, mt0, mi0 = map(int, m0.split()); mb1, mt1, mi1 = map(int, m1.split())
+broker = (int(b1) - int(b0)) / hz
+proc = (int(p1) - int(p0)) / hz
+watcher = max(0, int(w1) - int(w0)) / hz
+busy = (mb1 - mb0) / hz
+irq = (mi1 - mi0) / hz
+json.dump({
+    "process_started_ms": int(started_ms),
+    "loadavg_before": lb, "loadavg_after": la,
+    "peak_rss_mb": round(int(hwm_kb) / 1024, 1),
+    # From process start to drained. "irq": interrupts and softirqs (loopback
+    # networking), charged to no process; "other": every other process on the machine.
+    "cpu_s": {"broker": round(broker, 2), "process": round(proc, 2), "watcher": round(watcher, 2),
+              "irq": round(irq, 2), "machine_busy": round(busy, 2),
+              "other": round(busy - broker - proc - watcher - irq, 2),
+              "machine_capacity": round((mt1 - mt0) / hz, 2)},
+}, open(out, "w"))
+PY
+}
+
+verify_topic() {  # verify_topic NAME TOPIC
+  local name="$1" topic="$2"
+  kcat -C -b "$BROKERS" -t "$topic" -X isolation.level=read_committed -e -q -f '%k\t%s\n' \
+    | python3 "$SCRIPT_DIR/verify_status.py" --expected "$EXPECTED" --sample "$SAMPLE" \
+        --threshold "$THRESHOLD" >"$OUT/$name.verify.json" || true
+  say "$name: verify $(python3 -c 'import json,sys; v=json.load(open(sys.argv[1])); print("OK" if v["ok"] else "FAILED", "checked", v["checked_domains"], "of", v["expected_domains"], "domains, mismatches", v["mismatches"], "missing", v["missing"], "extra", v["extra_domains"], "totals", v["topic_totals"], "expected", v["expected_totals"])' "$OUT/$name.verify.json")"
+  return 0
+}
+
+# ------------------------------------------------------------------ topics and pre-fill
+
+LOAD_START="$(cat /proc/loadavg)"
+say "load average at start: $LOAD_START (2 cores); results -> $OUT"
+
+have_events() {  # true if drain.events holds exactly N records in P partitions
+  [[ -f "$EXPECTED" ]] || return 1
+  local n
+  n="$(peer end-offsets --bootstrap "$BROKERS" --topic "$EVENTS_TOPIC" 2>/dev/null)" || return 1
+  [[ "$n" == "$EVENTS" ]] || return 1
+  kcat -L -b "$BROKERS" -t "$EVENTS_TOPIC" 2>/dev/null | grep -q "topic \"$EVENTS_TOPIC\" with $PARTITIONS partitions"
+}
+
+PREFILL_S=null
+if ((REUSE)) && have_events; then
+  say "reusing $EVENTS_TOPIC ($EVENTS events, $PARTITIONS partitions)"
+  peer delete-topics --bootstrap "$BROKERS" \
+    --topics "$STATUS_TOPIC,$DLQ_TOPIC,${STREAMS_OUT_PREFIX}*,${STREAMS_PREFIX}*" >&2
+else
+  say "deleting earlier benchmark topics, if any"
+  peer delete-topics --bootstrap "$BROKERS" \
+    --topics "$EVENTS_TOPIC,$STATUS_TOPIC,$DLQ_TOPIC,${STREAMS_OUT_PREFIX}*,${STREAMS_PREFIX}*" >&2
+  rm -f "$WORK_ROOT"/expected-*.tsv
+fi
+CATCHALL_TOPIC_SETS=(--set "kafka.events_topic=$EVENTS_TOPIC" --set "kafka.status_topic=$STATUS_TOPIC"
+                     --set "kafka.dead_letter_topic=$DLQ_TOPIC")
+"$CATCHALL" topics create --brokers "$BROKERS" --partitions "$PARTITIONS" "${CATCHALL_TOPIC_SETS[@]}" >&2
+
+if [[ ! -f "$EXPECTED" ]]; then
+  say "pre-filling $EVENTS_TOPIC with $EVENTS events (seed $SEED, $PARTITIONS partitions)..."
+  gen_args=(--events "$EVENTS" --seed "$SEED" --expected "$EXPECTED.tmp")
+  ((IDS)) && gen_args+=(--ids)
+  t0="$(date +%s%3N)"
+  python3 "$SCRIPT_DIR/gen_events.py" "${gen_args[@]}" 2>"$WORK/gen.log" \
+    | kcat -P -b "$BROKERS" -t "$EVENTS_TOPIC" -K $'\t' \
+        -X partitioner=murmur2_random -X enable.idempotence=true -X compression.codec=lz4 \
+        -X linger.ms=20 -X batch.num.messages=10000 -X queue.buffering.max.messages=1000000 \
+        2>"$WORK/kcat.log" \
+    || { cat "$WORK/gen.log" "$WORK/kcat.log" >&2; die "pre-fill failed"; }
+  t1="$(date +%s%3N)"
+  PREFILL_S="$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.3f", (b-a)/1000}')"
+  cat "$WORK/gen.log" >&2
+  n="$(peer end-offsets --bootstrap "$BROKERS" --topic "$EVENTS_TOPIC")"
+  [[ "$n" == "$EVENTS" ]] || die "$EVENTS_TOPIC holds $n records after the pre-fill, expected $EVENTS (see $WORK/kcat.log)"
+  mv "$EXPECTED.tmp" "$EXPECTED"
+  say "pre-filled $EVENTS events in ${PREFILL_S}s"
+fi
+EXPECTED_DOMAINS="$(wc -l <"$EXPECTED")"
+
+# ------------------------------------------------------------------ the runs
+
+# One catchall run: fresh group, instance id, data dir and status topic (with an empty
+# data dir, a changelog left by an earlier run would be restored and counted twice).
+run_catchall() {
+  local rep="$1" suffix="" name group port csets s
+  ((rep > 1)) && suffix=".$rep"
+  name="catchall$suffix"
+  group="drain-catchall-$TAG-r$rep"
+  GROUPS_CREATED+=("$group")
+  if ((rep > 1)); then
+    peer delete-topics --bootstrap "$BROKERS" --topics "$STATUS_TOPIC,$DLQ_TOPIC" >&2
+    "$CATCHALL" topics create --brokers "$BROKERS" --partitions "$PARTITIONS" "${CATCHALL_TOPIC_SETS[@]}" >&2
+  fi
+  port="$(free_port)"
+  csets=("${CATCHALL_TOPIC_SETS[@]}" --set "kafka.group_id=$group" --set "kafka.instance_id=drain-$TAG-r$rep"
+         --set "aggregate.commit_interval_ms=$COMMIT_MS" --set "aggregate.catchall_threshold=$THRESHOLD")
+  for s in "${CATCHALL_SETS[@]}"; do csets+=(--set "$s"); done
+  say "$name: catchall aggregate, group $group, metrics on 127.0.0.1:$port"
+  measure "$name" "$group" "http://127.0.0.1:$port/metrics" "" \
+    "$CATCHALL" aggregate --brokers "$BROKERS" --partitions "$PARTITIONS" --listen "127.0.0.1:$port" \
+      --data-dir "$WORK/$name-data" "${csets[@]}"
+  rm -rf "$WORK/$name-data"
+  verify_topic "$name" "$STATUS_TOPIC"
+  RUNS+=("$name")
+}
+
+# One Kafka Streams run with T stream threads: fresh application.id (so fresh group,
+# internal changelog topic and state dir) and output topic.
+run_streams() {
+  local t="$1" rep="$2" suffix="" name app out_topic sargs p
+  ((rep > 1)) && suffix=".$rep"
+  name="streams-t$t$suffix"
+  app="${STREAMS_PREFIX}$TAG-t$t-r$rep"
+  out_topic="${STREAMS_OUT_PREFIX}$t-r$rep"
+  GROUPS_CREATED+=("$app")
+  peer create-topic --bootstrap "$BROKERS" --topic "$out_topic" --partitions "$PARTITIONS" \
+    --config cleanup.policy=compact >&2
+  sargs=(--bootstrap "$BROKERS" --input "$EVENTS_TOPIC" --output "$out_topic" --application-id "$app"
+         --threads "$t" --state-dir "$WORK/$name-state" --commit-interval-ms "$COMMIT_MS"
+         --threshold "$THRESHOLD" --first-record-file "$WORK/$name.first")
+  for p in "${STREAMS_PROPS[@]}"; do sargs+=(--prop "$p"); done
+  say "$name: Kafka Streams, $t stream thread(s), application.id $app"
+  # shellcheck disable=SC2086
+  measure "$name" "$app" "" "$WORK/$name.first" \
+    java $STREAMS_HEAP -cp "$JAR" catchall.peer.Main count "${sargs[@]}"
+  rm -rf "$WORK/$name-state"
+  verify_topic "$name" "$out_topic"
+  RUNS+=("$name")
+}
+
+# Repetitions are interleaved (catchall, streams..., catchall, streams...), so that a
+# change of background load over time affects every side alike.
+RUNS=()
+IFS=, read -r -a thread_list <<<"$THREADS"
+for ((rep = 1; rep <= REPEAT; rep++)); do
+  if ((RUN_CATCHALL)); then run_catchall "$rep"; fi
+  if ((RUN_STREAMS)); then
+    for t in "${thread_list[@]}"; do run_streams "$t" "$rep"; done
+  fi
+done
+
+# ------------------------------------------------------------------ report
+
+LOAD_END="$(cat /proc/loadavg)"
+DRAIN_REPEAT="$REPEAT" python3 - "$OUT" "$TS" "$EVENTS" "$PARTITIONS" "$SEED" "$COMMIT_MS" "$THRESHOLD" "$IDS" \
+  "$PREFILL_S" "$LOAD_START" "$LOAD_END" "$EXPECTED_DOMAINS" "$BROKERS" \
+  "$("$CATCHALL" --version 2>/dev/null | head -n1 || echo unknown), binary $CATCHALL modified $(stat -c %y "$CATCHALL" | cut -d. -f1)" \
+  "$(IFS=' '; echo "${STREAMS_PROPS[*]:-}")" "$(IFS=' '; echo "${CATCHALL_SETS[*]:-}")" \
+  "${RUNS[@]}" <<'PY'
+import json, os, sys
+(out, ts, events, partitions, seed, commit_ms, threshold, ids, prefill_s, load_start, load_end,
+ domains, brokers, catchall_version, streams_props, catchall_sets) = sys.argv[1:17]
+runs = sys.argv[17:]
+def load(p):
+    try:
+        with open(p) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+res = {
+    "tool": "drain", "schema_version": 1, "started_at": ts,
+    "settings": {
+        "events": int(events), "partitions": int(partitions), "seed": int(seed),
+        "workload": "challenge", "domains": int(domains), "event_ids": ids == "1",
+        "commit_interval_ms": int(commit_ms), "threshold": int(threshold),
+        "brokers": brokers, "broker": "Apache Kafka 3.9.2 (scripts/kafka-dev, KRaft, 1 node)",
+        "catchall_version": catchall_version, "kafka_streams": "3.9.2, exactly_once_v2, RocksDB store",
+        "streams_extra_props": streams_props, "catchall_extra_settings": catchall_sets,
+        "cores": os.cpu_count(),
+    },
+    "prefill_s": None if prefill_s == "null" else float(prefill_s),
+    "load": {"at_start": load_start, "at_end": load_end},
+    "runs": {},
+}
+under_load = False
+for name in runs:
+    w = load(os.path.join(out, name + ".watch.json")) or {}
+    c = load(os.path.join(out, name + ".cpu.json")) or {}
+    v = load(os.path.join(out, name + ".verify.json")) or {}
+    w.pop("timeline", None)
+    r = {k: w.get(k) for k in ("records", "complete", "drain_s", "events_per_s", "steady_events_per_s")}
+    started = c.get("process_started_ms")
+    if started and w.get("done_ms") and w.get("first_record_ms"):
+        r["startup_s"] = round((w["first_record_ms"] - started) / 1000, 3)
+        r["wall_from_start_s"] = round((w["done_ms"] - started) / 1000, 3)
+        r["events_per_s_from_start"] = round(w["records"] / r["wall_from_start_s"], 1)
+    r["cpu_s"] = c.get("cpu_s")
+    if r["cpu_s"] and w.get("drain_s"):
+        r["process_cpu_per_event_us"] = round(r["cpu_s"]["process"] / w["records"] * 1e6, 3)
+    r["peak_rss_mb"] = c.get("peak_rss_mb")
+    r["loadavg_before"] = c.get("loadavg_before")
+    lb = float((c.get("loadavg_before") or "0").split()[0])
+    # Other processes' CPU while this one ran, in cores (from /proc/stat; the load
+    # average alone misses short-lived processes such as a polling script's forks).
+    cpu = c.get("cpu_s") or {}
+    if cpu and w.get("done_ms") and started:
+        r["other_cores"] = round(cpu.get("other", 0) / max((w["done_ms"] - started) / 1000, 1e-3), 2)
+    r["measured_under_load"] = lb > 1.5 or r.get("other_cores", 0) > 0.25
+    under_load |= r["measured_under_load"]
+    r["verify"] = {k: v.get(k) for k in ("ok", "checked_domains", "expected_domains", "mismatches",
+                                          "missing", "extra_domains", "topic_totals", "expected_totals")}
+    res["runs"][name] = r
+res["measured_under_load"] = under_load
+res["settings"]["repeat"] = int(os.environ.get("DRAIN_REPEAT", "1"))
+# Per configuration (runs of the same name without the ".N" repetition suffix).
+def median(xs):
+    xs = sorted(xs)
+    n = len(xs)
+    return None if n == 0 else (xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2)
+configs = {}
+for name, r in res["runs"].items():
+    configs.setdefault(name.split(".")[0], []).append(r)
+res["configs"] = {}
+for cfg, rs in configs.items():
+    eps = [r["events_per_s"] for r in rs if r.get("events_per_s")]
+    res["configs"][cfg] = {
+        "runs": len(rs),
+        "events_per_s_median": round(median(eps), 1) if eps else None,
+        "events_per_s_all": [round(x) for x in eps],
+        "steady_events_per_s_median": round(median([r["steady_events_per_s"] for r in rs
+                                                    if r.get("steady_events_per_s")]) or 0, 1),
+        "process_cpu_per_event_us_median": median([r["process_cpu_per_event_us"] for r in rs
+                                                   if r.get("process_cpu_per_event_us")]),
+        "verify_ok": all((r.get("verify") or {}).get("ok") for r in rs),
+        "any_under_load": any(r.get("measured_under_load") for r in rs),
+    }
+ca = (res["configs"].get("catchall") or {}).get("events_per_s_median")
+ratios = {}
+for cfg, c in res["configs"].items():
+    if cfg.startswith("streams") and ca and c.get("events_per_s_median"):
+        ratios["catchall_vs_" + cfg.replace("-", "_")] = round(ca / c["events_per_s_median"], 2)
+res["ratio"] = ratios
+with open(os.path.join(out, "results.json"), "w") as f:
+    json.dump(res, f, indent=2)
+    f.write("\n")
+print(f"\nDrain of {events} events, {partitions} partitions, {domains} domains "
+      f"(load at start {load_start.split()[0]}{', MEASURED UNDER LOAD' if under_load else ''}):")
+print(f"{'run':<14}{'events/s':>12}{'steady/s':>12}{'drain s':>9}{'startup s':>10}"
+      f"{'cpu s: proc':>12}{'broker':>8}{'irq':>6}{'other':>7}{'rss MB':>8}  verify")
+for name, r in res["runs"].items():
+    cpu = r.get("cpu_s") or {}
+    v = r.get("verify") or {}
+    def f(x, spec):
+        return format(x, spec) if isinstance(x, (int, float)) else "-"
+    print(f"{name:<14}{f(r.get('events_per_s'), ',.0f'):>12}{f(r.get('steady_events_per_s'), ',.0f'):>12}"
+          f"{f(r.get('drain_s'), '.1f'):>9}{f(r.get('startup_s'), '.1f'):>10}"
+          f"{f(cpu.get('process'), '.1f'):>12}{f(cpu.get('broker'), '.1f'):>8}{f(cpu.get('irq'), '.1f'):>6}"
+          f"{f(cpu.get('other'), '.1f'):>7}{f(r.get('peak_rss_mb'), '.0f'):>8}"
+          f"  {'ok' if v.get('ok') else 'FAILED'} ({v.get('mismatches')} of {v.get('checked_domains')} differ)"
+          f"{'  [under load]' if r.get('measured_under_load') else ''}")
+if any(c["runs"] > 1 for c in res["configs"].values()):
+    for cfg, c in res["configs"].items():
+        print(f"{cfg}: median {c['events_per_s_median']:,.0f} events/s of {c['runs']} runs")
+for k, x in ratios.items():
+    print(f"{k}: {x}x (medians)" if res["settings"]["repeat"] > 1 else f"{k}: {x}x")
+print(f"results: {os.path.join(out, 'results.json')}")
+PY
