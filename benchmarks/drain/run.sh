@@ -328,6 +328,13 @@ measure() {
   w1="$WATCHER_TICKS"
   local load_after; load_after="$(cat /proc/loadavg)"
   local hwm_kb; hwm_kb="$(awk '/^VmHWM:/{print $2}' "/proc/$ppid/status" 2>/dev/null || echo 0)"
+  # CPU time per thread of the process (where its time went), before it stops.
+  local task tstat tf
+  for task in /proc/"$ppid"/task/*; do
+    read -r tstat <"$task/stat" 2>/dev/null || continue
+    read -r -a tf <<<"${tstat##*) }"
+    printf '%s\t%s\n' "$((tf[11] + tf[12]))" "$(cat "$task/comm" 2>/dev/null)"
+  done >"$WORK/$name.threads.tsv"
   if [[ -n "$metrics_url" ]]; then
     curl -fsS "$metrics_url" >"$OUT/$name.metrics.txt" 2>/dev/null || true
   fi
@@ -337,9 +344,9 @@ measure() {
   ((wrc == 0)) || die "$name: the drain did not complete (watcher exit $wrc; see $OUT/$name.watch.log)"
 
   python3 - "$OUT/$name.cpu.json" "$HZ" "$started_ms" "$load_before" "$load_after" \
-    "$b0" "$b1" "$p0" "$p1" "$m0" "$m1" "$w0" "$w1" "${hwm_kb:-0}" <<'PY'
+    "$b0" "$b1" "$p0" "$p1" "$m0" "$m1" "$w0" "$w1" "${hwm_kb:-0}" "$WORK/$name.threads.tsv" <<'PY'
 import json, sys
-out, hz, started_ms, lb, la, b0, b1, p0, p1, m0, m1, w0, w1, hwm_kb = sys.argv[1:]
+out, hz, started_ms, lb, la, b0, b1, p0, p1, m0, m1, w0, w1, hwm_kb, threads_file = sys.argv[1:]
 hz = float(hz)
 mb0, mt0, mi0 = map(int, m0.split()); mb1, mt1, mi1 = map(int, m1.split())
 broker = (int(b1) - int(b0)) / hz
@@ -347,10 +354,22 @@ proc = (int(p1) - int(p0)) / hz
 watcher = max(0, int(w1) - int(w0)) / hz
 busy = (mb1 - mb0) / hz
 irq = (mi1 - mi0) / hz
+# Threads of the process by CPU time, those of the same name (with digits dropped:
+# "StreamThread-1", "StreamThread-2") added up.
+threads = {}
+try:
+    for line in open(threads_file):
+        ticks, _, comm = line.rstrip("\n").partition("\t")
+        key = "".join(c if not c.isdigit() else "#" for c in comm) or "?"
+        threads[key] = threads.get(key, 0) + int(ticks) / hz
+except OSError:
+    pass
+threads = {k: round(v, 2) for k, v in sorted(threads.items(), key=lambda kv: -kv[1]) if v >= 0.05}
 json.dump({
     "process_started_ms": int(started_ms),
     "loadavg_before": lb, "loadavg_after": la,
     "peak_rss_mb": round(int(hwm_kb) / 1024, 1),
+    "threads_cpu_s": threads,
     # From process start to drained. "irq": interrupts and softirqs (loopback
     # networking), charged to no process; "other": every other process on the machine.
     "cpu_s": {"broker": round(broker, 2), "process": round(proc, 2), "watcher": round(watcher, 2),
