@@ -98,25 +98,35 @@ Status AggregatorNode::Start(const std::string& port_file) {
   options.status_topic = config_.status_topic;
   options.dead_letter_topic = config_.dead_letter_topic;
   options.group_id = config_.group_id;
-  options.transactional_id = "catchall-aggregator-" + InstanceId(config_);
   options.commit_interval = std::chrono::milliseconds(config_.commit_interval_ms);
   options.commit_max_records = config_.commit_max_events;
   options.id_window = std::chrono::seconds(config_.idempotency_window_s);
   options.catchall_threshold = config_.catchall_threshold;
-  aggregation_ = std::make_unique<KafkaAggregation>(options, store_.get(), &metrics_);
-  CATCHALL_RETURN_IF_ERROR(aggregation_->Start());
+  options.max_partition_fetch_kb = config_.max_partition_fetch_kb;
+  std::string base_id = "catchall-aggregator-" + InstanceId(config_);
+  for (int i = 0; i < config_.aggregate_threads; ++i) {
+    options.worker = i;
+    // Worker 0 keeps the plain id, so that one worker per process (the
+    // default) fences exactly the transactions it fenced before.
+    options.transactional_id = i == 0 ? base_id : fmt::format("{}-{}", base_id, i);
+    workers_.push_back(std::make_unique<KafkaAggregation>(options, store_.get(), &metrics_));
+    CATCHALL_RETURN_IF_ERROR(workers_.back()->Start());
+  }
   MountRuntimeEndpoints(
       &router_, &metrics_,
       [this]() -> Status {
-        if (!aggregation_->ready()) {
-          return Status::Unavailable("joining the consumer group and restoring partitions");
+        for (const auto& w : workers_) {
+          if (!w->ready()) {
+            return Status::Unavailable("joining the consumer group and restoring partitions");
+          }
+          CATCHALL_RETURN_IF_ERROR(w->Health());
         }
-        return aggregation_->Health();
+        return Status::Ok();
       },
       "aggregate");
   CATCHALL_RETURN_IF_ERROR(StartHttp(config_, &router_, &metrics_, port_file, &server_));
-  spdlog::info("catchall aggregate listening on {}; group {}, transactional id {}", config_.listen,
-               config_.group_id, options.transactional_id);
+  spdlog::info("catchall aggregate listening on {}; group {}, {} worker(s), transactional id {}",
+               config_.listen, config_.group_id, workers_.size(), base_id);
   return Status::Ok();
 }
 
@@ -125,10 +135,11 @@ void AggregatorNode::Shutdown() {
     server_->Shutdown(std::chrono::milliseconds(config_.shutdown_timeout_ms));
     server_.reset();
   }
-  if (aggregation_) {
-    aggregation_->Stop();
-    aggregation_.reset();
-  }
+  // Ask every worker to stop before joining any, so that they leave the
+  // group together instead of passing partitions to each other.
+  for (auto& w : workers_) w->RequestStop();
+  for (auto& w : workers_) w->Stop();
+  workers_.clear();
   if (store_) {
     Status s = store_->Flush();
     if (!s.ok()) spdlog::warn("flushing the store: {}", s.ToString());

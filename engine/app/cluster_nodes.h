@@ -5,6 +5,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "engine/config.h"
 #include "engine/http.h"
@@ -51,7 +52,10 @@ class AggregatorNode : public Node {
   Config config_;
   Metrics metrics_;
   std::unique_ptr<KvStore> store_;
-  std::unique_ptr<KafkaAggregation> aggregation_;
+  // One per aggregate.threads: each a group member with its own consumer
+  // and transactional producer; they own disjoint partitions and so touch
+  // disjoint keys of the shared store.
+  std::vector<std::unique_ptr<KafkaAggregation>> workers_;
   HttpRouter router_;
   std::unique_ptr<HttpServer> server_;
 };

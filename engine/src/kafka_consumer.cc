@@ -95,8 +95,14 @@ Status KafkaConsumer::Create(const KafkaConsumerOptions& options, RebalanceListe
       {"isolation.level", "read_committed"},
       {"partition.assignment.strategy", "cooperative-sticky"},
       {"queued.min.messages", std::to_string(options.queued_min_messages)},
-      {"fetch.max.bytes", "52428800"},
-      {"max.partition.fetch.bytes", "10485760"},
+      // Bytes of prefetched messages per partition. librdkafka's default
+      // (64 MB per partition) let a 12-partition aggregator reach ~1.8 GB
+      // RSS while draining a backlog (each small message also costs a few
+      // hundred bytes of bookkeeping).
+      {"queued.max.messages.kbytes", "16384"},
+      {"max.partition.fetch.bytes", std::to_string(options.max_partition_fetch_kb * 1024)},
+      {"fetch.max.bytes",
+       std::to_string(std::max(options.max_partition_fetch_kb * 1024 * 5, 16 << 20))},
       {"session.timeout.ms", "10000"},
       {"heartbeat.interval.ms", "1000"},
       {"max.poll.interval.ms", "300000"},

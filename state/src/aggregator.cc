@@ -24,6 +24,21 @@ Result<ApplyOutcome> Aggregator::Apply(const ConsumedRecord& record, std::string
     advance();
     return ApplyOutcome::kMalformed;
   }
+  // Fast path for the common case, a domain that is already in this delta:
+  // its name was fully validated (normalized, equal to its key) when it
+  // entered, so a later event with the same key and domain only needs the
+  // checks that can differ per record. Events with ids take the full path.
+  if (raw->domain && raw->type && !raw->id && (!raw->ts || *raw->ts >= 0) &&
+      *raw->domain == record.key) {
+    std::optional<EventType> type = ParseEventType(*raw->type);
+    auto known = type ? delta_.counts.find(record.key) : delta_.counts.end();
+    if (known != delta_.counts.end() &&
+        PartitionForKey(record.key, options_.partitions) == record.partition) {
+      ++(*type == EventType::kBounced ? known->second.bounced : known->second.delivered);
+      advance();
+      return ApplyOutcome::kCounted;
+    }
+  }
   Result<Event> event = ValidateEvent(*raw);
   if (!event.ok()) {
     *reason = fmt::format("invalid event: {}", event.status().message());

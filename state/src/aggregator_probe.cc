@@ -5,81 +5,89 @@
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 
+#include <string>
+
 #include "engine/metrics.h"
 
 namespace catchall {
 
-AggregatorProbe::AggregatorProbe(Metrics& metrics) {
+AggregatorProbe::AggregatorProbe(Metrics& metrics, std::optional<int> worker) {
   auto& r = metrics.registry();
+  prometheus::Labels w;
+  if (worker) w["worker"] = std::to_string(*worker);
+  auto with = [&w](prometheus::Labels extra) {
+    extra.insert(w.begin(), w.end());
+    return extra;
+  };
   auto& applied = prometheus::BuildCounter()
                       .Name("catchall_aggregate_records_total")
                       .Help("Event records consumed, by outcome")
                       .Register(r);
-  counted_ = &applied.Add({{"outcome", "counted"}});
-  duplicates_ = &applied.Add({{"outcome", "duplicate"}});
-  malformed_ = &applied.Add({{"outcome", "dead_lettered"}});
+  counted_ = &applied.Add(with({{"outcome", "counted"}}));
+  duplicates_ = &applied.Add(with({{"outcome", "duplicate"}}));
+  malformed_ = &applied.Add(with({{"outcome", "dead_lettered"}}));
   commits_ = &prometheus::BuildCounter()
                   .Name("catchall_aggregate_commits_total")
                   .Help("State commits (counters + offsets, atomically)")
                   .Register(r)
-                  .Add({});
+                  .Add(w);
   commit_failures_ = &prometheus::BuildCounter()
                           .Name("catchall_aggregate_commit_failures_total")
                           .Help("Commits that failed; processing rewinds to the last commit")
                           .Register(r)
-                          .Add({});
+                          .Add(w);
   commit_seconds_ = &prometheus::BuildHistogram()
                          .Name("catchall_aggregate_commit_seconds")
                          .Help("Time to write one commit")
                          .Register(r)
-                         .Add({}, LatencyBuckets());
+                         .Add(w, LatencyBuckets());
   commit_records_ = &prometheus::BuildHistogram()
                          .Name("catchall_aggregate_commit_records")
                          .Help("Records per commit")
                          .Register(r)
-                         .Add({}, prometheus::Histogram::BucketBoundaries{1, 10, 100, 1000, 10000,
-                                                                          100000, 1000000});
+                         .Add(w, prometheus::Histogram::BucketBoundaries{1, 10, 100, 1000, 10000,
+                                                                         100000, 1000000});
   freshness_ = &prometheus::BuildHistogram()
                     .Name("catchall_aggregate_freshness_seconds")
                     .Help("Age of the oldest event of a commit when it became visible to queries")
                     .Register(r)
-                    .Add({}, LatencyBuckets());
+                    .Add(w, LatencyBuckets());
   lag_ =
       &prometheus::BuildGauge()
            .Name("catchall_aggregate_lag_records")
            .Help("Records of the owned partitions not yet consumed (embedded: not yet committed)")
            .Register(r)
-           .Add({});
+           .Add(w);
   domains_ = &prometheus::BuildGauge()
                   .Name("catchall_state_domains")
                   .Help("Approximate number of domains with counters")
                   .Register(r)
-                  .Add({});
+                  .Add(w);
   bytes_ = &prometheus::BuildGauge()
                 .Name("catchall_state_bytes")
                 .Help("Approximate bytes of counter state (disk and memtables)")
                 .Register(r)
-                .Add({});
+                .Add(w);
   ready_ = &prometheus::BuildGauge()
                 .Name("catchall_aggregate_ready")
                 .Help("1 once the state has caught up with the log as of start")
                 .Register(r)
-                .Add({});
+                .Add(w);
   restored_ = &prometheus::BuildCounter()
                    .Name("catchall_aggregate_restored_records_total")
                    .Help("Changelog records applied while restoring partitions")
                    .Register(r)
-                   .Add({});
+                   .Add(w);
   restoring_ = &prometheus::BuildGauge()
                     .Name("catchall_aggregate_restoring_partitions")
                     .Help("Partitions being restored from the changelog now")
                     .Register(r)
-                    .Add({});
+                    .Add(w);
   owned_ = &prometheus::BuildGauge()
                 .Name("catchall_aggregate_owned_partitions")
                 .Help("Partitions of the events topic this aggregator owns")
                 .Register(r)
-                .Add({});
+                .Add(w);
 }
 
 void AggregatorProbe::OnRestored(size_t records) {

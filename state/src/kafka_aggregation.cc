@@ -29,7 +29,7 @@ KafkaAggregation::KafkaAggregation(KafkaAggregationOptions options, KvStore* sto
     : options_(std::move(options)),
       store_(store),
       counters_(store, options_.events_topic),
-      probe_(metrics ? std::make_unique<AggregatorProbe>(*metrics) : nullptr) {}
+      probe_(metrics ? std::make_unique<AggregatorProbe>(*metrics, options_.worker) : nullptr) {}
 
 KafkaAggregation::~KafkaAggregation() { Stop(); }
 
@@ -57,6 +57,7 @@ Status KafkaAggregation::Connect() {
   consumer_options.kafka = options_.kafka;
   consumer_options.group_id = options_.group_id;
   consumer_options.topic = options_.events_topic;
+  consumer_options.max_partition_fetch_kb = options_.max_partition_fetch_kb;
   return KafkaConsumer::Create(consumer_options, this, &consumer_);
 }
 

@@ -45,6 +45,7 @@ struct Config {
   uint64_t commit_interval_ms = 100;
   uint64_t commit_max_events = 500000;
   uint64_t idempotency_window_s = 86400;
+  int aggregate_threads = 1;
   // [query]
   uint64_t max_lookup_domains = 1000;
   // [kafka] (cluster mode)
@@ -57,6 +58,7 @@ struct Config {
   int kafka_partitions = 12;  // for `catchall topics create`
   int replication_factor = 1;
   uint64_t kafka_timeout_ms = 5000;
+  int max_partition_fetch_kb = 10240;
   // [logging]
   std::string log_level = "info";
 };

@@ -81,9 +81,16 @@ struct KafkaConsumerOptions {
   KafkaOptions kafka;
   std::string group_id;
   std::string topic;
-  // Messages prefetched per partition; librdkafka's default refills about
-  // once a second, which starves a fast consumer.
-  int queued_min_messages = 1000000;
+  // Messages prefetched per partition. librdkafka's default (100,000 in
+  // 2.0) refills slowly enough to starve a fast consumer, while 1,000,000
+  // per partition buffered most of a 10M-event backlog (~1.9 GB RSS with
+  // 12 partitions); this keeps fetching ahead at a bounded cost.
+  int queued_min_messages = 250000;
+  // Largest fetch per partition. Fetches are decompressed whole before
+  // their messages are queued, so this multiplies into memory: draining a
+  // 12-partition backlog, 2 MB gave ~1.5M events/s at ~0.75 GB RSS, 4 MB
+  // ~1.75M/s at ~1.15 GB, 10 MB ~2.0M/s at ~1.6 GB (docs/benchmarks.md).
+  int max_partition_fetch_kb = 10240;
 };
 
 class KafkaTransactionalProducer;

@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 
 #include "state/aggregator.h"
 
@@ -18,7 +19,10 @@ class Metrics;
 
 class AggregatorProbe {
  public:
-  explicit AggregatorProbe(Metrics& metrics);
+  // With a `worker`, every metric gets a worker label, so that several
+  // aggregation workers in one process (cluster mode's aggregate.threads)
+  // report separately; embedded mode has one aggregator and no label.
+  explicit AggregatorProbe(Metrics& metrics, std::optional<int> worker = std::nullopt);
   void OnApplied(ApplyOutcome outcome, size_t n = 1);
   void OnCommit(size_t records, size_t domains, std::chrono::duration<double> took,
                 double freshness_seconds);

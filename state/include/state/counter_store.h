@@ -23,13 +23,23 @@
 
 namespace catchall {
 
+// Hashes std::string and std::string_view alike, so that maps keyed by
+// std::string can be searched with a view (no allocation per lookup).
+struct StringHash {
+  using is_transparent = void;
+  size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+};
+
+// Per-domain counters keyed by domain.
+using CountsByDomain = std::unordered_map<std::string, DomainCounts, StringHash, std::equal_to<>>;
+
 // Everything one commit changes.
 struct CounterDelta {
   // Added to the stored counters (embedded mode).
-  std::unordered_map<std::string, DomainCounts> counts;
+  CountsByDomain counts;
   // Replace the stored counters (cluster mode: values already in the
   // changelog).
-  std::unordered_map<std::string, DomainCounts> absolute;
+  CountsByDomain absolute;
   // (domain + '\0' + id) -> log timestamp of the event that carried it.
   std::unordered_map<std::string, int64_t> ids;
   // partition -> next offset to consume.

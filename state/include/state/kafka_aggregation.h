@@ -47,6 +47,10 @@ struct KafkaAggregationOptions {
   size_t commit_max_records = 500000;
   std::chrono::seconds id_window{std::chrono::hours(24)};
   uint64_t catchall_threshold = 1000;
+  // Index of this worker when a process runs several (metrics label).
+  int worker = 0;
+  // See KafkaConsumerOptions.
+  int max_partition_fetch_kb = 10240;
 };
 
 class KafkaAggregation : public RebalanceListener {
@@ -59,6 +63,10 @@ class KafkaAggregation : public RebalanceListener {
   Status Start();
   // Commits what is pending, leaves the group, stops.
   void Stop();
+  // Asks the worker to stop without waiting (Stop() then joins); lets a
+  // process stop all its workers at once instead of handing partitions from
+  // one to the next.
+  void RequestStop() { stop_.store(true); }
 
   // True once the member has its first assignment and every owned partition
   // is restored.
