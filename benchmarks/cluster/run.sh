@@ -437,7 +437,7 @@ save_metrics final
 # ------------------------------------------------------------------ report
 
 python3 - "$OUT" "$RUNS" "$PARTITIONS" "$PREFIX" <<'PY'
-import json, os, sys
+import json, os, re, sys
 out, runs, partitions, prefix = sys.argv[1], sys.argv[2].split(","), int(sys.argv[3]), sys.argv[4]
 rows, summary = [], {"prefix": prefix, "partitions": partitions, "runs": {}}
 def g(d, *path, default=None):
@@ -499,14 +499,17 @@ for name in runs:
 
 # What the nodes say about each run: deltas of their /metrics around it.
 def parse(path):
+    """Metrics by name and labels, summed over aggregation workers (the
+    worker label of aggregate.threads is dropped)."""
     m = {}
     try:
         for line in open(path):
             if line.startswith("#") or not line.strip():
                 continue
             key, _, val = line.rpartition(" ")
+            key = re.sub(r'worker="[0-9]+",?', "", key).replace(",}", "}").replace("{}", "")
             try:
-                m[key] = float(val)
+                m[key] = m.get(key, 0) + float(val)
             except ValueError:
                 pass
     except OSError:
