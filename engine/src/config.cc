@@ -91,7 +91,7 @@ Setting BoolSetting(std::string key, std::string help, bool Config::*field) {
 std::vector<Setting> MakeSettings() {
   std::vector<Setting> s;
   s.push_back(StringSetting("server.listen", "HOST:PORT to serve HTTP on", &Config::listen));
-  s.push_back(IntSetting("server.http_threads", "HTTP I/O threads (0: one per core)",
+  s.push_back(IntSetting("server.http_threads", "HTTP I/O threads (0: half the cores)",
                          &Config::http_threads));
   s.push_back(U64Setting("server.max_body_bytes", "largest request body accepted (413 above)",
                          &Config::max_body_bytes));

@@ -22,7 +22,7 @@ namespace catchall {
 struct Config {
   // [server]
   std::string listen = "0.0.0.0:8080";
-  int http_threads = 0;  // 0: one per core
+  int http_threads = 0;  // 0: half the cores
   uint64_t max_body_bytes = 16 << 20;
   uint64_t max_header_bytes = 8 << 10;
   uint64_t idle_timeout_ms = 30000;
