@@ -111,6 +111,18 @@ void IngestService::HandleSingle(const HttpRequest& request, std::string_view do
                               fmt::format("Idempotency-Key is {} bytes long; the limit is {}",
                                           key.size(), kMaxEventIdLength)));
     }
+    // ASCII only (what HTTP allows in a field value, without obs-text):
+    // bytes that are not valid UTF-8 could not round-trip through the
+    // record's JSON unchanged, and two different keys would then count as
+    // one.
+    for (unsigned char c : key) {
+      if ((c < 0x20 && c != '\t') || c > 0x7e) {
+        if (probe_) probe_->OnRejected("invalid_idempotency_key");
+        return respond(HttpResponse::Error(
+            400, "invalid_idempotency_key",
+            "Idempotency-Key must be printable ASCII (no control or non-ASCII bytes)"));
+      }
+    }
     event.id = std::string(key);
   }
   std::vector<LogRecord> records;

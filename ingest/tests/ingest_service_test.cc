@@ -224,6 +224,18 @@ TEST_F(IngestServiceTest, IdempotencyKeyWithJsonSpecialCharactersRoundTrips) {
   EXPECT_EQ(value.Str("id"), key);
 }
 
+// Bytes that are not ASCII could not round-trip through the record's JSON
+// (invalid UTF-8 becomes U+FFFD), so "k\xff" and "k\xfe" would collide.
+TEST_F(IngestServiceTest, IdempotencyKeyWithNonAsciiBytesIs400) {
+  for (const std::string key :
+       {std::string("k\xff"), std::string("k\xc3\xa9"), std::string("k\x01")}) {
+    Captured* c = Put("/events/example.com/delivered", {{"Idempotency-Key", key}});
+    EXPECT_EQ(c->response.status, 400);
+    EXPECT_EQ(Json(c->response.body).Str("code"), "invalid_idempotency_key");
+  }
+  EXPECT_TRUE(appender_.calls.empty());
+}
+
 TEST_F(IngestServiceTest, IdempotencyKeyLimitIs256Bytes) {
   const std::string longest(256, 'k');
   const std::string too_long(257, 'k');
