@@ -373,6 +373,7 @@ std::map<int32_t, int64_t> KafkaAggregation::OnAssigned(const std::vector<int32_
   std::map<int32_t, int64_t> committed;
   // Without the committed offsets and restored state nothing may be
   // processed, so this waits (and retries) rather than guess.
+  bool prepared = false;
   while (!stop_.load()) {
     committed.clear();
     Status s = consumer_->Committed(partitions, &committed);
@@ -380,10 +381,20 @@ std::map<int32_t, int64_t> KafkaAggregation::OnAssigned(const std::vector<int32_
       if (!s.ok()) break;
       s = Restore(p, committed[p]);
     }
-    if (s.ok()) break;
+    if (s.ok()) {
+      prepared = true;
+      break;
+    }
     SetHealth(s);
     spdlog::error("aggregate: preparing partitions failed, retrying: {}", s.ToString());
     std::this_thread::sleep_for(std::chrono::seconds(1));
+  }
+  if (!prepared) {
+    // Stopping before the state of these partitions was restored: they are
+    // not taken on (their records are dropped), so nothing is ever computed
+    // from a stale local state; the group hands them on after we leave.
+    spdlog::info("aggregate: stopping; not taking on {} partition(s)", partitions.size());
+    return committed;
   }
   for (int32_t p : partitions) {
     committed_[p] = committed[p];
