@@ -189,6 +189,11 @@ void KafkaAggregation::Run() {
     if (probe_ && now - last_gauges_ >= std::chrono::milliseconds(200)) {
       last_gauges_ = now;
       probe_->SetLag(consumer_->Lag(position_));
+      // The workers of a process share one store, so one of them reports its
+      // size: the other workers' gauges stay 0 and a sum over workers is right.
+      if (options_.worker == 0) {
+        probe_->SetDomains(counters_.ApproximateDomains(), counters_.ApproximateBytes());
+      }
     }
     if (!assigned_once_ && now - started_ > kReadyWithoutAssignment) {
       assigned_once_ = true;
