@@ -2,7 +2,7 @@
 # Cluster benchmark: catchall's cluster mode end to end on this machine, with a
 # real Apache Kafka broker (scripts/kafka-dev).
 #
-#   benchmarks/cluster/run.sh [--rate N] [--runs batch,put,open] ...
+#   benchmarks/cluster/run.sh [--rate N] [--runs batch,put,open,get] ...
 #
 # 1. makes sure a broker runs on 127.0.0.1:$KAFKA_PORT (9092): starts one with
 #    scripts/kafka-dev only if none runs, and then stops it at the end;
@@ -17,10 +17,14 @@
 #      put    --mode put, 64 connections, --duration 15, --freshness (closed loop)
 #      open   --mode put --rate 10000 --freshness (open loop: latency and freshness
 #             percentiles under a steady load)
+#      get    --mode get against the query node, once per --get-rates entry (0 =
+#             closed loop), 64 connections, --duration 10 (not by default)
 #    before each run it waits until the cluster has caught up (a barrier batch of
 #    probe events is visible on the query node), and after each run it saves the
 #    three nodes' /metrics;
-# 5. writes everything to results/cluster/<timestamp>/ (one directory per run with
+# 5. after the runs, records each node's resident memory (now and peak), its data
+#    dir's size and the size of the topics in the broker's log dir (resources.json);
+# 6. writes everything to results/cluster/<timestamp>/ (one directory per run with
 #    results.json, the summaries, metrics, node logs, summary.json) and prints a
 #    summary; the load average is printed before and after.
 # At the end (also on failure or Ctrl-C) it stops the processes it started, by PID,
@@ -40,6 +44,9 @@ BROKERS="127.0.0.1:$KAFKA_PORT"
 
 PARTITIONS=12
 RUNS="batch,put,open"
+GET_RATES="0"
+GET_CONNECTIONS=64
+GET_DURATION=10
 WORKLOAD=challenge
 DOMAINS=""
 SEED=""
@@ -74,7 +81,8 @@ Kafka broker, all on this machine) with catchall-bench; results go to
 results/cluster/<timestamp>/.
 
 Options:
-  --runs LIST            runs to do, comma-separated: batch, put, open  [$RUNS]
+  --runs LIST            runs to do, comma-separated: batch, put, open, get
+                                                                        [$RUNS]
   --partitions P         partitions of the events and status topics     [$PARTITIONS]
   --workload W           catchall-bench --workload (challenge, uniform) [$WORKLOAD]
   --domains N            catchall-bench --domains                       [bench default]
@@ -87,6 +95,10 @@ Options:
   --rate N               open run: events per second                    [$RATE]
   --open-connections N   open run: connections                          [$OPEN_CONNECTIONS]
   --open-duration S      open run: seconds (warmup $OPEN_WARMUP s included)      [$OPEN_DURATION]
+  --get-rates LIST       get run: lookups/s of each get run, comma-separated;
+                         0 = closed loop (max throughput)               [$GET_RATES]
+  --get-connections N    get run: connections                           [$GET_CONNECTIONS]
+  --get-duration S       get run: seconds (warmup 2 s included)          [$GET_DURATION]
   --freshness-rate N     freshness probes per second                    [$FRESHNESS_RATE]
   --bench-threads N      catchall-bench --threads                       [$BENCH_THREADS]
   --bench-arg ARG        extra catchall-bench argument (repeatable)
@@ -127,6 +139,9 @@ while (($#)); do
     --open-connections) OPEN_CONNECTIONS="$2"; shift 2 ;;
     --open-duration) OPEN_DURATION="$2"; shift 2 ;;
     --freshness-rate) FRESHNESS_RATE="$2"; shift 2 ;;
+    --get-rates) GET_RATES="$2"; shift 2 ;;
+    --get-connections) GET_CONNECTIONS="$2"; shift 2 ;;
+    --get-duration) GET_DURATION="$2"; shift 2 ;;
     --bench-threads) BENCH_THREADS="$2"; shift 2 ;;
     --bench-arg) BENCH_ARGS+=("$2"); shift 2 ;;
     --catchall-set) CATCHALL_SETS+=("$2"); shift 2 ;;
@@ -140,15 +155,19 @@ while (($#)); do
     *) die "unknown option '$1' (see --help)" ;;
   esac
 done
-[[ "$RUNS" =~ ^(batch|put|open)(,(batch|put|open))*$ ]] || die "--runs takes a comma-separated list of batch, put, open"
+[[ "$RUNS" =~ ^(batch|put|open|get)(,(batch|put|open|get))*$ ]] \
+  || die "--runs takes a comma-separated list of batch, put, open, get"
+[[ "$GET_RATES" =~ ^[0-9]+(,[0-9]+)*$ ]] || die "--get-rates takes a comma-separated list of lookups/s (0 = closed loop)"
 for pair in "--partitions $PARTITIONS" "--batch-events $BATCH_EVENTS" "--batch-size $BATCH_SIZE" \
             "--batch-connections $BATCH_CONNECTIONS" "--put-connections $PUT_CONNECTIONS" \
             "--put-duration $PUT_DURATION" "--rate $RATE" "--open-connections $OPEN_CONNECTIONS" \
             "--open-duration $OPEN_DURATION" "--bench-threads $BENCH_THREADS" \
-            "--settle-timeout $SETTLE_TIMEOUT"; do
+            "--settle-timeout $SETTLE_TIMEOUT" "--get-connections $GET_CONNECTIONS" \
+            "--get-duration $GET_DURATION"; do
   posint $pair
 done
 ((PUT_DURATION > PUT_WARMUP)) || die "--put-duration must be longer than the warmup ($PUT_WARMUP s)"
+((GET_DURATION > 2)) || die "--get-duration must be longer than the warmup (2 s)"
 ((OPEN_DURATION > OPEN_WARMUP)) || die "--open-duration must be longer than the warmup ($OPEN_WARMUP s)"
 
 # ------------------------------------------------------------------ prerequisites
@@ -367,7 +386,8 @@ save_metrics() {  # save_metrics NAME
 }
 
 COMMON=(--target "${URL[ingest]}" --query-target "${URL[query]}" --workload "$WORKLOAD"
-        --threads "$BENCH_THREADS" --freshness --freshness-rate "$FRESHNESS_RATE")
+        --threads "$BENCH_THREADS")
+FRESH=(--freshness --freshness-rate "$FRESHNESS_RATE")
 [[ -n "$DOMAINS" ]] && COMMON+=(--domains "$DOMAINS")
 [[ -n "$SEED" ]] && COMMON+=(--seed "$SEED")
 FAILED=0
@@ -418,27 +438,77 @@ bench_run() {  # bench_run NAME ARGS...
 }
 
 IFS=, read -r -a RUN_LIST <<<"$RUNS"
+IFS=, read -r -a GET_RATE_LIST <<<"$GET_RATES"
+RUN_NAMES=()
 for run in "${RUN_LIST[@]}"; do
   case "$run" in
     batch)
-      bench_run batch --mode batch --batch-size "$BATCH_SIZE" --connections "$BATCH_CONNECTIONS" \
-        --duration 0 --max-events "$BATCH_EVENTS" --verify ;;
+      RUN_NAMES+=(batch)
+      bench_run batch "${FRESH[@]}" --mode batch --batch-size "$BATCH_SIZE" \
+        --connections "$BATCH_CONNECTIONS" --duration 0 --max-events "$BATCH_EVENTS" --verify ;;
     put)
-      bench_run put --mode put --connections "$PUT_CONNECTIONS" --duration "$PUT_DURATION" \
-        --warmup "$PUT_WARMUP" ;;
+      RUN_NAMES+=(put)
+      bench_run put "${FRESH[@]}" --mode put --connections "$PUT_CONNECTIONS" \
+        --duration "$PUT_DURATION" --warmup "$PUT_WARMUP" ;;
     open)
-      bench_run open --mode put --rate "$RATE" --connections "$OPEN_CONNECTIONS" \
+      RUN_NAMES+=(open)
+      bench_run open "${FRESH[@]}" --mode put --rate "$RATE" --connections "$OPEN_CONNECTIONS" \
         --duration "$OPEN_DURATION" --warmup "$OPEN_WARMUP" ;;
+    get)
+      # Lookups of workload domains on the query node (--query-target); with the
+      # same --seed as the writes they are the domains the writes created.
+      for rate in "${GET_RATE_LIST[@]}"; do
+        name=get; ((rate > 0)) && name="get-$rate"
+        RUN_NAMES+=("$name")
+        rate_args=(); ((rate > 0)) && rate_args=(--rate "$rate")
+        bench_run "$name" --mode get "${rate_args[@]}" --connections "$GET_CONNECTIONS" \
+          --duration "$GET_DURATION" --warmup 2
+      done ;;
   esac
 done
 barrier final || true
 save_metrics final
 
+# ------------------------------------------------------------------ resources
+
+# What each process holds once the runs are done: resident memory now and at
+# its peak (VmRSS, VmHWM), the size of its data dir, and what the topics take in
+# the broker's log dir.
+mem_kb() {  # mem_kb PID FIELD
+  awk -v f="$2:" '$1 == f {print $2}' "/proc/$1/status" 2>/dev/null || true
+}
+# Blocks in use, not apparent sizes: Kafka preallocates sparse index files.
+dir_bytes() { du -s --block-size=1 "$1" 2>/dev/null | cut -f1; }
+{
+  printf '{'
+  sep=""
+  for role in ingest aggregate query; do
+    pid="${PID_OF[$role]}"
+    dir=""; [[ "$role" != ingest ]] && dir="$WORK/$role-data"
+    printf '%s"%s": {"rss_kb": %s, "peak_rss_kb": %s, "data_dir_bytes": %s}' "$sep" "$role" \
+      "$(mem_kb "$pid" VmRSS || true)" "$(mem_kb "$pid" VmHWM || true)" \
+      "$( [[ -n "$dir" ]] && dir_bytes "$dir" || echo null)"
+    sep=", "
+  done
+  broker_dir="${KAFKA_DEV_DIR:-/tmp/catchall-kafka-dev-$KAFKA_PORT}/data"
+  printf ', "broker": {"rss_kb": %s, "peak_rss_kb": %s' \
+    "$( [[ -n "$BROKER_PID" ]] && mem_kb "$BROKER_PID" VmRSS || echo null)" \
+    "$( [[ -n "$BROKER_PID" ]] && mem_kb "$BROKER_PID" VmHWM || echo null)"
+  for t in events status dlq; do
+    total=0
+    for d in "$broker_dir/$PREFIX.$t"-*; do
+      [[ -d "$d" ]] && total=$((total + $(dir_bytes "$d")))
+    done
+    printf ', "topic_%s_bytes": %s' "$t" "$total"
+  done
+  printf '}}\n'
+} >"$OUT/resources.json" 2>/dev/null || say "could not record resources"
+
 # ------------------------------------------------------------------ report
 
-python3 - "$OUT" "$RUNS" "$PARTITIONS" "$PREFIX" <<'PY'
+python3 - "$OUT" "$(IFS=,; echo "${RUN_NAMES[*]}")" "$PARTITIONS" "$PREFIX" <<'PY'
 import json, os, re, sys
-out, runs, partitions, prefix = sys.argv[1], sys.argv[2].split(","), int(sys.argv[3]), sys.argv[4]
+out, runs, partitions, prefix = sys.argv[1], [r for r in sys.argv[2].split(",") if r], int(sys.argv[3]), sys.argv[4]
 rows, summary = [], {"prefix": prefix, "partitions": partitions, "runs": {}}
 def g(d, *path, default=None):
     for p in path:
@@ -463,7 +533,7 @@ for name in runs:
     by_status = r.get("errors_by_status", {})
     transport = {k: n for k, n in r.get("transport_errors", {}).items() if n}
     entry = {
-        "exit_code": run.get("exit_code"), "events_per_s": r.get("events_per_s"),
+        "exit_code": run.get("exit_code"), "events_per_s": r.get("events_per_s"), "lookups_per_s": r.get("lookups_per_s"),
         "requests_per_s": r.get("requests_per_s"),
         "latency_ms": {k: lat.get(k) for k in ("p50", "p95", "p99", "p999", "max")},
         "freshness_ms": {k: fr.get(k) for k in ("p50", "p95", "p99", "max", "count", "timeouts", "failures")},
@@ -492,7 +562,9 @@ for name in runs:
         note.append(f"{fr['timeouts']} probe timeouts")
     f = lambda x: "-" if x is None else f"{x:.1f}" if x >= 10 else f"{x:.2f}"
     vtxt = "-" if v is None else ("OK" if v.get("ok") else f"FAILED ({v.get('mismatches')} mismatches)")
-    rows.append((name, f"{r.get('events_per_s', 0):,.0f}", f(lat.get("p50")), f(lat.get("p99")),
+    # A get run sends lookups, not events: its rate is lookups/s.
+    rate = r.get("lookups_per_s") if name.startswith("get") else r.get("events_per_s")
+    rows.append((name, f"{rate or 0:,.0f}", f(lat.get("p50")), f(lat.get("p99")),
                  f(fr.get("p50")) if fr.get("count") else "-", f(fr.get("p95")) if fr.get("count") else "-",
                  f(fr.get("p99")) if fr.get("count") else "-", str(fr.get("count", "-")), vtxt,
                  "; ".join(note)))
@@ -531,7 +603,7 @@ diag_lines = []
 for name in runs:
     b = {role: parse(os.path.join(out, "metrics", f"{name}.before.{role}.txt")) for role in ("ingest", "aggregate", "query")}
     a = {role: parse(os.path.join(out, "metrics", f"{name}.after.{role}.txt")) for role in ("ingest", "aggregate", "query")}
-    if not a["aggregate"]:
+    if not a["aggregate"] or name.startswith("get"):
         continue
     d = lambda role, key: a[role].get(key, 0) - b[role].get(key, 0)
     commits = d("aggregate", "catchall_aggregate_commits_total")
@@ -563,14 +635,30 @@ for name in runs:
         f"{fmt(diag['aggregate_records_per_commit'])} records each; oldest-event age at commit mean "
         f"{fmt(diag['aggregate_freshness_ms_mean'])} ms, p99 <= {fmt(diag['aggregate_freshness_ms_p99_le'])} ms); "
         f"query changelog records {fmt(diag['query_changelog_records'])}")
+res_lines = []
+try:
+    res = json.load(open(os.path.join(out, "resources.json")))
+    summary["resources"] = res
+    mb = lambda v: "-" if v is None else f"{v / 2**20:,.0f} MB"
+    for role in ("ingest", "aggregate", "query", "broker"):
+        r = res.get(role, {})
+        kb = lambda k: None if r.get(k) is None else r[k] * 1024
+        disk = (f"data dir {mb(r['data_dir_bytes'])}" if r.get("data_dir_bytes") is not None else
+                "topics " + ", ".join(f"{t} {mb(r.get('topic_' + t + '_bytes'))}" for t in ("events", "status", "dlq"))
+                if role == "broker" else "no data dir")
+        res_lines.append(f"{role:9} RSS {mb(kb('rss_kb'))} (peak {mb(kb('peak_rss_kb'))}); {disk}")
+except (OSError, ValueError):
+    pass
 json.dump(summary, open(os.path.join(out, "summary.json"), "w"), indent=2)
-head = ("run", "events/s", "lat p50", "lat p99", "fresh p50", "fresh p95", "fresh p99", "probes",
+head = ("run", "per s", "lat p50", "lat p99", "fresh p50", "fresh p95", "fresh p99", "probes",
         "verify", "notes")
 widths = [max(len(str(x[i])) for x in rows + [head]) for i in range(len(head))]
 lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in [head] + rows]
-text = "\n".join(lines) + "\n(latency and freshness in ms)\n"
+text = "\n".join(lines) + "\n(per s: events/s, lookups/s for get runs; latency and freshness in ms)\n"
 if diag_lines:
     text += "nodes' /metrics during each run:\n" + "".join("  " + l + "\n" for l in diag_lines)
+if res_lines:
+    text += "resources after the runs:\n" + "".join("  " + l + "\n" for l in res_lines)
 open(os.path.join(out, "summary.txt"), "w").write(text)
 print(text, end="")
 PY
