@@ -287,14 +287,18 @@ std::string LatencySvg(const BenchReport& r) {
                    Num(kTop + 14));
   }
   // Grid and axes.
-  for (double v = 0; v <= y_max + y_step / 2; v += y_step) {
+  const int y_ticks = static_cast<int>(std::floor(y_max / y_step + 0.5));
+  for (int i = 0; i <= y_ticks; ++i) {
+    const double v = i * y_step;
     fmt::format_to(out,
                    "<line x1=\"{0}\" x2=\"{1}\" y1=\"{2}\" y2=\"{2}\" stroke=\"#dddddd\"/>"
                    "<text x=\"{3}\" y=\"{4}\" text-anchor=\"end\">{5}</text>\n",
                    Num(kLeft), Num(kLeft + pw), Num(y(v)), Num(kLeft - 6), Num(y(v) + 4),
                    TickLabel(v, y_step));
   }
-  for (double t = 0; t <= t_max + x_step / 2; t += x_step) {
+  const int x_ticks = static_cast<int>(std::floor(t_max / x_step + 0.5));
+  for (int i = 0; i <= x_ticks; ++i) {
+    const double t = i * x_step;
     fmt::format_to(out,
                    "<line x1=\"{0}\" x2=\"{0}\" y1=\"{1}\" y2=\"{2}\" stroke=\"#eeeeee\"/>"
                    "<text x=\"{0}\" y=\"{3}\" text-anchor=\"middle\">{4}</text>\n",
@@ -379,8 +383,9 @@ std::string Summary(const BenchReport& r) {
   s.push_back('\n');
   fmt::format_to(out, "  errors      {}", Thousands(t.errors()));
   for (int code = 0; code < LoadTotals::kStatusCodes; ++code) {
-    if (t.status_errors[code] > 0)
+    if (t.status_errors[code] > 0) {
       fmt::format_to(out, "  HTTP {}: {}", code, Thousands(t.status_errors[code]));
+    }
   }
   for (int k = 0; k < kTransportErrorKinds; ++k) {
     if (t.transport_errors[k] > 0) {

@@ -254,14 +254,15 @@ int RunBench(const BenchOptions& options) {
     const Clock::time_point now = Clock::now();
     if (!stopping) {
       std::string reason;
-      if (g_interrupts.load() > 0)
+      if (g_interrupts.load() > 0) {
         reason = "interrupted";
-      else if (now >= load_deadline)
+      } else if (now >= load_deadline) {
         reason = "duration";
-      else if (ctx.stop_issuing.load())
+      } else if (ctx.stop_issuing.load()) {
         reason = options.max_events > 0 ? "max-events" : "workload-exhausted";
-      else if (unreachable && now - start > FromSeconds(options.timeout_s))
+      } else if (unreachable && now - start > FromSeconds(options.timeout_s)) {
         reason = "unreachable";
+      }
       if (!reason.empty()) {
         stopping = true;
         report.stop_reason = reason;

@@ -269,8 +269,9 @@ DomainGroups GroupByLowerName(const Workload& workload, const std::vector<uint32
         size_t b = a + 1;
         while (b < names.size() && names[b].first == names[a].first) ++b;
         groups.heads.push_back(names[a].second);  // the smallest index of the name
-        for (size_t k = a + 1; k < b; ++k)
+        for (size_t k = a + 1; k < b; ++k) {
           groups.merged.emplace_back(names[a].second, names[k].second);
+        }
         a = b;
       }
     }
@@ -358,16 +359,18 @@ void Verifier::Settle(const std::vector<uint32_t>& recent, VerifyResult* result)
     if (it != head_of_.end() && it->first == index) index = it->second;
     if (seen.insert(index).second) sample.push_back(index);
   };
-  for (auto it = recent.rbegin(); it != recent.rend() && sample.size() < kSampleSize / 2; ++it)
+  for (auto it = recent.rbegin(); it != recent.rend() && sample.size() < kSampleSize / 2; ++it) {
     add(*it);
+  }
   SplitMix64 rng(StreamSeed(workload_.seed(), 0x5e771e));
   // Then random written domains (with --verify-all most heads are not).
   for (size_t tries = 0;
        sample.size() < std::min(kSampleSize, heads_.size()) && tries < 50 * kSampleSize; ++tries) {
     const uint32_t head = heads_[rng.Below(heads_.size())];
     const Expectation e = Expect(head);
-    if (e.acked.delivered + e.acked.bounced + e.uncertain.delivered + e.uncertain.bounced > 0)
+    if (e.acked.delivered + e.acked.bounced + e.uncertain.delivered + e.uncertain.bounced > 0) {
       add(head);
+    }
   }
   const auto timeout = std::chrono::duration_cast<Clock::duration>(
       std::chrono::duration<double>(options_.timeout_s));

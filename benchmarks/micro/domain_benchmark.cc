@@ -15,7 +15,7 @@ std::string LongDomain() {
          ".abcd.com";
 }
 
-void BM_NormalizeDomain(benchmark::State& state, std::string input, bool valid) {
+void BM_NormalizeDomain(benchmark::State& state, const std::string& input, bool valid) {
   if (NormalizeDomain(input).ok() != valid) {
     state.SkipWithError(valid ? "input unexpectedly refused" : "input unexpectedly accepted");
     return;

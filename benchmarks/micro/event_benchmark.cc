@@ -110,7 +110,7 @@ void BM_IngestBatchCpu(benchmark::State& state) {
 }
 BENCHMARK(BM_IngestBatchCpu);
 
-void BM_ValidateEvent(benchmark::State& state, std::string domain, std::string id) {
+void BM_ValidateEvent(benchmark::State& state, const std::string& domain, const std::string& id) {
   const std::string type = "delivered";
   RawEvent raw;
   raw.domain = domain;

@@ -47,8 +47,9 @@ class PrefilledStore {
     constexpr uint64_t kPerCommit = 100'000;
     for (uint64_t first = 0; first < kStoredDomains; first += kPerCommit) {
       CounterDelta delta;
-      for (uint64_t i = first; i < first + kPerCommit; ++i)
+      for (uint64_t i = first; i < first + kPerCommit; ++i) {
         delta.counts[DomainName(i)] = CountsOf(i);
+      }
       CheckOk(counters_->Commit(delta), "fill the prefilled store");
     }
     CheckOk(kv_->Flush(), "flush the prefilled store");

@@ -35,10 +35,12 @@ TEST(LedgerTest, UncertainEventsAreKeptApart) {
 TEST(LedgerTest, ConcurrentAcksAreAllCounted) {
   Ledger ledger(1000);
   std::vector<std::thread> threads;
+  threads.reserve(4);
   for (int t = 0; t < 4; ++t) {
     threads.emplace_back([&] {
-      for (int i = 0; i < 100000; ++i)
+      for (int i = 0; i < 100000; ++i) {
         ledger.Ack(static_cast<uint32_t>(i % 1000), EventType::kDelivered);
+      }
     });
   }
   for (auto& t : threads) t.join();

@@ -24,15 +24,16 @@ BenchReport SampleReport() {
   r.totals.requests_ok_measured = 2000;
   r.totals.status_errors[503] = 3;
   r.totals.transport_errors[static_cast<size_t>(TransportError::kTimeout)] = 1;
-  for (int i = 1; i <= 1000; ++i)
+  for (int i = 1; i <= 1000; ++i) {
     r.totals.latency.Record(static_cast<uint64_t>(i) * 1000);  // 1 us..1 ms
+  }
   for (int s = 1; s <= 3; ++s) {
     TimelinePoint p;
     p.t_s = s;
     p.length_s = 1;
     p.ops = p.requests = 1000;
     p.p50_ns = 500'000;
-    p.p99_ns = 990'000 * s;
+    p.p99_ns = uint64_t{990'000} * s;
     p.warmup = s == 1;
     r.timeline.push_back(p);
   }
@@ -128,6 +129,7 @@ TEST(ReportTest, ConfigRecordsTheQueryTarget) {
 int Parse(std::vector<std::string> args, BenchOptions* o) {
   args.insert(args.begin(), "catchall-bench");
   std::vector<char*> argv;
+  argv.reserve(args.size());
   for (std::string& a : args) argv.push_back(a.data());
   return ParseOptions(static_cast<int>(argv.size()), argv.data(), o);
 }

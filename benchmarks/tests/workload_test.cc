@@ -218,7 +218,9 @@ TEST(UniformWorkloadTest, EventsAreUniformWithTheBounceProbability) {
     ++per_domain[e.domain];
     bounces += e.type == EventType::kBounced;
   }
-  for (uint64_t c : per_domain) EXPECT_NEAR(static_cast<double>(c), total / n, 500);  // ~5 sigma
+  for (uint64_t c : per_domain) {
+    EXPECT_NEAR(static_cast<double>(c), static_cast<double>(total) / n, 500);  // ~5 sigma
+  }
   EXPECT_NEAR(static_cast<double>(bounces), total * 0.002, 250);
 }
 

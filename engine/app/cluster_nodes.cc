@@ -60,8 +60,8 @@ Status IngestNode::Start(const std::string& port_file) {
                                                config_.events_topic, &metrics_, &appender_));
   ingest_ = std::make_unique<IngestService>(IngestOptions{config_.max_batch_items, 1000},
                                             appender_.get(), &metrics_);
-  router_.Mount("/events", [this](const HttpRequest& r, Responder respond) {
-    ingest_->Handle(r, std::move(respond));
+  router_.Mount("/events", [this](const HttpRequest& r, const Responder& respond) {
+    ingest_->Handle(r, respond);
   });
   MountRuntimeEndpoints(
       &router_, &metrics_, [this] { return appender_->Health(); }, "ingest");
@@ -160,8 +160,8 @@ Status QueryNode::Start(const std::string& port_file) {
   query_ = std::make_unique<QueryService>(
       QueryOptions{config_.catchall_threshold, config_.max_lookup_domains}, materializer_.get(),
       &metrics_);
-  router_.Mount("/domains", [this](const HttpRequest& r, Responder respond) {
-    query_->Handle(r, std::move(respond));
+  router_.Mount("/domains", [this](const HttpRequest& r, const Responder& respond) {
+    query_->Handle(r, respond);
   });
   MountRuntimeEndpoints(
       &router_, &metrics_,

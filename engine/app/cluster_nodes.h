@@ -24,7 +24,7 @@ class KafkaAggregation;
 class StatusMaterializer;
 
 // Validates and produces events to the events topic.
-class IngestNode : public Node {
+class IngestNode final : public Node {
  public:
   explicit IngestNode(Config config);
   ~IngestNode() override;
@@ -41,7 +41,7 @@ class IngestNode : public Node {
 };
 
 // Consumes events exactly-once into counters and the changelog.
-class AggregatorNode : public Node {
+class AggregatorNode final : public Node {
  public:
   explicit AggregatorNode(Config config);
   ~AggregatorNode() override;
@@ -61,7 +61,7 @@ class AggregatorNode : public Node {
 };
 
 // Materializes the changelog and answers lookups.
-class QueryNode : public Node {
+class QueryNode final : public Node {
  public:
   explicit QueryNode(Config config);
   ~QueryNode() override;

@@ -51,11 +51,11 @@ Status EmbeddedNode::Start(const std::string& port_file) {
   query_ = std::make_unique<QueryService>(
       QueryOptions{config_.catchall_threshold, config_.max_lookup_domains}, counters_.get(),
       &metrics_);
-  router_.Mount("/events", [this](const HttpRequest& r, Responder respond) {
-    ingest_->Handle(r, std::move(respond));
+  router_.Mount("/events", [this](const HttpRequest& r, const Responder& respond) {
+    ingest_->Handle(r, respond);
   });
-  router_.Mount("/domains", [this](const HttpRequest& r, Responder respond) {
-    query_->Handle(r, std::move(respond));
+  router_.Mount("/domains", [this](const HttpRequest& r, const Responder& respond) {
+    query_->Handle(r, respond);
   });
   MountRuntimeEndpoints(
       &router_, &metrics_,

@@ -22,7 +22,7 @@ class IngestService;
 class QueryService;
 class HttpServer;
 
-class EmbeddedNode : public Node {
+class EmbeddedNode final : public Node {
  public:
   explicit EmbeddedNode(Config config);
   ~EmbeddedNode() override;

@@ -52,7 +52,7 @@ Setting StringSetting(std::string key, std::string help, std::string Config::*fi
   return s;
 }
 
-Setting U64Setting(std::string key, std::string help, uint64_t Config::*field) {
+Setting U64Setting(const std::string& key, std::string help, uint64_t Config::*field) {
   Setting s;
   s.env = EnvName(key);
   s.key = key;
@@ -62,7 +62,7 @@ Setting U64Setting(std::string key, std::string help, uint64_t Config::*field) {
   return s;
 }
 
-Setting IntSetting(std::string key, std::string help, int Config::*field) {
+Setting IntSetting(const std::string& key, std::string help, int Config::*field) {
   Setting s;
   s.env = EnvName(key);
   s.key = key;
@@ -78,7 +78,7 @@ Setting IntSetting(std::string key, std::string help, int Config::*field) {
   return s;
 }
 
-Setting BoolSetting(std::string key, std::string help, bool Config::*field) {
+Setting BoolSetting(const std::string& key, std::string help, bool Config::*field) {
   Setting s;
   s.env = EnvName(key);
   s.key = key;
@@ -317,7 +317,8 @@ Result<Config> LoadConfig(const std::string& file, const ConfigOverrides& overri
   Config config;
   if (!file.empty()) CATCHALL_RETURN_IF_ERROR(ApplyToml(file, &config));
   for (const Setting& s : AllSettings()) {
-    if (const char* v = std::getenv(s.env.c_str())) {
+    // Read once at start, before any thread exists.
+    if (const char* v = std::getenv(s.env.c_str())) {  // NOLINT(concurrency-mt-unsafe)
       Status st = s.set(config, v);
       if (!st.ok()) {
         return Status::InvalidArgument(

@@ -71,7 +71,8 @@ simdjson::error_code Walk(od::value value) {
       if (auto e = value.get_array().get(array)) return e;
       for (auto child : array) {
         od::value v;
-        if (auto e = std::move(child).get(v)) return e;
+        // The move selects simdjson's rvalue-qualified get().
+        if (auto e = std::move(child).get(v)) return e;  // NOLINT(performance-move-const-arg)
         if (auto e = Walk(v)) return e;
       }
       return simdjson::SUCCESS;
@@ -116,7 +117,8 @@ std::string LocateArrayError(const char* padded, size_t size, simdjson::error_co
   size_t index = 0;
   for (auto element : array) {
     od::value v;
-    simdjson::error_code e = std::move(element).get(v);
+    // The move selects simdjson's rvalue-qualified get().
+    simdjson::error_code e = std::move(element).get(v);  // NOLINT(performance-move-const-arg)
     if (!e) e = Walk(v);
     if (e) {
       return fmt::format("malformed JSON array at item {}: {}", index, simdjson::error_message(e));

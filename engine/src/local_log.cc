@@ -332,8 +332,9 @@ class LocalLogAppender : public LogAppender {
 std::vector<ColumnSpec> LocalLog::Columns(const LocalLogOptions& options) {
   std::vector<ColumnSpec> columns;
   columns.push_back({std::string(kMetaColumn), ColumnKind::kPlain, {}});
-  for (const auto& t : options.topics)
+  for (const auto& t : options.topics) {
     columns.push_back({ColumnName(t.name), ColumnKind::kLog, {}});
+  }
   return columns;
 }
 

@@ -38,24 +38,28 @@ void MountRuntimeEndpoints(HttpRouter* router, Metrics* metrics, ReadinessCheck 
       .Set(1);
   metrics->AddScrapeHook([&rss] { rss.Set(static_cast<double>(ResidentBytes())); });
 
-  router->Mount("/metrics", [metrics](const HttpRequest& request, Responder respond) {
-    if (request.path() != "/metrics")
+  router->Mount("/metrics", [metrics](const HttpRequest& request, const Responder& respond) {
+    if (request.path() != "/metrics") {
       return respond(HttpResponse::Error(404, "not_found", "no such path"));
+    }
     if (request.method != HttpMethod::kGet) return respond(HttpResponse::MethodNotAllowed("GET"));
     respond(HttpResponse::Text(200, metrics->Serialize(), "text/plain; version=0.0.4"));
   });
-  router->Mount("/healthz", [](const HttpRequest& request, Responder respond) {
-    if (request.path() != "/healthz")
+  router->Mount("/healthz", [](const HttpRequest& request, const Responder& respond) {
+    if (request.path() != "/healthz") {
       return respond(HttpResponse::Error(404, "not_found", "no such path"));
+    }
     if (request.method != HttpMethod::kGet) return respond(HttpResponse::MethodNotAllowed("GET"));
     respond(HttpResponse::Json(200, R"({"status":"ok"})"));
   });
   router->Mount("/readyz",
-                [ready = std::move(ready)](const HttpRequest& request, Responder respond) {
-                  if (request.path() != "/readyz")
+                [ready = std::move(ready)](const HttpRequest& request, const Responder& respond) {
+                  if (request.path() != "/readyz") {
                     return respond(HttpResponse::Error(404, "not_found", "no such path"));
-                  if (request.method != HttpMethod::kGet)
+                  }
+                  if (request.method != HttpMethod::kGet) {
                     return respond(HttpResponse::MethodNotAllowed("GET"));
+                  }
                   Status s = ready();
                   if (!s.ok()) {
                     HttpResponse r = HttpResponse::Error(503, "not_ready", s.message());

@@ -125,13 +125,13 @@ class Client {
   beast::flat_buffer buffer_;
 };
 
-Request Get(std::string target) {
+Request Get(const std::string& target) {
   Request r{http::verb::get, target, 11};
   r.set(http::field::host, "127.0.0.1");
   return r;
 }
 
-Request Post(std::string target, std::string body) {
+Request Post(const std::string& target, std::string body) {
   Request r{http::verb::post, target, 11};
   r.set(http::field::host, "127.0.0.1");
   r.set(http::field::content_type, "application/x-ndjson");
@@ -144,7 +144,7 @@ std::string Field(const Response& r, http::field f) { return std::string(r[f]); 
 class HttpServerTest : public ::testing::Test {
  protected:
   HttpServerTest() {
-    router_.Mount("/echo", [](const HttpRequest& request, Responder respond) {
+    router_.Mount("/echo", [](const HttpRequest& request, const Responder& respond) {
       respond(HttpResponse::Text(
           200,
           std::string(HttpMethodName(request.method)) + " " + std::string(request.target) + " [" +
@@ -181,7 +181,7 @@ class HttpServerTest : public ::testing::Test {
     return options;
   }
 
-  void Start(HttpServerOptions options, Metrics* metrics = nullptr) {
+  void Start(const HttpServerOptions& options, Metrics* metrics = nullptr) {
     server_ = std::make_unique<HttpServer>(options, &router_, metrics);
     Status s = server_->Start();
     ASSERT_TRUE(s.ok()) << s.ToString();
@@ -513,6 +513,7 @@ TEST_F(HttpServerTest, ConcurrentClients) {
   Start(DefaultOptions());
   std::atomic<int> ok{0};
   std::vector<std::thread> threads;
+  threads.reserve(4);
   for (int t = 0; t < 4; ++t) {
     threads.emplace_back([&, t] {
       Client c;

@@ -14,7 +14,6 @@ namespace {
 
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
-using ::testing::Pair;
 
 std::string HeaderOf(const HttpResponse& r, std::string_view name) {
   for (const auto& [n, v] : r.headers) {
@@ -39,8 +38,8 @@ HttpResponse Call(const HttpRouter& router, std::string_view target,
   return response.value_or(HttpResponse::Error(599, "no_response", ""));
 }
 
-HttpHandler Echo(std::string name) {
-  return [name](const HttpRequest& request, Responder respond) {
+HttpHandler Echo(const std::string& name) {
+  return [name](const HttpRequest& request, const Responder& respond) {
     respond(HttpResponse::Text(
         200, name + " " + std::string(request.path()) + " ? " + std::string(request.query()),
         "text/plain"));

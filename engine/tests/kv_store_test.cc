@@ -448,8 +448,9 @@ TEST_F(KvStoreTest, BigEndianKeysIterateInNumericOrder) {
   std::sort(values.begin(), values.end());
   auto it = store_->NewIterator(log_);
   std::vector<uint64_t> got;
-  for (it->SeekToFirst(); it->Valid(); it->Next())
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
     got.push_back(DecodeBigEndian64(it->key().data()));
+  }
   EXPECT_EQ(got, values);
 }
 

@@ -112,6 +112,7 @@ class LocalLogTest : public ::testing::Test {
 
   static std::vector<LogRecord> Records(int n, const std::string& prefix, bool same_key = false) {
     std::vector<LogRecord> records;
+    records.reserve(static_cast<size_t>(n));
     for (int i = 0; i < n; ++i) {
       records.push_back({same_key ? prefix + "-key" : prefix + "-key-" + std::to_string(i),
                          prefix + "-value-" + std::to_string(i)});
@@ -180,6 +181,7 @@ TEST_F(LocalLogTest, RecordsOfOneKeyKeepTheirOrderAcrossAppends) {
   const int32_t p = PartitionForKey(key, kPartitions);
   for (int batch = 0; batch < 5; ++batch) {
     std::vector<LogRecord> records;
+    records.reserve(3);
     for (int i = 0; i < 3; ++i) records.push_back({key, std::to_string(batch * 3 + i)});
     AppendSync(records);
   }
@@ -231,8 +233,9 @@ TEST_F(LocalLogTest, ReadFromTheMiddleOfABatch) {
   AppendSync(Records(5, "same", /*same_key=*/true));   // another, 10..14
   auto records = ReadAll(p, 4);
   ASSERT_EQ(records.size(), 11u);
-  for (size_t i = 0; i < records.size(); ++i)
+  for (size_t i = 0; i < records.size(); ++i) {
     EXPECT_EQ(records[i].offset, 4 + static_cast<int64_t>(i));
+  }
   EXPECT_EQ(records[0].value, "same-value-4");
   EXPECT_EQ(records[6].value, "same-value-0");  // offset 10: first of the second batch
 
@@ -251,8 +254,9 @@ TEST_F(LocalLogTest, ReadStopsNearMaxRecordsAtBatchBoundaries) {
   ASSERT_TRUE(log_->Read(kTopic, p, 0, 3, &out).ok());
   ASSERT_GE(out.records.size(), 3u);
   EXPECT_LT(out.records.size(), 20u);
-  for (size_t i = 0; i < out.records.size(); ++i)
+  for (size_t i = 0; i < out.records.size(); ++i) {
     EXPECT_EQ(out.records[i].offset, static_cast<int64_t>(i));
+  }
   // Read appends to *out; a second read continues where the first stopped.
   size_t first = out.records.size();
   ASSERT_TRUE(log_->Read(kTopic, p, static_cast<int64_t>(first), 1000, &out).ok());
@@ -292,6 +296,7 @@ TEST_F(LocalLogTest, ReopenKeepsOffsetsAndData) {
   Open();
   AppendSync(Records(100, "r"));
   std::vector<int64_t> ends;
+  ends.reserve(kPartitions);
   for (int32_t p = 0; p < kPartitions; ++p) ends.push_back(log_->EndOffset(kTopic, p));
   Open();  // closes the log and the store, opens both again
   for (int32_t p = 0; p < kPartitions; ++p) {
@@ -526,6 +531,7 @@ TEST_F(LocalLogTest, ConcurrentAppendsGetDistinctDenseOffsets) {
   Completions completions;
   std::atomic<int> refused{0};
   std::vector<std::thread> threads;
+  threads.reserve(kThreads);
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t] {
       for (int i = 0; i < kAppendsPerThread; ++i) {

@@ -64,26 +64,26 @@ IngestService::IngestService(IngestOptions options, LogAppender* log, Metrics* m
 
 IngestService::~IngestService() = default;
 
-void IngestService::Handle(const HttpRequest& request, Responder respond) {
+void IngestService::Handle(const HttpRequest& request, const Responder& respond) {
   std::vector<std::string_view> parts = SplitPath(request.path());
   // parts[0] == "events"
   if (parts.size() == 1) {
     if (request.method != HttpMethod::kPost) {
       return respond(HttpResponse::MethodNotAllowed("POST"));
     }
-    return HandleBatch(request, std::move(respond));
+    return HandleBatch(request, respond);
   }
   if (parts.size() == 3 && !parts[1].empty() && !parts[2].empty()) {
     if (request.method != HttpMethod::kPut) {
       return respond(HttpResponse::MethodNotAllowed("PUT"));
     }
-    return HandleSingle(request, parts[1], parts[2], std::move(respond));
+    return HandleSingle(request, parts[1], parts[2], respond);
   }
   respond(HttpResponse::Error(404, "not_found", kPathHelp));
 }
 
 void IngestService::HandleSingle(const HttpRequest& request, std::string_view domain_segment,
-                                 std::string_view type_segment, Responder respond) {
+                                 std::string_view type_segment, const Responder& respond) {
   auto type = ParseEventType(type_segment);
   if (!type) {
     if (probe_) probe_->OnRejected("invalid_event_type");
@@ -146,7 +146,7 @@ void IngestService::HandleSingle(const HttpRequest& request, std::string_view do
   }
 }
 
-void IngestService::HandleBatch(const HttpRequest& request, Responder respond) {
+void IngestService::HandleBatch(const HttpRequest& request, const Responder& respond) {
   BatchFormat format = DetectBatchFormat(request.Header("Content-Type"), request.body);
   std::vector<LogRecord> records;
   std::vector<RejectedItem> errors;
@@ -172,8 +172,9 @@ void IngestService::HandleBatch(const HttpRequest& request, Responder respond) {
       });
   if (!parsed.ok()) {
     // The body as a whole is unusable; nothing of it is stored.
-    if (probe_)
+    if (probe_) {
       probe_->OnRejected(parsed.code() == Code::kTooLarge ? "too_many_items" : "malformed_body");
+    }
     return respond(HttpResponse::Error(
         parsed.code() == Code::kTooLarge ? 413 : 400,
         parsed.code() == Code::kTooLarge ? "too_many_items" : "malformed_body", parsed.message()));

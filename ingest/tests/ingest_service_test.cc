@@ -227,7 +227,7 @@ TEST_F(IngestServiceTest, IdempotencyKeyWithJsonSpecialCharactersRoundTrips) {
 // Bytes that are not ASCII could not round-trip through the record's JSON
 // (invalid UTF-8 becomes U+FFFD), so "k\xff" and "k\xfe" would collide.
 TEST_F(IngestServiceTest, IdempotencyKeyWithNonAsciiBytesIs400) {
-  for (const std::string key :
+  for (const std::string& key :
        {std::string("k\xff"), std::string("k\xc3\xa9"), std::string("k\x01")}) {
     Captured* c = Put("/events/example.com/delivered", {{"Idempotency-Key", key}});
     EXPECT_EQ(c->response.status, 400);
@@ -450,9 +450,10 @@ TEST_F(IngestServiceTest, TooManyItemsIs413AndNothingIsAppended) {
 TEST_F(IngestServiceTest, RejectedItemsBeyondTheReportLimitAreOnlyCounted) {
   MakeService(IngestOptions{.max_batch_items = 100, .max_reported_errors = 2});
   std::string body;
-  for (int i = 0; i < 5; ++i)
+  for (int i = 0; i < 5; ++i) {
     body += R"({"domain":"bad_.com","type":"delivered"})"
             "\n";
+  }
   body += R"({"domain":"good.com","type":"delivered"})"
           "\n";
   Captured* c = Post(body);

@@ -58,7 +58,7 @@ QueryService::QueryService(QueryOptions options, const StatusReader* reader, Met
 
 QueryService::~QueryService() = default;
 
-void QueryService::Handle(const HttpRequest& request, Responder respond) {
+void QueryService::Handle(const HttpRequest& request, const Responder& respond) {
   std::vector<std::string_view> parts = SplitPath(request.path());
   if (parts.size() != 2 || parts[1].empty()) {
     return respond(HttpResponse::Error(404, "not_found", kPathHelp));

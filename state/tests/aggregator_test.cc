@@ -22,7 +22,7 @@ using namespace std::chrono_literals;
 constexpr int32_t kPartitions = 4;
 constexpr int64_t kT0 = 1700000000000;  // a log timestamp, epoch ms
 constexpr std::chrono::seconds kWindow = 1h;
-constexpr int64_t kWindowMs = 3600 * 1000;
+constexpr int64_t kWindowMs = int64_t{3600} * 1000;
 
 std::string EventValue(std::string_view domain, EventType type, std::string_view id = {}) {
   Event event;

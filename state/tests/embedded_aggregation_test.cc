@@ -107,6 +107,7 @@ class EmbeddedAggregationTest : public ::testing::Test {
 
   void AppendEvents(std::string_view domain, EventType type, int n) {
     std::vector<LogRecord> records;
+    records.reserve(static_cast<size_t>(n));
     for (int i = 0; i < n; ++i) records.push_back(EventRecord(domain, type));
     Append(std::move(records));
   }
@@ -189,7 +190,7 @@ TEST_F(EmbeddedAggregationTest, StartResumesFromTheCommittedOffsets) {
   uint64_t expected[10];
   for (int i = 0; i < 10; ++i) {
     AppendEvents("d" + std::to_string(i) + ".com", EventType::kDelivered, i + 1);
-    expected[i] = static_cast<uint64_t>(i + 1);
+    expected[i] = static_cast<uint64_t>(i) + 1;
   }
   // A previous run counted the first records of each partition and committed
   // them with their offsets, then stopped.

@@ -24,8 +24,9 @@ class ServeApiTest : public ::testing::Test {
   }
 
   void PutEvents(const std::string& domain, const std::string& type, int n) {
+    const std::string path = "/events/" + domain + "/";
     for (int i = 0; i < n; ++i) {
-      HttpResult r = client_->Put("/events/" + domain + "/" + type);
+      HttpResult r = client_->Put(path + type);
       ASSERT_EQ(r.status, 204) << r.body;
     }
   }

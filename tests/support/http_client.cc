@@ -116,8 +116,9 @@ HttpResult HttpClient::Request(std::string_view method, std::string_view target,
   HttpResult r = impl_->Once(method, target, body, headers, &retryable);
   // Only a request on a reused connection that the server had already
   // closed is retried; it was never processed.
-  if (r.status == 0 && retryable && reused)
+  if (r.status == 0 && retryable && reused) {
     r = impl_->Once(method, target, body, headers, &retryable);
+  }
   return r;
 }
 

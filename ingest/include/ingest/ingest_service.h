@@ -35,12 +35,12 @@ class IngestService {
   ~IngestService();
 
   // The handler to mount at "/events".
-  void Handle(const HttpRequest& request, Responder respond);
+  void Handle(const HttpRequest& request, const Responder& respond);
 
  private:
   void HandleSingle(const HttpRequest& request, std::string_view domain, std::string_view type,
-                    Responder respond);
-  void HandleBatch(const HttpRequest& request, Responder respond);
+                    const Responder& respond);
+  void HandleBatch(const HttpRequest& request, const Responder& respond);
 
   IngestOptions options_;
   LogAppender* log_;

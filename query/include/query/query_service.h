@@ -30,7 +30,7 @@ class QueryService {
   ~QueryService();
 
   // The handler to mount at "/domains".
-  void Handle(const HttpRequest& request, Responder respond);
+  void Handle(const HttpRequest& request, const Responder& respond);
 
  private:
   HttpResponse GetOne(std::string_view segment) const;
