@@ -38,6 +38,19 @@ double MetricValue(const std::string& exposition, const std::string& name) {
   return sum;
 }
 
+// Polls a node's /metrics until `name` sums to at least `min` (gauges refresh
+// on a clock) or `timeout` passes; returns the last value seen.
+double WaitForMetricAtLeast(HttpClient& node, const std::string& name, double min,
+                            std::chrono::seconds timeout = 10s) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  double value = MetricValue(node.Get("/metrics").body, name);
+  while (value < min && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(100ms);
+    value = MetricValue(node.Get("/metrics").body, name);
+  }
+  return value;
+}
+
 class ClusterTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -103,17 +116,10 @@ TEST_F(ClusterTest, EventsFlowThroughThreeSeparateProcesses) {
   EXPECT_EQ(GetDomain(q, "never.example").state, "unknown");
 
   // Operators size the roles by these gauges: both count the three domains.
-  HttpClient agg_admin(aggregate->port());
-  double agg_domains = 0;
-  double query_domains = 0;
-  for (int i = 0; i < 100 && (agg_domains < 3 || query_domains < 3); ++i) {
-    std::this_thread::sleep_for(100ms);
-    agg_domains = MetricValue(agg_admin.Get("/metrics").body, "catchall_state_domains");
-    query_domains = MetricValue(q.Get("/metrics").body, "catchall_query_domains");
-  }
   // (RocksDB's estimates: each commit's write of a domain counts until compaction.)
-  EXPECT_GE(agg_domains, 3);
-  EXPECT_GE(query_domains, 3);
+  HttpClient agg_admin(aggregate->port());
+  EXPECT_GE(WaitForMetricAtLeast(agg_admin, "catchall_state_domains", 3), 3);
+  EXPECT_GE(WaitForMetricAtLeast(q, "catchall_query_domains", 3), 3);
 }
 
 TEST_F(ClusterTest, AggregatorKilledMidLoadRestartsWithExactCounts) {
@@ -161,12 +167,8 @@ TEST_F(ClusterTest, SecondAggregatorJoinsThenLeavesMidLoadWithExactCounts) {
   ExpectReady(*agg_b);
   // The newcomer takes partitions over (restoring them from the changelog).
   HttpClient b_admin(agg_b->port());
-  bool owns = false;
-  for (int i = 0; i < 300 && !owns; ++i) {
-    owns = MetricValue(b_admin.Get("/metrics").body, "catchall_aggregate_owned_partitions") > 0;
-    if (!owns) std::this_thread::sleep_for(100ms);
-  }
-  EXPECT_TRUE(owns) << agg_b->Output();
+  EXPECT_GE(WaitForMetricAtLeast(b_admin, "catchall_aggregate_owned_partitions", 1, 30s), 1)
+      << agg_b->Output();
   size_t mark = load.acked();
   while (load.acked() < mark + 2000) std::this_thread::sleep_for(5ms);
   EXPECT_EQ(agg_b->Terminate(), 0) << agg_b->Output();  // leaves: partitions go back
