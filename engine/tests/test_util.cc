@@ -1,24 +1,8 @@
 #include "test_util.h"
 
-#include <gtest/gtest.h>
 #include <simdjson.h>
-#include <stdlib.h>
-
-#include <filesystem>
-#include <stdexcept>
 
 namespace catchall::test {
-
-ScopedTempDir::ScopedTempDir() {
-  std::string templ = ::testing::TempDir() + "catchall-engine-test-XXXXXX";
-  if (mkdtemp(templ.data()) == nullptr) throw std::runtime_error("mkdtemp failed: " + templ);
-  path_ = templ;
-}
-
-ScopedTempDir::~ScopedTempDir() {
-  std::error_code ec;
-  std::filesystem::remove_all(path_, ec);
-}
 
 bool IsValidJson(std::string_view text) {
   simdjson::dom::parser parser;

@@ -5,22 +5,13 @@
 #include <string>
 #include <string_view>
 
+#include "support/temp_dir.h"
+
 namespace catchall::test {
 
-// A fresh, unique directory under ::testing::TempDir(), removed (with its
-// contents) on destruction.
-class ScopedTempDir {
- public:
-  ScopedTempDir();
-  ~ScopedTempDir();
-  ScopedTempDir(const ScopedTempDir&) = delete;
-  ScopedTempDir& operator=(const ScopedTempDir&) = delete;
-
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+// A fresh directory under ::testing::TempDir(), removed with its contents on
+// destruction (the one helper of every test target).
+using ScopedTempDir = ::catchall::testing::TempDir;
 
 // True when `text` is exactly one valid JSON document (RFC 8259).
 bool IsValidJson(std::string_view text);

@@ -1,23 +1,8 @@
 #include "test_util.h"
 
-#include <gtest/gtest.h>
-#include <stdlib.h>
-
-#include <filesystem>
-#include <stdexcept>
+#include <utility>
 
 namespace catchall::test {
-
-ScopedTempDir::ScopedTempDir() {
-  std::string templ = ::testing::TempDir() + "catchall-state-test-XXXXXX";
-  if (mkdtemp(templ.data()) == nullptr) throw std::runtime_error("mkdtemp failed: " + templ);
-  path_ = templ;
-}
-
-ScopedTempDir::~ScopedTempDir() {
-  std::error_code ec;
-  std::filesystem::remove_all(path_, ec);
-}
 
 KvStoreOptions SmallStoreOptions(std::string path, std::vector<ColumnSpec> columns) {
   KvStoreOptions options;

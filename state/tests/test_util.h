@@ -9,23 +9,13 @@
 
 #include "engine/domain_status.h"
 #include "engine/kv_store.h"
+#include "support/temp_dir.h"
 
 namespace catchall::test {
 
-// A fresh, unique directory under ::testing::TempDir(), removed (with its
-// contents) on destruction.
-class ScopedTempDir {
- public:
-  ScopedTempDir();
-  ~ScopedTempDir();
-  ScopedTempDir(const ScopedTempDir&) = delete;
-  ScopedTempDir& operator=(const ScopedTempDir&) = delete;
-
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+// A fresh directory under ::testing::TempDir(), removed with its contents on
+// destruction (the one helper of every test target).
+using ScopedTempDir = ::catchall::testing::TempDir;
 
 // KvStore options for tests: small caches, the given columns.
 KvStoreOptions SmallStoreOptions(std::string path, std::vector<ColumnSpec> columns);

@@ -20,8 +20,6 @@ extern char** environ;
 namespace catchall::testing {
 namespace {
 
-std::atomic<int> counter{0};
-
 pid_t Spawn(const std::vector<std::string>& args, const std::string& log_path) {
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
@@ -48,18 +46,6 @@ pid_t Spawn(const std::vector<std::string>& args, const std::string& log_path) {
 }
 
 }  // namespace
-
-TempDir::TempDir() {
-  std::string base = ::testing::TempDir();
-  path_ = base + "catchall-" + std::to_string(getpid()) + "-" + std::to_string(counter++);
-  std::filesystem::remove_all(path_);
-  std::filesystem::create_directories(path_);
-}
-
-TempDir::~TempDir() {
-  std::error_code ec;
-  std::filesystem::remove_all(path_, ec);
-}
 
 std::string ServerProcess::BinaryPath() { return CATCHALL_BINARY; }
 

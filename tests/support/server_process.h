@@ -11,20 +11,9 @@
 #include <string>
 #include <vector>
 
+#include "support/temp_dir.h"
+
 namespace catchall::testing {
-
-// A fresh directory under the test temp dir, removed by the destructor.
-class TempDir {
- public:
-  TempDir();
-  ~TempDir();
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
 
 class ServerProcess {
  public:
