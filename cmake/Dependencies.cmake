@@ -11,9 +11,28 @@ find_package(tomlplusplus REQUIRED)
 find_package(PkgConfig REQUIRED)
 pkg_check_modules(IDN2 REQUIRED IMPORTED_TARGET libidn2)
 pkg_check_modules(RDKAFKA REQUIRED IMPORTED_TARGET rdkafka)
-if(CATCHALL_BUILD_TESTS)
-  find_package(GTest REQUIRED)
-endif()
-if(CATCHALL_BUILD_BENCHMARKS)
-  find_package(benchmark REQUIRED)
-endif()
+
+# Tests and micro-benchmarks need packages that serving does not
+# (scripts/install-deps without --runtime installs them). Where they are
+# absent the build goes on without them and says so, so that `scripts/run`
+# works on a bare machine; CATCHALL_REQUIRE_TESTS (set by scripts/test) turns
+# that into an error, so that CI can never pass by building no tests.
+function(catchall_optional_package option package what)
+  if(NOT ${option})
+    return()
+  endif()
+  find_package(${package} QUIET)
+  if(${package}_FOUND)
+    return()
+  endif()
+  if(CATCHALL_REQUIRE_TESTS)
+    message(FATAL_ERROR "${package} was not found but ${what} are required "
+                        "(CATCHALL_REQUIRE_TESTS=ON); run scripts/install-deps")
+  endif()
+  message(WARNING "${package} was not found: ${what} are not built. "
+                  "Run scripts/install-deps (without --runtime) to get them, "
+                  "or configure with -D${option}=OFF to silence this.")
+  set(${option} OFF PARENT_SCOPE)
+endfunction()
+catchall_optional_package(CATCHALL_BUILD_TESTS GTest "the tests")
+catchall_optional_package(CATCHALL_BUILD_BENCHMARKS benchmark "the micro-benchmarks")
