@@ -4,6 +4,7 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <iostream>
+#include <optional>
 
 #include "cluster_nodes.h"
 #include "embedded_node.h"
@@ -16,15 +17,17 @@ using catchall::Config;
 using catchall::ConfigOverrides;
 
 // Flags shared by the commands that load a configuration.
+// A flag that was not given is empty: a given one always wins over the file
+// and the environment, whatever its value (`--threshold 0` included).
 struct CommonFlags {
   std::string config_file;
-  std::string listen;
-  std::string data_dir;
-  std::string brokers;
-  std::string log_level;
+  std::optional<std::string> listen;
+  std::optional<std::string> data_dir;
+  std::optional<std::string> brokers;
+  std::optional<std::string> log_level;
   std::string port_file;
-  int partitions = 0;
-  uint64_t threshold = 0;
+  std::optional<int> partitions;
+  std::optional<uint64_t> threshold;
   std::vector<std::string> sets;
 };
 
@@ -59,12 +62,12 @@ catchall::Result<Config> BuildConfig(const CommonFlags& f) {
     }
     o.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
   }
-  if (!f.listen.empty()) o.emplace_back("server.listen", f.listen);
-  if (!f.data_dir.empty()) o.emplace_back("storage.data_dir", f.data_dir);
-  if (!f.brokers.empty()) o.emplace_back("kafka.brokers", f.brokers);
-  if (!f.log_level.empty()) o.emplace_back("logging.level", f.log_level);
-  if (f.partitions > 0) o.emplace_back("log.partitions", std::to_string(f.partitions));
-  if (f.threshold > 0) o.emplace_back("aggregate.catchall_threshold", std::to_string(f.threshold));
+  if (f.listen) o.emplace_back("server.listen", *f.listen);
+  if (f.data_dir) o.emplace_back("storage.data_dir", *f.data_dir);
+  if (f.brokers) o.emplace_back("kafka.brokers", *f.brokers);
+  if (f.log_level) o.emplace_back("logging.level", *f.log_level);
+  if (f.partitions) o.emplace_back("log.partitions", std::to_string(*f.partitions));
+  if (f.threshold) o.emplace_back("aggregate.catchall_threshold", std::to_string(*f.threshold));
   return catchall::LoadConfig(f.config_file, o);
 }
 
@@ -165,8 +168,8 @@ int main(int argc, char** argv) {
   CommonFlags topics_flags;
   CLI::App* topics = app.add_subcommand("topics", "Create or check the Kafka topics");
   topics->require_subcommand(1);
-  int topic_partitions = 0;
-  int replication = 0;
+  std::optional<int> topic_partitions;
+  std::optional<int> replication;
   auto add_topic_flags = [&](CLI::App* cmd) {
     cmd->add_option("-c,--config", topics_flags.config_file, "TOML configuration file")
         ->check(CLI::ExistingFile);
@@ -203,13 +206,13 @@ int main(int argc, char** argv) {
   if (aggregate->parsed()) return RunRole<catchall::AggregatorNode>(aggregate_flags);
   if (query->parsed()) return RunRole<catchall::QueryNode>(query_flags);
   if (topics->parsed()) {
-    if (topic_partitions > 0) {
-      topics_flags.sets.push_back("kafka.partitions=" + std::to_string(topic_partitions));
+    if (topic_partitions) {
+      topics_flags.sets.push_back("kafka.partitions=" + std::to_string(*topic_partitions));
     }
-    if (replication > 0) {
-      topics_flags.sets.push_back("kafka.replication_factor=" + std::to_string(replication));
+    if (replication) {
+      topics_flags.sets.push_back("kafka.replication_factor=" + std::to_string(*replication));
     }
-    return RunTopics(topics_flags, topics_create->parsed(), topic_partitions);
+    return RunTopics(topics_flags, topics_create->parsed(), topic_partitions.value_or(0));
   }
   if (config->parsed()) return RunConfig(config_flags, list);
   return 1;

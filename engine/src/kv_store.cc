@@ -332,6 +332,13 @@ Status KvStore::Flush() {
   return FromRocks(rep_->db->SyncWAL());
 }
 
+Status KvStore::CompactColumn(Column column) {
+  rocksdb::CompactRangeOptions options;
+  // Rewrite the last level too, so that every entry meets the filter.
+  options.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
+  return FromRocks(rep_->db->CompactRange(options, Cf(column.handle_), nullptr, nullptr));
+}
+
 uint64_t KvStore::EstimateKeys(Column column) const {
   uint64_t n = 0;
   rep_->db->GetIntProperty(Cf(column.handle_), "rocksdb.estimate-num-keys", &n);

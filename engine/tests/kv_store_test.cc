@@ -384,6 +384,42 @@ TEST_F(KvStoreTest, StatisticsGrowWithData) {
   EXPECT_EQ(store_->EstimateKeys(log_), 0u);
 }
 
+// A kExpiring value: an epoch-ms timestamp `age` ago, then a payload.
+std::string Stamped(std::chrono::milliseconds age) {
+  auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::system_clock::now().time_since_epoch());
+  std::string v;
+  PutFixed64(&v, static_cast<uint64_t>((now - age).count()));
+  v += "payload";
+  return v;
+}
+
+TEST_F(KvStoreTest, CompactionDropsExpiredEntriesAndKeepsLiveOnes) {
+  Open();
+  Column expiring = store_->GetColumn("expiring");
+  ASSERT_TRUE(expiring.valid());
+  using std::chrono::hours;
+  using std::chrono::minutes;
+  Put(expiring, "expired", Stamped(hours(2)));          // ttl is 1 h
+  Put(expiring, "just-expired", Stamped(minutes(61)));  // a minute past it
+  Put(expiring, "live", Stamped(minutes(50)));
+  Put(expiring, "fresh", Stamped(minutes(0)));
+  Put(expiring, "short", "abc");  // no timestamp: never dropped
+  ASSERT_TRUE(store_->Flush().ok());
+  Status s = store_->CompactColumn(expiring);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(Get(expiring, "expired"), "<not found>");
+  EXPECT_EQ(Get(expiring, "just-expired"), "<not found>");
+  EXPECT_NE(Get(expiring, "live"), "<not found>");
+  EXPECT_NE(Get(expiring, "fresh"), "<not found>");
+  EXPECT_EQ(Get(expiring, "short"), "abc");
+  // Other kinds of column have no filter: old-looking values stay.
+  Put(plain_, "old", Stamped(hours(2)));
+  ASSERT_TRUE(store_->Flush().ok());
+  ASSERT_TRUE(store_->CompactColumn(plain_).ok());
+  EXPECT_NE(Get(plain_, "old"), "<not found>");
+}
+
 TEST(EncodingTest, Fixed64IsLittleEndian) {
   std::string s;
   PutFixed64(&s, 0x0102030405060708ULL);

@@ -197,6 +197,44 @@ TEST_F(AggregatorTest, MalformedWhenTheKeyBelongsToAnotherPartition) {
   EXPECT_TRUE(aggregator_->delta().counts.empty());
 }
 
+// The fast path serves records of a domain already in the delta. Each test
+// first counts a valid event for the domain so that the bad record that
+// follows meets the fast path, not the full validation.
+TEST_F(AggregatorTest, FastPathCountsDeliveredAndBouncedApart) {
+  EXPECT_EQ(Apply(EventRecord("a.com", EventType::kDelivered, 0)), ApplyOutcome::kCounted);
+  EXPECT_EQ(Apply(EventRecord("a.com", EventType::kBounced, 1)), ApplyOutcome::kCounted);
+  EXPECT_EQ(Apply(EventRecord("a.com", EventType::kBounced, 2)), ApplyOutcome::kCounted);
+  EXPECT_EQ(aggregator_->delta().counts.at("a.com"), (DomainCounts{1, 2}));
+}
+
+TEST_F(AggregatorTest, FastPathDeadLettersARecordInTheWrongPartition) {
+  ASSERT_EQ(Apply(EventRecord("a.com", EventType::kDelivered, 0)), ApplyOutcome::kCounted);
+  int32_t right = PartitionForKey("a.com", kPartitions);
+  int32_t wrong = (right + 1) % kPartitions;
+  std::string reason =
+      MalformedReason(Record("a.com", EventValue("a.com", EventType::kDelivered), 0, kT0, wrong));
+  EXPECT_THAT(reason, HasSubstr("partition " + std::to_string(right) + " of 4"));
+  EXPECT_EQ(aggregator_->delta().counts.at("a.com"), (DomainCounts{1, 0}));
+}
+
+TEST_F(AggregatorTest, FastPathDeadLettersAKeyThatIsNotTheValuesDomain) {
+  ASSERT_EQ(Apply(EventRecord("a.com", EventType::kDelivered, 0)), ApplyOutcome::kCounted);
+  // Keyed a.com, in a.com's partition, but the event is about b.com.
+  std::string reason =
+      MalformedReason(Record("a.com", EventValue("b.com", EventType::kBounced), 1));
+  EXPECT_THAT(reason, HasSubstr("b.com"));
+  EXPECT_EQ(aggregator_->delta().counts.at("a.com"), (DomainCounts{1, 0}));
+  EXPECT_EQ(aggregator_->delta().counts.count("b.com"), 0u);
+}
+
+TEST_F(AggregatorTest, FastPathDeadLettersANegativeTimestamp) {
+  ASSERT_EQ(Apply(EventRecord("a.com", EventType::kDelivered, 0)), ApplyOutcome::kCounted);
+  std::string reason =
+      MalformedReason(Record("a.com", R"({"domain":"a.com","type":"delivered","ts":-5})", 1));
+  EXPECT_THAT(reason, HasSubstr("invalid event"));
+  EXPECT_EQ(aggregator_->delta().counts.at("a.com"), (DomainCounts{1, 0}));
+}
+
 TEST_F(AggregatorTest, OffsetsAdvanceForEveryOutcome) {
   // Three records of one partition: counted, duplicate, malformed.
   ConsumedRecord counted = EventRecord("a.com", EventType::kDelivered, 10, "x");

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 
 #include <fstream>
+#include <string>
+#include <vector>
 
 #include "support/server_process.h"
 
@@ -48,6 +50,48 @@ TEST(CliTest, FlagsBeatEnvironmentWhichBeatsTheFile) {
   ASSERT_EQ(RunBinary({"config", "--config", file, "--listen", "127.0.0.1:3333"}, &out), 0);
   EXPECT_THAT(out, HasSubstr("listen = \"127.0.0.1:3333\""));
   unsetenv("CATCHALL_SERVER_LISTEN");
+}
+
+// Every flag beats its environment variable, whatever its value: a zero or
+// an empty value given on the command line is still the one that applies.
+TEST(CliTest, EveryFlagBeatsTheEnvironmentEvenWithAZeroValue) {
+  struct Case {
+    const char* env;
+    const char* env_value;
+    std::vector<std::string> flag;
+    const char* expected;  // in `catchall config` output
+  };
+  const std::vector<Case> cases = {
+      {"CATCHALL_AGGREGATE_CATCHALL_THRESHOLD",
+       "5",
+       {"--threshold", "0"},
+       "catchall_threshold = 0"},
+      {"CATCHALL_AGGREGATE_CATCHALL_THRESHOLD",
+       "5",
+       {"--threshold", "7"},
+       "catchall_threshold = 7"},
+      {"CATCHALL_SERVER_LISTEN",
+       "127.0.0.1:2222",
+       {"--listen", "127.0.0.1:0"},
+       "listen = \"127.0.0.1:0\""},
+      {"CATCHALL_STORAGE_DATA_DIR",
+       "/from/env",
+       {"--data-dir", "/from/flag"},
+       "data_dir = \"/from/flag\""},
+      {"CATCHALL_KAFKA_BROKERS", "env:9092", {"--brokers", ""}, "brokers = \"\""},
+      {"CATCHALL_LOGGING_LEVEL", "debug", {"--log-level", "warn"}, "level = \"warn\""},
+      {"CATCHALL_LOG_PARTITIONS", "16", {"--partitions", "2"}, "partitions = 2"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(std::string(c.env) + " vs " + c.flag[0]);
+    setenv(c.env, c.env_value, 1);
+    std::vector<std::string> args = {"config"};
+    args.insert(args.end(), c.flag.begin(), c.flag.end());
+    std::string out;
+    EXPECT_EQ(RunBinary(args, &out), 0) << out;
+    EXPECT_THAT(out, HasSubstr(c.expected));
+    unsetenv(c.env);
+  }
 }
 
 TEST(CliTest, ConfigErrorsNameTheProblem) {

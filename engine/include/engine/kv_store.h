@@ -120,6 +120,10 @@ class KvStore {
                                           std::string upper = {}) const;
   // Forces the memtables to disk and syncs the WAL; used on clean shutdown.
   Status Flush();
+  // Compacts the whole column now, running its compaction filter over every
+  // entry (a kExpiring column drops what is past its ttl). Compaction runs by
+  // itself in the background; this is for tests and maintenance.
+  Status CompactColumn(Column column);
   // Estimated number of keys and bytes on disk of a column, for metrics.
   uint64_t EstimateKeys(Column column) const;
   uint64_t LiveBytes(Column column) const;
