@@ -1,5 +1,5 @@
-// The aggregation step: Aggregator::Apply per record, and CounterStore::Commit
-// of a delta.
+// The aggregation step: Aggregator::Apply per record, and the embedded
+// commit of a delta into a CounterStore (counts merged, checkpoints put).
 #include <benchmark/benchmark.h>
 
 #include <chrono>
@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/changelog.h"
 #include "engine/log.h"
 #include "micro_util.h"
 #include "state/aggregator.h"
@@ -44,14 +45,12 @@ class IdStore {
     constexpr uint64_t kInMemtable = 1 << 18;
     constexpr uint64_t kPerCommit = 1 << 16;
     for (uint64_t first = 0; first < kOnDisk + kInMemtable; first += kPerCommit) {
-      CounterDelta delta;
+      KvWriteBatch batch;
       for (uint64_t i = first; i < first + kPerCommit; ++i) {
-        std::string key = DomainName(i % 1'000'000);
-        key.push_back('\0');
-        key += EventId(kPrefillSalt, i);
-        delta.ids[std::move(key)] = now_ms;
+        counters_->PutId(IdKey(DomainName(i % 1'000'000), EventId(kPrefillSalt, i)), now_ms,
+                         &batch);
       }
-      CheckOk(counters_->Commit(delta), "fill the id store");
+      CheckOk(counters_->Write(&batch), "fill the id store");
       if (first + kPerCommit == kOnDisk) CheckOk(kv_->Flush(), "flush the id store");
     }
   }
@@ -94,8 +93,8 @@ BENCHMARK_CAPTURE(BM_AggregatorApply, uniform_1m, StreamShape::kUniform, false);
 BENCHMARK_CAPTURE(BM_AggregatorApply, bursts_with_ids, StreamShape::kBursts, true);
 BENCHMARK_CAPTURE(BM_AggregatorApply, uniform_1m_with_ids, StreamShape::kUniform, true);
 
-// CounterStore::Commit of a delta of state.range(0) domains (RocksDB merge
-// writes) and the partitions' offsets. Deltas cycle over 16 disjoint domain
+// The embedded commit of a delta of state.range(0) domains (RocksDB merge
+// writes) and the partitions' checkpoints. Deltas cycle over 16 disjoint domain
 // sets, so keys are merged again and again as in a long-running aggregator.
 // Wall time: the commit waits for the write-ahead log and may stall behind
 // flushes.
@@ -119,8 +118,13 @@ void BM_CounterStoreCommit(benchmark::State& state) {
     for (int32_t p = 0; p < kPartitions; ++p) deltas[d].offsets[p] = static_cast<int64_t>(d);
   }
   size_t i = 0;
+  KvWriteBatch batch;
   for (auto _ : state) {
-    Status s = store.Commit(deltas[i++ % kDeltas]);
+    const CounterDelta& delta = deltas[i++ % kDeltas];
+    batch.Clear();
+    for (const auto& [domain, counts] : delta.counts) store.AddCounts(domain, counts, &batch);
+    for (const auto& [p, offset] : delta.offsets) store.PutCheckpoint(p, {offset, -1, -1}, &batch);
+    Status s = store.Write(&batch);
     if (!s.ok()) {
       state.SkipWithError(s.ToString().c_str());
       break;

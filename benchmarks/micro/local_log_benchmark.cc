@@ -113,10 +113,9 @@ void BM_LocalLogAppend(benchmark::State& state) {
 }
 BENCHMARK(BM_LocalLogAppend)->Arg(1)->Arg(1000)->UseRealTime()->Unit(benchmark::kMicrosecond);
 
-// LocalLog::Read of up to 8192 records (the embedded aggregator's chunk)
-// from one partition holding 256 batches of 1000 records, at a different
-// offset each time. `flushed`: the batches are in SST files (read through
-// the block cache) rather than in the memtable, as for a reader that lags.
+// A LogReader poll of up to 8192 records from one partition holding 256 batches of 1000 records, at
+// a different offset each time. `flushed`: the batches are in SST files (read through the block
+// cache) rather than in the memtable, as for a reader that lags.
 void BM_LocalLogRead(benchmark::State& state, bool flushed) {
   constexpr size_t kChunk = 8192;
   constexpr size_t kBatches = 256;
@@ -138,18 +137,25 @@ void BM_LocalLogRead(benchmark::State& state, bool flushed) {
     }
   }
   const auto end = static_cast<int64_t>(kBatches * kPerBatch);
-  LocalReadResult out;
+  std::unique_ptr<LogReader> reader;
+  Status opened = scratch.log().NewReader(kEventsTopic, &reader);
+  if (!opened.ok()) {
+    state.SkipWithError(opened.ToString().c_str());
+    return;
+  }
+  RecordBatch out;
   int64_t from = 0;
   int64_t records = 0;
   for (auto _ : state) {
     out.Clear();
-    Status s = scratch.log().Read(kEventsTopic, 0, from, kChunk, &out);
-    if (!s.ok() || out.records.size() < kChunk) {
+    Status s = reader->Seek(0, from);
+    if (s.ok()) s = reader->Poll(std::chrono::milliseconds(0), kChunk, &out);
+    if (!s.ok() || out.records().size() < kChunk) {
       state.SkipWithError(s.ok() ? "short read" : s.ToString().c_str());
       break;
     }
-    records += static_cast<int64_t>(out.records.size());
-    benchmark::DoNotOptimize(out.records.data());
+    records += static_cast<int64_t>(out.records().size());
+    benchmark::DoNotOptimize(out.records().data());
     from = (from + 12345) % (end - static_cast<int64_t>(2 * kChunk));
   }
   state.SetItemsProcessed(records);

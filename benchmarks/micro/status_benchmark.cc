@@ -46,11 +46,11 @@ class PrefilledStore {
     counters_ = std::make_unique<CounterStore>(kv_.get(), std::string(kEventsTopic));
     constexpr uint64_t kPerCommit = 100'000;
     for (uint64_t first = 0; first < kStoredDomains; first += kPerCommit) {
-      CounterDelta delta;
+      KvWriteBatch batch;
       for (uint64_t i = first; i < first + kPerCommit; ++i) {
-        delta.counts[DomainName(i)] = CountsOf(i);
+        counters_->AddCounts(DomainName(i), CountsOf(i), &batch);
       }
-      CheckOk(counters_->Commit(delta), "fill the prefilled store");
+      CheckOk(counters_->Write(&batch), "fill the prefilled store");
     }
     CheckOk(kv_->Flush(), "flush the prefilled store");
     // One scan loads the data blocks into the block cache, as in a server

@@ -150,6 +150,10 @@ std::vector<Setting> MakeSettings() {
   s.push_back(StringSetting("kafka.events_topic", "topic of events", &Config::events_topic));
   s.push_back(StringSetting("kafka.status_topic", "compacted changelog of domain statuses",
                             &Config::status_topic));
+  s.push_back(StringSetting("kafka.ids_topic",
+                            "idempotency ids counted, kept for the id window (restored with their "
+                            "partition)",
+                            &Config::ids_topic));
   s.push_back(StringSetting("kafka.dead_letter_topic", "where malformed event records go",
                             &Config::dead_letter_topic));
   s.push_back(

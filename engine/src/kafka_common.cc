@@ -5,8 +5,10 @@
 
 namespace catchall {
 
-void KafkaMessagesAccess::AddRecord(KafkaMessages* out, rd_kafka_message_t* m) {
-  out->owned_.push_back(m);
+namespace kafka_internal {
+
+void AddRecord(RecordBatch* out, rd_kafka_message_t* m) {
+  out->Hold(m, [](void* p) { rd_kafka_message_destroy(static_cast<rd_kafka_message_t*>(p)); });
   ConsumedRecord r;
   r.partition = m->partition;
   r.offset = m->offset;
@@ -14,23 +16,8 @@ void KafkaMessagesAccess::AddRecord(KafkaMessages* out, rd_kafka_message_t* m) {
   r.timestamp_ms = rd_kafka_message_timestamp(m, &type);
   if (m->key) r.key = std::string_view(static_cast<const char*>(m->key), m->key_len);
   if (m->payload) r.value = std::string_view(static_cast<const char*>(m->payload), m->len);
-  out->records_.push_back(r);
+  out->Add(r);
 }
-
-void KafkaMessagesAccess::AddEndOfPartition(KafkaMessages* out, int32_t partition) {
-  out->eof_.push_back(partition);
-}
-
-KafkaMessages::~KafkaMessages() { Clear(); }
-
-void KafkaMessages::Clear() {
-  for (void* m : owned_) rd_kafka_message_destroy(static_cast<rd_kafka_message_t*>(m));
-  owned_.clear();
-  records_.clear();
-  eof_.clear();
-}
-
-namespace kafka_internal {
 
 void LogToSpdlog(const rd_kafka_t* rk, int level, const char* facility, const char* message) {
   const char* name = rk ? rd_kafka_name(rk) : "rdkafka";

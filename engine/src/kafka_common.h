@@ -12,14 +12,17 @@
 
 namespace catchall {
 
-// Gives the adapter files access to KafkaMessages' storage.
-struct KafkaMessagesAccess {
-  // Takes ownership of `message` and exposes it as a record.
-  static void AddRecord(KafkaMessages* out, rd_kafka_message_t* message);
-  static void AddEndOfPartition(KafkaMessages* out, int32_t partition);
-};
-
 namespace kafka_internal {
+
+// Hands `message` to *out, which destroys it at Clear(), and exposes it as a
+// record.
+void AddRecord(RecordBatch* out, rd_kafka_message_t* message);
+
+// The consumer of a group member (kafka_consumer.cc); *handle receives its
+// librdkafka handle, which the member's committer needs for the group
+// metadata it sends with each transaction's offsets.
+Status CreateGroupConsumer(const KafkaGroupOptions& options, RebalanceListener* listener,
+                           std::unique_ptr<LogConsumer>* consumer, rd_kafka_t** handle);
 
 // A configuration with the options' common properties, then `role`
 // properties, then the user's extra properties. InvalidArgument names a bad
@@ -41,13 +44,13 @@ Result<int32_t> PartitionCount(rd_kafka_t* rk, const std::string& topic, int tim
 // Turns a poll's messages into records / end-of-partition marks / an error.
 // Messages of partitions for which `owned` returns false are dropped.
 template <typename Owned>
-Status CollectMessages(rd_kafka_message_t** messages, ssize_t n, KafkaMessages* out,
+Status CollectMessages(rd_kafka_message_t** messages, ssize_t n, RecordBatch* out,
                        const Owned& owned) {
   Status first;
   for (ssize_t i = 0; i < n; ++i) {
     rd_kafka_message_t* m = messages[i];
     if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-      KafkaMessagesAccess::AddEndOfPartition(out, m->partition);
+      out->AddEndOfPartition(m->partition);
       rd_kafka_message_destroy(m);
     } else if (m->err) {
       if (first.ok() && m->err != RD_KAFKA_RESP_ERR__TIMED_OUT) {
@@ -57,7 +60,7 @@ Status CollectMessages(rd_kafka_message_t** messages, ssize_t n, KafkaMessages* 
     } else if (!owned(m->partition)) {
       rd_kafka_message_destroy(m);
     } else {
-      KafkaMessagesAccess::AddRecord(out, m);
+      AddRecord(out, m);
     }
   }
   return first;

@@ -1,4 +1,4 @@
-// KafkaConsumer and KafkaPartitionReader.
+// The group member's consumer (a LogConsumer) and the reader (a LogReader).
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -25,8 +25,26 @@ void OnConsumerError(rd_kafka_t* /*rk*/, int err, const char* reason, void* /*op
 
 }  // namespace
 
+class KafkaConsumer final : public LogConsumer {
+ public:
+  struct Impl;
+  explicit KafkaConsumer(std::unique_ptr<Impl> impl);
+  ~KafkaConsumer() override;
+  int32_t partition_count() const override;
+  Status Poll(std::chrono::milliseconds timeout, size_t max, RecordBatch* out) override;
+  Status Committed(const std::vector<int32_t>& partitions,
+                   std::map<int32_t, int64_t>* out) override;
+  Status Seek(int32_t partition, int64_t offset) override;
+  int64_t Lag(const std::map<int32_t, int64_t>& positions) override;
+  void Close() override;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
 struct KafkaConsumer::Impl {
   rd_kafka_t* rk = nullptr;
+  int32_t partitions = 0;
   rd_kafka_queue_t* queue = nullptr;
   std::string topic;
   int timeout_ms = 5000;
@@ -34,9 +52,14 @@ struct KafkaConsumer::Impl {
   std::set<int32_t> owned;
   std::vector<rd_kafka_message_t*> buffer;
 
+  bool closed = false;
+
   ~Impl() {
     if (queue) rd_kafka_queue_destroy(queue);
-    if (rk) rd_kafka_destroy(rk);
+    // Not closed: abandoned like a crashed member's (no rebalance callback,
+    // nothing committed; the group moves the partitions after the session
+    // timeout).
+    if (rk) rd_kafka_destroy_flags(rk, closed ? 0 : RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
   }
 
   static void OnRebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,
@@ -80,11 +103,13 @@ struct KafkaConsumer::Impl {
 };
 
 KafkaConsumer::KafkaConsumer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
-KafkaConsumer::~KafkaConsumer() { Close(); }
+KafkaConsumer::~KafkaConsumer() = default;
 
-Status KafkaConsumer::Create(const KafkaConsumerOptions& options, RebalanceListener* listener,
-                             std::unique_ptr<KafkaConsumer>* consumer) {
-  auto impl = std::make_unique<Impl>();
+Status kafka_internal::CreateGroupConsumer(const KafkaGroupOptions& options,
+                                           RebalanceListener* listener,
+                                           std::unique_ptr<LogConsumer>* consumer,
+                                           rd_kafka_t** handle) {
+  auto impl = std::make_unique<KafkaConsumer::Impl>();
   impl->topic = options.topic;
   impl->listener = listener;
   impl->timeout_ms = static_cast<int>(options.kafka.timeout.count());
@@ -111,7 +136,7 @@ Status KafkaConsumer::Create(const KafkaConsumerOptions& options, RebalanceListe
   rd_kafka_conf_t* conf = nullptr;
   CATCHALL_RETURN_IF_ERROR(kafka_internal::MakeConf(options.kafka, role, &conf));
   rd_kafka_conf_set_opaque(conf, impl.get());
-  rd_kafka_conf_set_rebalance_cb(conf, &Impl::OnRebalance);
+  rd_kafka_conf_set_rebalance_cb(conf, &KafkaConsumer::Impl::OnRebalance);
   rd_kafka_conf_set_error_cb(conf, &OnConsumerError);
   char err[512];
   impl->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
@@ -126,11 +151,21 @@ Status KafkaConsumer::Create(const KafkaConsumerOptions& options, RebalanceListe
   rd_kafka_resp_err_t r = rd_kafka_subscribe(impl->rk, topics);
   rd_kafka_topic_partition_list_destroy(topics);
   if (r) return kafka_internal::FromError(r, fmt::format("subscribing to {}", options.topic));
-  consumer->reset(new KafkaConsumer(std::move(impl)));
+  Result<int32_t> partitions =
+      kafka_internal::PartitionCount(impl->rk, impl->topic, impl->timeout_ms);
+  if (!partitions.ok()) {
+    return Status(partitions.status().code(),
+                  fmt::format("{} (run `catchall topics create`)", partitions.status().message()));
+  }
+  impl->partitions = *partitions;
+  *handle = impl->rk;
+  *consumer = std::make_unique<KafkaConsumer>(std::move(impl));
   return Status::Ok();
 }
 
-Status KafkaConsumer::Poll(std::chrono::milliseconds timeout, size_t max, KafkaMessages* out) {
+int32_t KafkaConsumer::partition_count() const { return impl_->partitions; }
+
+Status KafkaConsumer::Poll(std::chrono::milliseconds timeout, size_t max, RecordBatch* out) {
   // One message at a time with rd_kafka_consumer_poll: librdkafka 2.0's
   // batch API (rd_kafka_consume_batch_queue) can skip offsets of retained
   // partitions when a rebalance or seek happens during the call (a known
@@ -186,8 +221,6 @@ Status KafkaConsumer::Seek(int32_t partition, int64_t offset) {
   return s;
 }
 
-void* KafkaConsumer::native_handle() const { return impl_->rk; }
-
 int64_t KafkaConsumer::Lag(const std::map<int32_t, int64_t>& positions) {
   int64_t lag = 0;
   for (const auto& [p, position] : positions) {
@@ -203,96 +236,134 @@ int64_t KafkaConsumer::Lag(const std::map<int32_t, int64_t>& positions) {
   return lag;
 }
 
-Result<int32_t> KafkaConsumer::PartitionCount() {
-  return kafka_internal::PartitionCount(impl_->rk, impl_->topic, impl_->timeout_ms);
-}
-
 void KafkaConsumer::Close() {
   if (!impl_ || !impl_->rk || !impl_->queue) return;
   rd_kafka_consumer_close(impl_->rk);
   rd_kafka_queue_destroy(impl_->queue);
   impl_->queue = nullptr;
+  impl_->closed = true;
 }
 
-struct KafkaPartitionReader::Impl {
-  rd_kafka_t* rk = nullptr;
-  rd_kafka_queue_t* queue = nullptr;
-  std::string topic;
-  int timeout_ms = 5000;
-  std::vector<rd_kafka_message_t*> buffer;
-  ~Impl() {
-    if (queue) rd_kafka_queue_destroy(queue);
-    if (rk) {
-      rd_kafka_consumer_close(rk);
-      rd_kafka_destroy(rk);
+namespace {
+
+// A LogReader: partitions assigned by hand, no group, never commits.
+class KafkaReader final : public LogReader {
+ public:
+  ~KafkaReader() override {
+    if (queue_) rd_kafka_queue_destroy(queue_);
+    if (rk_) {
+      rd_kafka_consumer_close(rk_);
+      rd_kafka_destroy(rk_);
     }
   }
+
+  Status Init(const KafkaOptions& options, const std::string& topic) {
+    topic_ = topic;
+    timeout_ms_ = static_cast<int>(options.timeout.count());
+    // A group id is required by the consumer API, but this reader never
+    // joins the group (it assigns partitions itself) and never commits.
+    std::map<std::string, std::string> role = {
+        {"group.id", "catchall-reader-unused"}, {"enable.auto.commit", "false"},
+        {"enable.auto.offset.store", "false"},  {"enable.partition.eof", "true"},
+        {"auto.offset.reset", "earliest"},      {"isolation.level", "read_committed"},
+        {"queued.min.messages", "1000000"},     {"fetch.max.bytes", "52428800"},
+    };
+    rd_kafka_conf_t* conf = nullptr;
+    CATCHALL_RETURN_IF_ERROR(kafka_internal::MakeConf(options, role, &conf));
+    rd_kafka_conf_set_error_cb(conf, &OnConsumerError);
+    char err[512];
+    rk_ = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
+    if (!rk_) {
+      rd_kafka_conf_destroy(conf);
+      return Status::InvalidArgument(fmt::format("cannot create Kafka reader: {}", err));
+    }
+    rd_kafka_poll_set_consumer(rk_);
+    queue_ = rd_kafka_queue_get_consumer(rk_);
+    Result<int32_t> partitions = kafka_internal::PartitionCount(rk_, topic_, timeout_ms_);
+    if (!partitions.ok()) {
+      return Status(partitions.status().code(), fmt::format("{} (run `catchall topics create`)",
+                                                            partitions.status().message()));
+    }
+    partitions_ = *partitions;
+    return Status::Ok();
+  }
+
+  int32_t partition_count() const override { return partitions_; }
+
+  Status Seek(int32_t partition, int64_t offset) override {
+    if (partition < 0 || partition >= partitions_) {
+      return Status::InvalidArgument(fmt::format("no partition {} of topic {}", partition, topic_));
+    }
+    int64_t start = offset < 0 ? RD_KAFKA_OFFSET_BEGINNING : offset;
+    rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(list, topic_.c_str(), partition)->offset = start;
+    Status s;
+    if (assigned_.count(partition)) {
+      rd_kafka_error_t* e = rd_kafka_seek_partitions(rk_, list, timeout_ms_);
+      if (e) {
+        s = Status::IoError(
+            fmt::format("seeking partition {}: {}", partition, rd_kafka_error_string(e)));
+        rd_kafka_error_destroy(e);
+      }
+    } else {
+      rd_kafka_error_t* e = rd_kafka_incremental_assign(rk_, list);
+      if (e) {
+        s = Status::IoError(fmt::format("assigning partition {} of {}: {}", partition, topic_,
+                                        rd_kafka_error_string(e)));
+        rd_kafka_error_destroy(e);
+      } else {
+        assigned_.insert(partition);
+      }
+    }
+    rd_kafka_topic_partition_list_destroy(list);
+    return s;
+  }
+
+  Status Poll(std::chrono::milliseconds timeout, size_t max, RecordBatch* out) override {
+    // rd_kafka_consume_batch_queue returns only when it has `max` messages
+    // or the timeout expired, which held every changelog record back up to
+    // the whole timeout (measured: +50 ms freshness on average). Wait for
+    // the first message only, then take what is already queued.
+    if (max == 0) return Status::Ok();
+    buffer_.resize(max);
+    rd_kafka_message_t* first = rd_kafka_consume_queue(queue_, static_cast<int>(timeout.count()));
+    if (!first) return Status::Ok();
+    buffer_[0] = first;
+    ssize_t n = 1;
+    if (max > 1) {
+      ssize_t more = rd_kafka_consume_batch_queue(queue_, 0, buffer_.data() + 1, max - 1);
+      if (more > 0) n += more;
+    }
+    return kafka_internal::CollectMessages(buffer_.data(), n, out, [](int32_t) { return true; });
+  }
+
+  Result<int64_t> EndOffset(int32_t partition) override {
+    int64_t low = 0;
+    int64_t high = 0;
+    rd_kafka_resp_err_t err =
+        rd_kafka_query_watermark_offsets(rk_, topic_.c_str(), partition, &low, &high, timeout_ms_);
+    if (err) return kafka_internal::FromError(err, "reading the end offset");
+    return high;
+  }
+
+ private:
+  rd_kafka_t* rk_ = nullptr;
+  rd_kafka_queue_t* queue_ = nullptr;
+  std::string topic_;
+  int timeout_ms_ = 5000;
+  int32_t partitions_ = 0;
+  std::set<int32_t> assigned_;
+  std::vector<rd_kafka_message_t*> buffer_;
 };
 
-KafkaPartitionReader::KafkaPartitionReader(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
-KafkaPartitionReader::~KafkaPartitionReader() = default;
+}  // namespace
 
-Status KafkaPartitionReader::Create(const KafkaOptions& options, const std::string& topic,
-                                    const std::map<int32_t, int64_t>& start_offsets,
-                                    std::unique_ptr<KafkaPartitionReader>* reader) {
-  auto impl = std::make_unique<Impl>();
-  impl->topic = topic;
-  impl->timeout_ms = static_cast<int>(options.timeout.count());
-  // A group id is required by the consumer API, but this reader never joins
-  // the group (it assigns partitions itself) and never commits.
-  std::map<std::string, std::string> role = {
-      {"group.id", "catchall-reader-unused"}, {"enable.auto.commit", "false"},
-      {"enable.auto.offset.store", "false"},  {"enable.partition.eof", "true"},
-      {"auto.offset.reset", "earliest"},      {"isolation.level", "read_committed"},
-      {"queued.min.messages", "1000000"},     {"fetch.max.bytes", "52428800"},
-  };
-  rd_kafka_conf_t* conf = nullptr;
-  CATCHALL_RETURN_IF_ERROR(kafka_internal::MakeConf(options, role, &conf));
-  rd_kafka_conf_set_error_cb(conf, &OnConsumerError);
-  char err[512];
-  impl->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
-  if (!impl->rk) {
-    rd_kafka_conf_destroy(conf);
-    return Status::InvalidArgument(fmt::format("cannot create Kafka reader: {}", err));
-  }
-  rd_kafka_poll_set_consumer(impl->rk);
-  impl->queue = rd_kafka_queue_get_consumer(impl->rk);
-  rd_kafka_topic_partition_list_t* list =
-      rd_kafka_topic_partition_list_new(static_cast<int>(start_offsets.size()));
-  for (const auto& [p, offset] : start_offsets) {
-    rd_kafka_topic_partition_list_add(list, topic.c_str(), p)->offset =
-        offset < 0 ? RD_KAFKA_OFFSET_BEGINNING : offset;
-  }
-  rd_kafka_resp_err_t r = rd_kafka_assign(impl->rk, list);
-  rd_kafka_topic_partition_list_destroy(list);
-  if (r) return kafka_internal::FromError(r, fmt::format("assigning partitions of {}", topic));
-  reader->reset(new KafkaPartitionReader(std::move(impl)));
+Status CreateKafkaReader(const KafkaOptions& options, const std::string& topic,
+                         std::unique_ptr<LogReader>* reader) {
+  auto r = std::make_unique<KafkaReader>();
+  CATCHALL_RETURN_IF_ERROR(r->Init(options, topic));
+  *reader = std::move(r);
   return Status::Ok();
-}
-
-Status KafkaPartitionReader::Poll(std::chrono::milliseconds timeout, size_t max,
-                                  KafkaMessages* out) {
-  // rd_kafka_consume_batch_queue returns only when it has `max` messages or
-  // the timeout expired, which held every changelog record back up to the
-  // whole timeout (measured: +50 ms freshness on average). Wait for the
-  // first message only, then take what is already queued without waiting.
-  if (max == 0) return Status::Ok();
-  impl_->buffer.resize(max);
-  rd_kafka_message_t* first =
-      rd_kafka_consume_queue(impl_->queue, static_cast<int>(timeout.count()));
-  if (!first) return Status::Ok();
-  impl_->buffer[0] = first;
-  ssize_t n = 1;
-  if (max > 1) {
-    ssize_t more = rd_kafka_consume_batch_queue(impl_->queue, 0, impl_->buffer.data() + 1, max - 1);
-    if (more > 0) n += more;
-  }
-  return kafka_internal::CollectMessages(impl_->buffer.data(), n, out,
-                                         [](int32_t) { return true; });
-}
-
-Result<int32_t> KafkaPartitionReader::PartitionCount() {
-  return kafka_internal::PartitionCount(impl_->rk, impl_->topic, impl_->timeout_ms);
 }
 
 }  // namespace catchall

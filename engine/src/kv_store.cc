@@ -152,20 +152,46 @@ KvWriteBatch::~KvWriteBatch() = default;
 KvWriteBatch::KvWriteBatch(KvWriteBatch&&) noexcept = default;
 KvWriteBatch& KvWriteBatch::operator=(KvWriteBatch&&) noexcept = default;
 
-struct KvStore::Rep {
-  std::unique_ptr<rocksdb::DB> db;
-  std::vector<rocksdb::ColumnFamilyHandle*> handles;
-  std::vector<std::string> names;
-  std::vector<std::unique_ptr<rocksdb::CompactionFilter>> filters;
-  std::shared_ptr<rocksdb::Cache> cache;
-  bool sync = false;
-
-  ~Rep() {
-    if (db) {
-      for (auto* h : handles) db->DestroyColumnFamilyHandle(h).PermitUncheckedError();
-      db->Close().PermitUncheckedError();
+// The RocksDB implementation of KvStore.
+class RocksKvStore final : public KvStore {
+ public:
+  static Status Open(const KvStoreOptions& options, std::unique_ptr<KvStore>* store);
+  ~RocksKvStore() override {
+    if (db_) {
+      for (auto* h : handles_) db_->DestroyColumnFamilyHandle(h).PermitUncheckedError();
+      db_->Close().PermitUncheckedError();
     }
   }
+
+  Column GetColumn(std::string_view name) const override {
+    for (size_t i = 0; i < names_.size(); ++i) {
+      if (names_[i] == name) return MakeColumn(handles_[i]);
+    }
+    return Column();
+  }
+  Status Get(Column column, std::string_view key, std::string* value) const override;
+  Status MultiGet(Column column, const std::vector<std::string_view>& keys,
+                  std::vector<std::optional<std::string>>* values) const override;
+  Status Write(KvWriteBatch* batch) override;
+  std::unique_ptr<KvIterator> NewIterator(Column column, std::string lower,
+                                          std::string upper) const override;
+  Status Flush() override;
+  Status CompactColumn(Column column) override;
+  uint64_t EstimateKeys(Column column) const override;
+  uint64_t LiveBytes(Column column) const override;
+  uint64_t MemoryBytes() const override;
+
+ private:
+  rocksdb::ColumnFamilyHandle* Cf(Column column) const {
+    return static_cast<rocksdb::ColumnFamilyHandle*>(ColumnHandle(column));
+  }
+
+  std::unique_ptr<rocksdb::DB> db_;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles_;
+  std::vector<std::string> names_;
+  std::vector<std::unique_ptr<rocksdb::CompactionFilter>> filters_;
+  std::shared_ptr<rocksdb::Cache> cache_;
+  bool sync_ = false;
 };
 
 namespace {
@@ -190,19 +216,20 @@ size_t KvWriteBatch::Count() const { return rep_->batch.Count(); }
 size_t KvWriteBatch::ByteSize() const { return rep_->batch.GetDataSize(); }
 void KvWriteBatch::Clear() { rep_->batch.Clear(); }
 
-KvStore::KvStore(std::unique_ptr<Rep> rep) : rep_(std::move(rep)) {}
-KvStore::~KvStore() = default;
-
 Status KvStore::Open(const KvStoreOptions& options, std::unique_ptr<KvStore>* store) {
+  return RocksKvStore::Open(options, store);
+}
+
+Status RocksKvStore::Open(const KvStoreOptions& options, std::unique_ptr<KvStore>* store) {
   std::error_code ec;
   std::filesystem::create_directories(options.path, ec);
   if (ec) {
     return Status::IoError(
         fmt::format("cannot create data directory '{}': {}", options.path, ec.message()));
   }
-  auto rep = std::make_unique<Rep>();
-  rep->sync = options.sync_writes;
-  rep->cache = rocksdb::NewLRUCache(options.block_cache_bytes);
+  std::unique_ptr<RocksKvStore> rep(new RocksKvStore());
+  rep->sync_ = options.sync_writes;
+  rep->cache_ = rocksdb::NewLRUCache(options.block_cache_bytes);
 
   rocksdb::DBOptions db_options;
   db_options.create_if_missing = true;
@@ -230,7 +257,7 @@ Status KvStore::Open(const KvStoreOptions& options, std::unique_ptr<KvStore>* st
     cf.compression = fast;
     cf.bottommost_compression = strong;
     rocksdb::BlockBasedTableOptions table;
-    table.block_cache = rep->cache;
+    table.block_cache = rep->cache_;
     // Index and bloom filter blocks stay in the table readers, always in
     // memory (~1.25 bytes per key for the filter): in the shared block
     // cache they were evicted by data blocks and log scans, and with ten
@@ -252,7 +279,7 @@ Status KvStore::Open(const KvStoreOptions& options, std::unique_ptr<KvStore>* st
       case ColumnKind::kExpiring: {
         auto filter = std::make_unique<ExpiryFilter>(spec.ttl);
         cf.compaction_filter = filter.get();
-        rep->filters.push_back(std::move(filter));
+        rep->filters_.push_back(std::move(filter));
         table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
         break;
       }
@@ -261,7 +288,7 @@ Status KvStore::Open(const KvStoreOptions& options, std::unique_ptr<KvStore>* st
     }
     cf.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
     descriptors.emplace_back(spec.name, cf);
-    rep->names.push_back(spec.name);
+    rep->names_.push_back(spec.name);
   }
 
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
@@ -273,34 +300,27 @@ Status KvStore::Open(const KvStoreOptions& options, std::unique_ptr<KvStore>* st
     return Status(FromRocks(s).code(),
                   fmt::format("cannot open store '{}': {}", options.path, s.ToString()));
   }
-  rep->db.reset(raw);
+  rep->db_.reset(raw);
   // handles[0] is "default", which we do not use.
-  rep->db->DestroyColumnFamilyHandle(handles[0]).PermitUncheckedError();
-  rep->handles.assign(handles.begin() + 1, handles.end());
-  store->reset(new KvStore(std::move(rep)));
+  rep->db_->DestroyColumnFamilyHandle(handles[0]).PermitUncheckedError();
+  rep->handles_.assign(handles.begin() + 1, handles.end());
+  *store = std::move(rep);
   return Status::Ok();
 }
 
-Column KvStore::GetColumn(std::string_view name) const {
-  for (size_t i = 0; i < rep_->names.size(); ++i) {
-    if (rep_->names[i] == name) return Column(rep_->handles[i]);
-  }
-  return Column();
+Status RocksKvStore::Get(Column column, std::string_view key, std::string* value) const {
+  return FromRocks(db_->Get(rocksdb::ReadOptions(), Cf(column), ToSlice(key), value));
 }
 
-Status KvStore::Get(Column column, std::string_view key, std::string* value) const {
-  return FromRocks(rep_->db->Get(rocksdb::ReadOptions(), Cf(column.handle_), ToSlice(key), value));
-}
-
-Status KvStore::MultiGet(Column column, const std::vector<std::string_view>& keys,
-                         std::vector<std::optional<std::string>>* values) const {
+Status RocksKvStore::MultiGet(Column column, const std::vector<std::string_view>& keys,
+                              std::vector<std::optional<std::string>>* values) const {
   std::vector<rocksdb::Slice> slices;
   slices.reserve(keys.size());
   for (auto k : keys) slices.push_back(ToSlice(k));
   std::vector<rocksdb::PinnableSlice> pinned(keys.size());
   std::vector<rocksdb::Status> statuses(keys.size());
-  rep_->db->MultiGet(rocksdb::ReadOptions(), Cf(column.handle_), keys.size(), slices.data(),
-                     pinned.data(), statuses.data());
+  db_->MultiGet(rocksdb::ReadOptions(), Cf(column), keys.size(), slices.data(), pinned.data(),
+                statuses.data());
   values->assign(keys.size(), std::nullopt);
   Status first;
   for (size_t i = 0; i < keys.size(); ++i) {
@@ -313,54 +333,53 @@ Status KvStore::MultiGet(Column column, const std::vector<std::string_view>& key
   return first;
 }
 
-Status KvStore::Write(KvWriteBatch* batch) {
+Status RocksKvStore::Write(KvWriteBatch* batch) {
   rocksdb::WriteOptions wo;
-  wo.sync = rep_->sync;
-  return FromRocks(rep_->db->Write(wo, &batch->rep_->batch));
+  wo.sync = sync_;
+  return FromRocks(db_->Write(wo, &batch->rep_->batch));
 }
 
-std::unique_ptr<KvIterator> KvStore::NewIterator(Column column, std::string lower,
-                                                 std::string upper) const {
-  return std::make_unique<RocksIterator>(rep_->db.get(), Cf(column.handle_), std::move(lower),
-                                         std::move(upper));
+std::unique_ptr<KvIterator> RocksKvStore::NewIterator(Column column, std::string lower,
+                                                      std::string upper) const {
+  return std::make_unique<RocksIterator>(db_.get(), Cf(column), std::move(lower), std::move(upper));
 }
 
-Status KvStore::Flush() {
+Status RocksKvStore::Flush() {
   rocksdb::FlushOptions fo;
   fo.wait = true;
-  CATCHALL_RETURN_IF_ERROR(FromRocks(rep_->db->Flush(fo, rep_->handles)));
-  return FromRocks(rep_->db->SyncWAL());
+  CATCHALL_RETURN_IF_ERROR(FromRocks(db_->Flush(fo, handles_)));
+  return FromRocks(db_->SyncWAL());
 }
 
-Status KvStore::CompactColumn(Column column) {
+Status RocksKvStore::CompactColumn(Column column) {
   rocksdb::CompactRangeOptions options;
   // Rewrite the last level too, so that every entry meets the filter.
   options.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
-  return FromRocks(rep_->db->CompactRange(options, Cf(column.handle_), nullptr, nullptr));
+  return FromRocks(db_->CompactRange(options, Cf(column), nullptr, nullptr));
 }
 
-uint64_t KvStore::EstimateKeys(Column column) const {
+uint64_t RocksKvStore::EstimateKeys(Column column) const {
   uint64_t n = 0;
-  rep_->db->GetIntProperty(Cf(column.handle_), "rocksdb.estimate-num-keys", &n);
+  db_->GetIntProperty(Cf(column), "rocksdb.estimate-num-keys", &n);
   return n;
 }
 
-uint64_t KvStore::LiveBytes(Column column) const {
+uint64_t RocksKvStore::LiveBytes(Column column) const {
   uint64_t sst = 0;
   uint64_t mem = 0;
-  rep_->db->GetIntProperty(Cf(column.handle_), "rocksdb.live-sst-files-size", &sst);
-  rep_->db->GetIntProperty(Cf(column.handle_), "rocksdb.cur-size-all-mem-tables", &mem);
+  db_->GetIntProperty(Cf(column), "rocksdb.live-sst-files-size", &sst);
+  db_->GetIntProperty(Cf(column), "rocksdb.cur-size-all-mem-tables", &mem);
   return sst + mem;
 }
 
-uint64_t KvStore::MemoryBytes() const {
+uint64_t RocksKvStore::MemoryBytes() const {
   uint64_t mem = 0;
-  for (auto* h : rep_->handles) {
+  for (auto* h : handles_) {
     uint64_t v = 0;
-    rep_->db->GetIntProperty(h, "rocksdb.cur-size-all-mem-tables", &v);
+    db_->GetIntProperty(h, "rocksdb.cur-size-all-mem-tables", &v);
     mem += v;
   }
-  return mem + rep_->cache->GetUsage();
+  return mem + cache_->GetUsage();
 }
 
 }  // namespace catchall

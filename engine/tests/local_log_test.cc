@@ -100,14 +100,20 @@ class LocalLogTest : public ::testing::Test {
     ASSERT_TRUE(result.ok()) << result.ToString();
   }
 
+  // Every record of `partition` from `from` on, through a LogReader. The
+  // records point into a batch that the next ReadAll call clears.
   std::vector<ConsumedRecord> ReadAll(int32_t partition, int64_t from = 0,
-                                      LocalReadResult* holder = nullptr) {
-    // The records point into *out, which the next ReadAll call clears.
-    LocalReadResult* out = holder ? holder : &local_result_;
-    out->Clear();
-    Status s = log_->Read(kTopic, partition, from, 1000000, out);
+                                      std::string_view topic = kTopic) {
+    read_.Clear();
+    std::unique_ptr<LogReader> reader;
+    Status s = log_->NewReader(topic, &reader);
     EXPECT_TRUE(s.ok()) << s.ToString();
-    return out->records;
+    if (!s.ok()) return {};
+    s = reader->Seek(partition, from);
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    s = reader->Poll(0ms, 1000000, &read_);
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    return read_.records();
   }
 
   static std::vector<LogRecord> Records(int n, const std::string& prefix, bool same_key = false) {
@@ -124,7 +130,7 @@ class LocalLogTest : public ::testing::Test {
   std::unique_ptr<KvStore> store_;
   std::unique_ptr<LocalLog> log_;
   LogAppender* appender_ = nullptr;
-  LocalReadResult local_result_;
+  RecordBatch read_;
 
   void TearDown() override {
     log_.reset();  // before the store it writes to
@@ -250,28 +256,32 @@ TEST_F(LocalLogTest, ReadStopsNearMaxRecordsAtBatchBoundaries) {
   Open();
   const int32_t p = PartitionForKey("k-key", kPartitions);
   for (int i = 0; i < 4; ++i) AppendSync(Records(5, "k", /*same_key=*/true));
-  LocalReadResult out;
-  ASSERT_TRUE(log_->Read(kTopic, p, 0, 3, &out).ok());
-  ASSERT_GE(out.records.size(), 3u);
-  EXPECT_LT(out.records.size(), 20u);
-  for (size_t i = 0; i < out.records.size(); ++i) {
-    EXPECT_EQ(out.records[i].offset, static_cast<int64_t>(i));
+  std::unique_ptr<LogReader> reader;
+  ASSERT_TRUE(log_->NewReader(kTopic, &reader).ok());
+  ASSERT_TRUE(reader->Seek(p, 0).ok());
+  RecordBatch out;
+  ASSERT_TRUE(reader->Poll(0ms, 3, &out).ok());
+  ASSERT_GE(out.records().size(), 3u);
+  EXPECT_LT(out.records().size(), 20u);
+  for (size_t i = 0; i < out.records().size(); ++i) {
+    EXPECT_EQ(out.records()[i].offset, static_cast<int64_t>(i));
   }
-  // Read appends to *out; a second read continues where the first stopped.
-  size_t first = out.records.size();
-  ASSERT_TRUE(log_->Read(kTopic, p, static_cast<int64_t>(first), 1000, &out).ok());
-  ASSERT_EQ(out.records.size(), 20u);
-  for (size_t i = 0; i < 20; ++i) EXPECT_EQ(out.records[i].offset, static_cast<int64_t>(i));
-  // Views of the first read are still valid after the second.
-  EXPECT_EQ(out.records[0].value, "k-value-0");
+  // Poll appends to the batch; the next poll continues where the first stopped.
+  ASSERT_TRUE(reader->Poll(0ms, 1000, &out).ok());
+  ASSERT_EQ(out.records().size(), 20u);
+  for (size_t i = 0; i < 20; ++i) EXPECT_EQ(out.records()[i].offset, static_cast<int64_t>(i));
+  // Views of the first poll are still valid after the second.
+  EXPECT_EQ(out.records()[0].value, "k-value-0");
 }
 
-TEST_F(LocalLogTest, ReadRejectsUnknownTopicsAndPartitions) {
+TEST_F(LocalLogTest, ReadersRejectUnknownTopicsAndPartitions) {
   Open();
-  LocalReadResult out;
-  EXPECT_EQ(log_->Read(kTopic, kPartitions, 0, 10, &out).code(), Code::kInvalidArgument);
-  EXPECT_EQ(log_->Read(kTopic, -1, 0, 10, &out).code(), Code::kInvalidArgument);
-  EXPECT_EQ(log_->Read("missing", 0, 0, 10, &out).code(), Code::kInvalidArgument);
+  std::unique_ptr<LogReader> reader;
+  EXPECT_EQ(log_->NewReader("missing", &reader).code(), Code::kNotFound);
+  ASSERT_TRUE(log_->NewReader(kTopic, &reader).ok());
+  EXPECT_EQ(reader->Seek(kPartitions, 0).code(), Code::kInvalidArgument);
+  EXPECT_EQ(reader->Seek(-1, 0).code(), Code::kInvalidArgument);
+  EXPECT_EQ(reader->EndOffset(kPartitions).status().code(), Code::kInvalidArgument);
 }
 
 TEST_F(LocalLogTest, TopicsAreIndependent) {
@@ -283,10 +293,9 @@ TEST_F(LocalLogTest, TopicsAreIndependent) {
                   .ok());
   ASSERT_TRUE(done.get_future().get().ok());
   EXPECT_EQ(log_->EndOffset("other", 0), 2);
-  LocalReadResult out;
-  ASSERT_TRUE(log_->Read("other", 0, 0, 100, &out).ok());
-  ASSERT_EQ(out.records.size(), 2u);
-  EXPECT_EQ(out.records[1].value, "v2");
+  auto out = ReadAll(0, 0, "other");
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out[1].value, "v2");
   int64_t events_total = 0;
   for (int32_t p = 0; p < kPartitions; ++p) events_total += log_->EndOffset(kTopic, p);
   EXPECT_EQ(events_total, 3);
@@ -337,36 +346,44 @@ TEST_F(LocalLogTest, ZeroPartitionsIsInvalid) {
   EXPECT_EQ(LocalLog::Open(options, store_.get(), nullptr, &log).code(), Code::kInvalidArgument);
 }
 
-TEST_F(LocalLogTest, WaitForAppendWakesUpOnAppend) {
+TEST_F(LocalLogTest, PollWaitsForAnAppendAndWakesUpOnIt) {
   Open();
-  uint64_t seen = log_->AppendSequence();
+  int32_t p = PartitionForKey("w", kPartitions);
+  std::unique_ptr<LogReader> reader;
+  ASSERT_TRUE(log_->NewReader(kTopic, &reader).ok());
+  ASSERT_TRUE(reader->Seek(p, 0).ok());
+  RecordBatch out;
+  ASSERT_TRUE(reader->Poll(0ms, 10, &out).ok());  // the (empty) end
+  EXPECT_EQ(out.end_of_partition(), std::vector<int32_t>{p});
+  out.Clear();
   std::thread writer([&] {
     std::this_thread::sleep_for(100ms);
     Status s = appender_->Append({{"w", "1"}}, [](const Status&) {});
     EXPECT_TRUE(s.ok());
   });
   auto started = std::chrono::steady_clock::now();
-  log_->WaitForAppend(seen, 60s);
+  ASSERT_TRUE(reader->Poll(60s, 10, &out).ok());
   auto waited = std::chrono::steady_clock::now() - started;
   writer.join();
-  EXPECT_NE(log_->AppendSequence(), seen);
   EXPECT_LT(waited, 30s) << "woke up by the timeout, not by the append";
-  // The record is readable once the sequence moved.
-  int32_t p = PartitionForKey("w", kPartitions);
-  EXPECT_EQ(log_->EndOffset(kTopic, p), 1);
+  ASSERT_EQ(out.records().size(), 1u);
+  EXPECT_EQ(out.records()[0].value, "1");
+  EXPECT_EQ(reader->EndOffset(p).value(), 1);
 }
 
-TEST_F(LocalLogTest, WaitForAppendTimesOutWithoutAppends) {
+TEST_F(LocalLogTest, PollTimesOutWithoutAppendsAndMarksTheEndOnce) {
   Open();
-  uint64_t seen = log_->AppendSequence();
+  std::unique_ptr<LogReader> reader;
+  ASSERT_TRUE(log_->NewReader(kTopic, &reader).ok());
+  ASSERT_TRUE(reader->Seek(0, kOffsetBeginning).ok());
+  RecordBatch out;
+  ASSERT_TRUE(reader->Poll(0ms, 10, &out).ok());
+  EXPECT_EQ(out.end_of_partition().size(), 1u);
+  out.Clear();
   auto started = std::chrono::steady_clock::now();
-  log_->WaitForAppend(seen, 100ms);
+  ASSERT_TRUE(reader->Poll(100ms, 10, &out).ok());
   EXPECT_GE(std::chrono::steady_clock::now() - started, 100ms);
-  EXPECT_EQ(log_->AppendSequence(), seen);
-  // Returns at once when the sequence already differs.
-  started = std::chrono::steady_clock::now();
-  log_->WaitForAppend(seen + 1, 60s);
-  EXPECT_LT(std::chrono::steady_clock::now() - started, 30s);
+  EXPECT_TRUE(out.empty()) << "the end is reported once per catching up";
 }
 
 class LocalLogRetentionTest : public LocalLogTest {

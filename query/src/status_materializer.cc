@@ -54,43 +54,33 @@ std::vector<ColumnSpec> StatusMaterializer::Columns() {
           {std::string(kOffsetsColumn), ColumnKind::kPlain, {}}};
 }
 
-StatusMaterializer::StatusMaterializer(KafkaOptions kafka, std::string topic, KvStore* store,
-                                       Metrics* metrics)
-    : kafka_(std::move(kafka)),
-      topic_(std::move(topic)),
+StatusMaterializer::StatusMaterializer(std::unique_ptr<LogReader> reader, std::string topic,
+                                       KvStore* store, Metrics* metrics)
+    : topic_(std::move(topic)),
       store_(store),
       counts_(store->GetColumn(kCountsColumn)),
       offsets_(store->GetColumn(kOffsetsColumn)),
       counts_table_(store, counts_),
-      probe_(metrics ? std::make_unique<MaterializerProbe>(*metrics) : nullptr) {}
+      applier_(counts_),
+      probe_(metrics ? std::make_unique<MaterializerProbe>(*metrics) : nullptr),
+      reader_(std::move(reader)) {}
 
 StatusMaterializer::~StatusMaterializer() { Stop(); }
 
 Status StatusMaterializer::Start() {
-  // Learn the partition count with a reader that starts nowhere in
-  // particular, then resume each partition from the stored offset.
-  std::unique_ptr<KafkaPartitionReader> probe_reader;
-  CATCHALL_RETURN_IF_ERROR(KafkaPartitionReader::Create(kafka_, topic_, {}, &probe_reader));
-  Result<int32_t> partitions = probe_reader->PartitionCount();
-  if (!partitions.ok()) {
-    return Status(partitions.status().code(),
-                  fmt::format("{} (run `catchall topics create`)", partitions.status().message()));
-  }
-  probe_reader.reset();
-  partitions_ = *partitions;
-  std::map<int32_t, int64_t> start;
+  // Resume each partition from the stored offset.
+  partitions_ = reader_->partition_count();
   for (int32_t p = 0; p < partitions_; ++p) {
     std::string value;
     Status s = store_->Get(offsets_, std::to_string(p), &value);
+    int64_t start = kOffsetBeginning;
     if (s.ok() && value.size() == 8) {
-      start[p] = static_cast<int64_t>(DecodeFixed64(value.data()));
-    } else if (s.code() == Code::kNotFound) {
-      start[p] = kOffsetBeginning;
-    } else {
+      start = static_cast<int64_t>(DecodeFixed64(value.data()));
+    } else if (s.code() != Code::kNotFound) {
       return s.ok() ? Status::Corruption("stored offset has a bad size") : s;
     }
+    CATCHALL_RETURN_IF_ERROR(reader_->Seek(p, start));
   }
-  CATCHALL_RETURN_IF_ERROR(KafkaPartitionReader::Create(kafka_, topic_, start, &reader_));
   caught_up_.assign(partitions_, false);
   if (probe_) probe_->SetBehind(partitions_);
   thread_ = std::thread([this] { Run(); });
@@ -109,33 +99,27 @@ Status StatusMaterializer::Health() const {
 }
 
 void StatusMaterializer::Run() {
-  KafkaMessages messages;
+  RecordBatch records;
   KvWriteBatch batch;
   std::map<int32_t, int64_t> next;
   auto last_domains = std::chrono::steady_clock::now();
+  size_t skipped = 0;
   while (!stop_.load()) {
-    messages.Clear();
-    Status s = reader_->Poll(std::chrono::milliseconds(100), 50000, &messages);
+    records.Clear();
+    Status s = reader_->Poll(std::chrono::milliseconds(100), 50000, &records);
     if (!s.ok()) {
       std::lock_guard<std::mutex> lock(mu_);
       health_ = s;
     }
     batch.Clear();
     next.clear();
-    for (const ConsumedRecord& r : messages.records()) {
+    for (const ConsumedRecord& r : records.records()) {
       next[r.partition] = r.offset + 1;
-      if (r.key == kChangelogCheckpointKey) continue;  // aggregator bookkeeping
-      if (r.value.empty()) {                           // a tombstone
-        batch.Delete(counts_, r.key);
-        continue;
-      }
-      Result<DomainCounts> counts = ParseDomainStatusJson(r.value);
-      if (!counts.ok()) {
+      ChangelogEffect effect = applier_.Apply(r, &batch);
+      if (effect.kind == ChangelogEffect::kSkipped && ++skipped <= 100) {
         spdlog::warn("query: skipping {}/{} offset {}: {}", topic_, r.partition, r.offset,
-                     counts.status().message());
-        continue;
+                     effect.problem);
       }
-      batch.Put(counts_, r.key, EncodeCounts(*counts));
     }
     for (const auto& [p, offset] : next) {
       std::string v;
@@ -152,9 +136,9 @@ void StatusMaterializer::Run() {
         health_ = w;
         return;
       }
-      if (probe_) probe_->OnRecords(messages.records().size());
+      if (probe_) probe_->OnRecords(records.records().size());
     }
-    for (int32_t p : messages.end_of_partition()) {
+    for (int32_t p : records.end_of_partition()) {
       if (p >= 0 && p < partitions_) caught_up_[p] = true;
     }
     if (!ready_.load()) {

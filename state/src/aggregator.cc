@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include "engine/changelog.h"
 #include "engine/json_writer.h"
 #include "engine/partitioner.h"
 
@@ -67,9 +68,7 @@ Result<ApplyOutcome> Aggregator::Apply(const ConsumedRecord& record, std::string
     return ApplyOutcome::kMalformed;
   }
   if (!event->id.empty()) {
-    std::string id_key = event->domain;
-    id_key.push_back('\0');
-    id_key += event->id;
+    std::string id_key = IdKey(event->domain, event->id);
     int64_t window_start =
         record.timestamp_ms -
         std::chrono::duration_cast<std::chrono::milliseconds>(options_.id_window).count();

@@ -48,12 +48,19 @@ Result<int64_t> CounterStore::ReadOffset(const std::string& key, int64_t missing
   return static_cast<int64_t>(DecodeFixed64(value.data()));
 }
 
-Result<int64_t> CounterStore::CommittedOffset(int32_t partition) const {
-  return ReadOffset(OffsetKey(partition), 0);
-}
-
-Result<int64_t> CounterStore::ChangelogOffset(int32_t partition) const {
-  return ReadOffset(fmt::format("changelog/{}", OffsetKey(partition)), -1);
+Result<StateCheckpoint> CounterStore::ReadCheckpoint(int32_t partition) const {
+  StateCheckpoint c;
+  std::string key = OffsetKey(partition);
+  Result<int64_t> events = ReadOffset(key, 0);
+  if (!events.ok()) return events.status();
+  Result<int64_t> changelog = ReadOffset("changelog/" + key, -1);
+  if (!changelog.ok()) return changelog.status();
+  Result<int64_t> ids = ReadOffset("ids/" + key, -1);
+  if (!ids.ok()) return ids.status();
+  c.events_offset = *events;
+  c.changelog_offset = *changelog;
+  c.ids_offset = *ids;
+  return c;
 }
 
 Result<std::optional<int64_t>> CounterStore::IdTimestamp(std::string_view id_key) const {
@@ -65,30 +72,33 @@ Result<std::optional<int64_t>> CounterStore::IdTimestamp(std::string_view id_key
   return std::optional<int64_t>(static_cast<int64_t>(DecodeFixed64(value.data())));
 }
 
-Status CounterStore::Commit(const CounterDelta& delta) {
-  KvWriteBatch batch;
-  for (const auto& [domain, counts] : delta.counts) {
-    batch.Merge(counts_, domain, EncodeCounts(counts));
-  }
-  for (const auto& [domain, counts] : delta.absolute) {
-    batch.Put(counts_, domain, EncodeCounts(counts));
-  }
-  for (const auto& [partition, offset] : delta.changelog_offsets) {
+void CounterStore::AddCounts(std::string_view domain, const DomainCounts& counts,
+                             KvWriteBatch* batch) const {
+  batch->Merge(counts_, domain, EncodeCounts(counts));
+}
+
+void CounterStore::PutCounts(std::string_view domain, const DomainCounts& counts,
+                             KvWriteBatch* batch) const {
+  batch->Put(counts_, domain, EncodeCounts(counts));
+}
+
+void CounterStore::PutId(std::string_view id_key, int64_t timestamp_ms, KvWriteBatch* batch) const {
+  std::string v;
+  PutFixed64(&v, static_cast<uint64_t>(timestamp_ms));
+  batch->Put(ids_, id_key, v);
+}
+
+void CounterStore::PutCheckpoint(int32_t partition, const StateCheckpoint& checkpoint,
+                                 KvWriteBatch* batch) const {
+  auto put = [&](const std::string& key, int64_t offset) {
     std::string v;
     PutFixed64(&v, static_cast<uint64_t>(offset));
-    batch.Put(offsets_, fmt::format("changelog/{}", OffsetKey(partition)), v);
-  }
-  for (const auto& [key, ts] : delta.ids) {
-    std::string v;
-    PutFixed64(&v, static_cast<uint64_t>(ts));
-    batch.Put(ids_, key, v);
-  }
-  for (const auto& [partition, offset] : delta.offsets) {
-    std::string v;
-    PutFixed64(&v, static_cast<uint64_t>(offset));
-    batch.Put(offsets_, OffsetKey(partition), v);
-  }
-  return store_->Write(&batch);
+    batch->Put(offsets_, key, v);
+  };
+  std::string key = OffsetKey(partition);
+  put(key, checkpoint.events_offset);
+  if (checkpoint.changelog_offset >= 0) put("changelog/" + key, checkpoint.changelog_offset);
+  if (checkpoint.ids_offset >= 0) put("ids/" + key, checkpoint.ids_offset);
 }
 
 uint64_t CounterStore::ApproximateDomains() const { return store_->EstimateKeys(counts_); }

@@ -74,8 +74,11 @@ class AggregatorTest : public ::testing::Test {
     return reason;
   }
 
+  // Writes the pending ids, as a commit would.
   void CommitPending() {
-    Status s = counters_->Commit(aggregator_->TakeDelta());
+    KvWriteBatch batch;
+    for (const auto& [key, ts] : aggregator_->TakeDelta().ids) counters_->PutId(key, ts, &batch);
+    Status s = counters_->Write(&batch);
     ASSERT_TRUE(s.ok()) << s.ToString();
   }
 

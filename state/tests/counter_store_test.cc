@@ -36,9 +36,20 @@ class CounterStoreTest : public ::testing::Test {
     return r.ok() ? *r : DomainCounts{999999, 999999};
   }
 
-  void Commit(const CounterDelta& delta) {
-    Status s = counters_->Commit(delta);
+  // Applies a staged batch.
+  void Write(KvWriteBatch* batch) {
+    Status s = counters_->Write(batch);
     ASSERT_TRUE(s.ok()) << s.ToString();
+  }
+  void AddAll(const CountsByDomain& counts) {
+    KvWriteBatch batch;
+    for (const auto& [domain, c] : counts) counters_->AddCounts(domain, c, &batch);
+    Write(&batch);
+  }
+  StateCheckpoint Checkpoint(const CounterStore& store, int32_t partition) {
+    Result<StateCheckpoint> c = store.ReadCheckpoint(partition);
+    EXPECT_TRUE(c.ok()) << c.status().ToString();
+    return c.ok() ? *c : StateCheckpoint{-99, -99, -99};
   }
 
   test::ScopedTempDir dir_;
@@ -51,107 +62,91 @@ TEST_F(CounterStoreTest, UnknownDomainHasZeroCounts) {
   EXPECT_EQ(Get("never.example"), (DomainCounts{0, 0}));
 }
 
-TEST_F(CounterStoreTest, CommitAddsDeltasToStoredCounts) {
-  CounterDelta first;
-  first.counts["a.com"] = {3, 0};
-  first.counts["b.com"] = {0, 2};
-  Commit(first);
-  CounterDelta second;
-  second.counts["a.com"] = {4, 1};
-  Commit(second);
+TEST_F(CounterStoreTest, AddedCountsSumUp) {
+  AddAll({{"a.com", {3, 0}}, {"b.com", {0, 2}}});
+  AddAll({{"a.com", {4, 1}}});
   EXPECT_EQ(Get("a.com"), (DomainCounts{7, 1}));
   EXPECT_EQ(Get("b.com"), (DomainCounts{0, 2}));
 }
 
-TEST_F(CounterStoreTest, CommitReplacesCountsWithAbsoluteValues) {
-  CounterDelta added;
-  added.counts["a.com"] = {10, 0};
-  Commit(added);
-  CounterDelta absolute;
-  absolute.absolute["a.com"] = {4, 2};
-  absolute.absolute["new.com"] = {1, 0};
-  Commit(absolute);
+TEST_F(CounterStoreTest, PutCountsReplacesAndLaterAddsGoOnFromThere) {
+  AddAll({{"a.com", {10, 0}}});
+  KvWriteBatch batch;
+  counters_->PutCounts("a.com", {4, 2}, &batch);
+  counters_->PutCounts("new.com", {1, 0}, &batch);
+  Write(&batch);
   EXPECT_EQ(Get("a.com"), (DomainCounts{4, 2}));
   EXPECT_EQ(Get("new.com"), (DomainCounts{1, 0}));
-  // Later deltas add to the absolute value.
-  CounterDelta more;
-  more.counts["a.com"] = {1, 0};
-  Commit(more);
+  AddAll({{"a.com", {1, 0}}});
   EXPECT_EQ(Get("a.com"), (DomainCounts{5, 2}));
 }
 
-TEST_F(CounterStoreTest, OffsetsDefaultToZeroAndChangelogOffsetsToMinusOne) {
-  Result<int64_t> committed = counters_->CommittedOffset(3);
-  ASSERT_TRUE(committed.ok());
-  EXPECT_EQ(*committed, 0);
-  Result<int64_t> changelog = counters_->ChangelogOffset(3);
-  ASSERT_TRUE(changelog.ok());
-  EXPECT_EQ(*changelog, -1);
+TEST_F(CounterStoreTest, ACheckpointDefaultsToNothingCounted) {
+  StateCheckpoint c = Checkpoint(*counters_, 3);
+  EXPECT_EQ(c.events_offset, 0);
+  EXPECT_EQ(c.changelog_offset, -1);
+  EXPECT_EQ(c.ids_offset, -1);
 }
 
-TEST_F(CounterStoreTest, CommitStoresCountsIdsAndOffsetsTogether) {
-  CounterDelta delta;
-  delta.counts["a.com"] = {1, 0};
-  delta.absolute["b.com"] = {5, 5};
-  delta.ids[std::string("a.com\0id-1", 10)] = 1700000000123;
-  delta.offsets[0] = 17;
-  delta.offsets[2] = 4;
-  delta.changelog_offsets[2] = 9;
-  Commit(delta);
+TEST_F(CounterStoreTest, CountsIdsAndCheckpointsOfOneBatchAreWrittenTogether) {
+  KvWriteBatch batch;
+  counters_->AddCounts("a.com", {1, 0}, &batch);
+  counters_->PutId(std::string("a.com\0id-1", 10), 1700000000123, &batch);
+  counters_->PutCheckpoint(0, {17, -1, -1}, &batch);
+  counters_->PutCheckpoint(2, {4, 9, 11}, &batch);
+  EXPECT_EQ(Get("a.com"), (DomainCounts{0, 0})) << "nothing before the write";
+  Write(&batch);
 
   EXPECT_EQ(Get("a.com"), (DomainCounts{1, 0}));
-  EXPECT_EQ(Get("b.com"), (DomainCounts{5, 5}));
   Result<std::optional<int64_t>> id = counters_->IdTimestamp(std::string("a.com\0id-1", 10));
   ASSERT_TRUE(id.ok());
   EXPECT_EQ(*id, std::optional<int64_t>(1700000000123));
   Result<std::optional<int64_t>> other_id = counters_->IdTimestamp(std::string("b.com\0id-1", 10));
   ASSERT_TRUE(other_id.ok());
   EXPECT_FALSE(other_id->has_value());
-  EXPECT_EQ(*counters_->CommittedOffset(0), 17);
-  EXPECT_EQ(*counters_->CommittedOffset(1), 0);
-  EXPECT_EQ(*counters_->CommittedOffset(2), 4);
-  EXPECT_EQ(*counters_->ChangelogOffset(2), 9);
-  EXPECT_EQ(*counters_->ChangelogOffset(0), -1);
+  EXPECT_EQ(Checkpoint(*counters_, 0).events_offset, 17);
+  EXPECT_EQ(Checkpoint(*counters_, 0).changelog_offset, -1);
+  EXPECT_EQ(Checkpoint(*counters_, 1).events_offset, 0);
+  StateCheckpoint two = Checkpoint(*counters_, 2);
+  EXPECT_EQ(two.events_offset, 4);
+  EXPECT_EQ(two.changelog_offset, 9);
+  EXPECT_EQ(two.ids_offset, 11);
 }
 
-TEST_F(CounterStoreTest, LaterCommitsMoveOffsetsOfTheirPartitionsOnly) {
-  CounterDelta first;
-  first.offsets[0] = 10;
-  first.offsets[1] = 20;
-  Commit(first);
-  CounterDelta second;
-  second.offsets[1] = 25;
-  Commit(second);
-  EXPECT_EQ(*counters_->CommittedOffset(0), 10);
-  EXPECT_EQ(*counters_->CommittedOffset(1), 25);
+TEST_F(CounterStoreTest, AnUnknownResumeOffsetKeepsTheStoredOne) {
+  KvWriteBatch batch;
+  counters_->PutCheckpoint(1, {10, 5, 6}, &batch);
+  Write(&batch);
+  KvWriteBatch later;
+  counters_->PutCheckpoint(1, {25, -1, -1}, &later);
+  Write(&later);
+  StateCheckpoint c = Checkpoint(*counters_, 1);
+  EXPECT_EQ(c.events_offset, 25);
+  EXPECT_EQ(c.changelog_offset, 5);
+  EXPECT_EQ(c.ids_offset, 6);
 }
 
-TEST_F(CounterStoreTest, OffsetsAreTrackedPerSourceTopic) {
-  CounterDelta delta;
-  delta.offsets[0] = 42;
-  delta.changelog_offsets[0] = 7;
-  Commit(delta);
-  EXPECT_EQ(*other_->CommittedOffset(0), 0);
-  EXPECT_EQ(*other_->ChangelogOffset(0), -1);
-  EXPECT_EQ(*counters_->CommittedOffset(0), 42);
+TEST_F(CounterStoreTest, CheckpointsAreKeptPerSourceTopic) {
+  KvWriteBatch batch;
+  counters_->PutCheckpoint(0, {42, 7, 8}, &batch);
+  Write(&batch);
+  EXPECT_EQ(Checkpoint(*other_, 0).events_offset, 0);
+  EXPECT_EQ(Checkpoint(*other_, 0).changelog_offset, -1);
+  EXPECT_EQ(Checkpoint(*counters_, 0).events_offset, 42);
 }
 
-TEST_F(CounterStoreTest, CommittedStateSurvivesReopening) {
-  CounterDelta delta;
-  delta.counts["a.com"] = {2, 1};
-  delta.offsets[1] = 3;
-  Commit(delta);
+TEST_F(CounterStoreTest, WrittenStateSurvivesReopening) {
+  KvWriteBatch batch;
+  counters_->AddCounts("a.com", {2, 1}, &batch);
+  counters_->PutCheckpoint(1, {3, -1, -1}, &batch);
+  Write(&batch);
   Open();
   EXPECT_EQ(Get("a.com"), (DomainCounts{2, 1}));
-  EXPECT_EQ(*counters_->CommittedOffset(1), 3);
+  EXPECT_EQ(Checkpoint(*counters_, 1).events_offset, 3);
 }
 
 TEST_F(CounterStoreTest, MultiGetAnswersInRequestOrderWithZerosForUnknown) {
-  CounterDelta delta;
-  delta.counts["a.com"] = {1, 0};
-  delta.counts["b.com"] = {0, 2};
-  delta.counts["c.com"] = {3, 3};
-  Commit(delta);
+  AddAll({{"a.com", {1, 0}}, {"b.com", {0, 2}}, {"c.com", {3, 3}}});
   std::vector<DomainCounts> out = {{77, 77}};  // stale content must be replaced
   Status s = counters_->MultiGet({"c.com", "unknown.com", "a.com", "b.com", "a.com"}, &out);
   ASSERT_TRUE(s.ok()) << s.ToString();

@@ -26,16 +26,16 @@ std::string TestBrokers() {
 
 std::vector<std::string> ClusterNames::Flags() const {
   return {
-      "--set", "kafka.events_topic=" + events,           "--set", "kafka.status_topic=" + status,
-      "--set", "kafka.dead_letter_topic=" + dead_letter, "--set", "kafka.group_id=" + group,
-      "--set", "aggregate.commit_interval_ms=50"};
+      "--set", "kafka.events_topic=" + events, "--set", "kafka.status_topic=" + status,
+      "--set", "kafka.ids_topic=" + ids,       "--set", "kafka.dead_letter_topic=" + dead_letter,
+      "--set", "kafka.group_id=" + group,      "--set", "aggregate.commit_interval_ms=50"};
 }
 
 ClusterNames CreateClusterTopics(const std::string& brokers, const std::string& prefix,
                                  int partitions) {
   std::random_device rd;
   std::string id = prefix + "-" + std::to_string(getpid()) + "-" + std::to_string(rd() % 100000);
-  ClusterNames n{id + ".events", id + ".status", id + ".dlq", id + ".group"};
+  ClusterNames n{id + ".events", id + ".status", id + ".ids", id + ".dlq", id + ".group"};
   std::vector<std::string> args = {"topics", "create",       "--brokers",
                                    brokers,  "--partitions", std::to_string(partitions)};
   for (const auto& f : n.Flags()) args.push_back(f);

@@ -15,6 +15,7 @@ std::string TestBrokers();
 struct ClusterNames {
   std::string events;
   std::string status;
+  std::string ids;
   std::string dead_letter;
   std::string group;
   // --set flags that point a catchall process at these names.

@@ -52,6 +52,7 @@ struct Config {
   std::string brokers;
   std::string events_topic = "catchall.events";
   std::string status_topic = "catchall.domain-status";
+  std::string ids_topic = "catchall.ids";
   std::string dead_letter_topic = "catchall.events.dlq";
   std::string group_id = "catchall-aggregators";
   std::string instance_id;    // default: hostname + listen port

@@ -51,6 +51,7 @@ class Column {
  public:
   Column() = default;
   bool valid() const { return handle_ != nullptr; }
+  bool operator==(const Column&) const = default;
 
  private:
   friend class KvStore;
@@ -78,7 +79,7 @@ class KvWriteBatch {
   void Clear();
 
  private:
-  friend class KvStore;
+  friend class RocksKvStore;
   struct Rep;
   std::unique_ptr<Rep> rep_;
 };
@@ -99,41 +100,42 @@ class KvIterator {
   virtual Status status() const = 0;
 };
 
+// The store's interface. KvStore::Open gives the RocksDB implementation; a
+// test can put a fault-injecting twin in front of it (engine/testing/).
 class KvStore {
  public:
-  // Opens (creating if missing) the store at options.path with exactly the
-  // listed columns.
+  // Opens (creating if missing) the RocksDB store at options.path with
+  // exactly the listed columns.
   static Status Open(const KvStoreOptions& options, std::unique_ptr<KvStore>* store);
-  ~KvStore();
+  virtual ~KvStore() = default;
 
   // REQUIRES: `name` was listed in the options.
-  Column GetColumn(std::string_view name) const;
+  virtual Column GetColumn(std::string_view name) const = 0;
 
   // NotFound when absent.
-  Status Get(Column column, std::string_view key, std::string* value) const;
+  virtual Status Get(Column column, std::string_view key, std::string* value) const = 0;
   // values->at(i) is empty when keys[i] is absent. Returns the first error.
-  Status MultiGet(Column column, const std::vector<std::string_view>& keys,
-                  std::vector<std::optional<std::string>>* values) const;
-  Status Write(KvWriteBatch* batch);
+  virtual Status MultiGet(Column column, const std::vector<std::string_view>& keys,
+                          std::vector<std::optional<std::string>>* values) const = 0;
+  virtual Status Write(KvWriteBatch* batch) = 0;
   // `lower`/`upper` bound the iteration (empty: unbounded).
-  std::unique_ptr<KvIterator> NewIterator(Column column, std::string lower = {},
-                                          std::string upper = {}) const;
+  virtual std::unique_ptr<KvIterator> NewIterator(Column column, std::string lower = {},
+                                                  std::string upper = {}) const = 0;
   // Forces the memtables to disk and syncs the WAL; used on clean shutdown.
-  Status Flush();
+  virtual Status Flush() = 0;
   // Compacts the whole column now, running its compaction filter over every
   // entry (a kExpiring column drops what is past its ttl). Compaction runs by
   // itself in the background; this is for tests and maintenance.
-  Status CompactColumn(Column column);
+  virtual Status CompactColumn(Column column) = 0;
   // Estimated number of keys and bytes on disk of a column, for metrics.
-  uint64_t EstimateKeys(Column column) const;
-  uint64_t LiveBytes(Column column) const;
+  virtual uint64_t EstimateKeys(Column column) const = 0;
+  virtual uint64_t LiveBytes(Column column) const = 0;
   // Total bytes of the memtables and block cache, for metrics.
-  uint64_t MemoryBytes() const;
+  virtual uint64_t MemoryBytes() const = 0;
 
- private:
-  struct Rep;
-  explicit KvStore(std::unique_ptr<Rep> rep);
-  std::unique_ptr<Rep> rep_;
+ protected:
+  static Column MakeColumn(void* handle) { return Column(handle); }
+  static void* ColumnHandle(Column column) { return column.handle_; }
 };
 
 // Little-endian fixed-width encodings used in stored values and keys.

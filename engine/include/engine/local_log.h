@@ -1,16 +1,23 @@
-// LocalLog: the embedded-mode log, kept in a KvStore.
+// LocalLog: the embedded-mode log, kept in a KvStore. It implements every
+// side of the log seam (log.h), the way Kafka does in cluster mode.
 //
 // Each topic is a column; a partition's records are stored in batches under
 // key (partition, base offset), big-endian, like Kafka's record batches. An
 // append is group-committed: one writer thread drains every pending Append
 // into one KvStore write, so a 204 means the event is in the write-ahead log
 // (fsynced when the store syncs writes) and many concurrent requests share
-// one write. Readers in the same process scan partitions by offset.
+// one write.
+//
+// Consumer groups work as in Kafka: members of a group split a topic's
+// partitions, a member's committed offsets are stored in the log, and its
+// LogCommitter writes output records, offsets and (when the member's state
+// lives in the same store) its state change in one atomic store write.
+// Transactions of a member that lost a partition are fenced.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
-#include <deque>
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -43,16 +50,9 @@ struct LocalLogOptions {
   // Records older than this are deleted, but never records at or after a
   // partition's retention floor (the oldest offset a consumer still needs).
   std::chrono::milliseconds retention{std::chrono::hours(1)};
-};
-
-// Records read from one partition; owns the bytes the records point into.
-struct LocalReadResult {
-  std::deque<std::string> blobs;
-  std::vector<ConsumedRecord> records;
-  void Clear() {
-    blobs.clear();
-    records.clear();
-  }
+  // A group member that has not polled for this long loses its partitions
+  // to the other members (Kafka's session timeout).
+  std::chrono::milliseconds session_timeout{std::chrono::seconds(10)};
 };
 
 class LocalLog {
@@ -70,25 +70,31 @@ class LocalLog {
   // REQUIRES: `topic` is one of the options' topics. Valid while the log is.
   LogAppender* Appender(std::string_view topic);
 
+  // A reader of `topic` (NotFound for another topic). It must not outlive
+  // the log.
+  Status NewReader(std::string_view topic, std::unique_ptr<LogReader>* reader);
+
+  // Membership of consumer group `group` on `topic`. With
+  // `state_in_transaction`, members' commits write LogTransaction::state in
+  // the same store write as their records and offsets: the state's columns
+  // must then belong to this log's store. The GroupLog must not outlive the
+  // log.
+  Status NewGroupLog(std::string group, std::string_view topic, bool state_in_transaction,
+                     std::unique_ptr<GroupLog>* out);
+
+  // Offsets committed by `group` for `topic` (partitions with none are
+  // absent).
+  std::map<int32_t, int64_t> Committed(std::string_view group, std::string_view topic) const;
+
   int32_t PartitionCount(std::string_view topic) const;
   // Offset the next record of the partition will get (durable end).
   int64_t EndOffset(std::string_view topic, int32_t partition) const;
   // Earliest offset still stored.
   int64_t StartOffset(std::string_view topic, int32_t partition) const;
 
-  // Reads records with offset >= `from`, at most `max_records` (whole
-  // batches may exceed it slightly), appending to *out.
-  Status Read(std::string_view topic, int32_t partition, int64_t from, size_t max_records,
-              LocalReadResult* out) const;
-
-  // A counter that changes after every durable append; with WaitForAppend it
-  // lets a reader sleep until there is something new.
-  uint64_t AppendSequence() const;
-  // Returns when AppendSequence() != `seen` or after `timeout`.
-  void WaitForAppend(uint64_t seen, std::chrono::milliseconds timeout) const;
-
   // The oldest offset a consumer of the partition still needs; retention
-  // never deletes at or after it.
+  // never deletes at or after it. Committing group offsets moves it (to the
+  // lowest committed offset of any group); tests may set it directly.
   void SetRetentionFloor(std::string_view topic, int32_t partition, int64_t offset);
   // Deletes batches past retention (called periodically by the log itself,
   // public for tests).

@@ -1,8 +1,9 @@
 // StatusMaterializer: a query node's copy of the changelog.
 //
-// Reads every partition of the compacted status topic (read_committed, so
-// only committed aggregator transactions) into a local KvStore, together
-// with the offsets it has reached, in one atomic write per poll; a restart
+// Reads every partition of the compacted status topic through a LogReader
+// (read_committed, so only committed aggregator transactions) and applies
+// it with the ChangelogApplier the aggregators restore with, together with
+// the offsets it has reached, in one atomic write per poll; a restart
 // resumes from those offsets instead of re-reading the topic. It is ready
 // once it has caught up with the end of every partition. Implements
 // StatusReader for the query API. Thread-safe reads; one consuming thread.
@@ -15,9 +16,10 @@
 #include <thread>
 #include <vector>
 
+#include "engine/changelog.h"
 #include "engine/counts_table.h"
-#include "engine/kafka.h"
 #include "engine/kv_store.h"
+#include "engine/log.h"
 #include "engine/status_reader.h"
 
 namespace catchall {
@@ -29,8 +31,10 @@ class StatusMaterializer : public StatusReader {
  public:
   static std::vector<ColumnSpec> Columns();
 
-  // `store` must have Columns() and outlive this. `metrics` may be null.
-  StatusMaterializer(KafkaOptions kafka, std::string topic, KvStore* store, Metrics* metrics);
+  // Reads the changelog with `reader` (no partition assigned yet). `store`
+  // must have Columns() and outlive this. `metrics` may be null.
+  StatusMaterializer(std::unique_ptr<LogReader> reader, std::string topic, KvStore* store,
+                     Metrics* metrics);
   ~StatusMaterializer() override;
 
   Status Start();
@@ -45,14 +49,14 @@ class StatusMaterializer : public StatusReader {
  private:
   void Run();
 
-  KafkaOptions kafka_;
   std::string topic_;
   KvStore* store_;
   Column counts_;
   Column offsets_;
   CountsTable counts_table_;
+  ChangelogApplier applier_;
   std::unique_ptr<MaterializerProbe> probe_;
-  std::unique_ptr<KafkaPartitionReader> reader_;
+  std::unique_ptr<LogReader> reader_;
   int32_t partitions_ = 0;
   std::vector<bool> caught_up_;
   std::atomic<bool> stop_{false};

@@ -1,11 +1,11 @@
-// CounterStore: per-domain counters, the consumed log offsets they reflect,
-// and the remembered event ids, kept in a KvStore.
+// CounterStore: per-domain counters, the remembered idempotency ids, and a
+// checkpoint per partition saying which log positions they reflect, kept in
+// a KvStore.
 //
-// Commit() writes counter deltas, the ids seen and the new offsets in one
-// atomic batch: that is the exactly-once step. After a crash the store holds
-// the counters of exactly the events before its offsets, so resuming the log
-// from those offsets neither loses nor double-counts an event.
-// Thread-safe; reads may run concurrently with a commit.
+// It only reads; changes are staged into a KvWriteBatch (Add/Put...) that
+// the aggregation loop commits: inside the log's transaction in embedded
+// mode, or right after it in cluster mode (the store is then a cache of the
+// changelog, see aggregation_loop.h). Thread-safe.
 #pragma once
 
 #include <chrono>
@@ -33,31 +33,32 @@ struct StringHash {
 // Per-domain counters keyed by domain.
 using CountsByDomain = std::unordered_map<std::string, DomainCounts, StringHash, std::equal_to<>>;
 
-// Everything one commit changes.
+// What the events since the last commit changed.
 struct CounterDelta {
-  // Added to the stored counters (embedded mode).
+  // Added to the counters.
   CountsByDomain counts;
-  // Replace the stored counters (cluster mode: values already in the
-  // changelog).
-  CountsByDomain absolute;
-  // (domain + '\0' + id) -> log timestamp of the event that carried it.
+  // IdKey(domain, id) -> log timestamp of the event that carried it.
   std::unordered_map<std::string, int64_t> ids;
   // partition -> next offset to consume.
   std::unordered_map<int32_t, int64_t> offsets;
-  // partition -> next changelog offset the state reflects (cluster mode).
-  std::unordered_map<int32_t, int64_t> changelog_offsets;
 
-  bool empty() const {
-    return counts.empty() && absolute.empty() && ids.empty() && offsets.empty() &&
-           changelog_offsets.empty();
-  }
+  bool empty() const { return counts.empty() && ids.empty() && offsets.empty(); }
   void Clear() {
     counts.clear();
-    absolute.clear();
     ids.clear();
     offsets.clear();
-    changelog_offsets.clear();
   }
+};
+
+// Where a partition's state stands.
+struct StateCheckpoint {
+  // Next events offset the state reflects (0: nothing counted yet).
+  int64_t events_offset = 0;
+  // Cluster mode: where a restore of the changelog and the ids log resumes
+  // (-1: from their beginning). Earlier than needed is fine: their records
+  // are idempotent (absolute counters, ids).
+  int64_t changelog_offset = -1;
+  int64_t ids_offset = -1;
 };
 
 class CounterStore : public StatusReader {
@@ -73,17 +74,22 @@ class CounterStore : public StatusReader {
   Result<DomainCounts> Get(std::string_view domain) const override;
   Status MultiGet(const std::vector<std::string>& domains,
                   std::vector<DomainCounts>* out) const override;
-
-  // Next offset to consume of `partition`, or 0 when nothing was committed.
-  Result<int64_t> CommittedOffset(int32_t partition) const;
-  // Next changelog offset the state of `partition` reflects, or -1 when the
-  // state was never checkpointed (cluster mode).
-  Result<int64_t> ChangelogOffset(int32_t partition) const;
-  // The log timestamp stored for `id_key` (domain + '\0' + id), if any.
+  Result<StateCheckpoint> ReadCheckpoint(int32_t partition) const;
+  // The log timestamp stored for IdKey(domain, id), if any.
   Result<std::optional<int64_t>> IdTimestamp(std::string_view id_key) const;
 
-  // Applies `delta` atomically: counts are added, ids and offsets stored.
-  Status Commit(const CounterDelta& delta);
+  // Staging changes into `batch`.
+  void AddCounts(std::string_view domain, const DomainCounts& counts, KvWriteBatch* batch) const;
+  void PutCounts(std::string_view domain, const DomainCounts& counts, KvWriteBatch* batch) const;
+  void PutId(std::string_view id_key, int64_t timestamp_ms, KvWriteBatch* batch) const;
+  void PutCheckpoint(int32_t partition, const StateCheckpoint& checkpoint,
+                     KvWriteBatch* batch) const;
+  // Applies a staged batch (cluster mode; embedded mode commits it in the
+  // log's transaction).
+  Status Write(KvWriteBatch* batch) { return store_->Write(batch); }
+
+  // The counters' column (for ChangelogApplier).
+  Column counts_column() const { return counts_; }
 
   // Approximate number of domains and bytes used, for metrics.
   uint64_t ApproximateDomains() const;

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "engine/config.h"
+#include "engine/env.h"
 #include "engine/http.h"
 #include "engine/http_server.h"
 #include "engine/kafka.h"
@@ -14,9 +15,9 @@
 
 namespace catchall {
 
-// Opens the store under config.data_dir (optionally a sub directory), with
-// a clear message when another process holds it.
-Status OpenStore(const Config& config, std::vector<ColumnSpec> columns,
+// Opens the store under config.data_dir through `env`, with a clear
+// message when another process holds it.
+Status OpenStore(Env* env, const Config& config, std::vector<ColumnSpec> columns,
                  std::unique_ptr<KvStore>* store);
 
 // Starts the HTTP server on config.listen and writes `port_file` if set.

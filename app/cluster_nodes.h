@@ -8,19 +8,20 @@
 #include <vector>
 
 #include "engine/config.h"
-#include "engine/http.h"
-#include "engine/metrics.h"
+#include "engine/env.h"
 #include "engine/status.h"
 #include "node.h"
 
 namespace catchall {
 
-class HttpServer;
+class AggregationLoop;
+class AggregatorProbe;
+class CounterStore;
+class GroupLog;
+class IngestService;
 class KvStore;
 class LogAppender;
-class IngestService;
 class QueryService;
-class KafkaAggregation;
 class StatusMaterializer;
 
 // Validates and produces events to the events topic.
@@ -28,54 +29,62 @@ class IngestNode final : public Node {
  public:
   explicit IngestNode(Config config);
   ~IngestNode() override;
-  Status Start(const std::string& port_file) override;
-  void Shutdown() override;
+
+ protected:
+  Status Open() override;
+  Status Readiness() const override;
+  void Close() override;
+  std::string Describe() const override;
 
  private:
-  Config config_;
-  Metrics metrics_;
   std::unique_ptr<LogAppender> appender_;
   std::unique_ptr<IngestService> ingest_;
-  HttpRouter router_;
-  std::unique_ptr<HttpServer> server_;
 };
 
 // Consumes events exactly-once into counters and the changelog.
 class AggregatorNode final : public Node {
  public:
-  explicit AggregatorNode(Config config);
+  explicit AggregatorNode(Config config, Env* env = Env::Default());
   ~AggregatorNode() override;
-  Status Start(const std::string& port_file) override;
-  void Shutdown() override;
+
+ protected:
+  Status Open() override;
+  Status Readiness() const override;
+  void Close() override;
+  std::string Describe() const override;
 
  private:
-  Config config_;
-  Metrics metrics_;
+  Env* env_;
   std::unique_ptr<KvStore> store_;
+  std::unique_ptr<CounterStore> counters_;
   // One per aggregate.threads: each a group member with its own consumer
   // and transactional producer; they own disjoint partitions and so touch
   // disjoint keys of the shared store.
-  std::vector<std::unique_ptr<KafkaAggregation>> workers_;
-  HttpRouter router_;
-  std::unique_ptr<HttpServer> server_;
+  struct Worker {
+    std::unique_ptr<GroupLog> log;
+    std::unique_ptr<AggregatorProbe> probe;
+    std::unique_ptr<AggregationLoop> loop;
+  };
+  std::vector<Worker> workers_;
 };
 
 // Materializes the changelog and answers lookups.
 class QueryNode final : public Node {
  public:
-  explicit QueryNode(Config config);
+  explicit QueryNode(Config config, Env* env = Env::Default());
   ~QueryNode() override;
-  Status Start(const std::string& port_file) override;
-  void Shutdown() override;
+
+ protected:
+  Status Open() override;
+  Status Readiness() const override;
+  void Close() override;
+  std::string Describe() const override;
 
  private:
-  Config config_;
-  Metrics metrics_;
+  Env* env_;
   std::unique_ptr<KvStore> store_;
   std::unique_ptr<StatusMaterializer> materializer_;
   std::unique_ptr<QueryService> query_;
-  HttpRouter router_;
-  std::unique_ptr<HttpServer> server_;
 };
 
 // `catchall topics create|check`: prints a line per topic to stdout.

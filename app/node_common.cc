@@ -9,14 +9,14 @@
 
 namespace catchall {
 
-Status OpenStore(const Config& config, std::vector<ColumnSpec> columns,
+Status OpenStore(Env* env, const Config& config, std::vector<ColumnSpec> columns,
                  std::unique_ptr<KvStore>* store) {
   KvStoreOptions options;
   options.path = config.data_dir;
   options.sync_writes = config.sync_writes;
   options.block_cache_bytes = config.block_cache_mb << 20;
   options.columns = std::move(columns);
-  Status s = KvStore::Open(options, store);
+  Status s = env->OpenStore(options, store);
   if (!s.ok() && s.message().find("LOCK") != std::string::npos) {
     return Status::FailedPrecondition(
         fmt::format("data directory '{}' is in use by another catchall process ({})",
@@ -60,9 +60,17 @@ std::vector<TopicSpec> ProductTopics(const Config& config, int32_t partitions) {
   if (rf > 1) durable["min.insync.replicas"] = std::to_string(std::min(rf - 1, 2));
   auto status_configs = durable;
   status_configs["cleanup.policy"] = "compact";
+  // Ids are needed for the id window only: Kafka deletes them after it, a
+  // segment (1/24 of the window) at a time, so never before.
+  auto ids_configs = durable;
+  int64_t window_ms = static_cast<int64_t>(config.idempotency_window_s) * 1000;
+  ids_configs["cleanup.policy"] = "delete";
+  ids_configs["retention.ms"] = std::to_string(window_ms);
+  ids_configs["segment.ms"] = std::to_string(std::max<int64_t>(window_ms / 24, 60000));
   return {
       {config.events_topic, partitions, rf, durable},
       {config.status_topic, partitions, rf, status_configs},
+      {config.ids_topic, partitions, rf, ids_configs},
       {config.dead_letter_topic, 1, rf, durable},
   };
 }

@@ -1,0 +1,225 @@
+#include "cluster_nodes.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <iostream>
+
+#include "engine/kafka.h"
+#include "engine/kv_store.h"
+#include "ingest/ingest_service.h"
+#include "node_common.h"
+#include "query/query_service.h"
+#include "query/status_materializer.h"
+#include "state/aggregation_loop.h"
+#include "state/aggregator_probe.h"
+#include "state/counter_store.h"
+
+namespace catchall {
+namespace {
+
+Status RequireBrokers(const Config& config, std::string_view role) {
+  if (config.brokers.empty()) {
+    return Status::InvalidArgument(fmt::format(
+        "catchall {} needs Kafka: pass --brokers HOST:PORT,... (or set kafka.brokers); for "
+        "everything in one process without Kafka, use `catchall serve`",
+        role));
+  }
+  return Status::Ok();
+}
+
+// The topics a role needs, checked at start with a message that says what
+// to do.
+Status CheckRoleTopics(const Config& config, const std::vector<std::string>& names) {
+  std::vector<TopicSpec> specs;
+  for (const TopicSpec& t : ProductTopics(config, 0)) {
+    for (const auto& n : names) {
+      if (t.name == n) specs.push_back({t.name, 0, 1, {}});
+    }
+  }
+  std::string report;
+  Status s = CheckTopics(KafkaOptionsFor(config, "check"), specs, &report);
+  if (s.code() == Code::kFailedPrecondition) {
+    return Status::FailedPrecondition(
+        fmt::format("{}; create the topics with `catchall topics create --brokers {}`", s.message(),
+                    config.brokers));
+  }
+  return s;
+}
+
+}  // namespace
+
+IngestNode::IngestNode(Config config) : Node(std::move(config), "ingest") {}
+IngestNode::~IngestNode() { Shutdown(); }
+
+Status IngestNode::Open() {
+  const Config& c = config();
+  CATCHALL_RETURN_IF_ERROR(RequireBrokers(c, "ingest"));
+  CATCHALL_RETURN_IF_ERROR(CheckRoleTopics(c, {c.events_topic}));
+  CATCHALL_RETURN_IF_ERROR(
+      CreateKafkaAppender(KafkaOptionsFor(c, "ingest"), c.events_topic, metrics(), &appender_));
+  ingest_ = std::make_unique<IngestService>(IngestOptions{c.max_batch_items, 1000}, appender_.get(),
+                                            metrics());
+  router()->Mount("/events", [this](const HttpRequest& r, const Responder& respond) {
+    ingest_->Handle(r, respond);
+  });
+  return Status::Ok();
+}
+
+Status IngestNode::Readiness() const { return appender_->Health(); }
+
+std::string IngestNode::Describe() const {
+  return fmt::format("producing to {} at {}", config().events_topic, config().brokers);
+}
+
+void IngestNode::Close() {
+  if (appender_) {
+    Status s = appender_->Flush(std::chrono::milliseconds(config().shutdown_timeout_ms));
+    if (!s.ok()) spdlog::warn("flushing the producer: {}", s.ToString());
+    appender_.reset();
+  }
+}
+
+AggregatorNode::AggregatorNode(Config config, Env* env)
+    : Node(std::move(config), "aggregate"), env_(env) {}
+AggregatorNode::~AggregatorNode() { Shutdown(); }
+
+Status AggregatorNode::Open() {
+  const Config& c = config();
+  CATCHALL_RETURN_IF_ERROR(RequireBrokers(c, "aggregate"));
+  CATCHALL_RETURN_IF_ERROR(
+      CheckRoleTopics(c, {c.events_topic, c.status_topic, c.ids_topic, c.dead_letter_topic}));
+  CATCHALL_RETURN_IF_ERROR(OpenStore(
+      env_, c, CounterStore::Columns(std::chrono::seconds(c.idempotency_window_s)), &store_));
+  counters_ = std::make_unique<CounterStore>(store_.get(), c.events_topic);
+  AggregationOptions options;
+  options.events_topic = c.events_topic;
+  options.dead_letter_topic = c.dead_letter_topic;
+  options.status_topic = c.status_topic;
+  options.ids_topic = c.ids_topic;
+  options.commit_interval = std::chrono::milliseconds(c.commit_interval_ms);
+  options.commit_max_records = c.commit_max_events;
+  options.id_window = std::chrono::seconds(c.idempotency_window_s);
+  options.catchall_threshold = c.catchall_threshold;
+  KafkaGroupOptions group;
+  group.kafka = KafkaOptionsFor(c, "aggregate");
+  group.group_id = c.group_id;
+  group.topic = c.events_topic;
+  group.max_partition_fetch_kb = c.max_partition_fetch_kb;
+  std::string base_id = "catchall-aggregator-" + InstanceId(c);
+  for (int i = 0; i < c.aggregate_threads; ++i) {
+    Worker& w = workers_.emplace_back();
+    // Worker 0 keeps the plain id, so that one worker per process (the
+    // default) fences exactly the transactions it fenced before.
+    group.transactional_id = i == 0 ? base_id : fmt::format("{}-{}", base_id, i);
+    CATCHALL_RETURN_IF_ERROR(CreateKafkaGroupLog(group, &w.log));
+    w.probe = std::make_unique<AggregatorProbe>(*metrics(), i);
+    // The workers share one store, so one of them reports its size: the
+    // other workers' gauges stay 0 and a sum over workers is right.
+    options.report_store_size = i == 0;
+    w.loop =
+        std::make_unique<AggregationLoop>(options, w.log.get(), counters_.get(), w.probe.get());
+    CATCHALL_RETURN_IF_ERROR(w.loop->Start());
+  }
+  return Status::Ok();
+}
+
+Status AggregatorNode::Readiness() const {
+  for (const Worker& w : workers_) {
+    if (!w.loop->ready()) {
+      return Status::Unavailable("joining the consumer group and restoring partitions");
+    }
+    CATCHALL_RETURN_IF_ERROR(w.loop->Health());
+  }
+  return Status::Ok();
+}
+
+std::string AggregatorNode::Describe() const {
+  return fmt::format("group {}, {} worker(s), transactional id catchall-aggregator-{}",
+                     config().group_id, workers_.size(), InstanceId(config()));
+}
+
+void AggregatorNode::Close() {
+  // Ask every worker to stop before joining any, so that they leave the
+  // group together instead of passing partitions to each other.
+  for (Worker& w : workers_) {
+    if (w.loop) w.loop->RequestStop();
+  }
+  for (Worker& w : workers_) {
+    if (w.loop) w.loop->Stop();
+  }
+  workers_.clear();
+  if (store_) {
+    Status s = store_->Flush();
+    if (!s.ok()) spdlog::warn("flushing the store: {}", s.ToString());
+  }
+  counters_.reset();
+  store_.reset();
+}
+
+QueryNode::QueryNode(Config config, Env* env) : Node(std::move(config), "query"), env_(env) {}
+QueryNode::~QueryNode() { Shutdown(); }
+
+Status QueryNode::Open() {
+  const Config& c = config();
+  CATCHALL_RETURN_IF_ERROR(RequireBrokers(c, "query"));
+  CATCHALL_RETURN_IF_ERROR(CheckRoleTopics(c, {c.status_topic}));
+  CATCHALL_RETURN_IF_ERROR(OpenStore(env_, c, StatusMaterializer::Columns(), &store_));
+  std::unique_ptr<LogReader> reader;
+  CATCHALL_RETURN_IF_ERROR(CreateKafkaReader(KafkaOptionsFor(c, "query"), c.status_topic, &reader));
+  materializer_ = std::make_unique<StatusMaterializer>(std::move(reader), c.status_topic,
+                                                       store_.get(), metrics());
+  CATCHALL_RETURN_IF_ERROR(materializer_->Start());
+  query_ = std::make_unique<QueryService>(QueryOptions{c.catchall_threshold, c.max_lookup_domains},
+                                          materializer_.get(), metrics());
+  router()->Mount("/domains", [this](const HttpRequest& r, const Responder& respond) {
+    query_->Handle(r, respond);
+  });
+  return Status::Ok();
+}
+
+Status QueryNode::Readiness() const {
+  CATCHALL_RETURN_IF_ERROR(materializer_->Health());
+  if (!materializer_->ready()) return Status::Unavailable("catching up with the changelog");
+  return Status::Ok();
+}
+
+std::string QueryNode::Describe() const {
+  return fmt::format("materializing {}", config().status_topic);
+}
+
+void QueryNode::Close() {
+  if (materializer_) {
+    materializer_->Stop();
+    materializer_.reset();
+  }
+  if (store_) {
+    Status s = store_->Flush();
+    if (!s.ok()) spdlog::warn("flushing the store: {}", s.ToString());
+    store_.reset();
+  }
+}
+
+Status RunTopicsCommand(const Config& config, bool create, int32_t expected_partitions) {
+  CATCHALL_RETURN_IF_ERROR(RequireBrokers(config, "topics"));
+  KafkaOptions kafka = KafkaOptionsFor(config, "admin");
+  int32_t partitions = config.kafka_partitions;
+  if (!create && expected_partitions <= 0) {
+    Result<int32_t> events = TopicPartitionCount(kafka, config.events_topic);
+    if (events.status().code() == Code::kNotFound) {
+      return Status::FailedPrecondition(fmt::format(
+          "topic {} does not exist; run `catchall topics create`", config.events_topic));
+    }
+    if (!events.ok()) return events.status();
+    partitions = *events;
+  } else if (expected_partitions > 0) {
+    partitions = expected_partitions;
+  }
+  std::vector<TopicSpec> topics = ProductTopics(config, partitions);
+  std::string report;
+  Status s = create ? CreateTopics(kafka, topics, &report) : CheckTopics(kafka, topics, &report);
+  std::cout << report;
+  return s;
+}
+
+}  // namespace catchall

@@ -1,0 +1,98 @@
+#include "embedded_node.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "engine/kv_store.h"
+#include "engine/local_log.h"
+#include "engine/log_probe.h"
+#include "ingest/ingest_service.h"
+#include "node_common.h"
+#include "query/query_service.h"
+#include "state/aggregation_loop.h"
+#include "state/aggregator_probe.h"
+#include "state/counter_store.h"
+
+namespace catchall {
+
+EmbeddedNode::EmbeddedNode(Config config, Env* env) : Node(std::move(config), "serve"), env_(env) {}
+
+EmbeddedNode::~EmbeddedNode() { Shutdown(); }
+
+Status EmbeddedNode::Open() {
+  const Config& c = config();
+  LocalLogOptions log_options;
+  log_options.topics = {{std::string(kEventsTopic), c.partitions},
+                        {std::string(kDeadLetterTopic), 1}};
+  log_options.max_pending_bytes = c.max_pending_mb << 20;
+  log_options.max_unconsumed_records = static_cast<int64_t>(c.max_unconsumed_events);
+  log_options.retention = std::chrono::minutes(c.retention_minutes);
+
+  std::vector<ColumnSpec> columns = LocalLog::Columns(log_options);
+  for (auto& column : CounterStore::Columns(std::chrono::seconds(c.idempotency_window_s))) {
+    columns.push_back(std::move(column));
+  }
+  CATCHALL_RETURN_IF_ERROR(OpenStore(env_, c, std::move(columns), &store_));
+  log_probe_ = std::make_unique<LogProbe>(*metrics());
+  CATCHALL_RETURN_IF_ERROR(LocalLog::Open(log_options, store_.get(), log_probe_.get(), &log_));
+  counters_ = std::make_unique<CounterStore>(store_.get(), std::string(kEventsTopic));
+
+  // The state shares the log's store, so each commit writes the counters,
+  // ids and offsets in one atomic write with its dead letters.
+  CATCHALL_RETURN_IF_ERROR(
+      log_->NewGroupLog(c.group_id, kEventsTopic, /*state_in_transaction=*/true, &group_log_));
+  AggregationOptions options;
+  options.commit_interval = std::chrono::milliseconds(c.commit_interval_ms);
+  options.commit_max_records = c.commit_max_events;
+  options.id_window = std::chrono::seconds(c.idempotency_window_s);
+  options.catchall_threshold = c.catchall_threshold;
+  options.ready_when_caught_up = true;
+  aggregator_probe_ = std::make_unique<AggregatorProbe>(*metrics());
+  aggregation_ = std::make_unique<AggregationLoop>(options, group_log_.get(), counters_.get(),
+                                                   aggregator_probe_.get());
+  CATCHALL_RETURN_IF_ERROR(aggregation_->Start());
+
+  ingest_ = std::make_unique<IngestService>(IngestOptions{c.max_batch_items, 1000},
+                                            log_->Appender(kEventsTopic), metrics());
+  query_ = std::make_unique<QueryService>(QueryOptions{c.catchall_threshold, c.max_lookup_domains},
+                                          counters_.get(), metrics());
+  router()->Mount("/events", [this](const HttpRequest& r, const Responder& respond) {
+    ingest_->Handle(r, respond);
+  });
+  router()->Mount("/domains", [this](const HttpRequest& r, const Responder& respond) {
+    query_->Handle(r, respond);
+  });
+  return Status::Ok();
+}
+
+Status EmbeddedNode::Readiness() const {
+  CATCHALL_RETURN_IF_ERROR(log_->Appender(kEventsTopic)->Health());
+  CATCHALL_RETURN_IF_ERROR(aggregation_->Health());
+  if (!aggregation_->ready()) {
+    return Status::Unavailable("catching up: counting events logged before the restart");
+  }
+  return Status::Ok();
+}
+
+std::string EmbeddedNode::Describe() const {
+  return fmt::format("embedded mode, data in '{}', {} partitions, catch-all threshold {}",
+                     config().data_dir, config().partitions, config().catchall_threshold);
+}
+
+void EmbeddedNode::Close() {
+  // Requests in flight are answered (their appends durable) by now. The
+  // aggregation commits what it has through the log, then the log stops.
+  if (aggregation_) aggregation_->Stop();
+  if (log_) log_->Close();
+  if (store_) {
+    Status s = store_->Flush();
+    if (!s.ok()) spdlog::warn("flushing the store on shutdown failed: {}", s.ToString());
+  }
+  aggregation_.reset();
+  group_log_.reset();
+  log_.reset();
+  counters_.reset();
+  store_.reset();
+}
+
+}  // namespace catchall

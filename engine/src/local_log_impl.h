@@ -1,0 +1,168 @@
+// The local log's shared internals: its topics, the writer thread's queue,
+// committed group offsets and groups. Private to engine: local_log.cc
+// (opening, writing, retention), local_log_reader.cc (reading) and
+// local_group.cc (consumer groups and transactions) implement it.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "engine/kv_store.h"
+#include "engine/local_log.h"
+#include "engine/log.h"
+
+namespace catchall {
+
+class LogProbe;
+class LocalLogAppender;
+struct TopicState;
+
+// A consumer group on one topic (local_group.cc implements its protocol).
+struct LocalGroup {
+  std::string name;
+  TopicState* topic = nullptr;
+  std::mutex mu;
+  // Live members by id (join order) -> last poll.
+  std::map<uint64_t, std::chrono::steady_clock::time_point> members;  // GUARDED_BY(mu)
+  std::vector<uint64_t> owner;  // GUARDED_BY(mu): per partition, 0 when free
+  std::vector<uint64_t> epoch;  // GUARDED_BY(mu): bumps whenever the owner changes
+  uint64_t next_id = 1;         // GUARDED_BY(mu)
+};
+
+struct TopicState {
+  std::string name;
+  Column column;
+  int32_t partitions = 0;
+  std::unique_ptr<std::atomic<int64_t>[]> end;    // durable end offset
+  std::unique_ptr<std::atomic<int64_t>[]> start;  // first stored offset
+  std::unique_ptr<std::atomic<int64_t>[]> floor;  // retention floor
+  std::vector<int64_t> next;                      // writer thread only
+  std::vector<std::string> buffers;               // writer thread only
+  std::vector<uint32_t> counts;                   // writer thread only
+  std::unique_ptr<LocalLogAppender> appender;
+};
+
+// A transaction on its way to the writer thread.
+struct PendingTransaction {
+  std::string group;
+  TopicState* input = nullptr;  // the topic the offsets are of
+  LogTransaction* txn = nullptr;
+  // Runs `write` (the store write of the whole transaction) and returns its
+  // status, or refuses without running it (fencing). Runs on the writer
+  // thread, so that the check and the write are one step for the group.
+  std::function<Status(const std::function<Status()>& write)> guard;
+  // Filled by the writer: per (topic, partition) written, the end offset
+  // after this transaction.
+  std::map<std::pair<std::string, int32_t>, int64_t> ends;
+};
+
+// An append or a transaction waiting for the writer thread.
+struct PendingWrite {
+  TopicState* topic = nullptr;  // appends
+  std::vector<LogRecord> records;
+  PendingTransaction* txn = nullptr;  // transactions (records above unused)
+  LogAppender::Callback done;
+  size_t bytes = 0;
+};
+
+struct LocalLogImpl {
+  LocalLogOptions options;
+  KvStore* store = nullptr;
+  LogProbe* probe = nullptr;
+  Column meta;
+  std::vector<std::unique_ptr<TopicState>> topics;
+
+  std::mutex mu;
+  std::condition_variable writer_cv;
+  std::condition_variable drained_cv;
+  std::vector<PendingWrite> queue;  // GUARDED_BY(mu)
+  size_t pending_bytes = 0;         // GUARDED_BY(mu)
+  bool closing = false;             // GUARDED_BY(mu)
+  bool writing = false;             // GUARDED_BY(mu)
+  Status write_error;               // GUARDED_BY(mu): last failed write
+  std::thread writer;
+
+  // Changes after every durable write; readers wait on it.
+  mutable std::mutex seq_mu;
+  mutable std::condition_variable seq_cv;
+  std::atomic<uint64_t> seq{0};
+
+  // Committed offsets: group -> topic -> partition -> next offset.
+  mutable std::mutex committed_mu;
+  std::map<std::string, std::map<std::string, std::map<int32_t, int64_t>, std::less<>>,
+           std::less<>>
+      committed;  // GUARDED_BY(committed_mu)
+
+  std::mutex groups_mu;
+  std::map<std::string, std::unique_ptr<LocalGroup>> groups;  // GUARDED_BY(groups_mu)
+
+  std::chrono::steady_clock::time_point last_retention = std::chrono::steady_clock::now();
+
+  TopicState* Find(std::string_view name) const;
+
+  // Queues an append or a transaction for the writer thread.
+  Status Enqueue(TopicState* topic, std::vector<LogRecord> records, LogAppender::Callback done);
+  Status EnqueueTransaction(PendingTransaction* txn, LogAppender::Callback done);
+
+  // Reads records of `partition` with offset >= `from`, at most
+  // `max_records` (whole batches may exceed it slightly), into *out.
+  // Returns the number of records added.
+  Result<size_t> Read(const TopicState& topic, int32_t partition, int64_t from, size_t max_records,
+                      RecordBatch* out) const;
+  // Returns when `seq` != `seen` or after `timeout`.
+  void WaitForWrite(uint64_t seen, std::chrono::milliseconds timeout) const;
+
+  // The committed offsets of `group` for `topic`.
+  std::map<int32_t, int64_t> CommittedOffsets(std::string_view group, std::string_view topic) const;
+  // Records newly committed offsets and moves the retention floors.
+  void OnCommitted(const std::string& group, TopicState* topic,
+                   const std::map<int32_t, int64_t>& offsets);
+
+  void WriterLoop();
+  void WriteAppends(std::vector<PendingWrite>* work, KvWriteBatch* batch, size_t bytes);
+  void WriteTransaction(PendingWrite* write, KvWriteBatch* scratch);
+  void Published(const Status& s);
+  void MaybeEnforceRetention();
+  Status EnforceRetention(std::chrono::system_clock::time_point now);
+};
+
+// Key of a batch in a topic's column: partition, base offset (big-endian).
+std::string LocalBatchKey(int32_t partition, int64_t offset);
+// Key of a committed offset in the meta column.
+std::string CommittedOffsetKey(std::string_view group, std::string_view topic, int32_t partition);
+
+// The reader of one topic (LocalLog::NewReader; also what a group member
+// reads its partitions with).
+class LocalLogReader final : public LogReader {
+ public:
+  LocalLogReader(const LocalLogImpl* log, const TopicState* topic) : log_(log), topic_(topic) {}
+  int32_t partition_count() const override { return topic_->partitions; }
+  Status Seek(int32_t partition, int64_t offset) override;
+  Status Poll(std::chrono::milliseconds timeout, size_t max, RecordBatch* out) override;
+  Result<int64_t> EndOffset(int32_t partition) override;
+  // Stops reading `partition`.
+  void Unassign(int32_t partition);
+  // Next offset to read of every partition read.
+  const std::map<int32_t, int64_t>& positions() const { return positions_; }
+
+ private:
+  // One pass over the partitions; returns the records added.
+  Result<size_t> ReadSome(size_t max, RecordBatch* out);
+
+  const LocalLogImpl* log_;
+  const TopicState* topic_;
+  std::map<int32_t, int64_t> positions_;
+  std::map<int32_t, bool> at_end_;  // end-of-partition already reported
+  size_t next_ = 0;                 // round-robin start
+};
+
+}  // namespace catchall

@@ -1,0 +1,102 @@
+// Reading the local log: LocalLogImpl::Read and LocalLogReader.
+#include <fmt/format.h>
+
+#include "local_log_impl.h"
+#include "log_batch.h"
+
+namespace catchall {
+
+Result<size_t> LocalLogImpl::Read(const TopicState& topic, int32_t partition, int64_t from,
+                                  size_t max_records, RecordBatch* out) const {
+  int64_t end = topic.end[partition].load(std::memory_order_acquire);
+  if (from >= end) return size_t{0};
+  auto it = store->NewIterator(topic.column, LocalBatchKey(partition, 0),
+                               LocalBatchKey(partition + 1, 0));
+  it->SeekForPrev(LocalBatchKey(partition, from));
+  if (!it->Valid()) it->Seek(LocalBatchKey(partition, from));
+  size_t added = 0;
+  for (; it->Valid() && added < max_records; it->Next()) {
+    auto base = static_cast<int64_t>(DecodeBigEndian64(it->key().data() + 4));
+    if (base >= end) break;  // written by a group commit that is not yet published
+    LogBatchHeader header;
+    CATCHALL_RETURN_IF_ERROR(DecodeLogBatchHeader(it->value(), &header));
+    if (base + header.count <= from) continue;
+    std::string_view blob = out->Keep(std::string(it->value()));
+    LogBatchReader batch(blob);
+    std::string_view key;
+    std::string_view value;
+    for (int64_t offset = base; batch.Next(&key, &value); ++offset) {
+      if (offset < from) continue;
+      out->Add(ConsumedRecord{partition, offset, header.timestamp_ms, key, value});
+      ++added;
+    }
+    CATCHALL_RETURN_IF_ERROR(batch.status());
+  }
+  CATCHALL_RETURN_IF_ERROR(it->status());
+  return added;
+}
+
+Status LocalLogReader::Seek(int32_t partition, int64_t offset) {
+  if (partition < 0 || partition >= topic_->partitions) {
+    return Status::InvalidArgument(
+        fmt::format("no partition {} of topic {}", partition, topic_->name));
+  }
+  int64_t start = topic_->start[partition].load(std::memory_order_acquire);
+  positions_[partition] = offset == kOffsetBeginning ? start : std::max(offset, start);
+  at_end_[partition] = false;
+  return Status::Ok();
+}
+
+void LocalLogReader::Unassign(int32_t partition) {
+  positions_.erase(partition);
+  at_end_.erase(partition);
+}
+
+Result<int64_t> LocalLogReader::EndOffset(int32_t partition) {
+  if (partition < 0 || partition >= topic_->partitions) {
+    return Status::InvalidArgument(
+        fmt::format("no partition {} of topic {}", partition, topic_->name));
+  }
+  return topic_->end[partition].load(std::memory_order_acquire);
+}
+
+Result<size_t> LocalLogReader::ReadSome(size_t max, RecordBatch* out) {
+  size_t added = 0;
+  size_t n = positions_.size();
+  if (n == 0) return added;
+  // Start each pass at another partition, so that a busy one cannot starve
+  // the others when `max` runs out.
+  auto it = positions_.begin();
+  std::advance(it, static_cast<std::ptrdiff_t>(next_ % n));
+  ++next_;
+  for (size_t i = 0; i < n && added < max; ++i, ++it) {
+    if (it == positions_.end()) it = positions_.begin();
+    auto& [partition, position] = *it;
+    Result<size_t> got = log_->Read(*topic_, partition, position, max - added, out);
+    if (!got.ok()) return got.status();
+    if (*got > 0) {
+      position = out->records().back().offset + 1;
+      at_end_[partition] = false;
+      added += *got;
+    } else if (!at_end_[partition] &&
+               position >= topic_->end[partition].load(std::memory_order_acquire)) {
+      at_end_[partition] = true;
+      out->AddEndOfPartition(partition);
+    }
+  }
+  return added;
+}
+
+Status LocalLogReader::Poll(std::chrono::milliseconds timeout, size_t max, RecordBatch* out) {
+  uint64_t seen = log_->seq.load(std::memory_order_acquire);
+  size_t ends_before = out->end_of_partition().size();
+  Result<size_t> got = ReadSome(max, out);
+  if (!got.ok()) return got.status();
+  if (*got > 0 || out->end_of_partition().size() > ends_before || timeout.count() <= 0) {
+    return Status::Ok();
+  }
+  log_->WaitForWrite(seen, timeout);
+  return ReadSome(max, out).status();
+}
+
+}  // namespace catchall

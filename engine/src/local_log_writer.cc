@@ -1,0 +1,186 @@
+// The local log's writer thread: group-committed appends and transactions,
+// one store write each, in the order they were queued.
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "engine/log_probe.h"
+#include "engine/partitioner.h"
+#include "local_log_impl.h"
+#include "log_batch.h"
+
+namespace catchall {
+namespace {
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string EncodeOffset(int64_t offset) {
+  std::string v;
+  PutFixed64(&v, static_cast<uint64_t>(offset));
+  return v;
+}
+
+}  // namespace
+
+void LocalLogImpl::WriterLoop() {
+  std::vector<PendingWrite> work;
+  std::vector<PendingWrite> appends;
+  KvWriteBatch batch;
+  while (true) {
+    size_t bytes = 0;
+    {
+      std::unique_lock<std::mutex> lock(mu);
+      writer_cv.wait_for(lock, std::chrono::seconds(1), [&] { return closing || !queue.empty(); });
+      if (queue.empty()) {
+        if (closing) break;
+        lock.unlock();
+        MaybeEnforceRetention();
+        continue;
+      }
+      work.swap(queue);
+      bytes = pending_bytes;
+      pending_bytes = 0;
+      writing = true;
+    }
+    // Appends are group-committed; a transaction is written alone, in its
+    // place in the order.
+    for (PendingWrite& w : work) {
+      if (!w.txn) {
+        appends.push_back(std::move(w));
+        continue;
+      }
+      if (!appends.empty()) WriteAppends(&appends, &batch, bytes);
+      appends.clear();
+      bytes = 0;
+      WriteTransaction(&w, &batch);
+    }
+    if (!appends.empty()) WriteAppends(&appends, &batch, bytes);
+    appends.clear();
+    work.clear();
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      writing = false;
+    }
+    drained_cv.notify_all();
+    MaybeEnforceRetention();
+  }
+}
+
+void LocalLogImpl::Published(const Status& s) {
+  if (!s.ok()) return;
+  {
+    std::lock_guard<std::mutex> lock(seq_mu);
+    seq.fetch_add(1, std::memory_order_release);
+  }
+  seq_cv.notify_all();
+}
+
+void LocalLogImpl::WriteAppends(std::vector<PendingWrite>* work, KvWriteBatch* batch,
+                                size_t bytes) {
+  auto started = std::chrono::steady_clock::now();
+  int64_t now_ms = NowMs();
+  size_t records = 0;
+  batch->Clear();
+  for (auto& t : topics) {
+    bool touched = false;
+    for (const PendingWrite& p : *work) touched |= (p.topic == t.get());
+    if (!touched) continue;
+    for (PendingWrite& p : *work) {
+      if (p.topic != t.get()) continue;
+      for (const LogRecord& r : p.records) {
+        int32_t part = PartitionForKey(r.key, t->partitions);
+        std::string& buf = t->buffers[part];
+        if (t->counts[part] == 0) StartLogBatch(now_ms, &buf);
+        AppendLogBatchRecord(r.key, r.value, &buf);
+        ++t->counts[part];
+        ++records;
+      }
+    }
+    for (int32_t part = 0; part < t->partitions; ++part) {
+      if (t->counts[part] == 0) continue;
+      std::string& buf = t->buffers[part];
+      SetLogBatchCount(t->counts[part], &buf);
+      batch->Put(t->column, LocalBatchKey(part, t->next[part]), buf);
+    }
+  }
+  Status s = store->Write(batch);
+  for (auto& t : topics) {
+    for (int32_t part = 0; part < t->partitions; ++part) {
+      if (t->counts[part] == 0) continue;
+      if (s.ok()) {
+        t->next[part] += t->counts[part];
+        t->end[part].store(t->next[part], std::memory_order_release);
+      }
+      t->counts[part] = 0;
+    }
+  }
+  if (!s.ok()) {
+    spdlog::error("local log write failed; refusing appends from now on: {}", s.ToString());
+    std::lock_guard<std::mutex> lock(mu);
+    write_error = s;
+  }
+  Published(s);
+  if (probe) {
+    probe->OnWrite(records, bytes,
+                   std::chrono::duration<double>(std::chrono::steady_clock::now() - started),
+                   s.ok());
+  }
+  for (PendingWrite& p : *work) p.done(s);
+}
+
+void LocalLogImpl::WriteTransaction(PendingWrite* write, KvWriteBatch* scratch) {
+  PendingTransaction* pending = write->txn;
+  LogTransaction* txn = pending->txn;
+  KvWriteBatch* batch = txn->state ? txn->state : scratch;
+  if (!txn->state) scratch->Clear();
+  int64_t now_ms = NowMs();
+  // One stored batch per (topic, partition) the transaction writes to.
+  std::map<std::pair<TopicState*, int32_t>, std::pair<std::string, uint32_t>> blobs;
+  Status s;
+  for (const OutputRecord& r : txn->records) {
+    TopicState* t = Find(r.topic);
+    if (!t) {
+      s = Status::InvalidArgument(fmt::format("the local log has no topic {}", r.topic));
+      break;
+    }
+    int32_t part = r.partition >= 0 ? r.partition : PartitionForKey(r.key, t->partitions);
+    if (part >= t->partitions) {
+      s = Status::InvalidArgument(fmt::format("topic {} has no partition {}", r.topic, part));
+      break;
+    }
+    auto& [blob, count] = blobs[{t, part}];
+    if (count == 0) StartLogBatch(now_ms, &blob);
+    AppendLogBatchRecord(r.key, r.value, &blob);
+    ++count;
+  }
+  if (s.ok()) {
+    for (auto& [where, blob] : blobs) {
+      SetLogBatchCount(blob.second, &blob.first);
+      batch->Put(where.first->column, LocalBatchKey(where.second, where.first->next[where.second]),
+                 blob.first);
+    }
+    for (const auto& [part, offset] : txn->offsets) {
+      batch->Put(meta, CommittedOffsetKey(pending->group, pending->input->name, part),
+                 EncodeOffset(offset));
+    }
+    s = pending->guard([&] { return store->Write(batch); });
+  }
+  if (s.ok()) {
+    for (auto& [where, blob] : blobs) {
+      auto [t, part] = where;
+      t->next[part] += blob.second;
+      t->end[part].store(t->next[part], std::memory_order_release);
+      pending->ends[{t->name, part}] = t->next[part];
+    }
+    OnCommitted(pending->group, pending->input, txn->offsets);
+  } else if (s.code() == Code::kIoError || s.code() == Code::kCorruption) {
+    spdlog::error("local log transaction failed: {}", s.ToString());
+  }
+  Published(s);
+  write->done(s);
+}
+
+}  // namespace catchall

@@ -1,0 +1,151 @@
+// AggregationLoop: the exactly-once aggregation of both modes.
+//
+// A member of the aggregators' consumer group on the events topic (through
+// a GroupLog: the local log in embedded mode, Kafka in cluster mode). For
+// the partitions it owns, it folds events into an Aggregator's delta and,
+// every commit interval, commits in ONE LogCommitter transaction:
+//   - the dead letters (malformed records) of the interval,
+//   - the consumed offsets,
+//   - the state change: inside the same atomic write when the committer
+//     supports it (embedded mode: state and log share one store), else
+//     published as the changelog (absolute counters of changed domains,
+//     new idempotency ids) and applied to the local store after the commit
+//     (cluster mode: the store is a checkpointed cache of the changelog,
+//     restored from it whenever its checkpoint is behind the committed
+//     offset: after a crash between the two steps, or when the partition
+//     comes from another aggregator).
+// A failed or unknown commit never counts anything twice: an aborted
+// transaction rewinds to the last commit; anything else rejoins the group
+// and resumes from the committed offsets read back from the log.
+// Single-threaded: Step() (tests) or the loop's own thread (Start).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "engine/kv_store.h"
+#include "engine/log.h"
+#include "engine/status.h"
+#include "state/aggregator.h"
+#include "state/counter_store.h"
+
+namespace catchall {
+
+class AggregatorProbe;
+class StateRestorer;
+struct PublishOptions;
+
+struct AggregationOptions {
+  std::string events_topic{kEventsTopic};
+  std::string dead_letter_topic{kDeadLetterTopic};
+  // Cluster mode: publish the state to these topics and restore from them.
+  // Absent (embedded mode), the committer must write the state in its
+  // transaction, and the local state is the truth.
+  std::optional<std::string> status_topic;
+  std::string ids_topic{kIdsTopic};
+  uint64_t catchall_threshold = 1000;
+  std::chrono::milliseconds commit_interval{100};
+  size_t commit_max_records = 500000;
+  // Records taken from the log per poll.
+  size_t poll_max_records = 20000;
+  std::chrono::seconds id_window{std::chrono::hours(24)};
+  // Ready (for /readyz) only once the backlog found at assignment is
+  // counted (embedded mode); otherwise once the assigned partitions are
+  // restored (cluster mode).
+  bool ready_when_caught_up = false;
+  // A member that gets no partitions is still ready after this.
+  std::chrono::milliseconds ready_without_assignment{std::chrono::seconds(15)};
+  // This worker reports the store's size gauges (one worker per store).
+  bool report_store_size = true;
+};
+
+class AggregationLoop : private RebalanceListener {
+ public:
+  // `log` and `state` must outlive this; `probe` may be null.
+  AggregationLoop(AggregationOptions options, GroupLog* log, CounterStore* state,
+                  AggregatorProbe* probe);
+  ~AggregationLoop() override;
+
+  // Joins the group. Then Step() consumes, or Start() runs it on a thread.
+  Status Join();
+  // One round: poll (rebalances happen here), apply, commit when due.
+  void Step();
+  // Commits what is pending now (tests; Step commits when due).
+  Status CommitNow();
+
+  // Joins and runs Step() on the loop's thread until Stop().
+  Status Start();
+  // Asks the thread to stop without waiting (Stop() then joins), so that a
+  // process stops all its workers at once instead of handing partitions
+  // from one to the next.
+  void RequestStop() { stop_.store(true); }
+  // Commits what is pending, leaves the group and stops.
+  void Stop();
+
+  bool ready() const { return ready_.load(std::memory_order_acquire); }
+  // Not OK after a failed commit or a failed join, until the next success.
+  Status Health() const;
+  std::vector<int32_t> owned() const;
+
+ private:
+  // RebalanceListener, called inside consumer_->Poll.
+  std::map<int32_t, int64_t> OnAssigned(const std::vector<int32_t>& partitions) override;
+  void OnRevoked(const std::vector<int32_t>& partitions) override;
+  void OnLost(const std::vector<int32_t>& partitions) override;
+
+  // The exactly-once step. Non-OK: the caller must rejoin.
+  Status Commit();
+  // Drops what was not committed and puts every owned partition back at its
+  // committed offset. False if a partition could not be rewound.
+  bool Rewind();
+  // Leaves the group without committing and forgets everything uncommitted.
+  void Rejoin(const Status& why);
+  void Apply(const RecordBatch& batch);
+  void UpdateGauges(std::chrono::steady_clock::time_point now);
+  void UpdateReady(std::chrono::steady_clock::time_point now);
+  void SetHealth(const Status& s);
+  void PublishOwned();
+
+  AggregationOptions options_;
+  GroupLog* log_;
+  CounterStore* state_;
+  AggregatorProbe* probe_;
+  std::unique_ptr<PublishOptions> publish_;
+  std::unique_ptr<StateRestorer> restorer_;
+  std::unique_ptr<Aggregator> aggregator_;
+  std::unique_ptr<LogConsumer> consumer_;
+  std::unique_ptr<LogCommitter> committer_;
+  int32_t partitions_ = 0;
+  std::map<int32_t, int64_t> committed_;  // owned partition -> next offset committed
+  // Owned partition -> next offset expected from the consumer. A record
+  // below it was applied already and is not applied again.
+  std::map<int32_t, int64_t> position_;
+  // Owned partition -> end offset when it was assigned (ready_when_caught_up).
+  std::map<int32_t, int64_t> backlog_end_;
+  std::vector<OutputRecord> dead_letters_;
+  RecordBatch batch_;
+  KvWriteBatch state_batch_;
+  std::string reason_;
+  std::chrono::steady_clock::time_point last_commit_;
+  std::chrono::steady_clock::time_point joined_;
+  std::chrono::steady_clock::time_point last_gauges_;
+  bool assigned_once_ = false;
+  // Set inside a rebalance callback when the member must rejoin.
+  std::optional<Status> must_rejoin_;
+  std::atomic<bool> stop_{false};
+  std::atomic<bool> ready_{false};
+  mutable std::mutex mu_;
+  Status health_;                 // GUARDED_BY(mu_)
+  std::set<int32_t> owned_view_;  // GUARDED_BY(mu_)
+  std::thread thread_;
+};
+
+}  // namespace catchall

@@ -1,0 +1,417 @@
+#include "state/aggregation_loop.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "commit_builder.h"
+#include "state/aggregator_probe.h"
+#include "state_restorer.h"
+
+namespace catchall {
+namespace {
+
+constexpr auto kPollTimeout = std::chrono::milliseconds(50);
+constexpr auto kGaugeInterval = std::chrono::milliseconds(200);
+constexpr auto kRetryDelay = std::chrono::seconds(1);
+// Preparing newly assigned partitions is retried this often inside the
+// rebalance; then the member rejoins (and tries again) instead of blocking
+// its poll for good.
+constexpr int kPrepareAttempts = 3;
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// Sleeps `d`, waking early when `stop` is set.
+void SleepUnlessStopped(std::chrono::milliseconds d, const std::atomic<bool>& stop) {
+  auto until = std::chrono::steady_clock::now() + d;
+  while (!stop.load() && std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
+}  // namespace
+
+AggregationLoop::AggregationLoop(AggregationOptions options, GroupLog* log, CounterStore* state,
+                                 AggregatorProbe* probe)
+    : options_(std::move(options)), log_(log), state_(state), probe_(probe) {}
+
+AggregationLoop::~AggregationLoop() { Stop(); }
+
+void AggregationLoop::SetHealth(const Status& s) {
+  std::lock_guard<std::mutex> lock(mu_);
+  health_ = s;
+}
+
+Status AggregationLoop::Health() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return health_;
+}
+
+std::vector<int32_t> AggregationLoop::owned() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return {owned_view_.begin(), owned_view_.end()};
+}
+
+void AggregationLoop::PublishOwned() {
+  std::lock_guard<std::mutex> lock(mu_);
+  owned_view_.clear();
+  for (const auto& [p, offset] : committed_) owned_view_.insert(p);
+  if (probe_) probe_->SetOwnedPartitions(owned_view_.size());
+}
+
+Status AggregationLoop::Join() {
+  CATCHALL_RETURN_IF_ERROR(log_->Join(this, &consumer_, &committer_));
+  bool in_transaction = committer_->state_in_transaction();
+  if (!in_transaction && !options_.status_topic) {
+    return Status::InvalidArgument(
+        "this log cannot commit the state in its transactions, so the aggregation needs a "
+        "changelog (status topic) to publish it to");
+  }
+  if (partitions_ != consumer_->partition_count() || !aggregator_) {
+    partitions_ = consumer_->partition_count();
+    aggregator_ =
+        std::make_unique<Aggregator>(AggregatorOptions{partitions_, options_.id_window}, state_);
+  }
+  if (!in_transaction) {
+    publish_ = std::make_unique<PublishOptions>(PublishOptions{
+        *options_.status_topic, options_.ids_topic, options_.catchall_threshold, partitions_});
+    restorer_ = std::make_unique<StateRestorer>(log_, state_, *options_.status_topic,
+                                                options_.ids_topic, options_.id_window, probe_);
+  } else {
+    publish_.reset();
+    restorer_.reset();
+  }
+  joined_ = last_commit_ = std::chrono::steady_clock::now();
+  return Status::Ok();
+}
+
+void AggregationLoop::Step() {
+  if (!consumer_) {
+    Status s = Join();
+    if (!s.ok()) {
+      SetHealth(s);
+      spdlog::error("aggregate: cannot join the group: {}", s.ToString());
+      committer_.reset();
+      consumer_.reset();
+      SleepUnlessStopped(kRetryDelay, stop_);
+      return;
+    }
+  }
+  batch_.Clear();
+  Status polled = consumer_->Poll(kPollTimeout, options_.poll_max_records, &batch_);
+  if (!polled.ok()) spdlog::warn("aggregate: {}", polled.ToString());
+  if (!must_rejoin_) Apply(batch_);
+  batch_.Clear();  // releases the log's buffers before anything else runs
+  if (must_rejoin_) {
+    Rejoin(*must_rejoin_);
+    return;
+  }
+  auto now = std::chrono::steady_clock::now();
+  size_t pending = aggregator_->pending_records();
+  if (pending > 0 &&
+      (now - last_commit_ >= options_.commit_interval || pending >= options_.commit_max_records)) {
+    Status s = Commit();
+    if (!s.ok()) {
+      Rejoin(s);
+      return;
+    }
+  }
+  UpdateReady(now);
+  UpdateGauges(now);
+}
+
+void AggregationLoop::Apply(const RecordBatch& batch) {
+  size_t outcomes[3] = {0, 0, 0};
+  size_t stale = 0;
+  for (const ConsumedRecord& r : batch.records()) {
+    auto pos = position_.find(r.partition);
+    if (pos == position_.end()) continue;  // not (or no longer) ours
+    if (pos->second >= 0 && r.offset < pos->second) {
+      ++stale;  // redelivered after a rebalance or seek: applied already
+      continue;
+    }
+    Result<ApplyOutcome> outcome = aggregator_->Apply(r, &reason_);
+    if (!outcome.ok()) {
+      must_rejoin_ = Status(outcome.status().code(),
+                            fmt::format("local state read failed: {}", outcome.status().message()));
+      break;
+    }
+    pos->second = r.offset + 1;
+    if (*outcome == ApplyOutcome::kMalformed) {
+      spdlog::warn("dead-lettering {}/{} offset {}: {}", options_.events_topic, r.partition,
+                   r.offset, reason_);
+      LogRecord dead = Aggregator::DeadLetter(options_.events_topic, r, reason_);
+      dead_letters_.push_back(
+          OutputRecord{options_.dead_letter_topic, -1, std::move(dead.key), std::move(dead.value)});
+    }
+    ++outcomes[static_cast<int>(*outcome)];
+  }
+  if (stale > 0) spdlog::debug("aggregate: skipped {} records already applied", stale);
+  if (probe_) {
+    for (int k = 0; k < 3; ++k) probe_->OnApplied(static_cast<ApplyOutcome>(k), outcomes[k]);
+  }
+}
+
+Status AggregationLoop::CommitNow() {
+  Status s = Commit();
+  if (!s.ok()) Rejoin(s);
+  return s;
+}
+
+Status AggregationLoop::Commit() {
+  auto started = std::chrono::steady_clock::now();
+  if (aggregator_ == nullptr || (aggregator_->pending_records() == 0 && dead_letters_.empty())) {
+    last_commit_ = started;
+    return Status::Ok();
+  }
+  if (!committer_) return Status::Aborted("not a member of the group");
+  size_t records = aggregator_->pending_records();
+  int64_t oldest = aggregator_->oldest_timestamp_ms();
+  CounterDelta delta = aggregator_->TakeDelta();
+  LogTransaction txn;
+  auto resume = [this](int32_t p) {
+    StateCheckpoint c;
+    if (publish_) {
+      // Where this member's last commit left the logs; -1 keeps the stored
+      // resume point, which is earlier and therefore also right.
+      c.changelog_offset = committer_->CommittedEnd(publish_->status_topic, p);
+      c.ids_offset = committer_->CommittedEnd(publish_->ids_topic, p);
+    }
+    return c;
+  };
+  Status s = BuildCommit(delta, std::move(dead_letters_), *state_, publish_.get(), resume, &txn,
+                         &state_batch_);
+  dead_letters_.clear();
+  if (s.ok()) {
+    if (committer_->state_in_transaction()) txn.state = &state_batch_;
+    s = committer_->Commit(&txn);
+  }
+  if (s.code() == Code::kAborted) {
+    // Nothing of the transaction is visible: read it all again.
+    spdlog::warn("aggregate: transaction aborted, reprocessing from the last commit: {}",
+                 s.message());
+    if (probe_) probe_->OnCommitFailed();
+    last_commit_ = std::chrono::steady_clock::now();
+    return Rewind() ? Status::Ok() : Status::Aborted("partitions could not be rewound");
+  }
+  if (s.ok() && !committer_->state_in_transaction()) {
+    Status stored = state_->Write(&state_batch_);
+    if (!stored.ok()) {
+      // Committed in the log, not here: the cache is behind, and a rejoin
+      // restores it from the changelog.
+      s = Status::IoError(fmt::format("writing local state: {}", stored.message()));
+    }
+  }
+  if (!s.ok()) {
+    if (probe_) probe_->OnCommitFailed();
+    return s;
+  }
+  for (const auto& [p, offset] : txn.offsets) {
+    if (committed_.count(p)) committed_[p] = offset;
+  }
+  SetHealth(Status::Ok());
+  last_commit_ = std::chrono::steady_clock::now();
+  if (probe_) {
+    probe_->OnCommit(records, delta.counts.size(), last_commit_ - started,
+                     static_cast<double>(NowMs() - oldest) / 1000.0);
+  }
+  return Status::Ok();
+}
+
+bool AggregationLoop::Rewind() {
+  aggregator_->Reset();
+  dead_letters_.clear();
+  bool ok = true;
+  for (const auto& [p, offset] : committed_) {
+    position_[p] = offset < 0 ? -1 : offset;
+    Status s = consumer_->Seek(p, offset < 0 ? kOffsetBeginning : offset);
+    if (!s.ok()) {
+      spdlog::error("aggregate: rewinding partition {}: {}", p, s.ToString());
+      ok = false;
+    }
+  }
+  return ok;
+}
+
+void AggregationLoop::Rejoin(const Status& why) {
+  SetHealth(why);
+  spdlog::error("aggregate: {}; dropping uncommitted work and rejoining the group", why.ToString());
+  if (aggregator_) aggregator_->Reset();
+  dead_letters_.clear();
+  // Without a committer, the partitions revoked while leaving commit
+  // nothing: their work was just dropped.
+  committer_.reset();
+  if (consumer_) consumer_->Close();
+  consumer_.reset();
+  committed_.clear();
+  position_.clear();
+  backlog_end_.clear();
+  must_rejoin_.reset();
+  ready_.store(false, std::memory_order_release);
+  if (probe_) probe_->SetReady(false);
+  PublishOwned();
+}
+
+std::map<int32_t, int64_t> AggregationLoop::OnAssigned(const std::vector<int32_t>& partitions) {
+  // Nothing may be processed without the committed offsets and a state
+  // that matches them, so this waits (and retries) rather than guess.
+  std::map<int32_t, int64_t> start;
+  bool prepared = false;
+  for (int attempt = 1; !stop_.load(); ++attempt) {
+    std::map<int32_t, int64_t> committed;
+    Status s = consumer_->Committed(partitions, &committed);
+    start.clear();
+    for (int32_t p : partitions) {
+      if (!s.ok()) break;
+      if (restorer_) {
+        s = restorer_->Restore(p, committed[p], stop_);
+        start[p] = committed[p];
+        continue;
+      }
+      // The state was committed in the same writes as the offsets: it is
+      // the truth, and where it stands is where to resume.
+      Result<StateCheckpoint> checkpoint = state_->ReadCheckpoint(p);
+      if (!checkpoint.ok()) {
+        s = checkpoint.status();
+        break;
+      }
+      start[p] = checkpoint->events_offset;
+      if (committed[p] >= 0 && committed[p] != checkpoint->events_offset) {
+        spdlog::warn(
+            "aggregate: partition {}: the state's checkpoint ({}) differs from the "
+            "group's offset ({}); resuming from the state's",
+            p, checkpoint->events_offset, committed[p]);
+      }
+    }
+    if (s.ok()) {
+      prepared = true;
+      break;
+    }
+    SetHealth(s);
+    if (attempt == kPrepareAttempts) {
+      must_rejoin_ = Status(s.code(), fmt::format("preparing partitions: {}", s.message()));
+      break;
+    }
+    spdlog::error("aggregate: preparing partitions failed, retrying: {}", s.ToString());
+    SleepUnlessStopped(kRetryDelay, stop_);
+  }
+  if (!prepared) {
+    // Stopping, or giving up, before the state of these partitions was
+    // restored: they are not taken on (their records are ignored), so
+    // nothing is ever computed from a stale state; the group hands them on
+    // after we leave, or back to us when we rejoin.
+    spdlog::info("aggregate: not taking on {} partition(s)", partitions.size());
+    return start;
+  }
+  int64_t backlog = 0;
+  for (int32_t p : partitions) {
+    int64_t offset = start[p] < 0 ? kOffsetBeginning : start[p];
+    committed_[p] = offset;
+    position_[p] = offset < 0 ? -1 : offset;
+    if (options_.ready_when_caught_up) {
+      int64_t behind = consumer_->Lag({{p, std::max<int64_t>(offset, 0)}});
+      backlog_end_[p] = std::max<int64_t>(offset, 0) + behind;
+      backlog += behind;
+    }
+  }
+  if (backlog > 0) {
+    spdlog::info("aggregate: catching up on {} events written before this start", backlog);
+  }
+  PublishOwned();
+  spdlog::info("aggregate: now owning {} more partition(s), {} in all", partitions.size(),
+               committed_.size());
+  assigned_once_ = true;
+  if (!options_.ready_when_caught_up) {
+    ready_.store(true, std::memory_order_release);
+    if (probe_) probe_->SetReady(true);
+  }
+  return start;
+}
+
+void AggregationLoop::OnRevoked(const std::vector<int32_t>& partitions) {
+  // Orderly hand-over: commit everything pending before letting go.
+  if (committer_) {
+    Status s = Commit();
+    if (!s.ok()) {
+      spdlog::error("aggregate: commit on revoke failed: {}", s.ToString());
+      aggregator_->Reset();
+      dead_letters_.clear();
+      must_rejoin_ = s;
+    }
+  }
+  for (int32_t p : partitions) {
+    committed_.erase(p);
+    position_.erase(p);
+    backlog_end_.erase(p);
+  }
+  PublishOwned();
+  spdlog::info("aggregate: released {} partition(s)", partitions.size());
+}
+
+void AggregationLoop::OnLost(const std::vector<int32_t>& partitions) {
+  // Someone else may own them already: their work must not be committed.
+  spdlog::warn("aggregate: lost {} partition(s); dropping uncommitted work", partitions.size());
+  for (int32_t p : partitions) {
+    committed_.erase(p);
+    position_.erase(p);
+    backlog_end_.erase(p);
+  }
+  if (aggregator_ && !Rewind()) must_rejoin_ = Status::Aborted("partitions could not be rewound");
+  PublishOwned();
+}
+
+void AggregationLoop::UpdateReady(std::chrono::steady_clock::time_point now) {
+  if (ready_.load(std::memory_order_relaxed)) return;
+  if (!assigned_once_) {
+    if (now - joined_ < options_.ready_without_assignment) return;
+    assigned_once_ = true;  // a member without partitions is ready too
+  } else if (options_.ready_when_caught_up) {
+    for (const auto& [p, end] : backlog_end_) {
+      if (committed_[p] < end) return;
+    }
+    spdlog::info("aggregate: state is up to date with the log");
+  }
+  ready_.store(true, std::memory_order_release);
+  if (probe_) probe_->SetReady(true);
+}
+
+void AggregationLoop::UpdateGauges(std::chrono::steady_clock::time_point now) {
+  // Gauges refresh on a clock, busy or idle: a lag read only when idle would
+  // show 0 exactly when the aggregator is far behind.
+  if (!probe_ || now - last_gauges_ < kGaugeInterval) return;
+  last_gauges_ = now;
+  probe_->SetLag(consumer_->Lag(committed_));
+  if (options_.report_store_size) {
+    probe_->SetDomains(state_->ApproximateDomains(), state_->ApproximateBytes());
+  }
+}
+
+Status AggregationLoop::Start() {
+  CATCHALL_RETURN_IF_ERROR(Join());
+  thread_ = std::thread([this] {
+    while (!stop_.load()) Step();
+  });
+  return Status::Ok();
+}
+
+void AggregationLoop::Stop() {
+  stop_.store(true);
+  if (thread_.joinable()) thread_.join();
+  if (!consumer_) return;
+  batch_.Clear();  // the log may wait for its buffers at close
+  if (committer_) {
+    Status s = Commit();
+    if (!s.ok()) {
+      spdlog::error("aggregate: final commit failed: {}", s.ToString());
+      committer_.reset();
+    }
+  }
+  consumer_->Close();  // revokes the partitions through OnRevoked
+  committer_.reset();
+  consumer_.reset();
+}
+
+}  // namespace catchall

@@ -1,0 +1,163 @@
+#include "state_restorer.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "engine/changelog.h"
+#include "engine/domain_status.h"
+#include "state/aggregator_probe.h"
+
+namespace catchall {
+namespace {
+
+constexpr size_t kPollMax = 20000;
+constexpr size_t kWriteEvery = 50000;
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string Where(int64_t offset) {
+  return offset < 0 ? std::string("the start") : fmt::format("offset {}", offset);
+}
+
+}  // namespace
+
+Result<StateRestorer::ReadResult> StateRestorer::ReadThrough(
+    const std::string& topic, int32_t partition, int64_t from, int64_t seen, int64_t target,
+    const std::function<Status(const ConsumedRecord&)>& apply, const std::atomic<bool>& stop,
+    std::chrono::seconds stall_timeout) {
+  std::unique_ptr<LogReader> reader;
+  CATCHALL_RETURN_IF_ERROR(log_->OpenReader(topic, &reader));
+  CATCHALL_RETURN_IF_ERROR(reader->Seek(partition, from < 0 ? kOffsetBeginning : from));
+  RecordBatch batch;
+  ReadResult result;
+  bool at_end = false;
+  auto last_progress = std::chrono::steady_clock::now();
+  // The end alone is not enough: a transaction's commit returns before the
+  // broker has written its commit markers, so right after a hand-over the
+  // previous owner's last transaction may not be readable yet. Its
+  // checkpoint record says when it is.
+  while (!at_end || seen < target) {
+    batch.Clear();
+    Status s = reader->Poll(std::chrono::milliseconds(200), kPollMax, &batch);
+    if (!s.ok()) spdlog::warn("aggregate: restore of {}/{}: {}", topic, partition, s.ToString());
+    for (const ConsumedRecord& r : batch.records()) {
+      if (r.partition != partition) continue;
+      result.next_offset = r.offset + 1;
+      at_end = false;
+      if (r.key == kChangelogCheckpointKey) {
+        Result<int64_t> through = ParseChangelogCheckpointJson(r.value);
+        if (through.ok() && *through > seen) {
+          seen = *through;
+          if (seen >= target && result.checkpoint_ms < 0) result.checkpoint_ms = r.timestamp_ms;
+        }
+        continue;
+      }
+      CATCHALL_RETURN_IF_ERROR(apply(r));
+    }
+    for (int32_t p : batch.end_of_partition()) at_end |= (p == partition);
+    if (!batch.records().empty()) last_progress = std::chrono::steady_clock::now();
+    if (probe_) probe_->OnRestored(batch.records().size());
+    if (stop.load()) return Status::Aborted("stopping");
+    if (std::chrono::steady_clock::now() - last_progress > stall_timeout) {
+      return Status::Timeout(fmt::format(
+          "restoring partition {} from {} made no progress for {} s (read through {}, waiting for "
+          "a checkpoint of events offset {}, last seen {})",
+          partition, topic, stall_timeout.count(), Where(result.next_offset), target, seen));
+    }
+  }
+  return result;
+}
+
+Status StateRestorer::Restore(int32_t partition, int64_t committed, const std::atomic<bool>& stop,
+                              std::chrono::seconds stall_timeout) {
+  int64_t target = committed < 0 ? 0 : committed;
+  Result<StateCheckpoint> local = store_->ReadCheckpoint(partition);
+  if (!local.ok()) return local.status();
+  if (local->events_offset == target && (local->changelog_offset >= 0 || target == 0)) {
+    spdlog::info("aggregate: partition {} local state is current (offset {})", partition, target);
+    return Status::Ok();
+  }
+  StateCheckpoint from;  // from the start of both logs
+  int64_t seen = 0;
+  if (local->events_offset > target) {
+    spdlog::warn(
+        "aggregate: partition {} local state is ahead of the group's offset ({} > {}); the "
+        "topics were recreated? restoring from the start of the changelog",
+        partition, local->events_offset, target);
+  } else if (local->changelog_offset >= 0) {
+    from = *local;  // complete up to its events offset: only what came after is missing
+    seen = local->events_offset;
+  }
+  spdlog::info("aggregate: restoring partition {} from {} {} and {} {} (events offset {})",
+               partition, status_topic_, Where(from.changelog_offset), ids_topic_,
+               Where(from.ids_offset), target);
+  if (probe_) probe_->SetRestoring(1);
+  auto begun = std::chrono::steady_clock::now();
+  KvWriteBatch batch;
+  size_t pending = 0;
+  size_t skipped = 0;
+  auto flush = [&]() -> Status {
+    if (pending == 0) return Status::Ok();
+    pending = 0;
+    Status s = store_->Write(&batch);
+    batch.Clear();
+    return s;
+  };
+  ChangelogApplier applier(store_->counts_column());
+  Result<ReadResult> changelog = ReadThrough(
+      status_topic_, partition, from.changelog_offset, seen, target,
+      [&](const ConsumedRecord& r) -> Status {
+        ChangelogEffect effect = applier.Apply(r, &batch);
+        if (effect.kind == ChangelogEffect::kSkipped && ++skipped <= 10) {
+          spdlog::warn("aggregate: skipping changelog record {}/{} offset {}: {}", status_topic_,
+                       partition, r.offset, effect.problem);
+        }
+        return ++pending >= kWriteEvery ? flush() : Status::Ok();
+      },
+      stop, stall_timeout);
+  if (!changelog.ok()) return changelog.status();
+  CATCHALL_RETURN_IF_ERROR(flush());
+  // The ids log keeps at least the id window. When the transaction that
+  // committed the target is older than that, its checkpoint in the ids log
+  // may be gone, and so are all of its ids: everything still there is
+  // committed, and reading to the end is enough.
+  int64_t window_ms = std::chrono::duration_cast<std::chrono::milliseconds>(id_window_).count();
+  bool ids_checkpoint_kept = changelog->checkpoint_ms >= NowMs() - window_ms;
+  int64_t ids_seen = from.ids_offset >= 0 ? seen : 0;
+  Result<ReadResult> ids = ReadThrough(
+      ids_topic_, partition, from.ids_offset, ids_checkpoint_kept ? ids_seen : target, target,
+      [&](const ConsumedRecord& r) -> Status {
+        Result<IdRecord> id = ParseIdRecordJson(r.value);
+        if (!id.ok()) {
+          if (++skipped <= 10) {
+            spdlog::warn("aggregate: skipping ids record {}/{} offset {}: {}", ids_topic_,
+                         partition, r.offset, id.status().message());
+          }
+          return Status::Ok();
+        }
+        store_->PutId(IdKey(r.key, id->id), id->timestamp_ms, &batch);
+        return ++pending >= kWriteEvery ? flush() : Status::Ok();
+      },
+      stop, stall_timeout);
+  if (!ids.ok()) return ids.status();
+  StateCheckpoint done;
+  done.events_offset = target;
+  done.changelog_offset = changelog->next_offset >= 0 ? changelog->next_offset
+                                                      : std::max<int64_t>(from.changelog_offset, 0);
+  done.ids_offset =
+      ids->next_offset >= 0 ? ids->next_offset : std::max<int64_t>(from.ids_offset, 0);
+  store_->PutCheckpoint(partition, done, &batch);
+  ++pending;
+  CATCHALL_RETURN_IF_ERROR(flush());
+  if (probe_) probe_->SetRestoring(0);
+  spdlog::info("aggregate: partition {} restored in {:.2f} s{}", partition,
+               std::chrono::duration<double>(std::chrono::steady_clock::now() - begun).count(),
+               skipped ? fmt::format(" ({} records skipped)", skipped) : std::string());
+  return Status::Ok();
+}
+
+}  // namespace catchall

@@ -1,0 +1,64 @@
+// StateRestorer: brings a partition's local state up to the group's
+// committed offset from the changelog and the ids log (cluster mode), when
+// the local checkpoint is behind it: after a crash between the transaction
+// and the local write, or when the partition comes from another aggregator.
+// Private to state/.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "engine/log.h"
+#include "state/counter_store.h"
+
+namespace catchall {
+
+class AggregatorProbe;
+
+class StateRestorer {
+ public:
+  // `log`, `store` and `probe` (may be null) must outlive this.
+  // The ids log keeps ids at least `id_window` (its retention).
+  StateRestorer(GroupLog* log, CounterStore* store, std::string status_topic, std::string ids_topic,
+                std::chrono::seconds id_window, AggregatorProbe* probe)
+      : log_(log),
+        store_(store),
+        status_topic_(std::move(status_topic)),
+        ids_topic_(std::move(ids_topic)),
+        id_window_(id_window),
+        probe_(probe) {}
+
+  // Makes the state of `partition` reflect exactly the events before
+  // `committed` (kOffsetBeginning or any negative: none). Aborted when
+  // `stop` is set meanwhile; Timeout when a log makes no progress for
+  // `stall_timeout`.
+  Status Restore(int32_t partition, int64_t committed, const std::atomic<bool>& stop,
+                 std::chrono::seconds stall_timeout = std::chrono::seconds(60));
+
+ private:
+  struct ReadResult {
+    int64_t next_offset = -1;  // after the last record read (-1: none read)
+    // Log time of the checkpoint that vouched for the target (-1: none did,
+    // the target was met before reading).
+    int64_t checkpoint_ms = -1;
+  };
+  // Reads `topic`'s `partition` from `from` until its end, and until a
+  // checkpoint of at least `target` was seen unless `seen` already is one;
+  // hands every other record to `apply`.
+  Result<ReadResult> ReadThrough(const std::string& topic, int32_t partition, int64_t from,
+                                 int64_t seen, int64_t target,
+                                 const std::function<Status(const ConsumedRecord&)>& apply,
+                                 const std::atomic<bool>& stop, std::chrono::seconds stall_timeout);
+
+  GroupLog* log_;
+  CounterStore* store_;
+  std::string status_topic_;
+  std::string ids_topic_;
+  std::chrono::seconds id_window_;
+  AggregatorProbe* probe_;
+};
+
+}  // namespace catchall

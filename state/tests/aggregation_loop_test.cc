@@ -1,0 +1,215 @@
+// The aggregation loop in both modes, over real stores and the local log:
+// counting, idempotency ids, dead letters, restarts, rebalances and
+// restores. (Its failure paths: aggregation_fault_test.cc.)
+#include "state/aggregation_loop.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "aggregation_world.h"
+#include "engine/partitioner.h"
+#include "test_util.h"
+
+namespace catchall::test {
+namespace {
+
+using ::testing::HasSubstr;
+using namespace std::chrono_literals;
+
+AggregationOptions SmallCommits() {
+  AggregationOptions o;
+  o.commit_interval = 5ms;
+  o.commit_max_records = 50;
+  o.poll_max_records = 40;  // several polls and commits per test
+  o.ready_without_assignment = 100ms;
+  return o;
+}
+
+class AggregationLoopTest : public ::testing::TestWithParam<Mode> {
+ protected:
+  AggregationLoopTest() : world_(GetParam(), dir_.path(), SmallCommits()) {}
+
+  void ExpectExact() {
+    ASSERT_TRUE(world_.RunUntilCaughtUp()) << "never caught up";
+    EXPECT_EQ(world_.Differences(), "");
+  }
+
+  ScopedTempDir dir_;
+  AggregationWorld world_;
+};
+
+TEST_P(AggregationLoopTest, CountsDeliveredAndBouncedPerDomain) {
+  world_.Start();
+  world_.AppendEvent("a.com", false);
+  world_.AppendEvent("a.com", true);
+  world_.AppendEvent("a.com", true);
+  world_.AppendEvent("b.com", false);
+  ExpectExact();
+  EXPECT_EQ(world_.Visible()["a.com"], (DomainCounts{1, 2}));
+  EXPECT_EQ(world_.Visible()["b.com"], (DomainCounts{1, 0}));
+}
+
+TEST_P(AggregationLoopTest, CountsALoadOfEventsExactlyWithIdsAndRetries) {
+  world_.AppendEvents(600, 30, 1);
+  world_.Start();
+  ExpectExact();
+  world_.AppendEvents(400, 30, 2);
+  ExpectExact();
+}
+
+TEST_P(AggregationLoopTest, AnIdRetriedLaterIsCountedOnce) {
+  world_.Start();
+  world_.AppendEvent("a.com", false, "evt-1");
+  ExpectExact();
+  world_.AppendEvent("a.com", false, "evt-1");
+  world_.AppendEvent("a.com", false, "evt-2");
+  ExpectExact();
+  EXPECT_EQ(world_.Visible()["a.com"], (DomainCounts{2, 0}));
+}
+
+TEST_P(AggregationLoopTest, MalformedRecordsAreDeadLetteredAndLaterEventsCount) {
+  world_.Start();
+  world_.AppendMalformed("a.com", "not json");
+  world_.AppendMalformed("B.com", R"({"domain":"B.com","type":"delivered"})");
+  world_.AppendEvent("a.com", false);
+  ExpectExact();
+  EXPECT_EQ(world_.DeadLetters(), 2u);
+  std::string metrics = world_.processes().front()->metrics.Serialize();
+  EXPECT_THAT(metrics,
+              HasSubstr("catchall_aggregate_records_total{outcome=\"dead_lettered\"} 2\n"));
+  EXPECT_THAT(metrics, HasSubstr("catchall_aggregate_records_total{outcome=\"counted\"} 1\n"));
+}
+
+TEST_P(AggregationLoopTest, ACleanRestartResumesWithoutDoubleCounting) {
+  auto* first = world_.Start();
+  world_.AppendEvents(300, 20, 3);
+  ExpectExact();
+  world_.Stop(first);
+  // Logged while no aggregator runs, retries of counted ids among them.
+  world_.AppendEvents(300, 20, 3);
+  world_.AppendEvents(200, 20, 4);
+  world_.Start();
+  ExpectExact();
+}
+
+TEST_P(AggregationLoopTest, AKilledAggregatorRestartsFromItsLastCommit) {
+  auto* first = world_.Start();
+  world_.AppendEvents(500, 20, 5);
+  // Part of the way: some commits done, some work pending.
+  ASSERT_TRUE(
+      world_.RunUntil([&] { return first->injector.calls(testing::FaultPoint::kCommit) >= 3; }));
+  world_.Kill(first);
+  world_.AppendEvents(200, 20, 6);
+  world_.Start();
+  ExpectExact();
+}
+
+TEST_P(AggregationLoopTest, ReadyOnlyOnceItCanServe) {
+  world_.AppendEvents(300, 10, 7);
+  auto* p = world_.Start();
+  EXPECT_FALSE(p->loop->ready());
+  ASSERT_TRUE(world_.RunUntil([&] { return p->loop->ready(); })) << "never became ready";
+  if (GetParam() == Mode::kEmbedded) {
+    // Embedded mode is ready only once the backlog found at start is
+    // counted, so that a client never reads counts from before a restart.
+    EXPECT_EQ(world_.Differences(), "");
+  }
+  EXPECT_TRUE(p->loop->Health().ok());
+}
+
+TEST_P(AggregationLoopTest, AJoinWithoutTheEventsTopicFails) {
+  auto* p = world_.Start();
+  std::unique_ptr<GroupLog> group;
+  EXPECT_EQ(world_.log()->NewGroupLog("g", "no.such.topic", true, &group).code(), Code::kNotFound);
+  (void)p;
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, AggregationLoopTest,
+                         ::testing::Values(Mode::kEmbedded, Mode::kCluster),
+                         [](const auto& test) { return ModeName(test.param); });
+
+// Cluster mode only: partitions move between aggregators, and the state and
+// the ids move with them through the changelog and the ids log.
+class ClusterAggregationTest : public ::testing::Test {
+ protected:
+  ClusterAggregationTest() : world_(Mode::kCluster, dir_.path(), SmallCommits()) {}
+  ScopedTempDir dir_;
+  AggregationWorld world_;
+};
+
+TEST_F(ClusterAggregationTest, ASecondAggregatorJoinsAndLeavesMidStreamWithExactCounts) {
+  world_.Start("a");
+  world_.AppendEvents(300, 30, 8);
+  ASSERT_TRUE(world_.RunUntilCaughtUp());
+  auto* b = world_.Start("b");
+  world_.AppendEvents(300, 30, 9);
+  ASSERT_TRUE(world_.RunUntil([&] { return b->loop->owned().size() == 2; }))
+      << "the newcomer never took over half the partitions";
+  ASSERT_TRUE(world_.RunUntilCaughtUp());
+  EXPECT_EQ(world_.Differences(), "");
+  world_.Stop(b);  // its partitions go back to a, whose cache of them is stale
+  world_.AppendEvents(300, 30, 10);
+  ASSERT_TRUE(world_.RunUntilCaughtUp());
+  EXPECT_EQ(world_.Differences(), "");
+}
+
+TEST_F(ClusterAggregationTest, ALostStateIsRestoredFromTheChangelog) {
+  auto* a = world_.Start("a");
+  world_.AppendEvents(400, 25, 11);
+  ASSERT_TRUE(world_.RunUntilCaughtUp());
+  world_.Kill(a);
+  // A new machine with an empty store takes over everything.
+  auto* b = world_.Start("b");
+  world_.AppendEvents(200, 25, 12);
+  ASSERT_TRUE(world_.RunUntilCaughtUp());
+  EXPECT_EQ(world_.Differences(), "");
+  EXPECT_THAT(b->metrics.Serialize(), HasSubstr("catchall_aggregate_restored_records_total"));
+}
+
+// The failover the issue describes: keyed events counted, the owner killed,
+// the same keys retried through the survivor and counted once; then the
+// partitions move back and a retry again counts once.
+TEST_F(ClusterAggregationTest, IdsSurviveAFailoverAndAMoveBack) {
+  auto* a = world_.Start("a");
+  auto* b = world_.Start("b");
+  ASSERT_TRUE(world_.RunUntil(
+      [&] { return a->loop->owned().size() == 2 && b->loop->owned().size() == 2; }));
+  for (int d = 0; d < 48; ++d) {
+    for (int i = 0; i < 5; ++i) {
+      world_.AppendEvent("keyed" + std::to_string(d) + ".example", false,
+                         "key-" + std::to_string(d) + "-" + std::to_string(i));
+    }
+  }
+  ASSERT_TRUE(world_.RunUntilCaughtUp());
+  ASSERT_EQ(world_.Differences(), "");
+  std::vector<int32_t> moved = a->loop->owned();
+  world_.Kill(a);
+  ASSERT_TRUE(world_.RunUntil([&] { return b->loop->owned().size() == 4; }));
+  auto retry_all = [&] {
+    for (int d = 0; d < 48; ++d) {
+      for (int i = 0; i < 5; ++i) {
+        world_.AppendEvent("keyed" + std::to_string(d) + ".example", false,
+                           "key-" + std::to_string(d) + "-" + std::to_string(i));
+      }
+    }
+  };
+  retry_all();  // every retry is a duplicate: nothing may change
+  ASSERT_TRUE(world_.RunUntilCaughtUp());
+  EXPECT_EQ(world_.Differences(), "");
+  for (int d = 0; d < 48; ++d) {
+    EXPECT_EQ(world_.Visible()["keyed" + std::to_string(d) + ".example"], (DomainCounts{5, 0}));
+  }
+  // a comes back with its old store; b leaves; a restores what it missed.
+  auto* back = world_.Start("a");
+  world_.Stop(b);
+  retry_all();
+  ASSERT_TRUE(world_.RunUntilCaughtUp());
+  EXPECT_EQ(back->loop->owned().size(), 4u);
+  EXPECT_EQ(world_.Differences(), "");
+  (void)moved;
+}
+
+}  // namespace
+}  // namespace catchall::test
