@@ -4,7 +4,11 @@
 #include <simdjson.h>
 
 #include <cstring>
+#include <optional>
+#include <string>
 #include <vector>
+
+#include "engine/json_numbers.h"
 
 namespace catchall {
 
@@ -25,6 +29,20 @@ struct EventParser::Impl {
     std::memset(buffer.data() + data.size(), 0, simdjson::SIMDJSON_PADDING);
     return buffer.data();
   }
+
+  // Parses `size` bytes at `padded` (followed by SIMDJSON_PADDING readable
+  // bytes) into `*root`. Integers beyond 64 bits, which simdjson refuses as
+  // a number error, are read as doubles (see json_numbers.h): valid JSON is
+  // never refused for them.
+  simdjson::error_code Parse(const char* padded, size_t size, dom::element* root) {
+    simdjson::error_code error = parser.parse(padded, size, false).get(*root);
+    if (error != simdjson::NUMBER_ERROR) return error;
+    std::optional<std::string> widened = WidenOutOfRangeIntegers({padded, size});
+    if (!widened) return error;
+    widened_copy = simdjson::padded_string(*widened);
+    return parser.parse(widened_copy).get(*root);
+  }
+  simdjson::padded_string widened_copy;
 };
 
 namespace {
@@ -149,7 +167,7 @@ EventParser::~EventParser() = default;
 
 Result<RawEvent> EventParser::ParseObject(std::string_view json) {
   dom::element root;
-  if (auto error = impl_->parser.parse(impl_->Pad(json), json.size(), false).get(root)) {
+  if (auto error = impl_->Parse(impl_->Pad(json), json.size(), &root)) {
     return Status::InvalidArgument(Malformed(error));
   }
   return ReadEvent(root, "value");
@@ -176,7 +194,7 @@ Status EventParser::ParseBatch(std::string_view body, BatchFormat format, size_t
       // The rest of the padded buffer follows the line, so padding is there.
       dom::element root;
       Result<RawEvent> item = Status::InvalidArgument("malformed JSON");
-      if (auto error = impl_->parser.parse(line.data(), line.size(), false).get(root)) {
+      if (auto error = impl_->Parse(line.data(), line.size(), &root)) {
         item = Status::InvalidArgument(error == simdjson::TAPE_ERROR
                                            ? Malformed(error) +
                                                  " (one object per line, nothing after it)"
@@ -190,7 +208,7 @@ Status EventParser::ParseBatch(std::string_view body, BatchFormat format, size_t
   }
 
   dom::element root;
-  if (auto error = impl_->parser.parse(base, body.size(), false).get(root)) {
+  if (auto error = impl_->Parse(base, body.size(), &root)) {
     return Status::InvalidArgument(LocateArrayError(base, body.size(), error));
   }
   dom::array array;

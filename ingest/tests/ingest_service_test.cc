@@ -397,6 +397,37 @@ TEST_F(IngestServiceTest, NdjsonMalformedLineIsOneRejectedItemAndLaterLinesCount
               ::testing::ElementsAre(ItemError{1, "invalid_item"}, ItemError{2, "invalid_item"}));
 }
 
+// Found by scripts/check-api: JSON allows integers of any size, and fields
+// other than domain/type/id/ts are ignored, so a big integer in one must not
+// make the item (or the body) "malformed JSON".
+TEST_F(IngestServiceTest, IntegersBeyond64BitsInIgnoredFieldsDoNotRejectTheItem) {
+  for (const auto& [body, type] : std::vector<std::pair<std::string, std::string>>{
+           {R"({"domain":"a.com","type":"delivered","x":139676040915199952158720})"
+            "\n",
+            "application/x-ndjson"},
+           {R"([{"domain":"a.com","type":"delivered","x":{"y":[-28682827924952376672256]}}])",
+            "application/json"}}) {
+    SCOPED_TRACE(body);
+    appender_.calls.clear();
+    Captured* c = Post(body, type);
+    ASSERT_EQ(appender_.calls.size(), 1u) << c->response.body;
+    EXPECT_EQ(OnlyRecord().key, "a.com");
+    appender_.Complete(0, Status::Ok());
+    EXPECT_EQ(c->response.status, 200);
+    EXPECT_EQ(Json(c->response.body).Int("accepted"), 1);
+  }
+}
+
+TEST_F(IngestServiceTest, TsBeyondTheInt64RangeIsAnInvalidItem) {
+  Captured* c = Post(R"([{"domain":"a.com","type":"delivered","ts":99999999999999999999999},
+                         {"domain":"b.com","type":"delivered"}])");
+  ASSERT_EQ(appender_.calls.size(), 1u) << c->response.body;
+  appender_.Complete(0, Status::Ok());
+  EXPECT_EQ(c->response.status, 200);
+  EXPECT_THAT(BatchErrors(Json(c->response.body)),
+              ::testing::ElementsAre(ItemError{0, "invalid_item"}));
+}
+
 TEST_F(IngestServiceTest, BatchWithOnlyRejectedItemsIs422AndStoresNothing) {
   Captured* c = Post("{\"domain\":\"x_y.com\",\"type\":\"delivered\"}\n{\"domain\":\"a.com\"}\n");
   EXPECT_EQ(appender_.attempts, 0);
