@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <simdjson.h>
 
+#include <cmath>
 #include <cstring>
 #include <optional>
 #include <string>
@@ -69,8 +70,16 @@ Result<RawEvent> ReadEvent(dom::element element, std::string_view what) {
     } else if (key == "ts") {
       int64_t ts = 0;
       if (field.value.get_int64().get(ts)) {
-        return Status::InvalidArgument(
-            "field 'ts' must be an integer number of milliseconds since the epoch");
+        // JSON has one number type: 1700000000000.0 and 1.7e12 are integers
+        // too (as JSON Schema says), only written differently.
+        double d = 0;
+        constexpr double kTwoTo63 = 9223372036854775808.0;
+        if (field.value.get_double().get(d) || d != std::trunc(d) || d < -kTwoTo63 ||
+            d >= kTwoTo63) {
+          return Status::InvalidArgument(
+              "field 'ts' must be an integer number of milliseconds since the epoch");
+        }
+        ts = static_cast<int64_t>(d);
       }
       raw.ts = ts;
     }
