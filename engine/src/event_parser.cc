@@ -3,8 +3,13 @@
 #include <fmt/format.h>
 #include <simdjson.h>
 
+#include <cmath>
 #include <cstring>
+#include <optional>
+#include <string>
 #include <vector>
+
+#include "engine/json_numbers.h"
 
 namespace catchall {
 
@@ -25,6 +30,20 @@ struct EventParser::Impl {
     std::memset(buffer.data() + data.size(), 0, simdjson::SIMDJSON_PADDING);
     return buffer.data();
   }
+
+  // Parses `size` bytes at `padded` (followed by SIMDJSON_PADDING readable
+  // bytes) into `*root`. Integers beyond 64 bits, which simdjson refuses as
+  // a number error, are read as doubles (see json_numbers.h): valid JSON is
+  // never refused for them.
+  simdjson::error_code Parse(const char* padded, size_t size, dom::element* root) {
+    simdjson::error_code error = parser.parse(padded, size, false).get(*root);
+    if (error != simdjson::NUMBER_ERROR) return error;
+    std::optional<std::string> widened = WidenOutOfRangeIntegers({padded, size});
+    if (!widened) return error;
+    widened_copy = simdjson::padded_string(*widened);
+    return parser.parse(widened_copy).get(*root);
+  }
+  simdjson::padded_string widened_copy;
 };
 
 namespace {
@@ -51,8 +70,16 @@ Result<RawEvent> ReadEvent(dom::element element, std::string_view what) {
     } else if (key == "ts") {
       int64_t ts = 0;
       if (field.value.get_int64().get(ts)) {
-        return Status::InvalidArgument(
-            "field 'ts' must be an integer number of milliseconds since the epoch");
+        // JSON has one number type: 1700000000000.0 and 1.7e12 are integers
+        // too (as JSON Schema says), only written differently.
+        double d = 0;
+        constexpr double kTwoTo63 = 9223372036854775808.0;
+        if (field.value.get_double().get(d) || d != std::trunc(d) || d < -kTwoTo63 ||
+            d >= kTwoTo63) {
+          return Status::InvalidArgument(
+              "field 'ts' must be an integer number of milliseconds since the epoch");
+        }
+        ts = static_cast<int64_t>(d);
       }
       raw.ts = ts;
     }
@@ -149,7 +176,7 @@ EventParser::~EventParser() = default;
 
 Result<RawEvent> EventParser::ParseObject(std::string_view json) {
   dom::element root;
-  if (auto error = impl_->parser.parse(impl_->Pad(json), json.size(), false).get(root)) {
+  if (auto error = impl_->Parse(impl_->Pad(json), json.size(), &root)) {
     return Status::InvalidArgument(Malformed(error));
   }
   return ReadEvent(root, "value");
@@ -176,7 +203,7 @@ Status EventParser::ParseBatch(std::string_view body, BatchFormat format, size_t
       // The rest of the padded buffer follows the line, so padding is there.
       dom::element root;
       Result<RawEvent> item = Status::InvalidArgument("malformed JSON");
-      if (auto error = impl_->parser.parse(line.data(), line.size(), false).get(root)) {
+      if (auto error = impl_->Parse(line.data(), line.size(), &root)) {
         item = Status::InvalidArgument(error == simdjson::TAPE_ERROR
                                            ? Malformed(error) +
                                                  " (one object per line, nothing after it)"
@@ -190,7 +217,7 @@ Status EventParser::ParseBatch(std::string_view body, BatchFormat format, size_t
   }
 
   dom::element root;
-  if (auto error = impl_->parser.parse(base, body.size(), false).get(root)) {
+  if (auto error = impl_->Parse(base, body.size(), &root)) {
     return Status::InvalidArgument(LocateArrayError(base, body.size(), error));
   }
   dom::array array;

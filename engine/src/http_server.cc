@@ -157,6 +157,7 @@ class Session : public std::enable_shared_from_this<Session> {
  private:
   void DoReadHeader() {
     if (server_->draining.load()) return DoClose();
+    head_ = false;
     parser_.emplace();
     parser_->header_limit(static_cast<std::uint32_t>(server_->options.header_limit));
     parser_->body_limit(server_->options.body_limit);
@@ -189,6 +190,7 @@ class Session : public std::enable_shared_from_this<Session> {
     auto& req = parser_->get();
     version_ = req.version();
     keep_alive_ = req.keep_alive();
+    head_ = req.method() == http::verb::head;
     if (beast::iequals(req[http::field::expect], "100-continue")) {
       // curl and others wait for this before sending a large body.
       continue_.emplace(http::status::continue_, req.version());
@@ -246,7 +248,9 @@ class Session : public std::enable_shared_from_this<Session> {
     auto& req = parser_->get();
     keep_alive_ = req.keep_alive();
     HttpRequest request;
-    request.method = FromVerb(req.method());
+    // HEAD is GET without the body (RFC 9110, 9.3.2): the handler sees a GET
+    // and DoWrite leaves the body out.
+    request.method = head_ ? HttpMethod::kGet : FromVerb(req.method());
     request.target = View(req.target());
     request.body = req.body();
     request.received = std::chrono::steady_clock::now();
@@ -254,7 +258,7 @@ class Session : public std::enable_shared_from_this<Session> {
     for (const auto& field : req) {
       request.headers.push_back(HttpHeader{View(field.name_string()), View(field.value())});
     }
-    method_ = request.method;
+    method_ = FromVerb(req.method());
     route_ = server_->router->RouteIndex(request.path());
     received_ = request.received;
     stream_.expires_never();
@@ -284,19 +288,33 @@ class Session : public std::enable_shared_from_this<Session> {
                        beast::bind_front_handler(&Session::OnWrite, shared_from_this(), keep));
       return;
     }
-    res_ = {};
-    res_.version(version_);
-    res_.result(static_cast<unsigned>(r.status));
-    if (r.status != 204 && r.status != 304) {
-      res_.set(http::field::content_type, r.content_type);
+    stream_.expires_after(server_->options.io_timeout);
+    if (head_) {
+      // The headers the GET would get, Content-Length included; no body.
+      head_res_ = {};
+      SetHeaders(r, keep, &head_res_);
+      if (r.status != 204 && r.status != 304) head_res_.content_length(r.body.size());
+      http::async_write(stream_, head_res_,
+                        beast::bind_front_handler(&Session::OnWrite, shared_from_this(), keep));
+      return;
     }
-    for (auto& [name, value] : r.headers) res_.set(name, value);
-    res_.keep_alive(keep);
+    res_ = {};
+    SetHeaders(r, keep, &res_);
     res_.body() = std::move(r.body);
     res_.prepare_payload();
-    stream_.expires_after(server_->options.io_timeout);
     http::async_write(stream_, res_,
                       beast::bind_front_handler(&Session::OnWrite, shared_from_this(), keep));
+  }
+
+  template <class Body>
+  void SetHeaders(const HttpResponse& r, bool keep, http::response<Body>* res) const {
+    res->version(version_);
+    res->result(static_cast<unsigned>(r.status));
+    if (r.status != 204 && r.status != 304) {
+      res->set(http::field::content_type, r.content_type);
+    }
+    for (const auto& [name, value] : r.headers) res->set(name, value);
+    res->keep_alive(keep);
   }
 
   void OnWrite(bool keep, beast::error_code ec, std::size_t /*bytes*/) {
@@ -320,6 +338,8 @@ class Session : public std::enable_shared_from_this<Session> {
   std::optional<http::request_parser<http::string_body>> parser_;
   std::optional<http::response<http::empty_body>> continue_;
   http::response<http::string_body> res_;
+  http::response<http::empty_body> head_res_;
+  bool head_ = false;  // the request being answered is a HEAD
   unsigned version_ = 11;
   bool keep_alive_ = true;
   bool idle_ = false;

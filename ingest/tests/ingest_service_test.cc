@@ -397,6 +397,55 @@ TEST_F(IngestServiceTest, NdjsonMalformedLineIsOneRejectedItemAndLaterLinesCount
               ::testing::ElementsAre(ItemError{1, "invalid_item"}, ItemError{2, "invalid_item"}));
 }
 
+// Found by scripts/check-api: JSON allows integers of any size, and fields
+// other than domain/type/id/ts are ignored, so a big integer in one must not
+// make the item (or the body) "malformed JSON".
+TEST_F(IngestServiceTest, IntegersBeyond64BitsInIgnoredFieldsDoNotRejectTheItem) {
+  for (const auto& [body, type] : std::vector<std::pair<std::string, std::string>>{
+           {R"({"domain":"a.com","type":"delivered","x":139676040915199952158720})"
+            "\n",
+            "application/x-ndjson"},
+           {R"([{"domain":"a.com","type":"delivered","x":{"y":[-28682827924952376672256]}}])",
+            "application/json"}}) {
+    SCOPED_TRACE(body);
+    appender_.calls.clear();
+    Captured* c = Post(body, type);
+    ASSERT_EQ(appender_.calls.size(), 1u) << c->response.body;
+    EXPECT_EQ(OnlyRecord().key, "a.com");
+    appender_.Complete(0, Status::Ok());
+    EXPECT_EQ(c->response.status, 200);
+    EXPECT_EQ(Json(c->response.body).Int("accepted"), 1);
+  }
+}
+
+TEST_F(IngestServiceTest, TsBeyondTheInt64RangeIsAnInvalidItem) {
+  Captured* c = Post(R"([{"domain":"a.com","type":"delivered","ts":99999999999999999999999},
+                         {"domain":"b.com","type":"delivered"}])");
+  ASSERT_EQ(appender_.calls.size(), 1u) << c->response.body;
+  appender_.Complete(0, Status::Ok());
+  EXPECT_EQ(c->response.status, 200);
+  EXPECT_THAT(BatchErrors(Json(c->response.body)),
+              ::testing::ElementsAre(ItemError{0, "invalid_item"}));
+}
+
+// Found by scripts/check-api: JSON (and JSON Schema's "integer") does not
+// tell 1700000000000 from 1700000000000.0; both are the same timestamp.
+TEST_F(IngestServiceTest, TsMayBeWrittenAsAnIntegralFloat) {
+  Captured* c = Post(R"([{"domain":"a.com","type":"delivered","ts":1700000000000.0},
+                         {"domain":"b.com","type":"delivered","ts":1.7e12},
+                         {"domain":"c.com","type":"delivered","ts":556.5},
+                         {"domain":"d.com","type":"delivered","ts":9.3e18}])");
+  ASSERT_EQ(appender_.calls.size(), 1u) << c->response.body;
+  const auto& records = appender_.calls[0].records;
+  ASSERT_EQ(records.size(), 2u);
+  EXPECT_EQ(Json(records[0].value).Int("ts"), 1700000000000);
+  EXPECT_EQ(Json(records[1].value).Int("ts"), 1700000000000);
+  appender_.Complete(0, Status::Ok());
+  EXPECT_EQ(c->response.status, 200);
+  EXPECT_THAT(BatchErrors(Json(c->response.body)),
+              ::testing::ElementsAre(ItemError{2, "invalid_item"}, ItemError{3, "invalid_item"}));
+}
+
 TEST_F(IngestServiceTest, BatchWithOnlyRejectedItemsIs422AndStoresNothing) {
   Captured* c = Post("{\"domain\":\"x_y.com\",\"type\":\"delivered\"}\n{\"domain\":\"a.com\"}\n");
   EXPECT_EQ(appender_.attempts, 0);

@@ -3,7 +3,11 @@
 #include <fmt/format.h>
 #include <simdjson.h>
 
+#include <optional>
+#include <string>
+
 #include "engine/domain.h"
+#include "engine/json_numbers.h"
 #include "engine/json_writer.h"
 #include "query/query_probe.h"
 
@@ -17,7 +21,15 @@ constexpr std::string_view kPathHelp = "expected GET /domains/{domain} or POST /
 Status ParseLookupBody(std::string_view body, size_t max, std::vector<std::string>* out) {
   simdjson::dom::parser parser;
   simdjson::dom::element root;
-  if (auto error = parser.parse(body.data(), body.size()).get(root)) {
+  simdjson::error_code error = parser.parse(body.data(), body.size()).get(root);
+  if (error == simdjson::NUMBER_ERROR) {
+    // Valid JSON with an integer beyond 64 bits (in a field we ignore):
+    // read it as a double rather than refuse the body.
+    if (std::optional<std::string> widened = WidenOutOfRangeIntegers(body)) {
+      error = parser.parse(*widened).get(root);
+    }
+  }
+  if (error) {
     return Status::InvalidArgument(
         fmt::format("malformed JSON: {}", simdjson::error_message(error)));
   }

@@ -276,6 +276,17 @@ TEST_F(QueryServiceTest, LookupReportsInvalidDomainsInPlace) {
   EXPECT_THAT(reader_.multi_gets, ElementsAre(ElementsAre("a.com", "b.com")));
 }
 
+// Found by scripts/check-api: a valid JSON body with an integer beyond 64
+// bits in a field the lookup ignores is not "malformed JSON".
+TEST_F(QueryServiceTest, LookupIgnoresIntegersBeyond64BitsInOtherFields) {
+  reader_.counts["a.com"] = {1, 0};
+  EXPECT_THAT(Lookup(R"({"x": 139676040915199952158720, "domains": ["a.com"]})"),
+              ElementsAre(Answer{"a.com", "unknown", 1, 0}));
+  Captured c = Send(HttpMethod::kPost, "/domains/lookup", R"(["a.com", 139676040915199952158720])");
+  EXPECT_EQ(c.response.status, 400);
+  EXPECT_EQ(c.Code(), "malformed_body");
+}
+
 TEST_F(QueryServiceTest, LookupOfNothingIsAnEmptyResult) {
   EXPECT_TRUE(Lookup(R"({"domains": []})").empty());
 }
