@@ -10,28 +10,14 @@
 
 #include "engine/log_probe.h"
 #include "engine/partitioner.h"
+#include "log_batch.h"
 
 namespace catchall {
 namespace {
 
-constexpr char kBatchMagic = 1;
-// magic(1) + timestamp(8) + count(4)
-constexpr size_t kBatchHeaderSize = 13;
 constexpr std::string_view kMetaColumn = "log.meta";
 
 std::string ColumnName(std::string_view topic) { return fmt::format("log:{}", topic); }
-
-void PutFixed32(std::string* dst, uint32_t v) {
-  char buf[4];
-  for (int i = 0; i < 4; ++i) buf[i] = static_cast<char>((v >> (8 * i)) & 0xff);
-  dst->append(buf, 4);
-}
-
-uint32_t DecodeFixed32(const char* p) {
-  uint32_t v = 0;
-  for (int i = 3; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(p[i]);
-  return v;
-}
 
 std::string BatchKey(int32_t partition, int64_t offset) {
   std::string key;
@@ -45,21 +31,6 @@ int64_t NowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
       .count();
-}
-
-// A decoded batch header.
-struct BatchHeader {
-  int64_t timestamp_ms = 0;
-  uint32_t count = 0;
-};
-
-Status DecodeHeader(std::string_view value, BatchHeader* header) {
-  if (value.size() < kBatchHeaderSize || value[0] != kBatchMagic) {
-    return Status::Corruption("local log batch has a bad header");
-  }
-  header->timestamp_ms = static_cast<int64_t>(DecodeFixed64(value.data() + 1));
-  header->count = DecodeFixed32(value.data() + 9);
-  return Status::Ok();
 }
 
 }  // namespace
@@ -200,16 +171,8 @@ struct LocalLogImpl {
         for (const LogRecord& r : p.records) {
           int32_t part = PartitionForKey(r.key, t->partitions);
           std::string& buf = t->buffers[part];
-          if (t->counts[part] == 0) {
-            buf.clear();
-            buf.push_back(kBatchMagic);
-            PutFixed64(&buf, static_cast<uint64_t>(now_ms));
-            PutFixed32(&buf, 0);
-          }
-          PutFixed32(&buf, static_cast<uint32_t>(r.key.size()));
-          buf.append(r.key);
-          PutFixed32(&buf, static_cast<uint32_t>(r.value.size()));
-          buf.append(r.value);
+          if (t->counts[part] == 0) StartLogBatch(now_ms, &buf);
+          AppendLogBatchRecord(r.key, r.value, &buf);
           ++t->counts[part];
           ++records;
         }
@@ -217,9 +180,7 @@ struct LocalLogImpl {
       for (int32_t part = 0; part < t->partitions; ++part) {
         if (t->counts[part] == 0) continue;
         std::string& buf = t->buffers[part];
-        std::string count;
-        PutFixed32(&count, t->counts[part]);
-        buf.replace(9, 4, count);
+        SetLogBatchCount(t->counts[part], &buf);
         batch->Put(t->column, BatchKey(part, t->next[part]), buf);
       }
     }
@@ -275,8 +236,8 @@ struct LocalLogImpl {
         std::string last_key;
         int64_t last_base = -1;
         for (; it->Valid(); it->Next()) {
-          BatchHeader header;
-          CATCHALL_RETURN_IF_ERROR(DecodeHeader(it->value(), &header));
+          LogBatchHeader header;
+          CATCHALL_RETURN_IF_ERROR(DecodeLogBatchHeader(it->value(), &header));
           auto base = static_cast<int64_t>(DecodeBigEndian64(it->key().data() + 4));
           if (header.timestamp_ms >= cutoff || base + header.count > floor) {
             keep_key.assign(it->key());
@@ -388,8 +349,8 @@ Status LocalLog::Open(const LocalLogOptions& options, KvStore* store, LogProbe* 
       if (it->Valid()) {
         start = static_cast<int64_t>(DecodeBigEndian64(it->key().data() + 4));
         it->SeekForPrev(BatchKey(part, INT64_MAX));
-        BatchHeader header;
-        CATCHALL_RETURN_IF_ERROR(DecodeHeader(it->value(), &header));
+        LogBatchHeader header;
+        CATCHALL_RETURN_IF_ERROR(DecodeLogBatchHeader(it->value(), &header));
         end = static_cast<int64_t>(DecodeBigEndian64(it->key().data() + 4)) + header.count;
       }
       CATCHALL_RETURN_IF_ERROR(it->status());
@@ -454,28 +415,19 @@ Status LocalLog::Read(std::string_view topic, int32_t partition, int64_t from, s
   for (; it->Valid() && added < max_records; it->Next()) {
     auto base = static_cast<int64_t>(DecodeBigEndian64(it->key().data() + 4));
     if (base >= end) break;  // written by a group commit that is not yet published
-    BatchHeader header;
-    CATCHALL_RETURN_IF_ERROR(DecodeHeader(it->value(), &header));
+    LogBatchHeader header;
+    CATCHALL_RETURN_IF_ERROR(DecodeLogBatchHeader(it->value(), &header));
     if (base + header.count <= from) continue;
     const std::string& blob = out->blobs.emplace_back(it->value());
-    size_t pos = kBatchHeaderSize;
-    for (uint32_t i = 0; i < header.count; ++i) {
-      if (pos + 4 > blob.size()) return Status::Corruption("local log batch is truncated");
-      uint32_t klen = DecodeFixed32(blob.data() + pos);
-      pos += 4;
-      if (pos + klen + 4 > blob.size()) return Status::Corruption("local log batch is truncated");
-      std::string_view key(blob.data() + pos, klen);
-      pos += klen;
-      uint32_t vlen = DecodeFixed32(blob.data() + pos);
-      pos += 4;
-      if (pos + vlen > blob.size()) return Status::Corruption("local log batch is truncated");
-      std::string_view value(blob.data() + pos, vlen);
-      pos += vlen;
-      int64_t offset = base + i;
+    LogBatchReader batch(blob);
+    std::string_view key;
+    std::string_view value;
+    for (int64_t offset = base; batch.Next(&key, &value); ++offset) {
       if (offset < from) continue;
       out->records.push_back(ConsumedRecord{partition, offset, header.timestamp_ms, key, value});
       ++added;
     }
+    CATCHALL_RETURN_IF_ERROR(batch.status());
   }
   return it->status();
 }
