@@ -5,6 +5,7 @@
 
 #include <charconv>
 #include <cstdlib>
+#include <fstream>
 #include <sstream>
 
 namespace catchall {
@@ -210,10 +211,11 @@ std::string TomlString(std::string_view s) {
   return out;
 }
 
-Status ApplyToml(const std::string& file, Config* config) {
+// `file` names the TOML `document` in messages.
+Status ApplyToml(std::string_view document, std::string_view file, Config* config) {
   toml::table table;
   try {
-    table = toml::parse_file(file);
+    table = toml::parse(document, file);
   } catch (const toml::parse_error& e) {
     const auto& where = e.source().begin;
     return Status::InvalidArgument(fmt::format("config file {} line {} column {}: {}", file,
@@ -314,8 +316,20 @@ Status ValidateConfig(const Config& c) {
 }
 
 Result<Config> LoadConfig(const std::string& file, const ConfigOverrides& overrides) {
+  if (file.empty()) return LoadConfigText({}, "(no file)", overrides);
+  std::ifstream in(file, std::ios::binary);
+  if (!in.is_open()) {
+    return Status::InvalidArgument(fmt::format("config file {} cannot be opened", file));
+  }
+  std::stringstream text;
+  text << in.rdbuf();
+  return LoadConfigText(text.str(), file, overrides);
+}
+
+Result<Config> LoadConfigText(std::string_view text, std::string_view source,
+                              const ConfigOverrides& overrides) {
   Config config;
-  if (!file.empty()) CATCHALL_RETURN_IF_ERROR(ApplyToml(file, &config));
+  CATCHALL_RETURN_IF_ERROR(ApplyToml(text, source, &config));
   for (const Setting& s : AllSettings()) {
     // Read once at start, before any thread exists.
     if (const char* v = std::getenv(s.env.c_str())) {  // NOLINT(concurrency-mt-unsafe)

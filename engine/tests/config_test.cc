@@ -226,6 +226,18 @@ TEST_F(ConfigTest, MissingFileIsAnError) {
   EXPECT_THAT(s.message(), HasSubstr(file));
 }
 
+TEST_F(ConfigTest, LoadConfigTextReadsTomlTextAndNamesItsSource) {
+  Result<Config> c = LoadConfigText("[log]\npartitions = 3\n", "inline.toml", {});
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->partitions, 3);
+  Result<Config> empty = LoadConfigText("", "empty.toml", {{"log.partitions", "5"}});
+  ASSERT_TRUE(empty.ok()) << empty.status().ToString();
+  EXPECT_EQ(empty->partitions, 5);
+  Result<Config> bad = LoadConfigText("[log]\npartitions = = 3\n", "inline.toml", {});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(bad.status().message(), HasSubstr("inline.toml line 2"));
+}
+
 TEST_F(ConfigTest, BadEnvironmentValueNamesTheVariable) {
   setenv("CATCHALL_LOG_PARTITIONS", "eight", 1);
   Status s = LoadError("");
