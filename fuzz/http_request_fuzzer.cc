@@ -331,11 +331,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       pos += used;
       if (!ec && used == 0 && !parser.is_done()) ec = http::error::need_more;
       if (ec == http::error::need_more) {
-        if (pos < size && used > 0) {
-          ec = {};
-          continue;
-        }
-        // The client sent everything it will: the connection ends here.
+        // The parser has seen every byte left and needs more (Beast must
+        // then be given more than before, as the server's reads do): the
+        // client sent everything it will, and the connection ends here.
         // Before any byte of a request the server just closes; within one,
         // Beast reports a partial message.
         if (!parser.got_some()) return 0;
