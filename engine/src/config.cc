@@ -5,6 +5,7 @@
 
 #include <charconv>
 #include <cstdlib>
+#include <fstream>
 #include <sstream>
 
 namespace catchall {
@@ -214,10 +215,11 @@ std::string TomlString(std::string_view s) {
   return out;
 }
 
-Status ApplyToml(const std::string& file, Config* config) {
+// `file` names the TOML `document` in messages.
+Status ApplyToml(std::string_view document, std::string_view file, Config* config) {
   toml::table table;
   try {
-    table = toml::parse_file(file);
+    table = toml::parse(document, file);
   } catch (const toml::parse_error& e) {
     const auto& where = e.source().begin;
     return Status::InvalidArgument(fmt::format("config file {} line {} column {}: {}", file,
@@ -310,6 +312,33 @@ Status ValidateConfig(const Config& c) {
   }
   if (c.max_lookup_domains < 1) return bad("query.max_lookup_domains", "must be positive");
   if (c.max_pending_mb < 1) return bad("log.max_pending_mb", "must be positive");
+  // Upper bounds where the value is converted to something narrower: a
+  // 32-bit header limit in Beast, std::chrono durations (signed 64-bit, in
+  // milliseconds or nanoseconds), `mb << 20`, librdkafka's int timeouts.
+  // Above them a setting used to wrap silently: idle_timeout_ms = 2^64-1
+  // became -1 ms and cut every request.
+  constexpr uint64_t kDayMs = uint64_t{24} * 3600 * 1000;
+  constexpr uint64_t kYearS = uint64_t{365} * 24 * 3600;
+  const struct {
+    std::string_view key;
+    uint64_t value;
+    uint64_t max;
+  } limits[] = {
+      {"server.max_header_bytes", c.max_header_bytes, 1 << 20},
+      {"server.idle_timeout_ms", c.idle_timeout_ms, kDayMs},
+      {"server.io_timeout_ms", c.io_timeout_ms, kDayMs},
+      {"server.shutdown_timeout_ms", c.shutdown_timeout_ms, kDayMs},
+      {"storage.block_cache_mb", c.block_cache_mb, 1 << 20},
+      {"log.retention_minutes", c.retention_minutes, kYearS / 60},
+      {"log.max_pending_mb", c.max_pending_mb, 1 << 20},
+      {"log.max_unconsumed_events", c.max_unconsumed_events, uint64_t{1} << 62},
+      {"aggregate.commit_interval_ms", c.commit_interval_ms, kDayMs},
+      {"aggregate.idempotency_window_s", c.idempotency_window_s, kYearS},
+      {"kafka.timeout_ms", c.kafka_timeout_ms, 300000},  // librdkafka's socket.timeout.ms
+  };
+  for (const auto& l : limits) {
+    if (l.value > l.max) return bad(l.key, fmt::format("must be at most {}", l.max));
+  }
   static const char* kLevels[] = {"trace", "debug", "info", "warn", "error", "critical", "off"};
   bool level_ok = false;
   for (const char* l : kLevels) level_ok |= (c.log_level == l);
@@ -318,8 +347,20 @@ Status ValidateConfig(const Config& c) {
 }
 
 Result<Config> LoadConfig(const std::string& file, const ConfigOverrides& overrides) {
+  if (file.empty()) return LoadConfigText({}, "(no file)", overrides);
+  std::ifstream in(file, std::ios::binary);
+  if (!in.is_open()) {
+    return Status::InvalidArgument(fmt::format("config file {} cannot be opened", file));
+  }
+  std::stringstream text;
+  text << in.rdbuf();
+  return LoadConfigText(text.str(), file, overrides);
+}
+
+Result<Config> LoadConfigText(std::string_view text, std::string_view source,
+                              const ConfigOverrides& overrides) {
   Config config;
-  if (!file.empty()) CATCHALL_RETURN_IF_ERROR(ApplyToml(file, &config));
+  CATCHALL_RETURN_IF_ERROR(ApplyToml(text, source, &config));
   for (const Setting& s : AllSettings()) {
     // Read once at start, before any thread exists.
     if (const char* v = std::getenv(s.env.c_str())) {  // NOLINT(concurrency-mt-unsafe)

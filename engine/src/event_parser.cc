@@ -128,7 +128,13 @@ simdjson::error_code Walk(od::value value) {
       bool b;
       return value.get_bool().get(b);
     }
-    case od::json_type::null: return value.is_null() ? simdjson::SUCCESS : simdjson::N_ATOM_ERROR;
+    case od::json_type::null: {
+      // is_null() fails on a misspelled null ("nul"); its result must not
+      // be converted to bool directly, which throws simdjson_error.
+      bool null = false;
+      if (auto e = value.is_null().get(null)) return e;
+      return null ? simdjson::SUCCESS : simdjson::N_ATOM_ERROR;
+    }
   }
   return simdjson::SUCCESS;
 }

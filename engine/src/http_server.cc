@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "engine/http_probe.h"
+#include "http_wire.h"
 
 namespace catchall {
 
@@ -24,25 +25,6 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 namespace net = boost::asio;
 using tcp = net::ip::tcp;
-
-namespace {
-
-HttpMethod FromVerb(http::verb verb) {
-  switch (verb) {
-    case http::verb::get: return HttpMethod::kGet;
-    case http::verb::head: return HttpMethod::kHead;
-    case http::verb::post: return HttpMethod::kPost;
-    case http::verb::put: return HttpMethod::kPut;
-    case http::verb::delete_: return HttpMethod::kDelete;
-    case http::verb::patch: return HttpMethod::kPatch;
-    case http::verb::options: return HttpMethod::kOptions;
-    default: return HttpMethod::kOther;
-  }
-}
-
-std::string_view View(beast::string_view s) { return {s.data(), s.size()}; }
-
-}  // namespace
 
 class Session;
 
@@ -159,8 +141,7 @@ class Session : public std::enable_shared_from_this<Session> {
     if (server_->draining.load()) return DoClose();
     head_ = false;
     parser_.emplace();
-    parser_->header_limit(static_cast<std::uint32_t>(server_->options.header_limit));
-    parser_->body_limit(server_->options.body_limit);
+    LimitRequestParser(server_->options, &*parser_);
     idle_ = true;
     ArmReadTimer(server_->options.idle_timeout);
     http::async_read_header(stream_, buffer_, *parser_,
@@ -224,20 +205,8 @@ class Session : public std::enable_shared_from_this<Session> {
       return DoWrite(
           HttpResponse::Error(408, "request_timeout", "the request did not arrive in time"));
     }
-    if (ec == http::error::header_limit) {
-      return DoWrite(HttpResponse::Error(
-          431, "headers_too_large",
-          fmt::format("request headers exceed {} bytes", server_->options.header_limit)));
-    }
-    if (ec == http::error::body_limit) {
-      return DoWrite(HttpResponse::Error(
-          413, "body_too_large",
-          fmt::format("request body exceeds {} bytes", server_->options.body_limit)));
-    }
-    if (ec.category() == http::make_error_code(http::error::bad_target).category() ||
-        ec == http::error::partial_message) {
-      return DoWrite(HttpResponse::Error(400, "bad_request",
-                                         fmt::format("malformed HTTP request: {}", ec.message())));
+    if (auto response = MalformedRequestResponse(server_->options, ec)) {
+      return DoWrite(std::move(*response));
     }
     DoClose();
   }
@@ -247,18 +216,11 @@ class Session : public std::enable_shared_from_this<Session> {
     if (ec) return OnReadError(ec);
     auto& req = parser_->get();
     keep_alive_ = req.keep_alive();
-    HttpRequest request;
+    HttpRequest request = ToHttpRequest(req, std::chrono::steady_clock::now());
+    method_ = request.method;
     // HEAD is GET without the body (RFC 9110, 9.3.2): the handler sees a GET
     // and DoWrite leaves the body out.
-    request.method = head_ ? HttpMethod::kGet : FromVerb(req.method());
-    request.target = View(req.target());
-    request.body = req.body();
-    request.received = std::chrono::steady_clock::now();
-    request.headers.reserve(8);
-    for (const auto& field : req) {
-      request.headers.push_back(HttpHeader{View(field.name_string()), View(field.value())});
-    }
-    method_ = FromVerb(req.method());
+    if (head_) request.method = HttpMethod::kGet;
     route_ = server_->router->RouteIndex(request.path());
     received_ = request.received;
     stream_.expires_never();
@@ -291,30 +253,14 @@ class Session : public std::enable_shared_from_this<Session> {
     stream_.expires_after(server_->options.io_timeout);
     if (head_) {
       // The headers the GET would get, Content-Length included; no body.
-      head_res_ = {};
-      SetHeaders(r, keep, &head_res_);
-      if (r.status != 204 && r.status != 304) head_res_.content_length(r.body.size());
+      ToBeastHeadResponse(std::move(r), version_, keep, &head_res_);
       http::async_write(stream_, head_res_,
                         beast::bind_front_handler(&Session::OnWrite, shared_from_this(), keep));
       return;
     }
-    res_ = {};
-    SetHeaders(r, keep, &res_);
-    res_.body() = std::move(r.body);
-    res_.prepare_payload();
+    ToBeastResponse(std::move(r), version_, keep, &res_);
     http::async_write(stream_, res_,
                       beast::bind_front_handler(&Session::OnWrite, shared_from_this(), keep));
-  }
-
-  template <class Body>
-  void SetHeaders(const HttpResponse& r, bool keep, http::response<Body>* res) const {
-    res->version(version_);
-    res->result(static_cast<unsigned>(r.status));
-    if (r.status != 204 && r.status != 304) {
-      res->set(http::field::content_type, r.content_type);
-    }
-    for (const auto& [name, value] : r.headers) res->set(name, value);
-    res->keep_alive(keep);
   }
 
   void OnWrite(bool keep, beast::error_code ec, std::size_t /*bytes*/) {
@@ -335,10 +281,10 @@ class Session : public std::enable_shared_from_this<Session> {
   bool timed_out_ = false;
   beast::flat_buffer buffer_;
   std::shared_ptr<HttpServerImpl> server_;
-  std::optional<http::request_parser<http::string_body>> parser_;
+  std::optional<BeastRequestParser> parser_;
   std::optional<http::response<http::empty_body>> continue_;
-  http::response<http::string_body> res_;
-  http::response<http::empty_body> head_res_;
+  BeastResponse res_;
+  BeastHeadResponse head_res_;
   bool head_ = false;  // the request being answered is a HEAD
   unsigned version_ = 11;
   bool keep_alive_ = true;

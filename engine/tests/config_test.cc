@@ -226,6 +226,18 @@ TEST_F(ConfigTest, MissingFileIsAnError) {
   EXPECT_THAT(s.message(), HasSubstr(file));
 }
 
+TEST_F(ConfigTest, LoadConfigTextReadsTomlTextAndNamesItsSource) {
+  Result<Config> c = LoadConfigText("[log]\npartitions = 3\n", "inline.toml", {});
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->partitions, 3);
+  Result<Config> empty = LoadConfigText("", "empty.toml", {{"log.partitions", "5"}});
+  ASSERT_TRUE(empty.ok()) << empty.status().ToString();
+  EXPECT_EQ(empty->partitions, 5);
+  Result<Config> bad = LoadConfigText("[log]\npartitions = = 3\n", "inline.toml", {});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(bad.status().message(), HasSubstr("inline.toml line 2"));
+}
+
 TEST_F(ConfigTest, BadEnvironmentValueNamesTheVariable) {
   setenv("CATCHALL_LOG_PARTITIONS", "eight", 1);
   Status s = LoadError("");
@@ -259,6 +271,32 @@ TEST_F(ConfigTest, ValidateConfigNamesTheBadKey) {
   c = Config{};
   c.max_lookup_domains = 0;
   EXPECT_THAT(ValidateConfig(c).message(), HasSubstr("query.max_lookup_domains"));
+}
+
+// Found while writing fuzz/config_fuzzer: values that do not fit what they
+// configure loaded fine and wrapped. idle_timeout_ms = 2^64-1 became -1 ms
+// and the server cut every request; max_header_bytes just above 4 GiB became
+// a 100-byte header limit.
+TEST_F(ConfigTest, ValuesThatWouldWrapAreRefusedWithTheirKey) {
+  const char* kMax = "18446744073709551615";
+  for (const char* key :
+       {"server.max_header_bytes", "server.idle_timeout_ms", "server.io_timeout_ms",
+        "server.shutdown_timeout_ms", "storage.block_cache_mb", "log.retention_minutes",
+        "log.max_pending_mb", "log.max_unconsumed_events", "aggregate.commit_interval_ms",
+        "aggregate.idempotency_window_s", "kafka.timeout_ms"}) {
+    Status s = LoadError("", {{key, kMax}});
+    EXPECT_EQ(s.code(), Code::kInvalidArgument) << key;
+    EXPECT_THAT(s.message(), HasSubstr(key));
+    EXPECT_THAT(s.message(), HasSubstr("at most"));
+  }
+  Status header = LoadError("", {{"server.max_header_bytes", "4294967396"}});
+  EXPECT_THAT(header.message(), HasSubstr("server.max_header_bytes"));
+  // Large but representable values still load.
+  Result<Config> big = LoadConfig("", {{"server.idle_timeout_ms", "86400000"},
+                                       {"server.max_header_bytes", "1048576"},
+                                       {"log.retention_minutes", "525600"},
+                                       {"kafka.timeout_ms", "300000"}});
+  EXPECT_TRUE(big.ok()) << big.status().ToString();
 }
 
 TEST(ParseListenTest, Variants) {

@@ -53,7 +53,7 @@ TEST(LogBatchTest, EmptyBatchHasNoRecords) {
 }
 
 TEST(LogBatchTest, BadHeaderIsCorruption) {
-  for (std::string bad :
+  for (const std::string& bad :
        {std::string(), std::string("\x01", 1), std::string(12, '\x01'), std::string(13, '\x02')}) {
     LogBatchHeader header;
     EXPECT_EQ(DecodeLogBatchHeader(bad, &header).code(), Code::kCorruption);

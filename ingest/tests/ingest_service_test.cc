@@ -479,6 +479,18 @@ TEST_F(IngestServiceTest, MalformedArrayIs400AndNothingIsAppended) {
   EXPECT_EQ(appender_.attempts, 0);
 }
 
+// Found by fuzz/event_parser_fuzzer: a misspelled `null` in an array made the
+// parser throw out of the handler, which terminated the server.
+TEST_F(IngestServiceTest, MisspelledNullInAnArrayIs400NotACrash) {
+  for (std::string_view body : {R"([{"domain":"a.com","type":"delivered"},nul])", "[nx]"}) {
+    Captured* c = Post(body, "application/json");  // threw before the fix
+    EXPECT_EQ(c->calls, 1) << body;
+    EXPECT_EQ(c->response.status, 400) << body;
+    EXPECT_EQ(Json(c->response.body).Str("code"), "malformed_body") << body;
+  }
+  EXPECT_EQ(appender_.attempts, 0);
+}
+
 TEST_F(IngestServiceTest, TooManyItemsIs413AndNothingIsAppended) {
   MakeService(IngestOptions{.max_batch_items = 3, .max_reported_errors = 1000});
   const std::string item = R"({"domain":"a.com","type":"delivered"})";

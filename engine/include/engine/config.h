@@ -82,6 +82,10 @@ using ConfigOverrides = std::vector<std::pair<std::string, std::string>>;
 // Builds the configuration from defaults, `file` (if not empty), the
 // process environment and `overrides`, then validates it.
 Result<Config> LoadConfig(const std::string& file, const ConfigOverrides& overrides);
+// LoadConfig with the file's TOML text instead of its name; `source` (the
+// file name) names the text in error messages. Empty text sets nothing.
+Result<Config> LoadConfigText(std::string_view text, std::string_view source,
+                              const ConfigOverrides& overrides);
 
 // Checks ranges and combinations; InvalidArgument names the bad key.
 Status ValidateConfig(const Config& config);

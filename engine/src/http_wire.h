@@ -1,0 +1,45 @@
+// The pure part of the HTTP server's edge: how Beast's parser is bounded, how
+// a parsed request becomes the handlers' HttpRequest, what a request Beast
+// refused is answered, and how an HttpResponse goes back to Beast. The server
+// (http_server.cc) and the HTTP fuzzer (fuzz/http_request_fuzzer.cc) both use
+// these, so the fuzzer exercises the server's own code without sockets.
+// Private to engine: Beast types stay out of the public headers.
+#pragma once
+
+#include <boost/beast/http.hpp>
+#include <chrono>
+#include <optional>
+
+#include "engine/http.h"
+#include "engine/http_server.h"
+
+namespace catchall {
+
+using BeastRequest = boost::beast::http::request<boost::beast::http::string_body>;
+using BeastRequestParser = boost::beast::http::request_parser<boost::beast::http::string_body>;
+using BeastResponse = boost::beast::http::response<boost::beast::http::string_body>;
+using BeastHeadResponse = boost::beast::http::response<boost::beast::http::empty_body>;
+
+// Sets the header and body limits of `options` on a fresh parser.
+void LimitRequestParser(const HttpServerOptions& options, BeastRequestParser* parser);
+
+// The handlers' view of `request`; its views point into `request`.
+HttpRequest ToHttpRequest(const BeastRequest& request,
+                          std::chrono::steady_clock::time_point received);
+
+// The JSON error answering a request that Beast's parser refused with `ec`:
+// 431 over the header limit, 413 over the body limit, else 400. nullopt when
+// `ec` is not a parser error (a transport error: the connection just closes).
+std::optional<HttpResponse> MalformedRequestResponse(const HttpServerOptions& options,
+                                                     boost::beast::error_code ec);
+
+// Fills *out with `response` (HTTP/1.`version` minor as Beast counts it: 10 or
+// 11), ready to write.
+void ToBeastResponse(HttpResponse&& response, unsigned version, bool keep_alive,
+                     BeastResponse* out);
+// The answer to a HEAD: the headers ToBeastResponse would write, with the
+// Content-Length of the body it leaves out.
+void ToBeastHeadResponse(HttpResponse&& response, unsigned version, bool keep_alive,
+                         BeastHeadResponse* out);
+
+}  // namespace catchall
