@@ -91,6 +91,7 @@ Status AggregatorNode::Open() {
       CheckRoleTopics(c, {c.events_topic, c.status_topic, c.ids_topic, c.dead_letter_topic}));
   CATCHALL_RETURN_IF_ERROR(OpenStore(
       env_, c, CounterStore::Columns(std::chrono::seconds(c.idempotency_window_s)), &store_));
+  disk_ = WatchDisk(env_, c, metrics());
   counters_ = std::make_unique<CounterStore>(store_.get(), c.events_topic);
   AggregationOptions options;
   options.events_topic = c.events_topic;
@@ -101,6 +102,7 @@ Status AggregatorNode::Open() {
   options.commit_max_records = c.commit_max_events;
   options.id_window = std::chrono::seconds(c.idempotency_window_s);
   options.catchall_threshold = c.catchall_threshold;
+  options.may_consume = [this] { return disk_->Check(); };
   KafkaGroupOptions group;
   group.kafka = KafkaOptionsFor(c, "aggregate");
   group.group_id = c.group_id;
@@ -125,6 +127,7 @@ Status AggregatorNode::Open() {
 }
 
 Status AggregatorNode::Readiness() const {
+  CATCHALL_RETURN_IF_ERROR(store_->WriteHealth());
   for (const Worker& w : workers_) {
     if (!w.loop->ready()) {
       return Status::Unavailable("joining the consumer group and restoring partitions");
@@ -154,6 +157,7 @@ void AggregatorNode::Close() {
     if (!s.ok()) spdlog::warn("flushing the store: {}", s.ToString());
   }
   counters_.reset();
+  disk_.reset();
   store_.reset();
 }
 
@@ -165,10 +169,12 @@ Status QueryNode::Open() {
   CATCHALL_RETURN_IF_ERROR(RequireBrokers(c, "query"));
   CATCHALL_RETURN_IF_ERROR(CheckRoleTopics(c, {c.status_topic}));
   CATCHALL_RETURN_IF_ERROR(OpenStore(env_, c, StatusMaterializer::Columns(), &store_));
+  disk_ = WatchDisk(env_, c, metrics());
   std::unique_ptr<LogReader> reader;
   CATCHALL_RETURN_IF_ERROR(CreateKafkaReader(KafkaOptionsFor(c, "query"), c.status_topic, &reader));
-  materializer_ = std::make_unique<StatusMaterializer>(std::move(reader), c.status_topic,
-                                                       store_.get(), metrics());
+  materializer_ =
+      std::make_unique<StatusMaterializer>(std::move(reader), c.status_topic, store_.get(),
+                                           metrics(), [this] { return disk_->Check(); });
   CATCHALL_RETURN_IF_ERROR(materializer_->Start());
   query_ = std::make_unique<QueryService>(QueryOptions{c.catchall_threshold, c.max_lookup_domains},
                                           materializer_.get(), metrics());
@@ -179,6 +185,7 @@ Status QueryNode::Open() {
 }
 
 Status QueryNode::Readiness() const {
+  CATCHALL_RETURN_IF_ERROR(store_->WriteHealth());
   CATCHALL_RETURN_IF_ERROR(materializer_->Health());
   if (!materializer_->ready()) return Status::Unavailable("catching up with the changelog");
   return Status::Ok();
@@ -193,6 +200,7 @@ void QueryNode::Close() {
     materializer_->Stop();
     materializer_.reset();
   }
+  disk_.reset();
   if (store_) {
     Status s = store_->Flush();
     if (!s.ok()) spdlog::warn("flushing the store: {}", s.ToString());

@@ -17,6 +17,7 @@ namespace catchall {
 class AggregationLoop;
 class AggregatorProbe;
 class CounterStore;
+class DiskMonitor;
 class GroupLog;
 class IngestService;
 class KvStore;
@@ -56,6 +57,7 @@ class AggregatorNode final : public Node {
  private:
   Env* env_;
   std::unique_ptr<KvStore> store_;
+  std::unique_ptr<DiskMonitor> disk_;
   std::unique_ptr<CounterStore> counters_;
   // One per aggregate.threads: each a group member with its own consumer
   // and transactional producer; they own disjoint partitions and so touch
@@ -83,6 +85,7 @@ class QueryNode final : public Node {
  private:
   Env* env_;
   std::unique_ptr<KvStore> store_;
+  std::unique_ptr<DiskMonitor> disk_;
   std::unique_ptr<StatusMaterializer> materializer_;
   std::unique_ptr<QueryService> query_;
 };

@@ -33,6 +33,8 @@ Status EmbeddedNode::Open() {
     columns.push_back(std::move(column));
   }
   CATCHALL_RETURN_IF_ERROR(OpenStore(env_, c, std::move(columns), &store_));
+  disk_ = WatchDisk(env_, c, metrics());
+  log_options.disk = disk_.get();
   log_probe_ = std::make_unique<LogProbe>(*metrics());
   CATCHALL_RETURN_IF_ERROR(LocalLog::Open(log_options, store_.get(), log_probe_.get(), &log_));
   counters_ = std::make_unique<CounterStore>(store_.get(), std::string(kEventsTopic));
@@ -47,6 +49,7 @@ Status EmbeddedNode::Open() {
   options.id_window = std::chrono::seconds(c.idempotency_window_s);
   options.catchall_threshold = c.catchall_threshold;
   options.ready_when_caught_up = true;
+  options.may_consume = [this] { return disk_->Check(); };
   aggregator_probe_ = std::make_unique<AggregatorProbe>(*metrics());
   aggregation_ = std::make_unique<AggregationLoop>(options, group_log_.get(), counters_.get(),
                                                    aggregator_probe_.get());
@@ -66,6 +69,7 @@ Status EmbeddedNode::Open() {
 }
 
 Status EmbeddedNode::Readiness() const {
+  CATCHALL_RETURN_IF_ERROR(store_->WriteHealth());
   CATCHALL_RETURN_IF_ERROR(log_->Appender(kEventsTopic)->Health());
   CATCHALL_RETURN_IF_ERROR(aggregation_->Health());
   if (!aggregation_->ready()) {
@@ -92,6 +96,7 @@ void EmbeddedNode::Close() {
   group_log_.reset();
   log_.reset();
   counters_.reset();
+  disk_.reset();
   store_.reset();
 }
 

@@ -17,6 +17,7 @@ namespace catchall {
 class AggregationLoop;
 class AggregatorProbe;
 class CounterStore;
+class DiskMonitor;
 class GroupLog;
 class IngestService;
 class KvStore;
@@ -38,6 +39,7 @@ class EmbeddedNode final : public Node {
  private:
   Env* env_;
   std::unique_ptr<KvStore> store_;
+  std::unique_ptr<DiskMonitor> disk_;
   std::unique_ptr<LogProbe> log_probe_;
   std::unique_ptr<LocalLog> log_;
   std::unique_ptr<CounterStore> counters_;

@@ -75,6 +75,13 @@ std::vector<TopicSpec> ProductTopics(const Config& config, int32_t partitions) {
   };
 }
 
+std::unique_ptr<DiskMonitor> WatchDisk(Env* env, const Config& config, Metrics* metrics) {
+  auto monitor =
+      std::make_unique<DiskMonitor>(env, config.data_dir, config.min_free_mb << 20, metrics);
+  monitor->Start();
+  return monitor;
+}
+
 std::string InstanceId(const Config& config) {
   if (!config.instance_id.empty()) return config.instance_id;
   char host[256] = {0};

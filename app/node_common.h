@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "engine/config.h"
+#include "engine/disk_monitor.h"
 #include "engine/env.h"
 #include "engine/http.h"
 #include "engine/http_server.h"
@@ -29,6 +30,10 @@ KafkaOptions KafkaOptionsFor(const Config& config, const std::string& role);
 
 // The topics of the product with their expected layout.
 std::vector<TopicSpec> ProductTopics(const Config& config, int32_t partitions);
+
+// Watches the free space of config.data_dir (storage.min_free_mb), sampled
+// on a thread of its own. Open the store first: the dir must exist.
+std::unique_ptr<DiskMonitor> WatchDisk(Env* env, const Config& config, Metrics* metrics);
 
 // kafka.instance_id, or "<hostname>-<port>" when unset.
 std::string InstanceId(const Config& config);

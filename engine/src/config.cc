@@ -115,6 +115,11 @@ std::vector<Setting> MakeSettings() {
                           &Config::sync_writes));
   s.push_back(
       U64Setting("storage.block_cache_mb", "RocksDB block cache size", &Config::block_cache_mb));
+  s.push_back(U64Setting("storage.min_free_mb",
+                         "below this much free disk space on the data dir, writes are refused "
+                         "(507) and consumption pauses until space returns; the default leaves "
+                         "room for the memtables' flushes",
+                         &Config::min_free_mb));
   s.push_back(IntSetting("log.partitions", "partitions of the local log's events topic",
                          &Config::partitions));
   s.push_back(U64Setting("log.retention_minutes",
@@ -329,6 +334,7 @@ Status ValidateConfig(const Config& c) {
       {"server.io_timeout_ms", c.io_timeout_ms, kDayMs},
       {"server.shutdown_timeout_ms", c.shutdown_timeout_ms, kDayMs},
       {"storage.block_cache_mb", c.block_cache_mb, 1 << 20},
+      {"storage.min_free_mb", c.min_free_mb, uint64_t{1} << 40},
       {"log.retention_minutes", c.retention_minutes, kYearS / 60},
       {"log.max_pending_mb", c.max_pending_mb, 1 << 20},
       {"log.max_unconsumed_events", c.max_unconsumed_events, uint64_t{1} << 62},

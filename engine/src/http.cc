@@ -64,6 +64,7 @@ HttpResponse HttpResponse::FromStatus(const Status& status, std::string_view cod
     case Code::kUnavailable:
     case Code::kTimeout:
     case Code::kFailedPrecondition: http = 503; break;
+    case Code::kNoSpace: http = 507; break;
     default: http = 500; break;
   }
   HttpResponse r = Error(http, code.empty() ? CodeName(status.code()) : code, status.message());

@@ -35,6 +35,7 @@ class KafkaConsumer final : public LogConsumer {
   Status Committed(const std::vector<int32_t>& partitions,
                    std::map<int32_t, int64_t>* out) override;
   Status Seek(int32_t partition, int64_t offset) override;
+  Status Pause(bool paused) override;
   int64_t Lag(const std::map<int32_t, int64_t>& positions) override;
   void Close() override;
 
@@ -50,6 +51,7 @@ struct KafkaConsumer::Impl {
   int timeout_ms = 5000;
   RebalanceListener* listener = nullptr;
   std::set<int32_t> owned;
+  bool paused = false;
   std::vector<rd_kafka_message_t*> buffer;
 
   bool closed = false;
@@ -85,6 +87,8 @@ struct KafkaConsumer::Impl {
         rd_kafka_error_destroy(e);
       }
       self->owned.insert(partitions.begin(), partitions.end());
+      // Partitions assigned while the member is paused start paused.
+      if (self->paused) rd_kafka_pause_partitions(rk, parts);
     } else {
       if (rd_kafka_assignment_lost(rk)) {
         self->listener->OnLost(partitions);
@@ -234,6 +238,17 @@ int64_t KafkaConsumer::Lag(const std::map<int32_t, int64_t>& positions) {
     }
   }
   return lag;
+}
+
+Status KafkaConsumer::Pause(bool paused) {
+  impl_->paused = paused;
+  rd_kafka_topic_partition_list_t* assignment = nullptr;
+  rd_kafka_resp_err_t err = rd_kafka_assignment(impl_->rk, &assignment);
+  if (err) return kafka_internal::FromError(err, "reading the assignment");
+  err = paused ? rd_kafka_pause_partitions(impl_->rk, assignment)
+               : rd_kafka_resume_partitions(impl_->rk, assignment);
+  rd_kafka_topic_partition_list_destroy(assignment);
+  return kafka_internal::FromError(err, paused ? "pausing consumption" : "resuming consumption");
 }
 
 void KafkaConsumer::Close() {

@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <cstring>
 #include <filesystem>
+#include <mutex>
 
 namespace catchall {
 
@@ -62,6 +63,7 @@ Status FromRocks(const rocksdb::Status& s) {
   if (s.ok()) return Status::Ok();
   if (s.IsNotFound()) return Status::NotFound(s.ToString());
   if (s.IsCorruption()) return Status::Corruption(s.ToString());
+  if (s.IsNoSpace()) return Status::NoSpace(s.ToString());
   if (s.IsIOError()) return Status::IoError(s.ToString());
   if (s.IsInvalidArgument()) return Status::InvalidArgument(s.ToString());
   if (s.IsBusy() || s.IsTryAgain() || s.IsTimedOut()) return Status::Unavailable(s.ToString());
@@ -173,6 +175,10 @@ class RocksKvStore final : public KvStore {
   Status MultiGet(Column column, const std::vector<std::string_view>& keys,
                   std::vector<std::optional<std::string>>* values) const override;
   Status Write(KvWriteBatch* batch) override;
+  Status WriteHealth() const override {
+    std::lock_guard<std::mutex> lock(failure_mu_);
+    return write_failure_;
+  }
   std::unique_ptr<KvIterator> NewIterator(Column column, std::string lower,
                                           std::string upper) const override;
   Status Flush() override;
@@ -192,6 +198,8 @@ class RocksKvStore final : public KvStore {
   std::vector<std::unique_ptr<rocksdb::CompactionFilter>> filters_;
   std::shared_ptr<rocksdb::Cache> cache_;
   bool sync_ = false;
+  mutable std::mutex failure_mu_;
+  Status write_failure_;  // GUARDED_BY(failure_mu_)
 };
 
 namespace {
@@ -334,9 +342,20 @@ Status RocksKvStore::MultiGet(Column column, const std::vector<std::string_view>
 }
 
 Status RocksKvStore::Write(KvWriteBatch* batch) {
+  CATCHALL_RETURN_IF_ERROR(WriteHealth());
   rocksdb::WriteOptions wo;
   wo.sync = sync_;
-  return FromRocks(db_->Write(wo, &batch->rep_->batch));
+  Status s = FromRocks(db_->Write(wo, &batch->rep_->batch));
+  if (s.code() == Code::kNoSpace || s.code() == Code::kIoError) {
+    std::lock_guard<std::mutex> lock(failure_mu_);
+    if (write_failure_.ok()) {
+      write_failure_ =
+          Status(s.code(), fmt::format("{}; the store takes no more writes until catchall is "
+                                       "restarted with space on the disk",
+                                       s.message()));
+    }
+  }
+  return s;
 }
 
 std::unique_ptr<KvIterator> RocksKvStore::NewIterator(Column column, std::string lower,
@@ -345,6 +364,9 @@ std::unique_ptr<KvIterator> RocksKvStore::NewIterator(Column column, std::string
 }
 
 Status RocksKvStore::Flush() {
+  // Syncing a write-ahead log that failed aborts RocksDB 7.8; what was
+  // acknowledged is in the log already.
+  CATCHALL_RETURN_IF_ERROR(WriteHealth());
   rocksdb::FlushOptions fo;
   fo.wait = true;
   CATCHALL_RETURN_IF_ERROR(FromRocks(db_->Flush(fo, handles_)));

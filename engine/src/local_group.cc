@@ -87,12 +87,17 @@ class LocalGroupConsumer final : public LogConsumer {
   Status Poll(std::chrono::milliseconds timeout, size_t max, RecordBatch* out) override {
     if (member_->left) return Status::FailedPrecondition("the consumer left its group");
     Rebalance();
-    if (member_->owned.empty()) {
+    if (member_->owned.empty() || paused_) {
       // Nothing to read: wait like a poll would, then let the caller go on.
       std::this_thread::sleep_for(std::min(timeout, std::chrono::milliseconds(20)));
       return Status::Ok();
     }
     return reader_.Poll(timeout, max, out);
+  }
+
+  Status Pause(bool paused) override {
+    paused_ = paused;
+    return Status::Ok();
   }
 
   Status Seek(int32_t partition, int64_t offset) override {
@@ -208,6 +213,7 @@ class LocalGroupConsumer final : public LogConsumer {
   std::shared_ptr<Membership> member_;
   RebalanceListener* listener_;
   LocalLogReader reader_;
+  bool paused_ = false;
 };
 
 class LocalCommitter final : public LogCommitter {

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "engine/disk_monitor.h"
 #include "engine/log_probe.h"
 #include "engine/partitioner.h"
 #include "local_log_impl.h"
@@ -43,6 +44,7 @@ class LocalLogAppender : public LogAppender {
   }
   int32_t partition_count() const override { return topic_->partitions; }
   Status Health() const override {
+    if (log_->options.disk) CATCHALL_RETURN_IF_ERROR(log_->options.disk->Check());
     std::lock_guard<std::mutex> lock(log_->mu);
     if (log_->closing) return Status::Unavailable("the local log is shutting down");
     return log_->write_error;
@@ -92,6 +94,10 @@ Status LocalLogImpl::Enqueue(TopicState* topic, std::vector<LogRecord> records,
     if (pending_bytes + bytes > options.max_pending_bytes && !queue.empty()) {
       if (probe) probe->OnRejected();
       return Status::Unavailable("the local log's write queue is full; retry shortly");
+    }
+    if (options.disk) {
+      Status space = options.disk->Admit(bytes);
+      if (!space.ok()) return space;
     }
     if (options.max_unconsumed_records > 0 && Unconsumed(*topic) > options.max_unconsumed_records) {
       if (probe) probe->OnRejected();

@@ -14,6 +14,7 @@ std::string_view CodeName(Code code) {
     case Code::kIoError: return "io_error";
     case Code::kFailedPrecondition: return "failed_precondition";
     case Code::kAborted: return "aborted";
+    case Code::kNoSpace: return "insufficient_storage";
     case Code::kInternal: return "internal";
   }
   return "unknown";

@@ -101,6 +101,10 @@ class FaultInjectionConsumer final : public LogConsumer {
     CATCHALL_RETURN_IF_ERROR(Dead(injector_));
     return base_->Seek(partition, offset);
   }
+  Status Pause(bool paused) override {
+    CATCHALL_RETURN_IF_ERROR(Dead(injector_));
+    return base_->Pause(paused);
+  }
   Status Committed(const std::vector<int32_t>& partitions,
                    std::map<int32_t, int64_t>* out) override {
     return Around(injector_, FaultPoint::kCommitted,
@@ -192,6 +196,7 @@ class OwningFaultInjectionKvStore final : public KvStore {
     return twin_.MultiGet(c, k, v);
   }
   Status Write(KvWriteBatch* b) override { return twin_.Write(b); }
+  Status WriteHealth() const override { return twin_.WriteHealth(); }
   std::unique_ptr<KvIterator> NewIterator(Column c, std::string lower,
                                           std::string upper) const override {
     return twin_.NewIterator(c, std::move(lower), std::move(upper));

@@ -102,6 +102,7 @@ class FaultInjectionKvStore final : public KvStore {
   Status MultiGet(Column column, const std::vector<std::string_view>& keys,
                   std::vector<std::optional<std::string>>* values) const override;
   Status Write(KvWriteBatch* batch) override;
+  Status WriteHealth() const override { return base_->WriteHealth(); }
   std::unique_ptr<KvIterator> NewIterator(Column column, std::string lower,
                                           std::string upper) const override {
     return base_->NewIterator(column, std::move(lower), std::move(upper));

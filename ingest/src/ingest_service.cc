@@ -14,6 +14,17 @@ namespace {
 constexpr std::string_view kPathHelp =
     "expected PUT /events/{domain}/delivered, PUT /events/{domain}/bounced or POST /events";
 
+// The answer when the log did not take the records: 507 insufficient_storage
+// when its disk is full (the client may retry once space is freed), else
+// 503 log_unavailable with Retry-After. `what` prefixes the reason.
+HttpResponse NotStored(const Status& s, std::string_view what) {
+  std::string message = what.empty() ? s.message() : fmt::format("{}: {}", what, s.message());
+  if (s.code() == Code::kNoSpace) {
+    return HttpResponse::FromStatus(Status::NoSpace(message), "insufficient_storage");
+  }
+  return HttpResponse::FromStatus(Status::Unavailable(message), "log_unavailable");
+}
+
 // Per-thread parser: simdjson parsers are reused, not shared.
 EventParser& ThreadParser() {
   thread_local EventParser parser;
@@ -132,9 +143,7 @@ void IngestService::HandleSingle(const HttpRequest& request, std::string_view do
   auto done = [respond, probe, event_type](const Status& s) {
     if (!s.ok()) {
       if (probe) probe->OnLogUnavailable();
-      return respond(HttpResponse::FromStatus(
-          Status::Unavailable(fmt::format("the event was not stored: {}", s.message())),
-          "log_unavailable"));
+      return respond(NotStored(s, "the event was not stored"));
     }
     if (probe) probe->OnAccepted(event_type, 1);
     respond(HttpResponse::NoContent());
@@ -142,7 +151,7 @@ void IngestService::HandleSingle(const HttpRequest& request, std::string_view do
   Status s = log_->Append(std::move(records), done);
   if (!s.ok()) {
     if (probe_) probe_->OnLogUnavailable();
-    respond(HttpResponse::FromStatus(s, "log_unavailable"));
+    respond(NotStored(s, ""));
   }
 }
 
@@ -190,9 +199,7 @@ void IngestService::HandleBatch(const HttpRequest& request, const Responder& res
                errors = std::move(errors)](const Status& s) {
     if (!s.ok()) {
       if (probe) probe->OnLogUnavailable();
-      return respond(HttpResponse::FromStatus(
-          Status::Unavailable(fmt::format("the batch was not stored: {}", s.message())),
-          "log_unavailable"));
+      return respond(NotStored(s, "the batch was not stored"));
     }
     if (probe) {
       probe->OnAccepted(EventType::kDelivered, delivered);
@@ -203,7 +210,7 @@ void IngestService::HandleBatch(const HttpRequest& request, const Responder& res
   Status s = log_->Append(std::move(records), std::move(done));
   if (!s.ok()) {
     if (probe_) probe_->OnLogUnavailable();
-    respond(HttpResponse::FromStatus(s, "log_unavailable"));
+    respond(NotStored(s, ""));
   }
 }
 

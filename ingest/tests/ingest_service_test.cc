@@ -210,6 +210,28 @@ TEST_F(IngestServiceTest, PutAnswers503WhenTheLogRefusesTheAppend) {
   EXPECT_EQ(c->Header("Retry-After"), "1");
 }
 
+TEST_F(IngestServiceTest, PutAnswers507WhenTheDiskIsFull) {
+  appender_.refusal = Status::NoSpace("the disk of 'd' is nearly full");
+  Captured* c = Put("/events/example.com/bounced");
+  EXPECT_EQ(c->response.status, 507);
+  EXPECT_EQ(Json(c->response.body).Str("code"), "insufficient_storage");
+  EXPECT_THAT(Json(c->response.body).Str("message"), HasSubstr("nearly full"));
+  appender_.refusal = Status::Ok();
+  Captured* later = Put("/events/example.com/bounced");
+  appender_.Complete(0, Status::NoSpace("no space left on device"));
+  EXPECT_EQ(later->response.status, 507) << "a write that failed on a full disk";
+  EXPECT_EQ(Json(later->response.body).Str("code"), "insufficient_storage");
+}
+
+TEST_F(IngestServiceTest, BatchAnswers507WhenTheDiskIsFull) {
+  appender_.refusal = Status::NoSpace("the disk of 'd' is nearly full");
+  Captured* c = Post(R"({"domain":"a.com","type":"delivered"})"
+                     "\n",
+                     "application/x-ndjson");
+  EXPECT_EQ(c->response.status, 507);
+  EXPECT_EQ(Json(c->response.body).Str("code"), "insufficient_storage");
+}
+
 TEST_F(IngestServiceTest, IdempotencyKeyBecomesTheEventId) {
   Put("/events/example.com/delivered", {{"idempotency-key", "retry-42"}});
   Json value(OnlyRecord().value);

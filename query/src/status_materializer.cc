@@ -55,7 +55,8 @@ std::vector<ColumnSpec> StatusMaterializer::Columns() {
 }
 
 StatusMaterializer::StatusMaterializer(std::unique_ptr<LogReader> reader, std::string topic,
-                                       KvStore* store, Metrics* metrics)
+                                       KvStore* store, Metrics* metrics,
+                                       std::function<Status()> may_consume)
     : topic_(std::move(topic)),
       store_(store),
       counts_(store->GetColumn(kCountsColumn)),
@@ -63,7 +64,8 @@ StatusMaterializer::StatusMaterializer(std::unique_ptr<LogReader> reader, std::s
       counts_table_(store, counts_),
       applier_(counts_),
       probe_(metrics ? std::make_unique<MaterializerProbe>(*metrics) : nullptr),
-      reader_(std::move(reader)) {}
+      reader_(std::move(reader)),
+      may_consume_(std::move(may_consume)) {}
 
 StatusMaterializer::~StatusMaterializer() { Stop(); }
 
@@ -105,11 +107,22 @@ void StatusMaterializer::Run() {
   auto last_domains = std::chrono::steady_clock::now();
   size_t skipped = 0;
   while (!stop_.load()) {
+    if (may_consume_) {
+      Status gate = may_consume_();
+      if (!gate.ok()) {
+        {
+          std::lock_guard<std::mutex> lock(mu_);
+          health_ = gate;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        continue;
+      }
+    }
     records.Clear();
     Status s = reader_->Poll(std::chrono::milliseconds(100), 50000, &records);
-    if (!s.ok()) {
+    {
       std::lock_guard<std::mutex> lock(mu_);
-      health_ = s;
+      health_ = s;  // an OK poll clears an earlier error (or pause)
     }
     batch.Clear();
     next.clear();

@@ -12,7 +12,6 @@ namespace {
 
 constexpr auto kPollTimeout = std::chrono::milliseconds(50);
 constexpr auto kGaugeInterval = std::chrono::milliseconds(200);
-constexpr auto kRetryDelay = std::chrono::seconds(1);
 // Preparing newly assigned partitions is retried this often inside the
 // rebalance; then the member rejoins (and tries again) instead of blocking
 // its poll for good.
@@ -47,7 +46,28 @@ void AggregationLoop::SetHealth(const Status& s) {
 
 Status AggregationLoop::Health() const {
   std::lock_guard<std::mutex> lock(mu_);
-  return health_;
+  return paused_because_.ok() ? health_ : paused_because_;
+}
+
+void AggregationLoop::ApplyGate() {
+  Status gate = options_.may_consume ? options_.may_consume() : Status::Ok();
+  bool pause = !gate.ok();
+  if (pause != paused_) {
+    Status s = consumer_->Pause(pause);
+    if (!s.ok()) {
+      spdlog::warn("aggregate: cannot {} consumption: {}", pause ? "pause" : "resume",
+                   s.ToString());
+      return;
+    }
+    paused_ = pause;
+    if (pause) {
+      spdlog::warn("aggregate: consumption paused: {}", gate.message());
+    } else {
+      spdlog::info("aggregate: consumption resumed");
+    }
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  paused_because_ = gate;
 }
 
 std::vector<int32_t> AggregationLoop::owned() const {
@@ -96,10 +116,11 @@ void AggregationLoop::Step() {
       spdlog::error("aggregate: cannot join the group: {}", s.ToString());
       committer_.reset();
       consumer_.reset();
-      SleepUnlessStopped(kRetryDelay, stop_);
+      SleepUnlessStopped(options_.retry_delay, stop_);
       return;
     }
   }
+  ApplyGate();
   batch_.Clear();
   Status polled = consumer_->Poll(kPollTimeout, options_.poll_max_records, &batch_);
   if (!polled.ok()) spdlog::warn("aggregate: {}", polled.ToString());
@@ -246,6 +267,7 @@ void AggregationLoop::Rejoin(const Status& why) {
   committer_.reset();
   if (consumer_) consumer_->Close();
   consumer_.reset();
+  paused_ = false;  // a new consumer starts unpaused; the next Step applies the gate
   committed_.clear();
   position_.clear();
   backlog_end_.clear();
@@ -253,6 +275,8 @@ void AggregationLoop::Rejoin(const Status& why) {
   ready_.store(false, std::memory_order_release);
   if (probe_) probe_->SetReady(false);
   PublishOwned();
+  // A failure that repeats (a store that refuses writes) must not spin.
+  SleepUnlessStopped(options_.retry_delay, stop_);
 }
 
 std::map<int32_t, int64_t> AggregationLoop::OnAssigned(const std::vector<int32_t>& partitions) {
@@ -296,7 +320,7 @@ std::map<int32_t, int64_t> AggregationLoop::OnAssigned(const std::vector<int32_t
       break;
     }
     spdlog::error("aggregate: preparing partitions failed, retrying: {}", s.ToString());
-    SleepUnlessStopped(kRetryDelay, stop_);
+    SleepUnlessStopped(options_.retry_delay, stop_);
   }
   if (!prepared) {
     // Stopping, or giving up, before the state of these partitions was

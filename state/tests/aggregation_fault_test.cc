@@ -102,6 +102,7 @@ class AggregationFaultTest : public ::testing::TestWithParam<std::tuple<Mode, Fa
     o.commit_max_records = 30;
     o.poll_max_records = 30;
     o.ready_without_assignment = 50ms;
+    o.retry_delay = 10ms;
     return o;
   }
 };
@@ -170,6 +171,7 @@ TEST_P(RebalanceFaultTest, CountsStayExactWhenARebalanceOrRestoreFails) {
   o.commit_max_records = 30;
   o.poll_max_records = 30;
   o.ready_without_assignment = 50ms;
+  o.retry_delay = 10ms;
   AggregationWorld world(Mode::kCluster, dir.path(), o);
   auto* a = world.Start("a");
   world.AppendEvents(300, 20, 31);

@@ -24,6 +24,7 @@ AggregationOptions SmallCommits() {
   o.commit_max_records = 50;
   o.poll_max_records = 40;  // several polls and commits per test
   o.ready_without_assignment = 100ms;
+  o.retry_delay = 10ms;
   return o;
 }
 
@@ -116,6 +117,24 @@ TEST_P(AggregationLoopTest, ReadyOnlyOnceItCanServe) {
     // counted, so that a client never reads counts from before a restart.
     EXPECT_EQ(world_.Differences(), "");
   }
+  EXPECT_TRUE(p->loop->Health().ok());
+}
+
+TEST_P(AggregationLoopTest, ConsumptionPausesWhileTheGateIsClosedAndResumes) {
+  Status gate = Status::NoSpace("the disk is nearly full");
+  AggregationOptions options = SmallCommits();
+  options.may_consume = [&gate] { return gate; };
+  ScopedTempDir dir;
+  AggregationWorld world(GetParam(), dir.path(), options);
+  auto* p = world.Start();
+  world.AppendEvents(200, 10, 41);
+  for (int i = 0; i < 20; ++i) world.StepAll();
+  EXPECT_EQ(world.log()->Committed(kWorldGroup, kEventsTopic).size(), 0u)
+      << "nothing may be consumed (or committed) while paused";
+  EXPECT_EQ(p->loop->Health().code(), Code::kNoSpace);
+  gate = Status::Ok();
+  ASSERT_TRUE(world.RunUntilCaughtUp());
+  EXPECT_EQ(world.Differences(), "");
   EXPECT_TRUE(p->loop->Health().ok());
 }
 

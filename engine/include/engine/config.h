@@ -33,6 +33,7 @@ struct Config {
   std::string data_dir = "catchall-data";
   bool sync_writes = false;
   uint64_t block_cache_mb = 256;
+  uint64_t min_free_mb = 512;
   // [log] (embedded mode's local log)
   int partitions = 8;
   uint64_t retention_minutes = 60;

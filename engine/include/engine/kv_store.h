@@ -117,7 +117,13 @@ class KvStore {
   // values->at(i) is empty when keys[i] is absent. Returns the first error.
   virtual Status MultiGet(Column column, const std::vector<std::string_view>& keys,
                           std::vector<std::optional<std::string>>* values) const = 0;
+  // After a write failed on a disk error, every later Write fails at once
+  // with that error (see WriteHealth): RocksDB 7.8 cannot resume a
+  // write-ahead log that failed (facebook/rocksdb#11643), and writing to it
+  // again aborts the process.
   virtual Status Write(KvWriteBatch* batch) = 0;
+  // OK, or the disk error that stopped writes until the process restarts.
+  virtual Status WriteHealth() const = 0;
   // `lower`/`upper` bound the iteration (empty: unbounded).
   virtual std::unique_ptr<KvIterator> NewIterator(Column column, std::string lower = {},
                                                   std::string upper = {}) const = 0;

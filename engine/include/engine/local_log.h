@@ -29,6 +29,7 @@
 
 namespace catchall {
 
+class DiskMonitor;
 class LogProbe;
 struct LocalLogImpl;
 
@@ -53,6 +54,9 @@ struct LocalLogOptions {
   // A group member that has not polled for this long loses its partitions
   // to the other members (Kafka's session timeout).
   std::chrono::milliseconds session_timeout{std::chrono::seconds(10)};
+  // When set (it must outlive the log), appends are refused with NoSpace
+  // while the data dir's disk is low.
+  DiskMonitor* disk = nullptr;
 };
 
 class LocalLog {

@@ -174,6 +174,9 @@ class LogConsumer {
   virtual Status Poll(std::chrono::milliseconds timeout, size_t max, RecordBatch* out) = 0;
   // Restarts an owned partition at `offset` (after an aborted transaction).
   virtual Status Seek(int32_t partition, int64_t offset) = 0;
+  // While paused, Poll returns no records (but keeps the membership alive
+  // and runs rebalances); partitions assigned meanwhile are paused too.
+  virtual Status Pause(bool paused) = 0;
   // The group's committed offsets (kOffsetBeginning where none), once
   // commits in flight have settled.
   virtual Status Committed(const std::vector<int32_t>& partitions,

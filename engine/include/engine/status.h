@@ -28,6 +28,7 @@ enum class Code {
   kIoError,             // the disk or the network failed
   kFailedPrecondition,  // the system is not in a state to do this (e.g. topic missing)
   kAborted,             // a transaction was aborted or fenced; retry from a clean state
+  kNoSpace,             // the disk is (nearly) full: writes are refused until space returns (507)
   kInternal,            // a bug
 };
 
@@ -50,6 +51,7 @@ class [[nodiscard]] Status {
     return {Code::kFailedPrecondition, std::move(m)};
   }
   static Status Aborted(std::string m) { return {Code::kAborted, std::move(m)}; }
+  static Status NoSpace(std::string m) { return {Code::kNoSpace, std::move(m)}; }
   static Status Internal(std::string m) { return {Code::kInternal, std::move(m)}; }
 
   bool ok() const { return code_ == Code::kOk; }

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -32,9 +33,11 @@ class StatusMaterializer : public StatusReader {
   static std::vector<ColumnSpec> Columns();
 
   // Reads the changelog with `reader` (no partition assigned yet). `store`
-  // must have Columns() and outlive this. `metrics` may be null.
+  // must have Columns() and outlive this. `metrics` may be null. Reading
+  // pauses while `may_consume` says no (the disk is low); Health() then
+  // says why.
   StatusMaterializer(std::unique_ptr<LogReader> reader, std::string topic, KvStore* store,
-                     Metrics* metrics);
+                     Metrics* metrics, std::function<Status()> may_consume = {});
   ~StatusMaterializer() override;
 
   Status Start();
@@ -57,6 +60,7 @@ class StatusMaterializer : public StatusReader {
   ChangelogApplier applier_;
   std::unique_ptr<MaterializerProbe> probe_;
   std::unique_ptr<LogReader> reader_;
+  std::function<Status()> may_consume_;
   int32_t partitions_ = 0;
   std::vector<bool> caught_up_;
   std::atomic<bool> stop_{false};

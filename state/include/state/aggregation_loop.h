@@ -22,6 +22,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -61,10 +62,16 @@ struct AggregationOptions {
   // counted (embedded mode); otherwise once the assigned partitions are
   // restored (cluster mode).
   bool ready_when_caught_up = false;
+  // Wait before joining again after a failure, and between attempts to
+  // prepare assigned partitions.
+  std::chrono::milliseconds retry_delay{std::chrono::seconds(1)};
   // A member that gets no partitions is still ready after this.
   std::chrono::milliseconds ready_without_assignment{std::chrono::seconds(15)};
   // This worker reports the store's size gauges (one worker per store).
   bool report_store_size = true;
+  // Consumption pauses while this says no (the disk is low): the member
+  // keeps its partitions but reads nothing, and Health() reports why.
+  std::function<Status()> may_consume;
 };
 
 class AggregationLoop : private RebalanceListener {
@@ -113,6 +120,8 @@ class AggregationLoop : private RebalanceListener {
   void UpdateReady(std::chrono::steady_clock::time_point now);
   void SetHealth(const Status& s);
   void PublishOwned();
+  // Pauses or resumes the consumer as options_.may_consume says.
+  void ApplyGate();
 
   AggregationOptions options_;
   GroupLog* log_;
@@ -138,12 +147,14 @@ class AggregationLoop : private RebalanceListener {
   std::chrono::steady_clock::time_point joined_;
   std::chrono::steady_clock::time_point last_gauges_;
   bool assigned_once_ = false;
+  bool paused_ = false;
   // Set inside a rebalance callback when the member must rejoin.
   std::optional<Status> must_rejoin_;
   std::atomic<bool> stop_{false};
   std::atomic<bool> ready_{false};
   mutable std::mutex mu_;
   Status health_;                 // GUARDED_BY(mu_)
+  Status paused_because_;         // GUARDED_BY(mu_)
   std::set<int32_t> owned_view_;  // GUARDED_BY(mu_)
   std::thread thread_;
 };

@@ -1,0 +1,109 @@
+#include "engine/disk_monitor.h"
+
+#include <fmt/format.h>
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/registry.h>
+#include <spdlog/spdlog.h>
+
+#include "engine/metrics.h"
+
+namespace catchall {
+
+DiskMonitor::DiskMonitor(Env* env, std::string path, uint64_t min_free_bytes, Metrics* metrics)
+    : env_(env), path_(std::move(path)), min_free_bytes_(min_free_bytes) {
+  if (metrics) {
+    auto& r = metrics->registry();
+    free_gauge_ = &prometheus::BuildGauge()
+                       .Name("catchall_storage_free_bytes")
+                       .Help("Free bytes on the data dir's file system (last sample)")
+                       .Register(r)
+                       .Add({});
+    prometheus::BuildGauge()
+        .Name("catchall_storage_min_free_bytes")
+        .Help("storage.min_free_mb: below this free space writes are refused")
+        .Register(r)
+        .Add({})
+        .Set(static_cast<double>(min_free_bytes_));
+    low_gauge_ = &prometheus::BuildGauge()
+                      .Name("catchall_storage_low_space")
+                      .Help("1 while free space is below storage.min_free_mb (writes refused)")
+                      .Register(r)
+                      .Add({});
+    refused_ = &prometheus::BuildCounter()
+                    .Name("catchall_storage_refused_writes_total")
+                    .Help("Writes refused because the data dir's disk was low (answered 507)")
+                    .Register(r)
+                    .Add({});
+  }
+  Sample();
+}
+
+DiskMonitor::~DiskMonitor() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+void DiskMonitor::Start(std::chrono::milliseconds interval) {
+  thread_ = std::thread([this, interval] {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (!cv_.wait_for(lock, interval, [this] { return stop_; })) {
+      lock.unlock();
+      Sample();
+      lock.lock();
+    }
+  });
+}
+
+void DiskMonitor::Sample() {
+  Result<uint64_t> free = env_->FreeBytes(path_);
+  if (!free.ok()) {
+    // The dir may not exist yet; the next sample will see it.
+    spdlog::debug("disk monitor: {}", free.status().ToString());
+    return;
+  }
+  free_.store(*free, std::memory_order_relaxed);
+  admitted_.store(0, std::memory_order_relaxed);
+  bool low = *free < min_free_bytes_;
+  bool was = low_.exchange(low);
+  if (low != was) {
+    if (low) {
+      spdlog::warn("disk low: {} MB free on '{}', below storage.min_free_mb ({} MB); refusing "
+                   "writes and pausing consumption until space returns",
+                   *free >> 20, path_, min_free_bytes_ >> 20);
+    } else {
+      spdlog::info("disk space is back: {} MB free on '{}'; resuming", *free >> 20, path_);
+    }
+  }
+  if (free_gauge_) free_gauge_->Set(static_cast<double>(*free));
+  if (low_gauge_) low_gauge_->Set(low ? 1 : 0);
+}
+
+Status DiskMonitor::LowSpace(uint64_t free) const {
+  return Status::NoSpace(fmt::format(
+      "the disk of '{}' is nearly full ({} MB free, storage.min_free_mb is {} MB); writes are "
+      "refused until space is freed",
+      path_, free >> 20, min_free_bytes_ >> 20));
+}
+
+Status DiskMonitor::Check() const {
+  if (!low_.load(std::memory_order_relaxed)) return Status::Ok();
+  return LowSpace(free_.load(std::memory_order_relaxed));
+}
+
+Status DiskMonitor::Admit(uint64_t bytes) {
+  uint64_t free = free_.load(std::memory_order_relaxed);
+  uint64_t admitted = admitted_.fetch_add(bytes, std::memory_order_relaxed) + bytes;
+  if (!low_.load(std::memory_order_relaxed) && admitted + min_free_bytes_ <= free) {
+    return Status::Ok();
+  }
+  admitted_.fetch_sub(bytes, std::memory_order_relaxed);
+  if (refused_) refused_->Increment();
+  return LowSpace(free > admitted ? free - admitted : 0);
+}
+
+}  // namespace catchall

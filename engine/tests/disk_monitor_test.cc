@@ -1,0 +1,101 @@
+#include "engine/disk_monitor.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <future>
+
+#include "engine/local_log.h"
+#include "engine/metrics.h"
+#include "fault_injection.h"
+#include "test_util.h"
+
+namespace catchall {
+namespace {
+
+using ::testing::HasSubstr;
+using namespace std::chrono_literals;
+
+constexpr uint64_t kMb = 1 << 20;
+
+class DiskMonitorTest : public ::testing::Test {
+ protected:
+  testing::FaultInjector injector_;
+  testing::FaultInjectionEnv env_{&injector_};
+  test::ScopedTempDir dir_;
+};
+
+TEST_F(DiskMonitorTest, LowBelowTheThresholdAndBackAboveIt) {
+  env_.SetFreeBytes(100 * kMb);
+  Metrics metrics;
+  DiskMonitor monitor(&env_, dir_.path(), 50 * kMb, &metrics);
+  EXPECT_TRUE(monitor.Check().ok());
+  EXPECT_THAT(metrics.Serialize(), HasSubstr("catchall_storage_low_space 0\n"));
+  env_.SetFreeBytes(49 * kMb);
+  monitor.Sample();
+  Status low = monitor.Check();
+  EXPECT_EQ(low.code(), Code::kNoSpace);
+  EXPECT_THAT(low.message(), HasSubstr("49 MB free"));
+  EXPECT_THAT(low.message(), HasSubstr("storage.min_free_mb is 50 MB"));
+  EXPECT_THAT(metrics.Serialize(), HasSubstr("catchall_storage_low_space 1\n"));
+  env_.SetFreeBytes(60 * kMb);
+  monitor.Sample();
+  EXPECT_TRUE(monitor.Check().ok());
+}
+
+TEST_F(DiskMonitorTest, AdmitCountsBytesUntilTheNextSample) {
+  env_.SetFreeBytes(100 * kMb);
+  DiskMonitor monitor(&env_, dir_.path(), 50 * kMb, nullptr);
+  EXPECT_TRUE(monitor.Admit(30 * kMb).ok());
+  EXPECT_TRUE(monitor.Admit(20 * kMb).ok());  // exactly down to the threshold
+  EXPECT_EQ(monitor.Admit(1).code(), Code::kNoSpace) << "would go below the threshold";
+  EXPECT_TRUE(monitor.Check().ok()) << "the refused write did not count";
+  monitor.Sample();  // the disk is measured again (the writes went elsewhere)
+  EXPECT_TRUE(monitor.Admit(1 * kMb).ok());
+}
+
+TEST_F(DiskMonitorTest, TheThreadSamplesByItself) {
+  env_.SetFreeBytes(100 * kMb);
+  DiskMonitor monitor(&env_, dir_.path(), 50 * kMb, nullptr);
+  monitor.Start(5ms);
+  env_.SetFreeBytes(10 * kMb);
+  auto until = std::chrono::steady_clock::now() + 30s;
+  while (monitor.Check().ok() && std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(1ms);
+  }
+  EXPECT_EQ(monitor.Check().code(), Code::kNoSpace);
+}
+
+TEST_F(DiskMonitorTest, ALocalLogRefusesAppendsWhileTheDiskIsLow) {
+  env_.SetFreeBytes(100 * kMb);
+  DiskMonitor monitor(&env_, dir_.path(), 50 * kMb, nullptr);
+  LocalLogOptions options;
+  options.topics = {{"t", 1}};
+  options.disk = &monitor;
+  KvStoreOptions kv;
+  kv.path = dir_.path() + "/db";
+  kv.columns = LocalLog::Columns(options);
+  kv.block_cache_bytes = 8 << 20;
+  kv.write_buffer_bytes = 4 << 20;
+  std::unique_ptr<KvStore> store;
+  ASSERT_TRUE(KvStore::Open(kv, &store).ok());
+  std::unique_ptr<LocalLog> log;
+  ASSERT_TRUE(LocalLog::Open(options, store.get(), nullptr, &log).ok());
+  auto append = [&] {
+    std::promise<Status> done;
+    Status s = log->Appender("t")->Append({{"k", "v"}}, [&](const Status& st) { done.set_value(st); });
+    return s.ok() ? done.get_future().get() : s;
+  };
+  EXPECT_TRUE(append().ok());
+  env_.SetFreeBytes(10 * kMb);
+  monitor.Sample();
+  EXPECT_EQ(append().code(), Code::kNoSpace);
+  EXPECT_EQ(log->Appender("t")->Health().code(), Code::kNoSpace) << "/readyz says why";
+  env_.SetFreeBytes(100 * kMb);
+  monitor.Sample();
+  EXPECT_TRUE(append().ok()) << "appends resume by themselves";
+  EXPECT_TRUE(log->Appender("t")->Health().ok());
+}
+
+}  // namespace
+}  // namespace catchall
