@@ -42,8 +42,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // The applier either applies a record or says why it skipped it.
   ChangelogApplier applier{Column()};
   KvWriteBatch batch;
-  ConsumedRecord record{0, 0, 0, value.substr(0, value.size() / 4), value.substr(value.size() / 4)};
-  ChangelogEffect effect = applier.Apply(record, &batch);
+  ConsumedRecord consumed{0, 0, 0, value.substr(0, value.size() / 4),
+                          value.substr(value.size() / 4)};
+  ChangelogEffect effect = applier.Apply(consumed, &batch);
   FUZZ_CHECK(effect.kind != ChangelogEffect::kSkipped || !effect.problem.empty(), value);
   FUZZ_CHECK(effect.kind == ChangelogEffect::kSkipped ||
                  effect.kind == ChangelogEffect::kCheckpoint || batch.Count() == 1,

@@ -72,9 +72,10 @@ void DiskMonitor::Sample() {
   bool was = low_.exchange(low);
   if (low != was) {
     if (low) {
-      spdlog::warn("disk low: {} MB free on '{}', below storage.min_free_mb ({} MB); refusing "
-                   "writes and pausing consumption until space returns",
-                   *free >> 20, path_, min_free_bytes_ >> 20);
+      spdlog::warn(
+          "disk low: {} MB free on '{}', below storage.min_free_mb ({} MB); refusing "
+          "writes and pausing consumption until space returns",
+          *free >> 20, path_, min_free_bytes_ >> 20);
     } else {
       spdlog::info("disk space is back: {} MB free on '{}'; resuming", *free >> 20, path_);
     }

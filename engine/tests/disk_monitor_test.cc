@@ -83,7 +83,8 @@ TEST_F(DiskMonitorTest, ALocalLogRefusesAppendsWhileTheDiskIsLow) {
   ASSERT_TRUE(LocalLog::Open(options, store.get(), nullptr, &log).ok());
   auto append = [&] {
     std::promise<Status> done;
-    Status s = log->Appender("t")->Append({{"k", "v"}}, [&](const Status& st) { done.set_value(st); });
+    Status s =
+        log->Appender("t")->Append({{"k", "v"}}, [&](const Status& st) { done.set_value(st); });
     return s.ok() ? done.get_future().get() : s;
   };
   EXPECT_TRUE(append().ok());
