@@ -126,6 +126,21 @@ int RunConfig(const CommonFlags& flags, bool list) {
     for (const auto& s : catchall::AllSettings()) {
       std::cout << s.key << "  (" << s.env << ")\n    " << s.help << "\n";
     }
+    // librdkafka properties, passed through (engine/config.h).
+    const struct {
+      const char* key;
+      const char* env;
+      const char* clients;
+    } pass_through[] = {
+        {"kafka.client", "CATCHALL_KAFKA_CLIENT", "every Kafka client"},
+        {"kafka.producer", "CATCHALL_KAFKA_PRODUCER", "Kafka producers"},
+        {"kafka.consumer", "CATCHALL_KAFKA_CONSUMER", "Kafka consumers and readers"},
+    };
+    for (const auto& p : pass_through) {
+      std::cout << p.key << ".<property>  (" << p.env << "_<PROPERTY>, dots as underscores)\n"
+                << "    any librdkafka property for " << p.clients << ", e.g. --set " << p.key
+                << ".security.protocol=SASL_SSL; secret values are never printed\n";
+    }
     return 0;
   }
   auto config = BuildConfig(flags);

@@ -51,6 +51,9 @@ KafkaOptions KafkaOptionsFor(const Config& config, const std::string& role) {
   k.brokers = config.brokers;
   k.client_id = fmt::format("catchall-{}-{}", role, InstanceId(config));
   k.timeout = std::chrono::milliseconds(config.kafka_timeout_ms);
+  k.properties = config.kafka_client;
+  k.producer_properties = config.kafka_producer;
+  k.consumer_properties = config.kafka_consumer;
   return k;
 }
 

@@ -8,6 +8,8 @@
 #include <fstream>
 #include <sstream>
 
+extern char** environ;  // NOLINT(readability-redundant-declaration): unistd.h's, for the loop below
+
 namespace catchall {
 namespace {
 
@@ -35,6 +37,7 @@ Status ParseBool(std::string_view key, std::string_view text, bool* out) {
 }
 
 std::string EnvName(std::string_view key) {
+  // "kafka.client." -> "CATCHALL_KAFKA_CLIENT_"
   std::string env = "CATCHALL_";
   for (char c : key) env.push_back(c == '.' ? '_' : static_cast<char>(std::toupper(c)));
   return env;
@@ -191,6 +194,37 @@ const Setting* FindSetting(std::string_view key) {
   return nullptr;
 }
 
+// The pass-through maps and the prefix of their keys.
+struct PassThrough {
+  std::string_view prefix;  // "kafka.client."
+  std::map<std::string, std::string> Config::*field;
+};
+constexpr PassThrough kPassThroughs[] = {
+    {"kafka.client.", &Config::kafka_client},
+    {"kafka.producer.", &Config::kafka_producer},
+    {"kafka.consumer.", &Config::kafka_consumer},
+};
+
+// Sets `key` if it is a pass-through property (kafka.client.<name>, ...);
+// false when it is not one.
+bool SetPassThrough(Config& config, std::string_view key, std::string_view value) {
+  for (const PassThrough& p : kPassThroughs) {
+    if (key.size() > p.prefix.size() && key.substr(0, p.prefix.size()) == p.prefix) {
+      (config.*p.field)[std::string(key.substr(p.prefix.size()))] = std::string(value);
+      return true;
+    }
+  }
+  return false;
+}
+
+// Applies one setting, fixed or pass-through, by key.
+Status ApplySetting(Config& config, std::string_view key, std::string_view value) {
+  if (const Setting* setting = FindSetting(key)) return setting->set(config, value);
+  if (SetPassThrough(config, key, value)) return Status::Ok();
+  return Status::InvalidArgument(
+      fmt::format("unknown setting '{}' (see `catchall config --list`)", key));
+}
+
 // True when `v` reads back from TOML as the integer it spells (no leading
 // zero, fits in TOML's signed 64 bits); anything else is written quoted,
 // which every setting accepts.
@@ -236,10 +270,27 @@ Status ApplyToml(std::string_view document, std::string_view file, Config* confi
       return Status::InvalidArgument(
           fmt::format("config file {}: '{}' must be a [section]", file, section.str()));
     }
+    // [kafka.client] etc. are tables inside [kafka]: their keys are
+    // librdkafka property names (quote them: "security.protocol" = ...).
+    std::vector<std::pair<std::string, const toml::node*>> entries;
     for (auto&& [name, value] : *inner) {
-      std::string key = fmt::format("{}.{}", section.str(), name.str());
+      if (const toml::table* nested = value.as_table()) {
+        for (auto&& [property, v] : *nested) {
+          entries.emplace_back(fmt::format("{}.{}.{}", section.str(), name.str(), property.str()),
+                               &v);
+        }
+      } else {
+        entries.emplace_back(fmt::format("{}.{}", section.str(), name.str()), &value);
+      }
+    }
+    for (auto& [key, node_ptr] : entries) {
+      const toml::node& value = *node_ptr;
       const Setting* setting = FindSetting(key);
-      if (!setting) {
+      bool pass_through = false;
+      for (const PassThrough& p : kPassThroughs) {
+        pass_through |= key.size() > p.prefix.size() && key.rfind(p.prefix, 0) == 0;
+      }
+      if (!setting && !pass_through) {
         return Status::InvalidArgument(fmt::format("config file {} line {}: unknown setting '{}'",
                                                    file, value.source().begin.line, key));
       }
@@ -255,7 +306,7 @@ Status ApplyToml(std::string_view document, std::string_view file, Config* confi
             fmt::format("config file {} line {}: '{}' must be a string, integer or boolean", file,
                         value.source().begin.line, key));
       }
-      Status st = setting->set(*config, text);
+      Status st = ApplySetting(*config, key, text);
       if (!st.ok()) {
         return Status::InvalidArgument(fmt::format("config file {}: {}", file, st.message()));
       }
@@ -377,13 +428,27 @@ Result<Config> LoadConfigText(std::string_view text, std::string_view source,
       }
     }
   }
-  for (const auto& [key, value] : overrides) {
-    const Setting* s = FindSetting(key);
-    if (!s) {
-      return Status::InvalidArgument(
-          fmt::format("unknown setting '{}' (see `catchall config --list`)", key));
+  // CATCHALL_KAFKA_CLIENT_SECURITY_PROTOCOL=SASL_SSL sets
+  // kafka.client.security.protocol (librdkafka's names use dots only).
+  for (char** e = environ; *e; ++e) {
+    std::string_view entry(*e);
+    size_t eq = entry.find('=');
+    if (eq == std::string_view::npos) continue;
+    std::string_view name = entry.substr(0, eq);
+    for (const PassThrough& p : kPassThroughs) {
+      std::string env_prefix = EnvName(p.prefix);  // CATCHALL_KAFKA_CLIENT_
+      if (name.size() <= env_prefix.size() || name.substr(0, env_prefix.size()) != env_prefix) {
+        continue;
+      }
+      std::string property;
+      for (char c : name.substr(env_prefix.size())) {
+        property.push_back(c == '_' ? '.' : static_cast<char>(std::tolower(c)));
+      }
+      SetPassThrough(config, std::string(p.prefix) + property, entry.substr(eq + 1));
     }
-    CATCHALL_RETURN_IF_ERROR(s->set(config, value));
+  }
+  for (const auto& [key, value] : overrides) {
+    CATCHALL_RETURN_IF_ERROR(ApplySetting(config, key, value));
   }
   CATCHALL_RETURN_IF_ERROR(ValidateConfig(config));
   return config;
@@ -405,7 +470,24 @@ std::string DumpConfig(const Config& config) {
     out << "# " << s.help << " (env " << s.env << ")\n";
     out << s.key.substr(dot + 1) << " = " << (quoted ? TomlString(value) : value) << "\n";
   }
+  for (const PassThrough& p : kPassThroughs) {
+    const auto& properties = config.*p.field;
+    if (properties.empty()) continue;
+    out << "\n[" << p.prefix.substr(0, p.prefix.size() - 1) << "]\n";
+    for (const auto& [name, value] : properties) {
+      out << TomlString(name) << " = "
+          << (IsSecretProperty(name) ? TomlString("(secret, not shown)") : TomlString(value))
+          << "\n";
+    }
+  }
   return out.str();
+}
+
+bool IsSecretProperty(std::string_view name) {
+  for (std::string_view word : {"password", "secret", "key", "token", "jaas", "credential"}) {
+    if (name.find(word) != std::string_view::npos) return true;
+  }
+  return false;
 }
 
 }  // namespace catchall

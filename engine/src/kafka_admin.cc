@@ -11,7 +11,8 @@ namespace {
 // A short-lived producer handle is the cheapest client for admin requests.
 Status MakeAdminClient(const KafkaOptions& options, rd_kafka_t** rk) {
   rd_kafka_conf_t* conf = nullptr;
-  CATCHALL_RETURN_IF_ERROR(kafka_internal::MakeConf(options, {}, &conf));
+  CATCHALL_RETURN_IF_ERROR(
+      kafka_internal::MakeConf(options, kafka_internal::ClientKind::kAdmin, {}, &conf));
   char err[512];
   *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
   if (!*rk) {

@@ -60,7 +60,8 @@ class KafkaAppender : public LogAppender {
         {"queue.buffering.max.kbytes", "262144"},
     };
     rd_kafka_conf_t* conf = nullptr;
-    CATCHALL_RETURN_IF_ERROR(kafka_internal::MakeConf(options, role, &conf));
+    CATCHALL_RETURN_IF_ERROR(
+        kafka_internal::MakeConf(options, kafka_internal::ClientKind::kProducer, role, &conf));
     rd_kafka_conf_set_opaque(conf, this);
     rd_kafka_conf_set_dr_msg_cb(conf, &KafkaAppender::OnDelivery);
     rd_kafka_conf_set_error_cb(conf, &KafkaAppender::OnError);

@@ -45,7 +45,8 @@ class KafkaCommitter final : public LogCommitter {
         {"queue.buffering.max.kbytes", "524288"},
     };
     rd_kafka_conf_t* conf = nullptr;
-    CATCHALL_RETURN_IF_ERROR(kafka_internal::MakeConf(options, role, &conf));
+    CATCHALL_RETURN_IF_ERROR(
+        kafka_internal::MakeConf(options, kafka_internal::ClientKind::kProducer, role, &conf));
     rd_kafka_conf_set_opaque(conf, this);
     rd_kafka_conf_set_dr_msg_cb(conf, &KafkaCommitter::OnDelivery);
     char err[512];

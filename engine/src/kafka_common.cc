@@ -32,13 +32,14 @@ void LogToSpdlog(const rd_kafka_t* rk, int level, const char* facility, const ch
   }
 }
 
-Status MakeConf(const KafkaOptions& options, const std::map<std::string, std::string>& role,
-                rd_kafka_conf_t** out) {
+Status MakeConf(const KafkaOptions& options, ClientKind kind,
+                const std::map<std::string, std::string>& role, rd_kafka_conf_t** out) {
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
   char err[512];
   auto set = [&](const std::string& k, const std::string& v) -> Status {
     if (rd_kafka_conf_set(conf, k.c_str(), v.c_str(), err, sizeof(err)) != RD_KAFKA_CONF_OK) {
-      return Status::InvalidArgument(fmt::format("Kafka property {}={}: {}", k, v, err));
+      // The value is not repeated: it may be a password.
+      return Status::InvalidArgument(fmt::format("Kafka property {}: {}", k, err));
     }
     return Status::Ok();
   };
@@ -50,6 +51,11 @@ Status MakeConf(const KafkaOptions& options, const std::map<std::string, std::st
   };
   for (const auto& [k, v] : role) props[k] = v;
   for (const auto& [k, v] : options.properties) props[k] = v;
+  if (kind == ClientKind::kProducer) {
+    for (const auto& [k, v] : options.producer_properties) props[k] = v;
+  } else if (kind == ClientKind::kConsumer) {
+    for (const auto& [k, v] : options.consumer_properties) props[k] = v;
+  }
   for (const auto& [k, v] : props) {
     Status s = set(k, v);
     if (!s.ok()) {

@@ -24,11 +24,15 @@ void AddRecord(RecordBatch* out, rd_kafka_message_t* message);
 Status CreateGroupConsumer(const KafkaGroupOptions& options, RebalanceListener* listener,
                            std::unique_ptr<LogConsumer>* consumer, rd_kafka_t** handle);
 
+// Which of the options' extra properties apply to a client.
+enum class ClientKind { kAdmin, kProducer, kConsumer };
+
 // A configuration with the options' common properties, then `role`
-// properties, then the user's extra properties. InvalidArgument names a bad
-// property.
-Status MakeConf(const KafkaOptions& options, const std::map<std::string, std::string>& role,
-                rd_kafka_conf_t** conf);
+// properties, then the user's extra properties for every client and for
+// this `kind`. InvalidArgument names a bad property (never its value, which
+// may be a secret).
+Status MakeConf(const KafkaOptions& options, ClientKind kind,
+                const std::map<std::string, std::string>& role, rd_kafka_conf_t** conf);
 
 // librdkafka log lines go to spdlog.
 void LogToSpdlog(const rd_kafka_t* rk, int level, const char* facility, const char* message);

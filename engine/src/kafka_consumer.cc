@@ -138,7 +138,8 @@ Status kafka_internal::CreateGroupConsumer(const KafkaGroupOptions& options,
       {"max.poll.interval.ms", "300000"},
   };
   rd_kafka_conf_t* conf = nullptr;
-  CATCHALL_RETURN_IF_ERROR(kafka_internal::MakeConf(options.kafka, role, &conf));
+  CATCHALL_RETURN_IF_ERROR(
+      kafka_internal::MakeConf(options.kafka, kafka_internal::ClientKind::kConsumer, role, &conf));
   rd_kafka_conf_set_opaque(conf, impl.get());
   rd_kafka_conf_set_rebalance_cb(conf, &KafkaConsumer::Impl::OnRebalance);
   rd_kafka_conf_set_error_cb(conf, &OnConsumerError);
@@ -284,7 +285,8 @@ class KafkaReader final : public LogReader {
         {"queued.min.messages", "1000000"},     {"fetch.max.bytes", "52428800"},
     };
     rd_kafka_conf_t* conf = nullptr;
-    CATCHALL_RETURN_IF_ERROR(kafka_internal::MakeConf(options, role, &conf));
+    CATCHALL_RETURN_IF_ERROR(
+        kafka_internal::MakeConf(options, kafka_internal::ClientKind::kConsumer, role, &conf));
     rd_kafka_conf_set_error_cb(conf, &OnConsumerError);
     char err[512];
     rk_ = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));

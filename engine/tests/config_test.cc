@@ -15,6 +15,7 @@ namespace catchall {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 // Every setting's value, by key: two configs are the same when these are.
 std::map<std::string, std::string> Values(const Config& config) {
@@ -224,6 +225,46 @@ TEST_F(ConfigTest, MissingFileIsAnError) {
   std::string file = dir_.path() + "/does-not-exist.toml";
   Status s = LoadError(file);
   EXPECT_THAT(s.message(), HasSubstr(file));
+}
+
+TEST_F(ConfigTest, KafkaPropertiesPassThroughFromEverySource) {
+  setenv("CATCHALL_KAFKA_CONSUMER_FETCH_WAIT_MAX_MS", "50", 1);
+  Result<Config> c = LoadConfigText(
+      "[kafka.client]\n\"security.protocol\" = \"SASL_SSL\"\n"
+      "[kafka.producer]\n\"linger.ms\" = 20\n",
+      "inline.toml", {{"kafka.client.sasl.username", "agg"}, {"kafka.producer.linger.ms", "25"}});
+  unsetenv("CATCHALL_KAFKA_CONSUMER_FETCH_WAIT_MAX_MS");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->kafka_client, (std::map<std::string, std::string>{
+                                 {"sasl.username", "agg"}, {"security.protocol", "SASL_SSL"}}));
+  EXPECT_EQ(c->kafka_producer.at("linger.ms"), "25") << "a flag beats the file";
+  EXPECT_EQ(c->kafka_consumer.at("fetch.wait.max.ms"), "50");
+  EXPECT_EQ(c->kafka_consumer.count("linger.ms"), 0u) << "producer properties stay with producers";
+}
+
+TEST_F(ConfigTest, SecretPropertiesAreNeverPrinted) {
+  Result<Config> c = LoadConfigText("", "inline.toml",
+                                    {{"kafka.client.sasl.password", "hunter2"},
+                                     {"kafka.client.ssl.key.password", "s3cret"},
+                                     {"kafka.client.sasl.oauthbearer.client.secret", "abc"},
+                                     {"kafka.client.client.rack", "rack-1"}});
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  std::string dump = DumpConfig(*c);
+  EXPECT_THAT(dump, Not(HasSubstr("hunter2")));
+  EXPECT_THAT(dump, Not(HasSubstr("s3cret")));
+  EXPECT_THAT(dump, Not(HasSubstr("\"abc\"")));
+  EXPECT_THAT(dump, HasSubstr("\"client.rack\" = \"rack-1\""));
+  EXPECT_THAT(dump, HasSubstr("\"sasl.password\" = \"(secret, not shown)\""));
+  // The dump reads back.
+  EXPECT_TRUE(LoadConfigText(dump, "dump.toml", {}).ok());
+}
+
+TEST_F(ConfigTest, AKafkaKeyOutsideThePassThroughsIsStillUnknown) {
+  Status s = LoadError("", {{"kafka.bogus", "1"}});
+  EXPECT_THAT(s.message(), HasSubstr("unknown setting 'kafka.bogus'"));
+  Result<Config> r = LoadConfigText("[kafka.clients]\n\"x\" = 1\n", "f.toml", {});
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(r.status().message(), HasSubstr("unknown setting 'kafka.clients.x'"));
 }
 
 TEST_F(ConfigTest, LoadConfigTextReadsTomlTextAndNamesItsSource) {

@@ -61,6 +61,12 @@ struct Config {
   int replication_factor = 1;
   uint64_t kafka_timeout_ms = 5000;
   int max_partition_fetch_kb = 10240;
+  // librdkafka properties passed through as they are: kafka.client.<name>
+  // for every client, kafka.producer.<name> / kafka.consumer.<name> for one
+  // kind; they apply after catchall's own (property name -> value).
+  std::map<std::string, std::string> kafka_client;
+  std::map<std::string, std::string> kafka_producer;
+  std::map<std::string, std::string> kafka_consumer;
   // [logging]
   std::string log_level = "info";
 };
@@ -91,8 +97,13 @@ Result<Config> LoadConfigText(std::string_view text, std::string_view source,
 // Checks ranges and combinations; InvalidArgument names the bad key.
 Status ValidateConfig(const Config& config);
 
-// The effective configuration as TOML (for `catchall config`).
+// The effective configuration as TOML (for `catchall config`). Values of
+// pass-through properties that hold secrets are masked.
 std::string DumpConfig(const Config& config);
+
+// True for a librdkafka property whose value is a secret (passwords, keys,
+// tokens): never printed, logged or exported.
+bool IsSecretProperty(std::string_view name);
 
 // Splits "host:port", "[v6]:port" or ":port" (host 0.0.0.0).
 Status ParseListen(std::string_view listen, std::string* host, uint16_t* port);

@@ -29,8 +29,12 @@ struct KafkaOptions {
   std::string brokers;  // bootstrap servers, HOST:PORT,...
   std::string client_id = "catchall";
   std::chrono::milliseconds timeout{5000};  // request and delivery timeout
-  // Extra librdkafka properties (name -> value), applied last.
+  // Extra librdkafka properties (name -> value), applied after catchall's
+  // own: `properties` to every client, the others to producers or consumers
+  // (readers included) only.
   std::map<std::string, std::string> properties;
+  std::map<std::string, std::string> producer_properties;
+  std::map<std::string, std::string> consumer_properties;
 };
 
 // Ingest's producer. Records are partitioned with murmur2 (Kafka's default,
