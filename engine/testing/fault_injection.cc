@@ -14,7 +14,7 @@ Status FaultInjector::Fire(const Armed& armed) {
   return armed.error;
 }
 
-Status FaultInjector::Before(FaultPoint point) {
+Status FaultInjector::Before(FaultPoint point, bool* redeliver) {
   std::lock_guard<std::mutex> lock(mu_);
   if (crash_) return *crash_;
   ++calls_[point];
@@ -22,6 +22,11 @@ Status FaultInjector::Before(FaultPoint point) {
   if (it == armed_.end() || --it->second.remaining > 0) return Status::Ok();
   Armed armed = std::move(it->second);
   armed_.erase(it);
+  if (armed.effect == FaultEffect::kRedeliver) {
+    ++fired_;
+    if (redeliver) *redeliver = true;
+    return Status::Ok();
+  }
   if (armed.timing == FaultTiming::kAfter) {
     firing_[point] = std::move(armed);
     return Status::Ok();
@@ -95,7 +100,18 @@ class FaultInjectionConsumer final : public LogConsumer {
   }
   int32_t partition_count() const override { return base_->partition_count(); }
   Status Poll(std::chrono::milliseconds timeout, size_t max, RecordBatch* out) override {
-    return Around(injector_, FaultPoint::kPoll, [&] { return base_->Poll(timeout, max, out); });
+    bool redeliver = false;
+    CATCHALL_RETURN_IF_ERROR(injector_->Before(FaultPoint::kPoll, &redeliver));
+    if (redeliver) {
+      // Back to the first record of the last poll, per partition: the base
+      // consumer hands those records out again.
+      for (const auto& [p, offset] : last_first_) base_->Seek(p, offset).PermitUnchecked();
+    }
+    Status s = base_->Poll(timeout, max, out);
+    last_first_.clear();
+    for (const ConsumedRecord& r : out->records()) last_first_.emplace(r.partition, r.offset);
+    Status after = injector_->After(FaultPoint::kPoll);
+    return after.ok() ? s : after;
   }
   Status Seek(int32_t partition, int64_t offset) override {
     CATCHALL_RETURN_IF_ERROR(Dead(injector_));
@@ -120,6 +136,7 @@ class FaultInjectionConsumer final : public LogConsumer {
  private:
   std::unique_ptr<LogConsumer> base_;
   FaultInjector* injector_;
+  std::map<int32_t, int64_t> last_first_;  // partition -> first offset the last poll returned
 };
 
 class FaultInjectionCommitter final : public LogCommitter {
@@ -162,14 +179,13 @@ class FaultInjectionReader final : public LogReader {
 }  // namespace
 
 Status FaultInjectionKvStore::Get(Column column, std::string_view key, std::string* value) const {
-  CATCHALL_RETURN_IF_ERROR(Dead(injector_));
-  return base_->Get(column, key, value);
+  return Around(injector_, FaultPoint::kStoreRead, [&] { return base_->Get(column, key, value); });
 }
 
 Status FaultInjectionKvStore::MultiGet(Column column, const std::vector<std::string_view>& keys,
                                        std::vector<std::optional<std::string>>* values) const {
-  CATCHALL_RETURN_IF_ERROR(Dead(injector_));
-  return base_->MultiGet(column, keys, values);
+  return Around(injector_, FaultPoint::kStoreRead,
+                [&] { return base_->MultiGet(column, keys, values); });
 }
 
 Status FaultInjectionKvStore::Write(KvWriteBatch* batch) {

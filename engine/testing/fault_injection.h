@@ -33,6 +33,7 @@ namespace catchall::testing {
 
 enum class FaultPoint {
   kStoreWrite,  // KvStore::Write of a FaultInjectionKvStore
+  kStoreRead,   // KvStore::Get and MultiGet of a FaultInjectionKvStore
   kJoin,        // GroupLog::Join
   kPoll,        // LogConsumer::Poll (rebalance callbacks run inside)
   kCommitted,   // LogConsumer::Committed
@@ -46,8 +47,11 @@ enum class FaultTiming {
 };
 
 enum class FaultEffect {
-  kError,  // this call fails, later ones run
-  kCrash,  // this call and every later one fail: the process is dead
+  kError,      // this call fails, later ones run
+  kCrash,      // this call and every later one fail: the process is dead
+  kRedeliver,  // kPoll only: the poll succeeds but first hands back the
+               // records of the previous poll again, as Kafka does after a
+               // rebalance or a seek with fetched records in flight
 };
 
 // Decides which calls fail. Thread-safe.
@@ -58,7 +62,8 @@ class FaultInjector {
   void Arm(FaultPoint point, int nth, FaultTiming timing, FaultEffect effect,
            Status error = Status::IoError("injected fault"));
   // Around a call at `point`: non-OK means the twin must return it.
-  Status Before(FaultPoint point);
+  // `redeliver`, for kPoll, is set when the call must redeliver.
+  Status Before(FaultPoint point, bool* redeliver = nullptr);
   Status After(FaultPoint point);
   bool crashed() const;
   // The process dies now: every later call fails.

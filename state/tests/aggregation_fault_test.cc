@@ -38,6 +38,7 @@ void PrintTo(const Fault& fault, std::ostream* os) { *os << fault.name; }
 std::string PointName(FaultPoint point) {
   switch (point) {
     case FaultPoint::kStoreWrite: return "StoreWrite";
+    case FaultPoint::kStoreRead: return "StoreRead";
     case FaultPoint::kJoin: return "Join";
     case FaultPoint::kPoll: return "Poll";
     case FaultPoint::kCommitted: return "Committed";
@@ -57,9 +58,11 @@ std::vector<Fault> Faults() {
   std::vector<Fault> faults;
   auto add = [&](FaultPoint point, int nth, FaultTiming timing, FaultEffect effect, Code code,
                  const std::vector<Mode>& modes) {
+    std::string what = effect == FaultEffect::kCrash       ? "Crash"
+                       : effect == FaultEffect::kRedeliver ? "Redeliver"
+                                                           : std::string(CodeName(code));
     std::string name = PointName(point) + (timing == FaultTiming::kBefore ? "Before" : "After") +
-                       (effect == FaultEffect::kCrash ? "Crash" : std::string(CodeName(code))) +
-                       "Nth" + std::to_string(nth);
+                       what + "Nth" + std::to_string(nth);
     std::string clean;
     for (char c : name) {
       if (std::isalnum(static_cast<unsigned char>(c))) clean.push_back(c);
@@ -91,6 +94,14 @@ std::vector<Fault> Faults() {
   add(FaultPoint::kCommitted, 1, FaultTiming::kBefore, FaultEffect::kError, Code::kUnavailable,
       both);
   add(FaultPoint::kPoll, 3, FaultTiming::kBefore, FaultEffect::kCrash, Code::kIoError, both);
+  // Reading the state (an id lookup while applying, the counters while
+  // committing) fails with work pending: it must be dropped, not counted
+  // again after the rejoin.
+  add(FaultPoint::kStoreRead, 40, FaultTiming::kBefore, FaultEffect::kError, Code::kIoError, both);
+  // Records handed out again after they were applied (Kafka does this after
+  // a rebalance or a seek): they must not count twice.
+  add(FaultPoint::kPoll, 3, FaultTiming::kBefore, FaultEffect::kRedeliver, Code::kOk, both);
+  add(FaultPoint::kPoll, 2, FaultTiming::kBefore, FaultEffect::kRedeliver, Code::kOk, both);
   return faults;
 }
 

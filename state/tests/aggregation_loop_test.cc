@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <thread>
 
 #include "aggregation_world.h"
 #include "engine/partitioner.h"
@@ -143,6 +144,75 @@ TEST_P(AggregationLoopTest, AJoinWithoutTheEventsTopicFails) {
   std::unique_ptr<GroupLog> group;
   EXPECT_EQ(world_.log()->NewGroupLog("g", "no.such.topic", true, &group).code(), Code::kNotFound);
   (void)p;
+}
+
+// Embedded mode: a data dir of an earlier version has the state and its
+// checkpoints but no committed offsets in the log. The state is the truth:
+// counting resumes from its checkpoints, not from the log's start.
+TEST(EmbeddedUpgradeTest, ResumesFromTheStatesCheckpointsWithoutGroupOffsets) {
+  ScopedTempDir dir;
+  AggregationWorld world(Mode::kEmbedded, dir.path(), SmallCommits());
+  world.AppendEvents(300, 20, 51);
+  auto* p = world.Start();
+  ASSERT_TRUE(world.RunUntilCaughtUp());
+  ASSERT_EQ(world.Differences(), "");
+  world.Stop(p);
+  // Drop the group's committed offsets, as an earlier version never wrote them.
+  {
+    KvStoreOptions options = SmallStoreOptions(dir.path() + "/embedded", {});
+    for (auto& c : CounterStore::Columns(std::chrono::hours(24))) options.columns.push_back(c);
+    LocalLogOptions log_options;
+    log_options.topics = {{std::string(kEventsTopic), kWorldPartitions},
+                          {std::string(kDeadLetterTopic), 1}};
+    for (auto& c : LocalLog::Columns(log_options)) options.columns.push_back(c);
+    std::unique_ptr<KvStore> store;
+    ASSERT_TRUE(KvStore::Open(options, &store).ok());
+    Column meta = store->GetColumn("log.meta");
+    KvWriteBatch batch;
+    batch.DeleteRange(meta, "committed/", "committed0");
+    ASSERT_TRUE(store->Write(&batch).ok());
+  }
+  world.AppendEvents(100, 20, 52);
+  world.Start();
+  ASSERT_TRUE(world.RunUntilCaughtUp());
+  EXPECT_EQ(world.Differences(), "") << "events before the upgrade counted again?";
+}
+
+// Cluster mode: a member that stops polling loses its partitions to
+// another one (session timeout). It drops the uncommitted work of those
+// and rewinds the rest, so that its next commit holds only partitions it
+// still owns: nothing is fenced, nothing counted twice.
+TEST(ClusterLostPartitionsTest, AMemberThatLostPartitionsCommitsTheRestWithoutBeingFenced) {
+  ScopedTempDir dir;
+  AggregationOptions options = SmallCommits();
+  options.commit_interval = std::chrono::hours(1);  // commit only when told
+  options.commit_max_records = 1000000;
+  AggregationWorld world(Mode::kCluster, dir.path(), options);
+  auto* a = world.Start("a");
+  world.AppendEvents(200, 20, 61);
+  for (int i = 0; i < 20; ++i) a->loop->Step();  // applied, not committed
+  ASSERT_EQ(a->loop->owned().size(), 4u);
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));  // past the session timeout
+  auto* b = world.Start("b");
+  b->loop->Step();  // b's join expires a and takes everything
+  ASSERT_EQ(b->loop->owned().size(), 4u);
+  a->loop->Step();  // a learns it lost everything
+  EXPECT_TRUE(a->loop->owned().empty());
+  world.Stop(b);  // the partitions go back to a
+  a->loop->Step();
+  ASSERT_EQ(a->loop->owned().size(), 4u);
+  ASSERT_TRUE(a->loop->CommitNow().ok());
+  ASSERT_TRUE(world.RunUntil([&] {
+    a->loop->CommitNow().PermitUnchecked();
+    std::map<int32_t, int64_t> committed = world.log()->Committed(kWorldGroup, kEventsTopic);
+    for (int32_t p = 0; p < kWorldPartitions; ++p) {
+      if (committed[p] != world.log()->EndOffset(kEventsTopic, p)) return false;
+    }
+    return true;
+  }));
+  EXPECT_EQ(world.Differences(), "");
+  EXPECT_THAT(a->metrics.Serialize(), HasSubstr("catchall_aggregate_commit_failures_total 0\n"))
+      << "a commit was fenced: lost partitions' work was still pending";
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, AggregationLoopTest,

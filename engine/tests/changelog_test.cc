@@ -1,0 +1,97 @@
+#include "engine/changelog.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <string>
+
+#include "engine/counts_table.h"
+#include "engine/domain_status.h"
+#include "test_util.h"
+
+namespace catchall {
+namespace {
+
+using ::testing::HasSubstr;
+
+class ChangelogApplierTest : public ::testing::Test {
+ protected:
+  ChangelogApplierTest() {
+    KvStoreOptions options;
+    options.path = dir_.path() + "/db";
+    options.columns = {{"counts", ColumnKind::kPlain, {}}};
+    options.block_cache_bytes = 8 << 20;
+    options.write_buffer_bytes = 4 << 20;
+    EXPECT_TRUE(KvStore::Open(options, &store_).ok());
+    counts_ = store_->GetColumn("counts");
+  }
+
+  ChangelogEffect Apply(std::string_view key, std::string_view value) {
+    KvWriteBatch batch;
+    ChangelogEffect effect =
+        ChangelogApplier(counts_).Apply(ConsumedRecord{0, 0, 0, key, value}, &batch);
+    EXPECT_TRUE(store_->Write(&batch).ok());
+    return effect;
+  }
+
+  DomainCounts Counts(std::string_view domain) {
+    return CountsTable(store_.get(), counts_).Get(domain).value();
+  }
+
+  static std::string Record(std::string_view domain, DomainCounts counts) {
+    std::string value;
+    AppendDomainStatusJson(domain, counts, 1000, &value);
+    return value;
+  }
+
+  test::ScopedTempDir dir_;
+  std::unique_ptr<KvStore> store_;
+  Column counts_;
+};
+
+TEST_F(ChangelogApplierTest, ADomainRecordPutsItsAbsoluteCounters) {
+  EXPECT_EQ(Apply("a.com", Record("a.com", {5, 1})).kind, ChangelogEffect::kPut);
+  EXPECT_EQ(Counts("a.com"), (DomainCounts{5, 1}));
+  Apply("a.com", Record("a.com", {7, 1}));  // the newer record replaces it
+  EXPECT_EQ(Counts("a.com"), (DomainCounts{7, 1}));
+}
+
+TEST_F(ChangelogApplierTest, ATombstoneForgetsTheDomain) {
+  Apply("a.com", Record("a.com", {5, 1}));
+  EXPECT_EQ(Apply("a.com", "").kind, ChangelogEffect::kDelete);
+  EXPECT_EQ(Counts("a.com"), (DomainCounts{0, 0}));
+}
+
+TEST_F(ChangelogApplierTest, ACheckpointChangesNothingAndSaysWhereTheRecordsAreComplete) {
+  std::string checkpoint;
+  AppendChangelogCheckpointJson(3, 4242, &checkpoint);
+  ChangelogEffect effect = Apply(kChangelogCheckpointKey, checkpoint);
+  EXPECT_EQ(effect.kind, ChangelogEffect::kCheckpoint);
+  EXPECT_EQ(effect.events_offset, 4242);
+  EXPECT_EQ(Counts(kChangelogCheckpointKey), (DomainCounts{0, 0}));
+}
+
+TEST_F(ChangelogApplierTest, AMalformedRecordIsSkippedWithTheReasonNotHalfApplied) {
+  Apply("a.com", Record("a.com", {5, 1}));
+  ChangelogEffect effect = Apply("a.com", R"({"domain":"a.com","delivered":"many"})");
+  EXPECT_EQ(effect.kind, ChangelogEffect::kSkipped);
+  EXPECT_THAT(effect.problem, HasSubstr("delivered"));
+  EXPECT_EQ(Counts("a.com"), (DomainCounts{5, 1}));
+  EXPECT_EQ(Apply(kChangelogCheckpointKey, "not json").kind, ChangelogEffect::kSkipped);
+}
+
+TEST(IdRecordTest, RoundTripsAndRefusesWhatIsNotOne) {
+  std::string value;
+  AppendIdRecordJson("evt-\"42\"", 1700000000123, &value);
+  Result<IdRecord> id = ParseIdRecordJson(value);
+  ASSERT_TRUE(id.ok()) << id.status().ToString();
+  EXPECT_EQ(id->id, "evt-\"42\"");
+  EXPECT_EQ(id->timestamp_ms, 1700000000123);
+  EXPECT_EQ(ParseIdRecordJson(R"({"id":"x"})").status().code(), Code::kCorruption);
+  EXPECT_EQ(ParseIdRecordJson("[]").status().code(), Code::kCorruption);
+  EXPECT_EQ(IdKey("a.com", "x"), std::string("a.com\0x", 7));
+}
+
+}  // namespace
+}  // namespace catchall
