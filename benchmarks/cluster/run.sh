@@ -36,6 +36,8 @@ set -euo pipefail
 PROG=cluster
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)"
 REPO="$(cd "$SCRIPT_DIR/../.." && pwd -P)"
+# shellcheck source-path=SCRIPTDIR source=../lib.sh
+source "$SCRIPT_DIR/../lib.sh"
 CATCHALL="${CATCHALL_BIN:-$REPO/build/release/catchall}"
 BENCH="${CATCHALL_BENCH_BIN:-$REPO/build/release/catchall-bench}"
 KAFKA_DEV="$REPO/scripts/kafka-dev"
@@ -119,10 +121,6 @@ Exit status: 0 when every run succeeded (and --verify found no mismatch), 1 othe
 EOF
 }
 
-die() { printf '%s: error: %s\n' "$PROG" "$*" >&2; exit 1; }
-say() { printf '%s: [%s] %s\n' "$PROG" "$(date +%H:%M:%S)" "$*" >&2; }
-posint() { [[ "$2" =~ ^[0-9]+$ && "$2" -gt 0 ]] || die "$1 must be a positive integer (got '$2')"; }
-
 while (($#)); do
   case "$1" in
     --runs) RUNS="$2"; shift 2 ;;
@@ -158,14 +156,13 @@ done
 [[ "$RUNS" =~ ^(batch|put|open|get)(,(batch|put|open|get))*$ ]] \
   || die "--runs takes a comma-separated list of batch, put, open, get"
 [[ "$GET_RATES" =~ ^[0-9]+(,[0-9]+)*$ ]] || die "--get-rates takes a comma-separated list of lookups/s (0 = closed loop)"
-for pair in "--partitions $PARTITIONS" "--batch-events $BATCH_EVENTS" "--batch-size $BATCH_SIZE" \
-            "--batch-connections $BATCH_CONNECTIONS" "--put-connections $PUT_CONNECTIONS" \
-            "--put-duration $PUT_DURATION" "--rate $RATE" "--open-connections $OPEN_CONNECTIONS" \
-            "--open-duration $OPEN_DURATION" "--bench-threads $BENCH_THREADS" \
-            "--settle-timeout $SETTLE_TIMEOUT" "--get-connections $GET_CONNECTIONS" \
-            "--get-duration $GET_DURATION"; do
-  posint $pair
-done
+checks=(--partitions "$PARTITIONS" --batch-events "$BATCH_EVENTS" --batch-size "$BATCH_SIZE"
+        --batch-connections "$BATCH_CONNECTIONS" --put-connections "$PUT_CONNECTIONS"
+        --put-duration "$PUT_DURATION" --rate "$RATE" --open-connections "$OPEN_CONNECTIONS"
+        --open-duration "$OPEN_DURATION" --bench-threads "$BENCH_THREADS"
+        --settle-timeout "$SETTLE_TIMEOUT" --get-connections "$GET_CONNECTIONS"
+        --get-duration "$GET_DURATION")
+for ((i = 0; i < ${#checks[@]}; i += 2)); do posint "${checks[i]}" "${checks[i + 1]}"; done
 ((PUT_DURATION > PUT_WARMUP)) || die "--put-duration must be longer than the warmup ($PUT_WARMUP s)"
 ((GET_DURATION > 2)) || die "--get-duration must be longer than the warmup (2 s)"
 ((OPEN_DURATION > OPEN_WARMUP)) || die "--open-duration must be longer than the warmup ($OPEN_WARMUP s)"
@@ -196,32 +193,15 @@ TOPIC_FLAGS=(--set "kafka.events_topic=$EVENTS_TOPIC" --set "kafka.status_topic=
 
 # ------------------------------------------------------------------ processes
 
-PIDS=()
-ROLE_PIDS=()   # role=pid
+# PIDS (lib.sh) holds what this script started: the nodes, then the bench of a run.
 BROKER_STARTED=0
 TOPICS_CREATED=0
-start_bg() {  # start_bg LOG CMD...: run in the background, remember the PID in LAST_PID
-  local log="$1"; shift
-  "$@" >"$log" 2>&1 &
-  LAST_PID=$!
-  PIDS+=("$LAST_PID")
-}
-stop_pid() {  # stop_pid PID [SECONDS]: SIGTERM, then SIGKILL
-  local pid="$1" wait_s="${2:-30}" i
-  kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
-  kill -TERM "$pid" 2>/dev/null || true
-  for ((i = 0; i < wait_s * 10; i++)); do
-    kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
-    sleep 0.1
-  done
-  say "PID $pid did not stop in ${wait_s}s: SIGKILL"
-  kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-}
+# shellcheck disable=SC2317  # used by cleanup (the EXIT trap)
 kafka_tool() {  # a Kafka admin tool class with the broker's jars
   java -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -cp "$("$KAFKA_DEV" classpath)" "$@"
 }
 
+# shellcheck disable=SC2317  # run by the EXIT trap
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
@@ -232,7 +212,7 @@ cleanup() {
     stop_pid "$pid" 30
   done
   for f in "$WORK"/*.log; do
-    [[ -f "$f" ]] && cp "$f" "$OUT/nodes/" 2>/dev/null || true
+    if [[ -f "$f" ]]; then cp "$f" "$OUT/nodes/" 2>/dev/null || true; fi
   done
   if ((TOPICS_CREATED && KEEP_TOPICS == 0)); then
     say "deleting topics $PREFIX.{events,status,dlq} and group $GROUP"
@@ -255,28 +235,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 mkdir -p "$OUT/nodes" "$OUT/metrics"
-
-load1() { cut -d' ' -f1 /proc/loadavg; }
-wait_quiet() {
-  [[ -n "$WAIT_LOAD" ]] || return 0
-  local waited=0
-  while awk -v l="$(load1)" -v max="$WAIT_LOAD" 'BEGIN{exit !(l >= max)}'; do
-    if ((waited >= WAIT_MAX)); then
-      say "load $(load1) still >= $WAIT_LOAD after ${WAIT_MAX}s: running anyway"
-      return 0
-    fi
-    ((waited % 60 == 0)) && say "waiting for the load average ($(load1)) to fall below $WAIT_LOAD..."
-    sleep 10
-    waited=$((waited + 10))
-  done
-}
-cpu_ticks() {  # utime+stime of a process (all threads), in clock ticks; 0 if gone
-  local pid="$1" stat fields
-  [[ -n "$pid" ]] && read -r stat <"/proc/$pid/stat" 2>/dev/null || { echo 0; return; }
-  read -r -a fields <<<"${stat##*) }"
-  echo $((fields[11] + fields[12]))
-}
-HZ="$(getconf CLK_TCK)"
 
 say "load average at the start: $(cat /proc/loadavg) ($(nproc) cores)"
 say "results: $OUT"
@@ -458,7 +416,7 @@ for run in "${RUN_LIST[@]}"; do
       # Lookups of workload domains on the query node (--query-target); with the
       # same --seed as the writes they are the domains the writes created.
       for rate in "${GET_RATE_LIST[@]}"; do
-        name=get; ((rate > 0)) && name="get-$rate"
+        name="get"; ((rate > 0)) && name="get-$rate"
         RUN_NAMES+=("$name")
         rate_args=(); ((rate > 0)) && rate_args=(--rate "$rate")
         bench_run "$name" --mode get "${rate_args[@]}" --connections "$GET_CONNECTIONS" \

@@ -20,6 +20,8 @@ set -euo pipefail
 PROG=drain
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)"
 REPO="$(cd "$SCRIPT_DIR/../.." && pwd -P)"
+# shellcheck source-path=SCRIPTDIR source=../lib.sh
+source "$SCRIPT_DIR/../lib.sh"
 PEER_DIR="$REPO/benchmarks/peer/kafka-streams"
 JAR="$PEER_DIR/target/catchall-streams-peer.jar"
 CATCHALL="${CATCHALL_BIN:-$REPO/build/release/catchall}"
@@ -85,9 +87,6 @@ stops it.
 EOF
 }
 
-die() { printf '%s: error: %s\n' "$PROG" "$*" >&2; exit 1; }
-say() { printf '%s: [%s] %s\n' "$PROG" "$(date +%H:%M:%S)" "$*" >&2; }
-
 while (($#)); do
   case "$1" in
     --events) EVENTS="$2"; shift 2 ;;
@@ -118,10 +117,10 @@ while (($#)); do
     *) die "unknown option '$1' (see --help)" ;;
   esac
 done
-[[ "$EVENTS" =~ ^[0-9]+$ && "$EVENTS" -gt 0 ]] || die "--events must be a positive number"
-[[ "$PARTITIONS" =~ ^[0-9]+$ && "$PARTITIONS" -gt 0 ]] || die "--partitions must be a positive number"
+posint --events "$EVENTS"
+posint --partitions "$PARTITIONS"
 [[ "$THREADS" =~ ^[0-9]+(,[0-9]+)*$ ]] || die "--threads must be a comma-separated list of numbers"
-[[ "$REPEAT" =~ ^[0-9]+$ && "$REPEAT" -gt 0 ]] || die "--repeat must be a positive number"
+posint --repeat "$REPEAT"
 
 # ------------------------------------------------------------------ prerequisites
 
@@ -130,7 +129,7 @@ for tool in kcat java mvn python3; do
   command -v "$tool" >/dev/null || die "'$tool' not found on PATH"
 done
 "$KAFKA_DEV" status >/dev/null 2>&1 || die "no broker on $BROKERS: start one with scripts/kafka-dev start"
-BROKER_PID="$(cat "${KAFKA_DEV_DIR:-/tmp/catchall-kafka-dev-${KAFKA_PORT:-9092}}/kafka.pid" 2>/dev/null || true)"
+BROKER_PID="$(kafka_dev_broker_pid)"
 
 # Build the peer jar when it is missing or older than its sources.
 if [[ ! -f "$JAR" ]] || [[ -n "$(find "$PEER_DIR/src" "$PEER_DIR/pom.xml" -newer "$JAR" -print -quit)" ]]; then
@@ -159,46 +158,9 @@ PIDFILE="$WORK_ROOT/pids"
 
 # ------------------------------------------------------------------ processes
 
-PIDS=()
-cmdline_of() { tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null | cut -c1-200 | sed 's/ *$//'; }
-start_bg() {  # start_bg LOG CMD...: run in the background, remember the PID
-  local log="$1"; shift
-  "$@" >"$log" 2>&1 &
-  local pid=$!
-  PIDS+=("$pid")
-  # Wait (briefly) for the exec, so the recorded command line is the program's.
-  local self i; self="$(cmdline_of $$)"
-  for ((i = 0; i < 20; i++)); do [[ "$(cmdline_of "$pid")" != "$self" ]] && break; sleep 0.05; done
-  echo "$pid $(cmdline_of "$pid")" >>"$PIDFILE"
-  LAST_PID=$pid
-}
-stop_pid() {  # stop_pid PID [SECONDS]: SIGTERM, then SIGKILL
-  local pid="$1" wait_s="${2:-30}" i
-  kill -0 "$pid" 2>/dev/null || return 0
-  kill -TERM "$pid" 2>/dev/null || true
-  for ((i = 0; i < wait_s * 10; i++)); do
-    kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
-    sleep 0.1
-  done
-  say "PID $pid did not stop in ${wait_s}s: SIGKILL"
-  kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-}
-# Processes left by an earlier, interrupted run of this script (same pid file; the
-# command line must still match, so a recycled PID is never touched).
-if [[ -f "$PIDFILE" ]]; then
-  while read -r pid cmd; do
-    [[ -n "$pid" ]] || continue
-    now="$(cmdline_of "$pid" || true)"
-    if [[ -n "$now" && "$now" == "$cmd" ]]; then
-      say "stopping PID $pid left by an earlier run"
-      kill -TERM "$pid" 2>/dev/null || true
-      sleep 2
-      kill -KILL "$pid" 2>/dev/null || true
-    fi
-  done <"$PIDFILE"
-  rm -f "$PIDFILE"
-fi
+# start_bg (lib.sh) records every process in PIDFILE too; processes left there by an
+# earlier, interrupted run of this script are stopped first.
+stop_recorded_pids
 
 GROUPS_CREATED=()
 cleanup() {
@@ -230,45 +192,7 @@ trap 'exit 130' INT TERM
 
 # ------------------------------------------------------------------ helpers
 
-load1() { cut -d' ' -f1 /proc/loadavg; }
-cpu_ticks() {  # utime+stime of a process (all threads), in clock ticks; 0 if gone
-  local pid="$1"
-  [[ -n "$pid" && -r /proc/$pid/stat ]] || { echo 0; return; }
-  # Fields after the ")" of comm: state is field 3; utime and stime are 14 and 15.
-  sed 's/^.*) //' "/proc/$pid/stat" | awk '{print $12 + $13}'
-}
-machine_ticks() {  # ticks of all CPUs: busy total softirq+irq
-  awk '/^cpu /{busy=$2+$3+$4+$7+$8+$9; total=busy+$5+$6; print busy, total, $7+$8}' /proc/stat
-}
-HZ="$(getconf CLK_TCK)"
-
-wait_quiet() {
-  [[ -n "$WAIT_LOAD" ]] || return 0
-  local waited=0
-  while awk -v l="$(load1)" -v max="$WAIT_LOAD" 'BEGIN{exit !(l >= max)}'; do
-    if ((waited >= WAIT_MAX)); then
-      say "load $(load1) still >= $WAIT_LOAD after ${WAIT_MAX}s: running anyway"
-      return 0
-    fi
-    ((waited % 60 == 0)) && say "waiting for the load average ($(load1)) to fall below $WAIT_LOAD..."
-    sleep 10
-    waited=$((waited + 10))
-  done
-}
-
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
-wait_for_line() {  # wait_for_line FILE PATTERN SECONDS PID
-  local f="$1" pat="$2" secs="$3" pid="$4" i
-  for ((i = 0; i < secs * 10; i++)); do
-    grep -q "$pat" "$f" 2>/dev/null && return 0
-    kill -0 "$pid" 2>/dev/null || return 1
-    sleep 0.1
-  done
-  return 1
-}
+# load1, cpu_ticks, machine_ticks, wait_quiet, free_port, wait_for_line: lib.sh.
 
 # Watch one drain: starts the lag watcher, then the process (CMD...), waits until done,
 # samples CPU of the broker, the process and the machine, snapshots top, stops the
@@ -300,13 +224,10 @@ measure() {
   local topf="$OUT/$name.top.txt" n=0
   : >"$topf"
   WATCHER_TICKS="$w0"
-  local stat fields
   while kill -0 "$wpid" 2>/dev/null; do
     # The watcher's CPU so far, without forking (this loop must stay cheap).
-    if read -r stat <"/proc/$wpid/stat" 2>/dev/null; then
-      read -r -a fields <<<"${stat##*) }"
-      WATCHER_TICKS=$((fields[11] + fields[12]))
-    fi
+    read_cpu_ticks "$wpid"
+    ((CPU_TICKS > 0)) && WATCHER_TICKS=$CPU_TICKS
     if ! kill -0 "$ppid" 2>/dev/null; then
       tail -n 40 "$plog" >&2
       die "$name: the process exited before the topic was drained"
@@ -329,12 +250,7 @@ measure() {
   local load_after; load_after="$(cat /proc/loadavg)"
   local hwm_kb; hwm_kb="$(awk '/^VmHWM:/{print $2}' "/proc/$ppid/status" 2>/dev/null || echo 0)"
   # CPU time per thread of the process (where its time went), before it stops.
-  local task tstat tf
-  for task in /proc/"$ppid"/task/*; do
-    read -r tstat <"$task/stat" 2>/dev/null || continue
-    read -r -a tf <<<"${tstat##*) }"
-    printf '%s\t%s\n' "$((tf[11] + tf[12]))" "$(cat "$task/comm" 2>/dev/null)"
-  done >"$WORK/$name.threads.tsv"
+  thread_ticks "$ppid" >"$WORK/$name.threads.tsv"
   if [[ -n "$metrics_url" ]]; then
     curl -fsS "$metrics_url" >"$OUT/$name.metrics.txt" 2>/dev/null || true
   fi
