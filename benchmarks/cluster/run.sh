@@ -187,9 +187,10 @@ OUT="$(cd "$OUT" && pwd -P)"
 EVENTS_TOPIC="$PREFIX.events"
 STATUS_TOPIC="$PREFIX.status"
 DLQ_TOPIC="$PREFIX.dlq"
+IDS_TOPIC="$PREFIX.ids"     # the aggregator's event ids (catchall topics create makes it)
 GROUP="$PREFIX.group"
 TOPIC_FLAGS=(--set "kafka.events_topic=$EVENTS_TOPIC" --set "kafka.status_topic=$STATUS_TOPIC"
-             --set "kafka.dead_letter_topic=$DLQ_TOPIC")
+             --set "kafka.dead_letter_topic=$DLQ_TOPIC" --set "kafka.ids_topic=$IDS_TOPIC")
 
 # ------------------------------------------------------------------ processes
 
@@ -215,9 +216,9 @@ cleanup() {
     if [[ -f "$f" ]]; then cp "$f" "$OUT/nodes/" 2>/dev/null || true; fi
   done
   if ((TOPICS_CREATED && KEEP_TOPICS == 0)); then
-    say "deleting topics $PREFIX.{events,status,dlq} and group $GROUP"
+    say "deleting topics $PREFIX.{events,status,ids,dlq} and group $GROUP"
     local t
-    for t in "$EVENTS_TOPIC" "$STATUS_TOPIC" "$DLQ_TOPIC"; do
+    for t in "$EVENTS_TOPIC" "$STATUS_TOPIC" "$IDS_TOPIC" "$DLQ_TOPIC"; do
       "$KAFKA_DEV" topics --delete --topic "$t" >/dev/null 2>&1 || say "could not delete topic $t"
     done
     kafka_tool org.apache.kafka.tools.consumer.group.ConsumerGroupCommand \
@@ -253,13 +254,14 @@ BROKER_PID="$(cat "${KAFKA_DEV_DIR:-/tmp/catchall-kafka-dev-$KAFKA_PORT}/kafka.p
 
 # ------------------------------------------------------------------ topics and nodes
 
-say "creating topics $PREFIX.{events,status,dlq} with $PARTITIONS partitions"
-TOPICS_CREATED=1
-"$CATCHALL" topics create --brokers "$BROKERS" --partitions "$PARTITIONS" "${TOPIC_FLAGS[@]}" \
-  >"$OUT/nodes/topics-create.log" 2>&1 || { cat "$OUT/nodes/topics-create.log" >&2; die "topics create failed"; }
-
 SETS=()
 for kv in "${CATCHALL_SETS[@]}"; do SETS+=(--set "$kv"); done
+say "creating topics $PREFIX.{events,status,ids,dlq} with $PARTITIONS partitions"
+TOPICS_CREATED=1
+# With the nodes' settings: the ids topic's retention is aggregate.idempotency_window_s.
+"$CATCHALL" topics create --brokers "$BROKERS" --partitions "$PARTITIONS" "${TOPIC_FLAGS[@]}" "${SETS[@]}" \
+  >"$OUT/nodes/topics-create.log" 2>&1 || { cat "$OUT/nodes/topics-create.log" >&2; die "topics create failed"; }
+
 declare -A URL PID_OF
 start_role() {  # start_role ROLE [ARGS...]
   local role="$1"; shift
@@ -452,7 +454,7 @@ dir_bytes() { du -s --block-size=1 "$1" 2>/dev/null | cut -f1; }
   printf ', "broker": {"rss_kb": %s, "peak_rss_kb": %s' \
     "$( [[ -n "$BROKER_PID" ]] && mem_kb "$BROKER_PID" VmRSS || echo null)" \
     "$( [[ -n "$BROKER_PID" ]] && mem_kb "$BROKER_PID" VmHWM || echo null)"
-  for t in events status dlq; do
+  for t in events status ids dlq; do
     total=0
     for d in "$broker_dir/$PREFIX.$t"-*; do
       [[ -d "$d" ]] && total=$((total + $(dir_bytes "$d")))
@@ -602,7 +604,7 @@ try:
         r = res.get(role, {})
         kb = lambda k: None if r.get(k) is None else r[k] * 1024
         disk = (f"data dir {mb(r['data_dir_bytes'])}" if r.get("data_dir_bytes") is not None else
-                "topics " + ", ".join(f"{t} {mb(r.get('topic_' + t + '_bytes'))}" for t in ("events", "status", "dlq"))
+                "topics " + ", ".join(f"{t} {mb(r.get('topic_' + t + '_bytes'))}" for t in ("events", "status", "ids", "dlq"))
                 if role == "broker" else "no data dir")
         res_lines.append(f"{role:9} RSS {mb(kb('rss_kb'))} (peak {mb(kb('peak_rss_kb'))}); {disk}")
 except (OSError, ValueError):
