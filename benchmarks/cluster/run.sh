@@ -22,11 +22,16 @@
 #    before each run it waits until the cluster has caught up (a barrier batch of
 #    probe events is visible on the query node), and after each run it saves the
 #    three nodes' /metrics;
+#    the cost of each run: CPU seconds (utime+stime, all threads) of the three nodes
+#    and of the broker's JVM from the bench's start until the cluster has caught up
+#    after it, and of catchall-bench itself, each also in us per event acknowledged
+#    (per lookup for get runs);
 # 5. after the runs, records each node's resident memory (now and peak), its data
 #    dir's size and the size of the topics in the broker's log dir (resources.json);
 # 6. writes everything to results/cluster/<timestamp>/ (one directory per run with
-#    results.json, the summaries, metrics, node logs, summary.json) and prints a
-#    summary; the load average is printed before and after.
+#    results.json, run.json, the summaries, metrics, node logs, summary.json) and
+#    prints a summary (with the CPU per event of each process); the load average is
+#    printed before and after.
 # At the end (also on failure or Ctrl-C) it stops the processes it started, by PID,
 # and deletes its topics and consumer group.
 #
@@ -250,7 +255,8 @@ else
   BROKER_STARTED=1
   "$KAFKA_DEV" start >&2 || die "scripts/kafka-dev start failed"
 fi
-BROKER_PID="$(cat "${KAFKA_DEV_DIR:-/tmp/catchall-kafka-dev-$KAFKA_PORT}/kafka.pid" 2>/dev/null || true)"
+BROKER_PID="$(kafka_dev_broker_pid)"
+[[ -n "$BROKER_PID" ]] || say "no broker PID in ${KAFKA_DEV_DIR:-/tmp/catchall-kafka-dev-$KAFKA_PORT}: the broker's CPU is not measured"
 
 # ------------------------------------------------------------------ topics and nodes
 
@@ -363,35 +369,46 @@ bench_run() {  # bench_run NAME ARGS...
   local load_before; load_before="$(cat /proc/loadavg)"
   say "$name: $(cat "$dir/command.txt")"
   say "$name: load average before: $load_before"
+  # CPU of every process of the pipeline, from the bench's start until the cluster
+  # has caught up after it (the run's events counted and visible on the query
+  # node), so that the aggregator's and the query node's work for the run's events
+  # is included; the bench's own CPU comes from its rusage (children_cpu_ms).
   declare -A t0
   local role
   for role in ingest aggregate query; do t0[$role]="$(cpu_ticks "${PID_OF[$role]}")"; done
-  local b0; b0="$(cpu_ticks "$BROKER_PID")"
-  local started; started="$(date +%s.%N)"
-  local rc=0
+  local b0 m0 started
+  b0="$(cpu_ticks "$BROKER_PID")"; m0="$(machine_ticks)"; started="$(date +%s.%N)"
+  local rc=0 c0
+  children_cpu_ms "$WORK/times"; c0=$CHILD_CPU_MS
   "${cmd[@]}" >"$dir/summary.txt" 2>"$dir/progress.log" &
   local bpid=$!
   PIDS+=("$bpid")
   wait "$bpid" || rc=$?
+  children_cpu_ms "$WORK/times"
+  local bench_ms=$((CHILD_CPU_MS - c0))
   unset 'PIDS[${#PIDS[@]}-1]'
   local ended; ended="$(date +%s.%N)"
   local load_after; load_after="$(cat /proc/loadavg)"
   save_metrics "$name.after"
-  {
-    printf '{"name": "%s", "exit_code": %d, "load_before": "%s", "load_after": "%s", "wall_s": %s' \
-      "$name" "$rc" "$load_before" "$load_after" "$(awk -v a="$started" -v b="$ended" 'BEGIN{printf "%.3f", b-a}')"
-    printf ', "cpu_s": {'
-    local sep=""
-    for role in ingest aggregate query; do
-      printf '%s"%s": %s' "$sep" "$role" \
-        "$(awk -v a="${t0[$role]}" -v b="$(cpu_ticks "${PID_OF[$role]}")" -v hz="$HZ" 'BEGIN{printf "%.2f", (b-a)/hz}')"
-      sep=", "
-    done
-    if [[ -n "$BROKER_PID" ]]; then
-      printf ', "broker": %s' "$(awk -v a="$b0" -v b="$(cpu_ticks "$BROKER_PID")" -v hz="$HZ" 'BEGIN{printf "%.2f", (b-a)/hz}')"
-    fi
-    printf '}}\n'
-  } >"$dir/run.json"
+  local caught_up=true
+  barrier "$name.after" || { caught_up=false; say "$name: the cluster did not catch up after the run"; }
+  local cpu=() m1 ended_cpu mb0 mt0 mi0 mb1 mt1 mi1
+  for role in ingest aggregate query; do
+    cpu+=("cpu_s.$role:=$(ticks_to_s "${t0[$role]}" "$(cpu_ticks "${PID_OF[$role]}")")")
+  done
+  if [[ -n "$BROKER_PID" ]]; then
+    cpu+=("cpu_s.broker:=$(ticks_to_s "$b0" "$(cpu_ticks "$BROKER_PID")")")
+  fi
+  m1="$(machine_ticks)"; ended_cpu="$(date +%s.%N)"
+  read -r mb0 mt0 mi0 <<<"$m0"
+  read -r mb1 mt1 mi1 <<<"$m1"
+  json_write "$dir/run.json" "name=$name" "exit_code:=$rc" "load_before=$load_before" \
+    "load_after=$load_after" "wall_s:=$(awk -v a="$started" -v b="$ended" 'BEGIN{printf "%.3f", b-a}')" \
+    "${cpu[@]}" "cpu_s.bench:=$((bench_ms / 1000)).$(printf '%03d' $((bench_ms % 1000)))" \
+    "cpu_s.machine_busy:=$(ticks_to_s "$mb0" "$mb1")" "cpu_s.irq:=$(ticks_to_s "$mi0" "$mi1")" \
+    "cpu_s.machine_capacity:=$(ticks_to_s "$mt0" "$mt1")" \
+    "cpu_window_s:=$(awk -v a="$started" -v b="$ended_cpu" 'BEGIN{printf "%.3f", b-a}')" \
+    "cpu_window_caught_up:=$caught_up"
   cat "$dir/summary.txt" >&2
   say "$name: exit $rc; load average after: $load_after"
   ((rc == 0)) || FAILED=1
@@ -439,37 +456,51 @@ mem_kb() {  # mem_kb PID FIELD
 }
 # Blocks in use, not apparent sizes: Kafka preallocates sparse index files.
 dir_bytes() { du -s --block-size=1 "$1" 2>/dev/null | cut -f1; }
-{
-  printf '{'
-  sep=""
-  for role in ingest aggregate query; do
-    pid="${PID_OF[$role]}"
-    dir=""; [[ "$role" != ingest ]] && dir="$WORK/$role-data"
-    printf '%s"%s": {"rss_kb": %s, "peak_rss_kb": %s, "data_dir_bytes": %s}' "$sep" "$role" \
-      "$(mem_kb "$pid" VmRSS || true)" "$(mem_kb "$pid" VmHWM || true)" \
-      "$( [[ -n "$dir" ]] && dir_bytes "$dir" || echo null)"
-    sep=", "
+res=()
+for role in ingest aggregate query; do
+  pid="${PID_OF[$role]}"
+  res+=("$role.rss_kb:=$(mem_kb "$pid" VmRSS)" "$role.peak_rss_kb:=$(mem_kb "$pid" VmHWM)")
+  if [[ "$role" != ingest ]]; then res+=("$role.data_dir_bytes:=$(dir_bytes "$WORK/$role-data")")
+  else res+=("$role.data_dir_bytes:=null"); fi
+done
+broker_dir="${KAFKA_DEV_DIR:-/tmp/catchall-kafka-dev-$KAFKA_PORT}/data"
+if [[ -n "$BROKER_PID" ]]; then
+  res+=("broker.rss_kb:=$(mem_kb "$BROKER_PID" VmRSS)" "broker.peak_rss_kb:=$(mem_kb "$BROKER_PID" VmHWM)")
+fi
+for t in events status ids dlq; do
+  total=0
+  for d in "$broker_dir/$PREFIX.$t"-*; do
+    [[ -d "$d" ]] && total=$((total + $(dir_bytes "$d")))
   done
-  broker_dir="${KAFKA_DEV_DIR:-/tmp/catchall-kafka-dev-$KAFKA_PORT}/data"
-  printf ', "broker": {"rss_kb": %s, "peak_rss_kb": %s' \
-    "$( [[ -n "$BROKER_PID" ]] && mem_kb "$BROKER_PID" VmRSS || echo null)" \
-    "$( [[ -n "$BROKER_PID" ]] && mem_kb "$BROKER_PID" VmHWM || echo null)"
-  for t in events status ids dlq; do
-    total=0
-    for d in "$broker_dir/$PREFIX.$t"-*; do
-      [[ -d "$d" ]] && total=$((total + $(dir_bytes "$d")))
-    done
-    printf ', "topic_%s_bytes": %s' "$t" "$total"
-  done
-  printf '}}\n'
-} >"$OUT/resources.json" 2>/dev/null || say "could not record resources"
+  res+=("broker.topic_${t}_bytes:=$total")
+done
+json_write "$OUT/resources.json" "${res[@]}" 2>/dev/null || say "could not record resources"
 
 # ------------------------------------------------------------------ report
 
 python3 - "$OUT" "$(IFS=,; echo "${RUN_NAMES[*]}")" "$PARTITIONS" "$PREFIX" <<'PY'
 import json, os, re, sys
 out, runs, partitions, prefix = sys.argv[1], [r for r in sys.argv[2].split(",") if r], int(sys.argv[3]), sys.argv[4]
-rows, summary = [], {"prefix": prefix, "partitions": partitions, "runs": {}}
+rows, cpu_rows, summary = [], [], {"prefix": prefix, "partitions": partitions, "runs": {}}
+PIPELINE = ("ingest", "aggregate", "query", "broker")   # the cost of the system; the bench is the client
+def cpu_cost(name, run, r):
+    """CPU seconds of each process over the run (run.json) and per event acknowledged
+    (per lookup answered for get runs)."""
+    cpu_s = run.get("cpu_s") or {}
+    unit = "lookup" if name.startswith("get") else "event"
+    n = g(r, "lookups", "ok", default=0) if unit == "lookup" else g(r, "events", "acked", default=0)
+    per = lambda sec: round(sec / n * 1e6, 3) if n and sec is not None else None
+    cpu = {p: {"seconds": cpu_s[p], f"us_per_{unit}": per(cpu_s[p])}
+           for p in PIPELINE + ("bench",) if cpu_s.get(p) is not None}
+    total = sum(cpu_s[p] for p in PIPELINE if cpu_s.get(p) is not None)
+    out = {"cpu": cpu, f"cpu_us_per_{unit}_total": per(total), f"cpu_{unit}s": n,
+           "cpu_window_s": run.get("cpu_window_s"), "cpu_window_caught_up": run.get("cpu_window_caught_up")}
+    if cpu_s.get("machine_busy") is not None:
+        # Every other process on the machine (and interrupts) in the same window.
+        out["cpu_other_s"] = round(cpu_s["machine_busy"] - cpu_s.get("irq", 0)
+                                   - sum(cpu_s.get(p) or 0 for p in PIPELINE + ("bench",)), 2)
+        out["cpu_irq_s"] = cpu_s.get("irq")
+    return out, unit, n
 def g(d, *path, default=None):
     for p in path:
         if not isinstance(d, dict) or p not in d:
@@ -504,6 +535,14 @@ for name in runs:
         "load_before": run.get("load_before"), "load_after": run.get("load_after"),
         "cpu_s": run.get("cpu_s"), "seed": g(r, "config", "seed"),
     }
+    cost, unit, n = cpu_cost(name, run, r)
+    entry.update(cost)
+    us = lambda p: (cost["cpu"].get(p) or {}).get(f"us_per_{unit}")
+    fu = lambda x: "-" if x is None else f"{x:,.1f}" if x >= 10 else f"{x:.2f}"
+    cpu_rows.append((name, f"{n:,} {unit}s", *[fu(us(p)) for p in PIPELINE],
+                     fu(cost[f"cpu_us_per_{unit}_total"]), fu(us("bench")),
+                     "-" if cost.get("cpu_other_s") is None else f"{cost['cpu_other_s']:.1f}",
+                     f"{cost['cpu_window_s'] or 0:.1f}" + ("" if cost.get("cpu_window_caught_up", True) else " (not caught up)")))
     summary["runs"][name] = entry
     note = []
     if errs:
@@ -615,6 +654,14 @@ head = ("run", "per s", "lat p50", "lat p99", "fresh p50", "fresh p95", "fresh p
 widths = [max(len(str(x[i])) for x in rows + [head]) for i in range(len(head))]
 lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in [head] + rows]
 text = "\n".join(lines) + "\n(per s: events/s, lookups/s for get runs; latency and freshness in ms)\n"
+if cpu_rows:
+    chead = ("run", "acked", "ingest", "aggregate", "query", "broker", "total", "bench", "other s", "window s")
+    cw = [max(len(str(x[i])) for x in cpu_rows + [chead]) for i in range(len(chead))]
+    text += ("CPU per event, in us (CPU s of each process from the bench's start until the cluster caught up,\n"
+             "divided by the events acknowledged; per lookup answered for get runs; total = ingest + aggregate\n"
+             "+ query + broker; bench = the load generator; other s = CPU s of every other process):\n")
+    text += "".join("  " + "  ".join(str(c).rjust(w) if i else str(c).ljust(w) for i, (c, w) in enumerate(zip(row, cw))).rstrip() + "\n"
+                    for row in [chead] + cpu_rows)
 if diag_lines:
     text += "nodes' /metrics during each run:\n" + "".join("  " + l + "\n" for l in diag_lines)
 if res_lines:
