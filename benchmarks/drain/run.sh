@@ -151,6 +151,7 @@ OUT="$(cd "$OUT" && pwd -P)"
 EVENTS_TOPIC=drain.events
 STATUS_TOPIC=drain.status
 DLQ_TOPIC=drain.dlq
+IDS_TOPIC=drain.ids                    # catchall's event ids (made by catchall topics create)
 STREAMS_PREFIX=drain-streams-          # application ids and their internal topics
 STREAMS_OUT_PREFIX=drain.streams-status-t
 EXPECTED="$WORK_ROOT/expected-$EVENTS-$SEED-$PARTITIONS-$IDS.tsv"
@@ -172,11 +173,11 @@ cleanup() {
   if ((KEEP_TOPICS == 0)); then
     say "deleting the benchmark's topics and groups"
     peer delete-topics --bootstrap "$BROKERS" \
-      --topics "$EVENTS_TOPIC,$STATUS_TOPIC,$DLQ_TOPIC,${STREAMS_OUT_PREFIX}*,${STREAMS_PREFIX}*" >/dev/null 2>&1 || true
+      --topics "$EVENTS_TOPIC,$STATUS_TOPIC,$IDS_TOPIC,$DLQ_TOPIC,${STREAMS_OUT_PREFIX}*,${STREAMS_PREFIX}*" >/dev/null 2>&1 || true
     rm -f "$EXPECTED"
   else
     peer delete-topics --bootstrap "$BROKERS" \
-      --topics "$STATUS_TOPIC,$DLQ_TOPIC,${STREAMS_OUT_PREFIX}*,${STREAMS_PREFIX}*" >/dev/null 2>&1 || true
+      --topics "$STATUS_TOPIC,$IDS_TOPIC,$DLQ_TOPIC,${STREAMS_OUT_PREFIX}*,${STREAMS_PREFIX}*" >/dev/null 2>&1 || true
   fi
   if ((${#GROUPS_CREATED[@]})); then
     peer delete-groups --bootstrap "$BROKERS" --groups "$(IFS=,; echo "${GROUPS_CREATED[*]}")" >/dev/null 2>&1 || true
@@ -322,16 +323,23 @@ PREFILL_S=null
 if ((REUSE)) && have_events; then
   say "reusing $EVENTS_TOPIC ($EVENTS events, $PARTITIONS partitions)"
   peer delete-topics --bootstrap "$BROKERS" \
-    --topics "$STATUS_TOPIC,$DLQ_TOPIC,${STREAMS_OUT_PREFIX}*,${STREAMS_PREFIX}*" >&2
+    --topics "$STATUS_TOPIC,$IDS_TOPIC,$DLQ_TOPIC,${STREAMS_OUT_PREFIX}*,${STREAMS_PREFIX}*" >&2
 else
   say "deleting earlier benchmark topics, if any"
   peer delete-topics --bootstrap "$BROKERS" \
-    --topics "$EVENTS_TOPIC,$STATUS_TOPIC,$DLQ_TOPIC,${STREAMS_OUT_PREFIX}*,${STREAMS_PREFIX}*" >&2
+    --topics "$EVENTS_TOPIC,$STATUS_TOPIC,$IDS_TOPIC,$DLQ_TOPIC,${STREAMS_OUT_PREFIX}*,${STREAMS_PREFIX}*" >&2
   rm -f "$WORK_ROOT"/expected-*.tsv
 fi
 CATCHALL_TOPIC_SETS=(--set "kafka.events_topic=$EVENTS_TOPIC" --set "kafka.status_topic=$STATUS_TOPIC"
-                     --set "kafka.dead_letter_topic=$DLQ_TOPIC")
-"$CATCHALL" topics create --brokers "$BROKERS" --partitions "$PARTITIONS" "${CATCHALL_TOPIC_SETS[@]}" >&2
+                     --set "kafka.ids_topic=$IDS_TOPIC" --set "kafka.dead_letter_topic=$DLQ_TOPIC")
+EXTRA_SETS=()
+for s in "${CATCHALL_SETS[@]}"; do EXTRA_SETS+=(--set "$s"); done
+# With the extra settings too: the ids topic's retention is aggregate.idempotency_window_s.
+create_topics() {
+  "$CATCHALL" topics create --brokers "$BROKERS" --partitions "$PARTITIONS" \
+    "${CATCHALL_TOPIC_SETS[@]}" "${EXTRA_SETS[@]}" >&2
+}
+create_topics
 
 if [[ ! -f "$EXPECTED" ]]; then
   say "pre-filling $EVENTS_TOPIC with $EVENTS events (seed $SEED, $PARTITIONS partitions)..."
@@ -356,22 +364,23 @@ EXPECTED_DOMAINS="$(wc -l <"$EXPECTED")"
 
 # ------------------------------------------------------------------ the runs
 
-# One catchall run: fresh group, instance id, data dir and status topic (with an empty
-# data dir, a changelog left by an earlier run would be restored and counted twice).
+# One catchall run: fresh group, instance id, data dir, status and ids topics (with an
+# empty data dir, a changelog left by an earlier run would be restored and counted
+# twice, and ids left by it would be duplicates).
 run_catchall() {
-  local rep="$1" suffix="" name group port csets s
+  local rep="$1" suffix="" name group port csets
   ((rep > 1)) && suffix=".$rep"
   name="catchall$suffix"
   group="drain-catchall-$TAG-r$rep"
   GROUPS_CREATED+=("$group")
   if ((rep > 1)); then
-    peer delete-topics --bootstrap "$BROKERS" --topics "$STATUS_TOPIC,$DLQ_TOPIC" >&2
-    "$CATCHALL" topics create --brokers "$BROKERS" --partitions "$PARTITIONS" "${CATCHALL_TOPIC_SETS[@]}" >&2
+    peer delete-topics --bootstrap "$BROKERS" --topics "$STATUS_TOPIC,$IDS_TOPIC,$DLQ_TOPIC" >&2
+    create_topics
   fi
   port="$(free_port)"
   csets=("${CATCHALL_TOPIC_SETS[@]}" --set "kafka.group_id=$group" --set "kafka.instance_id=drain-$TAG-r$rep"
          --set "aggregate.commit_interval_ms=$COMMIT_MS" --set "aggregate.catchall_threshold=$THRESHOLD")
-  for s in "${CATCHALL_SETS[@]}"; do csets+=(--set "$s"); done
+  csets+=("${EXTRA_SETS[@]}")
   say "$name: catchall aggregate, group $group, metrics on 127.0.0.1:$port"
   measure "$name" "$group" "http://127.0.0.1:$port/metrics" "" \
     "$CATCHALL" aggregate --brokers "$BROKERS" --partitions "$PARTITIONS" --listen "127.0.0.1:$port" \
