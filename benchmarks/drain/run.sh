@@ -473,6 +473,16 @@ for name in runs:
     r["cpu_s"] = c.get("cpu_s")
     if r["cpu_s"] and w.get("drain_s"):
         r["process_cpu_per_event_us"] = round(r["cpu_s"]["process"] / w["records"] * 1e6, 3)
+    # The cost: CPU seconds from the process's start to drained (startup included) of
+    # the process and of the broker, per event drained; the total is the two together
+    # (the lag watcher is the measurement, not the job: listed, not in the total).
+    if r["cpu_s"] and w.get("records"):
+        n = w["records"]
+        role = "aggregate" if name.startswith("catchall") else "streams"
+        cost = lambda sec: {"seconds": sec, "us_per_event": round(sec / n * 1e6, 3)}
+        r["cpu"] = {role: cost(r["cpu_s"]["process"]), "broker": cost(r["cpu_s"]["broker"]),
+                    "watcher": cost(r["cpu_s"]["watcher"])}
+        r["cpu_us_per_event_total"] = round((r["cpu_s"]["process"] + r["cpu_s"]["broker"]) / n * 1e6, 3)
     r["peak_rss_mb"] = c.get("peak_rss_mb")
     r["loadavg_before"] = c.get("loadavg_before")
     lb = float((c.get("loadavg_before") or "0").split()[0])
@@ -507,6 +517,10 @@ for cfg, rs in configs.items():
                                                     if r.get("steady_events_per_s")]) or 0, 1),
         "process_cpu_per_event_us_median": median([r["process_cpu_per_event_us"] for r in rs
                                                    if r.get("process_cpu_per_event_us")]),
+        "broker_cpu_per_event_us_median": median([r["cpu"]["broker"]["us_per_event"] for r in rs
+                                                  if r.get("cpu")]),
+        "cpu_us_per_event_total_median": median([r["cpu_us_per_event_total"] for r in rs
+                                                 if r.get("cpu_us_per_event_total") is not None]),
         "verify_ok": all((r.get("verify") or {}).get("ok") for r in rs),
         "any_under_load": any(r.get("measured_under_load") for r in rs),
     }
@@ -522,7 +536,8 @@ with open(os.path.join(out, "results.json"), "w") as f:
 print(f"\nDrain of {events} events, {partitions} partitions, {domains} domains "
       f"(load at start {load_start.split()[0]}{', MEASURED UNDER LOAD' if under_load else ''}):")
 print(f"{'run':<14}{'events/s':>12}{'steady/s':>12}{'drain s':>9}{'startup s':>10}"
-      f"{'cpu s: proc':>12}{'broker':>8}{'irq':>6}{'other':>7}{'rss MB':>8}  verify")
+      f"{'cpu s: proc':>12}{'broker':>8}{'irq':>6}{'other':>7}"
+      f"{'us/event: proc':>16}{'broker':>8}{'total':>8}{'rss MB':>8}  verify")
 for name, r in res["runs"].items():
     cpu = r.get("cpu_s") or {}
     v = r.get("verify") or {}
@@ -531,12 +546,17 @@ for name, r in res["runs"].items():
     print(f"{name:<14}{f(r.get('events_per_s'), ',.0f'):>12}{f(r.get('steady_events_per_s'), ',.0f'):>12}"
           f"{f(r.get('drain_s'), '.1f'):>9}{f(r.get('startup_s'), '.1f'):>10}"
           f"{f(cpu.get('process'), '.1f'):>12}{f(cpu.get('broker'), '.1f'):>8}{f(cpu.get('irq'), '.1f'):>6}"
-          f"{f(cpu.get('other'), '.1f'):>7}{f(r.get('peak_rss_mb'), '.0f'):>8}"
+          f"{f(cpu.get('other'), '.1f'):>7}{f(r.get('process_cpu_per_event_us'), '.2f'):>16}"
+          f"{f(((r.get('cpu') or {}).get('broker') or {}).get('us_per_event'), '.2f'):>8}"
+          f"{f(r.get('cpu_us_per_event_total'), '.2f'):>8}{f(r.get('peak_rss_mb'), '.0f'):>8}"
           f"  {'ok' if v.get('ok') else 'FAILED'} ({v.get('mismatches')} of {v.get('checked_domains')} differ)"
           f"{'  [under load]' if r.get('measured_under_load') else ''}")
+print("(cpu s: from the process's start to drained; us/event: those CPU s per event drained, "
+      "total = process + broker)")
 if any(c["runs"] > 1 for c in res["configs"].values()):
     for cfg, c in res["configs"].items():
-        print(f"{cfg}: median {c['events_per_s_median']:,.0f} events/s of {c['runs']} runs")
+        print(f"{cfg}: median {c['events_per_s_median']:,.0f} events/s of {c['runs']} runs, "
+              f"{c['cpu_us_per_event_total_median'] or 0:.2f} us of CPU per event (process + broker)")
 for k, x in ratios.items():
     print(f"{k}: {x}x (medians)" if res["settings"]["repeat"] > 1 else f"{k}: {x}x")
 print(f"results: {os.path.join(out, 'results.json')}")
