@@ -5,15 +5,18 @@
 #   benchmarks/drain/run.sh [--events N] [--partitions P] [--threads T1,T2] ...
 #
 # 1. pre-fills drain.events (P partitions, created by `catchall topics create`) with N
-#    events of the challenge workload (gen_events.py | kcat, murmur2 partitioner);
+#    events of the challenge or the uniform workload (gen_events.py | kcat, murmur2
+#    partitioner), with an id per event if asked (both consumers then deduplicate);
 # 2. runs `catchall aggregate` (fresh group and data dir) until the group's committed
 #    offsets reach the topic's end, measured by the peer jar's lag watcher;
 # 3. the same for the Kafka Streams app, once per stream-thread count;
-# 4. checks each one's status topic against the generator's expected counts;
+# 4. checks each one's status topic against the generator's expected counts (a sample
+#    of domains, and the totals over all);
 # 5. writes results/drain/<timestamp>/results.json and cleans up (processes by PID,
 #    topics, groups, state dirs).
 #
-# events/s = N / (time from the first record processed to all offsets committed).
+# events/s = N / (time from the first record processed to all offsets committed); the
+# cost is the CPU seconds of the process and of the broker per event.
 # Run `--help` for every option.
 set -euo pipefail
 
@@ -43,6 +46,9 @@ KEEP_WORK=0
 WAIT_LOAD=""
 WAIT_MAX=600
 IDS=0
+WORKLOAD=challenge
+DOMAINS=""
+DUPLICATES=0
 REPEAT=1
 OUT=""
 STREAMS_HEAP="${STREAMS_HEAP:--Xms512m -Xmx2g}"
@@ -61,9 +67,17 @@ Options:
   --events N           events to pre-fill                        [$EVENTS]
   --partitions P       partitions of drain.events                [$PARTITIONS]
   --threads LIST       Kafka Streams num.stream.threads to run, comma-separated [$THREADS]
+  --workload W         challenge: bursts per domain, as the original challenge
+                       (10M events: ~8,000 domains); uniform: every event picks one of
+                       --domains domains uniformly at random            [$WORKLOAD]
+  --domains N          uniform: domains to pick from             [10000000]
   --seed S             workload seed                             [$SEED]
   --commit-ms MS       commit interval of both                   [$COMMIT_MS]
-  --ids                give every event an "id" (catchall then also deduplicates)
+  --ids                give every event an "id": both catchall and the Kafka Streams
+                       peer then deduplicate by (domain, id) within the id window
+                       (aggregate.idempotency_window_s, 1 day)
+  --duplicates P       with --ids: each record repeats one of the last 1000 events
+                       (same id) with probability P; expected counts are unchanged [0]
   --repeat R           run every configuration R times, interleaved; the report gives
                        each run and the median per configuration       [$REPEAT]
   --sample K           domains to spot-check per run (0 = all)   [$SAMPLE]
@@ -95,6 +109,9 @@ while (($#)); do
     --seed) SEED="$2"; shift 2 ;;
     --commit-ms) COMMIT_MS="$2"; shift 2 ;;
     --ids) IDS=1; shift ;;
+    --workload) WORKLOAD="$2"; shift 2 ;;
+    --domains) DOMAINS="$2"; shift 2 ;;
+    --duplicates) DUPLICATES="$2"; shift 2 ;;
     --repeat) REPEAT="$2"; shift 2 ;;
     --sample) SAMPLE="$2"; shift 2 ;;
     --only)
@@ -121,6 +138,15 @@ posint --events "$EVENTS"
 posint --partitions "$PARTITIONS"
 [[ "$THREADS" =~ ^[0-9]+(,[0-9]+)*$ ]] || die "--threads must be a comma-separated list of numbers"
 posint --repeat "$REPEAT"
+case "$WORKLOAD" in
+  challenge) [[ -z "$DOMAINS" ]] || die "--domains is for --workload uniform (the challenge's domains follow from --events)" ;;
+  uniform) DOMAINS="${DOMAINS:-10000000}"; posint --domains "$DOMAINS" ;;
+  *) die "--workload takes challenge or uniform" ;;
+esac
+[[ "$DUPLICATES" =~ ^(0|0?\.[0-9]+)$ ]] || die "--duplicates takes a probability below 1 (got '$DUPLICATES')"
+if ((IDS == 0)) && [[ ! "$DUPLICATES" =~ ^0?\.?0*$ ]]; then
+  die "--duplicates needs --ids (a repeated event without an id is a new event)"
+fi
 
 # ------------------------------------------------------------------ prerequisites
 
@@ -154,7 +180,10 @@ DLQ_TOPIC=drain.dlq
 IDS_TOPIC=drain.ids                    # catchall's event ids (made by catchall topics create)
 STREAMS_PREFIX=drain-streams-          # application ids and their internal topics
 STREAMS_OUT_PREFIX=drain.streams-status-t
-EXPECTED="$WORK_ROOT/expected-$EVENTS-$SEED-$PARTITIONS-$IDS.tsv"
+# The generator's expected counts and summary, named after everything that shapes them
+# (--reuse finds them again).
+EXPECTED="$WORK_ROOT/expected-$WORKLOAD-$EVENTS-$SEED-$PARTITIONS-ids$IDS-d${DOMAINS:-0}-dup$DUPLICATES"
+GEN_STATS="$EXPECTED.stats.json"
 PIDFILE="$WORK_ROOT/pids"
 
 # ------------------------------------------------------------------ processes
@@ -174,7 +203,7 @@ cleanup() {
     say "deleting the benchmark's topics and groups"
     peer delete-topics --bootstrap "$BROKERS" \
       --topics "$EVENTS_TOPIC,$STATUS_TOPIC,$IDS_TOPIC,$DLQ_TOPIC,${STREAMS_OUT_PREFIX}*,${STREAMS_PREFIX}*" >/dev/null 2>&1 || true
-    rm -f "$EXPECTED"
+    rm -f "$EXPECTED" "$GEN_STATS"
   else
     peer delete-topics --bootstrap "$BROKERS" \
       --topics "$STATUS_TOPIC,$IDS_TOPIC,$DLQ_TOPIC,${STREAMS_OUT_PREFIX}*,${STREAMS_PREFIX}*" >/dev/null 2>&1 || true
@@ -312,7 +341,7 @@ LOAD_START="$(cat /proc/loadavg)"
 say "load average at start: $LOAD_START (2 cores); results -> $OUT"
 
 have_events() {  # true if drain.events holds exactly N records in P partitions
-  [[ -f "$EXPECTED" ]] || return 1
+  [[ -f "$EXPECTED" && -f "$GEN_STATS" ]] || return 1
   local n
   n="$(peer end-offsets --bootstrap "$BROKERS" --topic "$EVENTS_TOPIC" 2>/dev/null)" || return 1
   [[ "$n" == "$EVENTS" ]] || return 1
@@ -328,7 +357,7 @@ else
   say "deleting earlier benchmark topics, if any"
   peer delete-topics --bootstrap "$BROKERS" \
     --topics "$EVENTS_TOPIC,$STATUS_TOPIC,$IDS_TOPIC,$DLQ_TOPIC,${STREAMS_OUT_PREFIX}*,${STREAMS_PREFIX}*" >&2
-  rm -f "$WORK_ROOT"/expected-*.tsv
+  rm -f "$WORK_ROOT"/expected-*
 fi
 CATCHALL_TOPIC_SETS=(--set "kafka.events_topic=$EVENTS_TOPIC" --set "kafka.status_topic=$STATUS_TOPIC"
                      --set "kafka.ids_topic=$IDS_TOPIC" --set "kafka.dead_letter_topic=$DLQ_TOPIC")
@@ -341,10 +370,12 @@ create_topics() {
 }
 create_topics
 
-if [[ ! -f "$EXPECTED" ]]; then
-  say "pre-filling $EVENTS_TOPIC with $EVENTS events (seed $SEED, $PARTITIONS partitions)..."
-  gen_args=(--events "$EVENTS" --seed "$SEED" --expected "$EXPECTED.tmp")
-  ((IDS)) && gen_args+=(--ids)
+if [[ ! -f "$EXPECTED" || ! -f "$GEN_STATS" ]]; then
+  say "pre-filling $EVENTS_TOPIC with $EVENTS events ($WORKLOAD workload, seed $SEED, $PARTITIONS partitions)..."
+  gen_args=(--events "$EVENTS" --seed "$SEED" --workload "$WORKLOAD" --expected "$EXPECTED.tmp"
+            --stats "$GEN_STATS.tmp")
+  [[ "$WORKLOAD" == uniform ]] && gen_args+=(--domains "$DOMAINS")
+  ((IDS)) && gen_args+=(--ids --duplicates "$DUPLICATES")
   t0="$(date +%s%3N)"
   python3 "$SCRIPT_DIR/gen_events.py" "${gen_args[@]}" 2>"$WORK/gen.log" \
     | kcat -P -b "$BROKERS" -t "$EVENTS_TOPIC" -K $'\t' \
@@ -358,9 +389,13 @@ if [[ ! -f "$EXPECTED" ]]; then
   n="$(peer end-offsets --bootstrap "$BROKERS" --topic "$EVENTS_TOPIC")"
   [[ "$n" == "$EVENTS" ]] || die "$EVENTS_TOPIC holds $n records after the pre-fill, expected $EVENTS (see $WORK/kcat.log)"
   mv "$EXPECTED.tmp" "$EXPECTED"
+  mv "$GEN_STATS.tmp" "$GEN_STATS"
   say "pre-filled $EVENTS events in ${PREFILL_S}s"
 fi
-EXPECTED_DOMAINS="$(wc -l <"$EXPECTED")"
+EXPECTED_DOMAINS="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["domains"])' "$GEN_STATS")"
+# The Kafka Streams peer deduplicates ids within the same window as catchall.
+ID_WINDOW_S="$("$CATCHALL" config "${EXTRA_SETS[@]}" 2>/dev/null | awk '$1 == "idempotency_window_s" {print $3}')"
+posint "catchall's aggregate.idempotency_window_s" "$ID_WINDOW_S"
 
 # ------------------------------------------------------------------ the runs
 
@@ -403,7 +438,8 @@ run_streams() {
     --config cleanup.policy=compact >&2
   sargs=(--bootstrap "$BROKERS" --input "$EVENTS_TOPIC" --output "$out_topic" --application-id "$app"
          --threads "$t" --state-dir "$WORK/$name-state" --commit-interval-ms "$COMMIT_MS"
-         --threshold "$THRESHOLD" --first-record-file "$WORK/$name.first")
+         --threshold "$THRESHOLD" --first-record-file "$WORK/$name.first"
+         --id-window-ms "$((ID_WINDOW_S * 1000))")
   for p in "${STREAMS_PROPS[@]}"; do sargs+=(--prop "$p"); done
   say "$name: Kafka Streams, $t stream thread(s), application.id $app"
   # shellcheck disable=SC2086
@@ -428,7 +464,7 @@ done
 # ------------------------------------------------------------------ report
 
 LOAD_END="$(cat /proc/loadavg)"
-DRAIN_REPEAT="$REPEAT" python3 - "$OUT" "$TS" "$EVENTS" "$PARTITIONS" "$SEED" "$COMMIT_MS" "$THRESHOLD" "$IDS" \
+DRAIN_REPEAT="$REPEAT" DRAIN_GEN_STATS="$GEN_STATS" DRAIN_ID_WINDOW_S="$ID_WINDOW_S" python3 - "$OUT" "$TS" "$EVENTS" "$PARTITIONS" "$SEED" "$COMMIT_MS" "$THRESHOLD" "$IDS" \
   "$PREFILL_S" "$LOAD_START" "$LOAD_END" "$EXPECTED_DOMAINS" "$BROKERS" \
   "$("$CATCHALL" --version 2>/dev/null | head -n1 || echo unknown), binary $CATCHALL modified $(stat -c %y "$CATCHALL" | cut -d. -f1)" \
   "$(IFS=' '; echo "${STREAMS_PROPS[*]:-}")" "$(IFS=' '; echo "${CATCHALL_SETS[*]:-}")" \
@@ -443,14 +479,19 @@ def load(p):
             return json.load(f)
     except (OSError, ValueError):
         return None
+gen = load(os.environ["DRAIN_GEN_STATS"]) or {}
 res = {
     "tool": "drain", "schema_version": 1, "started_at": ts,
     "settings": {
         "events": int(events), "partitions": int(partitions), "seed": int(seed),
-        "workload": "challenge", "domains": int(domains), "event_ids": ids == "1",
+        "workload": gen.get("workload"), "domains": int(domains), "domain_space": gen.get("domain_space"),
+        "event_ids": ids == "1", "duplicate_records": gen.get("duplicates"),
+        "distinct_events": gen.get("events"), "id_window_s": int(os.environ["DRAIN_ID_WINDOW_S"]),
         "commit_interval_ms": int(commit_ms), "threshold": int(threshold),
         "brokers": brokers, "broker": "Apache Kafka 3.9.2 (scripts/kafka-dev, KRaft, 1 node)",
-        "catchall_version": catchall_version, "kafka_streams": "3.9.2, exactly_once_v2, RocksDB store",
+        "catchall_version": catchall_version,
+        "kafka_streams": "3.9.2, exactly_once_v2, RocksDB store" + (
+            ", ids deduplicated in a RocksDB window store" if ids == "1" else ""),
         "streams_extra_props": streams_props, "catchall_extra_settings": catchall_sets,
         "cores": os.cpu_count(),
     },
@@ -533,7 +574,8 @@ res["ratio"] = ratios
 with open(os.path.join(out, "results.json"), "w") as f:
     json.dump(res, f, indent=2)
     f.write("\n")
-print(f"\nDrain of {events} events, {partitions} partitions, {domains} domains "
+print(f"\nDrain of {events} events ({gen.get('workload')} workload"
+      f"{', ids, %s duplicates' % gen.get('duplicates') if ids == '1' else ''}), {partitions} partitions, {domains} domains "
       f"(load at start {load_start.split()[0]}{', MEASURED UNDER LOAD' if under_load else ''}):")
 print(f"{'run':<14}{'events/s':>12}{'steady/s':>12}{'drain s':>9}{'startup s':>10}"
       f"{'cpu s: proc':>12}{'broker':>8}{'irq':>6}{'other':>7}"
