@@ -23,6 +23,7 @@ import sys
 from array import array
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 from gen_events import uniform_index, uniform_name  # noqa: E402
 
 STATUS_NAMES = ("unknown", "catch-all", "not catch-all")
