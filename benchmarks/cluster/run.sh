@@ -22,11 +22,16 @@
 #    before each run it waits until the cluster has caught up (a barrier batch of
 #    probe events is visible on the query node), and after each run it saves the
 #    three nodes' /metrics;
+#    the cost of each run: CPU seconds (utime+stime, all threads) of the three nodes
+#    and of the broker's JVM from the bench's start until the cluster has caught up
+#    after it, and of catchall-bench itself, each also in us per event acknowledged
+#    (per lookup for get runs);
 # 5. after the runs, records each node's resident memory (now and peak), its data
 #    dir's size and the size of the topics in the broker's log dir (resources.json);
 # 6. writes everything to results/cluster/<timestamp>/ (one directory per run with
-#    results.json, the summaries, metrics, node logs, summary.json) and prints a
-#    summary; the load average is printed before and after.
+#    results.json, run.json, the summaries, metrics, node logs, summary.json) and
+#    prints a summary (with the CPU per event of each process); the load average is
+#    printed before and after.
 # At the end (also on failure or Ctrl-C) it stops the processes it started, by PID,
 # and deletes its topics and consumer group.
 #
@@ -36,6 +41,8 @@ set -euo pipefail
 PROG=cluster
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)"
 REPO="$(cd "$SCRIPT_DIR/../.." && pwd -P)"
+# shellcheck source-path=SCRIPTDIR source=../lib.sh
+source "$SCRIPT_DIR/../lib.sh"
 CATCHALL="${CATCHALL_BIN:-$REPO/build/release/catchall}"
 BENCH="${CATCHALL_BENCH_BIN:-$REPO/build/release/catchall-bench}"
 KAFKA_DEV="$REPO/scripts/kafka-dev"
@@ -119,10 +126,6 @@ Exit status: 0 when every run succeeded (and --verify found no mismatch), 1 othe
 EOF
 }
 
-die() { printf '%s: error: %s\n' "$PROG" "$*" >&2; exit 1; }
-say() { printf '%s: [%s] %s\n' "$PROG" "$(date +%H:%M:%S)" "$*" >&2; }
-posint() { [[ "$2" =~ ^[0-9]+$ && "$2" -gt 0 ]] || die "$1 must be a positive integer (got '$2')"; }
-
 while (($#)); do
   case "$1" in
     --runs) RUNS="$2"; shift 2 ;;
@@ -158,14 +161,13 @@ done
 [[ "$RUNS" =~ ^(batch|put|open|get)(,(batch|put|open|get))*$ ]] \
   || die "--runs takes a comma-separated list of batch, put, open, get"
 [[ "$GET_RATES" =~ ^[0-9]+(,[0-9]+)*$ ]] || die "--get-rates takes a comma-separated list of lookups/s (0 = closed loop)"
-for pair in "--partitions $PARTITIONS" "--batch-events $BATCH_EVENTS" "--batch-size $BATCH_SIZE" \
-            "--batch-connections $BATCH_CONNECTIONS" "--put-connections $PUT_CONNECTIONS" \
-            "--put-duration $PUT_DURATION" "--rate $RATE" "--open-connections $OPEN_CONNECTIONS" \
-            "--open-duration $OPEN_DURATION" "--bench-threads $BENCH_THREADS" \
-            "--settle-timeout $SETTLE_TIMEOUT" "--get-connections $GET_CONNECTIONS" \
-            "--get-duration $GET_DURATION"; do
-  posint $pair
-done
+checks=(--partitions "$PARTITIONS" --batch-events "$BATCH_EVENTS" --batch-size "$BATCH_SIZE"
+        --batch-connections "$BATCH_CONNECTIONS" --put-connections "$PUT_CONNECTIONS"
+        --put-duration "$PUT_DURATION" --rate "$RATE" --open-connections "$OPEN_CONNECTIONS"
+        --open-duration "$OPEN_DURATION" --bench-threads "$BENCH_THREADS"
+        --settle-timeout "$SETTLE_TIMEOUT" --get-connections "$GET_CONNECTIONS"
+        --get-duration "$GET_DURATION")
+for ((i = 0; i < ${#checks[@]}; i += 2)); do posint "${checks[i]}" "${checks[i + 1]}"; done
 ((PUT_DURATION > PUT_WARMUP)) || die "--put-duration must be longer than the warmup ($PUT_WARMUP s)"
 ((GET_DURATION > 2)) || die "--get-duration must be longer than the warmup (2 s)"
 ((OPEN_DURATION > OPEN_WARMUP)) || die "--open-duration must be longer than the warmup ($OPEN_WARMUP s)"
@@ -190,38 +192,22 @@ OUT="$(cd "$OUT" && pwd -P)"
 EVENTS_TOPIC="$PREFIX.events"
 STATUS_TOPIC="$PREFIX.status"
 DLQ_TOPIC="$PREFIX.dlq"
+IDS_TOPIC="$PREFIX.ids"     # the aggregator's event ids (catchall topics create makes it)
 GROUP="$PREFIX.group"
 TOPIC_FLAGS=(--set "kafka.events_topic=$EVENTS_TOPIC" --set "kafka.status_topic=$STATUS_TOPIC"
-             --set "kafka.dead_letter_topic=$DLQ_TOPIC")
+             --set "kafka.dead_letter_topic=$DLQ_TOPIC" --set "kafka.ids_topic=$IDS_TOPIC")
 
 # ------------------------------------------------------------------ processes
 
-PIDS=()
-ROLE_PIDS=()   # role=pid
+# PIDS (lib.sh) holds what this script started: the nodes, then the bench of a run.
 BROKER_STARTED=0
 TOPICS_CREATED=0
-start_bg() {  # start_bg LOG CMD...: run in the background, remember the PID in LAST_PID
-  local log="$1"; shift
-  "$@" >"$log" 2>&1 &
-  LAST_PID=$!
-  PIDS+=("$LAST_PID")
-}
-stop_pid() {  # stop_pid PID [SECONDS]: SIGTERM, then SIGKILL
-  local pid="$1" wait_s="${2:-30}" i
-  kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
-  kill -TERM "$pid" 2>/dev/null || true
-  for ((i = 0; i < wait_s * 10; i++)); do
-    kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
-    sleep 0.1
-  done
-  say "PID $pid did not stop in ${wait_s}s: SIGKILL"
-  kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-}
+# shellcheck disable=SC2317  # used by cleanup (the EXIT trap)
 kafka_tool() {  # a Kafka admin tool class with the broker's jars
   java -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -cp "$("$KAFKA_DEV" classpath)" "$@"
 }
 
+# shellcheck disable=SC2317  # run by the EXIT trap
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
@@ -232,12 +218,12 @@ cleanup() {
     stop_pid "$pid" 30
   done
   for f in "$WORK"/*.log; do
-    [[ -f "$f" ]] && cp "$f" "$OUT/nodes/" 2>/dev/null || true
+    if [[ -f "$f" ]]; then cp "$f" "$OUT/nodes/" 2>/dev/null || true; fi
   done
   if ((TOPICS_CREATED && KEEP_TOPICS == 0)); then
-    say "deleting topics $PREFIX.{events,status,dlq} and group $GROUP"
+    say "deleting topics $PREFIX.{events,status,ids,dlq} and group $GROUP"
     local t
-    for t in "$EVENTS_TOPIC" "$STATUS_TOPIC" "$DLQ_TOPIC"; do
+    for t in "$EVENTS_TOPIC" "$STATUS_TOPIC" "$IDS_TOPIC" "$DLQ_TOPIC"; do
       "$KAFKA_DEV" topics --delete --topic "$t" >/dev/null 2>&1 || say "could not delete topic $t"
     done
     kafka_tool org.apache.kafka.tools.consumer.group.ConsumerGroupCommand \
@@ -256,28 +242,6 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 mkdir -p "$OUT/nodes" "$OUT/metrics"
 
-load1() { cut -d' ' -f1 /proc/loadavg; }
-wait_quiet() {
-  [[ -n "$WAIT_LOAD" ]] || return 0
-  local waited=0
-  while awk -v l="$(load1)" -v max="$WAIT_LOAD" 'BEGIN{exit !(l >= max)}'; do
-    if ((waited >= WAIT_MAX)); then
-      say "load $(load1) still >= $WAIT_LOAD after ${WAIT_MAX}s: running anyway"
-      return 0
-    fi
-    ((waited % 60 == 0)) && say "waiting for the load average ($(load1)) to fall below $WAIT_LOAD..."
-    sleep 10
-    waited=$((waited + 10))
-  done
-}
-cpu_ticks() {  # utime+stime of a process (all threads), in clock ticks; 0 if gone
-  local pid="$1" stat fields
-  [[ -n "$pid" ]] && read -r stat <"/proc/$pid/stat" 2>/dev/null || { echo 0; return; }
-  read -r -a fields <<<"${stat##*) }"
-  echo $((fields[11] + fields[12]))
-}
-HZ="$(getconf CLK_TCK)"
-
 say "load average at the start: $(cat /proc/loadavg) ($(nproc) cores)"
 say "results: $OUT"
 
@@ -291,17 +255,19 @@ else
   BROKER_STARTED=1
   "$KAFKA_DEV" start >&2 || die "scripts/kafka-dev start failed"
 fi
-BROKER_PID="$(cat "${KAFKA_DEV_DIR:-/tmp/catchall-kafka-dev-$KAFKA_PORT}/kafka.pid" 2>/dev/null || true)"
+BROKER_PID="$(kafka_dev_broker_pid)"
+[[ -n "$BROKER_PID" ]] || say "no broker PID in ${KAFKA_DEV_DIR:-/tmp/catchall-kafka-dev-$KAFKA_PORT}: the broker's CPU is not measured"
 
 # ------------------------------------------------------------------ topics and nodes
 
-say "creating topics $PREFIX.{events,status,dlq} with $PARTITIONS partitions"
-TOPICS_CREATED=1
-"$CATCHALL" topics create --brokers "$BROKERS" --partitions "$PARTITIONS" "${TOPIC_FLAGS[@]}" \
-  >"$OUT/nodes/topics-create.log" 2>&1 || { cat "$OUT/nodes/topics-create.log" >&2; die "topics create failed"; }
-
 SETS=()
 for kv in "${CATCHALL_SETS[@]}"; do SETS+=(--set "$kv"); done
+say "creating topics $PREFIX.{events,status,ids,dlq} with $PARTITIONS partitions"
+TOPICS_CREATED=1
+# With the nodes' settings: the ids topic's retention is aggregate.idempotency_window_s.
+"$CATCHALL" topics create --brokers "$BROKERS" --partitions "$PARTITIONS" "${TOPIC_FLAGS[@]}" "${SETS[@]}" \
+  >"$OUT/nodes/topics-create.log" 2>&1 || { cat "$OUT/nodes/topics-create.log" >&2; die "topics create failed"; }
+
 declare -A URL PID_OF
 start_role() {  # start_role ROLE [ARGS...]
   local role="$1"; shift
@@ -403,35 +369,46 @@ bench_run() {  # bench_run NAME ARGS...
   local load_before; load_before="$(cat /proc/loadavg)"
   say "$name: $(cat "$dir/command.txt")"
   say "$name: load average before: $load_before"
+  # CPU of every process of the pipeline, from the bench's start until the cluster
+  # has caught up after it (the run's events counted and visible on the query
+  # node), so that the aggregator's and the query node's work for the run's events
+  # is included; the bench's own CPU comes from its rusage (children_cpu_ms).
   declare -A t0
   local role
   for role in ingest aggregate query; do t0[$role]="$(cpu_ticks "${PID_OF[$role]}")"; done
-  local b0; b0="$(cpu_ticks "$BROKER_PID")"
-  local started; started="$(date +%s.%N)"
-  local rc=0
+  local b0 m0 started
+  b0="$(cpu_ticks "$BROKER_PID")"; m0="$(machine_ticks)"; started="$(date +%s.%N)"
+  local rc=0 c0
+  children_cpu_ms "$WORK/times"; c0=$CHILD_CPU_MS
   "${cmd[@]}" >"$dir/summary.txt" 2>"$dir/progress.log" &
   local bpid=$!
   PIDS+=("$bpid")
   wait "$bpid" || rc=$?
+  children_cpu_ms "$WORK/times"
+  local bench_ms=$((CHILD_CPU_MS - c0))
   unset 'PIDS[${#PIDS[@]}-1]'
   local ended; ended="$(date +%s.%N)"
   local load_after; load_after="$(cat /proc/loadavg)"
   save_metrics "$name.after"
-  {
-    printf '{"name": "%s", "exit_code": %d, "load_before": "%s", "load_after": "%s", "wall_s": %s' \
-      "$name" "$rc" "$load_before" "$load_after" "$(awk -v a="$started" -v b="$ended" 'BEGIN{printf "%.3f", b-a}')"
-    printf ', "cpu_s": {'
-    local sep=""
-    for role in ingest aggregate query; do
-      printf '%s"%s": %s' "$sep" "$role" \
-        "$(awk -v a="${t0[$role]}" -v b="$(cpu_ticks "${PID_OF[$role]}")" -v hz="$HZ" 'BEGIN{printf "%.2f", (b-a)/hz}')"
-      sep=", "
-    done
-    if [[ -n "$BROKER_PID" ]]; then
-      printf ', "broker": %s' "$(awk -v a="$b0" -v b="$(cpu_ticks "$BROKER_PID")" -v hz="$HZ" 'BEGIN{printf "%.2f", (b-a)/hz}')"
-    fi
-    printf '}}\n'
-  } >"$dir/run.json"
+  local caught_up=true
+  barrier "$name.after" || { caught_up=false; say "$name: the cluster did not catch up after the run"; }
+  local cpu=() m1 ended_cpu mb0 mt0 mi0 mb1 mt1 mi1
+  for role in ingest aggregate query; do
+    cpu+=("cpu_s.$role:=$(ticks_to_s "${t0[$role]}" "$(cpu_ticks "${PID_OF[$role]}")")")
+  done
+  if [[ -n "$BROKER_PID" ]]; then
+    cpu+=("cpu_s.broker:=$(ticks_to_s "$b0" "$(cpu_ticks "$BROKER_PID")")")
+  fi
+  m1="$(machine_ticks)"; ended_cpu="$(date +%s.%N)"
+  read -r mb0 mt0 mi0 <<<"$m0"
+  read -r mb1 mt1 mi1 <<<"$m1"
+  json_write "$dir/run.json" "name=$name" "exit_code:=$rc" "load_before=$load_before" \
+    "load_after=$load_after" "wall_s:=$(awk -v a="$started" -v b="$ended" 'BEGIN{printf "%.3f", b-a}')" \
+    "${cpu[@]}" "cpu_s.bench:=$((bench_ms / 1000)).$(printf '%03d' $((bench_ms % 1000)))" \
+    "cpu_s.machine_busy:=$(ticks_to_s "$mb0" "$mb1")" "cpu_s.irq:=$(ticks_to_s "$mi0" "$mi1")" \
+    "cpu_s.machine_capacity:=$(ticks_to_s "$mt0" "$mt1")" \
+    "cpu_window_s:=$(awk -v a="$started" -v b="$ended_cpu" 'BEGIN{printf "%.3f", b-a}')" \
+    "cpu_window_caught_up:=$caught_up"
   cat "$dir/summary.txt" >&2
   say "$name: exit $rc; load average after: $load_after"
   ((rc == 0)) || FAILED=1
@@ -458,7 +435,7 @@ for run in "${RUN_LIST[@]}"; do
       # Lookups of workload domains on the query node (--query-target); with the
       # same --seed as the writes they are the domains the writes created.
       for rate in "${GET_RATE_LIST[@]}"; do
-        name=get; ((rate > 0)) && name="get-$rate"
+        name="get"; ((rate > 0)) && name="get-$rate"
         RUN_NAMES+=("$name")
         rate_args=(); ((rate > 0)) && rate_args=(--rate "$rate")
         bench_run "$name" --mode get "${rate_args[@]}" --connections "$GET_CONNECTIONS" \
@@ -479,37 +456,51 @@ mem_kb() {  # mem_kb PID FIELD
 }
 # Blocks in use, not apparent sizes: Kafka preallocates sparse index files.
 dir_bytes() { du -s --block-size=1 "$1" 2>/dev/null | cut -f1; }
-{
-  printf '{'
-  sep=""
-  for role in ingest aggregate query; do
-    pid="${PID_OF[$role]}"
-    dir=""; [[ "$role" != ingest ]] && dir="$WORK/$role-data"
-    printf '%s"%s": {"rss_kb": %s, "peak_rss_kb": %s, "data_dir_bytes": %s}' "$sep" "$role" \
-      "$(mem_kb "$pid" VmRSS || true)" "$(mem_kb "$pid" VmHWM || true)" \
-      "$( [[ -n "$dir" ]] && dir_bytes "$dir" || echo null)"
-    sep=", "
+res=()
+for role in ingest aggregate query; do
+  pid="${PID_OF[$role]}"
+  res+=("$role.rss_kb:=$(mem_kb "$pid" VmRSS)" "$role.peak_rss_kb:=$(mem_kb "$pid" VmHWM)")
+  if [[ "$role" != ingest ]]; then res+=("$role.data_dir_bytes:=$(dir_bytes "$WORK/$role-data")")
+  else res+=("$role.data_dir_bytes:=null"); fi
+done
+broker_dir="${KAFKA_DEV_DIR:-/tmp/catchall-kafka-dev-$KAFKA_PORT}/data"
+if [[ -n "$BROKER_PID" ]]; then
+  res+=("broker.rss_kb:=$(mem_kb "$BROKER_PID" VmRSS)" "broker.peak_rss_kb:=$(mem_kb "$BROKER_PID" VmHWM)")
+fi
+for t in events status ids dlq; do
+  total=0
+  for d in "$broker_dir/$PREFIX.$t"-*; do
+    [[ -d "$d" ]] && total=$((total + $(dir_bytes "$d")))
   done
-  broker_dir="${KAFKA_DEV_DIR:-/tmp/catchall-kafka-dev-$KAFKA_PORT}/data"
-  printf ', "broker": {"rss_kb": %s, "peak_rss_kb": %s' \
-    "$( [[ -n "$BROKER_PID" ]] && mem_kb "$BROKER_PID" VmRSS || echo null)" \
-    "$( [[ -n "$BROKER_PID" ]] && mem_kb "$BROKER_PID" VmHWM || echo null)"
-  for t in events status dlq; do
-    total=0
-    for d in "$broker_dir/$PREFIX.$t"-*; do
-      [[ -d "$d" ]] && total=$((total + $(dir_bytes "$d")))
-    done
-    printf ', "topic_%s_bytes": %s' "$t" "$total"
-  done
-  printf '}}\n'
-} >"$OUT/resources.json" 2>/dev/null || say "could not record resources"
+  res+=("broker.topic_${t}_bytes:=$total")
+done
+json_write "$OUT/resources.json" "${res[@]}" 2>/dev/null || say "could not record resources"
 
 # ------------------------------------------------------------------ report
 
 python3 - "$OUT" "$(IFS=,; echo "${RUN_NAMES[*]}")" "$PARTITIONS" "$PREFIX" <<'PY'
 import json, os, re, sys
 out, runs, partitions, prefix = sys.argv[1], [r for r in sys.argv[2].split(",") if r], int(sys.argv[3]), sys.argv[4]
-rows, summary = [], {"prefix": prefix, "partitions": partitions, "runs": {}}
+rows, cpu_rows, summary = [], [], {"prefix": prefix, "partitions": partitions, "runs": {}}
+PIPELINE = ("ingest", "aggregate", "query", "broker")   # the cost of the system; the bench is the client
+def cpu_cost(name, run, r):
+    """CPU seconds of each process over the run (run.json) and per event acknowledged
+    (per lookup answered for get runs)."""
+    cpu_s = run.get("cpu_s") or {}
+    unit = "lookup" if name.startswith("get") else "event"
+    n = g(r, "lookups", "ok", default=0) if unit == "lookup" else g(r, "events", "acked", default=0)
+    per = lambda sec: round(sec / n * 1e6, 3) if n and sec is not None else None
+    cpu = {p: {"seconds": cpu_s[p], f"us_per_{unit}": per(cpu_s[p])}
+           for p in PIPELINE + ("bench",) if cpu_s.get(p) is not None}
+    total = sum(cpu_s[p] for p in PIPELINE if cpu_s.get(p) is not None)
+    out = {"cpu": cpu, f"cpu_us_per_{unit}_total": per(total), f"cpu_{unit}s": n,
+           "cpu_window_s": run.get("cpu_window_s"), "cpu_window_caught_up": run.get("cpu_window_caught_up")}
+    if cpu_s.get("machine_busy") is not None:
+        # Every other process on the machine (and interrupts) in the same window.
+        out["cpu_other_s"] = round(cpu_s["machine_busy"] - cpu_s.get("irq", 0)
+                                   - sum(cpu_s.get(p) or 0 for p in PIPELINE + ("bench",)), 2)
+        out["cpu_irq_s"] = cpu_s.get("irq")
+    return out, unit, n
 def g(d, *path, default=None):
     for p in path:
         if not isinstance(d, dict) or p not in d:
@@ -544,6 +535,14 @@ for name in runs:
         "load_before": run.get("load_before"), "load_after": run.get("load_after"),
         "cpu_s": run.get("cpu_s"), "seed": g(r, "config", "seed"),
     }
+    cost, unit, n = cpu_cost(name, run, r)
+    entry.update(cost)
+    us = lambda p: (cost["cpu"].get(p) or {}).get(f"us_per_{unit}")
+    fu = lambda x: "-" if x is None else f"{x:,.1f}" if x >= 10 else f"{x:.2f}"
+    cpu_rows.append((name, f"{n:,} {unit}s", *[fu(us(p)) for p in PIPELINE],
+                     fu(cost[f"cpu_us_per_{unit}_total"]), fu(us("bench")),
+                     "-" if cost.get("cpu_other_s") is None else f"{cost['cpu_other_s']:.1f}",
+                     f"{cost['cpu_window_s'] or 0:.1f}" + ("" if cost.get("cpu_window_caught_up", True) else " (not caught up)")))
     summary["runs"][name] = entry
     note = []
     if errs:
@@ -644,7 +643,7 @@ try:
         r = res.get(role, {})
         kb = lambda k: None if r.get(k) is None else r[k] * 1024
         disk = (f"data dir {mb(r['data_dir_bytes'])}" if r.get("data_dir_bytes") is not None else
-                "topics " + ", ".join(f"{t} {mb(r.get('topic_' + t + '_bytes'))}" for t in ("events", "status", "dlq"))
+                "topics " + ", ".join(f"{t} {mb(r.get('topic_' + t + '_bytes'))}" for t in ("events", "status", "ids", "dlq"))
                 if role == "broker" else "no data dir")
         res_lines.append(f"{role:9} RSS {mb(kb('rss_kb'))} (peak {mb(kb('peak_rss_kb'))}); {disk}")
 except (OSError, ValueError):
@@ -655,6 +654,14 @@ head = ("run", "per s", "lat p50", "lat p99", "fresh p50", "fresh p95", "fresh p
 widths = [max(len(str(x[i])) for x in rows + [head]) for i in range(len(head))]
 lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in [head] + rows]
 text = "\n".join(lines) + "\n(per s: events/s, lookups/s for get runs; latency and freshness in ms)\n"
+if cpu_rows:
+    chead = ("run", "acked", "ingest", "aggregate", "query", "broker", "total", "bench", "other s", "window s")
+    cw = [max(len(str(x[i])) for x in cpu_rows + [chead]) for i in range(len(chead))]
+    text += ("CPU per event, in us (CPU s of each process from the bench's start until the cluster caught up,\n"
+             "divided by the events acknowledged; per lookup answered for get runs; total = ingest + aggregate\n"
+             "+ query + broker; bench = the load generator; other s = CPU s of every other process):\n")
+    text += "".join("  " + "  ".join(str(c).rjust(w) if i else str(c).ljust(w) for i, (c, w) in enumerate(zip(row, cw))).rstrip() + "\n"
+                    for row in [chead] + cpu_rows)
 if diag_lines:
     text += "nodes' /metrics during each run:\n" + "".join("  " + l + "\n" for l in diag_lines)
 if res_lines:

@@ -5,21 +5,26 @@
 #   benchmarks/drain/run.sh [--events N] [--partitions P] [--threads T1,T2] ...
 #
 # 1. pre-fills drain.events (P partitions, created by `catchall topics create`) with N
-#    events of the challenge workload (gen_events.py | kcat, murmur2 partitioner);
+#    events of the challenge or the uniform workload (gen_events.py | kcat, murmur2
+#    partitioner), with an id per event if asked (both consumers then deduplicate);
 # 2. runs `catchall aggregate` (fresh group and data dir) until the group's committed
 #    offsets reach the topic's end, measured by the peer jar's lag watcher;
 # 3. the same for the Kafka Streams app, once per stream-thread count;
-# 4. checks each one's status topic against the generator's expected counts;
+# 4. checks each one's status topic against the generator's expected counts (a sample
+#    of domains, and the totals over all);
 # 5. writes results/drain/<timestamp>/results.json and cleans up (processes by PID,
 #    topics, groups, state dirs).
 #
-# events/s = N / (time from the first record processed to all offsets committed).
+# events/s = N / (time from the first record processed to all offsets committed); the
+# cost is the CPU seconds of the process and of the broker per event.
 # Run `--help` for every option.
 set -euo pipefail
 
 PROG=drain
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)"
 REPO="$(cd "$SCRIPT_DIR/../.." && pwd -P)"
+# shellcheck source-path=SCRIPTDIR source=../lib.sh
+source "$SCRIPT_DIR/../lib.sh"
 PEER_DIR="$REPO/benchmarks/peer/kafka-streams"
 JAR="$PEER_DIR/target/catchall-streams-peer.jar"
 CATCHALL="${CATCHALL_BIN:-$REPO/build/release/catchall}"
@@ -41,6 +46,9 @@ KEEP_WORK=0
 WAIT_LOAD=""
 WAIT_MAX=600
 IDS=0
+WORKLOAD=challenge
+DOMAINS=""
+DUPLICATES=0
 REPEAT=1
 OUT=""
 STREAMS_HEAP="${STREAMS_HEAP:--Xms512m -Xmx2g}"
@@ -59,9 +67,17 @@ Options:
   --events N           events to pre-fill                        [$EVENTS]
   --partitions P       partitions of drain.events                [$PARTITIONS]
   --threads LIST       Kafka Streams num.stream.threads to run, comma-separated [$THREADS]
+  --workload W         challenge: bursts per domain, as the original challenge
+                       (10M events: ~8,000 domains); uniform: every event picks one of
+                       --domains domains uniformly at random            [$WORKLOAD]
+  --domains N          uniform: domains to pick from             [10000000]
   --seed S             workload seed                             [$SEED]
   --commit-ms MS       commit interval of both                   [$COMMIT_MS]
-  --ids                give every event an "id" (catchall then also deduplicates)
+  --ids                give every event an "id": both catchall and the Kafka Streams
+                       peer then deduplicate by (domain, id) within the id window
+                       (aggregate.idempotency_window_s, 1 day)
+  --duplicates P       with --ids: each record repeats one of the last 1000 events
+                       (same id) with probability P; expected counts are unchanged [0]
   --repeat R           run every configuration R times, interleaved; the report gives
                        each run and the median per configuration       [$REPEAT]
   --sample K           domains to spot-check per run (0 = all)   [$SAMPLE]
@@ -85,9 +101,6 @@ stops it.
 EOF
 }
 
-die() { printf '%s: error: %s\n' "$PROG" "$*" >&2; exit 1; }
-say() { printf '%s: [%s] %s\n' "$PROG" "$(date +%H:%M:%S)" "$*" >&2; }
-
 while (($#)); do
   case "$1" in
     --events) EVENTS="$2"; shift 2 ;;
@@ -96,6 +109,9 @@ while (($#)); do
     --seed) SEED="$2"; shift 2 ;;
     --commit-ms) COMMIT_MS="$2"; shift 2 ;;
     --ids) IDS=1; shift ;;
+    --workload) WORKLOAD="$2"; shift 2 ;;
+    --domains) DOMAINS="$2"; shift 2 ;;
+    --duplicates) DUPLICATES="$2"; shift 2 ;;
     --repeat) REPEAT="$2"; shift 2 ;;
     --sample) SAMPLE="$2"; shift 2 ;;
     --only)
@@ -118,10 +134,19 @@ while (($#)); do
     *) die "unknown option '$1' (see --help)" ;;
   esac
 done
-[[ "$EVENTS" =~ ^[0-9]+$ && "$EVENTS" -gt 0 ]] || die "--events must be a positive number"
-[[ "$PARTITIONS" =~ ^[0-9]+$ && "$PARTITIONS" -gt 0 ]] || die "--partitions must be a positive number"
+posint --events "$EVENTS"
+posint --partitions "$PARTITIONS"
 [[ "$THREADS" =~ ^[0-9]+(,[0-9]+)*$ ]] || die "--threads must be a comma-separated list of numbers"
-[[ "$REPEAT" =~ ^[0-9]+$ && "$REPEAT" -gt 0 ]] || die "--repeat must be a positive number"
+posint --repeat "$REPEAT"
+case "$WORKLOAD" in
+  challenge) [[ -z "$DOMAINS" ]] || die "--domains is for --workload uniform (the challenge's domains follow from --events)" ;;
+  uniform) DOMAINS="${DOMAINS:-10000000}"; posint --domains "$DOMAINS" ;;
+  *) die "--workload takes challenge or uniform" ;;
+esac
+[[ "$DUPLICATES" =~ ^(0|0?\.[0-9]+)$ ]] || die "--duplicates takes a probability below 1 (got '$DUPLICATES')"
+if ((IDS == 0)) && [[ ! "$DUPLICATES" =~ ^0?\.?0*$ ]]; then
+  die "--duplicates needs --ids (a repeated event without an id is a new event)"
+fi
 
 # ------------------------------------------------------------------ prerequisites
 
@@ -130,7 +155,7 @@ for tool in kcat java mvn python3; do
   command -v "$tool" >/dev/null || die "'$tool' not found on PATH"
 done
 "$KAFKA_DEV" status >/dev/null 2>&1 || die "no broker on $BROKERS: start one with scripts/kafka-dev start"
-BROKER_PID="$(cat "${KAFKA_DEV_DIR:-/tmp/catchall-kafka-dev-${KAFKA_PORT:-9092}}/kafka.pid" 2>/dev/null || true)"
+BROKER_PID="$(kafka_dev_broker_pid)"
 
 # Build the peer jar when it is missing or older than its sources.
 if [[ ! -f "$JAR" ]] || [[ -n "$(find "$PEER_DIR/src" "$PEER_DIR/pom.xml" -newer "$JAR" -print -quit)" ]]; then
@@ -152,53 +177,20 @@ OUT="$(cd "$OUT" && pwd -P)"
 EVENTS_TOPIC=drain.events
 STATUS_TOPIC=drain.status
 DLQ_TOPIC=drain.dlq
+IDS_TOPIC=drain.ids                    # catchall's event ids (made by catchall topics create)
 STREAMS_PREFIX=drain-streams-          # application ids and their internal topics
 STREAMS_OUT_PREFIX=drain.streams-status-t
-EXPECTED="$WORK_ROOT/expected-$EVENTS-$SEED-$PARTITIONS-$IDS.tsv"
+# The generator's expected counts and summary, named after everything that shapes them
+# (--reuse finds them again).
+EXPECTED="$WORK_ROOT/expected-$WORKLOAD-$EVENTS-$SEED-$PARTITIONS-ids$IDS-d${DOMAINS:-0}-dup$DUPLICATES"
+GEN_STATS="$EXPECTED.stats.json"
 PIDFILE="$WORK_ROOT/pids"
 
 # ------------------------------------------------------------------ processes
 
-PIDS=()
-cmdline_of() { tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null | cut -c1-200 | sed 's/ *$//'; }
-start_bg() {  # start_bg LOG CMD...: run in the background, remember the PID
-  local log="$1"; shift
-  "$@" >"$log" 2>&1 &
-  local pid=$!
-  PIDS+=("$pid")
-  # Wait (briefly) for the exec, so the recorded command line is the program's.
-  local self i; self="$(cmdline_of $$)"
-  for ((i = 0; i < 20; i++)); do [[ "$(cmdline_of "$pid")" != "$self" ]] && break; sleep 0.05; done
-  echo "$pid $(cmdline_of "$pid")" >>"$PIDFILE"
-  LAST_PID=$pid
-}
-stop_pid() {  # stop_pid PID [SECONDS]: SIGTERM, then SIGKILL
-  local pid="$1" wait_s="${2:-30}" i
-  kill -0 "$pid" 2>/dev/null || return 0
-  kill -TERM "$pid" 2>/dev/null || true
-  for ((i = 0; i < wait_s * 10; i++)); do
-    kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
-    sleep 0.1
-  done
-  say "PID $pid did not stop in ${wait_s}s: SIGKILL"
-  kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-}
-# Processes left by an earlier, interrupted run of this script (same pid file; the
-# command line must still match, so a recycled PID is never touched).
-if [[ -f "$PIDFILE" ]]; then
-  while read -r pid cmd; do
-    [[ -n "$pid" ]] || continue
-    now="$(cmdline_of "$pid" || true)"
-    if [[ -n "$now" && "$now" == "$cmd" ]]; then
-      say "stopping PID $pid left by an earlier run"
-      kill -TERM "$pid" 2>/dev/null || true
-      sleep 2
-      kill -KILL "$pid" 2>/dev/null || true
-    fi
-  done <"$PIDFILE"
-  rm -f "$PIDFILE"
-fi
+# start_bg (lib.sh) records every process in PIDFILE too; processes left there by an
+# earlier, interrupted run of this script are stopped first.
+stop_recorded_pids
 
 GROUPS_CREATED=()
 cleanup() {
@@ -210,11 +202,11 @@ cleanup() {
   if ((KEEP_TOPICS == 0)); then
     say "deleting the benchmark's topics and groups"
     peer delete-topics --bootstrap "$BROKERS" \
-      --topics "$EVENTS_TOPIC,$STATUS_TOPIC,$DLQ_TOPIC,${STREAMS_OUT_PREFIX}*,${STREAMS_PREFIX}*" >/dev/null 2>&1 || true
-    rm -f "$EXPECTED"
+      --topics "$EVENTS_TOPIC,$STATUS_TOPIC,$IDS_TOPIC,$DLQ_TOPIC,${STREAMS_OUT_PREFIX}*,${STREAMS_PREFIX}*" >/dev/null 2>&1 || true
+    rm -f "$EXPECTED" "$GEN_STATS"
   else
     peer delete-topics --bootstrap "$BROKERS" \
-      --topics "$STATUS_TOPIC,$DLQ_TOPIC,${STREAMS_OUT_PREFIX}*,${STREAMS_PREFIX}*" >/dev/null 2>&1 || true
+      --topics "$STATUS_TOPIC,$IDS_TOPIC,$DLQ_TOPIC,${STREAMS_OUT_PREFIX}*,${STREAMS_PREFIX}*" >/dev/null 2>&1 || true
   fi
   if ((${#GROUPS_CREATED[@]})); then
     peer delete-groups --bootstrap "$BROKERS" --groups "$(IFS=,; echo "${GROUPS_CREATED[*]}")" >/dev/null 2>&1 || true
@@ -230,45 +222,7 @@ trap 'exit 130' INT TERM
 
 # ------------------------------------------------------------------ helpers
 
-load1() { cut -d' ' -f1 /proc/loadavg; }
-cpu_ticks() {  # utime+stime of a process (all threads), in clock ticks; 0 if gone
-  local pid="$1"
-  [[ -n "$pid" && -r /proc/$pid/stat ]] || { echo 0; return; }
-  # Fields after the ")" of comm: state is field 3; utime and stime are 14 and 15.
-  sed 's/^.*) //' "/proc/$pid/stat" | awk '{print $12 + $13}'
-}
-machine_ticks() {  # ticks of all CPUs: busy total softirq+irq
-  awk '/^cpu /{busy=$2+$3+$4+$7+$8+$9; total=busy+$5+$6; print busy, total, $7+$8}' /proc/stat
-}
-HZ="$(getconf CLK_TCK)"
-
-wait_quiet() {
-  [[ -n "$WAIT_LOAD" ]] || return 0
-  local waited=0
-  while awk -v l="$(load1)" -v max="$WAIT_LOAD" 'BEGIN{exit !(l >= max)}'; do
-    if ((waited >= WAIT_MAX)); then
-      say "load $(load1) still >= $WAIT_LOAD after ${WAIT_MAX}s: running anyway"
-      return 0
-    fi
-    ((waited % 60 == 0)) && say "waiting for the load average ($(load1)) to fall below $WAIT_LOAD..."
-    sleep 10
-    waited=$((waited + 10))
-  done
-}
-
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
-wait_for_line() {  # wait_for_line FILE PATTERN SECONDS PID
-  local f="$1" pat="$2" secs="$3" pid="$4" i
-  for ((i = 0; i < secs * 10; i++)); do
-    grep -q "$pat" "$f" 2>/dev/null && return 0
-    kill -0 "$pid" 2>/dev/null || return 1
-    sleep 0.1
-  done
-  return 1
-}
+# load1, cpu_ticks, machine_ticks, wait_quiet, free_port, wait_for_line: lib.sh.
 
 # Watch one drain: starts the lag watcher, then the process (CMD...), waits until done,
 # samples CPU of the broker, the process and the machine, snapshots top, stops the
@@ -300,13 +254,10 @@ measure() {
   local topf="$OUT/$name.top.txt" n=0
   : >"$topf"
   WATCHER_TICKS="$w0"
-  local stat fields
   while kill -0 "$wpid" 2>/dev/null; do
     # The watcher's CPU so far, without forking (this loop must stay cheap).
-    if read -r stat <"/proc/$wpid/stat" 2>/dev/null; then
-      read -r -a fields <<<"${stat##*) }"
-      WATCHER_TICKS=$((fields[11] + fields[12]))
-    fi
+    read_cpu_ticks "$wpid"
+    ((CPU_TICKS > 0)) && WATCHER_TICKS=$CPU_TICKS
     if ! kill -0 "$ppid" 2>/dev/null; then
       tail -n 40 "$plog" >&2
       die "$name: the process exited before the topic was drained"
@@ -329,12 +280,7 @@ measure() {
   local load_after; load_after="$(cat /proc/loadavg)"
   local hwm_kb; hwm_kb="$(awk '/^VmHWM:/{print $2}' "/proc/$ppid/status" 2>/dev/null || echo 0)"
   # CPU time per thread of the process (where its time went), before it stops.
-  local task tstat tf
-  for task in /proc/"$ppid"/task/*; do
-    read -r tstat <"$task/stat" 2>/dev/null || continue
-    read -r -a tf <<<"${tstat##*) }"
-    printf '%s\t%s\n' "$((tf[11] + tf[12]))" "$(cat "$task/comm" 2>/dev/null)"
-  done >"$WORK/$name.threads.tsv"
+  thread_ticks "$ppid" >"$WORK/$name.threads.tsv"
   if [[ -n "$metrics_url" ]]; then
     curl -fsS "$metrics_url" >"$OUT/$name.metrics.txt" 2>/dev/null || true
   fi
@@ -395,7 +341,7 @@ LOAD_START="$(cat /proc/loadavg)"
 say "load average at start: $LOAD_START (2 cores); results -> $OUT"
 
 have_events() {  # true if drain.events holds exactly N records in P partitions
-  [[ -f "$EXPECTED" ]] || return 1
+  [[ -f "$EXPECTED" && -f "$GEN_STATS" ]] || return 1
   local n
   n="$(peer end-offsets --bootstrap "$BROKERS" --topic "$EVENTS_TOPIC" 2>/dev/null)" || return 1
   [[ "$n" == "$EVENTS" ]] || return 1
@@ -406,21 +352,30 @@ PREFILL_S=null
 if ((REUSE)) && have_events; then
   say "reusing $EVENTS_TOPIC ($EVENTS events, $PARTITIONS partitions)"
   peer delete-topics --bootstrap "$BROKERS" \
-    --topics "$STATUS_TOPIC,$DLQ_TOPIC,${STREAMS_OUT_PREFIX}*,${STREAMS_PREFIX}*" >&2
+    --topics "$STATUS_TOPIC,$IDS_TOPIC,$DLQ_TOPIC,${STREAMS_OUT_PREFIX}*,${STREAMS_PREFIX}*" >&2
 else
   say "deleting earlier benchmark topics, if any"
   peer delete-topics --bootstrap "$BROKERS" \
-    --topics "$EVENTS_TOPIC,$STATUS_TOPIC,$DLQ_TOPIC,${STREAMS_OUT_PREFIX}*,${STREAMS_PREFIX}*" >&2
-  rm -f "$WORK_ROOT"/expected-*.tsv
+    --topics "$EVENTS_TOPIC,$STATUS_TOPIC,$IDS_TOPIC,$DLQ_TOPIC,${STREAMS_OUT_PREFIX}*,${STREAMS_PREFIX}*" >&2
+  rm -f "$WORK_ROOT"/expected-*
 fi
 CATCHALL_TOPIC_SETS=(--set "kafka.events_topic=$EVENTS_TOPIC" --set "kafka.status_topic=$STATUS_TOPIC"
-                     --set "kafka.dead_letter_topic=$DLQ_TOPIC")
-"$CATCHALL" topics create --brokers "$BROKERS" --partitions "$PARTITIONS" "${CATCHALL_TOPIC_SETS[@]}" >&2
+                     --set "kafka.ids_topic=$IDS_TOPIC" --set "kafka.dead_letter_topic=$DLQ_TOPIC")
+EXTRA_SETS=()
+for s in "${CATCHALL_SETS[@]}"; do EXTRA_SETS+=(--set "$s"); done
+# With the extra settings too: the ids topic's retention is aggregate.idempotency_window_s.
+create_topics() {
+  "$CATCHALL" topics create --brokers "$BROKERS" --partitions "$PARTITIONS" \
+    "${CATCHALL_TOPIC_SETS[@]}" "${EXTRA_SETS[@]}" >&2
+}
+create_topics
 
-if [[ ! -f "$EXPECTED" ]]; then
-  say "pre-filling $EVENTS_TOPIC with $EVENTS events (seed $SEED, $PARTITIONS partitions)..."
-  gen_args=(--events "$EVENTS" --seed "$SEED" --expected "$EXPECTED.tmp")
-  ((IDS)) && gen_args+=(--ids)
+if [[ ! -f "$EXPECTED" || ! -f "$GEN_STATS" ]]; then
+  say "pre-filling $EVENTS_TOPIC with $EVENTS events ($WORKLOAD workload, seed $SEED, $PARTITIONS partitions)..."
+  gen_args=(--events "$EVENTS" --seed "$SEED" --workload "$WORKLOAD" --expected "$EXPECTED.tmp"
+            --stats "$GEN_STATS.tmp")
+  [[ "$WORKLOAD" == uniform ]] && gen_args+=(--domains "$DOMAINS")
+  ((IDS)) && gen_args+=(--ids --duplicates "$DUPLICATES")
   t0="$(date +%s%3N)"
   python3 "$SCRIPT_DIR/gen_events.py" "${gen_args[@]}" 2>"$WORK/gen.log" \
     | kcat -P -b "$BROKERS" -t "$EVENTS_TOPIC" -K $'\t' \
@@ -434,28 +389,33 @@ if [[ ! -f "$EXPECTED" ]]; then
   n="$(peer end-offsets --bootstrap "$BROKERS" --topic "$EVENTS_TOPIC")"
   [[ "$n" == "$EVENTS" ]] || die "$EVENTS_TOPIC holds $n records after the pre-fill, expected $EVENTS (see $WORK/kcat.log)"
   mv "$EXPECTED.tmp" "$EXPECTED"
+  mv "$GEN_STATS.tmp" "$GEN_STATS"
   say "pre-filled $EVENTS events in ${PREFILL_S}s"
 fi
-EXPECTED_DOMAINS="$(wc -l <"$EXPECTED")"
+EXPECTED_DOMAINS="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["domains"])' "$GEN_STATS")"
+# The Kafka Streams peer deduplicates ids within the same window as catchall.
+ID_WINDOW_S="$("$CATCHALL" config "${EXTRA_SETS[@]}" 2>/dev/null | awk '$1 == "idempotency_window_s" {print $3}')"
+posint "catchall's aggregate.idempotency_window_s" "$ID_WINDOW_S"
 
 # ------------------------------------------------------------------ the runs
 
-# One catchall run: fresh group, instance id, data dir and status topic (with an empty
-# data dir, a changelog left by an earlier run would be restored and counted twice).
+# One catchall run: fresh group, instance id, data dir, status and ids topics (with an
+# empty data dir, a changelog left by an earlier run would be restored and counted
+# twice, and ids left by it would be duplicates).
 run_catchall() {
-  local rep="$1" suffix="" name group port csets s
+  local rep="$1" suffix="" name group port csets
   ((rep > 1)) && suffix=".$rep"
   name="catchall$suffix"
   group="drain-catchall-$TAG-r$rep"
   GROUPS_CREATED+=("$group")
   if ((rep > 1)); then
-    peer delete-topics --bootstrap "$BROKERS" --topics "$STATUS_TOPIC,$DLQ_TOPIC" >&2
-    "$CATCHALL" topics create --brokers "$BROKERS" --partitions "$PARTITIONS" "${CATCHALL_TOPIC_SETS[@]}" >&2
+    peer delete-topics --bootstrap "$BROKERS" --topics "$STATUS_TOPIC,$IDS_TOPIC,$DLQ_TOPIC" >&2
+    create_topics
   fi
   port="$(free_port)"
   csets=("${CATCHALL_TOPIC_SETS[@]}" --set "kafka.group_id=$group" --set "kafka.instance_id=drain-$TAG-r$rep"
          --set "aggregate.commit_interval_ms=$COMMIT_MS" --set "aggregate.catchall_threshold=$THRESHOLD")
-  for s in "${CATCHALL_SETS[@]}"; do csets+=(--set "$s"); done
+  csets+=("${EXTRA_SETS[@]}")
   say "$name: catchall aggregate, group $group, metrics on 127.0.0.1:$port"
   measure "$name" "$group" "http://127.0.0.1:$port/metrics" "" \
     "$CATCHALL" aggregate --brokers "$BROKERS" --partitions "$PARTITIONS" --listen "127.0.0.1:$port" \
@@ -478,7 +438,8 @@ run_streams() {
     --config cleanup.policy=compact >&2
   sargs=(--bootstrap "$BROKERS" --input "$EVENTS_TOPIC" --output "$out_topic" --application-id "$app"
          --threads "$t" --state-dir "$WORK/$name-state" --commit-interval-ms "$COMMIT_MS"
-         --threshold "$THRESHOLD" --first-record-file "$WORK/$name.first")
+         --threshold "$THRESHOLD" --first-record-file "$WORK/$name.first"
+         --id-window-ms "$((ID_WINDOW_S * 1000))")
   for p in "${STREAMS_PROPS[@]}"; do sargs+=(--prop "$p"); done
   say "$name: Kafka Streams, $t stream thread(s), application.id $app"
   # shellcheck disable=SC2086
@@ -503,7 +464,7 @@ done
 # ------------------------------------------------------------------ report
 
 LOAD_END="$(cat /proc/loadavg)"
-DRAIN_REPEAT="$REPEAT" python3 - "$OUT" "$TS" "$EVENTS" "$PARTITIONS" "$SEED" "$COMMIT_MS" "$THRESHOLD" "$IDS" \
+DRAIN_REPEAT="$REPEAT" DRAIN_GEN_STATS="$GEN_STATS" DRAIN_ID_WINDOW_S="$ID_WINDOW_S" python3 - "$OUT" "$TS" "$EVENTS" "$PARTITIONS" "$SEED" "$COMMIT_MS" "$THRESHOLD" "$IDS" \
   "$PREFILL_S" "$LOAD_START" "$LOAD_END" "$EXPECTED_DOMAINS" "$BROKERS" \
   "$("$CATCHALL" --version 2>/dev/null | head -n1 || echo unknown), binary $CATCHALL modified $(stat -c %y "$CATCHALL" | cut -d. -f1)" \
   "$(IFS=' '; echo "${STREAMS_PROPS[*]:-}")" "$(IFS=' '; echo "${CATCHALL_SETS[*]:-}")" \
@@ -518,14 +479,19 @@ def load(p):
             return json.load(f)
     except (OSError, ValueError):
         return None
+gen = load(os.environ["DRAIN_GEN_STATS"]) or {}
 res = {
     "tool": "drain", "schema_version": 1, "started_at": ts,
     "settings": {
         "events": int(events), "partitions": int(partitions), "seed": int(seed),
-        "workload": "challenge", "domains": int(domains), "event_ids": ids == "1",
+        "workload": gen.get("workload"), "domains": int(domains), "domain_space": gen.get("domain_space"),
+        "event_ids": ids == "1", "duplicate_records": gen.get("duplicates"),
+        "distinct_events": gen.get("events"), "id_window_s": int(os.environ["DRAIN_ID_WINDOW_S"]),
         "commit_interval_ms": int(commit_ms), "threshold": int(threshold),
         "brokers": brokers, "broker": "Apache Kafka 3.9.2 (scripts/kafka-dev, KRaft, 1 node)",
-        "catchall_version": catchall_version, "kafka_streams": "3.9.2, exactly_once_v2, RocksDB store",
+        "catchall_version": catchall_version,
+        "kafka_streams": "3.9.2, exactly_once_v2, RocksDB store" + (
+            ", ids deduplicated in a RocksDB window store" if ids == "1" else ""),
         "streams_extra_props": streams_props, "catchall_extra_settings": catchall_sets,
         "cores": os.cpu_count(),
     },
@@ -548,6 +514,16 @@ for name in runs:
     r["cpu_s"] = c.get("cpu_s")
     if r["cpu_s"] and w.get("drain_s"):
         r["process_cpu_per_event_us"] = round(r["cpu_s"]["process"] / w["records"] * 1e6, 3)
+    # The cost: CPU seconds from the process's start to drained (startup included) of
+    # the process and of the broker, per event drained; the total is the two together
+    # (the lag watcher is the measurement, not the job: listed, not in the total).
+    if r["cpu_s"] and w.get("records"):
+        n = w["records"]
+        role = "aggregate" if name.startswith("catchall") else "streams"
+        cost = lambda sec: {"seconds": sec, "us_per_event": round(sec / n * 1e6, 3)}
+        r["cpu"] = {role: cost(r["cpu_s"]["process"]), "broker": cost(r["cpu_s"]["broker"]),
+                    "watcher": cost(r["cpu_s"]["watcher"])}
+        r["cpu_us_per_event_total"] = round((r["cpu_s"]["process"] + r["cpu_s"]["broker"]) / n * 1e6, 3)
     r["peak_rss_mb"] = c.get("peak_rss_mb")
     r["loadavg_before"] = c.get("loadavg_before")
     lb = float((c.get("loadavg_before") or "0").split()[0])
@@ -582,6 +558,10 @@ for cfg, rs in configs.items():
                                                     if r.get("steady_events_per_s")]) or 0, 1),
         "process_cpu_per_event_us_median": median([r["process_cpu_per_event_us"] for r in rs
                                                    if r.get("process_cpu_per_event_us")]),
+        "broker_cpu_per_event_us_median": median([r["cpu"]["broker"]["us_per_event"] for r in rs
+                                                  if r.get("cpu")]),
+        "cpu_us_per_event_total_median": median([r["cpu_us_per_event_total"] for r in rs
+                                                 if r.get("cpu_us_per_event_total") is not None]),
         "verify_ok": all((r.get("verify") or {}).get("ok") for r in rs),
         "any_under_load": any(r.get("measured_under_load") for r in rs),
     }
@@ -594,10 +574,12 @@ res["ratio"] = ratios
 with open(os.path.join(out, "results.json"), "w") as f:
     json.dump(res, f, indent=2)
     f.write("\n")
-print(f"\nDrain of {events} events, {partitions} partitions, {domains} domains "
+print(f"\nDrain of {events} events ({gen.get('workload')} workload"
+      f"{', ids, %s duplicates' % gen.get('duplicates') if ids == '1' else ''}), {partitions} partitions, {domains} domains "
       f"(load at start {load_start.split()[0]}{', MEASURED UNDER LOAD' if under_load else ''}):")
 print(f"{'run':<14}{'events/s':>12}{'steady/s':>12}{'drain s':>9}{'startup s':>10}"
-      f"{'cpu s: proc':>12}{'broker':>8}{'irq':>6}{'other':>7}{'rss MB':>8}  verify")
+      f"{'cpu s: proc':>12}{'broker':>8}{'irq':>6}{'other':>7}"
+      f"{'us/event: proc':>16}{'broker':>8}{'total':>8}{'rss MB':>8}  verify")
 for name, r in res["runs"].items():
     cpu = r.get("cpu_s") or {}
     v = r.get("verify") or {}
@@ -606,12 +588,17 @@ for name, r in res["runs"].items():
     print(f"{name:<14}{f(r.get('events_per_s'), ',.0f'):>12}{f(r.get('steady_events_per_s'), ',.0f'):>12}"
           f"{f(r.get('drain_s'), '.1f'):>9}{f(r.get('startup_s'), '.1f'):>10}"
           f"{f(cpu.get('process'), '.1f'):>12}{f(cpu.get('broker'), '.1f'):>8}{f(cpu.get('irq'), '.1f'):>6}"
-          f"{f(cpu.get('other'), '.1f'):>7}{f(r.get('peak_rss_mb'), '.0f'):>8}"
+          f"{f(cpu.get('other'), '.1f'):>7}{f(r.get('process_cpu_per_event_us'), '.2f'):>16}"
+          f"{f(((r.get('cpu') or {}).get('broker') or {}).get('us_per_event'), '.2f'):>8}"
+          f"{f(r.get('cpu_us_per_event_total'), '.2f'):>8}{f(r.get('peak_rss_mb'), '.0f'):>8}"
           f"  {'ok' if v.get('ok') else 'FAILED'} ({v.get('mismatches')} of {v.get('checked_domains')} differ)"
           f"{'  [under load]' if r.get('measured_under_load') else ''}")
+print("(cpu s: from the process's start to drained; us/event: those CPU s per event drained, "
+      "total = process + broker)")
 if any(c["runs"] > 1 for c in res["configs"].values()):
     for cfg, c in res["configs"].items():
-        print(f"{cfg}: median {c['events_per_s_median']:,.0f} events/s of {c['runs']} runs")
+        print(f"{cfg}: median {c['events_per_s_median']:,.0f} events/s of {c['runs']} runs, "
+              f"{c['cpu_us_per_event_total_median'] or 0:.2f} us of CPU per event (process + broker)")
 for k, x in ratios.items():
     print(f"{k}: {x}x (medians)" if res["settings"]["repeat"] > 1 else f"{k}: {x}x")
 print(f"results: {os.path.join(out, 'results.json')}")

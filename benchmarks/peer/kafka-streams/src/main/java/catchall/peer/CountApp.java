@@ -17,6 +17,7 @@ import org.apache.kafka.streams.StreamsConfig;
 import org.apache.kafka.streams.Topology;
 import org.apache.kafka.streams.kstream.Consumed;
 import org.apache.kafka.streams.kstream.Grouped;
+import org.apache.kafka.streams.kstream.KStream;
 import org.apache.kafka.streams.kstream.Materialized;
 import org.apache.kafka.streams.kstream.Produced;
 import org.apache.kafka.streams.state.KeyValueStore;
@@ -27,7 +28,9 @@ import org.apache.kafka.streams.state.KeyValueStore;
  *
  * <pre>
  *   input (key = domain, value = event JSON)
- *     -> mapValues(type of the event)  -> filter(valid)
+ *     -> mapValues(type and id of the event)  -> filter(valid)
+ *     -> processValues(IdDeduplicator: drop an id seen within the window; persistent
+ *        RocksDB window store "event-ids", changelogged)
  *     -> groupByKey -> aggregate(Counts) into the persistent RocksDB store "domain-counts"
  *        (changelogged to &lt;application.id&gt;-domain-counts-changelog)
  *     -> toStream -> mapValues(status JSON as in catchall's changelog) -> output
@@ -38,6 +41,10 @@ import org.apache.kafka.streams.state.KeyValueStore;
  * domain, so groupByKey needs no repartition topic. The KTable's record cache (default
  * 10 MB) collapses updates of a domain within a commit into one output record, as
  * catchall publishes each changed domain once per commit.
+ *
+ * <p>Events with an {@code "id"} are deduplicated within --id-window-ms (default one day,
+ * catchall's default aggregate.idempotency_window_s), as catchall deduplicates them;
+ * --id-window-ms 0 leaves the step out of the topology (every event counts).
  */
 final class CountApp {
   private CountApp() {}
@@ -49,6 +56,7 @@ final class CountApp {
     final String appId = args.require("application-id");
     final long threshold = args.getLong("threshold", 1000);
     final String firstRecordFile = args.get("first-record-file", null);
+    final long idWindowMs = args.getLong("id-window-ms", 86_400_000L);
 
     Properties props = new Properties();
     props.put(StreamsConfig.APPLICATION_ID_CONFIG, appId);
@@ -67,20 +75,29 @@ final class CountApp {
 
     final LongAdder processed = new LongAdder();
     final LongAdder invalid = new LongAdder();
+    final LongAdder duplicates = new LongAdder();
     final AtomicLong firstRecordMs = new AtomicLong();
 
     StreamsBuilder builder = new StreamsBuilder();
-    builder.stream(input, Consumed.with(Serdes.String(), Serdes.String()))
+    KStream<String, Event> events = builder.stream(input, Consumed.with(Serdes.String(), Serdes.String()))
         .mapValues(value -> {
           if (firstRecordMs.get() == 0 && firstRecordMs.compareAndSet(0, System.currentTimeMillis())) {
             writeFirstRecord(firstRecordFile, firstRecordMs.get());
           }
           processed.increment();
-          int type = EventType.parse(value);
-          if (type == EventType.INVALID) invalid.increment();
-          return type;
+          Event event = Event.parse(value);
+          if (event.type() == EventType.INVALID) invalid.increment();
+          return event;
         })
-        .filter((domain, type) -> domain != null && type != EventType.INVALID)
+        .filter((domain, event) -> domain != null && event.type() != EventType.INVALID);
+    KStream<String, Integer> counted;
+    if (idWindowMs > 0) {
+      builder.addStateStore(IdDeduplicator.storeBuilder(idWindowMs));
+      counted = events.processValues(() -> new IdDeduplicator(idWindowMs, duplicates), IdDeduplicator.STORE);
+    } else {
+      counted = events.mapValues(Event::type);
+    }
+    counted
         .groupByKey(Grouped.with(Serdes.String(), Serdes.Integer()))
         .aggregate(() -> Counts.ZERO, (domain, type, counts) -> counts.add(type),
             Materialized.<String, Counts, KeyValueStore<Bytes, byte[]>>as("domain-counts")
@@ -109,7 +126,8 @@ final class CountApp {
     });
     Runtime.getRuntime().addShutdownHook(new Thread(() -> {
       streams.close(java.time.Duration.ofSeconds(30));
-      System.err.printf("closed: processed=%d invalid=%d%n", processed.sum(), invalid.sum());
+      System.err.printf("closed: processed=%d invalid=%d duplicates=%d%n", processed.sum(), invalid.sum(),
+          duplicates.sum());
     }));
 
     Thread progress = new Thread(() -> {
@@ -123,8 +141,8 @@ final class CountApp {
         }
         long now = System.currentTimeMillis();
         long p = processed.sum();
-        System.err.printf("progress: +%d ms processed=%d (%.0f/s) invalid=%d%n",
-            now - startMs, p, (p - last) * 1000.0 / Math.max(1, now - lastMs), invalid.sum());
+        System.err.printf("progress: +%d ms processed=%d (%.0f/s) invalid=%d duplicates=%d%n",
+            now - startMs, p, (p - last) * 1000.0 / Math.max(1, now - lastMs), invalid.sum(), duplicates.sum());
         last = p;
         lastMs = now;
       }

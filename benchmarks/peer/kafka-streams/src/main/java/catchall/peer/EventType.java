@@ -1,7 +1,7 @@
 package catchall.peer;
 
 /**
- * The event type of a catchall.events record value, found by a minimal scan instead of
+ * The event type (and id) of a catchall.events record value, found by a minimal scan instead of
  * a JSON library (kafka-streams brings none). Values are batch items such as
  * {@code {"domain":"example.com","type":"bounced","id":"...","ts":1}}. The scan looks for
  * the key {@code "type"} (a quote, the word, a quote) followed by optional whitespace and
@@ -28,6 +28,37 @@ final class EventType {
         if (json.startsWith("\"delivered\"", i)) return DELIVERED;
         if (json.startsWith("\"bounced\"", i)) return BOUNCED;
         return INVALID;
+      }
+      from = k + 1;
+    }
+  }
+
+  /**
+   * The value of the {@code "id"} key if it is a JSON string, as written between its quotes
+   * (escape sequences are kept, not decoded: the same id is always written the same way by
+   * one producer), or null. Found by the same scan as the type.
+   */
+  static String id(String json) {
+    if (json == null) return null;
+    int from = 0;
+    final int n = json.length();
+    while (true) {
+      int k = json.indexOf("\"id\"", from);
+      if (k < 0) return null;
+      int i = skipWs(json, k + 4);
+      if (i < n && json.charAt(i) == ':') {
+        i = skipWs(json, i + 1);
+        if (i >= n || json.charAt(i) != '"') return null;
+        int start = i + 1;
+        for (int j = start; j < n; j++) {
+          char c = json.charAt(j);
+          if (c == '\\') {
+            j++;
+          } else if (c == '"') {
+            return json.substring(start, j);
+          }
+        }
+        return null;
       }
       from = k + 1;
     }

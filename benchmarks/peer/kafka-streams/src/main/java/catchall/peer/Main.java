@@ -15,6 +15,8 @@ public final class Main {
       "            --bootstrap B --input TOPIC --output TOPIC --application-id ID",
       "            [--threads 1] [--state-dir /tmp/catchall-streams-peer] [--commit-interval-ms 100]",
       "            [--threshold 1000] [--first-record-file F] [--prop key=value ...]",
+      "            [--id-window-ms 86400000]  (events with an \"id\" seen within it are dropped;",
+      "                                        0 = no deduplication)",
       "          runs until SIGTERM/SIGINT; logs progress to stderr every 5 s",
       "  watch   wait until a consumer group's committed offsets reach a topic's end offsets",
       "          (read at start), print a JSON report (and --out FILE)",
