@@ -148,6 +148,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void Refuse(HttpResponse response) {
     keep_alive_ = false;
     version_ = 11;
+    received_ = std::chrono::steady_clock::now();
     net::dispatch(stream_.get_executor(),
                   [self = shared_from_this(), r = std::move(response)]() mutable {
                     self->DoWrite(std::move(r));
@@ -157,6 +158,11 @@ class Session : public std::enable_shared_from_this<Session> {
  private:
   void DoReadHeader() {
     if (server_->draining.load()) return DoClose();
+    // Until its headers say otherwise, an answer (408, 431, 400) belongs to
+    // no route.
+    route_ = kNoRoute;
+    method_ = HttpMethod::kOther;
+    received_ = std::chrono::steady_clock::now();
     parser_.emplace();
     parser_->header_limit(static_cast<std::uint32_t>(server_->options.header_limit));
     parser_->body_limit(server_->options.body_limit);
@@ -189,6 +195,9 @@ class Session : public std::enable_shared_from_this<Session> {
     auto& req = parser_->get();
     version_ = req.version();
     keep_alive_ = req.keep_alive();
+    method_ = FromVerb(req.method());
+    std::string_view target = View(req.target());
+    route_ = server_->router->RouteIndex(target.substr(0, target.find('?')));
     if (beast::iequals(req[http::field::expect], "100-continue")) {
       // curl and others wait for this before sending a large body.
       continue_.emplace(http::status::continue_, req.version());
@@ -323,8 +332,11 @@ class Session : public std::enable_shared_from_this<Session> {
   unsigned version_ = 11;
   bool keep_alive_ = true;
   bool idle_ = false;
+  // Route index of the request being answered, for the metrics; kNoRoute
+  // (reported as "other") before its headers are read.
+  static constexpr size_t kNoRoute = static_cast<size_t>(-1);
   HttpMethod method_ = HttpMethod::kOther;
-  size_t route_ = 0;
+  size_t route_ = kNoRoute;
   std::chrono::steady_clock::time_point received_{};
 };
 
