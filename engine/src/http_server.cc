@@ -128,13 +128,16 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   // Runs on the session's strand: closes the connection if it is between
-  // requests; a request in progress finishes first.
+  // requests. A request in progress finishes first, and so does one the
+  // client had sent before the server began to drain: the read waiting for
+  // a request is cancelled, not the socket shut, and OnReadError finishes
+  // reading whatever had arrived (some of it may sit in a read that
+  // completed but whose handler has not run yet, out of sight here).
   void CloseIfIdle() {
     net::post(stream_.get_executor(), [self = shared_from_this()] {
-      if (self->idle_ && self->buffer_.size() == 0) {
+      if (self->idle_ && !self->RequestPending()) {
         beast::error_code ec;
-        self->stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
-        self->stream_.cancel();
+        self->stream_.socket().cancel(ec);
       }
     });
   }
@@ -156,8 +159,16 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
  private:
+  // True if bytes of a next request are here: buffered, or in the socket.
+  bool RequestPending() {
+    beast::error_code ec;
+    return buffer_.size() > 0 || stream_.socket().available(ec) > 0;
+  }
+
   void DoReadHeader() {
-    if (server_->draining.load()) return DoClose();
+    // Draining: no new request, except one the client sent before the
+    // server began to drain (its bytes are here already).
+    if (server_->draining.load() && !RequestPending()) return DoClose();
     // Until its headers say otherwise, an answer (408, 431, 400) belongs to
     // no route.
     route_ = kNoRoute;
@@ -166,6 +177,11 @@ class Session : public std::enable_shared_from_this<Session> {
     parser_.emplace();
     parser_->header_limit(static_cast<std::uint32_t>(server_->options.header_limit));
     parser_->body_limit(server_->options.body_limit);
+    ReadHeader();
+  }
+
+  // Reads (the rest of) a request's headers into parser_.
+  void ReadHeader() {
     idle_ = true;
     ArmReadTimer(server_->options.idle_timeout);
     http::async_read_header(stream_, buffer_, *parser_,
@@ -219,6 +235,11 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void OnReadError(beast::error_code ec) {
     if (timed_out_ && ec == net::error::operation_aborted) ec = beast::error::timeout;
+    if (ec == net::error::operation_aborted && server_->draining.load() &&
+        !parser_->is_header_done() && (parser_->got_some() || RequestPending())) {
+      // CloseIfIdle cancelled the read, but a request had arrived: answer it.
+      return ReadHeader();
+    }
     if (ec == http::error::end_of_stream || ec == net::error::operation_aborted ||
         ec == net::error::connection_reset || ec == net::error::eof) {
       return DoClose();
