@@ -4,6 +4,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <map>
 #include <string>
 #include <thread>
 #include <vector>
@@ -12,7 +13,9 @@
 #include "support/catchall_client.h"
 #include "support/event_load.h"
 #include "support/kafka_cluster.h"
+#include "support/metrics.h"
 #include "support/server_process.h"
+#include "support/wait.h"
 
 namespace catchall::testing {
 namespace {
@@ -22,33 +25,18 @@ using namespace std::chrono_literals;
 
 constexpr int kPartitions = 4;
 
-// Sum of a metric's samples (any labels) in a Prometheus text exposition.
-double MetricValue(const std::string& exposition, const std::string& name) {
-  double sum = 0;
-  size_t pos = 0;
-  while ((pos = exposition.find("\n" + name, pos)) != std::string::npos) {
-    size_t start = pos + 1 + name.size();
-    size_t end = exposition.find('\n', start);
-    std::string line = exposition.substr(start, end - start);
-    if (!line.empty() && (line[0] == ' ' || line[0] == '{')) {
-      sum += std::stod(line.substr(line.rfind(' ') + 1));
-    }
-    pos = start;
-  }
-  return sum;
+// The sum of a metric's samples (any labels) on a node's /metrics.
+double Metric(HttpClient& node, const std::string& name) {
+  return Exposition(node.Get("/metrics").body).Sum(name);
 }
 
-// Polls a node's /metrics until `name` sums to at least `min` (gauges refresh
-// on a clock) or `timeout` passes; returns the last value seen.
-double WaitForMetricAtLeast(HttpClient& node, const std::string& name, double min,
-                            std::chrono::seconds timeout = 10s) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  double value = MetricValue(node.Get("/metrics").body, name);
-  while (value < min && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(100ms);
-    value = MetricValue(node.Get("/metrics").body, name);
-  }
-  return value;
+// Waits until `name` sums to at least `min` on `node` (gauges refresh on a
+// clock); fails the test with the node's output otherwise.
+bool WaitForMetricAtLeast(ServerProcess* node, const std::string& name, double min,
+                          std::chrono::seconds timeout = 10s) {
+  HttpClient client(node->port());
+  return WaitUntil([&] { return Metric(client, name) >= min; }, timeout,
+                   name + " >= " + std::to_string(min), {node}, 100ms);
 }
 
 class ClusterTest : public ::testing::Test {
@@ -75,13 +63,24 @@ class ClusterTest : public ::testing::Test {
     return p;
   }
 
-  static void ExpectReady(const ServerProcess& p) { ASSERT_TRUE(p.WaitReady(90s)) << p.Output(); }
+  static void ExpectReady(ServerProcess& p) { ASSERT_TRUE(p.WaitReady(90s)); }
 
-  // Waits for the query node to show exactly `expected`.
+  // Waits for the query node to show exactly `expected`; on failure shows
+  // what `servers` printed.
   static void ExpectCounts(HttpClient& query, const Counts& expected,
+                           const std::vector<ServerProcess*>& servers,
                            std::chrono::milliseconds timeout = 120s) {
     std::string diff;
-    EXPECT_TRUE(WaitForAllCounts(query, expected, timeout, &diff)) << diff;
+    EXPECT_TRUE(WaitForAllCounts(query, expected, timeout, &diff))
+        << diff << ServersOutput(servers);
+  }
+
+  // Waits until `load` has `n` more acknowledged events than `from`.
+  static bool WaitForAcked(EventLoad& load, size_t n, const std::vector<ServerProcess*>& servers) {
+    return WaitUntil([&] { return load.acked() >= n; }, 120s,
+                     std::to_string(n) + " acknowledged events (" + std::to_string(load.acked()) +
+                         " so far, " + std::to_string(load.refused()) + " refused)",
+                     servers, 5ms);
   }
 
   std::string brokers_;
@@ -109,7 +108,8 @@ TEST_F(ClusterTest, EventsFlowThroughThreeSeparateProcesses) {
 
   HttpClient q(query->port());
   ExpectCounts(q,
-               {{"catch.example", {1001, 0}}, {"bounce.example", {1, 1}}, {"few.example", {1, 0}}});
+               {{"catch.example", {1001, 0}}, {"bounce.example", {1, 1}}, {"few.example", {1, 0}}},
+               {ingest.get(), aggregate.get(), query.get()});
   EXPECT_EQ(GetDomain(q, "catch.example").state, "catch-all");
   EXPECT_EQ(GetDomain(q, "bounce.example").state, "not catch-all");
   EXPECT_EQ(GetDomain(q, "few.example").state, "unknown");
@@ -117,9 +117,8 @@ TEST_F(ClusterTest, EventsFlowThroughThreeSeparateProcesses) {
 
   // Operators size the roles by these gauges: both count the three domains.
   // (RocksDB's estimates: each commit's write of a domain counts until compaction.)
-  HttpClient agg_admin(aggregate->port());
-  EXPECT_GE(WaitForMetricAtLeast(agg_admin, "catchall_state_domains", 3), 3);
-  EXPECT_GE(WaitForMetricAtLeast(q, "catchall_query_domains", 3), 3);
+  EXPECT_TRUE(WaitForMetricAtLeast(aggregate.get(), "catchall_state_domains", 3));
+  EXPECT_TRUE(WaitForMetricAtLeast(query.get(), "catchall_query_domains", 3));
 }
 
 TEST_F(ClusterTest, AggregatorKilledMidLoadRestartsWithExactCounts) {
@@ -133,11 +132,11 @@ TEST_F(ClusterTest, AggregatorKilledMidLoadRestartsWithExactCounts) {
   ExpectReady(*query);
 
   EventLoad load(ingest->port(), {4, 30, "k9-", "kill-", true});
-  while (load.acked() < 2000) std::this_thread::sleep_for(5ms);
+  ASSERT_TRUE(WaitForAcked(load, 2000, {ingest.get(), aggregate.get()}));
   aggregate->Kill();  // mid-transaction, mid-batch: no shutdown code runs
   size_t at_kill = load.acked();
   aggregate = StartRole("aggregate", agg_dir.path(), "kill-a");
-  while (load.acked() < at_kill + 3000) std::this_thread::sleep_for(5ms);
+  ASSERT_TRUE(WaitForAcked(load, at_kill + 3000, {ingest.get(), aggregate.get()}));
   load.Stop();
 
   HttpClient in(ingest->port());
@@ -147,7 +146,7 @@ TEST_F(ClusterTest, AggregatorKilledMidLoadRestartsWithExactCounts) {
     all.push_back(e);
   }
   HttpClient q(query->port());
-  ExpectCounts(q, Tally(all));
+  ExpectCounts(q, Tally(all), {aggregate.get(), query.get()});
 }
 
 TEST_F(ClusterTest, SecondAggregatorJoinsThenLeavesMidLoadWithExactCounts) {
@@ -162,19 +161,17 @@ TEST_F(ClusterTest, SecondAggregatorJoinsThenLeavesMidLoadWithExactCounts) {
   ExpectReady(*query);
 
   EventLoad load(ingest->port(), {4, 30, "join-", "join-", true});
-  while (load.acked() < 1500) std::this_thread::sleep_for(5ms);
+  ASSERT_TRUE(WaitForAcked(load, 1500, {ingest.get(), agg_a.get()}));
   auto agg_b = StartRole("aggregate", dir_b.path(), "join-b");
   ExpectReady(*agg_b);
   // The newcomer takes partitions over (restoring them from the changelog).
-  HttpClient b_admin(agg_b->port());
-  EXPECT_GE(WaitForMetricAtLeast(b_admin, "catchall_aggregate_owned_partitions", 1, 30s), 1)
-      << agg_b->Output();
+  EXPECT_TRUE(WaitForMetricAtLeast(agg_b.get(), "catchall_aggregate_owned_partitions", 1, 30s));
   size_t mark = load.acked();
-  while (load.acked() < mark + 2000) std::this_thread::sleep_for(5ms);
+  ASSERT_TRUE(WaitForAcked(load, mark + 2000, {ingest.get(), agg_a.get(), agg_b.get()}));
   EXPECT_EQ(agg_b->Terminate(), 0) << agg_b->Output();  // leaves: partitions go back
   EXPECT_THAT(agg_b->Output(), HasSubstr("restored"));
   mark = load.acked();
-  while (load.acked() < mark + 1500) std::this_thread::sleep_for(5ms);
+  ASSERT_TRUE(WaitForAcked(load, mark + 1500, {ingest.get(), agg_a.get()}));
   load.Stop();
 
   HttpClient in(ingest->port());
@@ -184,10 +181,7 @@ TEST_F(ClusterTest, SecondAggregatorJoinsThenLeavesMidLoadWithExactCounts) {
     all.push_back(e);
   }
   HttpClient q(query->port());
-  ExpectCounts(q, Tally(all));
-  if (HasFailure()) {
-    std::cerr << "aggregator a:\n" << agg_a->Output() << "\naggregator b:\n" << agg_b->Output();
-  }
+  ExpectCounts(q, Tally(all), {agg_a.get(), agg_b.get(), query.get()});
 }
 
 TEST_F(ClusterTest, KcatReplayProducesStatusesAndDeadLettersMisroutedRecords) {
@@ -226,18 +220,21 @@ TEST_F(ClusterTest, KcatReplayProducesStatusesAndDeadLettersMisroutedRecords) {
   HttpClient q(query->port());
   ExpectCounts(
       q,
-      {{"replayed.example", {1200, 0}}, {"other.example", {0, 1}}, {"misrouted.example", {0, 0}}});
+      {{"replayed.example", {1200, 0}}, {"other.example", {0, 1}}, {"misrouted.example", {0, 0}}},
+      {aggregate.get(), query.get()});
   EXPECT_EQ(GetDomain(q, "replayed.example").state, "catch-all");
 
   // The dead letter says why.
   std::string dlq;
-  for (int i = 0; i < 50 && dlq.find("misrouted.example") == std::string::npos; ++i) {
-    RunProgram({"kcat", "-C", "-b", brokers_, "-t", names_.dead_letter, "-e", "-q", "-X",
-                "isolation.level=read_committed", "-f", "%s\n"},
-               "", &dlq);
-    if (dlq.find("misrouted.example") == std::string::npos) std::this_thread::sleep_for(200ms);
-  }
-  EXPECT_THAT(dlq, HasSubstr("misrouted.example"));
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        RunProgram({"kcat", "-C", "-b", brokers_, "-t", names_.dead_letter, "-e", "-q", "-X",
+                    "isolation.level=read_committed", "-f", "%s\n"},
+                   "", &dlq);
+        return dlq.find("misrouted.example") != std::string::npos;
+      },
+      30s, "the misrouted record in the dead-letter topic", {aggregate.get()}, 200ms))
+      << dlq;
   EXPECT_THAT(dlq, HasSubstr("but its key belongs to partition " + std::to_string(right)));
 
   // Statuses can be read out of the changelog with kcat too.
@@ -251,36 +248,26 @@ TEST_F(ClusterTest, KcatReplayProducesStatusesAndDeadLettersMisroutedRecords) {
           R"(replayed.example {"domain":"replayed.example","status":"catch-all","delivered":1200,"bounced":0})"));
 }
 
-// A broker of its own, so that stopping it does not disturb other tests.
+// A broker of its own (on free ports), so that stopping it does not disturb
+// other tests.
 class BrokerOutageTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    port_ = "19392";
-    env_ = "KAFKA_PORT=" + port_ + " KAFKA_DEV_DIR=" + state_.path() + "/kafka ";
-    ASSERT_EQ(Kafka("start"), 0) << output_;
-    brokers_ = "127.0.0.1:" + port_;
-    names_ = CreateClusterTopics(brokers_, "outage", kPartitions);
-  }
-  void TearDown() override { Kafka("stop"); }
-
-  int Kafka(const std::string& command) {
-    return RunProgram({"sh", "-c", env_ + KafkaDevScript() + " " + command}, "", &output_);
+    ASSERT_EQ(broker_.Start(), 0) << broker_.output();
+    names_ = CreateClusterTopics(broker_.brokers(), "outage", kPartitions);
   }
 
   std::unique_ptr<ServerProcess> StartRole(const std::string& role, const std::string& data_dir,
                                            const std::string& instance = "") {
-    std::vector<std::string> args = {role, "--brokers", brokers_, "--set", "kafka.timeout_ms=3000"};
+    std::vector<std::string> args = {role, "--brokers", broker_.brokers(), "--set",
+                                     "kafka.timeout_ms=3000"};
     for (const auto& f : names_.Flags()) args.push_back(f);
     if (!data_dir.empty()) args.insert(args.end(), {"--data-dir", data_dir});
     if (!instance.empty()) args.insert(args.end(), {"--set", "kafka.instance_id=" + instance});
     return std::make_unique<ServerProcess>(args);
   }
 
-  TempDir state_;
-  std::string port_;
-  std::string env_;
-  std::string output_;
-  std::string brokers_;
+  TestBroker broker_;
   ClusterNames names_;
 };
 
@@ -290,13 +277,15 @@ TEST_F(BrokerOutageTest, IngestAnswers503QuicklyAndLosesNothingAcknowledged) {
   auto ingest = StartRole("ingest", "");
   auto aggregate = StartRole("aggregate", agg_dir.path(), "outage-a");
   auto query = StartRole("query", query_dir.path());
-  ASSERT_TRUE(ingest->WaitReady(90s)) << ingest->Output();
-  ASSERT_TRUE(aggregate->WaitReady(90s)) << aggregate->Output();
-  ASSERT_TRUE(query->WaitReady(90s)) << query->Output();
+  ASSERT_TRUE(ingest->WaitReady(90s));
+  ASSERT_TRUE(aggregate->WaitReady(90s));
+  ASSERT_TRUE(query->WaitReady(90s));
+  std::vector<ServerProcess*> all_roles = {ingest.get(), aggregate.get(), query.get()};
 
   EventLoad load(ingest->port(), {4, 30, "outage-", "outage-", false});
-  while (load.acked() < 1500) std::this_thread::sleep_for(5ms);
-  ASSERT_EQ(Kafka("stop"), 0) << output_;
+  ASSERT_TRUE(WaitUntil([&] { return load.acked() >= 1500; }, 120s, "1500 acknowledged events",
+                        all_roles, 5ms));
+  ASSERT_EQ(broker_.Stop(), 0) << broker_.output();
 
   // With the broker gone, a request is refused with 503 within the
   // delivery timeout (3 s here), never left hanging.
@@ -311,19 +300,38 @@ TEST_F(BrokerOutageTest, IngestAnswers503QuicklyAndLosesNothingAcknowledged) {
     if (r.status == 503) {
       ++refused;
       EXPECT_EQ(r.Header("retry-after"), "1");
-      EXPECT_THAT(r.body, HasSubstr("log_unavailable"));
+      EXPECT_EQ(JsonString(r.body, "code"), "log_unavailable") << r.body;
     }
   }
   EXPECT_GE(refused, 3);
-  EXPECT_EQ(probe.Get("/readyz").status, 503);
+  // Not ready either, and it says why and when to ask again.
+  HttpResult ready = probe.Get("/readyz");
+  EXPECT_EQ(ready.status, 503) << ready.body;
+  EXPECT_EQ(JsonString(ready.body, "code"), "not_ready") << ready.body;
+  EXPECT_THAT(JsonString(ready.body, "message").value_or(""), HasSubstr("Kafka"));
+  EXPECT_EQ(ready.Header("retry-after"), "1");
 
-  ASSERT_EQ(Kafka("start"), 0) << output_;
+  ASSERT_EQ(broker_.Start(), 0) << broker_.output();
   size_t mark = load.acked();
   // Ingest recovers by itself once the broker answers.
-  for (int i = 0; i < 1200 && load.acked() < mark + 1500; ++i) std::this_thread::sleep_for(100ms);
-  EXPECT_GE(load.acked(), mark + 1500) << ingest->Output();
+  ASSERT_TRUE(WaitUntil([&] { return load.acked() >= mark + 1500; }, 120s,
+                        "1500 more acknowledged events after the broker is back", all_roles,
+                        100ms));
   load.Stop();
   EXPECT_GT(load.refused(), 0U);
+  EXPECT_EQ(probe.Get("/readyz").status, 200);
+
+  // Every refusal the clients saw is in the metric alerts are built on.
+  size_t refusals = refused;
+  std::map<std::string, int> outcomes;  // what the load saw, for the failure message
+  for (const Attempt& a : load.attempts()) {
+    if (a.status == 503 && a.code == "log_unavailable") ++refusals;
+    ++outcomes[std::to_string(a.status) + " " + a.code];
+  }
+  std::string seen;
+  for (const auto& [outcome, n] : outcomes) seen += "\n  " + outcome + ": " + std::to_string(n);
+  EXPECT_EQ(Metric(probe, "catchall_ingest_log_unavailable_total"), static_cast<double>(refusals))
+      << "the load saw:" << seen << "\nand the probe " << refused << " refusals";
 
   // Everything acknowledged is there; what was refused is retried with the
   // same keys and then counted exactly once.
@@ -335,8 +343,7 @@ TEST_F(BrokerOutageTest, IngestAnswers503QuicklyAndLosesNothingAcknowledged) {
   }
   HttpClient q(query->port());
   std::string diff;
-  EXPECT_TRUE(WaitForAllCounts(q, Tally(all), 180s, &diff)) << diff << "\naggregator:\n"
-                                                            << aggregate->Output().substr(0, 20000);
+  EXPECT_TRUE(WaitForAllCounts(q, Tally(all), 180s, &diff)) << diff << ServersOutput(all_roles);
 }
 
 }  // namespace

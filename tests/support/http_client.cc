@@ -32,6 +32,7 @@ using tcp = net::ip::tcp;
 struct HttpClient::Impl {
   uint16_t port;
   std::chrono::milliseconds timeout;
+  bool retry_closed = true;
   net::io_context ioc;
   std::unique_ptr<beast::tcp_stream> stream;
   beast::flat_buffer buffer;
@@ -68,17 +69,25 @@ struct HttpClient::Impl {
     req.prepare_payload();
     stream->expires_after(timeout);
     beast::error_code ec;
-    http::write(*stream, req, ec);
+    // A signal that interrupts a blocking call (this process starts and
+    // reaps other processes) is not an answer of the server: carry on.
+    http::request_serializer<http::string_body> serializer(req);
+    do {
+      http::write(*stream, serializer, ec);
+    } while (ec == net::error::interrupted);
     if (ec) {
       stream.reset();
       *retryable = true;
       result.body = "write failed: " + ec.message();
       return result;
     }
+    result.sent = std::chrono::steady_clock::now();
     http::response_parser<http::string_body> parser;
     parser.body_limit(1ULL << 30);
     if (method == "HEAD") parser.skip(true);
-    http::read(*stream, buffer, parser, ec);
+    do {
+      http::read(*stream, buffer, parser, ec);
+    } while (ec == net::error::interrupted);
     if (ec) {
       stream.reset();
       // A keep-alive connection the server closed between requests.
@@ -100,10 +109,11 @@ struct HttpClient::Impl {
   }
 };
 
-HttpClient::HttpClient(uint16_t port, std::chrono::milliseconds timeout)
+HttpClient::HttpClient(uint16_t port, std::chrono::milliseconds timeout, bool retry_closed)
     : impl_(std::make_unique<Impl>()) {
   impl_->port = port;
   impl_->timeout = timeout;
+  impl_->retry_closed = retry_closed;
 }
 
 HttpClient::~HttpClient() = default;
@@ -116,13 +126,15 @@ HttpResult HttpClient::Request(std::string_view method, std::string_view target,
   HttpResult r = impl_->Once(method, target, body, headers, &retryable);
   // Only a request on a reused connection that the server had already
   // closed is retried; it was never processed.
-  if (r.status == 0 && retryable && reused) {
+  if (r.status == 0 && retryable && reused && impl_->retry_closed) {
     r = impl_->Once(method, target, body, headers, &retryable);
   }
   return r;
 }
 
-std::string RawExchange(uint16_t port, std::string_view bytes, std::chrono::milliseconds wait) {
+std::string RawExchange(uint16_t port, std::string_view bytes, std::chrono::milliseconds wait,
+                        bool* closed_by_server) {
+  if (closed_by_server) *closed_by_server = false;
   net::io_context ioc;
   beast::tcp_stream stream(ioc);
   stream.expires_after(wait);
@@ -137,7 +149,13 @@ std::string RawExchange(uint16_t port, std::string_view bytes, std::chrono::mill
   while (std::chrono::steady_clock::now() < until) {
     size_t n = stream.socket().read_some(net::buffer(buf), ec);
     out.append(buf, n);
-    if (ec) break;
+    if (ec == net::error::interrupted) continue;
+    if (ec) {
+      if (closed_by_server) {
+        *closed_by_server = ec == net::error::eof || ec == net::error::connection_reset;
+      }
+      break;
+    }
   }
   return out;
 }
