@@ -133,7 +133,7 @@ void IngestService::HandleSingle(const HttpRequest& request, std::string_view do
     if (!s.ok()) {
       if (probe) probe->OnLogUnavailable();
       return respond(HttpResponse::FromStatus(
-          Status::Unavailable(fmt::format("the event was not stored: {}", s.message())),
+          Status::Unavailable(fmt::format("the event was not acknowledged: {}", s.message())),
           "log_unavailable"));
     }
     if (probe) probe->OnAccepted(event_type, 1);
@@ -191,7 +191,7 @@ void IngestService::HandleBatch(const HttpRequest& request, const Responder& res
     if (!s.ok()) {
       if (probe) probe->OnLogUnavailable();
       return respond(HttpResponse::FromStatus(
-          Status::Unavailable(fmt::format("the batch was not stored: {}", s.message())),
+          Status::Unavailable(fmt::format("the batch was not acknowledged: {}", s.message())),
           "log_unavailable"));
     }
     if (probe) {
