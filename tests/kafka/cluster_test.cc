@@ -3,7 +3,11 @@
 // kcat replay. Every test checks exact final counts.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
+#include <algorithm>
+#include <fstream>
+#include <functional>
 #include <future>
 #include <map>
 #include <regex>
@@ -252,6 +256,52 @@ TEST_F(ClusterTest, KcatReplayProducesStatusesAndDeadLettersMisroutedRecords) {
           R"(replayed.example {"domain":"replayed.example","status":"catch-all","delivered":1200,"bounced":0})"));
 }
 
+// SIGTERM to an ingest node under load: every request written before the
+// signal is answered (the producer is flushed, in-flight requests get their
+// 204 or a 503), the process exits cleanly, and a retry of everything not
+// acknowledged through another ingest node makes every count exact.
+TEST_F(ClusterTest, IngestAnswersRequestsInFlightOnSigtermAndLosesNothingAcknowledged) {
+  TempDir agg_dir;
+  TempDir query_dir;
+  auto ingest = StartRole("ingest");
+  auto aggregate = StartRole("aggregate", agg_dir.path(), "drain-a");
+  auto query = StartRole("query", query_dir.path());
+  ExpectReady(*ingest);
+  ExpectReady(*aggregate);
+  ExpectReady(*query);
+
+  LoadOptions options{4, 30, "drain-", "drain-", true};
+  options.retry_closed_connections = false;  // see every request the server cut off
+  std::vector<Attempt> attempts;
+  std::chrono::steady_clock::time_point signalled;
+  {
+    EventLoad load(ingest->port(), options);
+    ASSERT_TRUE(WaitForAcked(load, 2000, {ingest.get()}));
+    signalled = std::chrono::steady_clock::now();
+    EXPECT_EQ(ingest->Terminate(), 0) << ingest->Output();
+    EXPECT_THAT(ingest->Output(), HasSubstr("stopped cleanly"));
+    load.Stop();
+    attempts = load.attempts();
+  }
+  size_t in_flight = 0;
+  std::string cut = RequestsCutOffBy(attempts, signalled, &in_flight);
+  EXPECT_TRUE(cut.empty()) << cut;
+  EXPECT_GT(in_flight, 0U) << "no request was in flight at the signal: the test shows nothing";
+
+  auto again = StartRole("ingest");
+  ExpectReady(*again);
+  HttpClient in(again->port());
+  std::vector<SentEvent> all;
+  for (const Attempt& a : attempts) {
+    if (a.status != 204) {
+      ASSERT_TRUE(Resend(in, a.event)) << again->Output();
+    }
+    all.push_back(a.event);
+  }
+  HttpClient q(query->port());
+  ExpectCounts(q, Tally(all), {again.get(), aggregate.get(), query.get()});
+}
+
 // Runs an IngestService request to completion (handlers answer from the
 // log's thread once the records are acknowledged).
 HttpResponse Call(IngestService& ingest, const std::string& body) {
@@ -334,6 +384,291 @@ TEST_F(ClusterTest, BatchRefusedPartwayIs503AndOnlyItemIdsMakeItsRetryExact) {
   // With ids, every item once; without, the part handed over first twice.
   ExpectCounts(q, {{"ids.example", {25, 0}}, {"no-ids.example", {25 + handed_over[1], 0}}},
                {aggregate.get(), query.get()});
+}
+
+// The number of read_committed records in `topic`.
+size_t RecordsIn(const std::string& brokers, const std::string& topic) {
+  std::string out;
+  EXPECT_EQ(RunProgram({"kcat", "-C", "-b", brokers, "-t", topic, "-e", "-q", "-X",
+                        "isolation.level=read_committed", "-f", "r\n"},
+                       "", &out),
+            0)
+      << out;
+  return static_cast<size_t>(std::count(out.begin(), out.end(), 'r'));
+}
+
+uint64_t ResidentBytesOf(pid_t pid) {
+  std::ifstream statm("/proc/" + std::to_string(pid) + "/statm");
+  uint64_t size = 0;
+  uint64_t resident = 0;
+  statm >> size >> resident;
+  return resident * static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+}
+
+// The cluster side of tests/e2e/serve_metrics_test.cc: every catchall
+// metric that the alert rules, the dashboard or the docs name (except the
+// local log's, which only `catchall serve` has) is exported by a cluster
+// role, with a value this test's own traffic explains. The traffic: events
+// counted by aggregator a; a leaves and aggregator b, on an empty data dir,
+// restores every partition from the changelog; then b counts more events,
+// a duplicate and a misrouted record.
+TEST_F(ClusterTest, EveryDocumentedMetricIsExportedByARoleWithAValueTheTrafficExplains) {
+  auto test_started = std::chrono::steady_clock::now();
+  TempDir dir_a;
+  TempDir dir_b;
+  TempDir query_dir;
+  auto ingest = StartRole("ingest");
+  auto agg_a = StartRole("aggregate", dir_a.path(), "metrics-a");
+  auto query = StartRole("query", query_dir.path());
+  ExpectReady(*ingest);
+  ExpectReady(*agg_a);
+  ExpectReady(*query);
+  HttpClient in(ingest->port());
+  HttpClient q(query->port());
+  // (method, code) -> requests to the ingest node's /events.
+  std::map<std::pair<std::string, std::string>, int> requests;
+  auto send = [&](const std::string& method, const std::string& target, const std::string& body,
+                  const std::map<std::string, std::string>& headers = {}) {
+    HttpResult r = in.Request(method, target, body, headers);
+    ++requests[{method, std::to_string(r.status)}];
+    return r.status;
+  };
+  int delivered = 0;
+  int bounced = 0;
+
+  // 1. Counted by a.
+  for (int i = 0; i < 5; ++i) ASSERT_EQ(send("PUT", "/events/m1.example/delivered", ""), 204);
+  ASSERT_EQ(send("PUT", "/events/m2.example/bounced", ""), 204);
+  ASSERT_EQ(send("POST", "/events",
+                 "{\"domain\":\"m2.example\",\"type\":\"delivered\"}\n"
+                 "{\"domain\":\"bad_domain\",\"type\":\"delivered\"}\n"
+                 "{\"domain\":\"m2.example\",\"type\":\"opened\"}\n",
+                 {{"Content-Type", "application/x-ndjson"}}),
+            200);
+  ASSERT_EQ(send("PUT", "/events/bad_domain/delivered", ""), 400);
+  delivered += 6;
+  bounced += 1;
+  ExpectCounts(q, {{"m1.example", {5, 0}}, {"m2.example", {1, 1}}},
+               {ingest.get(), agg_a.get(), query.get()});
+
+  // 2. a leaves; b restores the whole changelog.
+  ASSERT_EQ(agg_a->Terminate(), 0) << agg_a->Output();
+  const size_t changelog_after_a = RecordsIn(brokers_, names_.status);
+  auto agg_b = StartRole("aggregate", dir_b.path(), "metrics-b");
+  ExpectReady(*agg_b);
+
+  // 3. Counted by b: four events, one of them twice under the same key, and
+  //    a record in the wrong partition.
+  int b_counted = 0;
+  for (int i = 0; i < 4; ++i) {
+    ASSERT_EQ(send("PUT", "/events/m3.example/delivered", "",
+                   {{"Idempotency-Key", "m3-" + std::to_string(i)}}),
+              204);
+    ++b_counted;
+  }
+  ASSERT_EQ(send("PUT", "/events/m3.example/delivered", "", {{"Idempotency-Key", "m3-0"}}), 204);
+  delivered += 5;
+  const std::string misrouted = "misrouted.example";
+  std::string out;
+  ASSERT_EQ(
+      RunProgram(
+          {"kcat", "-P", "-b", brokers_, "-t", names_.events, "-p",
+           std::to_string((PartitionForKey(misrouted, kPartitions) + 1) % kPartitions), "-K", "\t"},
+          misrouted + "\t{\"domain\":\"" + misrouted + "\",\"type\":\"delivered\"}\n", &out),
+      0)
+      << out;
+  std::vector<ServerProcess*> roles = {ingest.get(), agg_b.get(), query.get()};
+  ExpectCounts(q, {{"m1.example", {5, 0}}, {"m2.example", {1, 1}}, {"m3.example", {4, 0}}}, roles);
+
+  // Settled: b's gauges and the query node's read of the changelog.
+  HttpClient b(agg_b->port());
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        Exposition e(b.Get("/metrics").body);
+        return e.Sum("catchall_aggregate_records_total", {{"outcome", "dead_lettered"}}) == 1 &&
+               e.Sum("catchall_aggregate_lag_records") == 0 && e.Sum("catchall_state_domains") >= 3;
+      },
+      30s, "aggregator b to dead-letter the misrouted record and catch up", roles, 100ms));
+  // The query node has read every committed changelog record (the dead
+  // letter's transaction adds a checkpoint: wait for it to be visible).
+  ASSERT_TRUE(WaitUntil([&] { return RecordsIn(brokers_, names_.dead_letter) == 1; }, 30s,
+                        "the dead letter to be committed", roles, 100ms));
+  size_t changelog = 0;
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        changelog = RecordsIn(brokers_, names_.status);
+        Exposition e(q.Get("/metrics").body);
+        return e.Sum("catchall_query_changelog_records_total") == static_cast<double>(changelog) &&
+               e.Sum("catchall_query_domains") >= 3;
+      },
+      30s, "the query node to read the whole changelog", roles, 100ms));
+  // Queries with a known outcome, counted from here.
+  const Exposition q_before(q.Get("/metrics").body);
+  for (const std::string d : {"m1.example", "m2.example", "m3.example", "never.example"}) {
+    ASSERT_EQ(q.Get("/domains/" + d).status, 200);
+  }
+  ASSERT_EQ(q.Get("/domains/bad_domain").status, 400);
+
+  const Exposition ing(in.Get("/metrics").body);
+  const Exposition agg(b.Get("/metrics").body);
+  const Exposition qry(q.Get("/metrics").body);
+  const double elapsed_s =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - test_started).count();
+  const double commits = agg.Sum("catchall_aggregate_commits_total");
+
+  std::map<std::string, std::function<void()>> expectations = {
+      {"catchall_http_requests_total",
+       [&] {
+         int total = 0;
+         for (const auto& [key, count] : requests) {
+           EXPECT_EQ(ing.Sum("catchall_http_requests_total",
+                             {{"route", "/events"}, {"method", key.first}, {"code", key.second}}),
+                     count)
+               << key.first << " " << key.second;
+           total += count;
+         }
+         EXPECT_EQ(ing.Sum("catchall_http_requests_total", {{"route", "/events"}}), total);
+       }},
+      {"catchall_http_request_seconds",
+       [&] {
+         double n = ing.Sum("catchall_http_request_seconds_count", {{"route", "/events"}});
+         int total = 0;
+         for (const auto& [key, count] : requests) total += count;
+         EXPECT_EQ(n, total);
+         EXPECT_GT(ing.Sum("catchall_http_request_seconds_sum", {{"route", "/events"}}), 0);
+         EXPECT_LT(ing.Sum("catchall_http_request_seconds_sum", {{"route", "/events"}}),
+                   n * elapsed_s);
+       }},
+      {"catchall_http_connections",
+       [&] { EXPECT_EQ(ing.Sum("catchall_http_connections"), 1) << "the test's own"; }},
+      {"catchall_http_connections_rejected_total",
+       [&] { EXPECT_EQ(ing.Sum("catchall_http_connections_rejected_total"), 0); }},
+      {"catchall_ingest_events_accepted_total",
+       [&] {
+         EXPECT_EQ(ing.Sum("catchall_ingest_events_accepted_total", {{"type", "delivered"}}),
+                   delivered);
+         EXPECT_EQ(ing.Sum("catchall_ingest_events_accepted_total", {{"type", "bounced"}}),
+                   bounced);
+       }},
+      {"catchall_ingest_events_rejected_total",
+       [&] {
+         EXPECT_EQ(ing.Sum("catchall_ingest_events_rejected_total", {{"reason", "invalid_domain"}}),
+                   2);
+         EXPECT_EQ(
+             ing.Sum("catchall_ingest_events_rejected_total", {{"reason", "invalid_event_type"}}),
+             1);
+       }},
+      {"catchall_ingest_log_unavailable_total",
+       [&] {
+         // Nothing was refused here; BrokerOutageTest checks the refusals.
+         EXPECT_EQ(ing.Sum("catchall_ingest_log_unavailable_total"), 0);
+       }},
+      {"catchall_aggregate_records_total",
+       [&] {
+         EXPECT_EQ(agg.Sum("catchall_aggregate_records_total", {{"outcome", "counted"}}),
+                   b_counted);
+         EXPECT_EQ(agg.Sum("catchall_aggregate_records_total", {{"outcome", "duplicate"}}), 1);
+         EXPECT_EQ(agg.Sum("catchall_aggregate_records_total", {{"outcome", "dead_lettered"}}), 1);
+       }},
+      {"catchall_aggregate_commits_total",
+       [&] {
+         // b had 6 records to commit, in one commit or up to one each.
+         EXPECT_GE(commits, 1);
+         EXPECT_LE(commits, 6);
+       }},
+      {"catchall_aggregate_commit_failures_total",
+       [&] { EXPECT_EQ(agg.Sum("catchall_aggregate_commit_failures_total"), 0); }},
+      {"catchall_aggregate_commit_seconds",
+       [&] { EXPECT_EQ(agg.Sum("catchall_aggregate_commit_seconds_count"), commits); }},
+      {"catchall_aggregate_freshness_seconds",
+       [&] {
+         EXPECT_EQ(agg.Sum("catchall_aggregate_freshness_seconds_count"), commits);
+         EXPECT_GT(agg.Sum("catchall_aggregate_freshness_seconds_sum"), 0);
+         EXPECT_LE(agg.Sum("catchall_aggregate_freshness_seconds_sum"), commits * elapsed_s);
+       }},
+      {"catchall_aggregate_lag_records",
+       [&] { EXPECT_EQ(agg.Sum("catchall_aggregate_lag_records"), 0) << "all consumed"; }},
+      {"catchall_aggregate_ready", [&] { EXPECT_EQ(agg.Sum("catchall_aggregate_ready"), 1); }},
+      {"catchall_aggregate_owned_partitions",
+       [&] { EXPECT_EQ(agg.Sum("catchall_aggregate_owned_partitions"), kPartitions); }},
+      {"catchall_aggregate_restoring_partitions",
+       [&] { EXPECT_EQ(agg.Sum("catchall_aggregate_restoring_partitions"), 0) << "done"; }},
+      {"catchall_aggregate_restored_records_total",
+       [&] {
+         // Everything a committed to the changelog, domains and checkpoints.
+         EXPECT_GT(changelog_after_a, 0U);
+         EXPECT_EQ(agg.Sum("catchall_aggregate_restored_records_total"),
+                   static_cast<double>(changelog_after_a));
+       }},
+      {"catchall_state_domains",
+       [&] {
+         EXPECT_GE(agg.Sum("catchall_state_domains"), 3);
+         EXPECT_LE(agg.Sum("catchall_state_domains"), static_cast<double>(changelog));
+       }},
+      {"catchall_state_bytes", [&] { EXPECT_GT(agg.Sum("catchall_state_bytes"), 0); }},
+      {"catchall_query_answers_total",
+       [&] {
+         auto delta = [&](const std::string& status) {
+           return qry.Sum("catchall_query_answers_total", {{"status", status}}) -
+                  q_before.Sum("catchall_query_answers_total", {{"status", status}});
+         };
+         EXPECT_EQ(delta("catch-all"), 0);
+         EXPECT_EQ(delta("not catch-all"), 1);  // m2
+         EXPECT_EQ(delta("unknown"), 3);        // m1, m3, never
+       }},
+      {"catchall_query_invalid_domains_total",
+       [&] {
+         EXPECT_EQ(qry.Sum("catchall_query_invalid_domains_total") -
+                       q_before.Sum("catchall_query_invalid_domains_total"),
+                   1);
+       }},
+      {"catchall_query_domains",
+       [&] {
+         EXPECT_GE(qry.Sum("catchall_query_domains"), 3);
+         EXPECT_LE(qry.Sum("catchall_query_domains"), static_cast<double>(changelog));
+       }},
+      {"catchall_query_changelog_behind_partitions",
+       [&] { EXPECT_EQ(qry.Sum("catchall_query_changelog_behind_partitions"), 0); }},
+      {"catchall_query_changelog_records_total",
+       [&] {
+         EXPECT_EQ(qry.Sum("catchall_query_changelog_records_total"),
+                   static_cast<double>(changelog));
+       }},
+      {"catchall_process_resident_memory_bytes",
+       [&] {
+         for (auto [e, p] : {std::pair{&ing, ingest.get()}, std::pair{&agg, agg_b.get()},
+                             std::pair{&qry, query.get()}}) {
+           double reported = e->Sum("catchall_process_resident_memory_bytes");
+           auto actual = static_cast<double>(ResidentBytesOf(p->pid()));
+           EXPECT_GT(reported, actual / 2) << p->command();
+           EXPECT_LT(reported, actual * 2) << p->command();
+         }
+       }},
+  };
+
+  const auto documented = DocumentedMetricFamilies();
+  ASSERT_GE(documented.size(), 15U) << "the metric names could not be read from the docs";
+  for (const auto& [family, files] : documented) {
+    if (EmbeddedOnlyMetricFamilies().count(family)) continue;
+    SCOPED_TRACE(family);
+    std::string where;
+    for (const auto& f : files) where += " " + f;
+    if (!ing.Has(family) && !agg.Has(family) && !qry.Has(family)) {
+      ADD_FAILURE() << family << " is named in" << where << " but no cluster role exports it";
+      continue;
+    }
+    auto it = expectations.find(family);
+    if (it == expectations.end()) {
+      ADD_FAILURE() << family << " is named in" << where
+                    << " but this test does not check its value: add an expectation";
+      continue;
+    }
+    it->second();
+  }
+  for (const auto& [family, check] : expectations) {
+    EXPECT_TRUE(documented.count(family)) << family << " is checked here but no longer documented";
+  }
+  if (HasFailure()) std::cerr << ServersOutput(roles);
 }
 
 // A broker of its own (on free ports), so that stopping it does not disturb
