@@ -1,33 +1,31 @@
 #include "support/http_client.h"
 
-#include <sys/socket.h>
-#include <sys/time.h>
-
-#include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <cctype>
 
 namespace catchall::testing {
-namespace {
-
-// Beast's timeouts only cover asynchronous operations; these synchronous
-// tests bound every socket call with kernel timeouts instead.
-void SetSocketTimeouts(int fd, std::chrono::milliseconds timeout) {
-  timeval tv{};
-  tv.tv_sec = static_cast<time_t>(timeout.count() / 1000);
-  tv.tv_usec = static_cast<suseconds_t>((timeout.count() % 1000) * 1000);
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-}
-
-}  // namespace
 
 namespace beast = boost::beast;
 namespace http = beast::http;
 namespace net = boost::asio;
 using tcp = net::ip::tcp;
+
+namespace {
+
+// Every operation is asynchronous, bounded by the stream's expiry, and run
+// to completion on the caller's thread. (Asio's synchronous socket calls
+// ignore SO_RCVTIMEO: they poll without a timeout after EAGAIN, so a server
+// that never answered hung the test.)
+void RunUntilDone(net::io_context& ioc) {
+  ioc.restart();
+  ioc.run();
+}
+
+tcp::endpoint Loopback(uint16_t port) { return {net::ip::make_address("127.0.0.1"), port}; }
+
+}  // namespace
 
 struct HttpClient::Impl {
   uint16_t port;
@@ -40,14 +38,14 @@ struct HttpClient::Impl {
   bool Connect() {
     stream = std::make_unique<beast::tcp_stream>(ioc);
     stream->expires_after(timeout);
-    beast::error_code ec;
-    stream->connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port), ec);
+    beast::error_code ec = net::error::would_block;
+    stream->async_connect(Loopback(port), [&ec](beast::error_code e) { ec = e; });
+    RunUntilDone(ioc);
     buffer.clear();
     if (ec) {
       stream.reset();
       return false;
     }
-    SetSocketTimeouts(stream->socket().native_handle(), timeout);
     return true;
   }
 
@@ -68,16 +66,12 @@ struct HttpClient::Impl {
     if (!body.empty() || method == "POST" || method == "PUT") req.body() = std::string(body);
     req.prepare_payload();
     stream->expires_after(timeout);
-    beast::error_code ec;
-    // A signal that interrupts a blocking call (this process starts and
-    // reaps other processes) is not an answer of the server: carry on.
-    http::request_serializer<http::string_body> serializer(req);
-    do {
-      http::write(*stream, serializer, ec);
-    } while (ec == net::error::interrupted);
+    beast::error_code ec = net::error::would_block;
+    http::async_write(*stream, req, [&ec](beast::error_code e, size_t) { ec = e; });
+    RunUntilDone(ioc);
     if (ec) {
       stream.reset();
-      *retryable = true;
+      *retryable = ec != beast::error::timeout;
       result.body = "write failed: " + ec.message();
       return result;
     }
@@ -85,9 +79,10 @@ struct HttpClient::Impl {
     http::response_parser<http::string_body> parser;
     parser.body_limit(1ULL << 30);
     if (method == "HEAD") parser.skip(true);
-    do {
-      http::read(*stream, buffer, parser, ec);
-    } while (ec == net::error::interrupted);
+    stream->expires_after(timeout);
+    ec = net::error::would_block;
+    http::async_read(*stream, buffer, parser, [&ec](beast::error_code e, size_t) { ec = e; });
+    RunUntilDone(ioc);
     if (ec) {
       stream.reset();
       // A keep-alive connection the server closed between requests.
@@ -137,25 +132,29 @@ std::string RawExchange(uint16_t port, std::string_view bytes, std::chrono::mill
   if (closed_by_server) *closed_by_server = false;
   net::io_context ioc;
   beast::tcp_stream stream(ioc);
-  stream.expires_after(wait);
-  beast::error_code ec;
-  stream.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port), ec);
+  stream.expires_after(wait);  // one deadline for the whole exchange
+  beast::error_code ec = net::error::would_block;
+  stream.async_connect(Loopback(port), [&ec](beast::error_code e) { ec = e; });
+  RunUntilDone(ioc);
   if (ec) return {};
-  SetSocketTimeouts(stream.socket().native_handle(), wait);
-  net::write(stream.socket(), net::buffer(bytes.data(), bytes.size()), ec);
+  ec = net::error::would_block;
+  net::async_write(stream, net::buffer(bytes.data(), bytes.size()),
+                   [&ec](beast::error_code e, size_t) { ec = e; });
+  RunUntilDone(ioc);
   std::string out;
   char buf[4096];
-  auto until = std::chrono::steady_clock::now() + wait;
-  while (std::chrono::steady_clock::now() < until) {
-    size_t n = stream.socket().read_some(net::buffer(buf), ec);
+  while (!ec) {
+    size_t n = 0;
+    ec = net::error::would_block;
+    stream.async_read_some(net::buffer(buf), [&](beast::error_code e, size_t got) {
+      ec = e;
+      n = got;
+    });
+    RunUntilDone(ioc);
     out.append(buf, n);
-    if (ec == net::error::interrupted) continue;
-    if (ec) {
-      if (closed_by_server) {
-        *closed_by_server = ec == net::error::eof || ec == net::error::connection_reset;
-      }
-      break;
-    }
+  }
+  if (closed_by_server) {
+    *closed_by_server = ec == net::error::eof || ec == net::error::connection_reset;
   }
   return out;
 }

@@ -1,6 +1,7 @@
 // HttpClient: a small synchronous HTTP/1.1 keep-alive client (Boost.Beast)
-// for tests. It reconnects when the server closed the connection. A
-// transport failure is reported as status 0 with the error in `body`.
+// for tests. It reconnects when the server closed the connection. Every
+// connect, write and read gives up after `timeout`. A transport failure (or
+// the timeout) is reported as status 0 with the error in `body`.
 #pragma once
 
 #include <chrono>
