@@ -243,6 +243,9 @@ TEST(ServeMetricsTest, EveryDocumentedMetricIsExportedWithAValueTheTrafficExplai
            EXPECT_GT(delta("catchall_http_request_seconds_sum", {{"route", route}}), 0);
            EXPECT_LT(delta("catchall_http_request_seconds_sum", {{"route", route}}), n * elapsed_s);
          }
+         // The refused connection: answered at once, on no route.
+         EXPECT_EQ(delta("catchall_http_request_seconds_count", {{"route", "other"}}), 1);
+         EXPECT_LT(delta("catchall_http_request_seconds_sum", {{"route", "other"}}), elapsed_s);
        }},
       {"catchall_http_connections",
        [&] { EXPECT_EQ(after.Sum("catchall_http_connections"), 1) << "the test's own"; }},
