@@ -86,8 +86,11 @@ class ClusterTest : public ::testing::Test {
   // Waits until `load` has `n` more acknowledged events than `from`.
   static bool WaitForAcked(EventLoad& load, size_t n, const std::vector<ServerProcess*>& servers) {
     return WaitUntil([&] { return load.acked() >= n; }, 120s,
-                     std::to_string(n) + " acknowledged events (" + std::to_string(load.acked()) +
-                         " so far, " + std::to_string(load.refused()) + " refused)",
+                     [&] {
+                       return std::to_string(n) + " acknowledged events (" +
+                              std::to_string(load.acked()) + " so far, " +
+                              std::to_string(load.refused()) + " refused)";
+                     },
                      servers, 5ms);
   }
 

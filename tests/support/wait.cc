@@ -24,19 +24,26 @@ std::string ServersOutput(const std::vector<ServerProcess*>& servers) {
 bool WaitUntil(const std::function<bool()>& done, std::chrono::milliseconds deadline,
                const std::string& what, const std::vector<ServerProcess*>& servers,
                std::chrono::milliseconds poll) {
+  return WaitUntil(
+      done, deadline, [&what] { return what; }, servers, poll);
+}
+
+bool WaitUntil(const std::function<bool()>& done, std::chrono::milliseconds deadline,
+               const std::function<std::string()>& what, const std::vector<ServerProcess*>& servers,
+               std::chrono::milliseconds poll) {
   auto started = std::chrono::steady_clock::now();
   auto until = started + deadline;
   while (true) {
     if (done()) return true;
     for (ServerProcess* s : servers) {
       if (s != nullptr && !s->Running()) {
-        ADD_FAILURE() << "gave up waiting for " << what << ": `catchall " << s->command()
+        ADD_FAILURE() << "gave up waiting for " << what() << ": `catchall " << s->command()
                       << "` exited (" << s->ExitDescription() << ")" << ServersOutput(servers);
         return false;
       }
     }
     if (std::chrono::steady_clock::now() >= until) {
-      ADD_FAILURE() << "timed out after " << deadline.count() << " ms waiting for " << what
+      ADD_FAILURE() << "timed out after " << deadline.count() << " ms waiting for " << what()
                     << ServersOutput(servers);
       return false;
     }

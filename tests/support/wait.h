@@ -21,6 +21,11 @@ class ServerProcess;
                              const std::string& what,
                              const std::vector<ServerProcess*>& servers = {},
                              std::chrono::milliseconds poll = std::chrono::milliseconds(10));
+// The same, with `what` computed when the wait fails (to show the state then).
+[[nodiscard]] bool WaitUntil(const std::function<bool()>& done, std::chrono::milliseconds deadline,
+                             const std::function<std::string()>& what,
+                             const std::vector<ServerProcess*>& servers = {},
+                             std::chrono::milliseconds poll = std::chrono::milliseconds(10));
 
 // What the `servers` printed (the last 16 KiB of each), for failure messages.
 std::string ServersOutput(const std::vector<ServerProcess*>& servers);
