@@ -110,13 +110,16 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   // Runs on the session's strand: closes the connection if it is between
-  // requests; a request in progress finishes first.
+  // requests. A request in progress finishes first, and so does one the
+  // client had sent before the server began to drain: the read waiting for
+  // a request is cancelled, not the socket shut, and OnReadError finishes
+  // reading whatever had arrived (some of it may sit in a read that
+  // completed but whose handler has not run yet, out of sight here).
   void CloseIfIdle() {
     net::post(stream_.get_executor(), [self = shared_from_this()] {
-      if (self->idle_ && self->buffer_.size() == 0) {
+      if (self->idle_ && !self->RequestPending()) {
         beast::error_code ec;
-        self->stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
-        self->stream_.cancel();
+        self->stream_.socket().cancel(ec);
       }
     });
   }
@@ -130,6 +133,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void Refuse(HttpResponse response) {
     keep_alive_ = false;
     version_ = 11;
+    received_ = std::chrono::steady_clock::now();
     net::dispatch(stream_.get_executor(),
                   [self = shared_from_this(), r = std::move(response)]() mutable {
                     self->DoWrite(std::move(r));
@@ -137,11 +141,29 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
  private:
+  // True if bytes of a next request are here: buffered, or in the socket.
+  bool RequestPending() {
+    beast::error_code ec;
+    return buffer_.size() > 0 || stream_.socket().available(ec) > 0;
+  }
+
   void DoReadHeader() {
-    if (server_->draining.load()) return DoClose();
+    // Draining: no new request, except one the client sent before the
+    // server began to drain (its bytes are here already).
+    if (server_->draining.load() && !RequestPending()) return DoClose();
+    // Until its headers say otherwise, an answer (408, 431, 400) belongs to
+    // no route.
+    route_ = kNoRoute;
+    method_ = HttpMethod::kOther;
+    received_ = std::chrono::steady_clock::now();
     head_ = false;
     parser_.emplace();
     LimitRequestParser(server_->options, &*parser_);
+    ReadHeader();
+  }
+
+  // Reads (the rest of) a request's headers into parser_.
+  void ReadHeader() {
     idle_ = true;
     ArmReadTimer(server_->options.idle_timeout);
     http::async_read_header(stream_, buffer_, *parser_,
@@ -172,6 +194,9 @@ class Session : public std::enable_shared_from_this<Session> {
     version_ = req.version();
     keep_alive_ = req.keep_alive();
     head_ = req.method() == http::verb::head;
+    method_ = MethodOf(req.method());
+    std::string_view target(req.target().data(), req.target().size());
+    route_ = server_->router->RouteIndex(target.substr(0, target.find('?')));
     if (beast::iequals(req[http::field::expect], "100-continue")) {
       // curl and others wait for this before sending a large body.
       continue_.emplace(http::status::continue_, req.version());
@@ -193,6 +218,11 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void OnReadError(beast::error_code ec) {
     if (timed_out_ && ec == net::error::operation_aborted) ec = beast::error::timeout;
+    if (ec == net::error::operation_aborted && server_->draining.load() &&
+        !parser_->is_header_done() && (parser_->got_some() || RequestPending())) {
+      // CloseIfIdle cancelled the read, but a request had arrived: answer it.
+      return ReadHeader();
+    }
     if (ec == http::error::end_of_stream || ec == net::error::operation_aborted ||
         ec == net::error::connection_reset || ec == net::error::eof) {
       return DoClose();
@@ -289,8 +319,11 @@ class Session : public std::enable_shared_from_this<Session> {
   unsigned version_ = 11;
   bool keep_alive_ = true;
   bool idle_ = false;
+  // Route index of the request being answered, for the metrics; kNoRoute
+  // (reported as "other") before its headers are read.
+  static constexpr size_t kNoRoute = static_cast<size_t>(-1);
   HttpMethod method_ = HttpMethod::kOther;
-  size_t route_ = 0;
+  size_t route_ = kNoRoute;
   std::chrono::steady_clock::time_point received_{};
 };
 

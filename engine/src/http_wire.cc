@@ -7,9 +7,7 @@ namespace catchall {
 namespace beast = boost::beast;
 namespace http = beast::http;
 
-namespace {
-
-HttpMethod FromVerb(http::verb verb) {
+HttpMethod MethodOf(http::verb verb) {
   switch (verb) {
     case http::verb::get: return HttpMethod::kGet;
     case http::verb::head: return HttpMethod::kHead;
@@ -22,8 +20,8 @@ HttpMethod FromVerb(http::verb verb) {
   }
 }
 
+namespace {
 std::string_view View(beast::string_view s) { return {s.data(), s.size()}; }
-
 }  // namespace
 
 void LimitRequestParser(const HttpServerOptions& options, BeastRequestParser* parser) {
@@ -34,7 +32,7 @@ void LimitRequestParser(const HttpServerOptions& options, BeastRequestParser* pa
 HttpRequest ToHttpRequest(const BeastRequest& request,
                           std::chrono::steady_clock::time_point received) {
   HttpRequest out;
-  out.method = FromVerb(request.method());
+  out.method = MethodOf(request.method());
   out.target = View(request.target());
   out.body = request.body();
   out.received = received;

@@ -20,6 +20,9 @@ using BeastRequestParser = boost::beast::http::request_parser<boost::beast::http
 using BeastResponse = boost::beast::http::response<boost::beast::http::string_body>;
 using BeastHeadResponse = boost::beast::http::response<boost::beast::http::empty_body>;
 
+// The handlers' name for Beast's method.
+HttpMethod MethodOf(boost::beast::http::verb verb);
+
 // Sets the header and body limits of `options` on a fresh parser.
 void LimitRequestParser(const HttpServerOptions& options, BeastRequestParser* parser);
 

@@ -2,6 +2,11 @@
 // at start.
 #include <fmt/format.h>
 
+#include <chrono>
+#include <string>
+#include <thread>
+#include <vector>
+
 #include "engine/kafka.h"
 #include "kafka_common.h"
 
@@ -94,6 +99,7 @@ Status CreateTopics(const KafkaOptions& options, const std::vector<TopicSpec>& t
   rd_kafka_CreateTopics(client.rk, news.data(), news.size(), opts, q);
   rd_kafka_event_t* ev = rd_kafka_queue_poll(q, 2 * timeout_ms + 1000);
   Status s;
+  std::vector<std::string> created;
   if (!ev) {
     s = Status::Unavailable("creating topics timed out: are the brokers reachable?");
   } else if (rd_kafka_event_error(ev)) {
@@ -107,6 +113,7 @@ Status CreateTopics(const KafkaOptions& options, const std::vector<TopicSpec>& t
       std::string name = rd_kafka_topic_result_name(rs[i]);
       if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
         *report += fmt::format("created {}\n", name);
+        created.push_back(name);
       } else if (e == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
         *report += fmt::format("exists  {}\n", name);
       } else if (s.ok()) {
@@ -120,9 +127,24 @@ Status CreateTopics(const KafkaOptions& options, const std::vector<TopicSpec>& t
   rd_kafka_queue_destroy(q);
   for (auto* nt : news) rd_kafka_NewTopic_destroy(nt);
   CATCHALL_RETURN_IF_ERROR(s);
-  // Existing topics must match, or domains would be routed differently.
+  // Existing topics must match, or domains would be routed differently. A
+  // topic just created shows up in the brokers' metadata a moment later
+  // (seen on a fresh KRaft broker): until the timeout, "does not exist" for
+  // one of those means "not yet".
+  auto until = std::chrono::steady_clock::now() + options.timeout;
   std::string check;
-  Status c = CheckTopics(options, topics, &check);
+  Status c;
+  while (true) {
+    check.clear();
+    c = CheckTopics(options, topics, &check);
+    bool created_missing = false;
+    for (const auto& name : created) {
+      created_missing |=
+          check.find(fmt::format("topic {} does not exist", name)) != std::string::npos;
+    }
+    if (c.ok() || !created_missing || std::chrono::steady_clock::now() >= until) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
   if (!c.ok()) *report += check;
   return c;
 }

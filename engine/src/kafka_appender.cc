@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <atomic>
+#include <string>
 #include <thread>
 
 #include "engine/kafka.h"
@@ -18,12 +19,14 @@ namespace {
 struct AppendState {
   std::atomic<int64_t> remaining{0};
   std::atomic<int> error{RD_KAFKA_RESP_ERR_NO_ERROR};
+  // What a failure means for the call; set before the records are handed over.
+  std::string failure = "Kafka did not acknowledge the records";
   LogAppender::Callback done;
 
   void Release() {
     if (remaining.fetch_sub(1, std::memory_order_acq_rel) == 1) {
       auto err = static_cast<rd_kafka_resp_err_t>(error.load());
-      done(kafka_internal::FromError(err, "Kafka did not acknowledge the records"));
+      done(kafka_internal::FromError(err, failure));
       delete this;
     }
   }
@@ -104,8 +107,13 @@ class KafkaAppender : public LogAppender {
           delete state;
           return kafka_internal::FromError(err, "the Kafka producer refused the records");
         }
-        // Some records are already on their way; the call fails as a whole
-        // once those are settled.
+        // Some records are already on their way and may well be stored
+        // (a batch spans partitions; Kafka has no atomic multi-record
+        // write outside transactions). The call fails as a whole once they
+        // are settled, and says so.
+        state->failure = fmt::format(
+            "the producer's queue filled after {} of {} records; those {} may be stored", enqueued,
+            records.size(), enqueued);
         state->error.store(err);
         state->remaining.fetch_sub(static_cast<int64_t>(records.size() - enqueued));
         break;

@@ -143,7 +143,7 @@ void IngestService::HandleSingle(const HttpRequest& request, std::string_view do
   auto done = [respond, probe, event_type](const Status& s) {
     if (!s.ok()) {
       if (probe) probe->OnLogUnavailable();
-      return respond(NotStored(s, "the event was not stored"));
+      return respond(NotStored(s, "the event was not acknowledged"));
     }
     if (probe) probe->OnAccepted(event_type, 1);
     respond(HttpResponse::NoContent());
@@ -199,7 +199,7 @@ void IngestService::HandleBatch(const HttpRequest& request, const Responder& res
                errors = std::move(errors)](const Status& s) {
     if (!s.ok()) {
       if (probe) probe->OnLogUnavailable();
-      return respond(NotStored(s, "the batch was not stored"));
+      return respond(NotStored(s, "the batch was not acknowledged"));
     }
     if (probe) {
       probe->OnAccepted(EventType::kDelivered, delivered);

@@ -75,7 +75,7 @@ AggregatorProbe::AggregatorProbe(Metrics& metrics, std::optional<int> worker) {
                 .Add(w);
   restored_ = &prometheus::BuildCounter()
                    .Name("catchall_aggregate_restored_records_total")
-                   .Help("Changelog records applied while restoring partitions")
+                   .Help("Records of the changelog and the ids log read while restoring partitions")
                    .Register(r)
                    .Add(w);
   restoring_ = &prometheus::BuildGauge()

@@ -8,11 +8,13 @@
 
 #include "support/catchall_client.h"
 #include "support/server_process.h"
+#include "support/wait.h"
 
 namespace catchall::testing {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 using ::testing::StartsWith;
 
 class ServeBadInputTest : public ::testing::Test {
@@ -134,10 +136,19 @@ TEST_F(ServeBadInputTest, SlowClientGets408AndIsDisconnected) {
 }
 
 TEST_F(ServeBadInputTest, IdleKeepAliveConnectionsAreClosed) {
+  // One request, then silence on the kept-alive connection: the server
+  // closes it after server.idle_timeout_ms (500 ms), long before the 10 s
+  // this client would wait.
+  auto started = std::chrono::steady_clock::now();
+  bool closed = false;
   std::string reply = RawExchange(server_->port(), "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
-                                  std::chrono::seconds(10));
+                                  std::chrono::seconds(10), &closed);
+  auto took = std::chrono::steady_clock::now() - started;
   EXPECT_THAT(reply, StartsWith("HTTP/1.1 200"));
-  // RawExchange returned because the server closed the idle connection.
+  EXPECT_THAT(reply, Not(HasSubstr("Connection: close"))) << "the response kept the connection";
+  EXPECT_TRUE(closed) << "the server did not close the idle connection within 10 s";
+  EXPECT_GE(took, std::chrono::milliseconds(400)) << "closed before the idle timeout";
+  EXPECT_LT(took, std::chrono::seconds(5));
 }
 
 TEST_F(ServeBadInputTest, ConnectionsOverTheLimitGet503) {
@@ -151,8 +162,52 @@ TEST_F(ServeBadInputTest, ConnectionsOverTheLimitGet503) {
   HttpResult r = extra.Get("/healthz");
   ExpectJsonError(r, 503, "too_many_connections");
   EXPECT_EQ(r.Header("retry-after"), "1");
+  // Once they are closed, the server takes new connections again (it sees
+  // the closes asynchronously, hence the wait).
   held.clear();
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        HttpClient fresh(server_->port());
+        return fresh.Get("/healthz").status == 200;
+      },
+      std::chrono::seconds(10), "a new connection to be accepted after the held ones closed",
+      {server_.get()}));
+}
+
+// IDNA rules that only a real IDNA implementation (libidn2, UTS #46
+// non-transitional) enforces, in Unicode and in punycode form: a zero-width
+// joiner outside its allowed context (CONTEXTJ), right-to-left characters
+// mixed with left-to-right ones in a label (the Bidi rule), and a label that
+// starts with a combining mark.
+TEST_F(ServeBadInputTest, IdnaRejectsJoinersMixedDirectionAndLeadingCombiningMarks) {
+  struct Case {
+    std::string domain;  // as sent in the path (percent-encoded UTF-8)
+    std::string json;    // as sent in a batch item (JSON-escaped)
+    std::string why;     // in the error message
+  };
+  const std::vector<Case> cases = {
+      {"a%E2%80%8Db.com", "a\\u200db.com", "context-j"},  // a<ZWJ>b
+      {"xn--ab-m1t.com", "xn--ab-m1t.com", "context-j"},
+      {"%D8%A7%D9%84a.com", "\\u0627\\u0644a.com", "bi-directional"},  // Arabic alef lam, then 'a'
+      {"ab%D7%90.com", "ab\\u05d0.com", "bi-directional"},             // 'ab', then Hebrew alef
+      {"xn--a-ymc1g.com", "xn--a-ymc1g.com", "bi-directional"},
+      {"%CC%81abc.com", "\\u0301abc.com", "combining"},  // combining acute accent first
+      {"xn--abc-jdc.com", "xn--abc-jdc.com", "combining"},
+  };
+  std::string batch;
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.domain);
+    HttpResult put = client_->Put("/events/" + c.domain + "/delivered");
+    ExpectJsonError(put, 400, "invalid_domain");
+    EXPECT_THAT(JsonString(put.body, "message").value_or(""), HasSubstr(c.why));
+    ExpectJsonError(client_->Get("/domains/" + c.domain), 400, "invalid_domain");
+    batch += R"({"domain":")" + c.json + R"(","type":"delivered"})" + "\n";
+  }
+  HttpResult r = client_->Post("/events", batch, "application/x-ndjson");
+  ExpectJsonError(r, 422, "no_valid_items");
+  EXPECT_EQ(JsonInt(r.body, "rejected"), static_cast<int64_t>(cases.size())) << r.body;
+  // The same rules allow what they should: a right-to-left label on its own.
+  EXPECT_EQ(client_->Put("/events/%D7%90%D7%91.com/delivered").status, 204);  // Hebrew alef bet
 }
 
 TEST_F(ServeBadInputTest, OversizedIdempotencyKeyIs400) {

@@ -1,5 +1,7 @@
 #include "support/catchall_client.h"
 
+#include <gtest/gtest.h>
+
 #include <thread>
 #include <vector>
 
@@ -24,6 +26,10 @@ DomainView WaitForCounts(HttpClient& client, const std::string& domain, int64_t 
     if (v.delivered == delivered && v.bounced == bounced) return v;
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   } while (std::chrono::steady_clock::now() < until);
+  ADD_FAILURE() << "timed out after " << timeout.count() << " ms waiting for " << domain
+                << " to count " << delivered << " delivered and " << bounced
+                << " bounced; the last answer was HTTP " << v.status << " with " << v.delivered
+                << " delivered and " << v.bounced << " bounced";
   return v;
 }
 

@@ -15,8 +15,8 @@ namespace catchall::testing {
 DomainView GetDomain(HttpClient& client, const std::string& domain);
 
 // Polls GET /domains/{domain} until both counters equal the expected ones
-// (events become visible after the next aggregator commit); returns the last
-// view seen.
+// (events become visible after the next aggregator commit). On timeout it
+// adds a test failure with the last answer; returns the last view seen.
 DomainView WaitForCounts(HttpClient& client, const std::string& domain, int64_t delivered,
                          int64_t bounced,
                          std::chrono::milliseconds timeout = std::chrono::seconds(30));

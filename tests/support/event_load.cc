@@ -2,6 +2,8 @@
 
 #include <random>
 
+#include "support/json.h"
+
 namespace catchall::testing {
 
 EventLoad::EventLoad(uint16_t port, LoadOptions options) : options_(std::move(options)) {
@@ -29,8 +31,13 @@ std::vector<SentEvent> EventLoad::unanswered_events() {
   return unanswered_;
 }
 
+std::vector<Attempt> EventLoad::attempts() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return attempts_;
+}
+
 void EventLoad::Run(uint16_t port, int t) {
-  HttpClient client(port, std::chrono::seconds(30));
+  HttpClient client(port, std::chrono::seconds(30), options_.retry_closed_connections);
   std::mt19937 rng(static_cast<unsigned>(t) * 7919U +
                    static_cast<unsigned>(std::hash<std::string>()(options_.tag)));
   for (int seq = 0; !stop_; ++seq) {
@@ -42,6 +49,10 @@ void EventLoad::Run(uint16_t port, int t) {
     HttpResult r = client.Put("/events/" + e.domain + (e.bounce ? "/bounced" : "/delivered"),
                               {{"Idempotency-Key", e.id}});
     std::lock_guard<std::mutex> lock(mu_);
+    std::string code;
+    if (r.status == 0) code = r.body;
+    if (r.status >= 400) code = JsonString(r.body, "code").value_or("");
+    attempts_.push_back(Attempt{e, r.status, code, r.sent, std::chrono::steady_clock::now()});
     if (r.status == 204) {
       acked_.push_back(e);
       ++acked_count_;
@@ -53,6 +64,30 @@ void EventLoad::Run(uint16_t port, int t) {
       if (r.status != 0) std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
   }
+}
+
+std::string RequestsCutOffBy(const std::vector<Attempt>& attempts,
+                             std::chrono::steady_clock::time_point signalled, size_t* in_flight) {
+  std::string cut;
+  size_t n = 0;
+  *in_flight = 0;
+  for (const Attempt& a : attempts) {
+    if (!a.sent || *a.sent >= signalled) continue;
+    if (a.done > signalled) ++*in_flight;
+    if (a.status == 204 || (a.status == 503 && !a.code.empty())) continue;
+    if (++n <= 10) {
+      auto ms = [](std::chrono::steady_clock::duration d) {
+        return std::to_string(std::chrono::duration<double, std::milli>(d).count());
+      };
+      cut += "  " + a.event.id + " (" + a.event.domain + "): " +
+             (a.status == 0 ? "no answer (" + a.code + ")" : "HTTP " + std::to_string(a.status)) +
+             ", written " + ms(signalled - *a.sent) + " ms before the signal, failed " +
+             ms(a.done - signalled) + " ms after it\n";
+    }
+  }
+  if (n == 0) return {};
+  return std::to_string(n) + " requests written before the signal got no proper answer, e.g.\n" +
+         cut;
 }
 
 Counts Tally(const std::vector<SentEvent>& events) {

@@ -5,9 +5,11 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <utility>
@@ -33,7 +35,30 @@ struct LoadOptions {
   // Stop a worker when the server stops answering (process gone) rather
   // than keep trying (e.g. while only the broker is down).
   bool stop_when_unreachable = true;
+  // Resend a request once on a new connection when the server closed a
+  // kept-alive one without answering (what HTTP clients do). Off for tests
+  // that must see every request the server cut off.
+  bool retry_closed_connections = true;
 };
+
+// One request of the load and what became of it.
+struct Attempt {
+  SentEvent event;
+  int status = 0;    // 0: no answer
+  std::string code;  // the JSON error code of a refusal, or what failed (status 0)
+  // When the request was completely written (unset if it was not).
+  std::optional<std::chrono::steady_clock::time_point> sent;
+  // When the answer (or the failure) came back.
+  std::chrono::steady_clock::time_point done;
+};
+
+// The drain contract of a server stopped by a signal at `signalled`: every
+// request written before it got an answer, either 204 or a JSON refusal (503
+// with a code); none was cut off. Returns a description of the requests that
+// broke it (empty if none did), and counts in *in_flight the requests that
+// were written before `signalled` and answered after it.
+std::string RequestsCutOffBy(const std::vector<Attempt>& attempts,
+                             std::chrono::steady_clock::time_point signalled, size_t* in_flight);
 
 class EventLoad {
  public:
@@ -44,6 +69,8 @@ class EventLoad {
   size_t refused() const { return refused_count_.load(); }
   std::vector<SentEvent> acked_events();
   std::vector<SentEvent> unanswered_events();
+  // Every request sent so far, in no particular order across threads.
+  std::vector<Attempt> attempts();
 
  private:
   void Run(uint16_t port, int t);
@@ -55,6 +82,7 @@ class EventLoad {
   std::mutex mu_;
   std::vector<SentEvent> acked_;       // GUARDED_BY(mu_)
   std::vector<SentEvent> unanswered_;  // GUARDED_BY(mu_)
+  std::vector<Attempt> attempts_;      // GUARDED_BY(mu_)
   std::vector<std::thread> workers_;
 };
 

@@ -1,37 +1,36 @@
 #include "support/http_client.h"
 
-#include <sys/socket.h>
-#include <sys/time.h>
-
-#include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <cctype>
 
 namespace catchall::testing {
-namespace {
-
-// Beast's timeouts only cover asynchronous operations; these synchronous
-// tests bound every socket call with kernel timeouts instead.
-void SetSocketTimeouts(int fd, std::chrono::milliseconds timeout) {
-  timeval tv{};
-  tv.tv_sec = static_cast<time_t>(timeout.count() / 1000);
-  tv.tv_usec = static_cast<suseconds_t>((timeout.count() % 1000) * 1000);
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-}
-
-}  // namespace
 
 namespace beast = boost::beast;
 namespace http = beast::http;
 namespace net = boost::asio;
 using tcp = net::ip::tcp;
 
+namespace {
+
+// Every operation is asynchronous, bounded by the stream's expiry, and run
+// to completion on the caller's thread. (Asio's synchronous socket calls
+// ignore SO_RCVTIMEO: they poll without a timeout after EAGAIN, so a server
+// that never answered hung the test.)
+void RunUntilDone(net::io_context& ioc) {
+  ioc.restart();
+  ioc.run();
+}
+
+tcp::endpoint Loopback(uint16_t port) { return {net::ip::make_address("127.0.0.1"), port}; }
+
+}  // namespace
+
 struct HttpClient::Impl {
   uint16_t port;
   std::chrono::milliseconds timeout;
+  bool retry_closed = true;
   net::io_context ioc;
   std::unique_ptr<beast::tcp_stream> stream;
   beast::flat_buffer buffer;
@@ -39,14 +38,14 @@ struct HttpClient::Impl {
   bool Connect() {
     stream = std::make_unique<beast::tcp_stream>(ioc);
     stream->expires_after(timeout);
-    beast::error_code ec;
-    stream->connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port), ec);
+    beast::error_code ec = net::error::would_block;
+    stream->async_connect(Loopback(port), [&ec](beast::error_code e) { ec = e; });
+    RunUntilDone(ioc);
     buffer.clear();
     if (ec) {
       stream.reset();
       return false;
     }
-    SetSocketTimeouts(stream->socket().native_handle(), timeout);
     return true;
   }
 
@@ -67,18 +66,23 @@ struct HttpClient::Impl {
     if (!body.empty() || method == "POST" || method == "PUT") req.body() = std::string(body);
     req.prepare_payload();
     stream->expires_after(timeout);
-    beast::error_code ec;
-    http::write(*stream, req, ec);
+    beast::error_code ec = net::error::would_block;
+    http::async_write(*stream, req, [&ec](beast::error_code e, size_t) { ec = e; });
+    RunUntilDone(ioc);
     if (ec) {
       stream.reset();
-      *retryable = true;
+      *retryable = ec != beast::error::timeout;
       result.body = "write failed: " + ec.message();
       return result;
     }
+    result.sent = std::chrono::steady_clock::now();
     http::response_parser<http::string_body> parser;
     parser.body_limit(1ULL << 30);
     if (method == "HEAD") parser.skip(true);
-    http::read(*stream, buffer, parser, ec);
+    stream->expires_after(timeout);
+    ec = net::error::would_block;
+    http::async_read(*stream, buffer, parser, [&ec](beast::error_code e, size_t) { ec = e; });
+    RunUntilDone(ioc);
     if (ec) {
       stream.reset();
       // A keep-alive connection the server closed between requests.
@@ -100,10 +104,11 @@ struct HttpClient::Impl {
   }
 };
 
-HttpClient::HttpClient(uint16_t port, std::chrono::milliseconds timeout)
+HttpClient::HttpClient(uint16_t port, std::chrono::milliseconds timeout, bool retry_closed)
     : impl_(std::make_unique<Impl>()) {
   impl_->port = port;
   impl_->timeout = timeout;
+  impl_->retry_closed = retry_closed;
 }
 
 HttpClient::~HttpClient() = default;
@@ -116,28 +121,40 @@ HttpResult HttpClient::Request(std::string_view method, std::string_view target,
   HttpResult r = impl_->Once(method, target, body, headers, &retryable);
   // Only a request on a reused connection that the server had already
   // closed is retried; it was never processed.
-  if (r.status == 0 && retryable && reused) {
+  if (r.status == 0 && retryable && reused && impl_->retry_closed) {
     r = impl_->Once(method, target, body, headers, &retryable);
   }
   return r;
 }
 
-std::string RawExchange(uint16_t port, std::string_view bytes, std::chrono::milliseconds wait) {
+std::string RawExchange(uint16_t port, std::string_view bytes, std::chrono::milliseconds wait,
+                        bool* closed_by_server) {
+  if (closed_by_server) *closed_by_server = false;
   net::io_context ioc;
   beast::tcp_stream stream(ioc);
-  stream.expires_after(wait);
-  beast::error_code ec;
-  stream.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port), ec);
+  stream.expires_after(wait);  // one deadline for the whole exchange
+  beast::error_code ec = net::error::would_block;
+  stream.async_connect(Loopback(port), [&ec](beast::error_code e) { ec = e; });
+  RunUntilDone(ioc);
   if (ec) return {};
-  SetSocketTimeouts(stream.socket().native_handle(), wait);
-  net::write(stream.socket(), net::buffer(bytes.data(), bytes.size()), ec);
+  ec = net::error::would_block;
+  net::async_write(stream, net::buffer(bytes.data(), bytes.size()),
+                   [&ec](beast::error_code e, size_t) { ec = e; });
+  RunUntilDone(ioc);
   std::string out;
   char buf[4096];
-  auto until = std::chrono::steady_clock::now() + wait;
-  while (std::chrono::steady_clock::now() < until) {
-    size_t n = stream.socket().read_some(net::buffer(buf), ec);
+  while (!ec) {
+    size_t n = 0;
+    ec = net::error::would_block;
+    stream.async_read_some(net::buffer(buf), [&](beast::error_code e, size_t got) {
+      ec = e;
+      n = got;
+    });
+    RunUntilDone(ioc);
     out.append(buf, n);
-    if (ec) break;
+  }
+  if (closed_by_server) {
+    *closed_by_server = ec == net::error::eof || ec == net::error::connection_reset;
   }
   return out;
 }

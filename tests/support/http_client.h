@@ -1,12 +1,14 @@
 // HttpClient: a small synchronous HTTP/1.1 keep-alive client (Boost.Beast)
-// for tests. It reconnects when the server closed the connection. A
-// transport failure is reported as status 0 with the error in `body`.
+// for tests. It reconnects when the server closed the connection. Every
+// connect, write and read gives up after `timeout`. A transport failure (or
+// the timeout) is reported as status 0 with the error in `body`.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -14,6 +16,10 @@ namespace catchall::testing {
 
 struct HttpResult {
   int status = 0;  // 0: no response (connection failed or closed)
+  // When the last byte of the request was written to the socket; unset if
+  // it was not completely written. Over loopback the bytes are then in the
+  // server's receive buffer.
+  std::optional<std::chrono::steady_clock::time_point> sent;
   std::string body;
   std::map<std::string, std::string> headers;  // lower-case names
   std::string Header(const std::string& lower_name) const {
@@ -24,7 +30,11 @@ struct HttpResult {
 
 class HttpClient {
  public:
-  explicit HttpClient(uint16_t port, std::chrono::milliseconds timeout = std::chrono::seconds(30));
+  // With `retry_closed`, a request on a kept-alive connection that the
+  // server closed without answering is sent once more on a new connection
+  // (what HTTP clients do); without it, it is reported as status 0.
+  explicit HttpClient(uint16_t port, std::chrono::milliseconds timeout = std::chrono::seconds(30),
+                      bool retry_closed = true);
   ~HttpClient();
   HttpClient(const HttpClient&) = delete;
   HttpClient& operator=(const HttpClient&) = delete;
@@ -46,7 +56,9 @@ class HttpClient {
 };
 
 // Sends raw bytes on a new connection and returns everything read until the
-// server closes it or `wait` passes.
-std::string RawExchange(uint16_t port, std::string_view bytes, std::chrono::milliseconds wait);
+// server closes it or `wait` passes. *closed_by_server (if given) tells
+// which: true if the server closed the connection (EOF or reset).
+std::string RawExchange(uint16_t port, std::string_view bytes, std::chrono::milliseconds wait,
+                        bool* closed_by_server = nullptr);
 
 }  // namespace catchall::testing

@@ -1,10 +1,14 @@
 #include "support/kafka_cluster.h"
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <random>
 #include <sstream>
@@ -67,5 +71,57 @@ int RunProgram(const std::vector<std::string>& argv, const std::string& input,
 }
 
 std::string KafkaDevScript() { return std::string(CATCHALL_SOURCE_DIR) + "/scripts/kafka-dev"; }
+
+std::vector<uint16_t> FreeTcpPorts(int n) {
+  // All bound at once, so that they are distinct; closed before returning.
+  std::vector<int> fds;
+  std::vector<uint16_t> ports;
+  for (int i = 0; i < n; ++i) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = 0;
+    socklen_t len = sizeof(addr);
+    if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+        getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+      ADD_FAILURE() << "cannot find a free port";
+      if (fd >= 0) close(fd);
+      break;
+    }
+    fds.push_back(fd);
+    ports.push_back(ntohs(addr.sin_port));
+  }
+  for (int fd : fds) close(fd);
+  return ports;
+}
+
+TestBroker::TestBroker() {
+  std::vector<uint16_t> ports = FreeTcpPorts(2);
+  if (ports.size() == 2) {
+    port_ = ports[0];
+    controller_port_ = ports[1];
+  }
+  const char* dir = std::getenv("CATCHALL_TEST_BROKERS_DIR");
+  std::string base = dir && *dir ? dir : ::testing::TempDir() + "catchall-test-brokers";
+  state_dir_ = base + "/broker-" + std::to_string(port_) + "-" + std::to_string(controller_port_);
+  std::filesystem::create_directories(base);
+}
+
+TestBroker::~TestBroker() {
+  KafkaDev("stop");
+  std::error_code ec;
+  std::filesystem::remove_all(state_dir_, ec);
+}
+
+int TestBroker::Start() { return KafkaDev("start"); }
+int TestBroker::Stop() { return KafkaDev("stop"); }
+
+int TestBroker::KafkaDev(const std::string& command) {
+  return RunProgram({"env", "KAFKA_PORT=" + std::to_string(port_),
+                     "KAFKA_CONTROLLER_PORT=" + std::to_string(controller_port_),
+                     "KAFKA_DEV_DIR=" + state_dir_, KafkaDevScript(), command},
+                    "", &output_);
+}
 
 }  // namespace catchall::testing

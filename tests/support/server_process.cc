@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "support/http_client.h"
+#include "support/wait.h"
 
 extern char** environ;
 
@@ -52,6 +53,7 @@ std::string ServerProcess::BinaryPath() { return CATCHALL_BINARY; }
 ServerProcess::ServerProcess(std::vector<std::string> args, std::chrono::seconds timeout) {
   log_path_ = scratch_.path() + "/server.log";
   port_file_ = scratch_.path() + "/port";
+  command_ = args.empty() ? std::string() : args.front();
   std::vector<std::string> argv = {BinaryPath()};
   argv.insert(argv.end(), args.begin(), args.end());
   argv.insert(argv.end(), {"--listen", "127.0.0.1:0", "--port-file", port_file_});
@@ -68,10 +70,8 @@ ServerProcess::ServerProcess(std::vector<std::string> args, std::chrono::seconds
       port_ = static_cast<uint16_t>(port);
       return;
     }
-    int status = 0;
-    if (waitpid(pid_, &status, WNOHANG) == pid_) {
-      pid_ = -1;
-      ADD_FAILURE() << "catchall exited during start:\n" << Output();
+    if (Reap(false)) {
+      ADD_FAILURE() << "catchall exited during start (" << ExitDescription() << "):\n" << Output();
       return;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
@@ -81,24 +81,38 @@ ServerProcess::ServerProcess(std::vector<std::string> args, std::chrono::seconds
 
 ServerProcess::~ServerProcess() { Kill(); }
 
-bool ServerProcess::WaitReady(std::chrono::seconds timeout) const {
+bool ServerProcess::WaitReady(std::chrono::seconds timeout) {
   if (!started()) return false;
-  auto until = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < until) {
-    HttpClient client(port_);
-    auto r = client.Get("/readyz");
-    if (r.status == 200) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  HttpClient client(port_, std::chrono::seconds(10));
+  return WaitUntil([&] { return client.Get("/readyz").status == 200; }, timeout,
+                   "GET /readyz to answer 200", {this}, std::chrono::milliseconds(50));
+}
+
+bool ServerProcess::Reap(bool block) {
+  if (pid_ <= 0) return true;
+  int status = 0;
+  if (waitpid(pid_, &status, block ? 0 : WNOHANG) != pid_) return false;
+  wait_status_ = status;
+  pid_ = -1;
+  return true;
+}
+
+bool ServerProcess::Running() { return !Reap(false); }
+
+std::string ServerProcess::ExitDescription() const {
+  if (pid_ > 0) return "running";
+  if (wait_status_ < 0) return "never started";
+  if (WIFEXITED(wait_status_)) return "exit code " + std::to_string(WEXITSTATUS(wait_status_));
+  if (WIFSIGNALED(wait_status_)) {
+    return "killed by signal " + std::to_string(WTERMSIG(wait_status_));
   }
-  return false;
+  return "status " + std::to_string(wait_status_);
 }
 
 void ServerProcess::Kill() {
   if (pid_ <= 0) return;
   kill(pid_, SIGKILL);
-  int status = 0;
-  waitpid(pid_, &status, 0);
-  pid_ = -1;
+  Reap(true);
 }
 
 int ServerProcess::Terminate(std::chrono::seconds timeout) {
@@ -106,11 +120,7 @@ int ServerProcess::Terminate(std::chrono::seconds timeout) {
   kill(pid_, SIGTERM);
   auto until = std::chrono::steady_clock::now() + timeout;
   while (std::chrono::steady_clock::now() < until) {
-    int status = 0;
-    if (waitpid(pid_, &status, WNOHANG) == pid_) {
-      pid_ = -1;
-      return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    }
+    if (Reap(false)) return WIFEXITED(wait_status_) ? WEXITSTATUS(wait_status_) : -1;
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   Kill();

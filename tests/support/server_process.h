@@ -31,9 +31,16 @@ class ServerProcess {
   uint16_t port() const { return port_; }
   pid_t pid() const { return pid_; }
   bool started() const { return port_ != 0; }
+  // The subcommand it runs ("serve", "ingest", ...), for messages.
+  const std::string& command() const { return command_; }
+  // False once the process has exited (it is then reaped).
+  bool Running();
+  // How it ended: "exit code N", "killed by signal N", or "running".
+  std::string ExitDescription() const;
 
-  // Polls GET /readyz until 200; false after `timeout`.
-  bool WaitReady(std::chrono::seconds timeout = std::chrono::seconds(60)) const;
+  // Polls GET /readyz until 200. After `timeout`, or if the process exits
+  // first, adds a test failure with the process's output and returns false.
+  bool WaitReady(std::chrono::seconds timeout = std::chrono::seconds(60));
   // SIGKILL and reap.
   void Kill();
   // SIGTERM, then waits for exit; returns the exit code (-1 if killed by a
@@ -43,7 +50,12 @@ class ServerProcess {
   std::string Output() const;
 
  private:
+  // Reaps the process if it has exited (no wait); true if it had.
+  bool Reap(bool block);
+
   pid_t pid_ = -1;
+  int wait_status_ = -1;  // waitpid status once reaped
+  std::string command_;
   uint16_t port_ = 0;
   std::string log_path_;
   std::string port_file_;

@@ -1,0 +1,392 @@
+// The metrics operators rely on, end to end: every catchall metric that the
+// alert rules, the Grafana dashboard or the docs name (parsed from those
+// files) is exported by `catchall serve` with a value that this test's own
+// traffic explains. Metrics only the cluster roles export are checked the
+// same way in tests/kafka.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <functional>
+#include <map>
+#include <string>
+#include <tuple>
+
+#include "support/catchall_client.h"
+#include "support/metrics.h"
+#include "support/server_process.h"
+#include "support/wait.h"
+
+namespace catchall::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+// Sends requests over one keep-alive connection and tallies the answers by
+// route, method and status, as catchall_http_requests_total labels them.
+class Traffic {
+ public:
+  explicit Traffic(uint16_t port) : client_(port) {}
+
+  HttpResult Send(const std::string& method, const std::string& target,
+                  const std::string& body = {},
+                  const std::map<std::string, std::string>& headers = {}) {
+    std::map<std::string, std::string> h = headers;
+    if (!body.empty()) h.emplace("Content-Type", "application/x-ndjson");
+    HttpResult r = client_.Request(method, target, body, h);
+    std::string route = target.substr(0, target.find_first_of("/?", 1));
+    ++requests_[{route, method, std::to_string(r.status)}];
+    if (route == "/domains" && method == "GET" && r.status == 200) {
+      ++answers_[JsonString(r.body, "status").value_or("?")];
+    }
+    return r;
+  }
+
+  // GETs /domains/{domain} until it shows the counts; false after `deadline`.
+  bool WaitForCounts(const std::string& domain, int64_t delivered, int64_t bounced,
+                     ServerProcess* server) {
+    return WaitUntil(
+        [&] {
+          HttpResult r = Send("GET", "/domains/" + domain);
+          return JsonInt(r.body, "delivered") == delivered && JsonInt(r.body, "bounced") == bounced;
+        },
+        30s, domain + " to count " + std::to_string(delivered) + "/" + std::to_string(bounced),
+        {server}, 50ms);
+  }
+
+  Exposition Scrape() { return Exposition(client_.Get("/metrics").body); }
+
+  // (route, method, code) -> requests answered so.
+  const std::map<std::tuple<std::string, std::string, std::string>, int>& requests() const {
+    return requests_;
+  }
+  // status ("catch-all", ...) -> GET /domains answers with it.
+  const std::map<std::string, int>& answers() const { return answers_; }
+
+ private:
+  HttpClient client_;
+  std::map<std::tuple<std::string, std::string, std::string>, int> requests_;
+  std::map<std::string, int> answers_;
+};
+
+int FailureCount() {
+  const ::testing::TestResult* r =
+      ::testing::UnitTest::GetInstance()->current_test_info()->result();
+  int n = 0;
+  for (int i = 0; i < r->total_part_count(); ++i) n += r->GetTestPartResult(i).failed() ? 1 : 0;
+  return n;
+}
+
+uint64_t ResidentBytesOf(pid_t pid) {
+  std::ifstream statm("/proc/" + std::to_string(pid) + "/statm");
+  uint64_t size = 0;
+  uint64_t resident = 0;
+  statm >> size >> resident;
+  return resident * static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+}
+
+TEST(ServeMetricsTest, EveryDocumentedMetricIsExportedWithAValueTheTrafficExplains) {
+  auto test_started = std::chrono::steady_clock::now();
+  TempDir data;
+  // A threshold of 5 makes all three statuses quick to reach; 4 connections
+  // and 50 unconsumed events make a refused connection and a refused write
+  // cheap to provoke; a 1 s commit interval leaves time to provoke the
+  // latter before the aggregation catches up.
+  ServerProcess server({"serve", "--data-dir", data.path(), "--partitions", "2", "--threshold", "5",
+                        "--set", "server.max_connections=4", "--set",
+                        "log.max_unconsumed_events=50", "--set",
+                        "aggregate.commit_interval_ms=1000"});
+  ASSERT_TRUE(server.WaitReady());
+  Traffic t(server.port());
+  // WaitReady's connection may not be closed yet on the server's side.
+  ASSERT_TRUE(WaitUntil([&] { return t.Scrape().Sum("catchall_http_connections") == 1; }, 10s,
+                        "the test's connection to be the only one", {&server}));
+  const Exposition before = t.Scrape();
+
+  // What the traffic below must add up to.
+  int64_t delivered = 0;  // events acknowledged, by type
+  int64_t bounced = 0;
+  int64_t duplicates = 0;  // acknowledged again under an Idempotency-Key already counted
+  int appends = 0;         // requests that appended to the log
+
+  // 1. Events: single PUTs (one of them a retry under the same key), a
+  //    batch with two bad items, and bad requests.
+  for (int i = 0; i < 10; ++i) {
+    ASSERT_EQ(t.Send("PUT", "/events/a.example/delivered", {},
+                     {{"Idempotency-Key", "a-" + std::to_string(i)}})
+                  .status,
+              204);
+    ++delivered;
+    ++appends;
+  }
+  ASSERT_EQ(t.Send("PUT", "/events/a.example/delivered", {}, {{"Idempotency-Key", "a-0"}}).status,
+            204);
+  ++delivered;
+  ++duplicates;
+  ++appends;
+  for (int i = 0; i < 2; ++i) {
+    ASSERT_EQ(t.Send("PUT", "/events/b.example/bounced").status, 204);
+    ++bounced;
+    ++appends;
+  }
+  HttpResult batch = t.Send("POST", "/events",
+                            "{\"domain\":\"c.example\",\"type\":\"delivered\"}\n"
+                            "{\"domain\":\"c.example\",\"type\":\"delivered\"}\n"
+                            "{\"domain\":\"c.example\",\"type\":\"bounced\"}\n"
+                            "{\"domain\":\"bad_domain\",\"type\":\"delivered\"}\n"
+                            "{\"domain\":\"c.example\",\"type\":\"opened\"}\n");
+  ASSERT_EQ(batch.status, 200) << batch.body;
+  delivered += 2;
+  bounced += 1;
+  ++appends;
+  ASSERT_EQ(t.Send("PUT", "/events/bad_domain/delivered").status, 400);
+  ASSERT_EQ(t.Send("PUT", "/events/a.example/opened").status, 400);
+  const int invalid_domains = 2;  // one PUT, one batch item
+  const int invalid_types = 2;
+
+  // 2. Queries: every status once the counts are visible, and a bad domain.
+  ASSERT_TRUE(t.WaitForCounts("a.example", 10, 0, &server));
+  ASSERT_TRUE(t.WaitForCounts("b.example", 0, 2, &server));
+  ASSERT_TRUE(t.WaitForCounts("c.example", 2, 1, &server));
+  ASSERT_EQ(t.Send("GET", "/domains/never.example").status, 200);
+  ASSERT_EQ(t.Send("GET", "/domains/bad_domain").status, 400);
+  ASSERT_TRUE(WaitUntil([&] { return t.Scrape().Sum("catchall_aggregate_lag_records") == 0; }, 10s,
+                        "the aggregation lag to return to 0", {&server}));
+
+  // 3. One connection over the limit (4: this test's own and three more).
+  {
+    std::vector<std::unique_ptr<HttpClient>> held;
+    for (int i = 0; i < 3; ++i) {
+      held.push_back(std::make_unique<HttpClient>(server.port()));
+      ASSERT_EQ(held.back()->Get("/healthz").status, 200);
+    }
+    HttpClient extra(server.port());
+    ASSERT_EQ(extra.Get("/healthz").status, 503);
+  }
+
+  // 4. A write refused because the aggregation is more than 50 events
+  //    behind: a batch of 51, then one more event. Should the aggregation
+  //    commit in between (it commits every second), the event is stored and
+  //    the round repeats.
+  std::string fifty_one;
+  for (int i = 0; i < 51; ++i) fifty_one += "{\"domain\":\"d.example\",\"type\":\"delivered\"}\n";
+  int64_t d_delivered = 0;
+  HttpResult refused;
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        HttpResult r = t.Send("POST", "/events", fifty_one);
+        if (r.status != 200) return false;
+        delivered += 51;
+        d_delivered += 51;
+        ++appends;
+        refused = t.Send("PUT", "/events/d.example/delivered");
+        if (refused.status == 204) {
+          ++delivered;
+          ++d_delivered;
+          ++appends;
+        }
+        return refused.status == 503;
+      },
+      30s, "a write refused with 503 for being too far ahead of the aggregation", {&server}));
+  EXPECT_EQ(JsonString(refused.body, "code"), "log_unavailable") << refused.body;
+  EXPECT_EQ(refused.Header("retry-after"), "1");
+  ASSERT_TRUE(t.WaitForCounts("d.example", d_delivered, 0, &server));
+
+  // Gauges refresh on the aggregation's clock: wait for their final values.
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        Exposition e = t.Scrape();
+        return e.Sum("catchall_aggregate_lag_records") == 0 &&
+               e.Sum("catchall_http_connections") == 1 && e.Sum("catchall_state_domains") >= 4;
+      },
+      10s, "lag 0, one connection and 4 domains in the gauges", {&server}));
+  const Exposition after = t.Scrape();
+  const double elapsed_s =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - test_started).count();
+
+  auto delta = [&](const std::string& name, const Labels& labels = {}) {
+    return after.Sum(name, labels) - before.Sum(name, labels);
+  };
+  auto requests_on = [&](const std::string& route) {
+    int n = 0;
+    for (const auto& [key, count] : t.requests()) {
+      if (std::get<0>(key) == route) n += count;
+    }
+    return n;
+  };
+  const double commits = delta("catchall_aggregate_commits_total");
+
+  // One entry per metric family: what this test's traffic says about it.
+  std::map<std::string, std::function<void()>> expectations = {
+      {"catchall_http_requests_total",
+       [&] {
+         for (const auto& [key, count] : t.requests()) {
+           const auto& [route, method, code] = key;
+           EXPECT_EQ(delta("catchall_http_requests_total",
+                           {{"route", route}, {"method", method}, {"code", code}}),
+                     count)
+               << method << " " << route << " " << code;
+         }
+         // Refused connections are not requests of a route.
+         EXPECT_EQ(delta("catchall_http_requests_total", {{"route", "other"}, {"code", "503"}}), 1);
+       }},
+      {"catchall_http_request_seconds",
+       [&] {
+         for (const std::string route : {"/events", "/domains"}) {
+           SCOPED_TRACE(route);
+           double n = delta("catchall_http_request_seconds_count", {{"route", route}});
+           EXPECT_EQ(n, requests_on(route));
+           EXPECT_EQ(
+               delta("catchall_http_request_seconds_bucket", {{"route", route}, {"le", "+Inf"}}),
+               n);
+           EXPECT_GT(delta("catchall_http_request_seconds_sum", {{"route", route}}), 0);
+           EXPECT_LT(delta("catchall_http_request_seconds_sum", {{"route", route}}), n * elapsed_s);
+         }
+         // The refused connection: answered at once, on no route.
+         EXPECT_EQ(delta("catchall_http_request_seconds_count", {{"route", "other"}}), 1);
+         EXPECT_LT(delta("catchall_http_request_seconds_sum", {{"route", "other"}}), elapsed_s);
+       }},
+      {"catchall_http_connections",
+       [&] { EXPECT_EQ(after.Sum("catchall_http_connections"), 1) << "the test's own"; }},
+      {"catchall_http_connections_rejected_total",
+       [&] { EXPECT_EQ(delta("catchall_http_connections_rejected_total"), 1); }},
+      {"catchall_ingest_events_accepted_total",
+       [&] {
+         EXPECT_EQ(delta("catchall_ingest_events_accepted_total", {{"type", "delivered"}}),
+                   delivered);
+         EXPECT_EQ(delta("catchall_ingest_events_accepted_total", {{"type", "bounced"}}), bounced);
+       }},
+      {"catchall_ingest_events_rejected_total",
+       [&] {
+         EXPECT_EQ(delta("catchall_ingest_events_rejected_total", {{"reason", "invalid_domain"}}),
+                   invalid_domains);
+         EXPECT_EQ(
+             delta("catchall_ingest_events_rejected_total", {{"reason", "invalid_event_type"}}),
+             invalid_types);
+       }},
+      {"catchall_ingest_log_unavailable_total",
+       [&] { EXPECT_EQ(delta("catchall_ingest_log_unavailable_total"), 1); }},
+      {"catchall_log_rejected_appends_total",
+       [&] { EXPECT_EQ(delta("catchall_log_rejected_appends_total"), 1); }},
+      {"catchall_log_bytes_total",
+       [&] {
+         // Every stored event's key, value and length fields: at least 30 bytes each.
+         EXPECT_GE(delta("catchall_log_bytes_total"),
+                   30.0 * static_cast<double>(delivered + bounced));
+       }},
+      {"catchall_storage_free_bytes",
+       [&] {
+         EXPECT_GT(after.Sum("catchall_storage_free_bytes"),
+                   after.Sum("catchall_storage_min_free_bytes"));
+       }},
+      {"catchall_storage_min_free_bytes",
+       [&] { EXPECT_EQ(after.Sum("catchall_storage_min_free_bytes"), 512.0 * (1 << 20)); }},
+      {"catchall_storage_low_space",
+       [&] { EXPECT_EQ(after.Sum("catchall_storage_low_space"), 0); }},
+      {"catchall_storage_refused_writes_total",
+       [&] { EXPECT_EQ(delta("catchall_storage_refused_writes_total"), 0); }},
+      {"catchall_log_write_seconds",
+       [&] {
+         // Group commit: one write carries one append or several.
+         double writes = delta("catchall_log_write_seconds_count");
+         EXPECT_GE(writes, 1);
+         EXPECT_LE(writes, appends);
+         EXPECT_GT(delta("catchall_log_write_seconds_sum"), 0);
+       }},
+      {"catchall_aggregate_records_total",
+       [&] {
+         EXPECT_EQ(delta("catchall_aggregate_records_total", {{"outcome", "counted"}}),
+                   delivered + bounced - duplicates);
+         EXPECT_EQ(delta("catchall_aggregate_records_total", {{"outcome", "duplicate"}}),
+                   duplicates);
+         EXPECT_EQ(delta("catchall_aggregate_records_total", {{"outcome", "dead_lettered"}}), 0);
+       }},
+      {"catchall_aggregate_commits_total",
+       [&] {
+         // The test waited for the first events to be visible before it sent
+         // the last ones, so at least two commits; never more than one per
+         // append.
+         EXPECT_GE(commits, 2);
+         EXPECT_LE(commits, appends);
+       }},
+      {"catchall_aggregate_commit_failures_total",
+       [&] { EXPECT_EQ(after.Sum("catchall_aggregate_commit_failures_total"), 0); }},
+      {"catchall_aggregate_commit_seconds",
+       [&] {
+         EXPECT_EQ(delta("catchall_aggregate_commit_seconds_count"), commits);
+         EXPECT_GT(delta("catchall_aggregate_commit_seconds_sum"), 0);
+       }},
+      {"catchall_aggregate_freshness_seconds",
+       [&] {
+         // One sample per commit: the age of its oldest event, which is
+         // younger than this test.
+         EXPECT_EQ(delta("catchall_aggregate_freshness_seconds_count"), commits);
+         EXPECT_GT(delta("catchall_aggregate_freshness_seconds_sum"), 0);
+         EXPECT_LE(delta("catchall_aggregate_freshness_seconds_sum"), commits * elapsed_s);
+       }},
+      {"catchall_aggregate_lag_records",
+       [&] { EXPECT_EQ(after.Sum("catchall_aggregate_lag_records"), 0) << "all committed"; }},
+      {"catchall_aggregate_ready", [&] { EXPECT_EQ(after.Sum("catchall_aggregate_ready"), 1); }},
+      {"catchall_state_domains",
+       [&] {
+         // RocksDB's estimate: at least the 4 domains counted, at most one
+         // per domain and commit.
+         EXPECT_GE(after.Sum("catchall_state_domains"), 4);
+         EXPECT_LE(after.Sum("catchall_state_domains"), 4 * commits);
+       }},
+      {"catchall_state_bytes", [&] { EXPECT_GT(after.Sum("catchall_state_bytes"), 0); }},
+      {"catchall_query_answers_total",
+       [&] {
+         for (const std::string status : {"catch-all", "not catch-all", "unknown"}) {
+           auto it = t.answers().find(status);
+           int want = it == t.answers().end() ? 0 : it->second;
+           EXPECT_GT(want, 0) << "the traffic should see every status";
+           EXPECT_EQ(delta("catchall_query_answers_total", {{"status", status}}), want) << status;
+         }
+       }},
+      {"catchall_query_invalid_domains_total",
+       [&] { EXPECT_EQ(delta("catchall_query_invalid_domains_total"), 1); }},
+      {"catchall_process_resident_memory_bytes",
+       [&] {
+         // What the kernel says now, within a factor of two.
+         double reported = after.Sum("catchall_process_resident_memory_bytes");
+         auto actual = static_cast<double>(ResidentBytesOf(server.pid()));
+         EXPECT_GT(reported, actual / 2);
+         EXPECT_LT(reported, actual * 2);
+       }},
+  };
+
+  const auto documented = DocumentedMetricFamilies();
+  ASSERT_GE(documented.size(), 15U) << "the metric names could not be read from the docs";
+  for (const auto& [family, files] : documented) {
+    if (ClusterOnlyMetricFamilies().count(family)) continue;
+    SCOPED_TRACE(family);
+    std::string where;
+    for (const auto& f : files) where += " " + f;
+    if (!after.Has(family)) {
+      ADD_FAILURE() << family << " is named in" << where
+                    << " but `catchall serve` does not export it";
+      continue;
+    }
+    auto it = expectations.find(family);
+    if (it == expectations.end()) {
+      ADD_FAILURE() << family << " is named in" << where
+                    << " but this test does not check its value: add an expectation";
+      continue;
+    }
+    const int failures_before = FailureCount();
+    it->second();
+    if (FailureCount() > failures_before) {
+      std::cerr << family << " before:\n"
+                << before.Describe(family) << "after:\n"
+                << after.Describe(family);
+    }
+  }
+  for (const auto& [family, check] : expectations) {
+    EXPECT_TRUE(documented.count(family)) << family << " is checked here but no longer documented";
+  }
+}
+
+}  // namespace
+}  // namespace catchall::testing

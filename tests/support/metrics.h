@@ -1,0 +1,64 @@
+// Reading /metrics in tests: a parser for the Prometheus text exposition,
+// and the list of metric families that operators rely on because the alert
+// rules, the dashboard or the docs name them.
+#pragma once
+
+#include <map>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace catchall::testing {
+
+using Labels = std::map<std::string, std::string>;
+
+// One parsed /metrics answer (text format 0.0.4).
+class Exposition {
+ public:
+  explicit Exposition(std::string_view text);
+
+  // Sum of the samples called `name` (a family name, or a histogram's
+  // `_count`, `_sum`, `_bucket`) whose labels include all of `labels`;
+  // 0 when there is none.
+  double Sum(const std::string& name, const Labels& labels = {}) const;
+  // True if the exposition declares the family (# TYPE) or has a sample of it.
+  bool Has(const std::string& family) const;
+  // "counter", "gauge", "histogram", ... as declared; empty if undeclared.
+  std::string Type(const std::string& family) const;
+  // Every value the label `label` takes on samples called `name`.
+  std::set<std::string> LabelValues(const std::string& name, const std::string& label) const;
+  // The samples called `name`, printed one per line (for failure messages).
+  std::string Describe(const std::string& name) const;
+
+ private:
+  struct Sample {
+    std::string name;
+    Labels labels;
+    double value = 0;
+  };
+  std::vector<Sample> samples_;
+  std::map<std::string, std::string> types_;
+};
+
+// The family a sample name belongs to: `x_bucket`, `x_sum` and `x_count` are
+// samples of the histogram `x`.
+std::string MetricFamily(std::string_view name);
+
+// The files that name metrics operators rely on, relative to the source tree.
+std::vector<std::string> MetricContractFiles();
+
+// Every `catchall_*` metric family named in MetricContractFiles(), with the
+// files that name it. Parsed from the files themselves, so a metric added to
+// an alert, the dashboard or the docs is checked from then on.
+std::map<std::string, std::set<std::string>> DocumentedMetricFamilies();
+
+// Families only the cluster roles export (Kafka consumer groups, the
+// changelog); tests/kafka checks them. Every other documented family must be
+// exported by `catchall serve` too.
+const std::set<std::string>& ClusterOnlyMetricFamilies();
+// Families only embedded mode exports (the local log); the Kafka tests skip
+// them.
+const std::set<std::string>& EmbeddedOnlyMetricFamilies();
+
+}  // namespace catchall::testing
