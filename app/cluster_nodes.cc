@@ -12,7 +12,6 @@
 #include "query/query_service.h"
 #include "query/status_materializer.h"
 #include "state/aggregation_loop.h"
-#include "state/aggregator_probe.h"
 #include "state/counter_store.h"
 
 namespace catchall {
@@ -115,12 +114,11 @@ Status AggregatorNode::Open() {
     // default) fences exactly the transactions it fenced before.
     group.transactional_id = i == 0 ? base_id : fmt::format("{}-{}", base_id, i);
     CATCHALL_RETURN_IF_ERROR(CreateKafkaGroupLog(group, &w.log));
-    w.probe = std::make_unique<AggregatorProbe>(*metrics(), i);
     // The workers share one store, so one of them reports its size: the
     // other workers' gauges stay 0 and a sum over workers is right.
     options.report_store_size = i == 0;
-    w.loop =
-        std::make_unique<AggregationLoop>(options, w.log.get(), counters_.get(), w.probe.get());
+    options.worker = i;
+    w.loop = std::make_unique<AggregationLoop>(options, w.log.get(), counters_.get(), metrics());
     CATCHALL_RETURN_IF_ERROR(w.loop->Start());
   }
   return Status::Ok();

@@ -15,7 +15,6 @@
 namespace catchall {
 
 class AggregationLoop;
-class AggregatorProbe;
 class CounterStore;
 class DiskMonitor;
 class GroupLog;
@@ -64,7 +63,6 @@ class AggregatorNode final : public Node {
   // disjoint keys of the shared store.
   struct Worker {
     std::unique_ptr<GroupLog> log;
-    std::unique_ptr<AggregatorProbe> probe;
     std::unique_ptr<AggregationLoop> loop;
   };
   std::vector<Worker> workers_;

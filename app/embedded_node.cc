@@ -5,12 +5,10 @@
 
 #include "engine/kv_store.h"
 #include "engine/local_log.h"
-#include "engine/log_probe.h"
 #include "ingest/ingest_service.h"
 #include "node_common.h"
 #include "query/query_service.h"
 #include "state/aggregation_loop.h"
-#include "state/aggregator_probe.h"
 #include "state/counter_store.h"
 
 namespace catchall {
@@ -35,8 +33,7 @@ Status EmbeddedNode::Open() {
   CATCHALL_RETURN_IF_ERROR(OpenStore(env_, c, std::move(columns), &store_));
   disk_ = WatchDisk(env_, c, metrics());
   log_options.disk = disk_.get();
-  log_probe_ = std::make_unique<LogProbe>(*metrics());
-  CATCHALL_RETURN_IF_ERROR(LocalLog::Open(log_options, store_.get(), log_probe_.get(), &log_));
+  CATCHALL_RETURN_IF_ERROR(LocalLog::Open(log_options, store_.get(), metrics(), &log_));
   counters_ = std::make_unique<CounterStore>(store_.get(), std::string(kEventsTopic));
 
   // The state shares the log's store, so each commit writes the counters,
@@ -50,9 +47,8 @@ Status EmbeddedNode::Open() {
   options.catchall_threshold = c.catchall_threshold;
   options.ready_when_caught_up = true;
   options.may_consume = [this] { return disk_->Check(); };
-  aggregator_probe_ = std::make_unique<AggregatorProbe>(*metrics());
-  aggregation_ = std::make_unique<AggregationLoop>(options, group_log_.get(), counters_.get(),
-                                                   aggregator_probe_.get());
+  aggregation_ =
+      std::make_unique<AggregationLoop>(options, group_log_.get(), counters_.get(), metrics());
   CATCHALL_RETURN_IF_ERROR(aggregation_->Start());
 
   ingest_ = std::make_unique<IngestService>(IngestOptions{c.max_batch_items, 1000},

@@ -15,14 +15,12 @@
 namespace catchall {
 
 class AggregationLoop;
-class AggregatorProbe;
 class CounterStore;
 class DiskMonitor;
 class GroupLog;
 class IngestService;
 class KvStore;
 class LocalLog;
-class LogProbe;
 class QueryService;
 
 class EmbeddedNode final : public Node {
@@ -40,11 +38,9 @@ class EmbeddedNode final : public Node {
   Env* env_;
   std::unique_ptr<KvStore> store_;
   std::unique_ptr<DiskMonitor> disk_;
-  std::unique_ptr<LogProbe> log_probe_;
   std::unique_ptr<LocalLog> log_;
   std::unique_ptr<CounterStore> counters_;
   std::unique_ptr<GroupLog> group_log_;
-  std::unique_ptr<AggregatorProbe> aggregator_probe_;
   std::unique_ptr<AggregationLoop> aggregation_;
   std::unique_ptr<IngestService> ingest_;
   std::unique_ptr<QueryService> query_;

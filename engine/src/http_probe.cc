@@ -1,4 +1,4 @@
-#include "engine/http_probe.h"
+#include "http_probe.h"
 
 #include <prometheus/counter.h>
 #include <prometheus/gauge.h>

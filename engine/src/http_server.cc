@@ -16,7 +16,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "engine/http_probe.h"
+#include "http_probe.h"
 #include "http_wire.h"
 
 namespace catchall {

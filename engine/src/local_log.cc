@@ -7,10 +7,10 @@
 #include <spdlog/spdlog.h>
 
 #include "engine/disk_monitor.h"
-#include "engine/log_probe.h"
 #include "engine/partitioner.h"
 #include "local_log_impl.h"
 #include "log_batch.h"
+#include "log_probe.h"
 
 namespace catchall {
 namespace {
@@ -243,12 +243,12 @@ Status LoadCommitted(LocalLogImpl* impl) {
 
 }  // namespace
 
-Status LocalLog::Open(const LocalLogOptions& options, KvStore* store, LogProbe* probe,
+Status LocalLog::Open(const LocalLogOptions& options, KvStore* store, Metrics* metrics,
                       std::unique_ptr<LocalLog>* log) {
   auto impl = std::make_unique<LocalLogImpl>();
   impl->options = options;
   impl->store = store;
-  impl->probe = probe;
+  if (metrics) impl->probe = std::make_unique<LogProbe>(*metrics);
   impl->meta = store->GetColumn(kMetaColumn);
   if (!impl->meta.valid()) return Status::Internal("local log columns missing from the store");
   for (const auto& spec : options.topics) {

@@ -77,7 +77,7 @@ struct PendingWrite {
 struct LocalLogImpl {
   LocalLogOptions options;
   KvStore* store = nullptr;
-  LogProbe* probe = nullptr;
+  std::unique_ptr<LogProbe> probe;  // null without metrics
   Column meta;
   std::vector<std::unique_ptr<TopicState>> topics;
 

@@ -3,10 +3,10 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
-#include "engine/log_probe.h"
 #include "engine/partitioner.h"
 #include "local_log_impl.h"
 #include "log_batch.h"
+#include "log_probe.h"
 
 namespace catchall {
 namespace {

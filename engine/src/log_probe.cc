@@ -1,4 +1,4 @@
-#include "engine/log_probe.h"
+#include "log_probe.h"
 
 #include <prometheus/counter.h>
 #include <prometheus/histogram.h>

@@ -1,4 +1,4 @@
-#include "ingest/ingest_probe.h"
+#include "ingest_probe.h"
 
 #include <prometheus/counter.h>
 #include <prometheus/histogram.h>

@@ -6,7 +6,7 @@
 #include "engine/event.h"
 #include "engine/event_parser.h"
 #include "engine/json_writer.h"
-#include "ingest/ingest_probe.h"
+#include "ingest_probe.h"
 
 namespace catchall {
 namespace {

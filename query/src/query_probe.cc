@@ -1,4 +1,4 @@
-#include "query/query_probe.h"
+#include "query_probe.h"
 
 #include <prometheus/counter.h>
 #include <prometheus/registry.h>

@@ -9,7 +9,7 @@
 #include "engine/domain.h"
 #include "engine/json_numbers.h"
 #include "engine/json_writer.h"
-#include "query/query_probe.h"
+#include "query_probe.h"
 
 namespace catchall {
 namespace {

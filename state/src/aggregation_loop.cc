@@ -3,8 +3,8 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "aggregator_probe.h"
 #include "commit_builder.h"
-#include "state/aggregator_probe.h"
 #include "state_restorer.h"
 
 namespace catchall {
@@ -34,8 +34,11 @@ void SleepUnlessStopped(std::chrono::milliseconds d, const std::atomic<bool>& st
 }  // namespace
 
 AggregationLoop::AggregationLoop(AggregationOptions options, GroupLog* log, CounterStore* state,
-                                 AggregatorProbe* probe)
-    : options_(std::move(options)), log_(log), state_(state), probe_(probe) {}
+                                 Metrics* metrics)
+    : options_(std::move(options)),
+      log_(log),
+      state_(state),
+      probe_(metrics ? std::make_unique<AggregatorProbe>(*metrics, options_.worker) : nullptr) {}
 
 AggregationLoop::~AggregationLoop() { Stop(); }
 
@@ -98,8 +101,8 @@ Status AggregationLoop::Join() {
   if (!in_transaction) {
     publish_ = std::make_unique<PublishOptions>(PublishOptions{
         *options_.status_topic, options_.ids_topic, options_.catchall_threshold, partitions_});
-    restorer_ = std::make_unique<StateRestorer>(log_, state_, *options_.status_topic,
-                                                options_.ids_topic, options_.id_window, probe_);
+    restorer_ = std::make_unique<StateRestorer>(
+        log_, state_, *options_.status_topic, options_.ids_topic, options_.id_window, probe_.get());
   } else {
     publish_.reset();
     restorer_.reset();

@@ -1,4 +1,4 @@
-#include "state/aggregator_probe.h"
+#include "aggregator_probe.h"
 
 #include <prometheus/counter.h>
 #include <prometheus/gauge.h>

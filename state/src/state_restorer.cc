@@ -3,9 +3,9 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "aggregator_probe.h"
 #include "engine/changelog.h"
 #include "engine/domain_status.h"
-#include "state/aggregator_probe.h"
 
 namespace catchall {
 namespace {

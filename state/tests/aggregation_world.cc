@@ -106,9 +106,8 @@ AggregationWorld::Process* AggregationWorld::Start(const std::string& machine) {
   }
   p->counters = std::make_unique<CounterStore>(p->store.get(), std::string(kEventsTopic));
   p->group = std::make_unique<testing::FaultInjectionGroupLog>(p->base_group.get(), &p->injector);
-  p->probe = std::make_unique<AggregatorProbe>(p->metrics);
-  p->loop = std::make_unique<AggregationLoop>(options_, p->group.get(), p->counters.get(),
-                                              p->probe.get());
+  p->loop =
+      std::make_unique<AggregationLoop>(options_, p->group.get(), p->counters.get(), &p->metrics);
   Status s = p->loop->Join();
   EXPECT_TRUE(s.ok()) << s.ToString();
   processes_.push_back(std::move(p));

@@ -24,7 +24,6 @@
 #include "engine/metrics.h"
 #include "fault_injection.h"
 #include "state/aggregation_loop.h"
-#include "state/aggregator_probe.h"
 #include "state/counter_store.h"
 
 namespace catchall::test {
@@ -49,7 +48,6 @@ class AggregationWorld {
     std::unique_ptr<GroupLog> base_group;
     std::unique_ptr<testing::FaultInjectionGroupLog> group;
     Metrics metrics;
-    std::unique_ptr<AggregatorProbe> probe;
     std::unique_ptr<AggregationLoop> loop;
   };
 

@@ -30,7 +30,7 @@
 namespace catchall {
 
 class DiskMonitor;
-class LogProbe;
+class Metrics;
 struct LocalLogImpl;
 
 struct LocalTopicSpec {
@@ -64,10 +64,11 @@ class LocalLog {
   // Columns a KvStore must have for these topics (add them to its options).
   static std::vector<ColumnSpec> Columns(const LocalLogOptions& options);
 
-  // Opens the log over `store`, which must outlive it. Fails with
-  // FailedPrecondition if a topic exists with another partition count
-  // (re-partitioning would send a domain to another partition).
-  static Status Open(const LocalLogOptions& options, KvStore* store, LogProbe* probe,
+  // Opens the log over `store`, which must outlive it, exporting its
+  // metrics to `metrics` (may be null). Fails with FailedPrecondition if a
+  // topic exists with another partition count (re-partitioning would send a
+  // domain to another partition).
+  static Status Open(const LocalLogOptions& options, KvStore* store, Metrics* metrics,
                      std::unique_ptr<LocalLog>* log);
   ~LocalLog();  // stops the writer after draining pending appends
 

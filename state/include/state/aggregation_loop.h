@@ -41,6 +41,7 @@
 namespace catchall {
 
 class AggregatorProbe;
+class Metrics;
 class StateRestorer;
 struct PublishOptions;
 
@@ -69,6 +70,9 @@ struct AggregationOptions {
   std::chrono::milliseconds ready_without_assignment{std::chrono::seconds(15)};
   // This worker reports the store's size gauges (one worker per store).
   bool report_store_size = true;
+  // With several workers in one process (cluster mode's aggregate.threads),
+  // each one's metrics carry its number as a `worker` label.
+  std::optional<int> worker;
   // Consumption pauses while this says no (the disk is low): the member
   // keeps its partitions but reads nothing, and Health() reports why.
   std::function<Status()> may_consume;
@@ -76,9 +80,9 @@ struct AggregationOptions {
 
 class AggregationLoop : private RebalanceListener {
  public:
-  // `log` and `state` must outlive this; `probe` may be null.
-  AggregationLoop(AggregationOptions options, GroupLog* log, CounterStore* state,
-                  AggregatorProbe* probe);
+  // `log` and `state` must outlive this; metrics go to `metrics` (may be
+  // null).
+  AggregationLoop(AggregationOptions options, GroupLog* log, CounterStore* state, Metrics* metrics);
   ~AggregationLoop() override;
 
   // Joins the group. Then Step() consumes, or Start() runs it on a thread.
@@ -126,7 +130,7 @@ class AggregationLoop : private RebalanceListener {
   AggregationOptions options_;
   GroupLog* log_;
   CounterStore* state_;
-  AggregatorProbe* probe_;
+  std::unique_ptr<AggregatorProbe> probe_;  // null without metrics
   std::unique_ptr<PublishOptions> publish_;
   std::unique_ptr<StateRestorer> restorer_;
   std::unique_ptr<Aggregator> aggregator_;
