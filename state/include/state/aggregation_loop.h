@@ -126,6 +126,8 @@ class AggregationLoop : private RebalanceListener {
   void PublishOwned();
   // Pauses or resumes the consumer as options_.may_consume says.
   void ApplyGate();
+  // Sleeps `d`, waking early when the loop is asked to stop.
+  void SleepUnlessStopping(std::chrono::milliseconds d) const;
 
   AggregationOptions options_;
   GroupLog* log_;

@@ -1,0 +1,201 @@
+// The table of settings: each key's environment name, help, parser and
+// printer (config_settings.h).
+#include "config_settings.h"
+
+#include <fmt/format.h>
+
+#include <charconv>
+
+namespace catchall {
+
+Status ParseU64(std::string_view key, std::string_view text, uint64_t* out) {
+  uint64_t v = 0;
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc() || ptr != text.data() + text.size() || text.empty()) {
+    return Status::InvalidArgument(
+        fmt::format("{}: '{}' is not a non-negative integer", key, text));
+  }
+  *out = v;
+  return Status::Ok();
+}
+
+std::string EnvName(std::string_view key) {
+  // "kafka.client." -> "CATCHALL_KAFKA_CLIENT_"
+  std::string env = "CATCHALL_";
+  for (char c : key) env.push_back(c == '.' ? '_' : static_cast<char>(std::toupper(c)));
+  return env;
+}
+
+namespace {
+
+Status ParseBool(std::string_view key, std::string_view text, bool* out) {
+  if (text == "true" || text == "1" || text == "yes" || text == "on") {
+    *out = true;
+  } else if (text == "false" || text == "0" || text == "no" || text == "off") {
+    *out = false;
+  } else {
+    return Status::InvalidArgument(
+        fmt::format("{}: '{}' is not a boolean (true/false)", key, text));
+  }
+  return Status::Ok();
+}
+
+Setting StringSetting(std::string key, std::string help, std::string Config::*field) {
+  Setting s;
+  s.env = EnvName(key);
+  s.key = std::move(key);
+  s.help = std::move(help);
+  s.set = [field](Config& c, std::string_view v) {
+    c.*field = std::string(v);
+    return Status::Ok();
+  };
+  s.get = [field](const Config& c) { return c.*field; };
+  return s;
+}
+
+Setting U64Setting(const std::string& key, std::string help, uint64_t Config::*field) {
+  Setting s;
+  s.env = EnvName(key);
+  s.key = key;
+  s.help = std::move(help);
+  s.set = [field, key](Config& c, std::string_view v) { return ParseU64(key, v, &(c.*field)); };
+  s.get = [field](const Config& c) { return std::to_string(c.*field); };
+  return s;
+}
+
+Setting IntSetting(const std::string& key, std::string help, int Config::*field) {
+  Setting s;
+  s.env = EnvName(key);
+  s.key = key;
+  s.help = std::move(help);
+  s.set = [field, key](Config& c, std::string_view v) {
+    uint64_t u = 0;
+    CATCHALL_RETURN_IF_ERROR(ParseU64(key, v, &u));
+    if (u > 1'000'000) return Status::InvalidArgument(fmt::format("{}: {} is too large", key, u));
+    c.*field = static_cast<int>(u);
+    return Status::Ok();
+  };
+  s.get = [field](const Config& c) { return std::to_string(c.*field); };
+  return s;
+}
+
+Setting BoolSetting(const std::string& key, std::string help, bool Config::*field) {
+  Setting s;
+  s.env = EnvName(key);
+  s.key = key;
+  s.help = std::move(help);
+  s.set = [field, key](Config& c, std::string_view v) { return ParseBool(key, v, &(c.*field)); };
+  s.get = [field](const Config& c) { return std::string(c.*field ? "true" : "false"); };
+  return s;
+}
+
+std::vector<Setting> MakeSettings() {
+  std::vector<Setting> s;
+  s.push_back(StringSetting("server.listen", "HOST:PORT to serve HTTP on", &Config::listen));
+  s.push_back(IntSetting("server.http_threads", "HTTP I/O threads (0: half the cores)",
+                         &Config::http_threads));
+  s.push_back(U64Setting("server.max_body_bytes", "largest request body accepted (413 above)",
+                         &Config::max_body_bytes));
+  s.push_back(U64Setting("server.max_header_bytes", "largest request header block (431 above)",
+                         &Config::max_header_bytes));
+  s.push_back(U64Setting("server.idle_timeout_ms",
+                         "keep-alive idle time, and time allowed for a request's headers",
+                         &Config::idle_timeout_ms));
+  s.push_back(U64Setting("server.io_timeout_ms", "time allowed to read a body or write a response",
+                         &Config::io_timeout_ms));
+  s.push_back(U64Setting("server.max_connections", "open connections above this get 503",
+                         &Config::max_connections));
+  s.push_back(U64Setting("server.shutdown_timeout_ms",
+                         "on SIGTERM, how long requests in flight may take to finish",
+                         &Config::shutdown_timeout_ms));
+  s.push_back(
+      StringSetting("storage.data_dir", "directory of the local log and state", &Config::data_dir));
+  s.push_back(BoolSetting("storage.sync_writes",
+                          "fsync every write (survive power loss, not only crashes)",
+                          &Config::sync_writes));
+  s.push_back(
+      U64Setting("storage.block_cache_mb", "RocksDB block cache size", &Config::block_cache_mb));
+  s.push_back(U64Setting("storage.min_free_mb",
+                         "below this much free disk space on the data dir, writes are refused "
+                         "(507) and consumption pauses until space returns; the default leaves "
+                         "room for the memtables' flushes",
+                         &Config::min_free_mb));
+  s.push_back(IntSetting("log.partitions", "partitions of the local log's events topic",
+                         &Config::partitions));
+  s.push_back(U64Setting("log.retention_minutes",
+                         "keep consumed events this long (for replay) before deleting",
+                         &Config::retention_minutes));
+  s.push_back(U64Setting("log.max_pending_mb",
+                         "events waiting to be written beyond this get 503 (backpressure)",
+                         &Config::max_pending_mb));
+  s.push_back(U64Setting("log.max_unconsumed_events",
+                         "events written but not yet counted beyond this get 503 (0: no limit)",
+                         &Config::max_unconsumed_events));
+  s.push_back(U64Setting("ingest.max_batch_items", "most items in one POST /events",
+                         &Config::max_batch_items));
+  s.push_back(U64Setting("aggregate.catchall_threshold",
+                         "a domain with no bounce is catch-all above this many deliveries",
+                         &Config::catchall_threshold));
+  s.push_back(U64Setting("aggregate.commit_interval_ms",
+                         "how often counters are committed (bounds freshness)",
+                         &Config::commit_interval_ms));
+  s.push_back(U64Setting("aggregate.commit_max_events",
+                         "commit early once this many events are pending",
+                         &Config::commit_max_events));
+  s.push_back(U64Setting("aggregate.idempotency_window_s",
+                         "how long an Idempotency-Key or event id is remembered",
+                         &Config::idempotency_window_s));
+  s.push_back(IntSetting("aggregate.threads",
+                         "cluster mode: aggregation workers (consumer group members) per process",
+                         &Config::aggregate_threads));
+  s.push_back(U64Setting("query.max_lookup_domains", "most domains in one batch lookup",
+                         &Config::max_lookup_domains));
+  s.push_back(StringSetting("kafka.brokers",
+                            "bootstrap brokers HOST:PORT,...; empty means embedded mode",
+                            &Config::brokers));
+  s.push_back(StringSetting("kafka.events_topic", "topic of events", &Config::events_topic));
+  s.push_back(StringSetting("kafka.status_topic", "compacted changelog of domain statuses",
+                            &Config::status_topic));
+  s.push_back(StringSetting("kafka.ids_topic",
+                            "idempotency ids counted, kept for the id window (restored with their "
+                            "partition)",
+                            &Config::ids_topic));
+  s.push_back(StringSetting("kafka.dead_letter_topic", "where malformed event records go",
+                            &Config::dead_letter_topic));
+  s.push_back(
+      StringSetting("kafka.group_id", "consumer group of the aggregators", &Config::group_id));
+  s.push_back(StringSetting("kafka.instance_id",
+                            "stable id of this node (transactional id); default: host and port",
+                            &Config::instance_id));
+  s.push_back(IntSetting("kafka.partitions",
+                         "partitions of the events and status topics (`catchall topics create`)",
+                         &Config::kafka_partitions));
+  s.push_back(IntSetting("kafka.replication_factor",
+                         "replication factor of new topics (3 in production)",
+                         &Config::replication_factor));
+  s.push_back(
+      IntSetting("kafka.max_partition_fetch_kb",
+                 "aggregator fetch size per partition: throughput vs memory (10240 ~ "
+                 "2M events/s at ~1.6 GB draining 12 partitions; 2048 ~ 1.5M/s at ~0.75 GB)",
+                 &Config::max_partition_fetch_kb));
+  s.push_back(U64Setting("kafka.timeout_ms", "broker request timeout", &Config::kafka_timeout_ms));
+  s.push_back(
+      StringSetting("logging.level", "trace, debug, info, warn, error", &Config::log_level));
+  return s;
+}
+
+}  // namespace
+
+const Setting* FindSetting(std::string_view key) {
+  for (const Setting& s : AllSettings()) {
+    if (s.key == key) return &s;
+  }
+  return nullptr;
+}
+
+const std::vector<Setting>& AllSettings() {
+  static const std::vector<Setting> settings = MakeSettings();
+  return settings;
+}
+
+}  // namespace catchall

@@ -1,0 +1,22 @@
+// The settings table behind engine/config.h, shared by config.cc (loading,
+// validating, printing) and config_settings.cc (the table). Private to
+// engine.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "engine/config.h"
+
+namespace catchall {
+
+// Parses a non-negative integer; InvalidArgument names `key`.
+Status ParseU64(std::string_view key, std::string_view text, uint64_t* out);
+
+// "server.listen" -> "CATCHALL_SERVER_LISTEN".
+std::string EnvName(std::string_view key);
+
+// The setting named `key`, or null.
+const Setting* FindSetting(std::string_view key);
+
+}  // namespace catchall

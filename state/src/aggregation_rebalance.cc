@@ -1,0 +1,128 @@
+// The aggregation loop's side of rebalances: taking partitions on (with
+// their state restored or checked), handing them over, losing them.
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "aggregator_probe.h"
+#include "state/aggregation_loop.h"
+#include "state_restorer.h"
+
+namespace catchall {
+namespace {
+
+// Preparing newly assigned partitions is retried this often inside the
+// rebalance; then the member rejoins (and tries again) instead of blocking
+// its poll for good.
+constexpr int kPrepareAttempts = 3;
+
+}  // namespace
+
+std::map<int32_t, int64_t> AggregationLoop::OnAssigned(const std::vector<int32_t>& partitions) {
+  // Nothing may be processed without the committed offsets and a state
+  // that matches them, so this waits (and retries) rather than guess.
+  std::map<int32_t, int64_t> start;
+  bool prepared = false;
+  for (int attempt = 1; !stop_.load(); ++attempt) {
+    std::map<int32_t, int64_t> committed;
+    Status s = consumer_->Committed(partitions, &committed);
+    start.clear();
+    for (int32_t p : partitions) {
+      if (!s.ok()) break;
+      if (restorer_) {
+        s = restorer_->Restore(p, committed[p], stop_);
+        start[p] = committed[p];
+        continue;
+      }
+      // The state was committed in the same writes as the offsets: it is
+      // the truth, and where it stands is where to resume.
+      Result<StateCheckpoint> checkpoint = state_->ReadCheckpoint(p);
+      if (!checkpoint.ok()) {
+        s = checkpoint.status();
+        break;
+      }
+      start[p] = checkpoint->events_offset;
+      if (committed[p] >= 0 && committed[p] != checkpoint->events_offset) {
+        spdlog::warn(
+            "aggregate: partition {}: the state's checkpoint ({}) differs from the "
+            "group's offset ({}); resuming from the state's",
+            p, checkpoint->events_offset, committed[p]);
+      }
+    }
+    if (s.ok()) {
+      prepared = true;
+      break;
+    }
+    SetHealth(s);
+    if (attempt == kPrepareAttempts) {
+      must_rejoin_ = Status(s.code(), fmt::format("preparing partitions: {}", s.message()));
+      break;
+    }
+    spdlog::error("aggregate: preparing partitions failed, retrying: {}", s.ToString());
+    SleepUnlessStopping(options_.retry_delay);
+  }
+  if (!prepared) {
+    // Stopping, or giving up, before the state of these partitions was
+    // restored: they are not taken on (their records are ignored), so
+    // nothing is ever computed from a stale state; the group hands them on
+    // after we leave, or back to us when we rejoin.
+    spdlog::info("aggregate: not taking on {} partition(s)", partitions.size());
+    return start;
+  }
+  int64_t backlog = 0;
+  for (int32_t p : partitions) {
+    int64_t offset = start[p] < 0 ? kOffsetBeginning : start[p];
+    committed_[p] = offset;
+    position_[p] = offset < 0 ? -1 : offset;
+    if (options_.ready_when_caught_up) {
+      int64_t behind = consumer_->Lag({{p, std::max<int64_t>(offset, 0)}});
+      backlog_end_[p] = std::max<int64_t>(offset, 0) + behind;
+      backlog += behind;
+    }
+  }
+  if (backlog > 0) {
+    spdlog::info("aggregate: catching up on {} events written before this start", backlog);
+  }
+  PublishOwned();
+  spdlog::info("aggregate: now owning {} more partition(s), {} in all", partitions.size(),
+               committed_.size());
+  assigned_once_ = true;
+  if (!options_.ready_when_caught_up) {
+    ready_.store(true, std::memory_order_release);
+    if (probe_) probe_->SetReady(true);
+  }
+  return start;
+}
+
+void AggregationLoop::OnRevoked(const std::vector<int32_t>& partitions) {
+  // Orderly hand-over: commit everything pending before letting go.
+  if (committer_) {
+    Status s = Commit();
+    if (!s.ok()) {
+      spdlog::error("aggregate: commit on revoke failed: {}", s.ToString());
+      aggregator_->Reset();
+      dead_letters_.clear();
+      must_rejoin_ = s;
+    }
+  }
+  for (int32_t p : partitions) {
+    committed_.erase(p);
+    position_.erase(p);
+    backlog_end_.erase(p);
+  }
+  PublishOwned();
+  spdlog::info("aggregate: released {} partition(s)", partitions.size());
+}
+
+void AggregationLoop::OnLost(const std::vector<int32_t>& partitions) {
+  // Someone else may own them already: their work must not be committed.
+  spdlog::warn("aggregate: lost {} partition(s); dropping uncommitted work", partitions.size());
+  for (int32_t p : partitions) {
+    committed_.erase(p);
+    position_.erase(p);
+    backlog_end_.erase(p);
+  }
+  if (aggregator_ && !Rewind()) must_rejoin_ = Status::Aborted("partitions could not be rewound");
+  PublishOwned();
+}
+
+}  // namespace catchall
