@@ -76,14 +76,14 @@ int Fail(const std::string& what) {
   return 1;
 }
 
-// Runs a node until SIGTERM/SIGINT.
+// Runs a node until SIGTERM/SIGINT; SIGHUP reloads it.
 int RunNode(catchall::Node& node, const std::string& port_file) {
   catchall::Status s = node.Start(port_file);
   if (!s.ok()) {
     node.Shutdown();
     return Fail(s.message());
   }
-  std::string signal = catchall::WaitForTerminationSignal();
+  std::string signal = catchall::WaitForTerminationSignal([&node] { node.Reload(); });
   spdlog::info("{} received: finishing work in flight", signal);
   node.Shutdown();
   spdlog::info("stopped cleanly");

@@ -23,6 +23,11 @@ Status Node::Start(const std::string& port_file) {
   return Status::Ok();
 }
 
+void Node::Reload() {
+  if (!started_) return;
+  spdlog::info("catchall {}: nothing to reload", role_);
+}
+
 void Node::Shutdown() {
   if (!started_) return;
   started_ = false;

@@ -1,5 +1,6 @@
 // Node: one catchall process of some role, and the skeleton every role
-// shares. main() starts it, waits for SIGTERM/SIGINT, then shuts it down.
+// shares. main() starts it, waits for SIGTERM/SIGINT (calling Reload on each
+// SIGHUP), then shuts it down.
 //
 // Start:    Open() (the role's parts, its routes on router()), the runtime
 //           endpoints (/metrics, /healthz, /readyz from Readiness()), then
@@ -32,6 +33,10 @@ class Node {
   // Drains work in flight and releases everything. A role's destructor
   // calls it (the base class cannot: Close is the role's).
   void Shutdown();
+  // SIGHUP: re-reads what an operator may rotate without a restart (API
+  // keys, TLS certificates). Connections stay open; a reload that fails
+  // keeps the previous state and logs why.
+  void Reload();
 
  protected:
   // Builds the role's parts and mounts its routes on router().

@@ -80,19 +80,25 @@ void BlockTerminationSignals() {
   sigemptyset(&set);
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   // A client that disconnects mid-write must not kill the process.
   signal(SIGPIPE, SIG_IGN);
 }
 
-std::string WaitForTerminationSignal() {
+std::string WaitForTerminationSignal(const std::function<void()>& on_reload) {
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGINT);
-  int sig = 0;
-  sigwait(&set, &sig);
-  return sig == SIGTERM ? "SIGTERM" : "SIGINT";
+  sigaddset(&set, SIGHUP);
+  for (;;) {
+    int sig = 0;
+    if (sigwait(&set, &sig) != 0) continue;
+    if (sig != SIGHUP) return sig == SIGTERM ? "SIGTERM" : "SIGINT";
+    spdlog::info("SIGHUP received: reloading");
+    if (on_reload) on_reload();
+  }
 }
 
 Status WritePortFile(const std::string& path, uint16_t port) {

@@ -24,11 +24,14 @@ void MountRuntimeEndpoints(HttpRouter* router, Metrics* metrics, ReadinessCheck 
 // Sets spdlog's level and pattern ("info", "debug", ...).
 void SetupLogging(std::string_view level);
 
-// Blocks SIGTERM and SIGINT in the calling thread and the threads it starts
-// later. Call first thing in main.
+// Blocks SIGTERM, SIGINT and SIGHUP in the calling thread and the threads it
+// starts later, so that only WaitForTerminationSignal sees them. Call first
+// thing in main.
 void BlockTerminationSignals();
-// Waits for SIGTERM or SIGINT; returns the signal's name.
-std::string WaitForTerminationSignal();
+// Waits for SIGTERM or SIGINT; returns the signal's name. Each SIGHUP on the
+// way calls `on_reload` (if set) on the waiting thread: the operator's way
+// to reload keys and certificates without a restart.
+std::string WaitForTerminationSignal(const std::function<void()>& on_reload = {});
 
 // Writes `port` to `path` atomically (write + rename), for scripts and tests
 // that start a server on port 0.
