@@ -128,21 +128,23 @@ Status CreateTopics(const KafkaOptions& options, const std::vector<TopicSpec>& t
   for (auto* nt : news) rd_kafka_NewTopic_destroy(nt);
   CATCHALL_RETURN_IF_ERROR(s);
   // Existing topics must match, or domains would be routed differently. A
-  // topic just created shows up in the brokers' metadata a moment later
-  // (seen on a fresh KRaft broker): until the timeout, "does not exist" for
-  // one of those means "not yet".
+  // topic just created shows up in the brokers' metadata, and its configs in
+  // their DescribeConfigs answers, a moment later (seen on a fresh KRaft
+  // broker: "does not exist"; on a three-broker cluster: the default
+  // cleanup.policy=delete from a broker that had not applied the new
+  // topic's config yet). Until the timeout, a problem with one of those
+  // means "not yet".
   auto until = std::chrono::steady_clock::now() + options.timeout;
   std::string check;
   Status c;
   while (true) {
     check.clear();
     c = CheckTopics(options, topics, &check);
-    bool created_missing = false;
+    bool created_not_yet = false;
     for (const auto& name : created) {
-      created_missing |=
-          check.find(fmt::format("topic {} does not exist", name)) != std::string::npos;
+      created_not_yet |= check.find(fmt::format("topic {} ", name)) != std::string::npos;
     }
-    if (c.ok() || !created_missing || std::chrono::steady_clock::now() >= until) break;
+    if (c.ok() || !created_not_yet || std::chrono::steady_clock::now() >= until) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   if (!c.ok()) *report += check;

@@ -36,13 +36,14 @@ std::vector<std::string> ClusterNames::Flags() const {
 }
 
 ClusterNames CreateClusterTopics(const std::string& brokers, const std::string& prefix,
-                                 int partitions) {
+                                 int partitions, int replication_factor) {
   std::random_device rd;
   std::string id = prefix + "-" + std::to_string(getpid()) + "-" + std::to_string(rd() % 100000);
   ClusterNames n{id + ".events", id + ".status", id + ".ids", id + ".dlq", id + ".group"};
   std::vector<std::string> args = {"topics", "create",       "--brokers",
                                    brokers,  "--partitions", std::to_string(partitions)};
   for (const auto& f : n.Flags()) args.push_back(f);
+  args.insert(args.end(), {"--replication-factor", std::to_string(replication_factor)});
   std::string out;
   int rc = RunBinary(args, &out);
   EXPECT_EQ(rc, 0) << out;

@@ -23,10 +23,10 @@ struct ClusterNames {
   std::vector<std::string> Flags() const;
 };
 
-// Creates the three topics with `partitions` partitions through
-// `catchall topics create`.
+// Creates the topics with `partitions` partitions through `catchall topics
+// create` (replication factor 3 also sets min.insync.replicas=2).
 ClusterNames CreateClusterTopics(const std::string& brokers, const std::string& prefix,
-                                 int partitions);
+                                 int partitions, int replication_factor = 1);
 
 // Runs a program (argv[0] is looked up in PATH) with `input` on stdin;
 // returns its exit code and puts stdout+stderr in *output.
