@@ -89,8 +89,9 @@ class SecuredClusterTest : public ::testing::Test {
 
     HttpClient in((*roles)[0]->port());
     std::string batch;
-    for (int i = 0; i < 1001; ++i)
+    for (int i = 0; i < 1001; ++i) {
       batch += "{\"domain\":\"catch.example\",\"type\":\"delivered\"}\n";
+    }
     HttpResult r = in.Post("/events", batch, "application/x-ndjson");
     ASSERT_EQ(r.status, 200) << r.body;
     ASSERT_EQ(in.Put("/events/bounce.example/delivered").status, 204);
