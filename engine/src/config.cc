@@ -300,7 +300,10 @@ std::string DumpConfig(const Config& config) {
 }
 
 bool IsSecretProperty(std::string_view name) {
-  for (std::string_view word : {"password", "secret", "key", "token", "jaas", "credential"}) {
+  // sasl.oauthbearer.config holds the unsecured JWT's principal and
+  // extensions, which librdkafka itself treats as sensitive.
+  for (std::string_view word :
+       {"password", "secret", "key", "token", "jaas", "credential", "oauthbearer.config"}) {
     if (name.find(word) != std::string_view::npos) return true;
   }
   return false;

@@ -24,7 +24,14 @@ Status MakeAdminClient(const KafkaOptions& options, rd_kafka_t** rk) {
     rd_kafka_conf_destroy(conf);
     return Status::InvalidArgument(fmt::format("cannot create Kafka client: {}", err));
   }
-  return Status::Ok();
+  // Every role checks its topics with this client before anything else, so
+  // wrong credentials stop the role here, with a message that says so.
+  Status s = kafka_internal::AwaitBroker(*rk, options.brokers, options.timeout);
+  if (!s.ok()) {
+    rd_kafka_destroy(*rk);
+    *rk = nullptr;
+  }
+  return s;
 }
 
 struct ClientGuard {

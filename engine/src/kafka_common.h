@@ -3,6 +3,7 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include <chrono>
 #include <map>
 #include <string>
 #include <string_view>
@@ -33,6 +34,12 @@ enum class ClientKind { kAdmin, kProducer, kConsumer };
 // may be a secret).
 Status MakeConf(const KafkaOptions& options, ClientKind kind,
                 const std::map<std::string, std::string>& role, rd_kafka_conf_t** conf);
+
+// Waits until `rk` (a client without an error callback) has a connection to
+// a broker that passed TLS and SASL. InvalidArgument (the settings are
+// wrong) at the first authentication or TLS failure, naming it; Unavailable with the last
+// connection error when no broker answered within `timeout`.
+Status AwaitBroker(rd_kafka_t* rk, const std::string& brokers, std::chrono::milliseconds timeout);
 
 // librdkafka log lines go to spdlog.
 void LogToSpdlog(const rd_kafka_t* rk, int level, const char* facility, const char* message);

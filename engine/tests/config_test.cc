@@ -247,12 +247,14 @@ TEST_F(ConfigTest, SecretPropertiesAreNeverPrinted) {
                                     {{"kafka.client.sasl.password", "hunter2"},
                                      {"kafka.client.ssl.key.password", "s3cret"},
                                      {"kafka.client.sasl.oauthbearer.client.secret", "abc"},
+                                     {"kafka.client.sasl.oauthbearer.config", "principal=ops"},
                                      {"kafka.client.client.rack", "rack-1"}});
   ASSERT_TRUE(c.ok()) << c.status().ToString();
   std::string dump = DumpConfig(*c);
   EXPECT_THAT(dump, Not(HasSubstr("hunter2")));
   EXPECT_THAT(dump, Not(HasSubstr("s3cret")));
   EXPECT_THAT(dump, Not(HasSubstr("\"abc\"")));
+  EXPECT_THAT(dump, Not(HasSubstr("principal=ops")));
   EXPECT_THAT(dump, HasSubstr("\"client.rack\" = \"rack-1\""));
   EXPECT_THAT(dump, HasSubstr("\"sasl.password\" = \"(secret, not shown)\""));
   // The dump reads back.

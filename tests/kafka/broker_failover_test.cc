@@ -78,7 +78,8 @@ class BrokerFailoverTest : public ::testing::Test {
  protected:
   void SetUp() override {
     ASSERT_EQ(cluster_.Start(), 0) << cluster_.output();
-    names_ = CreateClusterTopics(cluster_.brokers(), "failover", kPartitions, 3);
+    names_ = CreateClusterTopics(cluster_.brokers(), "failover", kPartitions,
+                                 {"--replication-factor", "3"});
     ingest_ = StartRole("ingest", "");
     aggregate_ = StartRole("aggregate", agg_dir_.path(), kInstance);
     query_ = StartRole("query", query_dir_.path());

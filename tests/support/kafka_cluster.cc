@@ -36,14 +36,14 @@ std::vector<std::string> ClusterNames::Flags() const {
 }
 
 ClusterNames CreateClusterTopics(const std::string& brokers, const std::string& prefix,
-                                 int partitions, int replication_factor) {
+                                 int partitions, const std::vector<std::string>& flags) {
   std::random_device rd;
   std::string id = prefix + "-" + std::to_string(getpid()) + "-" + std::to_string(rd() % 100000);
   ClusterNames n{id + ".events", id + ".status", id + ".ids", id + ".dlq", id + ".group"};
   std::vector<std::string> args = {"topics", "create",       "--brokers",
                                    brokers,  "--partitions", std::to_string(partitions)};
   for (const auto& f : n.Flags()) args.push_back(f);
-  args.insert(args.end(), {"--replication-factor", std::to_string(replication_factor)});
+  args.insert(args.end(), flags.begin(), flags.end());
   std::string out;
   int rc = RunBinary(args, &out);
   EXPECT_EQ(rc, 0) << out;
@@ -97,11 +97,13 @@ std::vector<uint16_t> FreeTcpPorts(int n) {
   return ports;
 }
 
-TestBroker::TestBroker() {
-  std::vector<uint16_t> ports = FreeTcpPorts(2);
-  if (ports.size() == 2) {
+TestBroker::TestBroker(bool secured) : secured_(secured) {
+  std::vector<uint16_t> ports = FreeTcpPorts(4);
+  if (ports.size() == 4) {
     port_ = ports[0];
     controller_port_ = ports[1];
+    sasl_port_ = ports[2];
+    ssl_port_ = ports[3];
   }
   const char* dir = std::getenv("CATCHALL_TEST_BROKERS_DIR");
   std::string base = dir && *dir ? dir : ::testing::TempDir() + "catchall-test-brokers";
@@ -115,14 +117,20 @@ TestBroker::~TestBroker() {
   std::filesystem::remove_all(state_dir_, ec);
 }
 
-int TestBroker::Start() { return KafkaDev("start"); }
+int TestBroker::Start() { return KafkaDev(secured_ ? "start --sasl" : "start"); }
 int TestBroker::Stop() { return KafkaDev("stop"); }
 
 int TestBroker::KafkaDev(const std::string& command) {
-  return RunProgram({"env", "KAFKA_PORT=" + std::to_string(port_),
-                     "KAFKA_CONTROLLER_PORT=" + std::to_string(controller_port_),
-                     "KAFKA_DEV_DIR=" + state_dir_, KafkaDevScript(), command},
-                    "", &output_);
+  std::vector<std::string> argv = {"env",
+                                   "KAFKA_PORT=" + std::to_string(port_),
+                                   "KAFKA_CONTROLLER_PORT=" + std::to_string(controller_port_),
+                                   "KAFKA_SASL_PORT=" + std::to_string(sasl_port_),
+                                   "KAFKA_SSL_PORT=" + std::to_string(ssl_port_),
+                                   "KAFKA_DEV_DIR=" + state_dir_,
+                                   KafkaDevScript()};
+  std::istringstream words(command);
+  for (std::string w; words >> w;) argv.push_back(w);
+  return RunProgram(argv, "", &output_);
 }
 
 }  // namespace catchall::testing

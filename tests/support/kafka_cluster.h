@@ -23,10 +23,11 @@ struct ClusterNames {
   std::vector<std::string> Flags() const;
 };
 
-// Creates the topics with `partitions` partitions through `catchall topics
-// create` (replication factor 3 also sets min.insync.replicas=2).
+// Creates the three topics with `partitions` partitions through
+// `catchall topics create`; `flags` are added to its command line (e.g. the
+// --set flags of a secured connection).
 ClusterNames CreateClusterTopics(const std::string& brokers, const std::string& prefix,
-                                 int partitions, int replication_factor = 1);
+                                 int partitions, const std::vector<std::string>& flags = {});
 
 // Runs a program (argv[0] is looked up in PATH) with `input` on stdin;
 // returns its exit code and puts stdout+stderr in *output.
@@ -38,14 +39,22 @@ std::string KafkaDevScript();
 // `n` distinct TCP ports on 127.0.0.1 that were free a moment ago.
 std::vector<uint16_t> FreeTcpPorts(int n);
 
+// The SCRAM-SHA-512 and PLAIN user that `scripts/kafka-dev start --sasl`
+// creates.
+inline constexpr char kSaslUser[] = "catchall";
+inline constexpr char kSaslPassword[] = "catchall-secret";
+
 // A single-node Kafka broker of a test's own (scripts/kafka-dev), on free
-// ports, for tests that stop and restart it. Its state dir is a
+// ports, for tests that stop and restart it, or that need its secured
+// listeners. Its state dir is a
 // `broker-<port>-<controller port>` directory under $CATCHALL_TEST_BROKERS_DIR, where the ctest
 // fixture `kafka_test_brokers` (tests/stop-test-brokers) stops it should the
 // test be killed before its destructor runs.
 class TestBroker {
  public:
-  TestBroker();
+  // `secured`: started with --sasl, so that it also has a SASL_SSL listener
+  // (kSaslUser) and an SSL listener that requires a client certificate.
+  explicit TestBroker(bool secured = false);
   ~TestBroker();  // stops the broker and deletes its state
   TestBroker(const TestBroker&) = delete;
   TestBroker& operator=(const TestBroker&) = delete;
@@ -54,6 +63,12 @@ class TestBroker {
   int Start();
   int Stop();
   std::string brokers() const { return "127.0.0.1:" + std::to_string(port_); }
+  // REQUIRES: secured.
+  std::string sasl_brokers() const { return "127.0.0.1:" + std::to_string(sasl_port_); }
+  std::string ssl_brokers() const { return "127.0.0.1:" + std::to_string(ssl_port_); }
+  // The CA (ca.pem) and the client's certificate and key (client.pem,
+  // client.key) that kafka-dev made.
+  std::string tls_dir() const { return state_dir_ + "/tls"; }
   const std::string& output() const { return output_; }
 
  private:
@@ -61,6 +76,9 @@ class TestBroker {
 
   uint16_t port_ = 0;
   uint16_t controller_port_ = 0;
+  bool secured_ = false;
+  uint16_t sasl_port_ = 0;
+  uint16_t ssl_port_ = 0;
   std::string state_dir_;
   std::string output_;
 };
