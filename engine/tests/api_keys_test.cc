@@ -14,9 +14,9 @@ namespace {
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-// sha256("ingest-key"), sha256("query-key"), as `printf %s KEY | sha256sum` prints them.
-const std::string kIngestHash = Sha256Hex("ingest-key");
-const std::string kQueryHash = Sha256Hex("query-key");
+// The key-file hashes of two keys (Sha256Test checks Sha256Hex against sha256sum).
+std::string IngestHash() { return Sha256Hex("ingest-key"); }
+std::string QueryHash() { return Sha256Hex("query-key"); }
 
 TEST(Sha256Test, MatchesSha256sum) {
   // printf %s abc | sha256sum
@@ -28,7 +28,7 @@ TEST(ApiKeysParseTest, GoodLinesCommentsAndBlankLines) {
   ApiKeys keys;
   ASSERT_TRUE(keys.Add("# operators' keys\n"
                        "\n" +
-                           kIngestHash + " ingest   # the mail relay\n" + "  " + kQueryHash +
+                           IngestHash() + " ingest   # the mail relay\n" + "  " + QueryHash() +
                            "\tquery, metrics \r\n",
                        "keys.txt")
                   .ok());
@@ -40,12 +40,12 @@ TEST(ApiKeysParseTest, GoodLinesCommentsAndBlankLines) {
 
 TEST(ApiKeysParseTest, BadHexIsRefusedWithTheLineButNotItsText) {
   const std::string upper = [] {
-    std::string h = kIngestHash;
+    std::string h = IngestHash();
     for (char& c : h) c = static_cast<char>(std::toupper(c));
     return h;
   }();
   for (const std::string& digest :
-       {kIngestHash.substr(1), kIngestHash + "0", kIngestHash.substr(0, 63) + "z", upper,
+       {IngestHash().substr(1), IngestHash() + "0", IngestHash().substr(0, 63) + "z", upper,
         std::string("my-raw-secret-key")}) {
     SCOPED_TRACE(digest);
     ApiKeys keys;
@@ -63,34 +63,35 @@ TEST(ApiKeysParseTest, UnknownOrEmptyScopeIsRefused) {
   for (const char* scopes : {"admin", "ingest,", "ingest,,query", "Ingest", ""}) {
     SCOPED_TRACE(scopes);
     ApiKeys keys;
-    Status s = keys.Add(kIngestHash + " " + scopes, "keys.txt");
+    Status s = keys.Add(IngestHash() + " " + scopes, "keys.txt");
     EXPECT_EQ(s.code(), Code::kInvalidArgument);
     EXPECT_THAT(s.message(), HasSubstr("keys.txt line 1"));
   }
   ApiKeys keys;
-  EXPECT_THAT(keys.Add(kIngestHash + " admin", "k").message(), HasSubstr("unknown scope 'admin'"));
+  EXPECT_THAT(keys.Add(IngestHash() + " admin", "k").message(), HasSubstr("unknown scope 'admin'"));
 }
 
 TEST(ApiKeysParseTest, DuplicateKeysAreRefusedWithinAndAcrossSources) {
   ApiKeys keys;
-  Status s = keys.Add(kIngestHash + " ingest\n" + kIngestHash + " query\n", "keys.txt");
+  Status s = keys.Add(IngestHash() + " ingest\n" + IngestHash() + " query\n", "keys.txt");
   EXPECT_EQ(s.code(), Code::kInvalidArgument);
   EXPECT_THAT(s.message(), HasSubstr("line 2"));
   EXPECT_THAT(s.message(), HasSubstr("listed already"));
   EXPECT_EQ(keys.size(), 0U) << "a refused text adds nothing";
 
-  ASSERT_TRUE(keys.Add(kIngestHash + " ingest", "keys.txt").ok());
-  s = keys.Add(kQueryHash + " query;" + kIngestHash + " metrics", "auth.keys", true);
+  ASSERT_TRUE(keys.Add(IngestHash() + " ingest", "keys.txt").ok());
+  s = keys.Add(QueryHash() + " query;" + IngestHash() + " metrics", "auth.keys", true);
   EXPECT_THAT(s.message(), HasSubstr("auth.keys entry 2"));
   EXPECT_EQ(keys.size(), 1U);
 }
 
 TEST(ApiKeysParseTest, SemicolonsSeparateOnlyWhenAsked) {
   ApiKeys keys;
-  ASSERT_TRUE(keys.Add(kIngestHash + " ingest; " + kQueryHash + " query;", "auth.keys", true).ok());
+  ASSERT_TRUE(
+      keys.Add(IngestHash() + " ingest; " + QueryHash() + " query;", "auth.keys", true).ok());
   EXPECT_EQ(keys.size(), 2U);
   ApiKeys file;
-  EXPECT_FALSE(file.Add(kIngestHash + " ingest; " + kQueryHash + " query", "keys.txt").ok());
+  EXPECT_FALSE(file.Add(IngestHash() + " ingest; " + QueryHash() + " query", "keys.txt").ok());
 }
 
 TEST(ParseBearerTest, WellFormedHeaders) {
@@ -118,8 +119,7 @@ TEST(ParseBearerTest, MissingAndMalformedHeaders) {
       "Token abc",
       "abc",
       "Bearer abc def",
-      "Bearer ab\x01"
-      "c",
+      std::string("Bearer ab\x01") + "c",
       "Bearer ab\x7f",
       "Bearer caf\xc3\xa9",
       "Bearer " + std::string(kMaxApiKeyBytes + 1, 'a'),
@@ -191,8 +191,8 @@ TEST(AccessOfRouteTest, ProbesAreOpenProductRoutesScopedOthersClosed) {
 TEST(LoadApiKeysTest, FileAndInlineKeysAddUp) {
   test::ScopedTempDir dir;
   std::string file = dir.path() + "/keys.txt";
-  std::ofstream(file) << kIngestHash << " ingest\n";
-  Result<ApiKeys> keys = LoadApiKeys(file, kQueryHash + " query");
+  std::ofstream(file) << IngestHash() << " ingest\n";
+  Result<ApiKeys> keys = LoadApiKeys(file, QueryHash() + " query");
   ASSERT_TRUE(keys.ok()) << keys.status().ToString();
   EXPECT_EQ(keys->size(), 2U);
   EXPECT_EQ(keys->CheckToken("query-key", ApiScope::kQuery), AuthOutcome::kAllowed);

@@ -27,7 +27,7 @@ class HttpAuthTest : public ::testing::Test {
  protected:
   HttpAuthTest() {
     for (const char* route : {"/events", "/domains", "/metrics", "/healthz", "/readyz", "/admin"}) {
-      router_.Mount(route, [route](const HttpRequest&, Responder respond) {
+      router_.Mount(route, [route](const HttpRequest&, const Responder& respond) {
         respond(HttpResponse::Json(200, std::string("\"") + route + "\""));
       });
     }
