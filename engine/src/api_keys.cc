@@ -112,12 +112,18 @@ AuthOutcome ParseBearer(std::string_view header, std::string_view* token, std::s
 }
 
 Sha256Digest Sha256(std::string_view data) {
+  // Fetched once: EVP_sha256() makes OpenSSL 3 look the algorithm up in its
+  // providers on every digest, which doubled the gate's cost per request
+  // (catchall-micro BM_RouterHandlePut_Auth/1: ~360 ns with it, see
+  // benchmarks/micro/README.md). Never freed: it lives as long as the process.
+  static EVP_MD* const sha256 = EVP_MD_fetch(nullptr, "SHA256", nullptr);
   Sha256Digest digest{};
   unsigned int size = 0;
   // EVP_Digest fails only when the process is out of memory or the default
   // provider is missing; a zero digest then matches no stored key (whose
   // preimage is unknown), so the request is refused rather than let in.
-  if (EVP_Digest(data.data(), data.size(), digest.data(), &size, EVP_sha256(), nullptr) != 1) {
+  if (sha256 == nullptr ||
+      EVP_Digest(data.data(), data.size(), digest.data(), &size, sha256, nullptr) != 1) {
     digest.fill(0);
   }
   return digest;
