@@ -49,12 +49,16 @@ Status Node::StartAuth() {
 
 void Node::Reload() {
   if (!started_) return;
+  ReloadKeys();
+}
+
+void Node::ReloadKeys() {
   // Turning auth on or off changes the router, which serves requests on
   // other threads: that takes a restart. The key set itself is swapped whole.
   if (!auth_on_) {
     spdlog::info(
         "catchall {}: auth is off (set auth.keys_file and restart to turn it on): "
-        "nothing to reload",
+        "no API keys to reload",
         role_);
     return;
   }

@@ -56,6 +56,8 @@ class Node {
  private:
   // Loads the API keys and installs the gate when auth.* is set.
   Status StartAuth();
+  // SIGHUP's part for the keys: re-reads them; a failure keeps the old ones.
+  void ReloadKeys();
 
   Config config_;
   std::string role_;
