@@ -5,13 +5,13 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <signal.h>
-#include <stdio.h>
 #include <stdlib.h>
 
 #include <fstream>
 #include <string>
 #include <vector>
 
+#include "support/api_keys.h"
 #include "support/catchall_client.h"
 #include "support/metrics.h"
 #include "support/server_process.h"
@@ -24,26 +24,6 @@ using namespace std::chrono_literals;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-// printf %s KEY | sha256sum, computed by the binary under test
-// (`catchall keys hash`), so that the test also checks the documented way
-// to make a key-file line.
-std::string KeyLine(const std::string& key, const std::string& scopes) {
-  std::string cmd = "printf %s '" + key + "' | '" + ServerProcess::BinaryPath() +
-                    "' keys hash --scopes " + scopes;
-  FILE* pipe = popen(cmd.c_str(), "r");
-  if (pipe == nullptr) return "<popen failed>";
-  std::string out;
-  char buf[256];
-  while (fgets(buf, sizeof(buf), pipe) != nullptr) out += buf;
-  int rc = pclose(pipe);
-  EXPECT_EQ(rc, 0) << cmd << ": " << out;
-  return out;
-}
-
-std::map<std::string, std::string> Bearer(const std::string& key) {
-  return {{"Authorization", "Bearer " + key}};
-}
-
 void ExpectJsonError(const HttpResult& r, int status, const std::string& code) {
   EXPECT_EQ(r.status, status) << r.body;
   EXPECT_EQ(JsonString(r.body, "code"), code) << r.body;
@@ -55,8 +35,8 @@ class ServeAuthTest : public ::testing::Test {
  protected:
   void SetUp() override {
     keys_file_ = dir_.path() + "/keys.txt";
-    WriteKeys("# test keys\n" + KeyLine("ingest-key", "ingest") + KeyLine("query-key", "query") +
-              KeyLine("metrics-key", "metrics") + "\n");
+    WriteKeys("# test keys\n" + KeyFileLine("ingest-key", "ingest") +
+              KeyFileLine("query-key", "query") + KeyFileLine("metrics-key", "metrics") + "\n");
     server_ = std::make_unique<ServerProcess>(std::vector<std::string>{
         "serve", "--data-dir", dir_.path() + "/data", "--set", "auth.keys_file=" + keys_file_,
         "--set", "server.max_header_bytes=4096"});
@@ -176,8 +156,8 @@ TEST_F(ServeAuthTest, SighupLoadsNewKeysAndRevokesRemovedOnesOnAnOpenConnection)
   ASSERT_EQ(kept.Put("/events/r.example/delivered", Bearer("ingest-key")).status, 204);
   ASSERT_EQ(kept.Put("/events/r.example/delivered", Bearer("rotated-key")).status, 401);
 
-  WriteKeys(KeyLine("rotated-key", "ingest") + KeyLine("query-key", "query") +
-            KeyLine("metrics-key", "metrics"));
+  WriteKeys(KeyFileLine("rotated-key", "ingest") + KeyFileLine("query-key", "query") +
+            KeyFileLine("metrics-key", "metrics"));
   Reload();
   ASSERT_TRUE(WaitUntil(
       [&] {
@@ -193,7 +173,7 @@ TEST_F(ServeAuthTest, SighupLoadsNewKeysAndRevokesRemovedOnesOnAnOpenConnection)
 }
 
 TEST_F(ServeAuthTest, ABadFileOnSighupKeepsTheOldKeys) {
-  WriteKeys(KeyLine("ingest-key", "ingest") + "not-a-hash ingest\n");
+  WriteKeys(KeyFileLine("ingest-key", "ingest") + "not-a-hash ingest\n");
   Reload();
   ASSERT_TRUE(WaitUntil(
       [&] { return server_->Output().find("API keys not reloaded") != std::string::npos; }, 10s,
@@ -266,8 +246,8 @@ TEST_F(ServeAuthTest, HostileAuthorizationHeadersGet4xxJsonAndNoCrash) {
 
 TEST(ServeAuthStartTest, KeysFromTheEnvironmentWork) {
   TempDir dir;
-  std::string line1 = KeyLine("env-ingest", "ingest");
-  std::string line2 = KeyLine("env-query", "query");
+  std::string line1 = KeyFileLine("env-ingest", "ingest");
+  std::string line2 = KeyFileLine("env-query", "query");
   line1.pop_back();  // the newline: the two lines are joined by ';'
   setenv("CATCHALL_AUTH_KEYS", (line1 + ";" + line2).c_str(), 1);
   ServerProcess server({"serve", "--data-dir", dir.path()});
@@ -294,7 +274,7 @@ TEST(ServeAuthStartTest, WithoutKeysAuthIsOff) {
 TEST(ServeAuthStartTest, ABadKeyFileFailsTheStartWithAClearMessage) {
   TempDir dir;
   std::string file = dir.path() + "/keys.txt";
-  std::ofstream(file) << KeyLine("k", "ingest") << KeyLine("other", "ingest").substr(0, 64)
+  std::ofstream(file) << KeyFileLine("k", "ingest") << KeyFileLine("other", "ingest").substr(0, 64)
                       << " admin\n";
   std::string out;
   EXPECT_NE(RunBinary({"serve", "--data-dir", dir.path() + "/data", "--listen", "127.0.0.1:0",
@@ -314,7 +294,7 @@ TEST(ServeAuthStartTest, ABadKeyFileFailsTheStartWithAClearMessage) {
 
 TEST(KeysHashTest, PrintsTheSha256sumOfTheKeyWithItsScopes) {
   // printf %s abc | sha256sum
-  EXPECT_EQ(KeyLine("abc", "ingest,metrics"),
+  EXPECT_EQ(KeyFileLine("abc", "ingest,metrics"),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad ingest,metrics\n");
 }
 
