@@ -159,9 +159,13 @@ int RunKeysHash(const std::string& scopes) {
   if (!key.empty() && key.back() == '\r') key.pop_back();
   std::string_view token;
   std::string_view why;
-  if (catchall::ParseBearer("Bearer " + key, &token, &why) != catchall::AuthOutcome::kAllowed) {
+  const std::string header = "Bearer " + key;
+  if (catchall::ParseBearer(header, &token, &why) != catchall::AuthOutcome::kAllowed) {
     return Fail(key.empty() ? std::string("no key on stdin") : std::string(why));
   }
+  // The header parser trims spaces around the key; a key with them could
+  // never be sent, so its hash would match nothing.
+  if (token != key) return Fail("the key has spaces around it");
   std::string line = catchall::Sha256Hex(key) + " " + scopes;
   catchall::ApiKeys check;
   catchall::Status s = check.Add(line, "--scopes");

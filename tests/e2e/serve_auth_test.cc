@@ -13,6 +13,7 @@
 
 #include "support/api_keys.h"
 #include "support/catchall_client.h"
+#include "support/kafka_cluster.h"
 #include "support/metrics.h"
 #include "support/server_process.h"
 #include "support/wait.h"
@@ -290,6 +291,19 @@ TEST(ServeAuthStartTest, ABadKeyFileFailsTheStartWithAClearMessage) {
                       &out),
             0);
   EXPECT_THAT(out, HasSubstr("missing.txt cannot be opened"));
+}
+
+TEST(KeysHashTest, RefusesAKeyNoClientCouldSend) {
+  for (const std::string key : {"", "abc ", " abc", "a b", "caf\xc3\xa9"}) {
+    SCOPED_TRACE(key);
+    std::string out;
+    EXPECT_EQ(RunProgram({ServerProcess::BinaryPath(), "keys", "hash"}, key, &out), 1) << out;
+    EXPECT_THAT(out, HasSubstr("catchall: ")) << out;
+  }
+  std::string out;
+  EXPECT_EQ(
+      RunProgram({ServerProcess::BinaryPath(), "keys", "hash", "--scopes", "admin"}, "k", &out), 1);
+  EXPECT_THAT(out, HasSubstr("unknown scope 'admin'"));
 }
 
 TEST(KeysHashTest, PrintsTheSha256sumOfTheKeyWithItsScopes) {

@@ -1,5 +1,5 @@
 // HttpAuth: the API-key gate in front of a router's handlers (DESIGN.md,
-// "Authentication"). It owns the current key set, which Reload swaps whole,
+// "Authentication"). It owns the current key set, which SetKeys swaps whole,
 // and counts refusals in catchall_http_auth_denied_total. A Node makes one
 // and installs it with Install only when keys are configured, so that a
 // router without auth pays one branch per request.
