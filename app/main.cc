@@ -8,6 +8,7 @@
 
 #include "cluster_nodes.h"
 #include "embedded_node.h"
+#include "engine/api_keys.h"
 #include "engine/config.h"
 #include "engine/runtime.h"
 
@@ -149,6 +150,30 @@ int RunConfig(const CommonFlags& flags, bool list) {
   return 0;
 }
 
+// `catchall keys hash`: the key-file line of the key read on stdin (one
+// line; its newline is not part of the key), so that the key itself never
+// has to appear on a command line or in a file.
+int RunKeysHash(const std::string& scopes) {
+  std::string key;
+  std::getline(std::cin, key);
+  if (!key.empty() && key.back() == '\r') key.pop_back();
+  std::string_view token;
+  std::string_view why;
+  const std::string header = "Bearer " + key;
+  if (catchall::ParseBearer(header, &token, &why) != catchall::AuthOutcome::kAllowed) {
+    return Fail(key.empty() ? std::string("no key on stdin") : std::string(why));
+  }
+  // The header parser trims spaces around the key; a key with them could
+  // never be sent, so its hash would match nothing.
+  if (token != key) return Fail("the key has spaces around it");
+  std::string line = catchall::Sha256Hex(key) + " " + scopes;
+  catchall::ApiKeys check;
+  catchall::Status s = check.Add(line, "--scopes");
+  if (!s.ok()) return Fail(s.message());
+  std::cout << line << "\n";
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -210,6 +235,13 @@ int main(int argc, char** argv) {
   AddCommonFlags(config, &config_flags, true);
   config->add_flag("--list", list, "list every setting with its environment variable");
 
+  CLI::App* keys = app.add_subcommand("keys", "API keys (auth.keys_file)");
+  keys->require_subcommand(1);
+  std::string key_scopes = "ingest";
+  CLI::App* keys_hash = keys->add_subcommand(
+      "hash", "Read a key on stdin and print its auth.keys_file line (its SHA-256 and scopes)");
+  keys_hash->add_option("--scopes", key_scopes, "comma-separated: ingest, query, metrics [ingest]");
+
   if (argc < 2) {
     // No command: show what there is rather than only that one is needed.
     std::cerr << app.help();
@@ -230,5 +262,6 @@ int main(int argc, char** argv) {
     return RunTopics(topics_flags, topics_create->parsed(), topic_partitions.value_or(0));
   }
   if (config->parsed()) return RunConfig(config_flags, list);
+  if (keys_hash->parsed()) return RunKeysHash(key_scopes);
   return 1;
 }

@@ -3,8 +3,8 @@
 // SIGHUP), then shuts it down.
 //
 // Start:    Open() (the role's parts, its routes on router()), the runtime
-//           endpoints (/metrics, /healthz, /readyz from Readiness()), then
-//           the HTTP listener.
+//           endpoints (/metrics, /healthz, /readyz from Readiness()), the
+//           API-key gate when keys are configured, then the HTTP listener.
 // Shutdown: the listener drains requests in flight first, then Close()
 //           stops the role's parts. Idempotent.
 #pragma once
@@ -19,6 +19,7 @@
 
 namespace catchall {
 
+class HttpAuth;
 class HttpServer;
 
 class Node {
@@ -53,10 +54,17 @@ class Node {
   HttpRouter* router() { return &router_; }
 
  private:
+  // Loads the API keys and installs the gate when auth.* is set.
+  Status StartAuth();
+  // SIGHUP's part for the keys: re-reads them; a failure keeps the old ones.
+  void ReloadKeys();
+
   Config config_;
   std::string role_;
   Metrics metrics_;
   HttpRouter router_;
+  std::unique_ptr<HttpAuth> auth_;  // always made (its metric); installed when keys are set
+  bool auth_on_ = false;
   std::unique_ptr<HttpServer> server_;
   bool started_ = false;
 };

@@ -181,6 +181,17 @@ std::vector<Setting> MakeSettings() {
   s.push_back(U64Setting("kafka.timeout_ms", "broker request timeout", &Config::kafka_timeout_ms));
   s.push_back(
       StringSetting("logging.level", "trace, debug, info, warn, error", &Config::log_level));
+  // API keys (auth.*): auth is on when either is set; SIGHUP re-reads the file.
+  s.push_back(StringSetting("auth.keys_file",
+                            "file of API keys, one '<sha256 of the key, hex> <scope>[,<scope>...]' "
+                            "line each (scopes: ingest, query, metrics); re-read on SIGHUP; empty "
+                            "with auth.keys empty: auth off",
+                            &Config::auth_keys_file));
+  s.push_back(
+      StringSetting("auth.keys",
+                    "API keys in the auth.keys_file format, lines separated by ';' or "
+                    "newlines (for the environment: CATCHALL_AUTH_KEYS); added to the file's",
+                    &Config::auth_keys));
   return s;
 }
 

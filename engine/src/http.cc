@@ -87,6 +87,12 @@ void HttpRouter::Handle(const HttpRequest& request, Responder respond) const {
   std::string_view path = request.path();
   for (const Route& r : routes_) {
     if (Matches(path, r.prefix)) {
+      if (gate_) {
+        if (std::optional<HttpResponse> refusal = gate_(request, r.prefix)) {
+          respond(std::move(*refusal));
+          return;
+        }
+      }
       r.handler(request, std::move(respond));
       return;
     }

@@ -11,7 +11,7 @@
 
 namespace catchall {
 namespace {
-constexpr int kStatusCodes[] = {200, 204, 400, 404, 405, 408, 413, 422, 431, 500, 503};
+constexpr int kStatusCodes[] = {200, 204, 400, 401, 403, 404, 405, 408, 413, 422, 431, 500, 503};
 }
 
 size_t HttpProbe::StatusIndex(int status) {

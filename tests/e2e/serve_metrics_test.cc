@@ -10,6 +10,7 @@
 #include <fstream>
 #include <functional>
 #include <map>
+#include <set>
 #include <string>
 #include <tuple>
 
@@ -251,6 +252,16 @@ TEST(ServeMetricsTest, EveryDocumentedMetricIsExportedWithAValueTheTrafficExplai
        [&] { EXPECT_EQ(after.Sum("catchall_http_connections"), 1) << "the test's own"; }},
       {"catchall_http_connections_rejected_total",
        [&] { EXPECT_EQ(delta("catchall_http_connections_rejected_total"), 1); }},
+      {"catchall_http_auth_denied_total",
+       [&] {
+         // Auth is off here: the counters exist for every scope and reason,
+         // all 0. tests/e2e/serve_auth_test.cc counts refusals with keys.
+         EXPECT_EQ(after.LabelValues("catchall_http_auth_denied_total", "scope"),
+                   (std::set<std::string>{"ingest", "metrics", "query"}));
+         EXPECT_EQ(after.LabelValues("catchall_http_auth_denied_total", "reason"),
+                   (std::set<std::string>{"malformed", "missing", "scope", "unknown"}));
+         EXPECT_EQ(after.Sum("catchall_http_auth_denied_total"), 0);
+       }},
       {"catchall_ingest_events_accepted_total",
        [&] {
          EXPECT_EQ(delta("catchall_ingest_events_accepted_total", {{"type", "delivered"}}),

@@ -665,6 +665,14 @@ TEST_F(ClusterTest, EveryDocumentedMetricIsExportedByARoleWithAValueTheTrafficEx
          EXPECT_EQ(qry.Sum("catchall_query_changelog_records_total"),
                    static_cast<double>(changelog));
        }},
+      {"catchall_http_auth_denied_total",
+       [&] {
+         // Every role has the counters; auth is off here, so all are 0.
+         for (const auto* e : {&ing, &agg, &qry}) {
+           EXPECT_EQ(e->LabelValues("catchall_http_auth_denied_total", "reason").size(), 4U);
+           EXPECT_EQ(e->Sum("catchall_http_auth_denied_total"), 0);
+         }
+       }},
       {"catchall_process_resident_memory_bytes",
        [&] {
          for (auto [e, p] : {std::pair{&ing, ingest.get()}, std::pair{&agg, agg_b.get()},

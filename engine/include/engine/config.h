@@ -69,6 +69,9 @@ struct Config {
   std::map<std::string, std::string> kafka_consumer;
   // [logging]
   std::string log_level = "info";
+  // [auth] (off while both are empty; see engine/api_keys.h)
+  std::string auth_keys_file;  // one "<sha256 hex> <scope>,..." line per key
+  std::string auth_keys;       // the same lines, separated by ';' or newlines
 };
 
 // One configurable setting.

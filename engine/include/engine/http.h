@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -62,6 +63,10 @@ struct HttpResponse {
 // Delivers the response of one request. Call exactly once, from any thread.
 using Responder = std::function<void(HttpResponse&&)>;
 using HttpHandler = std::function<void(const HttpRequest&, Responder)>;
+// Runs before the handler of a mounted route (`route` is its prefix):
+// nullopt lets the request through, a response is answered instead of the
+// handler's (the API-key check, engine/http_auth.h).
+using HttpGate = std::function<std::optional<HttpResponse>(const HttpRequest&, std::string_view)>;
 
 // Dispatches requests by path prefix ("/events" serves "/events" and
 // "/events/..."); anything else is a JSON 404. Mount everything before the
@@ -69,6 +74,9 @@ using HttpHandler = std::function<void(const HttpRequest&, Responder)>;
 class HttpRouter {
  public:
   void Mount(std::string prefix, HttpHandler handler);
+  // Puts `gate` in front of every mounted route; unmatched paths still get
+  // the plain 404. Without a gate, Handle costs one branch more.
+  void SetGate(HttpGate gate) { gate_ = std::move(gate); }
   void Handle(const HttpRequest& request, Responder respond) const;
   // Low-cardinality label for metrics: the mounted prefix, or "other".
   std::string_view RouteLabel(std::string_view path) const;
@@ -84,6 +92,7 @@ class HttpRouter {
     HttpHandler handler;
   };
   std::vector<Route> routes_;
+  HttpGate gate_;
 };
 
 // Splits "/a/b/c" into {"a", "b", "c"} (empty segments kept).

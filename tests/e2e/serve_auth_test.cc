@@ -1,0 +1,316 @@
+// API keys against the real `catchall serve` (DESIGN.md, "Authentication"):
+// 401 and 403 with JSON bodies, open probes, the denial metric, SIGHUP
+// reloading the key file while keep-alive connections stay open, and
+// hostile Authorization headers that must get a 4xx and never a crash.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <stdlib.h>
+
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "support/api_keys.h"
+#include "support/catchall_client.h"
+#include "support/kafka_cluster.h"
+#include "support/metrics.h"
+#include "support/server_process.h"
+#include "support/wait.h"
+
+namespace catchall::testing {
+namespace {
+
+using namespace std::chrono_literals;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+void ExpectJsonError(const HttpResult& r, int status, const std::string& code) {
+  EXPECT_EQ(r.status, status) << r.body;
+  EXPECT_EQ(JsonString(r.body, "code"), code) << r.body;
+  EXPECT_FALSE(JsonString(r.body, "message").value_or("").empty()) << r.body;
+}
+
+// One key per scope in a key file, and a server reading it.
+class ServeAuthTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    keys_file_ = dir_.path() + "/keys.txt";
+    WriteKeys("# test keys\n" + KeyFileLine("ingest-key", "ingest") +
+              KeyFileLine("query-key", "query") + KeyFileLine("metrics-key", "metrics") + "\n");
+    server_ = std::make_unique<ServerProcess>(std::vector<std::string>{
+        "serve", "--data-dir", dir_.path() + "/data", "--set", "auth.keys_file=" + keys_file_,
+        "--set", "server.max_header_bytes=4096"});
+    ASSERT_TRUE(server_->started());
+    ASSERT_TRUE(server_->WaitReady());
+    client_ = std::make_unique<HttpClient>(server_->port());
+  }
+
+  void TearDown() override {
+    if (!server_ || !server_->started()) return;
+    HttpClient fresh(server_->port());
+    EXPECT_EQ(fresh.Get("/healthz").status, 200) << server_->Output();
+    EXPECT_EQ(server_->Terminate(), 0) << server_->Output();
+  }
+
+  void WriteKeys(const std::string& text) {
+    // Write then rename, as an operator's tooling should: a reload never
+    // sees half a file.
+    std::string tmp = keys_file_ + ".tmp";
+    std::ofstream(tmp) << text;
+    ASSERT_EQ(std::rename(tmp.c_str(), keys_file_.c_str()), 0);
+  }
+
+  void Reload() { ASSERT_EQ(kill(server_->pid(), SIGHUP), 0); }
+
+  Exposition Scrape() {
+    HttpResult r = client_->Request("GET", "/metrics", {}, Bearer("metrics-key"));
+    EXPECT_EQ(r.status, 200) << r.body;
+    return Exposition(r.body);
+  }
+
+  TempDir dir_;
+  std::string keys_file_;
+  std::unique_ptr<ServerProcess> server_;
+  std::unique_ptr<HttpClient> client_;
+};
+
+TEST_F(ServeAuthTest, MissingOrUnknownKeyIs401WithWwwAuthenticateAndJson) {
+  for (std::string_view path : {"/events/a.example/delivered", "/domains/a.example", "/metrics"}) {
+    SCOPED_TRACE(path);
+    const char* method = path.starts_with("/events") ? "PUT" : "GET";
+    HttpResult missing = client_->Request(method, path);
+    ExpectJsonError(missing, 401, "missing_api_key");
+    EXPECT_EQ(missing.Header("www-authenticate"), "Bearer");
+    EXPECT_EQ(missing.Header("content-type"), "application/json");
+    HttpResult unknown = client_->Request(method, path, {}, Bearer("not-a-key"));
+    ExpectJsonError(unknown, 401, "unknown_api_key");
+    EXPECT_EQ(unknown.Header("www-authenticate"), "Bearer");
+  }
+}
+
+TEST_F(ServeAuthTest, WrongScopeIs403WithJson) {
+  HttpResult r = client_->Request("GET", "/domains/a.example", {}, Bearer("ingest-key"));
+  ExpectJsonError(r, 403, "insufficient_scope");
+  EXPECT_THAT(r.body, HasSubstr("query"));
+  ExpectJsonError(client_->Put("/events/a.example/delivered", Bearer("query-key")), 403,
+                  "insufficient_scope");
+  ExpectJsonError(client_->Request("GET", "/metrics", {}, Bearer("ingest-key")), 403,
+                  "insufficient_scope");
+}
+
+TEST_F(ServeAuthTest, TheRightKeyIsServedAndCountsAreExact) {
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_EQ(client_->Put("/events/a.example/delivered", Bearer("ingest-key")).status, 204);
+  }
+  HttpResult batch = client_->Request(
+      "POST", "/events", "{\"domain\":\"a.example\",\"type\":\"bounced\"}\n",
+      {{"Authorization", "Bearer ingest-key"}, {"Content-Type", "application/x-ndjson"}});
+  ASSERT_EQ(batch.status, 200) << batch.body;
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        HttpResult r = client_->Request("GET", "/domains/a.example", {}, Bearer("query-key"));
+        return r.status == 200 && JsonInt(r.body, "delivered") == 3 &&
+               JsonInt(r.body, "bounced") == 1;
+      },
+      30s, "a.example to count 3 delivered and 1 bounced", {server_.get()}));
+  EXPECT_TRUE(Scrape().Has("catchall_http_requests_total"));
+}
+
+TEST_F(ServeAuthTest, ProbesStayOpen) {
+  EXPECT_EQ(client_->Get("/healthz").status, 200);
+  EXPECT_EQ(client_->Get("/readyz").status, 200);
+  EXPECT_EQ(client_->Request("GET", "/healthz", {}, Bearer("not-a-key")).status, 200);
+}
+
+TEST_F(ServeAuthTest, DenialsAreCountedByScopeAndReason) {
+  const Exposition before = Scrape();
+  ASSERT_EQ(client_->Put("/events/a.example/delivered").status, 401);
+  ASSERT_EQ(client_->Put("/events/a.example/delivered").status, 401);
+  ASSERT_EQ(client_->Request("GET", "/domains/a.example", {}, Bearer("nope")).status, 401);
+  ASSERT_EQ(client_->Request("GET", "/domains/a.example", {}, Bearer("ingest-key")).status, 403);
+  ASSERT_EQ(client_->Request("GET", "/metrics", {}, {{"Authorization", "Basic eA=="}}).status, 401);
+  const Exposition after = Scrape();
+  auto delta = [&](const std::string& scope, const std::string& reason) {
+    Labels l = {{"scope", scope}, {"reason", reason}};
+    return after.Sum("catchall_http_auth_denied_total", l) -
+           before.Sum("catchall_http_auth_denied_total", l);
+  };
+  EXPECT_EQ(after.Type("catchall_http_auth_denied_total"), "counter");
+  EXPECT_EQ(delta("ingest", "missing"), 2);
+  EXPECT_EQ(delta("query", "unknown"), 1);
+  EXPECT_EQ(delta("query", "scope"), 1);
+  EXPECT_EQ(delta("metrics", "malformed"), 1);
+  EXPECT_EQ(
+      after.Sum("catchall_http_auth_denied_total") - before.Sum("catchall_http_auth_denied_total"),
+      5);
+  // The refusals are requests of their route like any other.
+  EXPECT_EQ(after.Sum("catchall_http_requests_total", {{"route", "/events"}, {"code", "401"}}) -
+                before.Sum("catchall_http_requests_total", {{"route", "/events"}, {"code", "401"}}),
+            2);
+}
+
+TEST_F(ServeAuthTest, SighupLoadsNewKeysAndRevokesRemovedOnesOnAnOpenConnection) {
+  // Opened before the reload, and never silently reopened: a dropped
+  // connection would show as status 0.
+  HttpClient kept(server_->port(), 30s, /*retry_closed=*/false);
+  ASSERT_EQ(kept.Put("/events/r.example/delivered", Bearer("ingest-key")).status, 204);
+  ASSERT_EQ(kept.Put("/events/r.example/delivered", Bearer("rotated-key")).status, 401);
+
+  WriteKeys(KeyFileLine("rotated-key", "ingest") + KeyFileLine("query-key", "query") +
+            KeyFileLine("metrics-key", "metrics"));
+  Reload();
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        return client_->Put("/events/r.example/delivered", Bearer("rotated-key")).status == 204;
+      },
+      10s, "the rotated key to be accepted after SIGHUP", {server_.get()}));
+
+  EXPECT_EQ(kept.Put("/events/r.example/delivered", Bearer("rotated-key")).status, 204);
+  HttpResult revoked = kept.Put("/events/r.example/delivered", Bearer("ingest-key"));
+  ExpectJsonError(revoked, 401, "unknown_api_key");
+  EXPECT_EQ(kept.Request("GET", "/domains/r.example", {}, Bearer("query-key")).status, 200);
+  EXPECT_THAT(server_->Output(), HasSubstr("reloaded 3 API key(s)"));
+}
+
+TEST_F(ServeAuthTest, ABadFileOnSighupKeepsTheOldKeys) {
+  WriteKeys(KeyFileLine("ingest-key", "ingest") + "not-a-hash ingest\n");
+  Reload();
+  ASSERT_TRUE(WaitUntil(
+      [&] { return server_->Output().find("API keys not reloaded") != std::string::npos; }, 10s,
+      "the server to log that it kept the old keys", {server_.get()}));
+  EXPECT_THAT(server_->Output(), HasSubstr("keys.txt line 2"));
+  EXPECT_EQ(client_->Put("/events/a.example/delivered", Bearer("ingest-key")).status, 204);
+  EXPECT_EQ(client_->Request("GET", "/domains/a.example", {}, Bearer("query-key")).status, 200)
+      << "a key only the old file has";
+
+  // The file is then removed altogether: the same.
+  ASSERT_EQ(std::remove(keys_file_.c_str()), 0);
+  Reload();
+  ASSERT_TRUE(
+      WaitUntil([&] { return server_->Output().find("cannot be opened") != std::string::npos; },
+                10s, "the server to log that the key file is gone", {server_.get()}));
+  EXPECT_EQ(client_->Request("GET", "/metrics", {}, Bearer("metrics-key")).status, 200);
+}
+
+TEST_F(ServeAuthTest, HostileAuthorizationHeadersGet4xxJsonAndNoCrash) {
+  const std::vector<std::string> headers = {
+      "Bearer",
+      "Bearer                                                          ",
+      "bearer                                               x y",
+      "Basic dXNlcjpwYXNz",
+      "Digest username=\"a\"",
+      "Bearer caf\xc3\xa9",
+      "Bearer \xff\xfe\xfd",
+      "Bearer " + std::string(2000, 'k'),
+      std::string(3000, 'B'),
+  };
+  for (const std::string& h : headers) {
+    SCOPED_TRACE(h.substr(0, 30));
+    HttpResult r =
+        client_->Request("PUT", "/events/a.example/delivered", {}, {{"Authorization", h}});
+    ExpectJsonError(r, 401, "malformed_authorization");
+    EXPECT_EQ(r.Header("www-authenticate"), "Bearer");
+  }
+  // Over the header limit: refused by the server before the key check.
+  HttpResult huge = client_->Request("PUT", "/events/a.example/delivered", {},
+                                     {{"Authorization", "Bearer " + std::string(8000, 'k')}});
+  EXPECT_EQ(huge.status, 431) << huge.body;
+  EXPECT_TRUE(JsonString(huge.body, "code").has_value()) << huge.body;
+  // Control bytes in the value: Beast's parser refuses them (400, JSON).
+  for (const std::string& ctl : {std::string("Bearer a\x01z"), std::string("Bearer a\x7fz")}) {
+    std::string answer = RawExchange(server_->port(),
+                                     "PUT /events/a.example/delivered HTTP/1.1\r\nHost: x\r\n"
+                                     "Authorization: " +
+                                         ctl + "\r\n\r\n",
+                                     2s);
+    EXPECT_THAT(answer, ::testing::StartsWith("HTTP/1.1 4")) << answer;
+    EXPECT_THAT(answer, HasSubstr("\"code\":")) << answer;
+    EXPECT_THAT(answer, Not(HasSubstr("HTTP/1.1 204")));
+  }
+  // Two Authorization headers: the first decides.
+  std::string two = RawExchange(server_->port(),
+                                "PUT /events/a.example/delivered HTTP/1.1\r\nHost: x\r\n"
+                                "Authorization: Bearer nope\r\nAuthorization: Bearer ingest-key\r\n"
+                                "Connection: close\r\n\r\n",
+                                2s);
+  EXPECT_THAT(two, ::testing::StartsWith("HTTP/1.1 401")) << two;
+  // Many failed attempts on one connection, then the real key.
+  for (int i = 0; i < 2000; ++i) {
+    HttpResult r =
+        client_->Put("/events/a.example/delivered", Bearer("guess-" + std::to_string(i)));
+    ASSERT_EQ(r.status, 401) << i << " " << r.body;
+  }
+  EXPECT_EQ(client_->Put("/events/a.example/delivered", Bearer("ingest-key")).status, 204);
+  EXPECT_TRUE(server_->Running());
+}
+
+TEST(ServeAuthStartTest, KeysFromTheEnvironmentWork) {
+  TempDir dir;
+  std::string line1 = KeyFileLine("env-ingest", "ingest");
+  std::string line2 = KeyFileLine("env-query", "query");
+  line1.pop_back();  // the newline: the two lines are joined by ';'
+  setenv("CATCHALL_AUTH_KEYS", (line1 + ";" + line2).c_str(), 1);
+  ServerProcess server({"serve", "--data-dir", dir.path()});
+  unsetenv("CATCHALL_AUTH_KEYS");
+  ASSERT_TRUE(server.WaitReady());
+  HttpClient client(server.port());
+  EXPECT_EQ(client.Put("/events/a.example/delivered").status, 401);
+  EXPECT_EQ(client.Put("/events/a.example/delivered", Bearer("env-ingest")).status, 204);
+  EXPECT_EQ(client.Request("GET", "/domains/a.example", {}, Bearer("env-query")).status, 200);
+  EXPECT_EQ(server.Terminate(), 0) << server.Output();
+}
+
+TEST(ServeAuthStartTest, WithoutKeysAuthIsOff) {
+  TempDir dir;
+  ServerProcess server({"serve", "--data-dir", dir.path()});
+  ASSERT_TRUE(server.WaitReady());
+  HttpClient client(server.port());
+  EXPECT_EQ(client.Put("/events/a.example/delivered").status, 204);
+  EXPECT_EQ(client.Get("/metrics").status, 200);
+  EXPECT_THAT(server.Output(), HasSubstr("auth is off"));
+  EXPECT_EQ(server.Terminate(), 0) << server.Output();
+}
+
+TEST(ServeAuthStartTest, ABadKeyFileFailsTheStartWithAClearMessage) {
+  TempDir dir;
+  std::string file = dir.path() + "/keys.txt";
+  std::ofstream(file) << KeyFileLine("k", "ingest") << KeyFileLine("other", "ingest").substr(0, 64)
+                      << " admin\n";
+  std::string out;
+  EXPECT_NE(RunBinary({"serve", "--data-dir", dir.path() + "/data", "--listen", "127.0.0.1:0",
+                       "--set", "auth.keys_file=" + file},
+                      &out),
+            0);
+  EXPECT_THAT(out, HasSubstr("cannot load the API keys"));
+  EXPECT_THAT(out, HasSubstr("line 2"));
+  EXPECT_THAT(out, HasSubstr("unknown scope 'admin'"));
+
+  EXPECT_NE(RunBinary({"serve", "--data-dir", dir.path() + "/data", "--listen", "127.0.0.1:0",
+                       "--set", "auth.keys_file=" + dir.path() + "/missing.txt"},
+                      &out),
+            0);
+  EXPECT_THAT(out, HasSubstr("missing.txt cannot be opened"));
+}
+
+TEST(KeysHashTest, RefusesAKeyNoClientCouldSend) {
+  for (const std::string key : {"", "abc ", " abc", "a b", "caf\xc3\xa9"}) {
+    SCOPED_TRACE(key);
+    std::string out;
+    EXPECT_EQ(RunProgram({ServerProcess::BinaryPath(), "keys", "hash"}, key, &out), 1) << out;
+    EXPECT_THAT(out, HasSubstr("catchall: ")) << out;
+  }
+  std::string out;
+  EXPECT_EQ(
+      RunProgram({ServerProcess::BinaryPath(), "keys", "hash", "--scopes", "admin"}, "k", &out), 1);
+  EXPECT_THAT(out, HasSubstr("unknown scope 'admin'"));
+}
+
+TEST(KeysHashTest, PrintsTheSha256sumOfTheKeyWithItsScopes) {
+  // printf %s abc | sha256sum
+  EXPECT_EQ(KeyFileLine("abc", "ingest,metrics"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad ingest,metrics\n");
+}
+
+}  // namespace
+}  // namespace catchall::testing
