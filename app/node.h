@@ -53,6 +53,9 @@ class Node {
   HttpRouter* router() { return &router_; }
 
  private:
+  // Rereads the listener's certificate and key (if it speaks TLS).
+  void ReloadTls();
+
   Config config_;
   std::string role_;
   Metrics metrics_;
