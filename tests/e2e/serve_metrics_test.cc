@@ -251,6 +251,10 @@ TEST(ServeMetricsTest, EveryDocumentedMetricIsExportedWithAValueTheTrafficExplai
        [&] { EXPECT_EQ(after.Sum("catchall_http_connections"), 1) << "the test's own"; }},
       {"catchall_http_connections_rejected_total",
        [&] { EXPECT_EQ(delta("catchall_http_connections_rejected_total"), 1); }},
+      // A plain HTTP listener does no handshakes (tests/e2e/serve_tls_test.cc
+      // checks the count over TLS).
+      {"catchall_http_tls_handshake_failures_total",
+       [&] { EXPECT_EQ(after.Sum("catchall_http_tls_handshake_failures_total"), 0); }},
       {"catchall_ingest_events_accepted_total",
        [&] {
          EXPECT_EQ(delta("catchall_ingest_events_accepted_total", {{"type", "delivered"}}),
