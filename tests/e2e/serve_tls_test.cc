@@ -271,7 +271,7 @@ TEST_F(ServeTlsTest, ABadCertificateOrKeyAtStartFailsTheStartClearly) {
     std::vector<std::string> args = {"serve", "--data-dir", data.path(), "--listen", "127.0.0.1:0"};
     for (const auto& s : c.settings) args.insert(args.end(), {"--set", s});
     std::string output;
-    int code = RunBinary(args, &output);
+    int code = RunBinary(args, &output, 30s);
     EXPECT_NE(code, 0) << output;
     for (const auto& e : c.expect) EXPECT_THAT(output, HasSubstr(e));
     EXPECT_THAT(output, ::testing::Not(HasSubstr("listening on")));
