@@ -65,7 +65,7 @@ TestCert MakeSelfSignedCert(const std::string& dir, const std::string& name,
     static long serial = 1;
     ASN1_INTEGER_set(X509_get_serialNumber(cert), serial++);
     X509_gmtime_adj(X509_getm_notBefore(cert), -60);
-    X509_gmtime_adj(X509_getm_notAfter(cert), 24 * 3600);
+    X509_gmtime_adj(X509_getm_notAfter(cert), 24L * 3600);
     X509_set_pubkey(cert, key);
     X509_NAME* subject = X509_get_subject_name(cert);
     X509_NAME_add_entry_by_txt(subject, "CN", MBSTRING_ASC,
