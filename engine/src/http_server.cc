@@ -391,8 +391,12 @@ class Session final : public SessionBase {
     timer_.cancel();
     if constexpr (kTls) {
       // close_notify first, so that the client can tell the end of the
-      // connection from a truncation attack; bounded, since a client need
-      // not answer it.
+      // connection from a truncation attack. Without waiting for the
+      // client's own close_notify (marked as received): an idle keep-alive
+      // client does not read until its next request, and waiting for it
+      // held every SIGTERM up by the timeout below (measured: 5 s with one
+      // idle HTTPS client). nginx does not wait either.
+      SSL_set_shutdown(stream_.native_handle(), SSL_RECEIVED_SHUTDOWN);
       Lowest().expires_after(std::min<std::chrono::milliseconds>(server_->options.io_timeout,
                                                                  std::chrono::seconds(5)));
       stream_.async_shutdown([self = Self()](beast::error_code) { self->Lowest().close(); });
