@@ -23,8 +23,8 @@ Status Node::Start(const std::string& port_file) {
   MountRuntimeEndpoints(
       &router_, &metrics_, [this] { return Readiness(); }, role_);
   CATCHALL_RETURN_IF_ERROR(StartHttp(config_, &router_, &metrics_, port_file, &server_));
-  spdlog::info("catchall {} listening on {} (port {}): {}", role_, config_.listen, server_->port(),
-               Describe());
+  spdlog::info("catchall {} listening on {} (port {}{}): {}", role_, config_.listen,
+               server_->port(), server_->tls() ? ", TLS" : "", Describe());
   return Status::Ok();
 }
 
@@ -50,6 +50,7 @@ Status Node::StartAuth() {
 void Node::Reload() {
   if (!started_) return;
   ReloadKeys();
+  ReloadTls();
 }
 
 void Node::ReloadKeys() {
@@ -70,6 +71,16 @@ void Node::ReloadKeys() {
   }
   auth_->SetKeys(std::move(*keys));
   spdlog::info("catchall {}: reloaded {} API key(s)", role_, auth_->KeyCount());
+}
+
+void Node::ReloadTls() {
+  if (!server_ || !server_->tls()) return;
+  Status s = server_->ReloadTls();
+  if (s.ok()) {
+    spdlog::info("catchall {}: reloaded the TLS certificate from {}", role_, config_.tls_cert_file);
+  } else {
+    spdlog::error("catchall {}: kept the previous TLS certificate: {}", role_, s.ToString());
+  }
 }
 
 void Node::Shutdown() {

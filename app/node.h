@@ -58,6 +58,8 @@ class Node {
   Status StartAuth();
   // SIGHUP's part for the keys: re-reads them; a failure keeps the old ones.
   void ReloadKeys();
+  // Rereads the listener's certificate and key (if it speaks TLS).
+  void ReloadTls();
 
   Config config_;
   std::string role_;

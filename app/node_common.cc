@@ -40,6 +40,8 @@ Status StartHttp(const Config& config, const HttpRouter* router, Metrics* metric
   http.idle_timeout = std::chrono::milliseconds(config.idle_timeout_ms);
   http.io_timeout = std::chrono::milliseconds(config.io_timeout_ms);
   http.max_connections = config.max_connections;
+  http.tls_cert_file = config.tls_cert_file;
+  http.tls_key_file = config.tls_key_file;
   *server = std::make_unique<HttpServer>(http, router, metrics);
   CATCHALL_RETURN_IF_ERROR((*server)->Start());
   if (!port_file.empty()) CATCHALL_RETURN_IF_ERROR(WritePortFile(port_file, (*server)->port()));

@@ -5,7 +5,10 @@
 #   benchmarks/compare-nginx.sh CATCHALL_URL [catchall-bench flags...]
 #
 # e.g. benchmarks/compare-nginx.sh http://127.0.0.1:8080 --mode put --duration 10 --warmup 2
-# The catchall server must already be running. nginx-204 is started (and
+#      benchmarks/compare-nginx.sh https://127.0.0.1:8443 --insecure --duration 10
+# An https:// URL is compared with nginx-204's HTTPS listener (pass --insecure
+# or --ca; both servers get the same flags). The catchall server must
+# already be running. nginx-204 is started (and
 # stopped again) if it is not running. Results: $OUT/nginx and $OUT/catchall
 # (OUT defaults to bench-results/compare). Env: BENCH (the catchall-bench
 # binary; default build/release/catchall-bench).
@@ -18,11 +21,14 @@ OUT="${OUT:-bench-results/compare}"
 NGINX_URL="http://127.0.0.1:${NGINX_204_PORT:-18204}"
 
 if [[ $# -lt 1 ]]; then
-  sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
   exit 1
 fi
 catchall_url="$1"
 shift
+if [[ "$catchall_url" == https://* ]]; then
+  NGINX_URL="https://127.0.0.1:${NGINX_204_TLS_PORT:-18205}"
+fi
 
 started_nginx=0
 if ! "$here/nginx-204.sh" status >/dev/null 2>&1; then

@@ -1,24 +1,42 @@
 #!/usr/bin/env bash
 # A do-nothing HTTP server for catchall-bench's baseline: nginx answering
-# "204 No Content" to every request, with keep-alive, on 127.0.0.1:18204.
+# "204 No Content" to every request, with keep-alive, on 127.0.0.1:18204,
+# and the same over HTTPS on 127.0.0.1:18205 (TLS 1.2 and 1.3, a self-signed
+# P-256 certificate the script makes with the openssl CLI, as catchall's
+# docs suggest; catchall-bench --insecure or --ca $NGINX_204_DIR/cert.pem).
 #
 #   benchmarks/nginx-204.sh start|stop|status|restart
 #
-# Environment: NGINX_204_PORT (18204), NGINX_204_WORKERS (1: compare with a
-# catchall limited to the same cores), NGINX_204_DIR (/tmp/catchall-nginx-204).
+# Environment: NGINX_204_PORT (18204), NGINX_204_TLS_PORT (18205),
+# NGINX_204_WORKERS (1: compare with a catchall limited to the same cores),
+# NGINX_204_DIR (/tmp/catchall-nginx-204).
 # Works without root: the configuration, pid file, logs and temp paths all
 # live under NGINX_204_DIR.
 set -euo pipefail
 
 PORT="${NGINX_204_PORT:-18204}"
+TLS_PORT="${NGINX_204_TLS_PORT:-18205}"
 WORKERS="${NGINX_204_WORKERS:-1}"
 DIR="${NGINX_204_DIR:-/tmp/catchall-nginx-204}"
 CONF="$DIR/nginx.conf"
 PID="$DIR/nginx.pid"
 NGINX="$(command -v nginx || echo /usr/sbin/nginx)"
 
+# The TLS listener's certificate, made once per directory.
+make_cert() {
+  [[ -s "$DIR/cert.pem" && -s "$DIR/key.pem" ]] && return
+  command -v openssl >/dev/null || {
+    echo "nginx-204: the openssl CLI is needed for the TLS listener (scripts/install-deps)" >&2
+    exit 1
+  }
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 365 \
+    -subj /CN=localhost -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
+    -keyout "$DIR/key.pem" -out "$DIR/cert.pem" 2>/dev/null
+}
+
 write_config() {
   mkdir -p "$DIR/tmp"
+  make_cert
   local temp_paths="client_body_temp_path $DIR/tmp/client_body;
     proxy_temp_path $DIR/tmp/proxy;"
   local built
@@ -49,6 +67,10 @@ http {
 
   server {
     listen 127.0.0.1:$PORT reuseport backlog=4096;
+    listen 127.0.0.1:$TLS_PORT ssl reuseport backlog=4096;
+    ssl_certificate $DIR/cert.pem;
+    ssl_certificate_key $DIR/key.pem;
+    ssl_protocols TLSv1.2 TLSv1.3;
     location / {
       return 204;
     }
@@ -76,7 +98,7 @@ case "${1:-}" in
       sleep 0.1
     done
     running || { echo "nginx-204 did not start; see $DIR/error.log" >&2; exit 1; }
-    echo "nginx-204 running (pid $(cat "$PID")) on http://127.0.0.1:$PORT"
+    echo "nginx-204 running (pid $(cat "$PID")) on http://127.0.0.1:$PORT and https://127.0.0.1:$TLS_PORT"
     ;;
   stop)
     if ! running; then
@@ -93,7 +115,7 @@ case "${1:-}" in
     ;;
   status)
     if running; then
-      echo "nginx-204 running (pid $(cat "$PID")) on http://127.0.0.1:$PORT"
+      echo "nginx-204 running (pid $(cat "$PID")) on http://127.0.0.1:$PORT and https://127.0.0.1:$TLS_PORT"
     else
       echo "nginx-204 not running"
       exit 3

@@ -16,11 +16,11 @@ FreshnessProber::FreshnessProber(RunContext& ctx)
   const auto timeout = std::chrono::duration_cast<Clock::duration>(
       std::chrono::duration<double>(ctx.options.timeout_s));
   for (uint32_t i = 0; i < kConnections; ++i) {
-    conns_.push_back(std::make_unique<HttpConnection>(ioc_, ctx.target.endpoint, this, i, timeout));
+    conns_.push_back(std::make_unique<HttpConnection>(ioc_, ctx.target, this, i, timeout));
   }
   if (split_) {
     for (uint32_t i = 0; i < kConnections; ++i) {
-      conns_.push_back(std::make_unique<HttpConnection>(ioc_, ctx.query_target.endpoint, this,
+      conns_.push_back(std::make_unique<HttpConnection>(ioc_, ctx.query_target, this,
                                                         kConnections + i, timeout));
     }
   }

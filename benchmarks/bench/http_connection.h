@@ -16,6 +16,10 @@
 // exchange does not allocate. Timeouts are checked by the owner calling
 // CheckDeadline() periodically (cheaper than a timer per request).
 //
+// Over TLS (an https:// target) each connect is followed by a handshake; a
+// failed handshake counts as a connect failure. The TLS stream is created
+// per connection over the same socket, and the plain path does not touch it.
+//
 // Not thread-safe: every call, and every callback, happens on the thread
 // running the io_context given at construction. The owner keeps the object
 // alive until that io_context has stopped running.
@@ -23,6 +27,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <chrono>
@@ -32,6 +37,7 @@
 #include <string_view>
 
 #include "bench/response_parser.h"
+#include "bench/target.h"
 
 namespace catchall::bench {
 
@@ -78,8 +84,9 @@ class ConnectionHandler {
 
 class HttpConnection {
  public:
-  HttpConnection(boost::asio::io_context& ioc, const boost::asio::ip::tcp::endpoint& endpoint,
-                 ConnectionHandler* handler, uint32_t id, Clock::duration timeout);
+  // `target` (its endpoint and TLS context) must outlive the connection.
+  HttpConnection(boost::asio::io_context& ioc, const Target& target, ConnectionHandler* handler,
+                 uint32_t id, Clock::duration timeout);
   HttpConnection(const HttpConnection&) = delete;
   HttpConnection& operator=(const HttpConnection&) = delete;
 
@@ -123,6 +130,9 @@ class HttpConnection {
 
   void Connect();
   void OnConnect(const boost::system::error_code& ec);
+  void OnHandshake(const boost::system::error_code& ec);
+  // Connected (and handshaken): sends the pending resend, or reports ready.
+  void OnTransportReady();
   void DoWrite();
   void DoRead();
   void OnRead(const boost::system::error_code& ec, size_t n);
@@ -134,8 +144,11 @@ class HttpConnection {
   bool ResendIfStale();
   void Reconnect(Clock::duration delay);
 
-  boost::asio::ip::tcp::endpoint endpoint_;
   boost::asio::ip::tcp::socket socket_;
+  const Target& target_;
+  // Over TLS: the session on socket_, made anew for each connection (in
+  // Connect, when no operation is pending on the old one).
+  std::optional<boost::asio::ssl::stream<boost::asio::ip::tcp::socket&>> tls_;
   boost::asio::steady_timer timer_;
   ConnectionHandler* handler_;
   const uint32_t id_;

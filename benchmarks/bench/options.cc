@@ -128,6 +128,14 @@ int ParseOptions(int argc, char** argv, BenchOptions* o) {
       ->capture_default_str();
   app.add_option("--label", o->label, "Free text recorded in results.json");
   app.add_flag("--quiet", o->quiet, "No per-second progress lines on stderr");
+  app.add_flag("--tls", o->tls,
+               "Speak HTTPS (TLS 1.2+) to http:// targets too (an https:// target always does)");
+  app.add_flag("--insecure", o->insecure,
+               "Do not verify the server's TLS certificate (self-signed test certificates)");
+  app.add_option("--ca", o->ca_file,
+                 "PEM file of the CA(s) to verify the server's TLS certificate with (default: "
+                 "the system's)")
+      ->check(CLI::ExistingFile);
 
   try {
     app.parse(argc, argv);
@@ -144,6 +152,17 @@ int ParseOptions(int argc, char** argv, BenchOptions* o) {
         1'000'000'000;
   }
   if (o->query_target.empty()) o->query_target = o->target;
+  if (o->tls) {
+    // Rewritten here so that results.json and the summary show the scheme
+    // actually used.
+    for (std::string* url : {&o->target, &o->query_target}) {
+      if (url->rfind("http://", 0) == 0) url->insert(4, "s");
+    }
+  }
+  if (o->insecure && !o->ca_file.empty()) {
+    std::cerr << "catchall-bench: --insecure and --ca contradict each other\n";
+    return 1;
+  }
   if (o->verify) o->idempotency_keys = true;
   if (o->duration_s == 0 && o->max_events == 0) {
     std::cerr << "catchall-bench: --duration 0 needs --max-events\n";

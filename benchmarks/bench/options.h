@@ -41,6 +41,12 @@ struct BenchOptions {
   std::string out_dir = "bench-results";
   std::string label;
   bool quiet = false;
+  // TLS: --tls turns http:// targets into https:// ones. The server's
+  // certificate is verified against --ca (PEM) or, without it, the system's
+  // CAs; --insecure skips the verification (a self-signed test certificate).
+  bool tls = false;
+  bool insecure = false;
+  std::string ca_file;
 };
 
 // Parses argv. Returns -1 to go on, otherwise the exit code to leave with

@@ -16,6 +16,7 @@
 #include "bench/report.h"
 #include "bench/run_context.h"
 #include "bench/target.h"
+#include "bench/tls.h"
 #include "bench/verifier.h"
 #include "bench/worker.h"
 #include "bench/workload.h"
@@ -124,6 +125,17 @@ int RunBench(const BenchOptions& options) {
   if (!ResolveTargets(options.target, options.query_target, &targets, &error)) {
     std::cerr << "catchall-bench: " << error << "\n";
     return 1;
+  }
+  std::unique_ptr<boost::asio::ssl::context> tls;
+  if (targets.write.tls || targets.read.tls) {
+    tls = MakeClientTlsContext(options, &error);
+    if (!tls) {
+      std::cerr << "catchall-bench: " << error << "\n";
+      return 1;
+    }
+    for (Target* t : {&targets.write, &targets.read}) {
+      if (t->tls) t->tls_context = tls.get();
+    }
   }
   std::error_code fs_error;
   std::filesystem::create_directories(options.out_dir, fs_error);

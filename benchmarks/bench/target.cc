@@ -9,18 +9,20 @@ namespace catchall::bench {
 
 bool ParseTargetUrl(std::string_view url, Target* target, std::string* error,
                     std::string_view flag) {
-  constexpr std::string_view kScheme = "http://";
-  if (url.substr(0, kScheme.size()) != kScheme) {
-    *error = fmt::format("{} must start with http:// (got '{}')", flag, url);
+  constexpr std::string_view kHttp = "http://";
+  constexpr std::string_view kHttps = "https://";
+  const bool tls = url.substr(0, kHttps.size()) == kHttps;
+  if (!tls && url.substr(0, kHttp.size()) != kHttp) {
+    *error = fmt::format("{} must start with http:// or https:// (got '{}')", flag, url);
     return false;
   }
-  std::string_view rest = url.substr(kScheme.size());
+  std::string_view rest = url.substr(tls ? kHttps.size() : kHttp.size());
   const size_t slash = rest.find('/');
   std::string_view authority = rest.substr(0, slash);
   std::string_view path = slash == std::string_view::npos ? "" : rest.substr(slash);
   while (!path.empty() && path.back() == '/') path.remove_suffix(1);
   std::string_view host = authority;
-  uint16_t port = 80;
+  uint16_t port = tls ? 443 : 80;
   size_t colon = authority.rfind(':');
   if (!authority.empty() && authority.front() == '[') {  // [v6]:port
     const size_t close = authority.find(']');
@@ -47,6 +49,7 @@ bool ParseTargetUrl(std::string_view url, Target* target, std::string* error,
   }
   target->host = std::string(host);
   target->port = port;
+  target->tls = tls;
   target->host_header = std::string(authority);
   target->base_path = std::string(path);
   return true;
@@ -74,7 +77,8 @@ bool ResolveTarget(Target* target, std::string* error) {
 }
 
 bool SameServer(const Target& a, const Target& b) {
-  return a.endpoint == b.endpoint && a.host_header == b.host_header && a.base_path == b.base_path;
+  return a.endpoint == b.endpoint && a.tls == b.tls && a.host_header == b.host_header &&
+         a.base_path == b.base_path;
 }
 
 bool ResolveTargets(std::string_view target_url, std::string_view query_url, Targets* targets,

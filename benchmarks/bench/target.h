@@ -1,8 +1,9 @@
 // The servers under test, as given by --target and --query-target
-// (http://host:port[/prefix]).
+// (http[s]://host:port[/prefix]).
 #pragma once
 
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -15,9 +16,13 @@ struct Target {
   std::string host_header;                  // "host:port"
   std::string base_path;                    // "" or "/prefix" (no trailing slash)
   boost::asio::ip::tcp::endpoint endpoint;  // resolved once, at start
+  bool tls = false;                         // https://
+  // The client TLS context every connection to this target shares (set by
+  // the runner when tls; outlives the connections).
+  boost::asio::ssl::context* tls_context = nullptr;
 };
 
-// Parses an http:// URL; on failure returns false and says why in `error`
+// Parses an http:// or https:// URL; on failure returns false and says why in `error`
 // (naming `flag`, the option the URL came from).
 bool ParseTargetUrl(std::string_view url, Target* target, std::string* error,
                     std::string_view flag = "--target");

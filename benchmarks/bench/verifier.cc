@@ -62,8 +62,8 @@ class LookupPass final : public ConnectionHandler {
         sweep_(ioc_) {
     const size_t n = std::min<size_t>(connections, chunks_);
     for (size_t i = 0; i < n; ++i) {
-      conns_.push_back(std::make_unique<HttpConnection>(ioc_, target.endpoint, this,
-                                                        static_cast<uint32_t>(i), timeout));
+      conns_.push_back(
+          std::make_unique<HttpConnection>(ioc_, target, this, static_cast<uint32_t>(i), timeout));
     }
     slots_.resize(n);
   }

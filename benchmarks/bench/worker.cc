@@ -46,12 +46,12 @@ Worker::Worker(RunContext& ctx, uint32_t index, uint32_t count, uint32_t connect
   read_conns_ = opt_.mode == Mode::kMixed && ctx.split_targets;
   conns_.reserve(read_conns_ ? 2 * connections : connections);
   for (uint32_t i = 0; i < connections; ++i) {
-    conns_.push_back(std::make_unique<HttpConnection>(ioc_, first.endpoint, this, i, timeout));
+    conns_.push_back(std::make_unique<HttpConnection>(ioc_, first, this, i, timeout));
   }
   if (read_conns_) {
     for (uint32_t i = 0; i < connections; ++i) {
-      conns_.push_back(std::make_unique<HttpConnection>(ioc_, ctx.query_target.endpoint, this,
-                                                        connections + i, timeout));
+      conns_.push_back(
+          std::make_unique<HttpConnection>(ioc_, ctx.query_target, this, connections + i, timeout));
     }
   }
   slots_.resize(connections);

@@ -148,6 +148,32 @@ TEST(OptionsTest, QueryTargetDefaultsToTarget) {
   EXPECT_EQ(split.mode, Mode::kGet);
 }
 
+TEST(OptionsTest, TlsTurnsHttpTargetsIntoHttps) {
+  BenchOptions o;
+  ASSERT_EQ(Parse({"--target", "http://127.0.0.1:8443", "--tls", "--insecure"}, &o), -1);
+  EXPECT_EQ(o.target, "https://127.0.0.1:8443");
+  EXPECT_EQ(o.query_target, "https://127.0.0.1:8443");
+  EXPECT_TRUE(o.insecure);
+  BenchOptions plain;
+  ASSERT_EQ(Parse({"--target", "http://127.0.0.1:8080"}, &plain), -1);
+  EXPECT_EQ(plain.target, "http://127.0.0.1:8080");
+}
+
+TEST(TargetsTest, HttpsUrlsSpeakTlsAndDefaultToPort443) {
+  Targets t;
+  std::string error;
+  ASSERT_TRUE(ResolveTargets("https://127.0.0.1", "", &t, &error)) << error;
+  EXPECT_TRUE(t.write.tls);
+  EXPECT_EQ(t.write.port, 443);
+  ASSERT_TRUE(ResolveTargets("http://127.0.0.1:8080", "https://127.0.0.1:8080", &t, &error))
+      << error;
+  EXPECT_FALSE(t.write.tls);
+  EXPECT_TRUE(t.read.tls);
+  EXPECT_TRUE(t.split);  // same address, other protocol
+  EXPECT_FALSE(ResolveTargets("ftp://127.0.0.1", "", &t, &error));
+  EXPECT_NE(error.find("https://"), std::string::npos) << error;
+}
+
 TEST(TargetsTest, SameUrlIsOneServer) {
   Targets t;
   std::string error;
@@ -182,7 +208,7 @@ TEST(TargetsTest, QueryTargetSplitsReadsFromWrites) {
 TEST(TargetsTest, BadQueryTargetNamesTheFlag) {
   Targets t;
   std::string error;
-  EXPECT_FALSE(ResolveTargets("http://127.0.0.1:8080", "https://127.0.0.1:8081", &t, &error));
+  EXPECT_FALSE(ResolveTargets("http://127.0.0.1:8080", "ftp://127.0.0.1:8081", &t, &error));
   EXPECT_NE(error.find("--query-target"), std::string::npos) << error;
   EXPECT_FALSE(ResolveTargets("127.0.0.1:8080", "", &t, &error));
   EXPECT_NE(error.find("--target"), std::string::npos) << error;

@@ -172,6 +172,14 @@ Status ValidateConfig(const Config& c) {
   if (c.max_body_bytes < 1024) return bad("server.max_body_bytes", "must be at least 1024");
   if (c.max_header_bytes < 512) return bad("server.max_header_bytes", "must be at least 512");
   if (c.max_connections < 1) return bad("server.max_connections", "must be at least 1");
+  if (c.tls_cert_file.empty() != c.tls_key_file.empty()) {
+    // One without the other would silently serve plain HTTP.
+    return c.tls_cert_file.empty()
+               ? bad("server.tls_cert_file",
+                     "must be set together with server.tls_key_file (TLS needs both)")
+               : bad("server.tls_key_file",
+                     "must be set together with server.tls_cert_file (TLS needs both)");
+  }
   if (c.idle_timeout_ms < 1 || c.io_timeout_ms < 1) {
     return bad("server.*_timeout_ms", "must be positive");
   }

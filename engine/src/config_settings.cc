@@ -108,6 +108,14 @@ std::vector<Setting> MakeSettings() {
   s.push_back(U64Setting("server.shutdown_timeout_ms",
                          "on SIGTERM, how long requests in flight may take to finish",
                          &Config::shutdown_timeout_ms));
+  // TLS for the role's listener (docs/operations.md, "TLS").
+  s.push_back(StringSetting("server.tls_cert_file",
+                            "PEM certificate chain (leaf first); with server.tls_key_file the "
+                            "listener speaks HTTPS only, TLS 1.2 or later; reread on SIGHUP",
+                            &Config::tls_cert_file));
+  s.push_back(StringSetting("server.tls_key_file",
+                            "PEM private key of server.tls_cert_file; reread on SIGHUP",
+                            &Config::tls_key_file));
   s.push_back(
       StringSetting("storage.data_dir", "directory of the local log and state", &Config::data_dir));
   s.push_back(BoolSetting("storage.sync_writes",

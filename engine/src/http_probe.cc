@@ -59,6 +59,14 @@ HttpProbe::HttpProbe(Metrics& metrics, const HttpRouter* router) {
                    .Help("Connections refused with 503 because the connection limit was reached")
                    .Register(r)
                    .Add({});
+  tls_handshake_failures_ =
+      &prometheus::BuildCounter()
+           .Name("catchall_http_tls_handshake_failures_total")
+           .Help(
+               "TLS connections closed because the handshake failed (plain HTTP to a TLS "
+               "port, a protocol older than TLS 1.2, a client that rejects the certificate)")
+           .Register(r)
+           .Add({});
 }
 
 void HttpProbe::OnRequest(size_t route, HttpMethod method, int status,
@@ -89,5 +97,7 @@ void HttpProbe::OnConnectionOpened() {
 }
 void HttpProbe::OnConnectionClosed() { connections_->Decrement(); }
 void HttpProbe::OnConnectionRejected() { rejected_->Increment(); }
+
+void HttpProbe::OnTlsHandshakeFailed() { tls_handshake_failures_->Increment(); }
 
 }  // namespace catchall

@@ -31,6 +31,7 @@ class HttpProbe {
   void OnConnectionOpened();
   void OnConnectionClosed();
   void OnConnectionRejected();
+  void OnTlsHandshakeFailed();
 
  private:
   static constexpr size_t kMethods = 8;
@@ -48,6 +49,7 @@ class HttpProbe {
   prometheus::Gauge* connections_;
   prometheus::Counter* connections_total_;
   prometheus::Counter* rejected_;
+  prometheus::Counter* tls_handshake_failures_;
 };
 
 }  // namespace catchall

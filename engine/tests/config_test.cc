@@ -316,6 +316,21 @@ TEST_F(ConfigTest, ValidateConfigNamesTheBadKey) {
   EXPECT_THAT(ValidateConfig(c).message(), HasSubstr("query.max_lookup_domains"));
 }
 
+// A certificate without its key (or the reverse) would otherwise start a
+// plain HTTP listener the operator believes is encrypted.
+TEST_F(ConfigTest, TlsCertificateAndKeyComeTogether) {
+  Status no_key = LoadError("", {{"server.tls_cert_file", "/etc/catchall/cert.pem"}});
+  EXPECT_THAT(no_key.message(), HasSubstr("server.tls_key_file"));
+  EXPECT_THAT(no_key.message(), HasSubstr("together"));
+  Status no_cert = LoadError("", {{"server.tls_key_file", "/etc/catchall/key.pem"}});
+  EXPECT_THAT(no_cert.message(), HasSubstr("server.tls_cert_file"));
+  Result<Config> both = LoadConfig("", {{"server.tls_cert_file", "/etc/catchall/cert.pem"},
+                                        {"server.tls_key_file", "/etc/catchall/key.pem"}});
+  ASSERT_TRUE(both.ok()) << both.status().ToString();
+  EXPECT_EQ(both->tls_cert_file, "/etc/catchall/cert.pem");
+  EXPECT_EQ(both->tls_key_file, "/etc/catchall/key.pem");
+}
+
 // Found while writing fuzz/config_fuzzer: values that do not fit what they
 // configure loaded fine and wrapped. idle_timeout_ms = 2^64-1 became -1 ms
 // and the server cut every request; max_header_bytes just above 4 GiB became

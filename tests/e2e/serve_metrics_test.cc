@@ -262,6 +262,10 @@ TEST(ServeMetricsTest, EveryDocumentedMetricIsExportedWithAValueTheTrafficExplai
                    (std::set<std::string>{"malformed", "missing", "scope", "unknown"}));
          EXPECT_EQ(after.Sum("catchall_http_auth_denied_total"), 0);
        }},
+      // A plain HTTP listener does no handshakes (tests/e2e/serve_tls_test.cc
+      // checks the count over TLS).
+      {"catchall_http_tls_handshake_failures_total",
+       [&] { EXPECT_EQ(after.Sum("catchall_http_tls_handshake_failures_total"), 0); }},
       {"catchall_ingest_events_accepted_total",
        [&] {
          EXPECT_EQ(delta("catchall_ingest_events_accepted_total", {{"type", "delivered"}}),

@@ -134,7 +134,8 @@ std::string ServerProcess::Output() const {
   return ss.str();
 }
 
-int RunBinary(const std::vector<std::string>& args, std::string* output) {
+int RunBinary(const std::vector<std::string>& args, std::string* output,
+              std::chrono::seconds timeout) {
   TempDir dir;
   std::string log = dir.path() + "/out.log";
   std::vector<std::string> argv = {ServerProcess::BinaryPath()};
@@ -142,11 +143,26 @@ int RunBinary(const std::vector<std::string>& args, std::string* output) {
   pid_t pid = Spawn(argv, log);
   if (pid < 0) return -1;
   int status = 0;
-  waitpid(pid, &status, 0);
+  // A command that should fail at once but serves instead must fail the
+  // test, not hang it until ctest's timeout.
+  auto until = std::chrono::steady_clock::now() + timeout;
+  bool timed_out = false;
+  while (waitpid(pid, &status, WNOHANG) == 0) {
+    if (std::chrono::steady_clock::now() > until) {
+      kill(pid, SIGKILL);
+      waitpid(pid, &status, 0);
+      timed_out = true;
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
   std::ifstream in(log);
   std::stringstream ss;
   ss << in.rdbuf();
   *output = ss.str();
+  if (timed_out) {
+    *output += "\n[still running after " + std::to_string(timeout.count()) + " s: killed]\n";
+  }
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 

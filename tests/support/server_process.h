@@ -63,7 +63,9 @@ class ServerProcess {
 };
 
 // Runs the binary with `args` to completion; returns its exit code and
-// captures stdout+stderr into *output.
-int RunBinary(const std::vector<std::string>& args, std::string* output);
+// captures stdout+stderr into *output. After `timeout` it is killed and -1
+// returned (the output then says so).
+int RunBinary(const std::vector<std::string>& args, std::string* output,
+              std::chrono::seconds timeout = std::chrono::seconds(120));
 
 }  // namespace catchall::testing

@@ -29,6 +29,9 @@ struct Config {
   uint64_t io_timeout_ms = 30000;
   uint64_t max_connections = 10000;
   uint64_t shutdown_timeout_ms = 10000;
+  // PEM files; both or neither. Set: the listener speaks TLS only.
+  std::string tls_cert_file;
+  std::string tls_key_file;
   // [storage]
   std::string data_dir = "catchall-data";
   bool sync_writes = false;

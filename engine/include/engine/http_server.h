@@ -2,7 +2,8 @@
 // HttpRouter. It owns the sockets and enforces the limits at the edge:
 // header and body size, read and idle timeouts, and a connection cap; every
 // refusal is a JSON error. Threads: `threads` I/O threads run all sessions;
-// responses may be produced on any thread.
+// responses may be produced on any thread. With a certificate and key it
+// speaks HTTPS instead of HTTP on the same port (no plaintext fallback).
 #pragma once
 
 #include <chrono>
@@ -30,6 +31,9 @@ struct HttpServerOptions {
   // Time allowed to receive a body and to send a response.
   std::chrono::milliseconds io_timeout{std::chrono::seconds(30)};
   size_t max_connections = 10000;
+  // PEM files; both set: the listener speaks TLS (1.2 or later) only.
+  std::string tls_cert_file;
+  std::string tls_key_file;
 };
 
 class HttpServer {
@@ -41,10 +45,18 @@ class HttpServer {
   HttpServer& operator=(const HttpServer&) = delete;
 
   // Binds and starts the I/O threads. IoError with the reason when the
-  // address cannot be bound.
+  // address cannot be bound; InvalidArgument (or IoError) naming the file
+  // when the TLS certificate or key cannot be loaded.
   Status Start();
   // The bound port (after Start).
   uint16_t port() const;
+  // True if the listener speaks TLS.
+  bool tls() const;
+  // Reads the TLS certificate and key files again: connections accepted
+  // from now on use them, open ones keep theirs. On error (named file and
+  // reason) the previous certificate stays in use. Ok without TLS.
+  // Thread-safe.
+  Status ReloadTls();
   // Stops accepting, lets requests in flight finish (their connections then
   // close), closes idle connections, and stops after at most `deadline`.
   void Shutdown(std::chrono::milliseconds deadline);

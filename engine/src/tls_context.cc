@@ -1,0 +1,101 @@
+#include "tls_context.h"
+
+#include <fmt/format.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+#include <fstream>
+
+namespace catchall {
+
+namespace ssl = boost::asio::ssl;
+
+namespace {
+
+// OpenSSL's reasons for the last failure, root cause first ("bad base64
+// decode; ...:PEM lib"), draining its thread-local error queue so the next
+// call starts clean. Asio has already taken the root cause off the queue
+// into `ec`.
+std::string OpenSslReason(const boost::system::error_code& ec) {
+  std::string reason = ec ? ec.message() : "";
+  while (unsigned long e = ERR_get_error()) {
+    char buf[256];
+    ERR_error_string_n(e, buf, sizeof(buf));
+    if (!reason.empty()) reason += "; ";
+    reason += buf;
+  }
+  return reason.empty() ? "unknown error" : reason;
+}
+
+Status Readable(const std::string& setting, const std::string& file) {
+  if (file.empty()) return Status::InvalidArgument(fmt::format("{} is empty", setting));
+  std::ifstream in(file);
+  if (!in) {
+    return Status::IoError(fmt::format("{}: cannot read '{}'", setting, file));
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status MakeServerTlsContext(const std::string& cert_file, const std::string& key_file,
+                            std::shared_ptr<ssl::context>* out) {
+  CATCHALL_RETURN_IF_ERROR(Readable("server.tls_cert_file", cert_file));
+  CATCHALL_RETURN_IF_ERROR(Readable("server.tls_key_file", key_file));
+  ERR_clear_error();
+  auto ctx = std::make_shared<ssl::context>(ssl::context::tls_server);
+  // TLS 1.0 and 1.1 are deprecated (RFC 8996); set it here rather than rely
+  // on the system's openssl.cnf, which may allow them.
+  if (SSL_CTX_set_min_proto_version(ctx->native_handle(), TLS1_2_VERSION) != 1) {
+    return Status::Internal("cannot set TLS 1.2 as the minimum version: " + OpenSslReason({}));
+  }
+  ctx->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                   ssl::context::no_sslv3 | ssl::context::single_dh_use);
+  boost::system::error_code ec;
+  ctx->use_certificate_chain_file(cert_file, ec);
+  if (ec) {
+    return Status::InvalidArgument(
+        fmt::format("server.tls_cert_file: '{}' is not a PEM certificate chain: {}", cert_file,
+                    OpenSslReason(ec)));
+  }
+  ctx->use_private_key_file(key_file, ssl::context::pem, ec);
+  const auto code = static_cast<unsigned long>(ec.value());
+  if (ec && ec.category() == boost::asio::error::get_ssl_category() &&
+      ERR_GET_LIB(code) == ERR_LIB_X509 && ERR_GET_REASON(code) == X509_R_KEY_VALUES_MISMATCH) {
+    ERR_clear_error();
+    return Status::InvalidArgument(
+        fmt::format("server.tls_key_file: the key in '{}' does not match the certificate in '{}'",
+                    key_file, cert_file));
+  }
+  if (ec) {
+    return Status::InvalidArgument(fmt::format(
+        "server.tls_key_file: '{}' is not a PEM private key: {}", key_file, OpenSslReason(ec)));
+  }
+  if (SSL_CTX_check_private_key(ctx->native_handle()) != 1) {
+    return Status::InvalidArgument(
+        fmt::format("server.tls_key_file: the key in '{}' does not match the certificate in "
+                    "'{}': {}",
+                    key_file, cert_file, OpenSslReason({})));
+  }
+  *out = std::move(ctx);
+  return Status::Ok();
+}
+
+TlsContext::TlsContext(std::string cert_file, std::string key_file)
+    : cert_file_(std::move(cert_file)), key_file_(std::move(key_file)) {}
+
+Status TlsContext::Reload() {
+  std::shared_ptr<ssl::context> fresh;
+  CATCHALL_RETURN_IF_ERROR(MakeServerTlsContext(cert_file_, key_file_, &fresh));
+  std::lock_guard<std::mutex> lock(mu_);
+  current_ = std::move(fresh);
+  return Status::Ok();
+}
+
+std::shared_ptr<ssl::context> TlsContext::Current() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return current_;
+}
+
+}  // namespace catchall
