@@ -19,6 +19,7 @@
 #include "support/event_load.h"
 #include "support/kafka_cluster.h"
 #include "support/metrics.h"
+#include "support/read_probe.h"
 #include "support/server_process.h"
 #include "support/temp_dir.h"
 #include "support/test_cluster.h"
@@ -128,6 +129,9 @@ class BrokerFailoverTest : public ::testing::Test {
   void UnderLoad(const std::string& phase, const std::function<void(EventLoad&)>& failure) {
     SCOPED_TRACE(phase);
     Clock::time_point started = Clock::now();
+    // Reads from the query node go on throughout, and must never fail: it
+    // answers from its own store whatever the brokers do.
+    ReadProbe reads(query_->port(), "/domains/" + phase + "-0.com");
     EventLoad load(ingest_->port(), {4, 40, phase + "-", phase + "-", false});
     ASSERT_TRUE(WaitForAcked(load, 500));
     failure(load);
@@ -135,6 +139,11 @@ class BrokerFailoverTest : public ::testing::Test {
     size_t mark = load.acked();
     ASSERT_TRUE(WaitForAcked(load, mark + 500));
     load.Stop();
+    reads.Stop();
+    EXPECT_GT(reads.reads(), 10U);
+    std::vector<std::string> failed_reads = reads.failures();
+    EXPECT_TRUE(failed_reads.empty()) << failed_reads.size() << " of " << reads.reads()
+                                      << " reads failed, the first: " << failed_reads.front();
 
     HttpClient in(ingest_->port());
     std::vector<SentEvent> all = load.acked_events();
@@ -149,9 +158,12 @@ class BrokerFailoverTest : public ::testing::Test {
     ClientView v = Summarize(load.attempts());
     std::printf(
         "[failover] %s: %zu PUTs, %zu acknowledged, %zu refused or unanswered (retried); longest "
-        "run of refusals %ld ms (%zu requests); slowest PUT %ld ms; the phase took %ld ms\n",
+        "run of refusals %ld ms (%zu requests); slowest PUT %ld ms; %zu GETs, all 200; the phase "
+        "took "
+        "%ld ms\n",
         phase.c_str(), v.requests, load.acked_events().size(), v.refused, Ms(v.longest_refusal_run),
-        v.longest_refusal_run_requests, Ms(v.slowest_put), Ms(Clock::now() - started));
+        v.longest_refusal_run_requests, Ms(v.slowest_put), reads.reads(),
+        Ms(Clock::now() - started));
     RecordProperty(phase + "_longest_refusal_run_ms", std::to_string(Ms(v.longest_refusal_run)));
     RecordProperty(phase + "_slowest_put_ms", std::to_string(Ms(v.slowest_put)));
   }

@@ -22,6 +22,7 @@
 #include "support/event_load.h"
 #include "support/kafka_cluster.h"
 #include "support/metrics.h"
+#include "support/read_probe.h"
 #include "support/server_process.h"
 #include "support/wait.h"
 
@@ -144,11 +145,19 @@ TEST_F(ClusterTest, AggregatorKilledMidLoadRestartsWithExactCounts) {
 
   EventLoad load(ingest->port(), {4, 30, "k9-", "kill-", true});
   ASSERT_TRUE(WaitForAcked(load, 2000, {ingest.get(), aggregate.get()}));
+  // Reads must not fail while the aggregator is down: the query node
+  // answers from its own store (stale, never an error).
+  ReadProbe reads(query->port(), "/domains/k9-0.com");
   aggregate->Kill();  // mid-transaction, mid-batch: no shutdown code runs
   size_t at_kill = load.acked();
   aggregate = StartRole("aggregate", agg_dir.path(), "kill-a");
   ASSERT_TRUE(WaitForAcked(load, at_kill + 3000, {ingest.get(), aggregate.get()}));
   load.Stop();
+  reads.Stop();
+  EXPECT_GT(reads.reads(), 10U);
+  std::vector<std::string> failed_reads = reads.failures();
+  EXPECT_TRUE(failed_reads.empty()) << failed_reads.size() << " of " << reads.reads()
+                                    << " reads failed, the first: " << failed_reads.front();
 
   HttpClient in(ingest->port());
   std::vector<SentEvent> all = load.acked_events();
