@@ -682,6 +682,15 @@ TEST_F(ClusterTest, EveryDocumentedMetricIsExportedByARoleWithAValueTheTrafficEx
            EXPECT_EQ(e->Sum("catchall_http_auth_denied_total"), 0);
          }
        }},
+      {"catchall_http_tls_handshake_failures_total",
+       [&] {
+         // Plain HTTP listeners do no handshakes (serve_tls_test.cc counts
+         // them over TLS); every role still exports the counter.
+         for (const auto* e : {&ing, &agg, &qry}) {
+           EXPECT_TRUE(e->Has("catchall_http_tls_handshake_failures_total"));
+           EXPECT_EQ(e->Sum("catchall_http_tls_handshake_failures_total"), 0);
+         }
+       }},
       {"catchall_process_resident_memory_bytes",
        [&] {
          for (auto [e, p] : {std::pair{&ing, ingest.get()}, std::pair{&agg, agg_b.get()},
