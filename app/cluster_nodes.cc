@@ -13,6 +13,7 @@
 #include "query/status_materializer.h"
 #include "state/aggregation_loop.h"
 #include "state/counter_store.h"
+#include "state/standby_replicas.h"
 
 namespace catchall {
 namespace {
@@ -108,6 +109,19 @@ Status AggregatorNode::Open() {
   group.topic = c.events_topic;
   group.max_partition_fetch_kb = c.max_partition_fetch_kb;
   std::string base_id = "catchall-aggregator-" + InstanceId(c);
+  if (c.standby_replicas > 0) {
+    // Its log only opens readers: the id is never used for transactions.
+    group.transactional_id = base_id + "-standby";
+    CATCHALL_RETURN_IF_ERROR(CreateKafkaGroupLog(group, &standby_log_));
+    StandbyOptions standby;
+    standby.status_topic = c.status_topic;
+    standby.ids_topic = c.ids_topic;
+    standby.may_consume = options.may_consume;
+    standby_ = std::make_unique<StandbyReplicas>(standby, standby_log_.get(), counters_.get(),
+                                                 metrics());
+    standby_->Start();
+    options.ownership = standby_.get();
+  }
   for (int i = 0; i < c.aggregate_threads; ++i) {
     Worker& w = workers_.emplace_back();
     // Worker 0 keeps the plain id, so that one worker per process (the
@@ -136,8 +150,9 @@ Status AggregatorNode::Readiness() const {
 }
 
 std::string AggregatorNode::Describe() const {
-  return fmt::format("group {}, {} worker(s), transactional id catchall-aggregator-{}",
-                     config().group_id, workers_.size(), InstanceId(config()));
+  return fmt::format(
+      "group {}, {} worker(s), transactional id catchall-aggregator-{}, warm standbys {}",
+      config().group_id, workers_.size(), InstanceId(config()), standby_ ? "on" : "off");
 }
 
 void AggregatorNode::Close() {
@@ -146,10 +161,15 @@ void AggregatorNode::Close() {
   for (Worker& w : workers_) {
     if (w.loop) w.loop->RequestStop();
   }
+  // The standby stops first: the partitions the workers hand over while
+  // leaving need no warm copy now.
+  if (standby_) standby_->Stop();
   for (Worker& w : workers_) {
     if (w.loop) w.loop->Stop();
   }
   workers_.clear();
+  standby_.reset();
+  standby_log_.reset();
   if (store_) {
     Status s = store_->Flush();
     if (!s.ok()) spdlog::warn("flushing the store: {}", s.ToString());

@@ -22,6 +22,7 @@ class IngestService;
 class KvStore;
 class LogAppender;
 class QueryService;
+class StandbyReplicas;
 class StatusMaterializer;
 
 // Validates and produces events to the events topic.
@@ -66,6 +67,10 @@ class AggregatorNode final : public Node {
     std::unique_ptr<AggregationLoop> loop;
   };
   std::vector<Worker> workers_;
+  // aggregate.standby_replicas: warm copies of the partitions no worker
+  // owns, kept in the same store.
+  std::unique_ptr<GroupLog> standby_log_;
+  std::unique_ptr<StandbyReplicas> standby_;
 };
 
 // Materializes the changelog and answers lookups.

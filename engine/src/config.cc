@@ -190,6 +190,9 @@ Status ValidateConfig(const Config& c) {
   if (c.aggregate_threads < 1 || c.aggregate_threads > 64) {
     return bad("aggregate.threads", "must be 1..64");
   }
+  if (c.standby_replicas < 0 || c.standby_replicas > 16) {
+    return bad("aggregate.standby_replicas", "must be 0..16");
+  }
   if (c.max_lookup_domains < 1) return bad("query.max_lookup_domains", "must be positive");
   if (c.max_pending_mb < 1) return bad("log.max_pending_mb", "must be positive");
   // Upper bounds where the value is converted to something narrower: a

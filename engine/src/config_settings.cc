@@ -156,6 +156,10 @@ std::vector<Setting> MakeSettings() {
   s.push_back(IntSetting("aggregate.threads",
                          "cluster mode: aggregation workers (consumer group members) per process",
                          &Config::aggregate_threads));
+  s.push_back(IntSetting("aggregate.standby_replicas",
+                         "cluster mode: 1 or more keeps warm copies of the partitions other "
+                         "aggregators own, so a failover restores only the tail (0: off)",
+                         &Config::standby_replicas));
   s.push_back(U64Setting("query.max_lookup_domains", "most domains in one batch lookup",
                          &Config::max_lookup_domains));
   s.push_back(StringSetting("kafka.brokers",

@@ -336,6 +336,22 @@ class KafkaReader final : public LogReader {
     return s;
   }
 
+  Status Unassign(int32_t partition) override {
+    if (!assigned_.count(partition)) return Status::Ok();
+    rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(list, topic_.c_str(), partition);
+    rd_kafka_error_t* e = rd_kafka_incremental_unassign(rk_, list);
+    rd_kafka_topic_partition_list_destroy(list);
+    if (e) {
+      Status s = Status::IoError(fmt::format("unassigning partition {} of {}: {}", partition,
+                                             topic_, rd_kafka_error_string(e)));
+      rd_kafka_error_destroy(e);
+      return s;
+    }
+    assigned_.erase(partition);
+    return Status::Ok();
+  }
+
   Status Poll(std::chrono::milliseconds timeout, size_t max, RecordBatch* out) override {
     // rd_kafka_consume_batch_queue returns only when it has `max` messages
     // or the timeout expired, which held every changelog record back up to

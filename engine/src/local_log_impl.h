@@ -149,8 +149,7 @@ class LocalLogReader final : public LogReader {
   Status Seek(int32_t partition, int64_t offset) override;
   Status Poll(std::chrono::milliseconds timeout, size_t max, RecordBatch* out) override;
   Result<int64_t> EndOffset(int32_t partition) override;
-  // Stops reading `partition`.
-  void Unassign(int32_t partition);
+  Status Unassign(int32_t partition) override;
   // Next offset to read of every partition read.
   const std::map<int32_t, int64_t>& positions() const { return positions_; }
 

@@ -47,9 +47,10 @@ Status LocalLogReader::Seek(int32_t partition, int64_t offset) {
   return Status::Ok();
 }
 
-void LocalLogReader::Unassign(int32_t partition) {
+Status LocalLogReader::Unassign(int32_t partition) {
   positions_.erase(partition);
   at_end_.erase(partition);
+  return Status::Ok();
 }
 
 Result<int64_t> LocalLogReader::EndOffset(int32_t partition) {

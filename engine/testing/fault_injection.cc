@@ -165,6 +165,7 @@ class FaultInjectionReader final : public LogReader {
     CATCHALL_RETURN_IF_ERROR(Dead(injector_));
     return base_->Seek(partition, offset);
   }
+  Status Unassign(int32_t partition) override { return base_->Unassign(partition); }
   Status Poll(std::chrono::milliseconds timeout, size_t max, RecordBatch* out) override {
     return Around(injector_, FaultPoint::kReaderPoll,
                   [&] { return base_->Poll(timeout, max, out); });

@@ -265,6 +265,8 @@ void AggregationLoop::Rejoin(const Status& why) {
   if (consumer_) consumer_->Close();
   consumer_.reset();
   paused_ = false;  // a new consumer starts unpaused; the next Step applies the gate
+  std::vector<int32_t> dropped;
+  for (const auto& [p, offset] : committed_) dropped.push_back(p);
   committed_.clear();
   position_.clear();
   backlog_end_.clear();
@@ -272,6 +274,7 @@ void AggregationLoop::Rejoin(const Status& why) {
   ready_.store(false, std::memory_order_release);
   if (probe_) probe_->SetReady(false);
   PublishOwned();
+  Release(dropped);
   // A failure that repeats (a store that refuses writes) must not spin.
   SleepUnlessStopping(options_.retry_delay);
 }

@@ -22,6 +22,9 @@ std::map<int32_t, int64_t> AggregationLoop::OnAssigned(const std::vector<int32_t
   // that matches them, so this waits (and retries) rather than guess.
   std::map<int32_t, int64_t> start;
   bool prepared = false;
+  // A warm standby of these partitions stops writing them before the
+  // restore reads where it got to.
+  if (options_.ownership) options_.ownership->Taking(options_.worker.value_or(0), partitions);
   for (int attempt = 1; !stop_.load(); ++attempt) {
     std::map<int32_t, int64_t> committed;
     Status s = consumer_->Committed(partitions, &committed);
@@ -66,6 +69,7 @@ std::map<int32_t, int64_t> AggregationLoop::OnAssigned(const std::vector<int32_t
     // nothing is ever computed from a stale state; the group hands them on
     // after we leave, or back to us when we rejoin.
     spdlog::info("aggregate: not taking on {} partition(s)", partitions.size());
+    Release(partitions);
     return start;
   }
   int64_t backlog = 0;
@@ -110,6 +114,7 @@ void AggregationLoop::OnRevoked(const std::vector<int32_t>& partitions) {
     backlog_end_.erase(p);
   }
   PublishOwned();
+  Release(partitions);
   spdlog::info("aggregate: released {} partition(s)", partitions.size());
 }
 
@@ -123,6 +128,13 @@ void AggregationLoop::OnLost(const std::vector<int32_t>& partitions) {
   }
   if (aggregator_ && !Rewind()) must_rejoin_ = Status::Aborted("partitions could not be rewound");
   PublishOwned();
+  Release(partitions);
+}
+
+void AggregationLoop::Release(const std::vector<int32_t>& partitions) {
+  if (options_.ownership && !partitions.empty()) {
+    options_.ownership->Released(options_.worker.value_or(0), partitions);
+  }
 }
 
 }  // namespace catchall

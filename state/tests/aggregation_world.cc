@@ -106,8 +106,18 @@ AggregationWorld::Process* AggregationWorld::Start(const std::string& machine) {
   }
   p->counters = std::make_unique<CounterStore>(p->store.get(), std::string(kEventsTopic));
   p->group = std::make_unique<testing::FaultInjectionGroupLog>(p->base_group.get(), &p->injector);
+  AggregationOptions options = options_;
+  if (standbys_) {
+    EXPECT_EQ(mode_, Mode::kCluster) << "standbys are a cluster mode feature";
+    StandbyOptions standby;
+    standby.begin_after = options_.ready_without_assignment;
+    standby.retry_delay = options_.retry_delay;
+    p->standby = std::make_unique<StandbyReplicas>(standby, p->group.get(), p->counters.get(),
+                                                   &p->metrics);
+    options.ownership = p->standby.get();
+  }
   p->loop =
-      std::make_unique<AggregationLoop>(options_, p->group.get(), p->counters.get(), &p->metrics);
+      std::make_unique<AggregationLoop>(options, p->group.get(), p->counters.get(), &p->metrics);
   Status s = p->loop->Join();
   EXPECT_TRUE(s.ok()) << s.ToString();
   processes_.push_back(std::move(p));
@@ -116,6 +126,7 @@ AggregationWorld::Process* AggregationWorld::Start(const std::string& machine) {
 
 void AggregationWorld::Forget(Process* p) {
   p->loop.reset();
+  p->standby.reset();
   p->group.reset();
   p->base_group.reset();
   p->counters.reset();
@@ -203,7 +214,10 @@ void AggregationWorld::AppendEvents(int n, int domains, uint32_t seed) {
 }
 
 void AggregationWorld::StepAll() {
-  for (auto& p : processes_) p->loop->Step();
+  for (auto& p : processes_) {
+    p->loop->Step();
+    if (p->standby) p->standby->Step(0ms);
+  }
 }
 
 bool AggregationWorld::RunUntil(const std::function<bool()>& done,
@@ -216,17 +230,17 @@ bool AggregationWorld::RunUntil(const std::function<bool()>& done,
   return true;
 }
 
+bool AggregationWorld::CaughtUp() {
+  std::map<int32_t, int64_t> committed = log()->Committed(kWorldGroup, kEventsTopic);
+  for (int32_t p = 0; p < kWorldPartitions; ++p) {
+    int64_t end = log()->EndOffset(kEventsTopic, p);
+    if (end > 0 && committed[p] != end) return false;
+  }
+  return true;
+}
+
 bool AggregationWorld::RunUntilCaughtUp(std::chrono::milliseconds deadline) {
-  return RunUntil(
-      [this] {
-        std::map<int32_t, int64_t> committed = log()->Committed(kWorldGroup, kEventsTopic);
-        for (int32_t p = 0; p < kWorldPartitions; ++p) {
-          int64_t end = log()->EndOffset(kEventsTopic, p);
-          if (end > 0 && committed[p] != end) return false;
-        }
-        return true;
-      },
-      deadline);
+  return RunUntil([this] { return CaughtUp(); }, deadline);
 }
 
 std::map<std::string, DomainCounts> AggregationWorld::Visible() {

@@ -25,6 +25,7 @@
 #include "fault_injection.h"
 #include "state/aggregation_loop.h"
 #include "state/counter_store.h"
+#include "state/standby_replicas.h"
 
 namespace catchall::test {
 
@@ -48,6 +49,7 @@ class AggregationWorld {
     std::unique_ptr<GroupLog> base_group;
     std::unique_ptr<testing::FaultInjectionGroupLog> group;
     Metrics metrics;
+    std::unique_ptr<StandbyReplicas> standby;  // with UseStandbys
     std::unique_ptr<AggregationLoop> loop;
   };
 
@@ -58,6 +60,10 @@ class AggregationWorld {
   // The log as it is now (embedded: the live process's, or the one reopened
   // for appends).
   LocalLog* log();
+
+  // Cluster mode: processes started from now on keep warm standbys
+  // (StandbyReplicas), stepped with their loops.
+  void UseStandbys() { standbys_ = true; }
 
   // Starts a process and joins the group. `machine` names its state dir in
   // cluster mode (a restarted process finds its old state there). Embedded
@@ -78,8 +84,10 @@ class AggregationWorld {
   // Appends a record that is not a valid event (it must be dead-lettered).
   void AppendMalformed(const std::string& key, const std::string& value);
 
-  // Steps every live process once.
+  // Steps every live process once (its loop, then its standby).
   void StepAll();
+  // Every partition's committed offset is the end of the log (no step).
+  bool CaughtUp();
   // Steps until every partition's committed offset is the end of the log;
   // false after `deadline`.
   bool RunUntilCaughtUp(std::chrono::milliseconds deadline = std::chrono::seconds(30));
@@ -121,6 +129,7 @@ class AggregationWorld {
   // append to.
   std::unique_ptr<KvStore> idle_store_;
   std::unique_ptr<LocalLog> idle_log_;
+  bool standbys_ = false;
   std::vector<std::unique_ptr<Process>> processes_;
   std::map<std::string, DomainCounts> expected_;
   std::map<std::string, bool> seen_ids_;

@@ -50,6 +50,9 @@ struct Config {
   uint64_t commit_max_events = 500000;
   uint64_t idempotency_window_s = 86400;
   int aggregate_threads = 1;
+  // Cluster mode: 0 turns warm standbys off; 1 or more keeps a warm copy of
+  // every partition the process does not own (StandbyReplicas says why).
+  int standby_replicas = 0;
   // [query]
   uint64_t max_lookup_domains = 1000;
   // [kafka] (cluster mode)

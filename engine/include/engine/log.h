@@ -135,6 +135,9 @@ class LogReader {
   // Reads `partition` from `offset` on (kOffsetBeginning: the first record
   // still stored), adding it to the partitions read if it was not one.
   virtual Status Seek(int32_t partition, int64_t offset) = 0;
+  // Stops reading `partition`. Records of it fetched before may still come
+  // out of the next polls; callers that care filter them by offset.
+  virtual Status Unassign(int32_t partition) = 0;
   // Waits up to `timeout` for records of the partitions read, then appends
   // at most `max` of them (and end-of-partition marks) to *out.
   virtual Status Poll(std::chrono::milliseconds timeout, size_t max, RecordBatch* out) = 0;

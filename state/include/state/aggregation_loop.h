@@ -45,6 +45,19 @@ class Metrics;
 class StateRestorer;
 struct PublishOptions;
 
+// Told when a worker takes partitions on and lets them go (the process's
+// warm standbys: StandbyReplicas). Called on the worker's thread.
+class OwnershipListener {
+ public:
+  virtual ~OwnershipListener() = default;
+  // Before the worker restores or reads `partitions`; returns once nothing
+  // else of the process writes their state.
+  virtual void Taking(int worker, const std::vector<int32_t>& partitions) = 0;
+  // After the worker stopped writing their state (handed over, lost, or
+  // dropped on a rejoin).
+  virtual void Released(int worker, const std::vector<int32_t>& partitions) = 0;
+};
+
 struct AggregationOptions {
   std::string events_topic{kEventsTopic};
   std::string dead_letter_topic{kDeadLetterTopic};
@@ -76,6 +89,9 @@ struct AggregationOptions {
   // Consumption pauses while this says no (the disk is low): the member
   // keeps its partitions but reads nothing, and Health() reports why.
   std::function<Status()> may_consume;
+  // Told about every change of the partitions owned (may be null; must
+  // outlive the loop).
+  OwnershipListener* ownership = nullptr;
 };
 
 class AggregationLoop : private RebalanceListener {
@@ -124,6 +140,8 @@ class AggregationLoop : private RebalanceListener {
   void UpdateReady(std::chrono::steady_clock::time_point now);
   void SetHealth(const Status& s);
   void PublishOwned();
+  // Tells options_.ownership that these partitions are no longer written.
+  void Release(const std::vector<int32_t>& partitions);
   // Pauses or resumes the consumer as options_.may_consume says.
   void ApplyGate();
   // Sleeps `d`, waking early when the loop is asked to stop.
