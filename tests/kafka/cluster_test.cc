@@ -467,7 +467,10 @@ TEST_F(ClusterTest, EveryDocumentedMetricIsExportedByARoleWithAValueTheTrafficEx
   ASSERT_EQ(agg_a->Terminate(), 0) << agg_a->Output();
   const size_t changelog_after_a = RecordsIn(brokers_, names_.status);
   const size_t ids_after_a = RecordsIn(brokers_, names_.ids);
-  auto agg_b = StartRole("aggregate", dir_b.path(), "metrics-b");
+  // b keeps warm standbys, of nothing here: it owns every partition
+  // (IdempotencyFailoverTest checks warm copies).
+  auto agg_b = StartRole("aggregate", dir_b.path(), "metrics-b",
+                         {"--set", "aggregate.standby_replicas=1"});
   ExpectReady(*agg_b);
 
   // 3. Counted by b: four events, one of them twice under the same key, and
@@ -614,6 +617,22 @@ TEST_F(ClusterTest, EveryDocumentedMetricIsExportedByARoleWithAValueTheTrafficEx
          EXPECT_GT(ids_after_a, 0U);
          EXPECT_EQ(agg.Sum("catchall_aggregate_restored_records_total"),
                    static_cast<double>(changelog_after_a + ids_after_a));
+       }},
+      {"catchall_aggregate_standby_partitions",
+       [&] {
+         EXPECT_TRUE(agg.Has("catchall_aggregate_standby_partitions"));
+         EXPECT_EQ(agg.Sum("catchall_aggregate_standby_partitions"), 0) << "b owns all";
+       }},
+      {"catchall_aggregate_standby_behind_partitions",
+       [&] {
+         EXPECT_TRUE(agg.Has("catchall_aggregate_standby_behind_partitions"));
+         EXPECT_EQ(agg.Sum("catchall_aggregate_standby_behind_partitions"), 0);
+       }},
+      {"catchall_aggregate_standby_records_total",
+       [&] {
+         EXPECT_TRUE(agg.Has("catchall_aggregate_standby_records_total"));
+         EXPECT_EQ(agg.Sum("catchall_aggregate_standby_records_total"), 0)
+             << "nothing to keep warm";
        }},
       {"catchall_state_domains",
        [&] {

@@ -1,6 +1,7 @@
 // Idempotency across failover, on a real broker: an Idempotency-Key makes a
 // retry safe wherever its partition is counted, because the seen ids travel
-// with the counts (the ids log) and are restored with the partition.
+// with the counts (the ids log) and are restored with the partition, or
+// kept warm by a standby (aggregate.standby_replicas).
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -31,7 +32,8 @@ double Metric(HttpClient& node, const std::string& name, const std::string& labe
     size_t start = pos + 1 + name.size();
     size_t end = text.find('\n', start);
     std::string line = text.substr(start, end - start);
-    bool labelled = line.find(labels) < line.rfind(' ');
+    // An unlabelled sample is "name value": no labels to look for.
+    bool labelled = labels.empty() || line.find(labels) < line.rfind(' ');
     if (!line.empty() && (line[0] == ' ' || line[0] == '{') && labelled) {
       sum += std::stod(line.substr(line.rfind(' ') + 1));
     }
@@ -53,8 +55,10 @@ class IdempotencyFailoverTest : public ::testing::Test {
   }
 
   std::unique_ptr<ServerProcess> StartRole(const std::string& role, const std::string& data_dir,
-                                           const std::string& instance) {
+                                           const std::string& instance,
+                                           const std::vector<std::string>& extra = {}) {
     std::vector<std::string> args = {role, "--brokers", brokers_};
+    args.insert(args.end(), extra.begin(), extra.end());
     for (const auto& f : names_.Flags()) args.push_back(f);
     if (!data_dir.empty()) args.insert(args.end(), {"--data-dir", data_dir});
     if (!instance.empty()) args.insert(args.end(), {"--set", "kafka.instance_id=" + instance});
@@ -159,6 +163,62 @@ TEST_F(IdempotencyFailoverTest, RetriesCountOnceAfterTheOwnerDiesAndAfterPartiti
   EXPECT_TRUE(WaitForAllCounts(q, Expected(), 60s, &diff)) << diff;
   EXPECT_GT(Duplicates(a_admin), 0)
       << "the partitions that moved back were not counted by the first aggregator";
+}
+
+TEST_F(IdempotencyFailoverTest, AWarmStandbyTakesOverWithoutARestoreAndRetriesCountOnce) {
+  TempDir dir_a;
+  TempDir dir_b;
+  TempDir dir_q;
+  const std::vector<std::string> standby = {"--set", "aggregate.standby_replicas=1"};
+  auto ingest = StartRole("ingest", "", "");
+  auto a = StartRole("aggregate", dir_a.path(), "idwarm-a", standby);
+  auto b = StartRole("aggregate", dir_b.path(), "idwarm-b", standby);
+  auto query = StartRole("query", dir_q.path(), "");
+  HttpClient in(ingest->port());
+  HttpClient q(query->port());
+  HttpClient a_admin(a->port());
+  HttpClient b_admin(b->port());
+  WaitFor(
+      [&] {
+        return Metric(a_admin, "catchall_aggregate_owned_partitions") == 2 &&
+               Metric(b_admin, "catchall_aggregate_owned_partitions") == 2;
+      },
+      "both aggregators to own 2 partitions", {a.get(), b.get()}, 60s);
+  PutAllKeyed(in);
+  std::string diff;
+  ASSERT_TRUE(WaitForAllCounts(q, Expected(), 120s, &diff)) << diff;
+
+  // Each keeps the other's two partitions warm, read to their end.
+  for (HttpClient* node : {&a_admin, &b_admin}) {
+    WaitFor(
+        [&] {
+          return Metric(*node, "catchall_aggregate_standby_partitions") == 2 &&
+                 Metric(*node, "catchall_aggregate_standby_behind_partitions") == 0 &&
+                 Metric(*node, "catchall_aggregate_standby_records_total") > 0;
+        },
+        "the standbys to catch up", {a.get(), b.get()}, 60s);
+  }
+  const double restored_before = Metric(b_admin, "catchall_aggregate_restored_records_total");
+
+  // The owner dies: the survivor takes its partitions over from the warm
+  // copy, reading nothing of the changelog or the ids log.
+  a->Kill();
+  WaitFor(
+      [&] {
+        return Metric(b_admin, "catchall_aggregate_owned_partitions") == 4 &&
+               Metric(b_admin, "catchall_aggregate_restoring_partitions") == 0;
+      },
+      "the survivor to own every partition", {b.get()}, 90s);
+  EXPECT_EQ(Metric(b_admin, "catchall_aggregate_restored_records_total"), restored_before)
+      << b->Output();
+  EXPECT_EQ(Metric(b_admin, "catchall_aggregate_standby_partitions"), 0) << "b owns everything";
+
+  // The ids came with the warm copy: every retry is a duplicate.
+  double duplicates_before = Duplicates(b_admin);
+  PutAllKeyed(in);
+  WaitFor([&] { return Duplicates(b_admin) >= duplicates_before + kDomains * kEventsPerDomain; },
+          "the survivor to see every retry as a duplicate", {b.get()}, 120s);
+  EXPECT_TRUE(WaitForAllCounts(q, Expected(), 60s, &diff)) << diff;
 }
 
 }  // namespace
