@@ -98,13 +98,14 @@ FLAGS=(--set "kafka.events_topic=$PREFIX.events" --set "kafka.status_topic=$PREF
 # The aggregators' failover settings: the group notices a dead member after
 # the session timeout, and the dead member's open transaction (which holds
 # back the committed offsets and the read_committed readers of its
-# partitions) is aborted after the transaction timeout. A transactional
-# producer's message timeout may not exceed its transaction timeout.
+# partitions) is aborted after the transaction timeout. librdkafka wants a
+# transactional producer's message and socket timeouts within it.
 AGG=(--set "aggregate.standby_replicas=$STANDBY"
      --set "kafka.consumer.session.timeout.ms=$SESSION_MS"
      --set "kafka.consumer.heartbeat.interval.ms=$((SESSION_MS / 4))"
      --set "kafka.producer.transaction.timeout.ms=$TXN_MS"
-     --set "kafka.producer.message.timeout.ms=$TXN_MS")
+     --set "kafka.producer.message.timeout.ms=$TXN_MS"
+     --set "kafka.producer.socket.timeout.ms=$TXN_MS")
 
 # start_role NAME ROLE [ARGS...]: starts a node on a free port; its port in
 # PORT_<NAME>, its PID in PID_<NAME>.
@@ -145,6 +146,7 @@ start_role query query --data-dir "$WORK/q"
 start_role a aggregate --data-dir "$WORK/a" --set kafka.instance_id="$PREFIX-a" "${AGG[@]}"
 start_role b aggregate --data-dir "$WORK/b" --set kafka.instance_id="$PREFIX-b" "${AGG[@]}"
 until (( $(metric "$PORT_a" catchall_aggregate_owned_partitions) > 0 &&
+         $(metric "$PORT_b" catchall_aggregate_owned_partitions) > 0 &&
          $(metric "$PORT_a" catchall_aggregate_owned_partitions) +
          $(metric "$PORT_b" catchall_aggregate_owned_partitions) == PARTITIONS )); do
   sleep 0.2
