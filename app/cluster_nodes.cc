@@ -117,8 +117,8 @@ Status AggregatorNode::Open() {
     standby.status_topic = c.status_topic;
     standby.ids_topic = c.ids_topic;
     standby.may_consume = options.may_consume;
-    standby_ = std::make_unique<StandbyReplicas>(standby, standby_log_.get(), counters_.get(),
-                                                 metrics());
+    standby_ =
+        std::make_unique<StandbyReplicas>(standby, standby_log_.get(), counters_.get(), metrics());
     standby_->Start();
     options.ownership = standby_.get();
   }

@@ -112,8 +112,8 @@ AggregationWorld::Process* AggregationWorld::Start(const std::string& machine) {
     StandbyOptions standby;
     standby.begin_after = options_.ready_without_assignment;
     standby.retry_delay = options_.retry_delay;
-    p->standby = std::make_unique<StandbyReplicas>(standby, p->group.get(), p->counters.get(),
-                                                   &p->metrics);
+    p->standby =
+        std::make_unique<StandbyReplicas>(standby, p->group.get(), p->counters.get(), &p->metrics);
     options.ownership = p->standby.get();
   }
   p->loop =

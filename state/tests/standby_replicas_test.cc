@@ -103,7 +103,8 @@ TEST_F(StandbyReplicasTest, AWarmCopyTakesOverWithoutRestoringAnything) {
   EXPECT_GT(MetricSum(b_->metrics, "catchall_aggregate_standby_records_total"), 0);
   EXPECT_EQ(MetricSum(b_->metrics, "catchall_aggregate_standby_partitions"), 2);
   EXPECT_EQ(MetricSum(b_->metrics, "catchall_aggregate_standby_behind_partitions"), 0);
-  const double restored_before = MetricSum(b_->metrics, "catchall_aggregate_restored_records_total");
+  const double restored_before =
+      MetricSum(b_->metrics, "catchall_aggregate_restored_records_total");
 
   world_.Kill(a_);
   ASSERT_TRUE(world_.RunUntil([&] { return b_->loop->owned().size() == 4; }));
@@ -120,7 +121,8 @@ TEST_F(StandbyReplicasTest, AWarmCopyTakesOverWithoutRestoringAnything) {
 
 TEST_F(StandbyReplicasTest, ACopyThatFellBehindRestoresOnlyTheTail) {
   StartTwoAndSettle();
-  const double restored_before = MetricSum(b_->metrics, "catchall_aggregate_restored_records_total");
+  const double restored_before =
+      MetricSum(b_->metrics, "catchall_aggregate_restored_records_total");
   // a counts more while b's standby reads nothing.
   world_.AppendEvents(400, 40, 3);
   ASSERT_TRUE(StepLoopsUntil({a_, b_}, [&] { return world_.CaughtUp(); }))
@@ -129,7 +131,8 @@ TEST_F(StandbyReplicasTest, ACopyThatFellBehindRestoresOnlyTheTail) {
   // b's standby still reads nothing until b owns everything.
   ASSERT_TRUE(StepLoopsUntil({b_}, [&] { return b_->loop->owned().size() == 4; }));
   ASSERT_TRUE(world_.RunUntilCaughtUp());
-  double tail = MetricSum(b_->metrics, "catchall_aggregate_restored_records_total") - restored_before;
+  double tail =
+      MetricSum(b_->metrics, "catchall_aggregate_restored_records_total") - restored_before;
   EXPECT_GT(tail, 0) << "b's copy was behind";
   EXPECT_LT(tail, MetricSum(b_->metrics, "catchall_aggregate_standby_records_total"))
       << "only the tail is read, not what the standby had";
@@ -147,9 +150,8 @@ TEST_F(StandbyReplicasTest, PartitionsMovingBackAndForthStayExact) {
   // a comes back with its old store: it takes two partitions again (from
   // its checkpoints) and keeps b's warm.
   a_ = world_.Start("a");
-  ASSERT_TRUE(world_.RunUntil([&] {
-    return a_->loop->owned().size() == 2 && b_->loop->owned().size() == 2;
-  }));
+  ASSERT_TRUE(world_.RunUntil(
+      [&] { return a_->loop->owned().size() == 2 && b_->loop->owned().size() == 2; }));
   world_.AppendEvents(300, 40, 5);
   ASSERT_TRUE(world_.RunUntilCaughtUp());
   ASSERT_TRUE(world_.RunUntil([&] { return WarmAndCaughtUp(a_, b_) && WarmAndCaughtUp(b_, a_); }));

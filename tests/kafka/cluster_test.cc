@@ -469,8 +469,8 @@ TEST_F(ClusterTest, EveryDocumentedMetricIsExportedByARoleWithAValueTheTrafficEx
   const size_t ids_after_a = RecordsIn(brokers_, names_.ids);
   // b keeps warm standbys, of nothing here: it owns every partition
   // (IdempotencyFailoverTest checks warm copies).
-  auto agg_b = StartRole("aggregate", dir_b.path(), "metrics-b",
-                         {"--set", "aggregate.standby_replicas=1"});
+  auto agg_b =
+      StartRole("aggregate", dir_b.path(), "metrics-b", {"--set", "aggregate.standby_replicas=1"});
   ExpectReady(*agg_b);
 
   // 3. Counted by b: four events, one of them twice under the same key, and

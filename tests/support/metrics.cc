@@ -173,11 +173,15 @@ std::map<std::string, std::set<std::string>> DocumentedMetricFamilies() {
 
 const std::set<std::string>& ClusterOnlyMetricFamilies() {
   static const std::set<std::string> kFamilies = {
-      "catchall_aggregate_owned_partitions",       "catchall_aggregate_restoring_partitions",
-      "catchall_aggregate_restored_records_total", "catchall_query_changelog_behind_partitions",
-      "catchall_aggregate_standby_partitions",     "catchall_aggregate_standby_behind_partitions",
+      "catchall_aggregate_owned_partitions",
+      "catchall_aggregate_restoring_partitions",
+      "catchall_aggregate_restored_records_total",
+      "catchall_query_changelog_behind_partitions",
+      "catchall_aggregate_standby_partitions",
+      "catchall_aggregate_standby_behind_partitions",
       "catchall_aggregate_standby_records_total",
-      "catchall_query_changelog_records_total",    "catchall_query_domains",
+      "catchall_query_changelog_records_total",
+      "catchall_query_domains",
   };
   return kFamilies;
 }
