@@ -21,6 +21,7 @@
 // once a worker has said it is taking it (Taking() waits for that).
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <functional>
@@ -94,12 +95,12 @@ class StandbyReplicas final : public OwnershipListener {
  private:
   enum Log { kChangelog = 0, kIds = 1 };
   struct Tail {
-    int64_t next[2] = {0, 0};  // next offset to read of each log
-    bool at_end[2] = {false, false};
+    std::array<int64_t, 2> next = {0, 0};  // next offset to read of each log
+    std::array<bool, 2> at_end = {false, false};
     // Checkpoints read in one log and not yet in the other: events offset
     // -> the offset after the checkpoint record.
-    std::map<int64_t, int64_t> marks[2];
-    int64_t last_mark[2] = {-1, -1};
+    std::array<std::map<int64_t, int64_t>, 2> marks;
+    std::array<int64_t, 2> last_mark = {-1, -1};
     StateCheckpoint reached;  // both logs read through it
     bool dirty = false;       // `reached` not written yet
   };
@@ -130,7 +131,7 @@ class StandbyReplicas final : public OwnershipListener {
   std::chrono::steady_clock::time_point failed_at_;
   bool failed_ = false;
   std::map<int32_t, std::set<int>> owners_;  // partition -> workers owning it
-  std::unique_ptr<LogReader> readers_[2];
+  std::array<std::unique_ptr<LogReader>, 2> readers_;
   std::map<int32_t, Tail> tails_;
   KvWriteBatch batch_;
   size_t pending_ = 0;
