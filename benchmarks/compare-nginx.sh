@@ -121,12 +121,15 @@ run_bench() {
   local c1=$CHILD_CPU_MS
   # shellcheck disable=SC2086
   s1="$(ticks_of ${pids[$name]})"
-  read -r RATE P99 < <(python3 -c '
+  # CPU is measured over the whole run (warmup and any --verify lookups
+  # included), so it is divided by every request sent, not by the rate.
+  local sent
+  read -r RATE P99 sent < <(python3 -c '
 import json, sys
 r = json.load(open(sys.argv[1]))
-print(r["throughput_per_s"], r["latency_ms"]["p99"])
+print(r["throughput_per_s"], r["latency_ms"]["p99"], r["requests"]["sent"])
 ' "$OUT/$name/results.json")
-  per_request_us "$s0" "$s1" "$c0" "$c1" "$RATE"
+  per_request_us "$s0" "$s1" "$c0" "$c1" "$RATE" "$sent"
 }
 
 # run_wrk NAME: one wrk run; sets RATE, P99, SERVER_US, CLIENT_US and, for
@@ -171,29 +174,15 @@ run_wrk() {
   per_request_us "$s0" "$s1" "$c0" "$c1" "$RATE" "$total"
 }
 
-# per_request_us S0 S1 C0 C1 RATE [REQUESTS]: server CPU (ticks) and client
+# per_request_us S0 S1 C0 C1 RATE REQUESTS: server CPU (ticks) and client
 # CPU (ms) per request, in µs, into SERVER_US and CLIENT_US.
 per_request_us() {
-  local requests="${6:-}"
-  if [[ -z "$requests" ]]; then
-    requests="$(awk -v r="$5" -v d="$DURATION" 'BEGIN { printf "%d", r * d }')"
-  fi
+  local requests="$6"
   read -r SERVER_US CLIENT_US < <(awk -v s="$(($2 - $1))" -v c="$(($4 - $3))" -v n="$requests" \
     -v hz="$HZ" 'BEGIN { if (n < 1) n = 1; printf "%.1f %.1f\n", s / hz * 1e6 / n, c * 1000 / n }')
 }
 
 BENCH_ARGS=("$@")
-# The measured seconds catchall-bench reports throughput over (for the CPU
-# per request): --duration minus --warmup, defaults 10 and 0.
-DURATION="$(python3 - "$@" <<'PY'
-import sys
-a = sys.argv[1:]
-def flag(name, default):
-    return float(a[a.index(name) + 1]) if name in a else default
-print(flag("--duration", 10.0) - flag("--warmup", 0.0))
-PY
-)"
-
 clients=()
 [[ "$client" == bench || "$client" == both ]] && clients+=(bench)
 [[ "$client" == wrk || "$client" == both ]] && clients+=(wrk)

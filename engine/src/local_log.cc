@@ -16,6 +16,9 @@ namespace catchall {
 namespace {
 
 constexpr std::string_view kMetaColumn = "log.meta";
+// Newest batches kept in memory per partition for readers right behind the
+// writer (LogTailCache): 8 partitions of events hold 32 MB at most.
+constexpr size_t kTailCacheBytesPerPartition = 4 << 20;
 constexpr std::string_view kCommittedPrefix = "committed/";
 
 std::string ColumnName(std::string_view topic) { return fmt::format("log:{}", topic); }
@@ -284,6 +287,7 @@ Status LocalLog::Open(const LocalLogOptions& options, KvStore* store, Metrics* m
     t->floor = std::make_unique<std::atomic<int64_t>[]>(spec.partitions);
     t->next.assign(spec.partitions, 0);
     t->buffers.resize(spec.partitions);
+    t->tail = std::make_unique<LogTailCache>(spec.partitions, kTailCacheBytesPerPartition);
     t->counts.assign(spec.partitions, 0);
     for (int32_t part = 0; part < spec.partitions; ++part) {
       auto it = store->NewIterator(t->column, LocalBatchKey(part, 0), LocalBatchKey(part + 1, 0));

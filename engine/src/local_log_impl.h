@@ -19,6 +19,7 @@
 #include "engine/kv_store.h"
 #include "engine/local_log.h"
 #include "engine/log.h"
+#include "log_tail_cache.h"
 
 namespace catchall {
 
@@ -49,6 +50,8 @@ struct TopicState {
   std::vector<std::string> buffers;               // writer thread only
   std::vector<uint32_t> counts;                   // writer thread only
   std::unique_ptr<LocalLogAppender> appender;
+  // The newest batches, for readers right behind the writer.
+  std::unique_ptr<LogTailCache> tail;
 };
 
 // A transaction on its way to the writer thread.
@@ -118,6 +121,10 @@ struct LocalLogImpl {
   // Returns the number of records added.
   Result<size_t> Read(const TopicState& topic, int32_t partition, int64_t from, size_t max_records,
                       RecordBatch* out) const;
+  // Read's way through the tail cache: `cached` from LogTailCache::Find.
+  static Result<size_t> ReadCached(const std::vector<LogTailCache::Entry>& cached,
+                                   int32_t partition, int64_t from, int64_t end, size_t max_records,
+                                   RecordBatch* out);
   // Returns when `seq` != `seen` or after `timeout`.
   void WaitForWrite(uint64_t seen, std::chrono::milliseconds timeout) const;
 

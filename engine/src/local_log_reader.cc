@@ -6,10 +6,38 @@
 
 namespace catchall {
 
+Result<size_t> LocalLogImpl::ReadCached(const std::vector<LogTailCache::Entry>& cached,
+                                        int32_t partition, int64_t from, int64_t end,
+                                        size_t max_records, RecordBatch* out) {
+  size_t added = 0;
+  for (const LogTailCache::Entry& e : cached) {
+    if (e.base >= end || added >= max_records) break;  // not yet published
+    LogBatchHeader header;
+    CATCHALL_RETURN_IF_ERROR(DecodeLogBatchHeader(*e.blob, &header));
+    // The batch outlives the cache's hold on it as long as the records do.
+    out->Hold(new std::shared_ptr<const std::string>(e.blob),
+              [](void* p) { delete static_cast<std::shared_ptr<const std::string>*>(p); });
+    LogBatchReader batch(*e.blob);
+    std::string_view key;
+    std::string_view value;
+    for (int64_t offset = e.base; batch.Next(&key, &value); ++offset) {
+      if (offset < from) continue;
+      out->Add(ConsumedRecord{partition, offset, header.timestamp_ms, key, value});
+      ++added;
+    }
+    CATCHALL_RETURN_IF_ERROR(batch.status());
+  }
+  return added;
+}
+
 Result<size_t> LocalLogImpl::Read(const TopicState& topic, int32_t partition, int64_t from,
                                   size_t max_records, RecordBatch* out) const {
   int64_t end = topic.end[partition].load(std::memory_order_acquire);
   if (from >= end) return size_t{0};
+  std::vector<LogTailCache::Entry> cached;
+  if (topic.tail->Find(partition, from, max_records, &cached)) {
+    return ReadCached(cached, partition, from, end, max_records, out);
+  }
   auto it = store->NewIterator(topic.column, LocalBatchKey(partition, 0),
                                LocalBatchKey(partition + 1, 0));
   it->SeekForPrev(LocalBatchKey(partition, from));

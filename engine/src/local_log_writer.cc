@@ -111,6 +111,10 @@ void LocalLogImpl::WriteAppends(std::vector<PendingWrite>* work, KvWriteBatch* b
     for (int32_t part = 0; part < t->partitions; ++part) {
       if (t->counts[part] == 0) continue;
       if (s.ok()) {
+        // Before the end moves: a reader that sees the new end finds the
+        // batch in the cache or in the store.
+        t->tail->Add(part, t->next[part], t->counts[part], std::move(t->buffers[part]));
+        t->buffers[part].clear();
         t->next[part] += t->counts[part];
         t->end[part].store(t->next[part], std::memory_order_release);
       }
@@ -171,6 +175,7 @@ void LocalLogImpl::WriteTransaction(PendingWrite* write, KvWriteBatch* scratch) 
   if (s.ok()) {
     for (auto& [where, blob] : blobs) {
       auto [t, part] = where;
+      t->tail->Add(part, t->next[part], blob.second, std::move(blob.first));
       t->next[part] += blob.second;
       t->end[part].store(t->next[part], std::memory_order_release);
       pending->ends[{t->name, part}] = t->next[part];

@@ -2,6 +2,10 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <string_view>
+#include <utility>
+
 #include "engine/changelog.h"
 #include "engine/domain_status.h"
 #include "engine/partitioner.h"
@@ -33,20 +37,29 @@ Status BuildCommit(const CounterDelta& delta, std::vector<OutputRecord> dead_let
   txn->records = std::move(dead_letters);
   txn->offsets.clear();
   state->Clear();
+  // In key order: RocksDB's memtable inserts a run of ascending keys
+  // without searching its skip list from the top for each (perf showed the
+  // search at ~8% of `catchall serve`'s CPU under single PUTs with the keys
+  // in hash order), and MultiGet reads neighbouring keys together.
+  std::vector<std::string> domains;
+  domains.reserve(delta.counts.size());
+  for (const auto& [domain, counts] : delta.counts) domains.push_back(domain);
+  std::sort(domains.begin(), domains.end());
   if (publish) {
     // New absolute counters: what the state holds (as of the last commit)
     // plus the delta.
-    std::vector<std::string> domains;
-    domains.reserve(delta.counts.size());
-    for (const auto& [domain, counts] : delta.counts) domains.push_back(domain);
     std::vector<DomainCounts> stored;
     CATCHALL_RETURN_IF_ERROR(store.MultiGet(domains, &stored));
     PublishCounts(delta, stored, domains, store, *publish, txn, state);
   } else {
-    for (const auto& [domain, counts] : delta.counts) store.AddCounts(domain, counts, state);
+    for (const std::string& domain : domains) {
+      store.AddCounts(domain, delta.counts.find(domain)->second, state);
+    }
   }
+  std::vector<std::pair<std::string_view, int64_t>> ids(delta.ids.begin(), delta.ids.end());
+  std::sort(ids.begin(), ids.end());
   std::string value;
-  for (const auto& [key, ts] : delta.ids) {
+  for (const auto& [key, ts] : ids) {
     store.PutId(key, ts, state);
     if (!publish) continue;
     size_t nul = key.find('\0');

@@ -1,0 +1,47 @@
+#include "log_tail_cache.h"
+
+#include <algorithm>
+
+namespace catchall {
+
+LogTailCache::LogTailCache(int32_t partitions, size_t max_bytes)
+    : max_bytes_(max_bytes), partitions_(static_cast<size_t>(std::max(partitions, 0))) {}
+
+void LogTailCache::Add(int32_t partition, int64_t base, uint32_t count, std::string blob) {
+  if (partition < 0 || static_cast<size_t>(partition) >= partitions_.size() || count == 0) return;
+  auto shared = std::make_shared<const std::string>(std::move(blob));
+  std::lock_guard<std::mutex> lock(mu_);
+  Partition& p = partitions_[static_cast<size_t>(partition)];
+  if (!p.batches.empty()) {
+    const Entry& last = p.batches.back();
+    if (last.base + last.count != base) {
+      p.batches.clear();
+      p.bytes = 0;
+    }
+  }
+  p.bytes += shared->size();
+  p.batches.push_back(Entry{base, count, std::move(shared)});
+  while (p.batches.size() > 1 && p.bytes > max_bytes_) {
+    p.bytes -= p.batches.front().blob->size();
+    p.batches.pop_front();
+  }
+}
+
+bool LogTailCache::Find(int32_t partition, int64_t from, size_t max_records,
+                        std::vector<Entry>* out) const {
+  if (partition < 0 || static_cast<size_t>(partition) >= partitions_.size()) return false;
+  std::lock_guard<std::mutex> lock(mu_);
+  const Partition& p = partitions_[static_cast<size_t>(partition)];
+  if (p.batches.empty() || from < p.batches.front().base) return false;
+  // The first batch that ends after `from`.
+  auto it = std::upper_bound(p.batches.begin(), p.batches.end(), from,
+                             [](int64_t offset, const Entry& e) { return offset < e.base + e.count; });
+  size_t records = 0;
+  for (; it != p.batches.end() && records < max_records; ++it) {
+    records += static_cast<size_t>(it->base + it->count - std::max(from, it->base));
+    out->push_back(*it);
+  }
+  return true;
+}
+
+}  // namespace catchall
