@@ -34,8 +34,9 @@ bool LogTailCache::Find(int32_t partition, int64_t from, size_t max_records,
   const Partition& p = partitions_[static_cast<size_t>(partition)];
   if (p.batches.empty() || from < p.batches.front().base) return false;
   // The first batch that ends after `from`.
-  auto it = std::upper_bound(p.batches.begin(), p.batches.end(), from,
-                             [](int64_t offset, const Entry& e) { return offset < e.base + e.count; });
+  auto it =
+      std::upper_bound(p.batches.begin(), p.batches.end(), from,
+                       [](int64_t offset, const Entry& e) { return offset < e.base + e.count; });
   size_t records = 0;
   for (; it != p.batches.end() && records < max_records; ++it) {
     records += static_cast<size_t>(it->base + it->count - std::max(from, it->base));

@@ -11,6 +11,7 @@ namespace {
 
 std::vector<int64_t> Bases(const std::vector<LogTailCache::Entry>& entries) {
   std::vector<int64_t> out;
+  out.reserve(entries.size());
   for (const auto& e : entries) out.push_back(e.base);
   return out;
 }

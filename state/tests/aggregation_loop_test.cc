@@ -19,16 +19,6 @@ namespace {
 using ::testing::HasSubstr;
 using namespace std::chrono_literals;
 
-AggregationOptions SmallCommits() {
-  AggregationOptions o;
-  o.commit_interval = 5ms;
-  o.commit_max_records = 50;
-  o.poll_max_records = 40;  // several polls and commits per test
-  o.ready_without_assignment = 100ms;
-  o.retry_delay = 10ms;
-  return o;
-}
-
 class AggregationLoopTest : public ::testing::TestWithParam<Mode> {
  protected:
   AggregationLoopTest() : world_(GetParam(), dir_.path(), SmallCommits()) {}

@@ -35,6 +35,19 @@ std::string ModeName(Mode mode);
 inline void PrintTo(Mode mode, std::ostream* os) { *os << ModeName(mode); }
 
 inline constexpr int32_t kWorldPartitions = 4;
+
+// Options that make a test's few hundred events take several polls and
+// commits, and its waits short.
+inline AggregationOptions SmallCommits() {
+  using namespace std::chrono_literals;
+  AggregationOptions o;
+  o.commit_interval = 5ms;
+  o.commit_max_records = 50;
+  o.poll_max_records = 40;
+  o.ready_without_assignment = 100ms;
+  o.retry_delay = 10ms;
+  return o;
+}
 inline constexpr std::string_view kWorldGroup = "aggregators";
 
 class AggregationWorld {

@@ -22,16 +22,6 @@ using testing::FaultEffect;
 using testing::FaultPoint;
 using testing::FaultTiming;
 
-AggregationOptions SmallCommits() {
-  AggregationOptions o;
-  o.commit_interval = 5ms;
-  o.commit_max_records = 50;
-  o.poll_max_records = 40;
-  o.ready_without_assignment = 100ms;
-  o.retry_delay = 10ms;
-  return o;
-}
-
 // The sum of a metric's samples in a process's exposition.
 double MetricSum(Metrics& metrics, const std::string& name) {
   std::istringstream in(metrics.Serialize());
