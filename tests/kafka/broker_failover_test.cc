@@ -89,11 +89,8 @@ class BrokerFailoverTest : public ::testing::Test {
 
   std::unique_ptr<ServerProcess> StartRole(const std::string& role, const std::string& data_dir,
                                            const std::string& instance = "") {
-    std::vector<std::string> args = {role, "--brokers", cluster_.brokers()};
-    for (const auto& f : names_.Flags()) args.push_back(f);
-    if (!data_dir.empty()) args.insert(args.end(), {"--data-dir", data_dir});
-    if (!instance.empty()) args.insert(args.end(), {"--set", "kafka.instance_id=" + instance});
-    auto p = std::make_unique<ServerProcess>(args);
+    auto p = std::make_unique<ServerProcess>(
+        names_.RoleArgs(role, cluster_.brokers(), data_dir, instance));
     EXPECT_TRUE(p->started()) << p->Output();
     return p;
   }

@@ -32,11 +32,9 @@ TEST(ClusterAuthTest, EveryRoleChecksKeysAndReloadsThemOnSighup) {
                       << KeyFileLine("prometheus-key", "metrics");
 
   auto start = [&](const std::string& role, const std::string& data_dir) {
-    std::vector<std::string> args = {role, "--brokers", brokers, "--set", "auth.keys_file=" + keys};
-    for (const auto& f : names.Flags()) args.push_back(f);
-    if (!data_dir.empty()) args.insert(args.end(), {"--data-dir", data_dir});
-    if (role == "aggregate") args.insert(args.end(), {"--set", "kafka.instance_id=auth-a"});
-    return std::make_unique<ServerProcess>(args);
+    return std::make_unique<ServerProcess>(names.RoleArgs(role, brokers, data_dir,
+                                                          role == "aggregate" ? "auth-a" : "",
+                                                          {"--set", "auth.keys_file=" + keys}));
   };
   TempDir agg_dir;
   TempDir query_dir;

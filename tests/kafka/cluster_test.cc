@@ -62,12 +62,8 @@ class ClusterTest : public ::testing::Test {
                                            const std::string& data_dir = "",
                                            const std::string& instance = "",
                                            std::vector<std::string> extra = {}) {
-    std::vector<std::string> args = {role, "--brokers", brokers_};
-    for (const auto& f : names_.Flags()) args.push_back(f);
-    if (!data_dir.empty()) args.insert(args.end(), {"--data-dir", data_dir});
-    if (!instance.empty()) args.insert(args.end(), {"--set", "kafka.instance_id=" + instance});
-    args.insert(args.end(), extra.begin(), extra.end());
-    auto p = std::make_unique<ServerProcess>(args);
+    auto p =
+        std::make_unique<ServerProcess>(names_.RoleArgs(role, brokers_, data_dir, instance, extra));
     EXPECT_TRUE(p->started()) << p->Output();
     return p;
   }
@@ -758,12 +754,8 @@ class BrokerOutageTest : public ::testing::Test {
 
   std::unique_ptr<ServerProcess> StartRole(const std::string& role, const std::string& data_dir,
                                            const std::string& instance = "") {
-    std::vector<std::string> args = {role, "--brokers", broker_.brokers(), "--set",
-                                     "kafka.timeout_ms=3000"};
-    for (const auto& f : names_.Flags()) args.push_back(f);
-    if (!data_dir.empty()) args.insert(args.end(), {"--data-dir", data_dir});
-    if (!instance.empty()) args.insert(args.end(), {"--set", "kafka.instance_id=" + instance});
-    return std::make_unique<ServerProcess>(args);
+    return std::make_unique<ServerProcess>(names_.RoleArgs(
+        role, broker_.brokers(), data_dir, instance, {"--set", "kafka.timeout_ms=3000"}));
   }
 
   TestBroker broker_;

@@ -57,12 +57,8 @@ class IdempotencyFailoverTest : public ::testing::Test {
   std::unique_ptr<ServerProcess> StartRole(const std::string& role, const std::string& data_dir,
                                            const std::string& instance,
                                            const std::vector<std::string>& extra = {}) {
-    std::vector<std::string> args = {role, "--brokers", brokers_};
-    args.insert(args.end(), extra.begin(), extra.end());
-    for (const auto& f : names_.Flags()) args.push_back(f);
-    if (!data_dir.empty()) args.insert(args.end(), {"--data-dir", data_dir});
-    if (!instance.empty()) args.insert(args.end(), {"--set", "kafka.instance_id=" + instance});
-    auto p = std::make_unique<ServerProcess>(args);
+    auto p =
+        std::make_unique<ServerProcess>(names_.RoleArgs(role, brokers_, data_dir, instance, extra));
     EXPECT_TRUE(p->started()) << p->Output();
     EXPECT_TRUE(p->WaitReady(90s)) << p->Output();
     return p;

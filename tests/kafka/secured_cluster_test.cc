@@ -69,13 +69,10 @@ class SecuredClusterTest : public ::testing::Test {
     ClusterNames names = CreateClusterTopics(brokers, test, kPartitions, security);
     ASSERT_FALSE(HasFailure()) << "creating the topics over the secured listener failed";
     auto start = [&](const std::string& role, const std::string& data_dir) {
-      std::vector<std::string> args = {role, "--brokers", brokers};
-      for (const auto& f : names.Flags()) args.push_back(f);
-      args.insert(args.end(), security.begin(), security.end());
-      args.insert(args.end(), role_flags.begin(), role_flags.end());
-      if (!data_dir.empty()) args.insert(args.end(), {"--data-dir", data_dir});
-      if (role == "aggregate") args.insert(args.end(), {"--set", "kafka.instance_id=" + test});
-      roles->push_back(std::make_unique<ServerProcess>(args));
+      std::vector<std::string> extra = security;
+      extra.insert(extra.end(), role_flags.begin(), role_flags.end());
+      roles->push_back(std::make_unique<ServerProcess>(
+          names.RoleArgs(role, brokers, data_dir, role == "aggregate" ? test : "", extra)));
       EXPECT_TRUE(roles->back()->started()) << roles->back()->Output();
     };
     start("ingest", "");

@@ -35,6 +35,18 @@ std::vector<std::string> ClusterNames::Flags() const {
       "--set", "kafka.group_id=" + group,      "--set", "aggregate.commit_interval_ms=50"};
 }
 
+std::vector<std::string> ClusterNames::RoleArgs(const std::string& role, const std::string& brokers,
+                                                const std::string& data_dir,
+                                                const std::string& instance,
+                                                const std::vector<std::string>& extra) const {
+  std::vector<std::string> args = {role, "--brokers", brokers};
+  for (const auto& f : Flags()) args.push_back(f);
+  if (!data_dir.empty()) args.insert(args.end(), {"--data-dir", data_dir});
+  if (!instance.empty()) args.insert(args.end(), {"--set", "kafka.instance_id=" + instance});
+  args.insert(args.end(), extra.begin(), extra.end());
+  return args;
+}
+
 ClusterNames CreateClusterTopics(const std::string& brokers, const std::string& prefix,
                                  int partitions, const std::vector<std::string>& flags) {
   std::random_device rd;

@@ -21,6 +21,15 @@ struct ClusterNames {
   std::string group;
   // --set flags that point a catchall process at these names.
   std::vector<std::string> Flags() const;
+  // The command line of a cluster role on these topics:
+  //   ROLE --brokers BROKERS <Flags()> [--data-dir DIR]
+  //   [--set kafka.instance_id=INSTANCE] [extra...]
+  // An aggregator's stable instance id lets a restart fence its previous
+  // incarnation. `extra` comes last, so its --set flags win.
+  std::vector<std::string> RoleArgs(const std::string& role, const std::string& brokers,
+                                    const std::string& data_dir = "",
+                                    const std::string& instance = "",
+                                    const std::vector<std::string>& extra = {}) const;
 };
 
 // Creates the three topics with `partitions` partitions through
