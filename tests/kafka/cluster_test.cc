@@ -61,7 +61,7 @@ class ClusterTest : public ::testing::Test {
   std::unique_ptr<ServerProcess> StartRole(const std::string& role,
                                            const std::string& data_dir = "",
                                            const std::string& instance = "",
-                                           std::vector<std::string> extra = {}) {
+                                           const std::vector<std::string>& extra = {}) {
     auto p =
         std::make_unique<ServerProcess>(names_.RoleArgs(role, brokers_, data_dir, instance, extra));
     EXPECT_TRUE(p->started()) << p->Output();
