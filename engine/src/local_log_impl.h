@@ -121,10 +121,6 @@ struct LocalLogImpl {
   // Returns the number of records added.
   Result<size_t> Read(const TopicState& topic, int32_t partition, int64_t from, size_t max_records,
                       RecordBatch* out) const;
-  // Read's way through the tail cache: `cached` from LogTailCache::Find.
-  static Result<size_t> ReadCached(const std::vector<LogTailCache::Entry>& cached,
-                                   int32_t partition, int64_t from, int64_t end, size_t max_records,
-                                   RecordBatch* out);
   // Returns when `seq` != `seen` or after `timeout`.
   void WaitForWrite(uint64_t seen, std::chrono::milliseconds timeout) const;
 

@@ -6,43 +6,55 @@
 
 namespace catchall {
 
-Result<size_t> LocalLogImpl::ReadCached(const std::vector<LogTailCache::Entry>& cached,
-                                        int32_t partition, int64_t from, int64_t end,
-                                        size_t max_records, RecordBatch* out) {
+namespace {
+
+// Adds the records of the log batch `blob` (its first offset `base`, its
+// header decoded) from offset `from` on to *out, whose records point into
+// `blob`: the caller keeps it alive as long as *out. Returns how many.
+Result<size_t> AddBatchRecords(std::string_view blob, const LogBatchHeader& header, int64_t base,
+                               int32_t partition, int64_t from, RecordBatch* out) {
   size_t added = 0;
-  for (const LogTailCache::Entry& e : cached) {
-    if (e.base >= end || added >= max_records) break;  // not yet published
-    LogBatchHeader header;
-    CATCHALL_RETURN_IF_ERROR(DecodeLogBatchHeader(*e.blob, &header));
-    // The batch outlives the cache's hold on it as long as the records do.
-    out->Hold(new std::shared_ptr<const std::string>(e.blob),
-              [](void* p) { delete static_cast<std::shared_ptr<const std::string>*>(p); });
-    LogBatchReader batch(*e.blob);
-    std::string_view key;
-    std::string_view value;
-    for (int64_t offset = e.base; batch.Next(&key, &value); ++offset) {
-      if (offset < from) continue;
-      out->Add(ConsumedRecord{partition, offset, header.timestamp_ms, key, value});
-      ++added;
-    }
-    CATCHALL_RETURN_IF_ERROR(batch.status());
+  LogBatchReader batch(blob);
+  std::string_view key;
+  std::string_view value;
+  for (int64_t offset = base; batch.Next(&key, &value); ++offset) {
+    if (offset < from) continue;
+    out->Add(ConsumedRecord{partition, offset, header.timestamp_ms, key, value});
+    ++added;
   }
+  CATCHALL_RETURN_IF_ERROR(batch.status());
   return added;
 }
+
+void ReleaseSharedBlob(void* blob) {
+  delete static_cast<std::shared_ptr<const std::string>*>(blob);
+}
+
+}  // namespace
 
 Result<size_t> LocalLogImpl::Read(const TopicState& topic, int32_t partition, int64_t from,
                                   size_t max_records, RecordBatch* out) const {
   int64_t end = topic.end[partition].load(std::memory_order_acquire);
   if (from >= end) return size_t{0};
   std::vector<LogTailCache::Entry> cached;
+  size_t added = 0;
   if (topic.tail->Find(partition, from, max_records, &cached)) {
-    return ReadCached(cached, partition, from, end, max_records, out);
+    for (const LogTailCache::Entry& e : cached) {
+      if (e.base >= end || added >= max_records) break;  // not yet published
+      LogBatchHeader header;
+      CATCHALL_RETURN_IF_ERROR(DecodeLogBatchHeader(*e.blob, &header));
+      // Shared with the cache, the batch lives as long as *out holds it.
+      out->Hold(new std::shared_ptr<const std::string>(e.blob), &ReleaseSharedBlob);
+      Result<size_t> got = AddBatchRecords(*e.blob, header, e.base, partition, from, out);
+      if (!got.ok()) return got.status();
+      added += *got;
+    }
+    return added;
   }
   auto it = store->NewIterator(topic.column, LocalBatchKey(partition, 0),
                                LocalBatchKey(partition + 1, 0));
   it->SeekForPrev(LocalBatchKey(partition, from));
   if (!it->Valid()) it->Seek(LocalBatchKey(partition, from));
-  size_t added = 0;
   for (; it->Valid() && added < max_records; it->Next()) {
     auto base = static_cast<int64_t>(DecodeBigEndian64(it->key().data() + 4));
     if (base >= end) break;  // written by a group commit that is not yet published
@@ -50,15 +62,9 @@ Result<size_t> LocalLogImpl::Read(const TopicState& topic, int32_t partition, in
     CATCHALL_RETURN_IF_ERROR(DecodeLogBatchHeader(it->value(), &header));
     if (base + header.count <= from) continue;
     std::string_view blob = out->Keep(std::string(it->value()));
-    LogBatchReader batch(blob);
-    std::string_view key;
-    std::string_view value;
-    for (int64_t offset = base; batch.Next(&key, &value); ++offset) {
-      if (offset < from) continue;
-      out->Add(ConsumedRecord{partition, offset, header.timestamp_ms, key, value});
-      ++added;
-    }
-    CATCHALL_RETURN_IF_ERROR(batch.status());
+    Result<size_t> got = AddBatchRecords(blob, header, base, partition, from, out);
+    if (!got.ok()) return got.status();
+    added += *got;
   }
   CATCHALL_RETURN_IF_ERROR(it->status());
   return added;
