@@ -7,6 +7,7 @@
 
 #include "engine/kafka.h"
 #include "engine/kv_store.h"
+#include "engine/store_metrics.h"
 #include "ingest/ingest_service.h"
 #include "node_common.h"
 #include "query/query_service.h"
@@ -92,6 +93,7 @@ Status AggregatorNode::Open() {
   CATCHALL_RETURN_IF_ERROR(OpenStore(
       env_, c, CounterStore::Columns(std::chrono::seconds(c.idempotency_window_s)), &store_));
   disk_ = WatchDisk(env_, c, metrics());
+  ExportStoreMetrics(store_.get(), metrics());
   counters_ = std::make_unique<CounterStore>(store_.get(), c.events_topic);
   AggregationOptions options;
   options.events_topic = c.events_topic;
@@ -188,6 +190,7 @@ Status QueryNode::Open() {
   CATCHALL_RETURN_IF_ERROR(CheckRoleTopics(c, {c.status_topic}));
   CATCHALL_RETURN_IF_ERROR(OpenStore(env_, c, StatusMaterializer::Columns(), &store_));
   disk_ = WatchDisk(env_, c, metrics());
+  ExportStoreMetrics(store_.get(), metrics());
   std::unique_ptr<LogReader> reader;
   CATCHALL_RETURN_IF_ERROR(CreateKafkaReader(KafkaOptionsFor(c, "query"), c.status_topic, &reader));
   materializer_ =

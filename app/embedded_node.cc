@@ -5,6 +5,7 @@
 
 #include "engine/kv_store.h"
 #include "engine/local_log.h"
+#include "engine/store_metrics.h"
 #include "ingest/ingest_service.h"
 #include "node_common.h"
 #include "query/query_service.h"
@@ -32,6 +33,7 @@ Status EmbeddedNode::Open() {
   }
   CATCHALL_RETURN_IF_ERROR(OpenStore(env_, c, std::move(columns), &store_));
   disk_ = WatchDisk(env_, c, metrics());
+  ExportStoreMetrics(store_.get(), metrics());
   log_options.disk = disk_.get();
   CATCHALL_RETURN_IF_ERROR(LocalLog::Open(log_options, store_.get(), metrics(), &log_));
   counters_ = std::make_unique<CounterStore>(store_.get(), std::string(kEventsTopic));

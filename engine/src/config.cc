@@ -165,6 +165,9 @@ Status ValidateConfig(const Config& c) {
     return Status::InvalidArgument(fmt::format("{}: {}", key, why));
   };
   if (c.partitions < 1 || c.partitions > 4096) return bad("log.partitions", "must be 1..4096");
+  if (c.background_jobs < 1 || c.background_jobs > 64) {
+    return bad("storage.background_jobs", "must be 1..64");
+  }
   if (c.kafka_partitions < 1 || c.kafka_partitions > 100000) {
     return bad("kafka.partitions", "must be at least 1");
   }
@@ -212,6 +215,7 @@ Status ValidateConfig(const Config& c) {
       {"server.io_timeout_ms", c.io_timeout_ms, kDayMs},
       {"server.shutdown_timeout_ms", c.shutdown_timeout_ms, kDayMs},
       {"storage.block_cache_mb", c.block_cache_mb, 1 << 20},
+      {"storage.compaction_rate_mb", c.compaction_rate_mb, 1 << 20},
       {"storage.min_free_mb", c.min_free_mb, uint64_t{1} << 40},
       {"log.retention_minutes", c.retention_minutes, kYearS / 60},
       {"log.max_pending_mb", c.max_pending_mb, 1 << 20},

@@ -123,6 +123,16 @@ std::vector<Setting> MakeSettings() {
                           &Config::sync_writes));
   s.push_back(
       U64Setting("storage.block_cache_mb", "RocksDB block cache size", &Config::block_cache_mb));
+  s.push_back(IntSetting("storage.background_jobs", "RocksDB flush and compaction threads (1..64)",
+                         &Config::background_jobs));
+  s.push_back(U64Setting("storage.compaction_rate_mb",
+                         "most MB/s that flushes and compactions write (0: no limit); smooths "
+                         "their bursts, at the cost of a larger backlog",
+                         &Config::compaction_rate_mb));
+  s.push_back(BoolSetting("storage.compaction_low_priority",
+                          "run compaction threads at the lowest CPU priority (nice 19), so they "
+                          "yield the cores to the serving threads",
+                          &Config::compaction_low_priority));
   s.push_back(U64Setting("storage.min_free_mb",
                          "below this much free disk space on the data dir, writes are refused "
                          "(507) and consumption pauses until space returns; the default leaves "

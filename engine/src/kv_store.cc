@@ -8,6 +8,7 @@
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/merge_operator.h>
 #include <rocksdb/options.h>
+#include <rocksdb/rate_limiter.h>
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 
@@ -15,6 +16,8 @@
 #include <cstring>
 #include <filesystem>
 #include <mutex>
+
+#include "write_stall_listener.h"
 
 namespace catchall {
 
@@ -186,6 +189,7 @@ class RocksKvStore final : public KvStore {
   uint64_t EstimateKeys(Column column) const override;
   uint64_t LiveBytes(Column column) const override;
   uint64_t MemoryBytes() const override;
+  KvBackgroundStats BackgroundStats() const override;
 
  private:
   rocksdb::ColumnFamilyHandle* Cf(Column column) const {
@@ -197,6 +201,7 @@ class RocksKvStore final : public KvStore {
   std::vector<std::string> names_;
   std::vector<std::unique_ptr<rocksdb::CompactionFilter>> filters_;
   std::shared_ptr<rocksdb::Cache> cache_;
+  std::shared_ptr<WriteStallListener> stalls_;
   bool sync_ = false;
   mutable std::mutex failure_mu_;
   Status write_failure_;  // GUARDED_BY(failure_mu_)
@@ -242,7 +247,26 @@ Status RocksKvStore::Open(const KvStoreOptions& options, std::unique_ptr<KvStore
   rocksdb::DBOptions db_options;
   db_options.create_if_missing = true;
   db_options.create_missing_column_families = true;
-  db_options.max_background_jobs = 2;
+  db_options.max_background_jobs = std::max(1, options.background_jobs);
+  rep->stalls_ = std::make_shared<WriteStallListener>();
+  db_options.listeners.push_back(rep->stalls_);
+  if (options.background_write_rate > 0) {
+    // Auto-tuned: the limit moves between a twentieth of the rate and the
+    // rate itself with the backlog, so that quiet times compact slowly and
+    // a backlog still drains.
+    db_options.rate_limiter.reset(rocksdb::NewGenericRateLimiter(
+        static_cast<int64_t>(options.background_write_rate), /*refill_period_us=*/100'000,
+        /*fairness=*/10, rocksdb::RateLimiter::Mode::kWritesOnly, /*auto_tuned=*/true));
+  }
+  if (options.compaction_low_priority) {
+    // Env::Default()'s pools are the process's: one store per process.
+    rocksdb::Status lowered = rocksdb::Env::Default()->LowerThreadPoolCPUPriority(
+        rocksdb::Env::LOW, rocksdb::CpuPriority::kLow);
+    if (!lowered.ok()) {
+      return Status::FailedPrecondition(
+          fmt::format("cannot lower the compaction threads' priority: {}", lowered.ToString()));
+    }
+  }
   db_options.max_total_wal_size = 4 * options.write_buffer_bytes;
   db_options.keep_log_file_num = 3;
   db_options.max_log_file_size = 16 << 20;
@@ -291,7 +315,15 @@ Status RocksKvStore::Open(const KvStoreOptions& options, std::unique_ptr<KvStore
         table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
         break;
       }
-      case ColumnKind::kLog: table.block_size = 64 << 10; break;
+      case ColumnKind::kLog:
+        table.block_size = 64 << 10;
+        // Log records are deleted after retention, yet each flush spans
+        // every partition and so overlaps all of L1: compactions rewrite
+        // the log again and again. ZSTD there cost ~6 ms of CPU per MB
+        // (perf and RocksDB's LOG after a 30M-event load); LZ4 on every
+        // level keeps the rewrite cheap (docs/benchmarks.md, "the tail").
+        cf.bottommost_compression = fast;
+        break;
       case ColumnKind::kPlain: table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10)); break;
     }
     cf.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
@@ -402,6 +434,21 @@ uint64_t RocksKvStore::MemoryBytes() const {
     mem += v;
   }
   return mem + cache_->GetUsage();
+}
+
+KvBackgroundStats RocksKvStore::BackgroundStats() const {
+  KvBackgroundStats stats;
+  for (auto* h : handles_) {
+    uint64_t v = 0;
+    if (db_->GetIntProperty(h, "rocksdb.estimate-pending-compaction-bytes", &v)) {
+      stats.pending_compaction_bytes += v;
+    }
+  }
+  db_->GetIntProperty("rocksdb.num-running-compactions", &stats.running_compactions);
+  db_->GetIntProperty("rocksdb.num-running-flushes", &stats.running_flushes);
+  stats.write_stalls = stalls_->stalls();
+  stats.write_stall_seconds = stalls_->stalled_seconds();
+  return stats;
 }
 
 }  // namespace catchall

@@ -117,6 +117,7 @@ class FaultInjectionKvStore final : public KvStore {
   uint64_t EstimateKeys(Column column) const override { return base_->EstimateKeys(column); }
   uint64_t LiveBytes(Column column) const override { return base_->LiveBytes(column); }
   uint64_t MemoryBytes() const override { return base_->MemoryBytes(); }
+  KvBackgroundStats BackgroundStats() const override { return base_->BackgroundStats(); }
 
  private:
   KvStore* base_;

@@ -5,9 +5,11 @@
 
 #include <algorithm>
 #include <atomic>
+#include <filesystem>
 #include <fstream>
 #include <limits>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -382,6 +384,56 @@ TEST_F(KvStoreTest, StatisticsGrowWithData) {
   EXPECT_GT(store_->LiveBytes(plain_), 0u);
   EXPECT_GT(store_->MemoryBytes(), 0u);
   EXPECT_EQ(store_->EstimateKeys(log_), 0u);
+}
+
+// The nice value of each of this process's threads called `name`.
+std::vector<int> NiceOfThreads(const std::string& name) {
+  std::vector<int> nice;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+    std::string comm;
+    std::getline(std::ifstream(task.path() / "comm"), comm);
+    if (comm != name) continue;
+    std::string stat;
+    std::getline(std::ifstream(task.path() / "stat"), stat);
+    // Fields after the ")" that ends the name: state is field 3, nice 19.
+    std::istringstream rest(stat.substr(stat.rfind(')') + 2));
+    std::string field;
+    for (int i = 3; i <= 19 && rest >> field; ++i) {
+    }
+    nice.push_back(std::stoi(field));
+  }
+  return nice;
+}
+
+TEST_F(KvStoreTest, CompactionThreadsYieldTheCpuWhenAsked) {
+  KvStoreOptions options = Options();
+  options.compaction_low_priority = true;
+  options.background_write_rate = 64 << 20;
+  Open(options);
+  for (int file = 0; file < 2; ++file) {
+    KvWriteBatch b;
+    for (int i = 0; i < 1000; ++i) b.Put(plain_, "key" + std::to_string(i), std::to_string(file));
+    ASSERT_TRUE(store_->Write(&b).ok());
+    ASSERT_TRUE(store_->Flush().ok());
+  }
+  // A compaction runs on the low-priority pool, which lowers its thread's
+  // priority before it takes the job.
+  ASSERT_TRUE(store_->CompactColumn(plain_).ok());
+  std::vector<int> nice = NiceOfThreads("rocksdb:low");
+  ASSERT_FALSE(nice.empty()) << "no compaction thread found";
+  for (int n : nice) EXPECT_EQ(n, 19);
+  for (int n : NiceOfThreads("rocksdb:high")) EXPECT_EQ(n, 0) << "flushes must keep their priority";
+  EXPECT_EQ(Get(plain_, "key7"), "1");
+  // The manual compaction may have scheduled another one behind it; both
+  // end soon, and then nothing is left to do.
+  KvBackgroundStats stats = store_->BackgroundStats();
+  for (int i = 0; i < 1000 && stats.running_compactions > 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    stats = store_->BackgroundStats();
+  }
+  EXPECT_EQ(stats.running_compactions, 0u);
+  EXPECT_EQ(stats.pending_compaction_bytes, 0u) << "one compacted file leaves nothing to do";
+  EXPECT_EQ(stats.write_stalls, 0u);
 }
 
 // A kExpiring value: an epoch-ms timestamp `age` ago, then a payload.

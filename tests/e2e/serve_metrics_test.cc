@@ -301,6 +301,18 @@ TEST(ServeMetricsTest, EveryDocumentedMetricIsExportedWithAValueTheTrafficExplai
        [&] { EXPECT_EQ(after.Sum("catchall_storage_low_space"), 0); }},
       {"catchall_storage_refused_writes_total",
        [&] { EXPECT_EQ(delta("catchall_storage_refused_writes_total"), 0); }},
+      // A few dozen events: far below a memtable, so nothing was flushed or
+      // compacted and writes never waited for the background work.
+      {"catchall_store_pending_compaction_bytes",
+       [&] { EXPECT_EQ(after.Sum("catchall_store_pending_compaction_bytes"), 0); }},
+      {"catchall_store_running_compactions",
+       [&] { EXPECT_EQ(after.Sum("catchall_store_running_compactions"), 0); }},
+      {"catchall_store_running_flushes",
+       [&] { EXPECT_EQ(after.Sum("catchall_store_running_flushes"), 0); }},
+      {"catchall_store_write_stalls_total",
+       [&] { EXPECT_EQ(after.Sum("catchall_store_write_stalls_total"), 0); }},
+      {"catchall_store_write_stall_seconds_total",
+       [&] { EXPECT_EQ(after.Sum("catchall_store_write_stall_seconds_total"), 0); }},
       {"catchall_log_write_seconds",
        [&] {
          // Group commit: one write carries one append or several.

@@ -661,6 +661,43 @@ TEST_F(ClusterTest, EveryDocumentedMetricIsExportedByARoleWithAValueTheTrafficEx
            EXPECT_EQ(e->Sum("catchall_storage_refused_writes_total"), 0);
          }
        }},
+      // The roles with a store export its background work; a few records
+      // never fill a memtable, so nothing ran and nothing stalled.
+      {"catchall_store_pending_compaction_bytes",
+       [&] {
+         for (const auto* e : {&agg, &qry}) {
+           EXPECT_EQ(e->Sum("catchall_store_pending_compaction_bytes"), 0);
+         }
+         EXPECT_FALSE(ing.Has("catchall_store_pending_compaction_bytes")) << "ingest has no store";
+       }},
+      {"catchall_store_running_compactions",
+       [&] {
+         for (const auto* e : {&agg, &qry}) {
+           EXPECT_TRUE(e->Has("catchall_store_running_compactions"));
+           EXPECT_EQ(e->Sum("catchall_store_running_compactions"), 0);
+         }
+       }},
+      {"catchall_store_running_flushes",
+       [&] {
+         for (const auto* e : {&agg, &qry}) {
+           EXPECT_TRUE(e->Has("catchall_store_running_flushes"));
+           EXPECT_EQ(e->Sum("catchall_store_running_flushes"), 0);
+         }
+       }},
+      {"catchall_store_write_stalls_total",
+       [&] {
+         for (const auto* e : {&agg, &qry}) {
+           EXPECT_TRUE(e->Has("catchall_store_write_stalls_total"));
+           EXPECT_EQ(e->Sum("catchall_store_write_stalls_total"), 0);
+         }
+       }},
+      {"catchall_store_write_stall_seconds_total",
+       [&] {
+         for (const auto* e : {&agg, &qry}) {
+           EXPECT_TRUE(e->Has("catchall_store_write_stall_seconds_total"));
+           EXPECT_EQ(e->Sum("catchall_store_write_stall_seconds_total"), 0);
+         }
+       }},
       {"catchall_query_answers_total",
        [&] {
          auto delta = [&](const std::string& status) {

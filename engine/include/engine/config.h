@@ -36,6 +36,14 @@ struct Config {
   std::string data_dir = "catchall-data";
   bool sync_writes = false;
   uint64_t block_cache_mb = 256;
+  // RocksDB's background work (docs/operations.md, "Compaction and the
+  // tail"): flush and compaction threads, a cap on the bytes they write per
+  // second (0: none), and whether compaction threads run at the lowest CPU
+  // priority so that they yield to the serving threads (on by default: it
+  // cut the PUT tail after a bulk load, docs/benchmarks.md).
+  int background_jobs = 2;
+  uint64_t compaction_rate_mb = 0;
+  bool compaction_low_priority = true;
   uint64_t min_free_mb = 512;
   // [log] (embedded mode's local log)
   int partitions = 8;

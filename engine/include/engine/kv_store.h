@@ -42,6 +42,22 @@ struct KvStoreOptions {
   // fsync the write-ahead log on every write (survives power loss, not only
   // process crashes).
   bool sync_writes = false;
+  // Flush and compaction threads; 0 or negative means 1.
+  int background_jobs = 2;
+  // Bytes per second that flushes and compactions may write (0: no limit).
+  uint64_t background_write_rate = 0;
+  // Compaction threads at the lowest CPU priority (nice 19). Flushes keep
+  // theirs: a late flush stalls writes.
+  bool compaction_low_priority = false;
+};
+
+// What the store's background work is doing, for metrics.
+struct KvBackgroundStats {
+  uint64_t pending_compaction_bytes = 0;  // RocksDB's estimate, all columns
+  uint64_t running_compactions = 0;
+  uint64_t running_flushes = 0;
+  uint64_t write_stalls = 0;       // times writes were slowed or stopped
+  double write_stall_seconds = 0;  // time they were, in all
 };
 
 class KvStore;
@@ -138,6 +154,7 @@ class KvStore {
   virtual uint64_t LiveBytes(Column column) const = 0;
   // Total bytes of the memtables and block cache, for metrics.
   virtual uint64_t MemoryBytes() const = 0;
+  virtual KvBackgroundStats BackgroundStats() const = 0;
 
  protected:
   static Column MakeColumn(void* handle) { return Column(handle); }
