@@ -245,11 +245,18 @@ class LocalCommitter final : public LogCommitter {
       }
       return write();
     };
-    std::promise<Status> done;
-    std::future<Status> result = done.get_future();
-    CATCHALL_RETURN_IF_ERROR(member_->log->EnqueueTransaction(
-        &pending, [&done](const Status& s) { done.set_value(s); }));
-    Status s = result.get();
+    Status s;
+    if (txn->records.empty()) {
+      // Offsets and state only: nothing to order among the appends, so
+      // PUTs need not wait behind this (often large) write.
+      s = member_->log->WriteStateTransaction(&pending);
+    } else {
+      std::promise<Status> done;
+      std::future<Status> result = done.get_future();
+      CATCHALL_RETURN_IF_ERROR(member_->log->EnqueueTransaction(
+          &pending, [&done](const Status& s) { done.set_value(s); }));
+      s = result.get();
+    }
     if (s.ok()) {
       for (const auto& [where, end] : pending.ends) ends_[where] = end;
     }

@@ -328,6 +328,9 @@ void LocalLog::Close() {
   }
   impl_->writer_cv.notify_all();
   if (impl_->writer.joinable()) impl_->writer.join();
+  // A state-only transaction is written by its committer's thread.
+  std::unique_lock<std::mutex> lock(impl_->mu);
+  impl_->drained_cv.wait(lock, [&] { return impl_->direct_writes == 0; });
 }
 
 LogAppender* LocalLog::Appender(std::string_view topic) {

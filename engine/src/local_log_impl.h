@@ -60,8 +60,9 @@ struct PendingTransaction {
   TopicState* input = nullptr;  // the topic the offsets are of
   LogTransaction* txn = nullptr;
   // Runs `write` (the store write of the whole transaction) and returns its
-  // status, or refuses without running it (fencing). Runs on the writer
-  // thread, so that the check and the write are one step for the group.
+  // status, or refuses without running it (fencing), holding the group's
+  // lock so that the check and the write are one step for the group. Runs
+  // on the writer thread, or the committer's for WriteStateTransaction.
   std::function<Status(const std::function<Status()>& write)> guard;
   // Filled by the writer: per (topic, partition) written, the end offset
   // after this transaction.
@@ -91,6 +92,7 @@ struct LocalLogImpl {
   size_t pending_bytes = 0;         // GUARDED_BY(mu)
   bool closing = false;             // GUARDED_BY(mu)
   bool writing = false;             // GUARDED_BY(mu)
+  int direct_writes = 0;            // GUARDED_BY(mu): state-only transactions in flight
   Status write_error;               // GUARDED_BY(mu): last failed write
   std::thread writer;
 
@@ -115,6 +117,11 @@ struct LocalLogImpl {
   // Queues an append or a transaction for the writer thread.
   Status Enqueue(TopicState* topic, std::vector<LogRecord> records, LogAppender::Callback done);
   Status EnqueueTransaction(PendingTransaction* txn, LogAppender::Callback done);
+  // A transaction that writes no log records takes no place among the
+  // appends: the committing thread writes it itself, beside the writer's
+  // group commits (the store inserts both at once). Returns the write's
+  // status, or Unavailable when the log is closing.
+  Status WriteStateTransaction(PendingTransaction* txn);
 
   // Reads records of `partition` with offset >= `from`, at most
   // `max_records` (whole batches may exceed it slightly), into *out.
@@ -133,6 +140,8 @@ struct LocalLogImpl {
   void WriterLoop();
   void WriteAppends(std::vector<PendingWrite>* work, KvWriteBatch* batch, size_t bytes);
   void WriteTransaction(PendingWrite* write, KvWriteBatch* scratch);
+  // The offsets of `pending` into `batch`, then the guarded store write.
+  Status WriteOffsetsAndState(PendingTransaction* pending, KvWriteBatch* batch);
   void Published(const Status& s);
   void MaybeEnforceRetention();
   Status EnforceRetention(std::chrono::system_clock::time_point now);

@@ -1,5 +1,7 @@
 // The local log's writer thread: group-committed appends and transactions,
-// one store write each, in the order they were queued.
+// one store write each, in the order they were queued. Transactions that
+// write only offsets and state are written by their committer instead
+// (WriteStateTransaction), beside the writer's group commits.
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -166,11 +168,7 @@ void LocalLogImpl::WriteTransaction(PendingWrite* write, KvWriteBatch* scratch) 
       batch->Put(where.first->column, LocalBatchKey(where.second, where.first->next[where.second]),
                  blob.first);
     }
-    for (const auto& [part, offset] : txn->offsets) {
-      batch->Put(meta, CommittedOffsetKey(pending->group, pending->input->name, part),
-                 EncodeOffset(offset));
-    }
-    s = pending->guard([&] { return store->Write(batch); });
+    s = WriteOffsetsAndState(pending, batch);
   }
   if (s.ok()) {
     for (auto& [where, blob] : blobs) {
@@ -181,11 +179,39 @@ void LocalLogImpl::WriteTransaction(PendingWrite* write, KvWriteBatch* scratch) 
       pending->ends[{t->name, part}] = t->next[part];
     }
     OnCommitted(pending->group, pending->input, txn->offsets);
-  } else if (s.code() == Code::kIoError || s.code() == Code::kCorruption) {
-    spdlog::error("local log transaction failed: {}", s.ToString());
   }
   Published(s);
   write->done(s);
+}
+
+Status LocalLogImpl::WriteOffsetsAndState(PendingTransaction* pending, KvWriteBatch* batch) {
+  for (const auto& [part, offset] : pending->txn->offsets) {
+    batch->Put(meta, CommittedOffsetKey(pending->group, pending->input->name, part),
+               EncodeOffset(offset));
+  }
+  Status s = pending->guard([&] { return store->Write(batch); });
+  if (s.code() == Code::kIoError || s.code() == Code::kCorruption) {
+    spdlog::error("local log transaction failed: {}", s.ToString());
+  }
+  return s;
+}
+
+Status LocalLogImpl::WriteStateTransaction(PendingTransaction* pending) {
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    if (closing) return Status::Unavailable("the local log is shutting down");
+    ++direct_writes;
+  }
+  KvWriteBatch scratch;
+  Status s = WriteOffsetsAndState(pending, pending->txn->state ? pending->txn->state : &scratch);
+  if (s.ok()) OnCommitted(pending->group, pending->input, pending->txn->offsets);
+  Published(s);
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    --direct_writes;
+  }
+  drained_cv.notify_all();
+  return s;
 }
 
 }  // namespace catchall

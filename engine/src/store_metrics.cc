@@ -30,8 +30,9 @@ void ExportStoreMetrics(const KvStore* store, Metrics* metrics) {
                       .Add({});
   auto& stalls = prometheus::BuildCounter()
                      .Name("catchall_store_write_stalls_total")
-                     .Help("Times RocksDB slowed or stopped writes because flushes or "
-                           "compactions fell behind")
+                     .Help(
+                         "Times RocksDB slowed or stopped writes because flushes or "
+                         "compactions fell behind")
                      .Register(r)
                      .Add({});
   auto& stalled = prometheus::BuildCounter()
