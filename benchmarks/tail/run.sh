@@ -84,11 +84,6 @@ for _ in $(seq 100); do [[ -s "$data/port" ]] && break; sleep 0.1; done
 [[ -s "$data/port" ]] || die "the server did not start: $(tail -5 "$OUT/server.log")"
 url="http://127.0.0.1:$(cat "$data/port")"
 
-# metric NAME: the server's value of an unlabelled metric (0 if absent).
-metric() {
-  curl -fsS "$url/metrics" 2>/dev/null | awk -v n="$1" '$1 == n {print $2; f=1} END{if (!f) print 0}'
-}
-
 # sample_metrics FILE: every second, "seconds pending_compaction_bytes
 # running_compactions stall_seconds aggregation_lag_records" until killed.
 sample_metrics() {
@@ -152,16 +147,15 @@ kill "$sampler_pid" 2>/dev/null || true
 sampler_pid=""
 
 # RocksDB's own account of its compactions over the whole run (its LOG): how
-# many, the bytes they read, and the CPU they took.
+# many, and the CPU they took.
 cat "$data"/store/LOG.old.* "$data/store/LOG" 2>/dev/null | python3 -c '
 import json, sys
-n = read = cpu = 0
+n = cpu = 0
 for line in sys.stdin:
     if "\"compaction_finished\"" not in line:
         continue
     e = json.loads(line[line.index("{"):])
     n += 1
-    read += e.get("total_input_bytes", 0) or 0
     cpu += e.get("compaction_time_cpu_micros", 0)
 json.dump({"compactions": n, "cpu_s": cpu / 1e6}, sys.stdout)' >"$OUT/compactions.json" || true
 
