@@ -13,6 +13,9 @@ find_package(OpenSSL 3 REQUIRED)
 find_package(PkgConfig REQUIRED)
 pkg_check_modules(IDN2 REQUIRED IMPORTED_TARGET libidn2)
 pkg_check_modules(RDKAFKA REQUIRED IMPORTED_TARGET rdkafka)
+if(CATCHALL_JEMALLOC)
+  pkg_check_modules(JEMALLOC REQUIRED IMPORTED_TARGET jemalloc)
+endif()
 
 # Tests and micro-benchmarks need packages that serving does not
 # (scripts/install-deps without --runtime installs them). Where they are
