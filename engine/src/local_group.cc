@@ -254,7 +254,7 @@ class LocalCommitter final : public LogCommitter {
       std::promise<Status> done;
       std::future<Status> result = done.get_future();
       CATCHALL_RETURN_IF_ERROR(member_->log->EnqueueTransaction(
-          &pending, [&done](const Status& s) { done.set_value(s); }));
+          &pending, [&done](const Status& written) { done.set_value(written); }));
       s = result.get();
     }
     if (s.ok()) {
