@@ -32,6 +32,25 @@ using tcp = net::ip::tcp;
 
 class SessionBase;
 
+// Responses produced on another thread reach a session's I/O thread through
+// one of these per io_context. The log writer answers a whole group commit
+// of PUTs at once; one post then wakes the I/O thread for all of them,
+// instead of one post (a lock on the io_context's queue, an allocation, a
+// wake-up) per response.
+struct Completions {
+  std::mutex mu;
+  // Answers waiting for the I/O thread, in the order they were produced.
+  std::vector<std::pair<std::shared_ptr<SessionBase>, HttpResponse>> ready;  // GUARDED_BY(mu)
+  bool scheduled = false;  // a RunCompletions is posted; GUARDED_BY(mu)
+  // Set once the I/O threads are gone for good: responses produced later are
+  // dropped instead of being posted to an io_context that will never run
+  // them (which would keep the session, and through it the server, alive).
+  bool closed = false;  // GUARDED_BY(mu)
+  // The batch being answered; touched by the context's own thread only. It
+  // keeps its capacity from one batch to the next.
+  std::vector<std::pair<std::shared_ptr<SessionBase>, HttpResponse>> running;
+};
+
 // Each I/O thread runs its own io_context and owns the sessions accepted
 // onto it, so a session's handlers never run concurrently and need no
 // strand; executors are concrete types (no type-erased executor copies on
@@ -48,6 +67,7 @@ struct HttpServerImpl : std::enable_shared_from_this<HttpServerImpl> {
   const HttpRouter* router;
   std::unique_ptr<HttpProbe> probe;
   std::vector<std::unique_ptr<net::io_context>> contexts;  // one per I/O thread
+  std::vector<std::unique_ptr<Completions>> completions;   // one per context
   std::vector<net::executor_work_guard<Executor>> work;
   std::atomic<size_t> next_context{0};
   std::optional<tcp::acceptor> acceptor;  // on the first context
@@ -56,11 +76,6 @@ struct HttpServerImpl : std::enable_shared_from_this<HttpServerImpl> {
   std::unique_ptr<TlsContext> tls;
   std::vector<std::thread> threads;
   std::atomic<bool> draining{false};
-  // Set once the I/O threads are gone for good: responses produced later are
-  // dropped instead of being posted to an io_context that will never run
-  // them (which would keep the session, and through it the server, alive).
-  std::mutex post_mu;
-  bool stopped = false;  // GUARDED_BY(post_mu)
   std::atomic<size_t> connections{0};
   uint16_t bound_port = 0;
 
@@ -72,7 +87,10 @@ struct HttpServerImpl : std::enable_shared_from_this<HttpServerImpl> {
         router(r),
         probe(metrics ? std::make_unique<HttpProbe>(*metrics, r) : nullptr) {
     int n = std::max(1, options.threads);
-    for (int i = 0; i < n; ++i) contexts.push_back(std::make_unique<net::io_context>(1));
+    for (int i = 0; i < n; ++i) {
+      contexts.push_back(std::make_unique<net::io_context>(1));
+      completions.push_back(std::make_unique<Completions>());
+    }
     acceptor.emplace(*contexts[0]);
   }
 
@@ -82,6 +100,22 @@ struct HttpServerImpl : std::enable_shared_from_this<HttpServerImpl> {
 
   void DoAccept();
   void OnAccept(beast::error_code ec, Socket socket);
+
+  // The index of the context a socket was accepted onto.
+  size_t ContextOf(Socket& socket) const {
+    for (size_t i = 0; i < contexts.size(); ++i) {
+      if (&socket.get_executor().context() == contexts[i].get()) return i;
+    }
+    return 0;
+  }
+
+  // Queues a response produced on another thread for its session, whose
+  // handlers run on context `index`.
+  void Complete(size_t index, std::shared_ptr<SessionBase> session, HttpResponse&& response);
+  // On context `index`'s thread: writes every queued response.
+  void RunCompletions(size_t index);
+  // After the I/O threads stopped: drops queued responses and refuses more.
+  void CloseCompletions();
 
   // References to the open sessions. Taken under the lock but returned, so
   // that a session whose last reference is dropped is destroyed outside it
@@ -103,6 +137,8 @@ class SessionBase : public std::enable_shared_from_this<SessionBase> {
   virtual ~SessionBase() = default;
   virtual void CloseIfIdle() = 0;
   virtual void Abort() = 0;
+  // On the session's thread: writes the answer to the request in progress.
+  virtual void Respond(HttpResponse&& response) = 0;
 };
 
 // One connection: (TLS handshake,) reads a request, hands it to the router,
@@ -118,7 +154,8 @@ class Session final : public SessionBase {
   // `tls` is the context the connection keeps (null for PlainStream).
   Session(Socket&& socket, std::shared_ptr<HttpServerImpl> server,
           std::shared_ptr<net::ssl::context> tls = nullptr)
-      : stream_(MakeStream(std::move(socket), tls.get())),
+      : context_(server->ContextOf(socket)),
+        stream_(MakeStream(std::move(socket), tls.get())),
         timer_(stream_.get_executor()),
         server_(std::move(server)),
         tls_(std::move(tls)) {}
@@ -158,6 +195,8 @@ class Session final : public SessionBase {
   void Abort() override {
     net::post(stream_.get_executor(), [self = Self()] { self->Lowest().close(); });
   }
+
+  void Respond(HttpResponse&& response) override { DoWrite(std::move(response)); }
 
   // Writes a canned error and closes (used when refusing a connection).
   void Refuse(HttpResponse response) {
@@ -344,10 +383,14 @@ class Session final : public SessionBase {
     received_ = request.received;
     Lowest().expires_never();
     server_->router->Handle(request, [self = Self()](HttpResponse&& response) {
-      std::lock_guard<std::mutex> lock(self->server_->post_mu);
-      if (self->server_->stopped) return;
-      net::post(self->stream_.get_executor(),
-                [self, r = std::move(response)]() mutable { self->DoWrite(std::move(r)); });
+      if (self->stream_.get_executor().running_in_this_thread()) {
+        // Answered at once (a lookup, an error): written after OnRead
+        // returns, from the thread's own queue, which takes no lock.
+        net::post(self->stream_.get_executor(),
+                  [self, r = std::move(response)]() mutable { self->DoWrite(std::move(r)); });
+        return;
+      }
+      self->server_->Complete(self->context_, self, std::move(response));
     });
   }
 
@@ -407,6 +450,7 @@ class Session final : public SessionBase {
     }
   }
 
+  const size_t context_;  // index of the io_context the handlers run on
   Stream stream_;
   Timer timer_;
   bool timed_out_ = false;
@@ -428,6 +472,43 @@ class Session final : public SessionBase {
   size_t route_ = kNoRoute;
   std::chrono::steady_clock::time_point received_{};
 };
+
+void HttpServerImpl::Complete(size_t index, std::shared_ptr<SessionBase> session,
+                              HttpResponse&& response) {
+  Completions& c = *completions[index];
+  // The post happens under the lock, so that CloseCompletions cannot slip in
+  // between the check and the post.
+  std::lock_guard<std::mutex> lock(c.mu);
+  if (c.closed) return;
+  c.ready.emplace_back(std::move(session), std::move(response));
+  if (c.scheduled) return;
+  c.scheduled = true;
+  net::post(*contexts[index], [impl = shared_from_this(), index] { impl->RunCompletions(index); });
+}
+
+void HttpServerImpl::RunCompletions(size_t index) {
+  Completions& c = *completions[index];
+  {
+    std::lock_guard<std::mutex> lock(c.mu);
+    std::swap(c.running, c.ready);
+    c.scheduled = false;
+  }
+  for (auto& [session, response] : c.running) session->Respond(std::move(response));
+  c.running.clear();
+}
+
+void HttpServerImpl::CloseCompletions() {
+  for (auto& c : completions) {
+    std::vector<std::pair<std::shared_ptr<SessionBase>, HttpResponse>> dropped;
+    {
+      std::lock_guard<std::mutex> lock(c->mu);
+      c->closed = true;
+      dropped.swap(c->ready);
+    }
+    // `dropped` releases its sessions here, outside the lock: the last
+    // reference destroys a session, and its destructor takes other locks.
+  }
+}
 
 void HttpServerImpl::DoAccept() {
   acceptor->async_accept(NextContext(),
@@ -535,10 +616,7 @@ void HttpServer::Shutdown(std::chrono::milliseconds deadline) {
   // Connections still open after the deadline are cut, and their handlers
   // (which hold the server alive) are run to completion here.
   for (auto& s : impl_->LiveSessions()) s->Abort();
-  {
-    std::lock_guard<std::mutex> lock(impl_->post_mu);
-    impl_->stopped = true;
-  }
+  impl_->CloseCompletions();
   // Run what is still queued (closed sockets complete at once) so that no
   // handler keeps a session alive.
   auto until_idle = std::chrono::steady_clock::now() + std::chrono::seconds(2);

@@ -9,6 +9,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <chrono>
+#include <condition_variable>
 #include <future>
 #include <memory>
 #include <mutex>
@@ -172,6 +173,11 @@ class HttpServerTest : public ::testing::Test {
         respond(HttpResponse::Text(200, "slow done", "text/plain"));
       });
     });
+    router_.Mount("/later", [this](const HttpRequest& request, Responder respond) {
+      std::lock_guard<std::mutex> lock(mu_);
+      later_.emplace_back(std::string(request.target), std::move(respond));
+      later_cv_.notify_all();
+    });
     router_.Mount("/never", [this](const HttpRequest&, Responder respond) {
       std::lock_guard<std::mutex> lock(mu_);
       never_started_.set_value();
@@ -183,6 +189,7 @@ class HttpServerTest : public ::testing::Test {
     if (server_) server_->Shutdown(5s);
     for (auto& t : responders_) t.join();
     parked_.clear();
+    later_.clear();
     server_.reset();
   }
 
@@ -226,6 +233,8 @@ class HttpServerTest : public ::testing::Test {
   std::promise<void> never_started_;
   std::vector<std::thread> responders_;
   std::vector<Responder> parked_;
+  std::condition_variable later_cv_;
+  std::vector<std::pair<std::string, Responder>> later_;  // GUARDED_BY(mu_)
 };
 
 TEST_F(HttpServerTest, ServesRequestsOverOneKeepAliveConnection) {
@@ -572,6 +581,42 @@ TEST_F(HttpServerTest, ConcurrentClients) {
   }
   for (auto& t : threads) t.join();
   EXPECT_EQ(ok.load(), 100);
+}
+
+// The log writer answers a whole group commit of PUTs at once, from its own
+// thread. Those answers reach each connection's I/O thread through a queue
+// per io_context (one wake-up for the lot): every client must get its own
+// answer, on both I/O threads, and keep its connection for the next request.
+TEST_F(HttpServerTest, AnswersFromAnotherThreadReachTheirOwnConnections) {
+  Start(DefaultOptions());
+  constexpr int kClients = 12;
+  std::vector<std::unique_ptr<Client>> clients;
+  for (int round = 0; round < 2; ++round) {
+    for (int i = 0; i < kClients; ++i) {
+      if (round == 0) clients.push_back(Connect());
+      Request req = Get("/later/" + std::to_string(round) + "/" + std::to_string(i));
+      ASSERT_FALSE(clients[i]->Send(req));
+    }
+    std::vector<std::pair<std::string, Responder>> batch;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      ASSERT_TRUE(
+          later_cv_.wait_for(lock, kClientTimeout, [&] { return later_.size() == kClients; }));
+      batch.swap(later_);
+    }
+    // One thread, not an I/O thread, answers them all back to back.
+    std::thread([&] {
+      for (auto& [target, respond] : batch) {
+        respond(HttpResponse::Text(200, "answer to " + target, "text/plain"));
+      }
+    }).join();
+    for (int i = 0; i < kClients; ++i) {
+      Response r;
+      ASSERT_FALSE(clients[i]->Read(&r)) << "client " << i;
+      EXPECT_EQ(r.result_int(), 200);
+      EXPECT_EQ(r.body(), "answer to /later/" + std::to_string(round) + "/" + std::to_string(i));
+    }
+  }
 }
 
 }  // namespace
