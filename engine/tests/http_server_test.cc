@@ -2,7 +2,9 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <poll.h>
 
+#include <array>
 #include <atomic>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -177,6 +179,9 @@ class HttpServerTest : public ::testing::Test {
       std::lock_guard<std::mutex> lock(mu_);
       later_.emplace_back(std::string(request.target), std::move(respond));
       later_cv_.notify_all();
+    });
+    router_.Mount("/nocontent", [](const HttpRequest&, const Responder& respond) {
+      respond(HttpResponse::NoContent());
     });
     router_.Mount("/never", [this](const HttpRequest&, Responder respond) {
       std::lock_guard<std::mutex> lock(mu_);
@@ -616,6 +621,59 @@ TEST_F(HttpServerTest, AnswersFromAnotherThreadReachTheirOwnConnections) {
       EXPECT_EQ(r.result_int(), 200);
       EXPECT_EQ(r.body(), "answer to /later/" + std::to_string(round) + "/" + std::to_string(i));
     }
+  }
+}
+
+// A client that pipelines requests and stops reading fills its socket: its
+// answers must wait for room (under the write timeout) without holding up
+// anyone else, and none may be lost or cut. Here one client sends 200,000
+// PUTs (enough to fill the kernel's buffers: with 20,000 nothing ever
+// waited) with a tiny receive buffer and reads nothing for half a second:
+// another client is still answered, and the first then gets every 204,
+// whole and in order.
+TEST_F(HttpServerTest, AClientThatStopsReadingGetsEveryAnswerOnceItReads) {
+  Start(DefaultOptions());
+  constexpr int kRequests = 200000;
+  net::io_context ioc;
+  tcp::socket slow(ioc);
+  slow.open(tcp::v4());
+  slow.set_option(net::socket_base::receive_buffer_size(4096));
+  slow.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port_));
+  const std::string request = "PUT /nocontent HTTP/1.1\r\nHost: t\r\n\r\n";
+  std::thread writer([&] {
+    std::string all;
+    for (int i = 0; i < kRequests; ++i) all += request;
+    beast::error_code ec;
+    net::write(slow, net::buffer(all), ec);
+  });
+  std::this_thread::sleep_for(500ms);
+  {
+    auto other = Connect();
+    Request ping = Get("/echo/other");
+    ASSERT_FALSE(other->Send(ping));
+    Response r;
+    ASSERT_FALSE(other->Read(&r));
+    EXPECT_EQ(r.result_int(), 200);
+  }
+  const std::string answer = "HTTP/1.1 204 No Content\r\n\r\n";
+  std::string got;
+  got.reserve(answer.size() * kRequests);
+  std::array<char, 65536> buf{};
+  while (got.size() < answer.size() * kRequests) {
+    pollfd ready{slow.native_handle(), POLLIN, 0};
+    if (::poll(&ready, 1, static_cast<int>(kClientTimeout / 1ms)) != 1) break;
+    beast::error_code ec;
+    size_t n = slow.read_some(net::buffer(buf), ec);
+    if (ec) break;
+    got.append(buf.data(), n);
+  }
+  beast::error_code ignored;
+  slow.shutdown(tcp::socket::shutdown_both, ignored);  // unblocks the writer if stuck
+  writer.join();
+  ASSERT_EQ(got.size(), answer.size() * kRequests)
+      << "got " << got.size() / answer.size() << " answers of " << kRequests;
+  for (int i = 0; i < kRequests; ++i) {
+    ASSERT_EQ(got.compare(i * answer.size(), answer.size(), answer), 0) << "answer " << i;
   }
 }
 
