@@ -5,6 +5,7 @@
 #include <openssl/ssl.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <atomic>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -19,6 +20,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "engine/io_round.h"
 #include "http_probe.h"
 #include "http_wire.h"
 #include "tls_context.h"
@@ -62,12 +64,33 @@ using TlsStream = beast::ssl_stream<PlainStream>;
 using Timer = net::basic_waitable_timer<std::chrono::steady_clock,
                                         net::wait_traits<std::chrono::steady_clock>, Executor>;
 
+// The end-of-round tasks of one I/O thread (engine/io_round.h). Touched by
+// that thread only, or by the thread stopping the server once it is gone.
+struct Round {
+  explicit Round(net::io_context* c) : context(c) {}
+  net::io_context* context;
+  std::vector<RoundTask*> tasks;  // each once, in the order first deferred
+  std::vector<RoundTask*> running;
+  bool posted = false;
+
+  void Run() {
+    posted = false;
+    std::swap(running, tasks);
+    for (RoundTask* task : running) task->RunAtEndOfRound();
+    running.clear();
+  }
+};
+
+// The Round of the I/O thread this is, if it is one.
+thread_local Round* current_round = nullptr;
+
 struct HttpServerImpl : std::enable_shared_from_this<HttpServerImpl> {
   HttpServerOptions options;
   const HttpRouter* router;
   std::unique_ptr<HttpProbe> probe;
   std::vector<std::unique_ptr<net::io_context>> contexts;  // one per I/O thread
   std::vector<std::unique_ptr<Completions>> completions;   // one per context
+  std::vector<std::unique_ptr<Round>> rounds;              // one per context
   std::vector<net::executor_work_guard<Executor>> work;
   std::atomic<size_t> next_context{0};
   std::optional<tcp::acceptor> acceptor;  // on the first context
@@ -90,6 +113,7 @@ struct HttpServerImpl : std::enable_shared_from_this<HttpServerImpl> {
     for (int i = 0; i < n; ++i) {
       contexts.push_back(std::make_unique<net::io_context>(1));
       completions.push_back(std::make_unique<Completions>());
+      rounds.push_back(std::make_unique<Round>(contexts.back().get()));
     }
     acceptor.emplace(*contexts[0]);
   }
@@ -552,6 +576,20 @@ void HttpServerImpl::OnAccept(beast::error_code ec, Socket socket) {
   DoAccept();
 }
 
+bool DeferToEndOfRound(RoundTask* task) {
+  Round* round = current_round;
+  if (!round) return false;
+  if (std::find(round->tasks.begin(), round->tasks.end(), task) == round->tasks.end()) {
+    round->tasks.push_back(task);
+  }
+  if (!round->posted) {
+    round->posted = true;
+    // Queued behind the handlers that are ready now.
+    net::post(*round->context, [round] { round->Run(); });
+  }
+  return true;
+}
+
 HttpServer::HttpServer(HttpServerOptions options, const HttpRouter* router, Metrics* metrics)
     : impl_(std::make_shared<HttpServerImpl>(std::move(options), router, metrics)) {}
 
@@ -583,7 +621,11 @@ Status HttpServer::Start() {
   for (auto& c : impl_->contexts) impl_->work.push_back(net::make_work_guard(*c));
   impl_->DoAccept();
   for (size_t i = 0; i < impl_->contexts.size(); ++i) {
-    impl_->threads.emplace_back([impl = impl_, i] { impl->contexts[i]->run(); });
+    impl_->threads.emplace_back([impl = impl_, i] {
+      current_round = impl->rounds[i].get();
+      impl->contexts[i]->run();
+      current_round = nullptr;
+    });
   }
   return Status::Ok();
 }

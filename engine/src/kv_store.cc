@@ -190,6 +190,7 @@ class RocksKvStore final : public KvStore {
   uint64_t LiveBytes(Column column) const override;
   uint64_t MemoryBytes() const override;
   KvBackgroundStats BackgroundStats() const override;
+  bool WritesMayWait() const override { return sync_ || stalls_->stalled(); }
 
  private:
   rocksdb::ColumnFamilyHandle* Cf(Column column) const {

@@ -111,7 +111,10 @@ Status LocalLogImpl::Enqueue(TopicState* topic, std::vector<LogRecord> records,
     pending_bytes += bytes;
     queue.push_back(PendingWrite{topic, std::move(records), nullptr, std::move(done), bytes});
   }
-  writer_cv.notify_one();
+  // On an HTTP thread the write waits for the end of the round, and serves
+  // every request of it (and the thread answers them without a hand-off);
+  // elsewhere the writer thread wakes.
+  if (!DeferToEndOfRound(&flusher)) writer_cv.notify_one();
   return Status::Ok();
 }
 

@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "engine/io_round.h"
 #include "engine/kv_store.h"
 #include "engine/local_log.h"
 #include "engine/log.h"
@@ -78,6 +79,19 @@ struct PendingWrite {
   size_t bytes = 0;
 };
 
+struct LocalLogImpl;
+
+// Writes what the HTTP thread queued during a round, on that thread, at the
+// round's end (engine/io_round.h).
+class LocalLogFlusher final : public RoundTask {
+ public:
+  explicit LocalLogFlusher(LocalLogImpl* log) : log_(log) {}
+  void RunAtEndOfRound() override;
+
+ private:
+  LocalLogImpl* log_;
+};
+
 struct LocalLogImpl {
   LocalLogOptions options;
   KvStore* store = nullptr;
@@ -91,10 +105,18 @@ struct LocalLogImpl {
   std::vector<PendingWrite> queue;  // GUARDED_BY(mu)
   size_t pending_bytes = 0;         // GUARDED_BY(mu)
   bool closing = false;             // GUARDED_BY(mu)
-  bool writing = false;             // GUARDED_BY(mu)
-  int direct_writes = 0;            // GUARDED_BY(mu): state-only transactions in flight
-  Status write_error;               // GUARDED_BY(mu): last failed write
+  // The writer's token: whoever sets it (the writer thread, or an HTTP
+  // thread at the end of its round) writes what it took from the queue,
+  // alone, and then clears it.
+  bool writing = false;   // GUARDED_BY(mu)
+  int direct_writes = 0;  // GUARDED_BY(mu): state-only transactions in flight
+  Status write_error;     // GUARDED_BY(mu): last failed write
   std::thread writer;
+  LocalLogFlusher flusher{this};
+  // Scratch of the token's holder (only it touches them).
+  std::vector<PendingWrite> taken;
+  std::vector<PendingWrite> appends;
+  KvWriteBatch batch;
 
   // Changes after every durable write; readers wait on it.
   mutable std::mutex seq_mu;
@@ -138,6 +160,19 @@ struct LocalLogImpl {
                    const std::map<int32_t, int64_t>& offsets);
 
   void WriterLoop();
+  // With `mu` held and the token free: takes the token and the queued
+  // writes (only the appends before the first transaction if
+  // `appends_only`) into `taken`; returns their bytes.
+  size_t TakeQueue(bool appends_only);
+  // Writes `taken`, in order: appends group-committed, transactions alone.
+  void WriteTaken(size_t bytes);
+  // Gives the token back; with `hand_on`, wakes the writer thread for what
+  // was queued meanwhile.
+  void FinishWriting(bool hand_on);
+  // At the end of an HTTP thread's round: if the token is free, writes the
+  // appends queued so far on this thread, and answers them; else leaves
+  // them to the token's holder, who looks at the queue again when done.
+  void WriteQueuedHere();
   void WriteAppends(std::vector<PendingWrite>* work, KvWriteBatch* batch, size_t bytes);
   void WriteTransaction(PendingWrite* write, KvWriteBatch* scratch);
   // The offsets of `pending` into `batch`, then the guarded store write.

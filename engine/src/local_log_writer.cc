@@ -1,7 +1,9 @@
-// The local log's writer thread: group-committed appends and transactions,
-// one store write each, in the order they were queued. Transactions that
-// write only offsets and state are written by their committer instead
-// (WriteStateTransaction), beside the writer's group commits.
+// The local log's writes: group-committed appends and transactions, one
+// store write each, in the order they were queued, by whoever holds the
+// writer's token: the writer thread, or an HTTP thread at the end of its
+// round (appends only, so that a large transaction never stalls a round).
+// Transactions that write only offsets and state are written by their
+// committer instead (WriteStateTransaction), beside the group commits.
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -19,6 +21,10 @@ int64_t NowMs() {
       .count();
 }
 
+// More than this waiting (batches of thousands of events) is written by the
+// writer thread, not at the end of an HTTP thread's round.
+constexpr size_t kMaxBytesWrittenInRound = 1 << 20;
+
 std::string EncodeOffset(int64_t offset) {
   std::string v;
   PutFixed64(&v, static_cast<uint64_t>(offset));
@@ -28,48 +34,106 @@ std::string EncodeOffset(int64_t offset) {
 }  // namespace
 
 void LocalLogImpl::WriterLoop() {
-  std::vector<PendingWrite> work;
-  std::vector<PendingWrite> appends;
-  KvWriteBatch batch;
   while (true) {
     size_t bytes = 0;
     {
       std::unique_lock<std::mutex> lock(mu);
-      writer_cv.wait_for(lock, std::chrono::seconds(1), [&] { return closing || !queue.empty(); });
+      // Appends queued on an HTTP thread wake no one: that thread writes
+      // them at the end of its round, or whoever holds the token looks at
+      // the queue when done. The timeout is the backstop.
+      writer_cv.wait_for(lock, std::chrono::seconds(1),
+                         [&] { return !writing && (closing || !queue.empty()); });
+      if (writing) continue;
       if (queue.empty()) {
         if (closing) break;
+        writing = true;  // retention deletes beside no group commit
         lock.unlock();
         MaybeEnforceRetention();
+        FinishWriting(/*hand_on=*/false);
         continue;
       }
-      work.swap(queue);
-      bytes = pending_bytes;
-      pending_bytes = 0;
-      writing = true;
+      bytes = TakeQueue(/*appends_only=*/false);
     }
-    // Appends are group-committed; a transaction is written alone, in its
-    // place in the order.
-    for (PendingWrite& w : work) {
-      if (!w.txn) {
-        appends.push_back(std::move(w));
-        continue;
-      }
-      if (!appends.empty()) WriteAppends(&appends, &batch, bytes);
-      appends.clear();
-      bytes = 0;
-      WriteTransaction(&w, &batch);
+    WriteTaken(bytes);
+    FinishWriting(/*hand_on=*/false);
+  }
+}
+
+size_t LocalLogImpl::TakeQueue(bool appends_only) {
+  size_t n = queue.size();
+  if (appends_only) {
+    n = 0;
+    while (n < queue.size() && !queue[n].txn) ++n;
+  }
+  size_t bytes = 0;
+  if (n == queue.size()) {
+    taken.swap(queue);
+    bytes = pending_bytes;
+  } else {
+    for (size_t i = 0; i < n; ++i) {
+      bytes += queue[i].bytes;
+      taken.push_back(std::move(queue[i]));
+    }
+    queue.erase(queue.begin(), queue.begin() + static_cast<std::ptrdiff_t>(n));
+  }
+  pending_bytes -= bytes;
+  writing = true;
+  return bytes;
+}
+
+void LocalLogImpl::WriteTaken(size_t bytes) {
+  // Appends are group-committed; a transaction is written alone, in its
+  // place in the order.
+  for (PendingWrite& w : taken) {
+    if (!w.txn) {
+      appends.push_back(std::move(w));
+      continue;
     }
     if (!appends.empty()) WriteAppends(&appends, &batch, bytes);
     appends.clear();
-    work.clear();
-    {
-      std::lock_guard<std::mutex> lock(mu);
-      writing = false;
-    }
-    drained_cv.notify_all();
-    MaybeEnforceRetention();
+    bytes = 0;
+    WriteTransaction(&w, &batch);
   }
+  if (!appends.empty()) WriteAppends(&appends, &batch, bytes);
+  appends.clear();
+  taken.clear();
 }
+
+void LocalLogImpl::FinishWriting(bool hand_on) {
+  bool more = false;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    writing = false;
+    more = closing || !queue.empty();
+  }
+  // The writer thread waits for the token too; an HTTP thread hands on what
+  // was queued while it wrote.
+  if (hand_on && more) writer_cv.notify_one();
+  drained_cv.notify_all();
+}
+
+void LocalLogImpl::WriteQueuedHere() {
+  size_t bytes = 0;
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    // The token's holder looks at the queue again when it is done; a
+    // transaction first in line is the writer thread's (it was woken).
+    if (writing || queue.empty() || queue.front().txn) return;
+    // A write that may block (synced, stalled, or many megabytes of batches)
+    // would hold up every connection of this thread: the writer thread
+    // takes it.
+    if (pending_bytes > kMaxBytesWrittenInRound || store->WritesMayWait()) {
+      lock.unlock();
+      writer_cv.notify_one();
+      return;
+    }
+    bytes = TakeQueue(/*appends_only=*/true);
+  }
+  WriteTaken(bytes);
+  FinishWriting(/*hand_on=*/true);
+}
+
+void LocalLogFlusher::RunAtEndOfRound() { log_->WriteQueuedHere(); }
 
 void LocalLogImpl::Published(const Status& s) {
   if (!s.ok()) return;

@@ -11,6 +11,7 @@ void WriteStallListener::OnStallConditionsChanged(const rocksdb::WriteStallInfo&
     stalled_.insert(info.cf_name);
   }
   const bool is = !stalled_.empty();
+  stalled_now_.store(is, std::memory_order_relaxed);
   if (!was && is) {
     since_ = Clock::now();
     ++stalls_;

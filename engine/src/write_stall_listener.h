@@ -7,6 +7,7 @@
 
 #include <rocksdb/listener.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <mutex>
@@ -24,14 +25,17 @@ class WriteStallListener final : public rocksdb::EventListener {
   // delayed or stopped) and their total duration, the current one included.
   uint64_t stalls() const;
   double stalled_seconds() const;
+  // Whether a stall is on now; lock-free, for the write path.
+  bool stalled() const { return stalled_now_.load(std::memory_order_relaxed); }
 
  private:
   using Clock = std::chrono::steady_clock;
   mutable std::mutex mu_;
-  std::set<std::string> stalled_;  // GUARDED_BY(mu_): column families not kNormal
-  Clock::time_point since_;        // GUARDED_BY(mu_): when stalled_ became non-empty
-  uint64_t stalls_ = 0;            // GUARDED_BY(mu_)
-  Clock::duration total_{};        // GUARDED_BY(mu_): of the stalls that ended
+  std::set<std::string> stalled_;         // GUARDED_BY(mu_): column families not kNormal
+  Clock::time_point since_;               // GUARDED_BY(mu_): when stalled_ became non-empty
+  uint64_t stalls_ = 0;                   // GUARDED_BY(mu_)
+  Clock::duration total_{};               // GUARDED_BY(mu_): of the stalls that ended
+  std::atomic<bool> stalled_now_{false};  // !stalled_.empty()
 };
 
 }  // namespace catchall

@@ -224,6 +224,7 @@ class OwningFaultInjectionKvStore final : public KvStore {
   uint64_t LiveBytes(Column c) const override { return twin_.LiveBytes(c); }
   uint64_t MemoryBytes() const override { return twin_.MemoryBytes(); }
   KvBackgroundStats BackgroundStats() const override { return twin_.BackgroundStats(); }
+  bool WritesMayWait() const override { return twin_.WritesMayWait(); }
 
  private:
   std::unique_ptr<KvStore> base_;

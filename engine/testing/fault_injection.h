@@ -118,6 +118,7 @@ class FaultInjectionKvStore final : public KvStore {
   uint64_t LiveBytes(Column column) const override { return base_->LiveBytes(column); }
   uint64_t MemoryBytes() const override { return base_->MemoryBytes(); }
   KvBackgroundStats BackgroundStats() const override { return base_->BackgroundStats(); }
+  bool WritesMayWait() const override { return base_->WritesMayWait(); }
 
  private:
   KvStore* base_;

@@ -4,6 +4,9 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
 #include <chrono>
 #include <condition_variable>
 #include <future>
@@ -14,6 +17,8 @@
 #include <thread>
 #include <vector>
 
+#include "engine/http.h"
+#include "engine/http_server.h"
 #include "engine/partitioner.h"
 #include "test_util.h"
 
@@ -224,6 +229,73 @@ TEST_F(LocalLogTest, CallbacksRunOnceWithOkOnALogThread) {
   EXPECT_EQ(completions.failures(), 0);
   std::lock_guard<std::mutex> lock(mu);
   EXPECT_EQ(threads.count(std::this_thread::get_id()), 0u);
+}
+
+// Where an append is written, seen from an HTTP server's handler: "same" if
+// its callback ran on the handler's own I/O thread (the end of its round),
+// "other" if on another thread (the writer thread).
+class LocalLogRoundTest : public LocalLogTest {
+ protected:
+  std::string AppendOverHttp() {
+    HttpRouter router;
+    router.Mount("/append", [this](const HttpRequest&, const Responder& respond) {
+      std::thread::id handler = std::this_thread::get_id();
+      Status s = appender_->Append(Records(1, "round"), [handler, respond](const Status& st) {
+        bool same = std::this_thread::get_id() == handler;
+        respond(HttpResponse::Text(st.ok() ? 200 : 500, same ? "same" : "other", "text/plain"));
+      });
+      if (!s.ok()) respond(HttpResponse::Text(503, s.ToString(), "text/plain"));
+    });
+    HttpServerOptions options;
+    options.host = "127.0.0.1";
+    options.port = 0;
+    HttpServer server(options, &router, nullptr);
+    Status started = server.Start();
+    EXPECT_TRUE(started.ok()) << started.ToString();
+    if (!started.ok()) return "";
+    boost::asio::io_context ioc;
+    boost::asio::ip::tcp::socket socket(ioc);
+    socket.connect({boost::asio::ip::make_address("127.0.0.1"), server.port()});
+    namespace http = boost::beast::http;
+    http::request<http::empty_body> request(http::verb::put, "/append", 11);
+    request.set(http::field::host, "t");
+    http::write(socket, request);
+    boost::beast::flat_buffer buffer;
+    http::response<http::string_body> response;
+    http::read(socket, buffer, response);
+    EXPECT_EQ(response.result_int(), 200) << response.body();
+    server.Shutdown(1s);
+    return response.body();
+  }
+
+  void OpenSynced() {
+    log_.reset();
+    store_.reset();
+    KvStoreOptions kv;
+    kv.path = dir_.path() + "/db";
+    kv.columns = LocalLog::Columns(LogOptions());
+    kv.sync_writes = true;
+    ASSERT_TRUE(KvStore::Open(kv, &store_).ok());
+    ASSERT_TRUE(LocalLog::Open(LogOptions(), store_.get(), nullptr, &log_).ok());
+    appender_ = log_->Appender(kTopic);
+  }
+};
+
+// The HTTP thread that appended writes the group commit itself at the end of
+// its round, and answers without handing off to another thread.
+TEST_F(LocalLogRoundTest, AnIoThreadWritesItsAppendsAtTheEndOfItsRound) {
+  Open();
+  EXPECT_EQ(AppendOverHttp(), "same");
+  EXPECT_EQ(ReadAll(PartitionForKey("round-key-0", kPartitions)).size(), 1u);
+}
+
+// A synced write waits for the disk: it must not hold up an I/O thread's
+// connections, so the writer thread takes it.
+TEST_F(LocalLogRoundTest, SyncedWritesAreLeftToTheWriterThread) {
+  OpenSynced();
+  ASSERT_TRUE(store_->WritesMayWait());
+  EXPECT_EQ(AppendOverHttp(), "other");
+  EXPECT_EQ(ReadAll(PartitionForKey("round-key-0", kPartitions)).size(), 1u);
 }
 
 TEST_F(LocalLogTest, EmptyAppendStillCompletes) {

@@ -155,6 +155,10 @@ class KvStore {
   // Total bytes of the memtables and block cache, for metrics.
   virtual uint64_t MemoryBytes() const = 0;
   virtual KvBackgroundStats BackgroundStats() const = 0;
+  // True while a write may have to wait for the disk: every write is synced,
+  // or RocksDB is slowing or stopping writes (a stall) until flushes and
+  // compactions catch up. Threads that must not block ask before writing.
+  virtual bool WritesMayWait() const = 0;
 
  protected:
   static Column MakeColumn(void* handle) { return Column(handle); }

@@ -105,9 +105,10 @@ class RecordBatch {
 // Appends records to one topic. Thread-safe.
 class LogAppender {
  public:
-  // Runs exactly once per accepted Append, on a thread of the log, when every
-  // record of the call is durable (OK) or when any of them failed. It must
-  // not block.
+  // Runs exactly once per accepted Append, never inside Append itself, when
+  // every record of the call is durable (OK) or when any of them failed: on a
+  // thread of the log, or (the local log) on the HTTP I/O thread that
+  // appended, at the end of its round (io_round.h). It must not block.
   using Callback = std::function<void(const Status&)>;
 
   virtual ~LogAppender() = default;
