@@ -2,16 +2,17 @@
 # Compares two catchall builds on single-event PUTs, alternating, so that a
 # change's effect shows against the noise of a shared machine:
 #
-#   benchmarks/ab-put.sh [--rounds N] [--rate R] [--duration S] [--threads]
-#                        BINARY_A BINARY_B [-- catchall serve flags...]
+#   benchmarks/ab-put.sh [--rounds N] [--rate R] [--duration S] [--domains N]
+#                        [--threads] BINARY_A BINARY_B [-- catchall serve flags...]
 #
 # e.g. benchmarks/ab-put.sh /tmp/catchall-before build/release/catchall
 #      benchmarks/ab-put.sh --rate 50000 --threads A B -- --set server.http_threads=2
 #
 # Each round runs A, then B (then B, then A in the next round, and so on), and
 # each run is a fresh `catchall serve` on an empty data dir, 2 s of warm-up
-# PUTs, then catchall-bench over 64 keep-alive connections and 5,000 uniform
-# domains for --duration seconds (8), closed loop or, with --rate, open loop
+# PUTs, then catchall-bench over 64 keep-alive connections and --domains
+# uniform domains (5,000) for --duration seconds (8), closed loop or, with
+# --rate, open loop
 # at R PUTs/s. Printed per run: PUTs/s, p99, the server's CPU per PUT (all
 # threads, utime+stime from /proc, divided by the PUTs sent) and, with
 # --threads, the CPU per PUT of each thread (by thread id; catchall's threads
@@ -32,6 +33,7 @@ OUT="${OUT:-bench-results/ab}"
 rounds=3
 rate=""
 duration=8
+domains=5000
 threads=0
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
 while (($#)); do
@@ -39,6 +41,7 @@ while (($#)); do
     --rounds) posint "$1" "${2:-}"; rounds="$2"; shift 2 ;;
     --rate) posint "$1" "${2:-}"; rate="$2"; shift 2 ;;
     --duration) posint "$1" "${2:-}"; duration="$2"; shift 2 ;;
+    --domains) posint "$1" "${2:-}"; domains="$2"; shift 2 ;;
     --threads) threads=1; shift ;;
     -h|--help) usage; exit 0 ;;
     *) break ;;
@@ -78,7 +81,7 @@ run() {
   pid="$LAST_PID"
   for _ in $(seq 100); do curl -fs -o /dev/null "$url/healthz" && break; sleep 0.1; done
   curl -fs -o /dev/null "$url/healthz" || die "$label: the server did not start ($(tail -3 "$OUT/$label.server.log"))"
-  local common=(--target "$url" --mode put --connections 64 --workload uniform --domains 5000 --quiet)
+  local common=(--target "$url" --mode put --connections 64 --workload uniform --domains "$domains" --quiet)
   "$BENCH" "${common[@]}" --duration 2 --warmup 0 --out "$OUT/warmup" >/dev/null 2>&1
   thread_snapshot "$pid" >"$OUT/$label.threads0"
   t0="$(cpu_ticks "$pid")"
