@@ -55,6 +55,9 @@ void LocalLogImpl::WriterLoop() {
       bytes = TakeQueue(/*appends_only=*/false);
     }
     WriteTaken(bytes);
+    // Also here, not only when idle: a writer thread kept busy (synced
+    // writes, large batches) may never find the queue empty.
+    MaybeEnforceRetention();
     FinishWriting(/*hand_on=*/false);
   }
 }
