@@ -11,6 +11,10 @@ namespace catchall {
 
 namespace {
 
+// Fetch batching of every consumer and reader (see CreateGroupConsumer).
+constexpr const char* kFetchMinBytes = "65536";
+constexpr const char* kFetchWaitMaxMs = "20";
+
 std::vector<int32_t> PartitionsOf(const rd_kafka_topic_partition_list_t* list) {
   std::vector<int32_t> out;
   out.reserve(static_cast<size_t>(list->cnt));
@@ -133,6 +137,15 @@ Status kafka_internal::CreateGroupConsumer(const KafkaGroupOptions& options,
       {"max.partition.fetch.bytes", std::to_string(options.max_partition_fetch_kb * 1024)},
       {"fetch.max.bytes",
        std::to_string(std::max(options.max_partition_fetch_kb * 1024 * 5, 16 << 20))},
+      // The broker holds a fetch until 64 KB are there or 20 ms passed,
+      // instead of answering as soon as one record is (librdkafka's default,
+      // fetch.min.bytes=1): measured at 12,000 single PUTs/s over 10M
+      // domains, the aggregator's CPU per event fell from 14.5-15.1 to
+      // 9.2-9.4 us and the broker's from 38-69 to 31-41 us, with freshness
+      // P95 unchanged (191-209 against 166-297 ms; docs/benchmarks.md).
+      // kafka.consumer.fetch.min.bytes and fetch.wait.max.ms tune it.
+      {"fetch.min.bytes", kFetchMinBytes},
+      {"fetch.wait.max.ms", kFetchWaitMaxMs},
       {"session.timeout.ms", "10000"},
       {"heartbeat.interval.ms", "1000"},
       {"max.poll.interval.ms", "300000"},
@@ -283,6 +296,7 @@ class KafkaReader final : public LogReader {
         {"enable.auto.offset.store", "false"},  {"enable.partition.eof", "true"},
         {"auto.offset.reset", "earliest"},      {"isolation.level", "read_committed"},
         {"queued.min.messages", "1000000"},     {"fetch.max.bytes", "52428800"},
+        {"fetch.min.bytes", kFetchMinBytes},    {"fetch.wait.max.ms", kFetchWaitMaxMs},
     };
     rd_kafka_conf_t* conf = nullptr;
     CATCHALL_RETURN_IF_ERROR(
