@@ -3,7 +3,9 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <chrono>
 #include <iostream>
+#include <thread>
 
 #include "engine/kafka.h"
 #include "engine/kv_store.h"
@@ -29,6 +31,12 @@ Status RequireBrokers(const Config& config, std::string_view role) {
   return Status::Ok();
 }
 
+// A topic just created reaches every broker's metadata a moment later, so a
+// role started right after `catchall topics create` (a compose file's init
+// container, a script) may ask a broker that has not heard of it yet. A
+// missing topic is looked up again for this long before the role gives up.
+constexpr auto kTopicWait = std::chrono::seconds(15);
+
 // The topics a role needs, checked at start with a message that says what
 // to do.
 Status CheckRoleTopics(const Config& config, const std::vector<std::string>& names) {
@@ -38,8 +46,20 @@ Status CheckRoleTopics(const Config& config, const std::vector<std::string>& nam
       if (t.name == n) specs.push_back({t.name, 0, 1, {}});
     }
   }
-  std::string report;
-  Status s = CheckTopics(KafkaOptionsFor(config, "check"), specs, &report);
+  auto until = std::chrono::steady_clock::now() + kTopicWait;
+  Status s;
+  for (bool said = false;; said = true) {
+    std::string report;
+    s = CheckTopics(KafkaOptionsFor(config, "check"), specs, &report);
+    if (s.code() != Code::kFailedPrecondition || std::chrono::steady_clock::now() >= until) break;
+    if (!said) {
+      spdlog::info(
+          "{}; looking again for up to {} s (a topic just created reaches every broker "
+          "a moment later)",
+          s.message(), kTopicWait.count());
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  }
   if (s.code() == Code::kFailedPrecondition) {
     return Status::FailedPrecondition(
         fmt::format("{}; create the topics with `catchall topics create --brokers {}`", s.message(),

@@ -200,6 +200,24 @@ TEST_F(ClusterTest, SecondAggregatorJoinsThenLeavesMidLoadWithExactCounts) {
   ExpectCounts(q, Tally(all), {agg_a.get(), agg_b.get(), query.get()});
 }
 
+// `catchall topics create` and the roles are often started together (an
+// init container, a script): a role that finds no topic yet, or asks a
+// broker the new topic has not reached, looks again for a while instead of
+// exiting at once. (Seen in CI on three brokers: an ingest node started
+// right after its topics were created exited with "does not exist".)
+TEST_F(ClusterTest, ARoleStartedBeforeItsTopicsExistWaitsForThem) {
+  ClusterNames later = UniqueClusterNames("later");
+  std::thread creator([&] {
+    std::this_thread::sleep_for(3s);
+    CreateTopicsOf(later, brokers_, kPartitions);
+  });
+  ServerProcess ingest(later.RoleArgs("ingest", brokers_));
+  creator.join();
+  ASSERT_TRUE(ingest.started()) << ingest.Output();
+  ASSERT_TRUE(ingest.WaitReady(90s)) << ingest.Output();
+  EXPECT_THAT(ingest.Output(), HasSubstr("looking again"));
+}
+
 TEST_F(ClusterTest, KcatReplayProducesStatusesAndDeadLettersMisroutedRecords) {
   TempDir agg_dir;
   TempDir query_dir;

@@ -47,18 +47,27 @@ std::vector<std::string> ClusterNames::RoleArgs(const std::string& role, const s
   return args;
 }
 
-ClusterNames CreateClusterTopics(const std::string& brokers, const std::string& prefix,
-                                 int partitions, const std::vector<std::string>& flags) {
+ClusterNames UniqueClusterNames(const std::string& prefix) {
   std::random_device rd;
   std::string id = prefix + "-" + std::to_string(getpid()) + "-" + std::to_string(rd() % 100000);
-  ClusterNames n{id + ".events", id + ".status", id + ".ids", id + ".dlq", id + ".group"};
+  return ClusterNames{id + ".events", id + ".status", id + ".ids", id + ".dlq", id + ".group"};
+}
+
+void CreateTopicsOf(const ClusterNames& names, const std::string& brokers, int partitions,
+                    const std::vector<std::string>& flags) {
   std::vector<std::string> args = {"topics", "create",       "--brokers",
                                    brokers,  "--partitions", std::to_string(partitions)};
-  for (const auto& f : n.Flags()) args.push_back(f);
+  for (const auto& f : names.Flags()) args.push_back(f);
   args.insert(args.end(), flags.begin(), flags.end());
   std::string out;
   int rc = RunBinary(args, &out);
   EXPECT_EQ(rc, 0) << out;
+}
+
+ClusterNames CreateClusterTopics(const std::string& brokers, const std::string& prefix,
+                                 int partitions, const std::vector<std::string>& flags) {
+  ClusterNames n = UniqueClusterNames(prefix);
+  CreateTopicsOf(n, brokers, partitions, flags);
   return n;
 }
 

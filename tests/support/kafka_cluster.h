@@ -37,6 +37,11 @@ struct ClusterNames {
 // --set flags of a secured connection).
 ClusterNames CreateClusterTopics(const std::string& brokers, const std::string& prefix,
                                  int partitions, const std::vector<std::string>& flags = {});
+// The same in two steps: unique names, then their topics (for a test that
+// starts a role before its topics exist).
+ClusterNames UniqueClusterNames(const std::string& prefix);
+void CreateTopicsOf(const ClusterNames& names, const std::string& brokers, int partitions,
+                    const std::vector<std::string>& flags = {});
 
 // Runs a program (argv[0] is looked up in PATH) with `input` on stdin;
 // returns its exit code and puts stdout+stderr in *output.
