@@ -5,7 +5,6 @@
 
 #include <chrono>
 #include <iostream>
-#include <thread>
 
 #include "engine/kafka.h"
 #include "engine/kv_store.h"
@@ -46,20 +45,15 @@ Status CheckRoleTopics(const Config& config, const std::vector<std::string>& nam
       if (t.name == n) specs.push_back({t.name, 0, 1, {}});
     }
   }
-  auto until = std::chrono::steady_clock::now() + kTopicWait;
-  Status s;
-  for (bool said = false;; said = true) {
-    std::string report;
-    s = CheckTopics(KafkaOptionsFor(config, "check"), specs, &report);
-    if (s.code() != Code::kFailedPrecondition || std::chrono::steady_clock::now() >= until) break;
-    if (!said) {
-      spdlog::info(
-          "{}; looking again for up to {} s (a topic just created reaches every broker "
-          "a moment later)",
-          s.message(), kTopicWait.count());
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(250));
-  }
+  std::string report;
+  Status s = CheckTopicsUntil(
+      KafkaOptionsFor(config, "check"), specs, names, std::chrono::steady_clock::now() + kTopicWait,
+      &report, [](const Status& problem) {
+        spdlog::info(
+            "{}; looking again for up to {} s (a topic just created reaches every broker "
+            "a moment later)",
+            problem.message(), kTopicWait.count());
+      });
   if (s.code() == Code::kFailedPrecondition) {
     return Status::FailedPrecondition(
         fmt::format("{}; create the topics with `catchall topics create --brokers {}`", s.message(),

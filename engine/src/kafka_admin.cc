@@ -134,24 +134,29 @@ Status CreateTopics(const KafkaOptions& options, const std::vector<TopicSpec>& t
   rd_kafka_queue_destroy(q);
   for (auto* nt : news) rd_kafka_NewTopic_destroy(nt);
   CATCHALL_RETURN_IF_ERROR(s);
-  // Existing topics must match, or domains would be routed differently. A
-  // topic just created shows up in the brokers' metadata, and its configs in
-  // their DescribeConfigs answers, a moment later (seen on a fresh KRaft
-  // broker: "does not exist"; on a three-broker cluster: the default
-  // cleanup.policy=delete from a broker that had not applied the new
-  // topic's config yet). Until the timeout, a problem with one of those
-  // means "not yet".
-  auto until = std::chrono::steady_clock::now() + options.timeout;
+  // Existing topics must match, or domains would be routed differently. The
+  // ones just created may not show yet (seen on a fresh KRaft broker: "does
+  // not exist"; on a three-broker cluster: the default cleanup.policy=delete
+  // from a broker that had not applied the new topic's config yet).
+  return CheckTopicsUntil(options, topics, created,
+                          std::chrono::steady_clock::now() + options.timeout, report);
+}
+
+Status CheckTopicsUntil(const KafkaOptions& options, const std::vector<TopicSpec>& topics,
+                        const std::vector<std::string>& fresh,
+                        std::chrono::steady_clock::time_point until, std::string* report,
+                        const std::function<void(const Status&)>& on_first_wait) {
   std::string check;
   Status c;
-  while (true) {
+  for (bool waited = false;; waited = true) {
     check.clear();
     c = CheckTopics(options, topics, &check);
-    bool created_not_yet = false;
-    for (const auto& name : created) {
-      created_not_yet |= check.find(fmt::format("topic {} ", name)) != std::string::npos;
+    bool fresh_not_yet = false;
+    for (const auto& name : fresh) {
+      fresh_not_yet |= check.find(fmt::format("topic {} ", name)) != std::string::npos;
     }
-    if (c.ok() || !created_not_yet || std::chrono::steady_clock::now() >= until) break;
+    if (c.ok() || !fresh_not_yet || std::chrono::steady_clock::now() >= until) break;
+    if (!waited && on_first_wait) on_first_wait(c);
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   if (!c.ok()) *report += check;

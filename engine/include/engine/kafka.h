@@ -12,6 +12,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -97,5 +98,16 @@ Result<int32_t> TopicPartitionCount(const KafkaOptions& options, const std::stri
 // names every problem; Unavailable when the brokers cannot be reached.
 Status CheckTopics(const KafkaOptions& options, const std::vector<TopicSpec>& topics,
                    std::string* report);
+
+// CheckTopics, asked again every 100 ms until `until` while one of its
+// problems names a topic of `fresh`. A topic just created shows up in every
+// broker's metadata, and its configs in their answers, a moment later, so
+// for a topic that may be new a problem means "not yet". `on_first_wait`
+// (may be empty) is called with the problem before the first wait. *report
+// gets the last check's lines when it fails.
+Status CheckTopicsUntil(const KafkaOptions& options, const std::vector<TopicSpec>& topics,
+                        const std::vector<std::string>& fresh,
+                        std::chrono::steady_clock::time_point until, std::string* report,
+                        const std::function<void(const Status&)>& on_first_wait = {});
 
 }  // namespace catchall
