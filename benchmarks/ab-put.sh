@@ -62,16 +62,6 @@ PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do stop_pid "$p" 5; done; }
 trap cleanup EXIT
 
-# thread_snapshot PID: "tid ticks" per thread.
-thread_snapshot() {
-  local task tstat tf
-  for task in /proc/"$1"/task/*; do
-    read -r tstat 2>/dev/null <"$task/stat" || continue
-    read -r -a tf <<<"${tstat##*) }"
-    echo "${task##*/} $((tf[11] + tf[12]))"
-  done
-}
-
 # run LABEL BINARY: one fresh server, one measured run; prints one line.
 run() {
   local label="$1" bin="$2" dir pid t0 t1
@@ -83,12 +73,12 @@ run() {
   curl -fs -o /dev/null "$url/healthz" || die "$label: the server did not start ($(tail -3 "$OUT/$label.server.log"))"
   local common=(--target "$url" --mode put --connections 64 --workload uniform --domains "$domains" --quiet)
   "$BENCH" "${common[@]}" --duration 2 --warmup 0 --out "$OUT/warmup" >/dev/null 2>&1
-  thread_snapshot "$pid" >"$OUT/$label.threads0"
+  thread_ticks "$pid" >"$OUT/$label.threads0"
   t0="$(cpu_ticks "$pid")"
   "$BENCH" "${common[@]}" ${rate:+--rate "$rate"} --duration "$duration" --warmup 0 \
     --out "$OUT/$label" >"$OUT/$label.log" 2>&1 || die "$label: catchall-bench failed: $(tail -3 "$OUT/$label.log")"
   t1="$(cpu_ticks "$pid")"
-  thread_snapshot "$pid" >"$OUT/$label.threads1"
+  thread_ticks "$pid" >"$OUT/$label.threads1"
   stop_pid "$pid" 10
   rm -rf "$dir"
   python3 - "$label" "$OUT/$label/results.json" "$t0" "$t1" "$HZ" "$threads" \
@@ -102,8 +92,11 @@ def us(ticks):
 line = (f"{label:<10} {r['throughput_per_s']:>9,.0f} PUTs/s  p99 {r['latency_ms']['p99']:7.2f} ms  "
         f"server CPU {us(int(t1) - int(t0)):5.2f} us/PUT  load {load}")
 if threads == "1":
-    before = dict(l.split() for l in open(s0))
-    after = dict(l.split() for l in open(s1))
+    def ticks_by_tid(path):  # thread_ticks lines: ticks, name, id
+        rows = (l.rstrip("\n").split("\t") for l in open(path))
+        return {r[2]: r[0] for r in rows}
+    before = ticks_by_tid(s0)
+    after = ticks_by_tid(s1)
     per = {t: us(int(v) - int(before.get(t, 0))) for t, v in after.items()}
     line += "  threads " + " ".join(f"{t}:{v:.2f}" for t, v in sorted(per.items(), key=lambda x: int(x[0])) if v >= 0.05)
 print(line, flush=True)

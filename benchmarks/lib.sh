@@ -30,7 +30,7 @@
 #   load1 / wait_quiet             1-minute load average / wait for a quiet machine
 #   cpu_ticks PID                  utime+stime of a process, all threads (0 if gone)
 #   read_cpu_ticks PID             the same into CPU_TICKS, without a $(...) fork
-#   thread_ticks PID               "ticks<TAB>thread name" per thread of a process
+#   thread_ticks PID               "ticks<TAB>thread name<TAB>thread id" per thread
 #   machine_ticks                  "busy total irq" ticks of all CPUs (/proc/stat)
 #   ticks_to_s T0 T1               (T1 - T0) ticks as seconds, 2 decimals (0 if T1 < T0)
 #   children_cpu_ms FILE           CPU of this shell's reaped children, in ms (CHILD_CPU_MS)
@@ -157,13 +157,14 @@ cpu_ticks() {
   echo "$CPU_TICKS"
 }
 
-# thread_ticks PID: one line per thread of the process, "ticks<TAB>thread name".
+# thread_ticks PID: one line per thread of the process, "ticks<TAB>thread name<TAB>thread
+# id" (the id tells apart threads with no name of their own).
 thread_ticks() {
   local task tstat tf
   for task in /proc/"$1"/task/*; do
     read -r tstat 2>/dev/null <"$task/stat" || continue
     read -r -a tf <<<"${tstat##*) }"
-    printf '%s\t%s\n' "$((tf[11] + tf[12]))" "$(cat "$task/comm" 2>/dev/null)"
+    printf '%s\t%s\t%s\n' "$((tf[11] + tf[12]))" "$(cat "$task/comm" 2>/dev/null)" "${task##*/}"
   done
 }
 

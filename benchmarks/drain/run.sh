@@ -305,7 +305,7 @@ irq = (mi1 - mi0) / hz
 threads = {}
 try:
     for line in open(threads_file):
-        ticks, _, comm = line.rstrip("\n").partition("\t")
+        ticks, comm = line.rstrip("\n").split("\t")[:2]
         key = "".join(c if not c.isdigit() else "#" for c in comm) or "?"
         threads[key] = threads.get(key, 0) + int(ticks) / hz
 except OSError:
