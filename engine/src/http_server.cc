@@ -40,9 +40,11 @@ class SessionBase;
 // instead of one post (a lock on the io_context's queue, an allocation, a
 // wake-up) per response.
 struct Completions {
+  // Each answer with the session it is for.
+  using Answers = std::vector<std::pair<std::shared_ptr<SessionBase>, HttpResponse>>;
   std::mutex mu;
   // Answers waiting for the I/O thread, in the order they were produced.
-  std::vector<std::pair<std::shared_ptr<SessionBase>, HttpResponse>> ready;  // GUARDED_BY(mu)
+  Answers ready;           // GUARDED_BY(mu)
   bool scheduled = false;  // a RunCompletions is posted; GUARDED_BY(mu)
   // Set once the I/O threads are gone for good: responses produced later are
   // dropped instead of being posted to an io_context that will never run
@@ -50,7 +52,7 @@ struct Completions {
   bool closed = false;  // GUARDED_BY(mu)
   // The batch being answered; touched by the context's own thread only. It
   // keeps its capacity from one batch to the next.
-  std::vector<std::pair<std::shared_ptr<SessionBase>, HttpResponse>> running;
+  Answers running;
 };
 
 // Each I/O thread runs its own io_context and owns the sessions accepted
@@ -523,7 +525,7 @@ void HttpServerImpl::RunCompletions(size_t index) {
 
 void HttpServerImpl::CloseCompletions() {
   for (auto& c : completions) {
-    std::vector<std::pair<std::shared_ptr<SessionBase>, HttpResponse>> dropped;
+    Completions::Answers dropped;
     {
       std::lock_guard<std::mutex> lock(c->mu);
       c->closed = true;
