@@ -387,6 +387,14 @@ Status RocksKvStore::Write(KvWriteBatch* batch) {
   CATCHALL_RETURN_IF_ERROR(WriteHealth());
   rocksdb::WriteOptions wo;
   wo.sync = sync_;
+  // Concurrent (unordered_write) inserts search the skip list from its top
+  // for every key; with this hint each insert of a batch starts from where
+  // the batch's previous one went, which pays when a batch's keys ascend
+  // (commits, materialized changelog polls and log appends are written in
+  // key order). Measured: ~10% less CPU per put in batches of 2,000 sorted
+  // keys over 10M domains than in hash order (catchall-micro
+  // --benchmark_filter=StoreWrite); without the hint sorting gained nothing.
+  wo.memtable_insert_hint_per_batch = true;
   Status s = FromRocks(db_->Write(wo, &batch->rep_->batch));
   if (s.code() == Code::kNoSpace || s.code() == Code::kIoError) {
     std::lock_guard<std::mutex> lock(failure_mu_);
