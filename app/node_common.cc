@@ -15,6 +15,7 @@ Status OpenStore(Env* env, const Config& config, std::vector<ColumnSpec> columns
   options.path = config.data_dir;
   options.sync_writes = config.sync_writes;
   options.block_cache_bytes = config.block_cache_mb << 20;
+  options.write_buffer_bytes = config.write_buffer_mb << 20;
   options.background_jobs = config.background_jobs;
   options.background_write_rate = config.compaction_rate_mb << 20;
   options.compaction_low_priority = config.compaction_low_priority;

@@ -165,6 +165,9 @@ Status ValidateConfig(const Config& c) {
     return Status::InvalidArgument(fmt::format("{}: {}", key, why));
   };
   if (c.partitions < 1 || c.partitions > 4096) return bad("log.partitions", "must be 1..4096");
+  if (c.write_buffer_mb < 1 || c.write_buffer_mb > 4096) {
+    return bad("storage.write_buffer_mb", "must be 1..4096");
+  }
   if (c.background_jobs < 1 || c.background_jobs > 64) {
     return bad("storage.background_jobs", "must be 1..64");
   }

@@ -123,6 +123,9 @@ std::vector<Setting> MakeSettings() {
                           &Config::sync_writes));
   s.push_back(
       U64Setting("storage.block_cache_mb", "RocksDB block cache size", &Config::block_cache_mb));
+  s.push_back(U64Setting("storage.write_buffer_mb",
+                         "RocksDB memtable size of each column (1..4096)",
+                         &Config::write_buffer_mb));
   s.push_back(IntSetting("storage.background_jobs", "RocksDB flush and compaction threads (1..64)",
                          &Config::background_jobs));
   s.push_back(U64Setting("storage.compaction_rate_mb",

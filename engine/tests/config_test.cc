@@ -99,6 +99,7 @@ max_body_bytes = 2048
 [storage]
 data_dir = "/var/lib/catchall"
 sync_writes = true
+write_buffer_mb = 16
 
 [log]
 partitions = 16
@@ -119,6 +120,7 @@ level = "debug"
   EXPECT_EQ(c->max_body_bytes, 2048u);
   EXPECT_EQ(c->data_dir, "/var/lib/catchall");
   EXPECT_TRUE(c->sync_writes);
+  EXPECT_EQ(c->write_buffer_mb, 16u);
   EXPECT_EQ(c->partitions, 16);
   EXPECT_EQ(c->catchall_threshold, 50u);
   EXPECT_EQ(c->brokers, "k1:9092,k2:9092");
@@ -198,6 +200,8 @@ TEST_F(ConfigTest, BadTypesAndValuesInFileNameTheKey) {
       {"[log]\npartitions = 0\n", "log.partitions"},
       {"[log]\npartitions = 5000\n", "log.partitions"},
       {"[storage]\nsync_writes = 3\n", "storage.sync_writes"},
+      {"[storage]\nwrite_buffer_mb = 0\n", "storage.write_buffer_mb"},
+      {"[storage]\nwrite_buffer_mb = 4097\n", "storage.write_buffer_mb"},
       {"[server]\nmax_body_bytes = [1, 2]\n", "server.max_body_bytes"},
       {"[server]\nmax_body_bytes = 10\n", "server.max_body_bytes"},
       {"[server]\nlisten = \"nope\"\n", "nope"},

@@ -36,6 +36,9 @@ struct Config {
   std::string data_dir = "catchall-data";
   bool sync_writes = false;
   uint64_t block_cache_mb = 256;
+  // Memtable size of each column: writes insert into a skip list of about
+  // this many bytes before it is flushed (docs/operations.md).
+  uint64_t write_buffer_mb = 64;
   // RocksDB's background work (docs/operations.md, "Compaction and the
   // tail"): flush and compaction threads, a cap on the bytes they write per
   // second (0: none), and whether compaction threads run at the lowest CPU
