@@ -15,9 +15,12 @@ hasnt() {
   if grep -qF -- "$3" <<<"$2"; then fail "$1: unexpected '$3'"; fi
 }
 export KAFKA_DEV_DIR="${TMPDIR:-/tmp}/kafka-dev-config-test-$$"
-cores="$(nproc)"
+# Sized as for a 16-core, 16 GB machine, so that production's sizing differs
+# from dev's whatever machine runs the test.
+unset KAFKA_PROFILE KAFKA_HEAP_OPTS KAFKA_JVM_OPTS KAFKA_EXTRA_PROPERTIES KAFKA_DEV_NODE_COUNT
+export KAFKA_DEV_CORES=16 KAFKA_DEV_MEM_MB=16384
 
-dev="$(env -u KAFKA_PROFILE -u KAFKA_HEAP_OPTS -u KAFKA_EXTRA_PROPERTIES "$KAFKA_DEV" config)"
+dev="$("$KAFKA_DEV" config)"
 has dev "$dev" '# -Xms256m'
 has dev "$dev" '# -Xmx1g'
 has dev "$dev" 'num.network.threads=2'
@@ -25,30 +28,33 @@ has dev "$dev" 'num.io.threads=4'
 hasnt dev "$dev" 'G1HeapRegionSize'
 hasnt dev "$dev" 'socket.send.buffer.bytes'
 
-prod="$(env -u KAFKA_HEAP_OPTS -u KAFKA_EXTRA_PROPERTIES KAFKA_PROFILE=production "$KAFKA_DEV" config)"
-xms="$(sed -n 's/^# -Xms//p' <<<"$prod")"
-xmx="$(sed -n 's/^# -Xmx//p' <<<"$prod")"
-[[ -n "$xms" && "$xms" == "$xmx" ]] || fail "production: heap not fixed (-Xms '$xms', -Xmx '$xmx')"
-mem_mb="$(awk '/^MemTotal:/ {print int($2 / 1024)}' /proc/meminfo)"
-want=$(( mem_mb / 4 )); (( want > 6144 )) && want=6144; (( want < 1024 )) && want=1024
-[[ "$xmx" == "${want}m" ]] || fail "production: heap ${xmx}, want ${want}m (a quarter of ${mem_mb} MB, 1g-6g)"
+prod="$(KAFKA_PROFILE=production "$KAFKA_DEV" config)"
+has production "$prod" '# -Xms4096m'   # a quarter of 16 GB, fixed
+has production "$prod" '# -Xmx4096m'
 has production "$prod" '# -XX:G1HeapRegionSize=16M'
 has production "$prod" '# -XX:MetaspaceSize=96m'
 has production "$prod" '# -XX:+UseG1GC'
-has production "$prod" "num.network.threads=$(( cores / 2 > 2 ? cores / 2 : 2 ))"
-has production "$prod" "num.io.threads=$(( cores > 4 ? cores : 4 ))"
+has production "$prod" 'num.network.threads=8'   # cores / 2
+has production "$prod" 'num.io.threads=16'       # cores
 has production "$prod" 'socket.send.buffer.bytes=1048576'
 has production "$prod" 'num.replica.fetchers=2'
 
-# Three nodes on one machine share its RAM: each gets a third of the heap.
-three="$(env -u KAFKA_HEAP_OPTS KAFKA_PROFILE=production KAFKA_DEV_NODE_COUNT=3 "$KAFKA_DEV" config)"
-want3=$(( mem_mb / 4 / 3 )); (( want3 > 6144 )) && want3=6144; (( want3 < 1024 )) && want3=1024
-has three-nodes "$three" "# -Xmx${want3}m"
+# Bounds: at most 6 GB on a big machine, at least 1 GB on a small one, and
+# three nodes on one machine share its quarter.
+has big "$(KAFKA_PROFILE=production KAFKA_DEV_MEM_MB=65536 "$KAFKA_DEV" config)" '# -Xmx6144m'
+has small "$(KAFKA_PROFILE=production KAFKA_DEV_MEM_MB=2048 "$KAFKA_DEV" config)" '# -Xmx1024m'
+has three-nodes "$(KAFKA_PROFILE=production KAFKA_DEV_NODE_COUNT=3 "$KAFKA_DEV" config)" '# -Xmx1365m'
+has small-machine "$(KAFKA_PROFILE=production KAFKA_DEV_CORES=2 "$KAFKA_DEV" config)" 'num.io.threads=4'
 
+# The operator's settings win: heap, JVM flags (after the profile's, as the
+# JVM takes the last), broker properties (after the profile's).
 over="$(KAFKA_PROFILE=production KAFKA_HEAP_OPTS='-Xms2g -Xmx2g' \
-  KAFKA_EXTRA_PROPERTIES='num.io.threads=6' "$KAFKA_DEV" config)"
+  KAFKA_JVM_OPTS='-XX:MaxGCPauseMillis=50' KAFKA_EXTRA_PROPERTIES='num.io.threads=6' \
+  "$KAFKA_DEV" config)"
 has overrides "$over" '# -Xmx2g'
-hasnt overrides "$over" "-Xmx${want}m"
+hasnt overrides "$over" '-Xmx4096m'
+[[ "$(grep '^# -XX:MaxGCPauseMillis=' <<<"$over" | tail -n 1)" == '# -XX:MaxGCPauseMillis=50' ]] \
+  || fail "overrides: KAFKA_JVM_OPTS is not the last MaxGCPauseMillis"
 [[ "$(grep '^num.io.threads=' <<<"$over" | tail -n 1)" == num.io.threads=6 ]] \
   || fail "overrides: KAFKA_EXTRA_PROPERTIES is not the last num.io.threads"
 
