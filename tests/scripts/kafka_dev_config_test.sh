@@ -58,6 +58,12 @@ hasnt overrides "$over" '-Xmx4096m'
 [[ "$(grep '^num.io.threads=' <<<"$over" | tail -n 1)" == num.io.threads=6 ]] \
   || fail "overrides: KAFKA_EXTRA_PROPERTIES is not the last num.io.threads"
 
+# --sasl adds the secured listeners to what start would write.
+sasl="$("$KAFKA_DEV" config --sasl)"
+grep -q '^listeners=.*SASL_SSL://.*SSL://' <<<"$sasl" || fail "config --sasl: no SASL_SSL and SSL listeners"
+has sasl "$sasl" 'listener.name.ssl.ssl.client.auth=required'
+hasnt plain "$dev" 'listener.name.ssl.ssl.client.auth'
+
 if err="$(KAFKA_PROFILE=fast "$KAFKA_DEV" config 2>&1)"; then
   fail "an unknown profile was accepted"
 else
