@@ -17,6 +17,8 @@
 #include "engine/kv_store.h"
 #include "engine/local_log.h"
 #include "engine/log.h"
+#include "engine/metrics.h"
+#include "support/metrics.h"
 #include "support/temp_dir.h"
 
 namespace catchall {
@@ -63,11 +65,12 @@ class StatusMaterializerTest : public ::testing::Test {
   }
 
   // A materializer started on the changelog, once it has read to its end.
-  std::unique_ptr<StatusMaterializer> StartedMaterializer() {
+  // `metrics` may be null.
+  std::unique_ptr<StatusMaterializer> StartedMaterializer(Metrics* metrics = nullptr) {
     std::unique_ptr<LogReader> reader;
     EXPECT_TRUE(log_->NewReader(kTopic, &reader).ok());
     auto m = std::make_unique<StatusMaterializer>(std::move(reader), std::string(kTopic),
-                                                  store_.get(), nullptr);
+                                                  store_.get(), metrics);
     EXPECT_TRUE(m->Start().ok());
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
     while (!m->ready() && std::chrono::steady_clock::now() < deadline) {
@@ -138,7 +141,13 @@ TEST_F(StatusMaterializerTest, ARestartResumesAfterTheLastRecordApplied) {
   // Published while no materializer runs: the next one reads these from
   // the offsets the first one stored, and keeps what the first one applied.
   Publish({{"a.example", {6, 0}}, {"a.example", {8, 0}}});
-  std::unique_ptr<StatusMaterializer> m = StartedMaterializer();
+  Metrics metrics;
+  std::unique_ptr<StatusMaterializer> m = StartedMaterializer(&metrics);
+  // Re-reading from the start would land the same counts: only the number
+  // of records the second one applied tells a resume from a re-read.
+  testing::Exposition applied(metrics.Serialize());
+  EXPECT_EQ(applied.Sum("catchall_query_changelog_records_total"), 2)
+      << applied.Describe("catchall_query_changelog_records_total");
   EXPECT_EQ(CountsOf(*m, "a.example").delivered, 8u);
   EXPECT_EQ(CountsOf(*m, "b.example").delivered, 1u);
   EXPECT_EQ(CountsOf(*m, "c.example").delivered, 3u);
