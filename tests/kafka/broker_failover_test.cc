@@ -97,15 +97,7 @@ class BrokerFailoverTest : public ::testing::Test {
 
   std::vector<ServerProcess*> Roles() { return {ingest_.get(), aggregate_.get(), query_.get()}; }
 
-  bool WaitForAcked(EventLoad& load, size_t n) {
-    return WaitUntil([&] { return load.acked() >= n; }, 120s,
-                     [&] {
-                       return std::to_string(n) + " acknowledged events (" +
-                              std::to_string(load.acked()) + " so far, " +
-                              std::to_string(load.refused()) + " refused)";
-                     },
-                     Roles(), 5ms);
-  }
+  bool WaitForAcked(EventLoad& load, size_t n) { return testing::WaitForAcked(load, n, Roles()); }
 
   // Every replica of every topic the roles use back in sync, so that the
   // next failure meets a whole cluster.
@@ -143,11 +135,9 @@ class BrokerFailoverTest : public ::testing::Test {
                                       << " reads failed, the first: " << failed_reads.front();
 
     HttpClient in(ingest_->port());
-    std::vector<SentEvent> all = load.acked_events();
-    for (const SentEvent& e : load.unanswered_events()) {
-      ASSERT_TRUE(Resend(in, e));
-      all.push_back(e);
-    }
+    std::string failed;
+    std::vector<SentEvent> all = AckedAfterResending(load, in, &failed);
+    ASSERT_TRUE(failed.empty()) << failed;
     HttpClient q(query_->port());
     std::string diff;
     EXPECT_TRUE(WaitForAllCounts(q, Tally(all), 180s, &diff)) << diff << ServersOutput(Roles());

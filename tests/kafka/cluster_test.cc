@@ -80,17 +80,6 @@ class ClusterTest : public ::testing::Test {
         << diff << ServersOutput(servers);
   }
 
-  // Waits until `load` has `n` more acknowledged events than `from`.
-  static bool WaitForAcked(EventLoad& load, size_t n, const std::vector<ServerProcess*>& servers) {
-    return WaitUntil([&] { return load.acked() >= n; }, 120s,
-                     [&] {
-                       return std::to_string(n) + " acknowledged events (" +
-                              std::to_string(load.acked()) + " so far, " +
-                              std::to_string(load.refused()) + " refused)";
-                     },
-                     servers, 5ms);
-  }
-
   std::string brokers_;
   ClusterNames names_;
 };
@@ -156,11 +145,9 @@ TEST_F(ClusterTest, AggregatorKilledMidLoadRestartsWithExactCounts) {
                                     << " reads failed, the first: " << failed_reads.front();
 
   HttpClient in(ingest->port());
-  std::vector<SentEvent> all = load.acked_events();
-  for (const SentEvent& e : load.unanswered_events()) {
-    ASSERT_TRUE(Resend(in, e));
-    all.push_back(e);
-  }
+  std::string failed;
+  std::vector<SentEvent> all = AckedAfterResending(load, in, &failed);
+  ASSERT_TRUE(failed.empty()) << failed;
   HttpClient q(query->port());
   ExpectCounts(q, Tally(all), {aggregate.get(), query.get()});
 }
@@ -191,11 +178,9 @@ TEST_F(ClusterTest, SecondAggregatorJoinsThenLeavesMidLoadWithExactCounts) {
   load.Stop();
 
   HttpClient in(ingest->port());
-  std::vector<SentEvent> all = load.acked_events();
-  for (const SentEvent& e : load.unanswered_events()) {
-    ASSERT_TRUE(Resend(in, e));
-    all.push_back(e);
-  }
+  std::string failed;
+  std::vector<SentEvent> all = AckedAfterResending(load, in, &failed);
+  ASSERT_TRUE(failed.empty()) << failed;
   HttpClient q(query->port());
   ExpectCounts(q, Tally(all), {agg_a.get(), agg_b.get(), query.get()});
 }
@@ -865,11 +850,9 @@ TEST_F(BrokerOutageTest, IngestAnswers503QuicklyAndLosesNothingAcknowledged) {
   // Everything acknowledged is there; what was refused is retried with the
   // same keys and then counted exactly once.
   HttpClient in(ingest->port());
-  std::vector<SentEvent> all = load.acked_events();
-  for (const SentEvent& e : load.unanswered_events()) {
-    ASSERT_TRUE(Resend(in, e));
-    all.push_back(e);
-  }
+  std::string failed;
+  std::vector<SentEvent> all = AckedAfterResending(load, in, &failed);
+  ASSERT_TRUE(failed.empty()) << failed;
   HttpClient q(query->port());
   std::string diff;
   EXPECT_TRUE(WaitForAllCounts(q, Tally(all), 180s, &diff)) << diff << ServersOutput(all_roles);

@@ -106,4 +106,27 @@ bool Resend(HttpClient& client, const SentEvent& e, int attempts) {
   return false;
 }
 
+bool WaitForAcked(EventLoad& load, size_t n, const std::vector<ServerProcess*>& servers) {
+  return WaitUntil([&] { return load.acked() >= n; }, std::chrono::seconds(120),
+                   [&] {
+                     return std::to_string(n) + " acknowledged events (" +
+                            std::to_string(load.acked()) + " so far, " +
+                            std::to_string(load.refused()) + " refused)";
+                   },
+                   servers, std::chrono::milliseconds(5));
+}
+
+std::vector<SentEvent> AckedAfterResending(EventLoad& load, HttpClient& client,
+                                           std::string* failed) {
+  std::vector<SentEvent> all = load.acked_events();
+  for (const SentEvent& e : load.unanswered_events()) {
+    if (!Resend(client, e)) {
+      *failed = "event " + e.id + " of " + e.domain + " was never acknowledged";
+      return {};
+    }
+    all.push_back(e);
+  }
+  return all;
+}
+
 }  // namespace catchall::testing

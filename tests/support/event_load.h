@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "support/http_client.h"
+#include "support/wait.h"
 
 namespace catchall::testing {
 
@@ -92,5 +93,17 @@ Counts Tally(const std::vector<SentEvent>& events);
 
 // PUTs `event` (same key) until it is acknowledged; false after `attempts`.
 bool Resend(HttpClient& client, const SentEvent& event, int attempts = 50);
+
+// Waits (up to 120 s) until `load` has `n` acknowledged events; on failure
+// says how many it has and shows what `servers` printed.
+[[nodiscard]] bool WaitForAcked(EventLoad& load, size_t n,
+                                const std::vector<ServerProcess*>& servers);
+
+// Resends every event of `load` that was not answered (same keys, so none
+// is counted twice) until each is acknowledged, then returns every event
+// that must be counted: the acknowledged ones and the resent ones. Empty,
+// with *failed naming the event, when one could not be acknowledged.
+std::vector<SentEvent> AckedAfterResending(EventLoad& load, HttpClient& client,
+                                           std::string* failed);
 
 }  // namespace catchall::testing
