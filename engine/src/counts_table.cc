@@ -29,9 +29,13 @@ Result<DomainCounts> CountsTable::Get(std::string_view domain) const {
 
 Status CountsTable::MultiGet(const std::vector<std::string>& domains,
                              std::vector<DomainCounts>* out) const {
-  std::vector<std::string_view> keys(domains.begin(), domains.end());
+  return MultiGetViews(std::vector<std::string_view>(domains.begin(), domains.end()), out);
+}
+
+Status CountsTable::MultiGetViews(const std::vector<std::string_view>& domains,
+                                  std::vector<DomainCounts>* out) const {
   std::vector<std::optional<std::string>> values;
-  CATCHALL_RETURN_IF_ERROR(store_->MultiGet(column_, keys, &values));
+  CATCHALL_RETURN_IF_ERROR(store_->MultiGet(column_, domains, &values));
   out->assign(domains.size(), DomainCounts{});
   for (size_t i = 0; i < values.size(); ++i) {
     if (values[i]) (*out)[i] = DecodeCounts(*values[i]);

@@ -377,8 +377,13 @@ Status RocksKvStore::MultiGet(Column column, const std::vector<std::string_view>
   for (auto k : keys) slices.push_back(ToSlice(k));
   std::vector<rocksdb::PinnableSlice> pinned(keys.size());
   std::vector<rocksdb::Status> statuses(keys.size());
+  // RocksDB sorts the keys (by pointer, comparing each pair) unless told
+  // they ascend; the aggregator's commit reads them in key order already.
+  // Checking is one comparison per key, and the sort was ~2.5% of a
+  // cluster aggregator's CPU under uniform traffic (perf).
+  bool ascending = std::is_sorted(keys.begin(), keys.end());
   db_->MultiGet(rocksdb::ReadOptions(), Cf(column), keys.size(), slices.data(), pinned.data(),
-                statuses.data());
+                statuses.data(), ascending);
   values->assign(keys.size(), std::nullopt);
   Status first;
   for (size_t i = 0; i < keys.size(); ++i) {

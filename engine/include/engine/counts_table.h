@@ -27,6 +27,9 @@ class CountsTable : public StatusReader {
   Result<DomainCounts> Get(std::string_view domain) const override;
   Status MultiGet(const std::vector<std::string>& domains,
                   std::vector<DomainCounts>* out) const override;
+  // The same for views of domains the caller owns (no copies of the keys).
+  Status MultiGetViews(const std::vector<std::string_view>& domains,
+                       std::vector<DomainCounts>* out) const;
 
   Column column() const { return column_; }
 

@@ -137,6 +137,7 @@ class KvStore {
   // NotFound when absent.
   virtual Status Get(Column column, std::string_view key, std::string* value) const = 0;
   // values->at(i) is empty when keys[i] is absent. Returns the first error.
+  // Cheaper when `keys` ascend (bytewise): the store need not sort them.
   virtual Status MultiGet(Column column, const std::vector<std::string_view>& keys,
                           std::vector<std::optional<std::string>>* values) const = 0;
   // After a write failed on a disk error, every later Write fails at once

@@ -74,6 +74,10 @@ class CounterStore : public StatusReader {
   Result<DomainCounts> Get(std::string_view domain) const override;
   Status MultiGet(const std::vector<std::string>& domains,
                   std::vector<DomainCounts>* out) const override;
+  Status MultiGetViews(const std::vector<std::string_view>& domains,
+                       std::vector<DomainCounts>* out) const {
+    return counts_table_.MultiGetViews(domains, out);
+  }
   Result<StateCheckpoint> ReadCheckpoint(int32_t partition) const;
   // The log timestamp stored for IdKey(domain, id), if any.
   Result<std::optional<int64_t>> IdTimestamp(std::string_view id_key) const;
