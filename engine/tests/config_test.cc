@@ -1,5 +1,6 @@
 #include "engine/config.h"
 
+#include <fmt/format.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <stdlib.h>
@@ -388,7 +389,7 @@ TEST(ParseListenTest, Errors) {
     SCOPED_TRACE(bad);
     Status s = ParseListen(bad, &host, &port);
     EXPECT_EQ(s.code(), Code::kInvalidArgument);
-    EXPECT_THAT(s.message(), HasSubstr("'" + std::string(bad) + "'"));
+    EXPECT_THAT(s.message(), HasSubstr(fmt::format("'{}'", bad)));
   }
   EXPECT_EQ(host, "unchanged");
   EXPECT_EQ(port, 7);

@@ -1,5 +1,6 @@
 #include "aggregation_world.h"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <future>
@@ -186,7 +187,7 @@ void AggregationWorld::AppendEvents(int n, int domains, uint32_t seed) {
   rng_.seed(seed);
   std::vector<LogRecord> records;
   for (int i = 0; i < n; ++i) {
-    std::string domain = "d" + std::to_string(rng_() % static_cast<uint32_t>(domains)) + ".example";
+    std::string domain = fmt::format("d{}.example", rng_() % static_cast<uint32_t>(domains));
     uint32_t roll = rng_() % 100;
     if (roll < 2) {  // a record any Kafka tool could have written by mistake
       ++malformed_;

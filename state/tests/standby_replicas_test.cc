@@ -194,9 +194,9 @@ TEST_P(StandbyFaultTest, AFailingStandbyNeverCorruptsTheTakeover) {
 
 INSTANTIATE_TEST_SUITE_P(Faults, StandbyFaultTest,
                          ::testing::Values(FaultPoint::kReaderPoll, FaultPoint::kStoreWrite),
-                         [](const ::testing::TestParamInfo<FaultPoint>& info) {
-                           return info.param == FaultPoint::kReaderPoll ? "ReadFails"
-                                                                        : "WriteFails";
+                         [](const ::testing::TestParamInfo<FaultPoint>& point) {
+                           return point.param == FaultPoint::kReaderPoll ? "ReadFails"
+                                                                         : "WriteFails";
                          });
 
 }  // namespace
