@@ -7,14 +7,17 @@
 // anything else. And what the aggregator writes decodes back to the same
 // numbers: AppendDomainStatusJson -> ParseDomainStatusJson gives the counts
 // back, AppendChangelogCheckpointJson -> ParseChangelogCheckpointJson the
-// offset, AppendIdRecordJson -> ParseIdRecordJson the id and its time (the
-// numbers come from the input's first bytes).
+// offset, AppendIdRecordJson -> ParseIdRecordJson the id and its time, and
+// an IdBatchJson -> ForEachIdInRecord every id's time in order (the numbers
+// come from the input's first bytes). A batch record that does not decode
+// hands out no id at all.
 #include <fuzzer/FuzzedDataProvider.h>
 
 #include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "engine/changelog.h"
 #include "engine/domain_status.h"
@@ -39,6 +42,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (!id.ok()) {
     FUZZ_CHECK(id.status().code() == Code::kCorruption, id.status().ToString());
   }
+  // An ids batch record (any value under the batch key) is read whole or
+  // refused whole.
+  size_t handed_out = 0;
+  Status ids =
+      ForEachIdInRecord(ConsumedRecord{0, 0, 0, kIdsBatchKey, value},
+                        [&](std::string_view, std::string_view, int64_t) { ++handed_out; });
+  FUZZ_CHECK(ids.ok() || (ids.code() == Code::kCorruption && handed_out == 0), ids.ToString());
   // The applier either applies a record or says why it skipped it.
   ChangelogApplier applier{Column()};
   KvWriteBatch batch;
@@ -75,5 +85,20 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // Ids that are not valid UTF-8 are written with U+FFFD (json_writer.h), so
   // only the time and a valid id must come back exactly.
   FUZZ_CHECK(id_read.ok() && id_read->timestamp_ms == ts, id_record);
+
+  IdBatchJson ids_batch;
+  std::vector<int64_t> times;
+  while (numbers.remaining_bytes() > 0 && times.size() < 16) {
+    times.push_back(numbers.ConsumeIntegral<int64_t>());
+    ids_batch.Add("example.com", numbers.ConsumeRandomLengthString(32), times.back());
+  }
+  std::string batch_record = ids_batch.Take();
+  std::vector<int64_t> times_read;
+  Status batch_read = ForEachIdInRecord(ConsumedRecord{0, 0, 0, kIdsBatchKey, batch_record},
+                                        [&](std::string_view domain, std::string_view, int64_t t) {
+                                          FUZZ_CHECK(domain == "example.com", batch_record);
+                                          times_read.push_back(t);
+                                        });
+  FUZZ_CHECK(batch_read.ok() && times_read == times, batch_record);
   return 0;
 }

@@ -27,6 +27,73 @@ Result<IdRecord> ParseIdRecordJson(std::string_view json) {
   return IdRecord{std::string(id), ts};
 }
 
+void IdBatchJson::Add(std::string_view domain, std::string_view id, int64_t timestamp_ms) {
+  json_.append(ids_ == 0 ? R"({"ids":[[)" : ",[");
+  AppendJsonString(domain, &json_);
+  json_.push_back(',');
+  AppendJsonString(id, &json_);
+  fmt::format_to(std::back_inserter(json_), ",{}]", timestamp_ms);
+  ++ids_;
+}
+
+std::string IdBatchJson::Take() {
+  std::string out = ids_ == 0 ? std::string(R"({"ids":[]})") : std::move(json_) + "]}";
+  json_.clear();
+  ids_ = 0;
+  return out;
+}
+
+namespace {
+
+// One entry of a batch: ["domain","id",ts].
+bool ReadBatchEntry(simdjson::dom::element entry, std::string_view* domain, std::string_view* id,
+                    int64_t* ts) {
+  simdjson::dom::array fields;
+  if (entry.get_array().get(fields) || fields.size() != 3) return false;
+  auto it = fields.begin();
+  if ((*it).get_string().get(*domain)) return false;
+  ++it;
+  if ((*it).get_string().get(*id)) return false;
+  ++it;
+  return !(*it).get_int64().get(*ts);
+}
+
+}  // namespace
+
+Status ForEachIdInRecord(
+    const ConsumedRecord& record,
+    const std::function<void(std::string_view domain, std::string_view id, int64_t ts)>& each) {
+  if (record.key == kChangelogCheckpointKey) return Status::Ok();
+  if (record.key != kIdsBatchKey) {
+    Result<IdRecord> one = ParseIdRecordJson(record.value);
+    if (!one.ok()) return one.status();
+    each(record.key, one->id, one->timestamp_ms);
+    return Status::Ok();
+  }
+  thread_local simdjson::dom::parser parser;
+  simdjson::dom::element root;
+  simdjson::dom::array entries;
+  if (parser.parse(record.value.data(), record.value.size()).get(root) ||
+      root["ids"].get_array().get(entries)) {
+    return Status::Corruption("ids batch lacks an 'ids' array");
+  }
+  std::string_view domain;
+  std::string_view id;
+  int64_t ts = 0;
+  // Every entry is checked before the first is handed out: a record is
+  // applied whole or not at all.
+  for (simdjson::dom::element entry : entries) {
+    if (!ReadBatchEntry(entry, &domain, &id, &ts)) {
+      return Status::Corruption("an ids batch entry is not [\"domain\",\"id\",ts]");
+    }
+  }
+  for (simdjson::dom::element entry : entries) {
+    ReadBatchEntry(entry, &domain, &id, &ts);
+    each(domain, id, ts);
+  }
+  return Status::Ok();
+}
+
 std::string IdKey(std::string_view domain, std::string_view id) {
   std::string key;
   key.reserve(domain.size() + 1 + id.size());

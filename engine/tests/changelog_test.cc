@@ -1,5 +1,6 @@
 #include "engine/changelog.h"
 
+#include <fmt/format.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -91,6 +92,62 @@ TEST(IdRecordTest, RoundTripsAndRefusesWhatIsNotOne) {
   EXPECT_EQ(ParseIdRecordJson(R"({"id":"x"})").status().code(), Code::kCorruption);
   EXPECT_EQ(ParseIdRecordJson("[]").status().code(), Code::kCorruption);
   EXPECT_EQ(IdKey("a.com", "x"), std::string("a.com\0x", 7));
+}
+
+// What ForEachIdInRecord hands out, as "domain/id@ts" lines.
+std::string IdsIn(std::string_view key, std::string_view value, Status* status) {
+  std::string out;
+  *status = ForEachIdInRecord(ConsumedRecord{0, 0, 0, key, value},
+                              [&](std::string_view domain, std::string_view id, int64_t ts) {
+                                out += fmt::format("{}/{}@{}\n", domain, id, ts);
+                              });
+  return out;
+}
+
+TEST(IdBatchTest, CarriesEveryIdInOrderWithItsDomainAndTime) {
+  IdBatchJson batch;
+  batch.Add("a.com", "x", 1);
+  batch.Add("b.com", "evt-\"42\"\\", 1700000000123);
+  batch.Add("a.com", "y", -5);
+  EXPECT_EQ(batch.ids(), 3u);
+  std::string value = batch.Take();
+  EXPECT_EQ(batch.ids(), 0u);
+  EXPECT_EQ(batch.bytes(), 0u);
+  Status s;
+  EXPECT_EQ(IdsIn(kIdsBatchKey, value, &s),
+            "a.com/x@1\nb.com/evt-\"42\"\\@1700000000123\na.com/y@-5\n");
+  EXPECT_TRUE(s.ok()) << s.ToString();
+  // Taken empty, it is still a record that reads as no ids.
+  EXPECT_EQ(IdsIn(kIdsBatchKey, batch.Take(), &s), "");
+  EXPECT_TRUE(s.ok()) << s.ToString();
+}
+
+TEST(IdBatchTest, OneIdRecordsOfEarlierVersionsAndCheckpointsStillRead) {
+  std::string one;
+  AppendIdRecordJson("x", 7, &one);
+  Status s;
+  EXPECT_EQ(IdsIn("a.com", one, &s), "a.com/x@7\n");
+  EXPECT_TRUE(s.ok());
+  std::string checkpoint;
+  AppendChangelogCheckpointJson(3, 100, &checkpoint);
+  EXPECT_EQ(IdsIn(kChangelogCheckpointKey, checkpoint, &s), "");
+  EXPECT_TRUE(s.ok());
+}
+
+TEST(IdBatchTest, ABatchThatDoesNotDecodeHandsOutNoIdAtAll) {
+  Status s;
+  // The first entry is fine; the second is not: nothing may be applied.
+  EXPECT_EQ(IdsIn(kIdsBatchKey, R"({"ids":[["a.com","x",1],["b.com",2,3]]})", &s), "");
+  EXPECT_EQ(s.code(), Code::kCorruption);
+  for (std::string_view bad : {R"({"ids":[["a.com","x"]]})", R"({"ids":[["a.com","x",1.5]]})",
+                               R"({"ids":{}})", R"({"id":"x","ts":1})", "[", ""}) {
+    EXPECT_EQ(IdsIn(kIdsBatchKey, bad, &s), "") << bad;
+    EXPECT_EQ(s.code(), Code::kCorruption) << bad;
+    EXPECT_FALSE(s.message().empty()) << bad;
+  }
+  // A one-id record under a domain's key that is not one.
+  EXPECT_EQ(IdsIn("a.com", R"({"ids":[]})", &s), "");
+  EXPECT_EQ(s.code(), Code::kCorruption);
 }
 
 }  // namespace

@@ -28,8 +28,9 @@ struct PublishOptions {
 //    write): counts are added with a merge, ids and checkpoints put; the
 //    transaction holds only `dead_letters` and the offsets;
 //  - with `publish` (cluster mode): counts become absolute (stored + delta),
-//    each changed domain's record goes to the changelog and each new id to
-//    the ids log, with one checkpoint per advanced partition in both, so a
+//    each changed domain's record goes to the changelog and the new ids to
+//    the ids log (in batches per partition, engine/changelog.h), with one
+//    checkpoint per advanced partition in both, so a
 //    restore knows when it has everything up to the committed offset.
 // `resume(partition)` gives the checkpoint's changelog and ids offsets for
 // a restore to resume from (see StateCheckpoint). Fails only when the stored

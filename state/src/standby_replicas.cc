@@ -225,15 +225,14 @@ void StandbyReplicas::Apply(Log log, const ConsumedRecord& r) {
                    options_.status_topic, r.partition, r.offset, effect.problem);
     }
   } else {
-    Result<IdRecord> id = ParseIdRecordJson(r.value);
-    if (!id.ok()) {
-      if (++skipped_ <= 10) {
-        spdlog::warn("aggregate: standby: skipping ids record {}/{} offset {}: {}",
-                     options_.ids_topic, r.partition, r.offset, id.status().message());
-      }
-      return;
+    Status read =
+        ForEachIdInRecord(r, [&](std::string_view domain, std::string_view id, int64_t ts) {
+          store_->PutId(IdKey(domain, id), ts, &batch_);
+        });
+    if (!read.ok() && ++skipped_ <= 10) {
+      spdlog::warn("aggregate: standby: skipping ids record {}/{} offset {}: {}",
+                   options_.ids_topic, r.partition, r.offset, read.message());
     }
-    store_->PutId(IdKey(r.key, id->id), id->timestamp_ms, &batch_);
   }
   ++pending_;
 }

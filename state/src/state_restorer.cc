@@ -131,16 +131,16 @@ Status StateRestorer::Restore(int32_t partition, int64_t committed, const std::a
   Result<ReadResult> ids = ReadThrough(
       ids_topic_, partition, from.ids_offset, ids_checkpoint_kept ? ids_seen : target, target,
       [&](const ConsumedRecord& r) -> Status {
-        Result<IdRecord> id = ParseIdRecordJson(r.value);
-        if (!id.ok()) {
-          if (++skipped <= 10) {
-            spdlog::warn("aggregate: skipping ids record {}/{} offset {}: {}", ids_topic_,
-                         partition, r.offset, id.status().message());
-          }
-          return Status::Ok();
+        Status read =
+            ForEachIdInRecord(r, [&](std::string_view domain, std::string_view id, int64_t ts) {
+              store_->PutId(IdKey(domain, id), ts, &batch);
+              ++pending;
+            });
+        if (!read.ok() && ++skipped <= 10) {
+          spdlog::warn("aggregate: skipping ids record {}/{} offset {}: {}", ids_topic_, partition,
+                       r.offset, read.message());
         }
-        store_->PutId(IdKey(r.key, id->id), id->timestamp_ms, &batch);
-        return ++pending >= kWriteEvery ? flush() : Status::Ok();
+        return pending >= kWriteEvery ? flush() : Status::Ok();
       },
       stop, stall_timeout);
   if (!ids.ok()) return ids.status();

@@ -8,12 +8,19 @@
 //   a checkpoint      key "_checkpoint", one per partition a transaction
 //                     advanced: the partition's records are complete up to
 //                     that events offset (AppendChangelogCheckpointJson)
-// catchall.ids (time-retained), keyed by domain, one record per idempotency
-// id counted, {"id":"...","ts":N}, plus the same checkpoints. Readers of
-// either topic skip what they do not need.
+// catchall.ids (time-retained), the idempotency ids counted, plus the same
+// checkpoints:
+//   a batch of ids    key "_ids", {"ids":[["domain","id",N],...]}, the ids
+//                     one transaction counted in one partition (IdBatchJson;
+//                     what aggregators write)
+//   one id            keyed by its domain, {"id":"...","ts":N} (what
+//                     aggregators before batches wrote; still read)
+// N is the log time of the event that carried the id. Readers of either
+// topic skip what they do not need.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -32,6 +39,32 @@ struct IdRecord {
 // {"id":"...","ts":N}
 void AppendIdRecordJson(std::string_view id, int64_t timestamp_ms, std::string* out);
 Result<IdRecord> ParseIdRecordJson(std::string_view json);
+
+// The ids log's key for a record that carries a batch of ids.
+inline constexpr std::string_view kIdsBatchKey = "_ids";
+
+// The value of one batch record of the ids log. Not thread-safe.
+class IdBatchJson {
+ public:
+  void Add(std::string_view domain, std::string_view id, int64_t timestamp_ms);
+  size_t ids() const { return ids_; }
+  // Bytes of the value so far (to bound a record's size).
+  size_t bytes() const { return json_.size(); }
+  // The value, {"ids":[...]}; the builder starts over empty.
+  std::string Take();
+
+ private:
+  std::string json_;
+  size_t ids_ = 0;
+};
+
+// Calls `each(domain, id, timestamp_ms)` for every id an ids log record
+// carries: those of a batch (key kIdsBatchKey), or the one of a record
+// keyed by its domain. Checkpoint records carry none. Corruption, before
+// any call, when the record does not decode.
+Status ForEachIdInRecord(
+    const ConsumedRecord& record,
+    const std::function<void(std::string_view domain, std::string_view id, int64_t ts)>& each);
 
 // The key an id is remembered under in a store: domain, NUL, id.
 std::string IdKey(std::string_view domain, std::string_view id);
