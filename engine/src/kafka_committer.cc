@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <mutex>
 
 #include "engine/kafka.h"
@@ -85,7 +86,12 @@ class KafkaCommitter final : public LogCommitter {
     }
     if (s.ok()) {
       std::lock_guard<std::mutex> lock(mu_);
-      for (const auto& [where, high] : pending_) committed_[where] = high + 1;
+      for (const auto& [where, high] : pending_) {
+        // max: offsets only grow, and a topic might come back under two
+        // handles.
+        int64_t& end = committed_[{rd_kafka_topic_name(where.first), where.second}];
+        end = std::max(end, high + 1);
+      }
       return s;
     }
     if (s.code() == Code::kAborted) return Abort(s);
@@ -101,11 +107,13 @@ class KafkaCommitter final : public LogCommitter {
   }
 
  private:
+  // Runs once per record, on the thread that polls (this one, during
+  // commit): keyed by the topic handle, so that it allocates nothing.
   static void OnDelivery(rd_kafka_t* /*rk*/, const rd_kafka_message_t* m, void* opaque) {
     auto* self = static_cast<KafkaCommitter*>(opaque);
     if (m->err) return;  // the commit reports the failure
     std::lock_guard<std::mutex> lock(self->mu_);
-    int64_t& high = self->pending_[{rd_kafka_topic_name(m->rkt), m->partition}];
+    int64_t& high = self->pending_[{m->rkt, m->partition}];
     high = std::max(high, static_cast<int64_t>(m->offset));
   }
 
@@ -163,7 +171,7 @@ class KafkaCommitter final : public LogCommitter {
   std::map<std::string, rd_kafka_topic_t*> topics_;
   mutable std::mutex mu_;
   // (topic, partition) -> highest delivered offset in the open transaction.
-  std::map<std::pair<std::string, int32_t>, int64_t> pending_;  // GUARDED_BY(mu_)
+  std::map<std::pair<const rd_kafka_topic_t*, int32_t>, int64_t> pending_;  // GUARDED_BY(mu_)
   // (topic, partition) -> offset after the last committed record.
   std::map<std::pair<std::string, int32_t>, int64_t> committed_;  // GUARDED_BY(mu_)
 };
