@@ -150,14 +150,22 @@ void StandbyReplicas::StepLocked(std::chrono::milliseconds timeout) {
     polled_.Clear();
     s = readers_[log]->Poll(timeout / 2, options_.poll_max_records, &polled_);
     if (!s.ok()) break;
-    for (const ConsumedRecord& r : polled_.records()) Apply(log, r);
+    // Written every kWriteEvery changes, within a poll too: one record of
+    // the ids log can carry thousands of ids, so a poll of them can be
+    // millions.
+    for (const ConsumedRecord& r : polled_.records()) {
+      Apply(log, r);
+      if (pending_ >= kWriteEvery) {
+        s = Flush();
+        if (!s.ok()) break;
+      }
+    }
+    if (!s.ok()) break;
     for (int32_t p : polled_.end_of_partition()) {
       auto it = tails_.find(p);
       if (it != tails_.end()) it->second.at_end[log] = true;
     }
     if (records_) records_->Increment(static_cast<double>(polled_.records().size()));
-    if (pending_ >= kWriteEvery) s = Flush();
-    if (!s.ok()) break;
   }
   polled_.Clear();
   if (s.ok()) s = Flush();
@@ -228,6 +236,7 @@ void StandbyReplicas::Apply(Log log, const ConsumedRecord& r) {
     Status read =
         ForEachIdInRecord(r, [&](std::string_view domain, std::string_view id, int64_t ts) {
           store_->PutId(IdKey(domain, id), ts, &batch_);
+          ++pending_;
         });
     if (!read.ok() && ++skipped_ <= 10) {
       spdlog::warn("aggregate: standby: skipping ids record {}/{} offset {}: {}",

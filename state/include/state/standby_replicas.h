@@ -134,7 +134,7 @@ class StandbyReplicas final : public OwnershipListener {
   std::array<std::unique_ptr<LogReader>, 2> readers_;
   std::map<int32_t, Tail> tails_;
   KvWriteBatch batch_;
-  size_t pending_ = 0;
+  size_t pending_ = 0;  // changes staged in batch_: records, and each id of a batch
   size_t skipped_ = 0;
   RecordBatch polled_;
 
