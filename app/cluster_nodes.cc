@@ -114,6 +114,7 @@ Status AggregatorNode::Open() {
   options.dead_letter_topic = c.dead_letter_topic;
   options.status_topic = c.status_topic;
   options.ids_topic = c.ids_topic;
+  options.ids_log_batches = c.ids_log_batches;
   options.commit_interval = std::chrono::milliseconds(c.commit_interval_ms);
   options.commit_max_records = c.commit_max_events;
   options.id_window = std::chrono::seconds(c.idempotency_window_s);

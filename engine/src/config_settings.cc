@@ -173,6 +173,11 @@ std::vector<Setting> MakeSettings() {
                          "cluster mode: 1 or more keeps warm copies of the partitions other "
                          "aggregators own, so a failover restores only the tail (0: off)",
                          &Config::standby_replicas));
+  s.push_back(BoolSetting("aggregate.ids_log_batches",
+                          "cluster mode: write the ids log in batch records (false: one record "
+                          "per id, which aggregators before 2026-12-03 need to read it; turn it "
+                          "off while upgrading from them)",
+                          &Config::ids_log_batches));
   s.push_back(U64Setting("query.max_lookup_domains", "most domains in one batch lookup",
                          &Config::max_lookup_domains));
   s.push_back(StringSetting("kafka.brokers",

@@ -93,8 +93,9 @@ Status AggregationLoop::Join() {
         std::make_unique<Aggregator>(AggregatorOptions{partitions_, options_.id_window}, state_);
   }
   if (!in_transaction) {
-    publish_ = std::make_unique<PublishOptions>(PublishOptions{
-        *options_.status_topic, options_.ids_topic, options_.catchall_threshold, partitions_});
+    publish_ = std::make_unique<PublishOptions>(
+        PublishOptions{*options_.status_topic, options_.ids_topic, options_.catchall_threshold,
+                       partitions_, options_.ids_log_batches});
     restorer_ = std::make_unique<StateRestorer>(
         log_, state_, *options_.status_topic, options_.ids_topic, options_.id_window, probe_.get());
   } else {

@@ -90,6 +90,13 @@ Status BuildCommit(const CounterDelta& delta, std::vector<OutputRecord> dead_let
     size_t nul = key.find('\0');
     std::string_view domain(key.data(), nul);
     int32_t partition = PartitionForKey(domain, publish->partitions);
+    if (!publish->ids_batches) {
+      std::string one;
+      AppendIdRecordJson(key.substr(nul + 1), ts, &one);
+      txn->records.push_back(
+          OutputRecord{publish->ids_topic, partition, std::string(domain), std::move(one)});
+      continue;
+    }
     IdBatchJson& batch = batches[partition];
     batch.Add(domain, key.substr(nul + 1), ts);
     if (batch.bytes() >= kMaxIdBatchBytes) send(partition, &batch);

@@ -21,6 +21,8 @@ struct PublishOptions {
   std::string ids_topic{kIdsTopic};
   uint64_t catchall_threshold = 1000;
   int32_t partitions = 1;  // of the events topic (and of both changelogs)
+  // Ids in batch records (kIdsBatchKey) rather than one record per id.
+  bool ids_batches = true;
 };
 
 // Stages `delta` as one commit:

@@ -290,5 +290,32 @@ TEST_F(ClusterAggregationTest, IdsSurviveAFailoverAndAMoveBack) {
   (void)moved;
 }
 
+// The ids log as versions before batch records wrote it (one record per
+// id, aggregate.ids_log_batches=false, for rolling upgrades): a failover
+// restores the ids from it, and retries still count once.
+TEST(ClusterAggregationOneIdRecordsTest, IdsWrittenOneRecordEachSurviveAFailover) {
+  ScopedTempDir dir;
+  AggregationOptions options = SmallCommits();
+  options.ids_log_batches = false;
+  AggregationWorld world(Mode::kCluster, dir.path(), options);
+  auto* a = world.Start("a");
+  auto append_keyed = [&] {
+    for (int d = 0; d < 24; ++d) {
+      for (int i = 0; i < 3; ++i) {
+        world.AppendEvent("one" + std::to_string(d) + ".example", i == 2,
+                          "k-" + std::to_string(d) + "-" + std::to_string(i));
+      }
+    }
+  };
+  append_keyed();
+  ASSERT_TRUE(world.RunUntilCaughtUp());
+  world.Kill(a);
+  world.Start("b");  // an empty store: everything is restored
+  append_keyed();    // retries only
+  ASSERT_TRUE(world.RunUntilCaughtUp());
+  EXPECT_EQ(world.Differences(), "");
+  EXPECT_EQ(world.Visible()["one0.example"], (DomainCounts{2, 1}));
+}
+
 }  // namespace
 }  // namespace catchall::test

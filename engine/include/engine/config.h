@@ -47,6 +47,11 @@ struct Config {
   int background_jobs = 2;
   uint64_t compaction_rate_mb = 0;
   bool compaction_low_priority = true;
+  // aggregate.ids_log_batches, declared here to fill the padding after the
+  // flag above (clang-analyzer's padding check). Cluster mode: the ids log
+  // in batch records (AggregationOptions says why a rolling upgrade turns
+  // it off first).
+  bool ids_log_batches = true;
   uint64_t min_free_mb = 512;
   // [log] (embedded mode's local log)
   int partitions = 8;

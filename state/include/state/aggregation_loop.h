@@ -66,6 +66,11 @@ struct AggregationOptions {
   // transaction, and the local state is the truth.
   std::optional<std::string> status_topic;
   std::string ids_topic{kIdsTopic};
+  // Cluster mode: write the ids log in batch records (one per partition
+  // per transaction) rather than one record per id. Versions before batch
+  // records skip them, so a rolling upgrade from one first runs with this
+  // off (docs/operations.md).
+  bool ids_log_batches = true;
   uint64_t catchall_threshold = 1000;
   std::chrono::milliseconds commit_interval{100};
   size_t commit_max_records = 500000;
