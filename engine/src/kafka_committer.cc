@@ -86,11 +86,11 @@ class KafkaCommitter final : public LogCommitter {
     }
     if (s.ok()) {
       std::lock_guard<std::mutex> lock(mu_);
+      // Topic() keeps one handle per name, so each (name, partition) comes
+      // from one entry: the latest end replaces the last (also when a topic
+      // was recreated and its offsets started over).
       for (const auto& [where, high] : pending_) {
-        // max: offsets only grow, and a topic might come back under two
-        // handles.
-        int64_t& end = committed_[{rd_kafka_topic_name(where.first), where.second}];
-        end = std::max(end, high + 1);
+        committed_[{rd_kafka_topic_name(where.first), where.second}] = high + 1;
       }
       return s;
     }
