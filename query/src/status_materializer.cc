@@ -85,6 +85,7 @@ StatusMaterializer::StatusMaterializer(std::unique_ptr<LogReader> reader, std::s
       counts_table_(store, counts_),
       applier_(counts_),
       probe_(metrics ? std::make_unique<MaterializerProbe>(*metrics) : nullptr),
+      skipped_(metrics, SkippedRecords::Reader::kQuery),
       reader_(std::move(reader)),
       may_consume_(std::move(may_consume)) {}
 
@@ -127,7 +128,6 @@ void StatusMaterializer::Run() {
   std::map<int32_t, int64_t> next;
   std::vector<const ConsumedRecord*> order;
   auto last_domains = std::chrono::steady_clock::now();
-  size_t skipped = 0;
   while (!stop_.load()) {
     if (may_consume_) {
       Status gate = may_consume_();
@@ -152,10 +152,7 @@ void StatusMaterializer::Run() {
     batch.MarkKeysAscending();  // the offsets go to a column of their own
     for (const ConsumedRecord* r : InKeyOrder(records.records(), &order)) {
       ChangelogEffect effect = applier_.Apply(*r, &batch);
-      if (effect.kind == ChangelogEffect::kSkipped && ++skipped <= 100) {
-        spdlog::warn("query: skipping {}/{} offset {}: {}", topic_, r->partition, r->offset,
-                     effect.problem);
-      }
+      if (effect.kind == ChangelogEffect::kSkipped) skipped_.Skip(topic_, *r, effect.problem);
     }
     for (const auto& [p, offset] : next) {
       std::string v;

@@ -56,6 +56,11 @@ class StatusMaterializerTest : public ::testing::Test {
       r.key = domain;
       if (counts.delivered != kDeleted) AppendDomainStatusJson(domain, counts, 1000, &r.value);
     }
+    PublishRaw(std::move(records));
+  }
+
+  // Appends records as they are, as any Kafka tool could, and waits.
+  void PublishRaw(std::vector<LogRecord> records) {
     std::promise<Status> done;
     ASSERT_TRUE(log_->Appender(kTopic)
                     ->Append(std::move(records), [&](const Status& s) { done.set_value(s); })
@@ -151,6 +156,24 @@ TEST_F(StatusMaterializerTest, ARestartResumesAfterTheLastRecordApplied) {
   EXPECT_EQ(CountsOf(*m, "a.example").delivered, 8u);
   EXPECT_EQ(CountsOf(*m, "b.example").delivered, 1u);
   EXPECT_EQ(CountsOf(*m, "c.example").delivered, 3u);
+}
+
+// A record that does not decode is skipped whole and counted; the records
+// around it, in the same poll, still land.
+TEST_F(StatusMaterializerTest, ARecordThatDoesNotDecodeIsSkippedAndCounted) {
+  Publish({{"a.example", {1, 0}}});
+  PublishRaw({{"a.example", R"({"domain":"a.example","delivered":"lots"})"},
+              {"b.example", "not json"},
+              {"c.example", ""}});  // a tombstone: decodes
+  Publish({{"b.example", {4, 2}}});
+  Metrics metrics;
+  std::unique_ptr<StatusMaterializer> m = StartedMaterializer(&metrics);
+  EXPECT_EQ(CountsOf(*m, "a.example").delivered, 1u) << "the bad update was half applied";
+  EXPECT_EQ(CountsOf(*m, "b.example"), (DomainCounts{4, 2}));
+  testing::Exposition exposition(metrics.Serialize());
+  EXPECT_EQ(exposition.Sum("catchall_log_records_skipped_total"), 2)
+      << exposition.Describe("catchall_log_records_skipped_total");
+  EXPECT_EQ(exposition.Sum("catchall_query_changelog_records_total"), 5);
 }
 
 }  // namespace

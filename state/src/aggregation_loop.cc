@@ -25,7 +25,8 @@ AggregationLoop::AggregationLoop(AggregationOptions options, GroupLog* log, Coun
     : options_(std::move(options)),
       log_(log),
       state_(state),
-      probe_(metrics ? std::make_unique<AggregatorProbe>(*metrics, options_.worker) : nullptr) {}
+      probe_(metrics ? std::make_unique<AggregatorProbe>(*metrics, options_.worker) : nullptr),
+      metrics_(metrics) {}
 
 AggregationLoop::~AggregationLoop() { Stop(); }
 
@@ -96,8 +97,12 @@ Status AggregationLoop::Join() {
     publish_ = std::make_unique<PublishOptions>(
         PublishOptions{*options_.status_topic, options_.ids_topic, options_.catchall_threshold,
                        partitions_, options_.ids_log_batches});
-    restorer_ = std::make_unique<StateRestorer>(
-        log_, state_, *options_.status_topic, options_.ids_topic, options_.id_window, probe_.get());
+    if (!restore_skips_) {
+      restore_skips_ = std::make_unique<SkippedRecords>(metrics_, SkippedRecords::Reader::kRestore);
+    }
+    restorer_ =
+        std::make_unique<StateRestorer>(log_, state_, *options_.status_topic, options_.ids_topic,
+                                        options_.id_window, probe_.get(), restore_skips_.get());
   } else {
     publish_.reset();
     restorer_.reset();

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include "engine/changelog.h"
+
 namespace catchall {
 namespace {
 constexpr std::string_view kCountsColumn = "state.counts";
@@ -86,6 +88,17 @@ void CounterStore::PutId(std::string_view id_key, int64_t timestamp_ms, KvWriteB
   std::string v;
   PutFixed64(&v, static_cast<uint64_t>(timestamp_ms));
   batch->Put(ids_, id_key, v);
+}
+
+Result<size_t> CounterStore::PutIdsOf(const ConsumedRecord& record, KvWriteBatch* batch) const {
+  size_t staged = 0;
+  Status read =
+      ForEachIdInRecord(record, [&](std::string_view domain, std::string_view id, int64_t ts) {
+        PutId(IdKey(domain, id), ts, batch);
+        ++staged;
+      });
+  if (!read.ok()) return read;
+  return staged;
 }
 
 void CounterStore::PutCheckpoint(int32_t partition, const StateCheckpoint& checkpoint,

@@ -25,6 +25,7 @@ StandbyReplicas::StandbyReplicas(StandbyOptions options, GroupLog* log, CounterS
     : options_(std::move(options)),
       log_(log),
       store_(store),
+      skipped_(metrics, SkippedRecords::Reader::kStandby),
       created_(std::chrono::steady_clock::now()) {
   if (metrics == nullptr) return;
   auto& r = metrics->registry();
@@ -228,19 +229,15 @@ void StandbyReplicas::Apply(Log log, const ConsumedRecord& r) {
   }
   if (log == kChangelog) {
     ChangelogEffect effect = ChangelogApplier(store_->counts_column()).Apply(r, &batch_);
-    if (effect.kind == ChangelogEffect::kSkipped && ++skipped_ <= 10) {
-      spdlog::warn("aggregate: standby: skipping changelog record {}/{} offset {}: {}",
-                   options_.status_topic, r.partition, r.offset, effect.problem);
+    if (effect.kind == ChangelogEffect::kSkipped) {
+      skipped_.Skip(options_.status_topic, r, effect.problem);
     }
   } else {
-    Status read =
-        ForEachIdInRecord(r, [&](std::string_view domain, std::string_view id, int64_t ts) {
-          store_->PutId(IdKey(domain, id), ts, &batch_);
-          ++pending_;
-        });
-    if (!read.ok() && ++skipped_ <= 10) {
-      spdlog::warn("aggregate: standby: skipping ids record {}/{} offset {}: {}",
-                   options_.ids_topic, r.partition, r.offset, read.message());
+    Result<size_t> staged = store_->PutIdsOf(r, &batch_);
+    if (staged.ok()) {
+      pending_ += *staged;
+    } else {
+      skipped_.Skip(options_.ids_topic, r, staged.status().message());
     }
   }
   ++pending_;

@@ -112,9 +112,9 @@ Status StateRestorer::Restore(int32_t partition, int64_t committed, const std::a
       status_topic_, partition, from.changelog_offset, seen, target,
       [&](const ConsumedRecord& r) -> Status {
         ChangelogEffect effect = applier.Apply(r, &batch);
-        if (effect.kind == ChangelogEffect::kSkipped && ++skipped <= 10) {
-          spdlog::warn("aggregate: skipping changelog record {}/{} offset {}: {}", status_topic_,
-                       partition, r.offset, effect.problem);
+        if (effect.kind == ChangelogEffect::kSkipped) {
+          ++skipped;
+          skipped_->Skip(status_topic_, r, effect.problem);
         }
         return ++pending >= kWriteEvery ? flush() : Status::Ok();
       },
@@ -131,14 +131,12 @@ Status StateRestorer::Restore(int32_t partition, int64_t committed, const std::a
   Result<ReadResult> ids = ReadThrough(
       ids_topic_, partition, from.ids_offset, ids_checkpoint_kept ? ids_seen : target, target,
       [&](const ConsumedRecord& r) -> Status {
-        Status read =
-            ForEachIdInRecord(r, [&](std::string_view domain, std::string_view id, int64_t ts) {
-              store_->PutId(IdKey(domain, id), ts, &batch);
-              ++pending;
-            });
-        if (!read.ok() && ++skipped <= 10) {
-          spdlog::warn("aggregate: skipping ids record {}/{} offset {}: {}", ids_topic_, partition,
-                       r.offset, read.message());
+        Result<size_t> staged = store_->PutIdsOf(r, &batch);
+        if (staged.ok()) {
+          pending += *staged;
+        } else {
+          ++skipped;
+          skipped_->Skip(ids_topic_, r, staged.status().message());
         }
         return pending >= kWriteEvery ? flush() : Status::Ok();
       },

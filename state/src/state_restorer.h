@@ -12,6 +12,7 @@
 #include <string>
 
 #include "engine/log.h"
+#include "engine/skipped_records.h"
 #include "state/counter_store.h"
 
 namespace catchall {
@@ -20,16 +21,18 @@ class AggregatorProbe;
 
 class StateRestorer {
  public:
-  // `log`, `store` and `probe` (may be null) must outlive this.
-  // The ids log keeps ids at least `id_window` (its retention).
+  // `log`, `store`, `probe` (may be null) and `skipped` must outlive this.
+  // The ids log keeps ids at least `id_window` (its retention). Records
+  // that do not decode are skipped and counted in `skipped`.
   StateRestorer(GroupLog* log, CounterStore* store, std::string status_topic, std::string ids_topic,
-                std::chrono::seconds id_window, AggregatorProbe* probe)
+                std::chrono::seconds id_window, AggregatorProbe* probe, SkippedRecords* skipped)
       : log_(log),
         store_(store),
         status_topic_(std::move(status_topic)),
         ids_topic_(std::move(ids_topic)),
         id_window_(id_window),
-        probe_(probe) {}
+        probe_(probe),
+        skipped_(skipped) {}
 
   // Makes the state of `partition` reflect exactly the events before
   // `committed` (kOffsetBeginning or any negative: none). Aborted when
@@ -59,6 +62,7 @@ class StateRestorer {
   std::string ids_topic_;
   std::chrono::seconds id_window_;
   AggregatorProbe* probe_;
+  SkippedRecords* skipped_;
 };
 
 }  // namespace catchall

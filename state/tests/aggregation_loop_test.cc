@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "aggregation_world.h"
+#include "engine/changelog.h"
 #include "engine/partitioner.h"
 #include "test_util.h"
 
@@ -245,6 +246,34 @@ TEST_F(ClusterAggregationTest, ALostStateIsRestoredFromTheChangelog) {
   ASSERT_TRUE(world_.RunUntilCaughtUp());
   EXPECT_EQ(world_.Differences(), "");
   EXPECT_THAT(b->metrics.Serialize(), HasSubstr("catchall_aggregate_restored_records_total"));
+}
+
+// Records of the changelog and the ids log that do not decode (a tool wrote
+// them by mistake): a restore skips them whole, counts them in a metric,
+// and restores everything else exactly, the ids included.
+TEST_F(ClusterAggregationTest, UndecodableChangelogAndIdsRecordsAreSkippedOnRestoreAndCounted) {
+  auto* a = world_.Start("a");
+  for (int d = 0; d < 20; ++d) {
+    world_.AppendEvent("keyed" + std::to_string(d) + ".example", false, "key-" + std::to_string(d));
+  }
+  ASSERT_TRUE(world_.RunUntilCaughtUp());
+  world_.AppendTo(kStatusTopic, "keyed3.example", "not json");
+  world_.AppendTo(kIdsTopic, std::string(kIdsBatchKey), R"({"ids":[["keyed4.example"]]})");
+  world_.AppendTo(kIdsTopic, "keyed5.example", "{");
+  world_.Kill(a);
+  auto* b = world_.Start("b");    // an empty store: restores all four partitions
+  for (int d = 0; d < 20; ++d) {  // retries: duplicates only if the ids were restored
+    world_.AppendEvent("keyed" + std::to_string(d) + ".example", false, "key-" + std::to_string(d));
+  }
+  ASSERT_TRUE(world_.RunUntilCaughtUp());
+  EXPECT_EQ(world_.Differences(), "");
+  for (int d = 0; d < 20; ++d) {
+    EXPECT_EQ(b->counters->Get("keyed" + std::to_string(d) + ".example").value(),
+              (DomainCounts{1, 0}))
+        << "keyed" << d;
+  }
+  EXPECT_THAT(b->metrics.Serialize(),
+              HasSubstr("catchall_log_records_skipped_total{reader=\"restore\"} 3\n"));
 }
 
 // The failover the issue describes: keyed events counted, the owner killed,

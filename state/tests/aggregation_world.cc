@@ -151,12 +151,11 @@ void AggregationWorld::Stop(Process* p) {
   Forget(p);
 }
 
-void AggregationWorld::Append(std::vector<LogRecord> records) {
+void AggregationWorld::Append(std::vector<LogRecord> records, std::string_view topic) {
   std::promise<Status> done;
   std::future<Status> future = done.get_future();
-  Status s = log()->Appender(kEventsTopic)->Append(std::move(records), [&done](const Status& st) {
-    done.set_value(st);
-  });
+  Status s = log()->Appender(topic)->Append(std::move(records),
+                                            [&done](const Status& st) { done.set_value(st); });
   ASSERT_TRUE(s.ok()) << s.ToString();
   ASSERT_EQ(future.wait_for(30s), std::future_status::ready);
   s = future.get();
@@ -181,6 +180,12 @@ void AggregationWorld::AppendEvent(const std::string& domain, bool bounced, cons
 void AggregationWorld::AppendMalformed(const std::string& key, const std::string& value) {
   ++malformed_;
   Append({{key, value}});
+}
+
+void AggregationWorld::AppendTo(std::string_view topic, const std::string& key,
+                                const std::string& value) {
+  ASSERT_EQ(mode_, Mode::kCluster) << "embedded mode has no changelog or ids log";
+  Append({{key, value}}, topic);
 }
 
 void AggregationWorld::AppendEvents(int n, int domains, uint32_t seed) {

@@ -96,6 +96,9 @@ class AggregationWorld {
   void AppendEvent(const std::string& domain, bool bounced, const std::string& id = {});
   // Appends a record that is not a valid event (it must be dead-lettered).
   void AppendMalformed(const std::string& key, const std::string& value);
+  // Cluster mode: appends a record to another topic of the log (the
+  // changelog, the ids log), as any Kafka tool could by mistake.
+  void AppendTo(std::string_view topic, const std::string& key, const std::string& value);
 
   // Steps every live process once (its loop, then its standby).
   void StepAll();
@@ -129,7 +132,7 @@ class AggregationWorld {
   void OpenEmbedded(Process* p);
   // Cluster: opens the world's log.
   void OpenClusterLog();
-  void Append(std::vector<LogRecord> records);
+  void Append(std::vector<LogRecord> records, std::string_view topic = kEventsTopic);
   void Forget(Process* p);
 
   Mode mode_;

@@ -12,6 +12,7 @@
 #include <string>
 
 #include "aggregation_world.h"
+#include "engine/changelog.h"
 #include "test_util.h"
 
 namespace catchall::test {
@@ -133,6 +134,22 @@ TEST_F(StandbyReplicasTest, ACopyThatFellBehindRestoresOnlyTheTail) {
   const double standby = MetricSum(b_->metrics, "catchall_aggregate_standby_records_total");
   EXPECT_LT(tail, standby / 2) << "only the tail is read, not what the standby had";
   world_.AppendEvents(400, 40, 3);  // retries
+  ASSERT_TRUE(world_.RunUntilCaughtUp());
+  EXPECT_EQ(world_.Differences(), "");
+}
+
+// A warm copy skips records of the changelog and the ids log that do not
+// decode, counts them, and still takes over exactly.
+TEST_F(StandbyReplicasTest, UndecodableRecordsAreSkippedAndCounted) {
+  StartTwoAndSettle();
+  world_.AppendTo(kStatusTopic, "d1.example", "not json");
+  world_.AppendTo(kIdsTopic, std::string(kIdsBatchKey), R"({"ids":[["d2.example","x"]]})");
+  const std::string skipped = "catchall_log_records_skipped_total";
+  ASSERT_TRUE(world_.RunUntil([&] {
+    return MetricSum(a_->metrics, skipped) + MetricSum(b_->metrics, skipped) == 2;
+  })) << "the standbys did not count the two records";
+  world_.Kill(a_);
+  world_.AppendEvents(600, 40, 1);  // retries of the first load
   ASSERT_TRUE(world_.RunUntilCaughtUp());
   EXPECT_EQ(world_.Differences(), "");
 }

@@ -644,6 +644,15 @@ TEST_F(ClusterTest, EveryDocumentedMetricIsExportedByARoleWithAValueTheTrafficEx
          EXPECT_EQ(agg.Sum("catchall_aggregate_standby_records_total"), 0)
              << "nothing to keep warm";
        }},
+      {"catchall_log_records_skipped_total",
+       [&] {
+         // Only catchall wrote the changelog and the ids log: the restore
+         // and the query node read every record.
+         for (const auto* e : {&agg, &qry}) {
+           EXPECT_TRUE(e->Has("catchall_log_records_skipped_total"));
+           EXPECT_EQ(e->Sum("catchall_log_records_skipped_total"), 0);
+         }
+       }},
       {"catchall_state_domains",
        [&] {
          EXPECT_GE(agg.Sum("catchall_state_domains"), 3);

@@ -182,6 +182,7 @@ const std::set<std::string>& ClusterOnlyMetricFamilies() {
       "catchall_aggregate_standby_records_total",
       "catchall_query_changelog_records_total",
       "catchall_query_domains",
+      "catchall_log_records_skipped_total",
   };
   return kFamilies;
 }

@@ -21,6 +21,7 @@
 #include "engine/counts_table.h"
 #include "engine/kv_store.h"
 #include "engine/log.h"
+#include "engine/skipped_records.h"
 #include "engine/status_reader.h"
 
 namespace catchall {
@@ -59,6 +60,7 @@ class StatusMaterializer : public StatusReader {
   CountsTable counts_table_;
   ChangelogApplier applier_;
   std::unique_ptr<MaterializerProbe> probe_;
+  SkippedRecords skipped_;  // changelog records that did not decode
   std::unique_ptr<LogReader> reader_;
   std::function<Status()> may_consume_;
   int32_t partitions_ = 0;

@@ -34,6 +34,7 @@
 
 #include "engine/kv_store.h"
 #include "engine/log.h"
+#include "engine/skipped_records.h"
 #include "engine/status.h"
 #include "state/aggregator.h"
 #include "state/counter_store.h"
@@ -156,6 +157,9 @@ class AggregationLoop : private RebalanceListener {
   GroupLog* log_;
   CounterStore* state_;
   std::unique_ptr<AggregatorProbe> probe_;  // null without metrics
+  Metrics* metrics_;                        // may be null
+  // Cluster mode: records a restore could not decode (with the restorer).
+  std::unique_ptr<SkippedRecords> restore_skips_;
   std::unique_ptr<PublishOptions> publish_;
   std::unique_ptr<StateRestorer> restorer_;
   std::unique_ptr<Aggregator> aggregator_;

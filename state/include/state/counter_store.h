@@ -19,6 +19,7 @@
 #include "engine/counts_table.h"
 #include "engine/domain_status.h"
 #include "engine/kv_store.h"
+#include "engine/log.h"
 #include "engine/status_reader.h"
 
 namespace catchall {
@@ -86,6 +87,10 @@ class CounterStore : public StatusReader {
   void AddCounts(std::string_view domain, const DomainCounts& counts, KvWriteBatch* batch) const;
   void PutCounts(std::string_view domain, const DomainCounts& counts, KvWriteBatch* batch) const;
   void PutId(std::string_view id_key, int64_t timestamp_ms, KvWriteBatch* batch) const;
+  // Stages every id an ids log record carries (ForEachIdInRecord) and
+  // returns how many; Corruption, with nothing staged, when the record does
+  // not decode. Restores and warm standbys read the ids log through it.
+  Result<size_t> PutIdsOf(const ConsumedRecord& record, KvWriteBatch* batch) const;
   void PutCheckpoint(int32_t partition, const StateCheckpoint& checkpoint,
                      KvWriteBatch* batch) const;
   // Applies a staged batch (cluster mode; embedded mode commits it in the

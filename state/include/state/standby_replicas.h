@@ -35,6 +35,7 @@
 
 #include "engine/kv_store.h"
 #include "engine/log.h"
+#include "engine/skipped_records.h"
 #include "engine/status.h"
 #include "state/aggregation_loop.h"
 #include "state/counter_store.h"
@@ -123,6 +124,7 @@ class StandbyReplicas final : public OwnershipListener {
   prometheus::Gauge* tracked_gauge_ = nullptr;
   prometheus::Gauge* behind_gauge_ = nullptr;
   prometheus::Counter* records_ = nullptr;
+  SkippedRecords skipped_;  // records that did not decode
 
   mutable std::mutex mu_;  // everything below
   std::chrono::steady_clock::time_point created_;
@@ -135,7 +137,6 @@ class StandbyReplicas final : public OwnershipListener {
   std::map<int32_t, Tail> tails_;
   KvWriteBatch batch_;
   size_t pending_ = 0;  // changes staged in batch_: records, and each id of a batch
-  size_t skipped_ = 0;
   RecordBatch polled_;
 
   std::atomic<bool> stop_{false};

@@ -1,0 +1,48 @@
+#include "engine/skipped_records.h"
+
+#include <prometheus/counter.h>
+#include <prometheus/registry.h>
+#include <spdlog/spdlog.h>
+
+#include "engine/metrics.h"
+
+namespace catchall {
+namespace {
+
+// Warnings logged per reader before only every 1,000th is.
+constexpr uint64_t kLoggedInFull = 10;
+
+std::string_view ReaderName(SkippedRecords::Reader reader) {
+  switch (reader) {
+    case SkippedRecords::Reader::kRestore: return "restore";
+    case SkippedRecords::Reader::kStandby: return "standby";
+    case SkippedRecords::Reader::kQuery: return "query";
+  }
+  return "unknown";
+}
+
+}  // namespace
+
+SkippedRecords::SkippedRecords(Metrics* metrics, Reader reader) : reader_(reader) {
+  if (metrics == nullptr) return;
+  // One family for every reader: prometheus-cpp hands the same family back
+  // to each registration with the same name, help and labels.
+  counter_ = &prometheus::BuildCounter()
+                  .Name("catchall_log_records_skipped_total")
+                  .Help("Changelog and ids log records that did not decode and were skipped, by "
+                        "reader (restore, standby, query)")
+                  .Register(metrics->registry())
+                  .Add({{"reader", std::string(ReaderName(reader))}});
+}
+
+void SkippedRecords::Skip(std::string_view topic, const ConsumedRecord& record,
+                          std::string_view why) {
+  uint64_t n = count_.fetch_add(1, std::memory_order_relaxed) + 1;
+  if (counter_) counter_->Increment();
+  if (n <= kLoggedInFull || n % 1000 == 0) {
+    spdlog::warn("{}: skipping {}/{} offset {} (skipped so far: {}): {}", ReaderName(reader_),
+                 topic, record.partition, record.offset, n, why);
+  }
+}
+
+}  // namespace catchall
