@@ -29,8 +29,9 @@ SkippedRecords::SkippedRecords(Metrics* metrics, Reader reader) : reader_(reader
   // to each registration with the same name, help and labels.
   counter_ = &prometheus::BuildCounter()
                   .Name("catchall_log_records_skipped_total")
-                  .Help("Changelog and ids log records that did not decode and were skipped, by "
-                        "reader (restore, standby, query)")
+                  .Help(
+                      "Changelog and ids log records that did not decode and were skipped, by "
+                      "reader (restore, standby, query)")
                   .Register(metrics->registry())
                   .Add({{"reader", std::string(ReaderName(reader))}});
 }

@@ -3,6 +3,7 @@
 // kcat replay. Every test checks exact final counts.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -176,6 +177,57 @@ TEST_F(ClusterTest, SecondAggregatorJoinsThenLeavesMidLoadWithExactCounts) {
   mark = load.acked();
   ASSERT_TRUE(WaitForAcked(load, mark + 1500, {ingest.get(), agg_a.get()}));
   load.Stop();
+
+  HttpClient in(ingest->port());
+  std::string failed;
+  std::vector<SentEvent> all = AckedAfterResending(load, in, &failed);
+  ASSERT_TRUE(failed.empty()) << failed;
+  HttpClient q(query->port());
+  ExpectCounts(q, Tally(all), {agg_a.get(), agg_b.get(), query.get()});
+}
+
+// A zombie: aggregator a stops (SIGSTOP, as a long GC pause, a frozen VM or
+// a stalled disk would stop it) with work applied but not committed, past
+// its session timeout (10 s). The group gives its partitions to b, which
+// restores and counts them. When a runs again, the broker refuses what a
+// still holds (exactly-once v2: its transaction's offsets carry a group
+// generation that is no longer current), a learns it lost its partitions,
+// drops its uncommitted work and rejoins; counts stay exact.
+TEST_F(ClusterTest, AnAggregatorPausedPastItsSessionIsFencedAndCountsStayExact) {
+  TempDir dir_a;
+  TempDir dir_b;
+  TempDir query_dir;
+  auto ingest = StartRole("ingest");
+  auto agg_a = StartRole("aggregate", dir_a.path(), "zombie-a");
+  auto agg_b = StartRole("aggregate", dir_b.path(), "zombie-b");
+  auto query = StartRole("query", query_dir.path());
+  ExpectReady(*ingest);
+  ExpectReady(*agg_a);
+  ExpectReady(*agg_b);
+  ExpectReady(*query);
+  ASSERT_TRUE(WaitForMetricAtLeast(agg_a.get(), "catchall_aggregate_owned_partitions", 1, 60s));
+  ASSERT_TRUE(WaitForMetricAtLeast(agg_b.get(), "catchall_aggregate_owned_partitions", 1, 60s));
+
+  EventLoad load(ingest->port(), {4, 30, "zombie-", "zombie-", true});
+  ASSERT_TRUE(WaitForAcked(load, 1500, {ingest.get(), agg_a.get(), agg_b.get()}));
+  ASSERT_EQ(kill(agg_a->pid(), SIGSTOP), 0);
+  // b owns everything once a's session has expired, and counts on.
+  bool took_over =
+      WaitForMetricAtLeast(agg_b.get(), "catchall_aggregate_owned_partitions", kPartitions, 60s);
+  size_t mark = load.acked();
+  bool counted_on = took_over && WaitForAcked(load, mark + 1500, {ingest.get(), agg_b.get()});
+  ASSERT_EQ(kill(agg_a->pid(), SIGCONT), 0);  // before any ASSERT can return
+  ASSERT_TRUE(took_over) << "b never took a's partitions over";
+  ASSERT_TRUE(counted_on);
+  // a comes back as a member again and gets partitions back.
+  ASSERT_TRUE(WaitForMetricAtLeast(agg_a.get(), "catchall_aggregate_owned_partitions", 1, 60s));
+  mark = load.acked();
+  ASSERT_TRUE(WaitForAcked(load, mark + 1500, {ingest.get(), agg_a.get(), agg_b.get()}));
+  load.Stop();
+  // What a did on waking: it did not commit the work it held.
+  EXPECT_THAT(agg_a->Output(),
+              ::testing::ContainsRegex("lost [0-9]+ partition|rejoining the group|aborted"))
+      << agg_a->Output();
 
   HttpClient in(ingest->port());
   std::string failed;
