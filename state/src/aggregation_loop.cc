@@ -150,6 +150,7 @@ void AggregationLoop::Step() {
 void AggregationLoop::Apply(const RecordBatch& batch) {
   size_t outcomes[3] = {0, 0, 0};
   size_t stale = 0;
+  applying_.clear();
   for (const ConsumedRecord& r : batch.records()) {
     auto pos = position_.find(r.partition);
     if (pos == position_.end()) continue;  // not (or no longer) ours
@@ -157,21 +158,26 @@ void AggregationLoop::Apply(const RecordBatch& batch) {
       ++stale;  // redelivered after a rebalance or seek: applied already
       continue;
     }
-    Result<ApplyOutcome> outcome = aggregator_->Apply(r, &reason_);
-    if (!outcome.ok()) {
-      must_rejoin_ = Status(outcome.status().code(),
-                            fmt::format("local state read failed: {}", outcome.status().message()));
-      break;
-    }
     pos->second = r.offset + 1;
-    if (*outcome == ApplyOutcome::kMalformed) {
+    applying_.push_back(&r);
+  }
+  Status s = aggregator_->ApplyAll(applying_, &applied_);
+  if (!s.ok()) {
+    // The caller rejoins, which drops the delta and rewinds every partition.
+    must_rejoin_ = Status(s.code(), fmt::format("local state read failed: {}", s.message()));
+    return;
+  }
+  for (size_t i = 0; i < applying_.size(); ++i) {
+    const ConsumedRecord& r = *applying_[i];
+    const Aggregator::Applied& applied = applied_[i];
+    if (applied.outcome == ApplyOutcome::kMalformed) {
       spdlog::warn("dead-lettering {}/{} offset {}: {}", options_.events_topic, r.partition,
-                   r.offset, reason_);
-      LogRecord dead = Aggregator::DeadLetter(options_.events_topic, r, reason_);
+                   r.offset, applied.reason);
+      LogRecord dead = Aggregator::DeadLetter(options_.events_topic, r, applied.reason);
       dead_letters_.push_back(
           OutputRecord{options_.dead_letter_topic, -1, std::move(dead.key), std::move(dead.value)});
     }
-    ++outcomes[static_cast<int>(*outcome)];
+    ++outcomes[static_cast<int>(applied.outcome)];
   }
   if (stale > 0) spdlog::debug("aggregate: skipped {} records already applied", stale);
   if (probe_) {

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "engine/changelog.h"
 #include "engine/json_writer.h"
 #include "engine/partitioner.h"
@@ -12,18 +14,72 @@ Aggregator::Aggregator(AggregatorOptions options, const CounterStore* store)
     : options_(options), store_(store) {}
 
 Result<ApplyOutcome> Aggregator::Apply(const ConsumedRecord& record, std::string* reason) {
-  auto advance = [&] {
-    delta_.offsets[record.partition] = record.offset + 1;
-    if (pending_records_ == 0 || record.timestamp_ms < oldest_ms_) {
-      oldest_ms_ = record.timestamp_ms;
+  std::vector<Applied> outcomes;
+  CATCHALL_RETURN_IF_ERROR(ApplyAll({&record}, &outcomes));
+  *reason = std::move(outcomes[0].reason);
+  return outcomes[0].outcome;
+}
+
+Status Aggregator::ApplyAll(const std::vector<const ConsumedRecord*>& records,
+                            std::vector<Applied>* outcomes) {
+  outcomes->resize(records.size());
+  keyed_.clear();
+  for (size_t i = 0; i < records.size(); ++i) {
+    Applied& out = (*outcomes)[i];
+    out.outcome = ApplyOutcome::kCounted;
+    out.reason.clear();
+    Keyed keyed;
+    if (Classify(*records[i], &out, &keyed)) {
+      keyed.index = i;
+      keyed_.push_back(std::move(keyed));
     }
-    ++pending_records_;
+  }
+  // The ids not in the delta, looked up together in key order: one Get per
+  // event was ~7% of a cluster aggregator's CPU under uniform traffic with
+  // ids (perf, drain benchmark). An id that comes twice in `records` is
+  // looked up once; its second event finds the first in the delta.
+  order_.clear();
+  for (size_t k = 0; k < keyed_.size(); ++k) {
+    if (!delta_.ids.contains(keyed_[k].id_key)) order_.emplace_back(keyed_[k].id_key, k);
+  }
+  std::sort(order_.begin(), order_.end());
+  lookups_.clear();
+  for (const auto& [key, k] : order_) {
+    if (lookups_.empty() || lookups_.back() != key) lookups_.push_back(key);
+    keyed_[k].lookup = lookups_.size() - 1;
+  }
+  stored_.clear();
+  if (!lookups_.empty()) CATCHALL_RETURN_IF_ERROR(store_->IdTimestamps(lookups_, &stored_));
+  // Each event's stored time, before ApplyKeyed moves keys (lookups_ views them).
+  for (Keyed& k : keyed_) {
+    if (k.lookup != kNoLookup) k.stored = stored_[k.lookup];
+  }
+  auto next = keyed_.begin();
+  for (size_t i = 0; i < records.size(); ++i) {
+    if (next != keyed_.end() && next->index == i) {
+      (*outcomes)[i].outcome = ApplyKeyed(*records[i], &*next);
+      ++next;
+    }
+    Advance(*records[i]);
+  }
+  return Status::Ok();
+}
+
+void Aggregator::Advance(const ConsumedRecord& record) {
+  delta_.offsets[record.partition] = record.offset + 1;
+  if (pending_records_ == 0 || record.timestamp_ms < oldest_ms_) oldest_ms_ = record.timestamp_ms;
+  ++pending_records_;
+}
+
+bool Aggregator::Classify(const ConsumedRecord& record, Applied* out, Keyed* keyed) {
+  auto malformed = [&](std::string reason) {
+    out->outcome = ApplyOutcome::kMalformed;
+    out->reason = std::move(reason);
+    return false;
   };
   Result<RawEvent> raw = parser_.ParseObject(record.value);
   if (!raw.ok()) {
-    *reason = fmt::format("value is not an event object: {}", raw.status().message());
-    advance();
-    return ApplyOutcome::kMalformed;
+    return malformed(fmt::format("value is not an event object: {}", raw.status().message()));
   }
   // Fast path for the common case, a domain that is already in this delta:
   // its name was fully validated (normalized, equal to its key) when it
@@ -36,64 +92,47 @@ Result<ApplyOutcome> Aggregator::Apply(const ConsumedRecord& record, std::string
     if (known != delta_.counts.end() &&
         PartitionForKey(record.key, options_.partitions) == record.partition) {
       ++(*type == EventType::kBounced ? known->second.bounced : known->second.delivered);
-      advance();
-      return ApplyOutcome::kCounted;
+      return false;
     }
   }
   Result<Event> event = ValidateEvent(*raw);
-  if (!event.ok()) {
-    *reason = fmt::format("invalid event: {}", event.status().message());
-    advance();
-    return ApplyOutcome::kMalformed;
-  }
+  if (!event.ok()) return malformed(fmt::format("invalid event: {}", event.status().message()));
   if (*raw->domain != event->domain) {
-    *reason = fmt::format("domain '{}' is not normalized (it should be '{}')",
-                          raw->domain->substr(0, 300), event->domain);
-    advance();
-    return ApplyOutcome::kMalformed;
+    return malformed(fmt::format("domain '{}' is not normalized (it should be '{}')",
+                                 raw->domain->substr(0, 300), event->domain));
   }
   if (record.key != event->domain) {
-    *reason = fmt::format("record key '{}' is not the event's domain '{}'",
-                          record.key.substr(0, 300), event->domain);
-    advance();
-    return ApplyOutcome::kMalformed;
+    return malformed(fmt::format("record key '{}' is not the event's domain '{}'",
+                                 record.key.substr(0, 300), event->domain));
   }
   int32_t expected = PartitionForKey(record.key, options_.partitions);
   if (expected != record.partition) {
-    *reason = fmt::format(
+    return malformed(fmt::format(
         "record is in partition {} but its key belongs to partition {} of {}; produce with "
         "Kafka's default (murmur2) partitioner",
-        record.partition, expected, options_.partitions);
-    advance();
-    return ApplyOutcome::kMalformed;
+        record.partition, expected, options_.partitions));
   }
   if (!event->id.empty()) {
-    std::string id_key = IdKey(event->domain, event->id);
-    int64_t window_start =
-        record.timestamp_ms -
-        std::chrono::duration_cast<std::chrono::milliseconds>(options_.id_window).count();
-    auto pending = delta_.ids.find(id_key);
-    std::optional<int64_t> seen;
-    if (pending != delta_.ids.end()) {
-      seen = pending->second;
-    } else {
-      Result<std::optional<int64_t>> stored = store_->IdTimestamp(id_key);
-      if (!stored.ok()) return stored.status();
-      seen = *stored;
-    }
-    if (seen && *seen >= window_start) {
-      advance();
-      return ApplyOutcome::kDuplicate;
-    }
-    delta_.ids[std::move(id_key)] = record.timestamp_ms;
+    keyed->id_key = IdKey(event->domain, event->id);
+    keyed->domain = std::move(event->domain);
+    keyed->type = event->type;
+    return true;
   }
   DomainCounts& counts = delta_.counts[event->domain];
-  if (event->type == EventType::kBounced) {
-    ++counts.bounced;
-  } else {
-    ++counts.delivered;
-  }
-  advance();
+  ++(event->type == EventType::kBounced ? counts.bounced : counts.delivered);
+  return false;
+}
+
+ApplyOutcome Aggregator::ApplyKeyed(const ConsumedRecord& record, Keyed* keyed) {
+  int64_t window_start =
+      record.timestamp_ms -
+      std::chrono::duration_cast<std::chrono::milliseconds>(options_.id_window).count();
+  auto pending = delta_.ids.find(keyed->id_key);
+  std::optional<int64_t> seen = pending != delta_.ids.end() ? pending->second : keyed->stored;
+  if (seen && *seen >= window_start) return ApplyOutcome::kDuplicate;
+  delta_.ids[std::move(keyed->id_key)] = record.timestamp_ms;
+  DomainCounts& counts = delta_.counts[keyed->domain];
+  ++(keyed->type == EventType::kBounced ? counts.bounced : counts.delivered);
   return ApplyOutcome::kCounted;
 }
 

@@ -74,6 +74,19 @@ Result<std::optional<int64_t>> CounterStore::IdTimestamp(std::string_view id_key
   return std::optional<int64_t>(static_cast<int64_t>(DecodeFixed64(value.data())));
 }
 
+Status CounterStore::IdTimestamps(const std::vector<std::string_view>& id_keys,
+                                  std::vector<std::optional<int64_t>>* out) const {
+  std::vector<std::optional<std::string>> values;
+  CATCHALL_RETURN_IF_ERROR(store_->MultiGet(ids_, id_keys, &values));
+  out->assign(id_keys.size(), std::nullopt);
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (!values[i]) continue;
+    if (values[i]->size() < 8) return Status::Corruption("stored id has a bad size");
+    (*out)[i] = static_cast<int64_t>(DecodeFixed64(values[i]->data()));
+  }
+  return Status::Ok();
+}
+
 void CounterStore::AddCounts(std::string_view domain, const DomainCounts& counts,
                              KvWriteBatch* batch) const {
   batch->Merge(counts_, domain, EncodeCounts(counts));

@@ -36,7 +36,9 @@ class CommitBuilderTest : public ::testing::Test {
     for (int i = 0; i < n; ++i) {
       std::string domain = "d" + std::to_string(i) + ".example";
       delta.counts[domain] = DomainCounts{1, 0};
-      delta.ids[IdKey(domain, std::string(90, 'x') + "-" + std::to_string(i))] = 1000 + i;
+      std::string id(90, 'x');
+      id.append("-").append(std::to_string(i));
+      delta.ids[IdKey(domain, id)] = 1000 + i;
     }
     delta.offsets[0] = static_cast<int64_t>(n);
     return delta;

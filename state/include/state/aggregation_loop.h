@@ -175,7 +175,9 @@ class AggregationLoop : private RebalanceListener {
   std::vector<OutputRecord> dead_letters_;
   RecordBatch batch_;
   KvWriteBatch state_batch_;
-  std::string reason_;
+  // Apply's records of one poll and their outcomes (kept to reuse).
+  std::vector<const ConsumedRecord*> applying_;
+  std::vector<Aggregator::Applied> applied_;
   std::chrono::steady_clock::time_point last_commit_;
   std::chrono::steady_clock::time_point joined_;
   std::chrono::steady_clock::time_point last_gauges_;

@@ -11,7 +11,10 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "engine/event_parser.h"
 #include "engine/log.h"
@@ -32,10 +35,26 @@ class Aggregator {
   // `store` answers id lookups; it must outlive the aggregator.
   Aggregator(AggregatorOptions options, const CounterStore* store);
 
+  // What became of one record.
+  struct Applied {
+    ApplyOutcome outcome = ApplyOutcome::kCounted;
+    std::string reason;  // kMalformed: what is wrong
+  };
+
   // Applies one record and advances the partition's offset past it. For
   // kMalformed, *reason says what is wrong. A non-OK result means the store
   // could not be read; nothing was applied.
   Result<ApplyOutcome> Apply(const ConsumedRecord& record, std::string* reason);
+
+  // Applies `records` in their order, with the same outcomes as Apply one
+  // by one, and advances each partition's offset past them: (*outcomes)[i]
+  // is records[i]'s. The ids they carry are looked up in the store
+  // together, in key order (one MultiGet, not a Get per event). A non-OK
+  // result means the store could not be read: part of the records may have
+  // been counted without their offsets advancing, so the caller must
+  // Reset() (and rewind to its last commit).
+  Status ApplyAll(const std::vector<const ConsumedRecord*>& records,
+                  std::vector<Applied>* outcomes);
 
   const CounterDelta& delta() const { return delta_; }
   // Events applied since the last TakeDelta (counted, duplicate or not).
@@ -53,12 +72,36 @@ class Aggregator {
                               std::string_view reason);
 
  private:
+  // An event with an id, whose outcome waits for the id's lookup.
+  struct Keyed {
+    size_t index = 0;  // in ApplyAll's records
+    std::string id_key;
+    std::string domain;
+    size_t lookup = kNoLookup;      // its key's place in lookups_
+    std::optional<int64_t> stored;  // the id's time in the store, if there
+    EventType type = EventType::kDelivered;
+  };
+  static constexpr size_t kNoLookup = ~size_t{0};
+
+  // Checks `record` and counts it, unless it is malformed or carries an id:
+  // then it fills *keyed and returns true.
+  bool Classify(const ConsumedRecord& record, Applied* out, Keyed* keyed);
+  // Decides a keyed event (its id in the delta, or in the store as of the
+  // last commit, within the window: a duplicate) and counts it if new.
+  ApplyOutcome ApplyKeyed(const ConsumedRecord& record, Keyed* keyed);
+  void Advance(const ConsumedRecord& record);
+
   AggregatorOptions options_;
   const CounterStore* store_;
   EventParser parser_;
   CounterDelta delta_;
   size_t pending_records_ = 0;
   int64_t oldest_ms_ = 0;
+  // ApplyAll's scratch space, kept between calls.
+  std::vector<Keyed> keyed_;
+  std::vector<std::pair<std::string_view, size_t>> order_;  // (id key, keyed_ index)
+  std::vector<std::string_view> lookups_;                   // each key once, ascending
+  std::vector<std::optional<int64_t>> stored_;
 };
 
 }  // namespace catchall
