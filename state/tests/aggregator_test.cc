@@ -286,6 +286,61 @@ TEST_F(AggregatorTest, ResetForgetsThePendingDeltaIncludingIds) {
   EXPECT_EQ(Apply(EventRecord("a.com", EventType::kDelivered, 0, "x")), ApplyOutcome::kCounted);
 }
 
+// ApplyAll, as the aggregation loop calls it with a whole poll, decides
+// every record as Apply one by one does: ids repeated within the poll, ids
+// stored by an earlier commit (inside and outside the window), a keyless
+// event of a domain first seen with an id, malformed records in between.
+TEST_F(AggregatorTest, ApplyAllOfAPollDecidesAsApplyOneByOne) {
+  Apply(EventRecord("stored.com", EventType::kDelivered, 0, "kept", kT0));
+  Apply(EventRecord("stored.com", EventType::kDelivered, 1, "expired", kT0 - kWindowMs - 5));
+  CommitPending();
+  std::vector<ConsumedRecord> poll = {
+      EventRecord("stored.com", EventType::kDelivered, 2, "kept", kT0 + 10),        // dup (store)
+      EventRecord("stored.com", EventType::kBounced, 3, "expired", kT0 + 10),       // counts again
+      EventRecord("new.com", EventType::kDelivered, 4, "x", kT0 + 20),              // new id
+      EventRecord("new.com", EventType::kDelivered, 5),                             // no id
+      Record("new.com", "not json", 6, kT0 + 30),                                   // malformed
+      EventRecord("new.com", EventType::kBounced, 7, "x", kT0 + 40),                // dup (poll)
+      EventRecord("other.com", EventType::kDelivered, 8, "x", kT0 + 50),            // other domain
+      EventRecord("new.com", EventType::kDelivered, 9, "y", kT0 + kWindowMs + 30),  // new id
+      EventRecord("new.com", EventType::kDelivered, 10, "x", kT0 + kWindowMs + 30),
+      EventRecord("new.com", EventType::kDelivered, 11, "y", kT0 + kWindowMs + 40),  // dup
+  };
+  // One by one, on a second aggregator over the same store.
+  Aggregator one_by_one(AggregatorOptions{kPartitions, kWindow}, counters_.get());
+  std::vector<ApplyOutcome> expected;
+  for (const ConsumedRecord& r : poll) {
+    std::string reason;
+    Result<ApplyOutcome> outcome = one_by_one.Apply(r, &reason);
+    ASSERT_TRUE(outcome.ok()) << outcome.status().ToString();
+    expected.push_back(*outcome);
+  }
+  std::vector<const ConsumedRecord*> records;
+  records.reserve(poll.size());
+  for (const ConsumedRecord& r : poll) records.push_back(&r);
+  std::vector<Aggregator::Applied> applied;
+  ASSERT_TRUE(aggregator_->ApplyAll(records, &applied).ok());
+  ASSERT_EQ(applied.size(), poll.size());
+  for (size_t i = 0; i < poll.size(); ++i) {
+    EXPECT_EQ(applied[i].outcome, expected[i]) << "record " << i;
+    EXPECT_EQ(applied[i].reason.empty(), expected[i] != ApplyOutcome::kMalformed) << i;
+  }
+  EXPECT_EQ(expected, (std::vector<ApplyOutcome>{
+                          ApplyOutcome::kDuplicate, ApplyOutcome::kCounted, ApplyOutcome::kCounted,
+                          ApplyOutcome::kCounted, ApplyOutcome::kMalformed,
+                          ApplyOutcome::kDuplicate, ApplyOutcome::kCounted, ApplyOutcome::kCounted,
+                          ApplyOutcome::kCounted, ApplyOutcome::kDuplicate}));
+  const CounterDelta& got = aggregator_->delta();
+  const CounterDelta& want = one_by_one.delta();
+  EXPECT_EQ(got.counts, want.counts);
+  EXPECT_EQ(got.ids, want.ids);
+  EXPECT_EQ(got.offsets, want.offsets);
+  EXPECT_EQ(aggregator_->pending_records(), one_by_one.pending_records());
+  EXPECT_EQ(aggregator_->oldest_timestamp_ms(), one_by_one.oldest_timestamp_ms());
+  EXPECT_EQ(got.counts.at("new.com"), (DomainCounts{4, 0}));
+  EXPECT_EQ(got.counts.at("stored.com"), (DomainCounts{0, 1}));
+}
+
 TEST_F(AggregatorTest, DeadLetterDescribesTheRecordAsJson) {
   ConsumedRecord r = Record("key\"1", "bad \"value\"\n", 42, kT0, 3);
   LogRecord dead = Aggregator::DeadLetter("catchall.events", r, "value is not an event object");

@@ -144,10 +144,12 @@ TEST_F(StandbyReplicasTest, UndecodableRecordsAreSkippedAndCounted) {
   StartTwoAndSettle();
   world_.AppendTo(kStatusTopic, "d1.example", "not json");
   world_.AppendTo(kIdsTopic, std::string(kIdsBatchKey), R"({"ids":[["d2.example","x"]]})");
-  const std::string skipped = "catchall_log_records_skipped_total";
+  const std::string skipped = "catchall_log_records_skipped_total{reader=\"standby\"}";
+  auto both = [&] { return MetricSum(a_->metrics, skipped) + MetricSum(b_->metrics, skipped); };
   ASSERT_TRUE(world_.RunUntil([&] {
-    return MetricSum(a_->metrics, skipped) + MetricSum(b_->metrics, skipped) == 2;
-  })) << "the standbys did not count the two records";
+    return both() >= 2 && WarmAndCaughtUp(b_, a_) && WarmAndCaughtUp(a_, b_);
+  })) << "the standbys did not read the two records";
+  EXPECT_EQ(both(), 2) << "each record is read by one standby, once";
   world_.Kill(a_);
   world_.AppendEvents(600, 40, 1);  // retries of the first load
   ASSERT_TRUE(world_.RunUntilCaughtUp());

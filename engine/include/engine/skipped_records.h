@@ -28,8 +28,9 @@ class SkippedRecords {
   // `metrics` may be null (no metric, the log lines only).
   SkippedRecords(Metrics* metrics, Reader reader);
 
-  // Counts a record of `topic` skipped for `why`; logs a warning for the
-  // first few of this reader and one line every 1,000th after. Thread-safe.
+  // Counts a record of `topic` skipped for `why` (each reading: a record
+  // read again counts again); logs a warning for the first few of this
+  // reader and one line every 1,000th after. Thread-safe.
   void Skip(std::string_view topic, const ConsumedRecord& record, std::string_view why);
 
   // Records skipped so far by this reader.
