@@ -65,15 +65,6 @@ Result<StateCheckpoint> CounterStore::ReadCheckpoint(int32_t partition) const {
   return c;
 }
 
-Result<std::optional<int64_t>> CounterStore::IdTimestamp(std::string_view id_key) const {
-  std::string value;
-  Status s = store_->Get(ids_, id_key, &value);
-  if (s.code() == Code::kNotFound) return std::optional<int64_t>();
-  if (!s.ok()) return s;
-  if (value.size() < 8) return Status::Corruption("stored id has a bad size");
-  return std::optional<int64_t>(static_cast<int64_t>(DecodeFixed64(value.data())));
-}
-
 Status CounterStore::IdTimestamps(const std::vector<std::string_view>& id_keys,
                                   std::vector<std::optional<int64_t>>* out) const {
   std::vector<std::optional<std::string>> values;

@@ -98,12 +98,13 @@ TEST_F(CounterStoreTest, CountsIdsAndCheckpointsOfOneBatchAreWrittenTogether) {
   Write(&batch);
 
   EXPECT_EQ(Get("a.com"), (DomainCounts{1, 0}));
-  Result<std::optional<int64_t>> id = counters_->IdTimestamp(std::string("a.com\0id-1", 10));
-  ASSERT_TRUE(id.ok());
-  EXPECT_EQ(*id, std::optional<int64_t>(1700000000123));
-  Result<std::optional<int64_t>> other_id = counters_->IdTimestamp(std::string("b.com\0id-1", 10));
-  ASSERT_TRUE(other_id.ok());
-  EXPECT_FALSE(other_id->has_value());
+  const std::string id("a.com\0id-1", 10);
+  const std::string other_id("b.com\0id-1", 10);
+  std::vector<std::optional<int64_t>> ids;
+  ASSERT_TRUE(counters_->IdTimestamps({id, other_id}, &ids).ok());
+  ASSERT_EQ(ids.size(), 2u);
+  EXPECT_EQ(ids[0], std::optional<int64_t>(1700000000123));
+  EXPECT_FALSE(ids[1].has_value());
   EXPECT_EQ(Checkpoint(*counters_, 0).events_offset, 17);
   EXPECT_EQ(Checkpoint(*counters_, 0).changelog_offset, -1);
   EXPECT_EQ(Checkpoint(*counters_, 1).events_offset, 0);

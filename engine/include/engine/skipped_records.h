@@ -33,9 +33,6 @@ class SkippedRecords {
   // reader and one line every 1,000th after. Thread-safe.
   void Skip(std::string_view topic, const ConsumedRecord& record, std::string_view why);
 
-  // Records skipped so far by this reader.
-  uint64_t count() const { return count_.load(std::memory_order_relaxed); }
-
  private:
   Reader reader_;
   prometheus::Counter* counter_ = nullptr;

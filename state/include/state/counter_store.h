@@ -80,9 +80,8 @@ class CounterStore : public StatusReader {
     return counts_table_.MultiGetViews(domains, out);
   }
   Result<StateCheckpoint> ReadCheckpoint(int32_t partition) const;
-  // The log timestamp stored for IdKey(domain, id), if any.
-  Result<std::optional<int64_t>> IdTimestamp(std::string_view id_key) const;
-  // The same for many keys at once; cheaper when they ascend.
+  // The log timestamp stored for each IdKey(domain, id), if any; cheaper
+  // when the keys ascend.
   Status IdTimestamps(const std::vector<std::string_view>& id_keys,
                       std::vector<std::optional<int64_t>>* out) const;
 
