@@ -34,7 +34,8 @@ class CommitBuilderTest : public ::testing::Test {
   static CounterDelta DeltaWithIds(int n) {
     CounterDelta delta;
     for (int i = 0; i < n; ++i) {
-      std::string domain = "d" + std::to_string(i) + ".example";
+      std::string domain = "d";
+      domain.append(std::to_string(i)).append(".example");
       delta.counts[domain] = DomainCounts{1, 0};
       std::string id(90, 'x');
       id.append("-").append(std::to_string(i));

@@ -49,6 +49,31 @@ bool WaitForMetricAtLeast(ServerProcess* node, const std::string& name, double m
                    name + " >= " + std::to_string(min), {node}, 100ms);
 }
 
+// Waits for the query node to show exactly `expected`; on failure shows
+// what `servers` printed.
+void ExpectCounts(HttpClient& query, const Counts& expected,
+                  const std::vector<ServerProcess*>& servers,
+                  std::chrono::milliseconds timeout = 120s) {
+  std::string diff;
+  EXPECT_TRUE(WaitForAllCounts(query, expected, timeout, &diff)) << diff << ServersOutput(servers);
+}
+
+// The end of every durability test: resends through the ingest node every
+// event of `load` that was not acknowledged (with its Idempotency-Key, so it
+// counts once), then waits for the query node to show every event exactly
+// once.
+void ExpectExactAfterResending(EventLoad& load, const ServerProcess& ingest,
+                               const ServerProcess& query,
+                               const std::vector<ServerProcess*>& servers,
+                               std::chrono::milliseconds timeout = 120s) {
+  HttpClient in(ingest.port());
+  std::string failed;
+  std::vector<SentEvent> all = AckedAfterResending(load, in, &failed);
+  ASSERT_TRUE(failed.empty()) << failed;
+  HttpClient q(query.port());
+  ExpectCounts(q, Tally(all), servers, timeout);
+}
+
 class ClusterTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -70,16 +95,6 @@ class ClusterTest : public ::testing::Test {
   }
 
   static void ExpectReady(ServerProcess& p) { ASSERT_TRUE(p.WaitReady(90s)); }
-
-  // Waits for the query node to show exactly `expected`; on failure shows
-  // what `servers` printed.
-  static void ExpectCounts(HttpClient& query, const Counts& expected,
-                           const std::vector<ServerProcess*>& servers,
-                           std::chrono::milliseconds timeout = 120s) {
-    std::string diff;
-    EXPECT_TRUE(WaitForAllCounts(query, expected, timeout, &diff))
-        << diff << ServersOutput(servers);
-  }
 
   std::string brokers_;
   ClusterNames names_;
@@ -145,12 +160,7 @@ TEST_F(ClusterTest, AggregatorKilledMidLoadRestartsWithExactCounts) {
   EXPECT_TRUE(failed_reads.empty()) << failed_reads.size() << " of " << reads.reads()
                                     << " reads failed, the first: " << failed_reads.front();
 
-  HttpClient in(ingest->port());
-  std::string failed;
-  std::vector<SentEvent> all = AckedAfterResending(load, in, &failed);
-  ASSERT_TRUE(failed.empty()) << failed;
-  HttpClient q(query->port());
-  ExpectCounts(q, Tally(all), {aggregate.get(), query.get()});
+  ExpectExactAfterResending(load, *ingest, *query, {aggregate.get(), query.get()});
 }
 
 TEST_F(ClusterTest, SecondAggregatorJoinsThenLeavesMidLoadWithExactCounts) {
@@ -178,12 +188,7 @@ TEST_F(ClusterTest, SecondAggregatorJoinsThenLeavesMidLoadWithExactCounts) {
   ASSERT_TRUE(WaitForAcked(load, mark + 1500, {ingest.get(), agg_a.get()}));
   load.Stop();
 
-  HttpClient in(ingest->port());
-  std::string failed;
-  std::vector<SentEvent> all = AckedAfterResending(load, in, &failed);
-  ASSERT_TRUE(failed.empty()) << failed;
-  HttpClient q(query->port());
-  ExpectCounts(q, Tally(all), {agg_a.get(), agg_b.get(), query.get()});
+  ExpectExactAfterResending(load, *ingest, *query, {agg_a.get(), agg_b.get(), query.get()});
 }
 
 // A zombie: aggregator a stops (SIGSTOP, as a long GC pause, a frozen VM or
@@ -231,12 +236,7 @@ TEST_F(ClusterTest, AnAggregatorPausedPastItsSessionIsFencedAndCountsStayExact) 
               ::testing::ContainsRegex("lost [0-9]+ partition\\(s\\); dropping uncommitted work"))
       << agg_a->Output();
 
-  HttpClient in(ingest->port());
-  std::string failed;
-  std::vector<SentEvent> all = AckedAfterResending(load, in, &failed);
-  ASSERT_TRUE(failed.empty()) << failed;
-  HttpClient q(query->port());
-  ExpectCounts(q, Tally(all), {agg_a.get(), agg_b.get(), query.get()});
+  ExpectExactAfterResending(load, *ingest, *query, {agg_a.get(), agg_b.get(), query.get()});
 }
 
 // `catchall topics create` and the roles are often started together (an
@@ -912,13 +912,7 @@ TEST_F(BrokerOutageTest, IngestAnswers503QuicklyAndLosesNothingAcknowledged) {
 
   // Everything acknowledged is there; what was refused is retried with the
   // same keys and then counted exactly once.
-  HttpClient in(ingest->port());
-  std::string failed;
-  std::vector<SentEvent> all = AckedAfterResending(load, in, &failed);
-  ASSERT_TRUE(failed.empty()) << failed;
-  HttpClient q(query->port());
-  std::string diff;
-  EXPECT_TRUE(WaitForAllCounts(q, Tally(all), 180s, &diff)) << diff << ServersOutput(all_roles);
+  ExpectExactAfterResending(load, *ingest, *query, all_roles, 180s);
 }
 
 }  // namespace
