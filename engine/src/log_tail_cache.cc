@@ -33,10 +33,21 @@ bool LogTailCache::Find(int32_t partition, int64_t from, size_t max_records,
   std::lock_guard<std::mutex> lock(mu_);
   const Partition& p = partitions_[static_cast<size_t>(partition)];
   if (p.batches.empty() || from < p.batches.front().base) return false;
-  // The first batch that ends after `from`.
-  auto it =
-      std::upper_bound(p.batches.begin(), p.batches.end(), from,
-                       [](int64_t offset, const Entry& e) { return offset < e.base + e.count; });
+  // The first batch that ends after `from`. Readers follow the writer, so
+  // it is nearly always one of the newest few: a few steps back from the
+  // end beat a binary search over the deque's thousands of small batches
+  // (that search was ~2% of `catchall serve` under single PUTs, by perf);
+  // a reader further behind gets the binary search.
+  auto ends_after_from = [from](const Entry& e) { return from < e.base + e.count; };
+  auto it = p.batches.end();
+  for (int steps = 0; steps < 8 && it != p.batches.begin() && ends_after_from(*std::prev(it));
+       ++steps) {
+    --it;
+  }
+  if (it != p.batches.begin() && ends_after_from(*std::prev(it))) {
+    it = std::upper_bound(p.batches.begin(), it, from,
+                          [](int64_t offset, const Entry& e) { return offset < e.base + e.count; });
+  }
   size_t records = 0;
   for (; it != p.batches.end() && records < max_records; ++it) {
     records += static_cast<size_t>(it->base + it->count - std::max(from, it->base));

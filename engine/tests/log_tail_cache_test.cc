@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -39,6 +40,34 @@ TEST(LogTailCacheTest, StopsOnceTheBatchesHoldEnoughRecords) {
   ASSERT_TRUE(cache.Find(0, 15, 12, &got));
   // 5 records from the batch at 10, then 10 from the one at 20: enough.
   EXPECT_EQ(Bases(got), (std::vector<int64_t>{10, 20}));
+}
+
+TEST(LogTailCacheTest, FindsTheRightBatchNearTheEndAndFarBehindIt) {
+  // 100 batches of 1-3 records: a reader a few batches behind is found by
+  // walking back from the end, one further behind by a binary search; both
+  // must start at the batch that holds `from`.
+  LogTailCache cache(1, 1 << 20);
+  std::vector<int64_t> bases;
+  int64_t base = 0;
+  for (int i = 0; i < 100; ++i) {
+    auto count = static_cast<uint32_t>(1 + i % 3);
+    cache.Add(0, base, count, "x");
+    bases.push_back(base);
+    base += count;
+  }
+  for (int64_t from = 0; from <= base; ++from) {
+    std::vector<LogTailCache::Entry> got;
+    ASSERT_TRUE(cache.Find(0, from, 1, &got)) << from;
+    if (from == base) {
+      EXPECT_TRUE(got.empty()) << "at the end nothing is newer";
+      continue;
+    }
+    ASSERT_EQ(got.size(), 1U) << from;
+    int64_t expected = *(std::upper_bound(bases.begin(), bases.end(), from) - 1);
+    EXPECT_EQ(got[0].base, expected) << "from " << from;
+    EXPECT_LE(got[0].base, from);
+    EXPECT_GT(got[0].base + got[0].count, from);
+  }
 }
 
 TEST(LogTailCacheTest, KeepsTheNewestWithinItsBytesAndSendsOlderReadsToTheStore) {
