@@ -677,5 +677,39 @@ TEST_F(HttpServerTest, AClientThatStopsReadingGetsEveryAnswerOnceItReads) {
   }
 }
 
+// A client that sends and never reads must not hold its connection (and
+// the answers queued for it) forever: once an answer has waited io_timeout
+// for room, the server closes the connection, and the client's blocked
+// write fails. Others are still answered meanwhile.
+TEST_F(HttpServerTest, AClientThatNeverReadsIsCutOffAfterTheWriteTimeout) {
+  HttpServerOptions options = DefaultOptions();
+  options.io_timeout = 300ms;
+  Start(options);
+  net::io_context ioc;
+  tcp::socket slow(ioc);
+  slow.open(tcp::v4());
+  slow.set_option(net::socket_base::receive_buffer_size(4096));
+  slow.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port_));
+  std::promise<beast::error_code> written;
+  std::thread writer([&] {
+    std::string all;
+    for (int i = 0; i < 1000000; ++i) all += "PUT /nocontent HTTP/1.1\r\nHost: t\r\n\r\n";
+    beast::error_code ec;
+    net::write(slow, net::buffer(all), ec);
+    written.set_value(ec);
+  });
+  auto done = written.get_future();
+  {
+    auto other = Connect();
+    EXPECT_EQ(other->RoundTrip(Get("/echo/other")).result_int(), 200);
+  }
+  bool cut_off = done.wait_for(kClientTimeout) == std::future_status::ready;
+  beast::error_code ignored;
+  if (!cut_off) slow.shutdown(tcp::socket::shutdown_both, ignored);  // unblocks the writer
+  writer.join();
+  ASSERT_TRUE(cut_off) << "the server kept a connection that reads nothing";
+  EXPECT_TRUE(done.get()) << "the write cannot have finished: nothing was read";
+}
+
 }  // namespace
 }  // namespace catchall
