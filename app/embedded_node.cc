@@ -26,6 +26,8 @@ Status EmbeddedNode::Open() {
   log_options.max_pending_bytes = c.max_pending_mb << 20;
   log_options.max_unconsumed_records = static_cast<int64_t>(c.max_unconsumed_events);
   log_options.retention = std::chrono::minutes(c.retention_minutes);
+  log_options.fetch_min_records = c.fetch_min_events;
+  log_options.fetch_max_wait = std::chrono::milliseconds(c.fetch_wait_ms);
 
   std::vector<ColumnSpec> columns = LocalLog::Columns(log_options);
   for (auto& column : CounterStore::Columns(std::chrono::seconds(c.idempotency_window_s))) {

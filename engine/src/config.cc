@@ -223,6 +223,9 @@ Status ValidateConfig(const Config& c) {
       {"log.retention_minutes", c.retention_minutes, kYearS / 60},
       {"log.max_pending_mb", c.max_pending_mb, 1 << 20},
       {"log.max_unconsumed_events", c.max_unconsumed_events, uint64_t{1} << 62},
+      {"log.fetch_min_events", c.fetch_min_events, 1 << 20},
+      // Well inside the aggregation's 50 ms poll and the commit interval.
+      {"log.fetch_wait_ms", c.fetch_wait_ms, 50},
       {"aggregate.commit_interval_ms", c.commit_interval_ms, kDayMs},
       {"aggregate.idempotency_window_s", c.idempotency_window_s, kYearS},
       {"kafka.timeout_ms", c.kafka_timeout_ms, 300000},  // librdkafka's socket.timeout.ms

@@ -152,6 +152,14 @@ std::vector<Setting> MakeSettings() {
   s.push_back(U64Setting("log.max_unconsumed_events",
                          "events written but not yet counted beyond this get 503 (0: no limit)",
                          &Config::max_unconsumed_events));
+  s.push_back(U64Setting("log.fetch_min_events",
+                         "a read of the log that finds fewer events than this waits "
+                         "log.fetch_wait_ms once for more (0: never waits)",
+                         &Config::fetch_min_events));
+  s.push_back(U64Setting("log.fetch_wait_ms",
+                         "how long such a read waits (0..50; 0: never waits); the aggregation "
+                         "then wakes once per wait instead of once per group commit",
+                         &Config::fetch_wait_ms));
   s.push_back(U64Setting("ingest.max_batch_items", "most items in one POST /events",
                          &Config::max_batch_items));
   s.push_back(U64Setting("aggregate.catchall_threshold",

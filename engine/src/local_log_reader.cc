@@ -1,6 +1,9 @@
 // Reading the local log: LocalLogImpl::Read and LocalLogReader.
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <thread>
+
 #include "local_log_impl.h"
 #include "log_batch.h"
 
@@ -127,11 +130,20 @@ Status LocalLogReader::Poll(std::chrono::milliseconds timeout, size_t max, Recor
   size_t ends_before = out->end_of_partition().size();
   Result<size_t> got = ReadSome(max, out);
   if (!got.ok()) return got.status();
-  if (*got > 0 || out->end_of_partition().size() > ends_before || timeout.count() <= 0) {
+  if (timeout.count() <= 0) return Status::Ok();
+  if (*got == 0) {
+    if (out->end_of_partition().size() > ends_before) return Status::Ok();
+    log_->WaitForWrite(seen, timeout);
+    got = ReadSome(max, out);
+    if (!got.ok()) return got.status();
+  }
+  // A few records: wait once for more (LocalLogOptions::fetch_min_records).
+  const LocalLogOptions& o = log_->options;
+  if (*got == 0 || *got >= std::min(o.fetch_min_records, max) || o.fetch_max_wait.count() <= 0) {
     return Status::Ok();
   }
-  log_->WaitForWrite(seen, timeout);
-  return ReadSome(max, out).status();
+  std::this_thread::sleep_for(std::min(o.fetch_max_wait, timeout));
+  return ReadSome(max - *got, out).status();
 }
 
 }  // namespace catchall

@@ -346,7 +346,8 @@ TEST_F(ConfigTest, ValuesThatWouldWrapAreRefusedWithTheirKey) {
        {"server.max_header_bytes", "server.idle_timeout_ms", "server.io_timeout_ms",
         "server.shutdown_timeout_ms", "storage.block_cache_mb", "storage.compaction_rate_mb",
         "log.retention_minutes", "log.max_pending_mb", "log.max_unconsumed_events",
-        "aggregate.commit_interval_ms", "aggregate.idempotency_window_s", "kafka.timeout_ms"}) {
+        "log.fetch_min_events", "log.fetch_wait_ms", "aggregate.commit_interval_ms",
+        "aggregate.idempotency_window_s", "kafka.timeout_ms"}) {
     Status s = LoadError("", {{key, kMax}});
     EXPECT_EQ(s.code(), Code::kInvalidArgument) << key;
     EXPECT_THAT(s.message(), HasSubstr(key));

@@ -443,6 +443,42 @@ TEST_F(LocalLogTest, PollWaitsForAnAppendAndWakesUpOnIt) {
   EXPECT_EQ(reader->EndOffset(p).value(), 1);
 }
 
+// LocalLogOptions::fetch_min_records: a poll that finds a few records waits
+// once for more, so a reader behind a busy writer does not wake for every
+// group commit; one that finds enough returns at once.
+TEST_F(LocalLogTest, APollThatFindsFewRecordsWaitsOnceForMore) {
+  for (auto wait : {1000ms, 0ms}) {
+    SCOPED_TRACE(::testing::Message() << "fetch_max_wait " << wait.count() << " ms");
+    LocalLogOptions options = LogOptions();
+    options.fetch_min_records = 10;
+    options.fetch_max_wait = wait;
+    Open(options);
+    int32_t p = PartitionForKey("w", kPartitions);
+    std::unique_ptr<LogReader> reader;
+    ASSERT_TRUE(log_->NewReader(kTopic, &reader).ok());
+    ASSERT_TRUE(reader->Seek(p, log_->EndOffset(kTopic, p)).ok());  // the second round reopens
+    AppendSync({{"w", "1"}});
+    std::thread writer([&] {
+      std::this_thread::sleep_for(100ms);
+      AppendSync({{"w", "2"}, {"w", "3"}});
+    });
+    RecordBatch out;
+    ASSERT_TRUE(reader->Poll(60s, 100, &out).ok());
+    writer.join();
+    // With the wait, the records appended during it come along; without
+    // it, the poll returned before they were written.
+    EXPECT_EQ(out.records().size(), wait.count() > 0 ? 3U : 1U);
+
+    // Enough records: no wait.
+    AppendSync(Records(10, "w", /*same_key=*/true));
+    out.Clear();
+    auto started = std::chrono::steady_clock::now();
+    ASSERT_TRUE(reader->Poll(60s, 100, &out).ok());
+    EXPECT_EQ(out.records().size(), wait.count() > 0 ? 10U : 12U);
+    EXPECT_LT(std::chrono::steady_clock::now() - started, 500ms) << "waited with enough records";
+  }
+}
+
 TEST_F(LocalLogTest, PollTimesOutWithoutAppendsAndMarksTheEndOnce) {
   Open();
   std::unique_ptr<LogReader> reader;

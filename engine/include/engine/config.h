@@ -58,6 +58,8 @@ struct Config {
   uint64_t retention_minutes = 60;
   uint64_t max_pending_mb = 64;
   uint64_t max_unconsumed_events = 5000000;
+  uint64_t fetch_min_events = 1000;
+  uint64_t fetch_wait_ms = 5;
   // [ingest]
   uint64_t max_batch_items = 100000;
   // [aggregate]

@@ -54,6 +54,15 @@ struct LocalLogOptions {
   // A group member that has not polled for this long loses its partitions
   // to the other members (Kafka's session timeout).
   std::chrono::milliseconds session_timeout{std::chrono::seconds(10)};
+  // A poll that finds fewer than `fetch_min_records` records (but some)
+  // waits `fetch_max_wait` once for more, like a Kafka fetch with
+  // fetch.min.bytes and fetch.wait.max.ms. Without it a reader behind a
+  // busy writer wakes for every group commit of a few records: at 50,000
+  // single PUTs/s that was 6.1 of `catchall serve`'s 18.9 µs of CPU per PUT.
+  // The wait is a sleep, not a wait for the writer's signal, so the writer
+  // wakes nobody meanwhile. 0 turns it off.
+  size_t fetch_min_records = 1000;
+  std::chrono::milliseconds fetch_max_wait{5};
   // When set (it must outlive the log), appends are refused with NoSpace
   // while the data dir's disk is low.
   DiskMonitor* disk = nullptr;
