@@ -472,15 +472,11 @@ class Session final : public SessionBase {
                        beast::bind_front_handler(&Session::OnWrite, Self(), keep));
       return;
     }
-    if (head_) {
-      // The headers the GET would get, Content-Length included; no body.
-      ToBeastHeadResponse(std::move(r), version_, keep, &head_res_);
-      http::async_write(stream_, head_res_,
-                        beast::bind_front_handler(&Session::OnWrite, Self(), keep));
-      return;
-    }
-    ToBeastResponse(std::move(r), version_, keep, &res_);
-    http::async_write(stream_, res_, beast::bind_front_handler(&Session::OnWrite, Self(), keep));
+    // A HEAD gets the headers the GET would get, Content-Length included,
+    // and no body.
+    RenderResponse(r, version_, keep, head_, &wire_);
+    net::async_write(stream_, net::buffer(wire_),
+                     beast::bind_front_handler(&Session::OnWrite, Self(), keep));
   }
 
   void OnWrite(bool keep, beast::error_code ec, std::size_t /*bytes*/) {
@@ -523,8 +519,7 @@ class Session final : public SessionBase {
   std::shared_ptr<net::ssl::context> tls_;  // kept alive for stream_'s sake
   std::optional<BeastRequestParser> parser_;
   std::optional<http::response<http::empty_body>> continue_;
-  BeastResponse res_;
-  BeastHeadResponse head_res_;
+  std::string wire_;   // the response being written (RenderResponse)
   bool head_ = false;  // the request being answered is a HEAD
   unsigned version_ = 11;
   bool keep_alive_ = true;

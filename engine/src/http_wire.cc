@@ -2,6 +2,9 @@
 
 #include <fmt/format.h>
 
+#include <iterator>
+#include <string>
+
 namespace catchall {
 
 namespace beast = boost::beast;
@@ -62,34 +65,22 @@ std::optional<HttpResponse> MalformedRequestResponse(const HttpServerOptions& op
   return std::nullopt;
 }
 
-namespace {
-template <class Body>
-void SetHeaders(const HttpResponse& response, unsigned version, bool keep_alive,
-                http::response<Body>* out) {
-  *out = {};
-  out->version(version);
-  out->result(static_cast<unsigned>(response.status));
-  if (response.status != 204 && response.status != 304) {
-    out->set(http::field::content_type, response.content_type);
-  }
-  for (const auto& [name, value] : response.headers) out->set(name, value);
-  out->keep_alive(keep_alive);
-}
-}  // namespace
-
-void ToBeastResponse(HttpResponse&& response, unsigned version, bool keep_alive,
-                     BeastResponse* out) {
-  SetHeaders(response, version, keep_alive, out);
-  out->body() = std::move(response.body);
-  out->prepare_payload();
-}
-
-void ToBeastHeadResponse(HttpResponse&& response, unsigned version, bool keep_alive,
-                         BeastHeadResponse* out) {
-  SetHeaders(response, version, keep_alive, out);
-  if (response.status != 204 && response.status != 304) {
-    out->content_length(response.body.size());
-  }
+void RenderResponse(const HttpResponse& response, unsigned version, bool keep_alive, bool head,
+                    std::string* out) {
+  out->clear();
+  auto to = std::back_inserter(*out);
+  int status = response.status;
+  fmt::format_to(to, "HTTP/{}.{} {} {}\r\n", version / 10, version % 10, status,
+                 View(http::obsolete_reason(static_cast<http::status>(status))));
+  bool bodiless = status == 204 || status == 304 || (status >= 100 && status < 200);
+  if (!bodiless) fmt::format_to(to, "Content-Type: {}\r\n", response.content_type);
+  for (const auto& [name, value] : response.headers) fmt::format_to(to, "{}: {}\r\n", name, value);
+  if (!bodiless) fmt::format_to(to, "Content-Length: {}\r\n", response.body.size());
+  // HTTP/1.1 keeps a connection unless told; HTTP/1.0 closes it unless told.
+  if (version >= 11 && !keep_alive) out->append("Connection: close\r\n");
+  if (version < 11 && keep_alive) out->append("Connection: keep-alive\r\n");
+  out->append("\r\n");
+  if (!head && !bodiless) out->append(response.body);
 }
 
 }  // namespace catchall

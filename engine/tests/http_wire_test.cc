@@ -50,21 +50,67 @@ TEST(HttpWireTest, ParserErrorsAreJsonErrorsAndTransportErrorsAreNot) {
   EXPECT_FALSE(MalformedRequestResponse(options, boost::asio::error::connection_reset));
 }
 
-TEST(HttpWireTest, ToBeastResponseSetsStatusHeadersAndLength) {
+// What RenderResponse writes, read back by Beast's own parser (a client's).
+http::response<http::string_body> ParseBack(const std::string& bytes, bool head = false) {
+  http::response_parser<http::string_body> parser;
+  parser.eager(true);
+  parser.skip(head);  // the answer to a HEAD has no body, whatever its Content-Length
+  boost::beast::error_code ec;
+  size_t used = parser.put(boost::asio::buffer(bytes), ec);
+  EXPECT_FALSE(ec) << ec.message() << " in " << bytes;
+  EXPECT_TRUE(parser.is_done()) << bytes;
+  EXPECT_EQ(used, bytes.size()) << "bytes after the response: " << bytes;
+  return parser.release();
+}
+
+TEST(HttpWireTest, RenderResponseWritesStatusHeadersLengthAndBody) {
   HttpResponse r = HttpResponse::MethodNotAllowed("GET");
-  BeastResponse out;
-  ToBeastResponse(std::move(r), 11, false, &out);
+  std::string bytes;
+  RenderResponse(r, 11, /*keep_alive=*/false, /*head=*/false, &bytes);
+  EXPECT_THAT(bytes, ::testing::StartsWith("HTTP/1.1 405 Method Not Allowed\r\n"));
+  auto out = ParseBack(bytes);
   EXPECT_EQ(out.result_int(), 405u);
   EXPECT_EQ(out[http::field::allow], "GET");
   EXPECT_EQ(out[http::field::content_type], "application/json");
-  EXPECT_EQ(out[http::field::content_length], std::to_string(out.body().size()));
+  EXPECT_EQ(out[http::field::content_length], std::to_string(r.body.size()));
+  EXPECT_EQ(out.body(), r.body);
   EXPECT_FALSE(out.keep_alive());
 
-  ToBeastResponse(HttpResponse::NoContent(), 10, true, &out);
+  HttpResponse ok = HttpResponse::Json(200, R"({"status":"unknown"})");
+  RenderResponse(ok, 11, /*keep_alive=*/true, /*head=*/false, &bytes);
+  out = ParseBack(bytes);
+  EXPECT_EQ(out.body(), ok.body);
+  EXPECT_TRUE(out.keep_alive());
+  EXPECT_EQ(out.count(http::field::connection), 0u) << "HTTP/1.1 keeps the connection unasked";
+}
+
+TEST(HttpWireTest, RenderResponseFollowsTheVersionAndLeavesTheBodyOutOfAHead) {
+  std::string bytes;
+  RenderResponse(HttpResponse::NoContent(), 10, /*keep_alive=*/true, /*head=*/false, &bytes);
+  auto out = ParseBack(bytes);
   EXPECT_EQ(out.result_int(), 204u);
   EXPECT_EQ(out.version(), 10u);
   EXPECT_EQ(out.count(http::field::content_type), 0u);
-  EXPECT_TRUE(out.keep_alive());
+  EXPECT_EQ(out.count(http::field::content_length), 0u);
+  EXPECT_TRUE(out.keep_alive()) << "HTTP/1.0 needs Connection: keep-alive";
+
+  RenderResponse(HttpResponse::Json(200, "{}"), 10, /*keep_alive=*/false, /*head=*/false, &bytes);
+  EXPECT_FALSE(ParseBack(bytes).keep_alive());
+
+  HttpResponse found = HttpResponse::Json(200, R"({"domain":"a.com"})");
+  RenderResponse(found, 11, /*keep_alive=*/true, /*head=*/true, &bytes);
+  EXPECT_THAT(bytes, ::testing::EndsWith("\r\n\r\n")) << "no body after a HEAD's headers";
+  out = ParseBack(bytes, /*head=*/true);
+  EXPECT_EQ(out[http::field::content_length], std::to_string(found.body.size()));
+  EXPECT_TRUE(out.body().empty());
+
+  HttpResponse busy = HttpResponse::Error(503, "log_unavailable", "try again");
+  busy.headers.emplace_back("Retry-After", "1");
+  RenderResponse(busy, 11, /*keep_alive=*/true, /*head=*/false, &bytes);
+  out = ParseBack(bytes);
+  EXPECT_EQ(out.result_int(), 503u);
+  EXPECT_EQ(out[http::field::retry_after], "1");
+  EXPECT_EQ(out.body(), busy.body);
 }
 
 }  // namespace
