@@ -71,7 +71,8 @@ class FaultInjector {
   // Faults that fired since the last Reset (a test checks its fault was
   // reached at all).
   int fired() const;
-  // Calls seen at `point` since the last Reset (to aim a fault).
+  // Calls seen at `point` since the last Reset, failed ones included (to aim
+  // a fault, or to see how often a crashed process retries).
   int calls(FaultPoint point) const;
   // Forgets the plan and the crash (a restarted process).
   void Reset();

@@ -205,6 +205,11 @@ TEST_P(RebalanceFaultTest, CountsStayExactWhenARebalanceOrRestoreFails) {
     return a->loop->owned().size() == 2 && b->loop->owned().size() == 2;
   })) << "the rebalance never settled";
   EXPECT_GE(victim->injector.fired(), 1) << "the armed fault was never reached";
+  // A restore whose reads all fail waits between them (it spun, and logged a
+  // warning per read, until its 60 s stall timeout): at most one read per
+  // 200 ms of each of its two logs, with room to spare.
+  EXPECT_LT(victim->injector.calls(FaultPoint::kReaderPoll), 1000)
+      << "a failing restore read spins";
   if (victim->injector.crashed()) world.Kill(victim);
   world.AppendEvents(300, 20, 31);  // retries
   ASSERT_TRUE(world.RunUntilCaughtUp());
