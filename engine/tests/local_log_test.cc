@@ -479,6 +479,34 @@ TEST_F(LocalLogTest, APollThatFindsFewRecordsWaitsOnceForMore) {
   }
 }
 
+// The wait for more stays within the poll's timeout, also when the first
+// record came late in it (LogReader::Poll waits up to `timeout`).
+TEST_F(LocalLogTest, TheWaitForMoreRecordsStaysWithinThePollTimeout) {
+  LocalLogOptions options = LogOptions();
+  options.fetch_min_records = 10;
+  options.fetch_max_wait = 5s;
+  Open(options);
+  int32_t p = PartitionForKey("w", kPartitions);
+  std::unique_ptr<LogReader> reader;
+  ASSERT_TRUE(log_->NewReader(kTopic, &reader).ok());
+  ASSERT_TRUE(reader->Seek(p, 0).ok());
+  RecordBatch out;
+  ASSERT_TRUE(reader->Poll(0ms, 10, &out).ok());  // the (empty) end, reported once
+  out.Clear();
+  std::thread writer([&] {
+    std::this_thread::sleep_for(600ms);
+    AppendSync({{"w", "1"}});
+  });
+  auto started = std::chrono::steady_clock::now();
+  ASSERT_TRUE(reader->Poll(1s, 100, &out).ok());
+  auto took = std::chrono::steady_clock::now() - started;
+  writer.join();
+  EXPECT_EQ(out.records().size(), 1U);
+  // 600 ms waiting for the record, then at most the 400 ms left (not 1 s
+  // more, let alone 5 s); room for a slow machine.
+  EXPECT_LT(took, 1500ms);
+}
+
 TEST_F(LocalLogTest, PollTimesOutWithoutAppendsAndMarksTheEndOnce) {
   Open();
   std::unique_ptr<LogReader> reader;
