@@ -45,8 +45,8 @@ bool LogTailCache::Find(int32_t partition, int64_t from, size_t max_records,
     --it;
   }
   if (it != p.batches.begin() && ends_after_from(*std::prev(it))) {
-    it = std::upper_bound(p.batches.begin(), it, from,
-                          [](int64_t offset, const Entry& e) { return offset < e.base + e.count; });
+    it = std::partition_point(p.batches.begin(), it,
+                              [&](const Entry& e) { return !ends_after_from(e); });
   }
   size_t records = 0;
   for (; it != p.batches.end() && records < max_records; ++it) {
