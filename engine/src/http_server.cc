@@ -384,14 +384,16 @@ class Session final : public SessionBase {
     method_ = MethodOf(req.method());
     std::string_view target(req.target().data(), req.target().size());
     route_ = server_->router->RouteIndex(target.substr(0, target.find('?')));
-    if (beast::iequals(req[http::field::expect], "100-continue")) {
-      // curl and others wait for this before sending a large body.
-      continue_.emplace(http::status::continue_, req.version());
-      http::async_write(stream_, *continue_, [self = Self()](beast::error_code wec, std::size_t) {
-        if (wec) return self->DoClose();
-        self->DoReadBody();
+    if (version_ == 11 && !parser_->is_done() &&
+        beast::iequals(req[http::field::expect], "100-continue")) {
+      // curl and others wait for this before sending a large body. Not for
+      // a request without a body to wait for, and never to an HTTP/1.0
+      // client, which must ignore the expectation (RFC 9110, 10.1.1).
+      static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+      return Write(kContinue, std::chrono::steady_clock::now(), [this](beast::error_code wec) {
+        if (wec) return DoClose();
+        DoReadBody();
       });
-      return;
     }
     DoReadBody();
   }
@@ -459,7 +461,6 @@ class Session final : public SessionBase {
   void DoWrite(HttpResponse&& r) {
     auto now = std::chrono::steady_clock::now();
     if (server_->probe) server_->probe->OnRequest(route_, method_, r.status, now - received_);
-    SetDeadline(Wait::kWrite, server_->options.io_timeout, now);
     bool keep = keep_alive_ && !server_->draining.load();
     if (r.status == 204 && r.headers.empty() && version_ == 11) {
       // The answer to nearly every single-event PUT: a constant, written
@@ -467,20 +468,32 @@ class Session final : public SessionBase {
       static constexpr std::string_view kKeepAlive = "HTTP/1.1 204 No Content\r\n\r\n";
       static constexpr std::string_view kClose =
           "HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n";
-      std::string_view bytes = keep ? kKeepAlive : kClose;
-      net::async_write(stream_, net::const_buffer(bytes.data(), bytes.size()),
-                       beast::bind_front_handler(&Session::OnWrite, Self(), keep));
-      return;
+      return Write(keep ? kKeepAlive : kClose, now,
+                   [this, keep](beast::error_code ec) { OnWrite(keep, ec); });
     }
     // A HEAD gets the headers the GET would get, Content-Length included,
     // and no body.
     RenderResponse(r, version_, keep, head_, &wire_);
-    net::async_write(stream_, net::buffer(wire_),
-                     beast::bind_front_handler(&Session::OnWrite, Self(), keep));
+    Write(wire_, now, [this, keep](beast::error_code ec) { OnWrite(keep, ec); });
   }
 
-  void OnWrite(bool keep, beast::error_code ec, std::size_t /*bytes*/) {
-    ClearDeadline();
+  // Every write to the client goes through here, under the write deadline
+  // (`io_timeout`): a client that stops reading is cut off whatever was
+  // being written, an interim 100 Continue as much as a response. `bytes`
+  // must outlive the write; `then` runs on the connection's strand with
+  // the session still alive.
+  template <class Then>
+  void Write(std::string_view bytes, std::chrono::steady_clock::time_point now, Then&& then) {
+    SetDeadline(Wait::kWrite, server_->options.io_timeout, now);
+    net::async_write(stream_, net::const_buffer(bytes.data(), bytes.size()),
+                     [self = Self(), then = std::forward<Then>(then)](beast::error_code ec,
+                                                                      std::size_t) mutable {
+                       self->ClearDeadline();
+                       then(ec);
+                     });
+  }
+
+  void OnWrite(bool keep, beast::error_code ec) {
     if (ec) return DoClose();
     if (!keep) return DoClose();
     DoReadHeader();
@@ -518,7 +531,6 @@ class Session final : public SessionBase {
   std::shared_ptr<HttpServerImpl> server_;
   std::shared_ptr<net::ssl::context> tls_;  // kept alive for stream_'s sake
   std::optional<BeastRequestParser> parser_;
-  std::optional<http::response<http::empty_body>> continue_;
   std::string wire_;   // the response being written (RenderResponse)
   bool head_ = false;  // the request being answered is a HEAD
   unsigned version_ = 11;

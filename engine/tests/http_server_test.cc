@@ -12,6 +12,7 @@
 #include <boost/beast/http.hpp>
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <future>
 #include <memory>
 #include <mutex>
@@ -680,35 +681,75 @@ TEST_F(HttpServerTest, AClientThatStopsReadingGetsEveryAnswerOnceItReads) {
 // A client that sends and never reads must not hold its connection (and
 // the answers queued for it) forever: once an answer has waited io_timeout
 // for room, the server closes the connection, and the client's blocked
-// write fails. Others are still answered meanwhile.
-TEST_F(HttpServerTest, AClientThatNeverReadsIsCutOffAfterTheWriteTimeout) {
-  HttpServerOptions options = DefaultOptions();
-  options.io_timeout = 300ms;
-  Start(options);
+// write fails. Others are still answered meanwhile. `request` is sent over
+// and over.
+void ExpectCutOffWhenNeverReading(uint16_t port, const std::string& request,
+                                  const std::function<int()>& other_round_trip) {
   net::io_context ioc;
   tcp::socket slow(ioc);
   slow.open(tcp::v4());
   slow.set_option(net::socket_base::receive_buffer_size(4096));
-  slow.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port_));
+  slow.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port));
   std::promise<beast::error_code> written;
   std::thread writer([&] {
     std::string all;
-    for (int i = 0; i < 1000000; ++i) all += "PUT /nocontent HTTP/1.1\r\nHost: t\r\n\r\n";
+    for (int i = 0; i < 1000000; ++i) all += request;
     beast::error_code ec;
     net::write(slow, net::buffer(all), ec);
     written.set_value(ec);
   });
   auto done = written.get_future();
-  {
-    auto other = Connect();
-    EXPECT_EQ(other->RoundTrip(Get("/echo/other")).result_int(), 200);
-  }
+  EXPECT_EQ(other_round_trip(), 200);
   bool cut_off = done.wait_for(kClientTimeout) == std::future_status::ready;
   beast::error_code ignored;
   if (!cut_off) slow.shutdown(tcp::socket::shutdown_both, ignored);  // unblocks the writer
   writer.join();
   ASSERT_TRUE(cut_off) << "the server kept a connection that reads nothing";
   EXPECT_TRUE(done.get()) << "the write cannot have finished: nothing was read";
+}
+
+TEST_F(HttpServerTest, AClientThatNeverReadsIsCutOffAfterTheWriteTimeout) {
+  HttpServerOptions options = DefaultOptions();
+  options.io_timeout = 300ms;
+  Start(options);
+  ExpectCutOffWhenNeverReading(port_, "PUT /nocontent HTTP/1.1\r\nHost: t\r\n\r\n", [&] {
+    return Connect()->RoundTrip(Get("/echo/other")).result_int();
+  });
+}
+
+// The same with an interim 100 Continue before each answer: that write is
+// under the deadline too, whichever of the two finds the socket full.
+TEST_F(HttpServerTest, AClientThatNeverReadsItsContinuesIsCutOffAfterTheWriteTimeout) {
+  HttpServerOptions options = DefaultOptions();
+  options.io_timeout = 300ms;
+  Start(options);
+  ExpectCutOffWhenNeverReading(
+      port_,
+      "PUT /nocontent HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\nx",
+      [&] { return Connect()->RoundTrip(Get("/echo/other")).result_int(); });
+}
+
+// RFC 9110, 10.1.1: an HTTP/1.0 client's 100-continue is ignored, and a
+// request whose body is complete (none at all) has nothing to wait for.
+TEST_F(HttpServerTest, ExpectContinueIsIgnoredFromHttp10AndWithoutABody) {
+  Start(DefaultOptions());
+  {
+    auto client = Connect();
+    ASSERT_FALSE(client->WriteRaw(
+        "POST /echo/old HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\nhello"));
+    Response r;
+    ASSERT_FALSE(client->Read(&r));
+    EXPECT_EQ(r.result_int(), 200);
+    EXPECT_EQ(r.version(), 10);
+    EXPECT_EQ(r.body(), "POST /echo/old [hello] x-test=");
+  }
+  auto client = Connect();
+  ASSERT_FALSE(client->WriteRaw(
+      "PUT /echo/empty HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 0\r\n\r\n"));
+  Response r;
+  ASSERT_FALSE(client->Read(&r));
+  EXPECT_EQ(r.result_int(), 200);
+  EXPECT_EQ(r.body(), "PUT /echo/empty [] x-test=");
 }
 
 }  // namespace
