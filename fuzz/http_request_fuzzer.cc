@@ -322,10 +322,22 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     BeastRequestParser parser;
     LimitRequestParser(node.limits, &parser);
     parser.eager(true);
+    // As the session does: empty lines before a request line are skipped.
+    while (pos < size && (bytes[pos] == '\r' || bytes[pos] == '\n')) ++pos;
     beast::error_code ec;
+    bool framing_checked = false;
     while (!ec && !parser.is_done()) {
       size_t used = parser.put(boost::asio::buffer(bytes + pos, size - pos), ec);
       pos += used;
+      if (!ec && parser.is_header_done() && !framing_checked) {
+        // The session answers a body it cannot frame before reading it.
+        framing_checked = true;
+        if (auto refusal = FramingResponse(parser)) {
+          CheckError(*refusal, "unframeable body");
+          CheckSerializes(*refusal, parser.get().version(), "unframeable body");
+          return 0;  // the server closes after it
+        }
+      }
       if (!ec && used == 0 && !parser.is_done()) ec = http::error::need_more;
       if (ec == http::error::need_more) {
         // The parser has seen every byte left and needs more (Beast must

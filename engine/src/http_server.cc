@@ -311,6 +311,13 @@ class Session final : public SessionBase {
     // no route.
     route_ = kNoRoute;
     method_ = HttpMethod::kOther;
+    // Empty lines before a request line are ignored (RFC 9112, 2.2): some
+    // clients end a body with an extra CRLF.
+    while (buffer_.size() > 0) {
+      char c = *static_cast<const char*>(buffer_.data().data());
+      if (c != '\r' && c != '\n') break;
+      buffer_.consume(1);
+    }
     received_ = std::chrono::steady_clock::now();
     head_ = false;
     parser_.emplace();
@@ -383,7 +390,12 @@ class Session final : public SessionBase {
     head_ = req.method() == http::verb::head;
     method_ = MethodOf(req.method());
     std::string_view target(req.target().data(), req.target().size());
+    target = OriginForm(target);
     route_ = server_->router->RouteIndex(target.substr(0, target.find('?')));
+    if (auto framing = FramingResponse(*parser_)) {
+      keep_alive_ = false;  // where this body ends, and the next request begins, is unknown
+      return DoWrite(std::move(*framing));
+    }
     if (version_ == 11 && !parser_->is_done() &&
         beast::iequals(req[http::field::expect], "100-continue")) {
       // curl and others wait for this before sending a large body. Not for

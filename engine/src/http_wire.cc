@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <iterator>
 #include <string>
 
@@ -36,7 +37,7 @@ HttpRequest ToHttpRequest(const BeastRequest& request,
                           std::chrono::steady_clock::time_point received) {
   HttpRequest out;
   out.method = MethodOf(request.method());
-  out.target = View(request.target());
+  out.target = OriginForm(View(request.target()));
   out.body = request.body();
   out.received = received;
   out.headers.reserve(8);
@@ -44,6 +45,46 @@ HttpRequest ToHttpRequest(const BeastRequest& request,
     out.headers.push_back(HttpHeader{View(field.name_string()), View(field.value())});
   }
   return out;
+}
+
+std::string_view OriginForm(std::string_view target) {
+  if (target.empty() || target.front() == '/') return target;
+  size_t scheme_end = target.find("://");
+  beast::string_view scheme(target.data(), std::min(scheme_end, target.size()));
+  if (scheme_end == std::string_view::npos ||
+      !(beast::iequals(scheme, "http") || beast::iequals(scheme, "https"))) {
+    return target;  // `*`, or nothing a client should send: routed as is
+  }
+  size_t path = target.find('/', scheme_end + 3);
+  return path == std::string_view::npos ? std::string_view("/") : target.substr(path);
+}
+
+std::optional<HttpResponse> FramingResponse(const BeastRequestParser& parser) {
+  const BeastRequest& request = parser.get();
+  auto codings = request.equal_range(http::field::transfer_encoding);
+  if (codings.first == codings.second) return std::nullopt;
+  if (request.version() < 11) {
+    return HttpResponse::Error(400, "bad_request",
+                               "malformed HTTP request: Transfer-Encoding is not allowed in "
+                               "HTTP/1.0; send a Content-Length");
+  }
+  if (!parser.chunked()) {
+    return HttpResponse::Error(400, "bad_request",
+                               "malformed HTTP request: the last Transfer-Encoding must be "
+                               "chunked, or the body's end cannot be known");
+  }
+  for (auto field = codings.first; field != codings.second; ++field) {
+    for (const auto& coding : http::token_list(field->value())) {
+      if (!beast::iequals(coding, "chunked")) {
+        return HttpResponse::Error(
+            501, "not_implemented",
+            fmt::format("transfer coding '{}' is not supported: send the body chunked or "
+                        "with a Content-Length",
+                        View(coding)));
+      }
+    }
+  }
+  return std::nullopt;
 }
 
 std::optional<HttpResponse> MalformedRequestResponse(const HttpServerOptions& options,

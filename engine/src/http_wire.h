@@ -24,7 +24,24 @@ HttpMethod MethodOf(boost::beast::http::verb verb);
 // Sets the header and body limits of `options` on a fresh parser.
 void LimitRequestParser(const HttpServerOptions& options, BeastRequestParser* parser);
 
-// The handlers' view of `request`; its views point into `request`.
+// The origin form (path and query) of a request target. A target in
+// absolute form (`http://host:port/path?q`, what a client sends to a
+// proxy, and which RFC 9112, 3.2.2 says a server must accept) becomes
+// its path and query (`/` if it has none); any other target is returned
+// as is. The result points into `target`, or is a literal.
+std::string_view OriginForm(std::string_view target);
+
+// The JSON error answering a request whose headers frame its body in a way
+// this server does not read (RFC 9112, 6.1 and 6.3), nullopt if the framing
+// is fine. A Transfer-Encoding on an HTTP/1.0 request, or one whose last
+// coding is not chunked, is 400 (the body's end cannot be known, so what
+// follows must not be read as the next request); a coding other than
+// chunked (gzip, chunked) is 501. Either way the connection must close
+// after the answer. Call once the headers are parsed.
+std::optional<HttpResponse> FramingResponse(const BeastRequestParser& parser);
+
+// The handlers' view of `request`; its views point into `request`. Its
+// target is in origin form (OriginForm).
 HttpRequest ToHttpRequest(const BeastRequest& request,
                           std::chrono::steady_clock::time_point received);
 

@@ -488,6 +488,23 @@ TEST_F(HttpServerTest, ExpectContinueGetsA100ThenTheResponse) {
   EXPECT_EQ(final_response.body(), "POST /echo/continue [hello] x-test=");
 }
 
+// RFC 9112, 2.2: a server should ignore empty lines before a request line
+// (some clients end a body with an extra CRLF).
+TEST_F(HttpServerTest, EmptyLinesBetweenPipelinedRequestsAreIgnored) {
+  Start(DefaultOptions());
+  auto client = Connect();
+  ASSERT_FALSE(
+      client->WriteRaw("POST /echo/a HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nab\r\n\r\n"
+                       "GET /echo/b HTTP/1.1\r\nHost: t\r\n\r\n"));
+  Response first;
+  ASSERT_FALSE(client->Read(&first));
+  EXPECT_EQ(first.body(), "POST /echo/a [ab] x-test=");
+  Response second;
+  ASSERT_FALSE(client->Read(&second));
+  EXPECT_EQ(second.result_int(), 200);
+  EXPECT_EQ(second.body(), "GET /echo/b [] x-test=");
+}
+
 TEST_F(HttpServerTest, ShutdownLetsASlowRequestFinish) {
   Start(DefaultOptions());
   auto slow = Connect();

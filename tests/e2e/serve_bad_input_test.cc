@@ -3,6 +3,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <sstream>
 #include <string>
 #include <thread>
 
@@ -122,6 +123,97 @@ TEST_F(ServeBadInputTest, GarbageRequestIs400) {
       RawExchange(server_->port(), "THIS IS NOT HTTP\r\n\r\n", std::chrono::seconds(5));
   EXPECT_THAT(reply, StartsWith("HTTP/1.1 400"));
   EXPECT_THAT(reply, HasSubstr("\"code\":\"bad_request\""));
+}
+
+// A body whose end the headers do not say (a Transfer-Encoding that does not
+// end in chunked) must not be read as the next request: that would run, and
+// count, a request hidden inside another one (request smuggling).
+TEST_F(ServeBadInputTest,
+       ARequestHiddenBehindANonChunkedTransferEncodingIsNeitherServedNorCounted) {
+  for (std::string coding : {"gzip", "identity", "xchunked", "chunked, identity"}) {
+    bool closed = false;
+    std::string reply =
+        RawExchange(server_->port(),
+                    "POST /events HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: " + coding +
+                        "\r\n\r\nPUT /events/smuggled.example/bounced "
+                        "HTTP/1.1\r\nHost: x\r\n\r\n",
+                    std::chrono::seconds(5), &closed);
+    EXPECT_THAT(reply, StartsWith("HTTP/1.1 400")) << coding;
+    EXPECT_THAT(reply, HasSubstr("\"code\":\"bad_request\"")) << coding;
+    EXPECT_THAT(reply, Not(HasSubstr("HTTP/1.1 204"))) << coding;
+    EXPECT_TRUE(closed) << coding << ": the connection must close after the answer";
+  }
+  // The same on HTTP/1.0, which has no Transfer-Encoding at all.
+  bool closed = false;
+  std::string reply = RawExchange(
+      server_->port(),
+      "POST /events HTTP/1.0\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n"
+      "3\r\n[]\n\r\n0\r\n\r\nPUT /events/smuggled.example/bounced HTTP/1.1\r\nHost: x\r\n\r\n",
+      std::chrono::seconds(5), &closed);
+  EXPECT_THAT(reply, StartsWith("HTTP/1.0 400"));
+  EXPECT_THAT(reply, Not(HasSubstr(" 204 ")));
+  EXPECT_TRUE(closed);
+  // A later event of the same domain (same partition, counted in order):
+  // once it shows, a smuggled one before it would show too.
+  EXPECT_EQ(client_->Put("/events/smuggled.example/delivered").status, 204);
+  HttpResult counts;
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        counts = client_->Get("/domains/smuggled.example");
+        return JsonInt(counts.body, "delivered") == 1;
+      },
+      std::chrono::seconds(10), "the later event to be counted", {server_.get()}));
+  EXPECT_EQ(JsonInt(counts.body, "bounced"), 0) << counts.body;
+}
+
+TEST_F(ServeBadInputTest, ATransferCodingOtherThanChunkedIs501AndStoresNothing) {
+  bool closed = false;
+  std::string item = R"([{"domain":"gzipped.example","type":"delivered"}])";
+  auto ChunkSize = [](size_t n) {
+    std::ostringstream hex;
+    hex << std::hex << n;
+    return hex.str();
+  };
+  std::string reply =
+      RawExchange(server_->port(),
+                  "POST /events HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n"
+                  "Content-Type: application/json\r\n\r\n" +
+                      ChunkSize(item.size()) + "\r\n" + item + "\r\n0\r\n\r\n",
+                  std::chrono::seconds(5), &closed);
+  EXPECT_THAT(reply, StartsWith("HTTP/1.1 501"));
+  EXPECT_THAT(reply, HasSubstr("\"code\":\"not_implemented\""));
+  EXPECT_TRUE(closed);
+  EXPECT_EQ(client_->Put("/events/gzipped.example/bounced").status, 204);
+  HttpResult counts;
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        counts = client_->Get("/domains/gzipped.example");
+        return JsonInt(counts.body, "bounced") == 1;
+      },
+      std::chrono::seconds(10), "the later event to be counted", {server_.get()}));
+  EXPECT_EQ(JsonInt(counts.body, "delivered"), 0) << counts.body;
+}
+
+// What a client sends through a proxy (curl -x): the target in absolute form.
+TEST_F(ServeBadInputTest, AbsoluteFormTargetsAreServedLikeTheirPath) {
+  std::string reply =
+      RawExchange(server_->port(),
+                  "PUT http://catchall.example:8080/events/proxied.example/delivered "
+                  "HTTP/1.1\r\nHost: catchall.example:8080\r\nConnection: "
+                  "close\r\n\r\n",
+                  std::chrono::seconds(5));
+  EXPECT_THAT(reply, StartsWith("HTTP/1.1 204")) << reply;
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        reply = RawExchange(server_->port(),
+                            "GET HTTP://catchall.example/domains/proxied.example HTTP/1.1\r\n"
+                            "Host: catchall.example\r\nConnection: close\r\n\r\n",
+                            std::chrono::seconds(5));
+        return reply.find("\"delivered\":1") != std::string::npos;
+      },
+      std::chrono::seconds(10), [&] { return "the proxied event to be counted: " + reply; },
+      {server_.get()}));
+  EXPECT_THAT(reply, StartsWith("HTTP/1.1 200")) << reply;
 }
 
 TEST_F(ServeBadInputTest, SlowClientGets408AndIsDisconnected) {
