@@ -3,8 +3,10 @@
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <functional>
 #include <iostream>
 #include <optional>
+#include <utility>
 
 #include "cluster_nodes.h"
 #include "embedded_node.h"
@@ -28,7 +30,9 @@ struct CommonFlags {
   std::optional<std::string> log_level;
   std::string port_file;
   std::optional<int> partitions;
-  std::optional<uint64_t> threshold;
+  // As given: the setting's own parser says what is wrong with it (CLI11
+  // would wrap `-5` into 2^64-5 for an unsigned option).
+  std::optional<std::string> threshold;
   std::vector<std::string> sets;
 };
 
@@ -68,8 +72,14 @@ catchall::Result<Config> BuildConfig(const CommonFlags& f) {
   if (f.brokers) o.emplace_back("kafka.brokers", *f.brokers);
   if (f.log_level) o.emplace_back("logging.level", *f.log_level);
   if (f.partitions) o.emplace_back("log.partitions", std::to_string(*f.partitions));
-  if (f.threshold) o.emplace_back("aggregate.catchall_threshold", std::to_string(*f.threshold));
-  return catchall::LoadConfig(f.config_file, o);
+  if (f.threshold) o.emplace_back("aggregate.catchall_threshold", *f.threshold);
+  auto config = catchall::LoadConfig(f.config_file, o);
+  // To stderr, before logging is set up (and out of `catchall config`'s
+  // stdout, which may be a file).
+  if (config.ok()) {
+    for (const std::string& w : config->warnings) std::cerr << "catchall: warning: " << w << "\n";
+  }
+  return config;
 }
 
 int Fail(const std::string& what) {
@@ -117,6 +127,10 @@ int RunServe(const CommonFlags& flags) {
     return Fail(
         "serve is the embedded all-in-one and does not use Kafka; remove kafka.brokers, or run "
         "the cluster roles (catchall ingest|aggregate|query --brokers ...)");
+  }
+  for (const std::string& key : catchall::ClusterOnlySettings(*config)) {
+    std::cerr << "catchall: warning: " << key
+              << " is for the cluster roles (Kafka); serve does not use it\n";
   }
   catchall::EmbeddedNode node(*config);
   return RunNode(node, flags.port_file);
@@ -245,6 +259,19 @@ int main(int argc, char** argv) {
   if (argc < 2) {
     // No command: show what there is rather than only that one is needed.
     std::cerr << app.help();
+    return 1;
+  }
+  std::string names;
+  bool known = false;
+  const auto& all = std::as_const(app).get_subcommands(std::function<bool(const CLI::App*)>());
+  for (const CLI::App* sub : all) {
+    names += (names.empty() ? "" : ", ") + sub->get_name();
+    known |= sub->get_name() == argv[1];
+  }
+  if (argv[1][0] != '-' && !known) {
+    // CLI11 would say only "A subcommand is required".
+    std::cerr << "catchall: unknown command '" << argv[1] << "'; the commands are " << names
+              << " (catchall --help)\n";
     return 1;
   }
   CLI11_PARSE(app, argc, argv);

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <toml++/toml.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cstdlib>
 #include <fstream>
@@ -157,10 +158,64 @@ Status ParseListen(std::string_view listen, std::string* host, uint16_t* port) {
   return Status::Ok();
 }
 
+namespace {
+
+// Checks kafka.brokers: comma-separated [scheme://]HOST[:PORT] entries, as
+// librdkafka takes them. librdkafka itself takes a bad port modulo 65536
+// (`:99999` dialled 34463) and reports only that it cannot connect.
+Status ValidateBrokers(std::string_view brokers) {
+  if (brokers.empty()) return Status::Ok();
+  auto bad = [&](std::string_view entry, std::string_view why) {
+    return Status::InvalidArgument(
+        fmt::format("kafka.brokers: '{}' {} (expected HOST:PORT,...)", entry, why));
+  };
+  size_t start = 0;
+  while (start <= brokers.size()) {
+    size_t comma = std::min(brokers.find(',', start), brokers.size());
+    std::string_view entry = brokers.substr(start, comma - start);
+    while (!entry.empty() && entry.front() == ' ') entry.remove_prefix(1);
+    while (!entry.empty() && entry.back() == ' ') entry.remove_suffix(1);
+    if (entry.empty()) return bad(brokers, "has an empty entry");
+    std::string_view address = entry;
+    if (size_t scheme = address.find("://"); scheme != std::string_view::npos) {
+      address.remove_prefix(scheme + 3);
+    }
+    std::string_view host = address;
+    std::string_view port;
+    bool has_port = false;
+    if (!address.empty() && address.front() == '[') {  // [v6]:port
+      size_t close = address.find(']');
+      if (close == std::string_view::npos) return bad(entry, "has no closing ']'");
+      host = address.substr(1, close - 1);
+      std::string_view rest = address.substr(close + 1);
+      if (!rest.empty()) {
+        if (rest.front() != ':') return bad(entry, "has text after ']' that is not :PORT");
+        port = rest.substr(1);
+        has_port = true;
+      }
+    } else if (std::count(address.begin(), address.end(), ':') == 1) {
+      size_t colon = address.find(':');
+      host = address.substr(0, colon);
+      port = address.substr(colon + 1);
+      has_port = true;
+    }  // no colon: librdkafka's default port; several: a bare IPv6 address
+    if (host.empty()) return bad(entry, "has no host");
+    uint64_t number = 0;
+    if (has_port && (!ParseU64("port", port, &number).ok() || number < 1 || number > 65535)) {
+      return bad(entry, "has no valid port (1-65535)");
+    }
+    start = comma + 1;
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
 Status ValidateConfig(const Config& c) {
   std::string host;
   uint16_t port = 0;
   CATCHALL_RETURN_IF_ERROR(ParseListen(c.listen, &host, &port));
+  CATCHALL_RETURN_IF_ERROR(ValidateBrokers(c.brokers));
   auto bad = [](std::string_view key, std::string_view why) {
     return Status::InvalidArgument(fmt::format("{}: {}", key, why));
   };
@@ -284,11 +339,38 @@ Result<Config> LoadConfigText(std::string_view text, std::string_view source,
       SetPassThrough(config, std::string(p.prefix) + property, entry.substr(eq + 1));
     }
   }
+  for (char** e = environ; *e; ++e) {
+    std::string_view entry(*e);
+    std::string_view name = entry.substr(0, entry.find('='));
+    if (name.rfind("CATCHALL_", 0) != 0) continue;
+    bool known = false;
+    for (const Setting& s : AllSettings()) known |= (name == s.env);
+    for (const PassThrough& p : kPassThroughs) known |= (name.rfind(EnvName(p.prefix), 0) == 0);
+    if (!known) {
+      config.warnings.push_back(fmt::format(
+          "environment variable {} names no setting and is ignored (`catchall config --list` "
+          "lists them)",
+          name));
+    }
+  }
   for (const auto& [key, value] : overrides) {
     CATCHALL_RETURN_IF_ERROR(ApplySetting(config, key, value));
   }
   CATCHALL_RETURN_IF_ERROR(ValidateConfig(config));
   return config;
+}
+
+std::vector<std::string> ClusterOnlySettings(const Config& config) {
+  static const Config kDefaults;
+  std::vector<std::string> keys;
+  for (const Setting& s : AllSettings()) {
+    bool cluster_only = s.key.rfind("kafka.", 0) == 0 || s.key == "aggregate.standby_replicas";
+    if (cluster_only && s.get(config) != s.get(kDefaults)) keys.push_back(s.key);
+  }
+  for (const PassThrough& p : kPassThroughs) {
+    for (const auto& [name, value] : config.*p.field) keys.push_back(std::string(p.prefix) + name);
+  }
+  return keys;
 }
 
 std::string DumpConfig(const Config& config) {

@@ -321,6 +321,50 @@ TEST_F(ConfigTest, ValidateConfigNamesTheBadKey) {
   EXPECT_THAT(ValidateConfig(c).message(), HasSubstr("query.max_lookup_domains"));
 }
 
+TEST_F(ConfigTest, BrokerAddressesAreCheckedAsLibrdkafkaReadsThem) {
+  for (std::string ok : {"k:9092", "k1:9092,k2:9093", "k", "SASL_SSL://k:9093", "[::1]:9092", "::1",
+                         "k1:9092, k2:9092", "10.0.0.1:65535"}) {
+    Config c;
+    c.brokers = ok;
+    EXPECT_TRUE(ValidateConfig(c).ok()) << ok << ": " << ValidateConfig(c).ToString();
+  }
+  for (std::string bad : {"k:99999", "k:0", "k:", "k:x", ":9092", "k:9092,,k2:9092", "k:9092,",
+                          "[::1", "[::1]9092", "[]:9092"}) {
+    Config c;
+    c.brokers = bad;
+    Status s = ValidateConfig(c);
+    EXPECT_FALSE(s.ok()) << bad;
+    EXPECT_THAT(s.message(), HasSubstr("kafka.brokers")) << bad;
+  }
+}
+
+TEST_F(ConfigTest, UnknownCatchallEnvironmentVariablesAreWarnings) {
+  setenv("CATCHALL_SERVER_LISTN", "x", 1);
+  setenv("CATCHALL_KAFKA_CLIENT_SOCKET_TIMEOUT_MS", "1000", 1);  // a pass-through: fine
+  setenv("CATCHALL_SERVER_LISTEN", "127.0.0.1:1", 1);            // a setting: fine
+  Result<Config> c = LoadConfig("", {});
+  unsetenv("CATCHALL_SERVER_LISTN");
+  unsetenv("CATCHALL_KAFKA_CLIENT_SOCKET_TIMEOUT_MS");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  std::string all;
+  for (const std::string& w : c->warnings) all += w + "\n";
+  EXPECT_THAT(all, HasSubstr("CATCHALL_SERVER_LISTN names no setting"));
+  EXPECT_THAT(all, Not(HasSubstr("CATCHALL_KAFKA_CLIENT")));
+  EXPECT_THAT(all, Not(HasSubstr("CATCHALL_SERVER_LISTEN ")));
+}
+
+TEST_F(ConfigTest, ClusterOnlySettingsListsWhatServeWouldIgnore) {
+  EXPECT_TRUE(ClusterOnlySettings(Config{}).empty());
+  Result<Config> c = LoadConfig("", {{"kafka.timeout_ms", "1000"},
+                                     {"kafka.consumer.fetch.wait.max.ms", "5"},
+                                     {"aggregate.standby_replicas", "1"},
+                                     {"server.max_connections", "5"}});
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_THAT(ClusterOnlySettings(*c), ::testing::UnorderedElementsAre(
+                                           "kafka.timeout_ms", "kafka.consumer.fetch.wait.max.ms",
+                                           "aggregate.standby_replicas"));
+}
+
 // A certificate without its key (or the reverse) would otherwise start a
 // plain HTTP listener the operator believes is encrypted.
 TEST_F(ConfigTest, TlsCertificateAndKeyComeTogether) {

@@ -14,6 +14,7 @@ namespace catchall::testing {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 TEST(CliTest, EverySubcommandHasHelp) {
   std::string out;
@@ -105,6 +106,64 @@ TEST(CliTest, ConfigErrorsNameTheProblem) {
   EXPECT_THAT(out, HasSubstr("server.max_connections"));
   EXPECT_EQ(RunBinary({"serve", "--listen", "nowhere"}, &out), 1);
   EXPECT_THAT(out, HasSubstr("HOST:PORT"));
+}
+
+// A value that does not fit a setting is refused whichever way it comes:
+// the flag used to wrap `--threshold -5` into 2^64-5, so that no domain
+// could ever be catch-all.
+TEST(CliTest, ANegativeOrOversizedThresholdIsRefused) {
+  std::string out;
+  EXPECT_EQ(RunBinary({"config", "--threshold", "-5"}, &out), 1) << out;
+  EXPECT_THAT(out, HasSubstr("aggregate.catchall_threshold: '-5' is not a non-negative integer"));
+  EXPECT_EQ(RunBinary({"serve", "--threshold=-1", "--data-dir", "/nonexistent/x"}, &out), 1);
+  EXPECT_THAT(out, HasSubstr("'-1' is not a non-negative integer"));
+  EXPECT_EQ(RunBinary({"config", "--threshold", "18446744073709551616"}, &out), 1) << out;
+  EXPECT_THAT(out, HasSubstr("aggregate.catchall_threshold"));
+  ASSERT_EQ(RunBinary({"config", "--threshold", "7"}, &out), 0) << out;
+  EXPECT_THAT(out, HasSubstr("catchall_threshold = 7"));
+}
+
+TEST(CliTest, AnUnknownCommandIsNamed) {
+  std::string out;
+  EXPECT_EQ(RunBinary({"bogus"}, &out), 1);
+  EXPECT_THAT(out, HasSubstr("unknown command 'bogus'"));
+  EXPECT_THAT(out, HasSubstr("serve, ingest, aggregate, query, topics, config, keys"));
+}
+
+TEST(CliTest, AMalformedBrokerAddressIsRefusedBeforeAnyConnection) {
+  std::string out;
+  for (std::string brokers :
+       {"127.0.0.1:99999", "127.0.0.1:notaport", "127.0.0.1:9092,", ":9092"}) {
+    EXPECT_EQ(RunBinary({"ingest", "--brokers", brokers}, &out, std::chrono::seconds(20)), 1)
+        << brokers;
+    EXPECT_THAT(out, HasSubstr("kafka.brokers: '")) << brokers << ": " << out;
+    EXPECT_THAT(out, Not(HasSubstr("cannot reach Kafka"))) << brokers;
+  }
+  ASSERT_EQ(RunBinary({"config", "--brokers", "SSL://k1:9093, [::1]:9092,k2"}, &out), 0) << out;
+}
+
+// A misspelt environment variable or a Kafka setting given to serve would
+// otherwise vanish without a word.
+TEST(CliTest, SettingsThatWouldBeIgnoredAreWarnedAbout) {
+  std::string out;
+  setenv("CATCHALL_SERVER_LISTN", "127.0.0.1:1", 1);
+  EXPECT_EQ(RunBinary({"config"}, &out), 0) << out;
+  unsetenv("CATCHALL_SERVER_LISTN");
+  EXPECT_THAT(out,
+              HasSubstr("warning: environment variable CATCHALL_SERVER_LISTN names no setting"));
+  EXPECT_EQ(RunBinary({"config"}, &out), 0) << out;
+  EXPECT_THAT(out, Not(HasSubstr("CATCHALL_SERVER_LISTN")));
+
+  // serve stops at once on the data dir (a file), after the warnings.
+  TempDir dir;
+  std::string file = dir.path() + "/file";
+  std::ofstream(file) << "x";
+  EXPECT_EQ(RunBinary({"serve", "--data-dir", file, "--set", "kafka.client.socket.timeout.ms=1",
+                       "--set", "aggregate.standby_replicas=2"},
+                      &out),
+            1);
+  EXPECT_THAT(out, HasSubstr("warning: kafka.client.socket.timeout.ms is for the cluster roles"));
+  EXPECT_THAT(out, HasSubstr("warning: aggregate.standby_replicas is for the cluster roles"));
 }
 
 TEST(CliTest, ServeRefusesADataDirInUse) {

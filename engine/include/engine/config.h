@@ -96,6 +96,11 @@ struct Config {
   // [auth] (off while both are empty; see engine/api_keys.h)
   std::string auth_keys_file;  // one "<sha256 hex> <scope>,..." line per key
   std::string auth_keys;       // the same lines, separated by ';' or newlines
+
+  // What loading accepted but an operator should hear about: CATCHALL_*
+  // environment variables that name no setting (a misspelt one would
+  // otherwise vanish). Not a setting.
+  std::vector<std::string> warnings;
 };
 
 // One configurable setting.
@@ -123,6 +128,11 @@ Result<Config> LoadConfigText(std::string_view text, std::string_view source,
 
 // Checks ranges and combinations; InvalidArgument names the bad key.
 Status ValidateConfig(const Config& config);
+
+// The settings of `config` that only the cluster roles (Kafka) use and that
+// differ from their defaults, by key (kafka.client.<name> for the
+// pass-through ones): what `catchall serve` would silently ignore.
+std::vector<std::string> ClusterOnlySettings(const Config& config);
 
 // The effective configuration as TOML (for `catchall config`). Values of
 // pass-through properties that hold secrets are masked.
