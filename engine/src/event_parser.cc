@@ -38,7 +38,7 @@ struct EventParser::Impl {
   simdjson::error_code Parse(const char* padded, size_t size, dom::element* root) {
     simdjson::error_code error = parser.parse(padded, size, false).get(*root);
     if (error != simdjson::NUMBER_ERROR) return error;
-    std::optional<std::string> widened = WidenOutOfRangeIntegers({padded, size});
+    std::optional<std::string> widened = FitOutOfRangeNumbers({padded, size});
     if (!widened) return error;
     widened_copy = simdjson::padded_string(*widened);
     return parser.parse(widened_copy).get(*root);

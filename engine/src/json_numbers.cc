@@ -1,5 +1,9 @@
 #include "engine/json_numbers.h"
 
+#include <cmath>
+#include <cstdlib>
+#include <string>
+
 namespace catchall {
 namespace {
 
@@ -23,9 +27,46 @@ bool IsOutOfRangeInteger(std::string_view token) {
   return digits.size() > limit.size() || (digits.size() == limit.size() && digits > limit);
 }
 
+// Whether `token` is a JSON number literal with a fraction or an exponent:
+// -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)? with one of the last two.
+bool IsJsonFloat(std::string_view token) {
+  size_t i = 0;
+  auto digits = [&] {
+    size_t start = i;
+    while (i < token.size() && IsDigit(token[i])) ++i;
+    return i > start;
+  };
+  if (i < token.size() && token[i] == '-') ++i;
+  if (i < token.size() && token[i] == '0') {
+    ++i;
+  } else if (!digits()) {
+    return false;
+  }
+  bool fraction_or_exponent = false;
+  if (i < token.size() && token[i] == '.') {
+    ++i;
+    if (!digits()) return false;
+    fraction_or_exponent = true;
+  }
+  if (i < token.size() && (token[i] == 'e' || token[i] == 'E')) {
+    ++i;
+    if (i < token.size() && (token[i] == '+' || token[i] == '-')) ++i;
+    if (!digits()) return false;
+    fraction_or_exponent = true;
+  }
+  return fraction_or_exponent && i == token.size();
+}
+
+// Whether `token`, a JSON float literal, is too large for a double (1e400).
+bool OverflowsDouble(std::string_view token) {
+  std::string copy(token);  // strtod needs the terminator
+  double v = std::strtod(copy.c_str(), nullptr);
+  return std::isinf(v);
+}
+
 }  // namespace
 
-std::optional<std::string> WidenOutOfRangeIntegers(std::string_view json) {
+std::optional<std::string> FitOutOfRangeNumbers(std::string_view json) {
   std::string out;
   bool changed = false;
   size_t copied = 0;  // json[0, copied) is in `out` already
@@ -41,16 +82,28 @@ std::optional<std::string> WidenOutOfRangeIntegers(std::string_view json) {
       continue;
     }
     if (c != '-' && !IsDigit(c)) {
-      ++i;
+      // Not the start of a number; `.5e999` is none either, as a whole.
+      if (IsNumberChar(c)) {
+        while (i < json.size() && IsNumberChar(json[i])) ++i;
+      } else {
+        ++i;
+      }
       continue;
     }
     size_t start = i;
     while (i < json.size() && IsNumberChar(json[i])) ++i;
-    if (IsOutOfRangeInteger(json.substr(start, i - start))) {
+    std::string_view token = json.substr(start, i - start);
+    if (IsOutOfRangeInteger(token)) {
       if (!changed) out.reserve(json.size() + 16);
       changed = true;
       out.append(json.substr(copied, i - copied));
       out.append(".0");
+      copied = i;
+    } else if (IsJsonFloat(token) && OverflowsDouble(token)) {
+      if (!changed) out.reserve(json.size() + 32);
+      changed = true;
+      out.append(json.substr(copied, start - copied));
+      out.append(token.front() == '-' ? "-1.7976931348623157e308" : "1.7976931348623157e308");
       copied = i;
     }
   }

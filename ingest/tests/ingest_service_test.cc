@@ -422,12 +422,17 @@ TEST_F(IngestServiceTest, NdjsonMalformedLineIsOneRejectedItemAndLaterLinesCount
 // Found by scripts/check-api: JSON allows integers of any size, and fields
 // other than domain/type/id/ts are ignored, so a big integer in one must not
 // make the item (or the body) "malformed JSON".
-TEST_F(IngestServiceTest, IntegersBeyond64BitsInIgnoredFieldsDoNotRejectTheItem) {
+TEST_F(IngestServiceTest, NumbersBeyondADoubleOrInt64InIgnoredFieldsDoNotRejectTheItem) {
   for (const auto& [body, type] : std::vector<std::pair<std::string, std::string>>{
            {R"({"domain":"a.com","type":"delivered","x":139676040915199952158720})"
             "\n",
             "application/x-ndjson"},
            {R"([{"domain":"a.com","type":"delivered","x":{"y":[-28682827924952376672256]}}])",
+            "application/json"},
+           {R"({"domain":"a.com","type":"delivered","x":1e400})"
+            "\n",
+            "application/x-ndjson"},
+           {R"([{"domain":"a.com","type":"delivered","x":[-1.8e308, 1e-400]}])",
             "application/json"}}) {
     SCOPED_TRACE(body);
     appender_.calls.clear();
@@ -442,12 +447,13 @@ TEST_F(IngestServiceTest, IntegersBeyond64BitsInIgnoredFieldsDoNotRejectTheItem)
 
 TEST_F(IngestServiceTest, TsBeyondTheInt64RangeIsAnInvalidItem) {
   Captured* c = Post(R"([{"domain":"a.com","type":"delivered","ts":99999999999999999999999},
-                         {"domain":"b.com","type":"delivered"}])");
+                         {"domain":"b.com","type":"delivered"},
+                         {"domain":"c.com","type":"delivered","ts":1e400}])");
   ASSERT_EQ(appender_.calls.size(), 1u) << c->response.body;
   appender_.Complete(0, Status::Ok());
   EXPECT_EQ(c->response.status, 200);
   EXPECT_THAT(BatchErrors(Json(c->response.body)),
-              ::testing::ElementsAre(ItemError{0, "invalid_item"}));
+              ::testing::ElementsAre(ItemError{0, "invalid_item"}, ItemError{2, "invalid_item"}));
 }
 
 // Found by scripts/check-api: JSON (and JSON Schema's "integer") does not

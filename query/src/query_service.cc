@@ -25,7 +25,7 @@ Status ParseLookupBody(std::string_view body, size_t max, std::vector<std::strin
   if (error == simdjson::NUMBER_ERROR) {
     // Valid JSON with an integer beyond 64 bits (in a field we ignore):
     // read it as a double rather than refuse the body.
-    if (std::optional<std::string> widened = WidenOutOfRangeIntegers(body)) {
+    if (std::optional<std::string> widened = FitOutOfRangeNumbers(body)) {
       error = parser.parse(*widened).get(root);
     }
   }

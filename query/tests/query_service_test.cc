@@ -278,9 +278,11 @@ TEST_F(QueryServiceTest, LookupReportsInvalidDomainsInPlace) {
 
 // Found by scripts/check-api: a valid JSON body with an integer beyond 64
 // bits in a field the lookup ignores is not "malformed JSON".
-TEST_F(QueryServiceTest, LookupIgnoresIntegersBeyond64BitsInOtherFields) {
+TEST_F(QueryServiceTest, LookupIgnoresNumbersBeyond64BitsOrADoubleInOtherFields) {
   reader_.counts["a.com"] = {1, 0};
   EXPECT_THAT(Lookup(R"({"x": 139676040915199952158720, "domains": ["a.com"]})"),
+              ElementsAre(Answer{"a.com", "unknown", 1, 0}));
+  EXPECT_THAT(Lookup(R"({"domains": ["a.com"], "x": 1e999, "y": [-2.5E+400]})"),
               ElementsAre(Answer{"a.com", "unknown", 1, 0}));
   Captured c = Send(HttpMethod::kPost, "/domains/lookup", R"(["a.com", 139676040915199952158720])");
   EXPECT_EQ(c.response.status, 400);
