@@ -330,11 +330,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       size_t used = parser.put(boost::asio::buffer(bytes + pos, size - pos), ec);
       pos += used;
       if (!ec && parser.is_header_done() && !framing_checked) {
-        // The session answers a body it cannot frame before reading it.
+        // The session answers what the headers alone refuse before reading
+        // a body.
         framing_checked = true;
-        if (auto refusal = FramingResponse(parser)) {
-          CheckError(*refusal, "unframeable body");
-          CheckSerializes(*refusal, parser.get().version(), "unframeable body");
+        if (auto refusal = HeadersResponse(parser)) {
+          CheckError(*refusal, "refused headers");
+          CheckSerializes(*refusal, parser.get().version(), "refused headers");
           return 0;  // the server closes after it
         }
       }

@@ -392,9 +392,9 @@ class Session final : public SessionBase {
     std::string_view target(req.target().data(), req.target().size());
     target = OriginForm(target);
     route_ = server_->router->RouteIndex(target.substr(0, target.find('?')));
-    if (auto framing = FramingResponse(*parser_)) {
-      keep_alive_ = false;  // where this body ends, and the next request begins, is unknown
-      return DoWrite(std::move(*framing));
+    if (auto refusal = HeadersResponse(*parser_)) {
+      keep_alive_ = false;  // the body is not read: where the next request begins is unknown
+      return DoWrite(std::move(*refusal));
     }
     if (version_ == 11 && !parser_->is_done() &&
         beast::iequals(req[http::field::expect], "100-continue")) {

@@ -59,8 +59,15 @@ std::string_view OriginForm(std::string_view target) {
   return path == std::string_view::npos ? std::string_view("/") : target.substr(path);
 }
 
-std::optional<HttpResponse> FramingResponse(const BeastRequestParser& parser) {
+std::optional<HttpResponse> HeadersResponse(const BeastRequestParser& parser) {
   const BeastRequest& request = parser.get();
+  if (request.version() >= 11 && request.count(http::field::host) != 1) {
+    return HttpResponse::Error(
+        400, "bad_request",
+        request.count(http::field::host) == 0
+            ? "malformed HTTP request: an HTTP/1.1 request needs a Host header"
+            : "malformed HTTP request: more than one Host header");
+  }
   auto codings = request.equal_range(http::field::transfer_encoding);
   if (codings.first == codings.second) return std::nullopt;
   if (request.version() < 11) {

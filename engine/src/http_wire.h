@@ -31,14 +31,16 @@ void LimitRequestParser(const HttpServerOptions& options, BeastRequestParser* pa
 // as is. The result points into `target`, or is a literal.
 std::string_view OriginForm(std::string_view target);
 
-// The JSON error answering a request whose headers frame its body in a way
-// this server does not read (RFC 9112, 6.1 and 6.3), nullopt if the framing
-// is fine. A Transfer-Encoding on an HTTP/1.0 request, or one whose last
-// coding is not chunked, is 400 (the body's end cannot be known, so what
-// follows must not be read as the next request); a coding other than
-// chunked (gzip, chunked) is 501. Either way the connection must close
-// after the answer. Call once the headers are parsed.
-std::optional<HttpResponse> FramingResponse(const BeastRequestParser& parser);
+// The JSON error answering a request its headers alone make unservable,
+// nullopt if there is none; call once the headers are parsed. The
+// connection must close after the answer (the body is not read).
+// - Framing (RFC 9112, 6.1 and 6.3): a Transfer-Encoding on an HTTP/1.0
+//   request, or one whose last coding is not chunked, is 400 (the body's
+//   end cannot be known, so what follows must not be read as the next
+//   request); a coding other than chunked (gzip, chunked) is 501.
+// - Host (RFC 9112, 3.2): an HTTP/1.1 request without exactly one Host
+//   header is 400.
+std::optional<HttpResponse> HeadersResponse(const BeastRequestParser& parser);
 
 // The handlers' view of `request`; its views point into `request`. Its
 // target is in origin form (OriginForm).

@@ -194,6 +194,33 @@ TEST_F(ServeBadInputTest, ATransferCodingOtherThanChunkedIs501AndStoresNothing) 
   EXPECT_EQ(JsonInt(counts.body, "delivered"), 0) << counts.body;
 }
 
+// RFC 9112, 3.2: an HTTP/1.1 request carries exactly one Host.
+TEST_F(ServeBadInputTest, AnHttp11RequestWithoutExactlyOneHostIs400AndIsNotCounted) {
+  for (std::string headers : {std::string(""), std::string("Host: a\r\nHost: b\r\n")}) {
+    bool closed = false;
+    std::string reply = RawExchange(
+        server_->port(), "PUT /events/hostless.example/bounced HTTP/1.1\r\n" + headers + "\r\n",
+        std::chrono::seconds(5), &closed);
+    EXPECT_THAT(reply, StartsWith("HTTP/1.1 400")) << headers;
+    EXPECT_THAT(reply, HasSubstr("\"code\":\"bad_request\"")) << headers;
+    EXPECT_THAT(reply, HasSubstr("Host header")) << headers;
+    EXPECT_TRUE(closed) << headers;
+  }
+  // HTTP/1.0 has no Host requirement.
+  std::string reply =
+      RawExchange(server_->port(), "GET /healthz HTTP/1.0\r\n\r\n", std::chrono::seconds(5));
+  EXPECT_THAT(reply, StartsWith("HTTP/1.0 200")) << reply;
+  EXPECT_EQ(client_->Put("/events/hostless.example/delivered").status, 204);
+  HttpResult counts;
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        counts = client_->Get("/domains/hostless.example");
+        return JsonInt(counts.body, "delivered") == 1;
+      },
+      std::chrono::seconds(10), "the later event to be counted", {server_.get()}));
+  EXPECT_EQ(JsonInt(counts.body, "bounced"), 0) << counts.body;
+}
+
 // What a client sends through a proxy (curl -x): the target in absolute form.
 TEST_F(ServeBadInputTest, AbsoluteFormTargetsAreServedLikeTheirPath) {
   std::string reply =
