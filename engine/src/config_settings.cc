@@ -91,7 +91,10 @@ Setting BoolSetting(const std::string& key, std::string help, bool Config::*fiel
 
 std::vector<Setting> MakeSettings() {
   std::vector<Setting> s;
-  s.push_back(StringSetting("server.listen", "HOST:PORT to serve HTTP on", &Config::listen));
+  s.push_back(StringSetting(
+      "server.listen",
+      "HOST:PORT to serve HTTP on; HOST an IP address or a host name (its first address)",
+      &Config::listen));
   s.push_back(IntSetting("server.http_threads", "HTTP I/O threads (0: half the cores)",
                          &Config::http_threads));
   s.push_back(U64Setting("server.max_body_bytes", "largest request body accepted (413 above)",

@@ -663,8 +663,18 @@ Status HttpServer::Start() {
   beast::error_code ec;
   auto address = net::ip::make_address(impl_->options.host, ec);
   if (ec) {
-    return Status::InvalidArgument(
-        fmt::format("'{}' is not an IP address to listen on", impl_->options.host));
+    // A host name (`localhost:8080`): its first address, as the resolver
+    // (getaddrinfo, /etc/hosts first) orders them.
+    net::io_context resolving;
+    tcp::resolver resolver(resolving);
+    auto found = resolver.resolve(impl_->options.host, "", ec);
+    if (ec || found.empty()) {
+      return Status::InvalidArgument(
+          fmt::format("'{}' is neither an IP address nor a host name of this machine to listen "
+                      "on{}",
+                      impl_->options.host, ec ? ": " + ec.message() : ""));
+    }
+    address = found.begin()->endpoint().address();
   }
   tcp::endpoint endpoint(address, impl_->options.port);
   auto& acceptor = *impl_->acceptor;

@@ -567,13 +567,30 @@ TEST_F(HttpServerTest, AnsweringAfterShutdownDoesNotLeakTheServer) {
       << "the session outlived the server: something still holds it";
 }
 
+// `--listen localhost:8080` listens where localhost resolves (/etc/hosts).
+TEST_F(HttpServerTest, AHostNameIsListenedOnAtItsAddress) {
+  HttpServerOptions options = DefaultOptions();
+  options.host = "localhost";
+  HttpServer server(options, &router_, nullptr);
+  ASSERT_TRUE(server.Start().ok());
+  net::io_context ioc;
+  tcp::resolver resolver(ioc);
+  beast::error_code ec;
+  auto addresses = resolver.resolve("localhost", std::to_string(server.port()), ec);
+  ASSERT_FALSE(ec) << ec.message();
+  tcp::socket socket(ioc);
+  net::connect(socket, addresses, ec);
+  EXPECT_FALSE(ec) << ec.message();
+  server.Shutdown(std::chrono::milliseconds(0));
+}
+
 TEST_F(HttpServerTest, StartFailsOnBadAddresses) {
   HttpServerOptions bad_host = DefaultOptions();
-  bad_host.host = "not-an-ip";
+  bad_host.host = "no-such-host.invalid";  // RFC 6761: never resolves
   HttpServer s1(bad_host, &router_, nullptr);
   Status st = s1.Start();
   EXPECT_EQ(st.code(), Code::kInvalidArgument);
-  EXPECT_THAT(st.message(), HasSubstr("not-an-ip"));
+  EXPECT_THAT(st.message(), HasSubstr("no-such-host.invalid"));
 
   Start(DefaultOptions());
   HttpServerOptions taken = DefaultOptions();
