@@ -73,8 +73,8 @@ Status IngestNode::Open() {
   CATCHALL_RETURN_IF_ERROR(CheckRoleTopics(c, {c.events_topic}));
   CATCHALL_RETURN_IF_ERROR(
       CreateKafkaAppender(KafkaOptionsFor(c, "ingest"), c.events_topic, metrics(), &appender_));
-  ingest_ = std::make_unique<IngestService>(IngestOptions{c.max_batch_items, 1000}, appender_.get(),
-                                            metrics());
+  ingest_ = std::make_unique<IngestService>(
+      IngestOptions{c.max_batch_items, 1000, c.offload_batch_bytes}, appender_.get(), metrics());
   router()->Mount("/events", [this](const HttpRequest& r, const Responder& respond) {
     ingest_->Handle(r, respond);
   });
@@ -88,6 +88,7 @@ std::string IngestNode::Describe() const {
 }
 
 void IngestNode::Close() {
+  if (ingest_) ingest_->Stop();  // batches still on its thread append first
   if (appender_) {
     Status s = appender_->Flush(std::chrono::milliseconds(config().shutdown_timeout_ms));
     if (!s.ok()) spdlog::warn("flushing the producer: {}", s.ToString());

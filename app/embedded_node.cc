@@ -55,8 +55,9 @@ Status EmbeddedNode::Open() {
       std::make_unique<AggregationLoop>(options, group_log_.get(), counters_.get(), metrics());
   CATCHALL_RETURN_IF_ERROR(aggregation_->Start());
 
-  ingest_ = std::make_unique<IngestService>(IngestOptions{c.max_batch_items, 1000},
-                                            log_->Appender(kEventsTopic), metrics());
+  ingest_ =
+      std::make_unique<IngestService>(IngestOptions{c.max_batch_items, 1000, c.offload_batch_bytes},
+                                      log_->Appender(kEventsTopic), metrics());
   query_ = std::make_unique<QueryService>(QueryOptions{c.catchall_threshold, c.max_lookup_domains},
                                           counters_.get(), metrics());
   router()->Mount("/events", [this](const HttpRequest& r, const Responder& respond) {
@@ -84,8 +85,11 @@ std::string EmbeddedNode::Describe() const {
 }
 
 void EmbeddedNode::Close() {
-  // Requests in flight are answered (their appends durable) by now. The
-  // aggregation commits what it has through the log, then the log stops.
+  // Requests in flight are answered (their appends durable) by now, but
+  // for batches still on the ingest's thread (after a shutdown timeout):
+  // they append before the log closes. The aggregation commits what it
+  // has through the log, then the log stops.
+  if (ingest_) ingest_->Stop();
   if (aggregation_) aggregation_->Stop();
   if (log_) log_->Close();
   if (store_) {

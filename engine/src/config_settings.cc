@@ -91,10 +91,10 @@ Setting BoolSetting(const std::string& key, std::string help, bool Config::*fiel
 
 std::vector<Setting> MakeSettings() {
   std::vector<Setting> s;
-  s.push_back(StringSetting(
-      "server.listen",
-      "HOST:PORT to serve HTTP on; HOST an IP address or a host name (its first address)",
-      &Config::listen));
+  s.push_back(StringSetting("server.listen",
+                            "HOST:PORT to serve HTTP on; HOST an IP address or a host name (its "
+                            "first IPv4 address, else its first)",
+                            &Config::listen));
   s.push_back(IntSetting("server.http_threads", "HTTP I/O threads (0: half the cores)",
                          &Config::http_threads));
   s.push_back(U64Setting("server.max_body_bytes", "largest request body accepted (413 above)",
@@ -165,6 +165,10 @@ std::vector<Setting> MakeSettings() {
                          &Config::fetch_wait_ms));
   s.push_back(U64Setting("ingest.max_batch_items", "most items in one POST /events",
                          &Config::max_batch_items));
+  s.push_back(U64Setting("ingest.offload_batch_bytes",
+                         "batches of at least this many bytes are parsed off the HTTP I/O "
+                         "thread, on the ingest's own (0: never)",
+                         &Config::offload_batch_bytes));
   s.push_back(U64Setting("aggregate.catchall_threshold",
                          "a domain with no bounce is catch-all above this many deliveries",
                          &Config::catchall_threshold));

@@ -2,6 +2,9 @@
 
 #include <fmt/format.h>
 
+#include <boost/asio/post.hpp>
+#include <boost/asio/thread_pool.hpp>
+
 #include "engine/domain.h"
 #include "engine/event.h"
 #include "engine/event_parser.h"
@@ -71,9 +74,16 @@ std::string BatchBody(size_t accepted, size_t rejected, const std::vector<Reject
 IngestService::IngestService(IngestOptions options, LogAppender* log, Metrics* metrics)
     : options_(options),
       log_(log),
-      probe_(metrics ? std::make_unique<IngestProbe>(*metrics) : nullptr) {}
+      probe_(metrics ? std::make_unique<IngestProbe>(*metrics) : nullptr),
+      batch_thread_(options.offload_batch_bytes > 0 ? std::make_unique<boost::asio::thread_pool>(1)
+                                                    : nullptr) {}
 
-IngestService::~IngestService() = default;
+IngestService::~IngestService() { Stop(); }
+
+void IngestService::Stop() {
+  // join() waits until the queued batches have run.
+  if (batch_thread_) batch_thread_->join();
+}
 
 void IngestService::Handle(const HttpRequest& request, const Responder& respond) {
   std::vector<std::string_view> parts = SplitPath(request.path());
@@ -81,6 +91,13 @@ void IngestService::Handle(const HttpRequest& request, const Responder& respond)
   if (parts.size() == 1) {
     if (request.method != HttpMethod::kPost) {
       return respond(HttpResponse::MethodNotAllowed("POST"));
+    }
+    if (batch_thread_ && request.body.size() >= options_.offload_batch_bytes) {
+      // The copy's views still point into the caller's request, which lives
+      // until the answer.
+      boost::asio::post(*batch_thread_,
+                        [this, request, respond] { HandleBatch(request, respond); });
+      return;
     }
     return HandleBatch(request, respond);
   }

@@ -1,5 +1,6 @@
 #include "ingest/ingest_service.h"
 
+#include <fmt/format.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <simdjson.h>
@@ -7,6 +8,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -25,6 +27,7 @@ class FakeAppender : public LogAppender {
   struct Call {
     std::vector<LogRecord> records;
     Callback done;
+    std::thread::id thread = std::this_thread::get_id();  // that appended
   };
 
   Status Append(std::vector<LogRecord> records, Callback done) override {
@@ -111,7 +114,9 @@ std::vector<ItemError> BatchErrors(const Json& json) {
 
 class IngestServiceTest : public ::testing::Test {
  protected:
-  IngestServiceTest() { MakeService(IngestOptions{}); }
+  // Every batch handled on the test's thread, answered by the time Handle
+  // returns (the offload has tests of its own).
+  IngestServiceTest() { MakeService(IngestOptions{.offload_batch_bytes = 0}); }
 
   void MakeService(IngestOptions options) {
     service_.reset();
@@ -159,6 +164,54 @@ class IngestServiceTest : public ::testing::Test {
   std::unique_ptr<IngestService> service_;
   std::vector<std::unique_ptr<Captured>> captured_;
 };
+
+// --- Large batches off the caller's thread ------------------------------------
+
+std::string BatchOf(size_t items, std::string_view domain) {
+  std::string body = "[";
+  for (size_t i = 0; i < items; ++i) {
+    body += fmt::format(R"({}{{"domain":"{}","type":"delivered"}})", i ? "," : "", domain);
+  }
+  return body + "]";
+}
+
+TEST_F(IngestServiceTest, ABatchAboveTheOffloadSizeIsParsedOnTheServicesThread) {
+  MakeService(IngestOptions{.offload_batch_bytes = 4096});
+  std::string small = BatchOf(3, "small.com");
+  std::string large = BatchOf(200, "large.com");
+  ASSERT_LT(small.size(), 4096u);
+  ASSERT_GE(large.size(), 4096u);
+  Captured* s = Post(small);
+  ASSERT_EQ(appender_.calls.size(), 1u) << "a small batch is handled before Handle returns";
+  EXPECT_EQ(appender_.calls[0].thread, std::this_thread::get_id());
+  Captured* l = Post(large);
+  service_->Stop();  // the queued batch has run, and its append is visible
+  ASSERT_EQ(appender_.calls.size(), 2u);
+  EXPECT_NE(appender_.calls[1].thread, std::this_thread::get_id());
+  EXPECT_EQ(appender_.calls[1].records.size(), 200u);
+  EXPECT_EQ(appender_.calls[1].records[0].key, "large.com");
+  appender_.Complete(0, Status::Ok());
+  appender_.Complete(1, Status::Ok());
+  EXPECT_EQ(Json(s->response.body).Int("accepted"), 3);
+  EXPECT_EQ(l->calls, 1);
+  EXPECT_EQ(l->response.status, 200);
+  EXPECT_EQ(Json(l->response.body).Int("accepted"), 200);
+}
+
+TEST_F(IngestServiceTest, StopRunsEveryOffloadedBatchBeforeReturning) {
+  MakeService(IngestOptions{.offload_batch_bytes = 1024});
+  // Enough that the thread is still busy when the last is queued.
+  std::string large = BatchOf(2000, "queued.com");
+  std::vector<Captured*> answers;
+  for (int i = 0; i < 50; ++i) answers.push_back(Post(large));
+  service_->Stop();
+  ASSERT_EQ(appender_.calls.size(), 50u);
+  for (size_t i = 0; i < appender_.calls.size(); ++i) appender_.Complete(i, Status::Ok());
+  for (Captured* c : answers) {
+    EXPECT_EQ(c->calls, 1);
+    EXPECT_EQ(Json(c->response.body).Int("accepted"), 2000);
+  }
+}
 
 // --- PUT /events/{domain}/{type} ---------------------------------------------
 
