@@ -160,8 +160,8 @@ Status ParseListen(std::string_view listen, std::string* host, uint16_t* port) {
 
 namespace {
 
-// Checks kafka.brokers: comma-separated [scheme://]HOST[:PORT] entries, as
-// librdkafka takes them. librdkafka itself takes a bad port modulo 65536
+// Checks kafka.brokers: [scheme://]HOST[:PORT] entries, as librdkafka takes
+// them. librdkafka itself takes a bad port modulo 65536
 // (`:99999` dialled 34463) and reports only that it cannot connect.
 Status ValidateBrokers(std::string_view brokers) {
   if (brokers.empty()) return Status::Ok();
@@ -169,13 +169,17 @@ Status ValidateBrokers(std::string_view brokers) {
     return Status::InvalidArgument(
         fmt::format("kafka.brokers: '{}' {} (expected HOST:PORT,...)", entry, why));
   };
+  // Separated by commas and whitespace, empty entries skipped, as
+  // librdkafka reads the list.
+  constexpr std::string_view kSeparators = ", \t\r\n";
+  size_t entries = 0;
   size_t start = 0;
-  while (start <= brokers.size()) {
-    size_t comma = std::min(brokers.find(',', start), brokers.size());
-    std::string_view entry = brokers.substr(start, comma - start);
-    while (!entry.empty() && entry.front() == ' ') entry.remove_prefix(1);
-    while (!entry.empty() && entry.back() == ' ') entry.remove_suffix(1);
-    if (entry.empty()) return bad(brokers, "has an empty entry");
+  while (start < brokers.size()) {
+    start = brokers.find_first_not_of(kSeparators, start);
+    if (start == std::string_view::npos) break;
+    size_t end = std::min(brokers.find_first_of(kSeparators, start), brokers.size());
+    std::string_view entry = brokers.substr(start, end - start);
+    ++entries;
     std::string_view address = entry;
     if (size_t scheme = address.find("://"); scheme != std::string_view::npos) {
       address.remove_prefix(scheme + 3);
@@ -204,8 +208,9 @@ Status ValidateBrokers(std::string_view brokers) {
     if (has_port && (!ParseU64("port", port, &number).ok() || number < 1 || number > 65535)) {
       return bad(entry, "has no valid port (1-65535)");
     }
-    start = comma + 1;
+    start = end;
   }
+  if (entries == 0) return bad(brokers, "names no broker");
   return Status::Ok();
 }
 
@@ -339,10 +344,22 @@ Result<Config> LoadConfigText(std::string_view text, std::string_view source,
       SetPassThrough(config, std::string(p.prefix) + property, entry.substr(eq + 1));
     }
   }
+  // A variable in a section's namespace (CATCHALL_SERVER_...) that is no
+  // setting is most likely a misspelt one. Others (CATCHALL_BIN,
+  // CATCHALL_TEST_BROKERS: the project's scripts') are not catchall's.
+  std::vector<std::string> sections;
+  for (const Setting& s : AllSettings()) {
+    std::string section = EnvName(s.key.substr(0, s.key.find('.') + 1));  // CATCHALL_SERVER_
+    if (std::find(sections.begin(), sections.end(), section) == sections.end()) {
+      sections.push_back(section);
+    }
+  }
   for (char** e = environ; *e; ++e) {
     std::string_view entry(*e);
     std::string_view name = entry.substr(0, entry.find('='));
-    if (name.rfind("CATCHALL_", 0) != 0) continue;
+    bool in_a_section = false;
+    for (const std::string& section : sections) in_a_section |= (name.rfind(section, 0) == 0);
+    if (!in_a_section) continue;
     bool known = false;
     for (const Setting& s : AllSettings()) known |= (name == s.env);
     for (const PassThrough& p : kPassThroughs) known |= (name.rfind(EnvName(p.prefix), 0) == 0);

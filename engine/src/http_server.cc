@@ -297,6 +297,18 @@ class Session final : public SessionBase {
     }
   }
 
+  // Drops CR and LF bytes at the front of the buffer; true if there were any.
+  bool SkipEmptyLines() {
+    bool skipped = false;
+    while (buffer_.size() > 0) {
+      char c = *static_cast<const char*>(buffer_.data().data());
+      if (c != '\r' && c != '\n') break;
+      buffer_.consume(1);
+      skipped = true;
+    }
+    return skipped;
+  }
+
   // True if bytes of a next request are here: buffered, or in the socket.
   bool RequestPending() {
     beast::error_code ec;
@@ -304,6 +316,11 @@ class Session final : public SessionBase {
   }
 
   void DoReadHeader() {
+    // Empty lines before a request line are ignored (RFC 9112, 2.2): some
+    // clients end a body with an extra CRLF. (One that arrives later is
+    // skipped by OnReadError.) Before the draining check: a stray CRLF is
+    // no request.
+    SkipEmptyLines();
     // Draining: no new request, except one the client sent before the
     // server began to drain (its bytes are here already).
     if (server_->draining.load() && !RequestPending()) return DoClose();
@@ -311,13 +328,6 @@ class Session final : public SessionBase {
     // no route.
     route_ = kNoRoute;
     method_ = HttpMethod::kOther;
-    // Empty lines before a request line are ignored (RFC 9112, 2.2): some
-    // clients end a body with an extra CRLF.
-    while (buffer_.size() > 0) {
-      char c = *static_cast<const char*>(buffer_.data().data());
-      if (c != '\r' && c != '\n') break;
-      buffer_.consume(1);
-    }
     received_ = std::chrono::steady_clock::now();
     head_ = false;
     parser_.emplace();
@@ -422,6 +432,16 @@ class Session final : public SessionBase {
 
   void OnReadError(beast::error_code ec) {
     if (timed_out_ && ec == net::error::operation_aborted) ec = beast::error::timeout;
+    if (ec.category() == http::make_error_code(http::error::bad_method).category() &&
+        !parser_->is_header_done() && SkipEmptyLines()) {
+      // The empty line of an earlier request came in a packet of its own,
+      // and the read of this one began with it: read it again without.
+      // The deadline stays where the first read put it: empty lines do not
+      // keep a connection.
+      parser_.emplace();
+      LimitRequestParser(server_->options, &*parser_);
+      return ReadHeader(received_);
+    }
     if (ec == net::error::operation_aborted && server_->draining.load() &&
         !parser_->is_header_done() && (parser_->got_some() || RequestPending())) {
       // CloseIfIdle cancelled the read, but a request had arrived: answer it.
@@ -663,8 +683,8 @@ Status HttpServer::Start() {
   beast::error_code ec;
   auto address = net::ip::make_address(impl_->options.host, ec);
   if (ec) {
-    // A host name (`localhost:8080`): its first address, as the resolver
-    // (getaddrinfo, /etc/hosts first) orders them.
+    // A host name (`localhost:8080`): its first IPv4 address, else its
+    // first, as the resolver (getaddrinfo, /etc/hosts first) orders them.
     net::io_context resolving;
     tcp::resolver resolver(resolving);
     auto found = resolver.resolve(impl_->options.host, "", ec);
@@ -674,7 +694,15 @@ Status HttpServer::Start() {
                       "on{}",
                       impl_->options.host, ec ? ": " + ec.message() : ""));
     }
+    // An IPv4 address first: `localhost` is often ::1 first in /etc/hosts,
+    // and clients (a health check's 127.0.0.1) would find nobody there.
     address = found.begin()->endpoint().address();
+    for (const auto& entry : found) {
+      if (entry.endpoint().address().is_v4()) {
+        address = entry.endpoint().address();
+        break;
+      }
+    }
   }
   tcp::endpoint endpoint(address, impl_->options.port);
   auto& acceptor = *impl_->acceptor;

@@ -55,8 +55,11 @@ std::string_view OriginForm(std::string_view target) {
       !(beast::iequals(scheme, "http") || beast::iequals(scheme, "https"))) {
     return target;  // `*`, or nothing a client should send: routed as is
   }
-  size_t path = target.find('/', scheme_end + 3);
-  return path == std::string_view::npos ? std::string_view("/") : target.substr(path);
+  // The authority ends at the first '/', '?' or '#'; `http://h?q=/x` has
+  // no path (its query is dropped with it: no route reads queries).
+  size_t end = target.find_first_of("/?#", scheme_end + 3);
+  if (end == std::string_view::npos || target[end] != '/') return "/";
+  return target.substr(end);
 }
 
 std::optional<HttpResponse> HeadersResponse(const BeastRequestParser& parser) {

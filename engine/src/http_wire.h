@@ -27,7 +27,8 @@ void LimitRequestParser(const HttpServerOptions& options, BeastRequestParser* pa
 // The origin form (path and query) of a request target. A target in
 // absolute form (`http://host:port/path?q`, what a client sends to a
 // proxy, and which RFC 9112, 3.2.2 says a server must accept) becomes
-// its path and query (`/` if it has none); any other target is returned
+// its path and query (`/` if it has no path, its query then dropped: no
+// route reads queries); any other target is returned
 // as is. The result points into `target`, or is a literal.
 std::string_view OriginForm(std::string_view target);
 

@@ -57,7 +57,8 @@ bool IsJsonFloat(std::string_view token) {
   return fraction_or_exponent && i == token.size();
 }
 
-// Whether `token`, a JSON float literal, is too large for a double (1e400).
+// Whether `token`, a JSON number literal, is too large for a double (1e400,
+// or an integer of more than 309 digits).
 bool OverflowsDouble(std::string_view token) {
   std::string copy(token);  // strtod needs the terminator
   double v = std::strtod(copy.c_str(), nullptr);
@@ -93,13 +94,14 @@ std::optional<std::string> FitOutOfRangeNumbers(std::string_view json) {
     size_t start = i;
     while (i < json.size() && IsNumberChar(json[i])) ++i;
     std::string_view token = json.substr(start, i - start);
-    if (IsOutOfRangeInteger(token)) {
+    bool out_of_range_integer = IsOutOfRangeInteger(token);
+    if (out_of_range_integer && !OverflowsDouble(token)) {
       if (!changed) out.reserve(json.size() + 16);
       changed = true;
       out.append(json.substr(copied, i - copied));
       out.append(".0");
       copied = i;
-    } else if (IsJsonFloat(token) && OverflowsDouble(token)) {
+    } else if ((out_of_range_integer || IsJsonFloat(token)) && OverflowsDouble(token)) {
       if (!changed) out.reserve(json.size() + 32);
       changed = true;
       out.append(json.substr(copied, start - copied));

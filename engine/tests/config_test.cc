@@ -322,14 +322,15 @@ TEST_F(ConfigTest, ValidateConfigNamesTheBadKey) {
 }
 
 TEST_F(ConfigTest, BrokerAddressesAreCheckedAsLibrdkafkaReadsThem) {
-  for (std::string ok : {"k:9092", "k1:9092,k2:9093", "k", "SASL_SSL://k:9093", "[::1]:9092", "::1",
-                         "k1:9092, k2:9092", "10.0.0.1:65535"}) {
+  for (std::string ok :
+       {"k:9092", "k1:9092,k2:9093", "k", "SASL_SSL://k:9093", "[::1]:9092", "::1",
+        "k1:9092, k2:9092", "10.0.0.1:65535", "k1:9092,,k2:9092", "k1:9092,", "k1:9092\t,k2"}) {
     Config c;
     c.brokers = ok;
     EXPECT_TRUE(ValidateConfig(c).ok()) << ok << ": " << ValidateConfig(c).ToString();
   }
-  for (std::string bad : {"k:99999", "k:0", "k:", "k:x", ":9092", "k:9092,,k2:9092", "k:9092,",
-                          "[::1", "[::1]9092", "[]:9092"}) {
+  for (std::string bad : {"k:99999", "k:0", "k:", "k:x", ":9092", "k:9092,k2:0", " , ", "[::1",
+                          "[::1]9092", "[]:9092"}) {
     Config c;
     c.brokers = bad;
     Status s = ValidateConfig(c);
@@ -342,15 +343,18 @@ TEST_F(ConfigTest, UnknownCatchallEnvironmentVariablesAreWarnings) {
   setenv("CATCHALL_SERVER_LISTN", "x", 1);
   setenv("CATCHALL_KAFKA_CLIENT_SOCKET_TIMEOUT_MS", "1000", 1);  // a pass-through: fine
   setenv("CATCHALL_SERVER_LISTEN", "127.0.0.1:1", 1);            // a setting: fine
+  setenv("CATCHALL_ELSEWHERE_BIN", "x", 1);  // no section's (as CATCHALL_BIN): not ours
   Result<Config> c = LoadConfig("", {});
   unsetenv("CATCHALL_SERVER_LISTN");
   unsetenv("CATCHALL_KAFKA_CLIENT_SOCKET_TIMEOUT_MS");
+  unsetenv("CATCHALL_ELSEWHERE_BIN");
   ASSERT_TRUE(c.ok()) << c.status().ToString();
   std::string all;
   for (const std::string& w : c->warnings) all += w + "\n";
   EXPECT_THAT(all, HasSubstr("CATCHALL_SERVER_LISTN names no setting"));
   EXPECT_THAT(all, Not(HasSubstr("CATCHALL_KAFKA_CLIENT")));
   EXPECT_THAT(all, Not(HasSubstr("CATCHALL_SERVER_LISTEN ")));
+  EXPECT_THAT(all, Not(HasSubstr("CATCHALL_ELSEWHERE_BIN")));
 }
 
 TEST_F(ConfigTest, ClusterOnlySettingsListsWhatServeWouldIgnore) {

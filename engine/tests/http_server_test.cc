@@ -505,6 +505,24 @@ TEST_F(HttpServerTest, EmptyLinesBetweenPipelinedRequestsAreIgnored) {
   EXPECT_EQ(second.body(), "GET /echo/b [] x-test=");
 }
 
+// The same when the extra CRLF comes in a packet of its own, after the
+// server has begun to read the next request.
+TEST_F(HttpServerTest, AnEmptyLineArrivingAloneBeforeTheNextRequestIsIgnored) {
+  Start(DefaultOptions());
+  auto client = Connect();
+  ASSERT_FALSE(client->WriteRaw("POST /echo/a HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nab"));
+  Response first;
+  ASSERT_FALSE(client->Read(&first));
+  EXPECT_EQ(first.body(), "POST /echo/a [ab] x-test=");
+  ASSERT_FALSE(client->WriteRaw("\r\n"));
+  std::this_thread::sleep_for(100ms);  // read on its own by the server
+  ASSERT_FALSE(client->WriteRaw("GET /echo/b HTTP/1.1\r\nHost: t\r\n\r\n"));
+  Response second;
+  ASSERT_FALSE(client->Read(&second));
+  EXPECT_EQ(second.result_int(), 200);
+  EXPECT_EQ(second.body(), "GET /echo/b [] x-test=");
+}
+
 TEST_F(HttpServerTest, ShutdownLetsASlowRequestFinish) {
   Start(DefaultOptions());
   auto slow = Connect();

@@ -31,6 +31,18 @@ TEST(HttpWireTest, ToHttpRequestKeepsMethodTargetHeadersAndBody) {
   EXPECT_EQ(ToHttpRequest(other, now).method, HttpMethod::kOther);
 }
 
+TEST(HttpWireTest, OriginFormTakesThePathOfAnAbsoluteTarget) {
+  EXPECT_EQ(OriginForm("/events/a.com/delivered"), "/events/a.com/delivered");
+  EXPECT_EQ(OriginForm("http://h:8080/events/a.com/delivered?x=1"), "/events/a.com/delivered?x=1");
+  EXPECT_EQ(OriginForm("HTTPS://h/healthz"), "/healthz");
+  EXPECT_EQ(OriginForm("http://h:8080"), "/");
+  // The authority ends at '?' or '#': a slash in the query is no path.
+  EXPECT_EQ(OriginForm("http://h:1?r=/healthz"), "/");
+  EXPECT_EQ(OriginForm("http://h#/healthz"), "/");
+  EXPECT_EQ(OriginForm("*"), "*");
+  EXPECT_EQ(OriginForm("ftp://h/healthz"), "ftp://h/healthz");
+}
+
 TEST(HttpWireTest, ParserErrorsAreJsonErrorsAndTransportErrorsAreNot) {
   HttpServerOptions options;
   auto headers = MalformedRequestResponse(options, http::error::header_limit);

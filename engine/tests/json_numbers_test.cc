@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <string>
+
 namespace catchall {
 namespace {
 
@@ -26,6 +28,8 @@ TEST(FitOutOfRangeNumbersTest, WritesIntegersBeyond64BitsAsFloats) {
 TEST(FitOutOfRangeNumbersTest, WritesFloatsBeyondADoubleAsTheLargestDouble) {
   EXPECT_EQ(FitOutOfRangeNumbers("1e400"), "1.7976931348623157e308");
   EXPECT_EQ(FitOutOfRangeNumbers("-1.8e308"), "-1.7976931348623157e308");
+  EXPECT_EQ(FitOutOfRangeNumbers("1" + std::string(400, '0')), "1.7976931348623157e308");
+  EXPECT_EQ(FitOutOfRangeNumbers("[-1" + std::string(400, '0') + "]"), "[-1.7976931348623157e308]");
   EXPECT_EQ(FitOutOfRangeNumbers(R"([{"domain":"a.com","x":1e999,"ts":2E+400},0.5])"),
             R"([{"domain":"a.com","x":1.7976931348623157e308,"ts":1.7976931348623157e308},0.5])");
 }

@@ -133,7 +133,7 @@ TEST(CliTest, AnUnknownCommandIsNamed) {
 TEST(CliTest, AMalformedBrokerAddressIsRefusedBeforeAnyConnection) {
   std::string out;
   for (std::string brokers :
-       {"127.0.0.1:99999", "127.0.0.1:notaport", "127.0.0.1:9092,", ":9092"}) {
+       {"127.0.0.1:99999", "127.0.0.1:notaport", "127.0.0.1:9092,k2:0", ":9092"}) {
     EXPECT_EQ(RunBinary({"ingest", "--brokers", brokers}, &out, std::chrono::seconds(20)), 1)
         << brokers;
     EXPECT_THAT(out, HasSubstr("kafka.brokers: '")) << brokers << ": " << out;

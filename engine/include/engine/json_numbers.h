@@ -16,8 +16,8 @@ namespace catchall {
 
 // Returns a copy of `json` in which every integer literal outside the 64-bit
 // range ([-2^63, 2^64 - 1]) is written as a float literal (".0" appended), so
-// that it reads as the nearest double, and every float literal beyond a
-// double's range as the largest double of its sign; nullopt when `json` has
+// that it reads as the nearest double, and every literal beyond a double's
+// range (1e400, or 400 digits) as the largest double of its sign; nullopt when `json` has
 // no such literal. Only text outside strings is touched; the rest is copied
 // as is, malformed input included (the parser then reports it).
 std::optional<std::string> FitOutOfRangeNumbers(std::string_view json);
