@@ -225,6 +225,10 @@ Status ValidateConfig(const Config& c) {
     return Status::InvalidArgument(fmt::format("{}: {}", key, why));
   };
   if (c.partitions < 1 || c.partitions > 4096) return bad("log.partitions", "must be 1..4096");
+  // Each is a thread with its own io_context; thousands only cost memory.
+  if (c.http_threads < 0 || c.http_threads > 256) {
+    return bad("server.http_threads", "must be 0..256 (0: half the cores)");
+  }
   if (c.write_buffer_mb < 1 || c.write_buffer_mb > 4096) {
     return bad("storage.write_buffer_mb", "must be 1..4096");
   }

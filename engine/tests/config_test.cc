@@ -319,6 +319,13 @@ TEST_F(ConfigTest, ValidateConfigNamesTheBadKey) {
   c = Config{};
   c.max_lookup_domains = 0;
   EXPECT_THAT(ValidateConfig(c).message(), HasSubstr("query.max_lookup_domains"));
+  c = Config{};
+  c.http_threads = 257;
+  EXPECT_THAT(ValidateConfig(c).message(), HasSubstr("server.http_threads"));
+  c.http_threads = -1;
+  EXPECT_THAT(ValidateConfig(c).message(), HasSubstr("server.http_threads"));
+  c.http_threads = 256;
+  EXPECT_TRUE(ValidateConfig(c).ok());
 }
 
 TEST_F(ConfigTest, BrokerAddressesAreCheckedAsLibrdkafkaReadsThem) {
