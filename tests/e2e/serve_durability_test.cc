@@ -3,6 +3,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <random>
 #include <string>
 #include <thread>
@@ -142,6 +143,92 @@ TEST(ServeDurabilityTest, KillNineMidLoadThenRetryCountsEveryEventExactlyOnce) {
     EXPECT_EQ(v.delivered, counts.first) << domain;
     EXPECT_EQ(v.bounced, counts.second) << domain;
   }
+}
+
+// The same for batches large enough to be parsed off the I/O thread
+// (ingest.offload_batch_bytes): a batch answered 200 is durable whatever
+// thread appended it, and one left unanswered by the kill is either all
+// there or not at all; its retry (same ids) makes every count exact.
+TEST(ServeDurabilityTest, KillNineDuringLargeBatchesThenRetryCountsEveryEventExactlyOnce) {
+  TempDir data;
+  constexpr int kItems = 3000;  // ~200 KB per batch: above the 64 KiB offload size
+  struct Batch {
+    std::vector<SentEvent> events;
+    std::string body;
+    int status = 0;
+  };
+  auto make_batch = [](int thread, int n) {
+    Batch b;
+    b.body = "[";
+    for (int i = 0; i < kItems; ++i) {
+      SentEvent e{
+          "bigbatch-" + std::to_string((thread * 7 + n + i) % 10) + ".example", (i % 3) == 0,
+          "bb-" + std::to_string(thread) + "-" + std::to_string(n) + "-" + std::to_string(i)};
+      b.body += (i ? "," : "");
+      b.body += R"({"domain":")" + e.domain + R"(","type":")" +
+                (e.bounce ? "bounced" : "delivered") + R"(","id":")" + e.id + R"("})";
+      b.events.push_back(std::move(e));
+    }
+    b.body += "]";
+    return b;
+  };
+  std::vector<std::vector<Batch>> sent(2);
+  {
+    ServerProcess server(ServeArgs(data.path()));
+    ASSERT_TRUE(server.WaitReady());
+    std::atomic<int> acked{0};
+    std::atomic<bool> stop{false};
+    std::vector<std::thread> posters;
+    for (int t = 0; t < 2; ++t) {
+      posters.emplace_back([&, t] {
+        HttpClient client(server.port(), std::chrono::seconds(30), /*retry_closed=*/false);
+        for (int n = 0; !stop.load(); ++n) {
+          Batch b = make_batch(t, n);
+          b.status = client.Post("/events", b.body).status;
+          if (b.status == 200) ++acked;
+          bool gone = b.status == 0;
+          sent[t].push_back(std::move(b));
+          if (gone) break;
+        }
+      });
+    }
+    bool enough = WaitUntil([&] { return acked.load() >= 6; }, 60s, "6 acknowledged batches",
+                            {&server}, std::chrono::milliseconds(1));
+    server.Kill();
+    stop = true;
+    for (auto& p : posters) p.join();
+    ASSERT_TRUE(enough);
+  }
+  std::vector<SentEvent> acked_events;
+  std::vector<SentEvent> unanswered_events;
+  std::vector<const Batch*> unanswered;
+  for (const auto& batches : sent) {
+    for (const Batch& b : batches) {
+      ASSERT_TRUE(b.status == 200 || b.status == 0) << b.status;
+      auto& into = b.status == 200 ? acked_events : unanswered_events;
+      into.insert(into.end(), b.events.begin(), b.events.end());
+      if (b.status != 200) unanswered.push_back(&b);
+    }
+  }
+  ServerProcess server(ServeArgs(data.path()));
+  ASSERT_TRUE(server.WaitReady());
+  HttpClient client(server.port());
+  Counts expected = Tally(acked_events);
+  Counts maybe = Tally(unanswered_events);
+  for (const auto& [domain, counts] : expected) {
+    DomainView v = GetDomain(client, domain);
+    EXPECT_GE(v.delivered, counts.first) << domain;
+    EXPECT_GE(v.bounced, counts.second) << domain;
+    EXPECT_LE(v.delivered, counts.first + maybe[domain].first) << domain;
+    EXPECT_LE(v.bounced, counts.second + maybe[domain].second) << domain;
+  }
+  for (const Batch* b : unanswered) {
+    HttpResult r = client.Post("/events", b->body);
+    ASSERT_EQ(r.status, 200) << r.body;
+    acked_events.insert(acked_events.end(), b->events.begin(), b->events.end());
+  }
+  std::string diff;
+  EXPECT_TRUE(WaitForAllCounts(client, Tally(acked_events), 30s, &diff)) << diff << server.Output();
 }
 
 }  // namespace
