@@ -83,6 +83,13 @@ bool Matches(std::string_view path, std::string_view prefix) {
 }
 }  // namespace
 
+namespace {
+HttpResponse NotFound(std::string_view path) {
+  return HttpResponse::Error(404, "not_found",
+                             fmt::format("no such path: {}", path.substr(0, 200)));
+}
+}  // namespace
+
 void HttpRouter::Handle(const HttpRequest& request, Responder respond) const {
   std::string_view path = request.path();
   for (const Route& r : routes_) {
@@ -97,8 +104,15 @@ void HttpRouter::Handle(const HttpRequest& request, Responder respond) const {
       return;
     }
   }
-  respond(
-      HttpResponse::Error(404, "not_found", fmt::format("no such path: {}", path.substr(0, 200))));
+  respond(NotFound(path));
+}
+
+std::optional<HttpResponse> HttpRouter::Refusal(const HttpRequest& request) const {
+  std::string_view path = request.path();
+  for (const Route& r : routes_) {
+    if (Matches(path, r.prefix)) return gate_ ? gate_(request, r.prefix) : std::nullopt;
+  }
+  return NotFound(path);
 }
 
 std::string_view HttpRouter::RouteLabel(std::string_view path) const {

@@ -411,6 +411,15 @@ class Session final : public SessionBase {
       // curl and others wait for this before sending a large body. Not for
       // a request without a body to wait for, and never to an HTTP/1.0
       // client, which must ignore the expectation (RFC 9110, 10.1.1).
+      // Nor when the answer is known without the body (an unknown path, a
+      // missing API key): it is sent at once, and the connection closed
+      // rather than the unasked-for body read.
+      HttpRequest headers_only = ToHttpRequest(req, std::chrono::steady_clock::now());
+      if (head_) headers_only.method = HttpMethod::kGet;
+      if (auto refusal = server_->router->Refusal(headers_only)) {
+        keep_alive_ = false;
+        return DoWrite(std::move(*refusal));
+      }
       static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
       return Write(kContinue, std::chrono::steady_clock::now(), [this](beast::error_code wec) {
         if (wec) return DoClose();

@@ -523,6 +523,20 @@ TEST_F(HttpServerTest, AnEmptyLineArrivingAloneBeforeTheNextRequestIsIgnored) {
   EXPECT_EQ(second.body(), "GET /echo/b [] x-test=");
 }
 
+// The answer to an unknown path is known without the body: it comes at
+// once, not after a 100 Continue and an upload.
+TEST_F(HttpServerTest, ExpectContinueToAnUnknownPathIsAnswered404WithoutA100) {
+  Start(DefaultOptions());
+  auto client = Connect();
+  ASSERT_FALSE(client->WriteRaw(
+      "POST /nope HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 100000\r\n\r\n"));
+  Response r;
+  ASSERT_FALSE(client->Read(&r));
+  EXPECT_EQ(r.result_int(), 404);
+  EXPECT_FALSE(r.keep_alive());
+  EXPECT_TRUE(client->WaitForClose());
+}
+
 TEST_F(HttpServerTest, ShutdownLetsASlowRequestFinish) {
   Start(DefaultOptions());
   auto slow = Connect();

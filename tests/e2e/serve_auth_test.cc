@@ -89,6 +89,27 @@ TEST_F(ServeAuthTest, MissingOrUnknownKeyIs401WithWwwAuthenticateAndJson) {
   }
 }
 
+// A client that waits for 100 Continue before a large body (curl does,
+// above 1 MB) learns of a missing key at once, without sending the body.
+TEST_F(ServeAuthTest, AnExpectContinueRequestWithoutAKeyIs401WithoutA100) {
+  bool closed = false;
+  std::string reply =
+      RawExchange(server_->port(),
+                  "POST /events HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+                  "Content-Type: application/json\r\nContent-Length: 5000000\r\n\r\n",
+                  std::chrono::seconds(5), &closed);
+  EXPECT_THAT(reply, ::testing::StartsWith("HTTP/1.1 401")) << reply;
+  EXPECT_THAT(reply, HasSubstr("\"code\":\"missing_api_key\""));
+  EXPECT_THAT(reply, Not(HasSubstr("100 Continue")));
+  EXPECT_TRUE(closed) << "the body was never asked for: the connection must close";
+  // With the key, the same request gets its 100.
+  reply = RawExchange(server_->port(),
+                      "POST /events HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nAuthorization: "
+                      "Bearer ingest-key\r\nContent-Length: 2\r\n\r\n",
+                      std::chrono::milliseconds(500));
+  EXPECT_THAT(reply, ::testing::StartsWith("HTTP/1.1 100 Continue")) << reply;
+}
+
 TEST_F(ServeAuthTest, WrongScopeIs403WithJson) {
   HttpResult r = client_->Request("GET", "/domains/a.example", {}, Bearer("ingest-key"));
   ExpectJsonError(r, 403, "insufficient_scope");

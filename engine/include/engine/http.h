@@ -78,6 +78,11 @@ class HttpRouter {
   // the plain 404. Without a gate, Handle costs one branch more.
   void SetGate(HttpGate gate) { gate_ = std::move(gate); }
   void Handle(const HttpRequest& request, Responder respond) const;
+  // What Handle would answer `request` without its handler: the 404 of an
+  // unmatched path, or the gate's refusal; nullopt if the handler would
+  // run. For a request whose body has not been read yet (the server then
+  // answers without asking for the body with `100 Continue`).
+  std::optional<HttpResponse> Refusal(const HttpRequest& request) const;
   // Low-cardinality label for metrics: the mounted prefix, or "other".
   std::string_view RouteLabel(std::string_view path) const;
   // Index of RouteLabel in [0, RouteCount()].
