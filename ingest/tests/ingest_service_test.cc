@@ -203,6 +203,7 @@ TEST_F(IngestServiceTest, StopRunsEveryOffloadedBatchBeforeReturning) {
   // Enough that the thread is still busy when the last is queued.
   std::string large = BatchOf(2000, "queued.com");
   std::vector<Captured*> answers;
+  answers.reserve(50);
   for (int i = 0; i < 50; ++i) answers.push_back(Post(large));
   service_->Stop();
   ASSERT_EQ(appender_.calls.size(), 50u);

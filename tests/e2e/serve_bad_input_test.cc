@@ -196,7 +196,7 @@ TEST_F(ServeBadInputTest, ATransferCodingOtherThanChunkedIs501AndStoresNothing) 
 
 // RFC 9112, 3.2: an HTTP/1.1 request carries exactly one Host.
 TEST_F(ServeBadInputTest, AnHttp11RequestWithoutExactlyOneHostIs400AndIsNotCounted) {
-  for (std::string headers : {std::string(""), std::string("Host: a\r\nHost: b\r\n")}) {
+  for (const std::string& headers : {std::string(""), std::string("Host: a\r\nHost: b\r\n")}) {
     bool closed = false;
     std::string reply = RawExchange(
         server_->port(), "PUT /events/hostless.example/bounced HTTP/1.1\r\n" + headers + "\r\n",

@@ -179,6 +179,7 @@ TEST(ServeDurabilityTest, KillNineDuringLargeBatchesThenRetryCountsEveryEventExa
     std::atomic<int> acked{0};
     std::atomic<bool> stop{false};
     std::vector<std::thread> posters;
+    posters.reserve(2);
     for (int t = 0; t < 2; ++t) {
       posters.emplace_back([&, t] {
         HttpClient client(server.port(), std::chrono::seconds(30), /*retry_closed=*/false);

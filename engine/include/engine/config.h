@@ -62,7 +62,7 @@ struct Config {
   uint64_t fetch_wait_ms = 5;
   // [ingest]
   uint64_t max_batch_items = 100000;
-  uint64_t offload_batch_bytes = 64 * 1024;
+  uint64_t offload_batch_bytes = uint64_t{64} * 1024;
   // [aggregate]
   uint64_t catchall_threshold = 1000;
   uint64_t commit_interval_ms = 100;

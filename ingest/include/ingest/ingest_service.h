@@ -38,7 +38,7 @@ struct IngestOptions {
   // HTTP I/O thread, which serves every other connection of its share
   // meanwhile): one 16 MB batch took ~0.5 s there, and held up every
   // request behind it. 0: every batch on the caller's thread.
-  size_t offload_batch_bytes = 64 * 1024;
+  size_t offload_batch_bytes = size_t{64} * 1024;
 };
 
 class IngestService {
