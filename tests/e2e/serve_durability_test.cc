@@ -24,6 +24,20 @@ std::vector<std::string> ServeArgs(const std::string& dir) {
   return {"serve", "--data-dir", dir, "--partitions", "4"};
 }
 
+// After a kill -9 and a restart, before any retry: each domain of `acked`
+// counts every acknowledged event, and at most the unanswered ones on top.
+void ExpectAckedAndAtMostTheUnanswered(HttpClient& client, const std::vector<SentEvent>& acked,
+                                       const std::vector<SentEvent>& unanswered) {
+  Counts maybe = Tally(unanswered);
+  for (const auto& [domain, counts] : Tally(acked)) {
+    DomainView v = GetDomain(client, domain);
+    EXPECT_GE(v.delivered, counts.first) << domain;
+    EXPECT_GE(v.bounced, counts.second) << domain;
+    EXPECT_LE(v.delivered, counts.first + maybe[domain].first) << domain;
+    EXPECT_LE(v.bounced, counts.second + maybe[domain].second) << domain;
+  }
+}
+
 TEST(ServeDurabilityTest, CountsSurviveARestart) {
   TempDir data;
   {
@@ -120,15 +134,7 @@ TEST(ServeDurabilityTest, KillNineMidLoadThenRetryCountsEveryEventExactlyOnce) {
 
   // Before any retry: every acknowledged event is there, and at most the
   // unanswered ones on top.
-  Counts expected = Tally(acked);
-  Counts maybe = Tally(unanswered);
-  for (const auto& [domain, counts] : expected) {
-    DomainView v = GetDomain(client, domain);
-    EXPECT_GE(v.delivered, counts.first) << domain;
-    EXPECT_GE(v.bounced, counts.second) << domain;
-    EXPECT_LE(v.delivered, counts.first + maybe[domain].first) << domain;
-    EXPECT_LE(v.bounced, counts.second + maybe[domain].second) << domain;
-  }
+  ExpectAckedAndAtMostTheUnanswered(client, acked, unanswered);
 
   // Retry what was not answered, with the same keys; then counts are exact.
   for (const SentEvent& e : unanswered) {
@@ -214,15 +220,7 @@ TEST(ServeDurabilityTest, KillNineDuringLargeBatchesThenRetryCountsEveryEventExa
   ServerProcess server(ServeArgs(data.path()));
   ASSERT_TRUE(server.WaitReady());
   HttpClient client(server.port());
-  Counts expected = Tally(acked_events);
-  Counts maybe = Tally(unanswered_events);
-  for (const auto& [domain, counts] : expected) {
-    DomainView v = GetDomain(client, domain);
-    EXPECT_GE(v.delivered, counts.first) << domain;
-    EXPECT_GE(v.bounced, counts.second) << domain;
-    EXPECT_LE(v.delivered, counts.first + maybe[domain].first) << domain;
-    EXPECT_LE(v.bounced, counts.second + maybe[domain].second) << domain;
-  }
+  ExpectAckedAndAtMostTheUnanswered(client, acked_events, unanswered_events);
   for (const Batch* b : unanswered) {
     HttpResult r = client.Post("/events", b->body);
     ASSERT_EQ(r.status, 200) << r.body;
