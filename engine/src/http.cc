@@ -81,9 +81,7 @@ bool Matches(std::string_view path, std::string_view prefix) {
   return path.size() >= prefix.size() && path.substr(0, prefix.size()) == prefix &&
          (path.size() == prefix.size() || path[prefix.size()] == '/');
 }
-}  // namespace
 
-namespace {
 HttpResponse NotFound(std::string_view path) {
   return HttpResponse::Error(404, "not_found",
                              fmt::format("no such path: {}", path.substr(0, 200)));
@@ -92,34 +90,27 @@ HttpResponse NotFound(std::string_view path) {
 
 void HttpRouter::Handle(const HttpRequest& request, Responder respond) const {
   std::string_view path = request.path();
-  for (const Route& r : routes_) {
-    if (Matches(path, r.prefix)) {
-      if (gate_) {
-        if (std::optional<HttpResponse> refusal = gate_(request, r.prefix)) {
-          respond(std::move(*refusal));
-          return;
-        }
-      }
-      r.handler(request, std::move(respond));
-      return;
+  size_t i = RouteIndex(path);
+  if (i == routes_.size()) return respond(NotFound(path));
+  const Route& r = routes_[i];
+  if (gate_) {
+    if (std::optional<HttpResponse> refusal = gate_(request, r.prefix)) {
+      return respond(std::move(*refusal));
     }
   }
-  respond(NotFound(path));
+  r.handler(request, std::move(respond));
 }
 
 std::optional<HttpResponse> HttpRouter::Refusal(const HttpRequest& request) const {
   std::string_view path = request.path();
-  for (const Route& r : routes_) {
-    if (Matches(path, r.prefix)) return gate_ ? gate_(request, r.prefix) : std::nullopt;
-  }
-  return NotFound(path);
+  size_t i = RouteIndex(path);
+  if (i == routes_.size()) return NotFound(path);
+  return gate_ ? gate_(request, routes_[i].prefix) : std::nullopt;
 }
 
 std::string_view HttpRouter::RouteLabel(std::string_view path) const {
-  for (const Route& r : routes_) {
-    if (Matches(path, r.prefix)) return r.prefix;
-  }
-  return "other";
+  size_t i = RouteIndex(path);
+  return i == routes_.size() ? std::string_view("other") : routes_[i].prefix;
 }
 
 size_t HttpRouter::RouteIndex(std::string_view path) const {
