@@ -9,10 +9,12 @@
 #include <rocksdb/merge_operator.h>
 #include <rocksdb/options.h>
 #include <rocksdb/rate_limiter.h>
+#include <rocksdb/sst_file_writer.h>
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <filesystem>
 #include <mutex>
@@ -180,6 +182,7 @@ class RocksKvStore final : public KvStore {
   Status MultiGet(Column column, const std::vector<std::string_view>& keys,
                   std::vector<std::optional<std::string>>* values) const override;
   Status Write(KvWriteBatch* batch) override;
+  Status IngestSorted(const std::vector<SortedRun>& runs) override;
   Status WriteHealth() const override {
     std::lock_guard<std::mutex> lock(failure_mu_);
     return write_failure_;
@@ -206,6 +209,9 @@ class RocksKvStore final : public KvStore {
   std::shared_ptr<rocksdb::Cache> cache_;
   std::shared_ptr<WriteStallListener> stalls_;
   bool sync_ = false;
+  // Where IngestSorted writes its table files before RocksDB takes them.
+  std::string ingest_dir_;
+  std::atomic<uint64_t> ingest_files_{0};
   mutable std::mutex failure_mu_;
   Status write_failure_;  // GUARDED_BY(failure_mu_)
 };
@@ -362,6 +368,11 @@ Status RocksKvStore::Open(const KvStoreOptions& options, std::unique_ptr<KvStore
   // handles[0] is "default", which we do not use.
   rep->db_->DestroyColumnFamilyHandle(handles[0]).PermitUncheckedError();
   rep->handles_.assign(handles.begin() + 1, handles.end());
+  // Table files of an ingest that did not finish (a crash, a full disk)
+  // are of no use: nothing refers to them. Only now, holding the store's
+  rep->ingest_dir_ = (std::filesystem::path(options.path) / "ingest").string();
+  // lock, may they be removed. (The directory is made when first used.)
+  std::filesystem::remove_all(rep->ingest_dir_, ec);
   *store = std::move(rep);
   return Status::Ok();
 }
@@ -422,6 +433,50 @@ Status RocksKvStore::Write(KvWriteBatch* batch) {
                                        s.message()));
     }
   }
+  return s;
+}
+
+Status RocksKvStore::IngestSorted(const std::vector<SortedRun>& runs) {
+  CATCHALL_RETURN_IF_ERROR(WriteHealth());
+  std::error_code ec;
+  std::filesystem::create_directories(ingest_dir_, ec);
+  if (ec) return Status::IoError(fmt::format("cannot create '{}': {}", ingest_dir_, ec.message()));
+  std::vector<rocksdb::IngestExternalFileArg> args;
+  std::vector<std::string> written;
+  auto remove_written = [&] {
+    for (const std::string& f : written) std::filesystem::remove(f, ec);
+  };
+  for (const SortedRun& run : runs) {
+    if (run.entries.empty()) continue;  // a table file cannot be empty
+    rocksdb::ColumnFamilyHandle* cf = Cf(run.column);
+    // The column's own options, so the file is compressed and filtered as
+    // its flushes would be.
+    rocksdb::SstFileWriter writer(rocksdb::EnvOptions(), db_->GetOptions(cf), cf);
+    std::string file = fmt::format("{}/{}.sst", ingest_dir_, ingest_files_.fetch_add(1));
+    rocksdb::Status s = writer.Open(file);
+    if (s.ok()) written.push_back(file);
+    for (size_t i = 0; s.ok() && i < run.entries.size(); ++i) {
+      const auto& [key, value] = run.entries[i];
+      s = value ? writer.Put(ToSlice(key), ToSlice(*value)) : writer.Delete(ToSlice(key));
+    }
+    if (s.ok()) s = writer.Finish();
+    if (!s.ok()) {
+      remove_written();
+      return FromRocks(s);
+    }
+    rocksdb::IngestExternalFileArg arg;
+    arg.column_family = cf;
+    arg.external_files = {file};
+    // RocksDB links the file into the store and removes ours; the file's
+    // sequence number lives in the store's manifest, not rewritten into it.
+    arg.options.move_files = true;
+    arg.options.write_global_seqno = false;
+    args.push_back(std::move(arg));
+  }
+  if (args.empty()) return Status::Ok();
+  // All columns' files in one version edit: atomic across them.
+  Status s = FromRocks(db_->IngestExternalFiles(args));
+  if (!s.ok()) remove_written();
   return s;
 }
 

@@ -193,6 +193,10 @@ Status FaultInjectionKvStore::Write(KvWriteBatch* batch) {
   return Around(injector_, FaultPoint::kStoreWrite, [&] { return base_->Write(batch); });
 }
 
+Status FaultInjectionKvStore::IngestSorted(const std::vector<SortedRun>& runs) {
+  return Around(injector_, FaultPoint::kStoreWrite, [&] { return base_->IngestSorted(runs); });
+}
+
 Status FaultInjectionKvStore::Flush() {
   CATCHALL_RETURN_IF_ERROR(Dead(injector_));
   return base_->Flush();
@@ -213,6 +217,9 @@ class OwningFaultInjectionKvStore final : public KvStore {
     return twin_.MultiGet(c, k, v);
   }
   Status Write(KvWriteBatch* b) override { return twin_.Write(b); }
+  Status IngestSorted(const std::vector<SortedRun>& runs) override {
+    return twin_.IngestSorted(runs);
+  }
   Status WriteHealth() const override { return twin_.WriteHealth(); }
   std::unique_ptr<KvIterator> NewIterator(Column c, std::string lower,
                                           std::string upper) const override {

@@ -32,7 +32,7 @@
 namespace catchall::testing {
 
 enum class FaultPoint {
-  kStoreWrite,  // KvStore::Write of a FaultInjectionKvStore
+  kStoreWrite,  // KvStore::Write or IngestSorted of a FaultInjectionKvStore
   kStoreRead,   // KvStore::Get and MultiGet of a FaultInjectionKvStore
   kJoin,        // GroupLog::Join
   kPoll,        // LogConsumer::Poll (rebalance callbacks run inside)
@@ -108,6 +108,8 @@ class FaultInjectionKvStore final : public KvStore {
   Status MultiGet(Column column, const std::vector<std::string_view>& keys,
                   std::vector<std::optional<std::string>>* values) const override;
   Status Write(KvWriteBatch* batch) override;
+  // A write too (FaultPoint::kStoreWrite).
+  Status IngestSorted(const std::vector<SortedRun>& runs) override;
   Status WriteHealth() const override { return base_->WriteHealth(); }
   std::unique_ptr<KvIterator> NewIterator(Column column, std::string lower,
                                           std::string upper) const override {

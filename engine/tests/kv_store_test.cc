@@ -395,6 +395,55 @@ TEST_F(KvStoreTest, ReopenPersistsEverything) {
   EXPECT_EQ(Get(log_, "l"), "2");
 }
 
+// An ingest lands over what the memtables and earlier files hold, deletes
+// what it says to, leaves other keys alone, and outlives a reopen.
+TEST_F(KvStoreTest, IngestedRunsReplaceAndDeleteAcrossColumnsAndPersist) {
+  Open();
+  Put(plain_, "a", "old-a");
+  Put(plain_, "b", "old-b");
+  Put(plain_, "z", "untouched");
+  Put(log_, "0", "old-offset");
+  ASSERT_TRUE(store_->Flush().ok());
+  Put(plain_, "c", "in-memtable");
+  SortedRun values{plain_, {{"a", "new-a"}, {"b", std::nullopt}, {"c", "new-c"}, {"d", "new-d"}}};
+  SortedRun offsets{log_, {{"0", "new-offset"}}};
+  Status s = store_->IngestSorted({values, offsets});
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  auto expect_ingested = [&] {
+    EXPECT_EQ(Get(plain_, "a"), "new-a");
+    EXPECT_EQ(Get(plain_, "b"), "<not found>");
+    EXPECT_EQ(Get(plain_, "c"), "new-c");
+    EXPECT_EQ(Get(plain_, "d"), "new-d");
+    EXPECT_EQ(Get(plain_, "z"), "untouched");
+    EXPECT_EQ(Get(log_, "0"), "new-offset");
+  };
+  expect_ingested();
+  // RocksDB took the file: nothing of the ingest is left beside the store.
+  EXPECT_TRUE(std::filesystem::is_empty(dir_.path() + "/db/ingest"));
+  // Later writes land over the ingested values.
+  Put(plain_, "a", "newest-a");
+  EXPECT_EQ(Get(plain_, "a"), "newest-a");
+  Put(plain_, "a", "new-a");
+  Open();
+  expect_ingested();
+}
+
+// Keys out of order make the whole ingest fail: no column changes.
+TEST_F(KvStoreTest, AnIngestThatFailsChangesNothing) {
+  Open();
+  Put(plain_, "a", "kept");
+  SortedRun offsets{log_, {{"0", "moved"}}};
+  SortedRun unsorted{plain_, {{"b", "1"}, {"a", "2"}}};
+  Status s = store_->IngestSorted({offsets, unsorted});
+  EXPECT_FALSE(s.ok());
+  EXPECT_EQ(Get(plain_, "a"), "kept");
+  EXPECT_EQ(Get(plain_, "b"), "<not found>");
+  EXPECT_EQ(Get(log_, "0"), "<not found>");
+  EXPECT_TRUE(std::filesystem::is_empty(dir_.path() + "/db/ingest"));
+  // Empty runs are nothing to do.
+  EXPECT_TRUE(store_->IngestSorted({SortedRun{plain_, {}}}).ok());
+}
+
 TEST_F(KvStoreTest, SyncWritesPersist) {
   KvStoreOptions options = Options();
   options.sync_writes = true;

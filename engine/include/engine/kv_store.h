@@ -14,6 +14,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "engine/status.h"
@@ -106,6 +107,13 @@ class KvWriteBatch {
   std::unique_ptr<Rep> rep_;
 };
 
+// Changes to one column in key order, for KvStore::IngestSorted.
+struct SortedRun {
+  Column column;
+  // Keys strictly ascending (bytewise); an empty optional deletes the key.
+  std::vector<std::pair<std::string_view, std::optional<std::string_view>>> entries;
+};
+
 // Forward iterator over one column within [lower, upper). Not thread-safe.
 class KvIterator {
  public:
@@ -145,6 +153,15 @@ class KvStore {
   // write-ahead log that failed (facebook/rocksdb#11643), and writing to it
   // again aborts the process.
   virtual Status Write(KvWriteBatch* batch) = 0;
+  // Writes each run as a table file and adds them all to the store in one
+  // step, atomic across columns and crashes: afterwards every reader sees
+  // all of the runs, or (on an error) none. The runs replace what the store
+  // held for their keys, like a Write of the same changes, but skip the
+  // memtables and the write-ahead log: the cost per key is a sort the
+  // caller did and a sequential file write, not a skip-list insert. For
+  // large runs (hundreds of thousands of keys); each call adds a file to
+  // level 0 for compactions to merge.
+  virtual Status IngestSorted(const std::vector<SortedRun>& runs) = 0;
   // OK, or the disk error that stopped writes until the process restarts.
   virtual Status WriteHealth() const = 0;
   // `lower`/`upper` bound the iteration (empty: unbounded).
