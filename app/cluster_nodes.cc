@@ -209,9 +209,12 @@ Status QueryNode::Open() {
   ExportStoreMetrics(store_.get(), metrics());
   std::unique_ptr<LogReader> reader;
   CATCHALL_RETURN_IF_ERROR(CreateKafkaReader(KafkaOptionsFor(c, "query"), c.status_topic, &reader));
-  materializer_ =
-      std::make_unique<StatusMaterializer>(std::move(reader), c.status_topic, store_.get(),
-                                           metrics(), [this] { return disk_->Check(); });
+  MaterializerOptions materializer;
+  materializer.checkpoint_domains = c.checkpoint_domains;
+  materializer.checkpoint_interval = std::chrono::seconds(c.checkpoint_interval_s);
+  materializer_ = std::make_unique<StatusMaterializer>(
+      std::move(reader), c.status_topic, store_.get(), metrics(), [this] { return disk_->Check(); },
+      materializer);
   CATCHALL_RETURN_IF_ERROR(materializer_->Start());
   query_ = std::make_unique<QueryService>(QueryOptions{c.catchall_threshold, c.max_lookup_domains},
                                           materializer_.get(), metrics());

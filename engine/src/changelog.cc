@@ -103,7 +103,7 @@ std::string IdKey(std::string_view domain, std::string_view id) {
   return key;
 }
 
-ChangelogEffect ChangelogApplier::Apply(const ConsumedRecord& record, KvWriteBatch* batch) const {
+ChangelogEffect DecodeChangelogRecord(const ConsumedRecord& record, DomainCounts* counts) {
   ChangelogEffect effect;
   if (record.key == kChangelogCheckpointKey) {
     Result<int64_t> through = ParseChangelogCheckpointJson(record.value);
@@ -116,17 +116,24 @@ ChangelogEffect ChangelogApplier::Apply(const ConsumedRecord& record, KvWriteBat
     return effect;
   }
   if (record.value.empty()) {
-    batch->Delete(counts_, record.key);
     effect.kind = ChangelogEffect::kDelete;
     return effect;
   }
-  Result<DomainCounts> counts = ParseDomainStatusJson(record.value);
-  if (!counts.ok()) {
-    effect.problem = counts.status().message();
+  Result<DomainCounts> parsed = ParseDomainStatusJson(record.value);
+  if (!parsed.ok()) {
+    effect.problem = parsed.status().message();
     return effect;
   }
-  batch->Put(counts_, record.key, EncodeCounts(*counts));
+  *counts = *parsed;
   effect.kind = ChangelogEffect::kPut;
+  return effect;
+}
+
+ChangelogEffect ChangelogApplier::Apply(const ConsumedRecord& record, KvWriteBatch* batch) const {
+  DomainCounts counts;
+  ChangelogEffect effect = DecodeChangelogRecord(record, &counts);
+  if (effect.kind == ChangelogEffect::kDelete) batch->Delete(counts_, record.key);
+  if (effect.kind == ChangelogEffect::kPut) batch->Put(counts_, record.key, EncodeCounts(counts));
   return effect;
 }
 

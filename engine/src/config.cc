@@ -264,6 +264,8 @@ Status ValidateConfig(const Config& c) {
     return bad("aggregate.standby_replicas", "must be 0..16");
   }
   if (c.max_lookup_domains < 1) return bad("query.max_lookup_domains", "must be positive");
+  if (c.checkpoint_domains < 1) return bad("query.checkpoint_domains", "must be positive");
+  if (c.checkpoint_interval_s < 1) return bad("query.checkpoint_interval_s", "must be positive");
   if (c.max_pending_mb < 1) return bad("log.max_pending_mb", "must be positive");
   // Upper bounds where the value is converted to something narrower: a
   // 32-bit header limit in Beast, std::chrono durations (signed 64-bit, in
@@ -292,6 +294,8 @@ Status ValidateConfig(const Config& c) {
       {"log.fetch_wait_ms", c.fetch_wait_ms, 50},
       {"aggregate.commit_interval_ms", c.commit_interval_ms, kDayMs},
       {"aggregate.idempotency_window_s", c.idempotency_window_s, kYearS},
+      {"query.checkpoint_domains", c.checkpoint_domains, uint64_t{1} << 32},
+      {"query.checkpoint_interval_s", c.checkpoint_interval_s, kYearS},
       {"kafka.timeout_ms", c.kafka_timeout_ms, 300000},  // librdkafka's socket.timeout.ms
   };
   for (const auto& l : limits) {

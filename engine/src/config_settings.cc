@@ -195,6 +195,16 @@ std::vector<Setting> MakeSettings() {
                           &Config::ids_log_batches));
   s.push_back(U64Setting("query.max_lookup_domains", "most domains in one batch lookup",
                          &Config::max_lookup_domains));
+  s.push_back(U64Setting("query.checkpoint_domains",
+                         "cluster mode: the query node holds up to this many changed domains in "
+                         "memory (~120 bytes each, twice while it writes them) before it writes "
+                         "them to its store",
+                         &Config::checkpoint_domains));
+  s.push_back(U64Setting("query.checkpoint_interval_s",
+                         "cluster mode: the query node also writes them this many seconds after "
+                         "its last checkpoint; bounds what it re-reads from the changelog after "
+                         "a restart",
+                         &Config::checkpoint_interval_s));
   s.push_back(StringSetting("kafka.brokers",
                             "bootstrap brokers HOST:PORT,...; empty means embedded mode",
                             &Config::brokers));

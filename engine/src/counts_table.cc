@@ -4,11 +4,15 @@
 
 namespace catchall {
 
+void AppendEncodedCounts(const DomainCounts& counts, std::string* out) {
+  PutFixed64(out, counts.delivered);
+  PutFixed64(out, counts.bounced);
+}
+
 std::string EncodeCounts(const DomainCounts& counts) {
   std::string v;
   v.reserve(16);
-  PutFixed64(&v, counts.delivered);
-  PutFixed64(&v, counts.bounced);
+  AppendEncodedCounts(counts, &v);
   return v;
 }
 

@@ -12,6 +12,7 @@
 #include "engine/counts_table.h"
 #include "engine/domain_status.h"
 #include "engine/metrics.h"
+#include "recent_counts.h"
 
 namespace catchall {
 
@@ -35,38 +36,43 @@ class MaterializerProbe {
                     .Help("Approximate number of domains materialized")
                     .Register(r)
                     .Add({});
+    unsaved_ = &prometheus::BuildGauge()
+                    .Name("catchall_query_unsaved_domains")
+                    .Help("Domains changed since the last checkpoint, held in memory only")
+                    .Register(r)
+                    .Add({});
+    checkpoints_ = &prometheus::BuildCounter()
+                        .Name("catchall_query_checkpoints_total")
+                        .Help("Checkpoints of the in-memory table written to the store")
+                        .Register(r)
+                        .Add({});
+    checkpoint_seconds_ = &prometheus::BuildCounter()
+                               .Name("catchall_query_checkpoint_seconds_total")
+                               .Help("Time spent writing checkpoints")
+                               .Register(r)
+                               .Add({});
   }
   void OnRecords(size_t n) { records_->Increment(static_cast<double>(n)); }
   void SetBehind(int n) { lag_->Set(n); }
   void SetDomains(uint64_t n) { domains_->Set(static_cast<double>(n)); }
+  void SetUnsaved(size_t n) { unsaved_->Set(static_cast<double>(n)); }
+  void OnCheckpoint(double seconds) {
+    checkpoints_->Increment();
+    checkpoint_seconds_->Increment(seconds);
+  }
 
  private:
   prometheus::Counter* records_;
   prometheus::Gauge* lag_;
   prometheus::Gauge* domains_;
+  prometheus::Gauge* unsaved_;
+  prometheus::Counter* checkpoints_;
+  prometheus::Counter* checkpoint_seconds_;
 };
 
 namespace {
 constexpr std::string_view kCountsColumn = "query.counts";
 constexpr std::string_view kOffsetsColumn = "query.offsets";
-
-// `records` sorted by key, those of one key in their log order (so the last
-// record of a domain is still the one that lands). A poll's records come
-// in partition order, their keys in hash order; in key order RocksDB
-// inserts each into the memtable from where the previous one went
-// (KvWriteBatch::MarkKeysAscending) instead of searching its skip list from
-// the top: 2-7% less CPU per put of 2,000 keys spread over 10M domains
-// than in hash order (catchall-micro --benchmark_filter=StoreWrite).
-const std::vector<const ConsumedRecord*>& InKeyOrder(const std::vector<ConsumedRecord>& records,
-                                                     std::vector<const ConsumedRecord*>* order) {
-  order->clear();
-  order->reserve(records.size());
-  for (const ConsumedRecord& r : records) order->push_back(&r);
-  std::stable_sort(
-      order->begin(), order->end(),
-      [](const ConsumedRecord* a, const ConsumedRecord* b) { return a->key < b->key; });
-  return *order;
-}
 
 }  // namespace
 
@@ -77,17 +83,19 @@ std::vector<ColumnSpec> StatusMaterializer::Columns() {
 
 StatusMaterializer::StatusMaterializer(std::unique_ptr<LogReader> reader, std::string topic,
                                        KvStore* store, Metrics* metrics,
-                                       std::function<Status()> may_consume)
+                                       std::function<Status()> may_consume,
+                                       MaterializerOptions options)
     : topic_(std::move(topic)),
       store_(store),
       counts_(store->GetColumn(kCountsColumn)),
       offsets_(store->GetColumn(kOffsetsColumn)),
       counts_table_(store, counts_),
-      applier_(counts_),
+      options_(options),
       probe_(metrics ? std::make_unique<MaterializerProbe>(*metrics) : nullptr),
       skipped_(metrics, SkippedRecords::Reader::kQuery),
       reader_(std::move(reader)),
-      may_consume_(std::move(may_consume)) {}
+      may_consume_(std::move(may_consume)),
+      recent_(std::make_unique<RecentCounts>()) {}
 
 StatusMaterializer::~StatusMaterializer() { Stop(); }
 
@@ -107,6 +115,8 @@ Status StatusMaterializer::Start() {
   }
   caught_up_.assign(partitions_, false);
   if (probe_) probe_->SetBehind(partitions_);
+  last_checkpoint_ = std::chrono::steady_clock::now();
+  checkpoint_thread_ = std::thread([this] { RunCheckpoints(); });
   thread_ = std::thread([this] { Run(); });
   return Status::Ok();
 }
@@ -115,6 +125,121 @@ void StatusMaterializer::Stop() {
   stop_.store(true);
   if (thread_.joinable()) thread_.join();
   reader_.reset();
+  {
+    std::lock_guard<std::mutex> lock(checkpoint_mu_);
+    stop_checkpoints_ = true;
+  }
+  checkpoint_cv_.notify_all();
+  if (!checkpoint_thread_.joinable()) return;
+  checkpoint_thread_.join();
+  // What is only in memory now would otherwise be re-read from the
+  // changelog at the next start. (Not after a checkpoint that failed.)
+  if (recent_->frozen() || recent_->size() == 0) return;
+  recent_->Freeze();
+  Checkpoint last{applied_};
+  Status s = WriteCheckpoint(last);
+  if (s.ok()) {
+    recent_->Release();
+  } else {
+    spdlog::warn(
+        "query: the last checkpoint failed ({}); the next start re-reads from the one "
+        "before",
+        s.ToString());
+  }
+}
+
+Status StatusMaterializer::CheckpointFailure() const {
+  std::lock_guard<std::mutex> lock(checkpoint_mu_);
+  return checkpoint_failure_;
+}
+
+void StatusMaterializer::StartCheckpoint() {
+  recent_->Freeze();
+  Checkpoint next{applied_};
+  {
+    std::lock_guard<std::mutex> lock(checkpoint_mu_);
+    pending_ = std::move(next);
+    checkpointing_ = true;
+  }
+  checkpoint_cv_.notify_all();
+  last_checkpoint_ = std::chrono::steady_clock::now();
+}
+
+void StatusMaterializer::RunCheckpoints() {
+  std::unique_lock<std::mutex> lock(checkpoint_mu_);
+  while (true) {
+    checkpoint_cv_.wait(lock, [&] { return pending_.has_value() || stop_checkpoints_; });
+    if (!pending_) return;  // stopping, nothing left to write
+    Checkpoint job = std::move(*pending_);
+    pending_.reset();
+    // Until it is written the reading pauses (Run) and lookups keep seeing
+    // the frozen table; a failed write (a full disk) is tried again every
+    // second, so the node carries on by itself once there is space.
+    while (true) {
+      lock.unlock();
+      auto started = std::chrono::steady_clock::now();
+      Status s = WriteCheckpoint(job);
+      if (s.ok()) {
+        // The store holds the frozen table now; lookups read it there.
+        recent_->Release();
+        if (probe_) {
+          probe_->OnCheckpoint(
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+        }
+      }
+      lock.lock();
+      if (s.ok()) {
+        if (!checkpoint_failure_.ok()) spdlog::info("query: a checkpoint was written again");
+        checkpoint_failure_ = Status::Ok();
+        break;
+      }
+      if (checkpoint_failure_.ok()) {
+        spdlog::error(
+            "query: writing a checkpoint to the local store failed ({}); reading "
+            "pauses and it is tried again every second",
+            s.ToString());
+      }
+      checkpoint_failure_ = s;
+      checkpoint_cv_.notify_all();
+      if (checkpoint_cv_.wait_for(lock, std::chrono::seconds(1),
+                                  [&] { return stop_checkpoints_; })) {
+        return;  // the frozen table stays unwritten: a restart re-reads it
+      }
+    }
+    checkpointing_ = false;
+    checkpoint_cv_.notify_all();
+  }
+}
+
+Status StatusMaterializer::WriteCheckpoint(const Checkpoint& checkpoint) {
+  RecentCounts::SortedEntries entries = recent_->SortedFrozen();
+  // The encoded counters, 16 bytes each, in one buffer the run points into
+  // (reserved in full: it must not move).
+  std::string values;
+  values.reserve(entries.size() * 16);
+  SortedRun counts{counts_, {}};
+  counts.entries.reserve(entries.size());
+  for (const auto& [domain, value] : entries) {
+    if (!*value) {
+      counts.entries.emplace_back(domain, std::nullopt);
+      continue;
+    }
+    size_t at = values.size();
+    AppendEncodedCounts(**value, &values);
+    counts.entries.emplace_back(domain, std::string_view(values).substr(at, 16));
+  }
+  // Offset keys are partition numbers as text: sorted as text.
+  std::vector<std::pair<std::string, std::string>> offset_values;
+  for (const auto& [p, offset] : checkpoint.offsets) {
+    std::string v;
+    PutFixed64(&v, static_cast<uint64_t>(offset));
+    offset_values.emplace_back(std::to_string(p), std::move(v));
+  }
+  std::sort(offset_values.begin(), offset_values.end());
+  SortedRun offsets{offsets_, {}};
+  for (const auto& [key, value] : offset_values) offsets.entries.emplace_back(key, value);
+  // One ingest: the counters and the offsets they reflect land together.
+  return store_->IngestSorted({counts, offsets});
 }
 
 Status StatusMaterializer::Health() const {
@@ -124,11 +249,19 @@ Status StatusMaterializer::Health() const {
 
 void StatusMaterializer::Run() {
   RecordBatch records;
-  KvWriteBatch batch;
-  std::map<int32_t, int64_t> next;
-  std::vector<const ConsumedRecord*> order;
   auto last_domains = std::chrono::steady_clock::now();
   while (!stop_.load()) {
+    Status failed = CheckpointFailure();
+    if (!failed.ok()) {
+      // Not reading on while a checkpoint cannot be written keeps memory
+      // bounded; RunCheckpoints tries again.
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        health_ = failed;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      continue;
+    }
     if (may_consume_) {
       Status gate = may_consume_();
       if (!gate.ok()) {
@@ -140,40 +273,37 @@ void StatusMaterializer::Run() {
         continue;
       }
     }
+    // Memory stays bounded: while a checkpoint is written, the table it
+    // froze and at most twice the limit in the new one.
+    if (recent_->size() >= 2 * options_.checkpoint_domains) {
+      std::unique_lock<std::mutex> lock(checkpoint_mu_);
+      checkpoint_cv_.wait_for(lock, std::chrono::milliseconds(100),
+                              [&] { return !checkpointing_ || !checkpoint_failure_.ok(); });
+      if (checkpointing_) continue;
+    }
     records.Clear();
     Status s = reader_->Poll(std::chrono::milliseconds(100), 50000, &records);
     {
       std::lock_guard<std::mutex> lock(mu_);
       health_ = s;  // an OK poll clears an earlier error (or pause)
     }
-    batch.Clear();
-    next.clear();
-    for (const ConsumedRecord& r : records.records()) next[r.partition] = r.offset + 1;
-    batch.MarkKeysAscending();  // the offsets go to a column of their own
-    for (const ConsumedRecord* r : InKeyOrder(records.records(), &order)) {
-      ChangelogEffect effect = applier_.Apply(*r, &batch);
-      if (effect.kind == ChangelogEffect::kSkipped) skipped_.Skip(topic_, *r, effect.problem);
+    // In log order: a domain's last record is the one that stays.
+    DomainCounts counts;
+    for (const ConsumedRecord& r : records.records()) {
+      ChangelogEffect effect = DecodeChangelogRecord(r, &counts);
+      if (effect.kind == ChangelogEffect::kPut) recent_->Put(r.key, counts);
+      if (effect.kind == ChangelogEffect::kDelete) recent_->Delete(r.key);
+      if (effect.kind == ChangelogEffect::kSkipped) skipped_.Skip(topic_, r, effect.problem);
+      applied_[r.partition] = r.offset + 1;
     }
-    for (const auto& [p, offset] : next) {
-      std::string v;
-      PutFixed64(&v, static_cast<uint64_t>(offset));
-      batch.Put(offsets_, std::to_string(p), v);
-    }
-    if (batch.Count() > 0) {
-      Status w = store_->Write(&batch);
-      if (!w.ok()) {
-        // Without the write the offsets did not move either; stop rather
-        // than serve from a store that cannot be written.
-        spdlog::error("query: writing the local store failed: {}", w.ToString());
-        std::lock_guard<std::mutex> lock(mu_);
-        health_ = w;
-        return;
-      }
-      if (probe_) probe_->OnRecords(records.records().size());
-    }
+    if (probe_ && !records.records().empty()) probe_->OnRecords(records.records().size());
     for (int32_t p : records.end_of_partition()) {
       if (p >= 0 && p < partitions_) caught_up_[p] = true;
     }
+    auto now = std::chrono::steady_clock::now();
+    bool full = recent_->size() >= options_.checkpoint_domains;
+    bool due = recent_->size() > 0 && now - last_checkpoint_ >= options_.checkpoint_interval;
+    if ((full || due) && !recent_->frozen()) StartCheckpoint();
     if (!ready_.load()) {
       int behind = 0;
       for (bool c : caught_up_) behind += c ? 0 : 1;
@@ -183,21 +313,42 @@ void StatusMaterializer::Run() {
         spdlog::info("query: caught up with {}", topic_);
       }
     }
-    auto now = std::chrono::steady_clock::now();
+    if (probe_) probe_->SetUnsaved(recent_->size());
     if (probe_ && now - last_domains > std::chrono::seconds(5)) {
       last_domains = now;
-      probe_->SetDomains(store_->EstimateKeys(counts_));
+      // Those in memory too (a domain in both counts twice: an estimate).
+      probe_->SetDomains(store_->EstimateKeys(counts_) + recent_->size());
     }
   }
 }
 
 Result<DomainCounts> StatusMaterializer::Get(std::string_view domain) const {
+  RecentCounts::Value recent;
+  if (recent_->Find(domain, &recent)) return recent.value_or(DomainCounts{});
   return counts_table_.Get(domain);
 }
 
 Status StatusMaterializer::MultiGet(const std::vector<std::string>& domains,
                                     std::vector<DomainCounts>* out) const {
-  return counts_table_.MultiGet(domains, out);
+  out->assign(domains.size(), DomainCounts{});
+  // What changed lately is in memory; the rest is read from the store in
+  // one MultiGet.
+  std::vector<std::string_view> rest;
+  std::vector<size_t> rest_at;
+  RecentCounts::Value recent;
+  for (size_t i = 0; i < domains.size(); ++i) {
+    if (recent_->Find(domains[i], &recent)) {
+      (*out)[i] = recent.value_or(DomainCounts{});
+    } else {
+      rest.push_back(domains[i]);
+      rest_at.push_back(i);
+    }
+  }
+  if (rest.empty()) return Status::Ok();
+  std::vector<DomainCounts> stored;
+  CATCHALL_RETURN_IF_ERROR(counts_table_.MultiGetViews(rest, &stored));
+  for (size_t j = 0; j < rest.size(); ++j) (*out)[rest_at[j]] = stored[j];
+  return Status::Ok();
 }
 
 }  // namespace catchall

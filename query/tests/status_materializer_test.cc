@@ -6,8 +6,10 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <functional>
 #include <future>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <utility>
@@ -18,6 +20,7 @@
 #include "engine/local_log.h"
 #include "engine/log.h"
 #include "engine/metrics.h"
+#include "fault_injection.h"
 #include "support/metrics.h"
 #include "support/temp_dir.h"
 
@@ -71,11 +74,14 @@ class StatusMaterializerTest : public ::testing::Test {
 
   // A materializer started on the changelog, once it has read to its end.
   // `metrics` may be null.
-  std::unique_ptr<StatusMaterializer> StartedMaterializer(Metrics* metrics = nullptr) {
+  std::unique_ptr<StatusMaterializer> StartedMaterializer(Metrics* metrics = nullptr,
+                                                          MaterializerOptions options = {},
+                                                          KvStore* store = nullptr) {
     std::unique_ptr<LogReader> reader;
     EXPECT_TRUE(log_->NewReader(kTopic, &reader).ok());
     auto m = std::make_unique<StatusMaterializer>(std::move(reader), std::string(kTopic),
-                                                  store_.get(), metrics);
+                                                  store ? store : store_.get(), metrics,
+                                                  std::function<Status()>(), options);
     EXPECT_TRUE(m->Start().ok());
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
     while (!m->ready() && std::chrono::steady_clock::now() < deadline) {
@@ -89,6 +95,25 @@ class StatusMaterializerTest : public ::testing::Test {
     Result<DomainCounts> counts = m.Get(domain);
     EXPECT_TRUE(counts.ok()) << counts.status().ToString();
     return counts.ok() ? *counts : DomainCounts{};
+  }
+
+  // What the store itself holds for `domain` (not the in-memory table).
+  std::optional<DomainCounts> Stored(std::string_view domain) {
+    std::string value;
+    Status s = store_->Get(store_->GetColumn("query.counts"), domain, &value);
+    if (s.code() == Code::kNotFound) return std::nullopt;
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    return DecodeCounts(value);
+  }
+
+  // Waits up to 10 s for `done`.
+  static bool Eventually(const std::function<bool()>& done) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (!done()) {
+      if (std::chrono::steady_clock::now() > deadline) return false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return true;
   }
 
   // A `delivered` value that Publish turns into a tombstone (empty value).
@@ -174,6 +199,83 @@ TEST_F(StatusMaterializerTest, ARecordThatDoesNotDecodeIsSkippedAndCounted) {
   EXPECT_EQ(exposition.Sum("catchall_log_records_skipped_total"), 2)
       << exposition.Describe("catchall_log_records_skipped_total");
   EXPECT_EQ(exposition.Sum("catchall_query_changelog_records_total"), 5);
+}
+
+// Checkpoints move what changed from memory to the store, with the offsets
+// it reflects: the store alone then answers, and a restart reads on from
+// the last checkpoint.
+TEST_F(StatusMaterializerTest, CheckpointsMoveWhatChangedToTheStoreAndARestartResumesThere) {
+  constexpr uint64_t kDomains = 100;
+  std::vector<std::pair<std::string, DomainCounts>> updates;
+  for (uint64_t d = 0; d < kDomains; ++d) updates.push_back({NumberedDomain(d), {d, 1}});
+  Publish(updates);
+  Metrics metrics;
+  Metrics again;  // the restarted one's (declared before it: it outlives it)
+  MaterializerOptions small;
+  small.checkpoint_domains = 10;
+  std::unique_ptr<StatusMaterializer> m = StartedMaterializer(&metrics, small);
+  ASSERT_TRUE(Eventually([&] {
+    return testing::Exposition(metrics.Serialize()).Sum("catchall_query_checkpoints_total") >= 1;
+  })) << "no checkpoint was written";
+  ASSERT_TRUE(Eventually([&] { return Stored(NumberedDomain(kDomains - 1)).has_value(); }));
+  for (uint64_t d = 0; d < kDomains; ++d) {
+    EXPECT_EQ(Stored(NumberedDomain(d)), (DomainCounts{d, 1})) << "domain " << d;
+  }
+  // Updates after the checkpoint: served from memory at once, in the store
+  // after the last checkpoint, which Stop writes.
+  Publish({{NumberedDomain(3), {300, 3}}, {NumberedDomain(4), {kDeleted, 0}}});
+  ASSERT_TRUE(Eventually([&] { return CountsOf(*m, NumberedDomain(3)).delivered == 300; }));
+  EXPECT_EQ(CountsOf(*m, NumberedDomain(4)), DomainCounts{});
+  m->Stop();
+  EXPECT_EQ(Stored(NumberedDomain(3)), (DomainCounts{300, 3}));
+  EXPECT_EQ(Stored(NumberedDomain(4)), std::nullopt);
+  m = StartedMaterializer(&again);
+  EXPECT_EQ(testing::Exposition(again.Serialize()).Sum("catchall_query_changelog_records_total"), 0)
+      << "the restart re-read records the checkpoint held";
+  EXPECT_EQ(CountsOf(*m, NumberedDomain(3)), (DomainCounts{300, 3}));
+  EXPECT_EQ(CountsOf(*m, NumberedDomain(99)), (DomainCounts{99, 1}));
+}
+
+// Between checkpoints the in-memory table answers first: an update or a
+// deletion the store does not hold yet is what a lookup sees.
+TEST_F(StatusMaterializerTest, LookupsSeeChangesTheStoreDoesNotHoldYet) {
+  Publish({{"a.example", {1, 0}}, {"b.example", {2, 0}}, {"c.example", {3, 0}}});
+  StartedMaterializer()->Stop();  // the last checkpoint puts them in the store
+  Publish({{"a.example", {kDeleted, 0}}, {"b.example", {20, 2}}});
+  std::unique_ptr<StatusMaterializer> m = StartedMaterializer();  // no checkpoint for 10 s
+  EXPECT_EQ(Stored("a.example"), (DomainCounts{1, 0}));
+  EXPECT_EQ(Stored("b.example"), (DomainCounts{2, 0}));
+  EXPECT_EQ(CountsOf(*m, "a.example"), DomainCounts{});
+  EXPECT_EQ(CountsOf(*m, "b.example"), (DomainCounts{20, 2}));
+  std::vector<DomainCounts> many;
+  ASSERT_TRUE(m->MultiGet({"c.example", "a.example", "new.example", "b.example"}, &many).ok());
+  EXPECT_EQ(many, (std::vector<DomainCounts>{{3, 0}, {}, {}, {20, 2}}));
+}
+
+// A checkpoint that cannot be written (a full disk) pauses the reading and
+// says why in Health(); lookups keep answering with what was read, from
+// memory. The write is tried again, and once it lands all carries on.
+TEST_F(StatusMaterializerTest, AFailedCheckpointPausesReadingUntilItIsWritten) {
+  testing::FaultInjector injector;
+  testing::FaultInjectionKvStore faulty(store_.get(), &injector);
+  injector.Arm(testing::FaultPoint::kStoreWrite, 1, testing::FaultTiming::kBefore,
+               testing::FaultEffect::kError, Status(Code::kNoSpace, "injected: disk full"));
+  Publish({{"a.example", {1, 0}}, {"b.example", {2, 0}}});
+  Metrics metrics;
+  MaterializerOptions small;
+  small.checkpoint_domains = 1;
+  std::unique_ptr<StatusMaterializer> m = StartedMaterializer(&metrics, small, &faulty);
+  ASSERT_TRUE(Eventually([&] { return !m->Health().ok(); })) << "the failure was not reported";
+  EXPECT_EQ(m->Health().code(), Code::kNoSpace) << m->Health().ToString();
+  EXPECT_EQ(CountsOf(*m, "a.example"), (DomainCounts{1, 0}));
+  EXPECT_EQ(CountsOf(*m, "b.example"), (DomainCounts{2, 0}));
+  // Tried again a second later: written, and the reading resumes.
+  ASSERT_TRUE(Eventually([&] { return Stored("a.example").has_value(); }));
+  EXPECT_EQ(Stored("b.example"), (DomainCounts{2, 0}));
+  Publish({{"a.example", {5, 0}}});
+  ASSERT_TRUE(Eventually([&] { return CountsOf(*m, "a.example").delivered == 5; }));
+  EXPECT_TRUE(m->Health().ok()) << m->Health().ToString();
+  EXPECT_GE(testing::Exposition(metrics.Serialize()).Sum("catchall_query_checkpoints_total"), 1);
 }
 
 }  // namespace

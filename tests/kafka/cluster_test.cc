@@ -74,6 +74,17 @@ void ExpectExactAfterResending(EventLoad& load, const ServerProcess& ingest,
   ExpectCounts(q, Tally(all), servers, timeout);
 }
 
+// The number of read_committed records in `topic`.
+size_t RecordsIn(const std::string& brokers, const std::string& topic) {
+  std::string out;
+  EXPECT_EQ(RunProgram({"kcat", "-C", "-b", brokers, "-t", topic, "-e", "-q", "-X",
+                        "isolation.level=read_committed", "-f", "r\n"},
+                       "", &out),
+            0)
+      << out;
+  return static_cast<size_t>(std::count(out.begin(), out.end(), 'r'));
+}
+
 class ClusterTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -161,6 +172,40 @@ TEST_F(ClusterTest, AggregatorKilledMidLoadRestartsWithExactCounts) {
                                     << " reads failed, the first: " << failed_reads.front();
 
   ExpectExactAfterResending(load, *ingest, *query, {aggregate.get(), query.get()});
+}
+
+// A query node holds what it read since its last checkpoint in memory only:
+// killed, it loses that, and on restart re-reads the changelog from the
+// checkpoint's offsets, not from the beginning, to the same exact counts.
+TEST_F(ClusterTest, AQueryNodeKilledMidLoadResumesFromItsLastCheckpointWithExactCounts) {
+  TempDir agg_dir;
+  TempDir query_dir;
+  const std::vector<std::string> every_second = {"--set", "query.checkpoint_interval_s=1"};
+  auto ingest = StartRole("ingest");
+  auto aggregate = StartRole("aggregate", agg_dir.path(), "qkill-a");
+  auto query = StartRole("query", query_dir.path(), "", every_second);
+  ExpectReady(*ingest);
+  ExpectReady(*aggregate);
+  ExpectReady(*query);
+
+  EventLoad load(ingest->port(), {4, 30, "q9-", "qkill-", true});
+  ASSERT_TRUE(WaitForAcked(load, 2000, {ingest.get(), aggregate.get(), query.get()}));
+  ASSERT_TRUE(WaitForMetricAtLeast(query.get(), "catchall_query_checkpoints_total", 1, 60s));
+  query->Kill();  // no shutdown code runs: what is only in memory is gone
+  size_t at_kill = load.acked();
+  query = StartRole("query", query_dir.path(), "", every_second);
+  ExpectReady(*query);
+  ASSERT_TRUE(WaitForAcked(load, at_kill + 2000, {ingest.get(), aggregate.get(), query.get()}));
+  load.Stop();
+
+  ExpectExactAfterResending(load, *ingest, *query, {aggregate.get(), query.get()});
+  // It read on from its checkpoint: fewer records than the changelog holds.
+  HttpClient q(query->port());
+  const double read =
+      Exposition(q.Get("/metrics").body).Sum("catchall_query_changelog_records_total");
+  EXPECT_GT(read, 0);
+  EXPECT_LT(read, static_cast<double>(RecordsIn(brokers_, names_.status)))
+      << "the restarted query node read the changelog from its beginning";
 }
 
 TEST_F(ClusterTest, SecondAggregatorJoinsThenLeavesMidLoadWithExactCounts) {
@@ -451,17 +496,6 @@ TEST_F(ClusterTest, BatchRefusedPartwayIs503AndOnlyItemIdsMakeItsRetryExact) {
                {aggregate.get(), query.get()});
 }
 
-// The number of read_committed records in `topic`.
-size_t RecordsIn(const std::string& brokers, const std::string& topic) {
-  std::string out;
-  EXPECT_EQ(RunProgram({"kcat", "-C", "-b", brokers, "-t", topic, "-e", "-q", "-X",
-                        "isolation.level=read_committed", "-f", "r\n"},
-                       "", &out),
-            0)
-      << out;
-  return static_cast<size_t>(std::count(out.begin(), out.end(), 'r'));
-}
-
 uint64_t ResidentBytesOf(pid_t pid) {
   std::ifstream statm("/proc/" + std::to_string(pid) + "/statm");
   uint64_t size = 0;
@@ -484,7 +518,8 @@ TEST_F(ClusterTest, EveryDocumentedMetricIsExportedByARoleWithAValueTheTrafficEx
   TempDir query_dir;
   auto ingest = StartRole("ingest");
   auto agg_a = StartRole("aggregate", dir_a.path(), "metrics-a");
-  auto query = StartRole("query", query_dir.path());
+  // Checkpoints every second: the test sees one written.
+  auto query = StartRole("query", query_dir.path(), "", {"--set", "query.checkpoint_interval_s=1"});
   ExpectReady(*ingest);
   ExpectReady(*agg_a);
   ExpectReady(*query);
@@ -568,9 +603,9 @@ TEST_F(ClusterTest, EveryDocumentedMetricIsExportedByARoleWithAValueTheTrafficEx
         changelog = RecordsIn(brokers_, names_.status);
         Exposition e(q.Get("/metrics").body);
         return e.Sum("catchall_query_changelog_records_total") == static_cast<double>(changelog) &&
-               e.Sum("catchall_query_domains") >= 3;
+               e.Sum("catchall_query_domains") >= 3 && e.Sum("catchall_query_unsaved_domains") == 0;
       },
-      30s, "the query node to read the whole changelog", roles, 100ms));
+      30s, "the query node to read the whole changelog and checkpoint it", roles, 100ms));
   // Queries with a known outcome, counted from here.
   const Exposition q_before(q.Get("/metrics").body);
   for (const std::string d : {"m1.example", "m2.example", "m3.example", "never.example"}) {
@@ -767,6 +802,15 @@ TEST_F(ClusterTest, EveryDocumentedMetricIsExportedByARoleWithAValueTheTrafficEx
        [&] {
          EXPECT_GE(qry.Sum("catchall_query_domains"), 3);
          EXPECT_LE(qry.Sum("catchall_query_domains"), static_cast<double>(changelog));
+       }},
+      {"catchall_query_unsaved_domains",
+       [&] { EXPECT_EQ(qry.Sum("catchall_query_unsaved_domains"), 0) << "all checkpointed"; }},
+      {"catchall_query_checkpoints_total",
+       [&] { EXPECT_GE(qry.Sum("catchall_query_checkpoints_total"), 1); }},
+      {"catchall_query_checkpoint_seconds_total",
+       [&] {
+         EXPECT_GT(qry.Sum("catchall_query_checkpoint_seconds_total"), 0);
+         EXPECT_LT(qry.Sum("catchall_query_checkpoint_seconds_total"), elapsed_s);
        }},
       {"catchall_query_changelog_behind_partitions",
        [&] { EXPECT_EQ(qry.Sum("catchall_query_changelog_behind_partitions"), 0); }},

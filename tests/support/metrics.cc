@@ -182,6 +182,9 @@ const std::set<std::string>& ClusterOnlyMetricFamilies() {
       "catchall_aggregate_standby_records_total",
       "catchall_query_changelog_records_total",
       "catchall_query_domains",
+      "catchall_query_unsaved_domains",
+      "catchall_query_checkpoints_total",
+      "catchall_query_checkpoint_seconds_total",
       "catchall_log_records_skipped_total",
   };
   return kFamilies;

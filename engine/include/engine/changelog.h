@@ -24,6 +24,7 @@
 #include <string>
 #include <string_view>
 
+#include "engine/domain_status.h"
 #include "engine/kv_store.h"
 #include "engine/log.h"
 #include "engine/status.h"
@@ -75,6 +76,10 @@ struct ChangelogEffect {
   int64_t events_offset = 0;  // kCheckpoint: the events offset it vouches for
   std::string problem;        // kSkipped: why
 };
+
+// What `record` means, without applying it: for a kPut, *counts holds the
+// domain's counters (the record's key is the domain).
+ChangelogEffect DecodeChangelogRecord(const ConsumedRecord& record, DomainCounts* counts);
 
 // Applies changelog records to a counts column (CountsTable's layout). The
 // aggregator's restore and the query node's materialization both go through

@@ -74,6 +74,11 @@ struct Config {
   int standby_replicas = 0;
   // [query]
   uint64_t max_lookup_domains = 1000;
+  // Cluster mode: a query node writes what it applied from the changelog
+  // to its store once this many domains changed, or this long after its
+  // last checkpoint (StatusMaterializer).
+  uint64_t checkpoint_domains = 1'000'000;
+  uint64_t checkpoint_interval_s = 60;
   // [kafka] (cluster mode)
   std::string brokers;
   std::string events_topic = "catchall.events";

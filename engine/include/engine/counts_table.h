@@ -17,6 +17,8 @@ namespace catchall {
 // The 16-byte stored value: delivered, bounced as little-endian uint64.
 // This is the layout a kCounters column's merge operator adds up.
 std::string EncodeCounts(const DomainCounts& counts);
+// The same 16 bytes, appended to *out.
+void AppendEncodedCounts(const DomainCounts& counts, std::string* out);
 DomainCounts DecodeCounts(std::string_view value);
 
 class CountsTable : public StatusReader {

@@ -1,0 +1,82 @@
+#include "recent_counts.h"
+
+#include <algorithm>
+#include <mutex>
+
+namespace catchall {
+
+RecentCounts::Shard& RecentCounts::ShardOf(size_t hash) const {
+  // The table's own bucket index uses the low bits; the shard takes high ones.
+  return shards_[(hash >> 56) % kShards];
+}
+
+void RecentCounts::Set(std::string_view domain, Value value) {
+  size_t hash = Hash{}(domain);
+  Shard& shard = ShardOf(hash);
+  std::unique_lock lock(shard.mu);
+  auto it = shard.active.find(domain);
+  if (it != shard.active.end()) {
+    it->second = value;
+    return;
+  }
+  shard.active.emplace(std::string(domain), value);
+  size_.fetch_add(1, std::memory_order_relaxed);
+}
+
+void RecentCounts::Put(std::string_view domain, const DomainCounts& counts) {
+  Set(domain, counts);
+}
+
+void RecentCounts::Delete(std::string_view domain) { Set(domain, std::nullopt); }
+
+bool RecentCounts::Find(std::string_view domain, Value* value) const {
+  Shard& shard = ShardOf(Hash{}(domain));
+  std::shared_lock lock(shard.mu);
+  // The active table is newer than the frozen one.
+  for (const Table* table : {&shard.active, &shard.frozen}) {
+    auto it = table->find(domain);
+    if (it != table->end()) {
+      *value = it->second;
+      return true;
+    }
+  }
+  return false;
+}
+
+void RecentCounts::Freeze() {
+  for (Shard& shard : shards_) {
+    std::unique_lock lock(shard.mu);
+    shard.frozen = std::move(shard.active);
+    shard.active = Table();
+  }
+  size_.store(0, std::memory_order_relaxed);
+  frozen_.store(true, std::memory_order_release);
+}
+
+RecentCounts::SortedEntries RecentCounts::SortedFrozen() const {
+  size_t n = 0;
+  for (const Shard& shard : shards_) n += shard.frozen.size();
+  SortedEntries entries;
+  entries.reserve(n);
+  // Only Release changes the frozen tables, and not meanwhile.
+  for (const Shard& shard : shards_) {
+    for (const auto& [domain, value] : shard.frozen) entries.emplace_back(domain, &value);
+  }
+  std::sort(entries.begin(), entries.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
+  return entries;
+}
+
+void RecentCounts::Release() {
+  for (Shard& shard : shards_) {
+    Table dropped;
+    {
+      std::unique_lock lock(shard.mu);
+      dropped.swap(shard.frozen);
+    }
+    // Freed outside the lock: lookups need not wait for it.
+  }
+  frozen_.store(false, std::memory_order_release);
+}
+
+}  // namespace catchall

@@ -1,0 +1,83 @@
+// RecentCounts: the counters a query node applied from the changelog since
+// its last checkpoint, held in memory ahead of its store.
+//
+// Why: inserting each changelog record into RocksDB's memtable cost a
+// query node most of its CPU per record (a skip-list search over ~900,000
+// entries, docs/benchmarks.md). A hash table takes the record for a
+// fraction of that; a checkpoint later sorts the table once and hands it to
+// the store as a table file (KvStore::IngestSorted).
+//
+// A lookup sees the newest value: the active table, then the frozen one a
+// checkpoint is writing, then (if neither has the domain) the store. The
+// frozen table is dropped only after the store holds it, so a value never
+// goes missing between the two. Put, Delete and Freeze come from one thread;
+// SortedFrozen and Release from any one thread between a Freeze and the
+// next; Find from any thread.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstddef>
+#include <functional>
+#include <optional>
+#include <shared_mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "engine/domain_status.h"
+
+namespace catchall {
+
+class RecentCounts {
+ public:
+  // A domain's newest counters; empty when the changelog deleted it.
+  using Value = std::optional<DomainCounts>;
+  // (domain, value) in ascending domain order; views into the frozen table.
+  using SortedEntries = std::vector<std::pair<std::string_view, const Value*>>;
+
+  void Put(std::string_view domain, const DomainCounts& counts);
+  void Delete(std::string_view domain);
+
+  // True if `domain` changed since the last checkpoint the store holds;
+  // *value is then its newest value.
+  bool Find(std::string_view domain, Value* value) const;
+
+  // Domains in the active table.
+  size_t size() const { return size_.load(std::memory_order_relaxed); }
+  bool frozen() const { return frozen_.load(std::memory_order_acquire); }
+
+  // REQUIRES: !frozen(). Freezes the active table for a checkpoint and
+  // starts an empty one. Cheap: the writer thread reads on at once.
+  void Freeze();
+  // REQUIRES: frozen(). The frozen entries in domain order (the sort is the
+  // checkpoint's work, on its own thread); views valid until Release().
+  SortedEntries SortedFrozen() const;
+  // Drops the frozen table: the store holds it now.
+  void Release();
+
+ private:
+  struct Hash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  using Table = std::unordered_map<std::string, Value, Hash, std::equal_to<>>;
+  // Shards, so that a lookup rarely waits for the writer.
+  struct Shard {
+    mutable std::shared_mutex mu;
+    Table active;  // GUARDED_BY(mu)
+    Table frozen;  // GUARDED_BY(mu) for changes; SortedFrozen reads it unlocked
+  };
+  static constexpr size_t kShards = 16;
+
+  Shard& ShardOf(size_t hash) const;
+  void Set(std::string_view domain, Value value);
+
+  mutable std::array<Shard, kShards> shards_;
+  std::atomic<size_t> size_{0};
+  std::atomic<bool> frozen_{false};
+};
+
+}  // namespace catchall

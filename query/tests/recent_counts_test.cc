@@ -1,0 +1,92 @@
+// RecentCounts: the query node's in-memory table of what changed since its
+// last checkpoint.
+#include "recent_counts.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+namespace catchall {
+namespace {
+
+RecentCounts::Value Found(const RecentCounts& recent, std::string_view domain) {
+  RecentCounts::Value value;
+  EXPECT_TRUE(recent.Find(domain, &value)) << domain << " is not in the table";
+  return value;
+}
+
+TEST(RecentCountsTest, TheLastChangeOfADomainWinsAndADeletionIsRemembered) {
+  RecentCounts recent;
+  recent.Put("a.example", {1, 0});
+  recent.Put("a.example", {5, 2});
+  recent.Put("gone.example", {3, 0});
+  recent.Delete("gone.example");
+  EXPECT_EQ(recent.size(), 2u);
+  EXPECT_EQ(Found(recent, "a.example"), (DomainCounts{5, 2}));
+  EXPECT_EQ(Found(recent, "gone.example"), std::nullopt);
+  RecentCounts::Value value;
+  EXPECT_FALSE(recent.Find("never.example", &value));
+}
+
+TEST(RecentCountsTest, FreezeSortsTheTableAndTheNewTableHidesTheFrozenOne) {
+  RecentCounts recent;
+  std::vector<std::string> domains = {"m.example", "b.example", "z.example", "a.example"};
+  for (size_t i = 0; i < domains.size(); ++i) recent.Put(domains[i], {i + 1, 0});
+  recent.Delete("b.example");
+  recent.Freeze();
+  EXPECT_TRUE(recent.frozen());
+  RecentCounts::SortedEntries entries = recent.SortedFrozen();
+  EXPECT_EQ(recent.size(), 0u);
+  ASSERT_EQ(entries.size(), 4u);
+  EXPECT_EQ(entries[0].first, "a.example");
+  EXPECT_EQ(*entries[0].second, (DomainCounts{4, 0}));
+  EXPECT_EQ(entries[1].first, "b.example");
+  EXPECT_EQ(*entries[1].second, std::nullopt);
+  EXPECT_EQ(entries[2].first, "m.example");
+  EXPECT_EQ(entries[3].first, "z.example");
+  // Frozen values are still found, newer ones first.
+  EXPECT_EQ(Found(recent, "m.example"), (DomainCounts{1, 0}));
+  recent.Put("m.example", {9, 9});
+  EXPECT_EQ(Found(recent, "m.example"), (DomainCounts{9, 9}));
+  EXPECT_EQ(*entries[2].second, (DomainCounts{1, 0})) << "the frozen entry changed";
+  recent.Release();
+  EXPECT_FALSE(recent.frozen());
+  RecentCounts::Value value;
+  EXPECT_FALSE(recent.Find("z.example", &value)) << "released entries are the store's";
+  EXPECT_EQ(Found(recent, "m.example"), (DomainCounts{9, 9}));
+}
+
+// Lookups from another thread while the writer changes, freezes and
+// releases: the domain is put again after each freeze and before each
+// release, so one table or the other always holds it, and a lookup must
+// never miss it (as it would if a freeze or a release left a moment when
+// neither did).
+TEST(RecentCountsTest, LookupsDuringWritesAndFreezesFindEveryKeptDomain) {
+  RecentCounts recent;
+  recent.Put("kept.example", {1, 0});
+  std::atomic<bool> done{false};
+  std::atomic<int> misses{0};
+  std::thread reader([&] {
+    RecentCounts::Value value;
+    while (!done.load()) {
+      if (!recent.Find("kept.example", &value)) misses.fetch_add(1);
+    }
+  });
+  for (uint64_t round = 0; round < 200; ++round) {
+    for (uint64_t i = 0; i < 100; ++i) recent.Put("d" + std::to_string(i), {round, i});
+    recent.Put("kept.example", {round + 1, 0});
+    recent.Freeze();
+    recent.Put("kept.example", {round + 1, 1});
+    recent.Release();
+  }
+  done.store(true);
+  reader.join();
+  EXPECT_EQ(misses.load(), 0);
+}
+
+}  // namespace
+}  // namespace catchall
