@@ -23,9 +23,7 @@ void RecentCounts::Set(std::string_view domain, Value value) {
   size_.fetch_add(1, std::memory_order_relaxed);
 }
 
-void RecentCounts::Put(std::string_view domain, const DomainCounts& counts) {
-  Set(domain, counts);
-}
+void RecentCounts::Put(std::string_view domain, const DomainCounts& counts) { Set(domain, counts); }
 
 void RecentCounts::Delete(std::string_view domain) { Set(domain, std::nullopt); }
 

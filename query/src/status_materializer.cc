@@ -206,7 +206,9 @@ void StatusMaterializer::RunCheckpoints() {
         return;  // the frozen table stays unwritten: a restart re-reads it
       }
     }
-    checkpointing_ = false;
+    // The reading thread may have frozen the next table already, between
+    // the Release above and here.
+    checkpointing_ = pending_.has_value();
     checkpoint_cv_.notify_all();
   }
 }
