@@ -442,10 +442,16 @@ Status RocksKvStore::IngestSorted(const std::vector<SortedRun>& runs) {
   std::filesystem::create_directories(ingest_dir_, ec);
   if (ec) return Status::IoError(fmt::format("cannot create '{}': {}", ingest_dir_, ec.message()));
   std::vector<rocksdb::IngestExternalFileArg> args;
+  // Our copies of the files, removed on every way out: RocksDB removes
+  // them when it took them (move_files) and leaves them when it failed.
   std::vector<std::string> written;
-  auto remove_written = [&] {
-    for (const std::string& f : written) std::filesystem::remove(f, ec);
-  };
+  struct RemoveWritten {
+    std::vector<std::string>* files;
+    ~RemoveWritten() {
+      std::error_code ignored;
+      for (const std::string& f : *files) std::filesystem::remove(f, ignored);
+    }
+  } remove_written{&written};
   for (const SortedRun& run : runs) {
     if (run.entries.empty()) continue;  // a table file cannot be empty
     rocksdb::ColumnFamilyHandle* cf = Cf(run.column);
@@ -460,10 +466,7 @@ Status RocksKvStore::IngestSorted(const std::vector<SortedRun>& runs) {
       s = value ? writer.Put(ToSlice(key), ToSlice(*value)) : writer.Delete(ToSlice(key));
     }
     if (s.ok()) s = writer.Finish();
-    if (!s.ok()) {
-      remove_written();
-      return FromRocks(s);
-    }
+    if (!s.ok()) return FromRocks(s);
     rocksdb::IngestExternalFileArg arg;
     arg.column_family = cf;
     arg.external_files = {file};
@@ -475,9 +478,7 @@ Status RocksKvStore::IngestSorted(const std::vector<SortedRun>& runs) {
   }
   if (args.empty()) return Status::Ok();
   // All columns' files in one version edit: atomic across them.
-  Status s = FromRocks(db_->IngestExternalFiles(args));
-  if (!s.ok()) remove_written();
-  return s;
+  return FromRocks(db_->IngestExternalFiles(args));
 }
 
 std::unique_ptr<KvIterator> RocksKvStore::NewIterator(Column column, std::string lower,
