@@ -370,8 +370,8 @@ Status RocksKvStore::Open(const KvStoreOptions& options, std::unique_ptr<KvStore
   rep->handles_.assign(handles.begin() + 1, handles.end());
   // Table files of an ingest that did not finish (a crash, a full disk)
   // are of no use: nothing refers to them. Only now, holding the store's
-  rep->ingest_dir_ = (std::filesystem::path(options.path) / "ingest").string();
   // lock, may they be removed. (The directory is made when first used.)
+  rep->ingest_dir_ = (std::filesystem::path(options.path) / "ingest").string();
   std::filesystem::remove_all(rep->ingest_dir_, ec);
   *store = std::move(rep);
   return Status::Ok();

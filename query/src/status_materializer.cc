@@ -159,7 +159,6 @@ void StatusMaterializer::StartCheckpoint() {
   {
     std::lock_guard<std::mutex> lock(checkpoint_mu_);
     pending_ = std::move(next);
-    checkpointing_ = true;
   }
   checkpoint_cv_.notify_all();
   last_checkpoint_ = std::chrono::steady_clock::now();
@@ -206,9 +205,6 @@ void StatusMaterializer::RunCheckpoints() {
         return;  // the frozen table stays unwritten: a restart re-reads it
       }
     }
-    // The reading thread may have frozen the next table already, between
-    // the Release above and here.
-    checkpointing_ = pending_.has_value();
     checkpoint_cv_.notify_all();
   }
 }
@@ -253,35 +249,25 @@ void StatusMaterializer::Run() {
   RecordBatch records;
   auto last_domains = std::chrono::steady_clock::now();
   while (!stop_.load()) {
-    Status failed = CheckpointFailure();
-    if (!failed.ok()) {
-      // Not reading on while a checkpoint cannot be written keeps memory
-      // bounded; RunCheckpoints tries again.
+    // Reading pauses while a checkpoint cannot be written (memory stays
+    // bounded; RunCheckpoints tries again) or the disk is low.
+    Status paused = CheckpointFailure();
+    if (paused.ok() && may_consume_) paused = may_consume_();
+    if (!paused.ok()) {
       {
         std::lock_guard<std::mutex> lock(mu_);
-        health_ = failed;
+        health_ = paused;
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
       continue;
     }
-    if (may_consume_) {
-      Status gate = may_consume_();
-      if (!gate.ok()) {
-        {
-          std::lock_guard<std::mutex> lock(mu_);
-          health_ = gate;
-        }
-        std::this_thread::sleep_for(std::chrono::milliseconds(100));
-        continue;
-      }
-    }
     // Memory stays bounded: while a checkpoint is written, the table it
     // froze and at most twice the limit in the new one.
-    if (recent_->size() >= 2 * options_.checkpoint_domains) {
+    if (recent_->size() >= 2 * options_.checkpoint_domains && recent_->frozen()) {
       std::unique_lock<std::mutex> lock(checkpoint_mu_);
       checkpoint_cv_.wait_for(lock, std::chrono::milliseconds(100),
-                              [&] { return !checkpointing_ || !checkpoint_failure_.ok(); });
-      if (checkpointing_) continue;
+                              [&] { return !recent_->frozen() || !checkpoint_failure_.ok(); });
+      if (recent_->frozen()) continue;
     }
     records.Clear();
     Status s = reader_->Poll(std::chrono::milliseconds(100), 50000, &records);

@@ -41,7 +41,7 @@ class RecentCounts;
 
 struct MaterializerOptions {
   // A checkpoint starts once this many domains changed since the last one
-  // (memory: ~120 bytes each, twice while a checkpoint writes)...
+  // (memory: ~200 bytes each at a checkpoint's peak, docs/operations.md)...
   size_t checkpoint_domains = 1'000'000;
   // ...or this long after the last one, if anything changed: what a
   // restart re-reads from the changelog.
@@ -109,7 +109,6 @@ class StatusMaterializer : public StatusReader {
   mutable std::mutex checkpoint_mu_;
   std::condition_variable checkpoint_cv_;
   std::optional<Checkpoint> pending_;  // GUARDED_BY(checkpoint_mu_)
-  bool checkpointing_ = false;         // GUARDED_BY(checkpoint_mu_): pending_ or being written
   bool stop_checkpoints_ = false;      // GUARDED_BY(checkpoint_mu_)
   Status checkpoint_failure_;          // GUARDED_BY(checkpoint_mu_): the last try's, while failing
   std::thread checkpoint_thread_;
