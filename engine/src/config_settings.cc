@@ -197,7 +197,7 @@ std::vector<Setting> MakeSettings() {
                          &Config::max_lookup_domains));
   s.push_back(U64Setting("query.checkpoint_domains",
                          "cluster mode: the query node holds up to this many changed domains in "
-                         "memory (~120 bytes each, twice while it writes them) before it writes "
+                         "memory (~200 bytes each at a checkpoint's peak) before it writes "
                          "them to its store",
                          &Config::checkpoint_domains));
   s.push_back(U64Setting("query.checkpoint_interval_s",
