@@ -32,7 +32,7 @@ std::map<int32_t, int64_t> AggregationLoop::OnAssigned(const std::vector<int32_t
     for (int32_t p : partitions) {
       if (!s.ok()) break;
       if (restorer_) {
-        s = restorer_->Restore(p, committed[p], stop_);
+        s = restorer_->Restore(p, committed[p], stop_, options_.restore_stall_timeout);
         start[p] = committed[p];
         continue;
       }

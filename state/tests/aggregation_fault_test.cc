@@ -188,6 +188,10 @@ TEST_P(RebalanceFaultTest, CountsStayExactWhenARebalanceOrRestoreFails) {
   o.poll_max_records = 30;
   o.ready_without_assignment = 50ms;
   o.retry_delay = 10ms;
+  // A crash during the restore leaves its reads failing until it gives up
+  // (the world steps the loops on the test's thread, so nothing stops it
+  // sooner): 60 s of every CI run at the default.
+  o.restore_stall_timeout = 2s;
   AggregationWorld world(Mode::kCluster, dir.path(), o);
   auto* a = world.Start("a");
   world.AppendEvents(300, 20, 31);

@@ -85,6 +85,10 @@ struct AggregationOptions {
   // Wait before joining again after a failure, and between attempts to
   // prepare assigned partitions.
   std::chrono::milliseconds retry_delay{std::chrono::seconds(1)};
+  // Cluster mode: a restore that reads nothing for this long gives up (the
+  // member retries, then rejoins): a changelog or ids log it cannot read
+  // must not hold its partitions for good.
+  std::chrono::seconds restore_stall_timeout{60};
   // A member that gets no partitions is still ready after this.
   std::chrono::milliseconds ready_without_assignment{std::chrono::seconds(15)};
   // This worker reports the store's size gauges (one worker per store).
