@@ -16,6 +16,14 @@ function(catchall_library name)
   catchall_warnings(${name})
 endfunction()
 
+# Test code (not the product it links) is compiled at -O1 in the release
+# build: its speed does not matter, and -O1 compiles it 25-35% faster than
+# -O3 (http_server_test.cc 26 s against 38 s, cluster_test.cc 15 s against
+# 23 s; ~190 s of CPU per CI run). The libraries under test stay at -O3.
+function(catchall_test_code target)
+  target_compile_options(${target} PRIVATE $<$<CONFIG:Release>:-O1>)
+endfunction()
+
 # Declares a GoogleTest executable registered with ctest. PROPERTIES are
 # more ctest properties of each of its tests (name value ...).
 function(catchall_test name)
@@ -23,6 +31,7 @@ function(catchall_test name)
   add_executable(${name} ${ARG_SOURCES})
   target_link_libraries(${name} PRIVATE ${ARG_DEPS} GTest::gtest GTest::gtest_main GTest::gmock)
   catchall_warnings(${name})
+  catchall_test_code(${name})
   if(NOT ARG_LABELS)
     set(ARG_LABELS unit)
   endif()
