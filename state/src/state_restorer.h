@@ -37,9 +37,9 @@ class StateRestorer {
   // Makes the state of `partition` reflect exactly the events before
   // `committed` (kOffsetBeginning or any negative: none). Aborted when
   // `stop` is set meanwhile; Timeout when a log makes no progress for
-  // `stall_timeout`.
+  // `stall_timeout` (AggregationOptions::restore_stall_timeout).
   Status Restore(int32_t partition, int64_t committed, const std::atomic<bool>& stop,
-                 std::chrono::seconds stall_timeout = std::chrono::seconds(60));
+                 std::chrono::seconds stall_timeout);
 
  private:
   struct ReadResult {
