@@ -62,7 +62,7 @@ class KafkaAppender : public LogAppender {
         {"linger.ms", "5"},
         {"batch.num.messages", "10000"},
         {"batch.size", "1048576"},
-        {"compression.type", "lz4"},
+        {"compression.type", kafka_internal::kProducerCompression},
         {"partitioner", "murmur2_random"},
         {"message.timeout.ms", std::to_string(options.timeout.count())},
         {"queue.buffering.max.messages", "1000000"},

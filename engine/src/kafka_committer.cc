@@ -39,7 +39,7 @@ class KafkaCommitter final : public LogCommitter {
         {"linger.ms", "5"},
         {"batch.num.messages", "10000"},
         {"batch.size", "1048576"},
-        {"compression.type", "lz4"},
+        {"compression.type", kafka_internal::kProducerCompression},
         {"transaction.timeout.ms", "60000"},
         {"message.timeout.ms", "55000"},
         {"queue.buffering.max.messages", "1000000"},
