@@ -50,24 +50,13 @@ class KafkaAppender : public LogAppender {
   Status Init(const KafkaOptions& options, std::string topic) {
     topic_ = std::move(topic);
     timeout_ = options.timeout;
-    std::map<std::string, std::string> role = {
-        {"enable.idempotence", "true"},
-        {"acks", "all"},
-        // librdkafka's (and Kafka 4's) default. Longer lingers fill bigger
-        // batches and cut the broker's CPU per event (measured: 45-69 us at
-        // 2 ms, 44-47 at 5, 37-39 at 10, 28 at 20; docs/benchmarks.md), but
-        // a PUT waits for its batch, so few concurrent clients get at most
-        // connections / linger PUTs per second. kafka.producer.linger.ms
-        // tunes it.
-        {"linger.ms", "5"},
-        {"batch.num.messages", "10000"},
-        {"batch.size", "1048576"},
-        {"compression.type", kafka_internal::kProducerCompression},
+    std::map<std::string, std::string> role = kafka_internal::ProducerDefaults();
+    role.insert({
         {"partitioner", "murmur2_random"},
         {"message.timeout.ms", std::to_string(options.timeout.count())},
         {"queue.buffering.max.messages", "1000000"},
         {"queue.buffering.max.kbytes", "262144"},
-    };
+    });
     rd_kafka_conf_t* conf = nullptr;
     CATCHALL_RETURN_IF_ERROR(
         kafka_internal::MakeConf(options, kafka_internal::ClientKind::kProducer, role, &conf));

@@ -32,6 +32,32 @@ void LogToSpdlog(const rd_kafka_t* rk, int level, const char* facility, const ch
   }
 }
 
+std::map<std::string, std::string> ProducerDefaults() {
+  return {
+      {"enable.idempotence", "true"},
+      {"acks", "all"},
+      // librdkafka's (and Kafka 4's) default. Longer lingers fill bigger
+      // batches and cut the broker's CPU per event (measured: 45-69 us at
+      // 2 ms, 44-47 at 5, 37-39 at 10, 28 at 20; docs/benchmarks.md), but
+      // a PUT waits for its batch, so few concurrent clients get at most
+      // connections / linger PUTs per second. kafka.producer.linger.ms
+      // tunes it.
+      {"linger.ms", "5"},
+      {"batch.num.messages", "10000"},
+      {"batch.size", "1048576"},
+      // Not lz4: librdkafka's lz4 path starts an LZ4 frame per message set,
+      // and the frame's 64 KB buffer is calloc'ed each time; jemalloc zeroes
+      // a recycled extent of that size with madvise(MADV_DONTNEED), so every
+      // partition batch cost a system call, a TLB shootdown on the other
+      // core and fresh page faults. perf put that at ~12% of an ingest node
+      // at 50,000 PUTs/s, whose batches carry a few events each; snappy
+      // compresses the events topic as well (61-62 MB against 63 MB for 2M
+      // events) without it (docs/benchmarks.md, "The producers'
+      // compression").
+      {"compression.type", "snappy"},
+  };
+}
+
 Status MakeConf(const KafkaOptions& options, ClientKind kind,
                 const std::map<std::string, std::string>& role, rd_kafka_conf_t** out) {
   rd_kafka_conf_t* conf = rd_kafka_conf_new();

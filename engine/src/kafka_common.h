@@ -25,16 +25,13 @@ void AddRecord(RecordBatch* out, rd_kafka_message_t* message);
 Status CreateGroupConsumer(const KafkaGroupOptions& options, RebalanceListener* listener,
                            std::unique_ptr<LogConsumer>* consumer, rd_kafka_t** handle);
 
-// The producers' compression codec (kafka.producer.compression.type
-// overrides it). Not lz4: librdkafka's lz4 path starts an LZ4 frame per
-// message set, and the frame's 64 KB buffer is calloc'ed each time; jemalloc
-// zeroes a recycled extent of that size with madvise(MADV_DONTNEED), so every
-// partition batch cost a system call, a TLB shootdown on the other core and
-// fresh page faults. perf put that at ~12% of an ingest node at 50,000 PUTs/s,
-// whose batches carry a few events each; snappy compresses the events topic
-// as well (61-62 MB against 63 MB for 2M events) without it (docs/benchmarks.md,
-// "The producers' compression").
-inline constexpr char kProducerCompression[] = "snappy";
+// What every catchall producer sets, the ingest node's and the
+// aggregator's transactional one alike; each adds its own (timeouts, queue
+// sizes, the partitioner, a transactional id) and the user's
+// kafka.producer.* properties override any of them (MakeConf). Idempotent,
+// acknowledged by all in-sync replicas, a 5 ms linger, and snappy
+// compression (kafka_common.cc says why not lz4).
+std::map<std::string, std::string> ProducerDefaults();
 
 // Which of the options' extra properties apply to a client.
 enum class ClientKind { kAdmin, kProducer, kConsumer };
