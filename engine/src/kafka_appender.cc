@@ -50,13 +50,12 @@ class KafkaAppender : public LogAppender {
   Status Init(const KafkaOptions& options, std::string topic) {
     topic_ = std::move(topic);
     timeout_ = options.timeout;
-    std::map<std::string, std::string> role = kafka_internal::ProducerDefaults();
-    role.insert({
+    std::map<std::string, std::string> role = {
         {"partitioner", "murmur2_random"},
         {"message.timeout.ms", std::to_string(options.timeout.count())},
         {"queue.buffering.max.messages", "1000000"},
         {"queue.buffering.max.kbytes", "262144"},
-    });
+    };
     rd_kafka_conf_t* conf = nullptr;
     CATCHALL_RETURN_IF_ERROR(
         kafka_internal::MakeConf(options, kafka_internal::ClientKind::kProducer, role, &conf));

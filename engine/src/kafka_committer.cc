@@ -32,14 +32,11 @@ class KafkaCommitter final : public LogCommitter {
     timeout_ms_ = static_cast<int>(options.timeout.count());
     input_topic_ = std::move(input_topic);
     consumer_ = consumer;
-    std::map<std::string, std::string> role = kafka_internal::ProducerDefaults();
-    role.insert({
-        {"transactional.id", transactional_id},
-        {"transaction.timeout.ms", "60000"},
-        {"message.timeout.ms", "55000"},
-        {"queue.buffering.max.messages", "1000000"},
+    std::map<std::string, std::string> role = {
+        {"transactional.id", transactional_id},   {"transaction.timeout.ms", "60000"},
+        {"message.timeout.ms", "55000"},          {"queue.buffering.max.messages", "1000000"},
         {"queue.buffering.max.kbytes", "524288"},
-    });
+    };
     rd_kafka_conf_t* conf = nullptr;
     CATCHALL_RETURN_IF_ERROR(
         kafka_internal::MakeConf(options, kafka_internal::ClientKind::kProducer, role, &conf));

@@ -32,6 +32,11 @@ void LogToSpdlog(const rd_kafka_t* rk, int level, const char* facility, const ch
   }
 }
 
+namespace {
+
+// What every catchall producer sets, the ingest node's and the aggregator's
+// transactional one alike; each adds its own (timeouts, queue sizes, the
+// partitioner, a transactional id) through MakeConf's `role`.
 std::map<std::string, std::string> ProducerDefaults() {
   return {
       {"enable.idempotence", "true"},
@@ -58,6 +63,8 @@ std::map<std::string, std::string> ProducerDefaults() {
   };
 }
 
+}  // namespace
+
 Status MakeConf(const KafkaOptions& options, ClientKind kind,
                 const std::map<std::string, std::string>& role, rd_kafka_conf_t** out) {
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
@@ -75,6 +82,9 @@ Status MakeConf(const KafkaOptions& options, ClientKind kind,
       {"socket.timeout.ms", std::to_string(std::max<int64_t>(options.timeout.count(), 10))},
       {"log.connection.close", "false"},
   };
+  if (kind == ClientKind::kProducer) {
+    for (const auto& [k, v] : ProducerDefaults()) props[k] = v;
+  }
   for (const auto& [k, v] : role) props[k] = v;
   for (const auto& [k, v] : options.properties) props[k] = v;
   if (kind == ClientKind::kProducer) {

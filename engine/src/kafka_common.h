@@ -25,21 +25,15 @@ void AddRecord(RecordBatch* out, rd_kafka_message_t* message);
 Status CreateGroupConsumer(const KafkaGroupOptions& options, RebalanceListener* listener,
                            std::unique_ptr<LogConsumer>* consumer, rd_kafka_t** handle);
 
-// What every catchall producer sets, the ingest node's and the
-// aggregator's transactional one alike; each adds its own (timeouts, queue
-// sizes, the partitioner, a transactional id) and the user's
-// kafka.producer.* properties override any of them (MakeConf). Idempotent,
-// acknowledged by all in-sync replicas, a 5 ms linger, and snappy
-// compression (kafka_common.cc says why not lz4).
-std::map<std::string, std::string> ProducerDefaults();
-
 // Which of the options' extra properties apply to a client.
 enum class ClientKind { kAdmin, kProducer, kConsumer };
 
-// A configuration with the options' common properties, then `role`
-// properties, then the user's extra properties for every client and for
-// this `kind`. InvalidArgument names a bad property (never its value, which
-// may be a secret).
+// A configuration with the options' common properties, then, for a
+// producer, what every catchall producer sets (idempotent, acknowledged by
+// all in-sync replicas, a 5 ms linger, snappy compression; kafka_common.cc
+// says why), then `role` properties, then the user's extra properties for
+// every client and for this `kind`. InvalidArgument names a bad property
+// (never its value, which may be a secret).
 Status MakeConf(const KafkaOptions& options, ClientKind kind,
                 const std::map<std::string, std::string>& role, rd_kafka_conf_t** conf);
 

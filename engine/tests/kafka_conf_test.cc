@@ -1,6 +1,6 @@
 // The librdkafka configuration every catchall client starts from
-// (kafka_common.h): the producers' shared defaults, and the order in which
-// catchall's and the user's properties apply. No broker needed: these read
+// (kafka_common.h MakeConf): the producers' shared defaults, and the order in
+// which catchall's and the user's properties apply. No broker needed: these read
 // the configuration back from librdkafka before any client exists.
 #include <gtest/gtest.h>
 #include <librdkafka/rdkafka.h>
@@ -16,7 +16,6 @@ namespace {
 
 using kafka_internal::ClientKind;
 using kafka_internal::MakeConf;
-using kafka_internal::ProducerDefaults;
 
 struct ConfDeleter {
   void operator()(rd_kafka_conf_t* conf) const { rd_kafka_conf_destroy(conf); }
@@ -48,26 +47,38 @@ KafkaOptions Options() {
 // lz4 cost an ingest node ~12% of its CPU (a calloc'ed frame buffer per
 // message set, zeroed by jemalloc with madvise); see kafka_common.cc.
 TEST(KafkaConfTest, ProducersCompressWithSnappyUnlessTheUserPicksACodec) {
-  ConfPtr plain = Make(Options(), ClientKind::kProducer, ProducerDefaults());
+  ConfPtr plain = Make(Options(), ClientKind::kProducer, {});
   ASSERT_NE(plain, nullptr);
   EXPECT_EQ(Get(plain.get(), "compression.type"), "snappy");
 
   KafkaOptions chosen = Options();
   chosen.producer_properties["compression.type"] = "lz4";
-  ConfPtr lz4 = Make(chosen, ClientKind::kProducer, ProducerDefaults());
+  ConfPtr lz4 = Make(chosen, ClientKind::kProducer, {});
   ASSERT_NE(lz4, nullptr);
   EXPECT_EQ(Get(lz4.get(), "compression.type"), "lz4") << "kafka.producer.* beats catchall's";
 
   // A consumer's property is not a producer's.
   KafkaOptions consumer_only = Options();
   consumer_only.consumer_properties["compression.type"] = "gzip";
-  ConfPtr still = Make(consumer_only, ClientKind::kProducer, ProducerDefaults());
+  ConfPtr still = Make(consumer_only, ClientKind::kProducer, {});
   ASSERT_NE(still, nullptr);
   EXPECT_EQ(Get(still.get(), "compression.type"), "snappy");
 }
 
+TEST(KafkaConfTest, ARolesOwnPropertyBeatsTheProducersDefaultsAndConsumersGetNone) {
+  ConfPtr role = Make(Options(), ClientKind::kProducer, {{"linger.ms", "7"}});
+  ASSERT_NE(role, nullptr);
+  EXPECT_EQ(Get(role.get(), "linger.ms"), "7");
+  EXPECT_EQ(Get(role.get(), "compression.type"), "snappy");
+
+  ConfPtr consumer = Make(Options(), ClientKind::kConsumer, {});
+  ASSERT_NE(consumer, nullptr);
+  EXPECT_EQ(Get(consumer.get(), "compression.type"), "none");
+  EXPECT_EQ(Get(consumer.get(), "enable.idempotence"), "false");
+}
+
 TEST(KafkaConfTest, ProducersAreIdempotentAndLingerFiveMilliseconds) {
-  ConfPtr conf = Make(Options(), ClientKind::kProducer, ProducerDefaults());
+  ConfPtr conf = Make(Options(), ClientKind::kProducer, {});
   ASSERT_NE(conf, nullptr);
   EXPECT_EQ(Get(conf.get(), "enable.idempotence"), "true");
   EXPECT_EQ(Get(conf.get(), "linger.ms"), "5");
@@ -77,12 +88,12 @@ TEST(KafkaConfTest, ProducersAreIdempotentAndLingerFiveMilliseconds) {
 TEST(KafkaConfTest, PropertiesForEveryClientBeatTheRoleAndLoseToTheKindsOwn) {
   KafkaOptions options = Options();
   options.properties["linger.ms"] = "20";
-  ConfPtr every = Make(options, ClientKind::kProducer, ProducerDefaults());
+  ConfPtr every = Make(options, ClientKind::kProducer, {});
   ASSERT_NE(every, nullptr);
   EXPECT_EQ(Get(every.get(), "linger.ms"), "20");
 
   options.producer_properties["linger.ms"] = "50";
-  ConfPtr own = Make(options, ClientKind::kProducer, ProducerDefaults());
+  ConfPtr own = Make(options, ClientKind::kProducer, {});
   ASSERT_NE(own, nullptr);
   EXPECT_EQ(Get(own.get(), "linger.ms"), "50");
 }
@@ -91,7 +102,7 @@ TEST(KafkaConfTest, ABadPropertyIsNamedWithoutItsValue) {
   KafkaOptions options = Options();
   options.producer_properties["linger.ms"] = "secret-looking-value";
   rd_kafka_conf_t* conf = nullptr;
-  Status s = MakeConf(options, ClientKind::kProducer, ProducerDefaults(), &conf);
+  Status s = MakeConf(options, ClientKind::kProducer, {}, &conf);
   ASSERT_FALSE(s.ok());
   EXPECT_EQ(conf, nullptr);
   EXPECT_EQ(s.code(), Code::kInvalidArgument);
