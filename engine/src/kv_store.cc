@@ -456,8 +456,13 @@ Status RocksKvStore::IngestSorted(const std::vector<SortedRun>& runs) {
     if (run.entries.empty()) continue;  // a table file cannot be empty
     rocksdb::ColumnFamilyHandle* cf = Cf(run.column);
     // The column's own options, so the file is compressed and filtered as
-    // its flushes would be.
-    rocksdb::SstFileWriter writer(rocksdb::EnvOptions(), db_->GetOptions(cf), cf);
+    // its flushes would be. The file's pages stay in the page cache: lookups
+    // read it as soon as it is ingested, and RocksDB's default (dropping
+    // them every MB written) made each lookup of a domain in it a disk read;
+    // a query node applying 100,000 records/s answered GETs with a P99 of
+    // 0.7-1.3 s (benchmarks/query/run.sh, docs/benchmarks.md).
+    rocksdb::SstFileWriter writer(rocksdb::EnvOptions(), db_->GetOptions(cf), cf,
+                                  /*invalidate_page_cache=*/false);
     std::string file = fmt::format("{}/{}.sst", ingest_dir_, ingest_files_.fetch_add(1));
     rocksdb::Status s = writer.Open(file);
     if (s.ok()) written.push_back(file);
