@@ -1,9 +1,33 @@
 #include "recent_counts.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <mutex>
 
 namespace catchall {
+
+RecentCounts::RecentCounts(size_t expected_domains)
+    // A shard's share varies by a few hundred around the mean (binomial);
+    // 1/8 more covers it at every size that matters.
+    : per_shard_(expected_domains / kShards + expected_domains / kShards / 8) {
+  for (Shard& shard : shards_) shard.active = NewActiveTable();
+}
+
+RecentCounts::Table RecentCounts::NewActiveTable() const {
+  Table table;
+  table.reserve(per_shard_);
+  return table;
+}
+
+size_t RecentCounts::shard_capacity() const {
+  size_t least = SIZE_MAX;
+  for (const Shard& shard : shards_) {
+    std::shared_lock lock(shard.mu);
+    least = std::min(least, static_cast<size_t>(static_cast<float>(shard.active.bucket_count()) *
+                                                shard.active.max_load_factor()));
+  }
+  return least;
+}
 
 RecentCounts::Shard& RecentCounts::ShardOf(size_t hash) const {
   // The table's own bucket index uses the low bits; the shard takes high ones.
@@ -43,9 +67,10 @@ bool RecentCounts::Find(std::string_view domain, Value* value) const {
 
 void RecentCounts::Freeze() {
   for (Shard& shard : shards_) {
+    Table fresh = NewActiveTable();  // allocated before the lock is taken
     std::unique_lock lock(shard.mu);
     shard.frozen = std::move(shard.active);
-    shard.active = Table();
+    shard.active = std::move(fresh);
   }
   size_.store(0, std::memory_order_relaxed);
   frozen_.store(true, std::memory_order_release);

@@ -95,7 +95,7 @@ StatusMaterializer::StatusMaterializer(std::unique_ptr<LogReader> reader, std::s
       skipped_(metrics, SkippedRecords::Reader::kQuery),
       reader_(std::move(reader)),
       may_consume_(std::move(may_consume)),
-      recent_(std::make_unique<RecentCounts>()) {}
+      recent_(std::make_unique<RecentCounts>(options.checkpoint_domains)) {}
 
 StatusMaterializer::~StatusMaterializer() { Stop(); }
 

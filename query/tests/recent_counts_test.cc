@@ -32,6 +32,23 @@ TEST(RecentCountsTest, TheLastChangeOfADomainWinsAndADeletionIsRemembered) {
   EXPECT_FALSE(recent.Find("never.example", &value));
 }
 
+// Every shard's active table is sized for its share of the expected domains,
+// at the start and after each Freeze, so that Puts up to a checkpoint never
+// rehash a shard under its lock.
+TEST(RecentCountsTest, ActiveTablesAreSizedForTheExpectedDomains) {
+  RecentCounts unsized;
+  RecentCounts recent(160'000);
+  EXPECT_LT(unsized.shard_capacity(), 10'000u);
+  EXPECT_GE(recent.shard_capacity(), 10'000u);
+  for (int i = 0; i < 1000; ++i) recent.Put("d" + std::to_string(i) + ".example", {1, 0});
+  recent.Freeze();
+  EXPECT_GE(recent.shard_capacity(), 10'000u) << "the table a Freeze starts is sized too";
+  recent.Release();
+  recent.Put("after.example", {1, 0});
+  recent.Freeze();
+  EXPECT_GE(recent.shard_capacity(), 10'000u);
+}
+
 TEST(RecentCountsTest, FreezeSortsTheTableAndTheNewTableHidesTheFrozenOne) {
   RecentCounts recent;
   std::vector<std::string> domains = {"m.example", "b.example", "z.example", "a.example"};
