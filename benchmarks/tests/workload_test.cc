@@ -204,6 +204,15 @@ TEST(UniformWorkloadTest, NamesAreDistinctLowerCaseAndSeeded) {
   EXPECT_FALSE(w.NamesMayCollide());
 }
 
+// benchmarks/query/gen_changelog.py writes changelog records under these
+// names so that `--mode get --workload uniform` finds them; its test
+// (tests/scripts/gen_changelog_test.sh) checks the same three names.
+TEST(UniformWorkloadTest, NamesAreTheOnesTheQueryBenchmarkWrites) {
+  EXPECT_EQ(UniformWorkload(42, 10).DomainName(0), "d0-372cf1d6.com");
+  EXPECT_EQ(UniformWorkload(42, 10).DomainName(1), "d1-2b8769fb.com");
+  EXPECT_EQ(UniformWorkload(1, 10'000'000).DomainName(123), "d123-5401e835.com");
+}
+
 TEST(UniformWorkloadTest, EventsAreUniformWithTheBounceProbability) {
   const uint32_t n = 100;
   UniformWorkload w(9, n, 0.002);
