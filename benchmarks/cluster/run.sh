@@ -497,7 +497,14 @@ def cpu_cost(name, run, r):
     total = sum(cpu_s[p] for p in PIPELINE if cpu_s.get(p) is not None)
     out = {"cpu": cpu, f"cpu_us_per_{unit}_total": per(total), f"cpu_{unit}s": n,
            "cpu_window_s": run.get("cpu_window_s"), "cpu_window_caught_up": run.get("cpu_window_caught_up")}
-    if cpu_s.get("machine_busy") is not None:
+    window, capacity = run.get("cpu_window_s"), cpu_s.get("machine_capacity")
+    if (window and capacity is not None and os.cpu_count()
+            and capacity < 0.9 * window * os.cpu_count()):
+        # /proc/stat counted less time than the window had on all cores (seen in
+        # sandboxed VMs): its busy time cannot be compared with the processes'.
+        out["cpu_other_s"] = None
+        out["cpu_machine_stat_short"] = True
+    elif cpu_s.get("machine_busy") is not None:
         # Every other process on the machine (and interrupts) in the same window.
         out["cpu_other_s"] = round(cpu_s["machine_busy"] - cpu_s.get("irq", 0)
                                    - sum(cpu_s.get(p) or 0 for p in PIPELINE + ("bench",)), 2)
@@ -665,7 +672,8 @@ if cpu_rows:
     cw = [max(len(str(x[i])) for x in cpu_rows + [chead]) for i in range(len(chead))]
     text += ("CPU per event, in us (CPU s of each process from the bench's start until the cluster caught up,\n"
              "divided by the events acknowledged; per lookup answered for get runs; total = ingest + aggregate\n"
-             "+ query + broker; bench = the load generator; other s = CPU s of every other process):\n")
+             "+ query + broker; bench = the load generator; other s = CPU s of every other process,\n"
+             "- when /proc/stat counted less than the window on every core, as in some VMs):\n")
     text += "".join("  " + "  ".join(str(c).rjust(w) if i else str(c).ljust(w) for i, (c, w) in enumerate(zip(row, cw))).rstrip() + "\n"
                     for row in [chead] + cpu_rows)
 if diag_lines:
