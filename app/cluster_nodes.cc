@@ -212,6 +212,7 @@ Status QueryNode::Open() {
   MaterializerOptions materializer;
   materializer.checkpoint_domains = c.checkpoint_domains;
   materializer.checkpoint_interval = std::chrono::seconds(c.checkpoint_interval_s);
+  materializer.checkpoint_low_priority = c.compaction_low_priority;
   materializer_ = std::make_unique<StatusMaterializer>(
       std::move(reader), c.status_topic, store_.get(), metrics(), [this] { return disk_->Check(); },
       materializer);

@@ -136,8 +136,9 @@ std::vector<Setting> MakeSettings() {
                          "their bursts, at the cost of a larger backlog",
                          &Config::compaction_rate_mb));
   s.push_back(BoolSetting("storage.compaction_low_priority",
-                          "run compaction threads at the lowest CPU priority (nice 19), so they "
-                          "yield the cores to the serving threads",
+                          "run compaction threads (and a query node's checkpoint thread) at the "
+                          "lowest CPU priority (nice 19), so they yield the cores to the serving "
+                          "threads",
                           &Config::compaction_low_priority));
   s.push_back(U64Setting("storage.min_free_mb",
                          "below this much free disk space on the data dir, writes are refused "

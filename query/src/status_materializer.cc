@@ -4,9 +4,14 @@
 #include <prometheus/counter.h>
 #include <prometheus/gauge.h>
 #include <prometheus/registry.h>
+#include <pthread.h>
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <system_error>
 #include <vector>
 
 #include "engine/counts_table.h"
@@ -165,6 +170,17 @@ void StatusMaterializer::StartCheckpoint() {
 }
 
 void StatusMaterializer::RunCheckpoints() {
+  // Named so that an operator sees it in `top -H` and perf.
+  ::pthread_setname_np(::pthread_self(), kCheckpointThreadName);
+  if (options_.checkpoint_low_priority) {
+    // A checkpoint's sort and table file are background work, like RocksDB's
+    // compactions (storage.compaction_low_priority): on busy cores they
+    // should wait for the lookups, not the other way round.
+    if (::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), 19) != 0) {
+      spdlog::warn("query: cannot lower the checkpoint thread's priority: {}",
+                   std::generic_category().message(errno));
+    }
+  }
   std::unique_lock<std::mutex> lock(checkpoint_mu_);
   while (true) {
     checkpoint_cv_.wait(lock, [&] { return pending_.has_value() || stop_checkpoints_; });
