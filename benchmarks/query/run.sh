@@ -257,9 +257,19 @@ run_phase() {  # run_phase NAME: writes $WORK/phase-NAME.json
   found=$(($(metric catchall_query_answers_total "$FOUND_LABEL") - f0))
   unknown=$(($(metric catchall_query_answers_total '{status="unknown"}') - u0))
   python3 - "$name" "$OUT/bench-$name/results.json" "$records" "$found" "$unknown" "$q_s" "$b_s" \
-    "$wrote_s" "$catchup_s" "$load_before" "$WORK/pace.$name.log" >"$WORK/phase-$name.json" <<'PY'
-import json, os, sys
-name, results, records, found, unknown, q_s, b_s, wrote_s, catchup_s, load, pace = sys.argv[1:]
+    "$wrote_s" "$catchup_s" "$load_before" "$WORK/pace.$name.log" \
+    "$OUT/metrics.before.$name.txt" "$OUT/metrics.after.$name.txt" >"$WORK/phase-$name.json" <<'PY'
+import json, os, re, sys
+name, results, records, found, unknown, q_s, b_s, wrote_s, catchup_s, load, pace, m0, m1 = sys.argv[1:]
+
+def lookup_buckets(path):
+    """The node's own latency histogram of GET /domains: {upper bound in s: count}."""
+    out = {}
+    for line in open(path):
+        m = re.match(r'catchall_http_request_seconds_bucket\{route="/domains",le="([^"]+)"\} (\S+)', line)
+        if m:
+            out[float(m.group(1))] = float(m.group(2))
+    return out
 records, found, unknown = int(records), int(found), int(unknown)
 q_s, b_s = float(q_s), float(b_s)
 out = {"phase": name, "records_applied": records, "lookups_found": found,
@@ -273,6 +283,15 @@ if os.path.exists(results):
     out["lookups_per_s"] = r["lookups_per_s"]
     out["get_latency_ms"] = {k: r["latency_ms"][k] for k in ("p50", "p95", "p99", "p999", "max")}
     out["get_errors"] = r["errors"]
+    # Inside the server (request read to answer written): what the client's
+    # latency adds on top is queueing, the network stack and the scheduler.
+    before, after = lookup_buckets(m0), lookup_buckets(m1)
+    total = after.get(float("inf"), 0) - before.get(float("inf"), 0)
+    if total > 0:
+        for q, key in ((0.99, "server_p99_at_most_ms"), (0.999, "server_p999_at_most_ms")):
+            bound = next((le for le in sorted(after)
+                          if after[le] - before.get(le, 0) >= q * total), None)
+            out[key] = None if bound in (None, float("inf")) else bound * 1000
 if records and found + unknown == 0:
     out["query_us_per_record"] = round(q_s * 1e6 / records, 2)
 if records:
@@ -332,6 +351,8 @@ for p in summary["phases"]:
         l = p["get_latency_ms"]
         s += (f"; {p['lookups_per_s']:,.0f} lookups/s, p50 {l['p50']:.2f} p99 {l['p99']:.2f} "
               f"max {l['max']:.1f} ms, found {p['lookups_found']:,} unknown {p['lookups_unknown']:,}")
+        if p.get("server_p99_at_most_ms") is not None:
+            s += f"; in the server p99 <= {p['server_p99_at_most_ms']:g} ms"
     s += f" (load {p['load_before']})"
     lines.append(s)
 c = summary["final_check"]
