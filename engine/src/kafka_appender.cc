@@ -70,7 +70,7 @@ class KafkaAppender : public LogAppender {
     }
     rkt_ = rd_kafka_topic_new(rk_, topic_.c_str(), nullptr);
     Result<int32_t> partitions =
-        kafka_internal::PartitionCount(rk_, topic_, static_cast<int>(timeout_.count()));
+        kafka_internal::PartitionCountOnceKnown(rk_, topic_, static_cast<int>(timeout_.count()));
     if (!partitions.ok()) return partitions.status();
     partitions_ = *partitions;
     running_.store(true);

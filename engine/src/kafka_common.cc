@@ -3,6 +3,10 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <chrono>
+#include <thread>
+
 namespace catchall {
 
 namespace kafka_internal {
@@ -163,6 +167,21 @@ Result<int32_t> PartitionCount(rd_kafka_t* rk, const std::string& topic, int tim
   }
   rd_kafka_metadata_destroy(md);
   return result;
+}
+
+Result<int32_t> PartitionCountOnceKnown(rd_kafka_t* rk, const std::string& topic, int timeout_ms) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (true) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    Result<int32_t> count =
+        PartitionCount(rk, topic, static_cast<int>(std::max<int64_t>(left.count(), 100)));
+    if (count.ok() || count.status().code() != Code::kNotFound ||
+        std::chrono::steady_clock::now() + std::chrono::milliseconds(100) >= deadline) {
+      return count;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
 }
 
 }  // namespace kafka_internal

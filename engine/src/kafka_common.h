@@ -54,6 +54,14 @@ Status FromTxnError(rd_kafka_error_t* error, std::string_view what);
 // Partition count of `topic` from the cluster metadata.
 Result<int32_t> PartitionCount(rd_kafka_t* rk, const std::string& topic, int timeout_ms);
 
+// The same for a client that starts on `topic`: while the broker asked does
+// not know the topic, asks again (every 100 ms) until `timeout_ms` has
+// passed. A topic just created reaches every broker a moment later, and a
+// role started right after `catchall topics create` on a three-broker
+// cluster failed with "topic ... does not exist" when its producer asked
+// a broker that had not heard of it yet.
+Result<int32_t> PartitionCountOnceKnown(rd_kafka_t* rk, const std::string& topic, int timeout_ms);
+
 // Turns a poll's messages into records / end-of-partition marks / an error.
 // Messages of partitions for which `owned` returns false are dropped.
 template <typename Owned>

@@ -170,7 +170,7 @@ Status kafka_internal::CreateGroupConsumer(const KafkaGroupOptions& options,
   rd_kafka_topic_partition_list_destroy(topics);
   if (r) return kafka_internal::FromError(r, fmt::format("subscribing to {}", options.topic));
   Result<int32_t> partitions =
-      kafka_internal::PartitionCount(impl->rk, impl->topic, impl->timeout_ms);
+      kafka_internal::PartitionCountOnceKnown(impl->rk, impl->topic, impl->timeout_ms);
   if (!partitions.ok()) {
     return Status(partitions.status().code(),
                   fmt::format("{} (run `catchall topics create`)", partitions.status().message()));
@@ -310,7 +310,7 @@ class KafkaReader final : public LogReader {
     }
     rd_kafka_poll_set_consumer(rk_);
     queue_ = rd_kafka_queue_get_consumer(rk_);
-    Result<int32_t> partitions = kafka_internal::PartitionCount(rk_, topic_, timeout_ms_);
+    Result<int32_t> partitions = kafka_internal::PartitionCountOnceKnown(rk_, topic_, timeout_ms_);
     if (!partitions.ok()) {
       return Status(partitions.status().code(), fmt::format("{} (run `catchall topics create`)",
                                                             partitions.status().message()));

@@ -496,6 +496,35 @@ TEST_F(ClusterTest, BatchRefusedPartwayIs503AndOnlyItemIdsMakeItsRetryExact) {
                {aggregate.get(), query.get()});
 }
 
+// A producer started on a topic that does not exist yet waits for it (up to
+// its timeout) instead of failing at once: a topic just created reaches
+// every broker a moment later, and a role started right after `catchall
+// topics create` failed when its producer asked a broker that had not
+// heard of it. A topic that never comes is still refused, by name.
+TEST_F(ClusterTest, AProducerStartedJustBeforeItsTopicExistsWaitsForIt) {
+  ClusterNames later = UniqueClusterNames("later");
+  KafkaOptions options;
+  options.brokers = brokers_;
+  options.timeout = 20s;
+  std::thread create([&] {
+    std::this_thread::sleep_for(1500ms);
+    CreateTopicsOf(later, brokers_, kPartitions, {});
+  });
+  std::unique_ptr<LogAppender> appender;
+  auto started = std::chrono::steady_clock::now();
+  Status created = CreateKafkaAppender(options, later.events, nullptr, &appender);
+  create.join();
+  ASSERT_TRUE(created.ok()) << created.ToString();
+  EXPECT_GE(std::chrono::steady_clock::now() - started, 1s) << "the topic existed before";
+
+  options.timeout = 2s;
+  std::unique_ptr<LogAppender> never;
+  Status missing = CreateKafkaAppender(options, "never-" + later.events, nullptr, &never);
+  EXPECT_EQ(missing.code(), Code::kNotFound) << missing.ToString();
+  EXPECT_NE(missing.message().find("never-" + later.events), std::string::npos)
+      << missing.ToString();
+}
+
 uint64_t ResidentBytesOf(pid_t pid) {
   std::ifstream statm("/proc/" + std::to_string(pid) + "/statm");
   uint64_t size = 0;
