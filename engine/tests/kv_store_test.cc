@@ -21,6 +21,7 @@
 #include <thread>
 #include <vector>
 
+#include "support/threads.h"
 #include "test_util.h"
 
 namespace catchall {
@@ -570,25 +571,6 @@ TEST_F(KvStoreTest, StatisticsGrowWithData) {
   EXPECT_EQ(store_->EstimateKeys(log_), 0u);
 }
 
-// The nice value of each of this process's threads called `name`.
-std::vector<int> NiceOfThreads(const std::string& name) {
-  std::vector<int> nice;
-  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
-    std::string comm;
-    std::getline(std::ifstream(task.path() / "comm"), comm);
-    if (comm != name) continue;
-    std::string stat;
-    std::getline(std::ifstream(task.path() / "stat"), stat);
-    // Fields after the ")" that ends the name: state is field 3, nice 19.
-    std::istringstream rest(stat.substr(stat.rfind(')') + 2));
-    std::string field;
-    for (int i = 3; i <= 19 && rest >> field; ++i) {
-    }
-    nice.push_back(std::stoi(field));
-  }
-  return nice;
-}
-
 TEST_F(KvStoreTest, CompactionThreadsYieldTheCpuWhenAsked) {
   KvStoreOptions options = Options();
   options.compaction_low_priority = true;
@@ -603,10 +585,12 @@ TEST_F(KvStoreTest, CompactionThreadsYieldTheCpuWhenAsked) {
   // A compaction runs on the low-priority pool, which lowers its thread's
   // priority before it takes the job.
   ASSERT_TRUE(store_->CompactColumn(plain_).ok());
-  std::vector<int> nice = NiceOfThreads("rocksdb:low");
+  std::vector<int> nice = testing::NiceOfThreads("rocksdb:low");
   ASSERT_FALSE(nice.empty()) << "no compaction thread found";
   for (int n : nice) EXPECT_EQ(n, 19);
-  for (int n : NiceOfThreads("rocksdb:high")) EXPECT_EQ(n, 0) << "flushes must keep their priority";
+  for (int n : testing::NiceOfThreads("rocksdb:high")) {
+    EXPECT_EQ(n, 0) << "flushes must keep their priority";
+  }
   EXPECT_EQ(Get(plain_, "key7"), "1");
   // The manual compaction may have scheduled another one behind it; both
   // end soon, and then nothing is left to do.

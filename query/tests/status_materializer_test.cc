@@ -7,13 +7,10 @@
 #include <sys/resource.h>
 
 #include <chrono>
-#include <filesystem>
-#include <fstream>
 #include <functional>
 #include <future>
 #include <memory>
 #include <optional>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <utility>
@@ -27,6 +24,7 @@
 #include "fault_injection.h"
 #include "support/metrics.h"
 #include "support/temp_dir.h"
+#include "support/threads.h"
 
 namespace catchall {
 namespace {
@@ -240,40 +238,25 @@ TEST_F(StatusMaterializerTest, CheckpointsMoveWhatChangedToTheStoreAndARestartRe
   EXPECT_EQ(CountsOf(*m, NumberedDomain(99)), (DomainCounts{99, 1}));
 }
 
-// The nice value of this process's thread named `name`; nullopt if none.
-std::optional<int> NiceOfThread(std::string_view name) {
-  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
-    std::ifstream comm(task.path() / "comm");
-    std::string thread_name;
-    std::getline(comm, thread_name);
-    if (thread_name != name) continue;
-    std::ifstream stat_file(task.path() / "stat");
-    std::string stat((std::istreambuf_iterator<char>(stat_file)), std::istreambuf_iterator<char>());
-    // Fields after the ")" that ends the name: state is the 1st, nice the 17th.
-    std::istringstream fields(stat.substr(stat.rfind(')') + 2));
-    std::string field;
-    for (int i = 0; i < 17; ++i) fields >> field;
-    return std::stoi(field);
-  }
-  return std::nullopt;
-}
-
 // The checkpoint thread is named, and runs at nice 19 when asked to (what
 // storage.compaction_low_priority asks in a query node), else at the
 // process's own priority.
 TEST_F(StatusMaterializerTest, TheCheckpointThreadYieldsTheCoresWhenAskedTo) {
+  using testing::NiceOfThreads;
   MaterializerOptions low;
   low.checkpoint_low_priority = true;
   std::unique_ptr<StatusMaterializer> m = StartedMaterializer(nullptr, low);
-  ASSERT_TRUE(Eventually([] { return NiceOfThread(kCheckpointThreadName).has_value(); }))
+  ASSERT_TRUE(Eventually([] { return !NiceOfThreads(kCheckpointThreadName).empty(); }))
       << "no thread named " << kCheckpointThreadName;
-  ASSERT_TRUE(Eventually([] { return NiceOfThread(kCheckpointThreadName) == 19; }))
-      << "nice " << NiceOfThread(kCheckpointThreadName).value_or(-100);
+  ASSERT_TRUE(Eventually([] {
+    return NiceOfThreads(kCheckpointThreadName) == std::vector<int>{19};
+  })) << "nice "
+      << ::testing::PrintToString(NiceOfThreads(kCheckpointThreadName));
   m.reset();
-  EXPECT_EQ(NiceOfThread(kCheckpointThreadName), std::nullopt) << "the thread outlived its owner";
+  EXPECT_TRUE(NiceOfThreads(kCheckpointThreadName).empty()) << "the thread outlived its owner";
   m = StartedMaterializer(nullptr, MaterializerOptions{});
-  ASSERT_TRUE(Eventually([] { return NiceOfThread(kCheckpointThreadName).has_value(); }));
-  EXPECT_EQ(NiceOfThread(kCheckpointThreadName), ::getpriority(PRIO_PROCESS, 0));
+  ASSERT_TRUE(Eventually([] { return !NiceOfThreads(kCheckpointThreadName).empty(); }));
+  EXPECT_EQ(NiceOfThreads(kCheckpointThreadName), std::vector<int>{::getpriority(PRIO_PROCESS, 0)});
 }
 
 // Between checkpoints the in-memory table answers first: an update or a
