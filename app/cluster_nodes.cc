@@ -105,8 +105,11 @@ Status AggregatorNode::Open() {
   CATCHALL_RETURN_IF_ERROR(RequireBrokers(c, "aggregate"));
   CATCHALL_RETURN_IF_ERROR(
       CheckRoleTopics(c, {c.events_topic, c.status_topic, c.ids_topic, c.dead_letter_topic}));
-  CATCHALL_RETURN_IF_ERROR(OpenStore(
-      env_, c, CounterStore::Columns(std::chrono::seconds(c.idempotency_window_s)), &store_));
+  // The state is a cache of the changelog: what a crash drops from it, a
+  // restore reads back (StateRestorer), so it needs no write-ahead log.
+  CATCHALL_RETURN_IF_ERROR(
+      OpenStore(env_, c, CounterStore::Columns(std::chrono::seconds(c.idempotency_window_s)),
+                &store_, c.state_write_ahead_log));
   disk_ = WatchDisk(env_, c, metrics());
   ExportStoreMetrics(store_.get(), metrics());
   counters_ = std::make_unique<CounterStore>(store_.get(), c.events_topic);

@@ -10,10 +10,11 @@
 namespace catchall {
 
 Status OpenStore(Env* env, const Config& config, std::vector<ColumnSpec> columns,
-                 std::unique_ptr<KvStore>* store) {
+                 std::unique_ptr<KvStore>* store, bool write_ahead_log) {
   KvStoreOptions options;
   options.path = config.data_dir;
   options.sync_writes = config.sync_writes;
+  options.write_ahead_log = write_ahead_log;
   options.block_cache_bytes = config.block_cache_mb << 20;
   options.write_buffer_bytes = config.write_buffer_mb << 20;
   options.background_jobs = config.background_jobs;

@@ -17,9 +17,10 @@
 namespace catchall {
 
 // Opens the store under config.data_dir through `env`, with a clear
-// message when another process holds it.
+// message when another process holds it. `write_ahead_log`: see
+// KvStoreOptions.
 Status OpenStore(Env* env, const Config& config, std::vector<ColumnSpec> columns,
-                 std::unique_ptr<KvStore>* store);
+                 std::unique_ptr<KvStore>* store, bool write_ahead_log = true);
 
 // Starts the HTTP server on config.listen and writes `port_file` if set.
 Status StartHttp(const Config& config, const HttpRouter* router, Metrics* metrics,

@@ -194,6 +194,11 @@ std::vector<Setting> MakeSettings() {
                           "per id, which aggregators before 2026-12-03 need to read it; turn it "
                           "off while upgrading from them)",
                           &Config::ids_log_batches));
+  s.push_back(BoolSetting("aggregate.state_write_ahead_log",
+                          "cluster mode: write the local state through RocksDB's write-ahead "
+                          "log (false: it is flushed to disk whole, every column together, and a "
+                          "crash loses only what the changelog restores; 4-11% less CPU per event)",
+                          &Config::state_write_ahead_log));
   s.push_back(U64Setting("query.max_lookup_domains", "most domains in one batch lookup",
                          &Config::max_lookup_domains));
   s.push_back(U64Setting("query.checkpoint_domains",

@@ -209,6 +209,7 @@ class RocksKvStore final : public KvStore {
   std::shared_ptr<rocksdb::Cache> cache_;
   std::shared_ptr<WriteStallListener> stalls_;
   bool sync_ = false;
+  bool disable_wal_ = false;
   // Where IngestSorted writes its table files before RocksDB takes them.
   std::string ingest_dir_;
   std::atomic<uint64_t> ingest_files_{0};
@@ -256,10 +257,16 @@ Status RocksKvStore::Open(const KvStoreOptions& options, std::unique_ptr<KvStore
         fmt::format("cannot create data directory '{}': {}", options.path, ec.message()));
   }
   std::unique_ptr<RocksKvStore> rep(new RocksKvStore());
-  rep->sync_ = options.sync_writes;
+  rep->disable_wal_ = !options.write_ahead_log;
+  rep->sync_ = options.sync_writes && options.write_ahead_log;
   rep->cache_ = rocksdb::NewLRUCache(options.block_cache_bytes);
 
   rocksdb::DBOptions db_options;
+  // Without the write-ahead log, only flushes make writes durable; flushing
+  // the columns one by one could leave one column ahead of another after a
+  // crash (a checkpoint in the offsets column newer than the counters it
+  // describes).
+  db_options.atomic_flush = !options.write_ahead_log;
   db_options.create_if_missing = true;
   db_options.create_missing_column_families = true;
   db_options.max_background_jobs = std::max(1, options.background_jobs);
@@ -411,6 +418,7 @@ Status RocksKvStore::Write(KvWriteBatch* batch) {
   CATCHALL_RETURN_IF_ERROR(WriteHealth());
   rocksdb::WriteOptions wo;
   wo.sync = sync_;
+  wo.disableWAL = disable_wal_;
   // Concurrent (unordered_write) inserts search the skip list from its top
   // for every key; with this hint each insert of a batch starts from where
   // the batch's previous one went. That pays only when the keys ascend (it

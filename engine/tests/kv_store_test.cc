@@ -521,6 +521,60 @@ TEST_F(KvStoreTest, SyncWritesPersist) {
   EXPECT_EQ(Get(plain_, "k"), "v");
 }
 
+// Opens a store with `options`, writes x=1 (plain) and y=[1] (counters),
+// flushes, writes x=2 and z=2, and dies as kill -9 would: no close, no
+// flush. Runs in a fresh process (a death test re-executes the binary), so
+// that no RocksDB thread of this process is copied half-way.
+void WriteFlushWriteAndDie(const KvStoreOptions& options) {
+  std::unique_ptr<KvStore> store;
+  if (!KvStore::Open(options, &store).ok()) _exit(2);
+  Column plain = store->GetColumn("plain");
+  KvWriteBatch first;
+  first.Put(plain, "x", "1");
+  first.Put(store->GetColumn("counters"), "y", Counters({1}));
+  if (!store->Write(&first).ok() || !store->Flush().ok()) _exit(3);
+  KvWriteBatch second;
+  second.Put(plain, "x", "2");
+  second.Put(plain, "z", "2");
+  if (!store->Write(&second).ok()) _exit(4);
+  _exit(0);
+}
+
+// kill -9 of a process that wrote through `options` after its last flush.
+// A death test in the "threadsafe" style re-runs the calling test's body in
+// a fresh process, whose fixture has a directory of its own: the child
+// takes the parent's from the environment it inherits.
+void CrashAfterAFlushAndAWrite(KvStoreOptions* options, const std::string& dir) {
+  constexpr const char* kDirVariable = "CATCHALL_KV_CRASH_TEST_DIR";
+  if (getenv(kDirVariable) == nullptr) setenv(kDirVariable, dir.c_str(), 1);
+  options->path = std::string(getenv(kDirVariable)) + "/db";
+  ::testing::FLAGS_gtest_death_test_style = "threadsafe";
+  EXPECT_EXIT(WriteFlushWriteAndDie(*options), ::testing::ExitedWithCode(0), "");
+  unsetenv(kDirVariable);
+}
+
+TEST_F(KvStoreTest, WithoutTheWriteAheadLogACrashKeepsTheLastFlushInEveryColumn) {
+  KvStoreOptions options = Options();
+  options.write_ahead_log = false;
+  options.sync_writes = true;  // ignored without the log
+  CrashAfterAFlushAndAWrite(&options, dir_.path());
+  Open(options);
+  EXPECT_EQ(Get(plain_, "x"), "1");
+  EXPECT_EQ(Get(plain_, "z"), "<not found>");
+  EXPECT_EQ(DecodeCounters(Get(counters_, "y")), (std::vector<uint64_t>{1}));
+}
+
+// The same crash with the log (the default) keeps the last write: the test
+// above tells the two apart.
+TEST_F(KvStoreTest, WithTheWriteAheadLogACrashKeepsEveryWrite) {
+  KvStoreOptions options = Options();
+  CrashAfterAFlushAndAWrite(&options, dir_.path());
+  Open(options);
+  EXPECT_EQ(Get(plain_, "x"), "2");
+  EXPECT_EQ(Get(plain_, "z"), "2");
+  EXPECT_EQ(DecodeCounters(Get(counters_, "y")), (std::vector<uint64_t>{1}));
+}
+
 TEST_F(KvStoreTest, OpeningWithoutAColumnThatExistsOnDiskFails) {
   Open();
   Put(plain_, "p", "1");

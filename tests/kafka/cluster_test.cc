@@ -160,10 +160,15 @@ TEST_F(ClusterTest, AggregatorKilledMidLoadRestartsWithExactCounts) {
   // Reads must not fail while the aggregator is down: the query node
   // answers from its own store (stale, never an error).
   ReadProbe reads(query->port(), "/domains/k9-0.com");
+  ASSERT_TRUE(WaitForMetricAtLeast(aggregate.get(), "catchall_aggregate_commits_total", 1));
   aggregate->Kill();  // mid-transaction, mid-batch: no shutdown code runs
   size_t at_kill = load.acked();
   aggregate = StartRole("aggregate", agg_dir.path(), "kill-a");
   ASSERT_TRUE(WaitForAcked(load, at_kill + 3000, {ingest.get(), aggregate.get()}));
+  // Its store keeps no write-ahead log and had not flushed: what the crash
+  // dropped came back from the changelog.
+  EXPECT_TRUE(
+      WaitForMetricAtLeast(aggregate.get(), "catchall_aggregate_restored_records_total", 1));
   load.Stop();
   reads.Stop();
   EXPECT_GT(reads.reads(), 10U);

@@ -52,6 +52,10 @@ struct Config {
   // in batch records (AggregationOptions says why a rolling upgrade turns
   // it off first).
   bool ids_log_batches = true;
+  // aggregate.state_write_ahead_log: cluster mode, whether the aggregator's
+  // store writes RocksDB's write-ahead log (its state is a cache of the
+  // changelog, rebuilt from it after a crash; off by default).
+  bool state_write_ahead_log = false;
   uint64_t min_free_mb = 512;
   // [log] (embedded mode's local log)
   int partitions = 8;

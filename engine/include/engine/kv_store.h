@@ -43,6 +43,12 @@ struct KvStoreOptions {
   // fsync the write-ahead log on every write (survives power loss, not only
   // process crashes).
   bool sync_writes = false;
+  // false: writes skip the write-ahead log, and every column is flushed
+  // together (RocksDB's atomic_flush), so a crash leaves the store as of
+  // its last flush, the same point in every column, and loses the writes
+  // after it. Only for a store whose content can be rebuilt from elsewhere
+  // (a cluster aggregator's, from the changelog). Implies !sync_writes.
+  bool write_ahead_log = true;
   // Flush and compaction threads; 0 or negative means 1.
   int background_jobs = 2;
   // Bytes per second that flushes and compactions may write (0: no limit).
