@@ -8,6 +8,8 @@ find_package(fmt REQUIRED)
 find_package(spdlog REQUIRED)
 find_package(CLI11 REQUIRED)
 find_package(tomlplusplus REQUIRED)
+# abseil's flat_hash_map: the query node's in-memory counters (query/src/recent_counts.h).
+find_package(absl REQUIRED)
 # libssl and libcrypto: TLS on the HTTP listeners and hashing of API keys.
 find_package(OpenSSL 3 REQUIRED)
 find_package(PkgConfig REQUIRED)

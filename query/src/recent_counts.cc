@@ -15,7 +15,7 @@ RecentCounts::RecentCounts(size_t expected_domains)
 
 RecentCounts::Table RecentCounts::NewActiveTable() const {
   Table table;
-  table.reserve(per_shard_);
+  table.map.reserve(per_shard_);
   return table;
 }
 
@@ -23,27 +23,30 @@ size_t RecentCounts::shard_capacity() const {
   size_t least = SIZE_MAX;
   for (const Shard& shard : shards_) {
     std::shared_lock lock(shard.mu);
-    least = std::min(least, static_cast<size_t>(static_cast<float>(shard.active.bucket_count()) *
-                                                shard.active.max_load_factor()));
+    // absl's tables grow when 7/8 of their slots are taken.
+    size_t slots = shard.active.map.capacity();
+    least = std::min(least, slots - slots / 8);
   }
   return least;
 }
 
-RecentCounts::Shard& RecentCounts::ShardOf(size_t hash) const {
-  // The table's own bucket index uses the low bits; the shard takes high ones.
-  return shards_[(hash >> 56) % kShards];
+RecentCounts::Shard& RecentCounts::ShardOf(std::string_view domain) const {
+  return shards_[std::hash<std::string_view>{}(domain) % kShards];
 }
 
 void RecentCounts::Set(std::string_view domain, Value value) {
-  size_t hash = Hash{}(domain);
-  Shard& shard = ShardOf(hash);
+  Shard& shard = ShardOf(domain);
   std::unique_lock lock(shard.mu);
-  auto it = shard.active.find(domain);
-  if (it != shard.active.end()) {
+  auto it = shard.active.map.find(domain);
+  if (it != shard.active.map.end()) {
     it->second = value;
     return;
   }
-  shard.active.emplace(std::string(domain), value);
+  // A new domain: its name is copied into the table's arena, which the
+  // key points to.
+  auto* copy = static_cast<char*>(shard.active.names->allocate(domain.size(), 1));
+  std::copy(domain.begin(), domain.end(), copy);
+  shard.active.map.emplace(std::string_view(copy, domain.size()), value);
   size_.fetch_add(1, std::memory_order_relaxed);
 }
 
@@ -52,12 +55,12 @@ void RecentCounts::Put(std::string_view domain, const DomainCounts& counts) { Se
 void RecentCounts::Delete(std::string_view domain) { Set(domain, std::nullopt); }
 
 bool RecentCounts::Find(std::string_view domain, Value* value) const {
-  Shard& shard = ShardOf(Hash{}(domain));
+  Shard& shard = ShardOf(domain);
   std::shared_lock lock(shard.mu);
   // The active table is newer than the frozen one.
   for (const Table* table : {&shard.active, &shard.frozen}) {
-    auto it = table->find(domain);
-    if (it != table->end()) {
+    auto it = table->map.find(domain);
+    if (it != table->map.end()) {
       *value = it->second;
       return true;
     }
@@ -78,12 +81,12 @@ void RecentCounts::Freeze() {
 
 RecentCounts::SortedEntries RecentCounts::SortedFrozen() const {
   size_t n = 0;
-  for (const Shard& shard : shards_) n += shard.frozen.size();
+  for (const Shard& shard : shards_) n += shard.frozen.map.size();
   SortedEntries entries;
   entries.reserve(n);
   // Only Release changes the frozen tables, and not meanwhile.
   for (const Shard& shard : shards_) {
-    for (const auto& [domain, value] : shard.frozen) entries.emplace_back(domain, &value);
+    for (const auto& [domain, value] : shard.frozen.map) entries.emplace_back(domain, &value);
   }
   std::sort(entries.begin(), entries.end(),
             [](const auto& a, const auto& b) { return a.first < b.first; });
@@ -95,7 +98,7 @@ void RecentCounts::Release() {
     Table dropped;
     {
       std::unique_lock lock(shard.mu);
-      dropped.swap(shard.frozen);
+      std::swap(dropped, shard.frozen);
     }
     // Freed outside the lock: lookups need not wait for it.
   }

@@ -49,6 +49,34 @@ TEST(RecentCountsTest, ActiveTablesAreSizedForTheExpectedDomains) {
   EXPECT_GE(recent.shard_capacity(), 10'000u);
 }
 
+TEST(RecentCountsTest, TablesTakeTheExpectedDomainsWithoutGrowing) {
+  RecentCounts recent(160'000);
+  const size_t capacity = recent.shard_capacity();
+  // ~8,750 per shard, within what each was sized for: no shard grows (a
+  // growth rehashes the shard under its lock while lookups wait).
+  for (int i = 0; i < 140'000; ++i) recent.Put("d" + std::to_string(i) + ".example", {1, 0});
+  EXPECT_EQ(recent.size(), 140'000u);
+  EXPECT_EQ(recent.shard_capacity(), capacity);
+}
+
+TEST(RecentCountsTest, TheTableKeepsItsOwnCopyOfEachName) {
+  RecentCounts recent;
+  std::string name = "first.example";
+  recent.Put(name, {1, 0});
+  recent.Put(name, {2, 0});     // an update keeps the one entry
+  name.replace(0, 5, "other");  // the caller's buffer is reused
+  recent.Put(name, {7, 0});
+  RecentCounts::Value value;
+  ASSERT_TRUE(recent.Find("first.example", &value));
+  EXPECT_EQ(value, (DomainCounts{2, 0}));
+  recent.Freeze();
+  RecentCounts::SortedEntries entries = recent.SortedFrozen();
+  ASSERT_EQ(entries.size(), 2u);
+  EXPECT_EQ(entries[0].first, "first.example");
+  EXPECT_EQ(entries[1].first, "other.example");
+  EXPECT_EQ(*entries[1].second, (DomainCounts{7, 0}));
+}
+
 TEST(RecentCountsTest, FreezeSortsTheTableAndTheNewTableHidesTheFrozenOne) {
   RecentCounts recent;
   std::vector<std::string> domains = {"m.example", "b.example", "z.example", "a.example"};
