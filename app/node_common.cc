@@ -20,6 +20,7 @@ Status OpenStore(Env* env, const Config& config, std::vector<ColumnSpec> columns
   options.background_jobs = config.background_jobs;
   options.background_write_rate = config.compaction_rate_mb << 20;
   options.compaction_low_priority = config.compaction_low_priority;
+  options.flush_low_priority = config.flush_low_priority;
   options.columns = std::move(columns);
   Status s = env->OpenStore(options, store);
   if (!s.ok() && s.message().find("LOCK") != std::string::npos) {

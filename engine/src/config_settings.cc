@@ -140,6 +140,11 @@ std::vector<Setting> MakeSettings() {
                           "lowest CPU priority (nice 19), so they yield the cores to the serving "
                           "threads",
                           &Config::compaction_low_priority));
+  s.push_back(
+      BoolSetting("storage.flush_low_priority",
+                  "run memtable flushes at nice 19 too, on the cores' idle time; a flush "
+                  "that falls behind for long stalls writes (catchall_store_write_stalls_total)",
+                  &Config::flush_low_priority));
   s.push_back(U64Setting("storage.min_free_mb",
                          "below this much free disk space on the data dir, writes are refused "
                          "(507) and consumption pauses until space returns; the default leaves "

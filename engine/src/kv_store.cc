@@ -289,6 +289,14 @@ Status RocksKvStore::Open(const KvStoreOptions& options, std::unique_ptr<KvStore
           fmt::format("cannot lower the compaction threads' priority: {}", lowered.ToString()));
     }
   }
+  if (options.flush_low_priority) {
+    rocksdb::Status lowered = rocksdb::Env::Default()->LowerThreadPoolCPUPriority(
+        rocksdb::Env::HIGH, rocksdb::CpuPriority::kLow);
+    if (!lowered.ok()) {
+      return Status::FailedPrecondition(
+          fmt::format("cannot lower the flush threads' priority: {}", lowered.ToString()));
+    }
+  }
   db_options.max_total_wal_size = 4 * options.write_buffer_bytes;
   db_options.keep_log_file_num = 3;
   db_options.max_log_file_size = 16 << 20;

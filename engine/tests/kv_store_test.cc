@@ -658,6 +658,28 @@ TEST_F(KvStoreTest, CompactionThreadsYieldTheCpuWhenAsked) {
   EXPECT_EQ(stats.write_stalls, 0u);
 }
 
+// Lowering a pool's priority is for the whole process (Env::Default()'s
+// pools), so this test must not share a process with the one above: ctest
+// runs each test in its own.
+TEST_F(KvStoreTest, FlushThreadsYieldTheCpuWhenAsked) {
+  KvStoreOptions options = Options();
+  options.flush_low_priority = true;
+  Open(options);
+  KvWriteBatch b;
+  for (int i = 0; i < 1000; ++i) b.Put(plain_, "key" + std::to_string(i), "v");
+  ASSERT_TRUE(store_->Write(&b).ok());
+  // A flush runs on the high-priority pool, which lowers its thread's
+  // priority before it takes the job.
+  ASSERT_TRUE(store_->Flush().ok());
+  std::vector<int> nice = testing::NiceOfThreads("rocksdb:high");
+  ASSERT_FALSE(nice.empty()) << "no flush thread found";
+  for (int n : nice) EXPECT_EQ(n, 19);
+  for (int n : testing::NiceOfThreads("rocksdb:low")) {
+    EXPECT_EQ(n, 0) << "compactions were not asked to yield";
+  }
+  EXPECT_EQ(Get(plain_, "key7"), "v");
+}
+
 // A kExpiring value: an epoch-ms timestamp `age` ago, then a payload.
 std::string Stamped(std::chrono::milliseconds age) {
   auto now = std::chrono::duration_cast<std::chrono::milliseconds>(

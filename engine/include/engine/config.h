@@ -43,10 +43,12 @@ struct Config {
   // tail"): flush and compaction threads, a cap on the bytes they write per
   // second (0: none), and whether compaction threads run at the lowest CPU
   // priority so that they yield to the serving threads (on by default: it
-  // cut the PUT tail after a bulk load, docs/benchmarks.md).
+  // cut the PUT tail after a bulk load, docs/benchmarks.md), and whether
+  // flushes do too (off: a starved flush stalls writes).
   int background_jobs = 2;
   uint64_t compaction_rate_mb = 0;
   bool compaction_low_priority = true;
+  bool flush_low_priority = false;
   // aggregate.ids_log_batches, declared here to fill the padding after the
   // flag above (clang-analyzer's padding check). Cluster mode: the ids log
   // in batch records (AggregationOptions says why a rolling upgrade turns

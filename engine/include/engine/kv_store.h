@@ -53,9 +53,12 @@ struct KvStoreOptions {
   int background_jobs = 2;
   // Bytes per second that flushes and compactions may write (0: no limit).
   uint64_t background_write_rate = 0;
-  // Compaction threads at the lowest CPU priority (nice 19). Flushes keep
-  // theirs: a late flush stalls writes.
+  // Compaction threads at the lowest CPU priority (nice 19).
   bool compaction_low_priority = false;
+  // Flush threads at nice 19 too: they then run on the cores' idle time.
+  // A flush that falls behind for long lets memtables pile up until RocksDB
+  // stalls writes (KvBackgroundStats::write_stalls shows it).
+  bool flush_low_priority = false;
 };
 
 // What the store's background work is doing, for metrics.
