@@ -11,7 +11,7 @@
 #                        stop_recorded_pids stops what an earlier run left in it
 #   WAIT_LOAD, WAIT_MAX  wait_quiet: the load average to wait for ("" = do not wait)
 #                        and the most seconds to wait
-#   KAFKA_PORT, KAFKA_DEV_DIR  kafka_dev_broker_pid: as for scripts/kafka-dev
+#   KAFKA_PORT, KAFKA_DEV_DIR  kafka_dev_broker_pid, ensure_broker: as for scripts/kafka-dev
 # Globals it sets:
 #   PIDS          PIDs started by start_bg, oldest first (the caller's cleanup stops
 #                 them with stop_pid)
@@ -19,6 +19,7 @@
 #   HZ            clock ticks per second (CPU times in /proc are in ticks)
 #   CHILD_CPU_MS  children_cpu_ms's result
 #   CPU_TICKS     read_cpu_ticks's result
+#   BROKER_STARTED, BROKER_PID  ensure_broker's results
 #
 # Functions (one line each; the details are at each function):
 #   say MSG... / die MSG...        timestamped progress on stderr / error and exit 1
@@ -35,6 +36,7 @@
 #   ticks_to_s T0 T1               (T1 - T0) ticks as seconds, 2 decimals (0 if T1 < T0)
 #   children_cpu_ms FILE           CPU of this shell's reaped children, in ms (CHILD_CPU_MS)
 #   kafka_dev_broker_pid           PID of the scripts/kafka-dev broker on KAFKA_PORT
+#   ensure_broker KAFKA_DEV        use the running broker, or start one (BROKER_STARTED, BROKER_PID)
 #   free_port                      a free TCP port on 127.0.0.1
 #   wait_for_line FILE RE SECS PID wait until FILE has a line matching RE
 #   json_write FILE KEY=VALUE...   write a JSON object (the one JSON writer of the scripts)
@@ -221,6 +223,28 @@ kafka_dev_broker_pid() {
   pid="$(tr -dc '0-9' 2>/dev/null <"$dir/kafka.pid" || true)"
   [[ -n "$pid" && "$(cmdline_of "$pid")" == *java* ]] && echo "$pid"
   return 0
+}
+
+# ensure_broker KAFKA_DEV: uses the broker scripts/kafka-dev runs on KAFKA_PORT
+# (left running), or starts one, only on the default port 9092, and sets
+# BROKER_STARTED=1 first, so that the caller's cleanup stops it even if the
+# start fails half-way. Sets BROKER_PID (empty if it cannot be found: the
+# broker's CPU is then not measured).
+ensure_broker() {
+  local kafka_dev="$1"
+  BROKER_STARTED=0
+  if "$kafka_dev" status >/dev/null 2>&1; then
+    say "broker: $("$kafka_dev" status) (already running; left running)"
+  else
+    [[ "${KAFKA_PORT:-9092}" == 9092 ]] \
+      || die "no broker on port $KAFKA_PORT, and this script starts one only on the default port 9092"
+    say "no broker on port ${KAFKA_PORT:-9092}: starting one (scripts/kafka-dev start)"
+    BROKER_STARTED=1
+    "$kafka_dev" start >&2 || die "scripts/kafka-dev start failed"
+  fi
+  BROKER_PID="$(kafka_dev_broker_pid)"
+  [[ -n "$BROKER_PID" ]] \
+    || say "no broker PID in ${KAFKA_DEV_DIR:-/tmp/catchall-kafka-dev-${KAFKA_PORT:-9092}}: the broker's CPU is not measured"
 }
 
 # ------------------------------------------------------------------ ports, logs

@@ -249,16 +249,7 @@ say "results: $OUT"
 
 # ------------------------------------------------------------------ broker
 
-if "$KAFKA_DEV" status >/dev/null 2>&1; then
-  say "broker: $("$KAFKA_DEV" status) (already running; left running)"
-else
-  [[ "$KAFKA_PORT" == 9092 ]] || die "no broker on $BROKERS, and this script starts one only on the default port 9092"
-  say "no broker on $BROKERS: starting one (scripts/kafka-dev start)"
-  BROKER_STARTED=1
-  "$KAFKA_DEV" start >&2 || die "scripts/kafka-dev start failed"
-fi
-BROKER_PID="$(kafka_dev_broker_pid)"
-[[ -n "$BROKER_PID" ]] || say "no broker PID in ${KAFKA_DEV_DIR:-/tmp/catchall-kafka-dev-$KAFKA_PORT}: the broker's CPU is not measured"
+ensure_broker "$KAFKA_DEV"
 
 # ------------------------------------------------------------------ topics and nodes
 

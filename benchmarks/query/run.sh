@@ -150,14 +150,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 say "load average at the start: $(cat /proc/loadavg) ($(nproc) cores); results: $OUT"
 
-if "$KAFKA_DEV" status >/dev/null 2>&1; then
-  say "broker: $("$KAFKA_DEV" status) (already running; left running)"
-else
-  [[ "$KAFKA_PORT" == 9092 ]] || die "no broker on $BROKERS, and this script starts one only on port 9092"
-  BROKER_STARTED=1
-  "$KAFKA_DEV" start >&2 || die "scripts/kafka-dev start failed"
-fi
-BROKER_PID="$(kafka_dev_broker_pid)"
+ensure_broker "$KAFKA_DEV"
 
 TOPICS_CREATED=1
 "$CATCHALL" topics create --brokers "$BROKERS" --partitions "$PARTITIONS" "${TOPIC_FLAGS[@]}" \
