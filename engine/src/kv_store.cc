@@ -280,22 +280,19 @@ Status RocksKvStore::Open(const KvStoreOptions& options, std::unique_ptr<KvStore
         static_cast<int64_t>(options.background_write_rate), /*refill_period_us=*/100'000,
         /*fairness=*/10, rocksdb::RateLimiter::Mode::kWritesOnly, /*auto_tuned=*/true));
   }
+  // Env::Default()'s pools are the process's: one store per process.
+  auto lower = [](rocksdb::Env::Priority pool, std::string_view threads) -> Status {
+    rocksdb::Status lowered =
+        rocksdb::Env::Default()->LowerThreadPoolCPUPriority(pool, rocksdb::CpuPriority::kLow);
+    if (lowered.ok()) return Status::Ok();
+    return Status::FailedPrecondition(
+        fmt::format("cannot lower the {} threads' priority: {}", threads, lowered.ToString()));
+  };
   if (options.compaction_low_priority) {
-    // Env::Default()'s pools are the process's: one store per process.
-    rocksdb::Status lowered = rocksdb::Env::Default()->LowerThreadPoolCPUPriority(
-        rocksdb::Env::LOW, rocksdb::CpuPriority::kLow);
-    if (!lowered.ok()) {
-      return Status::FailedPrecondition(
-          fmt::format("cannot lower the compaction threads' priority: {}", lowered.ToString()));
-    }
+    CATCHALL_RETURN_IF_ERROR(lower(rocksdb::Env::LOW, "compaction"));
   }
   if (options.flush_low_priority) {
-    rocksdb::Status lowered = rocksdb::Env::Default()->LowerThreadPoolCPUPriority(
-        rocksdb::Env::HIGH, rocksdb::CpuPriority::kLow);
-    if (!lowered.ok()) {
-      return Status::FailedPrecondition(
-          fmt::format("cannot lower the flush threads' priority: {}", lowered.ToString()));
-    }
+    CATCHALL_RETURN_IF_ERROR(lower(rocksdb::Env::HIGH, "flush"));
   }
   db_options.max_total_wal_size = 4 * options.write_buffer_bytes;
   db_options.keep_log_file_num = 3;
