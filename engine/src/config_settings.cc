@@ -142,8 +142,10 @@ std::vector<Setting> MakeSettings() {
                           &Config::compaction_low_priority));
   s.push_back(
       BoolSetting("storage.flush_low_priority",
-                  "run memtable flushes at nice 19 too, on the cores' idle time; a flush "
-                  "that falls behind for long stalls writes (catchall_store_write_stalls_total)",
+                  "run memtable flushes at the lowest CPU priority (nice 19), on the cores' "
+                  "idle time; meant with storage.compaction_low_priority (else compactions "
+                  "outrank flushes); a flush that falls behind for long stalls writes "
+                  "(catchall_store_write_stalls_total)",
                   &Config::flush_low_priority));
   s.push_back(U64Setting("storage.min_free_mb",
                          "below this much free disk space on the data dir, writes are refused "

@@ -658,26 +658,48 @@ TEST_F(KvStoreTest, CompactionThreadsYieldTheCpuWhenAsked) {
   EXPECT_EQ(stats.write_stalls, 0u);
 }
 
-// Lowering a pool's priority is for the whole process (Env::Default()'s
-// pools), so this test must not share a process with the one above: ctest
-// runs each test in its own.
-TEST_F(KvStoreTest, FlushThreadsYieldTheCpuWhenAsked) {
-  KvStoreOptions options = Options();
+// Opens a store with the flush threads lowered, flushes a write, and exits
+// 0 if the flush thread runs at nice 19, the compaction threads (not asked
+// to) at 0, and the write reads back; else prints why and exits 1.
+void FlushWithLoweredFlushThreadsAndExit(KvStoreOptions options) {
   options.flush_low_priority = true;
-  Open(options);
+  std::unique_ptr<KvStore> store;
+  if (!KvStore::Open(options, &store).ok()) _exit(2);
+  Column plain = store->GetColumn("plain");
   KvWriteBatch b;
-  for (int i = 0; i < 1000; ++i) b.Put(plain_, "key" + std::to_string(i), "v");
-  ASSERT_TRUE(store_->Write(&b).ok());
+  for (int i = 0; i < 1000; ++i) b.Put(plain, "key" + std::to_string(i), "v");
   // A flush runs on the high-priority pool, which lowers its thread's
   // priority before it takes the job.
-  ASSERT_TRUE(store_->Flush().ok());
-  std::vector<int> nice = testing::NiceOfThreads("rocksdb:high");
-  ASSERT_FALSE(nice.empty()) << "no flush thread found";
-  for (int n : nice) EXPECT_EQ(n, 19);
-  for (int n : testing::NiceOfThreads("rocksdb:low")) {
-    EXPECT_EQ(n, 0) << "compactions were not asked to yield";
+  if (!store->Write(&b).ok() || !store->Flush().ok()) _exit(3);
+  bool ok = true;
+  std::vector<int> flush = testing::NiceOfThreads("rocksdb:high");
+  if (flush.empty()) {
+    fprintf(stderr, "no flush thread found\n");
+    ok = false;
   }
-  EXPECT_EQ(Get(plain_, "key7"), "v");
+  for (int n : flush) {
+    if (n != 19) fprintf(stderr, "a flush thread at nice %d, not 19\n", n);
+    ok = ok && n == 19;
+  }
+  for (int n : testing::NiceOfThreads("rocksdb:low")) {
+    if (n != 0) fprintf(stderr, "a compaction thread at nice %d, though not asked\n", n);
+    ok = ok && n == 0;
+  }
+  std::string value;
+  if (!store->Get(plain, "key7", &value).ok() || value != "v") {
+    fprintf(stderr, "key7 did not read back\n");
+    ok = false;
+  }
+  _exit(ok ? 0 : 1);
+}
+
+// Lowering a pool's priority is for the whole process (Env::Default()'s
+// pools), so it runs in a child (a "threadsafe" death test re-executes the
+// binary): the other tests of this binary, when run in one process, keep
+// their threads' priorities.
+TEST_F(KvStoreTest, FlushThreadsYieldTheCpuWhenAsked) {
+  ::testing::FLAGS_gtest_death_test_style = "threadsafe";
+  EXPECT_EXIT(FlushWithLoweredFlushThreadsAndExit(Options()), ::testing::ExitedWithCode(0), "");
 }
 
 // A kExpiring value: an epoch-ms timestamp `age` ago, then a payload.
