@@ -16,6 +16,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include <absl/container/flat_hash_map.h>
+
 #include "engine/counts_table.h"
 #include "engine/domain_status.h"
 #include "engine/kv_store.h"
@@ -26,20 +28,27 @@ namespace catchall {
 
 // Hashes std::string and std::string_view alike, so that maps keyed by
 // std::string can be searched with a view (no allocation per lookup).
+// (absl's own string hash takes absl::string_view, which Debian's build
+// does not alias to std::string_view.)
 struct StringHash {
   using is_transparent = void;
-  size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  size_t operator()(std::string_view s) const { return absl::Hash<std::string_view>{}(s); }
 };
 
-// Per-domain counters keyed by domain.
-using CountsByDomain = std::unordered_map<std::string, DomainCounts, StringHash, std::equal_to<>>;
+// Per-domain counters keyed by domain. An open-addressing table (absl's):
+// the
+// aggregator's delta gets a new domain per event under spread-out traffic,
+// and std::unordered_map's node per entry (an allocation, then a cache
+// miss per entry when the commit walks and sorts them) was ~10% of a
+// cluster aggregator's CPU on the uniform drain (perf; docs/benchmarks.md).
+using CountsByDomain = absl::flat_hash_map<std::string, DomainCounts, StringHash, std::equal_to<>>;
 
 // What the events since the last commit changed.
 struct CounterDelta {
   // Added to the counters.
   CountsByDomain counts;
   // IdKey(domain, id) -> log timestamp of the event that carried it.
-  std::unordered_map<std::string, int64_t> ids;
+  absl::flat_hash_map<std::string, int64_t, StringHash, std::equal_to<>> ids;
   // partition -> next offset to consume.
   std::unordered_map<int32_t, int64_t> offsets;
 
