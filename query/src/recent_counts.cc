@@ -4,6 +4,8 @@
 #include <cstdint>
 #include <mutex>
 
+#include "engine/key_sort.h"
+
 namespace catchall {
 
 RecentCounts::RecentCounts(size_t expected_domains)
@@ -88,8 +90,7 @@ RecentCounts::SortedEntries RecentCounts::SortedFrozen() const {
   for (const Shard& shard : shards_) {
     for (const auto& [domain, value] : shard.frozen.map) entries.emplace_back(domain, &value);
   }
-  std::sort(entries.begin(), entries.end(),
-            [](const auto& a, const auto& b) { return a.first < b.first; });
+  SortByKey(&entries, [](const auto& entry) { return entry.first; });
   return entries;
 }
 

@@ -6,6 +6,7 @@
 
 #include "engine/changelog.h"
 #include "engine/json_writer.h"
+#include "engine/key_sort.h"
 #include "engine/partitioner.h"
 
 namespace catchall {
@@ -42,7 +43,7 @@ Status Aggregator::ApplyAll(const std::vector<const ConsumedRecord*>& records,
   for (size_t k = 0; k < keyed_.size(); ++k) {
     if (!delta_.ids.contains(keyed_[k].id_key)) order_.emplace_back(keyed_[k].id_key, k);
   }
-  std::sort(order_.begin(), order_.end());
+  SortByKey(&order_, [](const auto& entry) { return entry.first; });
   lookups_.clear();
   for (const auto& [key, k] : order_) {
     if (lookups_.empty() || lookups_.back() != key) lookups_.push_back(key);

@@ -8,6 +8,8 @@
 // changelog, see aggregation_loop.h). Thread-safe.
 #pragma once
 
+#include <absl/container/flat_hash_map.h>
+
 #include <chrono>
 #include <cstdint>
 #include <optional>
@@ -15,8 +17,6 @@
 #include <string_view>
 #include <unordered_map>
 #include <vector>
-
-#include <absl/container/flat_hash_map.h>
 
 #include "engine/counts_table.h"
 #include "engine/domain_status.h"
