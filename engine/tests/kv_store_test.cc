@@ -219,6 +219,36 @@ TEST_F(KvStoreTest, MultiGetOfAscendingKeysAnswersEachInPlace) {
   EXPECT_EQ(values, (std::vector<std::optional<std::string>>{"high", "1"}));
 }
 
+// A read of more keys than RocksDB is handed at once (MultiGet goes in
+// chunks of a few hundred) still answers every key in its place, whether
+// the keys ascend or not, from files and the memtable.
+TEST_F(KvStoreTest, MultiGetOfThousandsOfKeysAnswersEachInPlace) {
+  Open();
+  std::vector<std::string> keys;
+  for (int i = 0; i < 1300; ++i) keys.push_back(fmt::format("k{:05d}", i));
+  for (int i = 0; i < 1300; ++i) {
+    if (i % 3 != 0) Put(plain_, keys[i], fmt::format("v{}", i));
+    if (i == 650) ASSERT_TRUE(store_->Flush().ok());
+  }
+  auto expected = [](int i) -> std::optional<std::string> {
+    if (i % 3 == 0) return std::nullopt;
+    return fmt::format("v{}", i);
+  };
+  std::vector<int> order(keys.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<int>(i);
+  for (bool ascending : {true, false}) {
+    if (!ascending) std::reverse(order.begin(), order.end());
+    std::vector<std::string_view> asked;
+    for (int i : order) asked.emplace_back(keys[i]);
+    std::vector<std::optional<std::string>> values;
+    ASSERT_TRUE(store_->MultiGet(plain_, asked, &values).ok());
+    ASSERT_EQ(values.size(), asked.size());
+    for (size_t j = 0; j < order.size(); ++j) {
+      EXPECT_EQ(values[j], expected(order[j])) << asked[j] << (ascending ? " ascending" : "");
+    }
+  }
+}
+
 TEST_F(KvStoreTest, BatchAcrossColumnsAppliesTogether) {
   Open();
   KvWriteBatch b;
