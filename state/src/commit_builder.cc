@@ -101,8 +101,10 @@ Status BuildCommit(const CounterDelta& delta, std::vector<OutputRecord> dead_let
     batch.Add(domain, key.substr(nul + 1), ts);
     if (batch.bytes() >= kMaxIdBatchBytes) send(partition, &batch);
   }
-  for (auto& [partition, batch] : batches) {
-    if (batch.ids() > 0) send(partition, &batch);
+  if (publish) {  // batches fill only when publishing
+    for (auto& [partition, batch] : batches) {
+      if (batch.ids() > 0) send(partition, &batch);
+    }
   }
   std::string value;
   for (const auto& [p, offset] : delta.offsets) {
