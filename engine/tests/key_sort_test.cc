@@ -49,6 +49,15 @@ std::vector<std::string> HardKeys() {
     key += std::to_string(rng() % 50);
     keys.push_back(key);
   }
+  // Longer keys that tie on their first 8 bytes, as id keys of one domain
+  // do ("d1234567-...\0<id>"): only the full comparison orders them.
+  for (int i = 0; i < 2000; ++i) {
+    std::string key = "d" + std::to_string(1000000 + rng() % 20) + "-x.com";
+    key.push_back('\0');
+    key += std::to_string(rng() % 100000);
+    if (rng() % 4 == 0) key.push_back('\x90');
+    keys.push_back(key);
+  }
   return keys;
 }
 

@@ -20,12 +20,13 @@
 
 namespace catchall {
 
-// The first 8 bytes of `key` as an integer that orders like them (bytes past
-// the end count as 0, so a key orders with its own extensions only through
-// the full comparison).
+// The first 8 bytes of `key` as an integer that orders like them. Bytes past
+// the end count as 0: a shorter key never gets the larger prefix, and a
+// key that ties with a longer one on all 8 bytes ("abc" and "abc\0") is
+// ordered by the full comparison.
 inline uint64_t KeyPrefix(std::string_view key) {
   unsigned char bytes[8] = {};
-  std::memcpy(bytes, key.data(), std::min(key.size(), sizeof(bytes)));
+  if (!key.empty()) std::memcpy(bytes, key.data(), std::min(key.size(), sizeof(bytes)));
   uint64_t prefix = 0;
   for (unsigned char b : bytes) prefix = (prefix << 8) | b;
   return prefix;

@@ -9,9 +9,11 @@
 #pragma once
 
 #include <absl/container/flat_hash_map.h>
+#include <absl/hash/hash.h>
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -28,18 +30,19 @@ namespace catchall {
 
 // Hashes std::string and std::string_view alike, so that maps keyed by
 // std::string can be searched with a view (no allocation per lookup).
-// (absl's own string hash takes absl::string_view, which Debian's build
-// does not alias to std::string_view.)
+// absl's own transparent string hash takes absl::string_view, which
+// Debian's build does not alias to std::string_view; absl::Hash of a
+// std::string_view is std::hash's value with absl's mixing on top, which
+// the open-addressing tables below want.
 struct StringHash {
   using is_transparent = void;
   size_t operator()(std::string_view s) const { return absl::Hash<std::string_view>{}(s); }
 };
 
 // Per-domain counters keyed by domain. An open-addressing table (absl's):
-// the
-// aggregator's delta gets a new domain per event under spread-out traffic,
-// and std::unordered_map's node per entry (an allocation, then a cache
-// miss per entry when the commit walks and sorts them) was ~10% of a
+// the aggregator's delta gets a new domain per event under spread-out
+// traffic, and std::unordered_map's node per entry (an allocation, then a
+// cache miss per entry when the commit walks and sorts them) was ~10% of a
 // cluster aggregator's CPU on the uniform drain (perf; docs/benchmarks.md).
 using CountsByDomain = absl::flat_hash_map<std::string, DomainCounts, StringHash, std::equal_to<>>;
 
