@@ -427,10 +427,9 @@ Status RocksKvStore::MultiGet(Column column, const std::vector<std::string_view>
   Status first;
   for (size_t begin = 0; begin < keys.size(); begin += chunk) {
     const size_t n = std::min(chunk, keys.size() - begin);
-    for (size_t i = 0; i < n; ++i) {
-      slices[i] = ToSlice(keys[begin + i]);
-      pinned[i].Reset();
-    }
+    // RocksDB resets each PinnableSlice (and releases the last chunk's pins)
+    // before it reads into it.
+    for (size_t i = 0; i < n; ++i) slices[i] = ToSlice(keys[begin + i]);
     db_->MultiGet(rocksdb::ReadOptions(), Cf(column), n, slices.data(), pinned.data(),
                   statuses.data(), ascending);
     for (size_t i = 0; i < n; ++i) {
