@@ -50,6 +50,10 @@ WORKLOAD=challenge
 DOMAINS=""
 DUPLICATES=0
 REPEAT=1
+# What catchall's ingest nodes produce the events topic with (kafka_common.cc,
+# ProducerDefaults): the aggregator and the peer then read what they would read
+# in a cluster.
+COMPRESSION=snappy
 OUT=""
 STREAMS_HEAP="${STREAMS_HEAP:--Xms512m -Xmx2g}"
 STREAMS_PROPS=()
@@ -72,6 +76,8 @@ Options:
                        --domains domains uniformly at random            [$WORKLOAD]
   --domains N          uniform: domains to pick from             [10000000]
   --seed S             workload seed                             [$SEED]
+  --compression C      codec of the pre-filled topic (none, gzip, snappy, lz4, zstd);
+                       snappy is what catchall's ingest nodes produce [$COMPRESSION]
   --commit-ms MS       commit interval of both                   [$COMMIT_MS]
   --ids                give every event an "id": both catchall and the Kafka Streams
                        peer then deduplicate by (domain, id) within the id window
@@ -107,6 +113,7 @@ while (($#)); do
     --partitions) PARTITIONS="$2"; shift 2 ;;
     --threads) THREADS="$2"; shift 2 ;;
     --seed) SEED="$2"; shift 2 ;;
+    --compression) COMPRESSION="$2"; shift 2 ;;
     --commit-ms) COMMIT_MS="$2"; shift 2 ;;
     --ids) IDS=1; shift ;;
     --workload) WORKLOAD="$2"; shift 2 ;;
@@ -138,6 +145,10 @@ posint --events "$EVENTS"
 posint --partitions "$PARTITIONS"
 [[ "$THREADS" =~ ^[0-9]+(,[0-9]+)*$ ]] || die "--threads must be a comma-separated list of numbers"
 posint --repeat "$REPEAT"
+case "$COMPRESSION" in
+  none|gzip|snappy|lz4|zstd) ;;
+  *) die "--compression takes none, gzip, snappy, lz4 or zstd" ;;
+esac
 case "$WORKLOAD" in
   challenge) [[ -z "$DOMAINS" ]] || die "--domains is for --workload uniform (the challenge's domains follow from --events)" ;;
   uniform) DOMAINS="${DOMAINS:-10000000}"; posint --domains "$DOMAINS" ;;
@@ -182,7 +193,7 @@ STREAMS_PREFIX=drain-streams-          # application ids and their internal topi
 STREAMS_OUT_PREFIX=drain.streams-status-t
 # The generator's expected counts and summary, named after everything that shapes them
 # (--reuse finds them again).
-EXPECTED="$WORK_ROOT/expected-$WORKLOAD-$EVENTS-$SEED-$PARTITIONS-ids$IDS-d${DOMAINS:-0}-dup$DUPLICATES"
+EXPECTED="$WORK_ROOT/expected-$WORKLOAD-$EVENTS-$SEED-$PARTITIONS-ids$IDS-d${DOMAINS:-0}-dup$DUPLICATES-$COMPRESSION"
 GEN_STATS="$EXPECTED.stats.json"
 PIDFILE="$WORK_ROOT/pids"
 
@@ -371,7 +382,7 @@ create_topics() {
 create_topics
 
 if [[ ! -f "$EXPECTED" || ! -f "$GEN_STATS" ]]; then
-  say "pre-filling $EVENTS_TOPIC with $EVENTS events ($WORKLOAD workload, seed $SEED, $PARTITIONS partitions)..."
+  say "pre-filling $EVENTS_TOPIC with $EVENTS events ($WORKLOAD workload, seed $SEED, $PARTITIONS partitions, $COMPRESSION)..."
   gen_args=(--events "$EVENTS" --seed "$SEED" --workload "$WORKLOAD" --expected "$EXPECTED.tmp"
             --stats "$GEN_STATS.tmp")
   [[ "$WORKLOAD" == uniform ]] && gen_args+=(--domains "$DOMAINS")
@@ -379,7 +390,7 @@ if [[ ! -f "$EXPECTED" || ! -f "$GEN_STATS" ]]; then
   t0="$(date +%s%3N)"
   python3 "$SCRIPT_DIR/gen_events.py" "${gen_args[@]}" 2>"$WORK/gen.log" \
     | kcat -P -b "$BROKERS" -t "$EVENTS_TOPIC" -K $'\t' \
-        -X partitioner=murmur2_random -X enable.idempotence=true -X compression.codec=lz4 \
+        -X partitioner=murmur2_random -X enable.idempotence=true -X "compression.codec=$COMPRESSION" \
         -X linger.ms=20 -X batch.num.messages=10000 -X queue.buffering.max.messages=1000000 \
         2>"$WORK/kcat.log" \
     || { cat "$WORK/gen.log" "$WORK/kcat.log" >&2; die "pre-fill failed"; }
@@ -464,7 +475,7 @@ done
 # ------------------------------------------------------------------ report
 
 LOAD_END="$(cat /proc/loadavg)"
-DRAIN_REPEAT="$REPEAT" DRAIN_GEN_STATS="$GEN_STATS" DRAIN_ID_WINDOW_S="$ID_WINDOW_S" python3 - "$OUT" "$TS" "$EVENTS" "$PARTITIONS" "$SEED" "$COMMIT_MS" "$THRESHOLD" "$IDS" \
+DRAIN_REPEAT="$REPEAT" DRAIN_COMPRESSION="$COMPRESSION" DRAIN_GEN_STATS="$GEN_STATS" DRAIN_ID_WINDOW_S="$ID_WINDOW_S" python3 - "$OUT" "$TS" "$EVENTS" "$PARTITIONS" "$SEED" "$COMMIT_MS" "$THRESHOLD" "$IDS" \
   "$PREFILL_S" "$LOAD_START" "$LOAD_END" "$EXPECTED_DOMAINS" "$BROKERS" \
   "$("$CATCHALL" --version 2>/dev/null | head -n1 || echo unknown), binary $CATCHALL modified $(stat -c %y "$CATCHALL" | cut -d. -f1)" \
   "$(IFS=' '; echo "${STREAMS_PROPS[*]:-}")" "$(IFS=' '; echo "${CATCHALL_SETS[*]:-}")" \
@@ -485,7 +496,7 @@ res = {
     "settings": {
         "events": int(events), "partitions": int(partitions), "seed": int(seed),
         "workload": gen.get("workload"), "domains": int(domains), "domain_space": gen.get("domain_space"),
-        "event_ids": ids == "1", "duplicate_records": gen.get("duplicates"),
+        "event_ids": ids == "1", "topic_compression": os.environ["DRAIN_COMPRESSION"], "duplicate_records": gen.get("duplicates"),
         "distinct_events": gen.get("events"), "id_window_s": int(os.environ["DRAIN_ID_WINDOW_S"]),
         "commit_interval_ms": int(commit_ms), "threshold": int(threshold),
         "brokers": brokers, "broker": "Apache Kafka 3.9.2 (scripts/kafka-dev, KRaft, 1 node)",
