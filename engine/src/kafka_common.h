@@ -25,6 +25,11 @@ void AddRecord(RecordBatch* out, rd_kafka_message_t* message);
 Status CreateGroupConsumer(const KafkaGroupOptions& options, RebalanceListener* listener,
                            std::unique_ptr<LogConsumer>* consumer, rd_kafka_t** handle);
 
+// The librdkafka properties of a group member's consumer (before the
+// user's kafka.client.* and kafka.consumer.* ones, which MakeConf applies
+// after them).
+std::map<std::string, std::string> GroupConsumerProperties(const KafkaGroupOptions& options);
+
 // Which of the options' extra properties apply to a client.
 enum class ClientKind { kAdmin, kProducer, kConsumer };
 

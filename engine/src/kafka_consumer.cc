@@ -113,27 +113,19 @@ struct KafkaConsumer::Impl {
 KafkaConsumer::KafkaConsumer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 KafkaConsumer::~KafkaConsumer() = default;
 
-Status kafka_internal::CreateGroupConsumer(const KafkaGroupOptions& options,
-                                           RebalanceListener* listener,
-                                           std::unique_ptr<LogConsumer>* consumer,
-                                           rd_kafka_t** handle) {
-  auto impl = std::make_unique<KafkaConsumer::Impl>();
-  impl->topic = options.topic;
-  impl->listener = listener;
-  impl->timeout_ms = static_cast<int>(options.kafka.timeout.count());
-  std::map<std::string, std::string> role = {
+std::map<std::string, std::string> kafka_internal::GroupConsumerProperties(
+    const KafkaGroupOptions& options) {
+  return {
       {"group.id", options.group_id},
       {"enable.auto.commit", "false"},
       {"enable.auto.offset.store", "false"},
       {"auto.offset.reset", "earliest"},
       {"isolation.level", "read_committed"},
       {"partition.assignment.strategy", "cooperative-sticky"},
-      {"queued.min.messages", std::to_string(options.queued_min_messages)},
-      // Bytes of prefetched messages per partition. librdkafka's default
-      // (64 MB per partition) let a 12-partition aggregator reach ~1.8 GB
-      // RSS while draining a backlog (each small message also costs a few
-      // hundred bytes of bookkeeping).
-      {"queued.max.messages.kbytes", "16384"},
+      // See KafkaGroupOptions::queued_max_kb. 10,000,000 is the largest
+      // count librdkafka takes.
+      {"queued.min.messages", "10000000"},
+      {"queued.max.messages.kbytes", std::to_string(options.queued_max_kb)},
       {"max.partition.fetch.bytes", std::to_string(options.max_partition_fetch_kb * 1024)},
       {"fetch.max.bytes",
        std::to_string(std::max(options.max_partition_fetch_kb * 1024 * 5, 16 << 20))},
@@ -150,6 +142,17 @@ Status kafka_internal::CreateGroupConsumer(const KafkaGroupOptions& options,
       {"heartbeat.interval.ms", "1000"},
       {"max.poll.interval.ms", "300000"},
   };
+}
+
+Status kafka_internal::CreateGroupConsumer(const KafkaGroupOptions& options,
+                                           RebalanceListener* listener,
+                                           std::unique_ptr<LogConsumer>* consumer,
+                                           rd_kafka_t** handle) {
+  auto impl = std::make_unique<KafkaConsumer::Impl>();
+  impl->topic = options.topic;
+  impl->listener = listener;
+  impl->timeout_ms = static_cast<int>(options.kafka.timeout.count());
+  std::map<std::string, std::string> role = kafka_internal::GroupConsumerProperties(options);
   rd_kafka_conf_t* conf = nullptr;
   CATCHALL_RETURN_IF_ERROR(
       kafka_internal::MakeConf(options.kafka, kafka_internal::ClientKind::kConsumer, role, &conf));

@@ -111,5 +111,38 @@ TEST(KafkaConfTest, ABadPropertyIsNamedWithoutItsValue) {
       << "a value may be a password: " << s.ToString();
 }
 
+// librdkafka applies both prefetch bounds to the consumer's one queue, and
+// once over either, 2.0 fetches again only up to a second later: a message
+// count (250,000 before) stopped the aggregator's fetches after one fetch of
+// small events and left it idle for most of each second while draining a
+// backlog (docs/benchmarks.md, "The consumer's prefetch bound").
+TEST(KafkaConfTest, AGroupConsumerBoundsItsPrefetchByBytesNotByMessageCount) {
+  KafkaGroupOptions group;
+  group.kafka = Options();
+  group.group_id = "g";
+  group.topic = "t";
+  ConfPtr conf =
+      Make(group.kafka, ClientKind::kConsumer, kafka_internal::GroupConsumerProperties(group));
+  ASSERT_NE(conf, nullptr);
+  EXPECT_EQ(Get(conf.get(), "queued.min.messages"), "10000000") << "librdkafka's largest";
+  EXPECT_EQ(Get(conf.get(), "queued.max.messages.kbytes"), std::to_string(group.queued_max_kb));
+  EXPECT_EQ(group.queued_max_kb, 65536);
+
+  // A fetch is decompressed whole before it is queued (small JSON events
+  // compress 2-4x): the bound holds three fetches of compressed bytes, so
+  // that one fetch does not exceed it by itself and stop the next.
+  EXPECT_EQ(group.max_partition_fetch_kb, 4096);
+  const int64_t fetch_max_bytes = std::stoll(Get(conf.get(), "fetch.max.bytes"));
+  EXPECT_EQ(fetch_max_bytes, int64_t{5} * 4096 * 1024);
+  EXPECT_GE(int64_t{group.queued_max_kb} * 1024, 3 * fetch_max_bytes);
+
+  // The operator's kafka.consumer.* still decides.
+  group.kafka.consumer_properties["queued.max.messages.kbytes"] = "16384";
+  ConfPtr tuned =
+      Make(group.kafka, ClientKind::kConsumer, kafka_internal::GroupConsumerProperties(group));
+  ASSERT_NE(tuned, nullptr);
+  EXPECT_EQ(Get(tuned.get(), "queued.max.messages.kbytes"), "16384");
+}
+
 }  // namespace
 }  // namespace catchall

@@ -96,7 +96,7 @@ struct Config {
   int kafka_partitions = 12;  // for `catchall topics create`
   int replication_factor = 1;
   uint64_t kafka_timeout_ms = 5000;
-  int max_partition_fetch_kb = 10240;
+  int max_partition_fetch_kb = 4096;
   // librdkafka properties passed through as they are: kafka.client.<name>
   // for every client, kafka.producer.<name> / kafka.consumer.<name> for one
   // kind; they apply after catchall's own (property name -> value).

@@ -58,16 +58,25 @@ struct KafkaGroupOptions {
   // Stable per member: a new incarnation with the same id fences the old
   // one's transactions (exactly-once v2).
   std::string transactional_id;
-  // Messages prefetched per partition. librdkafka's default (100,000 in
-  // 2.0) refills slowly enough to starve a fast consumer, while 1,000,000
-  // per partition buffered most of a 10M-event backlog (~1.9 GB RSS with
-  // 12 partitions); this keeps fetching ahead at a bounded cost.
-  int queued_min_messages = 250000;
-  // Largest fetch per partition. Fetches are decompressed whole before
-  // their messages are queued, so this multiplies into memory: draining a
-  // 12-partition backlog, 2 MB gave ~1.5M events/s at ~0.75 GB RSS, 4 MB
-  // ~1.75M/s at ~1.15 GB, 10 MB ~2.0M/s at ~1.6 GB (docs/benchmarks.md).
-  int max_partition_fetch_kb = 10240;
+  // The prefetch bound: kilobytes of (decompressed) messages the consumer
+  // holds before it stops fetching. librdkafka applies it, and its message
+  // count (queued.min.messages, set to its maximum so that bytes decide), to
+  // the consumer's one queue, not per partition. Once over it, librdkafka
+  // 2.0 fetches again only when its broker thread next wakes, up to a
+  // second later (2.4 made that wait a setting, fetch.queue.backoff.ms): a
+  // bound below one fetch's worth, or below a second of the aggregator's
+  // work, left it idle between fetches (docs/benchmarks.md, "The consumer's
+  // prefetch bound").
+  int queued_max_kb = 65536;
+  // Largest fetch per partition (compressed); a fetch asks for at most
+  // five of them (fetch.max.bytes, at least 16 MB). Fetches are decompressed
+  // whole before their messages are queued, so a fetch can overshoot
+  // queued_max_kb by its decompressed size, and one that alone exceeds it
+  // stops fetching for up to a second (see there). 4 MB (20 MB per fetch)
+  // under a 64 MB bound drained small events 1.5x faster than 10 MB
+  // (50 MB, ~200 MB decompressed) did, at no more memory
+  // (docs/benchmarks.md, "The consumer's prefetch bound").
+  int max_partition_fetch_kb = 4096;
 };
 
 // Membership of a consumer group through Kafka: Join makes a consumer with
