@@ -9,6 +9,7 @@
 #include <memory>
 #include <string>
 
+#include "engine/config.h"
 #include "kafka_common.h"
 
 namespace catchall {
@@ -132,6 +133,9 @@ TEST(KafkaConfTest, AGroupConsumerBoundsItsPrefetchByBytesNotByMessageCount) {
   // compress 2-4x): the bound holds three fetches of compressed bytes, so
   // that one fetch does not exceed it by itself and stop the next.
   EXPECT_EQ(group.max_partition_fetch_kb, 4096);
+  // The aggregator is given Config's value (app/cluster_nodes.cc), so that
+  // default is the one that runs.
+  EXPECT_EQ(Config().max_partition_fetch_kb, group.max_partition_fetch_kb);
   const int64_t fetch_max_bytes = std::stoll(Get(conf.get(), "fetch.max.bytes"));
   EXPECT_EQ(fetch_max_bytes, int64_t{5} * 4096 * 1024);
   EXPECT_GE(int64_t{group.queued_max_kb} * 1024, 3 * fetch_max_bytes);
