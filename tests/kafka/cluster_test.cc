@@ -253,8 +253,16 @@ TEST_F(ClusterTest, AnAggregatorPausedPastItsSessionIsFencedAndCountsStayExact) 
   TempDir dir_b;
   TempDir query_dir;
   auto ingest = StartRole("ingest");
-  auto agg_a = StartRole("aggregate", dir_a.path(), "zombie-a");
-  auto agg_b = StartRole("aggregate", dir_b.path(), "zombie-b");
+  // b cannot read a's partitions' committed offsets while a's transaction
+  // is open (the fetch waits for stable offsets), and the paused a never
+  // ends it: the broker aborts it after the transaction timeout, found by a
+  // sweep every 10 s. With the default 60 s that could exceed the 60 s
+  // this test waits for the takeover (seen once in CI: "reading committed
+  // offsets: Local: Timed out"); 20 s bounds the takeover at about 40 s.
+  const std::vector<std::string> txn_20s = {"--set", "kafka.producer.transaction.timeout.ms=20000",
+                                            "--set", "kafka.producer.message.timeout.ms=15000"};
+  auto agg_a = StartRole("aggregate", dir_a.path(), "zombie-a", txn_20s);
+  auto agg_b = StartRole("aggregate", dir_b.path(), "zombie-b", txn_20s);
   auto query = StartRole("query", query_dir.path());
   ExpectReady(*ingest);
   ExpectReady(*agg_a);
