@@ -6,6 +6,8 @@
 
 #include <charconv>
 
+#include "engine/kafka.h"
+
 namespace catchall {
 
 Status ParseU64(std::string_view key, std::string_view text, uint64_t* out) {
@@ -241,11 +243,13 @@ std::vector<Setting> MakeSettings() {
   s.push_back(IntSetting("kafka.replication_factor",
                          "replication factor of new topics (3 in production)",
                          &Config::replication_factor));
-  s.push_back(IntSetting("kafka.max_partition_fetch_kb",
-                         "aggregator fetch size per partition, compressed (a fetch takes up to 5); "
-                         "its prefetch is bounded by kafka.consumer.queued.max.messages.kbytes "
-                         "(65536), which should hold a few fetches decompressed",
-                         &Config::max_partition_fetch_kb));
+  s.push_back(IntSetting(
+      "kafka.max_partition_fetch_kb",
+      fmt::format("aggregator fetch size per partition, compressed (a fetch takes up to 5); "
+                  "its prefetch is bounded by kafka.consumer.queued.max.messages.kbytes "
+                  "({}), which should hold a few fetches decompressed",
+                  KafkaGroupOptions().queued_max_kb),
+      &Config::max_partition_fetch_kb));
   s.push_back(U64Setting("kafka.timeout_ms", "broker request timeout", &Config::kafka_timeout_ms));
   s.push_back(
       StringSetting("logging.level", "trace, debug, info, warn, error", &Config::log_level));
