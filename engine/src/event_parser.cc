@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 #include <simdjson.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstring>
 #include <optional>
@@ -47,6 +49,9 @@ struct EventParser::Impl {
 };
 
 namespace {
+
+// RFC 7464's record separator, which starts each record of a JSON text sequence.
+constexpr char kRecordSeparator = '\x1e';
 
 std::string Malformed(simdjson::error_code error) {
   return fmt::format("malformed JSON: {}", simdjson::error_message(error));
@@ -146,7 +151,18 @@ std::string LocateArrayError(const char* padded, size_t size, simdjson::error_co
   od::document doc;
   simdjson::padded_string_view view(padded, size, size + simdjson::SIMDJSON_PADDING);
   od::array array;
-  if (parser.iterate(view).get(doc) || doc.get_array().get(array)) return Malformed(dom_error);
+  if (parser.iterate(view).get(doc) || doc.get_array().get(array)) {
+    // Not even walkable: most often a body cut short, whose brackets do
+    // not balance. Say so, and where the body ends.
+    std::string_view body(padded, size);
+    size_t last = body.find_last_not_of(" \t\r\n");
+    if (last != std::string_view::npos && body[last] != ']') {
+      return fmt::format(
+          "malformed JSON: the body ends after {} bytes, before its array is closed ({})", size,
+          simdjson::error_message(dom_error));
+    }
+    return Malformed(dom_error);
+  }
   size_t index = 0;
   for (auto element : array) {
     od::value v;
@@ -165,9 +181,12 @@ std::string LocateArrayError(const char* padded, size_t size, simdjson::error_co
 }  // namespace
 
 BatchFormat DetectBatchFormat(std::string_view content_type, std::string_view body) {
-  if (content_type.find("ndjson") != std::string_view::npos ||
-      content_type.find("jsonl") != std::string_view::npos ||
-      content_type.find("json-seq") != std::string_view::npos) {
+  // Media types are case-insensitive (RFC 9110, 8.3.1).
+  std::string type(content_type.substr(0, 256));
+  std::transform(type.begin(), type.end(), type.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  if (type.find("ndjson") != std::string::npos || type.find("jsonl") != std::string::npos ||
+      type.find("json-seq") != std::string::npos) {
     return BatchFormat::kNdjson;
   }
   for (char c : body) {
@@ -202,6 +221,9 @@ Status EventParser::ParseBatch(std::string_view body, BatchFormat format, size_t
       while (!line.empty() && (line.back() == '\r' || line.back() == ' ' || line.back() == '\t')) {
         line.remove_suffix(1);
       }
+      // A JSON text sequence (RFC 7464, application/json-seq) starts each
+      // record with the record separator; one record per line, as NDJSON.
+      if (!line.empty() && line.front() == kRecordSeparator) line.remove_prefix(1);
       if (line.find_first_not_of(" \t") == std::string_view::npos) continue;  // blank line
       if (index == max_items) {
         return Status::TooLarge(fmt::format("batch has more than {} items", max_items));

@@ -1,5 +1,6 @@
 #include "engine/event_parser.h"
 
+#include <fmt/format.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -68,6 +69,13 @@ TEST(DetectBatchFormatTest, UsesContentTypeThenFirstByte) {
   EXPECT_EQ(DetectBatchFormat("", "{\"domain\":\"a.com\"}"), BatchFormat::kNdjson);
   EXPECT_EQ(DetectBatchFormat("", ""), BatchFormat::kNdjson);
   EXPECT_EQ(DetectBatchFormat("", " \n "), BatchFormat::kNdjson);
+}
+
+TEST(DetectBatchFormatTest, MediaTypesAreCaseInsensitive) {
+  EXPECT_EQ(DetectBatchFormat("Application/X-NDJSON", "[]"), BatchFormat::kNdjson);
+  EXPECT_EQ(DetectBatchFormat("APPLICATION/JSONL", "[1]"), BatchFormat::kNdjson);
+  EXPECT_EQ(DetectBatchFormat("Application/JSON-Seq", "["), BatchFormat::kNdjson);
+  EXPECT_EQ(DetectBatchFormat("Application/JSON", "[{}]"), BatchFormat::kJsonArray);
 }
 
 TEST(ParseObjectTest, ReadsAllFields) {
@@ -223,6 +231,20 @@ TEST(ParseBatchNdjsonTest, AcceptsCrlfWhitespaceAndNoFinalNewline) {
   EXPECT_EQ(out.items[1].domain, "b.com");
   EXPECT_EQ(out.items[2].domain, "c.com");
   EXPECT_EQ(out.items[2].type, "bounced");
+}
+
+TEST(ParseBatchNdjsonTest, ReadsJsonTextSequenceRecords) {
+  // RFC 7464: each record starts with the record separator (0x1E).
+  auto out = Parse(
+      "\x1e{\"domain\":\"a.com\",\"type\":\"delivered\"}\n"
+      "\x1e{\"domain\":\"b.com\",\"type\":\"bounced\",\"id\":\"k\"}\n",
+      BatchFormat::kNdjson);
+  ASSERT_TRUE(out.status.ok()) << out.status.ToString();
+  ASSERT_EQ(out.items.size(), 2u);
+  for (const Item& item : out.items) EXPECT_TRUE(item.ok) << item.error;
+  EXPECT_EQ(out.items[0].domain, "a.com");
+  EXPECT_EQ(out.items[1].domain, "b.com");
+  EXPECT_EQ(out.items[1].id, "k");
 }
 
 TEST(ParseBatchNdjsonTest, EmptyBodyHasNoItems) {
@@ -412,6 +434,19 @@ TEST(ParseBatchArrayTest, MalformedArrayMessageNamesTheItem) {
   EXPECT_EQ(out.status.code(), Code::kInvalidArgument);
   EXPECT_THAT(out.status.message(), HasSubstr("item 2"));
   EXPECT_LE(out.items.size(), 2u);
+}
+
+TEST(ParseBatchArrayTest, TruncatedArrayMessageSaysWhereTheBodyEnds) {
+  for (std::string_view body :
+       {std::string_view(R"([{"domain":"a.com","type":"delivered"},)"), std::string_view("["),
+        std::string_view(R"([{"domain":"a.com","type":"delivered"}  )")}) {
+    SCOPED_TRACE(body);
+    auto out = Parse(body, BatchFormat::kJsonArray);
+    EXPECT_EQ(out.status.code(), Code::kInvalidArgument);
+    EXPECT_THAT(out.status.message(),
+                HasSubstr(fmt::format("the body ends after {} bytes, before its array is closed",
+                                      body.size())));
+  }
 }
 
 // Found by fuzz/event_parser_fuzzer: a value that starts like `null` but is
