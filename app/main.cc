@@ -6,6 +6,7 @@
 #include <functional>
 #include <iostream>
 #include <optional>
+#include <string_view>
 #include <utility>
 
 #include "cluster_nodes.h"
@@ -34,9 +35,33 @@ struct CommonFlags {
   // would wrap `-5` into 2^64-5 for an unsigned option).
   std::optional<std::string> threshold;
   std::vector<std::string> sets;
+  // Whether the command uses --partitions and --threshold (AddCommonFlags).
+  bool uses_partitions = true;
+  bool uses_threshold = true;
 };
 
-void AddCommonFlags(CLI::App* cmd, CommonFlags* f, bool with_brokers) {
+// The flags a command accepts but does not use, said on stderr.
+void WarnUnusedFlags(const CommonFlags& f, std::string_view command) {
+  if (f.partitions && !f.uses_partitions) {
+    std::cerr << "catchall: warning: --partitions is the embedded log's (serve); " << command
+              << " reads the partition count from the events topic, and `catchall topics "
+                 "create --partitions N` sets it\n";
+  }
+  if (f.threshold && !f.uses_threshold) {
+    std::cerr << "catchall: warning: --threshold is used by the aggregate and query roles; "
+              << command << " does not use it\n";
+  }
+}
+
+// Which of the optional common flags a command uses.
+enum CommonFlag : unsigned {
+  kBrokers = 1U << 0,     // kafka.brokers
+  kPartitions = 1U << 1,  // log.partitions: the embedded log's
+  kThreshold = 1U << 2,   // aggregate.catchall_threshold
+};
+
+void AddCommonFlags(CLI::App* cmd, CommonFlags* f, unsigned used) {
+  const bool with_brokers = (used & kBrokers) != 0;
   cmd->add_option("-c,--config", f->config_file, "TOML configuration file (see configs/)")
       ->check(CLI::ExistingFile);
   cmd->add_option("-l,--listen", f->listen, "HOST:PORT to serve HTTP on [0.0.0.0:8080]");
@@ -44,10 +69,18 @@ void AddCommonFlags(CLI::App* cmd, CommonFlags* f, bool with_brokers) {
   if (with_brokers) {
     cmd->add_option("-b,--brokers", f->brokers, "Kafka bootstrap brokers HOST:PORT,...");
   }
-  cmd->add_option("--partitions", f->partitions, "partitions of the events log [8]")
-      ->check(CLI::Range(1, 4096));
-  cmd->add_option("--threshold", f->threshold,
-                  "deliveries above which a never-bounced domain is catch-all [1000]");
+  // A command that does not use one of these still accepts it, hidden from
+  // its --help, and warns (RunRole): scripts that passed them keep working.
+  CLI::Option* partitions =
+      cmd->add_option("--partitions", f->partitions, "partitions of the embedded log [8]")
+          ->check(CLI::Range(1, 4096));
+  if ((used & kPartitions) == 0) partitions->group("");
+  CLI::Option* threshold =
+      cmd->add_option("--threshold", f->threshold,
+                      "deliveries above which a never-bounced domain is catch-all [1000]");
+  if ((used & kThreshold) == 0) threshold->group("");
+  f->uses_partitions = (used & kPartitions) != 0;
+  f->uses_threshold = (used & kThreshold) != 0;
   cmd->add_option("--log-level", f->log_level, "trace, debug, info, warn, error [info]");
   cmd->add_option("--port-file", f->port_file,
                   "write the bound port here once listening (useful with --listen HOST:0)");
@@ -102,7 +135,8 @@ int RunNode(catchall::Node& node, const std::string& port_file) {
 }
 
 template <typename NodeType>
-int RunRole(const CommonFlags& flags) {
+int RunRole(const CommonFlags& flags, std::string_view command) {
+  WarnUnusedFlags(flags, command);
   auto config = BuildConfig(flags);
   if (!config.ok()) return Fail(config.status().message());
   catchall::SetupLogging(config->log_level);
@@ -203,21 +237,21 @@ int main(int argc, char** argv) {
   CLI::App* serve = app.add_subcommand(
       "serve",
       "Embedded mode: ingest, aggregation and query in one process over a durable local log");
-  AddCommonFlags(serve, &serve_flags, false);
+  AddCommonFlags(serve, &serve_flags, kPartitions | kThreshold);
 
   CommonFlags ingest_flags;
   CLI::App* ingest = app.add_subcommand(
       "ingest", "Cluster role: validate events and produce them to Kafka (stateless)");
-  AddCommonFlags(ingest, &ingest_flags, true);
+  AddCommonFlags(ingest, &ingest_flags, kBrokers);
   CommonFlags aggregate_flags;
   CLI::App* aggregate = app.add_subcommand(
       "aggregate",
       "Cluster role: count events exactly-once into RocksDB and the compacted changelog");
-  AddCommonFlags(aggregate, &aggregate_flags, true);
+  AddCommonFlags(aggregate, &aggregate_flags, kBrokers | kThreshold);
   CommonFlags query_flags;
   CLI::App* query = app.add_subcommand(
       "query", "Cluster role: materialize the changelog and answer GET /domains/{domain}");
-  AddCommonFlags(query, &query_flags, true);
+  AddCommonFlags(query, &query_flags, kBrokers | kThreshold);
 
   CommonFlags topics_flags;
   CLI::App* topics = app.add_subcommand("topics", "Create or check the Kafka topics");
@@ -236,7 +270,9 @@ int main(int argc, char** argv) {
     cmd->add_option("--set", topics_flags.sets, "KEY=VALUE for any setting (topic names, ...)");
   };
   CLI::App* topics_create = topics->add_subcommand(
-      "create", "Create the events, changelog (compacted) and dead-letter topics if missing");
+      "create",
+      "Create the events, changelog (compacted), ids (time-retained) and dead-letter topics if "
+      "missing");
   add_topic_flags(topics_create);
   CLI::App* topics_check = topics->add_subcommand(
       "check", "Check that the topics exist with the expected partitions and cleanup policy");
@@ -246,7 +282,7 @@ int main(int argc, char** argv) {
   bool list = false;
   CLI::App* config = app.add_subcommand(
       "config", "Print the effective configuration (after file, environment and flags)");
-  AddCommonFlags(config, &config_flags, true);
+  AddCommonFlags(config, &config_flags, kBrokers | kPartitions | kThreshold);
   config->add_flag("--list", list, "list every setting with its environment variable");
 
   CLI::App* keys = app.add_subcommand("keys", "API keys (auth.keys_file)");
@@ -276,9 +312,9 @@ int main(int argc, char** argv) {
   }
   CLI11_PARSE(app, argc, argv);
   if (serve->parsed()) return RunServe(serve_flags);
-  if (ingest->parsed()) return RunRole<catchall::IngestNode>(ingest_flags);
-  if (aggregate->parsed()) return RunRole<catchall::AggregatorNode>(aggregate_flags);
-  if (query->parsed()) return RunRole<catchall::QueryNode>(query_flags);
+  if (ingest->parsed()) return RunRole<catchall::IngestNode>(ingest_flags, "ingest");
+  if (aggregate->parsed()) return RunRole<catchall::AggregatorNode>(aggregate_flags, "aggregate");
+  if (query->parsed()) return RunRole<catchall::QueryNode>(query_flags, "query");
   if (topics->parsed()) {
     if (topic_partitions) {
       topics_flags.sets.push_back("kafka.partitions=" + std::to_string(*topic_partitions));

@@ -429,7 +429,7 @@ run_catchall() {
   csets+=("${EXTRA_SETS[@]}")
   say "$name: catchall aggregate, group $group, metrics on 127.0.0.1:$port"
   measure "$name" "$group" "http://127.0.0.1:$port/metrics" "" \
-    "$CATCHALL" aggregate --brokers "$BROKERS" --partitions "$PARTITIONS" --listen "127.0.0.1:$port" \
+    "$CATCHALL" aggregate --brokers "$BROKERS" --listen "127.0.0.1:$port" \
       --data-dir "$WORK/$name-data" "${csets[@]}"
   rm -rf "$WORK/$name-data"
   verify_topic "$name" "$STATUS_TOPIC"

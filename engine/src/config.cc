@@ -389,7 +389,9 @@ std::vector<std::string> ClusterOnlySettings(const Config& config) {
   static const Config kDefaults;
   std::vector<std::string> keys;
   for (const Setting& s : AllSettings()) {
-    bool cluster_only = s.key.rfind("kafka.", 0) == 0 || s.key == "aggregate.standby_replicas";
+    // Kafka's settings, and those whose help says they are for cluster mode
+    // (what `catchall config --list` shows).
+    bool cluster_only = s.key.rfind("kafka.", 0) == 0 || s.help.rfind("cluster mode:", 0) == 0;
     if (cluster_only && s.get(config) != s.get(kDefaults)) keys.push_back(s.key);
   }
   for (const PassThrough& p : kPassThroughs) {

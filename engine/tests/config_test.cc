@@ -369,11 +369,14 @@ TEST_F(ConfigTest, ClusterOnlySettingsListsWhatServeWouldIgnore) {
   Result<Config> c = LoadConfig("", {{"kafka.timeout_ms", "1000"},
                                      {"kafka.consumer.fetch.wait.max.ms", "5"},
                                      {"aggregate.standby_replicas", "1"},
+                                     {"aggregate.threads", "4"},
+                                     {"query.checkpoint_domains", "5"},
                                      {"server.max_connections", "5"}});
   ASSERT_TRUE(c.ok()) << c.status().ToString();
-  EXPECT_THAT(ClusterOnlySettings(*c), ::testing::UnorderedElementsAre(
-                                           "kafka.timeout_ms", "kafka.consumer.fetch.wait.max.ms",
-                                           "aggregate.standby_replicas"));
+  EXPECT_THAT(ClusterOnlySettings(*c),
+              ::testing::UnorderedElementsAre(
+                  "kafka.timeout_ms", "kafka.consumer.fetch.wait.max.ms",
+                  "aggregate.standby_replicas", "aggregate.threads", "query.checkpoint_domains"));
 }
 
 // A certificate without its key (or the reverse) would otherwise start a

@@ -108,6 +108,28 @@ TEST(CliTest, ConfigErrorsNameTheProblem) {
   EXPECT_THAT(out, HasSubstr("HOST:PORT"));
 }
 
+// --partitions is the embedded log's and --threshold is not the ingest
+// node's: a role given one it does not use says so rather than ignore it
+// silently (the bad setting makes each run stop right after the warning).
+TEST(CliTest, ARoleWarnsAboutFlagsItDoesNotUse) {
+  std::string out;
+  EXPECT_EQ(RunBinary({"ingest", "--brokers", "127.0.0.1:1", "--partitions", "4", "--threshold",
+                       "3", "--set", "server.max_connections=lots"},
+                      &out),
+            1);
+  EXPECT_THAT(out, HasSubstr("warning: --partitions is the embedded log's"));
+  EXPECT_THAT(out, HasSubstr("warning: --threshold is used by the aggregate and query roles"));
+  EXPECT_EQ(RunBinary({"aggregate", "--brokers", "127.0.0.1:1", "--threshold", "3", "--set",
+                       "server.max_connections=lots"},
+                      &out),
+            1);
+  EXPECT_THAT(out, Not(HasSubstr("warning: --threshold")));
+  EXPECT_EQ(RunBinary({"ingest", "--help"}, &out), 0);
+  EXPECT_THAT(out, Not(HasSubstr("--partitions")));
+  EXPECT_EQ(RunBinary({"serve", "--help"}, &out), 0);
+  EXPECT_THAT(out, HasSubstr("--partitions"));
+}
+
 // A value that does not fit a setting is refused whichever way it comes:
 // the flag used to wrap `--threshold -5` into 2^64-5, so that no domain
 // could ever be catch-all.
