@@ -252,7 +252,8 @@ void QueryNode::Close() {
   }
 }
 
-Status RunTopicsCommand(const Config& config, bool create, int32_t expected_partitions) {
+Status RunTopicsCommand(const Config& config, bool create, int32_t expected_partitions,
+                        int32_t expected_replication) {
   CATCHALL_RETURN_IF_ERROR(RequireBrokers(config, "topics"));
   KafkaOptions kafka = KafkaOptionsFor(config, "admin");
   int32_t partitions = config.kafka_partitions;
@@ -268,6 +269,9 @@ Status RunTopicsCommand(const Config& config, bool create, int32_t expected_part
     partitions = expected_partitions;
   }
   std::vector<TopicSpec> topics = ProductTopics(config, partitions);
+  if (!create) {
+    for (TopicSpec& t : topics) t.replication_factor = expected_replication;
+  }
   std::string report;
   Status s = create ? CreateTopics(kafka, topics, &report) : CheckTopics(kafka, topics, &report);
   std::cout << report;

@@ -95,7 +95,9 @@ class QueryNode final : public Node {
 
 // `catchall topics create|check`: prints a line per topic to stdout.
 // `check` with `expected_partitions` 0 takes the events topic's count as the
-// expected one (the changelog must match it).
-Status RunTopicsCommand(const Config& config, bool create, int32_t expected_partitions);
+// expected one (the changelog must match it), and checks each topic's
+// replication factor only when `expected_replication` is above 0.
+Status RunTopicsCommand(const Config& config, bool create, int32_t expected_partitions,
+                        int32_t expected_replication);
 
 }  // namespace catchall

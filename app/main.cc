@@ -144,11 +144,11 @@ int RunRole(const CommonFlags& flags, std::string_view command) {
   return RunNode(node, flags.port_file);
 }
 
-int RunTopics(const CommonFlags& flags, bool create, int partitions) {
+int RunTopics(const CommonFlags& flags, bool create, int partitions, int replication) {
   auto config = BuildConfig(flags);
   if (!config.ok()) return Fail(config.status().message());
   catchall::SetupLogging("warn");
-  catchall::Status s = catchall::RunTopicsCommand(*config, create, partitions);
+  catchall::Status s = catchall::RunTopicsCommand(*config, create, partitions, replication);
   if (!s.ok()) return Fail(s.message());
   return 0;
 }
@@ -265,7 +265,8 @@ int main(int argc, char** argv) {
     cmd->add_option("--partitions", topic_partitions,
                     "partitions of the events and status topics [12]")
         ->check(CLI::Range(1, 100000));
-    cmd->add_option("--replication-factor", replication, "replication factor [1]")
+    cmd->add_option("--replication-factor", replication,
+                    "replication factor (create: [1]; check: checked only when given)")
         ->check(CLI::Range(1, 100));
     cmd->add_option("--set", topics_flags.sets, "KEY=VALUE for any setting (topic names, ...)");
   };
@@ -275,7 +276,9 @@ int main(int argc, char** argv) {
       "missing");
   add_topic_flags(topics_create);
   CLI::App* topics_check = topics->add_subcommand(
-      "check", "Check that the topics exist with the expected partitions and cleanup policy");
+      "check",
+      "Check that the topics exist with the expected partitions, cleanup policy and, when "
+      "given, replication factor");
   add_topic_flags(topics_check);
 
   CommonFlags config_flags;
@@ -322,7 +325,8 @@ int main(int argc, char** argv) {
     if (replication) {
       topics_flags.sets.push_back("kafka.replication_factor=" + std::to_string(*replication));
     }
-    return RunTopics(topics_flags, topics_create->parsed(), topic_partitions.value_or(0));
+    return RunTopics(topics_flags, topics_create->parsed(), topic_partitions.value_or(0),
+                     replication.value_or(0));
   }
   if (config->parsed()) return RunConfig(config_flags, list);
   if (keys_hash->parsed()) return RunKeysHash(key_scopes);

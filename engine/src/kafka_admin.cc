@@ -191,6 +191,15 @@ Status CheckTopics(const KafkaOptions& options, const std::vector<TopicSpec>& to
                                      t.partitions));
       continue;
     }
+    if (t.replication_factor > 0) {
+      Result<int32_t> replicas = kafka_internal::ReplicationFactor(client.rk, t.name, timeout_ms);
+      if (!replicas.ok()) return replicas.status();
+      if (*replicas != t.replication_factor) {
+        problems.push_back(fmt::format("topic {} has replication factor {}, expected {}", t.name,
+                                       *replicas, t.replication_factor));
+        continue;
+      }
+    }
     auto want = t.configs.find("cleanup.policy");
     if (want != t.configs.end()) {
       Result<std::string> policy = CleanupPolicy(client.rk, t.name, timeout_ms);

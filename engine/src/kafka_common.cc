@@ -150,7 +150,12 @@ Status FromTxnError(rd_kafka_error_t* error, std::string_view what) {
   return s;
 }
 
-Result<int32_t> PartitionCount(rd_kafka_t* rk, const std::string& topic, int timeout_ms) {
+namespace {
+
+// One number read from `topic`'s metadata; NotFound if it does not exist.
+template <typename Read>
+Result<int32_t> FromTopicMetadata(rd_kafka_t* rk, const std::string& topic, int timeout_ms,
+                                  Read read) {
   rd_kafka_topic_t* rkt = rd_kafka_topic_new(rk, topic.c_str(), nullptr);
   const rd_kafka_metadata_t* md = nullptr;
   rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, rkt, &md, timeout_ms);
@@ -160,13 +165,30 @@ Result<int32_t> PartitionCount(rd_kafka_t* rk, const std::string& topic, int tim
   if (md->topic_cnt == 1) {
     const auto& t = md->topics[0];
     if (t.err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-      result = static_cast<int32_t>(t.partition_cnt);
+      result = read(t);
     } else if (t.err != RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) {
       result = FromError(t.err, fmt::format("metadata of topic {}", topic));
     }
   }
   rd_kafka_metadata_destroy(md);
   return result;
+}
+
+}  // namespace
+
+Result<int32_t> PartitionCount(rd_kafka_t* rk, const std::string& topic, int timeout_ms) {
+  return FromTopicMetadata(rk, topic, timeout_ms, [](const rd_kafka_metadata_topic_t& t) {
+    return static_cast<int32_t>(t.partition_cnt);
+  });
+}
+
+Result<int32_t> ReplicationFactor(rd_kafka_t* rk, const std::string& topic, int timeout_ms) {
+  return FromTopicMetadata(rk, topic, timeout_ms, [](const rd_kafka_metadata_topic_t& t) {
+    int32_t fewest = t.partition_cnt > 0 ? t.partitions[0].replica_cnt : 0;
+    for (int i = 1; i < t.partition_cnt; ++i)
+      fewest = std::min(fewest, t.partitions[i].replica_cnt);
+    return fewest;
+  });
 }
 
 Result<int32_t> PartitionCountOnceKnown(rd_kafka_t* rk, const std::string& topic, int timeout_ms) {

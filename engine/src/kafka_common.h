@@ -58,6 +58,10 @@ Status FromTxnError(rd_kafka_error_t* error, std::string_view what);
 
 // Partition count of `topic` from the cluster metadata.
 Result<int32_t> PartitionCount(rd_kafka_t* rk, const std::string& topic, int timeout_ms);
+// The fewest replicas any partition of `topic` has (its replication factor,
+// unless a reassignment left partitions uneven); NotFound if it does not
+// exist.
+Result<int32_t> ReplicationFactor(rd_kafka_t* rk, const std::string& topic, int timeout_ms);
 
 // The same for a client that starts on `topic`: while the broker asked does
 // not know the topic, asks again (every 100 ms) until `timeout_ms` has

@@ -317,6 +317,23 @@ TEST_F(ClusterTest, ARoleStartedBeforeItsTopicsExistWaitsForThem) {
   EXPECT_THAT(ingest.Output(), HasSubstr("looking again"));
 }
 
+// `topics check` compares the replication factor when it is given (this
+// broker's topics have 1), and only then: a check without it must not fail
+// on a cluster whose topics were made with another.
+TEST_F(ClusterTest, TopicsCheckComparesTheReplicationFactorOnlyWhenGivenOne) {
+  auto check = [&](const std::vector<std::string>& extra, std::string* out) {
+    std::vector<std::string> args = {"topics", "check", "--brokers", brokers_};
+    for (const auto& f : names_.Flags()) args.push_back(f);
+    args.insert(args.end(), extra.begin(), extra.end());
+    return RunBinary(args, out);
+  };
+  std::string out;
+  EXPECT_EQ(check({}, &out), 0) << out;
+  EXPECT_EQ(check({"--replication-factor", "1"}, &out), 0) << out;
+  EXPECT_EQ(check({"--replication-factor", "3"}, &out), 1) << out;
+  EXPECT_THAT(out, HasSubstr("topic " + names_.events + " has replication factor 1, expected 3"));
+}
+
 TEST_F(ClusterTest, KcatReplayProducesStatusesAndDeadLettersMisroutedRecords) {
   TempDir agg_dir;
   TempDir query_dir;

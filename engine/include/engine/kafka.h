@@ -89,6 +89,7 @@ Status CreateKafkaGroupLog(const KafkaGroupOptions& options, std::unique_ptr<Gro
 struct TopicSpec {
   std::string name;
   int32_t partitions = 1;
+  // CheckTopics: 0 accepts any.
   int32_t replication_factor = 1;
   std::map<std::string, std::string> configs;  // e.g. cleanup.policy=compact
 };
