@@ -4,10 +4,12 @@
 #include <toml++/toml.h>
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
+#include <utility>
 
 #include "config_settings.h"
 
@@ -147,6 +149,12 @@ Status ParseListen(std::string_view listen, std::string* host, uint16_t* port) {
   }
   std::string_view h = listen.substr(0, colon);
   if (h.size() >= 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
+  if (h.find_first_of("[]") != std::string_view::npos) {
+    // '[::1' would otherwise pass here and fail only when binding.
+    return Status::InvalidArgument(fmt::format(
+        "listen address '{}' must be HOST:PORT, with an IPv6 host in brackets ([::1]:8080)",
+        listen));
+  }
   uint64_t p = 0;
   Status st = ParseU64("port", listen.substr(colon + 1), &p);
   if (!st.ok() || p > 65535) {
@@ -214,6 +222,25 @@ Status ValidateBrokers(std::string_view brokers) {
   return Status::Ok();
 }
 
+// Kafka's rule for a topic name (its Topic.validate): 1-249 of
+// [a-zA-Z0-9._-], and not "." or "..". A broker refuses any other with
+// "Invalid topic", which reached the user as "cannot reach Kafka".
+Status ValidateTopicName(std::string_view key, std::string_view name) {
+  auto bad = [&](std::string_view why) {
+    return Status::InvalidArgument(
+        fmt::format("{}: '{}' is not a Kafka topic name: {}", key, name.substr(0, 300), why));
+  };
+  if (name.empty()) return bad("it is empty");
+  if (name.size() > 249) return bad("it is longer than 249 characters");
+  if (name == "." || name == "..") return bad("'.' and '..' are reserved");
+  for (char ch : name) {
+    if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '.' && ch != '_' && ch != '-') {
+      return bad("only letters, digits, '.', '_' and '-' are allowed");
+    }
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 Status ValidateConfig(const Config& c) {
@@ -239,6 +266,15 @@ Status ValidateConfig(const Config& c) {
     return bad("kafka.partitions", "must be at least 1");
   }
   if (c.replication_factor < 1) return bad("kafka.replication_factor", "must be at least 1");
+  // 0 made every Kafka request time out at once, reported as Kafka being
+  // unreachable.
+  if (c.kafka_timeout_ms < 1) return bad("kafka.timeout_ms", "must be positive");
+  for (const auto& [key, topic] : {std::pair{"kafka.events_topic", &c.events_topic},
+                                   std::pair{"kafka.status_topic", &c.status_topic},
+                                   std::pair{"kafka.ids_topic", &c.ids_topic},
+                                   std::pair{"kafka.dead_letter_topic", &c.dead_letter_topic}}) {
+    CATCHALL_RETURN_IF_ERROR(ValidateTopicName(key, *topic));
+  }
   if (c.max_body_bytes < 1024) return bad("server.max_body_bytes", "must be at least 1024");
   if (c.max_header_bytes < 512) return bad("server.max_header_bytes", "must be at least 512");
   if (c.max_connections < 1) return bad("server.max_connections", "must be at least 1");

@@ -5,6 +5,8 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 
 namespace catchall {
@@ -30,9 +32,14 @@ std::string OpenSslReason(const boost::system::error_code& ec) {
 
 Status Readable(const std::string& setting, const std::string& file) {
   if (file.empty()) return Status::InvalidArgument(fmt::format("{} is empty", setting));
+  // The system's reason, so that a missing file and a permission problem
+  // do not read alike.
+  errno = 0;
   std::ifstream in(file);
   if (!in) {
-    return Status::IoError(fmt::format("{}: cannot read '{}'", setting, file));
+    int err = errno;
+    return Status::IoError(fmt::format("{}: cannot read '{}': {}", setting, file,
+                                       err != 0 ? std::strerror(err) : "unknown error"));
   }
   return Status::Ok();
 }

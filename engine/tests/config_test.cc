@@ -8,6 +8,8 @@
 #include <fstream>
 #include <map>
 #include <optional>
+#include <regex>
+#include <sstream>
 #include <string>
 
 #include "test_util.h"
@@ -377,6 +379,54 @@ TEST_F(ConfigTest, ClusterOnlySettingsListsWhatServeWouldIgnore) {
               ::testing::UnorderedElementsAre(
                   "kafka.timeout_ms", "kafka.consumer.fetch.wait.max.ms",
                   "aggregate.standby_replicas", "aggregate.threads", "query.checkpoint_domains"));
+}
+
+// configs/serve.toml is documented as "every setting, commented": each
+// setting that serve uses is in it (as `key = ...`, set or commented out),
+// and the file loads.
+TEST_F(ConfigTest, ServeTomlNamesEverySettingServeUses) {
+  const std::string path = std::string(CATCHALL_SOURCE_DIR) + "/configs/serve.toml";
+  std::ifstream in(path);
+  ASSERT_TRUE(in) << path;
+  std::stringstream text;
+  text << in.rdbuf();
+  const std::string toml = text.str();
+  for (const Setting& s : AllSettings()) {
+    if (s.key.rfind("kafka.", 0) == 0 || s.help.rfind("cluster mode:", 0) == 0) continue;
+    const std::string name = s.key.substr(s.key.find('.') + 1);
+    const std::regex line("(^|\\n)#? *" + name + " *=");
+    EXPECT_TRUE(std::regex_search(toml, line)) << s.key << " is not in " << path;
+  }
+  Result<Config> loaded = LoadConfig(path, {});
+  EXPECT_TRUE(loaded.ok()) << loaded.status().ToString();
+}
+
+// A topic name the broker would refuse, or a Kafka timeout of 0, used to
+// pass and then read as "cannot reach Kafka" when the broker was fine.
+TEST_F(ConfigTest, TopicNamesAndTheKafkaTimeoutAreCheckedUpFront) {
+  EXPECT_THAT(LoadError("", {{"kafka.events_topic", ""}}).message(),
+              HasSubstr("kafka.events_topic: '' is not a Kafka topic name: it is empty"));
+  EXPECT_THAT(LoadError("", {{"kafka.status_topic", "bad topic!"}}).message(),
+              HasSubstr("kafka.status_topic: 'bad topic!' is not a Kafka topic name"));
+  EXPECT_THAT(LoadError("", {{"kafka.ids_topic", ".."}}).message(), HasSubstr("reserved"));
+  EXPECT_THAT(LoadError("", {{"kafka.dead_letter_topic", std::string(250, 'a')}}).message(),
+              HasSubstr("longer than 249"));
+  EXPECT_THAT(LoadError("", {{"kafka.timeout_ms", "0"}}).message(),
+              HasSubstr("kafka.timeout_ms: must be positive"));
+  Result<Config> fine = LoadConfig("", {{"kafka.events_topic", "Team_1.events-v2"},
+                                        {"kafka.dead_letter_topic", std::string(249, 'a')},
+                                        {"kafka.timeout_ms", "1"}});
+  EXPECT_TRUE(fine.ok()) << fine.status().ToString();
+}
+
+TEST_F(ConfigTest, AListenAddressWithUnbalancedBracketsIsRefused) {
+  for (const char* listen : {"[::1:8080", "::1]:8080", "[[::1]]:8080"}) {
+    SCOPED_TRACE(listen);
+    EXPECT_THAT(LoadError("", {{"server.listen", listen}}).message(),
+                HasSubstr("with an IPv6 host in brackets"));
+  }
+  Result<Config> v6 = LoadConfig("", {{"server.listen", "[::1]:8080"}});
+  EXPECT_TRUE(v6.ok()) << v6.status().ToString();
 }
 
 // A certificate without its key (or the reverse) would otherwise start a

@@ -277,7 +277,7 @@ TEST_F(ServeTlsTest, ABadCertificateOrKeyAtStartFailsTheStartClearly) {
        {"server.tls_key_file", other.key_file, first_.cert_file}},
       {"missing certificate",
        {"server.tls_cert_file=" + missing, "server.tls_key_file=" + first_.key_file},
-       {"server.tls_cert_file", "cannot read", missing}},
+       {"server.tls_cert_file", "cannot read", missing, "No such file or directory"}},
       {"not a certificate",
        {"server.tls_cert_file=" + garbage, "server.tls_key_file=" + first_.key_file},
        {"server.tls_cert_file", garbage, "not a PEM certificate"}},
