@@ -313,6 +313,24 @@ int main(int argc, char** argv) {
               << " (catchall --help)\n";
     return 1;
   }
+  // The same for a command that needs one of its own (topics, keys).
+  for (const CLI::App* sub : all) {
+    const auto& subs = sub->get_subcommands(std::function<bool(const CLI::App*)>());
+    if (sub->get_name() != argv[1] || subs.empty()) continue;
+    std::string own;
+    bool given = false;
+    for (const CLI::App* s : subs) {
+      own += (own.empty() ? "" : ", ") + s->get_name();
+      given |= argc > 2 && s->get_name() == argv[2];
+    }
+    if (!given && (argc < 3 || argv[2][0] != '-')) {
+      std::cerr << "catchall " << argv[1] << ": "
+                << (argc < 3 ? std::string("a command is needed")
+                             : "unknown command '" + std::string(argv[2]) + "'")
+                << "; the commands are " << own << " (catchall " << argv[1] << " --help)\n";
+      return 1;
+    }
+  }
   CLI11_PARSE(app, argc, argv);
   if (serve->parsed()) return RunServe(serve_flags);
   if (ingest->parsed()) return RunRole<catchall::IngestNode>(ingest_flags, "ingest");

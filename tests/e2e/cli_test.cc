@@ -34,6 +34,19 @@ TEST(CliTest, NoSubcommandIsAnError) {
   EXPECT_THAT(out, HasSubstr("serve"));
 }
 
+// CLI11 alone said only "A subcommand is required".
+TEST(CliTest, ACommandWithoutItsOwnCommandNamesThem) {
+  std::string out;
+  EXPECT_EQ(RunBinary({"topics"}, &out), 1);
+  EXPECT_THAT(out,
+              HasSubstr("catchall topics: a command is needed; the commands are create, check"));
+  EXPECT_EQ(RunBinary({"topics", "bogus"}, &out), 1);
+  EXPECT_THAT(out, HasSubstr("unknown command 'bogus'; the commands are create, check"));
+  EXPECT_EQ(RunBinary({"keys"}, &out), 1);
+  EXPECT_THAT(out, HasSubstr("the commands are hash"));
+  EXPECT_EQ(RunBinary({"topics", "--help"}, &out), 0);
+}
+
 TEST(CliTest, FlagsBeatEnvironmentWhichBeatsTheFile) {
   TempDir dir;
   std::string file = dir.path() + "/c.toml";
