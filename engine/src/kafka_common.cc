@@ -185,8 +185,9 @@ Result<int32_t> PartitionCount(rd_kafka_t* rk, const std::string& topic, int tim
 Result<int32_t> ReplicationFactor(rd_kafka_t* rk, const std::string& topic, int timeout_ms) {
   return FromTopicMetadata(rk, topic, timeout_ms, [](const rd_kafka_metadata_topic_t& t) {
     int32_t fewest = t.partition_cnt > 0 ? t.partitions[0].replica_cnt : 0;
-    for (int i = 1; i < t.partition_cnt; ++i)
+    for (int i = 1; i < t.partition_cnt; ++i) {
       fewest = std::min(fewest, t.partitions[i].replica_cnt);
+    }
     return fewest;
   });
 }

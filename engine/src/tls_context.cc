@@ -6,8 +6,8 @@
 #include <openssl/x509.h>
 
 #include <cerrno>
-#include <cstring>
 #include <fstream>
+#include <system_error>
 
 namespace catchall {
 
@@ -38,8 +38,9 @@ Status Readable(const std::string& setting, const std::string& file) {
   std::ifstream in(file);
   if (!in) {
     int err = errno;
-    return Status::IoError(fmt::format("{}: cannot read '{}': {}", setting, file,
-                                       err != 0 ? std::strerror(err) : "unknown error"));
+    return Status::IoError(
+        fmt::format("{}: cannot read '{}': {}", setting, file,
+                    err != 0 ? std::generic_category().message(err) : "unknown error"));
   }
   return Status::Ok();
 }
