@@ -42,7 +42,9 @@ Status CheckRoleTopics(const Config& config, const std::vector<std::string>& nam
   std::vector<TopicSpec> specs;
   for (const TopicSpec& t : ProductTopics(config, 0)) {
     for (const auto& n : names) {
-      if (t.name == n) specs.push_back({t.name, 0, 1, {}});
+      // Any partition count and replication factor: a role only needs
+      // the topic to exist (and reads its partition count from it).
+      if (t.name == n) specs.push_back({t.name, 0, 0, {}});
     }
   }
   std::string report;

@@ -138,7 +138,12 @@ Status CreateTopics(const KafkaOptions& options, const std::vector<TopicSpec>& t
   // ones just created may not show yet (seen on a fresh KRaft broker: "does
   // not exist"; on a three-broker cluster: the default cleanup.policy=delete
   // from a broker that had not applied the new topic's config yet).
-  return CheckTopicsUntil(options, topics, created,
+  // Their replication factor is not checked: it does not route anything,
+  // and an operator re-running `topics create` without the flag against
+  // topics made with another must not get an error.
+  std::vector<TopicSpec> to_check = topics;
+  for (TopicSpec& t : to_check) t.replication_factor = 0;
+  return CheckTopicsUntil(options, to_check, created,
                           std::chrono::steady_clock::now() + options.timeout, report);
 }
 

@@ -332,6 +332,18 @@ TEST_F(ClusterTest, TopicsCheckComparesTheReplicationFactorOnlyWhenGivenOne) {
   EXPECT_EQ(check({"--replication-factor", "1"}, &out), 0) << out;
   EXPECT_EQ(check({"--replication-factor", "3"}, &out), 1) << out;
   EXPECT_THAT(out, HasSubstr("topic " + names_.events + " has replication factor 1, expected 3"));
+  // `topics create` again, asking for another factor, leaves the existing
+  // topics as they are and does not fail on them.
+  std::vector<std::string> create = {"topics",
+                                     "create",
+                                     "--brokers",
+                                     brokers_,
+                                     "--partitions",
+                                     std::to_string(kPartitions),
+                                     "--replication-factor",
+                                     "2"};
+  for (const auto& f : names_.Flags()) create.push_back(f);
+  EXPECT_EQ(RunBinary(create, &out), 0) << out;
 }
 
 TEST_F(ClusterTest, KcatReplayProducesStatusesAndDeadLettersMisroutedRecords) {
