@@ -34,6 +34,18 @@ TEST(CliTest, NoSubcommandIsAnError) {
   EXPECT_THAT(out, HasSubstr("serve"));
 }
 
+// CLI11's range check alone said "Value abc not in range 1 to 4096".
+TEST(CliTest, ANonNumericCountIsCalledThat) {
+  std::string out;
+  EXPECT_NE(RunBinary({"config", "--partitions", "abc"}, &out), 0);
+  EXPECT_THAT(out, HasSubstr("--partitions: 'abc' is not a whole number"));
+  EXPECT_NE(RunBinary({"config", "--partitions", "0"}, &out), 0);
+  EXPECT_THAT(out, HasSubstr("not in range"));
+  EXPECT_NE(RunBinary({"topics", "check", "--brokers", "a:1", "--replication-factor", "2.5"}, &out),
+            0);
+  EXPECT_THAT(out, HasSubstr("--replication-factor: '2.5' is not a whole number"));
+}
+
 // CLI11 alone said only "A subcommand is required".
 TEST(CliTest, ACommandWithoutItsOwnCommandNamesThem) {
   std::string out;
