@@ -54,12 +54,14 @@ void WarnUnusedFlags(const CommonFlags& f, std::string_view command) {
 }
 
 // CLI11's own checks of an integer flag say "not in range" for `abc`.
-const CLI::Validator kWholeNumber(
-    [](const std::string& value) {
-      bool digits = !value.empty() && value.find_first_not_of("0123456789") == std::string::npos;
-      return digits ? std::string() : "'" + value + "' is not a whole number";
-    },
-    "", "whole number");
+CLI::Validator WholeNumber() {
+  return CLI::Validator(
+      [](const std::string& value) {
+        bool digits = !value.empty() && value.find_first_not_of("0123456789") == std::string::npos;
+        return digits ? std::string() : "'" + value + "' is not a whole number";
+      },
+      "", "whole number");
+}
 
 // Which of the optional common flags a command uses.
 enum CommonFlag : unsigned {
@@ -81,7 +83,7 @@ void AddCommonFlags(CLI::App* cmd, CommonFlags* f, unsigned used) {
   // its --help, and warns (RunRole): scripts that passed them keep working.
   CLI::Option* partitions =
       cmd->add_option("--partitions", f->partitions, "partitions of the embedded log [8]")
-          ->check(kWholeNumber)
+          ->check(WholeNumber())
           ->check(CLI::Range(1, 4096));
   if ((used & kPartitions) == 0) partitions->group("");
   CLI::Option* threshold =
@@ -273,11 +275,11 @@ int main(int argc, char** argv) {
     cmd->add_option("-b,--brokers", topics_flags.brokers, "Kafka bootstrap brokers HOST:PORT,...");
     cmd->add_option("--partitions", topic_partitions,
                     "partitions of the events and status topics [12]")
-        ->check(kWholeNumber)
+        ->check(WholeNumber())
         ->check(CLI::Range(1, 100000));
     cmd->add_option("--replication-factor", replication,
                     "replication factor (create: [1]; check: checked only when given)")
-        ->check(kWholeNumber)
+        ->check(WholeNumber())
         ->check(CLI::Range(1, 100));
     cmd->add_option("--set", topics_flags.sets, "KEY=VALUE for any setting (topic names, ...)");
   };
