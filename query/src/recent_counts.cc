@@ -54,6 +54,10 @@ void RecentCounts::Set(std::string_view domain, Value value) {
 
 void RecentCounts::Put(std::string_view domain, const DomainCounts& counts) { Set(domain, counts); }
 
+void RecentCounts::Prefetch(std::string_view domain) const {
+  ShardOf(domain).active.map.prefetch(domain);
+}
+
 void RecentCounts::Delete(std::string_view domain) { Set(domain, std::nullopt); }
 
 bool RecentCounts::Find(std::string_view domain, Value* value) const {

@@ -50,6 +50,13 @@ class RecentCounts {
 
   void Put(std::string_view domain, const DomainCounts& counts);
   void Delete(std::string_view domain);
+  // A hint, for the writer to give a few records ahead: starts loading the
+  // slots a Put or Delete of `domain` will probe, so that the cache misses
+  // of several records overlap instead of coming one after the other.
+  // REQUIRES: called by the writer (the thread that calls Put, Delete and
+  // Freeze), which alone changes the active tables and so may read them
+  // without the shard's lock.
+  void Prefetch(std::string_view domain) const;
 
   // True if `domain` changed since the last checkpoint the store holds;
   // *value is then its newest value.

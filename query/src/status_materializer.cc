@@ -78,6 +78,10 @@ class MaterializerProbe {
 namespace {
 constexpr std::string_view kCountsColumn = "query.counts";
 constexpr std::string_view kOffsetsColumn = "query.offsets";
+// How many records ahead the apply loop asks for a domain's table slots:
+// enough for a miss (~100 ns) to finish while the records between are
+// decoded and applied.
+constexpr size_t kPrefetchAhead = 8;
 
 }  // namespace
 
@@ -293,7 +297,13 @@ void StatusMaterializer::Run() {
     }
     // In log order: a domain's last record is the one that stays.
     DomainCounts counts;
-    for (const ConsumedRecord& r : records.records()) {
+    const std::vector<ConsumedRecord>& polled = records.records();
+    for (size_t i = 0; i < polled.size(); ++i) {
+      // Each record's domain lands in a random slot of a table far larger
+      // than the cache: perf put ~40% of a query node's CPU in those
+      // misses. Asking for a later record's slots overlaps them.
+      if (i + kPrefetchAhead < polled.size()) recent_->Prefetch(polled[i + kPrefetchAhead].key);
+      const ConsumedRecord& r = polled[i];
       ChangelogEffect effect = DecodeChangelogRecord(r, &counts);
       if (effect.kind == ChangelogEffect::kPut) recent_->Put(r.key, counts);
       if (effect.kind == ChangelogEffect::kDelete) recent_->Delete(r.key);
