@@ -64,6 +64,28 @@ Status CheckRoleTopics(const Config& config, const std::vector<std::string>& nam
   return s;
 }
 
+// The changelog and the ids log are partitioned like the events topic: an
+// aggregator writes partition p's state and checkpoints to partition p of
+// each. With another count every transaction failed ("Unknown partition")
+// and nothing was counted, while the role looked healthy.
+Status CheckLogsPartitionedLikeEvents(const Config& config) {
+  KafkaOptions kafka = KafkaOptionsFor(config, "check");
+  Result<int32_t> events = TopicPartitionCount(kafka, config.events_topic);
+  if (!events.ok()) return events.status();
+  for (const std::string& topic : {config.status_topic, config.ids_topic}) {
+    Result<int32_t> count = TopicPartitionCount(kafka, topic);
+    if (!count.ok()) return count.status();
+    if (*count != *events) {
+      return Status::FailedPrecondition(fmt::format(
+          "topic {} has {} partitions and {} has {}: the changelog and the ids log must be "
+          "partitioned like the events (`catchall topics check --brokers {}` reports every "
+          "difference)",
+          topic, *count, config.events_topic, *events, config.brokers));
+    }
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 IngestNode::IngestNode(Config config) : Node(std::move(config), "ingest") {}
@@ -107,6 +129,7 @@ Status AggregatorNode::Open() {
   CATCHALL_RETURN_IF_ERROR(RequireBrokers(c, "aggregate"));
   CATCHALL_RETURN_IF_ERROR(
       CheckRoleTopics(c, {c.events_topic, c.status_topic, c.ids_topic, c.dead_letter_topic}));
+  CATCHALL_RETURN_IF_ERROR(CheckLogsPartitionedLikeEvents(c));
   // The state is a cache of the changelog: what a crash drops from it, a
   // restore reads back (StateRestorer), so it needs no write-ahead log.
   CATCHALL_RETURN_IF_ERROR(

@@ -191,10 +191,12 @@ Status CheckTopics(const KafkaOptions& options, const std::vector<TopicSpec>& to
       return Status::Unavailable(fmt::format("cannot reach Kafka at {}: {}", options.brokers,
                                              partitions.status().message()));
     }
+    // Every difference of a topic, not only its first: an operator fixing
+    // one would otherwise find the next only on the next run.
+    const size_t before = problems.size();
     if (t.partitions > 0 && *partitions != t.partitions) {
       problems.push_back(fmt::format("topic {} has {} partitions, expected {}", t.name, *partitions,
                                      t.partitions));
-      continue;
     }
     if (t.replication_factor > 0) {
       Result<int32_t> replicas = kafka_internal::ReplicationFactor(client.rk, t.name, timeout_ms);
@@ -202,7 +204,6 @@ Status CheckTopics(const KafkaOptions& options, const std::vector<TopicSpec>& to
       if (*replicas != t.replication_factor) {
         problems.push_back(fmt::format("topic {} has replication factor {}, expected {}", t.name,
                                        *replicas, t.replication_factor));
-        continue;
       }
     }
     auto want = t.configs.find("cleanup.policy");
@@ -212,9 +213,9 @@ Status CheckTopics(const KafkaOptions& options, const std::vector<TopicSpec>& to
       if (*policy != want->second) {
         problems.push_back(fmt::format("topic {} has cleanup.policy={}, expected {}", t.name,
                                        *policy, want->second));
-        continue;
       }
     }
+    if (problems.size() > before) continue;
     *report += fmt::format("ok      {} ({} partitions)\n", t.name, *partitions);
   }
   if (!problems.empty()) {

@@ -332,6 +332,14 @@ TEST_F(ClusterTest, TopicsCheckComparesTheReplicationFactorOnlyWhenGivenOne) {
   EXPECT_EQ(check({"--replication-factor", "1"}, &out), 0) << out;
   EXPECT_EQ(check({"--replication-factor", "3"}, &out), 1) << out;
   EXPECT_THAT(out, HasSubstr("topic " + names_.events + " has replication factor 1, expected 3"));
+  // Every difference of a topic is reported, not only its first.
+  EXPECT_EQ(
+      check({"--partitions", std::to_string(kPartitions + 1), "--replication-factor", "3"}, &out),
+      1)
+      << out;
+  EXPECT_THAT(out, HasSubstr("topic " + names_.events + " has " + std::to_string(kPartitions) +
+                             " partitions, expected " + std::to_string(kPartitions + 1)));
+  EXPECT_THAT(out, HasSubstr("topic " + names_.events + " has replication factor 1, expected 3"));
   // `topics create` again, asking for another factor, leaves the existing
   // topics as they are and does not fail on them.
   std::vector<std::string> create = {"topics",
@@ -344,6 +352,23 @@ TEST_F(ClusterTest, TopicsCheckComparesTheReplicationFactorOnlyWhenGivenOne) {
                                      "2"};
   for (const auto& f : names_.Flags()) create.push_back(f);
   EXPECT_EQ(RunBinary(create, &out), 0) << out;
+}
+
+// Partition p's state goes to partition p of the changelog: an aggregator
+// given a changelog with another count used to start, look ready, and fail
+// every transaction.
+TEST_F(ClusterTest, AnAggregatorRefusesAChangelogPartitionedUnlikeTheEvents) {
+  ClusterNames other = CreateClusterTopics(brokers_, "other", kPartitions + 1);
+  TempDir data;
+  std::string out;
+  int rc = RunBinary(
+      names_.RoleArgs("aggregate", brokers_, data.path(), "",
+                      {"--listen", "127.0.0.1:0", "--set", "kafka.status_topic=" + other.status}),
+      &out, 60s);
+  EXPECT_EQ(rc, 1) << out;
+  EXPECT_THAT(
+      out, HasSubstr("topic " + other.status + " has " + std::to_string(kPartitions + 1) +
+                     " partitions and " + names_.events + " has " + std::to_string(kPartitions)));
 }
 
 TEST_F(ClusterTest, KcatReplayProducesStatusesAndDeadLettersMisroutedRecords) {
