@@ -14,6 +14,8 @@ namespace {
 // Fetch batching of every consumer and reader (see CreateGroupConsumer).
 constexpr const char* kFetchMinBytes = "65536";
 constexpr const char* kFetchWaitMaxMs = "20";
+// How long a paused consumer's lag waits for each partition's end.
+constexpr int kPausedLagTimeoutMs = 1000;
 
 std::vector<int32_t> PartitionsOf(const rd_kafka_topic_partition_list_t* list) {
   std::vector<int32_t> out;
@@ -247,12 +249,18 @@ int64_t KafkaConsumer::Lag(const std::map<int32_t, int64_t>& positions) {
   for (const auto& [p, position] : positions) {
     int64_t low = 0;
     int64_t high = 0;
-    if (position < 0) continue;
-    if (rd_kafka_get_watermark_offsets(impl_->rk, impl_->topic.c_str(), p, &low, &high) ==
-            RD_KAFKA_RESP_ERR_NO_ERROR &&
-        high > position) {
-      lag += high - position;
-    }
+    // The ends librdkafka caches come with fetches, and a paused consumer
+    // fetches nothing: its lag read 0 while events piled up (a low-disk
+    // pause). Paused, it asks the partition's leader instead.
+    rd_kafka_resp_err_t err =
+        impl_->paused
+            ? rd_kafka_query_watermark_offsets(impl_->rk, impl_->topic.c_str(), p, &low, &high,
+                                               kPausedLagTimeoutMs)
+            : rd_kafka_get_watermark_offsets(impl_->rk, impl_->topic.c_str(), p, &low, &high);
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) continue;
+    // Nothing committed yet: everything from the log's start is behind.
+    int64_t from = position < 0 ? low : position;
+    if (high > from) lag += high - from;
   }
   return lag;
 }

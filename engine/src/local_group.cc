@@ -122,8 +122,9 @@ class LocalGroupConsumer final : public LogConsumer {
     int64_t lag = 0;
     const TopicState& t = *member_->group->topic;
     for (const auto& [p, position] : positions) {
-      if (position < 0 || p < 0 || p >= t.partitions) continue;
-      lag += std::max<int64_t>(0, t.end[p].load(std::memory_order_acquire) - position);
+      if (p < 0 || p >= t.partitions) continue;
+      int64_t from = position < 0 ? t.start[p].load(std::memory_order_acquire) : position;
+      lag += std::max<int64_t>(0, t.end[p].load(std::memory_order_acquire) - from);
     }
     return lag;
   }

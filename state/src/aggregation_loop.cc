@@ -224,6 +224,11 @@ Status AggregationLoop::Commit() {
     spdlog::warn("aggregate: transaction aborted, reprocessing from the last commit: {}",
                  s.message());
     if (probe_) probe_->OnCommitFailed();
+    // Not ready until a commit goes through: aborts that repeat (a
+    // changelog the transaction cannot write) used to leave the node
+    // answering ready while it counted nothing.
+    SetHealth(Status::Unavailable(
+        fmt::format("the last transaction was aborted ({}); reprocessing", s.message())));
     last_commit_ = std::chrono::steady_clock::now();
     return Rewind() ? Status::Ok() : Status::Aborted("partitions could not be rewound");
   }
@@ -311,6 +316,9 @@ void AggregationLoop::UpdateGauges(std::chrono::steady_clock::time_point now) {
   // show 0 exactly when the aggregator is far behind.
   if (!probe_ || now - last_gauges_ < kGaugeInterval) return;
   last_gauges_ = now;
+  // Ready as /readyz says it: not while consumption is paused (low disk)
+  // or commits fail, which the flag set once at start does not show.
+  probe_->SetReady(ready_.load(std::memory_order_relaxed) && Health().ok());
   probe_->SetLag(consumer_->Lag(committed_));
   if (options_.report_store_size) {
     probe_->SetDomains(state_->ApproximateDomains(), state_->ApproximateBytes());

@@ -89,6 +89,12 @@ std::map<int32_t, int64_t> AggregationLoop::OnAssigned(const std::vector<int32_t
   PublishOwned();
   spdlog::info("aggregate: now owning {} more partition(s), {} in all", partitions.size(),
                committed_.size());
+  // An empty assignment is not one yet: a cooperative rebalance gives a
+  // new member nothing in its first step and moves partitions to it in the
+  // next, and a rollout that waited for /readyz moved on before the member
+  // held anything. Without partitions it is ready only after
+  // ready_without_assignment (UpdateReady): more members than partitions.
+  if (partitions.empty() && !assigned_once_) return start;
   assigned_once_ = true;
   if (!options_.ready_when_caught_up) {
     ready_.store(true, std::memory_order_release);

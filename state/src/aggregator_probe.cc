@@ -70,7 +70,9 @@ AggregatorProbe::AggregatorProbe(Metrics& metrics, std::optional<int> worker) {
                 .Add(w);
   ready_ = &prometheus::BuildGauge()
                 .Name("catchall_aggregate_ready")
-                .Help("1 once the state has caught up with the log as of start")
+                .Help(
+                    "1 while ready: state restored and caught up with the log as of start, "
+                    "consumption not paused (low disk), commits going through")
                 .Register(r)
                 .Add(w);
   restored_ = &prometheus::BuildCounter()

@@ -228,8 +228,13 @@ TEST_F(ClusterTest, SecondAggregatorJoinsThenLeavesMidLoadWithExactCounts) {
   ASSERT_TRUE(WaitForAcked(load, 1500, {ingest.get(), agg_a.get()}));
   auto agg_b = StartRole("aggregate", dir_b.path(), "join-b");
   ExpectReady(*agg_b);
-  // The newcomer takes partitions over (restoring them from the changelog).
-  EXPECT_TRUE(WaitForMetricAtLeast(agg_b.get(), "catchall_aggregate_owned_partitions", 1, 30s));
+  // Ready means it holds partitions (restored from the changelog): the
+  // cooperative rebalance's first, empty assignment is not readiness.
+  {
+    HttpClient b(agg_b->port());
+    EXPECT_GE(Metric(b, "catchall_aggregate_owned_partitions"), 1);
+    EXPECT_EQ(Metric(b, "catchall_aggregate_restoring_partitions"), 0);
+  }
   size_t mark = load.acked();
   ASSERT_TRUE(WaitForAcked(load, mark + 2000, {ingest.get(), agg_a.get(), agg_b.get()}));
   EXPECT_EQ(agg_b->Terminate(), 0) << agg_b->Output();  // leaves: partitions go back
@@ -352,6 +357,31 @@ TEST_F(ClusterTest, TopicsCheckComparesTheReplicationFactorOnlyWhenGivenOne) {
                                      "2"};
   for (const auto& f : names_.Flags()) create.push_back(f);
   EXPECT_EQ(RunBinary(create, &out), 0) << out;
+}
+
+// An aggregator whose disk is low pauses consumption: it says so on
+// /readyz and in its ready gauge, and its lag counts what waits (the ends
+// librdkafka caches come with fetches, which a paused consumer stops).
+TEST_F(ClusterTest, APausedAggregatorIsNotReadyAndItsLagCountsWhatWaits) {
+  TempDir agg_dir;
+  auto ingest = StartRole("ingest");
+  auto aggregate =
+      StartRole("aggregate", agg_dir.path(), "", {"--set", "storage.min_free_mb=100000000"});
+  ExpectReady(*ingest);
+  ASSERT_TRUE(aggregate->started()) << aggregate->Output();
+  HttpClient in(ingest->port());
+  constexpr int kEvents = 40;
+  for (int i = 0; i < kEvents; ++i) {
+    ASSERT_EQ(in.Put("/events/paused-" + std::to_string(i) + ".example/delivered").status, 204);
+  }
+  EXPECT_TRUE(
+      WaitForMetricAtLeast(aggregate.get(), "catchall_aggregate_lag_records", kEvents, 30s));
+  HttpClient agg(aggregate->port());
+  HttpResult ready = agg.Get("/readyz");
+  EXPECT_EQ(ready.status, 503) << ready.body;
+  EXPECT_THAT(ready.body, HasSubstr("storage.min_free_mb")) << ready.body;
+  EXPECT_EQ(Metric(agg, "catchall_aggregate_ready"), 0);
+  EXPECT_EQ(Metric(agg, "catchall_aggregate_commits_total"), 0);
 }
 
 // Partition p's state goes to partition p of the changelog: an aggregator

@@ -185,8 +185,10 @@ class LogConsumer {
   // commits in flight have settled.
   virtual Status Committed(const std::vector<int32_t>& partitions,
                            std::map<int32_t, int64_t>* out) = 0;
-  // Records between `positions` (partition -> next offset to consume) and
-  // the partitions' ends as last known; no round trip.
+  // Records between `positions` (partition -> next offset to consume; a
+  // negative one: the partition's start) and the partitions' ends as last
+  // known, with no round trip; while paused (which stops the fetches that
+  // bring the ends), a log may ask for them.
   virtual int64_t Lag(const std::map<int32_t, int64_t>& positions) = 0;
   // Leaves the group in order: revokes the owned partitions through the
   // listener (which commits their work) first.
