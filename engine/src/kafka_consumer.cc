@@ -2,6 +2,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <chrono>
 #include <set>
 
 #include "engine/kafka.h"
@@ -14,8 +15,13 @@ namespace {
 // Fetch batching of every consumer and reader (see CreateGroupConsumer).
 constexpr const char* kFetchMinBytes = "65536";
 constexpr const char* kFetchWaitMaxMs = "20";
-// How long a paused consumer's lag waits for each partition's end.
-constexpr int kPausedLagTimeoutMs = 1000;
+// A paused consumer's lag is a round trip per partition: asked at most this
+// often, waiting at most this long for each partition and for all of them
+// (the rest keep their last-known ends), so that the loop calling it keeps
+// polling (rebalances, the resume, a stop) even when a leader is away.
+constexpr auto kPausedLagInterval = std::chrono::seconds(2);
+constexpr int kPausedLagTimeoutMs = 200;
+constexpr auto kPausedLagBudget = std::chrono::seconds(1);
 
 std::vector<int32_t> PartitionsOf(const rd_kafka_topic_partition_list_t* list) {
   std::vector<int32_t> out;
@@ -59,6 +65,9 @@ struct KafkaConsumer::Impl {
   std::set<int32_t> owned;
   bool paused = false;
   std::vector<rd_kafka_message_t*> buffer;
+  // Lag while paused: asked of the brokers at most every kPausedLagInterval.
+  std::chrono::steady_clock::time_point paused_lag_at;
+  int64_t paused_lag = 0;
 
   bool closed = false;
 
@@ -245,15 +254,18 @@ Status KafkaConsumer::Seek(int32_t partition, int64_t offset) {
 }
 
 int64_t KafkaConsumer::Lag(const std::map<int32_t, int64_t>& positions) {
+  // The ends librdkafka caches come with fetches, and a paused consumer
+  // fetches nothing: its lag read 0 while events piled up (a low-disk
+  // pause). Paused, it asks the partitions' leaders instead.
+  const auto now = std::chrono::steady_clock::now();
+  const bool ask = impl_->paused && now - impl_->paused_lag_at >= kPausedLagInterval;
+  if (impl_->paused && !ask) return impl_->paused_lag;
   int64_t lag = 0;
   for (const auto& [p, position] : positions) {
     int64_t low = 0;
     int64_t high = 0;
-    // The ends librdkafka caches come with fetches, and a paused consumer
-    // fetches nothing: its lag read 0 while events piled up (a low-disk
-    // pause). Paused, it asks the partition's leader instead.
     rd_kafka_resp_err_t err =
-        impl_->paused
+        ask && std::chrono::steady_clock::now() - now < kPausedLagBudget
             ? rd_kafka_query_watermark_offsets(impl_->rk, impl_->topic.c_str(), p, &low, &high,
                                                kPausedLagTimeoutMs)
             : rd_kafka_get_watermark_offsets(impl_->rk, impl_->topic.c_str(), p, &low, &high);
@@ -261,6 +273,10 @@ int64_t KafkaConsumer::Lag(const std::map<int32_t, int64_t>& positions) {
     // Nothing committed yet: everything from the log's start is behind.
     int64_t from = position < 0 ? low : position;
     if (high > from) lag += high - from;
+  }
+  if (ask) {
+    impl_->paused_lag_at = now;
+    impl_->paused_lag = lag;
   }
   return lag;
 }

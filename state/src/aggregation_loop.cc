@@ -195,6 +195,13 @@ Status AggregationLoop::Commit() {
   auto started = std::chrono::steady_clock::now();
   if (aggregator_ == nullptr || (aggregator_->pending_records() == 0 && dead_letters_.empty())) {
     last_commit_ = started;
+    // Nothing left of an aborted transaction (its partitions moved away
+    // meanwhile, e.g. on a revoke): its error must not outlive it on an
+    // idle member.
+    if (aborted_) {
+      aborted_ = false;
+      SetHealth(Status::Ok());
+    }
     return Status::Ok();
   }
   if (!committer_) return Status::Aborted("not a member of the group");
@@ -229,6 +236,7 @@ Status AggregationLoop::Commit() {
     // answering ready while it counted nothing.
     SetHealth(Status::Unavailable(
         fmt::format("the last transaction was aborted ({}); reprocessing", s.message())));
+    aborted_ = true;
     last_commit_ = std::chrono::steady_clock::now();
     return Rewind() ? Status::Ok() : Status::Aborted("partitions could not be rewound");
   }
@@ -248,6 +256,7 @@ Status AggregationLoop::Commit() {
     if (committed_.count(p)) committed_[p] = offset;
   }
   SetHealth(Status::Ok());
+  aborted_ = false;
   last_commit_ = std::chrono::steady_clock::now();
   if (probe_) {
     probe_->OnCommit(records, delta.counts.size(), last_commit_ - started,

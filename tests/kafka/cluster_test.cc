@@ -385,10 +385,10 @@ TEST_F(ClusterTest, APausedAggregatorIsNotReadyAndItsLagCountsWhatWaits) {
 }
 
 // Partition p's state goes to partition p of the changelog: an aggregator
-// given a changelog with another count used to start, look ready, and fail
-// every transaction.
-TEST_F(ClusterTest, AnAggregatorRefusesAChangelogPartitionedUnlikeTheEvents) {
-  ClusterNames other = CreateClusterTopics(brokers_, "other", kPartitions + 1);
+// given a changelog with fewer partitions than the events used to start,
+// look ready, and fail every transaction.
+TEST_F(ClusterTest, AnAggregatorRefusesAChangelogWithFewerPartitionsThanTheEvents) {
+  ClusterNames other = CreateClusterTopics(brokers_, "other", kPartitions - 1);
   TempDir data;
   std::string out;
   int rc = RunBinary(
@@ -397,7 +397,7 @@ TEST_F(ClusterTest, AnAggregatorRefusesAChangelogPartitionedUnlikeTheEvents) {
       &out, 60s);
   EXPECT_EQ(rc, 1) << out;
   EXPECT_THAT(
-      out, HasSubstr("topic " + other.status + " has " + std::to_string(kPartitions + 1) +
+      out, HasSubstr("topic " + other.status + " has " + std::to_string(kPartitions - 1) +
                      " partitions and " + names_.events + " has " + std::to_string(kPartitions)));
 }
 

@@ -187,6 +187,9 @@ class AggregationLoop : private RebalanceListener {
   std::chrono::steady_clock::time_point last_gauges_;
   bool assigned_once_ = false;
   bool paused_ = false;
+  // The health's error is an aborted transaction's, which the next commit
+  // (or finding nothing left to commit) clears.
+  bool aborted_ = false;
   // Set inside a rebalance callback when the member must rejoin.
   std::optional<Status> must_rejoin_;
   std::atomic<bool> stop_{false};
