@@ -5,7 +5,6 @@
 
 #include <chrono>
 #include <iostream>
-#include <thread>
 
 #include "engine/kafka.h"
 #include "engine/kv_store.h"
@@ -74,13 +73,7 @@ Status CheckLogsHoldEveryPartition(const Config& config) {
   KafkaOptions kafka = KafkaOptionsFor(config, "check");
   // A topic created a moment ago may be unknown to the broker asked yet.
   auto count = [&](const std::string& topic) {
-    const auto until = std::chrono::steady_clock::now() + kTopicWait;
-    Result<int32_t> n = TopicPartitionCount(kafka, topic);
-    while (n.status().code() == Code::kNotFound && std::chrono::steady_clock::now() < until) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-      n = TopicPartitionCount(kafka, topic);
-    }
-    return n;
+    return TopicPartitionCount(kafka, topic, kTopicWait);
   };
   Result<int32_t> events = count(config.events_topic);
   if (!events.ok()) return events.status();

@@ -168,9 +168,14 @@ Status CheckTopicsUntil(const KafkaOptions& options, const std::vector<TopicSpec
   return c;
 }
 
-Result<int32_t> TopicPartitionCount(const KafkaOptions& options, const std::string& topic) {
+Result<int32_t> TopicPartitionCount(const KafkaOptions& options, const std::string& topic,
+                                    std::chrono::milliseconds wait_if_unknown) {
   ClientGuard client;
   CATCHALL_RETURN_IF_ERROR(MakeAdminClient(options, &client.rk));
+  if (wait_if_unknown.count() > 0) {
+    return kafka_internal::PartitionCountOnceKnown(client.rk, topic,
+                                                   static_cast<int>(wait_if_unknown.count()));
+  }
   return kafka_internal::PartitionCount(client.rk, topic,
                                         static_cast<int>(options.timeout.count()));
 }

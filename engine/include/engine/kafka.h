@@ -100,8 +100,12 @@ struct TopicSpec {
 // *report gets one human line per topic.
 Status CreateTopics(const KafkaOptions& options, const std::vector<TopicSpec>& topics,
                     std::string* report);
-// Partition count of `topic` (NotFound when it does not exist).
-Result<int32_t> TopicPartitionCount(const KafkaOptions& options, const std::string& topic);
+// Partition count of `topic` (NotFound when it does not exist). With
+// `wait_if_unknown`, a topic the broker asked does not know yet (one just
+// created, on a cluster) is asked for again until that much time passed.
+Result<int32_t> TopicPartitionCount(
+    const KafkaOptions& options, const std::string& topic,
+    std::chrono::milliseconds wait_if_unknown = std::chrono::milliseconds(0));
 
 // Checks that the topics exist with the expected partition counts (and, for
 // those with cleanup.policy in their spec, that policy). FailedPrecondition
