@@ -12,7 +12,9 @@ namespace catchall {
 void AppendIdRecordJson(std::string_view id, int64_t timestamp_ms, std::string* out) {
   out->append(R"({"id":)");
   AppendJsonString(id, out);
-  fmt::format_to(std::back_inserter(*out), R"(,"ts":{}}})", timestamp_ms);
+  out->append(R"(,"ts":)");
+  AppendDecimal(timestamp_ms, out);
+  out->push_back('}');
 }
 
 Result<IdRecord> ParseIdRecordJson(std::string_view json) {
@@ -32,7 +34,9 @@ void IdBatchJson::Add(std::string_view domain, std::string_view id, int64_t time
   AppendJsonString(domain, &json_);
   json_.push_back(',');
   AppendJsonString(id, &json_);
-  fmt::format_to(std::back_inserter(json_), ",{}]", timestamp_ms);
+  json_.push_back(',');
+  AppendDecimal(timestamp_ms, &json_);
+  json_.push_back(']');
   ++ids_;
 }
 
