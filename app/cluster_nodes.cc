@@ -104,9 +104,10 @@ Status IngestNode::Open() {
       CreateKafkaAppender(KafkaOptionsFor(c, "ingest"), c.events_topic, metrics(), &appender_));
   ingest_ = std::make_unique<IngestService>(
       IngestOptions{c.max_batch_items, 1000, c.offload_batch_bytes}, appender_.get(), metrics());
-  router()->Mount("/events", [this](const HttpRequest& r, const Responder& respond) {
-    ingest_->Handle(r, respond);
-  });
+  router()->Mount(
+      "/events",
+      [this](const HttpRequest& r, const Responder& respond) { ingest_->Handle(r, respond); },
+      IngestService::ServesPath);
   return Status::Ok();
 }
 
@@ -252,9 +253,10 @@ Status QueryNode::Open() {
   CATCHALL_RETURN_IF_ERROR(materializer_->Start());
   query_ = std::make_unique<QueryService>(QueryOptions{c.catchall_threshold, c.max_lookup_domains},
                                           materializer_.get(), metrics());
-  router()->Mount("/domains", [this](const HttpRequest& r, const Responder& respond) {
-    query_->Handle(r, respond);
-  });
+  router()->Mount(
+      "/domains",
+      [this](const HttpRequest& r, const Responder& respond) { query_->Handle(r, respond); },
+      QueryService::ServesPath);
   return Status::Ok();
 }
 

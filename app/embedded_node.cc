@@ -60,12 +60,14 @@ Status EmbeddedNode::Open() {
                                       log_->Appender(kEventsTopic), metrics());
   query_ = std::make_unique<QueryService>(QueryOptions{c.catchall_threshold, c.max_lookup_domains},
                                           counters_.get(), metrics());
-  router()->Mount("/events", [this](const HttpRequest& r, const Responder& respond) {
-    ingest_->Handle(r, respond);
-  });
-  router()->Mount("/domains", [this](const HttpRequest& r, const Responder& respond) {
-    query_->Handle(r, respond);
-  });
+  router()->Mount(
+      "/events",
+      [this](const HttpRequest& r, const Responder& respond) { ingest_->Handle(r, respond); },
+      IngestService::ServesPath);
+  router()->Mount(
+      "/domains",
+      [this](const HttpRequest& r, const Responder& respond) { query_->Handle(r, respond); },
+      QueryService::ServesPath);
   return Status::Ok();
 }
 

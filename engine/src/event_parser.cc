@@ -144,9 +144,45 @@ simdjson::error_code Walk(od::value value) {
   return simdjson::SUCCESS;
 }
 
+// Only for error messages: where the body's first top-level value closes
+// (the offset just past its bracket), skipping strings; npos if the body
+// ends before its brackets balance (a body cut short); nullopt if a bracket
+// closes one of the other kind.
+std::optional<size_t> EndOfFirstValue(std::string_view body) {
+  std::string open;  // the brackets and braces not yet closed
+  bool in_string = false;
+  for (size_t i = 0; i < body.size(); ++i) {
+    char c = body[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      open.push_back(c);
+    } else if (c == ']' || c == '}') {
+      if (open.empty() || open.back() != (c == ']' ? '[' : '{')) return std::nullopt;
+      open.pop_back();
+      if (open.empty()) return i + 1;
+    }
+  }
+  return std::string_view::npos;
+}
+
 // Only for the error message of a malformed array: the index of the item
 // where the JSON breaks, found by walking item after item.
 std::string LocateArrayError(const char* padded, size_t size, simdjson::error_code dom_error) {
+  std::string_view body(padded, size);
+  std::optional<size_t> closed = EndOfFirstValue(body);
+  if (closed && *closed != std::string_view::npos &&
+      body.find_first_not_of(" \t\r\n", *closed) != std::string_view::npos) {
+    return fmt::format(
+        "malformed JSON: the array is closed after {} bytes, but more follows it ({})", *closed,
+        simdjson::error_message(dom_error));
+  }
   od::parser parser;
   od::document doc;
   simdjson::padded_string_view view(padded, size, size + simdjson::SIMDJSON_PADDING);
@@ -154,9 +190,7 @@ std::string LocateArrayError(const char* padded, size_t size, simdjson::error_co
   if (parser.iterate(view).get(doc) || doc.get_array().get(array)) {
     // Not even walkable: most often a body cut short, whose brackets do
     // not balance. Say so, and where the body ends.
-    std::string_view body(padded, size);
-    size_t last = body.find_last_not_of(" \t\r\n");
-    if (last != std::string_view::npos && body[last] != ']') {
+    if (closed == std::string_view::npos) {
       return fmt::format(
           "malformed JSON: the body ends after {} bytes, before its array is closed ({})", size,
           simdjson::error_message(dom_error));

@@ -72,8 +72,8 @@ HttpResponse HttpResponse::FromStatus(const Status& status, std::string_view cod
   return r;
 }
 
-void HttpRouter::Mount(std::string prefix, HttpHandler handler) {
-  routes_.push_back(Route{std::move(prefix), std::move(handler)});
+void HttpRouter::Mount(std::string prefix, HttpHandler handler, PathShape serves) {
+  routes_.push_back(Route{std::move(prefix), std::move(handler), serves});
 }
 
 namespace {
@@ -93,7 +93,7 @@ void HttpRouter::Handle(const HttpRequest& request, Responder respond) const {
   size_t i = RouteIndex(path);
   if (i == routes_.size()) return respond(NotFound(path));
   const Route& r = routes_[i];
-  if (gate_) {
+  if (Gated(r, path)) {
     if (std::optional<HttpResponse> refusal = gate_(request, r.prefix)) {
       return respond(std::move(*refusal));
     }
@@ -105,7 +105,9 @@ std::optional<HttpResponse> HttpRouter::Refusal(const HttpRequest& request) cons
   std::string_view path = request.path();
   size_t i = RouteIndex(path);
   if (i == routes_.size()) return NotFound(path);
-  return gate_ ? gate_(request, routes_[i].prefix) : std::nullopt;
+  // A path the handler does not serve gets its 404 from the handler, after
+  // the body (if any) is read.
+  return Gated(routes_[i], path) ? gate_(request, routes_[i].prefix) : std::nullopt;
 }
 
 std::string_view HttpRouter::RouteLabel(std::string_view path) const {

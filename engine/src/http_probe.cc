@@ -11,10 +11,12 @@
 
 namespace catchall {
 namespace {
-constexpr int kStatusCodes[] = {200, 204, 400, 401, 403, 404, 405, 408, 413, 422, 431, 500, 503};
+constexpr int kStatusCodes[] = {200, 204, 400, 401, 403, 404, 405, 408,
+                                413, 422, 431, 500, 501, 503, 507};
 }
 
 size_t HttpProbe::StatusIndex(int status) {
+  static_assert(std::size(kStatusCodes) + 1 == kStatuses, "one slot per code, plus \"other\"");
   for (size_t i = 0; i < std::size(kStatusCodes); ++i) {
     if (kStatusCodes[i] == status) return i;
   }

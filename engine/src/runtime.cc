@@ -38,13 +38,18 @@ void MountRuntimeEndpoints(HttpRouter* router, Metrics* metrics, ReadinessCheck 
       .Set(1);
   metrics->AddScrapeHook([&rss] { rss.Set(static_cast<double>(ResidentBytes())); });
 
-  router->Mount("/metrics", [metrics](const HttpRequest& request, const Responder& respond) {
-    if (request.path() != "/metrics") {
-      return respond(HttpResponse::Error(404, "not_found", "no such path"));
-    }
-    if (request.method != HttpMethod::kGet) return respond(HttpResponse::MethodNotAllowed("GET"));
-    respond(HttpResponse::Text(200, metrics->Serialize(), "text/plain; version=0.0.4"));
-  });
+  router->Mount(
+      "/metrics",
+      [metrics](const HttpRequest& request, const Responder& respond) {
+        if (request.path() != "/metrics") {
+          return respond(HttpResponse::Error(404, "not_found", "no such path"));
+        }
+        if (request.method != HttpMethod::kGet) {
+          return respond(HttpResponse::MethodNotAllowed("GET"));
+        }
+        respond(HttpResponse::Text(200, metrics->Serialize(), "text/plain; version=0.0.4"));
+      },
+      [](std::string_view path) { return path == "/metrics"; });
   router->Mount("/healthz", [](const HttpRequest& request, const Responder& respond) {
     if (request.path() != "/healthz") {
       return respond(HttpResponse::Error(404, "not_found", "no such path"));

@@ -13,6 +13,7 @@ namespace {
 
 using ::testing::AnyOf;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 // An item as reported to the callback, copied out of the parser's buffers.
 struct Item {
@@ -447,6 +448,27 @@ TEST(ParseBatchArrayTest, TruncatedArrayMessageSaysWhereTheBodyEnds) {
                 HasSubstr(fmt::format("the body ends after {} bytes, before its array is closed",
                                       body.size())));
   }
+}
+
+// A closed array with bytes after it is not "cut short": the message says
+// where the array closed (found by a black-box probe: it said the body
+// ended before the array was closed).
+TEST(ParseBatchArrayTest, TrailingBytesAfterTheArraySayWhereItClosed) {
+  const std::string array = R"([{"domain":"a.com","type":"delivered"}])";
+  for (std::string suffix : {" x", "{}", " [1]", R"( "]")"}) {
+    std::string body = array + suffix;
+    SCOPED_TRACE(body);
+    auto out = Parse(body, BatchFormat::kJsonArray);
+    EXPECT_EQ(out.status.code(), Code::kInvalidArgument);
+    EXPECT_THAT(out.status.message(),
+                HasSubstr(fmt::format("the array is closed after {} bytes, but more follows",
+                                      array.size())));
+    EXPECT_THAT(out.status.message(), Not(HasSubstr("before its array is closed")));
+  }
+  // A brace where a bracket should close is neither: the generic message.
+  auto out = Parse(R"([{"domain":"a.com","type":"delivered"}}])", BatchFormat::kJsonArray);
+  EXPECT_EQ(out.status.code(), Code::kInvalidArgument);
+  EXPECT_THAT(out.status.message(), Not(HasSubstr("closed")));
 }
 
 // Found by fuzz/event_parser_fuzzer: a value that starts like `null` but is

@@ -100,6 +100,40 @@ TEST(HttpRouterTest, RouteLabelsAndIndexes) {
   EXPECT_EQ(router.RouteIndex("/x"), 2u);
 }
 
+// A gate (the API-key check) refuses requests of the paths a route serves;
+// a path under its prefix that the handler does not serve is the handler's
+// 404 with or without a key, as docs/api.md promises (a black-box probe
+// found 401 for /metrics/x without a key, 404 with one).
+TEST(HttpRouterTest, GateSkipsPathsTheRouteDoesNotServe) {
+  HttpRouter router;
+  router.Mount(
+      "/metrics",
+      [](const HttpRequest& request, const Responder& respond) {
+        if (request.path() != "/metrics") return respond(HttpResponse::Error(404, "not_found", ""));
+        respond(HttpResponse::Text(200, "ok", "text/plain"));
+      },
+      [](std::string_view path) { return path == "/metrics"; });
+  router.Mount("/open", Echo("open"));  // no shape: the gate sees every path under it
+  int gate_calls = 0;
+  router.SetGate([&](const HttpRequest&, std::string_view) -> std::optional<HttpResponse> {
+    ++gate_calls;
+    return HttpResponse::Error(401, "missing_api_key", "");
+  });
+  EXPECT_EQ(Call(router, "/metrics").status, 401);
+  EXPECT_EQ(gate_calls, 1);
+  for (const char* target : {"/metrics/", "/metrics/x", "/metrics/x/y"}) {
+    SCOPED_TRACE(target);
+    EXPECT_EQ(Call(router, target).status, 404);
+    HttpRequest request;
+    request.target = target;
+    std::optional<HttpResponse> refusal = router.Refusal(request);
+    EXPECT_FALSE(refusal.has_value()) << "the handler answers it, after the body";
+  }
+  EXPECT_EQ(gate_calls, 1);
+  EXPECT_EQ(Call(router, "/open/anything").status, 401);
+  EXPECT_EQ(gate_calls, 2);
+}
+
 TEST(HttpRouterTest, HandlersMayRespondLater) {
   HttpRouter router;
   Responder saved;

@@ -85,10 +85,22 @@ void IngestService::Stop() {
   if (batch_thread_) batch_thread_->join();
 }
 
+namespace {
+// parts[0] == "events"
+bool IsBatchPath(const std::vector<std::string_view>& parts) { return parts.size() == 1; }
+bool IsSinglePath(const std::vector<std::string_view>& parts) {
+  return parts.size() == 3 && !parts[1].empty() && !parts[2].empty();
+}
+}  // namespace
+
+bool IngestService::ServesPath(std::string_view path) {
+  std::vector<std::string_view> parts = SplitPath(path);
+  return IsBatchPath(parts) || IsSinglePath(parts);
+}
+
 void IngestService::Handle(const HttpRequest& request, const Responder& respond) {
   std::vector<std::string_view> parts = SplitPath(request.path());
-  // parts[0] == "events"
-  if (parts.size() == 1) {
+  if (IsBatchPath(parts)) {
     if (request.method != HttpMethod::kPost) {
       return respond(HttpResponse::MethodNotAllowed("POST"));
     }
@@ -101,7 +113,7 @@ void IngestService::Handle(const HttpRequest& request, const Responder& respond)
     }
     return HandleBatch(request, respond);
   }
-  if (parts.size() == 3 && !parts[1].empty() && !parts[2].empty()) {
+  if (IsSinglePath(parts)) {
     if (request.method != HttpMethod::kPut) {
       return respond(HttpResponse::MethodNotAllowed("PUT"));
     }

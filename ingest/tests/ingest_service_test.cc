@@ -375,8 +375,13 @@ TEST_F(IngestServiceTest, UnknownPathsAre404) {
     Captured* c = Put(target);
     EXPECT_EQ(c->response.status, 404) << target;
     EXPECT_EQ(Json(c->response.body).Str("code"), "not_found") << target;
+    // The router lets these skip the API-key check: a 404 with or without one.
+    EXPECT_FALSE(IngestService::ServesPath(target)) << target;
   }
   EXPECT_EQ(appender_.attempts, 0);
+  for (std::string_view target : {"/events", "/events/example.com/delivered", "/events/a/b"}) {
+    EXPECT_TRUE(IngestService::ServesPath(target)) << target;
+  }
 }
 
 // --- POST /events ---------------------------------------------------------------

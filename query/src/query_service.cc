@@ -70,9 +70,18 @@ QueryService::QueryService(QueryOptions options, const StatusReader* reader, Met
 
 QueryService::~QueryService() = default;
 
+namespace {
+// parts[0] == "domains"
+bool IsDomainPath(const std::vector<std::string_view>& parts) {
+  return parts.size() == 2 && !parts[1].empty();
+}
+}  // namespace
+
+bool QueryService::ServesPath(std::string_view path) { return IsDomainPath(SplitPath(path)); }
+
 void QueryService::Handle(const HttpRequest& request, const Responder& respond) {
   std::vector<std::string_view> parts = SplitPath(request.path());
-  if (parts.size() != 2 || parts[1].empty()) {
+  if (!IsDomainPath(parts)) {
     return respond(HttpResponse::Error(404, "not_found", kPathHelp));
   }
   if (parts[1] == "lookup" && request.method == HttpMethod::kPost) {

@@ -225,6 +225,11 @@ TEST_F(QueryServiceTest, UnknownPathsAre404) {
     Captured c = Send(HttpMethod::kGet, target);
     EXPECT_EQ(c.response.status, 404) << target;
     EXPECT_EQ(c.Code(), "not_found") << target;
+    // The router lets these skip the API-key check: a 404 with or without one.
+    EXPECT_FALSE(QueryService::ServesPath(target)) << target;
+  }
+  for (std::string_view target : {"/domains/example.com", "/domains/lookup"}) {
+    EXPECT_TRUE(QueryService::ServesPath(target)) << target;
   }
 }
 

@@ -138,6 +138,25 @@ TEST_F(ServeAuthTest, TheRightKeyIsServedAndCountsAreExact) {
   EXPECT_TRUE(Scrape().Has("catchall_http_requests_total"));
 }
 
+// docs/api.md: an unknown path is 404 with or without a key, also under a
+// prefix that needs one (a black-box probe found 401 for /metrics/x).
+TEST_F(ServeAuthTest, UnknownPathsAre404WithOrWithoutAKey) {
+  const std::vector<std::pair<std::string, std::string>> requests = {
+      {"GET", "/metrics/x"},
+      {"GET", "/metrics/"},
+      {"GET", "/domains/"},
+      {"GET", "/domains/a.example/b"},
+      {"PUT", "/events//delivered"},
+      {"POST", "/events/"},
+      {"GET", "/nothing"}};
+  for (const auto& [method, path] : requests) {
+    SCOPED_TRACE(method + " " + path);
+    ExpectJsonError(client_->Request(method, path), 404, "not_found");
+    ExpectJsonError(client_->Request(method, path, {}, Bearer("not-a-key")), 404, "not_found");
+    ExpectJsonError(client_->Request(method, path, {}, Bearer("query-key")), 404, "not_found");
+  }
+}
+
 TEST_F(ServeAuthTest, ProbesStayOpen) {
   EXPECT_EQ(client_->Get("/healthz").status, 200);
   EXPECT_EQ(client_->Get("/readyz").status, 200);

@@ -73,7 +73,14 @@ using HttpGate = std::function<std::optional<HttpResponse>(const HttpRequest&, s
 // server starts; Handle is then thread-safe.
 class HttpRouter {
  public:
-  void Mount(std::string prefix, HttpHandler handler);
+  // Whether a handler serves `path` (one of its prefix's paths) at all.
+  using PathShape = bool (*)(std::string_view path);
+
+  // `serves`, when given, names the paths under `prefix` that the handler
+  // answers with anything but a 404: other paths skip the gate and go
+  // straight to the handler's 404, so that an unknown path is a 404 with or
+  // without an API key (docs/api.md).
+  void Mount(std::string prefix, HttpHandler handler, PathShape serves = nullptr);
   // Puts `gate` in front of every mounted route; unmatched paths still get
   // the plain 404. Without a gate, Handle costs one branch more.
   void SetGate(HttpGate gate) { gate_ = std::move(gate); }
@@ -95,7 +102,12 @@ class HttpRouter {
   struct Route {
     std::string prefix;
     HttpHandler handler;
+    PathShape serves;
   };
+  // Whether the gate applies to `path`, a path of `route`.
+  bool Gated(const Route& route, std::string_view path) const {
+    return gate_ && (route.serves == nullptr || route.serves(path));
+  }
   std::vector<Route> routes_;
   HttpGate gate_;
 };

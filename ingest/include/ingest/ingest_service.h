@@ -51,6 +51,10 @@ class IngestService {
   // until `respond` is called (a large batch is answered from another
   // thread after Handle returns).
   void Handle(const HttpRequest& request, const Responder& respond);
+  // The paths Handle serves ("/events", "/events/{domain}/{type}"); it
+  // answers any other path under "/events" with a 404. For
+  // HttpRouter::Mount, so that such a path is a 404 with or without a key.
+  static bool ServesPath(std::string_view path);
 
   // Finishes the batches handed to the service's thread (each appended and
   // answered) and takes no more. Call before the log closes; the

@@ -31,6 +31,10 @@ class QueryService {
 
   // The handler to mount at "/domains".
   void Handle(const HttpRequest& request, const Responder& respond);
+  // The paths Handle serves ("/domains/{domain}", "/domains/lookup"); it
+  // answers any other path under "/domains" with a 404. For
+  // HttpRouter::Mount, so that such a path is a 404 with or without a key.
+  static bool ServesPath(std::string_view path);
 
  private:
   HttpResponse GetOne(std::string_view segment) const;
