@@ -288,25 +288,35 @@ Status RunTopicsCommand(const Config& config, bool create, int32_t expected_part
                         int32_t expected_replication) {
   CATCHALL_RETURN_IF_ERROR(RequireBrokers(config, "topics"));
   KafkaOptions kafka = KafkaOptionsFor(config, "admin");
-  int32_t partitions = config.kafka_partitions;
-  if (!create && expected_partitions <= 0) {
+  std::string report;
+  int32_t partitions = expected_partitions > 0 ? expected_partitions : config.kafka_partitions;
+  if (expected_partitions <= 0) {
+    // Without --partitions the events topic, where it exists, says how many:
+    // `create` then adds what is missing with the same count (the changelog
+    // and ids must have the events' partitions), and `check` compares
+    // against it.
     Result<int32_t> events = TopicPartitionCount(kafka, config.events_topic);
-    if (events.status().code() == Code::kNotFound) {
-      return Status::FailedPrecondition(fmt::format(
-          "topic {} does not exist; run `catchall topics create`", config.events_topic));
+    if (events.ok()) {
+      partitions = *events;
+      if (create) {
+        report += fmt::format("using the {} partitions of the existing {}\n", partitions,
+                              config.events_topic);
+      }
+    } else if (events.status().code() != Code::kNotFound) {
+      return events.status();
+    } else if (!create) {
+      partitions = 0;  // no reference: check the rest for everything else
     }
-    if (!events.ok()) return events.status();
-    partitions = *events;
-  } else if (expected_partitions > 0) {
-    partitions = expected_partitions;
   }
   std::vector<TopicSpec> topics = ProductTopics(config, partitions);
   if (!create) {
     for (TopicSpec& t : topics) t.replication_factor = expected_replication;
   }
-  std::string report;
   Status s = create ? CreateTopics(kafka, topics, &report) : CheckTopics(kafka, topics, &report);
   std::cout << report;
+  if (!create && !s.ok() && s.message().find("does not exist") != std::string::npos) {
+    return Status(s.code(), std::string(s.message()) + "; run `catchall topics create`");
+  }
   return s;
 }
 

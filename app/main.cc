@@ -1,11 +1,14 @@
 // The catchall binary: parse the command line, build the node, run it.
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
+#include <cctype>
 #include <cstdio>
 #include <functional>
 #include <iostream>
 #include <optional>
+#include <string>
 #include <string_view>
 #include <utility>
 
@@ -102,12 +105,35 @@ void AddCommonFlags(CLI::App* cmd, CommonFlags* f, unsigned used) {
       "then flags.");
 }
 
+// What a --set argument without '=' looked like, without its value: it may
+// be a secret with the wrong separator ("kafka.client.sasl.password:...").
+std::string DescribeBadSetting(std::string_view kv) {
+  auto key_char = [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-';
+  };
+  size_t key_end = 0;
+  while (key_end < kv.size() && key_end < 100 && key_char(kv[key_end])) ++key_end;
+  if (key_end == kv.size() && kv.find('.') != std::string_view::npos) {
+    return fmt::format("'{}' with no value", kv);  // a setting's name alone
+  }
+  if (key_end > 0 && key_end < kv.size()) {
+    return fmt::format("'{}' followed by '{}' and more (not shown: it may be a secret)",
+                       kv.substr(0, key_end), kv[key_end]);
+  }
+  return fmt::format("an argument of {} characters with no '=' (not shown: it may be a secret)",
+                     kv.size());
+}
+
 catchall::Result<Config> BuildConfig(const CommonFlags& f) {
   ConfigOverrides o;
   for (const std::string& kv : f.sets) {
     size_t eq = kv.find('=');
-    if (eq == std::string::npos || eq == 0) {
-      return catchall::Status::InvalidArgument("--set expects KEY=VALUE, got '" + kv + "'");
+    if (eq == 0) {
+      return catchall::Status::InvalidArgument("--set expects KEY=VALUE, got no KEY before '='");
+    }
+    if (eq == std::string::npos) {
+      return catchall::Status::InvalidArgument("--set expects KEY=VALUE, got " +
+                                               DescribeBadSetting(kv));
     }
     o.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
   }

@@ -28,7 +28,9 @@ class KafkaCommitter final : public LogCommitter {
   // `consumer` is the librdkafka handle of the member's consumer, which
   // must outlive this committer.
   Status Init(const KafkaOptions& options, const std::string& transactional_id,
-              std::string input_topic, rd_kafka_t* consumer) {
+              std::string input_topic, rd_kafka_t* consumer,
+              std::shared_ptr<kafka_internal::BrokerReachability> reachability) {
+    reachability_ = std::move(reachability);
     timeout_ms_ = static_cast<int>(options.timeout.count());
     input_topic_ = std::move(input_topic);
     consumer_ = consumer;
@@ -42,6 +44,11 @@ class KafkaCommitter final : public LogCommitter {
         kafka_internal::MakeConf(options, kafka_internal::ClientKind::kProducer, role, &conf));
     rd_kafka_conf_set_opaque(conf, this);
     rd_kafka_conf_set_dr_msg_cb(conf, &KafkaCommitter::OnDelivery);
+    // A commit blocks while no broker answers; this callback says so at
+    // once (the consumer's polls say when one answers again).
+    rd_kafka_conf_set_error_cb(conf, [](rd_kafka_t*, int err, const char* reason, void* opaque) {
+      static_cast<KafkaCommitter*>(opaque)->reachability_->OnError(err, reason);
+    });
     char err[512];
     rk_ = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
     if (!rk_) {
@@ -162,6 +169,7 @@ class KafkaCommitter final : public LogCommitter {
   int timeout_ms_ = 5000;
   std::map<std::string, rd_kafka_topic_t*> topics_;
   mutable std::mutex mu_;
+  std::shared_ptr<kafka_internal::BrokerReachability> reachability_;
   // (topic, partition) -> highest delivered offset in the open transaction.
   std::map<std::pair<const rd_kafka_topic_t*, int32_t>, int64_t> pending_;  // GUARDED_BY(mu_)
   // (topic, partition) -> offset after the last committed record.
@@ -180,10 +188,11 @@ class KafkaGroupLog final : public GroupLog {
     // before the first poll, so nothing is read before that.
     rd_kafka_t* handle = nullptr;
     std::unique_ptr<LogConsumer> c;
-    CATCHALL_RETURN_IF_ERROR(kafka_internal::CreateGroupConsumer(options_, listener, &c, &handle));
+    CATCHALL_RETURN_IF_ERROR(
+        kafka_internal::CreateGroupConsumer(options_, listener, reachability_, &c, &handle));
     auto k = std::make_unique<KafkaCommitter>();
     CATCHALL_RETURN_IF_ERROR(
-        k->Init(options_.kafka, options_.transactional_id, options_.topic, handle));
+        k->Init(options_.kafka, options_.transactional_id, options_.topic, handle, reachability_));
     *consumer = std::move(c);
     *committer = std::move(k);
     return Status::Ok();
@@ -193,8 +202,13 @@ class KafkaGroupLog final : public GroupLog {
     return CreateKafkaReader(options_.kafka, std::string(topic), reader);
   }
 
+  Status Health() const override { return reachability_->Health(); }
+
  private:
   KafkaGroupOptions options_;
+  // The consumer's and committer's of each Join (kept across them).
+  std::shared_ptr<kafka_internal::BrokerReachability> reachability_ =
+      std::make_shared<kafka_internal::BrokerReachability>("aggregate");
 };
 
 }  // namespace

@@ -108,6 +108,52 @@ Status MakeConf(const KafkaOptions& options, ClientKind kind,
   return Status::Ok();
 }
 
+void BrokerReachability::Set(bool down, std::string_view why) {
+  if (down_.exchange(down) == down) return;
+  if (down) {
+    spdlog::error("{}: no Kafka broker reachable ({}); not ready until one is", who_, why);
+  } else {
+    spdlog::info("{}: Kafka is reachable again", who_);
+  }
+}
+
+void BrokerReachability::OnError(int err, const char* reason) {
+  if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) return Set(true, reason);
+  spdlog::warn("{}: Kafka: {} ({})", who_, reason,
+               rd_kafka_err2name(static_cast<rd_kafka_resp_err_t>(err)));
+}
+
+void BrokerReachability::AfterPoll(rd_kafka_t* rk, bool received) {
+  auto now = std::chrono::steady_clock::now();
+  if (received) {
+    last_heard_ = now;
+    if (down_.load(std::memory_order_relaxed)) Set(false, "");
+    return;
+  }
+  if (now - last_heard_ < std::chrono::seconds(2) || now - last_probe_ < std::chrono::seconds(1)) {
+    return;
+  }
+  last_probe_ = now;
+  const rd_kafka_metadata_t* md = nullptr;
+  rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, nullptr, &md, 1000);
+  if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    rd_kafka_metadata_destroy(md);
+    last_heard_ = std::chrono::steady_clock::now();
+    failed_probes_ = 0;
+    Set(false, "");
+  } else if (++failed_probes_ >= 2) {
+    // Twice in a row: one slow answer (a broker's GC pause) is not an outage.
+    Set(true, rd_kafka_err2str(err));
+  }
+}
+
+Status BrokerReachability::Health() const {
+  if (down_.load(std::memory_order_acquire)) {
+    return Status::Unavailable("no Kafka broker is reachable");
+  }
+  return Status::Ok();
+}
+
 Status FromError(rd_kafka_resp_err_t err, std::string_view what) {
   if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return Status::Ok();
   std::string msg = fmt::format("{}: {}", what, rd_kafka_err2str(err));

@@ -3,10 +3,13 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include <atomic>
 #include <chrono>
 #include <map>
+#include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "engine/kafka.h"
 #include "engine/status.h"
@@ -19,10 +22,14 @@ namespace kafka_internal {
 // record.
 void AddRecord(RecordBatch* out, rd_kafka_message_t* message);
 
-// The consumer of a group member (kafka_consumer.cc); *handle receives its
+class BrokerReachability;
+
+// The consumer of a group member (kafka_consumer.cc); its polls tell
+// `reachability` whether a broker answers; *handle receives its
 // librdkafka handle, which the member's committer needs for the group
 // metadata it sends with each transaction's offsets.
 Status CreateGroupConsumer(const KafkaGroupOptions& options, RebalanceListener* listener,
+                           std::shared_ptr<BrokerReachability> reachability,
                            std::unique_ptr<LogConsumer>* consumer, rd_kafka_t** handle);
 
 // The librdkafka properties of a group member's consumer (before the
@@ -70,6 +77,48 @@ Result<int32_t> ReplicationFactor(rd_kafka_t* rk, const std::string& topic, int 
 // cluster failed with "topic ... does not exist" when its producer asked
 // a broker that had not heard of it yet.
 Result<int32_t> PartitionCountOnceKnown(rd_kafka_t* rk, const std::string& topic, int timeout_ms);
+
+// Whether a client reaches any broker, for a role's /readyz. librdkafka
+// reports every broker down (an error callback with _ALL_BROKERS_DOWN) for
+// some clients but not for a group member's consumer (measured: a stopped
+// broker left the aggregator's consumer silent while its transactional
+// producer said "2/2 brokers are down"), and never says when one comes
+// back. So the clients' error callbacks report it, and a consumer that has
+// received nothing for a while asks for broker metadata: an answer means
+// reachable, none within the wait means down. A group member's consumer
+// and committer share one.
+class BrokerReachability {
+ public:
+  // `who` names the client in the log ("kafka consumer").
+  explicit BrokerReachability(std::string who) : who_(std::move(who)) {}
+  // From the client's error callback (any thread).
+  void OnError(int err, const char* reason);
+  // After each poll of `rk`, from the thread that polls it. `received`:
+  // the poll returned a message (a record or an end-of-partition mark).
+  // With nothing received for 2 s, asks `rk` for metadata (waiting up to
+  // 1 s) at most every second; two probes without an answer mean down.
+  void AfterPoll(rd_kafka_t* rk, bool received);
+  // Unavailable("no Kafka broker is reachable") while down. Thread-safe.
+  Status Health() const;
+
+ private:
+  void Set(bool down, std::string_view why);
+
+  std::string who_;
+  std::atomic<bool> down_{false};
+  std::chrono::steady_clock::time_point last_heard_ = std::chrono::steady_clock::now();
+  std::chrono::steady_clock::time_point last_probe_;
+  int failed_probes_ = 0;
+};
+
+// Whether any of a poll's messages came from a broker (a record or an
+// end-of-partition mark), not from the client itself (an error).
+inline bool AnyFromBroker(rd_kafka_message_t* const* messages, ssize_t n) {
+  for (ssize_t i = 0; i < n; ++i) {
+    if (!messages[i]->err || messages[i]->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) return true;
+  }
+  return false;
+}
 
 // Turns a poll's messages into records / end-of-partition marks / an error.
 // Messages of partitions for which `owned` returns false are dropped.

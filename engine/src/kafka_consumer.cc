@@ -30,9 +30,10 @@ std::vector<int32_t> PartitionsOf(const rd_kafka_topic_partition_list_t* list) {
   return out;
 }
 
-void OnConsumerError(rd_kafka_t* /*rk*/, int err, const char* reason, void* /*opaque*/) {
-  spdlog::warn("kafka consumer: {} ({})", reason,
-               rd_kafka_err2name(static_cast<rd_kafka_resp_err_t>(err)));
+// The error callback of a client whose opaque is a T with a `reachability`.
+template <typename T>
+void OnConsumerError(rd_kafka_t* /*rk*/, int err, const char* reason, void* opaque) {
+  static_cast<T*>(opaque)->reachability->OnError(err, reason);
 }
 
 }  // namespace
@@ -68,6 +69,8 @@ struct KafkaConsumer::Impl {
   // Lag while paused: asked of the brokers at most every kPausedLagInterval.
   std::chrono::steady_clock::time_point paused_lag_at;
   int64_t paused_lag = 0;
+  // Shared with the member's committer (KafkaGroupLog).
+  std::shared_ptr<kafka_internal::BrokerReachability> reachability;
 
   bool closed = false;
 
@@ -157,11 +160,13 @@ std::map<std::string, std::string> kafka_internal::GroupConsumerProperties(
 
 Status kafka_internal::CreateGroupConsumer(const KafkaGroupOptions& options,
                                            RebalanceListener* listener,
+                                           std::shared_ptr<BrokerReachability> reachability,
                                            std::unique_ptr<LogConsumer>* consumer,
                                            rd_kafka_t** handle) {
   auto impl = std::make_unique<KafkaConsumer::Impl>();
   impl->topic = options.topic;
   impl->listener = listener;
+  impl->reachability = std::move(reachability);
   impl->timeout_ms = static_cast<int>(options.kafka.timeout.count());
   std::map<std::string, std::string> role = kafka_internal::GroupConsumerProperties(options);
   rd_kafka_conf_t* conf = nullptr;
@@ -169,7 +174,7 @@ Status kafka_internal::CreateGroupConsumer(const KafkaGroupOptions& options,
       kafka_internal::MakeConf(options.kafka, kafka_internal::ClientKind::kConsumer, role, &conf));
   rd_kafka_conf_set_opaque(conf, impl.get());
   rd_kafka_conf_set_rebalance_cb(conf, &KafkaConsumer::Impl::OnRebalance);
-  rd_kafka_conf_set_error_cb(conf, &OnConsumerError);
+  rd_kafka_conf_set_error_cb(conf, &OnConsumerError<KafkaConsumer::Impl>);
   char err[512];
   impl->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
   if (!impl->rk) {
@@ -210,6 +215,9 @@ Status KafkaConsumer::Poll(std::chrono::milliseconds timeout, size_t max, Record
     impl_->buffer.push_back(m);
     wait_ms = 0;  // only the first call waits
   }
+  impl_->reachability->AfterPoll(
+      impl_->rk, kafka_internal::AnyFromBroker(impl_->buffer.data(),
+                                               static_cast<ssize_t>(impl_->buffer.size())));
   // A rebalance served during the poll may have revoked partitions whose
   // messages were already returned; those are dropped.
   return kafka_internal::CollectMessages(impl_->buffer.data(),
@@ -328,7 +336,8 @@ class KafkaReader final : public LogReader {
     rd_kafka_conf_t* conf = nullptr;
     CATCHALL_RETURN_IF_ERROR(
         kafka_internal::MakeConf(options, kafka_internal::ClientKind::kConsumer, role, &conf));
-    rd_kafka_conf_set_error_cb(conf, &OnConsumerError);
+    rd_kafka_conf_set_opaque(conf, this);
+    rd_kafka_conf_set_error_cb(conf, &OnConsumerError<KafkaReader>);
     char err[512];
     rk_ = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
     if (!rk_) {
@@ -401,13 +410,17 @@ class KafkaReader final : public LogReader {
     if (max == 0) return Status::Ok();
     buffer_.resize(max);
     rd_kafka_message_t* first = rd_kafka_consume_queue(queue_, static_cast<int>(timeout.count()));
-    if (!first) return Status::Ok();
+    if (!first) {
+      reachability->AfterPoll(rk_, false);
+      return Status::Ok();
+    }
     buffer_[0] = first;
     ssize_t n = 1;
     if (max > 1) {
       ssize_t more = rd_kafka_consume_batch_queue(queue_, 0, buffer_.data() + 1, max - 1);
       if (more > 0) n += more;
     }
+    reachability->AfterPoll(rk_, kafka_internal::AnyFromBroker(buffer_.data(), n));
     return kafka_internal::CollectMessages(buffer_.data(), n, out, [](int32_t) { return true; });
   }
 
@@ -419,6 +432,12 @@ class KafkaReader final : public LogReader {
     if (err) return kafka_internal::FromError(err, "reading the end offset");
     return high;
   }
+
+  Status Health() const override { return reachability->Health(); }
+
+  // Public for the error callback.
+  std::shared_ptr<kafka_internal::BrokerReachability> reachability =
+      std::make_shared<kafka_internal::BrokerReachability>("kafka reader");
 
  private:
   rd_kafka_t* rk_ = nullptr;

@@ -291,9 +291,12 @@ void StatusMaterializer::Run() {
     }
     records.Clear();
     Status s = reader_->Poll(std::chrono::milliseconds(100), 50000, &records);
+    // An OK poll clears an earlier error (or pause), unless no broker
+    // answers: a poll then returns nothing, and OK.
+    Status reachable = reader_->Health();
     {
       std::lock_guard<std::mutex> lock(mu_);
-      health_ = s;  // an OK poll clears an earlier error (or pause)
+      health_ = s.ok() ? reachable : s;
     }
     // In log order: a domain's last record is the one that stays.
     DomainCounts counts;

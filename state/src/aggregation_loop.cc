@@ -43,8 +43,12 @@ void AggregationLoop::SetHealth(const Status& s) {
 }
 
 Status AggregationLoop::Health() const {
+  // Without a broker the member keeps (or loses) its partitions quietly,
+  // polls nothing, and may block in a commit: only the log knows.
+  Status reachable = log_->Health();
   std::lock_guard<std::mutex> lock(mu_);
-  return paused_because_.ok() ? health_ : paused_because_;
+  if (!paused_because_.ok()) return paused_because_;
+  return reachable.ok() ? health_ : reachable;
 }
 
 void AggregationLoop::ApplyGate() {

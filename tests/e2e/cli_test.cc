@@ -170,6 +170,25 @@ TEST(CliTest, ANegativeOrOversizedThresholdIsRefused) {
   EXPECT_THAT(out, HasSubstr("catchall_threshold = 7"));
 }
 
+// DESIGN.md: secrets are never printed, not even in the error about a
+// --set argument written with the wrong separator (a black-box probe saw
+// the whole argument, password included, echoed back).
+TEST(CliTest, AMalformedSetArgumentIsNotEchoed) {
+  for (std::string arg : {"kafka.client.sasl.password:Sup3rS3cretXyz",
+                          "kafka.client.sasl.password Sup3rS3cretXyz", "Sup3rS3cretXyz"}) {
+    SCOPED_TRACE(arg);
+    std::string out;
+    EXPECT_EQ(RunBinary({"config", "--set", arg}, &out), 1);
+    EXPECT_THAT(out, HasSubstr("--set expects KEY=VALUE"));
+    EXPECT_THAT(out, Not(HasSubstr("Sup3r")));
+  }
+  std::string out;
+  EXPECT_EQ(RunBinary({"config", "--set", "kafka.client.sasl.password:x"}, &out), 1);
+  EXPECT_THAT(out, HasSubstr("'kafka.client.sasl.password' followed by ':'"));
+  EXPECT_EQ(RunBinary({"config", "--set", "server.listen"}, &out), 1);
+  EXPECT_THAT(out, HasSubstr("'server.listen' with no value"));
+}
+
 TEST(CliTest, AnUnknownCommandIsNamed) {
   std::string out;
   EXPECT_EQ(RunBinary({"bogus"}, &out), 1);

@@ -359,6 +359,51 @@ TEST_F(ClusterTest, TopicsCheckComparesTheReplicationFactorOnlyWhenGivenOne) {
   EXPECT_EQ(RunBinary(create, &out), 0) << out;
 }
 
+// docs/operations.md's upgrade step: `topics create` without --partitions
+// adds what is missing with the partitions of the existing events topic
+// (a black-box probe found the ids topic made with the default 12 beside
+// 16 events partitions, and the aggregators then refusing to start).
+TEST_F(ClusterTest, TopicsCreateMatchesTheExistingEventsTopic) {
+  ClusterNames upgrade = UniqueClusterNames("upgrade");
+  ClusterNames scratch = UniqueClusterNames("scratch");
+  scratch.events = upgrade.events;
+  const int partitions = kPartitions + 3;
+  CreateTopicsOf(scratch, brokers_, partitions);  // upgrade.events alone, with 7
+  std::vector<std::string> args = {"topics", "create", "--brokers", brokers_};
+  for (const auto& f : upgrade.Flags()) args.push_back(f);
+  std::string out;
+  EXPECT_EQ(RunBinary(args, &out), 0) << out;
+  EXPECT_THAT(out, HasSubstr("using the " + std::to_string(partitions) +
+                             " partitions of the "
+                             "existing " +
+                             upgrade.events));
+  EXPECT_THAT(out, HasSubstr("created " + upgrade.ids));
+  args[1] = "check";
+  EXPECT_EQ(RunBinary(args, &out), 0) << out;
+  EXPECT_THAT(out, HasSubstr("ok      " + upgrade.ids + " (" + std::to_string(partitions) +
+                             " partitions)"));
+}
+
+// operations.md: `topics check` reports every difference of every topic,
+// also when the events topic is missing (a black-box probe found it stopped
+// at that one).
+TEST_F(ClusterTest, TopicsCheckWithoutAnEventsTopicReportsEveryTopic) {
+  ClusterNames missing = UniqueClusterNames("missing");
+  ClusterNames scratch = UniqueClusterNames("scratch");
+  scratch.ids = missing.status;  // made like an ids topic: cleanup.policy=delete
+  CreateTopicsOf(scratch, brokers_, kPartitions);
+  std::vector<std::string> args = {"topics", "check", "--brokers", brokers_};
+  for (const auto& f : missing.Flags()) args.push_back(f);
+  std::string out;
+  EXPECT_EQ(RunBinary(args, &out), 1) << out;
+  EXPECT_THAT(out, HasSubstr("topic " + missing.events + " does not exist"));
+  EXPECT_THAT(
+      out, HasSubstr("topic " + missing.status + " has cleanup.policy=delete, expected compact"));
+  EXPECT_THAT(out, HasSubstr("topic " + missing.ids + " does not exist"));
+  EXPECT_THAT(out, HasSubstr("topic " + missing.dead_letter + " does not exist"));
+  EXPECT_THAT(out, HasSubstr("run `catchall topics create`"));
+}
+
 // An aggregator whose disk is low pauses consumption: it says so on
 // /readyz and in its ready gauge, and its lag counts what waits (the ends
 // librdkafka caches come with fetches, which a paused consumer stops).
@@ -1059,6 +1104,17 @@ TEST_F(BrokerOutageTest, IngestAnswers503QuicklyAndLosesNothingAcknowledged) {
   EXPECT_EQ(JsonString(ready.body, "code"), "not_ready") << ready.body;
   EXPECT_THAT(JsonString(ready.body, "message").value_or(""), HasSubstr("Kafka"));
   EXPECT_EQ(ready.Header("retry-after"), "1");
+  // The consuming roles are not ready either: they poll nothing and say
+  // why (a black-box probe found both answering 200 through a 90 s outage).
+  auto not_ready_for_kafka = [](ServerProcess* role) {
+    HttpResult r = HttpClient(role->port(), 10s).Get("/readyz");
+    return r.status == 503 &&
+           JsonString(r.body, "message").value_or("").find("Kafka") != std::string::npos;
+  };
+  EXPECT_TRUE(WaitUntil([&] { return not_ready_for_kafka(aggregate.get()); }, 30s,
+                        "the aggregator's /readyz to say 503 for want of Kafka", all_roles));
+  EXPECT_TRUE(WaitUntil([&] { return not_ready_for_kafka(query.get()); }, 30s,
+                        "the query node's /readyz to say 503 for want of Kafka", all_roles));
 
   ASSERT_EQ(broker_.Start(), 0) << broker_.output();
   size_t mark = load.acked();
@@ -1069,6 +1125,11 @@ TEST_F(BrokerOutageTest, IngestAnswers503QuicklyAndLosesNothingAcknowledged) {
   load.Stop();
   EXPECT_GT(load.refused(), 0U);
   EXPECT_EQ(probe.Get("/readyz").status, 200);
+  for (ServerProcess* role : {aggregate.get(), query.get()}) {
+    EXPECT_TRUE(
+        WaitUntil([&] { return HttpClient(role->port(), 10s).Get("/readyz").status == 200; }, 60s,
+                  "ready again once the broker is back: " + role->command(), all_roles));
+  }
 
   // Every refusal the clients saw is in the metric alerts are built on.
   size_t refusals = refused;

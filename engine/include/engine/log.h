@@ -145,6 +145,9 @@ class LogReader {
   // The offset the next record appended to `partition` will get (Kafka's
   // high watermark).
   virtual Result<int64_t> EndOffset(int32_t partition) = 0;
+  // Whether the log is reachable, for /readyz: Unavailable while no broker
+  // answers. Thread-safe. A local log is always reachable.
+  virtual Status Health() const { return Status::Ok(); }
 };
 
 // Called by LogConsumer::Poll, on the polling thread, when the group moves
@@ -243,6 +246,11 @@ class GroupLog {
   virtual Status Join(RebalanceListener* listener, std::unique_ptr<LogConsumer>* consumer,
                       std::unique_ptr<LogCommitter>* committer) = 0;
   virtual Status OpenReader(std::string_view topic, std::unique_ptr<LogReader>* reader) = 0;
+  // Whether the member's consumer and committer reach the log, for /readyz:
+  // Unavailable while no broker answers. Thread-safe, and answers while a
+  // call of the consumer or committer blocks. A local log is always
+  // reachable.
+  virtual Status Health() const { return Status::Ok(); }
 };
 
 }  // namespace catchall

@@ -128,7 +128,8 @@ class AggregationLoop : private RebalanceListener {
   void Stop();
 
   bool ready() const { return ready_.load(std::memory_order_acquire); }
-  // Not OK after a failed commit or a failed join, until the next success.
+  // Not OK after a failed commit or a failed join, until the next success,
+  // while consumption is paused, and while no broker answers.
   Status Health() const;
   std::vector<int32_t> owned() const;
 
