@@ -242,7 +242,8 @@ Status QueryNode::Open() {
   disk_ = WatchDisk(env_, c, metrics());
   ExportStoreMetrics(store_.get(), metrics());
   std::unique_ptr<LogReader> reader;
-  CATCHALL_RETURN_IF_ERROR(CreateKafkaReader(KafkaOptionsFor(c, "query"), c.status_topic, &reader));
+  CATCHALL_RETURN_IF_ERROR(CreateKafkaReader(KafkaOptionsFor(c, "query"), c.status_topic, &reader,
+                                             /*watch_brokers=*/true));
   MaterializerOptions materializer;
   materializer.checkpoint_domains = c.checkpoint_domains;
   materializer.checkpoint_interval = std::chrono::seconds(c.checkpoint_interval_s);
@@ -306,6 +307,8 @@ Status RunTopicsCommand(const Config& config, bool create, int32_t expected_part
       return events.status();
     } else if (!create) {
       partitions = 0;  // no reference: check the rest for everything else
+      report += fmt::format("{} is missing: the other topics' partition counts are not compared\n",
+                            config.events_topic);
     }
   }
   std::vector<TopicSpec> topics = ProductTopics(config, partitions);

@@ -105,20 +105,30 @@ void AddCommonFlags(CLI::App* cmd, CommonFlags* f, unsigned used) {
       "then flags.");
 }
 
-// What a --set argument without '=' looked like, without its value: it may
-// be a secret with the wrong separator ("kafka.client.sasl.password:...").
+// What a --set argument without '=' looked like, naming only a setting
+// (its key): the rest may be a secret written with the wrong separator
+// ("kafka.client.sasl.password:..."), or a token passed without its key.
 std::string DescribeBadSetting(std::string_view kv) {
+  auto known = [](std::string_view key) {
+    for (const catchall::Setting& s : catchall::AllSettings()) {
+      if (s.key == key) return true;
+    }
+    for (std::string_view prefix : {"kafka.client.", "kafka.producer.", "kafka.consumer."}) {
+      if (key.size() > prefix.size() && key.starts_with(prefix)) return true;
+    }
+    return false;
+  };
   auto key_char = [](char c) {
-    return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-';
+    return std::islower(static_cast<unsigned char>(c)) ||
+           std::isdigit(static_cast<unsigned char>(c)) || c == '.' || c == '_';
   };
   size_t key_end = 0;
-  while (key_end < kv.size() && key_end < 100 && key_char(kv[key_end])) ++key_end;
-  if (key_end == kv.size() && kv.find('.') != std::string_view::npos) {
-    return fmt::format("'{}' with no value", kv);  // a setting's name alone
-  }
-  if (key_end > 0 && key_end < kv.size()) {
-    return fmt::format("'{}' followed by '{}' and more (not shown: it may be a secret)",
-                       kv.substr(0, key_end), kv[key_end]);
+  while (key_end < kv.size() && key_char(kv[key_end])) ++key_end;
+  std::string_view key = kv.substr(0, key_end);
+  if (known(key)) {
+    if (key_end == kv.size()) return fmt::format("'{}' with no value", key);
+    return fmt::format("'{}' followed by '{}' (the rest is not shown: it may be a secret)", key,
+                       kv[key_end]);
   }
   return fmt::format("an argument of {} characters with no '=' (not shown: it may be a secret)",
                      kv.size());

@@ -147,7 +147,7 @@ simdjson::error_code Walk(od::value value) {
 // Only for error messages: where the body's first top-level value closes
 // (the offset just past its bracket), skipping strings; npos if the body
 // ends before its brackets balance (a body cut short); nullopt if a bracket
-// closes one of the other kind.
+// closes one of the other kind or the body ends inside a string.
 std::optional<size_t> EndOfFirstValue(std::string_view body) {
   std::string open;  // the brackets and braces not yet closed
   bool in_string = false;
@@ -169,6 +169,8 @@ std::optional<size_t> EndOfFirstValue(std::string_view body) {
       if (open.empty()) return i + 1;
     }
   }
+  // Inside a string at the end: a quote is missing as likely as the rest.
+  if (in_string) return std::nullopt;
   return std::string_view::npos;
 }
 

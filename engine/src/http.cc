@@ -105,9 +105,11 @@ std::optional<HttpResponse> HttpRouter::Refusal(const HttpRequest& request) cons
   std::string_view path = request.path();
   size_t i = RouteIndex(path);
   if (i == routes_.size()) return NotFound(path);
-  // A path the handler does not serve gets its 404 from the handler, after
-  // the body (if any) is read.
-  return Gated(routes_[i], path) ? gate_(request, routes_[i].prefix) : std::nullopt;
+  const Route& r = routes_[i];
+  // A path the route does not serve is a 404 before its body is read, with
+  // or without a key.
+  if (r.serves != nullptr && !r.serves(path)) return NotFound(path);
+  return gate_ ? gate_(request, r.prefix) : std::nullopt;
 }
 
 std::string_view HttpRouter::RouteLabel(std::string_view path) const {

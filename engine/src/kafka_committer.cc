@@ -44,8 +44,9 @@ class KafkaCommitter final : public LogCommitter {
         kafka_internal::MakeConf(options, kafka_internal::ClientKind::kProducer, role, &conf));
     rd_kafka_conf_set_opaque(conf, this);
     rd_kafka_conf_set_dr_msg_cb(conf, &KafkaCommitter::OnDelivery);
-    // A commit blocks while no broker answers; this callback says so at
-    // once (the consumer's polls say when one answers again).
+    // A commit blocks while no broker answers; this callback, run when the
+    // producer serves its queue (during the commit), says so meanwhile (the
+    // consumer's polls say when one answers again).
     rd_kafka_conf_set_error_cb(conf, [](rd_kafka_t*, int err, const char* reason, void* opaque) {
       static_cast<KafkaCommitter*>(opaque)->reachability_->OnError(err, reason);
     });

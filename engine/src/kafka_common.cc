@@ -127,15 +127,19 @@ void BrokerReachability::AfterPoll(rd_kafka_t* rk, bool received) {
   auto now = std::chrono::steady_clock::now();
   if (received) {
     last_heard_ = now;
+    failed_probes_ = 0;
     if (down_.load(std::memory_order_relaxed)) Set(false, "");
     return;
   }
-  if (now - last_heard_ < std::chrono::seconds(2) || now - last_probe_ < std::chrono::seconds(1)) {
+  if (!probe_ || now - last_heard_ < std::chrono::seconds(2) ||
+      now - last_probe_ < std::chrono::seconds(1)) {
     return;
   }
-  last_probe_ = now;
   const rd_kafka_metadata_t* md = nullptr;
   rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, nullptr, &md, 1000);
+  // From the answer (or the wait's end): a probe that times out is not
+  // followed by the next one at once.
+  last_probe_ = std::chrono::steady_clock::now();
   if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
     rd_kafka_metadata_destroy(md);
     last_heard_ = std::chrono::steady_clock::now();

@@ -89,8 +89,11 @@ Result<int32_t> PartitionCountOnceKnown(rd_kafka_t* rk, const std::string& topic
 // and committer share one.
 class BrokerReachability {
  public:
-  // `who` names the client in the log ("kafka consumer").
-  explicit BrokerReachability(std::string who) : who_(std::move(who)) {}
+  // `who` names the client in the log ("aggregate"). Without `probe`,
+  // AfterPoll never asks for metadata (a reader whose health nobody reads:
+  // restoring or standby state), and only a message clears an outage.
+  explicit BrokerReachability(std::string who, bool probe = true)
+      : who_(std::move(who)), probe_(probe) {}
   // From the client's error callback (any thread).
   void OnError(int err, const char* reason);
   // After each poll of `rk`, from the thread that polls it. `received`:
@@ -105,6 +108,7 @@ class BrokerReachability {
   void Set(bool down, std::string_view why);
 
   std::string who_;
+  bool probe_;
   std::atomic<bool> down_{false};
   std::chrono::steady_clock::time_point last_heard_ = std::chrono::steady_clock::now();
   std::chrono::steady_clock::time_point last_probe_;

@@ -435,9 +435,8 @@ class KafkaReader final : public LogReader {
 
   Status Health() const override { return reachability->Health(); }
 
-  // Public for the error callback.
-  std::shared_ptr<kafka_internal::BrokerReachability> reachability =
-      std::make_shared<kafka_internal::BrokerReachability>("kafka reader");
+  // Public for the error callback; set before Init.
+  std::shared_ptr<kafka_internal::BrokerReachability> reachability;
 
  private:
   rd_kafka_t* rk_ = nullptr;
@@ -452,8 +451,10 @@ class KafkaReader final : public LogReader {
 }  // namespace
 
 Status CreateKafkaReader(const KafkaOptions& options, const std::string& topic,
-                         std::unique_ptr<LogReader>* reader) {
+                         std::unique_ptr<LogReader>* reader, bool watch_brokers) {
   auto r = std::make_unique<KafkaReader>();
+  r->reachability = std::make_shared<kafka_internal::BrokerReachability>("kafka reader of " + topic,
+                                                                         watch_brokers);
   CATCHALL_RETURN_IF_ERROR(r->Init(options, topic));
   *reader = std::move(r);
   return Status::Ok();

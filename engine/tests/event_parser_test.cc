@@ -465,10 +465,16 @@ TEST(ParseBatchArrayTest, TrailingBytesAfterTheArraySayWhereItClosed) {
                                       array.size())));
     EXPECT_THAT(out.status.message(), Not(HasSubstr("before its array is closed")));
   }
-  // A brace where a bracket should close is neither: the generic message.
-  auto out = Parse(R"([{"domain":"a.com","type":"delivered"}}])", BatchFormat::kJsonArray);
-  EXPECT_EQ(out.status.code(), Code::kInvalidArgument);
-  EXPECT_THAT(out.status.message(), Not(HasSubstr("closed")));
+  // A brace where a bracket should close, or a missing quote, is neither:
+  // the generic message.
+  for (std::string_view body : {R"([{"domain":"a.com","type":"delivered"}}])",
+                                R"([{"domain":"a.com,"type":"delivered"}])"}) {
+    SCOPED_TRACE(body);
+    auto out = Parse(body, BatchFormat::kJsonArray);
+    EXPECT_EQ(out.status.code(), Code::kInvalidArgument);
+    EXPECT_THAT(out.status.message(), Not(HasSubstr("array is closed")));
+    EXPECT_THAT(out.status.message(), Not(HasSubstr("before its array")));
+  }
 }
 
 // Found by fuzz/event_parser_fuzzer: a value that starts like `null` but is

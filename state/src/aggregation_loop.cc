@@ -44,8 +44,19 @@ void AggregationLoop::SetHealth(const Status& s) {
 
 Status AggregationLoop::Health() const {
   // Without a broker the member keeps (or loses) its partitions quietly,
-  // polls nothing, and may block in a commit: only the log knows.
+  // polls nothing, and may block in a commit: only the log knows, and a
+  // commit that does not return does.
   Status reachable = log_->Health();
+  int64_t started = commit_started_ns_.load();
+  if (started != 0) {
+    auto waited = std::chrono::steady_clock::now().time_since_epoch() -
+                  std::chrono::steady_clock::duration(started);
+    if (waited > kCommitStuck) {
+      return Status::Unavailable(fmt::format(
+          "Kafka is not answering: a commit has waited {} s (no broker reachable, or one too slow)",
+          std::chrono::duration_cast<std::chrono::seconds>(waited).count()));
+    }
+  }
   std::lock_guard<std::mutex> lock(mu_);
   if (!paused_because_.ok()) return paused_because_;
   return reachable.ok() ? health_ : reachable;
@@ -228,7 +239,9 @@ Status AggregationLoop::Commit() {
   dead_letters_.clear();
   if (s.ok()) {
     if (committer_->state_in_transaction()) txn.state = &state_batch_;
+    commit_started_ns_.store(std::chrono::steady_clock::now().time_since_epoch().count());
     s = committer_->Commit(&txn);
+    commit_started_ns_.store(0);
   }
   if (s.code() == Code::kAborted) {
     // Nothing of the transaction is visible: read it all again.

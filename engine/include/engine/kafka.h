@@ -47,9 +47,13 @@ Status CreateKafkaAppender(const KafkaOptions& options, std::string topic, Metri
 
 // A LogReader of `topic` (read_committed: skips aborted transactions and
 // stops at the last stable offset), outside any group. It starts with no
-// partition; Seek adds them.
+// partition; Seek adds them. With `watch_brokers` (a reader that follows
+// the log for a role's /readyz), a reader that has received nothing for
+// 2 s asks for broker metadata so that its Health() knows when no broker
+// answers; otherwise Health() only reflects librdkafka's all-brokers-down
+// error until the next message.
 Status CreateKafkaReader(const KafkaOptions& options, const std::string& topic,
-                         std::unique_ptr<LogReader>* reader);
+                         std::unique_ptr<LogReader>* reader, bool watch_brokers = false);
 
 struct KafkaGroupOptions {
   KafkaOptions kafka;

@@ -196,8 +196,12 @@ class AggregationLoop : private RebalanceListener {
   std::atomic<bool> stop_{false};
   std::atomic<bool> ready_{false};
   mutable std::mutex mu_;
-  Status health_;                 // GUARDED_BY(mu_)
-  Status paused_because_;         // GUARDED_BY(mu_)
+  Status health_;          // GUARDED_BY(mu_)
+  Status paused_because_;  // GUARDED_BY(mu_)
+  // When the commit in progress began (steady clock, ns), 0 if none: a
+  // commit waiting longer than kCommitStuck makes the member unready.
+  std::atomic<int64_t> commit_started_ns_{0};
+  static constexpr std::chrono::seconds kCommitStuck{5};
   std::set<int32_t> owned_view_;  // GUARDED_BY(mu_)
   std::thread thread_;
 };
