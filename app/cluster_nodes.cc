@@ -291,6 +291,20 @@ Status RunTopicsCommand(const Config& config, bool create, int32_t expected_part
   KafkaOptions kafka = KafkaOptionsFor(config, "admin");
   std::string report;
   int32_t partitions = expected_partitions > 0 ? expected_partitions : config.kafka_partitions;
+  if (create && expected_partitions > 0) {
+    // An events topic with another count would leave the topics created now
+    // mismatched with it, and the aggregators refusing to start: create
+    // nothing and say what to run instead.
+    Result<int32_t> events = TopicPartitionCount(kafka, config.events_topic);
+    if (events.ok() && *events != expected_partitions) {
+      return Status::FailedPrecondition(fmt::format(
+          "topic {} exists with {} partitions, not the {} asked for; nothing was created (a "
+          "topic's partitions route its domains and must match the events'). Run `catchall "
+          "topics create` without --partitions to create the missing topics with {}",
+          config.events_topic, *events, expected_partitions, *events));
+    }
+    if (!events.ok() && events.status().code() != Code::kNotFound) return events.status();
+  }
   if (expected_partitions <= 0) {
     // Without --partitions the events topic, where it exists, says how many:
     // `create` then adds what is missing with the same count (the changelog

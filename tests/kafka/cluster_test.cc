@@ -382,6 +382,16 @@ TEST_F(ClusterTest, TopicsCreateMatchesTheExistingEventsTopic) {
   EXPECT_EQ(RunBinary(args, &out), 0) << out;
   EXPECT_THAT(out, HasSubstr("ok      " + upgrade.ids + " (" + std::to_string(partitions) +
                              " partitions)"));
+  // Asking for another count creates nothing and says what to run instead.
+  ClusterNames other = UniqueClusterNames("other");
+  other.events = upgrade.events;
+  std::vector<std::string> mismatched = {"topics", "create",       "--brokers",
+                                         brokers_, "--partitions", std::to_string(kPartitions)};
+  for (const auto& f : other.Flags()) mismatched.push_back(f);
+  EXPECT_EQ(RunBinary(mismatched, &out), 1) << out;
+  EXPECT_THAT(out, HasSubstr("exists with " + std::to_string(partitions) + " partitions, not the " +
+                             std::to_string(kPartitions) + " asked for; nothing was created"));
+  EXPECT_THAT(out, ::testing::Not(HasSubstr("created " + other.ids)));
 }
 
 // operations.md: `topics check` reports every difference of every topic,
