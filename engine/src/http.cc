@@ -93,7 +93,7 @@ void HttpRouter::Handle(const HttpRequest& request, Responder respond) const {
   size_t i = RouteIndex(path);
   if (i == routes_.size()) return respond(NotFound(path));
   const Route& r = routes_[i];
-  if (Gated(r, path)) {
+  if (gate_ && Serves(r, path)) {
     if (std::optional<HttpResponse> refusal = gate_(request, r.prefix)) {
       return respond(std::move(*refusal));
     }
@@ -108,7 +108,7 @@ std::optional<HttpResponse> HttpRouter::Refusal(const HttpRequest& request) cons
   const Route& r = routes_[i];
   // A path the route does not serve is a 404 before its body is read, with
   // or without a key.
-  if (r.serves != nullptr && !r.serves(path)) return NotFound(path);
+  if (!Serves(r, path)) return NotFound(path);
   return gate_ ? gate_(request, r.prefix) : std::nullopt;
 }
 

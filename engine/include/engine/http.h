@@ -104,9 +104,9 @@ class HttpRouter {
     HttpHandler handler;
     PathShape serves;
   };
-  // Whether the gate applies to `path`, a path of `route`.
-  bool Gated(const Route& route, std::string_view path) const {
-    return gate_ && (route.serves == nullptr || route.serves(path));
+  // Whether `route`'s handler serves `path`, one of its prefix's paths.
+  static bool Serves(const Route& route, std::string_view path) {
+    return route.serves == nullptr || route.serves(path);
   }
   std::vector<Route> routes_;
   HttpGate gate_;
