@@ -85,6 +85,15 @@ Status MakeConf(const KafkaOptions& options, ClientKind kind,
       {"client.id", options.client_id},
       {"socket.timeout.ms", std::to_string(std::max<int64_t>(options.timeout.count(), 10))},
       {"log.connection.close", "false"},
+      // Kafka brokers create a missing topic when a client's metadata
+      // request allows it (auto.create.topics.enable is true by default),
+      // and librdkafka's producers allow it by default. Every role looks up
+      // its topics at start, with a producer handle, so on such a broker a
+      // role started before `catchall topics create` made the events topic
+      // with the broker's one partition and the changelog and ids topics
+      // without compaction (measured on a broker with the setting on).
+      // Topics come from `catchall topics create` only.
+      {"allow.auto.create.topics", "false"},
   };
   if (kind == ClientKind::kProducer) {
     for (const auto& [k, v] : ProducerDefaults()) props[k] = v;

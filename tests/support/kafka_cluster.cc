@@ -12,6 +12,7 @@
 #include <fstream>
 #include <random>
 #include <sstream>
+#include <utility>
 
 #include "support/server_process.h"
 
@@ -118,7 +119,8 @@ std::vector<uint16_t> FreeTcpPorts(int n) {
   return ports;
 }
 
-TestBroker::TestBroker(bool secured) : secured_(secured) {
+TestBroker::TestBroker(bool secured, std::string extra_properties)
+    : secured_(secured), extra_properties_(std::move(extra_properties)) {
   std::vector<uint16_t> ports = FreeTcpPorts(4);
   if (ports.size() == 4) {
     port_ = ports[0];
@@ -148,6 +150,7 @@ int TestBroker::KafkaDev(const std::string& command) {
                                    "KAFKA_SASL_PORT=" + std::to_string(sasl_port_),
                                    "KAFKA_SSL_PORT=" + std::to_string(ssl_port_),
                                    "KAFKA_DEV_DIR=" + state_dir_,
+                                   "KAFKA_EXTRA_PROPERTIES=" + extra_properties_,
                                    KafkaDevScript()};
   std::istringstream words(command);
   for (std::string w; words >> w;) argv.push_back(w);

@@ -68,7 +68,10 @@ class TestBroker {
  public:
   // `secured`: started with --sasl, so that it also has a SASL_SSL listener
   // (kSaslUser) and an SSL listener that requires a client certificate.
-  explicit TestBroker(bool secured = false);
+  // `extra_properties`: broker settings that override kafka-dev's
+  // (KAFKA_EXTRA_PROPERTIES, "key=value" lines), e.g. Kafka's own default
+  // auto.create.topics.enable=true.
+  explicit TestBroker(bool secured = false, std::string extra_properties = "");
   ~TestBroker();  // stops the broker and deletes its state
   TestBroker(const TestBroker&) = delete;
   TestBroker& operator=(const TestBroker&) = delete;
@@ -91,6 +94,7 @@ class TestBroker {
   uint16_t port_ = 0;
   uint16_t controller_port_ = 0;
   bool secured_ = false;
+  std::string extra_properties_;
   uint16_t sasl_port_ = 0;
   uint16_t ssl_port_ = 0;
   std::string state_dir_;
