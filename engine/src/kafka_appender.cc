@@ -73,15 +73,14 @@ class KafkaAppender : public LogAppender {
         kafka_internal::PartitionCountOnceKnown(rk_, topic_, static_cast<int>(timeout_.count()));
     if (!partitions.ok()) return partitions.status();
     partitions_ = *partitions;
+    partitions_seen_.store(partitions_);
     running_.store(true);
     poller_ = std::thread([this] { PollLoop(); });
     return Status::Ok();
   }
 
   Status Append(std::vector<LogRecord> records, Callback done) override {
-    if (brokers_down_.load(std::memory_order_acquire)) {
-      return Status::Unavailable("no Kafka broker is reachable");
-    }
+    CATCHALL_RETURN_IF_ERROR(Health());
     if (records.empty()) {
       done(Status::Ok());
       return Status::Ok();
@@ -121,8 +120,10 @@ class KafkaAppender : public LogAppender {
   int32_t partition_count() const override { return partitions_; }
 
   Status Health() const override {
-    if (brokers_down_.load()) return Status::Unavailable("no Kafka broker is reachable");
-    return Status::Ok();
+    if (brokers_down_.load(std::memory_order_acquire)) {
+      return Status::Unavailable("no Kafka broker is reachable");
+    }
+    return TopicHealth(partitions_seen_.load(std::memory_order_acquire));
   }
 
   Status Flush(std::chrono::milliseconds timeout) override {
@@ -131,6 +132,25 @@ class KafkaAppender : public LogAppender {
   }
 
  private:
+  // Unavailable, saying why, unless the events topic has (`seen`) the
+  // partitions it had when this node started.
+  Status TopicHealth(int32_t seen) const {
+    if (seen == partitions_) return Status::Ok();
+    if (seen == 0) {
+      return Status::Unavailable(fmt::format(
+          "the events topic {} does not exist (deleted while this node ran?); create it with "
+          "`catchall topics create` and the same --partitions {}",
+          topic_, partitions_));
+    }
+    // A domain's partition is murmur2(domain) % count: with another count
+    // its events would land where the aggregators dead-letter them.
+    return Status::Unavailable(fmt::format(
+        "the events topic {} has {} partitions now, {} when this node started; events are "
+        "refused, since a domain's partition would change (docs/operations.md, \"A partition is "
+        "added\")",
+        topic_, seen, partitions_));
+  }
+
   static void OnDelivery(rd_kafka_t* /*rk*/, const rd_kafka_message_t* m, void* opaque) {
     auto* self = static_cast<KafkaAppender*>(opaque);
     auto* state = static_cast<AppendState*>(m->_private);
@@ -160,24 +180,47 @@ class KafkaAppender : public LogAppender {
     auto last_probe = std::chrono::steady_clock::now();
     while (running_.load()) {
       rd_kafka_poll(rk_, 50);
-      // While every broker is down, probe with a metadata request so that
-      // ingest starts accepting again as soon as one answers.
+      // While every broker is down or the topic is wrong, probe every
+      // 0.5 s so that ingest accepts again as soon as it can; otherwise
+      // every 5 s, so that /readyz notices a deleted or resized events
+      // topic (librdkafka refreshes its metadata only every 5 minutes).
+      auto every = Health().ok() ? std::chrono::milliseconds(5000) : std::chrono::milliseconds(500);
       auto now = std::chrono::steady_clock::now();
-      if (brokers_down_.load() && now - last_probe > std::chrono::milliseconds(500)) {
-        last_probe = now;
-        const rd_kafka_metadata_t* md = nullptr;
-        if (rd_kafka_metadata(rk_, 0, rkt_, &md, 1000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-          bool has_leaders = md->topic_cnt == 1 && md->topics[0].partition_cnt > 0;
-          for (int i = 0; has_leaders && i < md->topics[0].partition_cnt; ++i) {
-            has_leaders = md->topics[0].partitions[i].leader >= 0;
-          }
-          rd_kafka_metadata_destroy(md);
-          if (has_leaders) {
-            brokers_down_.store(false);
-            spdlog::info("ingest: Kafka is reachable again");
-          }
-        }
+      if (now - last_probe < every) continue;
+      last_probe = now;
+      Probe();
+    }
+  }
+
+  // One metadata request for the events topic. No answer changes nothing
+  // (the error callback reports every broker down); an answer records the
+  // topic's partition count (0: it does not exist), and ends an outage once
+  // every partition has a leader.
+  void Probe() {
+    const rd_kafka_metadata_t* md = nullptr;
+    if (rd_kafka_metadata(rk_, 0, rkt_, &md, 1000) != RD_KAFKA_RESP_ERR_NO_ERROR) return;
+    int32_t count = -1;  // an error other than "unknown topic": not known
+    bool has_leaders = false;
+    if (md->topic_cnt == 1) {
+      const rd_kafka_metadata_topic_t& t = md->topics[0];
+      if (t.err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) {
+        count = 0;
+      } else if (t.err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        count = t.partition_cnt;
+        has_leaders = count > 0;
+        for (int i = 0; has_leaders && i < count; ++i) has_leaders = t.partitions[i].leader >= 0;
       }
+    }
+    rd_kafka_metadata_destroy(md);
+    if (count >= 0 && partitions_seen_.exchange(count) != count) {
+      if (count == partitions_) {
+        spdlog::info("ingest: the events topic {} is back with its {} partitions", topic_, count);
+      } else {
+        spdlog::error("ingest: {}", TopicHealth(count).message());
+      }
+    }
+    if (has_leaders && brokers_down_.exchange(false)) {
+      spdlog::info("ingest: Kafka is reachable again");
     }
   }
 
@@ -186,6 +229,9 @@ class KafkaAppender : public LogAppender {
   std::string topic_;
   std::chrono::milliseconds timeout_{5000};
   int32_t partitions_ = 0;
+  // The events topic's partition count in the last metadata answer (0: the
+  // topic does not exist); partitions_ until then.
+  std::atomic<int32_t> partitions_seen_{0};
   std::atomic<bool> brokers_down_{false};
   std::atomic<bool> running_{false};
   std::thread poller_;

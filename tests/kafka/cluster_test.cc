@@ -679,6 +679,43 @@ TEST_F(ClusterTest, AProducerStartedJustBeforeItsTopicExistsWaitsForIt) {
       << missing.ToString();
 }
 
+// An ingest node looks at its events topic every 5 s. Deleted, or given
+// more partitions (a domain's partition would change, and the aggregators
+// dead-letter what lands elsewhere), it is unready and refuses events,
+// saying why; recreated as it was, it takes them again.
+TEST_F(ClusterTest, IngestRefusesEventsWhileItsEventsTopicIsMissingOrResized) {
+  auto ingest = StartRole("ingest");
+  ExpectReady(*ingest);
+  HttpClient in(ingest->port());
+  ASSERT_EQ(in.Put("/events/before.example/delivered").status, 204);
+  auto unready_saying = [&](const std::string& why) {
+    return WaitUntil(
+        [&] {
+          HttpResult r = in.Get("/readyz");
+          return r.status == 503 && r.body.find(why) != std::string::npos;
+        },
+        30s, "/readyz 503 saying " + why, {ingest.get()}, 100ms);
+  };
+
+  DeleteTopic(brokers_, names_.events);
+  ASSERT_TRUE(unready_saying(names_.events + " does not exist"));
+  HttpResult missing = in.Put("/events/missing.example/delivered");
+  EXPECT_EQ(missing.status, 503) << missing.body;
+  EXPECT_THAT(missing.body, HasSubstr(R"("code":"log_unavailable")"));
+  EXPECT_THAT(missing.body, HasSubstr("catchall topics create"));
+
+  CreateTopicsOf(names_, brokers_, kPartitions);
+  ASSERT_TRUE(ingest->WaitReady(30s)) << ingest->Output();
+  HttpResult back = in.Put("/events/after.example/delivered");
+  EXPECT_EQ(back.status, 204) << back.body << ingest->Output();
+
+  AddPartitions(brokers_, names_.events, kPartitions + 2);
+  ASSERT_TRUE(unready_saying("has 6 partitions now, 4 when this node started"));
+  HttpResult resized = in.Put("/events/resized.example/delivered");
+  EXPECT_EQ(resized.status, 503) << resized.body;
+  EXPECT_THAT(resized.body, HasSubstr("a domain's partition would change"));
+}
+
 uint64_t ResidentBytesOf(pid_t pid) {
   std::ifstream statm("/proc/" + std::to_string(pid) + "/statm");
   uint64_t size = 0;

@@ -61,8 +61,9 @@ TEST(TopicAutoCreationTest, RolesStartedBeforeTheirTopicsWaitForThemInsteadOfCre
   ASSERT_TRUE(query->started()) << query->Output();
 
   // Every topic as `topics create` made it: partitions and compaction.
-  std::vector<std::string> check = {ServerProcess::BinaryPath(), "topics", "check", "--brokers",
-                                    brokers, "--partitions", std::to_string(kPartitions)};
+  std::vector<std::string> check = {
+      ServerProcess::BinaryPath(), "topics", "check", "--brokers", brokers, "--partitions",
+      std::to_string(kPartitions)};
   for (const auto& f : names.Flags()) check.push_back(f);
   std::string report;
   EXPECT_EQ(RunProgram(check, "", &report), 0) << report;
