@@ -291,35 +291,29 @@ Status RunTopicsCommand(const Config& config, bool create, int32_t expected_part
   KafkaOptions kafka = KafkaOptionsFor(config, "admin");
   std::string report;
   int32_t partitions = expected_partitions > 0 ? expected_partitions : config.kafka_partitions;
-  if (create && expected_partitions > 0) {
-    // An events topic with another count would leave the topics created now
-    // mismatched with it, and the aggregators refusing to start: create
-    // nothing and say what to run instead.
+  // The events topic, where it exists, says how many partitions the others
+  // must have (the changelog and ids must have the events'): `create` with
+  // --partitions must match it, and without --partitions `create` adds
+  // what is missing with its count and `check` compares against it.
+  if (create || expected_partitions <= 0) {
     Result<int32_t> events = TopicPartitionCount(kafka, config.events_topic);
-    if (events.ok() && *events != expected_partitions) {
+    if (!events.ok() && events.status().code() != Code::kNotFound) return events.status();
+    if (events.ok() && expected_partitions > 0 && *events != expected_partitions) {
+      // Topics created now would be mismatched with it, and the
+      // aggregators would refuse to start: create nothing, say what to run.
       return Status::FailedPrecondition(fmt::format(
           "topic {} exists with {} partitions, not the {} asked for; nothing was created (a "
           "topic's partitions route its domains and must match the events'). Run `catchall "
           "topics create` without --partitions to create the missing topics with {}",
           config.events_topic, *events, expected_partitions, *events));
     }
-    if (!events.ok() && events.status().code() != Code::kNotFound) return events.status();
-  }
-  if (expected_partitions <= 0) {
-    // Without --partitions the events topic, where it exists, says how many:
-    // `create` then adds what is missing with the same count (the changelog
-    // and ids must have the events' partitions), and `check` compares
-    // against it.
-    Result<int32_t> events = TopicPartitionCount(kafka, config.events_topic);
-    if (events.ok()) {
+    if (events.ok() && expected_partitions <= 0) {
       partitions = *events;
       if (create) {
         report += fmt::format("using the {} partitions of the existing {}\n", partitions,
                               config.events_topic);
       }
-    } else if (events.status().code() != Code::kNotFound) {
-      return events.status();
-    } else if (!create) {
+    } else if (!events.ok() && !create) {
       partitions = 0;  // no reference: check the rest for everything else
       report += fmt::format("{} is missing: the other topics' partition counts are not compared\n",
                             config.events_topic);
