@@ -219,8 +219,11 @@ int RunServe(const CommonFlags& flags) {
 
 int RunConfig(const CommonFlags& flags, bool list) {
   if (list) {
+    const catchall::Config defaults;
     for (const auto& s : catchall::AllSettings()) {
-      std::cout << s.key << "  (" << s.env << ")\n    " << s.help << "\n";
+      std::string value = s.get(defaults);
+      std::cout << s.key << "  (" << s.env << ")  default: " << (value.empty() ? "(none)" : value)
+                << "\n    " << s.help << "\n";
     }
     // librdkafka properties, passed through (engine/config.h).
     const struct {

@@ -28,6 +28,18 @@ TEST(CliTest, EverySubcommandHasHelp) {
   EXPECT_THAT(out, HasSubstr("--list"));
 }
 
+// An operator tuning a setting needs to know what it is now.
+TEST(CliTest, ConfigListShowsEachSettingsVariableAndDefault) {
+  std::string out;
+  ASSERT_EQ(RunBinary({"config", "--list"}, &out), 0);
+  EXPECT_THAT(out, HasSubstr("storage.write_buffer_mb  (CATCHALL_STORAGE_WRITE_BUFFER_MB)  "
+                             "default: 64\n    RocksDB memtable size"));
+  EXPECT_THAT(out, HasSubstr("aggregate.commit_interval_ms  (CATCHALL_AGGREGATE_COMMIT_INTERVAL_MS)"
+                             "  default: 100\n"));
+  EXPECT_THAT(out, HasSubstr("server.listen  (CATCHALL_SERVER_LISTEN)  default: 0.0.0.0:8080\n"));
+  EXPECT_THAT(out, HasSubstr("kafka.brokers  (CATCHALL_KAFKA_BROKERS)  default: (none)\n"));
+}
+
 TEST(CliTest, NoSubcommandIsAnError) {
   std::string out;
   EXPECT_NE(RunBinary({}, &out), 0);
