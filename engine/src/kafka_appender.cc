@@ -3,6 +3,8 @@
 #include <spdlog/spdlog.h>
 
 #include <atomic>
+#include <condition_variable>
+#include <mutex>
 #include <string>
 #include <thread>
 
@@ -35,8 +37,13 @@ struct AppendState {
 class KafkaAppender : public LogAppender {
  public:
   ~KafkaAppender() override {
-    running_.store(false);
+    {
+      std::lock_guard<std::mutex> lock(stop_mu_);
+      running_.store(false);
+    }
+    stop_cv_.notify_all();
     if (poller_.joinable()) poller_.join();
+    if (watcher_.joinable()) watcher_.join();
     if (rk_) {
       rd_kafka_flush(rk_, 10000);
       // Anything left fails its callbacks now rather than never.
@@ -76,6 +83,7 @@ class KafkaAppender : public LogAppender {
     partitions_seen_.store(partitions_);
     running_.store(true);
     poller_ = std::thread([this] { PollLoop(); });
+    watcher_ = std::thread([this] { WatchLoop(); });
     return Status::Ok();
   }
 
@@ -176,19 +184,25 @@ class KafkaAppender : public LogAppender {
     }
   }
 
+  // Serves delivery reports (and the error callback) as they come.
   void PollLoop() {
-    auto last_probe = std::chrono::steady_clock::now();
+    while (running_.load()) rd_kafka_poll(rk_, 50);
+  }
+
+  // Probes the events topic: while every broker is down or the topic is
+  // wrong every 0.5 s, so that ingest accepts again as soon as it can;
+  // otherwise every 5 s, so that /readyz notices a deleted or resized
+  // events topic (librdkafka refreshes its metadata only every 5 minutes).
+  // On its own thread: a probe may wait up to a second for the broker,
+  // and delivery reports (the PUTs' answers) must not wait with it.
+  void WatchLoop() {
+    std::unique_lock<std::mutex> lock(stop_mu_);
     while (running_.load()) {
-      rd_kafka_poll(rk_, 50);
-      // While every broker is down or the topic is wrong, probe every
-      // 0.5 s so that ingest accepts again as soon as it can; otherwise
-      // every 5 s, so that /readyz notices a deleted or resized events
-      // topic (librdkafka refreshes its metadata only every 5 minutes).
       auto every = Health().ok() ? std::chrono::milliseconds(5000) : std::chrono::milliseconds(500);
-      auto now = std::chrono::steady_clock::now();
-      if (now - last_probe < every) continue;
-      last_probe = now;
+      if (stop_cv_.wait_for(lock, every, [this] { return !running_.load(); })) break;
+      lock.unlock();
       Probe();
+      lock.lock();
     }
   }
 
@@ -234,7 +248,10 @@ class KafkaAppender : public LogAppender {
   std::atomic<int32_t> partitions_seen_{0};
   std::atomic<bool> brokers_down_{false};
   std::atomic<bool> running_{false};
+  std::mutex stop_mu_;  // with stop_cv_, wakes the watcher at shutdown
+  std::condition_variable stop_cv_;
   std::thread poller_;
+  std::thread watcher_;
 };
 
 }  // namespace
