@@ -36,6 +36,26 @@ Status RequireBrokers(const Config& config, std::string_view role) {
 // missing topic is looked up again for this long before the role gives up.
 constexpr auto kTopicWait = std::chrono::seconds(15);
 
+// `catchall topics ... --brokers B` with the --set flags of the topic names
+// and group that differ from the defaults: a hint printed without them
+// would act on the default topics.
+std::string TopicsCommand(const Config& config, std::string_view command) {
+  const Config defaults;
+  std::string out = fmt::format("catchall topics {} --brokers {}", command, config.brokers);
+  const std::pair<const char*, std::string Config::*> names[] = {
+      {"kafka.events_topic", &Config::events_topic},
+      {"kafka.status_topic", &Config::status_topic},
+      {"kafka.ids_topic", &Config::ids_topic},
+      {"kafka.dead_letter_topic", &Config::dead_letter_topic},
+  };
+  for (const auto& [key, member] : names) {
+    if (config.*member != defaults.*member) {
+      out += fmt::format(" --set {}={}", key, config.*member);
+    }
+  }
+  return out;
+}
+
 // The topics a role needs, checked at start with a message that says what
 // to do.
 Status CheckRoleTopics(const Config& config, const std::vector<std::string>& names) {
@@ -43,8 +63,15 @@ Status CheckRoleTopics(const Config& config, const std::vector<std::string>& nam
   for (const TopicSpec& t : ProductTopics(config, 0)) {
     for (const auto& n : names) {
       // Any partition count and replication factor: a role only needs
-      // the topic to exist (and reads its partition count from it).
-      if (t.name == n) specs.push_back({t.name, 0, 0, {}});
+      // the topic to exist (and reads its partition count from it). But
+      // the cleanup policy, where one is asked for: a changelog that Kafka
+      // deletes loses the counts it is the durable home of, and compacted
+      // ids keep only each partition's last batch.
+      if (t.name != n) continue;
+      std::map<std::string, std::string> configs;
+      auto policy = t.configs.find("cleanup.policy");
+      if (policy != t.configs.end()) configs.insert(*policy);
+      specs.push_back({t.name, 0, 0, configs});
     }
   }
   std::string report;
@@ -57,9 +84,14 @@ Status CheckRoleTopics(const Config& config, const std::vector<std::string>& nam
             problem.message(), kTopicWait.count());
       });
   if (s.code() == Code::kFailedPrecondition) {
-    return Status::FailedPrecondition(
-        fmt::format("{}; create the topics with `catchall topics create --brokers {}`", s.message(),
-                    config.brokers));
+    if (s.message().find("cleanup.policy") != std::string::npos) {
+      return Status::FailedPrecondition(fmt::format(
+          "{}; set it with kafka-configs.sh --alter --entity-type topics --entity-name TOPIC "
+          "--add-config cleanup.policy=POLICY (`{}` reports every difference)",
+          s.message(), TopicsCommand(config, "check")));
+    }
+    return Status::FailedPrecondition(fmt::format("{}; create the topics with `{}`", s.message(),
+                                                  TopicsCommand(config, "create")));
   }
   return s;
 }
@@ -83,9 +115,8 @@ Status CheckLogsHoldEveryPartition(const Config& config) {
     if (*n < *events) {
       return Status::FailedPrecondition(fmt::format(
           "topic {} has {} partitions and {} has {}: the changelog and the ids log need at "
-          "least the events topic's partitions (`catchall topics check --brokers {}` reports "
-          "every difference)",
-          topic, *n, config.events_topic, *events, config.brokers));
+          "least the events topic's partitions (`{}` reports every difference)",
+          topic, *n, config.events_topic, *events, TopicsCommand(config, "check")));
     }
   }
   return Status::Ok();
@@ -294,26 +325,38 @@ Status RunTopicsCommand(const Config& config, bool create, int32_t expected_part
   // The events topic, where it exists, says how many partitions the others
   // must have (the changelog and ids must have the events'): `create` with
   // --partitions must match it, and without --partitions `create` adds
-  // what is missing with its count and `check` compares against it.
+  // what is missing with its count and `check` compares against it. For
+  // `create`, a changelog or ids topic left without its events topic is
+  // the reference as well: an events topic made with another count would
+  // leave the set mismatched, and the aggregators refusing to start.
   if (create || expected_partitions <= 0) {
-    Result<int32_t> events = TopicPartitionCount(kafka, config.events_topic);
-    if (!events.ok() && events.status().code() != Code::kNotFound) return events.status();
-    if (events.ok() && expected_partitions > 0 && *events != expected_partitions) {
-      // Topics created now would be mismatched with it, and the
-      // aggregators would refuse to start: create nothing, say what to run.
+    std::vector<std::string> references = {config.events_topic};
+    if (create) references.insert(references.end(), {config.status_topic, config.ids_topic});
+    std::string reference;
+    Result<int32_t> count = Status::NotFound("no topic of the set exists");
+    for (const std::string& topic : references) {
+      count = TopicPartitionCount(kafka, topic);
+      if (count.ok()) {
+        reference = topic;
+        break;
+      }
+      if (count.status().code() != Code::kNotFound) return count.status();
+    }
+    if (count.ok() && expected_partitions > 0 && *count != expected_partitions) {
+      // Create nothing, and say what to run.
       return Status::FailedPrecondition(fmt::format(
           "topic {} exists with {} partitions, not the {} asked for; nothing was created (a "
           "topic's partitions route its domains and must match the events'). Run `catchall "
           "topics create` without --partitions to create the missing topics with {}",
-          config.events_topic, *events, expected_partitions, *events));
+          reference, *count, expected_partitions, *count));
     }
-    if (events.ok() && expected_partitions <= 0) {
-      partitions = *events;
+    if (count.ok() && expected_partitions <= 0) {
+      partitions = *count;
       if (create) {
-        report += fmt::format("using the {} partitions of the existing {}\n", partitions,
-                              config.events_topic);
+        report +=
+            fmt::format("using the {} partitions of the existing {}\n", partitions, reference);
       }
-    } else if (!events.ok() && !create) {
+    } else if (!count.ok() && !create) {
       partitions = 0;  // no reference: check the rest for everything else
       report += fmt::format("{} is missing: the other topics' partition counts are not compared\n",
                             config.events_topic);

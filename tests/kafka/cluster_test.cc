@@ -394,6 +394,51 @@ TEST_F(ClusterTest, TopicsCreateMatchesTheExistingEventsTopic) {
   EXPECT_THAT(out, ::testing::Not(HasSubstr("created " + other.ids)));
 }
 
+// A changelog left without its events topic (deleted by hand) is the
+// reference too: `topics create` used to make the events topic with the
+// default 12 partitions beside a changelog of another count, which the
+// aggregators then refuse.
+TEST_F(ClusterTest, TopicsCreateMatchesAChangelogLeftWithoutItsEventsTopic) {
+  ClusterNames orphan = UniqueClusterNames("orphan");
+  ClusterNames scratch = UniqueClusterNames("scratch");
+  scratch.status = orphan.status;
+  const int partitions = kPartitions + 3;
+  CreateTopicsOf(scratch, brokers_, partitions);  // orphan.status alone, with 7
+  std::vector<std::string> args = {"topics", "create", "--brokers", brokers_};
+  for (const auto& f : orphan.Flags()) args.push_back(f);
+  std::string out;
+  EXPECT_EQ(RunBinary(args, &out), 0) << out;
+  EXPECT_THAT(out, HasSubstr("using the " + std::to_string(partitions) +
+                             " partitions of the existing " + orphan.status));
+  args[1] = "check";
+  EXPECT_EQ(RunBinary(args, &out), 0) << out;
+  EXPECT_THAT(out, HasSubstr("ok      " + orphan.events + " (" + std::to_string(partitions) +
+                             " partitions)"));
+}
+
+// Kafka deletes a changelog with cleanup.policy=delete after its retention
+// (7 days by default), and the counts with it: a role that reads or writes
+// one refuses to start, and says how to fix it and how to check, with the
+// topic names in use.
+TEST_F(ClusterTest, ARoleRefusesAChangelogThatKafkaWouldDelete) {
+  ClusterNames deleting = UniqueClusterNames("deleting");
+  ClusterNames scratch = UniqueClusterNames("scratch");
+  scratch.ids = deleting.status;  // made like an ids topic: cleanup.policy=delete
+  CreateTopicsOf(scratch, brokers_, kPartitions);
+  std::vector<std::string> args = {"query", "--brokers", brokers_, "--listen", "127.0.0.1:0"};
+  for (const auto& f : deleting.Flags()) args.push_back(f);
+  TempDir dir;
+  args.insert(args.end(), {"--data-dir", dir.path()});
+  std::string out;
+  EXPECT_EQ(RunBinary(args, &out), 1) << out;
+  EXPECT_THAT(out, HasSubstr("topic " + deleting.status +
+                             " has cleanup.policy=delete, expected compact; set it with "
+                             "kafka-configs.sh"));
+  EXPECT_THAT(out, HasSubstr("`catchall topics check --brokers " + brokers_ +
+                             " --set kafka.events_topic=" + deleting.events +
+                             " --set kafka.status_topic=" + deleting.status));
+}
+
 // operations.md: `topics check` reports every difference of every topic,
 // also when the events topic is missing (a black-box probe found it stopped
 // at that one).
