@@ -172,6 +172,9 @@ Status AggregatorNode::Open() {
   CATCHALL_RETURN_IF_ERROR(
       OpenStore(env_, c, CounterStore::Columns(std::chrono::seconds(c.idempotency_window_s)),
                 &store_, c.state_write_ahead_log));
+  CATCHALL_RETURN_IF_ERROR(BindStoreToTopics(
+      store_.get(), CounterStore::kOffsetsColumn, c,
+      fmt::format("events={} changelog={} ids={}", c.events_topic, c.status_topic, c.ids_topic)));
   disk_ = WatchDisk(env_, c, metrics());
   ExportStoreMetrics(store_.get(), metrics());
   counters_ = std::make_unique<CounterStore>(store_.get(), c.events_topic);
@@ -270,6 +273,8 @@ Status QueryNode::Open() {
   CATCHALL_RETURN_IF_ERROR(RequireBrokers(c, "query"));
   CATCHALL_RETURN_IF_ERROR(CheckRoleTopics(c, {c.status_topic}));
   CATCHALL_RETURN_IF_ERROR(OpenStore(env_, c, StatusMaterializer::Columns(), &store_));
+  CATCHALL_RETURN_IF_ERROR(BindStoreToTopics(store_.get(), StatusMaterializer::kOffsetsColumn, c,
+                                             fmt::format("changelog={}", c.status_topic)));
   disk_ = WatchDisk(env_, c, metrics());
   ExportStoreMetrics(store_.get(), metrics());
   std::unique_ptr<LogReader> reader;

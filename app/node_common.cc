@@ -31,6 +31,30 @@ Status OpenStore(Env* env, const Config& config, std::vector<ColumnSpec> columns
   return s;
 }
 
+Status BindStoreToTopics(KvStore* store, std::string_view column, const Config& config,
+                         const std::string& topics) {
+  // Not a key any reader of the column parses (partition numbers).
+  constexpr std::string_view kKey = "catchall.topics";
+  Column c = store->GetColumn(column);
+  std::string recorded;
+  Status s = store->Get(c, kKey, &recorded);
+  if (s.ok()) {
+    if (recorded == topics) return Status::Ok();
+    return Status::FailedPrecondition(fmt::format(
+        "data directory '{}' holds state built from other topics ({}) than this node's ({}); "
+        "counting over it would add their counts to these. Give this node an empty --data-dir "
+        "(it restores its state from the changelog) or the topics the directory was made for",
+        config.data_dir, recorded, topics));
+  }
+  if (s.code() != Code::kNotFound) return s;
+  KvWriteBatch batch;
+  batch.Put(c, kKey, topics);
+  CATCHALL_RETURN_IF_ERROR(store->Write(&batch));
+  // Flushed now: an aggregator's store has no write-ahead log, and a
+  // kill -9 before its first flush would lose the record.
+  return store->Flush();
+}
+
 Status StartHttp(const Config& config, const HttpRouter* router, Metrics* metrics,
                  const std::string& port_file, std::unique_ptr<HttpServer>* server) {
   HttpServerOptions http;

@@ -22,6 +22,15 @@ namespace catchall {
 Status OpenStore(Env* env, const Config& config, std::vector<ColumnSpec> columns,
                  std::unique_ptr<KvStore>* store, bool write_ahead_log = true);
 
+// Binds the store under config.data_dir to `topics` (a line that names the
+// topics its state is built from, e.g. "events=E changelog=C ids=I") in
+// `column`: the first open records it, later opens compare. The state is a
+// cache of those topics (counters, ids, the offsets read), so a node given
+// other topics over it would add their counts to it and publish the sum;
+// that is refused (FailedPrecondition, saying what to do).
+Status BindStoreToTopics(KvStore* store, std::string_view column, const Config& config,
+                         const std::string& topics);
+
 // Starts the HTTP server on config.listen and writes `port_file` if set.
 Status StartHttp(const Config& config, const HttpRouter* router, Metrics* metrics,
                  const std::string& port_file, std::unique_ptr<HttpServer>* server);

@@ -77,7 +77,6 @@ class MaterializerProbe {
 
 namespace {
 constexpr std::string_view kCountsColumn = "query.counts";
-constexpr std::string_view kOffsetsColumn = "query.offsets";
 // How many records ahead the apply loop asks for a domain's table slots:
 // enough for a miss (~100 ns) to finish while the records between are
 // decoded and applied.
@@ -87,7 +86,7 @@ constexpr size_t kPrefetchAhead = 8;
 
 std::vector<ColumnSpec> StatusMaterializer::Columns() {
   return {{std::string(kCountsColumn), ColumnKind::kPlain, {}},
-          {std::string(kOffsetsColumn), ColumnKind::kPlain, {}}};
+          {std::string(StatusMaterializer::kOffsetsColumn), ColumnKind::kPlain, {}}};
 }
 
 StatusMaterializer::StatusMaterializer(std::unique_ptr<LogReader> reader, std::string topic,
@@ -97,7 +96,7 @@ StatusMaterializer::StatusMaterializer(std::unique_ptr<LogReader> reader, std::s
     : topic_(std::move(topic)),
       store_(store),
       counts_(store->GetColumn(kCountsColumn)),
-      offsets_(store->GetColumn(kOffsetsColumn)),
+      offsets_(store->GetColumn(StatusMaterializer::kOffsetsColumn)),
       counts_table_(store, counts_),
       options_(options),
       probe_(metrics ? std::make_unique<MaterializerProbe>(*metrics) : nullptr),

@@ -7,14 +7,13 @@
 namespace catchall {
 namespace {
 constexpr std::string_view kCountsColumn = "state.counts";
-constexpr std::string_view kOffsetsColumn = "state.offsets";
 constexpr std::string_view kIdsColumn = "state.ids";
 }  // namespace
 
 std::vector<ColumnSpec> CounterStore::Columns(std::chrono::seconds id_window) {
   return {
       {std::string(kCountsColumn), ColumnKind::kCounters, {}},
-      {std::string(kOffsetsColumn), ColumnKind::kPlain, {}},
+      {std::string(CounterStore::kOffsetsColumn), ColumnKind::kPlain, {}},
       {std::string(kIdsColumn), ColumnKind::kExpiring,
        std::chrono::duration_cast<std::chrono::milliseconds>(id_window)},
   };
@@ -24,7 +23,7 @@ CounterStore::CounterStore(KvStore* store, std::string source)
     : store_(store),
       source_(std::move(source)),
       counts_(store->GetColumn(kCountsColumn)),
-      offsets_(store->GetColumn(kOffsetsColumn)),
+      offsets_(store->GetColumn(CounterStore::kOffsetsColumn)),
       ids_(store->GetColumn(kIdsColumn)),
       counts_table_(store, counts_) {}
 

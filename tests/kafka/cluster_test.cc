@@ -394,6 +394,36 @@ TEST_F(ClusterTest, TopicsCreateMatchesTheExistingEventsTopic) {
   EXPECT_THAT(out, ::testing::Not(HasSubstr("created " + other.ids)));
 }
 
+// A data dir is a cache of the topics its state was built from: a node
+// given other topics over it counted into it and published the sum (a
+// black-box probe saw 11 deliveries on a topic set that got 1). It is
+// refused, also after a kill -9 right after the first start; the same
+// topics are taken again.
+TEST_F(ClusterTest, ADataDirBuiltFromOtherTopicsIsRefused) {
+  TempDir agg_dir;
+  TempDir query_dir;
+  {
+    auto aggregate = StartRole("aggregate", agg_dir.path(), "bound-a");
+    auto query = StartRole("query", query_dir.path());
+    ExpectReady(*aggregate);
+    ExpectReady(*query);
+  }  // both killed with SIGKILL
+  ClusterNames other = CreateClusterTopics(brokers_, "other", kPartitions);
+  auto refused = [&](const std::string& role, const std::string& dir, const std::string& built) {
+    std::vector<std::string> args = other.RoleArgs(role, brokers_, dir, "bound-a");
+    args.insert(args.end(), {"--listen", "127.0.0.1:0"});
+    std::string out;
+    EXPECT_EQ(RunBinary(args, &out), 1) << out;
+    EXPECT_THAT(out, HasSubstr("holds state built from other topics (" + built + ")"));
+    EXPECT_THAT(out, HasSubstr("Give this node an empty --data-dir"));
+  };
+  refused("aggregate", agg_dir.path(),
+          "events=" + names_.events + " changelog=" + names_.status + " ids=" + names_.ids);
+  refused("query", query_dir.path(), "changelog=" + names_.status);
+  auto again = StartRole("aggregate", agg_dir.path(), "bound-a");
+  ExpectReady(*again);
+}
+
 // A changelog left without its events topic (deleted by hand) is the
 // reference too: `topics create` used to make the events topic with the
 // default 12 partitions beside a changelog of another count, which the

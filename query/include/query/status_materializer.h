@@ -22,6 +22,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -58,6 +59,9 @@ inline constexpr const char* kCheckpointThreadName = "query-ckpt";
 
 class StatusMaterializer : public StatusReader {
  public:
+  // The column of the partitions' checkpoints (and the topics the store
+  // is bound to, app/node_common.h).
+  static constexpr std::string_view kOffsetsColumn = "query.offsets";
   static std::vector<ColumnSpec> Columns();
 
   // Reads the changelog with `reader` (no partition assigned yet). `store`
