@@ -73,13 +73,29 @@ struct KafkaConsumer::Impl {
   std::shared_ptr<kafka_internal::BrokerReachability> reachability;
 
   bool closed = false;
+  // Whether the group has ever handed this member an assignment (an empty
+  // one counts): see ~Impl.
+  bool assigned_once = false;
 
   ~Impl() {
     if (queue) rd_kafka_queue_destroy(queue);
+    if (!rk) return;
+    if (closed && !assigned_once) {
+      // librdkafka before 2.3.0 (Debian 12 has 2.0.2) aborts in
+      // rd_kafka_destroy when a cooperative-sticky member joined its group
+      // but never received an assignment (its assignor state is still
+      // null: confluentinc/librdkafka#4312). Measured: SIGTERM to an
+      // aggregator with two workers while the second waited for its first
+      // assignment exited with SIGABRT in 4 runs of 6. Such a member has
+      // left the group (closed) and owns nothing, so its handle is left to
+      // the process's exit instead of destroyed.
+      spdlog::debug("kafka consumer closed before its first assignment: not destroyed");
+      return;
+    }
     // Not closed: abandoned like a crashed member's (no rebalance callback,
     // nothing committed; the group moves the partitions after the session
     // timeout).
-    if (rk) rd_kafka_destroy_flags(rk, closed ? 0 : RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+    rd_kafka_destroy_flags(rk, closed ? 0 : RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
   }
 
   static void OnRebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,
@@ -88,6 +104,7 @@ struct KafkaConsumer::Impl {
     bool cooperative = std::string(rd_kafka_rebalance_protocol(rk)) == "COOPERATIVE";
     std::vector<int32_t> partitions = PartitionsOf(parts);
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+      self->assigned_once = true;
       std::map<int32_t, int64_t> start = self->listener->OnAssigned(partitions);
       for (int i = 0; i < parts->cnt; ++i) {
         auto it = start.find(parts->elems[i].partition);

@@ -394,6 +394,46 @@ TEST_F(ClusterTest, TopicsCreateMatchesTheExistingEventsTopic) {
   EXPECT_THAT(out, ::testing::Not(HasSubstr("created " + other.ids)));
 }
 
+// librdkafka 2.0.2 (Debian 12's) aborts in rd_kafka_destroy when a
+// cooperative-sticky member joined its group but has not yet received its
+// first assignment (confluentinc/librdkafka#4312, fixed in 2.3.0). With two
+// workers on a fresh data dir, the second waits for it while the first
+// restores: SIGTERM then exited with SIGABRT (a black-box probe: 8 runs of
+// 8; here 4 of 6 before the fix).
+TEST_F(ClusterTest, SigtermWhileASecondWorkerWaitsForItsFirstAssignmentExitsCleanly) {
+  ClusterNames two = CreateClusterTopics(brokers_, "two", 2);
+  {
+    // State to restore: 20,000 domains counted.
+    TempDir dir;
+    ServerProcess ingest(two.RoleArgs("ingest", brokers_));
+    ServerProcess aggregate(two.RoleArgs("aggregate", brokers_, dir.path()));
+    ASSERT_TRUE(ingest.WaitReady(90s));
+    ASSERT_TRUE(aggregate.WaitReady(90s));
+    HttpClient in(ingest.port());
+    for (int b = 0; b < 4; ++b) {
+      std::string batch;
+      for (int i = 0; i < 5000; ++i) {
+        batch += R"({"domain":"d)" + std::to_string(b * 5000 + i) +
+                 R"(.example","type":"delivered"})" + "\n";
+      }
+      ASSERT_EQ(in.Post("/events", batch, "application/x-ndjson").status, 200);
+    }
+    EXPECT_TRUE(WaitForMetricAtLeast(&aggregate, "catchall_state_domains", 20000, 60s));
+    EXPECT_EQ(aggregate.Terminate(), 0) << aggregate.Output();
+  }
+  for (int i = 0; i < 4; ++i) {
+    TempDir dir;
+    ServerProcess aggregate(
+        two.RoleArgs("aggregate", brokers_, dir.path(), "", {"--set", "aggregate.threads=2"}));
+    ASSERT_TRUE(aggregate.started()) << aggregate.Output();
+    EXPECT_TRUE(
+        WaitUntil([&] { return aggregate.Output().find("now owning") != std::string::npos; }, 30s,
+                  "a worker owning partitions", {&aggregate}, 20ms));
+    EXPECT_EQ(aggregate.Terminate(), 0) << aggregate.ExitDescription() << aggregate.Output();
+    EXPECT_THAT(aggregate.Output(), ::testing::Not(HasSubstr("Assertion")));
+  }
+}
+
 // A data dir is a cache of the topics its state was built from: a node
 // given other topics over it counted into it and published the sum (a
 // black-box probe saw 11 deliveries on a topic set that got 1). It is
