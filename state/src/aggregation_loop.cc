@@ -195,9 +195,16 @@ void AggregationLoop::Apply(const RecordBatch& batch) {
     ++outcomes[static_cast<int>(applied.outcome)];
   }
   if (stale > 0) spdlog::debug("aggregate: skipped {} records already applied", stale);
+  for (int k = 0; k < 3; ++k) uncommitted_outcomes_[k] += outcomes[k];
+}
+
+void AggregationLoop::ReportCommittedOutcomes() {
   if (probe_) {
-    for (int k = 0; k < 3; ++k) probe_->OnApplied(static_cast<ApplyOutcome>(k), outcomes[k]);
+    for (int k = 0; k < 3; ++k) {
+      probe_->OnApplied(static_cast<ApplyOutcome>(k), uncommitted_outcomes_[k]);
+    }
   }
+  uncommitted_outcomes_ = {};
 }
 
 Status AggregationLoop::CommitNow() {
@@ -210,6 +217,7 @@ Status AggregationLoop::Commit() {
   auto started = std::chrono::steady_clock::now();
   if (aggregator_ == nullptr || (aggregator_->pending_records() == 0 && dead_letters_.empty())) {
     last_commit_ = started;
+    ReportCommittedOutcomes();  // duplicates only: nothing to write
     // Nothing left of an aborted transaction (its partitions moved away
     // meanwhile, e.g. on a revoke): its error must not outlive it on an
     // idle member.
@@ -275,6 +283,7 @@ Status AggregationLoop::Commit() {
   SetHealth(Status::Ok());
   aborted_ = false;
   last_commit_ = std::chrono::steady_clock::now();
+  ReportCommittedOutcomes();
   if (probe_) {
     probe_->OnCommit(records, delta.counts.size(), last_commit_ - started,
                      static_cast<double>(NowMs() - oldest) / 1000.0);
@@ -285,6 +294,7 @@ Status AggregationLoop::Commit() {
 bool AggregationLoop::Rewind() {
   aggregator_->Reset();
   dead_letters_.clear();
+  uncommitted_outcomes_ = {};
   bool ok = true;
   for (const auto& [p, offset] : committed_) {
     position_[p] = offset < 0 ? -1 : offset;
@@ -302,6 +312,7 @@ void AggregationLoop::Rejoin(const Status& why) {
   spdlog::error("aggregate: {}; dropping uncommitted work and rejoining the group", why.ToString());
   if (aggregator_) aggregator_->Reset();
   dead_letters_.clear();
+  uncommitted_outcomes_ = {};
   // Without a committer, the partitions revoked while leaving commit
   // nothing: their work was just dropped.
   committer_.reset();

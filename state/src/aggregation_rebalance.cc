@@ -111,6 +111,7 @@ void AggregationLoop::OnRevoked(const std::vector<int32_t>& partitions) {
       spdlog::error("aggregate: commit on revoke failed: {}", s.ToString());
       aggregator_->Reset();
       dead_letters_.clear();
+      uncommitted_outcomes_ = {};
       must_rejoin_ = s;
     }
   }

@@ -21,7 +21,9 @@ AggregatorProbe::AggregatorProbe(Metrics& metrics, std::optional<int> worker) {
   };
   auto& applied = prometheus::BuildCounter()
                       .Name("catchall_aggregate_records_total")
-                      .Help("Event records consumed, by outcome")
+                      .Help(
+                          "Event records by outcome, once the commit of their work went through "
+                          "(an aborted transaction's records count when read again)")
                       .Register(r);
   counted_ = &applied.Add(with({{"outcome", "counted"}}));
   duplicates_ = &applied.Add(with({{"outcome", "duplicate"}}));

@@ -20,6 +20,7 @@
 // Single-threaded: Step() (tests) or the loop's own thread (Start).
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <functional>
@@ -141,6 +142,8 @@ class AggregationLoop : private RebalanceListener {
 
   // The exactly-once step. Non-OK: the caller must rejoin.
   Status Commit();
+  // Hands the outcomes of the records a commit made final to the probe.
+  void ReportCommittedOutcomes();
   // Drops what was not committed and puts every owned partition back at its
   // committed offset. False if a partition could not be rewound.
   bool Rewind();
@@ -178,6 +181,12 @@ class AggregationLoop : private RebalanceListener {
   // Owned partition -> end offset when it was assigned (ready_when_caught_up).
   std::map<int32_t, int64_t> backlog_end_;
   std::vector<OutputRecord> dead_letters_;
+  // Records applied since the last commit, by ApplyOutcome: they reach the
+  // probe (catchall_aggregate_records_total) when their transaction
+  // commits, so a transaction aborted and read again counts its records
+  // once (a probe saw one malformed record counted as 423 dead letters
+  // while its transaction was retried).
+  std::array<size_t, 3> uncommitted_outcomes_{};
   RecordBatch batch_;
   KvWriteBatch state_batch_;
   // Apply's records of one poll and their outcomes (kept to reuse).
