@@ -53,7 +53,8 @@ Status AggregationLoop::Health() const {
                   std::chrono::steady_clock::duration(started);
     if (waited > kCommitStuck) {
       return Status::Unavailable(fmt::format(
-          "Kafka is not answering: a commit has waited {} s (no broker reachable, or one too slow)",
+          "Kafka is not answering: a commit has waited {} s (no broker reachable, one too slow, "
+          "or a topic the commit writes to is gone: `catchall topics check` says)",
           std::chrono::duration_cast<std::chrono::seconds>(waited).count()));
     }
   }
