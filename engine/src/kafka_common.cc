@@ -128,6 +128,12 @@ void BrokerReachability::Set(bool down, std::string_view why) {
 
 void BrokerReachability::OnError(int err, const char* reason) {
   if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) return Set(true, reason);
+  if (err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART || err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC ||
+      err == RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION) {
+    std::lock_guard<std::mutex> lock(topic_mu_);
+    topic_error_ = reason;
+    topic_error_at_ = std::chrono::steady_clock::now();
+  }
   spdlog::warn("{}: Kafka: {} ({})", who_, reason,
                rd_kafka_err2name(static_cast<rd_kafka_resp_err_t>(err)));
 }
@@ -163,6 +169,11 @@ void BrokerReachability::AfterPoll(rd_kafka_t* rk, bool received) {
 Status BrokerReachability::Health() const {
   if (down_.load(std::memory_order_acquire)) {
     return Status::Unavailable("no Kafka broker is reachable");
+  }
+  std::lock_guard<std::mutex> lock(topic_mu_);
+  if (!topic_error_.empty() &&
+      std::chrono::steady_clock::now() - topic_error_at_ < kTopicErrorMemory) {
+    return Status::Unavailable(fmt::format("Kafka: {}", topic_error_));
   }
   return Status::Ok();
 }

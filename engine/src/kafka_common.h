@@ -7,6 +7,7 @@
 #include <chrono>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -78,7 +79,8 @@ Result<int32_t> ReplicationFactor(rd_kafka_t* rk, const std::string& topic, int 
 // a broker that had not heard of it yet.
 Result<int32_t> PartitionCountOnceKnown(rd_kafka_t* rk, const std::string& topic, int timeout_ms);
 
-// Whether a client reaches any broker, for a role's /readyz. librdkafka
+// Whether a client reaches any broker (and finds its topic), for a role's
+// /readyz. librdkafka
 // reports every broker down (an error callback with _ALL_BROKERS_DOWN) for
 // some clients but not for a group member's consumer (measured: a stopped
 // broker left the aggregator's consumer silent while its transactional
@@ -101,15 +103,23 @@ class BrokerReachability {
   // With nothing received for 2 s, asks `rk` for metadata (waiting up to
   // 1 s) at most every second; two probes without an answer mean down.
   void AfterPoll(rd_kafka_t* rk, bool received);
-  // Unavailable("no Kafka broker is reachable") while down. Thread-safe.
+  // Unavailable("no Kafka broker is reachable") while down; else, for
+  // kTopicErrorMemory after the client last reported its topic or a
+  // partition of it unknown (a deleted topic: every 0.5-1 s), Unavailable
+  // with that report. Thread-safe.
   Status Health() const;
 
  private:
+  static constexpr auto kTopicErrorMemory = std::chrono::seconds(3);
+
   void Set(bool down, std::string_view why);
 
   std::string who_;
   bool probe_;
   std::atomic<bool> down_{false};
+  mutable std::mutex topic_mu_;
+  std::string topic_error_;                               // GUARDED_BY(topic_mu_)
+  std::chrono::steady_clock::time_point topic_error_at_;  // GUARDED_BY(topic_mu_)
   std::chrono::steady_clock::time_point last_heard_ = std::chrono::steady_clock::now();
   std::chrono::steady_clock::time_point last_probe_;
   int failed_probes_ = 0;

@@ -394,6 +394,28 @@ TEST_F(ClusterTest, TopicsCreateMatchesTheExistingEventsTopic) {
   EXPECT_THAT(out, ::testing::Not(HasSubstr("created " + other.ids)));
 }
 
+// A query node whose changelog is deleted stops being ready, naming the
+// error its consumer reports; it stayed ready before (the polls between
+// the consumer's repeated errors read as healthy).
+TEST_F(ClusterTest, AQueryNodeWhoseChangelogIsDeletedIsNotReady) {
+  TempDir dir;
+  auto query = StartRole("query", dir.path());
+  ExpectReady(*query);
+  DeleteTopic(brokers_, names_.status);
+  HttpClient q(query->port());
+  std::string last;
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        HttpResult r = q.Get("/readyz");
+        last = r.body;
+        return r.status == 503 && r.body.find("nknown") != std::string::npos;
+      },
+      30s, "/readyz 503 naming the unknown topic", {query.get()}, 100ms))
+      << last;
+  // Lookups still answer from what the node holds.
+  EXPECT_EQ(q.Get("/domains/example.com").status, 200);
+}
+
 // librdkafka 2.0.2 (Debian 12's) aborts in rd_kafka_destroy when a
 // cooperative-sticky member joined its group but has not yet received its
 // first assignment (confluentinc/librdkafka#4312, fixed in 2.3.0). With two
