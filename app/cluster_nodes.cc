@@ -37,7 +37,7 @@ Status RequireBrokers(const Config& config, std::string_view role) {
 constexpr auto kTopicWait = std::chrono::seconds(15);
 
 // `catchall topics ... --brokers B` with the --set flags of the topic names
-// and group that differ from the defaults: a hint printed without them
+// that differ from the defaults: a hint printed without them
 // would act on the default topics.
 std::string TopicsCommand(const Config& config, std::string_view command) {
   const Config defaults;

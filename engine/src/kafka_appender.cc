@@ -146,8 +146,9 @@ class KafkaAppender : public LogAppender {
     if (seen == partitions_) return Status::Ok();
     if (seen == 0) {
       return Status::Unavailable(fmt::format(
-          "the events topic {} does not exist (deleted while this node ran?); create it with "
-          "`catchall topics create` and the same --partitions {}",
+          "the events topic {} does not exist (deleted while this node ran?); events are refused "
+          "until it exists again with {} partitions (recreating it under running aggregators "
+          "loses events: docs/operations.md, \"Rebuilding all state\")",
           topic_, partitions_));
     }
     // A domain's partition is murmur2(domain) % count: with another count
@@ -198,7 +199,8 @@ class KafkaAppender : public LogAppender {
   void WatchLoop() {
     std::unique_lock<std::mutex> lock(stop_mu_);
     while (running_.load()) {
-      auto every = Health().ok() ? std::chrono::milliseconds(5000) : std::chrono::milliseconds(500);
+      auto every = Health().ok() && unconfirmed_count_ < 0 ? std::chrono::milliseconds(5000)
+                                                           : std::chrono::milliseconds(500);
       if (stop_cv_.wait_for(lock, every, [this] { return !running_.load(); })) break;
       lock.unlock();
       Probe();
@@ -226,6 +228,16 @@ class KafkaAppender : public LogAppender {
       }
     }
     rd_kafka_metadata_destroy(md);
+    // A broker may not know a topic for a moment (one just created, a
+    // broker just restarted): a new count counts once a second answer,
+    // 0.5 s later, agrees.
+    if (count >= 0 && count != partitions_seen_.load()) {
+      if (count != unconfirmed_count_) {
+        unconfirmed_count_ = count;
+        return;
+      }
+    }
+    unconfirmed_count_ = -1;
     if (count >= 0 && partitions_seen_.exchange(count) != count) {
       if (count == partitions_) {
         spdlog::info("ingest: the events topic {} is back with its {} partitions", topic_, count);
@@ -233,7 +245,9 @@ class KafkaAppender : public LogAppender {
         spdlog::error("ingest: {}", TopicHealth(count).message());
       }
     }
-    if (has_leaders && brokers_down_.exchange(false)) {
+    // An answer without the topic also means the brokers are back: the
+    // topic's absence is then the reason to give.
+    if ((has_leaders || count == 0) && brokers_down_.exchange(false)) {
       spdlog::info("ingest: Kafka is reachable again");
     }
   }
@@ -246,6 +260,9 @@ class KafkaAppender : public LogAppender {
   // The events topic's partition count in the last metadata answer (0: the
   // topic does not exist); partitions_ until then.
   std::atomic<int32_t> partitions_seen_{0};
+  // The watcher's: a count one answer gave that differs from
+  // partitions_seen_, until a second answer confirms it (-1: none).
+  int32_t unconfirmed_count_ = -1;
   std::atomic<bool> brokers_down_{false};
   std::atomic<bool> running_{false};
   std::mutex stop_mu_;  // with stop_cv_, wakes the watcher at shutdown

@@ -80,15 +80,14 @@ Result<int32_t> ReplicationFactor(rd_kafka_t* rk, const std::string& topic, int 
 Result<int32_t> PartitionCountOnceKnown(rd_kafka_t* rk, const std::string& topic, int timeout_ms);
 
 // Whether a client reaches any broker (and finds its topic), for a role's
-// /readyz. librdkafka
-// reports every broker down (an error callback with _ALL_BROKERS_DOWN) for
-// some clients but not for a group member's consumer (measured: a stopped
-// broker left the aggregator's consumer silent while its transactional
-// producer said "2/2 brokers are down"), and never says when one comes
-// back. So the clients' error callbacks report it, and a consumer that has
-// received nothing for a while asks for broker metadata: an answer means
-// reachable, none within the wait means down. A group member's consumer
-// and committer share one.
+// /readyz. librdkafka reports every broker down (an error callback with
+// _ALL_BROKERS_DOWN) for some clients but not for a group member's
+// consumer (measured: a stopped broker left the aggregator's consumer
+// silent while its transactional producer said "2/2 brokers are down"),
+// and never says when one comes back. So the clients' error callbacks
+// report it, and a consumer that has received nothing for a while asks for
+// broker metadata: an answer means reachable, none within the wait means
+// down. A group member's consumer and committer share one.
 class BrokerReachability {
  public:
   // `who` names the client in the log ("aggregate"). Without `probe`,

@@ -218,7 +218,6 @@ Status AggregationLoop::Commit() {
   auto started = std::chrono::steady_clock::now();
   if (aggregator_ == nullptr || (aggregator_->pending_records() == 0 && dead_letters_.empty())) {
     last_commit_ = started;
-    ReportCommittedOutcomes();  // duplicates only: nothing to write
     // Nothing left of an aborted transaction (its partitions moved away
     // meanwhile, e.g. on a revoke): its error must not outlive it on an
     // idle member.
@@ -266,6 +265,9 @@ Status AggregationLoop::Commit() {
     last_commit_ = std::chrono::steady_clock::now();
     return Rewind() ? Status::Ok() : Status::Aborted("partitions could not be rewound");
   }
+  // Committed: its records are final, whatever the local write below does
+  // (a rejoin restores the local state, it does not read them again).
+  if (s.ok()) ReportCommittedOutcomes();
   if (s.ok() && !committer_->state_in_transaction()) {
     Status stored = state_->Write(&state_batch_);
     if (!stored.ok()) {
@@ -284,7 +286,6 @@ Status AggregationLoop::Commit() {
   SetHealth(Status::Ok());
   aborted_ = false;
   last_commit_ = std::chrono::steady_clock::now();
-  ReportCommittedOutcomes();
   if (probe_) {
     probe_->OnCommit(records, delta.counts.size(), last_commit_ - started,
                      static_cast<double>(NowMs() - oldest) / 1000.0);

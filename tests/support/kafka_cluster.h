@@ -43,12 +43,6 @@ ClusterNames UniqueClusterNames(const std::string& prefix);
 void CreateTopicsOf(const ClusterNames& names, const std::string& brokers, int partitions,
                     const std::vector<std::string>& flags = {});
 
-// Deletes `topic`, or gives it `partitions` partitions (more than it has),
-// with Kafka's admin API, as an operator's kafka-topics.sh would; fails
-// the test on an error.
-void DeleteTopic(const std::string& brokers, const std::string& topic);
-void AddPartitions(const std::string& brokers, const std::string& topic, int partitions);
-
 // Runs a program (argv[0] is looked up in PATH) with `input` on stdin;
 // returns its exit code and puts stdout+stderr in *output.
 int RunProgram(const std::vector<std::string>& argv, const std::string& input, std::string* output);

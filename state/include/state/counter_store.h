@@ -76,11 +76,11 @@ struct StateCheckpoint {
 
 class CounterStore : public StatusReader {
  public:
-  // Columns the KvStore must be opened with. Ids older than `id_window` are
-  // dropped by compaction.
   // The column of the partitions' checkpoints (and the topics the store
   // is bound to, app/node_common.h).
   static constexpr std::string_view kOffsetsColumn = "state.offsets";
+  // Columns the KvStore must be opened with. Ids older than `id_window` are
+  // dropped by compaction.
   static std::vector<ColumnSpec> Columns(std::chrono::seconds id_window);
 
   // `store` must outlive this. `source` names the topic whose offsets are

@@ -1,0 +1,74 @@
+#include "kafka/topic_admin.h"
+
+#include <gtest/gtest.h>
+#include <librdkafka/rdkafka.h>
+
+#include <string>
+
+namespace catchall::testing {
+namespace {
+
+// Runs one admin request on a short-lived client; `request` issues it on
+// the queue; the answer's topic results must all be free of errors.
+template <typename Request, typename Results>
+void RunAdmin(const std::string& brokers, const std::string& what, Request request,
+              Results results) {
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  char err[512];
+  ASSERT_EQ(rd_kafka_conf_set(conf, "bootstrap.servers", brokers.c_str(), err, sizeof(err)),
+            RD_KAFKA_CONF_OK)
+      << err;
+  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+  ASSERT_NE(rk, nullptr) << err;
+  rd_kafka_queue_t* q = rd_kafka_queue_new(rk);
+  request(rk, q);
+  rd_kafka_event_t* ev = rd_kafka_queue_poll(q, 30000);
+  if (!ev) {
+    ADD_FAILURE() << what << ": no answer in 30 s";
+  } else if (rd_kafka_event_error(ev)) {
+    ADD_FAILURE() << what << ": " << rd_kafka_event_error_string(ev);
+  } else {
+    size_t n = 0;
+    const rd_kafka_topic_result_t** rs = results(ev, &n);
+    for (size_t i = 0; i < n; ++i) {
+      EXPECT_EQ(rd_kafka_topic_result_error(rs[i]), RD_KAFKA_RESP_ERR_NO_ERROR)
+          << what << ": " << rd_kafka_topic_result_error_string(rs[i]);
+    }
+  }
+  if (ev) rd_kafka_event_destroy(ev);
+  rd_kafka_queue_destroy(q);
+  rd_kafka_destroy(rk);
+}
+
+}  // namespace
+
+void DeleteTopic(const std::string& brokers, const std::string& topic) {
+  RunAdmin(
+      brokers, "deleting " + topic,
+      [&](rd_kafka_t* rk, rd_kafka_queue_t* q) {
+        rd_kafka_DeleteTopic_t* t = rd_kafka_DeleteTopic_new(topic.c_str());
+        rd_kafka_DeleteTopics(rk, &t, 1, nullptr, q);
+        rd_kafka_DeleteTopic_destroy(t);
+      },
+      [](rd_kafka_event_t* ev, size_t* n) {
+        return rd_kafka_DeleteTopics_result_topics(rd_kafka_event_DeleteTopics_result(ev), n);
+      });
+}
+
+void AddPartitions(const std::string& brokers, const std::string& topic, int partitions) {
+  RunAdmin(
+      brokers, "adding partitions to " + topic,
+      [&](rd_kafka_t* rk, rd_kafka_queue_t* q) {
+        char err[256];
+        rd_kafka_NewPartitions_t* p =
+            rd_kafka_NewPartitions_new(topic.c_str(), partitions, err, sizeof(err));
+        rd_kafka_CreatePartitions(rk, &p, 1, nullptr, q);
+        rd_kafka_NewPartitions_destroy(p);
+      },
+      [](rd_kafka_event_t* ev, size_t* n) {
+        return rd_kafka_CreatePartitions_result_topics(rd_kafka_event_CreatePartitions_result(ev),
+                                                       n);
+      });
+}
+
+}  // namespace catchall::testing
