@@ -42,16 +42,11 @@ constexpr auto kTopicWait = std::chrono::seconds(15);
 std::string TopicsCommand(const Config& config, std::string_view command) {
   const Config defaults;
   std::string out = fmt::format("catchall topics {} --brokers {}", command, config.brokers);
-  const std::pair<const char*, std::string Config::*> names[] = {
-      {"kafka.events_topic", &Config::events_topic},
-      {"kafka.status_topic", &Config::status_topic},
-      {"kafka.ids_topic", &Config::ids_topic},
-      {"kafka.dead_letter_topic", &Config::dead_letter_topic},
-  };
-  for (const auto& [key, member] : names) {
-    if (config.*member != defaults.*member) {
-      out += fmt::format(" --set {}={}", key, config.*member);
-    }
+  for (const Setting& s : AllSettings()) {
+    // The topic names: kafka.events_topic, kafka.status_topic, ...
+    if (!s.key.starts_with("kafka.") || !s.key.ends_with("_topic")) continue;
+    std::string value = s.get(config);
+    if (value != s.get(defaults)) out += fmt::format(" --set {}={}", s.key, value);
   }
   return out;
 }

@@ -108,6 +108,15 @@ class ClusterTest : public ::testing::Test {
 
   static void ExpectReady(ServerProcess& p) { ASSERT_TRUE(p.WaitReady(90s)); }
 
+  // `catchall topics COMMAND --brokers B` on `names`' topics, then `extra`.
+  std::vector<std::string> TopicsArgs(const std::string& command, const ClusterNames& names,
+                                      const std::vector<std::string>& extra = {}) const {
+    std::vector<std::string> args = {"topics", command, "--brokers", brokers_};
+    for (const auto& f : names.Flags()) args.push_back(f);
+    args.insert(args.end(), extra.begin(), extra.end());
+    return args;
+  }
+
   std::string brokers_;
   ClusterNames names_;
 };
@@ -328,10 +337,7 @@ TEST_F(ClusterTest, ARoleStartedBeforeItsTopicsExistWaitsForThem) {
 // on a cluster whose topics were made with another.
 TEST_F(ClusterTest, TopicsCheckComparesTheReplicationFactorOnlyWhenGivenOne) {
   auto check = [&](const std::vector<std::string>& extra, std::string* out) {
-    std::vector<std::string> args = {"topics", "check", "--brokers", brokers_};
-    for (const auto& f : names_.Flags()) args.push_back(f);
-    args.insert(args.end(), extra.begin(), extra.end());
-    return RunBinary(args, out);
+    return RunBinary(TopicsArgs("check", names_, extra), out);
   };
   std::string out;
   EXPECT_EQ(check({}, &out), 0) << out;
@@ -348,16 +354,12 @@ TEST_F(ClusterTest, TopicsCheckComparesTheReplicationFactorOnlyWhenGivenOne) {
   EXPECT_THAT(out, HasSubstr("topic " + names_.events + " has replication factor 1, expected 3"));
   // `topics create` again, asking for another factor, leaves the existing
   // topics as they are and does not fail on them.
-  std::vector<std::string> create = {"topics",
-                                     "create",
-                                     "--brokers",
-                                     brokers_,
-                                     "--partitions",
-                                     std::to_string(kPartitions),
-                                     "--replication-factor",
-                                     "2"};
-  for (const auto& f : names_.Flags()) create.push_back(f);
-  EXPECT_EQ(RunBinary(create, &out), 0) << out;
+  EXPECT_EQ(RunBinary(TopicsArgs("create", names_,
+                                 {"--partitions", std::to_string(kPartitions),
+                                  "--replication-factor", "2"}),
+                      &out),
+            0)
+      << out;
 }
 
 // docs/operations.md's upgrade step: `topics create` without --partitions
@@ -370,8 +372,7 @@ TEST_F(ClusterTest, TopicsCreateMatchesTheExistingEventsTopic) {
   scratch.events = upgrade.events;
   const int partitions = kPartitions + 3;
   CreateTopicsOf(scratch, brokers_, partitions);  // upgrade.events alone, with 7
-  std::vector<std::string> args = {"topics", "create", "--brokers", brokers_};
-  for (const auto& f : upgrade.Flags()) args.push_back(f);
+  std::vector<std::string> args = TopicsArgs("create", upgrade);
   std::string out;
   EXPECT_EQ(RunBinary(args, &out), 0) << out;
   EXPECT_THAT(out, HasSubstr("using the " + std::to_string(partitions) +
@@ -386,10 +387,10 @@ TEST_F(ClusterTest, TopicsCreateMatchesTheExistingEventsTopic) {
   // Asking for another count creates nothing and says what to run instead.
   ClusterNames other = UniqueClusterNames("other");
   other.events = upgrade.events;
-  std::vector<std::string> mismatched = {"topics", "create",       "--brokers",
-                                         brokers_, "--partitions", std::to_string(kPartitions)};
-  for (const auto& f : other.Flags()) mismatched.push_back(f);
-  EXPECT_EQ(RunBinary(mismatched, &out), 1) << out;
+  EXPECT_EQ(
+      RunBinary(TopicsArgs("create", other, {"--partitions", std::to_string(kPartitions)}), &out),
+      1)
+      << out;
   EXPECT_THAT(out, HasSubstr("exists with " + std::to_string(partitions) + " partitions, not the " +
                              std::to_string(kPartitions) + " asked for; nothing was created"));
   EXPECT_THAT(out, ::testing::Not(HasSubstr("created " + other.ids)));
@@ -497,8 +498,7 @@ TEST_F(ClusterTest, TopicsCreateMatchesAChangelogLeftWithoutItsEventsTopic) {
   scratch.status = orphan.status;
   const int partitions = kPartitions + 3;
   CreateTopicsOf(scratch, brokers_, partitions);  // orphan.status alone, with 7
-  std::vector<std::string> args = {"topics", "create", "--brokers", brokers_};
-  for (const auto& f : orphan.Flags()) args.push_back(f);
+  std::vector<std::string> args = TopicsArgs("create", orphan);
   std::string out;
   EXPECT_EQ(RunBinary(args, &out), 0) << out;
   EXPECT_THAT(out, HasSubstr("using the " + std::to_string(partitions) +
@@ -518,10 +518,9 @@ TEST_F(ClusterTest, ARoleRefusesAChangelogThatKafkaWouldDelete) {
   ClusterNames scratch = UniqueClusterNames("scratch");
   scratch.ids = deleting.status;  // made like an ids topic: cleanup.policy=delete
   CreateTopicsOf(scratch, brokers_, kPartitions);
-  std::vector<std::string> args = {"query", "--brokers", brokers_, "--listen", "127.0.0.1:0"};
-  for (const auto& f : deleting.Flags()) args.push_back(f);
   TempDir dir;
-  args.insert(args.end(), {"--data-dir", dir.path()});
+  std::vector<std::string> args = deleting.RoleArgs("query", brokers_, dir.path());
+  args.insert(args.end(), {"--listen", "127.0.0.1:0"});
   std::string out;
   EXPECT_EQ(RunBinary(args, &out), 1) << out;
   EXPECT_THAT(out, HasSubstr("topic " + deleting.status +
@@ -540,8 +539,7 @@ TEST_F(ClusterTest, TopicsCheckWithoutAnEventsTopicReportsEveryTopic) {
   ClusterNames scratch = UniqueClusterNames("scratch");
   scratch.ids = missing.status;  // made like an ids topic: cleanup.policy=delete
   CreateTopicsOf(scratch, brokers_, kPartitions);
-  std::vector<std::string> args = {"topics", "check", "--brokers", brokers_};
-  for (const auto& f : missing.Flags()) args.push_back(f);
+  std::vector<std::string> args = TopicsArgs("check", missing);
   std::string out;
   EXPECT_EQ(RunBinary(args, &out), 1) << out;
   EXPECT_THAT(out, HasSubstr("topic " + missing.events + " does not exist"));
