@@ -6,6 +6,8 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <charconv>
+
 #include "engine/disk_monitor.h"
 #include "engine/partitioner.h"
 #include "local_log_impl.h"
@@ -239,7 +241,12 @@ Status LoadCommitted(LocalLogImpl* impl) {
     }
     std::string group(key.substr(0, middle));
     std::string_view topic = key.substr(middle + 1, last - middle - 1);
-    int32_t part = std::atoi(std::string(key.substr(last + 1)).c_str());
+    std::string_view digits = key.substr(last + 1);
+    int32_t part = -1;
+    auto [end, err] = std::from_chars(digits.data(), digits.data() + digits.size(), part);
+    if (err != std::errc() || end != digits.data() + digits.size()) {
+      return Status::Corruption(fmt::format("bad committed offset entry '{}'", it->key()));
+    }
     TopicState* t = impl->Find(topic);
     if (!t || part < 0 || part >= t->partitions) continue;  // a topic no longer configured
     impl->OnCommitted(group, t, {{part, static_cast<int64_t>(DecodeFixed64(it->value().data()))}});

@@ -81,7 +81,7 @@ void AggregationLoop::ApplyGate() {
     }
   }
   std::lock_guard<std::mutex> lock(mu_);
-  paused_because_ = gate;
+  paused_because_ = std::move(gate);
 }
 
 std::vector<int32_t> AggregationLoop::owned() const {
@@ -322,6 +322,7 @@ void AggregationLoop::Rejoin(const Status& why) {
   consumer_.reset();
   paused_ = false;  // a new consumer starts unpaused; the next Step applies the gate
   std::vector<int32_t> dropped;
+  dropped.reserve(committed_.size());
   for (const auto& [p, offset] : committed_) dropped.push_back(p);
   committed_.clear();
   position_.clear();

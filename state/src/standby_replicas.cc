@@ -99,6 +99,7 @@ void StandbyReplicas::Released(int worker, const std::vector<int32_t>& partition
 std::vector<int32_t> StandbyReplicas::tracked() const {
   std::lock_guard<std::mutex> lock(mu_);
   std::vector<int32_t> out;
+  out.reserve(tails_.size());
   for (const auto& [p, t] : tails_) out.push_back(p);
   return out;
 }

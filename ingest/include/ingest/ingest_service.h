@@ -23,7 +23,7 @@ class IngestProbe;
 }  // namespace catchall
 
 namespace boost::asio {
-class thread_pool;
+class thread_pool;  // NOLINT(readability-identifier-naming): Boost's name
 }  // namespace boost::asio
 
 namespace catchall {
