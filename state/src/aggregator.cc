@@ -150,16 +150,24 @@ CounterDelta Aggregator::TakeDelta() {
 
 LogRecord Aggregator::DeadLetter(std::string_view topic, const ConsumedRecord& r,
                                  std::string_view reason) {
+  auto cut = [](std::string_view bytes, size_t limit) { return bytes.substr(0, limit); };
+  const bool truncated = r.key.size() > kDeadLetterCopyBytes ||
+                         r.value.size() > kDeadLetterCopyBytes ||
+                         reason.size() > kDeadLetterCopyBytes;
   LogRecord out;
-  out.key = std::string(r.key);
+  out.key = std::string(cut(r.key, kDeadLetterCopyBytes));
   out.value = R"({"topic":)";
   AppendJsonString(topic, &out.value);
   out.value += fmt::format(R"(,"partition":{},"offset":{},"reason":)", r.partition, r.offset);
-  AppendJsonString(reason, &out.value);
+  AppendJsonString(cut(reason, kDeadLetterCopyBytes), &out.value);
   out.value += R"(,"key":)";
-  AppendJsonString(r.key, &out.value);
+  AppendJsonString(cut(r.key, kDeadLetterCopyBytes), &out.value);
   out.value += R"(,"value":)";
-  AppendJsonString(r.value, &out.value);
+  AppendJsonString(cut(r.value, kDeadLetterCopyBytes), &out.value);
+  if (truncated) {
+    out.value += fmt::format(R"(,"truncated":true,"key_bytes":{},"value_bytes":{})", r.key.size(),
+                             r.value.size());
+  }
   out.value += '}';
   return out;
 }

@@ -210,6 +210,27 @@ TEST_F(AggregatorTest, FastPathCountsDeliveredAndBouncedApart) {
   EXPECT_EQ(aggregator_->delta().counts.at("a.com"), (DomainCounts{1, 2}));
 }
 
+// Found by a black-box probe: a 200 KB value of control bytes became a
+// 1.2 MB dead letter (each byte escaped to \u0001), which the broker
+// refused; the transaction was retried forever and nothing after it counted.
+TEST_F(AggregatorTest, ADeadLetterKeepsAtMostACappedCopyAndSaysWhatWasCut) {
+  const std::string key(400'000, 'k');
+  const std::string value(200'000, '\x01');
+  LogRecord big = Aggregator::DeadLetter("events", Record(key, value, 7), std::string(300, 'r'));
+  EXPECT_LT(big.key.size() + big.value.size(), size_t{512 * 1024})
+      << "under Kafka's default message.max.bytes (1 MB) with room to spare";
+  EXPECT_EQ(big.key, key.substr(0, Aggregator::kDeadLetterCopyBytes));
+  EXPECT_THAT(big.value, HasSubstr(R"("truncated":true,"key_bytes":400000,"value_bytes":200000)"));
+  EXPECT_THAT(big.value, HasSubstr(R"("topic":"events")"));
+  EXPECT_THAT(big.value, HasSubstr(R"(,"offset":7,)"));
+
+  // A record of ordinary size is copied whole, with no note.
+  LogRecord small = Aggregator::DeadLetter("events", Record("a.com", "\x01oops", 8), "why");
+  EXPECT_EQ(small.key, "a.com");
+  EXPECT_THAT(small.value, HasSubstr(R"("key":"a.com","value":"\u0001oops"})"));
+  EXPECT_THAT(small.value, Not(HasSubstr("truncated")));
+}
+
 TEST_F(AggregatorTest, FastPathDeadLettersARecordInTheWrongPartition) {
   ASSERT_EQ(Apply(EventRecord("a.com", EventType::kDelivered, 0)), ApplyOutcome::kCounted);
   int32_t right = PartitionForKey("a.com", kPartitions);

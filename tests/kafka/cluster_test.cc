@@ -592,6 +592,49 @@ TEST_F(ClusterTest, AnAggregatorRefusesAChangelogWithFewerPartitionsThanTheEvent
                      " partitions and " + names_.events + " has " + std::to_string(kPartitions)));
 }
 
+// Found by a black-box probe: a record whose dead-letter copy grew past the
+// broker's message.max.bytes (1 MB) through JSON escaping (200 KB of control
+// bytes, each escaped to six) made every transaction of the aggregator
+// abort, forever: nothing behind it was counted, on any of its partitions,
+// and the record moved with its partition to the next owner.
+TEST_F(ClusterTest, ARecordWhoseDeadLetterWouldExceedTheBrokersLimitDoesNotStallCounting) {
+  TempDir agg_dir;
+  TempDir query_dir;
+  auto aggregate = StartRole("aggregate", agg_dir.path(), "inflated-a");
+  auto query = StartRole("query", query_dir.path());
+  ExpectReady(*aggregate);
+  ExpectReady(*query);
+
+  std::string lines = "ctl.example\t" + std::string(200'000, '\x01') + "\n";
+  for (int i = 0; i < kPartitions * 4; ++i) {
+    std::string d = "after" + std::to_string(i) + ".example";
+    lines += d + "\t{\"domain\":\"" + d + "\",\"type\":\"delivered\"}\n";
+  }
+  std::string out;
+  ASSERT_EQ(RunProgram({"kcat", "-P", "-b", brokers_, "-t", names_.events, "-K", "\t", "-X",
+                        "partitioner=murmur2_random"},
+                       lines, &out),
+            0)
+      << out;
+  HttpClient q(query->port());
+  Counts want;
+  for (int i = 0; i < kPartitions * 4; ++i) want["after" + std::to_string(i) + ".example"] = {1, 0};
+  ExpectCounts(q, want, {aggregate.get(), query.get()});
+
+  std::string dlq;
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        RunProgram({"kcat", "-C", "-b", brokers_, "-t", names_.dead_letter, "-e", "-q", "-X",
+                    "isolation.level=read_committed", "-f", "%s\n"},
+                   "", &dlq);
+        return dlq.find(R"("truncated":true)") != std::string::npos;
+      },
+      30s, "the cut copy in the dead-letter topic", {aggregate.get()}, 200ms))
+      << dlq.substr(0, 2000);
+  EXPECT_THAT(dlq, HasSubstr(R"("key":"ctl.example")"));
+  EXPECT_THAT(dlq, HasSubstr(R"("value_bytes":200000)"));
+}
+
 TEST_F(ClusterTest, KcatReplayProducesStatusesAndDeadLettersMisroutedRecords) {
   TempDir agg_dir;
   TempDir query_dir;

@@ -67,7 +67,16 @@ class Aggregator {
   void Reset();
 
   // The dead-letter record for a malformed record of `topic`: same key, and
-  // a JSON value saying where it came from and why it was refused.
+  // a JSON value saying where it came from and why it was refused, with
+  // copies of the key and the value. Each copy (and the reason) keeps at most
+  // kDeadLetterCopyBytes, and the value then says `"truncated":true` with
+  // the original sizes: the original stays at its topic, partition and
+  // offset. Without the cut, JSON escaping (a control byte becomes six) and
+  // the key held twice made a 200 KB record of control bytes a 1.2 MB dead
+  // letter; the broker refused it (message.max.bytes, 1 MB by default), the
+  // transaction aborted, was retried forever, and nothing behind it was
+  // counted. At most ~3 x 6 x 32 KiB, well under any broker's limit.
+  static constexpr size_t kDeadLetterCopyBytes = size_t{32} * 1024;
   static LogRecord DeadLetter(std::string_view topic, const ConsumedRecord& record,
                               std::string_view reason);
 
