@@ -10,6 +10,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "regular_file.h"
+
 namespace catchall {
 
 namespace {
@@ -219,6 +221,7 @@ AuthOutcome ApiKeys::CheckToken(std::string_view token, std::optional<ApiScope> 
 Result<ApiKeys> LoadApiKeys(const std::string& file, std::string_view inline_keys) {
   ApiKeys keys;
   if (!file.empty()) {
+    CATCHALL_RETURN_IF_ERROR(RequireRegularFile("auth.keys_file", file));
     std::ifstream in(file, std::ios::binary);
     if (!in.is_open()) {
       return Status::InvalidArgument(

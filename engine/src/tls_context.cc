@@ -9,6 +9,8 @@
 #include <fstream>
 #include <system_error>
 
+#include "regular_file.h"
+
 namespace catchall {
 
 namespace ssl = boost::asio::ssl;
@@ -32,6 +34,7 @@ std::string OpenSslReason(const boost::system::error_code& ec) {
 
 Status Readable(const std::string& setting, const std::string& file) {
   if (file.empty()) return Status::InvalidArgument(fmt::format("{} is empty", setting));
+  CATCHALL_RETURN_IF_ERROR(RequireRegularFile(setting, file));
   // The system's reason, so that a missing file and a permission problem
   // do not read alike.
   errno = 0;

@@ -1,10 +1,15 @@
 #include "engine/api_keys.h"
 
+#include <fcntl.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <chrono>
 #include <fstream>
 #include <string>
+#include <thread>
 
 #include "test_util.h"
 
@@ -210,6 +215,34 @@ TEST(LoadApiKeysTest, MissingFileOrNoKeyAtAllIsAnError) {
   Result<ApiKeys> empty = LoadApiKeys(file, "");
   EXPECT_EQ(empty.status().code(), Code::kInvalidArgument);
   EXPECT_THAT(empty.status().message(), HasSubstr("holds no key"));
+}
+
+// A directory read as a key file looked empty ("holds no key"); a FIFO
+// blocked the open until a writer came. Both are refused by what they are.
+TEST(LoadApiKeysTest, ADirectoryOrAFifoIsRefusedForWhatItIs) {
+  test::ScopedTempDir dir;
+  Result<ApiKeys> directory = LoadApiKeys(dir.path(), "");
+  EXPECT_EQ(directory.status().code(), Code::kInvalidArgument);
+  EXPECT_THAT(directory.status().message(), HasSubstr("is a directory, not a regular file"));
+
+  std::string fifo = dir.path() + "/keys.fifo";
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  // Opening the FIFO would block until this writer comes (after 1 s) and
+  // then read its good key: the load must neither wait for it nor take it.
+  std::thread writer([&] {
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+    std::ofstream(fifo) << IngestHash() << " ingest\n";
+  });
+  auto started = std::chrono::steady_clock::now();
+  Result<ApiKeys> from_fifo = LoadApiKeys(fifo, "");
+  auto took = std::chrono::steady_clock::now() - started;
+  // Unblock the writer's open if the load did not read the FIFO.
+  int unblock = open(fifo.c_str(), O_RDONLY | O_NONBLOCK);
+  writer.join();
+  if (unblock >= 0) close(unblock);
+  EXPECT_LT(took, std::chrono::milliseconds(500)) << "the load waited for the FIFO's writer";
+  EXPECT_EQ(from_fifo.status().code(), Code::kInvalidArgument);
+  EXPECT_THAT(from_fifo.status().message(), HasSubstr("auth.keys_file: '" + fifo + "' is a FIFO"));
 }
 
 }  // namespace

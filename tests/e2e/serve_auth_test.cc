@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 
 #include <fstream>
 #include <string>
@@ -231,6 +232,31 @@ TEST_F(ServeAuthTest, ABadFileOnSighupKeepsTheOldKeys) {
       WaitUntil([&] { return server_->Output().find("cannot be opened") != std::string::npos; },
                 10s, "the server to log that the key file is gone", {server_.get()}));
   EXPECT_EQ(client_->Request("GET", "/metrics", {}, Bearer("metrics-key")).status, 200);
+}
+
+// Found by a black-box probe: a FIFO in place of the key file blocked the
+// reload's open() on the thread that waits for signals, and SIGTERM went
+// unheard until something wrote to the FIFO (or forever, once it was
+// removed). A file that is not a regular file is refused without opening it.
+TEST_F(ServeAuthTest, AFifoInPlaceOfTheKeyFileOnSighupNeitherBlocksNorChangesKeys) {
+  ASSERT_EQ(std::remove(keys_file_.c_str()), 0);
+  ASSERT_EQ(mkfifo(keys_file_.c_str(), 0600), 0);
+  Reload();
+  ASSERT_TRUE(WaitUntil(
+      [&] { return server_->Output().find("is a FIFO, not a regular file") != std::string::npos; },
+      10s, "the server to refuse the FIFO", {server_.get()}));
+  EXPECT_EQ(client_->Put("/events/a.example/delivered", Bearer("ingest-key")).status, 204)
+      << "the old keys stay";
+  Reload();  // a second SIGHUP finds the signal thread free too
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        std::string out = server_->Output();
+        size_t first = out.find("is a FIFO");
+        return first != std::string::npos && out.find("is a FIFO", first + 1) != std::string::npos;
+      },
+      10s, "the second reload to be refused as well", {server_.get()}));
+  EXPECT_EQ(server_->Terminate(10s), 0) << server_->Output();
+  server_.reset();  // stopped here; TearDown has nothing left to check
 }
 
 TEST_F(ServeAuthTest, HostileAuthorizationHeadersGet4xxJsonAndNoCrash) {

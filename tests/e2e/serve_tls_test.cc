@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <openssl/ssl.h>
 #include <signal.h>
+#include <sys/stat.h>
 
 #include <cstdio>
 #include <fstream>
@@ -271,6 +272,10 @@ TEST_F(ServeTlsTest, ABadCertificateOrKeyAtStartFailsTheStartClearly) {
   const std::string missing = certs_.path() + "/missing.crt";
   const std::string garbage = certs_.path() + "/garbage.crt";
   std::ofstream(garbage) << "not a certificate\n";
+  // Opening a FIFO blocks until a writer comes: the start hung (and a
+  // SIGHUP reload left SIGTERM unheard) before files were checked first.
+  const std::string fifo = certs_.path() + "/fifo.key";
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
   const std::vector<Case> cases = {
       {"mismatched key",
        {"server.tls_cert_file=" + first_.cert_file, "server.tls_key_file=" + other.key_file},
@@ -281,6 +286,12 @@ TEST_F(ServeTlsTest, ABadCertificateOrKeyAtStartFailsTheStartClearly) {
       {"not a certificate",
        {"server.tls_cert_file=" + garbage, "server.tls_key_file=" + first_.key_file},
        {"server.tls_cert_file", garbage, "not a PEM certificate"}},
+      {"key is a FIFO",
+       {"server.tls_cert_file=" + first_.cert_file, "server.tls_key_file=" + fifo},
+       {"server.tls_key_file", fifo, "is a FIFO, not a regular file"}},
+      {"certificate is a directory",
+       {"server.tls_cert_file=" + certs_.path(), "server.tls_key_file=" + first_.key_file},
+       {"server.tls_cert_file", "is a directory, not a regular file"}},
       {"certificate without key",
        {"server.tls_cert_file=" + first_.cert_file},
        {"server.tls_key_file", "together"}},
