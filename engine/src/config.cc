@@ -188,6 +188,13 @@ Status ValidateBrokers(std::string_view brokers) {
     size_t end = std::min(brokers.find_first_of(kSeparators, start), brokers.size());
     std::string_view entry = brokers.substr(start, end - start);
     ++entries;
+    if (entry.find('@') != std::string_view::npos) {
+      // user:password@host is how URLs carry credentials: not echoed.
+      return Status::InvalidArgument(
+          "kafka.brokers: an entry holds '@', as a URL with credentials would (the entry is "
+          "not printed); brokers are [scheme://]HOST[:PORT], and credentials go in "
+          "kafka.client.sasl.username and kafka.client.sasl.password");
+    }
     std::string_view address = entry;
     if (size_t scheme = address.find("://"); scheme != std::string_view::npos) {
       address.remove_prefix(scheme + 3);
@@ -212,6 +219,13 @@ Status ValidateBrokers(std::string_view brokers) {
       has_port = true;
     }  // no colon: librdkafka's default port; several: a bare IPv6 address
     if (host.empty()) return bad(entry, "has no host");
+    // A host name, an IPv4 or an IPv6 address (with a zone after '%').
+    if (!std::all_of(host.begin(), host.end(), [](char ch) {
+          return std::isalnum(static_cast<unsigned char>(ch)) != 0 || ch == '.' || ch == '-' ||
+                 ch == '_' || ch == ':' || ch == '%';
+        })) {
+      return bad(entry, "has a character that cannot be in a host name");
+    }
     uint64_t number = 0;
     if (has_port && (!ParseU64("port", port, &number).ok() || number < 1 || number > 65535)) {
       return bad(entry, "has no valid port (1-65535)");
@@ -316,6 +330,10 @@ Status ValidateConfig(const Config& c) {
     uint64_t max;
   } limits[] = {
       {"server.max_header_bytes", c.max_header_bytes, 1 << 20},
+      // Beast reserves a body's declared Content-Length up front: with no
+      // bound, one request declaring 2^50 bytes ended the process with
+      // bad_alloc. A batch holds at most 100,000 items, far below 1 GiB.
+      {"server.max_body_bytes", c.max_body_bytes, 1 << 30},
       {"server.idle_timeout_ms", c.idle_timeout_ms, kDayMs},
       {"server.io_timeout_ms", c.io_timeout_ms, kDayMs},
       {"server.shutdown_timeout_ms", c.shutdown_timeout_ms, kDayMs},

@@ -99,7 +99,8 @@ std::vector<Setting> MakeSettings() {
                             &Config::listen));
   s.push_back(IntSetting("server.http_threads", "HTTP I/O threads (0: half the cores)",
                          &Config::http_threads));
-  s.push_back(U64Setting("server.max_body_bytes", "largest request body accepted (413 above)",
+  s.push_back(U64Setting("server.max_body_bytes",
+                         "largest request body accepted (413 above; 1024..1 GiB)",
                          &Config::max_body_bytes));
   s.push_back(U64Setting("server.max_header_bytes", "largest request header block (431 above)",
                          &Config::max_header_bytes));

@@ -68,7 +68,9 @@ void DiskMonitor::Sample() {
   }
   free_.store(*free, std::memory_order_relaxed);
   admitted_.store(0, std::memory_order_relaxed);
-  bool low = *free < min_free_bytes_;
+  // A full disk is low whatever the threshold: with storage.min_free_mb = 0
+  // Admit() refuses every write there, and /readyz must say so.
+  bool low = *free < min_free_bytes_ || *free == 0;
   bool was = low_.exchange(low);
   if (low != was) {
     if (low) {
@@ -104,7 +106,15 @@ Status DiskMonitor::Admit(uint64_t bytes) {
   }
   admitted_.fetch_sub(bytes, std::memory_order_relaxed);
   if (refused_) refused_->Increment();
-  return LowSpace(free > admitted ? free - admitted : 0);
+  if (low_.load(std::memory_order_relaxed)) return LowSpace(free);
+  // The disk is not low; this write is what would take it there. Say so with
+  // the free space as it is, so that a client whose request is too large
+  // for the margin does not wait for space that its retry would need again.
+  uint64_t left = admitted - bytes < free ? free - (admitted - bytes) : 0;
+  return Status::NoSpace(
+      fmt::format("the disk of '{}' has {} MB free and this write of {} MB would leave less than "
+                  "storage.min_free_mb ({} MB); send smaller requests or free space",
+                  path_, left >> 20, (bytes + (1 << 20) - 1) >> 20, min_free_bytes_ >> 20));
 }
 
 }  // namespace catchall

@@ -339,13 +339,22 @@ TEST_F(ConfigTest, BrokerAddressesAreCheckedAsLibrdkafkaReadsThem) {
     EXPECT_TRUE(ValidateConfig(c).ok()) << ok << ": " << ValidateConfig(c).ToString();
   }
   for (std::string bad : {"k:99999", "k:0", "k:", "k:x", ":9092", "k:9092,k2:0", " , ", "[::1",
-                          "[::1]9092", "[]:9092"}) {
+                          "[::1]9092", "[]:9092", "k/x:9092", "k!:9092"}) {
     Config c;
     c.brokers = bad;
     Status s = ValidateConfig(c);
     EXPECT_FALSE(s.ok()) << bad;
     EXPECT_THAT(s.message(), HasSubstr("kafka.brokers")) << bad;
   }
+  // Found by a black-box probe: credentials in a URL passed (two colons
+  // read as a bare IPv6 address) and were printed when the broker could not
+  // be reached. Refused, and not echoed.
+  Config c;
+  c.brokers = "k1:9092,sasl_ssl://catchall:S3cret@127.0.0.1:9093";
+  Status s = ValidateConfig(c);
+  EXPECT_EQ(s.code(), Code::kInvalidArgument);
+  EXPECT_THAT(s.message(), HasSubstr("kafka.client.sasl.password"));
+  EXPECT_THAT(s.message(), Not(HasSubstr("S3cret")));
 }
 
 TEST_F(ConfigTest, UnknownCatchallEnvironmentVariablesAreWarnings) {
@@ -451,11 +460,11 @@ TEST_F(ConfigTest, TlsCertificateAndKeyComeTogether) {
 TEST_F(ConfigTest, ValuesThatWouldWrapAreRefusedWithTheirKey) {
   const char* kMax = "18446744073709551615";
   for (const char* key :
-       {"server.max_header_bytes", "server.idle_timeout_ms", "server.io_timeout_ms",
-        "server.shutdown_timeout_ms", "storage.block_cache_mb", "storage.compaction_rate_mb",
-        "log.retention_minutes", "log.max_pending_mb", "log.max_unconsumed_events",
-        "log.fetch_min_events", "log.fetch_wait_ms", "aggregate.commit_interval_ms",
-        "aggregate.idempotency_window_s", "kafka.timeout_ms"}) {
+       {"server.max_header_bytes", "server.max_body_bytes", "server.idle_timeout_ms",
+        "server.io_timeout_ms", "server.shutdown_timeout_ms", "storage.block_cache_mb",
+        "storage.compaction_rate_mb", "log.retention_minutes", "log.max_pending_mb",
+        "log.max_unconsumed_events", "log.fetch_min_events", "log.fetch_wait_ms",
+        "aggregate.commit_interval_ms", "aggregate.idempotency_window_s", "kafka.timeout_ms"}) {
     Status s = LoadError("", {{key, kMax}});
     EXPECT_EQ(s.code(), Code::kInvalidArgument) << key;
     EXPECT_THAT(s.message(), HasSubstr(key));
@@ -463,9 +472,15 @@ TEST_F(ConfigTest, ValuesThatWouldWrapAreRefusedWithTheirKey) {
   }
   Status header = LoadError("", {{"server.max_header_bytes", "4294967396"}});
   EXPECT_THAT(header.message(), HasSubstr("server.max_header_bytes"));
+  // A body limit of 2^50 loaded, and one request declaring that length made
+  // Beast reserve it: bad_alloc, the process gone.
+  Status body = LoadError("", {{"server.max_body_bytes", "1125899906842624"}});
+  EXPECT_THAT(body.message(), HasSubstr("server.max_body_bytes"));
+  EXPECT_THAT(body.message(), HasSubstr("at most 1073741824"));
   // Large but representable values still load.
   Result<Config> big = LoadConfig("", {{"server.idle_timeout_ms", "86400000"},
                                        {"server.max_header_bytes", "1048576"},
+                                       {"server.max_body_bytes", "1073741824"},
                                        {"log.retention_minutes", "525600"},
                                        {"kafka.timeout_ms", "300000"}});
   EXPECT_TRUE(big.ok()) << big.status().ToString();
@@ -536,13 +551,13 @@ TEST_F(ConfigTest, DumpConfigRoundTripsValuesThatAreNotTomlIntegers) {
   // "007" is not a TOML integer (leading zero) and u64 max does not fit in
   // TOML's int64: both must still load back.
   Result<Config> original = LoadConfig(
-      "", {{"kafka.instance_id", "007"}, {"server.max_body_bytes", "18446744073709551615"}});
+      "", {{"kafka.instance_id", "007"}, {"aggregate.catchall_threshold", "18446744073709551615"}});
   ASSERT_TRUE(original.ok()) << original.status().ToString();
   std::string dumped = DumpConfig(*original);
   Result<Config> loaded = LoadConfig(WriteFile(dumped), {});
   ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
   EXPECT_EQ(loaded->instance_id, "007");
-  EXPECT_EQ(loaded->max_body_bytes, 18446744073709551615ULL);
+  EXPECT_EQ(loaded->catchall_threshold, 18446744073709551615ULL);
 }
 
 TEST_F(ConfigTest, DumpConfigQuotesStringsThatNeedEscaping) {

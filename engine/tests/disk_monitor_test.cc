@@ -54,6 +54,33 @@ TEST_F(DiskMonitorTest, AdmitCountsBytesUntilTheNextSample) {
   EXPECT_TRUE(monitor.Admit(1 * kMb).ok());
 }
 
+TEST_F(DiskMonitorTest, AFullDiskIsLowWhateverTheThreshold) {
+  env_.SetFreeBytes(0);
+  Metrics metrics;
+  DiskMonitor monitor(&env_, dir_.path(), 0, &metrics);
+  EXPECT_EQ(monitor.Check().code(), Code::kNoSpace) << "storage.min_free_mb = 0, nothing free";
+  EXPECT_EQ(monitor.Admit(1).code(), Code::kNoSpace);
+  EXPECT_THAT(metrics.Serialize(), HasSubstr("catchall_storage_low_space 1\n"));
+  env_.SetFreeBytes(1 * kMb);
+  monitor.Sample();
+  EXPECT_TRUE(monitor.Check().ok());
+  EXPECT_THAT(metrics.Serialize(), HasSubstr("catchall_storage_low_space 0\n"));
+}
+
+TEST_F(DiskMonitorTest, AWriteTooLargeForTheMarginSaysWhatIsFreeAndWhatItNeeds) {
+  env_.SetFreeBytes(100 * kMb);
+  DiskMonitor monitor(&env_, dir_.path(), 40 * kMb, nullptr);
+  ASSERT_TRUE(monitor.Admit(10 * kMb).ok());
+  Status refused = monitor.Admit(60 * kMb);
+  EXPECT_EQ(refused.code(), Code::kNoSpace);
+  // The space as it is (90 MB after the first write), not as it would be.
+  EXPECT_THAT(refused.message(), HasSubstr("has 90 MB free"));
+  EXPECT_THAT(refused.message(), HasSubstr("this write of 60 MB"));
+  EXPECT_THAT(refused.message(), HasSubstr("storage.min_free_mb (40 MB)"));
+  EXPECT_TRUE(monitor.Check().ok()) << "the disk is not low: smaller writes still go through";
+  EXPECT_TRUE(monitor.Admit(1 * kMb).ok());
+}
+
 TEST_F(DiskMonitorTest, TheThreadSamplesByItself) {
   env_.SetFreeBytes(100 * kMb);
   DiskMonitor monitor(&env_, dir_.path(), 50 * kMb, nullptr);
