@@ -17,21 +17,12 @@ Status RequireRegularFile(std::string_view setting, const std::string& file) {
   }
   const char* kind = "not a regular file";
   switch (st.type()) {
-    case std::filesystem::file_type::directory:
-      kind = "a directory";
-      break;
-    case std::filesystem::file_type::fifo:
-      kind = "a FIFO";
-      break;
-    case std::filesystem::file_type::socket:
-      kind = "a socket";
-      break;
+    case std::filesystem::file_type::directory: kind = "a directory"; break;
+    case std::filesystem::file_type::fifo: kind = "a FIFO"; break;
+    case std::filesystem::file_type::socket: kind = "a socket"; break;
     case std::filesystem::file_type::block:
-    case std::filesystem::file_type::character:
-      kind = "a device";
-      break;
-    default:
-      break;
+    case std::filesystem::file_type::character: kind = "a device"; break;
+    default: break;
   }
   return Status::InvalidArgument(
       fmt::format("{}: '{}' is {}, not a regular file", setting, file, kind));
