@@ -251,10 +251,7 @@ void AggregatorNode::Close() {
   workers_.clear();
   standby_.reset();
   standby_log_.reset();
-  if (store_) {
-    Status s = store_->Flush();
-    if (!s.ok()) spdlog::warn("flushing the store: {}", s.ToString());
-  }
+  if (store_) FlushStoreOnShutdown(store_.get(), disk_.get());
   counters_.reset();
   disk_.reset();
   store_.reset();
@@ -308,12 +305,9 @@ void QueryNode::Close() {
     materializer_->Stop();
     materializer_.reset();
   }
+  if (store_) FlushStoreOnShutdown(store_.get(), disk_.get());
   disk_.reset();
-  if (store_) {
-    Status s = store_->Flush();
-    if (!s.ok()) spdlog::warn("flushing the store: {}", s.ToString());
-    store_.reset();
-  }
+  store_.reset();
 }
 
 Status RunTopicsCommand(const Config& config, bool create, int32_t expected_partitions,

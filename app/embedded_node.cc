@@ -94,10 +94,7 @@ void EmbeddedNode::Close() {
   if (ingest_) ingest_->Stop();
   if (aggregation_) aggregation_->Stop();
   if (log_) log_->Close();
-  if (store_) {
-    Status s = store_->Flush();
-    if (!s.ok()) spdlog::warn("flushing the store on shutdown failed: {}", s.ToString());
-  }
+  if (store_) FlushStoreOnShutdown(store_.get(), disk_.get());
   aggregation_.reset();
   group_log_.reset();
   log_.reset();

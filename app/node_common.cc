@@ -1,6 +1,7 @@
 #include "node_common.h"
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <thread>
@@ -53,6 +54,20 @@ Status BindStoreToTopics(KvStore* store, std::string_view column, const Config& 
   // Flushed now: an aggregator's store has no write-ahead log, and a
   // kill -9 before its first flush would lose the record.
   return store->Flush();
+}
+
+void FlushStoreOnShutdown(KvStore* store, DiskMonitor* disk) {
+  if (disk) {
+    disk->Sample();  // as it is now, not up to a sampling interval ago
+    Status room = disk->Check();
+    if (!room.ok()) {
+      spdlog::warn("not flushing the store on shutdown: {}; the next start recovers it",
+                   room.message());
+      return;
+    }
+  }
+  Status s = store->Flush();
+  if (!s.ok()) spdlog::warn("flushing the store on shutdown failed: {}", s.ToString());
 }
 
 Status StartHttp(const Config& config, const HttpRouter* router, Metrics* metrics,
