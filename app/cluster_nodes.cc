@@ -251,7 +251,7 @@ void AggregatorNode::Close() {
   workers_.clear();
   standby_.reset();
   standby_log_.reset();
-  if (store_) FlushStoreOnShutdown(store_.get(), disk_.get());
+  if (store_) FlushStoreOnShutdown(store_.get(), disk_.get(), config().write_buffer_mb << 20);
   counters_.reset();
   disk_.reset();
   store_.reset();
@@ -305,7 +305,7 @@ void QueryNode::Close() {
     materializer_->Stop();
     materializer_.reset();
   }
-  if (store_) FlushStoreOnShutdown(store_.get(), disk_.get());
+  if (store_) FlushStoreOnShutdown(store_.get(), disk_.get(), config().write_buffer_mb << 20);
   disk_.reset();
   store_.reset();
 }

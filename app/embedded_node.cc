@@ -94,7 +94,7 @@ void EmbeddedNode::Close() {
   if (ingest_) ingest_->Stop();
   if (aggregation_) aggregation_->Stop();
   if (log_) log_->Close();
-  if (store_) FlushStoreOnShutdown(store_.get(), disk_.get());
+  if (store_) FlushStoreOnShutdown(store_.get(), disk_.get(), config().write_buffer_mb << 20);
   aggregation_.reset();
   group_log_.reset();
   log_.reset();

@@ -56,13 +56,17 @@ Status BindStoreToTopics(KvStore* store, std::string_view column, const Config& 
   return store->Flush();
 }
 
-void FlushStoreOnShutdown(KvStore* store, DiskMonitor* disk) {
+void FlushStoreOnShutdown(KvStore* store, DiskMonitor* disk, uint64_t room_bytes) {
   if (disk) {
     disk->Sample();  // as it is now, not up to a sampling interval ago
-    Status room = disk->Check();
-    if (!room.ok()) {
+    Status low = disk->Check();
+    if (low.ok() && disk->free_bytes() < room_bytes) {
+      low = Status::NoSpace(fmt::format("{} MB free, less than a write buffer ({} MB)",
+                                        disk->free_bytes() >> 20, room_bytes >> 20));
+    }
+    if (!low.ok()) {
       spdlog::warn("not flushing the store on shutdown: {}; the next start recovers it",
-                   room.message());
+                   low.message());
       return;
     }
   }

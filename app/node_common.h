@@ -46,13 +46,15 @@ std::vector<TopicSpec> ProductTopics(const Config& config, int32_t partitions);
 std::unique_ptr<DiskMonitor> WatchDisk(Env* env, const Config& config, Metrics* metrics);
 
 // Flushes `store` on a clean shutdown (a faster next start), unless `disk`
-// (may be null) finds the data dir's disk low. There a flush can only fail,
-// and after a failed write-ahead-log write Debian's RocksDB 7.8 aborts on
-// the sync that follows (a probe saw `sync_without_flush_called_` on
-// SIGTERM with a full disk). Nothing needs the flush: what was acknowledged
-// is in a write-ahead log or in Kafka, and the next start recovers it as
-// after kill -9.
-void FlushStoreOnShutdown(KvStore* store, DiskMonitor* disk);
+// (may be null) finds the data dir's disk low or with less than
+// `room_bytes` free (what the flush writes: one write buffer), whatever
+// storage.min_free_mb says. There a flush may fail, and after a failed
+// write-ahead-log write Debian's RocksDB 7.8 aborts on the sync that
+// follows (a probe saw `sync_without_flush_called_` on SIGTERM with a full
+// disk and the threshold off). Nothing needs the flush: what was
+// acknowledged is in a write-ahead log or in Kafka, and the next start
+// recovers it as after kill -9.
+void FlushStoreOnShutdown(KvStore* store, DiskMonitor* disk, uint64_t room_bytes);
 
 // kafka.instance_id, or "<hostname>-<port>" when unset.
 std::string InstanceId(const Config& config);

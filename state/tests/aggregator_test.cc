@@ -224,6 +224,12 @@ TEST_F(AggregatorTest, ADeadLetterKeepsAtMostACappedCopyAndSaysWhatWasCut) {
   EXPECT_THAT(big.value, HasSubstr(R"("topic":"events")"));
   EXPECT_THAT(big.value, HasSubstr(R"(,"offset":7,)"));
 
+  // The worst case: every field all control bytes, each escaped to six.
+  const std::string control(400'000, '\x01');
+  LogRecord worst = Aggregator::DeadLetter("events", Record(control, control, 9), control);
+  EXPECT_LT(worst.key.size() + worst.value.size(), size_t{1'000'000})
+      << "librdkafka's default message.max.bytes";
+
   // A record of ordinary size is copied whole, with no note.
   LogRecord small = Aggregator::DeadLetter("events", Record("a.com", "\x01oops", 8), "why");
   EXPECT_EQ(small.key, "a.com");

@@ -186,8 +186,9 @@ TEST_F(DiskFullTest, ARealDiskFullLosesNothingAcknowledgedAcrossARestart) {
 // flushed the store on the way out, and once in three runs RocksDB 7.8
 // aborted in the sync after a failed write-ahead-log write (exit 134). A
 // low disk now skips the flush; what was acknowledged is recovered from the
-// write-ahead log at the next start, as after kill -9. (A threshold makes
-// the low disk certain here; with none, a write may meet ENOSPC first.)
+// write-ahead log at the next start, as after kill -9. The 8 MB left are
+// less than a write buffer (64 MB), which skips the flush whatever the
+// threshold; the threshold keeps the writes from meeting ENOSPC first.
 TEST_F(DiskFullTest, SigtermWhileTheDiskIsLowExitsCleanlyWithoutFlushingAndLosesNothing) {
   Fill(40);
   Start({"--set", "storage.min_free_mb=2"});

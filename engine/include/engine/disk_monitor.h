@@ -51,6 +51,8 @@ class DiskMonitor {
   void Sample();
 
   uint64_t min_free_bytes() const { return min_free_bytes_; }
+  // Free bytes at the last sample.
+  uint64_t free_bytes() const { return free_.load(std::memory_order_relaxed); }
 
  private:
   Status LowSpace(uint64_t free) const;

@@ -75,7 +75,8 @@ class Aggregator {
   // the key held twice made a 200 KB record of control bytes a 1.2 MB dead
   // letter; the broker refused it (message.max.bytes, 1 MB by default), the
   // transaction aborted, was retried forever, and nothing behind it was
-  // counted. At most ~3 x 6 x 32 KiB, well under any broker's limit.
+  // counted. At most 3 x 6 x 32 KiB of JSON plus the 32 KiB record key:
+  // ~620 KB, under librdkafka's 1,000,000 and the broker's 1 MB.
   static constexpr size_t kDeadLetterCopyBytes = size_t{32} * 1024;
   static LogRecord DeadLetter(std::string_view topic, const ConsumedRecord& record,
                               std::string_view reason);
