@@ -75,14 +75,29 @@ void ExpectExactAfterResending(EventLoad& load, const ServerProcess& ingest,
   ExpectCounts(q, Tally(all), servers, timeout);
 }
 
+// Reads `topic`'s read_committed records with kcat, each printed with
+// kcat's `format`, into `out`; returns kcat's exit code.
+int ReadCommitted(const std::string& brokers, const std::string& topic, const std::string& format,
+                  std::string* out) {
+  return RunProgram({"kcat", "-C", "-b", brokers, "-t", topic, "-e", "-q", "-X",
+                     "isolation.level=read_committed", "-f", format},
+                    "", out);
+}
+
+// Produces "<key>\t<value>" lines to `topic` with kcat, keyed with the
+// partitioner that matches Kafka's Java default (and catchall's), as
+// docs/operations.md's replay does; returns kcat's exit code.
+int ProduceKeyedLines(const std::string& brokers, const std::string& topic,
+                      const std::string& lines, std::string* out) {
+  return RunProgram(
+      {"kcat", "-P", "-b", brokers, "-t", topic, "-K", "\t", "-X", "partitioner=murmur2_random"},
+      lines, out);
+}
+
 // The number of read_committed records in `topic`.
 size_t RecordsIn(const std::string& brokers, const std::string& topic) {
   std::string out;
-  EXPECT_EQ(RunProgram({"kcat", "-C", "-b", brokers, "-t", topic, "-e", "-q", "-X",
-                        "isolation.level=read_committed", "-f", "r\n"},
-                       "", &out),
-            0)
-      << out;
+  EXPECT_EQ(ReadCommitted(brokers, topic, "r\n", &out), 0) << out;
   return static_cast<size_t>(std::count(out.begin(), out.end(), 'r'));
 }
 
@@ -611,11 +626,7 @@ TEST_F(ClusterTest, ARecordWhoseDeadLetterWouldExceedTheBrokersLimitDoesNotStall
     lines += d + "\t{\"domain\":\"" + d + "\",\"type\":\"delivered\"}\n";
   }
   std::string out;
-  ASSERT_EQ(RunProgram({"kcat", "-P", "-b", brokers_, "-t", names_.events, "-K", "\t", "-X",
-                        "partitioner=murmur2_random"},
-                       lines, &out),
-            0)
-      << out;
+  ASSERT_EQ(ProduceKeyedLines(brokers_, names_.events, lines, &out), 0) << out;
   HttpClient q(query->port());
   Counts want;
   for (int i = 0; i < kPartitions * 4; ++i) want["after" + std::to_string(i) + ".example"] = {1, 0};
@@ -624,9 +635,7 @@ TEST_F(ClusterTest, ARecordWhoseDeadLetterWouldExceedTheBrokersLimitDoesNotStall
   std::string dlq;
   EXPECT_TRUE(WaitUntil(
       [&] {
-        RunProgram({"kcat", "-C", "-b", brokers_, "-t", names_.dead_letter, "-e", "-q", "-X",
-                    "isolation.level=read_committed", "-f", "%s\n"},
-                   "", &dlq);
+        ReadCommitted(brokers_, names_.dead_letter, "%s\n", &dlq);
         return dlq.find(R"("truncated":true)") != std::string::npos;
       },
       30s, "the cut copy in the dead-letter topic", {aggregate.get()}, 200ms))
@@ -644,19 +653,14 @@ TEST_F(ClusterTest, KcatReplayProducesStatusesAndDeadLettersMisroutedRecords) {
   ExpectReady(*query);
 
   // The documented replay: "<domain>\t<event json>" lines, keyed by the
-  // normalized domain, with the partitioner that matches Kafka's Java
-  // default (and catchall's).
+  // normalized domain.
   std::string lines;
   for (int i = 0; i < 1200; ++i) {
     lines += "replayed.example\t{\"domain\":\"replayed.example\",\"type\":\"delivered\"}\n";
   }
   lines += "other.example\t{\"domain\":\"other.example\",\"type\":\"bounced\",\"ts\":1}\n";
   std::string out;
-  ASSERT_EQ(RunProgram({"kcat", "-P", "-b", brokers_, "-t", names_.events, "-K", "\t", "-X",
-                        "partitioner=murmur2_random"},
-                       lines, &out),
-            0)
-      << out;
+  ASSERT_EQ(ProduceKeyedLines(brokers_, names_.events, lines, &out), 0) << out;
   // A record in the wrong partition must not be counted but dead-lettered.
   std::string misrouted = "misrouted.example";
   int32_t right = PartitionForKey(misrouted, kPartitions);
@@ -679,9 +683,7 @@ TEST_F(ClusterTest, KcatReplayProducesStatusesAndDeadLettersMisroutedRecords) {
   std::string dlq;
   EXPECT_TRUE(WaitUntil(
       [&] {
-        RunProgram({"kcat", "-C", "-b", brokers_, "-t", names_.dead_letter, "-e", "-q", "-X",
-                    "isolation.level=read_committed", "-f", "%s\n"},
-                   "", &dlq);
+        ReadCommitted(brokers_, names_.dead_letter, "%s\n", &dlq);
         return dlq.find("misrouted.example") != std::string::npos;
       },
       30s, "the misrouted record in the dead-letter topic", {aggregate.get()}, 200ms))
@@ -690,9 +692,7 @@ TEST_F(ClusterTest, KcatReplayProducesStatusesAndDeadLettersMisroutedRecords) {
 
   // Statuses can be read out of the changelog with kcat too.
   std::string statuses;
-  RunProgram({"kcat", "-C", "-b", brokers_, "-t", names_.status, "-e", "-q", "-X",
-              "isolation.level=read_committed", "-f", "%k %s\n"},
-             "", &statuses);
+  ReadCommitted(brokers_, names_.status, "%k %s\n", &statuses);
   EXPECT_THAT(
       statuses,
       HasSubstr(
