@@ -100,17 +100,23 @@ Status DiskMonitor::Check() const {
 
 Status DiskMonitor::Admit(uint64_t bytes) {
   uint64_t free = free_.load(std::memory_order_relaxed);
-  uint64_t admitted = admitted_.fetch_add(bytes, std::memory_order_relaxed) + bytes;
-  if (!low_.load(std::memory_order_relaxed) && admitted + min_free_bytes_ <= free) {
-    return Status::Ok();
+  // Reserve with compare-and-swap, never add-then-undo: Sample() may reset
+  // the count between an add and its undo, and the undo would then wrap it
+  // below zero (refusing everything, or letting a later write of the same
+  // size through when it wraps back).
+  uint64_t admitted = admitted_.load(std::memory_order_relaxed);
+  while (!low_.load(std::memory_order_relaxed) && bytes <= free &&
+         admitted + bytes + min_free_bytes_ <= free) {
+    if (admitted_.compare_exchange_weak(admitted, admitted + bytes, std::memory_order_relaxed)) {
+      return Status::Ok();
+    }
   }
-  admitted_.fetch_sub(bytes, std::memory_order_relaxed);
   if (refused_) refused_->Increment();
   if (low_.load(std::memory_order_relaxed)) return LowSpace(free);
   // The disk is not low; this write is what would take it there. Say so with
   // the free space as it is, so that a client whose request is too large
   // for the margin does not wait for space that its retry would need again.
-  uint64_t left = admitted - bytes < free ? free - (admitted - bytes) : 0;
+  uint64_t left = admitted < free ? free - admitted : 0;
   return Status::NoSpace(
       fmt::format("the disk of '{}' has {} MB free and this write of {} MB would leave less than "
                   "storage.min_free_mb ({} MB); send smaller requests or free space",

@@ -3,7 +3,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <future>
+#include <thread>
 
 #include "engine/local_log.h"
 #include "engine/metrics.h"
@@ -79,6 +81,29 @@ TEST_F(DiskMonitorTest, AWriteTooLargeForTheMarginSaysWhatIsFreeAndWhatItNeeds) 
   EXPECT_THAT(refused.message(), HasSubstr("storage.min_free_mb (40 MB)"));
   EXPECT_TRUE(monitor.Check().ok()) << "the disk is not low: smaller writes still go through";
   EXPECT_TRUE(monitor.Admit(1 * kMb).ok());
+}
+
+// A refused write must leave the count as it found it even when a sample
+// resets the count between the write's reservation and its refusal: an undo
+// after the reset would wrap the count below zero, and the next refused write
+// of the same size would wrap it back to zero and be let through.
+TEST_F(DiskMonitorTest, ARefusalRacingASampleNeitherAdmitsNorBlocksLaterWrites) {
+  env_.SetFreeBytes(100 * kMb);
+  DiskMonitor monitor(&env_, dir_.path(), 50 * kMb, nullptr);
+  std::atomic<bool> stop{false};
+  std::atomic<int> wrongly_admitted{0};
+  std::thread writer([&] {
+    while (!stop.load(std::memory_order_relaxed)) {
+      // 60 MB of 100 free never fits above a 50 MB margin.
+      if (monitor.Admit(60 * kMb).ok()) wrongly_admitted.fetch_add(1);
+    }
+  });
+  for (int i = 0; i < 200000; ++i) monitor.Sample();
+  stop = true;
+  writer.join();
+  EXPECT_EQ(wrongly_admitted.load(), 0);
+  EXPECT_EQ(monitor.Admit(60 * kMb).code(), Code::kNoSpace);
+  EXPECT_TRUE(monitor.Admit(1 * kMb).ok()) << "a small write fits the margin";
 }
 
 TEST_F(DiskMonitorTest, TheThreadSamplesByItself) {
