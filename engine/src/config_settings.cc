@@ -251,7 +251,10 @@ std::vector<Setting> MakeSettings() {
                   "({}), which should hold a few fetches decompressed",
                   KafkaGroupOptions().queued_max_kb),
       &Config::max_partition_fetch_kb));
-  s.push_back(U64Setting("kafka.timeout_ms", "broker request timeout", &Config::kafka_timeout_ms));
+  s.push_back(U64Setting(
+      "kafka.timeout_ms",
+      "broker request timeout; ingest answers every write (503 if unacknowledged) within it",
+      &Config::kafka_timeout_ms));
   s.push_back(
       StringSetting("logging.level", "trace, debug, info, warn, error", &Config::log_level));
   // API keys (auth.*): auth is on when either is set; SIGHUP re-reads the file.

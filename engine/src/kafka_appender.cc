@@ -3,7 +3,9 @@
 #include <spdlog/spdlog.h>
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
+#include <deque>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -14,22 +16,46 @@
 namespace catchall {
 namespace {
 
+using Clock = std::chrono::steady_clock;
+
 // Completion state of one Append call, shared by its records' delivery
-// reports. `remaining` starts at records + 1; the extra count belongs to the
-// enqueueing thread so that `done` cannot run before every record was handed
-// over.
+// reports and the appender's deadline queue.
+//
+// The call is answered once: when its last record is settled, or at its
+// deadline if that comes first. librdkafka times out a message that is
+// already in a request only when the request ends (measured: 503s after
+// 9-14 s with kafka.timeout_ms = 5 s when two of three brokers died), so the
+// deadline queue answers for it; records settled later change nothing.
 struct AppendState {
+  // Starts at records + 1; the extra count belongs to the enqueueing thread
+  // so that the answer cannot come before every record was handed over.
   std::atomic<int64_t> remaining{0};
+  // The records' side (until `remaining` reaches 0) and the deadline queue's
+  // (until the queue drops the call); the last one deletes the state.
+  std::atomic<int> owners{2};
+  std::atomic<bool> answered{false};
   std::atomic<int> error{RD_KAFKA_RESP_ERR_NO_ERROR};
+  Clock::time_point deadline;
   // What a failure means for the call; set before the records are handed over.
   std::string failure = "Kafka did not acknowledge the records";
   LogAppender::Callback done;
 
+  // True when this call answered (false: it had been answered already).
+  bool Answer(const Status& s) {
+    if (answered.exchange(true, std::memory_order_acq_rel)) return false;
+    done(s);
+    return true;
+  }
+
+  void Unref() {
+    if (owners.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+  }
+
   void Release() {
     if (remaining.fetch_sub(1, std::memory_order_acq_rel) == 1) {
       auto err = static_cast<rd_kafka_resp_err_t>(error.load());
-      done(kafka_internal::FromError(err, failure));
-      delete this;
+      Answer(kafka_internal::FromError(err, failure));
+      Unref();
     }
   }
 };
@@ -52,6 +78,14 @@ class KafkaAppender : public LogAppender {
       if (rkt_) rd_kafka_topic_destroy(rkt_);
       rd_kafka_destroy(rk_);
     }
+    // No delivery report comes any more: whatever is unanswered now never
+    // will be otherwise.
+    std::lock_guard<std::mutex> lock(deadlines_mu_);
+    for (AppendState* state : deadlines_) {
+      state->Answer(Status::Unavailable("ingest stopped before Kafka acknowledged the records"));
+      state->Unref();
+    }
+    deadlines_.clear();
   }
 
   Status Init(const KafkaOptions& options, std::string topic) {
@@ -88,13 +122,14 @@ class KafkaAppender : public LogAppender {
   }
 
   Status Append(std::vector<LogRecord> records, Callback done) override {
-    CATCHALL_RETURN_IF_ERROR(Health());
+    CATCHALL_RETURN_IF_ERROR(AcceptHealth());
     if (records.empty()) {
       done(Status::Ok());
       return Status::Ok();
     }
     auto* state = new AppendState();
     state->remaining.store(static_cast<int64_t>(records.size()) + 1);
+    state->deadline = Clock::now() + timeout_;
     state->done = std::move(done);
     size_t enqueued = 0;
     for (const LogRecord& r : records) {
@@ -121,17 +156,35 @@ class KafkaAppender : public LogAppender {
       }
       ++enqueued;
     }
+    {
+      std::lock_guard<std::mutex> lock(deadlines_mu_);
+      deadlines_.push_back(state);
+    }
     state->Release();
     return Status::Ok();
   }
 
   int32_t partition_count() const override { return partitions_; }
 
+  // Not ready while appends are refused at once (AcceptHealth) and also
+  // while Kafka fails the writes it is given: with two of three brokers
+  // down the last one answers metadata requests but stores nothing
+  // (min.insync.replicas), and a load balancer should send the writes
+  // elsewhere. Appends are not refused for that: a failure may concern one
+  // partition only, and a write that succeeds is what ends the state. Without
+  // traffic it ends after kafka.timeout_ms, so that a node taken out of a
+  // load balancer's rotation gets traffic again to find out.
   Status Health() const override {
-    if (brokers_down_.load(std::memory_order_acquire)) {
-      return Status::Unavailable("no Kafka broker is reachable");
-    }
-    return TopicHealth(partitions_seen_.load(std::memory_order_acquire));
+    CATCHALL_RETURN_IF_ERROR(AcceptHealth());
+    if (!failing_.load(std::memory_order_acquire)) return Status::Ok();
+    auto ago = Clock::now() - Clock::time_point(Clock::duration(last_failure_.load()));
+    if (ago >= timeout_) return Status::Ok();
+    return Status::Unavailable(fmt::format(
+        "Kafka failed the last write {} ms ago ({}); not ready until a write succeeds or "
+        "kafka.timeout_ms ({} ms) passes without another failure",
+        std::chrono::duration_cast<std::chrono::milliseconds>(ago).count(),
+        rd_kafka_err2str(static_cast<rd_kafka_resp_err_t>(last_failure_error_.load())),
+        timeout_.count()));
   }
 
   Status Flush(std::chrono::milliseconds timeout) override {
@@ -142,6 +195,27 @@ class KafkaAppender : public LogAppender {
  private:
   // Unavailable, saying why, unless the events topic has (`seen`) the
   // partitions it had when this node started.
+  // Appends are refused at once while no broker is reachable or the events
+  // topic is not the one this node started with.
+  Status AcceptHealth() const {
+    if (brokers_down_.load(std::memory_order_acquire)) {
+      return Status::Unavailable("no Kafka broker is reachable");
+    }
+    return TopicHealth(partitions_seen_.load(std::memory_order_acquire));
+  }
+
+  // A write failed for want of brokers or replicas (not for its content):
+  // for Health(). On the poller thread, like OnWritten.
+  void OnWriteFailed(rd_kafka_resp_err_t err) {
+    last_failure_error_.store(err);
+    last_failure_.store(Clock::now().time_since_epoch().count());
+    failing_.store(true, std::memory_order_release);
+  }
+
+  void OnWritten() {
+    if (failing_.load(std::memory_order_relaxed)) failing_.store(false, std::memory_order_release);
+  }
+
   Status TopicHealth(int32_t seen) const {
     if (seen == partitions_) return Status::Ok();
     if (seen == 0) {
@@ -166,8 +240,11 @@ class KafkaAppender : public LogAppender {
     if (m->err) {
       int expected = RD_KAFKA_RESP_ERR_NO_ERROR;
       state->error.compare_exchange_strong(expected, m->err);
-    } else if (self->brokers_down_.load(std::memory_order_relaxed)) {
-      self->brokers_down_.store(false);
+      Code code = kafka_internal::FromError(m->err, "").code();
+      if (code == Code::kUnavailable || code == Code::kTimeout) self->OnWriteFailed(m->err);
+    } else {
+      self->OnWritten();
+      if (self->brokers_down_.load(std::memory_order_relaxed)) self->brokers_down_.store(false);
     }
     state->Release();
   }
@@ -185,9 +262,54 @@ class KafkaAppender : public LogAppender {
     }
   }
 
-  // Serves delivery reports (and the error callback) as they come.
+  // Serves delivery reports (and the error callback) as they come, and
+  // answers the calls whose deadline passed: within 50 ms of it when idle.
   void PollLoop() {
-    while (running_.load()) rd_kafka_poll(rk_, 50);
+    while (running_.load()) {
+      rd_kafka_poll(rk_, 50);
+      AnswerOverdue();
+    }
+  }
+
+  // Drops answered calls from the front of the deadline queue and answers
+  // the overdue ones. Deadlines are in the queue's order (one timeout for
+  // every call), so the first call that is neither ends the sweep.
+  void AnswerOverdue() {
+    Clock::time_point now = Clock::now();
+    size_t answered = 0;
+    {
+      std::lock_guard<std::mutex> lock(deadlines_mu_);
+      answered = AnswerOverdueLocked(now);
+    }
+    overdue_since_log_ += answered;
+    if (overdue_since_log_ > 0 && now - overdue_logged_at_ >= std::chrono::seconds(1)) {
+      spdlog::warn(
+          "ingest: {} requests got no answer from Kafka within kafka.timeout_ms ({} ms) and were "
+          "answered 503",
+          overdue_since_log_, timeout_.count());
+      overdue_since_log_ = 0;
+      overdue_logged_at_ = now;
+    }
+  }
+
+  size_t AnswerOverdueLocked(Clock::time_point now) {
+    size_t answered = 0;
+    while (!deadlines_.empty()) {
+      AppendState* state = deadlines_.front();
+      if (!state->answered.load(std::memory_order_acquire)) {
+        if (now < state->deadline) break;
+        if (state->Answer(Status::Unavailable(fmt::format(
+                "Kafka did not acknowledge the records within kafka.timeout_ms ({} ms); they may "
+                "still be stored, so retry with the same Idempotency-Key or item ids",
+                timeout_.count())))) {
+          OnWriteFailed(RD_KAFKA_RESP_ERR__MSG_TIMED_OUT);
+          ++answered;
+        }
+      }
+      deadlines_.pop_front();
+      state->Unref();
+    }
+    return answered;
   }
 
   // Probes the events topic: while every broker is down or the topic is
@@ -199,8 +321,8 @@ class KafkaAppender : public LogAppender {
   void WatchLoop() {
     std::unique_lock<std::mutex> lock(stop_mu_);
     while (running_.load()) {
-      auto every = Health().ok() && unconfirmed_count_ < 0 ? std::chrono::milliseconds(5000)
-                                                           : std::chrono::milliseconds(500);
+      auto every = AcceptHealth().ok() && unconfirmed_count_ < 0 ? std::chrono::milliseconds(5000)
+                                                                 : std::chrono::milliseconds(500);
       if (stop_cv_.wait_for(lock, every, [this] { return !running_.load(); })) break;
       lock.unlock();
       Probe();
@@ -264,6 +386,17 @@ class KafkaAppender : public LogAppender {
   // partitions_seen_, until a second answer confirms it (-1: none).
   int32_t unconfirmed_count_ = -1;
   std::atomic<bool> brokers_down_{false};
+  // The last write Kafka failed for want of brokers or replicas, unless one
+  // succeeded since (failing_): when (steady clock ticks) and why.
+  std::atomic<bool> failing_{false};
+  std::atomic<Clock::rep> last_failure_{0};
+  std::atomic<int> last_failure_error_{RD_KAFKA_RESP_ERR_NO_ERROR};
+  // Every accepted call not yet dropped by AnswerOverdue(), oldest first.
+  std::mutex deadlines_mu_;
+  std::deque<AppendState*> deadlines_;
+  // The poller's: calls answered at their deadline since the last warning.
+  size_t overdue_since_log_ = 0;
+  Clock::time_point overdue_logged_at_{};
   std::atomic<bool> running_{false};
   std::mutex stop_mu_;  // with stop_cv_, wakes the watcher at shutdown
   std::condition_variable stop_cv_;

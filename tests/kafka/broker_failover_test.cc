@@ -6,6 +6,7 @@
 // and nothing is counted twice. What clients lived through (the longest run
 // of refusals, the slowest PUT) is printed for docs/benchmarks.md; it is
 // measured, not asserted.
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -17,6 +18,8 @@
 
 #include "support/catchall_client.h"
 #include "support/event_load.h"
+#include "support/http_client.h"
+#include "support/json.h"
 #include "support/kafka_cluster.h"
 #include "support/metrics.h"
 #include "support/read_probe.h"
@@ -28,6 +31,7 @@
 namespace catchall::testing {
 namespace {
 
+using ::testing::HasSubstr;
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
@@ -193,6 +197,36 @@ TEST_F(BrokerFailoverTest, LeaderKilledCoordinatorKilledAndRollingRestartLoseAnd
     ASSERT_TRUE(WaitForAcked(load, load.acked() + 500));
     ASSERT_EQ(cluster_.Start(), 0) << cluster_.output();
     ASSERT_TRUE(WaitForFullReplication());
+  });
+
+  // Two of three down: the last broker still answers metadata requests, but
+  // with one replica in sync (min.insync.replicas 2) it stores nothing, and
+  // librdkafka fails a message already in a request only when the request
+  // ends (a black-box probe saw 503s after 9-14 s, and /readyz 200).
+  UnderLoad("two-brokers-down", [&](EventLoad& load) {
+    ASSERT_TRUE(cluster_.Kill(2));
+    ASSERT_TRUE(cluster_.Kill(3));
+    HttpClient probe(ingest_->port(), 30s);
+    for (int i = 0; i < 3; ++i) {
+      Clock::time_point sent = Clock::now();
+      HttpResult r = probe.Put("/events/two-brokers-down-probe.com/delivered",
+                               {{"Idempotency-Key", "two-brokers-down-" + std::to_string(i)}});
+      Clock::duration took = Clock::now() - sent;
+      EXPECT_EQ(r.status, 503) << r.body;
+      EXPECT_EQ(JsonString(r.body, "code"), "log_unavailable") << r.body;
+      // Answered by kafka.timeout_ms (5 s, the default here), with 1.5 s
+      // for a loaded machine.
+      EXPECT_LT(took, 6500ms) << r.body;
+      // And not ready while Kafka fails the writes it is given.
+      HttpResult ready = probe.Get("/readyz");
+      EXPECT_EQ(ready.status, 503) << ready.body;
+      EXPECT_THAT(JsonString(ready.body, "message").value_or(""), HasSubstr("Kafka")) << ready.body;
+    }
+    ASSERT_EQ(cluster_.Start(), 0) << cluster_.output();
+    ASSERT_TRUE(WaitForFullReplication());
+    ASSERT_TRUE(WaitForAcked(load, load.acked() + 200));
+    EXPECT_TRUE(WaitUntil([&] { return probe.Get("/readyz").status == 200; }, 30s,
+                          "ingest ready once writes succeed again", Roles(), 100ms));
   });
 
   UnderLoad("rolling-restart", [&](EventLoad& load) {

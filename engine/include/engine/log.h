@@ -106,9 +106,11 @@ class RecordBatch {
 class LogAppender {
  public:
   // Runs exactly once per accepted Append, never inside Append itself, when
-  // every record of the call is durable (OK) or when any of them failed: on a
-  // thread of the log, or (the local log) on the HTTP I/O thread that
-  // appended, at the end of its round (io_round.h). It must not block.
+  // every record of the call is durable (OK) or when any of them failed (or,
+  // Kafka's, when kafka.timeout_ms passed first: Unavailable, and the records
+  // may still be stored): on a thread of the log, or (the local log) on the
+  // HTTP I/O thread that appended, at the end of its round (io_round.h). It
+  // must not block.
   using Callback = std::function<void(const Status&)>;
 
   virtual ~LogAppender() = default;
