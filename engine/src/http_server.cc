@@ -183,10 +183,10 @@ class Session final : public SessionBase {
   Session(Socket&& socket, std::shared_ptr<HttpServerImpl> server,
           std::shared_ptr<net::ssl::context> tls = nullptr)
       : context_(server->ContextOf(socket)),
-        stream_(MakeStream(std::move(socket), tls.get())),
-        timer_(stream_.get_executor()),
         server_(std::move(server)),
-        tls_(std::move(tls)) {}
+        tls_(std::move(tls)),
+        stream_(MakeStream(std::move(socket), tls_.get())),
+        timer_(stream_.get_executor()) {}
 
   ~Session() override {
     server_->connections.fetch_sub(1);
@@ -562,6 +562,12 @@ class Session final : public SessionBase {
   }
 
   const size_t context_;  // index of the io_context the handlers run on
+  // Before stream_ and timer_, so destroyed after them: a session that
+  // outlives the server's shutdown (a log still holding its responder) may
+  // hold the last reference to the server, whose io_contexts the socket
+  // and the timer need while they are destroyed.
+  std::shared_ptr<HttpServerImpl> server_;
+  std::shared_ptr<net::ssl::context> tls_;  // kept alive for stream_'s sake
   Stream stream_;
   Timer timer_;
   bool timer_armed_ = false;  // a wait on timer_ is pending
@@ -569,8 +575,6 @@ class Session final : public SessionBase {
   std::chrono::steady_clock::time_point deadline_{};
   bool timed_out_ = false;  // the deadline cancelled the read
   beast::flat_buffer buffer_;
-  std::shared_ptr<HttpServerImpl> server_;
-  std::shared_ptr<net::ssl::context> tls_;  // kept alive for stream_'s sake
   std::optional<BeastRequestParser> parser_;
   std::string wire_;   // the response being written (RenderResponse)
   bool head_ = false;  // the request being answered is a HEAD

@@ -9,6 +9,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "engine/kafka.h"
 #include "kafka_common.h"
@@ -41,9 +42,13 @@ struct AppendState {
   LogAppender::Callback done;
 
   // True when this call answered (false: it had been answered already).
+  // The callback is dropped once it ran: it holds the HTTP connection, which
+  // must not wait for the records' late reports.
   bool Answer(const Status& s) {
     if (answered.exchange(true, std::memory_order_acq_rel)) return false;
-    done(s);
+    LogAppender::Callback callback = std::move(done);
+    done = nullptr;
+    callback(s);
     return true;
   }
 
@@ -129,7 +134,6 @@ class KafkaAppender : public LogAppender {
     }
     auto* state = new AppendState();
     state->remaining.store(static_cast<int64_t>(records.size()) + 1);
-    state->deadline = Clock::now() + timeout_;
     state->done = std::move(done);
     size_t enqueued = 0;
     for (const LogRecord& r : records) {
@@ -157,7 +161,10 @@ class KafkaAppender : public LogAppender {
       ++enqueued;
     }
     {
+      // The deadline is set here, under the lock, so that the queue is in
+      // deadline order.
       std::lock_guard<std::mutex> lock(deadlines_mu_);
+      state->deadline = Clock::now() + timeout_;
       deadlines_.push_back(state);
     }
     state->Release();
@@ -166,24 +173,32 @@ class KafkaAppender : public LogAppender {
 
   int32_t partition_count() const override { return partitions_; }
 
-  // Not ready while appends are refused at once (AcceptHealth) and also
-  // while Kafka fails the writes it is given: with two of three brokers
-  // down the last one answers metadata requests but stores nothing
+  // Not ready while appends are refused at once (AcceptHealth), and while
+  // Kafka fails the writes it is given and stores none: with two of three
+  // brokers down the last one answers metadata requests but stores nothing
   // (min.insync.replicas), and a load balancer should send the writes
-  // elsewhere. Appends are not refused for that: a failure may concern one
-  // partition only, and a write that succeeds is what ends the state. Without
-  // traffic it ends after kafka.timeout_ms, so that a node taken out of a
-  // load balancer's rotation gets traffic again to find out.
+  // elsewhere. That is: a write failed for want of brokers or replicas
+  // within kafka.timeout_ms, and none succeeded in the last second. A
+  // failure of one partition's writes while the others succeed leaves the
+  // node ready (every ingest node shares the brokers: taking them all out
+  // of rotation would refuse the healthy partitions' writes too). Appends
+  // are not refused for it, and without traffic it ends after
+  // kafka.timeout_ms, so that a node taken out of rotation gets traffic
+  // again to find out.
   Status Health() const override {
     CATCHALL_RETURN_IF_ERROR(AcceptHealth());
-    if (!failing_.load(std::memory_order_acquire)) return Status::Ok();
-    auto ago = Clock::now() - Clock::time_point(Clock::duration(last_failure_.load()));
-    if (ago >= timeout_) return Status::Ok();
+    Clock::rep failed = last_failure_.load(std::memory_order_acquire);
+    if (failed == 0) return Status::Ok();
+    Clock::time_point now = Clock::now();
+    auto failed_ago = now - Clock::time_point(Clock::duration(failed));
+    auto written_ago = now - Clock::time_point(Clock::duration(last_success_.load()));
+    if (failed_ago >= timeout_ || written_ago < kRecentSuccess) return Status::Ok();
     return Status::Unavailable(fmt::format(
-        "Kafka failed the last write {} ms ago ({}); not ready until a write succeeds or "
-        "kafka.timeout_ms ({} ms) passes without another failure",
-        std::chrono::duration_cast<std::chrono::milliseconds>(ago).count(),
+        "Kafka failed the last write {} ms ago ({}) and stored none in the last {} ms; not ready "
+        "until a write succeeds or kafka.timeout_ms ({} ms) passes without another failure",
+        std::chrono::duration_cast<std::chrono::milliseconds>(failed_ago).count(),
         rd_kafka_err2str(static_cast<rd_kafka_resp_err_t>(last_failure_error_.load())),
+        std::chrono::duration_cast<std::chrono::milliseconds>(kRecentSuccess).count(),
         timeout_.count()));
   }
 
@@ -204,16 +219,15 @@ class KafkaAppender : public LogAppender {
     return TopicHealth(partitions_seen_.load(std::memory_order_acquire));
   }
 
-  // A write failed for want of brokers or replicas (not for its content):
-  // for Health(). On the poller thread, like OnWritten.
+  // A write failed for want of brokers or replicas (not for its content),
+  // or one succeeded: for Health(). On the poller thread.
   void OnWriteFailed(rd_kafka_resp_err_t err) {
     last_failure_error_.store(err);
-    last_failure_.store(Clock::now().time_since_epoch().count());
-    failing_.store(true, std::memory_order_release);
+    last_failure_.store(Clock::now().time_since_epoch().count(), std::memory_order_release);
   }
 
   void OnWritten() {
-    if (failing_.load(std::memory_order_relaxed)) failing_.store(false, std::memory_order_release);
+    last_success_.store(Clock::now().time_since_epoch().count(), std::memory_order_relaxed);
   }
 
   Status TopicHealth(int32_t seen) const {
@@ -273,13 +287,32 @@ class KafkaAppender : public LogAppender {
 
   // Drops answered calls from the front of the deadline queue and answers
   // the overdue ones. Deadlines are in the queue's order (one timeout for
-  // every call), so the first call that is neither ends the sweep.
+  // every call), so the first call that is neither ends the sweep. The
+  // answers run outside the lock, which every Append takes.
   void AnswerOverdue() {
     Clock::time_point now = Clock::now();
-    size_t answered = 0;
+    std::vector<AppendState*> dropped;
     {
       std::lock_guard<std::mutex> lock(deadlines_mu_);
-      answered = AnswerOverdueLocked(now);
+      while (!deadlines_.empty()) {
+        AppendState* state = deadlines_.front();
+        if (!state->answered.load(std::memory_order_acquire) && now < state->deadline) break;
+        dropped.push_back(state);
+        deadlines_.pop_front();
+      }
+    }
+    size_t answered = 0;
+    for (AppendState* state : dropped) {
+      if (!state->answered.load(std::memory_order_acquire)) {
+        if (state->Answer(Status::Unavailable(fmt::format(
+                "Kafka did not acknowledge the records within kafka.timeout_ms ({} ms); they may "
+                "still be stored, so retry with the same Idempotency-Key or item ids",
+                timeout_.count())))) {
+          OnWriteFailed(RD_KAFKA_RESP_ERR__MSG_TIMED_OUT);
+          ++answered;
+        }
+      }
+      state->Unref();
     }
     overdue_since_log_ += answered;
     if (overdue_since_log_ > 0 && now - overdue_logged_at_ >= std::chrono::seconds(1)) {
@@ -290,26 +323,6 @@ class KafkaAppender : public LogAppender {
       overdue_since_log_ = 0;
       overdue_logged_at_ = now;
     }
-  }
-
-  size_t AnswerOverdueLocked(Clock::time_point now) {
-    size_t answered = 0;
-    while (!deadlines_.empty()) {
-      AppendState* state = deadlines_.front();
-      if (!state->answered.load(std::memory_order_acquire)) {
-        if (now < state->deadline) break;
-        if (state->Answer(Status::Unavailable(fmt::format(
-                "Kafka did not acknowledge the records within kafka.timeout_ms ({} ms); they may "
-                "still be stored, so retry with the same Idempotency-Key or item ids",
-                timeout_.count())))) {
-          OnWriteFailed(RD_KAFKA_RESP_ERR__MSG_TIMED_OUT);
-          ++answered;
-        }
-      }
-      deadlines_.pop_front();
-      state->Unref();
-    }
-    return answered;
   }
 
   // Probes the events topic: while every broker is down or the topic is
@@ -386,11 +399,12 @@ class KafkaAppender : public LogAppender {
   // partitions_seen_, until a second answer confirms it (-1: none).
   int32_t unconfirmed_count_ = -1;
   std::atomic<bool> brokers_down_{false};
-  // The last write Kafka failed for want of brokers or replicas, unless one
-  // succeeded since (failing_): when (steady clock ticks) and why.
-  std::atomic<bool> failing_{false};
+  // When (steady clock ticks; 0: never) Kafka last failed a write for want
+  // of brokers or replicas, and why; when it last stored one.
+  static constexpr std::chrono::seconds kRecentSuccess{1};
   std::atomic<Clock::rep> last_failure_{0};
   std::atomic<int> last_failure_error_{RD_KAFKA_RESP_ERR_NO_ERROR};
+  std::atomic<Clock::rep> last_success_{0};
   // Every accepted call not yet dropped by AnswerOverdue(), oldest first.
   std::mutex deadlines_mu_;
   std::deque<AppendState*> deadlines_;

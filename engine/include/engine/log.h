@@ -105,12 +105,13 @@ class RecordBatch {
 // Appends records to one topic. Thread-safe.
 class LogAppender {
  public:
-  // Runs exactly once per accepted Append, never inside Append itself, when
-  // every record of the call is durable (OK) or when any of them failed (or,
-  // Kafka's, when kafka.timeout_ms passed first: Unavailable, and the records
-  // may still be stored): on a thread of the log, or (the local log) on the
-  // HTTP I/O thread that appended, at the end of its round (io_round.h). It
-  // must not block.
+  // Runs exactly once per accepted Append when every record of the call is
+  // durable (OK) or when any of them failed (or, Kafka's, when
+  // kafka.timeout_ms passed first: Unavailable, and the records may still be
+  // stored): on a thread of the log, or (the local log) on the HTTP I/O
+  // thread that appended, at the end of its round (io_round.h). Kafka's may
+  // also run inside Append, on the appending thread, when every record was
+  // settled before Append returned. It must not block.
   using Callback = std::function<void(const Status&)>;
 
   virtual ~LogAppender() = default;
@@ -122,7 +123,9 @@ class LogAppender {
 
   virtual int32_t partition_count() const = 0;
 
-  // Ready to accept appends (broker reachable / store open), for /readyz.
+  // Ready to take writes, for /readyz: the store open (local log); a broker
+  // reachable, the events topic as it was, and Kafka storing what it is
+  // given (Kafka).
   virtual Status Health() const = 0;
 
   // Waits until everything appended so far is durable or failed.
