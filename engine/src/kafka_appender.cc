@@ -9,6 +9,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "engine/kafka.h"
@@ -266,9 +267,16 @@ class KafkaAppender : public LogAppender {
   static void OnError(rd_kafka_t* rk, int err, const char* reason, void* opaque) {
     auto* self = static_cast<KafkaAppender*>(opaque);
     if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) {
-      if (!self->brokers_down_.exchange(true)) {
-        spdlog::error("ingest: no Kafka broker reachable ({}); answering 503 until one is", reason);
+      // librdkafka says so whenever it holds no connection, also when it
+      // closed them itself (connections.max.idle.ms: every PUT answered 503
+      // by a healthy broker, measured) or while it reconnects. The watcher
+      // asks a broker before writes are refused.
+      {
+        std::lock_guard<std::mutex> lock(self->stop_mu_);
+        self->down_reason_ = reason;
+        self->down_reported_ = true;
       }
+      self->stop_cv_.notify_all();
     } else if (rd_kafka_fatal_error(rk, nullptr, 0) != RD_KAFKA_RESP_ERR_NO_ERROR) {
       spdlog::critical("ingest: fatal Kafka producer error: {}", reason);
     } else {
@@ -331,25 +339,65 @@ class KafkaAppender : public LogAppender {
   // events topic (librdkafka refreshes its metadata only every 5 minutes).
   // On its own thread: a probe may wait up to a second for the broker,
   // and delivery reports (the PUTs' answers) must not wait with it.
+  // Also at once when librdkafka reports every broker down: writes are
+  // refused only if a broker does not answer then either.
   void WatchLoop() {
     std::unique_lock<std::mutex> lock(stop_mu_);
     while (running_.load()) {
       auto every = AcceptHealth().ok() && unconfirmed_count_ < 0 ? std::chrono::milliseconds(5000)
                                                                  : std::chrono::milliseconds(500);
-      if (stop_cv_.wait_for(lock, every, [this] { return !running_.load(); })) break;
+      if (stop_cv_.wait_for(lock, every, [this] { return !running_.load() || down_reported_; })) {
+        if (!running_.load()) break;
+      }
+      bool confirming = std::exchange(down_reported_, false);
+      std::string reason = confirming ? down_reason_ : std::string();
       lock.unlock();
-      Probe();
+      if (!confirming) {
+        Probe(std::chrono::milliseconds(1000));
+      } else if (ConfirmReachable()) {
+        // Once at info: it recurs every few seconds where idle connections
+        // are closed.
+        spdlog::log(false_alarms_++ == 0 ? spdlog::level::info : spdlog::level::debug,
+                    "ingest: librdkafka reported {}, but a broker answered (it says so also when "
+                    "it closed idle connections itself); not an outage",
+                    reason);
+      } else if (!brokers_down_.exchange(true)) {
+        spdlog::error(
+            "ingest: no Kafka broker reachable ({}; none answered a metadata request within {} "
+            "ms); answering 503 until one is",
+            reason, kConfirmDown.count());
+      }
       lock.lock();
     }
   }
 
-  // One metadata request for the events topic. No answer changes nothing
-  // (the error callback reports every broker down); an answer records the
-  // topic's partition count (0: it does not exist), and ends an outage once
-  // every partition has a leader.
-  void Probe() {
+  // Metadata requests until one is answered (true) or kConfirmDown passed.
+  // A reconnection after librdkafka closed idle connections may wait out
+  // its backoff first: one request of 1 s went unanswered about every
+  // other time on a healthy broker (measured with connections.max.idle.ms
+  // at 1.5 s).
+  bool ConfirmReachable() {
+    auto deadline = Clock::now() + kConfirmDown;
+    while (running_.load()) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+      if (left.count() <= 0) return false;
+      if (Probe(std::min(left, std::chrono::milliseconds(1000)))) return true;
+      // A refused connection fails at once: do not spin on it.
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    return true;  // stopping: nothing to refuse
+  }
+
+  // One metadata request for the events topic; false if no broker answered.
+  // No answer changes nothing by itself; an answer records the topic's
+  // partition count (0: it does not exist), and ends an outage once every
+  // partition has a leader.
+  bool Probe(std::chrono::milliseconds timeout) {
     const rd_kafka_metadata_t* md = nullptr;
-    if (rd_kafka_metadata(rk_, 0, rkt_, &md, 1000) != RD_KAFKA_RESP_ERR_NO_ERROR) return;
+    if (rd_kafka_metadata(rk_, 0, rkt_, &md, static_cast<int>(timeout.count())) !=
+        RD_KAFKA_RESP_ERR_NO_ERROR) {
+      return false;
+    }
     int32_t count = -1;  // an error other than "unknown topic": not known
     bool has_leaders = false;
     if (md->topic_cnt == 1) {
@@ -369,7 +417,7 @@ class KafkaAppender : public LogAppender {
     if (count >= 0 && count != partitions_seen_.load()) {
       if (count != unconfirmed_count_) {
         unconfirmed_count_ = count;
-        return;
+        return true;
       }
     }
     unconfirmed_count_ = -1;
@@ -385,6 +433,7 @@ class KafkaAppender : public LogAppender {
     if ((has_leaders || count == 0) && brokers_down_.exchange(false)) {
       spdlog::info("ingest: Kafka is reachable again");
     }
+    return true;
   }
 
   rd_kafka_t* rk_ = nullptr;
@@ -412,8 +461,14 @@ class KafkaAppender : public LogAppender {
   size_t overdue_since_log_ = 0;
   Clock::time_point overdue_logged_at_{};
   std::atomic<bool> running_{false};
-  std::mutex stop_mu_;  // with stop_cv_, wakes the watcher at shutdown
+  std::mutex stop_mu_;  // with stop_cv_, wakes the watcher (shutdown, down_reported_)
   std::condition_variable stop_cv_;
+  // Under stop_mu_: librdkafka reported every broker down, and why; the
+  // watcher confirms it, trying for up to kConfirmDown.
+  static constexpr std::chrono::milliseconds kConfirmDown{3000};
+  bool down_reported_ = false;
+  std::string down_reason_;
+  uint64_t false_alarms_ = 0;  // the watcher's
   std::thread poller_;
   std::thread watcher_;
 };

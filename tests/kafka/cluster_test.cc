@@ -32,6 +32,7 @@ namespace catchall::testing {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 using namespace std::chrono_literals;
 
 constexpr int kPartitions = 4;
@@ -345,6 +346,37 @@ TEST_F(ClusterTest, ARoleStartedBeforeItsTopicsExistWaitsForThem) {
   ASSERT_TRUE(ingest.started()) << ingest.Output();
   ASSERT_TRUE(ingest.WaitReady(90s)) << ingest.Output();
   EXPECT_THAT(ingest.Output(), HasSubstr("looking again"));
+}
+
+// librdkafka reports "all brokers down" whenever it holds no connection,
+// also when it closed idle ones itself (connections.max.idle.ms, which
+// operators set behind cloud load balancers): ingest must not refuse
+// writes, nor say it is not ready, while a broker answers.
+TEST_F(ClusterTest, IdleConnectionsClosedByTheProducerAreNoOutage) {
+  auto ingest =
+      StartRole("ingest", "", "", {"--set", "kafka.producer.connections.max.idle.ms=1000"});
+  ExpectReady(*ingest);
+  HttpClient client(ingest->port());
+  ASSERT_EQ(client.Put("/events/idle.example/delivered").status, 204);
+  // /readyz sends nothing to Kafka: the connections go idle and are closed,
+  // again and again (seen about every 3 s).
+  auto until = std::chrono::steady_clock::now() + 10s;
+  int not_ready = 0;
+  std::string said;
+  while (std::chrono::steady_clock::now() < until) {
+    HttpResult ready = client.Get("/readyz");
+    if (ready.status != 200) {
+      ++not_ready;
+      said = ready.body;
+    }
+    std::this_thread::sleep_for(50ms);
+  }
+  EXPECT_EQ(not_ready, 0) << said;
+  HttpResult put = client.Put("/events/idle.example/delivered");
+  EXPECT_EQ(put.status, 204) << put.body;
+  EXPECT_THAT(ingest->Output(), Not(HasSubstr("no Kafka broker reachable")));
+  // It did happen, and was recognized for what it is.
+  EXPECT_THAT(ingest->Output(), HasSubstr("but a broker answered"));
 }
 
 // `topics check` compares the replication factor when it is given (this
