@@ -2,9 +2,11 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdlib>
 #include <deque>
 #include <mutex>
 #include <string>
@@ -103,6 +105,18 @@ class KafkaAppender : public LogAppender {
         {"queue.buffering.max.messages", "1000000"},
         {"queue.buffering.max.kbytes", "262144"},
     };
+    // librdkafka doubles a broker's reconnection backoff at every attempt,
+    // up to this, and resets it only after that long without one; where it
+    // closes idle connections itself (connections.max.idle.ms) the attempts
+    // come every few seconds, and a backoff of up to 10 s (its default)
+    // would outlast the watcher's confirmation of an outage. Unless the
+    // operator chose a backoff, 1 s.
+    auto chose = [&](const std::string& key) {
+      return options.properties.count(key) > 0 || options.producer_properties.count(key) > 0;
+    };
+    if (!chose("reconnect.backoff.ms") && !chose("reconnect.backoff.max.ms")) {
+      role["reconnect.backoff.max.ms"] = "1000";
+    }
     rd_kafka_conf_t* conf = nullptr;
     CATCHALL_RETURN_IF_ERROR(
         kafka_internal::MakeConf(options, kafka_internal::ClientKind::kProducer, role, &conf));
@@ -114,6 +128,18 @@ class KafkaAppender : public LogAppender {
     if (!rk_) {
       rd_kafka_conf_destroy(conf);
       return Status::InvalidArgument(fmt::format("cannot create Kafka producer: {}", err));
+    }
+    // A broker is given kafka.timeout_ms to answer, as every request is,
+    // and at least a reconnection's backoff (jitter: +50%) plus one
+    // metadata request.
+    confirm_down_ = timeout_;
+    char backoff[32];
+    size_t backoff_size = sizeof(backoff);
+    if (rd_kafka_conf_get(rd_kafka_conf(rk_), "reconnect.backoff.max.ms", backoff, &backoff_size) ==
+        RD_KAFKA_CONF_OK) {
+      auto max_backoff = std::chrono::milliseconds(std::strtoll(backoff, nullptr, 10));
+      confirm_down_ =
+          std::max(confirm_down_, max_backoff * 3 / 2 + std::chrono::milliseconds(1100));
     }
     rkt_ = rd_kafka_topic_new(rk_, topic_.c_str(), nullptr);
     Result<int32_t> partitions =
@@ -354,30 +380,32 @@ class KafkaAppender : public LogAppender {
       lock.unlock();
       if (!confirming) {
         Probe(std::chrono::milliseconds(1000));
-      } else if (ConfirmReachable()) {
+      } else if (ConfirmReachable() && running_.load()) {
         // Once at info: it recurs every few seconds where idle connections
         // are closed.
         spdlog::log(false_alarms_++ == 0 ? spdlog::level::info : spdlog::level::debug,
                     "ingest: librdkafka reported {}, but a broker answered (it says so also when "
                     "it closed idle connections itself); not an outage",
                     reason);
-      } else if (!brokers_down_.exchange(true)) {
+      } else if (running_.load() && !brokers_down_.exchange(true)) {
         spdlog::error(
             "ingest: no Kafka broker reachable ({}; none answered a metadata request within {} "
             "ms); answering 503 until one is",
-            reason, kConfirmDown.count());
+            reason, confirm_down_.count());
       }
       lock.lock();
     }
   }
 
-  // Metadata requests until one is answered (true) or kConfirmDown passed.
+  // Metadata requests until one is answered (true) or confirm_down_ passed.
+  // Any answer will do: a partition without a leader is the writes' failure
+  // to report (Health()), not an unreachable cluster.
   // A reconnection after librdkafka closed idle connections may wait out
   // its backoff first: one request of 1 s went unanswered about every
   // other time on a healthy broker (measured with connections.max.idle.ms
   // at 1.5 s).
   bool ConfirmReachable() {
-    auto deadline = Clock::now() + kConfirmDown;
+    auto deadline = Clock::now() + confirm_down_;
     while (running_.load()) {
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
       if (left.count() <= 0) return false;
@@ -464,8 +492,8 @@ class KafkaAppender : public LogAppender {
   std::mutex stop_mu_;  // with stop_cv_, wakes the watcher (shutdown, down_reported_)
   std::condition_variable stop_cv_;
   // Under stop_mu_: librdkafka reported every broker down, and why; the
-  // watcher confirms it, trying for up to kConfirmDown.
-  static constexpr std::chrono::milliseconds kConfirmDown{3000};
+  // watcher confirms it, trying for up to confirm_down_.
+  std::chrono::milliseconds confirm_down_{5000};
   bool down_reported_ = false;
   std::string down_reason_;
   uint64_t false_alarms_ = 0;  // the watcher's
