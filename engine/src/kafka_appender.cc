@@ -235,8 +235,6 @@ class KafkaAppender : public LogAppender {
   }
 
  private:
-  // Unavailable, saying why, unless the events topic has (`seen`) the
-  // partitions it had when this node started.
   // Appends are refused at once while no broker is reachable or the events
   // topic is not the one this node started with.
   Status AcceptHealth() const {
@@ -246,17 +244,15 @@ class KafkaAppender : public LogAppender {
     return TopicHealth(partitions_seen_.load(std::memory_order_acquire));
   }
 
-  // A write failed for want of brokers or replicas (not for its content),
-  // or one succeeded: for Health(). On the poller thread.
+  // A write failed for want of brokers or replicas (not for its content):
+  // for Health(). On the poller thread.
   void OnWriteFailed(rd_kafka_resp_err_t err) {
     last_failure_error_.store(err);
     last_failure_.store(Clock::now().time_since_epoch().count(), std::memory_order_release);
   }
 
-  void OnWritten() {
-    last_success_.store(Clock::now().time_since_epoch().count(), std::memory_order_relaxed);
-  }
-
+  // Unavailable, saying why, unless the events topic has (`seen`) the
+  // partitions it had when this node started.
   Status TopicHealth(int32_t seen) const {
     if (seen == partitions_) return Status::Ok();
     if (seen == 0) {
@@ -284,7 +280,8 @@ class KafkaAppender : public LogAppender {
       Code code = kafka_internal::FromError(m->err, "").code();
       if (code == Code::kUnavailable || code == Code::kTimeout) self->OnWriteFailed(m->err);
     } else {
-      self->OnWritten();
+      // Timed by the poller once per round (AnswerOverdue), not per record.
+      self->written_.store(true, std::memory_order_relaxed);
       if (self->brokers_down_.load(std::memory_order_relaxed)) self->brokers_down_.store(false);
     }
     state->Release();
@@ -325,6 +322,9 @@ class KafkaAppender : public LogAppender {
   // answers run outside the lock, which every Append takes.
   void AnswerOverdue() {
     Clock::time_point now = Clock::now();
+    if (written_.exchange(false, std::memory_order_relaxed)) {
+      last_success_.store(now.time_since_epoch().count(), std::memory_order_relaxed);
+    }
     std::vector<AppendState*> dropped;
     {
       std::lock_guard<std::mutex> lock(deadlines_mu_);
@@ -372,32 +372,36 @@ class KafkaAppender : public LogAppender {
     while (running_.load()) {
       auto every = AcceptHealth().ok() && unconfirmed_count_ < 0 ? std::chrono::milliseconds(5000)
                                                                  : std::chrono::milliseconds(500);
-      if (stop_cv_.wait_for(lock, every, [this] { return !running_.load() || down_reported_; })) {
-        if (!running_.load()) break;
-      }
+      stop_cv_.wait_for(lock, every, [this] { return !running_.load() || down_reported_; });
+      if (!running_.load()) break;
       bool confirming = std::exchange(down_reported_, false);
       std::string reason = confirming ? down_reason_ : std::string();
       lock.unlock();
       if (!confirming) {
         Probe(std::chrono::milliseconds(1000));
-      } else if (ConfirmReachable() && running_.load()) {
-        // Once at info: it recurs every few seconds where idle connections
-        // are closed.
-        spdlog::log(false_alarms_++ == 0 ? spdlog::level::info : spdlog::level::debug,
-                    "ingest: librdkafka reported {}, but a broker answered (it says so also when "
-                    "it closed idle connections itself); not an outage",
-                    reason);
-      } else if (running_.load() && !brokers_down_.exchange(true)) {
-        spdlog::error(
-            "ingest: no Kafka broker reachable ({}; none answered a metadata request within {} "
-            "ms); answering 503 until one is",
-            reason, confirm_down_.count());
+      } else {
+        bool reachable = ConfirmReachable();
+        if (!running_.load()) break;
+        if (reachable) {
+          // Once at info: it recurs every few seconds where idle connections
+          // are closed.
+          spdlog::log(false_alarms_++ == 0 ? spdlog::level::info : spdlog::level::debug,
+                      "ingest: librdkafka reported {}, but a broker answered (it says so also "
+                      "when it closed idle connections itself); not an outage",
+                      reason);
+        } else if (!brokers_down_.exchange(true)) {
+          spdlog::error(
+              "ingest: no Kafka broker reachable ({}; none answered a metadata request within {} "
+              "ms); answering 503 until one is",
+              reason, confirm_down_.count());
+        }
       }
       lock.lock();
     }
   }
 
-  // Metadata requests until one is answered (true) or confirm_down_ passed.
+  // Metadata requests until one is answered (true) or confirm_down_ passed
+  // or the appender stops (false).
   // Any answer will do: a partition without a leader is the writes' failure
   // to report (Health()), not an unreachable cluster.
   // A reconnection after librdkafka closed idle connections may wait out
@@ -413,7 +417,7 @@ class KafkaAppender : public LogAppender {
       // A refused connection fails at once: do not spin on it.
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
-    return true;  // stopping: nothing to refuse
+    return false;
   }
 
   // One metadata request for the events topic; false if no broker answered.
@@ -482,6 +486,7 @@ class KafkaAppender : public LogAppender {
   std::atomic<Clock::rep> last_failure_{0};
   std::atomic<int> last_failure_error_{RD_KAFKA_RESP_ERR_NO_ERROR};
   std::atomic<Clock::rep> last_success_{0};
+  std::atomic<bool> written_{false};  // a record was stored since the poller's last round
   // Every accepted call not yet dropped by AnswerOverdue(), oldest first.
   std::mutex deadlines_mu_;
   std::deque<AppendState*> deadlines_;
