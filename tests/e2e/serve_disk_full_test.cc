@@ -11,6 +11,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <string>
 #include <thread>
 #include <vector>
@@ -20,6 +21,7 @@
 #include "support/json.h"
 #include "support/kafka_cluster.h"
 #include "support/server_process.h"
+#include "support/wait.h"
 
 namespace catchall::testing {
 namespace {
@@ -158,17 +160,19 @@ TEST_F(DiskFullTest, WritesAre507WhileTheDiskIsLowAndResumeWhenSpaceReturns) {
 }
 
 // Without the threshold the disk really fills and a write of the store
-// meets ENOSPC. Debian's RocksDB 7.8.3 is built with assertions and may
-// abort there (it cannot resume a failed write-ahead log,
-// facebook/rocksdb#11643): that is why storage.min_free_mb exists. Either
-// way, nothing acknowledged is lost: after a restart with space, every
-// acknowledged event is counted exactly once.
+// may meet ENOSPC; Debian's RocksDB 7.8.3 cannot resume a failed
+// write-ahead log (facebook/rocksdb#11643), so the store then needs a
+// restart: that is why storage.min_free_mb exists. Either way, nothing
+// acknowledged is lost: after a restart with space, every acknowledged
+// event is counted exactly once.
 TEST_F(DiskFullTest, ARealDiskFullLosesNothingAcknowledgedAcrossARestart) {
   Fill(40);
   Start({"--set", "storage.min_free_mb=0"});
   HttpResult refused = PostUntilRefused(1000);
   EXPECT_NE(refused.status, 200);
-  if (refused.status != 0) EXPECT_TRUE(IsJson(refused.body)) << refused.body;
+  if (refused.status != 0) {
+    EXPECT_TRUE(IsJson(refused.body)) << refused.body;
+  }
   std::filesystem::remove(mount_ + "/filler");
   server_->Kill();  // stopped or already gone: what is on disk is what counts
   Start({"--set", "storage.min_free_mb=0"});
@@ -180,6 +184,55 @@ TEST_F(DiskFullTest, ARealDiskFullLosesNothingAcknowledgedAcrossARestart) {
   acked_ += 1000;
   std::string diff;
   EXPECT_TRUE(WaitForAllCounts(*client_, Expected(), 60s, &diff)) << diff;
+}
+
+// Found by a black-box probe (2026-12-06): with the threshold off, a disk
+// filled under concurrent single PUTs ended the process (exit 134) in every
+// run. RocksDB's own info log, on the same disk, failed a line, and the
+// next line (RocksDB logging that very ENOSPC) met its assertion
+// `sync_without_flush_called_` (engine/src/rocks_info_log.h). Now the
+// write that meets ENOSPC is refused with a JSON error, every later one
+// too, the process stays up and says it needs a restart, and after one,
+// with space, each acknowledged event is counted exactly once and no
+// refused one at all.
+TEST_F(DiskFullTest, ADiskFilledUnderSinglePutsWithTheThresholdOffRefusesWritesAndStaysUp) {
+  Fill(44);
+  Start({"--set", "storage.min_free_mb=0"});
+  std::vector<Attempt> attempts;
+  std::vector<SentEvent> acked;
+  {
+    LoadOptions options{8, 50, "fill-", "", true};
+    options.retry_closed_connections = false;  // see every request the server cut off
+    EventLoad load(server_->port(), options);
+    const bool refusing = WaitUntil([&] { return load.refused() >= 500; }, 120s,
+                                    "500 refused writes", {server_.get()});
+    load.Stop();
+    ASSERT_TRUE(refusing);
+    attempts = load.attempts();
+    acked = load.acked_events();
+  }
+  ASSERT_TRUE(server_->Running()) << server_->ExitDescription() << "\n" << server_->Output();
+  EXPECT_THAT(server_->Output(), HasSubstr("No space left on device"))
+      << "no write met ENOSPC: the test showed nothing";
+  EXPECT_THAT(server_->Output(), ::testing::Not(HasSubstr("Assertion")));
+  std::map<int, int> refusals;
+  for (const Attempt& a : attempts) {
+    if (a.status == 204) continue;
+    ++refusals[a.status];
+    EXPECT_TRUE((a.status == 507 || a.status == 503) && !a.code.empty())
+        << a.event.id << ": HTTP " << a.status << " " << a.code;
+  }
+  EXPECT_GT(acked.size(), 1000U);
+  HttpResult ready = client_->Get("/readyz");
+  EXPECT_EQ(ready.status, 503) << ready.body;
+  EXPECT_EQ(client_->Get("/domains/" + acked.front().domain).status, 200) << "reads go on";
+
+  EXPECT_EQ(server_->Terminate(), 0) << server_->Output();
+  std::filesystem::remove(mount_ + "/filler");
+  Start({"--set", "storage.min_free_mb=0"});
+  std::string diff;
+  EXPECT_TRUE(WaitForAllCounts(*client_, Tally(acked), 60s, &diff))
+      << diff << "\nrefusals by status: " << ::testing::PrintToString(refusals);
 }
 
 // Found by a black-box probe: SIGTERM with the disk full (threshold off)
