@@ -17,6 +17,7 @@
 #include "engine/api_keys.h"
 #include "engine/config.h"
 #include "engine/runtime.h"
+#include "node_common.h"
 
 namespace {
 
@@ -187,6 +188,7 @@ int RunRole(const CommonFlags& flags, std::string_view command) {
   auto config = BuildConfig(flags);
   if (!config.ok()) return Fail(config.status().message());
   catchall::SetupLogging(config->log_level);
+  catchall::RaiseOpenFileLimit(*config);
   NodeType node(*config);
   return RunNode(node, flags.port_file);
 }
@@ -213,6 +215,7 @@ int RunServe(const CommonFlags& flags) {
     std::cerr << "catchall: warning: " << key
               << " is for the cluster roles (Kafka); serve does not use it\n";
   }
+  catchall::RaiseOpenFileLimit(*config);
   catchall::EmbeddedNode node(*config);
   return RunNode(node, flags.port_file);
 }

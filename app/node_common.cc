@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <thread>
@@ -95,6 +96,31 @@ Status StartHttp(const Config& config, const HttpRouter* router, Metrics* metric
   CATCHALL_RETURN_IF_ERROR((*server)->Start());
   if (!port_file.empty()) CATCHALL_RETURN_IF_ERROR(WritePortFile(port_file, (*server)->port()));
   return Status::Ok();
+}
+
+uint64_t RaiseOpenFileLimit(const Config& config) {
+  struct rlimit limit {};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return 0;
+  const rlim_t before = limit.rlim_cur;
+  if (limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &limit) != 0) limit.rlim_cur = before;
+  }
+  if (limit.rlim_cur != before) {
+    spdlog::debug("open file limit raised from {} to {}", before, limit.rlim_cur);
+  }
+  // Beside the connections: the store's table files, Kafka's sockets, logs.
+  constexpr uint64_t kOtherFiles = 1024;
+  const uint64_t in_force = limit.rlim_cur == RLIM_INFINITY ? UINT64_MAX : limit.rlim_cur;
+  if (in_force < config.max_connections + kOtherFiles) {
+    spdlog::warn(
+        "the open file limit is {} (hard limit {}), too low for server.max_connections {} plus "
+        "~{} descriptors for the store and Kafka: connections beyond it wait in the listen "
+        "queue; raise it (LimitNOFILE=, ulimit -n, docker --ulimit nofile=) or lower "
+        "server.max_connections",
+        in_force, limit.rlim_max, config.max_connections, kOtherFiles);
+  }
+  return in_force;
 }
 
 KafkaOptions KafkaOptionsFor(const Config& config, const std::string& role) {

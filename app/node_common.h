@@ -56,6 +56,15 @@ std::unique_ptr<DiskMonitor> WatchDisk(Env* env, const Config& config, Metrics* 
 // recovers it as after kill -9.
 void FlushStoreOnShutdown(KvStore* store, DiskMonitor* disk, uint64_t room_bytes);
 
+// Raises the soft limit on open files to the hard one, as the JVM and Go's
+// runtime do at start: every connection and each of RocksDB's table files
+// takes a descriptor, and services start with a soft limit of 1024 (systemd)
+// against server.max_connections of 10,000. Warns when even the hard limit
+// leaves no room for server.max_connections: connections past it then wait
+// in the listen queue (catchall_http_accept_failures_total counts the
+// tries). Returns the soft limit in force.
+uint64_t RaiseOpenFileLimit(const Config& config);
+
 // kafka.instance_id, or "<hostname>-<port>" when unset.
 std::string InstanceId(const Config& config);
 

@@ -61,6 +61,14 @@ HttpProbe::HttpProbe(Metrics& metrics, const HttpRouter* router) {
                    .Help("Connections refused with 503 because the connection limit was reached")
                    .Register(r)
                    .Add({});
+  accept_failures_ =
+      &prometheus::BuildCounter()
+           .Name("catchall_http_accept_failures_total")
+           .Help(
+               "Failed accepts of new connections (out of file descriptors, most likely: "
+               "raise the open file limit); accepting pauses 100 ms after each")
+           .Register(r)
+           .Add({});
   tls_handshake_failures_ =
       &prometheus::BuildCounter()
            .Name("catchall_http_tls_handshake_failures_total")
@@ -99,6 +107,7 @@ void HttpProbe::OnConnectionOpened() {
 }
 void HttpProbe::OnConnectionClosed() { connections_->Decrement(); }
 void HttpProbe::OnConnectionRejected() { rejected_->Increment(); }
+void HttpProbe::OnAcceptFailed() { accept_failures_->Increment(); }
 
 void HttpProbe::OnTlsHandshakeFailed() { tls_handshake_failures_->Increment(); }
 

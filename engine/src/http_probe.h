@@ -31,6 +31,8 @@ class HttpProbe {
   void OnConnectionOpened();
   void OnConnectionClosed();
   void OnConnectionRejected();
+  // An accept that failed (out of file descriptors, most likely).
+  void OnAcceptFailed();
   void OnTlsHandshakeFailed();
 
  private:
@@ -49,6 +51,7 @@ class HttpProbe {
   prometheus::Gauge* connections_;
   prometheus::Counter* connections_total_;
   prometheus::Counter* rejected_;
+  prometheus::Counter* accept_failures_;
   prometheus::Counter* tls_handshake_failures_;
 };
 

@@ -68,6 +68,9 @@ using TlsStream = beast::ssl_stream<PlainStream>;
 using Timer = net::basic_waitable_timer<std::chrono::steady_clock,
                                         net::wait_traits<std::chrono::steady_clock>, Executor>;
 
+// How long accepting pauses after an accept failed (HttpServerImpl::OnAcceptFailed).
+constexpr std::chrono::milliseconds kAcceptPause{100};
+
 // The end-of-round tasks of one I/O thread (engine/io_round.h). Touched by
 // that thread only, or by the thread stopping the server once it is gone.
 struct Round {
@@ -98,6 +101,12 @@ struct HttpServerImpl : std::enable_shared_from_this<HttpServerImpl> {
   std::vector<net::executor_work_guard<Executor>> work;
   std::atomic<size_t> next_context{0};
   std::optional<tcp::acceptor> acceptor;  // on the first context
+  // Paces accepting again after a failed accept (acceptor's context only).
+  std::optional<Timer> accept_pause;
+  // Failed accepts not yet logged, and when the last warning was (acceptor's
+  // context only): at most one warning a second.
+  uint64_t accept_failures_unlogged = 0;
+  std::chrono::steady_clock::time_point accept_failure_logged{};
   // Null when the server speaks plain HTTP. Set before Start, so reading the
   // pointer needs no lock (the context it hands out does, see TlsContext).
   std::unique_ptr<TlsContext> tls;
@@ -120,6 +129,7 @@ struct HttpServerImpl : std::enable_shared_from_this<HttpServerImpl> {
       rounds.push_back(std::make_unique<Round>(contexts.back().get()));
     }
     acceptor.emplace(*contexts[0]);
+    accept_pause.emplace(contexts[0]->get_executor());
   }
 
   net::io_context& NextContext() {
@@ -128,6 +138,7 @@ struct HttpServerImpl : std::enable_shared_from_this<HttpServerImpl> {
 
   void DoAccept();
   void OnAccept(beast::error_code ec, Socket socket);
+  void OnAcceptFailed(const beast::error_code& ec);
 
   // The index of the context a socket was accepted onto.
   size_t ContextOf(Socket& socket) const {
@@ -646,24 +657,55 @@ void Admit(HttpServerImpl& server, size_t open, const std::shared_ptr<S>& sessio
   }
 }
 
+// A failed accept leaves the connection in the listen queue, so the socket
+// stays readable and an accept at once fails again: out of file descriptors
+// (EMFILE, past `ulimit -n`), this spun a core and wrote ~600,000 warnings
+// a second (a probe with `ulimit -n 96` and 200 idle connections). Accepting
+// resumes after a pause instead (what nginx does: accept_mutex_delay), the
+// queued clients wait for a descriptor to be freed, and the warning comes at
+// most once a second with how many failed.
+void HttpServerImpl::OnAcceptFailed(const beast::error_code& ec) {
+  if (probe) probe->OnAcceptFailed();
+  ++accept_failures_unlogged;
+  const auto now = std::chrono::steady_clock::now();
+  if (now - accept_failure_logged >= std::chrono::seconds(1)) {
+    spdlog::warn(
+        "accepting a connection failed ({} failures since the last warning): {}; pausing "
+        "accepts for {} ms (raise the open file limit, `ulimit -n`, or lower "
+        "server.max_connections)",
+        accept_failures_unlogged, ec.message(), kAcceptPause.count());
+    accept_failures_unlogged = 0;
+    accept_failure_logged = now;
+  }
+  accept_pause->expires_after(kAcceptPause);
+  accept_pause->async_wait([self = shared_from_this()](beast::error_code wait_ec) {
+    if (wait_ec || !self->acceptor->is_open()) return;
+    self->DoAccept();
+  });
+}
+
 void HttpServerImpl::OnAccept(beast::error_code ec, Socket socket) {
   if (ec == net::error::operation_aborted || !acceptor->is_open()) return;
+  if (ec == net::error::connection_aborted) {
+    // The client gave up before it was accepted; the next one may be fine.
+    DoAccept();
+    return;
+  }
   if (ec) {
-    // EMFILE and friends: log and keep accepting rather than die.
-    spdlog::warn("accept failed: {}", ec.message());
+    OnAcceptFailed(ec);
+    return;
+  }
+  beast::error_code nodelay_ec;
+  socket.set_option(tcp::no_delay(true), nodelay_ec);
+  size_t now = connections.fetch_add(1) + 1;
+  if (probe) probe->OnConnectionOpened();
+  if (tls) {
+    Admit(*this, now,
+          std::make_shared<Session<TlsStream>>(std::move(socket), shared_from_this(),
+                                               tls->Current()));
   } else {
-    beast::error_code nodelay_ec;
-    socket.set_option(tcp::no_delay(true), nodelay_ec);
-    size_t now = connections.fetch_add(1) + 1;
-    if (probe) probe->OnConnectionOpened();
-    if (tls) {
-      Admit(*this, now,
-            std::make_shared<Session<TlsStream>>(std::move(socket), shared_from_this(),
-                                                 tls->Current()));
-    } else {
-      Admit(*this, now,
-            std::make_shared<Session<PlainStream>>(std::move(socket), shared_from_this()));
-    }
+    Admit(*this, now,
+          std::make_shared<Session<PlainStream>>(std::move(socket), shared_from_this()));
   }
   DoAccept();
 }
@@ -755,6 +797,7 @@ void HttpServer::Shutdown(std::chrono::milliseconds deadline) {
   net::post(impl_->acceptor->get_executor(), [impl = impl_] {
     beast::error_code ec;
     impl->acceptor->close(ec);
+    impl->accept_pause->cancel();
   });
   for (auto& s : impl_->LiveSessions()) s->CloseIfIdle();
   auto until = std::chrono::steady_clock::now() + deadline;

@@ -1,13 +1,22 @@
 // Bad input against the real server: every refusal is a JSON error with a
 // code and a message, nothing crashes, and nothing bad reaches the counters.
+#include <arpa/inet.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
 #include <sstream>
 #include <string>
 #include <thread>
 
 #include "support/catchall_client.h"
+#include "support/metrics.h"
 #include "support/server_process.h"
 #include "support/wait.h"
 
@@ -342,6 +351,109 @@ TEST_F(ServeBadInputTest, BadLookupBodies) {
   for (int i = 0; i < 1001; ++i) many += std::string(i ? "," : "") + "\"a.com\"";
   many += "]}";
   ExpectJsonError(client_->Post("/domains/lookup", many), 413, "too_many_domains");
+}
+
+// A plain TCP connection to 127.0.0.1:`port` that sends nothing; -1 if the
+// connect failed.
+int ConnectIdle(uint16_t port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+size_t Occurrences(const std::string& text, const std::string& what) {
+  size_t n = 0;
+  for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+  return n;
+}
+
+// Found by a probe (2026-12-06): out of file descriptors (`ulimit -n 96`,
+// 200 idle connections), a failed accept was retried at once, forever: a
+// core spun and the log took ~600,000 warnings a second (231 MB in 5 s).
+// Now accepting pauses 100 ms after a failure, the warning comes at most
+// once a second with a count, the metric counts each failure, and clients
+// that queued meanwhile are served once descriptors are free again.
+TEST(ServeOutOfFilesTest, AcceptingPausesWhileOutOfFileDescriptorsAndResumesAfter) {
+  TempDir data;
+  ServerProcess server({"serve", "--data-dir", data.path()});
+  ASSERT_TRUE(server.WaitReady());
+  // Room for ten more descriptors than the running server holds: its soft
+  // limit, lowered from here (its start raised it to the hard one).
+  size_t open = 0;
+  for ([[maybe_unused]] const auto& fd :
+       std::filesystem::directory_iterator("/proc/" + std::to_string(server.pid()) + "/fd")) {
+    ++open;
+  }
+  rlimit before{};
+  ASSERT_EQ(::prlimit(server.pid(), RLIMIT_NOFILE, nullptr, &before), 0) << std::strerror(errno);
+  const rlimit low{open + 10, before.rlim_max};
+  ASSERT_EQ(::prlimit(server.pid(), RLIMIT_NOFILE, &low, nullptr), 0) << std::strerror(errno);
+
+  std::vector<int> idle;
+  for (int i = 0; i < 60; ++i) {
+    int fd = ConnectIdle(server.port());  // the kernel queues it, accepted or not
+    ASSERT_GE(fd, 0);
+    idle.push_back(fd);
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+  // Read without a new connection: the output so far, and the failures the
+  // server counted, through the first idle connection it accepted.
+  const std::string output = server.Output();
+  const size_t warnings = Occurrences(output, "Too many open files");
+  EXPECT_GE(warnings, 1U) << "the limit was not reached: the test showed nothing";
+  EXPECT_LE(warnings, 4U) << output.substr(0, 2000);
+  for (int fd : idle) ::close(fd);
+  HttpResult metrics;
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        metrics = HttpClient(server.port()).Get("/metrics");
+        return metrics.status == 200;
+      },
+      std::chrono::seconds(10), "a new connection to be served once descriptors are free",
+      {&server}));
+  const double failures = Exposition(metrics.body).Sum("catchall_http_accept_failures_total");
+  EXPECT_GE(failures, 1);
+  // One try per 100 ms pause over the ~2.5 s (and the wait after), not a spin.
+  EXPECT_LE(failures, 60) << "accepting did not pause after a failure";
+  ASSERT_EQ(::prlimit(server.pid(), RLIMIT_NOFILE, &before, nullptr), 0) << std::strerror(errno);
+  EXPECT_EQ(server.Terminate(), 0) << server.Output();
+}
+
+// Services start with a soft limit of 1024 open files (systemd), far below
+// server.max_connections; a start raises it to the hard limit, and says so
+// when even that leaves no room for server.max_connections.
+TEST(ServeOutOfFilesTest, AStartRaisesTheOpenFileLimitAndWarnsWhenItIsTooLowForTheConnections) {
+  rlimit mine{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &mine), 0);
+  if (mine.rlim_max < 4096) GTEST_SKIP() << "hard open file limit " << mine.rlim_max << " < 4096";
+  // The server inherits a low soft limit; the hard one stays.
+  const rlimit low{256, mine.rlim_max};
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &low), 0);
+  TempDir data;
+  ServerProcess server({"serve", "--data-dir", data.path(), "--set",
+                        "server.max_connections=" + std::to_string(mine.rlim_max)});
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &mine), 0);
+  ASSERT_TRUE(server.WaitReady());
+  rlimit its{};
+  ASSERT_EQ(::prlimit(server.pid(), RLIMIT_NOFILE, nullptr, &its), 0) << std::strerror(errno);
+  EXPECT_EQ(its.rlim_cur, mine.rlim_max);
+  EXPECT_THAT(server.Output(), HasSubstr("too low for server.max_connections"));
+  EXPECT_EQ(server.Terminate(), 0) << server.Output();
+
+  // With room for the connections, no warning.
+  TempDir other;
+  ServerProcess quiet({"serve", "--data-dir", other.path(), "--set", "server.max_connections=100"});
+  ASSERT_TRUE(quiet.WaitReady());
+  EXPECT_THAT(quiet.Output(), Not(HasSubstr("open file limit")));
+  EXPECT_EQ(quiet.Terminate(), 0) << quiet.Output();
 }
 
 }  // namespace

@@ -266,6 +266,13 @@ TEST(ServeMetricsTest, EveryDocumentedMetricIsExportedWithAValueTheTrafficExplai
       // checks the count over TLS).
       {"catchall_http_tls_handshake_failures_total",
        [&] { EXPECT_EQ(after.Sum("catchall_http_tls_handshake_failures_total"), 0); }},
+      // Every accept succeeded here (tests/e2e/serve_bad_input_test.cc
+      // counts failures out of file descriptors).
+      {"catchall_http_accept_failures_total",
+       [&] {
+         EXPECT_TRUE(after.Has("catchall_http_accept_failures_total"));
+         EXPECT_EQ(after.Sum("catchall_http_accept_failures_total"), 0);
+       }},
       {"catchall_ingest_events_accepted_total",
        [&] {
          EXPECT_EQ(delta("catchall_ingest_events_accepted_total", {{"type", "delivered"}}),
