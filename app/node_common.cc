@@ -25,7 +25,12 @@ Status OpenStore(Env* env, const Config& config, std::vector<ColumnSpec> columns
   options.flush_low_priority = config.flush_low_priority;
   options.columns = std::move(columns);
   Status s = env->OpenStore(options, store);
-  if (!s.ok() && s.message().find("LOCK") != std::string::npos) {
+  // RocksDB's LOCK file held by another process (fcntl: EAGAIN). Other
+  // failures on that file (a read-only file system, a directory in its
+  // place) are not that, and their own message says what they are.
+  const bool held = s.message().find("LOCK") != std::string::npos &&
+                    s.message().find("Resource temporarily unavailable") != std::string::npos;
+  if (!s.ok() && held) {
     return Status::FailedPrecondition(
         fmt::format("data directory '{}' is in use by another catchall process ({})",
                     config.data_dir, s.message()));

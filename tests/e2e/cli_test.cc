@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
+#include <filesystem>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -254,6 +255,19 @@ TEST(CliTest, ServeRefusesADataDirInUse) {
   std::string out;
   EXPECT_EQ(RunBinary({"serve", "--data-dir", data.path(), "--listen", "127.0.0.1:0"}, &out), 1);
   EXPECT_THAT(out, HasSubstr("in use by another catchall process"));
+}
+
+// Found by a probe (2026-12-06): a data dir on a read-only file system was
+// reported "in use by another catchall process", as was any failure that
+// named RocksDB's LOCK file. Here a directory stands where the file goes.
+TEST(CliTest, ADataDirWhoseLockFileCannotBeOpenedIsNotCalledInUse) {
+  TempDir data;
+  std::filesystem::create_directories(data.path() + "/LOCK");
+  std::string out;
+  EXPECT_EQ(RunBinary({"serve", "--data-dir", data.path(), "--listen", "127.0.0.1:0"}, &out), 1);
+  EXPECT_THAT(out, Not(HasSubstr("in use")));
+  EXPECT_THAT(out, HasSubstr("cannot open store"));
+  EXPECT_THAT(out, HasSubstr("LOCK"));
 }
 
 TEST(CliTest, ServeRefusesToChangeThePartitionCountOfExistingData) {
