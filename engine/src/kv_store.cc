@@ -300,8 +300,9 @@ Status RocksKvStore::Open(const KvStoreOptions& options, std::unique_ptr<KvStore
   db_options.max_log_file_size = 16 << 20;
   // RocksDB's own info log aborts the process on the line after a failed
   // write (rocks_info_log.h), which a full disk makes certain.
-  db_options.info_log = std::make_shared<RocksInfoLog>(options.path, db_options.max_log_file_size,
-                                                       db_options.info_log_level);
+  db_options.info_log =
+      std::make_shared<RocksInfoLog>(options.path, db_options.max_log_file_size,
+                                     db_options.keep_log_file_num, db_options.info_log_level);
   db_options.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
   // Writers insert into the memtables side by side, so that a small write
   // (a group commit of PUTs) does not wait for a large one (a commit of

@@ -8,11 +8,15 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
+#include <filesystem>
+#include <string_view>
 #include <system_error>
 #include <utility>
+#include <vector>
 
 namespace catchall {
 namespace {
@@ -65,8 +69,13 @@ std::string Format(const char* format, va_list ap) {
 
 }  // namespace
 
-RocksInfoLog::RocksInfoLog(std::string dir, size_t max_bytes, rocksdb::InfoLogLevel level)
-    : rocksdb::Logger(level), dir_(std::move(dir)), path_(dir_ + "/LOG"), max_bytes_(max_bytes) {
+RocksInfoLog::RocksInfoLog(std::string dir, size_t max_bytes, size_t keep_files,
+                           rocksdb::InfoLogLevel level)
+    : rocksdb::Logger(level),
+      dir_(std::move(dir)),
+      path_(dir_ + "/LOG"),
+      max_bytes_(max_bytes),
+      keep_files_(std::max<size_t>(keep_files, 1)) {
   std::lock_guard<std::mutex> lock(mu_);
   OpenFile();
 }
@@ -82,6 +91,7 @@ rocksdb::Status RocksInfoLog::CloseImpl() {
   std::lock_guard<std::mutex> lock(mu_);
   if (fd_ >= 0) ::close(fd_);
   fd_ = -1;
+  closed_file_ = true;
   return rocksdb::Status::OK();
 }
 
@@ -89,15 +99,20 @@ void RocksInfoLog::Logv(const char* format, va_list ap) {
   Logv(rocksdb::InfoLogLevel::INFO_LEVEL, format, ap);
 }
 
+void RocksInfoLog::LogHeader(const char* format, va_list ap) {
+  Logv(rocksdb::InfoLogLevel::HEADER_LEVEL, format, ap);
+}
+
 void RocksInfoLog::Logv(rocksdb::InfoLogLevel level, const char* format, va_list ap) {
-  if (level < GetInfoLogLevel()) return;
+  const bool header = level == rocksdb::InfoLogLevel::HEADER_LEVEL;
+  if (level < GetInfoLogLevel() && !header) return;
   std::string message = Format(format, ap);
   while (!message.empty() && message.back() == '\n') message.pop_back();
-  if (level >= rocksdb::InfoLogLevel::ERROR_LEVEL && level != rocksdb::InfoLogLevel::HEADER_LEVEL) {
+  if (level >= rocksdb::InfoLogLevel::ERROR_LEVEL && !header) {
     spdlog::error("rocksdb ({}): {}", dir_, message);
   }
   std::string line = LinePrefix();
-  if (level != rocksdb::InfoLogLevel::INFO_LEVEL && level != rocksdb::InfoLogLevel::HEADER_LEVEL) {
+  if (level != rocksdb::InfoLogLevel::INFO_LEVEL && !header) {
     line += '[';
     line += LevelName(level);
     line += "] ";
@@ -105,6 +120,10 @@ void RocksInfoLog::Logv(rocksdb::InfoLogLevel level, const char* format, va_list
   line += message;
   line += '\n';
   std::lock_guard<std::mutex> lock(mu_);
+  // RocksDB writes its header at open only; a rolled LOG gets it again.
+  // Bounded: the options of a store with many columns run to ~1,300 lines.
+  constexpr size_t kMaxHeaderLines = 8192;
+  if (header && headers_.size() < kMaxHeaderLines) headers_.push_back(line);
   WriteLine(line);
 }
 
@@ -125,31 +144,66 @@ void RocksInfoLog::OpenFile() {
   if (fd_ >= 0 && ::fstat(fd_, &st) == 0) size_ = static_cast<size_t>(st.st_size);
 }
 
+void RocksInfoLog::RemoveOldFiles() {
+  // RocksDB trims its own rolled logs as it rolls them; it purges files of
+  // these names too, but only at open and every 6 hours.
+  std::vector<std::pair<uint64_t, std::filesystem::path>> old;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(dir_, ec)) {
+    const std::string name = entry.path().filename().string();
+    constexpr std::string_view kPrefix = "LOG.old.";
+    if (name.rfind(kPrefix, 0) != 0) continue;
+    uint64_t stamp = 0;
+    const char* first = name.data() + kPrefix.size();
+    const char* last = name.data() + name.size();
+    if (std::from_chars(first, last, stamp).ptr != last) continue;
+    old.emplace_back(stamp, entry.path());
+  }
+  if (old.size() < keep_files_) return;
+  std::sort(old.begin(), old.end());
+  for (size_t i = 0; i + (keep_files_ - 1) < old.size(); ++i) {
+    std::filesystem::remove(old[i].second, ec);
+  }
+}
+
 void RocksInfoLog::Roll() {
   if (fd_ >= 0) ::close(fd_);
   fd_ = -1;
   const std::string old = path_ + ".old." + std::to_string(MicrosSinceEpoch());
   // A failed rename leaves the file where it is; it is appended to again.
-  ::rename(path_.c_str(), old.c_str());
+  if (::rename(path_.c_str(), old.c_str()) == 0) RemoveOldFiles();
   OpenFile();
+  for (const std::string& header : headers_) {
+    if (!Append(header)) break;
+  }
 }
 
-void RocksInfoLog::WriteLine(const std::string& line) {
-  if (fd_ >= 0 && max_bytes_ > 0 && size_ + line.size() > max_bytes_) Roll();
-  if (fd_ < 0) OpenFile();
-  int error = fd_ < 0 ? errno : 0;
+bool RocksInfoLog::Append(const std::string& line) {
   size_t done = 0;
-  while (error == 0 && done < line.size()) {
+  while (done < line.size()) {
     const ssize_t n = ::write(fd_, line.data() + done, line.size() - done);
     if (n > 0) {
       done += static_cast<size_t>(n);
     } else if (n < 0 && errno == EINTR) {
       continue;
     } else {
-      error = n < 0 ? errno : ENOSPC;
+      const int error = n < 0 ? errno : ENOSPC;
+      // No half line for the next one to be glued to.
+      if (done > 0 && ::ftruncate(fd_, static_cast<off_t>(size_)) != 0) size_ += done;
+      errno = error;
+      return false;
     }
   }
   size_ += done;
+  return true;
+}
+
+void RocksInfoLog::WriteLine(const std::string& line) {
+  if (closed_file_) return;
+  if (fd_ >= 0 && max_bytes_ > 0 && size_ > 0 && size_ + line.size() > max_bytes_) Roll();
+  if (fd_ < 0) OpenFile();
+  int error = 0;
+  if (fd_ < 0 || !Append(line)) error = errno;
   if (error != 0) {
     // Opened again for the next line: what failed may be the file itself
     // (removed, or replaced by the operator), not only the space.

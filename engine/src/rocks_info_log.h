@@ -22,22 +22,25 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 namespace catchall {
 
 class RocksInfoLog final : public rocksdb::Logger {
  public:
   // Appends to `dir`/LOG (creating it). Once the file passes `max_bytes`
-  // it is renamed LOG.old.<microseconds since the epoch>, as RocksDB names
-  // its own, and a new LOG begins; RocksDB deletes all but the newest
-  // `keep_log_file_num` of those when it opens the store and when it
-  // purges obsolete files. 0: never rolls.
-  RocksInfoLog(std::string dir, size_t max_bytes, rocksdb::InfoLogLevel level);
+  // (0: never) it is renamed LOG.old.<microseconds since the epoch>, as
+  // RocksDB names its own, a new LOG begins with RocksDB's header lines
+  // (version, options) again, and only the newest `keep_files` - 1 old
+  // files stay (RocksDB's keep_log_file_num: LOG and its old files).
+  RocksInfoLog(std::string dir, size_t max_bytes, size_t keep_files, rocksdb::InfoLogLevel level);
   ~RocksInfoLog() override;
 
   void Logv(rocksdb::InfoLogLevel level, const char* format, va_list ap) override;
   // RocksDB's INFO lines without a level.
   void Logv(const char* format, va_list ap) override;
+  // RocksDB's version and options, written at the top of every LOG.
+  void LogHeader(const char* format, va_list ap) override;
   size_t GetLogFileSize() const override;
 
   // Lines that could not be written so far.
@@ -47,17 +50,23 @@ class RocksInfoLog final : public rocksdb::Logger {
   rocksdb::Status CloseImpl() override;
   // Writes one formatted line, rolling first if due. Holds mu_.
   void WriteLine(const std::string& line);
-  void Roll();      // Holds mu_.
-  void OpenFile();  // Holds mu_.
+  // Appends `line` whole or not at all; false (errno set) if it failed.
+  bool Append(const std::string& line);  // Holds mu_.
+  void Roll();                           // Holds mu_.
+  void RemoveOldFiles();                 // Holds mu_.
+  void OpenFile();                       // Holds mu_.
 
   const std::string dir_;
   const std::string path_;
   const size_t max_bytes_;
+  const size_t keep_files_;
   mutable std::mutex mu_;
-  int fd_ = -1;                 // GUARDED_BY(mu_); -1 while it cannot be opened
-  size_t size_ = 0;             // GUARDED_BY(mu_)
-  uint64_t dropped_ = 0;        // GUARDED_BY(mu_)
-  uint64_t dropped_since_ = 0;  // GUARDED_BY(mu_): of the failure going on
+  int fd_ = -1;                       // GUARDED_BY(mu_); -1 while it cannot be opened
+  bool closed_file_ = false;          // GUARDED_BY(mu_): Close() was called
+  size_t size_ = 0;                   // GUARDED_BY(mu_)
+  std::vector<std::string> headers_;  // GUARDED_BY(mu_)
+  uint64_t dropped_ = 0;              // GUARDED_BY(mu_)
+  uint64_t dropped_since_ = 0;        // GUARDED_BY(mu_): of the failure going on
 };
 
 }  // namespace catchall

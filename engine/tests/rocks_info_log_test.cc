@@ -40,7 +40,7 @@ int OldFiles(const std::string& dir) {
 
 TEST(RocksInfoLogTest, LinesLandInTheLogWithTheirLevelAndNothingBelowIt) {
   testing::TempDir dir;
-  RocksInfoLog log(dir.path(), 0, Level::INFO_LEVEL);
+  RocksInfoLog log(dir.path(), 0, 3, Level::INFO_LEVEL);
   Log(log, Level::INFO_LEVEL, "flushed %d bytes", 42);
   Log(log, Level::WARN_LEVEL, "stalling writes: %s", "L0 files");
   Log(log, Level::DEBUG_LEVEL, "not shown");
@@ -56,20 +56,49 @@ TEST(RocksInfoLogTest, LinesLandInTheLogWithTheirLevelAndNothingBelowIt) {
 
 TEST(RocksInfoLogTest, ALongLineIsWrittenWhole) {
   testing::TempDir dir;
-  RocksInfoLog log(dir.path(), 0, Level::INFO_LEVEL);
+  RocksInfoLog log(dir.path(), 0, 3, Level::INFO_LEVEL);
   const std::string long_text(5000, 'x');
   Log(log, Level::INFO_LEVEL, "%s|end", long_text.c_str());
   EXPECT_NE(Read(dir.path() + "/LOG").find(long_text + "|end\n"), std::string::npos);
 }
 
-TEST(RocksInfoLogTest, PastItsLimitTheLogRollsIntoAnOldFile) {
+void Header(RocksInfoLog& log, const char* format, ...) {
+  va_list ap;
+  va_start(ap, format);
+  log.LogHeader(format, ap);
+  va_end(ap);
+}
+
+TEST(RocksInfoLogTest, PastItsLimitTheLogRollsKeepsTheNewestOldFilesAndRepeatsItsHeader) {
   testing::TempDir dir;
-  RocksInfoLog log(dir.path(), 1000, Level::INFO_LEVEL);
-  for (int i = 0; i < 60; ++i) Log(log, Level::INFO_LEVEL, "line %d of the log", i);
-  EXPECT_GE(OldFiles(dir.path()), 2);
-  EXPECT_LE(std::filesystem::file_size(dir.path() + "/LOG"), 1000u);
-  EXPECT_NE(Read(dir.path() + "/LOG").find("line 59 of the log\n"), std::string::npos);
+  // Another log's old files, older than any this one rolls.
+  std::ofstream(dir.path() + "/LOG.old.1000") << "old\n";
+  std::ofstream(dir.path() + "/LOG.old.1001") << "old\n";
+  RocksInfoLog log(dir.path(), 1000, 3, Level::WARN_LEVEL);
+  Header(log, "RocksDB version: %s", "7.8.3");
+  for (int i = 0; i < 60; ++i) {
+    Log(log, Level::WARN_LEVEL, "line %d of the log", i);
+    // Never more than LOG and the two newest old files.
+    ASSERT_LE(OldFiles(dir.path()), 2) << "after line " << i;
+  }
+  EXPECT_EQ(OldFiles(dir.path()), 2);
+  EXPECT_FALSE(std::filesystem::exists(dir.path() + "/LOG.old.1000"));
+  const std::string text = Read(dir.path() + "/LOG");
+  EXPECT_LE(text.size(), 1000u);
+  // The rolled LOG begins with RocksDB's header again.
+  EXPECT_NE(text.substr(0, text.find('\n')).find("RocksDB version: 7.8.3"), std::string::npos)
+      << text;
+  EXPECT_NE(text.find("line 59 of the log\n"), std::string::npos) << text;
   EXPECT_EQ(log.dropped_lines(), 0u);
+}
+
+TEST(RocksInfoLogTest, AfterCloseNothingIsWrittenOrOpened) {
+  testing::TempDir dir;
+  RocksInfoLog log(dir.path(), 0, 3, Level::INFO_LEVEL);
+  Log(log, Level::INFO_LEVEL, "before");
+  ASSERT_TRUE(log.Close().ok());
+  Log(log, Level::INFO_LEVEL, "after");
+  EXPECT_EQ(Read(dir.path() + "/LOG").find("after"), std::string::npos);
 }
 
 TEST(RocksInfoLogTest, ALineThatCannotBeWrittenIsDroppedAndTheLogResumesWhenItCan) {
@@ -77,7 +106,7 @@ TEST(RocksInfoLogTest, ALineThatCannotBeWrittenIsDroppedAndTheLogResumesWhenItCa
   const std::string path = dir.path() + "/LOG";
   // /dev/full fails every write with ENOSPC, as a full disk does.
   std::filesystem::create_symlink("/dev/full", path);
-  RocksInfoLog log(dir.path(), 0, Level::INFO_LEVEL);
+  RocksInfoLog log(dir.path(), 0, 3, Level::INFO_LEVEL);
   Log(log, Level::INFO_LEVEL, "lost %d", 1);
   Log(log, Level::ERROR_LEVEL, "lost %d", 2);
   EXPECT_EQ(log.dropped_lines(), 2u);
