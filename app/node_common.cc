@@ -5,6 +5,8 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <thread>
 
 #include "engine/runtime.h"
@@ -25,11 +27,12 @@ Status OpenStore(Env* env, const Config& config, std::vector<ColumnSpec> columns
   options.flush_low_priority = config.flush_low_priority;
   options.columns = std::move(columns);
   Status s = env->OpenStore(options, store);
-  // RocksDB's LOCK file held by another process (fcntl: EAGAIN). Other
-  // failures on that file (a read-only file system, a directory in its
-  // place) are not that, and their own message says what they are.
+  // RocksDB's LOCK file held by another process: RocksDB says "While lock
+  // file" only when taking the lock (fcntl) failed; failing to open the
+  // file (a read-only file system, a directory in its place) says "while
+  // open a file for lock", and that message says what it is.
   const bool held = s.message().find("LOCK") != std::string::npos &&
-                    s.message().find("Resource temporarily unavailable") != std::string::npos;
+                    s.message().find("While lock file") != std::string::npos;
   if (!s.ok() && held) {
     return Status::FailedPrecondition(
         fmt::format("data directory '{}' is in use by another catchall process ({})",
@@ -94,13 +97,35 @@ Status StartHttp(const Config& config, const HttpRouter* router, Metrics* metric
   http.header_limit = config.max_header_bytes;
   http.idle_timeout = std::chrono::milliseconds(config.idle_timeout_ms);
   http.io_timeout = std::chrono::milliseconds(config.io_timeout_ms);
-  http.max_connections = config.max_connections;
+  // Within what the open-file limit leaves for connections: past it, an
+  // accept fails, and so would the store's next table file.
+  http.max_connections = ConnectionLimit(config);
   http.tls_cert_file = config.tls_cert_file;
   http.tls_key_file = config.tls_key_file;
   *server = std::make_unique<HttpServer>(http, router, metrics);
   CATCHALL_RETURN_IF_ERROR((*server)->Start());
   if (!port_file.empty()) CATCHALL_RETURN_IF_ERROR(WritePortFile(port_file, (*server)->port()));
   return Status::Ok();
+}
+
+namespace {
+
+// Descriptors kept beside the connections: the store's table files and
+// write-ahead logs, Kafka's sockets, logs.
+constexpr uint64_t kOtherFiles = 1024;
+
+uint64_t OpenFileLimit() {
+  struct rlimit limit {};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) return UINT64_MAX;
+  return limit.rlim_cur;
+}
+
+}  // namespace
+
+uint64_t ConnectionLimit(const Config& config) {
+  const uint64_t files = OpenFileLimit();
+  const uint64_t room = files > 2 * kOtherFiles ? files - kOtherFiles : files / 2;
+  return std::max<uint64_t>(1, std::min(config.max_connections, room));
 }
 
 uint64_t RaiseOpenFileLimit(const Config& config) {
@@ -114,18 +139,16 @@ uint64_t RaiseOpenFileLimit(const Config& config) {
   if (limit.rlim_cur != before) {
     spdlog::debug("open file limit raised from {} to {}", before, limit.rlim_cur);
   }
-  // Beside the connections: the store's table files, Kafka's sockets, logs.
-  constexpr uint64_t kOtherFiles = 1024;
-  const uint64_t in_force = limit.rlim_cur == RLIM_INFINITY ? UINT64_MAX : limit.rlim_cur;
-  if (in_force < config.max_connections + kOtherFiles) {
+  const uint64_t connections = ConnectionLimit(config);
+  if (connections < config.max_connections) {
     spdlog::warn(
         "the open file limit is {} (hard limit {}), too low for server.max_connections {} plus "
-        "~{} descriptors for the store and Kafka: connections beyond it wait in the listen "
-        "queue; raise it (LimitNOFILE=, ulimit -n, docker --ulimit nofile=) or lower "
-        "server.max_connections",
-        in_force, limit.rlim_max, config.max_connections, kOtherFiles);
+        "~{} descriptors for the store and Kafka: connections beyond {} get 503 "
+        "too_many_connections; raise it (LimitNOFILE=, ulimit -n, docker --ulimit nofile=) or "
+        "lower server.max_connections",
+        limit.rlim_cur, limit.rlim_max, config.max_connections, kOtherFiles, connections);
   }
-  return in_force;
+  return OpenFileLimit();
 }
 
 KafkaOptions KafkaOptionsFor(const Config& config, const std::string& role) {

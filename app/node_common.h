@@ -60,10 +60,15 @@ void FlushStoreOnShutdown(KvStore* store, DiskMonitor* disk, uint64_t room_bytes
 // runtime do at start: every connection and each of RocksDB's table files
 // takes a descriptor, and services start with a soft limit of 1024 (systemd)
 // against server.max_connections of 10,000. Warns when even the hard limit
-// leaves no room for server.max_connections: connections past it then wait
-// in the listen queue (catchall_http_accept_failures_total counts the
-// tries). Returns the soft limit in force.
+// leaves no room for server.max_connections (see ConnectionLimit). Returns
+// the soft limit in force.
 uint64_t RaiseOpenFileLimit(const Config& config);
+
+// server.max_connections, or fewer when the open-file limit leaves room for
+// fewer beside the store and Kafka (~1,024 descriptors kept for them, half
+// the limit when it is below 2,048): the server answers connections past it
+// 503 too_many_connections instead of running out of descriptors.
+uint64_t ConnectionLimit(const Config& config);
 
 // kafka.instance_id, or "<hostname>-<port>" when unset.
 std::string InstanceId(const Config& config);

@@ -1267,6 +1267,15 @@ TEST_F(ClusterTest, EveryDocumentedMetricIsExportedByARoleWithAValueTheTrafficEx
            EXPECT_EQ(e->Sum("catchall_http_tls_handshake_failures_total"), 0);
          }
        }},
+      {"catchall_http_accept_failures_total",
+       [&] {
+         // Every accept succeeded here (serve_bad_input_test.cc counts
+         // failures out of file descriptors); every role exports it.
+         for (const auto* e : {&ing, &agg, &qry}) {
+           EXPECT_TRUE(e->Has("catchall_http_accept_failures_total"));
+           EXPECT_EQ(e->Sum("catchall_http_accept_failures_total"), 0);
+         }
+       }},
       {"catchall_process_resident_memory_bytes",
        [&] {
          for (auto [e, p] : {std::pair{&ing, ingest.get()}, std::pair{&agg, agg_b.get()},

@@ -50,11 +50,13 @@ pid_t Spawn(const std::vector<std::string>& args, const std::string& log_path) {
 
 std::string ServerProcess::BinaryPath() { return CATCHALL_BINARY; }
 
-ServerProcess::ServerProcess(std::vector<std::string> args, std::chrono::seconds timeout) {
+ServerProcess::ServerProcess(std::vector<std::string> args, std::chrono::seconds timeout,
+                             std::vector<std::string> wrapper) {
   log_path_ = scratch_.path() + "/server.log";
   port_file_ = scratch_.path() + "/port";
   command_ = args.empty() ? std::string() : args.front();
-  std::vector<std::string> argv = {BinaryPath()};
+  std::vector<std::string> argv = std::move(wrapper);
+  argv.push_back(BinaryPath());
   argv.insert(argv.end(), args.begin(), args.end());
   argv.insert(argv.end(), {"--listen", "127.0.0.1:0", "--port-file", port_file_});
   pid_ = Spawn(argv, log_path_);

@@ -22,8 +22,11 @@ class ServerProcess {
 
   // Starts `catchall <args...> --listen 127.0.0.1:0 --port-file <f>` and
   // waits until the port file appears (fails the test after `timeout`).
+  // `wrapper`, if given, runs the binary: e.g. {"/usr/bin/prlimit",
+  // "--nofile=1536:1536", "--"} (it must exec it, keeping the process).
   explicit ServerProcess(std::vector<std::string> args,
-                         std::chrono::seconds timeout = std::chrono::seconds(60));
+                         std::chrono::seconds timeout = std::chrono::seconds(60),
+                         std::vector<std::string> wrapper = {});
   ~ServerProcess();  // SIGKILL if still running
   ServerProcess(const ServerProcess&) = delete;
   ServerProcess& operator=(const ServerProcess&) = delete;
