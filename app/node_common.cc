@@ -100,6 +100,7 @@ Status StartHttp(const Config& config, const HttpRouter* router, Metrics* metric
   // Within what the open-file limit leaves for connections: past it, an
   // accept fails, and so would the store's next table file.
   http.max_connections = ConnectionLimit(config);
+  http.max_inflight_body_bytes = config.max_inflight_body_bytes;
   http.tls_cert_file = config.tls_cert_file;
   http.tls_key_file = config.tls_key_file;
   *server = std::make_unique<HttpServer>(http, router, metrics);

@@ -355,6 +355,11 @@ Status ValidateConfig(const Config& c) {
   for (const auto& l : limits) {
     if (l.value > l.max) return bad(l.key, fmt::format("must be at most {}", l.max));
   }
+  if (c.max_inflight_body_bytes != 0 && c.max_inflight_body_bytes < c.max_body_bytes) {
+    return bad("server.max_inflight_body_bytes",
+               "must be 0 (no limit) or at least server.max_body_bytes (" +
+                   std::to_string(c.max_body_bytes) + "): a largest request must fit");
+  }
   static const char* kLevels[] = {"trace", "debug", "info", "warn", "error", "critical", "off"};
   bool level_ok = false;
   for (const char* l : kLevels) level_ok |= (c.log_level == l);

@@ -69,6 +69,14 @@ HttpProbe::HttpProbe(Metrics& metrics, const HttpRouter* router) {
                "raise the open file limit); accepting pauses 100 ms after each")
            .Register(r)
            .Add({});
+  body_budget_refusals_ =
+      &prometheus::BuildCounter()
+           .Name("catchall_http_body_budget_refusals_total")
+           .Help(
+               "Requests answered 503 server_busy before their body was read: the request "
+               "bodies held across connections were at server.max_inflight_body_bytes")
+           .Register(r)
+           .Add({});
   tls_handshake_failures_ =
       &prometheus::BuildCounter()
            .Name("catchall_http_tls_handshake_failures_total")
@@ -108,6 +116,7 @@ void HttpProbe::OnConnectionOpened() {
 void HttpProbe::OnConnectionClosed() { connections_->Decrement(); }
 void HttpProbe::OnConnectionRejected() { rejected_->Increment(); }
 void HttpProbe::OnAcceptFailed() { accept_failures_->Increment(); }
+void HttpProbe::OnBodyBudgetRefused() { body_budget_refusals_->Increment(); }
 
 void HttpProbe::OnTlsHandshakeFailed() { tls_handshake_failures_->Increment(); }
 

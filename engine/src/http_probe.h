@@ -33,6 +33,8 @@ class HttpProbe {
   void OnConnectionRejected();
   // An accept that failed (out of file descriptors, most likely).
   void OnAcceptFailed();
+  // A request refused because the bodies in flight were at their limit.
+  void OnBodyBudgetRefused();
   void OnTlsHandshakeFailed();
 
  private:
@@ -52,6 +54,7 @@ class HttpProbe {
   prometheus::Counter* connections_total_;
   prometheus::Counter* rejected_;
   prometheus::Counter* accept_failures_;
+  prometheus::Counter* body_budget_refusals_;
   prometheus::Counter* tls_handshake_failures_;
 };
 

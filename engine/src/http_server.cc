@@ -113,6 +113,25 @@ struct HttpServerImpl : std::enable_shared_from_this<HttpServerImpl> {
   std::vector<std::thread> threads;
   std::atomic<bool> draining{false};
   std::atomic<size_t> connections{0};
+  // Bytes of request bodies the sessions hold (options.max_inflight_body_bytes).
+  std::atomic<size_t> body_bytes{0};
+
+  // Counts `bytes` of a body against the budget; false (nothing counted)
+  // if that would pass it.
+  bool ReserveBody(size_t bytes) {
+    const size_t limit = options.max_inflight_body_bytes;
+    if (limit == 0) return true;
+    size_t held = body_bytes.load(std::memory_order_relaxed);
+    do {
+      if (bytes > limit - std::min(held, limit)) return false;
+    } while (!body_bytes.compare_exchange_weak(held, held + bytes, std::memory_order_relaxed));
+    return true;
+  }
+  void ReleaseBody(size_t bytes) {
+    if (options.max_inflight_body_bytes != 0) {
+      body_bytes.fetch_sub(bytes, std::memory_order_relaxed);
+    }
+  }
   uint16_t bound_port = 0;
 
   std::mutex sessions_mu;
@@ -200,6 +219,7 @@ class Session final : public SessionBase {
         timer_(stream_.get_executor()) {}
 
   ~Session() override {
+    ReleaseBody();
     server_->connections.fetch_sub(1);
     if (server_->probe) server_->probe->OnConnectionClosed();
     std::lock_guard<std::mutex> lock(server_->sessions_mu);
@@ -417,6 +437,17 @@ class Session final : public SessionBase {
       keep_alive_ = false;  // the body is not read: where the next request begins is unknown
       return DoWrite(std::move(*refusal));
     }
+    if (!parser_->is_done() && !ReserveBody()) {
+      keep_alive_ = false;
+      if (server_->probe) server_->probe->OnBodyBudgetRefused();
+      HttpResponse busy = HttpResponse::Error(
+          503, "server_busy",
+          fmt::format("the request bodies the server holds in memory are at its limit of {} "
+                      "bytes (server.max_inflight_body_bytes); retry shortly",
+                      server_->options.max_inflight_body_bytes));
+      busy.headers.emplace_back("Retry-After", "1");
+      return DoWrite(std::move(busy));
+    }
     if (version_ == 11 && !parser_->is_done() &&
         beast::iequals(req[http::field::expect], "100-continue")) {
       // curl and others wait for this before sending a large body. Not for
@@ -510,7 +541,24 @@ class Session final : public SessionBase {
     });
   }
 
+  // Counts this request's body against the server's budget: its declared
+  // length (Beast reserves that much up front), or the most a chunked body
+  // may grow to. False if the budget has no room.
+  bool ReserveBody() {
+    const size_t bytes = parser_->content_length().value_or(server_->options.body_limit);
+    if (!server_->ReserveBody(bytes)) return false;
+    body_reserved_ = bytes;
+    return true;
+  }
+  // The body is done with once it is answered (the handler has read it).
+  void ReleaseBody() {
+    if (body_reserved_ == 0) return;
+    server_->ReleaseBody(body_reserved_);
+    body_reserved_ = 0;
+  }
+
   void DoWrite(HttpResponse&& r) {
+    ReleaseBody();
     auto now = std::chrono::steady_clock::now();
     if (server_->probe) server_->probe->OnRequest(route_, method_, r.status, now - received_);
     bool keep = keep_alive_ && !server_->draining.load();
@@ -587,8 +635,9 @@ class Session final : public SessionBase {
   bool timed_out_ = false;  // the deadline cancelled the read
   beast::flat_buffer buffer_;
   std::optional<BeastRequestParser> parser_;
-  std::string wire_;   // the response being written (RenderResponse)
-  bool head_ = false;  // the request being answered is a HEAD
+  size_t body_reserved_ = 0;  // of the server's body budget, by the request being read
+  std::string wire_;          // the response being written (RenderResponse)
+  bool head_ = false;         // the request being answered is a HEAD
   unsigned version_ = 11;
   bool keep_alive_ = true;
   bool idle_ = false;

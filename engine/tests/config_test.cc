@@ -295,6 +295,20 @@ TEST_F(ConfigTest, BadEnvironmentValueNamesTheVariable) {
   EXPECT_THAT(s.message(), HasSubstr("eight"));
 }
 
+TEST_F(ConfigTest, TheBodyBudgetHoldsAtLeastOneLargestBodyOrIsOff) {
+  Status small = LoadError(
+      "", {{"server.max_body_bytes", "65536"}, {"server.max_inflight_body_bytes", "65535"}});
+  EXPECT_THAT(small.message(), HasSubstr("server.max_inflight_body_bytes"));
+  EXPECT_THAT(small.message(), HasSubstr("65536"));
+  for (const char* ok : {"0", "65536"}) {
+    Result<Config> c = LoadConfig(
+        "", {{"server.max_body_bytes", "65536"}, {"server.max_inflight_body_bytes", ok}});
+    ASSERT_TRUE(c.ok()) << ok << ": " << c.status().message();
+    EXPECT_EQ(c->max_inflight_body_bytes, std::stoull(ok));
+  }
+  EXPECT_EQ(LoadConfig("", {})->max_inflight_body_bytes, uint64_t{1} << 30);
+}
+
 TEST_F(ConfigTest, BadOverridesNameTheKey) {
   Status unknown = LoadError("", {{"server.nope", "1"}});
   EXPECT_THAT(unknown.message(), HasSubstr("server.nope"));

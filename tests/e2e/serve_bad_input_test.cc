@@ -485,5 +485,66 @@ TEST(ServeOutOfFilesTest, ConnectionsPastWhatTheOpenFileLimitAllowsGet503) {
   EXPECT_EQ(server.Terminate(), 0) << server.Output();
 }
 
+// Found by a probe (2026-12-06): 100 connections that each declared a
+// 16 MB body and sent 15 MB of it held 1.5 GB of the server's memory, and
+// nothing bounded that short of server.max_connections x max_body_bytes
+// (160 GB by default). The bodies held at once now have a budget
+// (server.max_inflight_body_bytes): past it a request is answered 503
+// server_busy before its body is read, and room returns as held requests
+// are answered.
+TEST(ServeBodyBudgetTest, RequestsPastTheBodiesInFlightBudgetGet503UntilRoomReturns) {
+  TempDir data;
+  ServerProcess server({"serve", "--data-dir", data.path(), "--set", "server.max_body_bytes=65536",
+                        "--set", "server.max_inflight_body_bytes=131072"});
+  ASSERT_TRUE(server.WaitReady());
+  // Two requests that declare 64 KiB each and send half: the budget is full.
+  const std::string head =
+      "POST /events HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-ndjson\r\n"
+      "Content-Length: 65536\r\n\r\n";
+  std::string line = R"({"domain":"budget.example","type":"delivered"})";
+  line += std::string(64 - line.size() - 1, ' ') + "\n";  // 64 bytes a line
+  std::string body;
+  while (body.size() < 65536) body += line;
+  std::vector<int> held;
+  for (int i = 0; i < 2; ++i) {
+    int fd = ConnectIdle(server.port());
+    ASSERT_GE(fd, 0);
+    const std::string first = head + body.substr(0, 32768);
+    ASSERT_EQ(::send(fd, first.data(), first.size(), MSG_NOSIGNAL),
+              static_cast<ssize_t>(first.size()));
+    held.push_back(fd);
+  }
+  HttpClient client(server.port());
+  HttpResult busy;
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        busy = client.Post("/events", body, "application/x-ndjson");
+        return busy.status == 503;
+      },
+      std::chrono::seconds(10), "a 503 while two 64 KiB bodies are held", {&server}));
+  EXPECT_EQ(JsonString(busy.body, "code"), "server_busy") << busy.body;
+  EXPECT_THAT(JsonString(busy.body, "message").value_or(""),
+              HasSubstr("server.max_inflight_body_bytes"));
+  EXPECT_EQ(busy.Header("retry-after"), "1");
+  // A request without a body needs no room.
+  EXPECT_EQ(HttpClient(server.port()).Put("/events/budget.example/delivered").status, 204);
+
+  // One held request finishes and is answered: its room returns.
+  const std::string rest = body.substr(32768);
+  ASSERT_EQ(::send(held[0], rest.data(), rest.size(), MSG_NOSIGNAL),
+            static_cast<ssize_t>(rest.size()));
+  char answer[512];
+  ASSERT_GT(::recv(held[0], answer, sizeof(answer), 0), 0);
+  EXPECT_THAT(std::string(answer, 12), HasSubstr("200")) << std::string(answer, 120);
+  HttpResult ok = HttpClient(server.port()).Post("/events", body, "application/x-ndjson");
+  EXPECT_EQ(ok.status, 200) << ok.body;
+  for (int fd : held) ::close(fd);
+
+  const double refused = Exposition(HttpClient(server.port()).Get("/metrics").body)
+                             .Sum("catchall_http_body_budget_refusals_total");
+  EXPECT_GE(refused, 1);
+  EXPECT_EQ(server.Terminate(), 0) << server.Output();
+}
+
 }  // namespace
 }  // namespace catchall::testing

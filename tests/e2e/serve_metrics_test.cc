@@ -268,6 +268,13 @@ TEST(ServeMetricsTest, EveryDocumentedMetricIsExportedWithAValueTheTrafficExplai
        [&] { EXPECT_EQ(after.Sum("catchall_http_tls_handshake_failures_total"), 0); }},
       // Every accept succeeded here (tests/e2e/serve_bad_input_test.cc
       // counts failures out of file descriptors).
+      // No request waited for room here (serve_bad_input_test.cc fills the
+      // budget).
+      {"catchall_http_body_budget_refusals_total",
+       [&] {
+         EXPECT_TRUE(after.Has("catchall_http_body_budget_refusals_total"));
+         EXPECT_EQ(after.Sum("catchall_http_body_budget_refusals_total"), 0);
+       }},
       {"catchall_http_accept_failures_total",
        [&] {
          EXPECT_TRUE(after.Has("catchall_http_accept_failures_total"));

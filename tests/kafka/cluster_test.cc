@@ -1267,6 +1267,13 @@ TEST_F(ClusterTest, EveryDocumentedMetricIsExportedByARoleWithAValueTheTrafficEx
            EXPECT_EQ(e->Sum("catchall_http_tls_handshake_failures_total"), 0);
          }
        }},
+      {"catchall_http_body_budget_refusals_total",
+       [&] {
+         for (const auto* e : {&ing, &agg, &qry}) {
+           EXPECT_TRUE(e->Has("catchall_http_body_budget_refusals_total"));
+           EXPECT_EQ(e->Sum("catchall_http_body_budget_refusals_total"), 0);
+         }
+       }},
       {"catchall_http_accept_failures_total",
        [&] {
          // Every accept succeeded here (serve_bad_input_test.cc counts

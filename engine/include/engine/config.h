@@ -28,6 +28,8 @@ struct Config {
   uint64_t idle_timeout_ms = 30000;
   uint64_t io_timeout_ms = 30000;
   uint64_t max_connections = 10000;
+  // Request bodies held at once across connections (0: no limit).
+  uint64_t max_inflight_body_bytes = uint64_t{1} << 30;
   uint64_t shutdown_timeout_ms = 10000;
   // PEM files; both or neither. Set: the listener speaks TLS only.
   std::string tls_cert_file;

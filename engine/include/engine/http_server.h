@@ -31,6 +31,11 @@ struct HttpServerOptions {
   // Time allowed to receive a body and to send a response.
   std::chrono::milliseconds io_timeout{std::chrono::seconds(30)};
   size_t max_connections = 10000;
+  // Request bodies all connections may hold at once (each counted at its
+  // declared length, or body_limit when chunked, from its headers until its
+  // answer); a request over it is answered 503 server_busy before its body
+  // is read. 0: no limit.
+  size_t max_inflight_body_bytes = size_t{1} << 30;
   // PEM files; both set: the listener speaks TLS (1.2 or later) only.
   std::string tls_cert_file;
   std::string tls_key_file;
