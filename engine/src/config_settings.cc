@@ -112,9 +112,10 @@ std::vector<Setting> MakeSettings() {
   s.push_back(U64Setting("server.max_connections", "open connections above this get 503",
                          &Config::max_connections));
   s.push_back(U64Setting("server.max_inflight_body_bytes",
-                         "request bodies held in memory at once across connections (each at its "
-                         "declared length); a request past it gets 503 server_busy before its "
-                         "body is read (0: no limit; else at least server.max_body_bytes)",
+                         "request body bytes held in memory at once across connections, as "
+                         "received; a request whose declared body does not fit, or whose body "
+                         "outgrows the room, gets 503 server_busy (0: no limit; else at least "
+                         "server.max_body_bytes)",
                          &Config::max_inflight_body_bytes));
   s.push_back(U64Setting("server.shutdown_timeout_ms",
                          "on SIGTERM, how long requests in flight may take to finish",

@@ -77,6 +77,13 @@ HttpProbe::HttpProbe(Metrics& metrics, const HttpRouter* router) {
                "bodies held across connections were at server.max_inflight_body_bytes")
            .Register(r)
            .Add({});
+  body_bytes_ = &prometheus::BuildGauge()
+                     .Name("catchall_http_request_body_bytes")
+                     .Help(
+                         "Request body bytes held in memory now, across connections (counted "
+                         "against server.max_inflight_body_bytes)")
+                     .Register(r)
+                     .Add({});
   tls_handshake_failures_ =
       &prometheus::BuildCounter()
            .Name("catchall_http_tls_handshake_failures_total")
@@ -117,6 +124,7 @@ void HttpProbe::OnConnectionClosed() { connections_->Decrement(); }
 void HttpProbe::OnConnectionRejected() { rejected_->Increment(); }
 void HttpProbe::OnAcceptFailed() { accept_failures_->Increment(); }
 void HttpProbe::OnBodyBudgetRefused() { body_budget_refusals_->Increment(); }
+void HttpProbe::SetBodyBytes(size_t bytes) { body_bytes_->Set(static_cast<double>(bytes)); }
 
 void HttpProbe::OnTlsHandshakeFailed() { tls_handshake_failures_->Increment(); }
 

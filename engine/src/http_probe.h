@@ -35,6 +35,8 @@ class HttpProbe {
   void OnAcceptFailed();
   // A request refused because the bodies in flight were at their limit.
   void OnBodyBudgetRefused();
+  // Request body bytes the connections hold now.
+  void SetBodyBytes(size_t bytes);
   void OnTlsHandshakeFailed();
 
  private:
@@ -55,6 +57,7 @@ class HttpProbe {
   prometheus::Counter* rejected_;
   prometheus::Counter* accept_failures_;
   prometheus::Counter* body_budget_refusals_;
+  prometheus::Gauge* body_bytes_;
   prometheus::Counter* tls_handshake_failures_;
 };
 

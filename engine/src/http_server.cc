@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -116,6 +117,12 @@ struct HttpServerImpl : std::enable_shared_from_this<HttpServerImpl> {
   // Bytes of request bodies the sessions hold (options.max_inflight_body_bytes).
   std::atomic<size_t> body_bytes{0};
 
+  // Whether `bytes` more of bodies would fit now (nothing counted).
+  bool BodyRoomFor(size_t bytes) const {
+    const size_t limit = options.max_inflight_body_bytes;
+    return limit == 0 ||
+           bytes <= limit - std::min(body_bytes.load(std::memory_order_relaxed), limit);
+  }
   // Counts `bytes` of a body against the budget; false (nothing counted)
   // if that would pass it.
   bool ReserveBody(size_t bytes) {
@@ -125,11 +132,13 @@ struct HttpServerImpl : std::enable_shared_from_this<HttpServerImpl> {
     do {
       if (bytes > limit - std::min(held, limit)) return false;
     } while (!body_bytes.compare_exchange_weak(held, held + bytes, std::memory_order_relaxed));
+    if (probe) probe->SetBodyBytes(held + bytes);
     return true;
   }
   void ReleaseBody(size_t bytes) {
     if (options.max_inflight_body_bytes != 0) {
-      body_bytes.fetch_sub(bytes, std::memory_order_relaxed);
+      const size_t left = body_bytes.fetch_sub(bytes, std::memory_order_relaxed) - bytes;
+      if (probe) probe->SetBodyBytes(left);
     }
   }
   uint16_t bound_port = 0;
@@ -437,16 +446,10 @@ class Session final : public SessionBase {
       keep_alive_ = false;  // the body is not read: where the next request begins is unknown
       return DoWrite(std::move(*refusal));
     }
-    if (!parser_->is_done() && !ReserveBody()) {
-      keep_alive_ = false;
-      if (server_->probe) server_->probe->OnBodyBudgetRefused();
-      HttpResponse busy = HttpResponse::Error(
-          503, "server_busy",
-          fmt::format("the request bodies the server holds in memory are at its limit of {} "
-                      "bytes (server.max_inflight_body_bytes); retry shortly",
-                      server_->options.max_inflight_body_bytes));
-      busy.headers.emplace_back("Retry-After", "1");
-      return DoWrite(std::move(busy));
+    // A declared body that would not fit beside what is held now is refused
+    // before any of it is read (a chunked one is checked as it arrives).
+    if (!parser_->is_done() && !server_->BodyRoomFor(parser_->content_length().value_or(0))) {
+      return RefuseBusy();
     }
     if (version_ == 11 && !parser_->is_done() &&
         beast::iequals(req[http::field::expect], "100-continue")) {
@@ -477,8 +480,24 @@ class Session final : public SessionBase {
     // io_context.
     if (parser_->is_done()) return OnRead({}, 0);
     SetDeadline(Wait::kRead, server_->options.io_timeout, std::chrono::steady_clock::now());
-    http::async_read(stream_, buffer_, *parser_,
-                     beast::bind_front_handler(&Session::OnRead, Self()));
+    ReadSomeBody();
+  }
+
+  // Reads the body piece by piece (what each read finds in the socket),
+  // counting what it holds against the server's budget as it grows.
+  void ReadSomeBody() {
+    http::async_read_some(stream_, buffer_, *parser_,
+                          beast::bind_front_handler(&Session::OnReadSomeBody, Self()));
+  }
+
+  void OnReadSomeBody(beast::error_code ec, std::size_t /*bytes*/) {
+    if (ec) return OnRead(ec, 0);
+    if (!ReserveBody()) {
+      ClearDeadline();
+      return RefuseBusy();
+    }
+    if (parser_->is_done()) return OnRead({}, 0);
+    ReadSomeBody();
   }
 
   void OnReadError(beast::error_code ec) {
@@ -541,14 +560,30 @@ class Session final : public SessionBase {
     });
   }
 
-  // Counts this request's body against the server's budget: its declared
-  // length (Beast reserves that much up front), or the most a chunked body
-  // may grow to. False if the budget has no room.
+  // Counts the body bytes received since the last call against the
+  // server's budget: what is held in memory, not what was declared (Beast
+  // reserves the declared length up front, but pages never written are
+  // not memory, and counting them let clients that sent headers only
+  // block every body for io_timeout). False if the budget has no room.
   bool ReserveBody() {
-    const size_t bytes = parser_->content_length().value_or(server_->options.body_limit);
-    if (!server_->ReserveBody(bytes)) return false;
-    body_reserved_ = bytes;
+    const size_t held = parser_->get().body().size();
+    if (held <= body_reserved_) return true;
+    if (!server_->ReserveBody(held - body_reserved_)) return false;
+    body_reserved_ = held;
     return true;
+  }
+  // 503 server_busy, and the connection closed (the rest of the body is
+  // not read).
+  void RefuseBusy() {
+    keep_alive_ = false;
+    if (server_->probe) server_->probe->OnBodyBudgetRefused();
+    HttpResponse busy = HttpResponse::Error(
+        503, "server_busy",
+        fmt::format("the request bodies the server holds in memory are at its limit of {} "
+                    "bytes (server.max_inflight_body_bytes); retry shortly",
+                    server_->options.max_inflight_body_bytes));
+    busy.headers.emplace_back("Retry-After", "1");
+    DoWrite(std::move(busy));
   }
   // The body is done with once it is answered (the handler has read it).
   void ReleaseBody() {
@@ -616,8 +651,33 @@ class Session final : public SessionBase {
     } else {
       beast::error_code ec;
       Sock().shutdown(tcp::socket::shutdown_send, ec);
+      if (BodyLeftUnread()) {
+        // Closing with the client's body unread makes the kernel reset the
+        // connection, and a client still sending it then loses the answer
+        // we wrote (a 503 server_busy, a 413) on its next write, before it
+        // reads. Read and drop what it sends until it closes, for at most
+        // a couple of seconds, as nginx's lingering close does.
+        Lowest().expires_after(std::min<std::chrono::milliseconds>(server_->options.io_timeout,
+                                                                   std::chrono::seconds(2)));
+        return Linger();
+      }
       stream_.close();
     }
+  }
+
+  // The request's headers were read and its body was not (all of it).
+  bool BodyLeftUnread() const {
+    return parser_ && parser_->is_header_done() && !parser_->is_done();
+  }
+
+  void Linger() {
+    // Dropped bytes: one buffer per thread serves every lingering session.
+    static thread_local std::array<char, 16384> dropped;
+    Lowest().async_read_some(
+        net::buffer(dropped), [self = Self()](beast::error_code ec, std::size_t) {
+          if (ec) return self->stream_.close();  // the client closed, or the time is up
+          self->Linger();
+        });
   }
 
   const size_t context_;  // index of the io_context the handlers run on

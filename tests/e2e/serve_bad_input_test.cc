@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -466,6 +467,9 @@ TEST(ServeOutOfFilesTest, AStartRaisesTheOpenFileLimitAndWarnsWhenItIsTooLowForT
 // a limit below 2,048), connections get the 503 of server.max_connections
 // rather than an accept that fails for want of a descriptor.
 TEST(ServeOutOfFilesTest, ConnectionsPastWhatTheOpenFileLimitAllowsGet503) {
+  if (!std::filesystem::exists("/usr/bin/prlimit")) {
+    GTEST_SKIP() << "needs /usr/bin/prlimit (util-linux)";
+  }
   TempDir data;
   ServerProcess server({"serve", "--data-dir", data.path()}, std::chrono::seconds(60),
                        {"/usr/bin/prlimit", "--nofile=200:200", "--"});
@@ -488,16 +492,16 @@ TEST(ServeOutOfFilesTest, ConnectionsPastWhatTheOpenFileLimitAllowsGet503) {
 // Found by a probe (2026-12-06): 100 connections that each declared a
 // 16 MB body and sent 15 MB of it held 1.5 GB of the server's memory, and
 // nothing bounded that short of server.max_connections x max_body_bytes
-// (160 GB by default). The bodies held at once now have a budget
-// (server.max_inflight_body_bytes): past it a request is answered 503
-// server_busy before its body is read, and room returns as held requests
-// are answered.
-TEST(ServeBodyBudgetTest, RequestsPastTheBodiesInFlightBudgetGet503UntilRoomReturns) {
+// (160 GB by default). The body bytes held at once now have a budget
+// (server.max_inflight_body_bytes), counted as they arrive: a request whose
+// declared body does not fit beside them, or whose body outgrows the room,
+// gets 503 server_busy; room returns as held requests are answered or
+// their connections close. Declared bytes that never came hold nothing.
+TEST(ServeBodyBudgetTest, RequestsPastTheBodyBytesHeldGet503UntilRoomReturns) {
   TempDir data;
   ServerProcess server({"serve", "--data-dir", data.path(), "--set", "server.max_body_bytes=65536",
                         "--set", "server.max_inflight_body_bytes=131072"});
   ASSERT_TRUE(server.WaitReady());
-  // Two requests that declare 64 KiB each and send half: the budget is full.
   const std::string head =
       "POST /events HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-ndjson\r\n"
       "Content-Length: 65536\r\n\r\n";
@@ -505,15 +509,36 @@ TEST(ServeBodyBudgetTest, RequestsPastTheBodiesInFlightBudgetGet503UntilRoomRetu
   line += std::string(64 - line.size() - 1, ' ') + "\n";  // 64 bytes a line
   std::string body;
   while (body.size() < 65536) body += line;
-  std::vector<int> held;
-  for (int i = 0; i < 2; ++i) {
+  auto start = [&](size_t sent) {
     int fd = ConnectIdle(server.port());
-    ASSERT_GE(fd, 0);
-    const std::string first = head + body.substr(0, 32768);
-    ASSERT_EQ(::send(fd, first.data(), first.size(), MSG_NOSIGNAL),
+    EXPECT_GE(fd, 0);
+    const timeval timeout{10, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+    const std::string first = head + body.substr(0, sent);
+    EXPECT_EQ(::send(fd, first.data(), first.size(), MSG_NOSIGNAL),
               static_cast<ssize_t>(first.size()));
-    held.push_back(fd);
-  }
+    return fd;
+  };
+
+  // Two requests that declared 64 KiB each and sent nothing hold nothing.
+  std::vector<int> idle = {start(0), start(0)};
+  EXPECT_EQ(Exposition(HttpClient(server.port()).Get("/metrics").body)
+                .Sum("catchall_http_request_body_bytes"),
+            0);
+  HttpResult ok = HttpClient(server.port()).Post("/events", body, "application/x-ndjson");
+  EXPECT_EQ(ok.status, 200) << ok.body;
+  for (int fd : idle) ::close(fd);
+
+  // Two that sent 48 KiB each hold 96 KiB: a third 64 KiB body does not fit.
+  std::vector<int> held = {start(49152), start(49152)};
+  // Until the server has read both (a request racing them could take the
+  // room one of them needs).
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        return Exposition(HttpClient(server.port()).Get("/metrics").body)
+                   .Sum("catchall_http_request_body_bytes") == 2 * 49152;
+      },
+      std::chrono::seconds(10), "the server to hold 2 x 48 KiB of bodies", {&server}));
   HttpClient client(server.port());
   HttpResult busy;
   ASSERT_TRUE(WaitUntil(
@@ -521,7 +546,8 @@ TEST(ServeBodyBudgetTest, RequestsPastTheBodiesInFlightBudgetGet503UntilRoomRetu
         busy = client.Post("/events", body, "application/x-ndjson");
         return busy.status == 503;
       },
-      std::chrono::seconds(10), "a 503 while two 64 KiB bodies are held", {&server}));
+      std::chrono::seconds(10), "a 503 while 96 KiB of bodies are held", {&server}))
+      << "last answer: " << busy.status << " " << busy.body;
   EXPECT_EQ(JsonString(busy.body, "code"), "server_busy") << busy.body;
   EXPECT_THAT(JsonString(busy.body, "message").value_or(""),
               HasSubstr("server.max_inflight_body_bytes"));
@@ -529,16 +555,30 @@ TEST(ServeBodyBudgetTest, RequestsPastTheBodiesInFlightBudgetGet503UntilRoomRetu
   // A request without a body needs no room.
   EXPECT_EQ(HttpClient(server.port()).Put("/events/budget.example/delivered").status, 204);
 
-  // One held request finishes and is answered: its room returns.
-  const std::string rest = body.substr(32768);
+  // One held connection closes: its 48 KiB return, and 64 KiB fit again.
+  ::close(held[1]);
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        return Exposition(HttpClient(server.port()).Get("/metrics").body)
+                   .Sum("catchall_http_request_body_bytes") == 49152;
+      },
+      std::chrono::seconds(10), "the closed connection's 48 KiB to return", {&server}));
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        return HttpClient(server.port()).Post("/events", body, "application/x-ndjson").status ==
+               200;
+      },
+      std::chrono::seconds(10), "a 200 once a held connection closed", {&server}));
+  // The other finishes its body and is answered.
+  const std::string rest = body.substr(49152);
   ASSERT_EQ(::send(held[0], rest.data(), rest.size(), MSG_NOSIGNAL),
             static_cast<ssize_t>(rest.size()));
   char answer[512];
-  ASSERT_GT(::recv(held[0], answer, sizeof(answer), 0), 0);
-  EXPECT_THAT(std::string(answer, 12), HasSubstr("200")) << std::string(answer, 120);
-  HttpResult ok = HttpClient(server.port()).Post("/events", body, "application/x-ndjson");
-  EXPECT_EQ(ok.status, 200) << ok.body;
-  for (int fd : held) ::close(fd);
+  const ssize_t n = ::recv(held[0], answer, sizeof(answer), 0);
+  ASSERT_GT(n, 0) << std::strerror(errno);
+  const std::string reply(answer, static_cast<size_t>(n));
+  EXPECT_THAT(reply, StartsWith("HTTP/1.1 200")) << reply;
+  ::close(held[0]);
 
   const double refused = Exposition(HttpClient(server.port()).Get("/metrics").body)
                              .Sum("catchall_http_body_budget_refusals_total");

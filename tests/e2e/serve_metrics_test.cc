@@ -275,6 +275,12 @@ TEST(ServeMetricsTest, EveryDocumentedMetricIsExportedWithAValueTheTrafficExplai
          EXPECT_TRUE(after.Has("catchall_http_body_budget_refusals_total"));
          EXPECT_EQ(after.Sum("catchall_http_body_budget_refusals_total"), 0);
        }},
+      // Every body was answered before the scrape.
+      {"catchall_http_request_body_bytes",
+       [&] {
+         EXPECT_TRUE(after.Has("catchall_http_request_body_bytes"));
+         EXPECT_EQ(after.Sum("catchall_http_request_body_bytes"), 0);
+       }},
       {"catchall_http_accept_failures_total",
        [&] {
          EXPECT_TRUE(after.Has("catchall_http_accept_failures_total"));

@@ -1274,6 +1274,13 @@ TEST_F(ClusterTest, EveryDocumentedMetricIsExportedByARoleWithAValueTheTrafficEx
            EXPECT_EQ(e->Sum("catchall_http_body_budget_refusals_total"), 0);
          }
        }},
+      {"catchall_http_request_body_bytes",
+       [&] {
+         for (const auto* e : {&ing, &agg, &qry}) {
+           EXPECT_TRUE(e->Has("catchall_http_request_body_bytes"));
+           EXPECT_EQ(e->Sum("catchall_http_request_body_bytes"), 0);
+         }
+       }},
       {"catchall_http_accept_failures_total",
        [&] {
          // Every accept succeeded here (serve_bad_input_test.cc counts

@@ -31,10 +31,10 @@ struct HttpServerOptions {
   // Time allowed to receive a body and to send a response.
   std::chrono::milliseconds io_timeout{std::chrono::seconds(30)};
   size_t max_connections = 10000;
-  // Request bodies all connections may hold at once (each counted at its
-  // declared length, or body_limit when chunked, from its headers until its
-  // answer); a request over it is answered 503 server_busy before its body
-  // is read. 0: no limit.
+  // Request body bytes all connections may hold at once, counted as they
+  // arrive and until the request is answered; a request whose declared
+  // length does not fit beside them (before its body is read), or whose
+  // body outgrows the room, is answered 503 server_busy. 0: no limit.
   size_t max_inflight_body_bytes = size_t{1} << 30;
   // PEM files; both set: the listener speaks TLS (1.2 or later) only.
   std::string tls_cert_file;
