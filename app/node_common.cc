@@ -31,9 +31,7 @@ Status OpenStore(Env* env, const Config& config, std::vector<ColumnSpec> columns
   // file" only when taking the lock (fcntl) failed; failing to open the
   // file (a read-only file system, a directory in its place) says "while
   // open a file for lock", and that message says what it is.
-  const bool held = s.message().find("LOCK") != std::string::npos &&
-                    s.message().find("While lock file") != std::string::npos;
-  if (!s.ok() && held) {
+  if (!s.ok() && s.message().find("While lock file") != std::string::npos) {
     return Status::FailedPrecondition(
         fmt::format("data directory '{}' is in use by another catchall process ({})",
                     config.data_dir, s.message()));
@@ -129,9 +127,9 @@ uint64_t ConnectionLimit(const Config& config) {
   return std::max<uint64_t>(1, std::min(config.max_connections, room));
 }
 
-uint64_t RaiseOpenFileLimit(const Config& config) {
+void RaiseOpenFileLimit(const Config& config) {
   struct rlimit limit {};
-  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return 0;
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return;
   const rlim_t before = limit.rlim_cur;
   if (limit.rlim_cur < limit.rlim_max) {
     limit.rlim_cur = limit.rlim_max;
@@ -149,7 +147,6 @@ uint64_t RaiseOpenFileLimit(const Config& config) {
         "lower server.max_connections",
         limit.rlim_cur, limit.rlim_max, config.max_connections, kOtherFiles, connections);
   }
-  return OpenFileLimit();
 }
 
 KafkaOptions KafkaOptionsFor(const Config& config, const std::string& role) {

@@ -60,9 +60,8 @@ void FlushStoreOnShutdown(KvStore* store, DiskMonitor* disk, uint64_t room_bytes
 // runtime do at start: every connection and each of RocksDB's table files
 // takes a descriptor, and services start with a soft limit of 1024 (systemd)
 // against server.max_connections of 10,000. Warns when even the hard limit
-// leaves no room for server.max_connections (see ConnectionLimit). Returns
-// the soft limit in force.
-uint64_t RaiseOpenFileLimit(const Config& config);
+// leaves no room for server.max_connections (see ConnectionLimit).
+void RaiseOpenFileLimit(const Config& config);
 
 // server.max_connections, or fewer when the open-file limit leaves room for
 // fewer beside the store and Kafka (~1,024 descriptors kept for them, half

@@ -117,29 +117,27 @@ struct HttpServerImpl : std::enable_shared_from_this<HttpServerImpl> {
   // Bytes of request bodies the sessions hold (options.max_inflight_body_bytes).
   std::atomic<size_t> body_bytes{0};
 
-  // Whether `bytes` more of bodies would fit now (nothing counted).
-  bool BodyRoomFor(size_t bytes) const {
+  // Whether `bytes` more of bodies would fit beside `held` (nothing counted).
+  bool BodyRoomFor(size_t bytes, size_t held) const {
     const size_t limit = options.max_inflight_body_bytes;
-    return limit == 0 ||
-           bytes <= limit - std::min(body_bytes.load(std::memory_order_relaxed), limit);
+    return limit == 0 || bytes <= limit - std::min(held, limit);
   }
-  // Counts `bytes` of a body against the budget; false (nothing counted)
-  // if that would pass it.
+  bool BodyRoomFor(size_t bytes) const {
+    return BodyRoomFor(bytes, body_bytes.load(std::memory_order_relaxed));
+  }
+  // Counts `bytes` of a body (with no limit too, for the gauge); false
+  // (nothing counted) if that would pass the limit.
   bool ReserveBody(size_t bytes) {
-    const size_t limit = options.max_inflight_body_bytes;
-    if (limit == 0) return true;
     size_t held = body_bytes.load(std::memory_order_relaxed);
     do {
-      if (bytes > limit - std::min(held, limit)) return false;
+      if (!BodyRoomFor(bytes, held)) return false;
     } while (!body_bytes.compare_exchange_weak(held, held + bytes, std::memory_order_relaxed));
     if (probe) probe->SetBodyBytes(held + bytes);
     return true;
   }
   void ReleaseBody(size_t bytes) {
-    if (options.max_inflight_body_bytes != 0) {
-      const size_t left = body_bytes.fetch_sub(bytes, std::memory_order_relaxed) - bytes;
-      if (probe) probe->SetBodyBytes(left);
-    }
+    const size_t left = body_bytes.fetch_sub(bytes, std::memory_order_relaxed) - bytes;
+    if (probe) probe->SetBodyBytes(left);
   }
   uint16_t bound_port = 0;
 

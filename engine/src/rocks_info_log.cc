@@ -89,8 +89,7 @@ RocksInfoLog::~RocksInfoLog() {
 
 rocksdb::Status RocksInfoLog::CloseImpl() {
   std::lock_guard<std::mutex> lock(mu_);
-  if (fd_ >= 0) ::close(fd_);
-  fd_ = -1;
+  CloseFile();
   closed_file_ = true;
   return rocksdb::Status::OK();
 }
@@ -166,9 +165,13 @@ void RocksInfoLog::RemoveOldFiles() {
   }
 }
 
-void RocksInfoLog::Roll() {
+void RocksInfoLog::CloseFile() {
   if (fd_ >= 0) ::close(fd_);
   fd_ = -1;
+}
+
+void RocksInfoLog::Roll() {
+  CloseFile();
   const std::string old = path_ + ".old." + std::to_string(MicrosSinceEpoch());
   // A failed rename leaves the file where it is; it is appended to again.
   if (::rename(path_.c_str(), old.c_str()) == 0) RemoveOldFiles();
@@ -207,8 +210,7 @@ void RocksInfoLog::WriteLine(const std::string& line) {
   if (error != 0) {
     // Opened again for the next line: what failed may be the file itself
     // (removed, or replaced by the operator), not only the space.
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
+    CloseFile();
     if (dropped_since_ == 0) {
       spdlog::warn("RocksDB's info log {}: cannot write ({}); its lines are dropped until it can",
                    path_, std::error_code(error, std::generic_category()).message());

@@ -55,6 +55,7 @@ class RocksInfoLog final : public rocksdb::Logger {
   void Roll();                           // Holds mu_.
   void RemoveOldFiles();                 // Holds mu_.
   void OpenFile();                       // Holds mu_.
+  void CloseFile();                      // Holds mu_.
 
   const std::string dir_;
   const std::string path_;
