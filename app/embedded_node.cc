@@ -21,7 +21,8 @@ EmbeddedNode::~EmbeddedNode() { Shutdown(); }
 Status EmbeddedNode::Open() {
   const Config& c = config();
   LocalLogOptions log_options;
-  log_options.topics = {{std::string(kEventsTopic), c.partitions},
+  // A data dir keeps the count it was made with unless one is asked for.
+  log_options.topics = {{std::string(kEventsTopic), c.partitions, !c.partitions_given},
                         {std::string(kDeadLetterTopic), 1}};
   log_options.max_pending_bytes = c.max_pending_mb << 20;
   log_options.max_unconsumed_records = static_cast<int64_t>(c.max_unconsumed_events);
@@ -38,6 +39,12 @@ Status EmbeddedNode::Open() {
   ExportStoreMetrics(store_.get(), metrics());
   log_options.disk = disk_.get();
   CATCHALL_RETURN_IF_ERROR(LocalLog::Open(log_options, store_.get(), metrics(), &log_));
+  if (log_->PartitionCount(kEventsTopic) != c.partitions) {
+    spdlog::info(
+        "the local log keeps the {} partitions this data dir was made with ({} for a new "
+        "one; docs/operations.md, log.partitions)",
+        log_->PartitionCount(kEventsTopic), c.partitions);
+  }
   counters_ = std::make_unique<CounterStore>(store_.get(), std::string(kEventsTopic));
 
   // The state shares the log's store, so each commit writes the counters,
@@ -82,8 +89,10 @@ Status EmbeddedNode::Readiness() const {
 }
 
 std::string EmbeddedNode::Describe() const {
-  return fmt::format("embedded mode, data in '{}', {} partitions, catch-all threshold {}",
-                     config().data_dir, config().partitions, config().catchall_threshold);
+  int32_t partitions = log_ ? log_->PartitionCount(kEventsTopic) : config().partitions;
+  return fmt::format("embedded mode, data in '{}', {} partition{}, catch-all threshold {}",
+                     config().data_dir, partitions, partitions == 1 ? "" : "s",
+                     config().catchall_threshold);
 }
 
 void EmbeddedNode::Close() {

@@ -85,10 +85,10 @@ void AddCommonFlags(CLI::App* cmd, CommonFlags* f, unsigned used) {
   }
   // A command that does not use one of these still accepts it, hidden from
   // its --help, and warns (RunRole): scripts that passed them keep working.
-  CLI::Option* partitions =
-      cmd->add_option("--partitions", f->partitions, "partitions of the embedded log [8]")
-          ->check(WholeNumber())
-          ->check(CLI::Range(1, 4096));
+  CLI::Option* partitions = cmd->add_option("--partitions", f->partitions,
+                                            "partitions of a new data dir's embedded log [1]")
+                                ->check(WholeNumber())
+                                ->check(CLI::Range(1, 4096));
   if ((used & kPartitions) == 0) partitions->group("");
   CLI::Option* threshold =
       cmd->add_option("--threshold", f->threshold,

@@ -3,7 +3,7 @@
 # change's effect shows against the noise of a shared machine:
 #
 #   benchmarks/ab-put.sh [--rounds N] [--rate R] [--duration S] [--domains N]
-#                        [--threads] BINARY_A BINARY_B [-- catchall serve flags...]
+#                        [--threads] [--keys] BINARY_A BINARY_B [-- catchall serve flags...]
 #
 # e.g. benchmarks/ab-put.sh /tmp/catchall-before build/release/catchall
 #      benchmarks/ab-put.sh --rate 50000 --threads A B -- --set server.http_threads=2
@@ -13,7 +13,8 @@
 # PUTs, then catchall-bench over 64 keep-alive connections and --domains
 # uniform domains (5,000) for --duration seconds (8), closed loop or, with
 # --rate, open loop
-# at R PUTs/s. Printed per run: PUTs/s, p99, the server's CPU per PUT (all
+# at R PUTs/s; with --keys every PUT carries an Idempotency-Key (as
+# compare-nginx.sh's --verify runs do). Printed per run: PUTs/s, p99, the server's CPU per PUT (all
 # threads, utime+stime from /proc, divided by the PUTs sent) and, with
 # --threads, the CPU per PUT of each thread (by thread id; catchall's threads
 # are unnamed, so the id order is the start order: main, ..., the log's
@@ -35,6 +36,7 @@ rate=""
 duration=8
 domains=5000
 threads=0
+keys=0
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
 while (($#)); do
   case "$1" in
@@ -43,6 +45,7 @@ while (($#)); do
     --duration) posint "$1" "${2:-}"; duration="$2"; shift 2 ;;
     --domains) posint "$1" "${2:-}"; domains="$2"; shift 2 ;;
     --threads) threads=1; shift ;;
+    --keys) keys=1; shift ;;
     -h|--help) usage; exit 0 ;;
     *) break ;;
   esac
@@ -72,6 +75,7 @@ run() {
   for _ in $(seq 100); do curl -fs -o /dev/null "$url/healthz" && break; sleep 0.1; done
   curl -fs -o /dev/null "$url/healthz" || die "$label: the server did not start ($(tail -3 "$OUT/$label.server.log"))"
   local common=(--target "$url" --mode put --connections 64 --workload uniform --domains "$domains" --quiet)
+  ((keys)) && common+=(--idempotency-keys)
   "$BENCH" "${common[@]}" --duration 2 --warmup 0 --out "$OUT/warmup" >/dev/null 2>&1
   thread_ticks "$pid" >"$OUT/$label.threads0"
   t0="$(cpu_ticks "$pid")"

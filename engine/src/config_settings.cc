@@ -161,8 +161,14 @@ std::vector<Setting> MakeSettings() {
                          "(507) and consumption pauses until space returns; the default leaves "
                          "room for the memtables' flushes",
                          &Config::min_free_mb));
-  s.push_back(IntSetting("log.partitions", "partitions of the local log's events topic",
+  s.push_back(IntSetting("log.partitions",
+                         "partitions of a new data dir's local log (unset, an existing data dir "
+                         "keeps its own count; set, it must match it)",
                          &Config::partitions));
+  s.back().set = [set = s.back().set](Config& c, std::string_view v) {
+    c.partitions_given = true;
+    return set(c, v);
+  };
   s.push_back(U64Setting("log.retention_minutes",
                          "keep consumed events this long (for replay) before deleting",
                          &Config::retention_minutes));

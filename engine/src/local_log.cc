@@ -18,9 +18,9 @@ namespace catchall {
 namespace {
 
 constexpr std::string_view kMetaColumn = "log.meta";
-// Newest batches kept in memory per partition for readers right behind the
-// writer (LogTailCache): 8 partitions of events hold 32 MB at most.
-constexpr size_t kTailCacheBytesPerPartition = 4 << 20;
+// Newest batches kept in memory for readers right behind the writer
+// (LogTailCache), per topic, shared out among its partitions.
+constexpr size_t kTailCacheBytesPerTopic = 32 << 20;
 constexpr std::string_view kCommittedPrefix = "committed/";
 
 std::string ColumnName(std::string_view topic) { return fmt::format("log:{}", topic); }
@@ -277,14 +277,21 @@ Status LocalLog::Open(const LocalLogOptions& options, KvStore* store, Metrics* m
     std::string stored;
     Status s = store->Get(impl->meta, meta_key, &stored);
     if (s.ok()) {
-      int32_t existing = std::stoi(stored);
-      if (existing != spec.partitions) {
+      int32_t existing = 0;
+      std::from_chars(stored.data(), stored.data() + stored.size(), existing);
+      if (existing < 1) {
+        return Status::Corruption(
+            fmt::format("the local log's topic {} has an unreadable partition count on disk: '{}'",
+                        spec.name, stored));
+      }
+      if (existing != spec.partitions && !spec.keep_count_on_disk) {
         return Status::FailedPrecondition(fmt::format(
             "the local log's topic {} has {} partitions on disk but {} are configured; changing "
             "the count would move domains to other partitions. Use --partitions {} or a new "
             "--data-dir",
             spec.name, existing, spec.partitions, existing));
       }
+      t->partitions = existing;
     } else if (s.code() == Code::kNotFound) {
       KvWriteBatch batch;
       batch.Put(impl->meta, meta_key, std::to_string(spec.partitions));
@@ -292,14 +299,15 @@ Status LocalLog::Open(const LocalLogOptions& options, KvStore* store, Metrics* m
     } else {
       return s;
     }
-    t->end = std::make_unique<std::atomic<int64_t>[]>(spec.partitions);
-    t->start = std::make_unique<std::atomic<int64_t>[]>(spec.partitions);
-    t->floor = std::make_unique<std::atomic<int64_t>[]>(spec.partitions);
-    t->next.assign(spec.partitions, 0);
-    t->buffers.resize(spec.partitions);
-    t->tail = std::make_unique<LogTailCache>(spec.partitions, kTailCacheBytesPerPartition);
-    t->counts.assign(spec.partitions, 0);
-    for (int32_t part = 0; part < spec.partitions; ++part) {
+    t->end = std::make_unique<std::atomic<int64_t>[]>(t->partitions);
+    t->start = std::make_unique<std::atomic<int64_t>[]>(t->partitions);
+    t->floor = std::make_unique<std::atomic<int64_t>[]>(t->partitions);
+    t->next.assign(t->partitions, 0);
+    t->buffers.resize(t->partitions);
+    t->tail = std::make_unique<LogTailCache>(
+        t->partitions, kTailCacheBytesPerTopic / static_cast<size_t>(t->partitions));
+    t->counts.assign(t->partitions, 0);
+    for (int32_t part = 0; part < t->partitions; ++part) {
       auto it = store->NewIterator(t->column, LocalBatchKey(part, 0), LocalBatchKey(part + 1, 0));
       int64_t end = 0;
       int64_t start = 0;

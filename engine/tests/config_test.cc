@@ -156,6 +156,30 @@ TEST_F(ConfigTest, EnvironmentOverridesFileAndOverridesOverrideEnvironment) {
   EXPECT_EQ(twice->partitions, 6);
 }
 
+// The embedded node keeps an existing data dir's partition count only when
+// none was asked for, in any of the three places one can be.
+TEST_F(ConfigTest, ThePartitionCountIsOneAndSaysWhetherItWasGiven) {
+  Result<Config> none = LoadConfig("", {});
+  ASSERT_TRUE(none.ok()) << none.status().ToString();
+  EXPECT_EQ(none->partitions, 1);
+  EXPECT_FALSE(none->partitions_given);
+  Result<Config> file = LoadConfig(WriteFile("[log]\npartitions = 1\n"), {});
+  ASSERT_TRUE(file.ok()) << file.status().ToString();
+  EXPECT_TRUE(file->partitions_given) << "given in the file, even as the default's value";
+  setenv("CATCHALL_LOG_PARTITIONS", "3", 1);
+  Result<Config> env = LoadConfig("", {});
+  unsetenv("CATCHALL_LOG_PARTITIONS");
+  ASSERT_TRUE(env.ok()) << env.status().ToString();
+  EXPECT_EQ(env->partitions, 3);
+  EXPECT_TRUE(env->partitions_given);
+  Result<Config> flag = LoadConfig("", {{"log.partitions", "2"}});
+  ASSERT_TRUE(flag.ok()) << flag.status().ToString();
+  EXPECT_TRUE(flag->partitions_given);
+  Result<Config> other = LoadConfig("", {{"log.retention_minutes", "5"}});
+  ASSERT_TRUE(other.ok()) << other.status().ToString();
+  EXPECT_FALSE(other->partitions_given);
+}
+
 TEST_F(ConfigTest, BooleanSpellings) {
   for (const char* t : {"true", "1", "yes", "on"}) {
     auto c = LoadConfig("", {{"storage.sync_writes", t}});

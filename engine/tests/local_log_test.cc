@@ -411,6 +411,35 @@ TEST_F(LocalLogTest, DifferentPartitionCountFailsWithAHelpfulMessage) {
   EXPECT_THAT(s.message(), HasSubstr("--partitions 4"));
 }
 
+// How a data dir made with the old default (8) keeps working after the
+// default became 1: the count on disk wins when the caller says so, and
+// every record stays where its key routed it.
+TEST_F(LocalLogTest, ACountOnDiskIsKeptWhenTheSpecAsksForThat) {
+  Open(LogOptions(4));
+  AppendSync(Records(40, "x"));
+  std::vector<int64_t> ends;
+  for (int32_t p = 0; p < 4; ++p) ends.push_back(log_->EndOffset(kTopic, p));
+  LocalLogOptions one = LogOptions(1);
+  one.topics[0].keep_count_on_disk = true;
+  Open(one);  // closes the log and the store, opens both again
+  EXPECT_EQ(log_->PartitionCount(kTopic), 4);
+  for (int32_t p = 0; p < 4; ++p) {
+    EXPECT_EQ(log_->EndOffset(kTopic, p), ends[p]);
+    EXPECT_EQ(static_cast<int64_t>(ReadAll(p).size()), ends[p]);
+  }
+  // New appends are routed over the four partitions, not one.
+  const int32_t p = PartitionForKey("after-key", 4);
+  AppendSync({{"after-key", "new"}});
+  EXPECT_EQ(log_->EndOffset(kTopic, p), ends[p] + 1);
+}
+
+TEST_F(LocalLogTest, ANewLogTakesTheSpecsCountEvenWhenItWouldKeepOneOnDisk) {
+  LocalLogOptions three = LogOptions(3);
+  three.topics[0].keep_count_on_disk = true;
+  Open(three);
+  EXPECT_EQ(log_->PartitionCount(kTopic), 3);
+}
+
 TEST_F(LocalLogTest, ZeroPartitionsIsInvalid) {
   LocalLogOptions options = LogOptions(0);
   ASSERT_TRUE(OpenStore(options).ok());

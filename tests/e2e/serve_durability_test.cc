@@ -58,6 +58,42 @@ TEST(ServeDurabilityTest, CountsSurviveARestart) {
   EXPECT_EQ(v.state, "not catch-all");
 }
 
+// A data dir made when the default was 8 partitions, started without
+// --partitions after the default became 1: it keeps its 8 (another count
+// would strand the events of partitions 1-7 not yet counted), says so, and
+// counts on, an idempotent retry of an event from before included.
+TEST(ServeDurabilityTest, ADataDirKeepsItsPartitionCountWhenNoneIsGiven) {
+  TempDir data;
+  std::vector<std::string> domains;
+  for (int i = 0; i < 16; ++i) domains.push_back("kept" + std::to_string(i) + ".com");
+  {
+    ServerProcess fresh({"serve", "--data-dir", data.path()});
+    ASSERT_TRUE(fresh.WaitReady());
+    EXPECT_THAT(fresh.Output(), HasSubstr("1 partition,"));
+    EXPECT_EQ(fresh.Terminate(), 0) << fresh.Output();
+  }
+  TempDir old;
+  {
+    ServerProcess server({"serve", "--data-dir", old.path(), "--partitions", "8"});
+    ASSERT_TRUE(server.WaitReady());
+    HttpClient client(server.port());
+    for (const std::string& d : domains) {
+      ASSERT_EQ(client.Put("/events/" + d + "/delivered", {{"Idempotency-Key", d}}).status, 204);
+    }
+    EXPECT_EQ(server.Terminate(), 0) << server.Output();
+  }
+  ServerProcess again({"serve", "--data-dir", old.path()});
+  ASSERT_TRUE(again.WaitReady());
+  EXPECT_THAT(again.Output(), HasSubstr("keeps the 8 partitions this data dir was made with"));
+  EXPECT_THAT(again.Output(), HasSubstr("8 partitions,"));
+  HttpClient client(again.port());
+  for (const std::string& d : domains) {
+    ASSERT_EQ(client.Put("/events/" + d + "/delivered", {{"Idempotency-Key", d}}).status, 204);
+    ASSERT_EQ(client.Put("/events/" + d + "/bounced").status, 204);
+  }
+  for (const std::string& d : domains) WaitForCounts(client, d, 1, 1);
+}
+
 // SIGTERM in the middle of a concurrent load: every request that was written
 // before the signal is answered (the server drains, it does not cut
 // connections), the process exits cleanly, and after a restart a retry of

@@ -62,7 +62,14 @@ struct Config {
   bool state_write_ahead_log = false;
   uint64_t min_free_mb = 512;
   // [log] (embedded mode's local log)
-  int partitions = 8;
+  // The count a new data dir's log gets. One: a single aggregation thread
+  // reads them all, so more only cost a memtable insert per partition that
+  // a group commit touches (docs/benchmarks.md, "one partition").
+  int partitions = 1;
+  // Whether log.partitions was set (file, environment or flag). Unset, a
+  // data dir keeps the count it was made with (8 before the default was 1);
+  // set, another count on disk is an error.
+  bool partitions_given = false;
   uint64_t retention_minutes = 60;
   uint64_t max_pending_mb = 64;
   uint64_t max_unconsumed_events = 5000000;

@@ -36,6 +36,10 @@ struct LocalLogImpl;
 struct LocalTopicSpec {
   std::string name;
   int32_t partitions = 1;
+  // The count is fixed once the topic exists (a key's partition depends on
+  // it). False: a different count on disk fails Open. True: the count on
+  // disk is used, and `partitions` only applies to a new topic.
+  bool keep_count_on_disk = false;
 };
 
 struct LocalLogOptions {
