@@ -4,7 +4,11 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <cctype>
 #include <charconv>
+#include <limits>
+#include <string>
 
 #include "engine/kafka.h"
 
@@ -13,6 +17,11 @@ namespace catchall {
 Status ParseU64(std::string_view key, std::string_view text, uint64_t* out) {
   uint64_t v = 0;
   auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec == std::errc::result_out_of_range) {
+    return Status::InvalidArgument(fmt::format("{}: '{}' is too large (at most {})", key,
+                                               text.substr(0, 40),
+                                               std::numeric_limits<uint64_t>::max()));
+  }
   if (ec != std::errc() || ptr != text.data() + text.size() || text.empty()) {
     return Status::InvalidArgument(
         fmt::format("{}: '{}' is not a non-negative integer", key, text));
@@ -31,13 +40,19 @@ std::string EnvName(std::string_view key) {
 namespace {
 
 Status ParseBool(std::string_view key, std::string_view text, bool* out) {
-  if (text == "true" || text == "1" || text == "yes" || text == "on") {
+  // In any letter case: TRUE and True are what some tools write.
+  std::string lower(text.substr(0, 8));
+  std::transform(lower.begin(), lower.end(), lower.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  if (text.size() > 8) lower.clear();
+  if (lower == "true" || lower == "1" || lower == "yes" || lower == "on") {
     *out = true;
-  } else if (text == "false" || text == "0" || text == "no" || text == "off") {
+  } else if (lower == "false" || lower == "0" || lower == "no" || lower == "off") {
     *out = false;
   } else {
-    return Status::InvalidArgument(
-        fmt::format("{}: '{}' is not a boolean (true/false)", key, text));
+    return Status::InvalidArgument(fmt::format(
+        "{}: '{}' is not a boolean (true/false, yes/no, on/off or 1/0, in any letter case)", key,
+        text));
   }
   return Status::Ok();
 }
@@ -202,7 +217,8 @@ std::vector<Setting> MakeSettings() {
                          "commit early once this many events are pending",
                          &Config::commit_max_events));
   s.push_back(U64Setting("aggregate.idempotency_window_s",
-                         "how long an Idempotency-Key or event id is remembered",
+                         "how long an Idempotency-Key or event id is remembered (0: not at all, so "
+                         "nothing is deduplicated)",
                          &Config::idempotency_window_s));
   s.push_back(IntSetting("aggregate.threads",
                          "cluster mode: aggregation workers (consumer group members) per process",

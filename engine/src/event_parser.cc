@@ -79,11 +79,17 @@ Result<RawEvent> ReadEvent(dom::element element, std::string_view what) {
         // too (as JSON Schema says), only written differently.
         double d = 0;
         constexpr double kTwoTo63 = 9223372036854775808.0;
-        if (field.value.get_double().get(d) || d != std::trunc(d) || d < -kTwoTo63 ||
-            d >= kTwoTo63) {
+        if (field.value.get_double().get(d) || d != std::trunc(d)) {
           return Status::InvalidArgument(
               "field 'ts' must be an integer number of milliseconds since the epoch");
         }
+        // A whole number outside int64 (from 2^63 on; JSON numbers that
+        // large reach us as doubles or unsigned): say what is wrong with it.
+        if (d >= kTwoTo63) {
+          return Status::InvalidArgument(
+              "field 'ts' is too large: at most 9223372036854775807 milliseconds since the epoch");
+        }
+        if (d < -kTwoTo63) return Status::InvalidArgument("field 'ts' must not be negative");
         ts = static_cast<int64_t>(d);
       }
       raw.ts = ts;
@@ -227,7 +233,11 @@ BatchFormat DetectBatchFormat(std::string_view content_type, std::string_view bo
   }
   for (char c : body) {
     if (c == ' ' || c == '\t' || c == '\r' || c == '\n') continue;
-    return c == '[' ? BatchFormat::kJsonArray : BatchFormat::kNdjson;
+    if (c == '[') return BatchFormat::kJsonArray;
+    if (c == '{' && type.find("json") != std::string::npos) {
+      return BatchFormat::kJsonObjectOrNdjson;
+    }
+    return BatchFormat::kNdjson;
   }
   return BatchFormat::kNdjson;
 }
@@ -246,6 +256,17 @@ Result<RawEvent> EventParser::ParseObject(std::string_view json) {
 Status EventParser::ParseBatch(std::string_view body, BatchFormat format, size_t max_items,
                                const ItemCallback& on_item) {
   const char* base = impl_->Pad(body);
+  if (format == BatchFormat::kJsonObjectOrNdjson) {
+    dom::element root;
+    if (impl_->Parse(base, body.size(), &root) == simdjson::SUCCESS && root.is_object()) {
+      if (max_items == 0) {
+        return Status::TooLarge(fmt::format("batch has more than {} items", max_items));
+      }
+      on_item(0, ReadEvent(root, "item"));
+      return Status::Ok();
+    }
+    format = BatchFormat::kNdjson;
+  }
   if (format == BatchFormat::kNdjson) {
     size_t index = 0;
     size_t pos = 0;

@@ -21,13 +21,23 @@ std::string_view HttpMethodName(HttpMethod method) {
   return "OTHER";
 }
 
+namespace {
+bool Named(const HttpHeader& h, std::string_view name) {
+  return h.name.size() == name.size() && strncasecmp(h.name.data(), name.data(), name.size()) == 0;
+}
+}  // namespace
+
 std::string_view HttpRequest::Header(std::string_view name) const {
   for (const auto& h : headers) {
-    if (h.name.size() == name.size() && strncasecmp(h.name.data(), name.data(), name.size()) == 0) {
-      return h.value;
-    }
+    if (Named(h, name)) return h.value;
   }
   return {};
+}
+
+size_t HttpRequest::HeaderCount(std::string_view name) const {
+  size_t n = 0;
+  for (const auto& h : headers) n += Named(h, name) ? 1 : 0;
+  return n;
 }
 
 HttpResponse HttpResponse::Json(int status, std::string body) {

@@ -32,7 +32,10 @@ LogProbe::LogProbe(Metrics& metrics) {
                 .Add({});
   rejected_ = &prometheus::BuildCounter()
                    .Name("catchall_log_rejected_appends_total")
-                   .Help("Appends refused because the write queue was full (answered 503)")
+                   .Help(
+                       "Appends refused for backpressure, answered 503: the write queue was full "
+                       "or aggregation "
+                       "was more than log.max_unconsumed_events behind")
                    .Register(r)
                    .Add({});
   write_seconds_ = &prometheus::BuildHistogram()

@@ -7,8 +7,10 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <fstream>
+#include <system_error>
 
 namespace catchall {
 namespace {
@@ -110,12 +112,23 @@ Status WritePortFile(const std::string& path, uint16_t port) {
   std::string tmp = path + ".tmp";
   {
     std::ofstream out(tmp, std::ios::trunc);
-    if (!out) return Status::IoError(fmt::format("cannot write {}", tmp));
+    if (!out) {
+      return Status::IoError(fmt::format("cannot write the port file {}: {}", tmp,
+                                         std::system_category().message(errno)));
+    }
     out << port << "\n";
-    if (!out) return Status::IoError(fmt::format("cannot write {}", tmp));
+    if (!out) {
+      int error = errno;
+      std::remove(tmp.c_str());
+      return Status::IoError(fmt::format("cannot write the port file {}: {}", tmp,
+                                         std::system_category().message(error)));
+    }
   }
   if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    return Status::IoError(fmt::format("cannot rename {} to {}", tmp, path));
+    int error = errno;
+    std::remove(tmp.c_str());  // no stray file beside what could not be written
+    return Status::IoError(fmt::format("cannot write the port file {} (renaming {} to it): {}",
+                                       path, tmp, std::system_category().message(error)));
   }
   return Status::Ok();
 }

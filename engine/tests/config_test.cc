@@ -181,7 +181,7 @@ TEST_F(ConfigTest, ThePartitionCountIsOneAndSaysWhetherItWasGiven) {
 }
 
 TEST_F(ConfigTest, BooleanSpellings) {
-  for (const char* t : {"true", "1", "yes", "on"}) {
+  for (const char* t : {"true", "1", "yes", "on", "TRUE", "True", "Yes", "ON"}) {
     auto c = LoadConfig("", {{"storage.sync_writes", t}});
     ASSERT_TRUE(c.ok()) << t;
     EXPECT_TRUE(c->sync_writes) << t;
@@ -194,6 +194,16 @@ TEST_F(ConfigTest, BooleanSpellings) {
   Status bad = LoadError("", {{"storage.sync_writes", "maybe"}});
   EXPECT_THAT(bad.message(), HasSubstr("storage.sync_writes"));
   EXPECT_THAT(bad.message(), HasSubstr("maybe"));
+  EXPECT_THAT(bad.message(), HasSubstr("yes/no, on/off or 1/0"));
+  EXPECT_FALSE(LoadConfig("", {{"storage.sync_writes", "trueeeeeeee"}}).ok());
+}
+
+// A number past 2^64 - 1 was "not a non-negative integer" (a black-box
+// probe, twelfth session).
+TEST_F(ConfigTest, ANumberTooLargeForItsSettingIsCalledTooLarge) {
+  Status s = LoadError("", {{"aggregate.catchall_threshold", "99999999999999999999999"}});
+  EXPECT_THAT(s.message(), HasSubstr("aggregate.catchall_threshold"));
+  EXPECT_THAT(s.message(), HasSubstr("is too large"));
 }
 
 TEST_F(ConfigTest, UnknownKeyInFileNamesTheKeyAndLine) {

@@ -65,7 +65,8 @@ TEST(DetectBatchFormatTest, UsesContentTypeThenFirstByte) {
   EXPECT_EQ(DetectBatchFormat("application/json-seq", "["), BatchFormat::kNdjson);
   EXPECT_EQ(DetectBatchFormat("application/json", "[{}]"), BatchFormat::kJsonArray);
   EXPECT_EQ(DetectBatchFormat("application/json", " \r\n\t [ ]"), BatchFormat::kJsonArray);
-  EXPECT_EQ(DetectBatchFormat("application/json", "{}\n{}"), BatchFormat::kNdjson);
+  EXPECT_EQ(DetectBatchFormat("application/json", "{}\n{}"), BatchFormat::kJsonObjectOrNdjson);
+  EXPECT_EQ(DetectBatchFormat("text/plain", "{}\n{}"), BatchFormat::kNdjson);
   EXPECT_EQ(DetectBatchFormat("", "  [ {} ]"), BatchFormat::kJsonArray);
   EXPECT_EQ(DetectBatchFormat("", "{\"domain\":\"a.com\"}"), BatchFormat::kNdjson);
   EXPECT_EQ(DetectBatchFormat("", ""), BatchFormat::kNdjson);
@@ -77,6 +78,31 @@ TEST(DetectBatchFormatTest, MediaTypesAreCaseInsensitive) {
   EXPECT_EQ(DetectBatchFormat("APPLICATION/JSONL", "[1]"), BatchFormat::kNdjson);
   EXPECT_EQ(DetectBatchFormat("Application/JSON-Seq", "["), BatchFormat::kNdjson);
   EXPECT_EQ(DetectBatchFormat("Application/JSON", "[{}]"), BatchFormat::kJsonArray);
+}
+
+// A pretty-printed object sent as application/json was four broken NDJSON
+// lines (a black-box probe, twelfth session).
+TEST(ParseBatchTest, AJsonObjectMaySpanLinesAndNdjsonSentAsJsonStillParses) {
+  BatchOutcome one = Parse("{\n  \"domain\": \"a.com\",\n  \"type\": \"bounced\"\n}\n",
+                           BatchFormat::kJsonObjectOrNdjson);
+  ASSERT_TRUE(one.status.ok()) << one.status.ToString();
+  ASSERT_EQ(one.items.size(), 1u);
+  EXPECT_TRUE(one.items[0].ok) << one.items[0].error;
+  EXPECT_EQ(one.items[0].domain, "a.com");
+  EXPECT_EQ(one.items[0].type, "bounced");
+
+  BatchOutcome lines = Parse(
+      "{\"domain\":\"a.com\",\"type\":\"delivered\"}\n{\"domain\":\"b.com\",\"type\":"
+      "\"bounced\"}\n{broken\n",
+      BatchFormat::kJsonObjectOrNdjson);
+  ASSERT_TRUE(lines.status.ok()) << lines.status.ToString();
+  ASSERT_EQ(lines.items.size(), 3u);
+  EXPECT_EQ(lines.items[1].domain, "b.com");
+  EXPECT_FALSE(lines.items[2].ok);
+  ExpectIndexesDense(lines.items);
+
+  EXPECT_EQ(Parse("{\"domain\":\"a.com\"}", BatchFormat::kJsonObjectOrNdjson, 0).status.code(),
+            Code::kTooLarge);
 }
 
 TEST(ParseObjectTest, ReadsAllFields) {
@@ -139,8 +165,7 @@ TEST(ParseObjectTest, RejectsWrongFieldTypes) {
 
 TEST(ParseObjectTest, TsMustBeAnInteger) {
   EventParser parser;
-  for (const char* bad : {R"({"ts":1.5})", R"({"ts":"123"})", R"({"ts":9.3e18})", R"({"ts":true})",
-                          R"({"ts":null})"}) {
+  for (const char* bad : {R"({"ts":1.5})", R"({"ts":"123"})", R"({"ts":true})", R"({"ts":null})"}) {
     auto r = parser.ParseObject(bad);
     ASSERT_FALSE(r.ok()) << bad;
     EXPECT_THAT(r.status().message(), HasSubstr("'ts' must be an integer")) << bad;
@@ -151,10 +176,16 @@ TEST(ParseObjectTest, TsMustBeAnInteger) {
     ASSERT_TRUE(r.ok()) << integral << ": " << r.status().ToString();
     EXPECT_EQ(r->ts, 1000) << integral;
   }
+  // Whole, but past int64: said to be too large, not "not an integer".
+  for (const char* large : {R"({"ts":9.3e18})", R"({"ts":9223372036854775808})"}) {
+    auto r = parser.ParseObject(large);
+    ASSERT_FALSE(r.ok()) << large;
+    EXPECT_THAT(r.status().message(), HasSubstr("'ts' is too large")) << large;
+  }
   // An integer beyond 64 bits is no int64 either.
   auto huge = parser.ParseObject(R"({"ts":99999999999999999999})");
   ASSERT_FALSE(huge.ok());
-  EXPECT_THAT(huge.status().message(), HasSubstr("number"));
+  EXPECT_THAT(huge.status().message(), HasSubstr("'ts' is too large"));
   auto negative = parser.ParseObject(R"({"ts":-5})");
   ASSERT_TRUE(negative.ok()) << "the parser reads it; ValidateEvent rejects it";
   EXPECT_EQ(negative->ts, -5);

@@ -1,6 +1,7 @@
 #include "ingest/ingest_service.h"
 
 #include <fmt/format.h>
+#include <strings.h>
 
 #include <boost/asio/post.hpp>
 #include <boost/asio/thread_pool.hpp>
@@ -124,6 +125,16 @@ void IngestService::Handle(const HttpRequest& request, const Responder& respond)
 
 void IngestService::HandleSingle(const HttpRequest& request, std::string_view domain_segment,
                                  std::string_view type_segment, const Responder& respond) {
+  // Percent-encoded octets of unreserved characters are the same path
+  // (RFC 3986, 6.2.2.2): "%64elivered" is "delivered", as the domain's
+  // segment is decoded too.
+  std::optional<std::string> decoded_type;
+  if (type_segment.find('%') != std::string_view::npos) {
+    if (Result<std::string> d = PercentDecode(type_segment); d.ok()) {
+      decoded_type = std::move(d).value();
+      type_segment = *decoded_type;
+    }
+  }
   auto type = ParseEventType(type_segment);
   if (!type) {
     if (probe_) probe_->OnRejected("invalid_event_type");
@@ -143,6 +154,14 @@ void IngestService::HandleSingle(const HttpRequest& request, std::string_view do
   event.domain = std::move(domain).value();
   event.type = *type;
   std::string_view key = request.Header("Idempotency-Key");
+  // Two keys: which one a retry repeats is anyone's guess, and taking the
+  // first counted a retry that sent only the second twice.
+  if (size_t keys = request.HeaderCount("Idempotency-Key"); keys > 1) {
+    if (probe_) probe_->OnRejected("invalid_idempotency_key");
+    return respond(
+        HttpResponse::Error(400, "invalid_idempotency_key",
+                            fmt::format("Idempotency-Key is sent {} times; send it once", keys)));
+  }
   if (!key.empty()) {
     if (key.size() > kMaxEventIdLength) {
       if (probe_) probe_->OnRejected("invalid_idempotency_key");
@@ -185,6 +204,16 @@ void IngestService::HandleSingle(const HttpRequest& request, std::string_view do
 }
 
 void IngestService::HandleBatch(const HttpRequest& request, const Responder& respond) {
+  // A compressed body would be read as broken JSON ("not valid UTF-8").
+  std::string_view coding = request.Header("Content-Encoding");
+  constexpr std::string_view kIdentity = "identity";
+  if (!coding.empty() && !(coding.size() == kIdentity.size() &&
+                           strncasecmp(coding.data(), kIdentity.data(), kIdentity.size()) == 0)) {
+    return respond(HttpResponse::Error(
+        415, "unsupported_content_encoding",
+        fmt::format("Content-Encoding '{}' is not supported; send the body uncompressed",
+                    coding.substr(0, 40))));
+  }
   BatchFormat format = DetectBatchFormat(request.Header("Content-Type"), request.body);
   std::vector<LogRecord> records;
   std::vector<RejectedItem> errors;

@@ -324,6 +324,42 @@ TEST_F(IngestServiceTest, IdempotencyKeyLimitIs256Bytes) {
   EXPECT_EQ(Json(OnlyRecord().value).Str("id"), longest);
 }
 
+// The first of two keys was taken: a retry that carried only the second
+// counted the event twice (a black-box probe, twelfth session).
+TEST_F(IngestServiceTest, TwoIdempotencyKeysAre400) {
+  Captured* c =
+      Put("/events/example.com/delivered", {{"Idempotency-Key", "a"}, {"idempotency-key", "b"}});
+  EXPECT_EQ(c->response.status, 400);
+  Json body(c->response.body);
+  EXPECT_EQ(body.Str("code"), "invalid_idempotency_key");
+  EXPECT_THAT(body.Str("message"), ::testing::HasSubstr("sent 2 times"));
+  EXPECT_EQ(appender_.attempts, 0);
+}
+
+TEST_F(IngestServiceTest, APercentEncodedEventTypeIsTheSameType) {
+  Put("/events/example.com/%64elivere%64");
+  EXPECT_EQ(Json(OnlyRecord().value).Str("type"), "delivered");
+  Captured* c = Put("/events/example.com/bounce%");
+  EXPECT_EQ(c->response.status, 400);
+  EXPECT_EQ(Json(c->response.body).Str("code"), "invalid_event_type");
+}
+
+// A compressed body was read as broken JSON ("not valid UTF-8").
+TEST_F(IngestServiceTest, ACompressedBatchIs415AndNothingIsAppended) {
+  Captured* c = Send(HttpMethod::kPost, "/events", "\x1f\x8b\x08", {{"Content-Encoding", "gzip"}});
+  EXPECT_EQ(c->response.status, 415);
+  Json body(c->response.body);
+  EXPECT_EQ(body.Str("code"), "unsupported_content_encoding");
+  EXPECT_THAT(body.Str("message"), ::testing::HasSubstr("'gzip'"));
+  EXPECT_EQ(appender_.attempts, 0);
+  Captured* identity =
+      Send(HttpMethod::kPost, "/events", R"({"domain":"a.com","type":"delivered"})",
+           {{"Content-Encoding", "Identity"}});
+  ASSERT_EQ(appender_.calls.size(), 1u) << identity->response.body;
+  appender_.Complete(0, Status::Ok());
+  EXPECT_EQ(identity->response.status, 200);
+}
+
 TEST_F(IngestServiceTest, PercentEncodedInternationalDomainIsStoredAsPunycode) {
   Put("/events/B%C3%BCcher.DE/delivered");
   EXPECT_EQ(OnlyRecord().key, "xn--bcher-kva.de");
@@ -513,6 +549,13 @@ TEST_F(IngestServiceTest, TsBeyondTheInt64RangeIsAnInvalidItem) {
   EXPECT_EQ(c->response.status, 200);
   EXPECT_THAT(BatchErrors(Json(c->response.body)),
               ::testing::ElementsAre(ItemError{0, "invalid_item"}, ItemError{2, "invalid_item"}));
+}
+
+// Just past int64 it said "must be an integer", which it is.
+TEST_F(IngestServiceTest, ATsJustPastTheRangeIsCalledTooLarge) {
+  Captured* c = Post(R"({"domain":"a.com","type":"delivered","ts":9223372036854775808})");
+  EXPECT_EQ(c->response.status, 422);
+  EXPECT_THAT(c->response.body, ::testing::HasSubstr("field 'ts' is too large"));
 }
 
 // Found by scripts/check-api: JSON (and JSON Schema's "integer") does not

@@ -23,7 +23,9 @@ QueryProbe::QueryProbe(Metrics& metrics) {
                   .Add({});
   lookups_ = &prometheus::BuildCounter()
                   .Name("catchall_query_batch_lookups_total")
-                  .Help("POST /domains/lookup requests")
+                  .Help(
+                      "POST /domains/lookup requests with a readable list of domains (a "
+                      "malformed or too long one counts only in catchall_http_requests_total)")
                   .Register(r)
                   .Add({});
 }

@@ -270,6 +270,28 @@ TEST(CliTest, ADataDirWhoseLockFileCannotBeOpenedIsNotCalledInUse) {
   EXPECT_THAT(out, HasSubstr("LOCK"));
 }
 
+// It said only "cannot rename X.tmp to X" and left X.tmp behind (a
+// black-box probe, twelfth session).
+TEST(CliTest, APortFileThatCannotBeWrittenSaysWhyAndLeavesNothingBehind) {
+  TempDir data;
+  TempDir scratch;
+  std::string dir = scratch.path() + "/taken";
+  std::filesystem::create_directory(dir);
+  std::string out;
+  EXPECT_EQ(
+      RunBinary({"serve", "--data-dir", data.path(), "--listen", "127.0.0.1:0", "--port-file", dir},
+                &out),
+      1);
+  EXPECT_THAT(out, HasSubstr("cannot write the port file " + dir));
+  EXPECT_THAT(out, HasSubstr("Is a directory"));
+  EXPECT_FALSE(std::filesystem::exists(dir + ".tmp"));
+  EXPECT_EQ(RunBinary({"serve", "--data-dir", data.path(), "--listen", "127.0.0.1:0", "--port-file",
+                       scratch.path() + "/missing/port"},
+                      &out),
+            1);
+  EXPECT_THAT(out, HasSubstr("No such file or directory"));
+}
+
 TEST(CliTest, ServeRefusesToChangeThePartitionCountOfExistingData) {
   TempDir data;
   {

@@ -19,10 +19,15 @@ namespace catchall {
 enum class BatchFormat {
   kNdjson,     // one JSON object per line; blank lines are ignored
   kJsonArray,  // [ {...}, {...} ]
+  // Said to be JSON and starting with '{': one object, which may span
+  // lines (pretty-printed); a body that is not one JSON document is NDJSON
+  // (clients that send NDJSON as application/json keep working).
+  kJsonObjectOrNdjson,
 };
 
 // Picks the format from a Content-Type and, when that says plain JSON or
-// nothing, from the first non-blank byte of the body ('[' means an array).
+// nothing, from the first non-blank byte of the body ('[' means an array,
+// '{' with a JSON Content-Type kJsonObjectOrNdjson).
 BatchFormat DetectBatchFormat(std::string_view content_type, std::string_view body);
 
 class EventParser {

@@ -41,6 +41,8 @@ struct HttpRequest {
   }
   // Value of the first header named `name` (case-insensitive), or empty.
   std::string_view Header(std::string_view name) const;
+  // How many headers are named `name` (case-insensitive).
+  size_t HeaderCount(std::string_view name) const;
 };
 
 struct HttpResponse {
