@@ -34,8 +34,7 @@ LogProbe::LogProbe(Metrics& metrics) {
                    .Name("catchall_log_rejected_appends_total")
                    .Help(
                        "Appends refused for backpressure, answered 503: the write queue was full "
-                       "or aggregation "
-                       "was more than log.max_unconsumed_events behind")
+                       "or aggregation was more than log.max_unconsumed_events behind")
                    .Register(r)
                    .Add({});
   write_seconds_ = &prometheus::BuildHistogram()
