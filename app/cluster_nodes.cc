@@ -81,9 +81,10 @@ Status CheckRoleTopics(const Config& config, const std::vector<std::string>& nam
   if (s.code() == Code::kFailedPrecondition) {
     if (s.message().find("cleanup.policy") != std::string::npos) {
       return Status::FailedPrecondition(fmt::format(
-          "{}; set it with kafka-configs.sh --alter --entity-type topics --entity-name TOPIC "
-          "--add-config cleanup.policy=POLICY (`{}` reports every difference)",
-          s.message(), TopicsCommand(config, "check")));
+          "{}; set it with kafka-configs.sh --bootstrap-server {} --alter --entity-type topics "
+          "--entity-name TOPIC --add-config cleanup.policy=POLICY, TOPIC and POLICY as named "
+          "above (`{}` reports every difference)",
+          s.message(), config.brokers, TopicsCommand(config, "check")));
     }
     return Status::FailedPrecondition(fmt::format("{}; create the topics with `{}`", s.message(),
                                                   TopicsCommand(config, "create")));

@@ -316,7 +316,9 @@ int main(int argc, char** argv) {
         ->check(CLI::ExistingFile);
     cmd->add_option("-b,--brokers", topics_flags.brokers, "Kafka bootstrap brokers HOST:PORT,...");
     cmd->add_option("--partitions", topic_partitions,
-                    "partitions of the events and status topics [12]")
+                    "partitions of the events, status and ids topics (create: [those of the "
+                    "existing events topic, else kafka.partitions, 12]; check: checked only "
+                    "when given)")
         ->check(WholeNumber())
         ->check(CLI::Range(1, 100000));
     cmd->add_option("--replication-factor", replication,

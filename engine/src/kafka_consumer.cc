@@ -172,6 +172,11 @@ std::map<std::string, std::string> kafka_internal::GroupConsumerProperties(
       {"session.timeout.ms", "10000"},
       {"heartbeat.interval.ms", "1000"},
       {"max.poll.interval.ms", "300000"},
+      // A partition added to the events topic reaches the group (is
+      // assigned, its misrouted records dead-lettered) at the next metadata
+      // refresh: librdkafka's default is every 5 minutes, and a probe saw
+      // nothing happen for 90 s (docs/operations.md, "A partition is added").
+      {"topic.metadata.refresh.interval.ms", "30000"},
   };
 }
 

@@ -148,5 +148,24 @@ TEST(KafkaConfTest, AGroupConsumerBoundsItsPrefetchByBytesNotByMessageCount) {
   EXPECT_EQ(Get(tuned.get(), "queued.max.messages.kbytes"), "16384");
 }
 
+// librdkafka looks for new partitions of a subscribed topic every 5 minutes
+// by default: a partition added to the events topic sat unassigned, its
+// records neither counted nor dead-lettered, for at least 90 s in a probe.
+TEST(KafkaConfTest, AGroupConsumerLooksForNewPartitionsEvery30Seconds) {
+  KafkaGroupOptions group;
+  group.kafka = Options();
+  group.group_id = "g";
+  group.topic = "t";
+  ConfPtr conf =
+      Make(group.kafka, ClientKind::kConsumer, kafka_internal::GroupConsumerProperties(group));
+  ASSERT_NE(conf, nullptr);
+  EXPECT_EQ(Get(conf.get(), "topic.metadata.refresh.interval.ms"), "30000");
+  group.kafka.consumer_properties["topic.metadata.refresh.interval.ms"] = "5000";
+  ConfPtr tuned =
+      Make(group.kafka, ClientKind::kConsumer, kafka_internal::GroupConsumerProperties(group));
+  ASSERT_NE(tuned, nullptr);
+  EXPECT_EQ(Get(tuned.get(), "topic.metadata.refresh.interval.ms"), "5000");
+}
+
 }  // namespace
 }  // namespace catchall

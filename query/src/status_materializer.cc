@@ -266,7 +266,11 @@ Status StatusMaterializer::Health() const {
 
 void StatusMaterializer::Run() {
   RecordBatch records;
-  auto last_domains = std::chrono::steady_clock::now();
+  // The domains gauge is an estimate from RocksDB, refreshed every 5 s, and
+  // at once when the node becomes ready: a node that read the changelog to
+  // its end read 0 there for up to 5 s (an operations probe, twelfth
+  // session).
+  std::optional<std::chrono::steady_clock::time_point> last_domains;
   while (!stop_.load()) {
     // Reading pauses while a checkpoint cannot be written (memory stays
     // bounded; RunCheckpoints tries again) or the disk is low.
@@ -327,10 +331,11 @@ void StatusMaterializer::Run() {
       if (behind == 0) {
         ready_.store(true, std::memory_order_release);
         spdlog::info("query: caught up with {}", topic_);
+        last_domains.reset();
       }
     }
     if (probe_) probe_->SetUnsaved(recent_->size());
-    if (probe_ && now - last_domains > std::chrono::seconds(5)) {
+    if (probe_ && (!last_domains || now - *last_domains > std::chrono::seconds(5))) {
       last_domains = now;
       // Those in memory too (a domain in both counts twice: an estimate).
       probe_->SetDomains(store_->EstimateKeys(counts_) + recent_->size());

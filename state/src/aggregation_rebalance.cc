@@ -134,6 +134,18 @@ void AggregationLoop::OnLost(const std::vector<int32_t>& partitions) {
     backlog_end_.erase(p);
   }
   if (aggregator_ && !Rewind()) must_rejoin_ = Status::Aborted("partitions could not be rewound");
+  // Lost (a session timeout, e.g. after a broker outage), the member joins
+  // the group again and is ready as a new one is: once partitions come back
+  // (restored, and caught up where that is asked), or after
+  // ready_without_assignment without any. It stayed ready with none for
+  // ~11 s after an outage, its partitions uncounted (an operations probe,
+  // twelfth session).
+  if (committed_.empty()) {
+    ready_.store(false, std::memory_order_release);
+    if (probe_) probe_->SetReady(false);
+    assigned_once_ = false;
+    joined_ = std::chrono::steady_clock::now();
+  }
   PublishOwned();
   Release(partitions);
 }

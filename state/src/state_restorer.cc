@@ -121,6 +121,8 @@ Status StateRestorer::Restore(int32_t partition, int64_t committed, const std::a
   KvWriteBatch batch;
   size_t pending = 0;
   size_t skipped = 0;
+  size_t changelog_records = 0;  // for the log line operations.md promises
+  size_t ids_restored = 0;
   auto flush = [&]() -> Status {
     if (pending == 0) return Status::Ok();
     pending = 0;
@@ -133,6 +135,7 @@ Status StateRestorer::Restore(int32_t partition, int64_t committed, const std::a
       status_topic_, partition, from.changelog_offset, seen, target,
       [&](const ConsumedRecord& r) -> Status {
         ChangelogEffect effect = applier.Apply(r, &batch);
+        ++changelog_records;
         if (effect.kind == ChangelogEffect::kSkipped) {
           ++skipped;
           skipped_->Skip(status_topic_, r, effect.problem);
@@ -155,6 +158,7 @@ Status StateRestorer::Restore(int32_t partition, int64_t committed, const std::a
         Result<size_t> staged = store_->PutIdsOf(r, &batch);
         if (staged.ok()) {
           pending += *staged;
+          ids_restored += *staged;
         } else {
           ++skipped;
           skipped_->Skip(ids_topic_, r, staged.status().message());
@@ -173,8 +177,10 @@ Status StateRestorer::Restore(int32_t partition, int64_t committed, const std::a
   ++pending;
   CATCHALL_RETURN_IF_ERROR(flush());
   if (probe_) probe_->SetRestoring(0);
-  spdlog::info("aggregate: partition {} restored in {:.2f} s{}", partition,
+  spdlog::info("aggregate: partition {} restored in {:.2f} s: {} changelog records, {} ids{}",
+               partition,
                std::chrono::duration<double>(std::chrono::steady_clock::now() - begun).count(),
+               changelog_records, ids_restored,
                skipped ? fmt::format(" ({} records skipped)", skipped) : std::string());
   return Status::Ok();
 }

@@ -206,6 +206,31 @@ TEST(ClusterLostPartitionsTest, AMemberThatLostPartitionsCommitsTheRestWithoutBe
       << "a commit was fenced: lost partitions' work was still pending";
 }
 
+// After a broker outage an aggregator's session expired and it lost every
+// partition, yet /readyz said ready for the ~11 s until the group gave them
+// back (an operations probe, twelfth session). A member that lost all of
+// its partitions is ready again as a new member is.
+TEST(ClusterLostPartitionsTest, AMemberThatLostAllItsPartitionsIsNotReadyUntilItHoldsThemAgain) {
+  ScopedTempDir dir;
+  AggregationOptions options = SmallCommits();
+  options.ready_without_assignment = std::chrono::hours(1);  // only partitions make it ready
+  AggregationWorld world(Mode::kCluster, dir.path(), options);
+  auto* a = world.Start("a");
+  world.AppendEvents(200, 20, 61);
+  ASSERT_TRUE(world.RunUntil([&] { return a->loop->ready(); }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));  // past the session timeout
+  auto* b = world.Start("b");
+  b->loop->Step();  // b's join expires a and takes everything
+  a->loop->Step();  // a learns it lost everything
+  ASSERT_TRUE(a->loop->owned().empty());
+  EXPECT_FALSE(a->loop->ready()) << "ready while it owns no partition after losing them";
+  EXPECT_THAT(a->metrics.Serialize(), HasSubstr("catchall_aggregate_ready 0\n"));
+  world.Stop(b);  // the partitions go back to a
+  ASSERT_TRUE(world.RunUntil([&] { return a->loop->ready(); }))
+      << "not ready again once it holds its partitions";
+  EXPECT_EQ(a->loop->owned().size(), 4u);
+}
+
 INSTANTIATE_TEST_SUITE_P(Modes, AggregationLoopTest,
                          ::testing::Values(Mode::kEmbedded, Mode::kCluster),
                          [](const auto& test) { return ModeName(test.param); });
