@@ -113,6 +113,13 @@ Status BuildCommit(const CounterDelta& delta, std::vector<OutputRecord> dead_let
     checkpoint.events_offset = offset;
     store.PutCheckpoint(p, checkpoint, state);
     if (!publish) continue;
+    // A partition added to the events topic in place (operations.md, "A
+    // partition is added") has none in the changelog or the ids log: every
+    // transaction that checkpointed it there was aborted, and the
+    // aggregator counted nothing more. Its records are all dead-lettered
+    // (their keys belong to the partitions counted since the start), so
+    // there is no state of it to checkpoint; its offsets still commit.
+    if (p >= publish->partitions) continue;
     // One checkpoint per advanced partition in both logs: a restore knows it
     // has read everything up to the committed offset only once it sees it.
     value.clear();

@@ -118,5 +118,25 @@ TEST_F(CommitBuilderTest, EachIdGoesToItsDomainsPartitionAndEachPartitionGetsACh
   EXPECT_EQ(txn.offsets, (std::map<int32_t, int64_t>{{0, 10}, {2, 30}}));
 }
 
+// A partition added to the events topic has no changelog partition: a
+// checkpoint record for it failed every transaction ("Unknown partition"),
+// and the aggregator stopped counting (an operations probe, twelfth
+// session). Its offset is committed without one.
+TEST_F(CommitBuilderTest, APartitionBeyondTheChangelogsGetsItsOffsetButNoCheckpointRecord) {
+  CounterDelta delta;
+  delta.offsets[1] = 10;
+  delta.offsets[2] = 7;  // added to the events topic in place: 2 counted since the start
+  LogTransaction txn = Build(delta, /*partitions=*/2);
+  EXPECT_EQ(txn.offsets.size(), 2u);
+  EXPECT_EQ(txn.offsets[2], 7);
+  std::set<int32_t> checkpointed;
+  for (const OutputRecord& r : txn.records) {
+    EXPECT_EQ(r.key, kChangelogCheckpointKey);
+    checkpointed.insert(r.partition);
+  }
+  EXPECT_EQ(checkpointed, std::set<int32_t>{1});
+  EXPECT_EQ(txn.records.size(), 2u) << "one checkpoint in the changelog and one in the ids log";
+}
+
 }  // namespace
 }  // namespace catchall
