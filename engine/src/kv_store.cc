@@ -254,6 +254,16 @@ Status RocksKvStore::Open(const KvStoreOptions& options, std::unique_ptr<KvStore
   std::error_code ec;
   std::filesystem::create_directories(options.path, ec);
   if (ec) {
+    // A symbolic link to nothing made it "File exists" (a black-box probe,
+    // twelfth session): say where it points.
+    std::error_code link_error;
+    std::filesystem::path target = std::filesystem::read_symlink(options.path, link_error);
+    if (!link_error && !std::filesystem::exists(options.path, link_error)) {
+      return Status::IoError(fmt::format(
+          "cannot create data directory '{}': it is a symbolic link to '{}', which does not "
+          "exist; create that directory or point the link elsewhere",
+          options.path, target.string()));
+    }
     return Status::IoError(
         fmt::format("cannot create data directory '{}': {}", options.path, ec.message()));
   }

@@ -248,6 +248,17 @@ TEST(CliTest, SettingsThatWouldBeIgnoredAreWarnedAbout) {
   EXPECT_THAT(out, HasSubstr("warning: aggregate.standby_replicas is for the cluster roles"));
 }
 
+// It said "File exists" (a black-box probe, twelfth session).
+TEST(CliTest, ADataDirThatIsADanglingSymlinkSaysWhereItPoints) {
+  TempDir scratch;
+  std::string link = scratch.path() + "/data";
+  std::filesystem::create_symlink(scratch.path() + "/nowhere", link);
+  std::string out;
+  EXPECT_EQ(RunBinary({"serve", "--data-dir", link, "--listen", "127.0.0.1:0"}, &out), 1);
+  EXPECT_THAT(out, HasSubstr("is a symbolic link to '" + scratch.path() + "/nowhere'"));
+  EXPECT_THAT(out, HasSubstr("which does not exist"));
+}
+
 TEST(CliTest, ServeRefusesADataDirInUse) {
   TempDir data;
   ServerProcess first({"serve", "--data-dir", data.path()});
