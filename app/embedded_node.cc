@@ -39,11 +39,11 @@ Status EmbeddedNode::Open() {
   ExportStoreMetrics(store_.get(), metrics());
   log_options.disk = disk_.get();
   CATCHALL_RETURN_IF_ERROR(LocalLog::Open(log_options, store_.get(), metrics(), &log_));
-  if (log_->PartitionCount(kEventsTopic) != c.partitions) {
+  if (int32_t kept = log_->PartitionCount(kEventsTopic); kept != c.partitions) {
     spdlog::info(
         "the local log keeps the {} partitions this data dir was made with ({} for a new "
         "one; docs/operations.md, log.partitions)",
-        log_->PartitionCount(kEventsTopic), c.partitions);
+        kept, c.partitions);
   }
   counters_ = std::make_unique<CounterStore>(store_.get(), std::string(kEventsTopic));
 

@@ -220,6 +220,10 @@ std::string LocateArrayError(const char* padded, size_t size, simdjson::error_co
                      simdjson::error_message(dom_error));
 }
 
+Status TooManyItems(size_t max_items) {
+  return Status::TooLarge(fmt::format("batch has more than {} items", max_items));
+}
+
 }  // namespace
 
 BatchFormat DetectBatchFormat(std::string_view content_type, std::string_view body) {
@@ -260,7 +264,7 @@ Status EventParser::ParseBatch(std::string_view body, BatchFormat format, size_t
     dom::element root;
     if (impl_->Parse(base, body.size(), &root) == simdjson::SUCCESS && root.is_object()) {
       if (max_items == 0) {
-        return Status::TooLarge(fmt::format("batch has more than {} items", max_items));
+        return TooManyItems(max_items);
       }
       on_item(0, ReadEvent(root, "item"));
       return Status::Ok();
@@ -283,7 +287,7 @@ Status EventParser::ParseBatch(std::string_view body, BatchFormat format, size_t
       if (!line.empty() && line.front() == kRecordSeparator) line.remove_prefix(1);
       if (line.find_first_not_of(" \t") == std::string_view::npos) continue;  // blank line
       if (index == max_items) {
-        return Status::TooLarge(fmt::format("batch has more than {} items", max_items));
+        return TooManyItems(max_items);
       }
       // The rest of the padded buffer follows the line, so padding is there.
       dom::element root;
@@ -310,7 +314,7 @@ Status EventParser::ParseBatch(std::string_view body, BatchFormat format, size_t
   size_t index = 0;
   for (dom::element element : array) {
     if (index == max_items) {
-      return Status::TooLarge(fmt::format("batch has more than {} items", max_items));
+      return TooManyItems(max_items);
     }
     on_item(index++, ReadEvent(element, "item"));
   }

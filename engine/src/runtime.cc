@@ -110,25 +110,21 @@ std::string WaitForTerminationSignal(const std::function<void()>& on_reload) {
 
 Status WritePortFile(const std::string& path, uint16_t port) {
   std::string tmp = path + ".tmp";
+  // With errno's reason, and no stray file beside what could not be written.
+  auto fail = [&tmp](const std::string& what) {
+    int error = errno;
+    std::remove(tmp.c_str());
+    return Status::IoError(fmt::format("cannot write the port file {}: {}", what,
+                                       std::system_category().message(error)));
+  };
   {
     std::ofstream out(tmp, std::ios::trunc);
-    if (!out) {
-      return Status::IoError(fmt::format("cannot write the port file {}: {}", tmp,
-                                         std::system_category().message(errno)));
-    }
+    if (!out) return fail(tmp);
     out << port << "\n";
-    if (!out) {
-      int error = errno;
-      std::remove(tmp.c_str());
-      return Status::IoError(fmt::format("cannot write the port file {}: {}", tmp,
-                                         std::system_category().message(error)));
-    }
+    if (!out) return fail(tmp);
   }
   if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    int error = errno;
-    std::remove(tmp.c_str());  // no stray file beside what could not be written
-    return Status::IoError(fmt::format("cannot write the port file {} (renaming {} to it): {}",
-                                       path, tmp, std::system_category().message(error)));
+    return fail(fmt::format("{} (renaming {} to it)", path, tmp));
   }
   return Status::Ok();
 }
