@@ -5,7 +5,13 @@ namespace catchall::testing {
 void FaultInjector::Arm(FaultPoint point, int nth, FaultTiming timing, FaultEffect effect,
                         Status error) {
   std::lock_guard<std::mutex> lock(mu_);
-  armed_[point] = Armed{nth, timing, effect, std::move(error)};
+  armed_[point] = Armed{nth, 0, timing, effect, std::move(error)};
+}
+
+void FaultInjector::ArmRepeated(FaultPoint point, int nth, int count, FaultTiming timing,
+                                Status error) {
+  std::lock_guard<std::mutex> lock(mu_);
+  armed_[point] = Armed{nth, count - 1, timing, FaultEffect::kError, std::move(error)};
 }
 
 Status FaultInjector::Fire(const Armed& armed) {
@@ -14,17 +20,36 @@ Status FaultInjector::Fire(const Armed& armed) {
   return armed.error;
 }
 
-Status FaultInjector::Before(FaultPoint point, bool* redeliver) {
+void FaultInjector::SetMidPollHook(std::function<void()> hook) {
+  std::lock_guard<std::mutex> lock(mu_);
+  mid_poll_ = std::move(hook);
+}
+
+void FaultInjector::RunMidPollHook() {
+  std::function<void()> hook;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    hook = mid_poll_;
+  }
+  if (hook) hook();
+}
+
+Status FaultInjector::Before(FaultPoint point, std::optional<FaultEffect>* effect) {
   std::lock_guard<std::mutex> lock(mu_);
   ++calls_[point];  // after a crash too: a test sees how often a dead process retries
   if (crash_) return *crash_;
   auto it = armed_.find(point);
   if (it == armed_.end() || --it->second.remaining > 0) return Status::Ok();
-  Armed armed = std::move(it->second);
-  armed_.erase(it);
-  if (armed.effect == FaultEffect::kRedeliver) {
+  Armed armed = it->second;
+  if (armed.repeats > 0) {
+    it->second.remaining = 1;  // the next call fails too
+    --it->second.repeats;
+  } else {
+    armed_.erase(it);
+  }
+  if (armed.effect == FaultEffect::kRedeliver || armed.effect == FaultEffect::kSplit) {
     ++fired_;
-    if (redeliver) *redeliver = true;
+    if (effect) *effect = armed.effect;
     return Status::Ok();
   }
   if (armed.timing == FaultTiming::kAfter) {
@@ -100,14 +125,21 @@ class FaultInjectionConsumer final : public LogConsumer {
   }
   int32_t partition_count() const override { return base_->partition_count(); }
   Status Poll(std::chrono::milliseconds timeout, size_t max, RecordBatch* out) override {
-    bool redeliver = false;
-    CATCHALL_RETURN_IF_ERROR(injector_->Before(FaultPoint::kPoll, &redeliver));
-    if (redeliver) {
+    std::optional<FaultEffect> effect;
+    CATCHALL_RETURN_IF_ERROR(injector_->Before(FaultPoint::kPoll, &effect));
+    if (effect == FaultEffect::kRedeliver) {
       // Back to the first record of the last poll, per partition: the base
       // consumer hands those records out again.
       for (const auto& [p, offset] : last_first_) base_->Seek(p, offset).PermitUnchecked();
     }
     Status s = base_->Poll(timeout, max, out);
+    if (s.ok() && effect == FaultEffect::kSplit) {
+      // The base consumer rebalances at the start of its poll, so a
+      // rebalance set up by the hook is served between the two reads; the
+      // batch appends both.
+      injector_->RunMidPollHook();
+      s = base_->Poll(timeout, max, out);
+    }
     last_first_.clear();
     for (const ConsumedRecord& r : out->records()) last_first_.emplace(r.partition, r.offset);
     Status after = injector_->After(FaultPoint::kPoll);
@@ -278,6 +310,16 @@ Status FaultInjectionGroupLog::OpenReader(std::string_view topic,
   CATCHALL_RETURN_IF_ERROR(base_->OpenReader(topic, &r));
   *reader = std::make_unique<FaultInjectionReader>(std::move(r), injector_);
   return Status::Ok();
+}
+
+Status FaultInjectionGroupLog::Health() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return unreachable_ ? *unreachable_ : base_->Health();
+}
+
+void FaultInjectionGroupLog::SetUnreachable(std::optional<Status> unreachable) {
+  std::lock_guard<std::mutex> lock(mu_);
+  unreachable_ = std::move(unreachable);
 }
 
 }  // namespace catchall::testing

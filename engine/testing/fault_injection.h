@@ -18,6 +18,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -52,6 +53,11 @@ enum class FaultEffect {
   kRedeliver,  // kPoll only: the poll succeeds but first hands back the
                // records of the previous poll again, as Kafka does after a
                // rebalance or a seek with fetched records in flight
+  kSplit,      // kPoll only: the poll reads, runs the injector's mid-poll
+               // hook (a test makes the group rebalance there), then polls
+               // again and hands back both reads as one batch, as Kafka's
+               // poll does when it serves a rebalance between records it
+               // had already fetched
 };
 
 // Decides which calls fail. Thread-safe.
@@ -61,9 +67,18 @@ class FaultInjector {
   // is what the call returns (kCrash: every call after it returns it too).
   void Arm(FaultPoint point, int nth, FaultTiming timing, FaultEffect effect,
            Status error = Status::IoError("injected fault"));
+  // kError only: the `nth` call and the `count - 1` calls after it fail (a
+  // failure that outlasts the caller's retries).
+  void ArmRepeated(FaultPoint point, int nth, int count, FaultTiming timing, Status error);
+  // Runs between the two reads of a kSplit poll.
+  void SetMidPollHook(std::function<void()> hook);
   // Around a call at `point`: non-OK means the twin must return it.
-  // `redeliver`, for kPoll, is set when the call must redeliver.
-  Status Before(FaultPoint point, bool* redeliver = nullptr);
+  // `effect`, for kPoll, is set to kRedeliver or kSplit when the call must
+  // do that.
+  Status Before(FaultPoint point, std::optional<FaultEffect>* effect = nullptr);
+  // The hook set by SetMidPollHook, run on the calling thread (not under
+  // the injector's lock: it may poll through this injector).
+  void RunMidPollHook();
   Status After(FaultPoint point);
   bool crashed() const;
   // The process dies now: every later call fails.
@@ -80,6 +95,7 @@ class FaultInjector {
  private:
   struct Armed {
     int remaining = 0;
+    int repeats = 0;  // further consecutive calls that fail after this one
     FaultTiming timing = FaultTiming::kBefore;
     FaultEffect effect = FaultEffect::kError;
     Status error;
@@ -92,6 +108,7 @@ class FaultInjector {
   std::map<FaultPoint, int> calls_;     // GUARDED_BY(mu_)
   std::map<FaultPoint, Armed> firing_;  // GUARDED_BY(mu_): kAfter faults of calls under way
   std::optional<Status> crash_;         // GUARDED_BY(mu_)
+  std::function<void()> mid_poll_;      // GUARDED_BY(mu_)
   int fired_ = 0;                       // GUARDED_BY(mu_)
 };
 
@@ -156,10 +173,16 @@ class FaultInjectionGroupLog final : public GroupLog {
   Status Join(RebalanceListener* listener, std::unique_ptr<LogConsumer>* consumer,
               std::unique_ptr<LogCommitter>* committer) override;
   Status OpenReader(std::string_view topic, std::unique_ptr<LogReader>* reader) override;
+  // `unreachable`, if set, is what Health() says instead of the base's: the
+  // log as a member sees it while no broker answers.
+  Status Health() const override;
+  void SetUnreachable(std::optional<Status> unreachable);
 
  private:
   GroupLog* base_;
   FaultInjector* injector_;
+  mutable std::mutex mu_;
+  std::optional<Status> unreachable_;  // GUARDED_BY(mu_)
 };
 
 }  // namespace catchall::testing

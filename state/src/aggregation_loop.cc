@@ -138,11 +138,27 @@ void AggregationLoop::Step() {
       SleepUnlessStopping(options_.retry_delay);
       return;
     }
+    // A member again: the failure that made it rejoin (or the join that
+    // failed) is over. Only a commit used to clear it, so a member with
+    // nothing to commit stayed unready for good.
+    SetHealth(Status::Ok());
   }
   ApplyGate();
   batch_.Clear();
+  const uint64_t rewinds = rewinds_;
   Status polled = consumer_->Poll(kPollTimeout, options_.poll_max_records, &batch_);
   if (!polled.ok()) spdlog::warn("aggregate: {}", polled.ToString());
+  if (rewinds_ != rewinds && !must_rejoin_) {
+    // A rebalance served inside the poll rewound the partitions (an aborted
+    // revoke commit, lost partitions), but Kafka's poll may already hold
+    // records it fetched before that seek. They come after the dropped
+    // work: applied, they moved a partition's position past it, and the
+    // dropped records were then skipped as already applied when read again
+    // (lost). The whole batch goes, and every partition is put back again.
+    spdlog::info("aggregate: a rebalance inside the poll rewound the partitions; reading again");
+    batch_.Clear();
+    if (!Rewind()) must_rejoin_ = Status::Aborted("partitions could not be rewound");
+  }
   if (!must_rejoin_) Apply(batch_);
   batch_.Clear();  // releases the log's buffers before anything else runs
   if (must_rejoin_) {
@@ -294,6 +310,7 @@ Status AggregationLoop::Commit() {
 }
 
 bool AggregationLoop::Rewind() {
+  ++rewinds_;
   aggregator_->Reset();
   dead_letters_.clear();
   uncommitted_outcomes_ = {};
@@ -311,6 +328,7 @@ bool AggregationLoop::Rewind() {
 
 void AggregationLoop::Rejoin(const Status& why) {
   SetHealth(why);
+  aborted_ = false;  // the aborted work is dropped with the rest
   spdlog::error("aggregate: {}; dropping uncommitted work and rejoining the group", why.ToString());
   if (aggregator_) aggregator_->Reset();
   dead_letters_.clear();
@@ -328,8 +346,19 @@ void AggregationLoop::Rejoin(const Status& why) {
   position_.clear();
   backlog_end_.clear();
   must_rejoin_.reset();
+  // The new consumer is a new member: ready once the group gives it
+  // partitions (restored, caught up where asked) or after
+  // ready_without_assignment without any, as OnLost has it. With
+  // assigned_once_ left set it was ready at its first step, owning nothing.
   ready_.store(false, std::memory_order_release);
-  if (probe_) probe_->SetReady(false);
+  assigned_once_ = false;
+  if (probe_) {
+    probe_->SetReady(false);
+    // Owning nothing, it lags on nothing; the gauges refresh only once it
+    // is a member again (the lag of the partitions it had stayed shown
+    // through a broker outage).
+    probe_->SetLag(0);
+  }
   PublishOwned();
   Release(dropped);
   // A failure that repeats (a store that refuses writes) must not spin.
@@ -339,6 +368,14 @@ void AggregationLoop::Rejoin(const Status& why) {
 void AggregationLoop::UpdateReady(std::chrono::steady_clock::time_point now) {
   if (ready_.load(std::memory_order_relaxed)) return;
   if (!assigned_once_) {
+    // No group gives partitions without a broker: the wait starts over
+    // while none answers. A member that lost its partitions in an outage
+    // longer than the wait said ready with none as soon as a broker
+    // answered, before the group gave any back.
+    if (!log_->Health().ok()) {
+      joined_ = now;
+      return;
+    }
     if (now - joined_ < options_.ready_without_assignment) return;
     assigned_once_ = true;  // a member without partitions is ready too
   } else if (options_.ready_when_caught_up) {

@@ -53,6 +53,9 @@ std::map<int32_t, int64_t> AggregationLoop::OnAssigned(const std::vector<int32_t
     }
     if (s.ok()) {
       prepared = true;
+      // The failed attempts' error is over (an aborted transaction's is
+      // not: the next commit clears that one).
+      if (attempt > 1 && !aborted_) SetHealth(Status::Ok());
       break;
     }
     SetHealth(s);

@@ -117,6 +117,15 @@ Status StateRestorer::Restore(int32_t partition, int64_t committed, const std::a
                partition, status_topic_, Where(from.changelog_offset), ids_topic_,
                Where(from.ids_offset), target);
   if (probe_) probe_->SetRestoring(1);
+  // Back to 0 however the restore ends: a failed one left the gauge at 1,
+  // and a member that then gave up said "restoring" while it restored
+  // nothing (found by a review, thirteenth session).
+  struct RestoringGauge {
+    AggregatorProbe* probe;
+    ~RestoringGauge() {
+      if (probe) probe->SetRestoring(0);
+    }
+  } restoring_gauge{probe_};
   auto begun = std::chrono::steady_clock::now();
   KvWriteBatch batch;
   size_t pending = 0;
@@ -176,7 +185,6 @@ Status StateRestorer::Restore(int32_t partition, int64_t committed, const std::a
   store_->PutCheckpoint(partition, done, &batch);
   ++pending;
   CATCHALL_RETURN_IF_ERROR(flush());
-  if (probe_) probe_->SetRestoring(0);
   spdlog::info("aggregate: partition {} restored in {:.2f} s: {} changelog records, {} ids{}",
                partition,
                std::chrono::duration<double>(std::chrono::steady_clock::now() - begun).count(),

@@ -8,10 +8,13 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "aggregation_world.h"
+#include "engine/partitioner.h"
 #include "test_util.h"
 
 namespace catchall::test {
@@ -203,6 +206,112 @@ INSTANTIATE_TEST_SUITE_P(Faults, AggregationFaultTest,
                                   std::get<1>(test.param).name;
                          });
 
+// A failure sets the member's health (what /readyz and
+// catchall_aggregate_ready read) until something clears it. Only a commit
+// did, so a member whose failed step was retried with success but that
+// then had nothing to commit stayed unready for good (found by a review of
+// the loop, thirteenth session).
+class AggregationHealthTest : public ::testing::TestWithParam<Mode> {};
+
+TEST_P(AggregationHealthTest, APrepareThatSucceedsOnRetryLeavesAnIdleMemberHealthy) {
+  ScopedTempDir dir;
+  AggregationWorld world(GetParam(), dir.path(), SmallCommits());
+  auto* p = world.Start();
+  p->injector.Arm(FaultPoint::kCommitted, 1, FaultTiming::kBefore, FaultEffect::kError,
+                  Status::Unavailable("injected committed-offsets failure"));
+  ASSERT_TRUE(world.RunUntil([&] { return p->loop->ready(); }));
+  EXPECT_EQ(p->injector.fired(), 1) << "the armed failure was never reached";
+  for (int i = 0; i < 3; ++i) world.StepAll();
+  EXPECT_TRUE(p->loop->Health().ok()) << p->loop->Health().ToString();
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, AggregationHealthTest,
+                         ::testing::Values(Mode::kEmbedded, Mode::kCluster),
+                         [](const auto& test) { return ModeName(test.param); });
+
+// A member fenced and rejoining whose join fails once, and whose new
+// partitions are idle (its old ones, with the fenced records, went to the
+// other member).
+TEST(ClusterHealthTest, AJoinThatSucceedsOnRetryLeavesAnIdleMemberHealthy) {
+  ScopedTempDir dir;
+  AggregationWorld world(Mode::kCluster, dir.path(), SmallCommits());
+  auto* a = world.Start("a");
+  auto* b = world.Start("b");
+  ASSERT_TRUE(world.RunUntil([&] {
+    return a->loop->ready() && b->loop->ready() && a->loop->owned().size() == 2 &&
+           b->loop->owned().size() == 2;
+  }));
+  std::vector<int32_t> first = a->loop->owned();
+  a->injector.Arm(FaultPoint::kCommit, 1, FaultTiming::kBefore, FaultEffect::kError,
+                  Status::FailedPrecondition("injected fencing"));
+  a->injector.Arm(FaultPoint::kJoin, 1, FaultTiming::kBefore, FaultEffect::kError,
+                  Status::Unavailable("injected join failure"));
+  int appended = 0;
+  for (int i = 0; appended < 10; ++i) {
+    std::string domain = "d" + std::to_string(i) + ".example";
+    if (std::count(first.begin(), first.end(), PartitionForKey(domain, kWorldPartitions)) == 0) {
+      continue;
+    }
+    world.AppendEvent(domain, false);
+    ++appended;
+  }
+  ASSERT_TRUE(world.RunUntil([&] {
+    return a->injector.fired() == 2 && a->loop->ready() && world.CaughtUp() &&
+           a->loop->owned().size() == 2;
+  }));
+  ASSERT_NE(a->loop->owned(), first) << "the test needs a's new partitions to be idle";
+  for (int i = 0; i < 3; ++i) world.StepAll();
+  EXPECT_TRUE(a->loop->Health().ok()) << a->loop->Health().ToString();
+  EXPECT_EQ(world.Differences(), "");
+}
+
+// Gauges after a member gives up: it restores nothing and owns nothing, so
+// it neither restores nor lags. A restore that failed left
+// catchall_aggregate_restoring_partitions at 1, and a rejoin left the lag
+// of the partitions it had (found by a review of the loop, thirteenth
+// session).
+TEST(ClusterGaugeTest, AMemberWhoseRestoreFailsForGoodIsNotRestoring) {
+  ScopedTempDir dir;
+  AggregationWorld world(Mode::kCluster, dir.path(), SmallCommits());
+  auto* a = world.Start("a");
+  world.AppendEvents(300, 20, 81);
+  ASSERT_TRUE(world.RunUntilCaughtUp());
+  auto* b = world.Start("b");
+  // Every attempt to restore b's first partitions fails writing its state.
+  b->injector.ArmRepeated(FaultPoint::kStoreWrite, 1, 3, FaultTiming::kBefore,
+                          Status::IoError("injected write failure"));
+  ASSERT_TRUE(world.RunUntil([&] { return b->injector.fired() == 3; }));
+  EXPECT_TRUE(b->loop->owned().empty());
+  EXPECT_THAT(b->metrics.Serialize(),
+              ::testing::HasSubstr("catchall_aggregate_restoring_partitions 0\n"));
+  ASSERT_TRUE(world.RunUntilCaughtUp());
+  EXPECT_EQ(world.Differences(), "");
+  EXPECT_FALSE(a->loop->owned().empty());
+}
+
+TEST(ClusterGaugeTest, AMemberThatRejoinsShowsNoLag) {
+  ScopedTempDir dir;
+  AggregationWorld world(Mode::kCluster, dir.path(), SmallCommits());
+  auto* a = world.Start("a");
+  ASSERT_TRUE(world.RunUntil([&] { return a->loop->ready(); }));
+  for (uint32_t i = 0; i < 40; ++i) world.AppendEvents(10, 20, 90 + i);
+  std::this_thread::sleep_for(std::chrono::milliseconds(250));  // the gauges are due
+  a->loop->Step();
+  ASSERT_THAT(a->metrics.Serialize(),
+              ::testing::Not(::testing::HasSubstr("catchall_aggregate_lag_records 0\n")))
+      << "the test needs a lag shown before the rejoin";
+  // Fenced, then unable to join again for a while (a broker outage).
+  a->injector.Arm(FaultPoint::kCommit, 1, FaultTiming::kBefore, FaultEffect::kError,
+                  Status::FailedPrecondition("injected fencing"));
+  a->injector.ArmRepeated(FaultPoint::kJoin, 1, 1000, FaultTiming::kBefore,
+                          Status::Unavailable("injected: no broker"));
+  for (int i = 0; i < 20 && a->injector.fired() < 3; ++i) a->loop->Step();
+  ASSERT_GE(a->injector.fired(), 3) << "the fencing or the failed joins were not reached";
+  EXPECT_THAT(a->metrics.Serialize(), ::testing::HasSubstr("catchall_aggregate_lag_records 0\n"));
+  EXPECT_THAT(a->metrics.Serialize(),
+              ::testing::HasSubstr("catchall_aggregate_owned_partitions 0\n"));
+}
+
 // Cluster mode: faults while partitions move between aggregators.
 class RebalanceFaultTest : public ::testing::TestWithParam<Fault> {};
 
@@ -305,6 +414,47 @@ INSTANTIATE_TEST_SUITE_P(Faults, RebalanceFaultTest,
                                                  Code::kIoError,
                                                  {}}),
                          [](const auto& test) { return test.param.name; });
+
+// Kafka serves a rebalance inside its poll, between records it had already
+// fetched. When the revoke commit there aborts, the loop drops its work and
+// seeks the partitions it keeps back to their committed offsets; the
+// records fetched before that seek came after the dropped work, and
+// applying them moved the partition's position past it: the dropped
+// records were then skipped as "already applied" when read again, and lost
+// (found by a review of the loop, thirteenth session).
+TEST(RebalanceInsidePollTest, AnAbortedRevokeCommitInsideAPollLosesNothing) {
+  ScopedTempDir dir;
+  AggregationOptions o = SmallCommits();
+  o.commit_interval = std::chrono::hours(1);  // nothing commits but the revoke
+  o.commit_max_records = 1'000'000;
+  o.poll_max_records = 1'000;  // a poll reads every partition's new records
+  AggregationWorld world(Mode::kCluster, dir.path(), o);
+  auto* a = world.Start("a");
+  ASSERT_TRUE(world.RunUntil([&] { return a->loop->ready(); }));
+  world.AppendEvents(200, 40, 71);
+  a->loop->Step();  // applied, pending
+  a->loop->Step();
+  world.AppendEvents(100, 40, 72);
+  // The next poll reads those 100, then b joins, then the rest of the poll
+  // revokes half of a's partitions and the revoke commit aborts.
+  AggregationWorld::Process* b = nullptr;
+  a->injector.SetMidPollHook([&] {
+    b = world.Start("b");
+    b->loop->Step();
+  });
+  a->injector.Arm(FaultPoint::kPoll, 1, FaultTiming::kBefore, FaultEffect::kSplit);
+  a->injector.Arm(FaultPoint::kCommit, 1, FaultTiming::kBefore, FaultEffect::kError,
+                  Status::Aborted("injected abort"));
+  a->loop->Step();
+  ASSERT_EQ(a->injector.fired(), 2) << "the split poll or the aborted commit was not reached";
+  ASSERT_NE(b, nullptr);
+  ASSERT_EQ(a->loop->owned().size(), 2u);
+  a->injector.SetMidPollHook(nullptr);
+  // Nothing commits by itself here: commit by hand until caught up.
+  ASSERT_TRUE(world.RunUntil(
+      [&] { return a->loop->CommitNow().ok() && b->loop->CommitNow().ok() && world.CaughtUp(); }));
+  EXPECT_EQ(world.Differences(), "");
+}
 
 }  // namespace
 }  // namespace catchall::test

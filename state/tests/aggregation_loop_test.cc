@@ -6,6 +6,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <string>
 #include <thread>
 
@@ -17,6 +18,9 @@
 namespace catchall::test {
 namespace {
 
+using testing::FaultEffect;
+using testing::FaultPoint;
+using testing::FaultTiming;
 using ::testing::HasSubstr;
 using namespace std::chrono_literals;
 
@@ -229,6 +233,67 @@ TEST(ClusterLostPartitionsTest, AMemberThatLostAllItsPartitionsIsNotReadyUntilIt
   ASSERT_TRUE(world.RunUntil([&] { return a->loop->ready(); }))
       << "not ready again once it holds its partitions";
   EXPECT_EQ(a->loop->owned().size(), 4u);
+}
+
+// A member whose commit is fenced drops its work and rejoins with a new
+// consumer. It said ready at once, before the group gave it anything back
+// (the same gap as after losing all partitions, found reading the code in
+// the twelfth session): a rolling restart that waits for /readyz would
+// move on while its partitions were uncounted.
+TEST(ClusterRejoinTest, AMemberThatRejoinsIsNotReadyUntilItHoldsPartitionsAgain) {
+  ScopedTempDir dir;
+  AggregationOptions options = SmallCommits();
+  options.ready_without_assignment = std::chrono::hours(1);  // only partitions make it ready
+  AggregationWorld world(Mode::kCluster, dir.path(), options);
+  auto* a = world.Start("a");
+  auto* b = world.Start("b");
+  world.AppendEvents(200, 20, 62);
+  ASSERT_TRUE(world.RunUntil(
+      [&] { return a->loop->ready() && b->loop->ready() && a->loop->owned().size() == 2; }));
+  a->injector.Arm(FaultPoint::kCommit, 1, FaultTiming::kBefore, FaultEffect::kError,
+                  Status::FailedPrecondition("injected fencing"));
+  world.AppendEvents(100, 20, 63);
+  // Only a steps: b keeps the partitions a will be given after its rejoin
+  // until b's own next poll lets go of them.
+  for (int i = 0; i < 20 && a->injector.fired() == 0; ++i) a->loop->Step();
+  ASSERT_EQ(a->injector.fired(), 1) << "the fenced commit was never reached";
+  EXPECT_FALSE(a->loop->ready()) << "ready right after dropping its work";
+  a->loop->Step();  // joins again; what it will own is still b's
+  ASSERT_TRUE(a->loop->owned().empty());
+  EXPECT_FALSE(a->loop->ready()) << "ready after a rejoin while it owns no partition";
+  EXPECT_THAT(a->metrics.Serialize(), HasSubstr("catchall_aggregate_ready 0\n"));
+  ASSERT_TRUE(world.RunUntil([&] { return a->loop->ready(); }))
+      << "not ready again once it holds partitions";
+  EXPECT_EQ(a->loop->owned().size(), 2u);
+  ASSERT_TRUE(world.RunUntilCaughtUp());
+  EXPECT_EQ(world.Differences(), "");
+}
+
+// A member without partitions is ready after ready_without_assignment
+// (more members than partitions). The wait must not run while no broker
+// answers: a member that lost its partitions in a long outage was ready,
+// owning none, the moment a broker answered again, before the group gave
+// it anything back (found by a review of the loop, thirteenth session).
+TEST(ClusterReadinessTest, TheWaitWithoutPartitionsStartsWhenTheLogIsReachable) {
+  ScopedTempDir dir;
+  AggregationWorld world(Mode::kCluster, dir.path(), SmallCommits());
+  std::vector<AggregationWorld::Process*> holders;
+  for (const char* m : {"a", "b", "c", "d"}) holders.push_back(world.Start(m));
+  ASSERT_TRUE(world.RunUntil([&] {
+    return std::all_of(holders.begin(), holders.end(),
+                       [](auto* p) { return p->loop->owned().size() == 1; });
+  }));
+  auto* e = world.Start("e");  // a fifth member of a 4-partition topic
+  e->group->SetUnreachable(Status::Unavailable("no Kafka broker is reachable"));
+  auto outage_end = std::chrono::steady_clock::now() + 3 * SmallCommits().ready_without_assignment;
+  while (std::chrono::steady_clock::now() < outage_end) world.StepAll();
+  EXPECT_TRUE(e->loop->owned().empty());
+  EXPECT_FALSE(e->loop->ready()) << "ready while no broker answers";
+  e->group->SetUnreachable(std::nullopt);
+  e->loop->Step();
+  EXPECT_FALSE(e->loop->ready()) << "ready at once when the broker answered again";
+  ASSERT_TRUE(world.RunUntil([&] { return e->loop->ready(); })) << "never ready without partitions";
+  EXPECT_TRUE(e->loop->owned().empty());
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, AggregationLoopTest,

@@ -202,6 +202,8 @@ class AggregationLoop : private RebalanceListener {
   bool aborted_ = false;
   // Set inside a rebalance callback when the member must rejoin.
   std::optional<Status> must_rejoin_;
+  // Counts Rewind calls: Step sees whether one ran inside its poll.
+  uint64_t rewinds_ = 0;
   std::atomic<bool> stop_{false};
   std::atomic<bool> ready_{false};
   mutable std::mutex mu_;
