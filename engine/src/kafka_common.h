@@ -33,6 +33,10 @@ Status CreateGroupConsumer(const KafkaGroupOptions& options, RebalanceListener* 
                            std::shared_ptr<BrokerReachability> reachability,
                            std::unique_ptr<LogConsumer>* consumer, rd_kafka_t** handle);
 
+// The librdkafka handle of an appender made by CreateKafkaAppender (tests:
+// librdkafka's rd_kafka_test_fatal_error needs it).
+rd_kafka_t* AppenderHandle(LogAppender* appender);
+
 // The librdkafka properties of a group member's consumer (before the
 // user's kafka.client.* and kafka.consumer.* ones, which MakeConf applies
 // after them).

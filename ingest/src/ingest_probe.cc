@@ -50,6 +50,8 @@ void IngestProbe::OnRejected(std::string_view reason) {
 }
 
 void IngestProbe::OnBatch(size_t items) { batch_items_->Observe(static_cast<double>(items)); }
-void IngestProbe::OnLogUnavailable() { unavailable_->Increment(); }
+void IngestProbe::OnNotStored(const Status& why) {
+  if (why.code() != Code::kNoSpace) unavailable_->Increment();
+}
 
 }  // namespace catchall

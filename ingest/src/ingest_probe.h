@@ -8,6 +8,7 @@
 #include <unordered_map>
 
 #include "engine/event.h"
+#include "engine/status.h"
 
 namespace prometheus {
 class Counter;
@@ -27,7 +28,10 @@ class IngestProbe {
   void OnAccepted(EventType type, size_t n);
   void OnRejected(std::string_view reason);
   void OnBatch(size_t items);
-  void OnLogUnavailable();
+  // A request the log did not store: counted as a 503 unless it was
+  // answered 507 (a full disk, which catchall_storage_low_space and the
+  // requests' code="507" show; the 503 alert fired for it).
+  void OnNotStored(const Status& why);
 
  private:
   prometheus::Counter* delivered_;

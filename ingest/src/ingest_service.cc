@@ -190,7 +190,7 @@ void IngestService::HandleSingle(const HttpRequest& request, std::string_view do
   IngestProbe* probe = probe_.get();
   auto done = [respond, probe, event_type](const Status& s) {
     if (!s.ok()) {
-      if (probe) probe->OnLogUnavailable();
+      if (probe) probe->OnNotStored(s);
       return respond(NotStored(s, "the event was not acknowledged"));
     }
     if (probe) probe->OnAccepted(event_type, 1);
@@ -198,7 +198,7 @@ void IngestService::HandleSingle(const HttpRequest& request, std::string_view do
   };
   Status s = log_->Append(std::move(records), done);
   if (!s.ok()) {
-    if (probe_) probe_->OnLogUnavailable();
+    if (probe_) probe_->OnNotStored(s);
     respond(NotStored(s, ""));
   }
 }
@@ -256,7 +256,7 @@ void IngestService::HandleBatch(const HttpRequest& request, const Responder& res
   auto done = [respond, probe, accepted, rejected, delivered, bounced, truncated,
                errors = std::move(errors)](const Status& s) {
     if (!s.ok()) {
-      if (probe) probe->OnLogUnavailable();
+      if (probe) probe->OnNotStored(s);
       return respond(NotStored(s, "the batch was not acknowledged"));
     }
     if (probe) {
@@ -267,7 +267,7 @@ void IngestService::HandleBatch(const HttpRequest& request, const Responder& res
   };
   Status s = log_->Append(std::move(records), std::move(done));
   if (!s.ok()) {
-    if (probe_) probe_->OnLogUnavailable();
+    if (probe_) probe_->OnNotStored(s);
     respond(NotStored(s, ""));
   }
 }

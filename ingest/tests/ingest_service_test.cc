@@ -275,6 +275,9 @@ TEST_F(IngestServiceTest, PutAnswers507WhenTheDiskIsFull) {
   appender_.Complete(0, Status::NoSpace("no space left on device"));
   EXPECT_EQ(later->response.status, 507) << "a write that failed on a full disk";
   EXPECT_EQ(Json(later->response.body).Str("code"), "insufficient_storage");
+  // Not a 503: the alert on catchall_ingest_log_unavailable_total fired for
+  // full disks (found by a review, thirteenth session).
+  EXPECT_THAT(MetricsText(), HasSubstr("catchall_ingest_log_unavailable_total 0\n"));
 }
 
 TEST_F(IngestServiceTest, BatchAnswers507WhenTheDiskIsFull) {
@@ -284,6 +287,7 @@ TEST_F(IngestServiceTest, BatchAnswers507WhenTheDiskIsFull) {
                      "application/x-ndjson");
   EXPECT_EQ(c->response.status, 507);
   EXPECT_EQ(Json(c->response.body).Str("code"), "insufficient_storage");
+  EXPECT_THAT(MetricsText(), HasSubstr("catchall_ingest_log_unavailable_total 0\n"));
 }
 
 TEST_F(IngestServiceTest, IdempotencyKeyBecomesTheEventId) {

@@ -81,6 +81,7 @@ void RecentCounts::Freeze() {
     shard.frozen = std::move(shard.active);
     shard.active = std::move(fresh);
   }
+  frozen_size_.store(size_.load(std::memory_order_relaxed), std::memory_order_relaxed);
   size_.store(0, std::memory_order_relaxed);
   frozen_.store(true, std::memory_order_release);
 }
@@ -107,6 +108,7 @@ void RecentCounts::Release() {
     }
     // Freed outside the lock: lookups need not wait for it.
   }
+  frozen_size_.store(0, std::memory_order_relaxed);
   frozen_.store(false, std::memory_order_release);
 }
 

@@ -64,6 +64,9 @@ class RecentCounts {
 
   // Domains in the active table.
   size_t size() const { return size_.load(std::memory_order_relaxed); }
+  // Domains in the frozen table (0 when none is): a checkpoint's, not in
+  // the store until it is written.
+  size_t frozen_size() const { return frozen_size_.load(std::memory_order_relaxed); }
   bool frozen() const { return frozen_.load(std::memory_order_acquire); }
   // The fewest domains a shard's active table takes without rehashing.
   size_t shard_capacity() const;
@@ -107,6 +110,7 @@ class RecentCounts {
   size_t per_shard_;  // expected domains per shard, with room for unevenness
   mutable std::array<Shard, kShards> shards_;
   std::atomic<size_t> size_{0};
+  std::atomic<size_t> frozen_size_{0};
   std::atomic<bool> frozen_{false};
 };
 

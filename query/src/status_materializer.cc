@@ -281,6 +281,7 @@ void StatusMaterializer::Run() {
         std::lock_guard<std::mutex> lock(mu_);
         health_ = paused;
       }
+      if (probe_) probe_->SetUnsaved(recent_->size() + recent_->frozen_size());
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
       continue;
     }
@@ -334,7 +335,9 @@ void StatusMaterializer::Run() {
         last_domains.reset();
       }
     }
-    if (probe_) probe_->SetUnsaved(recent_->size());
+    // The checkpoint being written counts too: while it fails (a full
+    // disk), its domains are in memory only, and the gauge said a few.
+    if (probe_) probe_->SetUnsaved(recent_->size() + recent_->frozen_size());
     if (probe_ && (!last_domains || now - *last_domains > std::chrono::seconds(5))) {
       last_domains = now;
       // Those in memory too (a domain in both counts twice: an estimate).

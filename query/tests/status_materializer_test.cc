@@ -301,5 +301,31 @@ TEST_F(StatusMaterializerTest, AFailedCheckpointPausesReadingUntilItIsWritten) {
   EXPECT_GE(testing::Exposition(metrics.Serialize()).Sum("catchall_query_checkpoints_total"), 1);
 }
 
+// catchall_query_unsaved_domains counted the active table only: while a
+// checkpoint failed (a full disk), the domains it held, in memory only,
+// were not in it (found by a review, thirteenth session).
+TEST_F(StatusMaterializerTest, DomainsOfAFailingCheckpointCountAsUnsaved) {
+  testing::FaultInjector injector;
+  testing::FaultInjectionKvStore faulty(store_.get(), &injector);
+  injector.ArmRepeated(testing::FaultPoint::kStoreWrite, 1, 3, testing::FaultTiming::kBefore,
+                       Status(Code::kNoSpace, "injected: disk full"));
+  std::vector<std::pair<std::string, DomainCounts>> domains;
+  for (int i = 0; i < 50; ++i) domains.push_back({"d" + std::to_string(i) + ".example", {1, 0}});
+  Publish(domains);
+  Metrics metrics;
+  MaterializerOptions small;
+  small.checkpoint_domains = 1;
+  std::unique_ptr<StatusMaterializer> m = StartedMaterializer(&metrics, small, &faulty);
+  ASSERT_TRUE(Eventually([&] { return !m->Health().ok(); })) << "the failure was not reported";
+  auto unsaved = [&] {
+    return testing::Exposition(metrics.Serialize()).Sum("catchall_query_unsaved_domains");
+  };
+  EXPECT_TRUE(Eventually([&] { return unsaved() == 50; })) << unsaved();
+  EXPECT_FALSE(m->Health().ok()) << "checked while the checkpoint still failed";
+  // Written at last: nothing is in memory only.
+  ASSERT_TRUE(Eventually([&] { return Stored("d49.example").has_value(); }));
+  EXPECT_TRUE(Eventually([&] { return unsaved() == 0; })) << unsaved();
+}
+
 }  // namespace
 }  // namespace catchall
