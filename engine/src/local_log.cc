@@ -93,8 +93,11 @@ Status LocalLogImpl::Enqueue(TopicState* topic, std::vector<LogRecord> records,
     std::lock_guard<std::mutex> lock(mu);
     if (closing) return Status::Unavailable("the local log is shutting down");
     if (!write_error.ok()) {
-      return Status::Unavailable(
-          fmt::format("the local log cannot write: {}", write_error.message()));
+      // A write that met a full disk keeps its code: every later one was
+      // answered 503 log_unavailable, though the disk is what refuses them
+      // (507, as the contract has it; a review, thirteenth session).
+      return Status(write_error.code() == Code::kNoSpace ? Code::kNoSpace : Code::kUnavailable,
+                    fmt::format("the local log cannot write: {}", write_error.message()));
     }
     if (pending_bytes + bytes > options.max_pending_bytes && !queue.empty()) {
       if (probe) probe->OnRejected();

@@ -162,10 +162,10 @@ struct LocalLogImpl {
   void WriterLoop();
   // With `mu` held and the token free: takes the token and the queued
   // writes (only the appends before the first transaction if
-  // `appends_only`) into `taken`; returns their bytes.
-  size_t TakeQueue(bool appends_only);
+  // `appends_only`) into `taken`.
+  void TakeQueue(bool appends_only);
   // Writes `taken`, in order: appends group-committed, transactions alone.
-  void WriteTaken(size_t bytes);
+  void WriteTaken();
   // Gives the token back; with `hand_on`, wakes the writer thread for what
   // was queued meanwhile.
   void FinishWriting(bool hand_on);
@@ -173,7 +173,7 @@ struct LocalLogImpl {
   // appends queued so far on this thread, and answers them; else leaves
   // them to the token's holder, who looks at the queue again when done.
   void WriteQueuedHere();
-  void WriteAppends(std::vector<PendingWrite>* work, KvWriteBatch* batch, size_t bytes);
+  void WriteAppends(std::vector<PendingWrite>* work, KvWriteBatch* batch);
   void WriteTransaction(PendingWrite* write, KvWriteBatch* scratch);
   // The offsets of `pending` into `batch`, then the guarded store write.
   Status WriteOffsetsAndState(PendingTransaction* pending, KvWriteBatch* batch);

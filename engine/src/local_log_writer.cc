@@ -35,7 +35,6 @@ std::string EncodeOffset(int64_t offset) {
 
 void LocalLogImpl::WriterLoop() {
   while (true) {
-    size_t bytes = 0;
     {
       std::unique_lock<std::mutex> lock(mu);
       // Appends queued on an HTTP thread wake no one: that thread writes
@@ -52,9 +51,9 @@ void LocalLogImpl::WriterLoop() {
         FinishWriting(/*hand_on=*/false);
         continue;
       }
-      bytes = TakeQueue(/*appends_only=*/false);
+      TakeQueue(/*appends_only=*/false);
     }
-    WriteTaken(bytes);
+    WriteTaken();
     // Also here, not only when idle: a writer thread kept busy (synced
     // writes, large batches) may never find the queue empty.
     MaybeEnforceRetention();
@@ -62,7 +61,7 @@ void LocalLogImpl::WriterLoop() {
   }
 }
 
-size_t LocalLogImpl::TakeQueue(bool appends_only) {
+void LocalLogImpl::TakeQueue(bool appends_only) {
   size_t n = queue.size();
   if (appends_only) {
     n = 0;
@@ -81,10 +80,9 @@ size_t LocalLogImpl::TakeQueue(bool appends_only) {
   }
   pending_bytes -= bytes;
   writing = true;
-  return bytes;
 }
 
-void LocalLogImpl::WriteTaken(size_t bytes) {
+void LocalLogImpl::WriteTaken() {
   // Appends are group-committed; a transaction is written alone, in its
   // place in the order.
   for (PendingWrite& w : taken) {
@@ -92,12 +90,11 @@ void LocalLogImpl::WriteTaken(size_t bytes) {
       appends.push_back(std::move(w));
       continue;
     }
-    if (!appends.empty()) WriteAppends(&appends, &batch, bytes);
+    if (!appends.empty()) WriteAppends(&appends, &batch);
     appends.clear();
-    bytes = 0;
     WriteTransaction(&w, &batch);
   }
-  if (!appends.empty()) WriteAppends(&appends, &batch, bytes);
+  if (!appends.empty()) WriteAppends(&appends, &batch);
   appends.clear();
   taken.clear();
 }
@@ -116,7 +113,6 @@ void LocalLogImpl::FinishWriting(bool hand_on) {
 }
 
 void LocalLogImpl::WriteQueuedHere() {
-  size_t bytes = 0;
   {
     std::unique_lock<std::mutex> lock(mu);
     // The token's holder looks at the queue again when it is done; a
@@ -130,9 +126,9 @@ void LocalLogImpl::WriteQueuedHere() {
       writer_cv.notify_one();
       return;
     }
-    bytes = TakeQueue(/*appends_only=*/true);
+    TakeQueue(/*appends_only=*/true);
   }
-  WriteTaken(bytes);
+  WriteTaken();
   FinishWriting(/*hand_on=*/true);
 }
 
@@ -147,11 +143,15 @@ void LocalLogImpl::Published(const Status& s) {
   seq_cv.notify_all();
 }
 
-void LocalLogImpl::WriteAppends(std::vector<PendingWrite>* work, KvWriteBatch* batch,
-                                size_t bytes) {
+void LocalLogImpl::WriteAppends(std::vector<PendingWrite>* work, KvWriteBatch* batch) {
   auto started = std::chrono::steady_clock::now();
   int64_t now_ms = NowMs();
   size_t records = 0;
+  // This group's own bytes: the round's total, passed in, went to the
+  // first group before a transaction and none to the ones after it
+  // (catchall_log_bytes_total undercounted; a review, thirteenth session).
+  size_t bytes = 0;
+  for (const PendingWrite& p : *work) bytes += p.bytes;
   batch->Clear();
   for (auto& t : topics) {
     bool touched = false;

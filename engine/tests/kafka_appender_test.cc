@@ -64,13 +64,11 @@ TEST(KafkaAppenderTest, AFatalProducerErrorMakesItUnreadyAndItsRefusalsSayToRest
   Status health = appender->Health();
   EXPECT_EQ(health.code(), Code::kUnavailable) << health.ToString();
   EXPECT_NE(health.message().find("restart this node"), std::string::npos) << health.ToString();
-  EXPECT_NE(health.message().find("injected by the test"), std::string::npos)
-      << health.ToString();
+  EXPECT_NE(health.message().find("injected by the test"), std::string::npos) << health.ToString();
 
   Status refused = AppendOne(appender.get());
   EXPECT_EQ(refused.code(), Code::kUnavailable) << refused.ToString();
-  EXPECT_NE(refused.message().find("restart this node"), std::string::npos)
-      << refused.ToString();
+  EXPECT_NE(refused.message().find("restart this node"), std::string::npos) << refused.ToString();
   // It does not heal by itself: a write-failure's unreadiness ends after
   // kafka.timeout_ms, this one does not.
   std::this_thread::sleep_for(3500ms);
