@@ -19,6 +19,7 @@
 #include <filesystem>
 #include <mutex>
 
+#include "background_error_listener.h"
 #include "rocks_info_log.h"
 #include "write_stall_listener.h"
 
@@ -185,8 +186,15 @@ class RocksKvStore final : public KvStore {
   Status Write(KvWriteBatch* batch) override;
   Status IngestSorted(const std::vector<SortedRun>& runs) override;
   Status WriteHealth() const override {
-    std::lock_guard<std::mutex> lock(failure_mu_);
-    return write_failure_;
+    {
+      std::lock_guard<std::mutex> lock(failure_mu_);
+      if (!write_failure_.ok()) return write_failure_;
+    }
+    Status background = background_errors_->error();
+    if (background.ok()) return background;
+    return Status(background.code(),
+                  fmt::format("{}; restart catchall once the cause is fixed (free disk space)",
+                              background.message()));
   }
   std::unique_ptr<KvIterator> NewIterator(Column column, std::string lower,
                                           std::string upper) const override;
@@ -209,6 +217,7 @@ class RocksKvStore final : public KvStore {
   std::vector<std::unique_ptr<rocksdb::CompactionFilter>> filters_;
   std::shared_ptr<rocksdb::Cache> cache_;
   std::shared_ptr<WriteStallListener> stalls_;
+  std::shared_ptr<BackgroundErrorListener> background_errors_;
   bool sync_ = false;
   bool disable_wal_ = false;
   // Where IngestSorted writes its table files before RocksDB takes them.
@@ -283,6 +292,8 @@ Status RocksKvStore::Open(const KvStoreOptions& options, std::unique_ptr<KvStore
   db_options.max_background_jobs = std::max(1, options.background_jobs);
   rep->stalls_ = std::make_shared<WriteStallListener>();
   db_options.listeners.push_back(rep->stalls_);
+  rep->background_errors_ = std::make_shared<BackgroundErrorListener>();
+  db_options.listeners.push_back(rep->background_errors_);
   if (options.background_write_rate > 0) {
     // Auto-tuned: the limit moves between a twentieth of the rate and the
     // rate itself with the backlog, so that quiet times compact slowly and

@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <limits>
@@ -836,6 +837,42 @@ TEST_F(KvStoreTest, BigEndianKeysIterateInNumericOrder) {
     got.push_back(DecodeBigEndian64(it->key().data()));
   }
   EXPECT_EQ(got, values);
+}
+
+// A flush that meets a full disk stops RocksDB's writes (a background
+// error) before any write of catchall's has failed: the store's health
+// said OK, so /readyz said 200 on a quiet node until the next write
+// failed (found by a review, thirteenth session). Needs root for a small
+// tmpfs.
+TEST_F(KvStoreTest, AFlushThatMeetsAFullDiskMakesTheStoreUnhealthy) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root to mount a small tmpfs (CI runs as root)";
+  std::string disk = dir_.path() + "/disk";
+  std::filesystem::create_directories(disk);
+  ASSERT_EQ(std::system(("mount -t tmpfs -o size=8m tmpfs " + disk).c_str()), 0);
+  struct Unmount {
+    std::string path;
+    ~Unmount() { (void)std::system(("umount -l " + path).c_str()); }
+  } unmount{disk};
+  KvStoreOptions options = Options();
+  options.path = disk + "/db";
+  Open(options);
+  // 1 MiB in the memtable (and its write-ahead log), not yet in a table file.
+  std::string value(1024, 'x');
+  for (int i = 0; i < 1024; ++i) Put(plain_, fmt::format("key-{:05}", i), value);
+  ASSERT_TRUE(store_->WriteHealth().ok());
+  {
+    std::ofstream filler(disk + "/filler", std::ios::binary);
+    std::string block(1 << 16, '\0');
+    while (filler.write(block.data(), static_cast<std::streamsize>(block.size()))) {
+    }
+  }
+  Status flushed = store_->Flush();
+  EXPECT_FALSE(flushed.ok()) << "the flush found room: the test showed nothing";
+  Status health = store_->WriteHealth();
+  EXPECT_EQ(health.code(), Code::kNoSpace) << health.ToString();
+  EXPECT_THAT(health.message(), HasSubstr("flushing")) << health.ToString();
+  EXPECT_EQ(Get(plain_, "key-00007"), value) << "reads go on";
+  store_.reset();  // closed before the tmpfs goes
 }
 
 }  // namespace
