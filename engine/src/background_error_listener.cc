@@ -11,15 +11,11 @@ const char* Doing(rocksdb::BackgroundErrorReason reason) {
   switch (reason) {
     case rocksdb::BackgroundErrorReason::kFlush:
     case rocksdb::BackgroundErrorReason::kFlushNoWAL:
-    case rocksdb::BackgroundErrorReason::kManifestWriteNoWAL:
-      return "flushing memtables to disk";
-    case rocksdb::BackgroundErrorReason::kCompaction:
-      return "compacting";
+    case rocksdb::BackgroundErrorReason::kManifestWriteNoWAL: return "flushing memtables to disk";
+    case rocksdb::BackgroundErrorReason::kCompaction: return "compacting";
     case rocksdb::BackgroundErrorReason::kWriteCallback:
-    case rocksdb::BackgroundErrorReason::kMemTable:
-      return "writing";
-    case rocksdb::BackgroundErrorReason::kManifestWrite:
-      return "writing the manifest";
+    case rocksdb::BackgroundErrorReason::kMemTable: return "writing";
+    case rocksdb::BackgroundErrorReason::kManifestWrite: return "writing the manifest";
   }
   return "in the background";
 }

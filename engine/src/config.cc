@@ -16,6 +16,10 @@
 extern char** environ;  // NOLINT(readability-redundant-declaration): unistd.h's, for the loop below
 
 namespace catchall {
+
+// kafka.max_partition_fetch_kb's ceiling: 5 x 1024 x this stays under
+// librdkafka's largest fetch.max.bytes (2,147,483,135).
+constexpr int kMaxPartitionFetchKb = 409'600;
 namespace {
 
 // The pass-through maps and the prefix of their keys.
@@ -306,7 +310,15 @@ Status ValidateConfig(const Config& c) {
   if (c.commit_interval_ms < 1) return bad("aggregate.commit_interval_ms", "must be positive");
   if (c.commit_max_events < 1) return bad("aggregate.commit_max_events", "must be positive");
   if (c.max_batch_items < 1) return bad("ingest.max_batch_items", "must be positive");
-  if (c.max_partition_fetch_kb < 64) return bad("kafka.max_partition_fetch_kb", "must be >= 64");
+  // A fetch takes up to 5 partitions' worth, and librdkafka's
+  // fetch.max.bytes stops at 2 GiB: 5 x 1024 x kb overflowed an int past
+  // 419,430 and the consumer silently fetched 16 MiB (a review, thirteenth
+  // session).
+  if (c.max_partition_fetch_kb < 64 || c.max_partition_fetch_kb > kMaxPartitionFetchKb) {
+    return bad("kafka.max_partition_fetch_kb",
+               fmt::format("must be 64..{} (a fetch of 5 partitions must stay under Kafka's 2 GiB)",
+                           kMaxPartitionFetchKb));
+  }
   if (c.aggregate_threads < 1 || c.aggregate_threads > 64) {
     return bad("aggregate.threads", "must be 1..64");
   }

@@ -157,9 +157,9 @@ std::map<std::string, std::string> kafka_internal::GroupConsumerProperties(
       // count librdkafka takes.
       {"queued.min.messages", "10000000"},
       {"queued.max.messages.kbytes", std::to_string(options.queued_max_kb)},
-      {"max.partition.fetch.bytes", std::to_string(options.max_partition_fetch_kb * 1024)},
-      {"fetch.max.bytes",
-       std::to_string(std::max(options.max_partition_fetch_kb * 1024 * 5, 16 << 20))},
+      {"max.partition.fetch.bytes", std::to_string(int64_t{options.max_partition_fetch_kb} * 1024)},
+      {"fetch.max.bytes", std::to_string(std::max<int64_t>(
+                              int64_t{options.max_partition_fetch_kb} * 1024 * 5, 16 << 20))},
       // The broker holds a fetch until 64 KB are there or 20 ms passed,
       // instead of answering as soon as one record is (librdkafka's default,
       // fetch.min.bytes=1): measured at 12,000 single PUTs/s over 10M

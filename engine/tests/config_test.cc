@@ -378,6 +378,21 @@ TEST_F(ConfigTest, ValidateConfigNamesTheBadKey) {
   EXPECT_TRUE(ValidateConfig(c).ok());
 }
 
+// 5 x 1024 x kb overflowed an int past 419,430, and the consumer fetched
+// 16 MiB whatever was asked (a review, thirteenth session).
+TEST_F(ConfigTest, APartitionFetchSizeIsBoundedByKafkasLargestFetch) {
+  Config c;
+  c.max_partition_fetch_kb = 409'600;
+  EXPECT_TRUE(ValidateConfig(c).ok()) << ValidateConfig(c).ToString();
+  for (int bad : {63, 409'601, 500'000}) {
+    c.max_partition_fetch_kb = bad;
+    Status s = ValidateConfig(c);
+    EXPECT_FALSE(s.ok()) << bad;
+    EXPECT_THAT(s.message(), HasSubstr("kafka.max_partition_fetch_kb")) << bad;
+    EXPECT_THAT(s.message(), HasSubstr("64..409600")) << bad;
+  }
+}
+
 TEST_F(ConfigTest, BrokerAddressesAreCheckedAsLibrdkafkaReadsThem) {
   for (std::string ok :
        {"k:9092", "k1:9092,k2:9093", "k", "SASL_SSL://k:9093", "[::1]:9092", "::1",
