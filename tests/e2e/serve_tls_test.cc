@@ -3,6 +3,7 @@
 // Beast/OpenSSL client with certificates this test makes.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -276,6 +277,24 @@ TEST_F(ServeTlsTest, ABadCertificateOrKeyAtStartFailsTheStartClearly) {
   // SIGHUP reload left SIGTERM unheard) before files were checked first.
   const std::string fifo = certs_.path() + "/fifo.key";
   ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  // A key with a pass phrase: OpenSSL's default asked for it on the
+  // terminal, and the start hung there.
+  const std::string encrypted = certs_.path() + "/encrypted.key";
+  {
+    FILE* in = fopen(first_.key_file.c_str(), "r");
+    ASSERT_NE(in, nullptr);
+    EVP_PKEY* key = PEM_read_PrivateKey(in, nullptr, nullptr, nullptr);
+    fclose(in);
+    ASSERT_NE(key, nullptr);
+    FILE* out = fopen(encrypted.c_str(), "w");
+    ASSERT_NE(out, nullptr);
+    char pass[] = "secret";
+    EXPECT_EQ(PEM_write_PrivateKey(out, key, EVP_aes_256_cbc(),
+                                   reinterpret_cast<unsigned char*>(pass), 6, nullptr, nullptr),
+              1);
+    fclose(out);
+    EVP_PKEY_free(key);
+  }
   const std::vector<Case> cases = {
       {"mismatched key",
        {"server.tls_cert_file=" + first_.cert_file, "server.tls_key_file=" + other.key_file},
@@ -292,6 +311,9 @@ TEST_F(ServeTlsTest, ABadCertificateOrKeyAtStartFailsTheStartClearly) {
       {"certificate is a directory",
        {"server.tls_cert_file=" + certs_.path(), "server.tls_key_file=" + first_.key_file},
        {"server.tls_cert_file", "is a directory, not a regular file"}},
+      {"encrypted key",
+       {"server.tls_cert_file=" + first_.cert_file, "server.tls_key_file=" + encrypted},
+       {"server.tls_key_file", encrypted, "is encrypted"}},
       {"certificate without key",
        {"server.tls_cert_file=" + first_.cert_file},
        {"server.tls_key_file", "together"}},
