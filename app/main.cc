@@ -4,6 +4,7 @@
 
 #include <CLI/CLI.hpp>
 #include <cctype>
+#include <csignal>
 #include <cstdio>
 #include <functional>
 #include <iostream>
@@ -176,7 +177,8 @@ int RunNode(catchall::Node& node, const std::string& port_file) {
     return Fail(s.message());
   }
   std::string signal = catchall::WaitForTerminationSignal([&node] { node.Reload(); });
-  spdlog::info("{} received: finishing work in flight", signal);
+  spdlog::info("{} received: finishing work in flight (send it again to exit at once)", signal);
+  catchall::ExitOnASecondTerminationSignal();
   node.Shutdown();
   spdlog::info("stopped cleanly");
   return 0;
@@ -189,6 +191,7 @@ int RunRole(const CommonFlags& flags, std::string_view command) {
   if (!config.ok()) return Fail(config.status().message());
   catchall::SetupLogging(config->log_level);
   catchall::RaiseOpenFileLimit(*config);
+  catchall::BlockTerminationSignals();  // before the node starts any thread
   NodeType node(*config);
   return RunNode(node, flags.port_file);
 }
@@ -216,6 +219,7 @@ int RunServe(const CommonFlags& flags) {
               << " is for the cluster roles (Kafka); serve does not use it\n";
   }
   catchall::RaiseOpenFileLimit(*config);
+  catchall::BlockTerminationSignals();  // before the node starts any thread
   catchall::EmbeddedNode node(*config);
   return RunNode(node, flags.port_file);
 }
@@ -278,7 +282,12 @@ int RunKeysHash(const std::string& scopes) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  catchall::BlockTerminationSignals();
+  // Signals are blocked only by the commands that run a node (for the
+  // thread that waits for them): blocked here, Ctrl-C did nothing to
+  // `keys hash` waiting on stdin or to `topics` waiting on a broker (a
+  // review, thirteenth session). A client that disconnects mid-write must
+  // not kill the process, whatever the command.
+  std::signal(SIGPIPE, SIG_IGN);
   CLI::App app{
       "catchall counts email delivery events per domain and tells whether a domain is "
       "catch-all.\nStart with `catchall serve` (everything in one process, no Kafka needed)."};

@@ -9,8 +9,10 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <system_error>
+#include <thread>
 
 namespace catchall {
 namespace {
@@ -91,6 +93,25 @@ void BlockTerminationSignals() {
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   // A client that disconnects mid-write must not kill the process.
   signal(SIGPIPE, SIG_IGN);
+}
+
+void ExitOnASecondTerminationSignal() {
+  // SIGTERM and SIGINT stay blocked (BlockTerminationSignals): a thread
+  // waits for the next one. What the shutdown leaves undone is what kill -9
+  // leaves, which loses nothing acknowledged.
+  std::thread([] {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    int sig = 0;
+    while (sigwait(&set, &sig) != 0) {
+    }
+    spdlog::warn("{} received again: exiting now, without finishing the shutdown",
+                 sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    spdlog::default_logger()->flush();
+    std::_Exit(128 + sig);
+  }).detach();
 }
 
 std::string WaitForTerminationSignal(const std::function<void()>& on_reload) {

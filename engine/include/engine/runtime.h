@@ -25,9 +25,13 @@ void MountRuntimeEndpoints(HttpRouter* router, Metrics* metrics, ReadinessCheck 
 void SetupLogging(std::string_view level);
 
 // Blocks SIGTERM, SIGINT and SIGHUP in the calling thread and the threads it
-// starts later, so that only WaitForTerminationSignal sees them. Call first
-// thing in main.
+// starts later, so that only WaitForTerminationSignal sees them. A node's
+// command calls it before it starts any thread; the other commands keep the
+// default (Ctrl-C ends them).
 void BlockTerminationSignals();
+// After the first SIGTERM or SIGINT: a second one ends the process at once
+// (exit code 128 + the signal), for a shutdown that waits too long.
+void ExitOnASecondTerminationSignal();
 // Waits for SIGTERM or SIGINT; returns the signal's name. Each SIGHUP on the
 // way calls `on_reload` (if set) on the waiting thread: the operator's way
 // to reload keys and certificates without a restart.
