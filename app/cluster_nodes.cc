@@ -222,11 +222,14 @@ Status AggregatorNode::Open() {
 
 Status AggregatorNode::Readiness() const {
   CATCHALL_RETURN_IF_ERROR(store_->WriteHealth());
+  // Errors first (no broker, low disk, aborted commits): a member that lost
+  // its partitions in a broker outage said "joining the consumer group"
+  // instead of why (a review, thirteenth session).
+  for (const Worker& w : workers_) CATCHALL_RETURN_IF_ERROR(w.loop->Health());
   for (const Worker& w : workers_) {
     if (!w.loop->ready()) {
       return Status::Unavailable("joining the consumer group and restoring partitions");
     }
-    CATCHALL_RETURN_IF_ERROR(w.loop->Health());
   }
   return Status::Ok();
 }

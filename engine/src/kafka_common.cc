@@ -205,7 +205,8 @@ Status FromError(rd_kafka_resp_err_t err, std::string_view what) {
 
 Status FromTxnError(rd_kafka_error_t* error, std::string_view what) {
   if (!error) return Status::Ok();
-  std::string msg = fmt::format("{}: {}", what, rd_kafka_error_string(error));
+  // "Kafka" in the message: it becomes an aggregator's /readyz reason.
+  std::string msg = fmt::format("Kafka failed {}: {}", what, rd_kafka_error_string(error));
   Status s;
   if (rd_kafka_error_is_fatal(error)) {
     s = Status::FailedPrecondition(msg);

@@ -1387,6 +1387,18 @@ TEST_F(BrokerOutageTest, IngestAnswers503QuicklyAndLosesNothingAcknowledged) {
                         "the aggregator's /readyz to say 503 for want of Kafka", all_roles));
   EXPECT_TRUE(WaitUntil([&] { return not_ready_for_kafka(query.get()); }, 30s,
                         "the query node's /readyz to say 503 for want of Kafka", all_roles));
+  // Past its session timeout (10 s) the aggregator loses its partitions;
+  // its /readyz still names the broker, not "joining the consumer group"
+  // (a review, thirteenth session).
+  HttpClient aggregate_client(aggregate->port(), 10s);
+  EXPECT_TRUE(WaitUntil(
+      [&] { return Metric(aggregate_client, "catchall_aggregate_owned_partitions") == 0; }, 40s,
+      "the aggregator to lose its partitions in the outage", all_roles));
+  HttpResult lost = aggregate_client.Get("/readyz");
+  EXPECT_EQ(lost.status, 503) << lost.body;
+  std::string why = JsonString(lost.body, "message").value_or("");
+  EXPECT_THAT(why, HasSubstr("Kafka")) << lost.body;
+  EXPECT_THAT(why, Not(HasSubstr("joining the consumer group"))) << lost.body;
 
   ASSERT_EQ(broker_.Start(), 0) << broker_.output();
   size_t mark = load.acked();
