@@ -19,10 +19,16 @@ Status Node::Start(const std::string& port_file) {
   started_ = true;
   // Keys first: a bad key file fails the start before anything is opened.
   CATCHALL_RETURN_IF_ERROR(StartAuth());
+  // The port before anything else: a second process started by mistake on
+  // a busy port opened a data dir, and an aggregator joined the group and
+  // fenced the running one's transactional id, before it failed with
+  // "cannot listen" (a review, thirteenth session). Connections wait in
+  // the backlog until the node serves.
+  CATCHALL_RETURN_IF_ERROR(BindHttp(config_, &router_, &metrics_, &server_));
   CATCHALL_RETURN_IF_ERROR(Open());
   MountRuntimeEndpoints(
       &router_, &metrics_, [this] { return Readiness(); }, role_);
-  CATCHALL_RETURN_IF_ERROR(StartHttp(config_, &router_, &metrics_, port_file, &server_));
+  CATCHALL_RETURN_IF_ERROR(ServeHttp(server_.get(), port_file));
   spdlog::info("catchall {} listening on {} (port {}{}): {}", role_, config_.listen,
                server_->port(), server_->tls() ? ", TLS" : "", Describe());
   return Status::Ok();

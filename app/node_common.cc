@@ -81,8 +81,8 @@ void FlushStoreOnShutdown(KvStore* store, DiskMonitor* disk, uint64_t room_bytes
   if (!s.ok()) spdlog::warn("flushing the store on shutdown failed: {}", s.ToString());
 }
 
-Status StartHttp(const Config& config, const HttpRouter* router, Metrics* metrics,
-                 const std::string& port_file, std::unique_ptr<HttpServer>* server) {
+Status BindHttp(const Config& config, const HttpRouter* router, Metrics* metrics,
+                std::unique_ptr<HttpServer>* server) {
   HttpServerOptions http;
   CATCHALL_RETURN_IF_ERROR(ParseListen(config.listen, &http.host, &http.port));
   // Default: half the cores. The log writer, aggregation and RocksDB's
@@ -102,8 +102,12 @@ Status StartHttp(const Config& config, const HttpRouter* router, Metrics* metric
   http.tls_cert_file = config.tls_cert_file;
   http.tls_key_file = config.tls_key_file;
   *server = std::make_unique<HttpServer>(http, router, metrics);
-  CATCHALL_RETURN_IF_ERROR((*server)->Start());
-  if (!port_file.empty()) CATCHALL_RETURN_IF_ERROR(WritePortFile(port_file, (*server)->port()));
+  return (*server)->Bind();
+}
+
+Status ServeHttp(HttpServer* server, const std::string& port_file) {
+  CATCHALL_RETURN_IF_ERROR(server->Start());
+  if (!port_file.empty()) CATCHALL_RETURN_IF_ERROR(WritePortFile(port_file, server->port()));
   return Status::Ok();
 }
 

@@ -31,9 +31,12 @@ Status OpenStore(Env* env, const Config& config, std::vector<ColumnSpec> columns
 Status BindStoreToTopics(KvStore* store, std::string_view column, const Config& config,
                          const std::string& topics);
 
-// Starts the HTTP server on config.listen and writes `port_file` if set.
-Status StartHttp(const Config& config, const HttpRouter* router, Metrics* metrics,
-                 const std::string& port_file, std::unique_ptr<HttpServer>* server);
+// Makes the HTTP server for config.listen and binds it (TLS files loaded),
+// serving nothing yet.
+Status BindHttp(const Config& config, const HttpRouter* router, Metrics* metrics,
+                std::unique_ptr<HttpServer>* server);
+// Starts serving, then writes `port_file` if set.
+Status ServeHttp(HttpServer* server, const std::string& port_file);
 
 // Kafka client options for `role` from the configuration.
 KafkaOptions KafkaOptionsFor(const Config& config, const std::string& role);

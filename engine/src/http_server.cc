@@ -95,6 +95,9 @@ thread_local Round* current_round = nullptr;
 struct HttpServerImpl : std::enable_shared_from_this<HttpServerImpl> {
   HttpServerOptions options;
   const HttpRouter* router;
+  Metrics* metrics = nullptr;
+  // Made by Start, not before: its route labels are the router's routes,
+  // which a node mounts between Bind and Start.
   std::unique_ptr<HttpProbe> probe;
   std::vector<std::unique_ptr<net::io_context>> contexts;  // one per I/O thread
   std::vector<std::unique_ptr<Completions>> completions;   // one per context
@@ -144,10 +147,8 @@ struct HttpServerImpl : std::enable_shared_from_this<HttpServerImpl> {
   std::mutex sessions_mu;
   std::unordered_map<SessionBase*, std::weak_ptr<SessionBase>> sessions;  // GUARDED_BY(sessions_mu)
 
-  HttpServerImpl(HttpServerOptions o, const HttpRouter* r, Metrics* metrics)
-      : options(std::move(o)),
-        router(r),
-        probe(metrics ? std::make_unique<HttpProbe>(*metrics, r) : nullptr) {
+  HttpServerImpl(HttpServerOptions o, const HttpRouter* r, Metrics* m)
+      : options(std::move(o)), router(r), metrics(m) {
     int n = std::max(1, options.threads);
     for (int i = 0; i < n; ++i) {
       contexts.push_back(std::make_unique<net::io_context>(1));
@@ -836,7 +837,8 @@ HttpServer::HttpServer(HttpServerOptions options, const HttpRouter* router, Metr
 
 HttpServer::~HttpServer() { Shutdown(std::chrono::milliseconds(0)); }
 
-Status HttpServer::Start() {
+Status HttpServer::Bind() {
+  if (impl_->bound_port != 0) return Status::Ok();
   if (!impl_->options.tls_cert_file.empty() || !impl_->options.tls_key_file.empty()) {
     impl_->tls =
         std::make_unique<TlsContext>(impl_->options.tls_cert_file, impl_->options.tls_key_file);
@@ -877,6 +879,14 @@ Status HttpServer::Start() {
                                        impl_->options.port, ec.message()));
   }
   impl_->bound_port = acceptor.local_endpoint().port();
+  return Status::Ok();
+}
+
+Status HttpServer::Start() {
+  CATCHALL_RETURN_IF_ERROR(Bind());
+  if (impl_->metrics && !impl_->probe) {
+    impl_->probe = std::make_unique<HttpProbe>(*impl_->metrics, impl_->router);
+  }
   for (auto& c : impl_->contexts) impl_->work.push_back(net::make_work_guard(*c));
   impl_->DoAccept();
   for (size_t i = 0; i < impl_->contexts.size(); ++i) {

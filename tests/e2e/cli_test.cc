@@ -268,6 +268,26 @@ TEST(CliTest, ServeRefusesADataDirInUse) {
   EXPECT_THAT(out, HasSubstr("in use by another catchall process"));
 }
 
+// A second process on a busy port opened (and created) its data dir, and a
+// second aggregator joined the group and fenced the running one's
+// transactional id, before it failed with "cannot listen" (found by a
+// review, thirteenth session). The port comes first now.
+TEST(CliTest, ABusyPortFailsTheStartBeforeTheDataDirIsOpened) {
+  TempDir data;
+  ServerProcess first({"serve", "--data-dir", data.path()});
+  ASSERT_TRUE(first.WaitReady());
+  TempDir other;
+  const std::string second_dir = other.path() + "/data";
+  std::string out;
+  EXPECT_EQ(RunBinary({"serve", "--data-dir", second_dir, "--listen",
+                       "127.0.0.1:" + std::to_string(first.port())},
+                      &out),
+            1);
+  EXPECT_THAT(out, HasSubstr("cannot listen on 127.0.0.1:" + std::to_string(first.port())));
+  EXPECT_FALSE(std::filesystem::exists(second_dir)) << "the data dir was made before the port\n"
+                                                    << out;
+}
+
 // Found by a probe (2026-12-06): a data dir on a read-only file system was
 // reported "in use by another catchall process", as was any failure that
 // named RocksDB's LOCK file. Here a directory stands where the file goes.

@@ -49,11 +49,16 @@ class HttpServer {
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;
 
-  // Binds and starts the I/O threads. IoError with the reason when the
-  // address cannot be bound; InvalidArgument (or IoError) naming the file
-  // when the TLS certificate or key cannot be loaded.
+  // Loads the TLS certificate and key, binds and listens, and serves
+  // nothing yet: connections wait in the backlog until Start. IoError with
+  // the reason when the address cannot be bound; InvalidArgument (or
+  // IoError) naming the file when the TLS certificate or key cannot be
+  // loaded. A node binds before it opens its state and joins Kafka, so that
+  // a busy port fails the start before anything else happens.
+  Status Bind();
+  // Binds (unless Bind did) and starts the I/O threads.
   Status Start();
-  // The bound port (after Start).
+  // The bound port (after Bind).
   uint16_t port() const;
   // True if the listener speaks TLS.
   bool tls() const;
