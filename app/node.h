@@ -2,9 +2,10 @@
 // shares. main() starts it, waits for SIGTERM/SIGINT (calling Reload on each
 // SIGHUP), then shuts it down.
 //
-// Start:    Open() (the role's parts, its routes on router()), the runtime
-//           endpoints (/metrics, /healthz, /readyz from Readiness()), the
-//           API-key gate when keys are configured, then the HTTP listener.
+// Start:    the API-key gate when keys are configured, the HTTP listener
+//           bound (and its TLS files loaded) but not serving, Open() (the
+//           role's parts, its routes on router()), the runtime endpoints
+//           (/metrics, /healthz, /readyz from Readiness()), then serving.
 // Shutdown: the listener drains requests in flight first, then Close()
 //           stops the role's parts. Idempotent.
 #pragma once

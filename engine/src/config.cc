@@ -16,10 +16,6 @@
 extern char** environ;  // NOLINT(readability-redundant-declaration): unistd.h's, for the loop below
 
 namespace catchall {
-
-// kafka.max_partition_fetch_kb's ceiling: 5 x 1024 x this stays under
-// librdkafka's largest fetch.max.bytes (2,147,483,135).
-constexpr int kMaxPartitionFetchKb = 409'600;
 namespace {
 
 // The pass-through maps and the prefix of their keys.

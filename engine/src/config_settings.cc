@@ -275,10 +275,10 @@ std::vector<Setting> MakeSettings() {
   s.push_back(IntSetting(
       "kafka.max_partition_fetch_kb",
       fmt::format(
-          "aggregator fetch size per partition, compressed, 64..409600 (a fetch takes up to 5); "
+          "aggregator fetch size per partition, compressed, 64..{} (a fetch takes up to 5); "
           "its prefetch is bounded by kafka.consumer.queued.max.messages.kbytes "
           "({}), which should hold a few fetches decompressed",
-          KafkaGroupOptions().queued_max_kb),
+          kMaxPartitionFetchKb, KafkaGroupOptions().queued_max_kb),
       &Config::max_partition_fetch_kb));
   s.push_back(U64Setting(
       "kafka.timeout_ms",

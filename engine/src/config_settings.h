@@ -10,6 +10,10 @@
 
 namespace catchall {
 
+// kafka.max_partition_fetch_kb's ceiling: 5 x 1024 x this stays under
+// librdkafka's largest fetch.max.bytes (2,147,483,135).
+inline constexpr int kMaxPartitionFetchKb = 409'600;
+
 // Parses a non-negative integer; InvalidArgument names `key`.
 Status ParseU64(std::string_view key, std::string_view text, uint64_t* out);
 

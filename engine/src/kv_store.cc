@@ -192,9 +192,10 @@ class RocksKvStore final : public KvStore {
     }
     Status background = background_errors_->error();
     if (background.ok()) return background;
-    return Status(background.code(),
-                  fmt::format("{}; restart catchall once the cause is fixed (free disk space)",
-                              background.message()));
+    return Status(background.code(), fmt::format("{}; {}", background.message(),
+                                                 background.code() == Code::kNoSpace
+                                                     ? "free disk space and restart catchall"
+                                                     : "restart catchall once the cause is fixed"));
   }
   std::unique_ptr<KvIterator> NewIterator(Column column, std::string lower,
                                           std::string upper) const override;

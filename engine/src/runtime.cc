@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <system_error>
 #include <thread>
@@ -91,8 +92,6 @@ void BlockTerminationSignals() {
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
-  // A client that disconnects mid-write must not kill the process.
-  signal(SIGPIPE, SIG_IGN);
 }
 
 void ExitOnASecondTerminationSignal() {
@@ -107,9 +106,13 @@ void ExitOnASecondTerminationSignal() {
     int sig = 0;
     while (sigwait(&set, &sig) != 0) {
     }
-    spdlog::warn("{} received again: exiting now, without finishing the shutdown",
-                 sig == SIGTERM ? "SIGTERM" : "SIGINT");
-    spdlog::default_logger()->flush();
+    // Not through spdlog: a shutdown stuck writing the log (a full pipe)
+    // holds its lock, and after main returns the logger is gone.
+    const char* line = sig == SIGTERM
+                           ? "SIGTERM received again: exiting now, without finishing the shutdown\n"
+                           : "SIGINT received again: exiting now, without finishing the shutdown\n";
+    ssize_t written = write(STDERR_FILENO, line, std::strlen(line));
+    (void)written;  // nothing to do if stderr is gone
     std::_Exit(128 + sig);
   }).detach();
 }

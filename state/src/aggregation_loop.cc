@@ -132,16 +132,14 @@ void AggregationLoop::Step() {
     Status s = Join();
     if (!s.ok()) {
       SetHealth(s);
+      rejoined_ = true;  // cleared once ready again (ClearHealthAfterRejoin)
+      clear_health_at_.reset();
       spdlog::error("aggregate: cannot join the group: {}", s.ToString());
       committer_.reset();
       consumer_.reset();
       SleepUnlessStopping(options_.retry_delay);
       return;
     }
-    // A member again: the failure that made it rejoin (or the join that
-    // failed) is over. Only a commit used to clear it, so a member with
-    // nothing to commit stayed unready for good.
-    SetHealth(Status::Ok());
   }
   ApplyGate();
   batch_.Clear();
@@ -176,7 +174,26 @@ void AggregationLoop::Step() {
     }
   }
   UpdateReady(now);
+  ClearHealthAfterRejoin(now);
   UpdateGauges(now);
+}
+
+void AggregationLoop::ClearHealthAfterRejoin(std::chrono::steady_clock::time_point now) {
+  // The failure that made the member rejoin (or a join that failed) stays
+  // its health until it is a ready member again and a commit interval
+  // passed without another. Only a commit used to clear it, so a member
+  // with nothing to commit stayed unready for good (a review, thirteenth
+  // session); cleared at the join, a failure that recurs on every poll
+  // (a store that cannot be read) showed only between rejoins.
+  if (!rejoined_ || !ready_.load(std::memory_order_relaxed) || aborted_) return;
+  if (!clear_health_at_) {
+    clear_health_at_ = now + options_.commit_interval;
+    return;
+  }
+  if (now < *clear_health_at_) return;
+  SetHealth(Status::Ok());
+  rejoined_ = false;
+  clear_health_at_.reset();
 }
 
 void AggregationLoop::Apply(const RecordBatch& batch) {
@@ -329,6 +346,8 @@ bool AggregationLoop::Rewind() {
 void AggregationLoop::Rejoin(const Status& why) {
   SetHealth(why);
   aborted_ = false;  // the aborted work is dropped with the rest
+  rejoined_ = true;  // ClearHealthAfterRejoin
+  clear_health_at_.reset();
   spdlog::error("aggregate: {}; dropping uncommitted work and rejoining the group", why.ToString());
   if (aggregator_) aggregator_->Reset();
   dead_letters_.clear();

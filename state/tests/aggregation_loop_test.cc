@@ -261,12 +261,18 @@ TEST(ClusterRejoinTest, AMemberThatRejoinsIsNotReadyUntilItHoldsPartitionsAgain)
   a->loop->Step();  // joins again; what it will own is still b's
   ASSERT_TRUE(a->loop->owned().empty());
   EXPECT_FALSE(a->loop->ready()) << "ready after a rejoin while it owns no partition";
+  // Why it rejoined stays its health until it is ready again (a review:
+  // cleared at the join, a failure that recurs showed only between
+  // rejoins).
+  EXPECT_THAT(a->loop->Health().ToString(), HasSubstr("injected fencing"));
   EXPECT_THAT(a->metrics.Serialize(), HasSubstr("catchall_aggregate_ready 0\n"));
   ASSERT_TRUE(world.RunUntil([&] { return a->loop->ready(); }))
       << "not ready again once it holds partitions";
   EXPECT_EQ(a->loop->owned().size(), 2u);
   ASSERT_TRUE(world.RunUntilCaughtUp());
   EXPECT_EQ(world.Differences(), "");
+  EXPECT_TRUE(world.RunUntil([&] { return a->loop->Health().ok(); }))
+      << "the rejoin's failure outlived a ready member: " << a->loop->Health().ToString();
 }
 
 // A member without partitions is ready after ready_without_assignment
@@ -276,7 +282,11 @@ TEST(ClusterRejoinTest, AMemberThatRejoinsIsNotReadyUntilItHoldsPartitionsAgain)
 // it anything back (found by a review of the loop, thirteenth session).
 TEST(ClusterReadinessTest, TheWaitWithoutPartitionsStartsWhenTheLogIsReachable) {
   ScopedTempDir dir;
-  AggregationWorld world(Mode::kCluster, dir.path(), SmallCommits());
+  AggregationOptions options = SmallCommits();
+  // Far longer than a step (a 50 ms poll), so that "not ready at once"
+  // cannot pass or fail by timing.
+  options.ready_without_assignment = std::chrono::seconds(1);
+  AggregationWorld world(Mode::kCluster, dir.path(), options);
   std::vector<AggregationWorld::Process*> holders;
   for (const char* m : {"a", "b", "c", "d"}) holders.push_back(world.Start(m));
   ASSERT_TRUE(world.RunUntil([&] {
@@ -285,7 +295,7 @@ TEST(ClusterReadinessTest, TheWaitWithoutPartitionsStartsWhenTheLogIsReachable) 
   }));
   auto* e = world.Start("e");  // a fifth member of a 4-partition topic
   e->group->SetUnreachable(Status::Unavailable("no Kafka broker is reachable"));
-  auto outage_end = std::chrono::steady_clock::now() + 3 * SmallCommits().ready_without_assignment;
+  auto outage_end = std::chrono::steady_clock::now() + 2 * options.ready_without_assignment;
   while (std::chrono::steady_clock::now() < outage_end) world.StepAll();
   EXPECT_TRUE(e->loop->owned().empty());
   EXPECT_FALSE(e->loop->ready()) << "ready while no broker answers";

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <fstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -46,17 +47,34 @@ TEST(CliSignalsTest, CtrlCEndsACommandThatWaitsForItsInput) {
   if (pid == 0) {
     dup2(input[0], STDIN_FILENO);
     close(input[1]);
+    // As a terminal's shell would start it, whatever this runner inherited.
+    signal(SIGINT, SIG_DFL);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
     std::string binary = ServerProcess::BinaryPath();
     execl(binary.c_str(), binary.c_str(), "keys", "hash", static_cast<char*>(nullptr));
     _exit(127);
   }
   close(input[0]);  // the write end stays open: the command waits for its key
-  std::this_thread::sleep_for(300ms);
+  // Signalled once it waits in read(2) (system call 0 on x86-64), past
+  // main's start: a signal sent sooner would end the old code too.
+  auto in_read = [pid] {
+    std::ifstream syscall("/proc/" + std::to_string(pid) + "/syscall");
+    std::string number;
+    return syscall >> number && number == "0";
+  };
+  auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (!in_read() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(10ms);
+  }
+  EXPECT_TRUE(in_read()) << "keys hash never waited for its input";
   ASSERT_EQ(kill(pid, SIGINT), 0);
   int status = WaitFor(pid, 5s);
-  if (status == -1) kill(pid, SIGKILL), waitpid(pid, &status, 0);
+  const bool ended = status != -1;
+  if (!ended) kill(pid, SIGKILL), waitpid(pid, &status, 0);
   close(input[1]);
-  ASSERT_NE(status, -1) << "keys hash did not end on SIGINT";
+  ASSERT_TRUE(ended) << "keys hash did not end on SIGINT";
   EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGINT) << status;
 }
 

@@ -25,7 +25,9 @@ void MountRuntimeEndpoints(HttpRouter* router, Metrics* metrics, ReadinessCheck 
 void SetupLogging(std::string_view level);
 
 // Blocks SIGTERM, SIGINT and SIGHUP in the calling thread and the threads it
-// starts later, so that only WaitForTerminationSignal sees them. A node's
+// starts later, so that only the threads that wait for them
+// (WaitForTerminationSignal, then ExitOnASecondTerminationSignal's) see
+// them. A node's
 // command calls it before it starts any thread; the other commands keep the
 // default (Ctrl-C ends them).
 void BlockTerminationSignals();

@@ -150,6 +150,9 @@ class AggregationLoop : private RebalanceListener {
   // Leaves the group without committing and forgets everything uncommitted.
   void Rejoin(const Status& why);
   void Apply(const RecordBatch& batch);
+  // Clears a rejoin's failure once the member is ready again and a commit
+  // interval passed without another.
+  void ClearHealthAfterRejoin(std::chrono::steady_clock::time_point now);
   void UpdateGauges(std::chrono::steady_clock::time_point now);
   void UpdateReady(std::chrono::steady_clock::time_point now);
   void SetHealth(const Status& s);
@@ -204,6 +207,10 @@ class AggregationLoop : private RebalanceListener {
   std::optional<Status> must_rejoin_;
   // Counts Rewind calls: Step sees whether one ran inside its poll.
   uint64_t rewinds_ = 0;
+  // Set by Rejoin (and a failed join): the health keeps that failure until
+  // ClearHealthAfterRejoin, at clear_health_at_ once ready again.
+  bool rejoined_ = false;
+  std::optional<std::chrono::steady_clock::time_point> clear_health_at_;
   std::atomic<bool> stop_{false};
   std::atomic<bool> ready_{false};
   mutable std::mutex mu_;
