@@ -239,11 +239,14 @@ class KafkaAppender : public LogAppender {
   // Appends are refused at once while no broker is reachable or the events
   // topic is not the one this node started with.
   Status AcceptHealth() const {
-    if (fatal_.load(std::memory_order_acquire)) {
-      std::lock_guard<std::mutex> lock(fatal_mu_);
+    // librdkafka keeps a fatal error (an atomic read while there is none):
+    // the idempotent producer refuses every write from then on, and the
+    // node said ready while every event was refused.
+    char fatal[512];
+    if (rd_kafka_fatal_error(rk_, fatal, sizeof(fatal)) != RD_KAFKA_RESP_ERR_NO_ERROR) {
       return Status::Unavailable(fmt::format(
           "the Kafka producer failed for good ({}) and cannot write again; restart this node",
-          fatal_reason_));
+          fatal));
     }
     if (brokers_down_.load(std::memory_order_acquire)) {
       return Status::Unavailable("no Kafka broker is reachable");
@@ -308,15 +311,8 @@ class KafkaAppender : public LogAppender {
       }
       self->stop_cv_.notify_all();
     } else if (rd_kafka_fatal_error(rk, nullptr, 0) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      // The idempotent producer refuses every write from now on. It only
-      // logged this, so /readyz said 200 while every event was refused:
-      // the node now says so, and why, until it is restarted.
+      // AcceptHealth reads it from librdkafka from now on.
       spdlog::critical("ingest: fatal Kafka producer error: {}; restart this node", reason);
-      {
-        std::lock_guard<std::mutex> lock(self->fatal_mu_);
-        self->fatal_reason_ = reason;
-      }
-      self->fatal_.store(true, std::memory_order_release);
     } else {
       spdlog::warn("ingest: Kafka: {}", reason);
     }
@@ -495,11 +491,6 @@ class KafkaAppender : public LogAppender {
   // partitions_seen_, until a second answer confirms it (-1: none).
   int32_t unconfirmed_count_ = -1;
   std::atomic<bool> brokers_down_{false};
-  // librdkafka raised a fatal error (set once, on the poller thread), and
-  // its reason under fatal_mu_.
-  std::atomic<bool> fatal_{false};
-  mutable std::mutex fatal_mu_;
-  std::string fatal_reason_;
   // When (steady clock ticks; 0: never) Kafka last failed a write for want
   // of brokers or replicas, and why; when it last stored one.
   static constexpr std::chrono::seconds kRecentSuccess{1};

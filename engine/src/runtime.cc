@@ -85,12 +85,22 @@ void SetupLogging(std::string_view level) {
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %^%l%$ %v");
 }
 
-void BlockTerminationSignals() {
+namespace {
+
+// SIGTERM and SIGINT, and SIGHUP (the reload) if asked.
+sigset_t TerminationSignals(bool reload) {
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGHUP);
+  if (reload) sigaddset(&set, SIGHUP);
+  return set;
+}
+
+}  // namespace
+
+void BlockTerminationSignals() {
+  sigset_t set = TerminationSignals(/*reload=*/true);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
 }
 
@@ -99,10 +109,7 @@ void ExitOnASecondTerminationSignal() {
   // waits for the next one. What the shutdown leaves undone is what kill -9
   // leaves, which loses nothing acknowledged.
   std::thread([] {
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
+    sigset_t set = TerminationSignals(/*reload=*/false);
     int sig = 0;
     while (sigwait(&set, &sig) != 0) {
     }
@@ -118,11 +125,7 @@ void ExitOnASecondTerminationSignal() {
 }
 
 std::string WaitForTerminationSignal(const std::function<void()>& on_reload) {
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGHUP);
+  sigset_t set = TerminationSignals(/*reload=*/true);
   for (;;) {
     int sig = 0;
     if (sigwait(&set, &sig) != 0) continue;

@@ -365,23 +365,24 @@ void AggregationLoop::Rejoin(const Status& why) {
   position_.clear();
   backlog_end_.clear();
   must_rejoin_.reset();
-  // The new consumer is a new member: ready once the group gives it
-  // partitions (restored, caught up where asked) or after
-  // ready_without_assignment without any, as OnLost has it. With
-  // assigned_once_ left set it was ready at its first step, owning nothing.
-  ready_.store(false, std::memory_order_release);
-  assigned_once_ = false;
-  if (probe_) {
-    probe_->SetReady(false);
-    // Owning nothing, it lags on nothing; the gauges refresh only once it
-    // is a member again (the lag of the partitions it had stayed shown
-    // through a broker outage).
-    probe_->SetLag(0);
-  }
+  // The new consumer is a new member. With assigned_once_ left set it was
+  // ready at its first step, owning nothing.
+  StartReadinessOver();
+  // Owning nothing, it lags on nothing; the gauges refresh only once it is
+  // a member again (the lag of the partitions it had stayed shown through a
+  // broker outage).
+  if (probe_) probe_->SetLag(0);
   PublishOwned();
   Release(dropped);
   // A failure that repeats (a store that refuses writes) must not spin.
   SleepUnlessStopping(options_.retry_delay);
+}
+
+void AggregationLoop::StartReadinessOver() {
+  ready_.store(false, std::memory_order_release);
+  if (probe_) probe_->SetReady(false);
+  assigned_once_ = false;
+  joined_ = std::chrono::steady_clock::now();
 }
 
 void AggregationLoop::UpdateReady(std::chrono::steady_clock::time_point now) {

@@ -143,12 +143,7 @@ void AggregationLoop::OnLost(const std::vector<int32_t>& partitions) {
   // ready_without_assignment without any. It stayed ready with none for
   // ~11 s after an outage, its partitions uncounted (an operations probe,
   // twelfth session).
-  if (committed_.empty()) {
-    ready_.store(false, std::memory_order_release);
-    if (probe_) probe_->SetReady(false);
-    assigned_once_ = false;
-    joined_ = std::chrono::steady_clock::now();
-  }
+  if (committed_.empty()) StartReadinessOver();
   PublishOwned();
   Release(partitions);
 }

@@ -1,5 +1,6 @@
 #include "state_restorer.h"
 
+#include <absl/cleanup/cleanup.h>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -120,12 +121,9 @@ Status StateRestorer::Restore(int32_t partition, int64_t committed, const std::a
   // Back to 0 however the restore ends: a failed one left the gauge at 1,
   // and a member that then gave up said "restoring" while it restored
   // nothing (found by a review, thirteenth session).
-  struct RestoringGauge {
-    AggregatorProbe* probe;
-    ~RestoringGauge() {
-      if (probe) probe->SetRestoring(0);
-    }
-  } restoring_gauge{probe_};
+  absl::Cleanup not_restoring = [this] {
+    if (probe_) probe_->SetRestoring(0);
+  };
   auto begun = std::chrono::steady_clock::now();
   KvWriteBatch batch;
   size_t pending = 0;

@@ -154,6 +154,11 @@ class AggregationLoop : private RebalanceListener {
   // interval passed without another.
   void ClearHealthAfterRejoin(std::chrono::steady_clock::time_point now);
   void UpdateGauges(std::chrono::steady_clock::time_point now);
+  // Not ready, and ready again as a new member is: once the group gives it
+  // partitions (restored, caught up where asked), or after
+  // ready_without_assignment without any. After losing every partition
+  // (OnLost) and after a rejoin.
+  void StartReadinessOver();
   void UpdateReady(std::chrono::steady_clock::time_point now);
   void SetHealth(const Status& s);
   void PublishOwned();
