@@ -212,9 +212,13 @@ TEST_F(DiskFullTest, ADiskFilledUnderSinglePutsWithTheThresholdOffRefusesWritesA
     acked = load.acked_events();
   }
   ASSERT_TRUE(server_->Running()) << server_->ExitDescription() << "\n" << server_->Output();
-  // The local log's write met ENOSPC itself (not only the disk monitor's
-  // refusals): the case that ended the process.
-  EXPECT_THAT(server_->Output(), HasSubstr("local log write failed"))
+  // A store write met ENOSPC itself (not only the disk monitor's
+  // refusals): the case that ended the process. Usually the local log's;
+  // in 2 of ~50 runs the aggregation's commit met it first and the disk
+  // monitor then refused every write before the log wrote again, so
+  // RocksDB's own error for a file it appends to is what shows it (not its
+  // info log's, which says "cannot write (No space left on device)").
+  EXPECT_THAT(server_->Output(), HasSubstr("No space left on device: While appending to file"))
       << "no write met ENOSPC: the test showed nothing\n"
       << server_->Output();
   EXPECT_THAT(server_->Output(), ::testing::Not(HasSubstr("Assertion")));
