@@ -56,6 +56,13 @@ class MaterializerProbe {
                                .Help("Time spent writing checkpoints")
                                .Register(r)
                                .Add({});
+    checkpoint_failures_ = &prometheus::BuildCounter()
+                                .Name("catchall_query_checkpoint_failures_total")
+                                .Help(
+                                    "Checkpoint writes that failed (each is tried again a "
+                                    "second later; reading pauses until one succeeds)")
+                                .Register(r)
+                                .Add({});
   }
   void OnRecords(size_t n) { records_->Increment(static_cast<double>(n)); }
   void SetBehind(int n) { lag_->Set(n); }
@@ -65,6 +72,7 @@ class MaterializerProbe {
     checkpoints_->Increment();
     checkpoint_seconds_->Increment(seconds);
   }
+  void OnCheckpointFailure() { checkpoint_failures_->Increment(); }
 
  private:
   prometheus::Counter* records_;
@@ -73,6 +81,7 @@ class MaterializerProbe {
   prometheus::Gauge* unsaved_;
   prometheus::Counter* checkpoints_;
   prometheus::Counter* checkpoint_seconds_;
+  prometheus::Counter* checkpoint_failures_;
 };
 
 namespace {
@@ -218,6 +227,7 @@ void StatusMaterializer::RunCheckpoints() {
             s.ToString());
       }
       checkpoint_failure_ = s;
+      if (probe_) probe_->OnCheckpointFailure();
       checkpoint_cv_.notify_all();
       if (checkpoint_cv_.wait_for(lock, std::chrono::seconds(1),
                                   [&] { return stop_checkpoints_; })) {

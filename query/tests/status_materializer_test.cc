@@ -322,9 +322,15 @@ TEST_F(StatusMaterializerTest, DomainsOfAFailingCheckpointCountAsUnsaved) {
   };
   EXPECT_TRUE(Eventually([&] { return unsaved() == 50; })) << unsaved();
   EXPECT_FALSE(m->Health().ok()) << "checked while the checkpoint still failed";
+  // Every failed try counts, and none after the one that succeeded.
+  auto failures = [&] {
+    return testing::Exposition(metrics.Serialize()).Sum("catchall_query_checkpoint_failures_total");
+  };
+  EXPECT_TRUE(Eventually([&] { return failures() >= 1; })) << failures();
   // Written at last: nothing is in memory only.
   ASSERT_TRUE(Eventually([&] { return Stored("d49.example").has_value(); }));
   EXPECT_TRUE(Eventually([&] { return unsaved() == 0; })) << unsaved();
+  EXPECT_EQ(failures(), 3) << "the injector refused three writes";
 }
 
 }  // namespace

@@ -1253,6 +1253,8 @@ TEST_F(ClusterTest, EveryDocumentedMetricIsExportedByARoleWithAValueTheTrafficEx
          EXPECT_GT(qry.Sum("catchall_query_checkpoint_seconds_total"), 0);
          EXPECT_LT(qry.Sum("catchall_query_checkpoint_seconds_total"), elapsed_s);
        }},
+      {"catchall_query_checkpoint_failures_total",
+       [&] { EXPECT_EQ(qry.Sum("catchall_query_checkpoint_failures_total"), 0); }},
       {"catchall_query_changelog_behind_partitions",
        [&] { EXPECT_EQ(qry.Sum("catchall_query_changelog_behind_partitions"), 0); }},
       {"catchall_query_changelog_records_total",

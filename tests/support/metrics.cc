@@ -185,6 +185,7 @@ const std::set<std::string>& ClusterOnlyMetricFamilies() {
       "catchall_query_unsaved_domains",
       "catchall_query_checkpoints_total",
       "catchall_query_checkpoint_seconds_total",
+      "catchall_query_checkpoint_failures_total",
       "catchall_log_records_skipped_total",
   };
   return kFamilies;
