@@ -62,8 +62,10 @@ class Traffic {
   const std::map<std::tuple<std::string, std::string, std::string>, int>& requests() const {
     return requests_;
   }
-  // status ("catch-all", ...) -> GET /domains answers with it.
+  // status ("catch-all", ...) -> GET /domains answers with it (and the
+  // results of batch lookups the test tallied with AddAnswer).
   const std::map<std::string, int>& answers() const { return answers_; }
+  void AddAnswer(const std::string& status) { ++answers_[status]; }
 
  private:
   HttpClient client_;
@@ -110,6 +112,8 @@ TEST(ServeMetricsTest, EveryDocumentedMetricIsExportedWithAValueTheTrafficExplai
   int64_t bounced = 0;
   int64_t duplicates = 0;  // acknowledged again under an Idempotency-Key already counted
   int appends = 0;         // requests that appended to the log
+  int batches = 0;         // POST /events answered 200
+  int batch_items = 0;     // the items of those, valid or not
 
   // 1. Events: single PUTs (one of them a retry under the same key), a
   //    batch with two bad items, and bad requests.
@@ -141,6 +145,8 @@ TEST(ServeMetricsTest, EveryDocumentedMetricIsExportedWithAValueTheTrafficExplai
   delivered += 2;
   bounced += 1;
   ++appends;
+  ++batches;
+  batch_items += 5;
   ASSERT_EQ(t.Send("PUT", "/events/bad_domain/delivered").status, 400);
   ASSERT_EQ(t.Send("PUT", "/events/a.example/opened").status, 400);
   const int invalid_domains = 2;  // one PUT, one batch item
@@ -152,6 +158,13 @@ TEST(ServeMetricsTest, EveryDocumentedMetricIsExportedWithAValueTheTrafficExplai
   ASSERT_TRUE(t.WaitForCounts("c.example", 2, 1, &server));
   ASSERT_EQ(t.Send("GET", "/domains/never.example").status, 200);
   ASSERT_EQ(t.Send("GET", "/domains/bad_domain").status, 400);
+  HttpResult lookup =
+      t.Send("POST", "/domains/lookup", R"({"domains":["a.example","never.example"]})");
+  ASSERT_EQ(lookup.status, 200) << lookup.body;
+  ASSERT_THAT(lookup.body, ::testing::HasSubstr(R"("status":"catch-all")"));
+  ASSERT_THAT(lookup.body, ::testing::HasSubstr(R"("status":"unknown")"));
+  t.AddAnswer("catch-all");
+  t.AddAnswer("unknown");
   ASSERT_TRUE(WaitUntil([&] { return t.Scrape().Sum("catchall_aggregate_lag_records") == 0; }, 10s,
                         "the aggregation lag to return to 0", {&server}));
 
@@ -177,6 +190,11 @@ TEST(ServeMetricsTest, EveryDocumentedMetricIsExportedWithAValueTheTrafficExplai
   ASSERT_TRUE(WaitUntil(
       [&] {
         HttpResult r = t.Send("POST", "/events", fifty_one);
+        // Read as a batch either way (a refused append is counted too).
+        if (r.status == 200 || r.status == 503) {
+          ++batches;
+          batch_items += 51;
+        }
         if (r.status != 200) return false;
         delivered += 51;
         d_delivered += 51;
@@ -257,6 +275,12 @@ TEST(ServeMetricsTest, EveryDocumentedMetricIsExportedWithAValueTheTrafficExplai
        }},
       {"catchall_http_connections",
        [&] { EXPECT_EQ(after.Sum("catchall_http_connections"), 1) << "the test's own"; }},
+      {"catchall_http_connections_total",
+       [&] {
+         // The three held and the one refused; the test's own connection
+         // was open before.
+         EXPECT_EQ(delta("catchall_http_connections_total"), 4);
+       }},
       {"catchall_http_connections_rejected_total",
        [&] { EXPECT_EQ(delta("catchall_http_connections_rejected_total"), 1); }},
       {"catchall_http_auth_denied_total",
@@ -295,6 +319,11 @@ TEST(ServeMetricsTest, EveryDocumentedMetricIsExportedWithAValueTheTrafficExplai
              delta("catchall_ingest_events_rejected_total", {{"reason", "invalid_event_type"}}),
              invalid_types);
        }},
+      {"catchall_ingest_batch_items",
+       [&] {
+         EXPECT_EQ(delta("catchall_ingest_batch_items_count"), batches);
+         EXPECT_EQ(delta("catchall_ingest_batch_items_sum"), batch_items);
+       }},
       {"catchall_ingest_log_unavailable_total",
        [&] { EXPECT_EQ(delta("catchall_ingest_log_unavailable_total"), 1); }},
       {"catchall_log_rejected_appends_total",
@@ -328,6 +357,23 @@ TEST(ServeMetricsTest, EveryDocumentedMetricIsExportedWithAValueTheTrafficExplai
        [&] { EXPECT_EQ(after.Sum("catchall_store_write_stalls_total"), 0); }},
       {"catchall_store_write_stall_seconds_total",
        [&] { EXPECT_EQ(after.Sum("catchall_store_write_stall_seconds_total"), 0); }},
+      {"catchall_log_records_total",
+       [&] {
+         // One record per acknowledged event, duplicates included: the
+         // aggregation tells them apart.
+         EXPECT_EQ(delta("catchall_log_records_total"), delivered + bounced);
+       }},
+      {"catchall_log_writes_total",
+       [&] {
+         EXPECT_EQ(delta("catchall_log_writes_total"), delta("catchall_log_write_seconds_count"));
+       }},
+      {"catchall_log_write_errors_total", quiet("catchall_log_write_errors_total")},
+      {"catchall_log_group_commit_records",
+       [&] {
+         EXPECT_EQ(delta("catchall_log_group_commit_records_count"),
+                   delta("catchall_log_writes_total"));
+         EXPECT_EQ(delta("catchall_log_group_commit_records_sum"), delivered + bounced);
+       }},
       {"catchall_log_write_seconds",
        [&] {
          // Group commit: one write carries one append or several.
@@ -359,6 +405,11 @@ TEST(ServeMetricsTest, EveryDocumentedMetricIsExportedWithAValueTheTrafficExplai
          EXPECT_EQ(delta("catchall_aggregate_commit_seconds_count"), commits);
          EXPECT_GT(delta("catchall_aggregate_commit_seconds_sum"), 0);
        }},
+      {"catchall_aggregate_commit_records",
+       [&] {
+         EXPECT_EQ(delta("catchall_aggregate_commit_records_count"), commits);
+         EXPECT_EQ(delta("catchall_aggregate_commit_records_sum"), delivered + bounced);
+       }},
       {"catchall_aggregate_freshness_seconds",
        [&] {
          // One sample per commit: the age of its oldest event, which is
@@ -387,8 +438,17 @@ TEST(ServeMetricsTest, EveryDocumentedMetricIsExportedWithAValueTheTrafficExplai
            EXPECT_EQ(delta("catchall_query_answers_total", {{"status", status}}), want) << status;
          }
        }},
+      {"catchall_query_batch_lookups_total",
+       [&] { EXPECT_EQ(delta("catchall_query_batch_lookups_total"), 1); }},
       {"catchall_query_invalid_domains_total",
        [&] { EXPECT_EQ(delta("catchall_query_invalid_domains_total"), 1); }},
+      {"catchall_build_info",
+       [&] {
+         EXPECT_EQ(after.Sum("catchall_build_info", {{"role", "serve"}}), 1);
+         std::set<std::string> versions = after.LabelValues("catchall_build_info", "version");
+         ASSERT_EQ(versions.size(), 1U);
+         EXPECT_FALSE(versions.begin()->empty());
+       }},
       {"catchall_process_resident_memory_bytes",
        [&] {
          // What the kernel says now, within a factor of two.
@@ -427,6 +487,14 @@ TEST(ServeMetricsTest, EveryDocumentedMetricIsExportedWithAValueTheTrafficExplai
   }
   for (const auto& [family, check] : expectations) {
     EXPECT_TRUE(documented.count(family)) << family << " is checked here but no longer documented";
+  }
+  // And the other way: what an operator finds on /metrics is explained in
+  // docs/operations.md ("Metrics", a table of every family).
+  for (const std::string& family : after.Families()) {
+    if (family.rfind("catchall_", 0) != 0) continue;
+    auto it = documented.find(family);
+    EXPECT_TRUE(it != documented.end() && it->second.count("docs/operations.md"))
+        << family << " is exported by `catchall serve` but docs/operations.md does not name it";
   }
 }
 

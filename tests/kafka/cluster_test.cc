@@ -1043,6 +1043,9 @@ TEST_F(ClusterTest, EveryDocumentedMetricIsExportedByARoleWithAValueTheTrafficEx
     ASSERT_EQ(q.Get("/domains/" + d).status, 200);
   }
   ASSERT_EQ(q.Get("/domains/bad_domain").status, 400);
+  HttpResult lookup = q.Request("POST", "/domains/lookup", R"({"domains":["m1.example"]})",
+                                {{"Content-Type", "application/json"}});
+  ASSERT_EQ(lookup.status, 200) << lookup.body;
 
   const Exposition ing(in.Get("/metrics").body);
   const Exposition agg(b.Get("/metrics").body);
@@ -1231,7 +1234,42 @@ TEST_F(ClusterTest, EveryDocumentedMetricIsExportedByARoleWithAValueTheTrafficEx
          };
          EXPECT_EQ(delta("catch-all"), 0);
          EXPECT_EQ(delta("not catch-all"), 1);  // m2
-         EXPECT_EQ(delta("unknown"), 3);        // m1, m3, never
+         EXPECT_EQ(delta("unknown"), 4);        // m1 (twice: a GET and a lookup), m3, never
+       }},
+      {"catchall_query_batch_lookups_total",
+       [&] {
+         EXPECT_EQ(qry.Sum("catchall_query_batch_lookups_total") -
+                       q_before.Sum("catchall_query_batch_lookups_total"),
+                   1);
+       }},
+      {"catchall_build_info",
+       [&] {
+         EXPECT_EQ(ing.Sum("catchall_build_info", {{"role", "ingest"}}), 1);
+         EXPECT_EQ(agg.Sum("catchall_build_info", {{"role", "aggregate"}}), 1);
+         EXPECT_EQ(qry.Sum("catchall_build_info", {{"role", "query"}}), 1);
+       }},
+      {"catchall_http_connections_total",
+       [&] {
+         // At least the test's own connection to each; never fewer than
+         // are open now.
+         for (const auto* e : {&ing, &agg, &qry}) {
+           EXPECT_GE(e->Sum("catchall_http_connections_total"), 1);
+           EXPECT_GE(e->Sum("catchall_http_connections_total"),
+                     e->Sum("catchall_http_connections"));
+         }
+       }},
+      {"catchall_ingest_batch_items",
+       [&] {
+         // The one batch of step 1, its two bad items included.
+         EXPECT_EQ(ing.Sum("catchall_ingest_batch_items_count"), 1);
+         EXPECT_EQ(ing.Sum("catchall_ingest_batch_items_sum"), 3);
+       }},
+      {"catchall_aggregate_commit_records",
+       [&] {
+         // b's commits carried every record b applied, whatever its outcome.
+         EXPECT_EQ(agg.Sum("catchall_aggregate_commit_records_count"), commits);
+         EXPECT_EQ(agg.Sum("catchall_aggregate_commit_records_sum"),
+                   agg.Sum("catchall_aggregate_records_total"));
        }},
       {"catchall_query_invalid_domains_total",
        [&] {
@@ -1315,6 +1353,17 @@ TEST_F(ClusterTest, EveryDocumentedMetricIsExportedByARoleWithAValueTheTrafficEx
   }
   for (const auto& [family, check] : expectations) {
     EXPECT_TRUE(documented.count(family)) << family << " is checked here but no longer documented";
+  }
+  // And the other way: every family a role exports is in docs/operations.md.
+  for (auto [e, role] :
+       {std::pair{&ing, "ingest"}, std::pair{&agg, "aggregate"}, std::pair{&qry, "query"}}) {
+    for (const std::string& family : e->Families()) {
+      if (family.rfind("catchall_", 0) != 0) continue;
+      auto it = documented.find(family);
+      EXPECT_TRUE(it != documented.end() && it->second.count("docs/operations.md"))
+          << family << " is exported by the " << role
+          << " role but docs/operations.md does not name it";
+    }
   }
   if (HasFailure()) std::cerr << ServersOutput(roles);
 }

@@ -120,6 +120,12 @@ std::string Exposition::Type(const std::string& family) const {
   return it == types_.end() ? std::string() : it->second;
 }
 
+std::set<std::string> Exposition::Families() const {
+  std::set<std::string> out;
+  for (const auto& [family, type] : types_) out.insert(family);
+  return out;
+}
+
 std::set<std::string> Exposition::LabelValues(const std::string& name,
                                               const std::string& label) const {
   std::set<std::string> values;
@@ -193,9 +199,10 @@ const std::set<std::string>& ClusterOnlyMetricFamilies() {
 
 const std::set<std::string>& EmbeddedOnlyMetricFamilies() {
   static const std::set<std::string> kFamilies = {
-      "catchall_log_bytes_total",
-      "catchall_log_rejected_appends_total",
-      "catchall_log_write_seconds",
+      "catchall_log_bytes_total",          "catchall_log_rejected_appends_total",
+      "catchall_log_write_seconds",        "catchall_log_writes_total",
+      "catchall_log_write_errors_total",   "catchall_log_records_total",
+      "catchall_log_group_commit_records",
   };
   return kFamilies;
 }

@@ -26,6 +26,8 @@ class Exposition {
   bool Has(const std::string& family) const;
   // "counter", "gauge", "histogram", ... as declared; empty if undeclared.
   std::string Type(const std::string& family) const;
+  // Every family the exposition declares (# TYPE).
+  std::set<std::string> Families() const;
   // Every value the label `label` takes on samples called `name`.
   std::set<std::string> LabelValues(const std::string& name, const std::string& label) const;
   // The samples called `name`, printed one per line (for failure messages).
