@@ -528,7 +528,10 @@ class Session final : public SessionBase {
       return DoWrite(
           HttpResponse::Error(408, "request_timeout", "the request did not arrive in time"));
     }
-    if (auto response = MalformedRequestResponse(server_->options, ec)) {
+    // Beast sets the target once it has parsed the request line (a parsed
+    // target is never empty).
+    if (auto response =
+            MalformedRequestResponse(server_->options, ec, !parser_->get().target().empty())) {
       return DoWrite(std::move(*response));
     }
     DoClose();

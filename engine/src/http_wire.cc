@@ -98,7 +98,16 @@ std::optional<HttpResponse> HeadersResponse(const BeastRequestParser& parser) {
 }
 
 std::optional<HttpResponse> MalformedRequestResponse(const HttpServerOptions& options,
-                                                     beast::error_code ec) {
+                                                     beast::error_code ec, bool request_line_read) {
+  // A URL too long is the client's URL, not its headers (a black-box probe
+  // sent a 10,000-byte domain and was told its headers were too large).
+  if (ec == http::error::header_limit && !request_line_read) {
+    return HttpResponse::Error(
+        414, "uri_too_long",
+        fmt::format("the request line exceeds {} bytes (server.max_header_bytes): shorten the "
+                    "URL (a domain has at most 253 characters)",
+                    options.header_limit));
+  }
   if (ec == http::error::header_limit) {
     return HttpResponse::Error(
         431, "headers_too_large",

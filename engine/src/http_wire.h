@@ -49,10 +49,13 @@ HttpRequest ToHttpRequest(const BeastRequest& request,
                           std::chrono::steady_clock::time_point received);
 
 // The JSON error answering a request that Beast's parser refused with `ec`:
-// 431 over the header limit, 413 over the body limit, else 400. nullopt when
-// `ec` is not a parser error (a transport error: the connection just closes).
+// over the header limit 414 when the request line alone is longer (the
+// parser never got to its end: `request_line_read` is false) and 431
+// otherwise, 413 over the body limit, else 400. nullopt when `ec` is not a
+// parser error (a transport error: the connection just closes).
 std::optional<HttpResponse> MalformedRequestResponse(const HttpServerOptions& options,
-                                                     boost::beast::error_code ec);
+                                                     boost::beast::error_code ec,
+                                                     bool request_line_read = true);
 
 // Sets *out to the bytes of `response` as HTTP/1.x (`version` as Beast counts
 // it: 10 or 11): the status line; Content-Type, the response's own headers

@@ -363,6 +363,16 @@ TEST_F(HttpServerTest, HeadersOverLimitAreJson431) {
   EXPECT_FALSE(r.keep_alive());
 }
 
+TEST_F(HttpServerTest, ARequestLineOverTheHeaderLimitIsJson414) {
+  HttpServerOptions options = DefaultOptions();
+  options.header_limit = 1024;
+  Start(options);
+  auto client = Connect();
+  Response r = client->RoundTrip(Get("/echo/" + std::string(4000, 'u')));
+  ExpectJsonError(r, 414, "uri_too_long");
+  EXPECT_FALSE(r.keep_alive());
+}
+
 TEST_F(HttpServerTest, GarbageRequestIsJson400) {
   Start(DefaultOptions());
   for (const char* garbage : {"this is not http\r\n\r\n", "GET /echo HTTP/9.9\r\n\r\n",

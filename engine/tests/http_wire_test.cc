@@ -49,6 +49,16 @@ TEST(HttpWireTest, ParserErrorsAreJsonErrorsAndTransportErrorsAreNot) {
   ASSERT_TRUE(headers.has_value());
   EXPECT_EQ(headers->status, 431);
   EXPECT_THAT(headers->body, HasSubstr(R"("code":"headers_too_large")"));
+  // Over the limit before the request line ended: the URL is too long.
+  auto url = MalformedRequestResponse(options, http::error::header_limit,
+                                      /*request_line_read=*/false);
+  ASSERT_TRUE(url.has_value());
+  EXPECT_EQ(url->status, 414);
+  EXPECT_THAT(url->body, HasSubstr(R"("code":"uri_too_long")"));
+  auto after_line = MalformedRequestResponse(options, http::error::header_limit,
+                                             /*request_line_read=*/true);
+  ASSERT_TRUE(after_line.has_value());
+  EXPECT_EQ(after_line->status, 431);
   auto body = MalformedRequestResponse(options, http::error::body_limit);
   ASSERT_TRUE(body.has_value());
   EXPECT_EQ(body->status, 413);

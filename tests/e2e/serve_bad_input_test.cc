@@ -128,6 +128,12 @@ TEST_F(ServeBadInputTest, OversizedHeadersAre431) {
   ExpectJsonError(r, 431, "headers_too_large");
 }
 
+// A URL longer than the header limit is the URL's fault: 414, not 431.
+TEST_F(ServeBadInputTest, AnOversizedUrlIs414) {
+  HttpResult r = client_->Get("/domains/" + std::string(10000, 'a') + ".com");
+  ExpectJsonError(r, 414, "uri_too_long");
+}
+
 TEST_F(ServeBadInputTest, GarbageRequestIs400) {
   std::string reply =
       RawExchange(server_->port(), "THIS IS NOT HTTP\r\n\r\n", std::chrono::seconds(5));
