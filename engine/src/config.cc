@@ -289,6 +289,11 @@ Status ValidateConfig(const Config& c) {
                                    std::pair{"kafka.dead_letter_topic", &c.dead_letter_topic}}) {
     CATCHALL_RETURN_IF_ERROR(ValidateTopicName(key, *topic));
   }
+  // Empty, every role with a store failed only at its start, with
+  // "cannot create data directory ''" (a black-box probe).
+  if (c.data_dir.empty()) {
+    return bad("storage.data_dir", "must not be empty (the current directory is '.')");
+  }
   if (c.max_body_bytes < 1024) return bad("server.max_body_bytes", "must be at least 1024");
   if (c.max_header_bytes < 512) return bad("server.max_header_bytes", "must be at least 512");
   if (c.max_connections < 1) return bad("server.max_connections", "must be at least 1");

@@ -46,6 +46,10 @@ Result<Event> ValidateEvent(const RawEvent& raw, std::string_view* error_code) {
     }
     event.id = *raw.id;
   }
+  if (raw.ts_too_large) {
+    return Status::InvalidArgument(
+        "field 'ts' is too large: at most 9223372036854775807 milliseconds since the epoch");
+  }
   if (raw.ts) {
     if (*raw.ts < 0) return Status::InvalidArgument("field 'ts' must not be negative");
     event.ts = raw.ts;

@@ -84,13 +84,14 @@ Result<RawEvent> ReadEvent(dom::element element, std::string_view what) {
               "field 'ts' must be an integer number of milliseconds since the epoch");
         }
         // A whole number outside int64 (from 2^63 on; JSON numbers that
-        // large reach us as doubles or unsigned): say what is wrong with it.
+        // large reach us as doubles or unsigned) is an integer all the
+        // same: ValidateEvent says what is wrong with its value, under the
+        // code of a negative one (a probe found the two under two codes).
         if (d >= kTwoTo63) {
-          return Status::InvalidArgument(
-              "field 'ts' is too large: at most 9223372036854775807 milliseconds since the epoch");
+          raw.ts_too_large = true;
+          continue;
         }
-        if (d < -kTwoTo63) return Status::InvalidArgument("field 'ts' must not be negative");
-        ts = static_cast<int64_t>(d);
+        ts = d < -kTwoTo63 ? -1 : static_cast<int64_t>(d);
       }
       raw.ts = ts;
     }

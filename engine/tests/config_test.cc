@@ -367,6 +367,9 @@ TEST_F(ConfigTest, ValidateConfigNamesTheBadKey) {
   c.listen = "localhost";
   EXPECT_THAT(ValidateConfig(c).message(), HasSubstr("localhost"));
   c = Config{};
+  c.data_dir.clear();
+  EXPECT_THAT(ValidateConfig(c).message(), HasSubstr("storage.data_dir"));
+  c = Config{};
   c.max_lookup_domains = 0;
   EXPECT_THAT(ValidateConfig(c).message(), HasSubstr("query.max_lookup_domains"));
   c = Config{};

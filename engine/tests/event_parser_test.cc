@@ -176,16 +176,25 @@ TEST(ParseObjectTest, TsMustBeAnInteger) {
     ASSERT_TRUE(r.ok()) << integral << ": " << r.status().ToString();
     EXPECT_EQ(r->ts, 1000) << integral;
   }
-  // Whole, but past int64: said to be too large, not "not an integer".
-  for (const char* large : {R"({"ts":9.3e18})", R"({"ts":9223372036854775808})"}) {
+  // Whole, but past int64: an integer of the right JSON type whose value
+  // ValidateEvent refuses as too large (not "not an integer"), like an
+  // integer beyond 64 bits.
+  for (const char* large : {R"({"domain":"a.com","type":"delivered","ts":9.3e18})",
+                            R"({"domain":"a.com","type":"delivered","ts":9223372036854775808})",
+                            R"({"domain":"a.com","type":"delivered","ts":99999999999999999999})"}) {
     auto r = parser.ParseObject(large);
-    ASSERT_FALSE(r.ok()) << large;
-    EXPECT_THAT(r.status().message(), HasSubstr("'ts' is too large")) << large;
+    ASSERT_TRUE(r.ok()) << large << ": " << r.status().ToString();
+    EXPECT_TRUE(r->ts_too_large) << large;
+    std::string_view code;
+    Result<Event> event = ValidateEvent(*r, &code);
+    ASSERT_FALSE(event.ok()) << large;
+    EXPECT_THAT(event.status().message(), HasSubstr("'ts' is too large")) << large;
+    EXPECT_EQ(code, "invalid_field") << large;
   }
-  // An integer beyond 64 bits is no int64 either.
-  auto huge = parser.ParseObject(R"({"ts":99999999999999999999})");
-  ASSERT_FALSE(huge.ok());
-  EXPECT_THAT(huge.status().message(), HasSubstr("'ts' is too large"));
+  // Below -2^63: negative, whatever its size.
+  auto very_negative = parser.ParseObject(R"({"ts":-99999999999999999999})");
+  ASSERT_TRUE(very_negative.ok()) << very_negative.status().ToString();
+  EXPECT_LT(*very_negative->ts, 0);
   auto negative = parser.ParseObject(R"({"ts":-5})");
   ASSERT_TRUE(negative.ok()) << "the parser reads it; ValidateEvent rejects it";
   EXPECT_EQ(negative->ts, -5);

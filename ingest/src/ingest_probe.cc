@@ -37,7 +37,7 @@ void IngestProbe::OnAccepted(EventType type, size_t n) {
   (type == EventType::kBounced ? bounced_ : delivered_)->Increment(static_cast<double>(n));
 }
 
-void IngestProbe::OnRejected(std::string_view reason) {
+void IngestProbe::OnRejected(std::string_view reason, size_t n) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = rejected_.find(std::string(reason));
   if (it == rejected_.end()) {
@@ -46,7 +46,7 @@ void IngestProbe::OnRejected(std::string_view reason) {
             .emplace(std::string(reason), &rejected_family_->Add({{"reason", std::string(reason)}}))
             .first;
   }
-  it->second->Increment();
+  it->second->Increment(static_cast<double>(n));
 }
 
 void IngestProbe::OnBatch(size_t items) { batch_items_->Observe(static_cast<double>(items)); }

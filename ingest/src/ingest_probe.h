@@ -26,7 +26,7 @@ class IngestProbe {
   explicit IngestProbe(Metrics& metrics);
   // Thread-safe.
   void OnAccepted(EventType type, size_t n);
-  void OnRejected(std::string_view reason);
+  void OnRejected(std::string_view reason, size_t n = 1);
   void OnBatch(size_t items);
   // A request the log did not store: counted as a 503 unless it was
   // answered 507 (a full disk, which catchall_storage_low_space and the

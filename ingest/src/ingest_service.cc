@@ -3,8 +3,11 @@
 #include <fmt/format.h>
 #include <strings.h>
 
+#include <algorithm>
 #include <boost/asio/post.hpp>
 #include <boost/asio/thread_pool.hpp>
+#include <utility>
+#include <vector>
 
 #include "engine/domain.h"
 #include "engine/event.h"
@@ -220,6 +223,10 @@ void IngestService::HandleBatch(const HttpRequest& request, const Responder& res
   size_t rejected = 0;
   size_t delivered = 0;
   size_t bounced = 0;
+  // Rejected items by code, counted once the body as a whole is read: a
+  // body refused whole (413, 400) rejects one request, not its items (a
+  // probe's 100,001 empty objects counted 100,000 missing fields).
+  std::vector<std::pair<std::string_view, size_t>> rejected_by_code;
   IngestProbe* probe = probe_.get();
   Status parsed = ThreadParser().ParseBatch(
       request.body, format, options_.max_batch_items,
@@ -228,7 +235,13 @@ void IngestService::HandleBatch(const HttpRequest& request, const Responder& res
         Result<Event> event = raw.ok() ? ValidateEvent(*raw, &code) : raw.status();
         if (!event.ok()) {
           ++rejected;
-          if (probe) probe->OnRejected(code);
+          auto same = std::find_if(rejected_by_code.begin(), rejected_by_code.end(),
+                                   [&](const auto& entry) { return entry.first == code; });
+          if (same == rejected_by_code.end()) {
+            rejected_by_code.emplace_back(code, 1);
+          } else {
+            ++same->second;
+          }
           if (errors.size() < options_.max_reported_errors) {
             errors.push_back(RejectedItem{index, code, event.status().message()});
           }
@@ -247,7 +260,10 @@ void IngestService::HandleBatch(const HttpRequest& request, const Responder& res
         parsed.code() == Code::kTooLarge ? "too_many_items" : "malformed_body", parsed.message()));
   }
   size_t accepted = records.size();
-  if (probe_) probe_->OnBatch(accepted + rejected);
+  if (probe_) {
+    probe_->OnBatch(accepted + rejected);
+    for (const auto& [code, n] : rejected_by_code) probe_->OnRejected(code, n);
+  }
   bool truncated = rejected > errors.size();
   if (accepted == 0) {
     return respond(

@@ -544,7 +544,10 @@ TEST_F(IngestServiceTest, NumbersBeyondADoubleOrInt64InIgnoredFieldsDoNotRejectT
   }
 }
 
-TEST_F(IngestServiceTest, TsBeyondTheInt64RangeIsAnInvalidItem) {
+// An integer past int64 (or past double's range) is an out-of-range
+// field, as a negative `ts` is (a probe found the two under different
+// codes).
+TEST_F(IngestServiceTest, TsBeyondTheInt64RangeIsAnInvalidField) {
   Captured* c = Post(R"([{"domain":"a.com","type":"delivered","ts":99999999999999999999999},
                          {"domain":"b.com","type":"delivered"},
                          {"domain":"c.com","type":"delivered","ts":1e400}])");
@@ -552,7 +555,7 @@ TEST_F(IngestServiceTest, TsBeyondTheInt64RangeIsAnInvalidItem) {
   appender_.Complete(0, Status::Ok());
   EXPECT_EQ(c->response.status, 200);
   EXPECT_THAT(BatchErrors(Json(c->response.body)),
-              ::testing::ElementsAre(ItemError{0, "invalid_item"}, ItemError{2, "invalid_item"}));
+              ::testing::ElementsAre(ItemError{0, "invalid_field"}, ItemError{2, "invalid_field"}));
 }
 
 // Just past int64 it said "must be an integer", which it is.
@@ -577,7 +580,7 @@ TEST_F(IngestServiceTest, TsMayBeWrittenAsAnIntegralFloat) {
   appender_.Complete(0, Status::Ok());
   EXPECT_EQ(c->response.status, 200);
   EXPECT_THAT(BatchErrors(Json(c->response.body)),
-              ::testing::ElementsAre(ItemError{2, "invalid_item"}, ItemError{3, "invalid_item"}));
+              ::testing::ElementsAre(ItemError{2, "invalid_item"}, ItemError{3, "invalid_field"}));
 }
 
 TEST_F(IngestServiceTest, BatchWithOnlyRejectedItemsIs422AndStoresNothing) {
@@ -736,11 +739,16 @@ TEST_F(IngestServiceTest, MetricsCountBodyLevelRejections) {
   Post(
       "{\"domain\":\"a.com\",\"type\":\"delivered\"}\n{\"domain\":\"a.com\",\"type\":"
       "\"delivered\"}");
+  // Refused whole, its invalid items are not counted one by one (a probe's
+  // 100,001 empty objects counted 100,000 missing fields besides).
+  Post("{}\n{}\n");
   std::string text = MetricsText();
   EXPECT_THAT(text,
               HasSubstr("catchall_ingest_events_rejected_total{reason=\"malformed_body\"} 1\n"));
   EXPECT_THAT(text,
-              HasSubstr("catchall_ingest_events_rejected_total{reason=\"too_many_items\"} 1\n"));
+              HasSubstr("catchall_ingest_events_rejected_total{reason=\"too_many_items\"} 2\n"));
+  EXPECT_THAT(text, Not(HasSubstr("reason=\"missing_field\"")));
+  EXPECT_THAT(text, HasSubstr("catchall_ingest_batch_items_count 0\n"));
 }
 
 TEST_F(IngestServiceTest, WorksWithoutMetrics) {

@@ -86,7 +86,7 @@ bool Aggregator::Classify(const ConsumedRecord& record, Applied* out, Keyed* key
   // its name was fully validated (normalized, equal to its key) when it
   // entered, so a later event with the same key and domain only needs the
   // checks that can differ per record. Events with ids take the full path.
-  if (raw->domain && raw->type && !raw->id && (!raw->ts || *raw->ts >= 0) &&
+  if (raw->domain && raw->type && !raw->id && (!raw->ts || *raw->ts >= 0) && !raw->ts_too_large &&
       *raw->domain == record.key) {
     std::optional<EventType> type = ParseEventType(*raw->type);
     auto known = type ? delta_.counts.find(record.key) : delta_.counts.end();

@@ -265,6 +265,14 @@ TEST_F(AggregatorTest, FastPathDeadLettersANegativeTimestamp) {
   EXPECT_EQ(aggregator_->delta().counts.at("a.com"), (DomainCounts{1, 0}));
 }
 
+TEST_F(AggregatorTest, FastPathDeadLettersATimestampPastInt64) {
+  ASSERT_EQ(Apply(EventRecord("a.com", EventType::kDelivered, 0)), ApplyOutcome::kCounted);
+  std::string reason = MalformedReason(
+      Record("a.com", R"({"domain":"a.com","type":"delivered","ts":9223372036854775808})", 1));
+  EXPECT_THAT(reason, HasSubstr("'ts' is too large"));
+  EXPECT_EQ(aggregator_->delta().counts.at("a.com"), (DomainCounts{1, 0}));
+}
+
 TEST_F(AggregatorTest, OffsetsAdvanceForEveryOutcome) {
   // Three records of one partition: counted, duplicate, malformed.
   ConsumedRecord counted = EventRecord("a.com", EventType::kDelivered, 10, "x");

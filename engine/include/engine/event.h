@@ -34,6 +34,9 @@ struct RawEvent {
   std::optional<std::string_view> type;
   std::optional<std::string_view> id;
   std::optional<int64_t> ts;
+  // A whole-number `ts` from 2^63 on: the right JSON type, out of range
+  // (ValidateEvent refuses it as "invalid_field", like a negative one).
+  bool ts_too_large = false;
 };
 
 // Validates and normalizes a raw event. InvalidArgument says which field is
