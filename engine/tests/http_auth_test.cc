@@ -144,6 +144,26 @@ TEST_F(HttpAuthTest, MalformedHeadersAre401JsonAndCounted) {
   EXPECT_EQ(Denied("metrics", "malformed"), std::to_string(std::size(headers)));
 }
 
+// Two keys, in either order: refused, whichever of them would pass (a
+// probe found the first one silently won).
+TEST_F(HttpAuthTest, TwoAuthorizationHeadersAre401Malformed) {
+  for (const auto& [first, second] : {std::pair{"Bearer ingest-key", "Bearer reader-key"},
+                                      std::pair{"Bearer reader-key", "Bearer ingest-key"}}) {
+    HttpRequest request;
+    request.method = HttpMethod::kGet;
+    request.target = "/domains/a.example";
+    request.headers.push_back({"authorization", first});
+    request.headers.push_back({"Authorization", second});
+    std::optional<HttpResponse> response;
+    router_.Handle(request, [&](HttpResponse&& r) { response = std::move(r); });
+    ASSERT_TRUE(response.has_value());
+    EXPECT_EQ(response->status, 401) << first;
+    EXPECT_EQ(test::JsonStringField(response->body, "code"), "malformed_authorization");
+    EXPECT_THAT(test::JsonStringField(response->body, "message"), HasSubstr("more than once"));
+  }
+  EXPECT_EQ(Denied("query", "malformed"), "2");
+}
+
 TEST_F(HttpAuthTest, ManyFailedAttemptsAreEachRefusedAndCounted) {
   for (int i = 0; i < 5000; ++i) {
     ASSERT_EQ(Call("/events", "Bearer guess-" + std::to_string(i)).status, 401) << i;
