@@ -271,6 +271,10 @@ int RunKeysHash(const std::string& scopes) {
   // The header parser trims spaces around the key; a key with them could
   // never be sent, so its hash would match nothing.
   if (token != key) return Fail("the key has spaces around it");
+  // Checked as a key-file line, whose errors talk about the line's format.
+  if (scopes.find_first_not_of(" \t,") == std::string::npos) {
+    return Fail("--scopes is empty: give one or more of ingest, query, metrics, comma-separated");
+  }
   std::string line = catchall::Sha256Hex(key) + " " + scopes;
   catchall::ApiKeys check;
   catchall::Status s = check.Add(line, "--scopes");

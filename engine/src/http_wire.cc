@@ -78,6 +78,19 @@ std::optional<HttpResponse> HeadersResponse(const BeastRequestParser& parser) {
                                "malformed HTTP request: Transfer-Encoding is not allowed in "
                                "HTTP/1.0; send a Content-Length");
   }
+  size_t chunked = 0;
+  for (auto field = codings.first; field != codings.second; ++field) {
+    for (const auto& coding : http::token_list(field->value())) {
+      if (beast::iequals(coding, "chunked")) ++chunked;
+    }
+  }
+  // RFC 9112, 6.1: chunked at most once. The message said "the last must
+  // be chunked" of `chunked, chunked`, whose last is (a probe).
+  if (chunked > 1) {
+    return HttpResponse::Error(400, "bad_request",
+                               "malformed HTTP request: the chunked transfer coding is applied "
+                               "more than once");
+  }
   if (!parser.chunked()) {
     return HttpResponse::Error(400, "bad_request",
                                "malformed HTTP request: the last Transfer-Encoding must be "

@@ -370,6 +370,10 @@ TEST(KeysHashTest, RefusesAKeyNoClientCouldSend) {
   EXPECT_EQ(
       RunProgram({ServerProcess::BinaryPath(), "keys", "hash", "--scopes", "admin"}, "k", &out), 1);
   EXPECT_THAT(out, HasSubstr("unknown scope 'admin'"));
+  // No scope: said so, not the key file's line format (a probe).
+  EXPECT_EQ(RunProgram({ServerProcess::BinaryPath(), "keys", "hash", "--scopes", ""}, "k", &out),
+            1);
+  EXPECT_THAT(out, HasSubstr("--scopes is empty"));
 }
 
 TEST(KeysHashTest, PrintsTheSha256sumOfTheKeyWithItsScopes) {

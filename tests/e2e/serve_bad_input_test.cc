@@ -159,6 +159,17 @@ TEST_F(ServeBadInputTest,
     EXPECT_THAT(reply, Not(HasSubstr("HTTP/1.1 204"))) << coding;
     EXPECT_TRUE(closed) << coding << ": the connection must close after the answer";
   }
+  // chunked twice: refused, and said so (it was "the last must be chunked").
+  {
+    bool twice_closed = false;
+    std::string twice = RawExchange(server_->port(),
+                                    "POST /events HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: "
+                                    "chunked, chunked\r\n\r\n0\r\n\r\n",
+                                    std::chrono::seconds(5), &twice_closed);
+    EXPECT_THAT(twice, StartsWith("HTTP/1.1 400"));
+    EXPECT_THAT(twice, HasSubstr("applied more than once"));
+    EXPECT_TRUE(twice_closed);
+  }
   // The same on HTTP/1.0, which has no Transfer-Encoding at all.
   bool closed = false;
   std::string reply = RawExchange(
