@@ -353,7 +353,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       }
     }
     if (ec) {
-      auto refusal = MalformedRequestResponse(node.limits, ec);
+      auto refusal = MalformedRequestResponse(
+          node.limits, ec,
+          RequestLineRead(parser, std::string_view(bytes + pos, size - pos),
+                          node.limits.header_limit));
       FUZZ_CHECK(refusal.has_value(), "a parser error with no answer: " + ec.message());
       CheckError(*refusal, "refused request: " + ec.message());
       CheckSerializes(*refusal, 11, "refused request: " + ec.message());

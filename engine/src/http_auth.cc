@@ -40,13 +40,14 @@ std::optional<HttpResponse> HttpAuth::Check(const HttpRequest& request,
 
   std::string_view token;
   std::string_view why;
-  AuthOutcome outcome = ParseBearer(request.Header("Authorization"), &token, &why);
   // Two keys make the request's authority ambiguous: whichever one a
   // proxy or this server picked, the other was not checked (a probe found
   // the first silently won).
-  if (outcome == AuthOutcome::kAllowed && request.HeaderCount("Authorization") > 1) {
-    outcome = AuthOutcome::kMalformed;
+  AuthOutcome outcome = AuthOutcome::kMalformed;
+  if (request.HeaderCount("Authorization") > 1) {
     why = "'Authorization' is sent more than once; send one key";
+  } else {
+    outcome = ParseBearer(request.Header("Authorization"), &token, &why);
   }
   if (outcome == AuthOutcome::kAllowed) outcome = Current()->CheckToken(token, needed);
   if (outcome == AuthOutcome::kAllowed) return std::nullopt;

@@ -528,10 +528,11 @@ class Session final : public SessionBase {
       return DoWrite(
           HttpResponse::Error(408, "request_timeout", "the request did not arrive in time"));
     }
-    // Beast sets the target once it has parsed the request line (a parsed
-    // target is never empty).
-    if (auto response =
-            MalformedRequestResponse(server_->options, ec, !parser_->get().target().empty())) {
+    const auto unparsed = buffer_.data();
+    const bool line_read = RequestLineRead(
+        *parser_, std::string_view(static_cast<const char*>(unparsed.data()), unparsed.size()),
+        server_->options.header_limit);
+    if (auto response = MalformedRequestResponse(server_->options, ec, line_read)) {
       return DoWrite(std::move(*response));
     }
     DoClose();

@@ -110,6 +110,12 @@ std::optional<HttpResponse> HeadersResponse(const BeastRequestParser& parser) {
   return std::nullopt;
 }
 
+bool RequestLineRead(const BeastRequestParser& parser, std::string_view unparsed,
+                     size_t header_limit) {
+  if (!parser.get().target().empty()) return true;
+  return unparsed.substr(0, header_limit).find('\n') != std::string_view::npos;
+}
+
 std::optional<HttpResponse> MalformedRequestResponse(const HttpServerOptions& options,
                                                      beast::error_code ec, bool request_line_read) {
   // A URL too long is the client's URL, not its headers (a black-box probe

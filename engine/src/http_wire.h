@@ -48,6 +48,14 @@ std::optional<HttpResponse> HeadersResponse(const BeastRequestParser& parser);
 HttpRequest ToHttpRequest(const BeastRequest& request,
                           std::chrono::steady_clock::time_point received);
 
+// Whether the request line of the request `parser` reads ended within
+// `header_limit` bytes. Beast sets the target once it parsed the line, but
+// it parses the line only if its first look held all of it; after that it
+// waits for the whole header block, consuming nothing, so `unparsed` (the
+// bytes not yet consumed, which then begin with the request line) tells.
+bool RequestLineRead(const BeastRequestParser& parser, std::string_view unparsed,
+                     size_t header_limit);
+
 // The JSON error answering a request that Beast's parser refused with `ec`:
 // over the header limit 414 when the request line alone is longer (the
 // parser never got to its end: `request_line_read` is false) and 431

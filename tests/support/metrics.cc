@@ -177,6 +177,62 @@ std::map<std::string, std::set<std::string>> DocumentedMetricFamilies() {
   return families;
 }
 
+std::map<std::string, MetricsTableRow> OperationsMetricsTable() {
+  std::string text = ReadFile(std::string(CATCHALL_SOURCE_DIR) + "/docs/operations.md");
+  size_t start = text.find("\n## Metrics\n");
+  EXPECT_NE(start, std::string::npos) << "docs/operations.md has no \"## Metrics\" section";
+  if (start == std::string::npos) return {};
+  size_t end = text.find("\n## ", start + 1);
+  std::istringstream section(text.substr(start, end - start));
+  // | `family` | type | labels | roles | meaning |
+  static const std::regex kRow(R"(^\| `(catchall_[a-z0-9_]+)` \| (\w+) \|[^|]*\| ([^|]+) \|)");
+  std::map<std::string, MetricsTableRow> rows;
+  for (std::string line; std::getline(section, line);) {
+    std::smatch m;
+    if (!std::regex_search(line, m, kRow)) continue;
+    MetricsTableRow row;
+    row.type = m[2].str();
+    std::istringstream roles(m[3].str());
+    for (std::string role; std::getline(roles, role, ',');) {
+      role.erase(0, role.find_first_not_of(' '));
+      role.erase(role.find_last_not_of(' ') + 1);
+      if (role == "all") {
+        row.roles.insert({"serve", "ingest", "aggregate", "query"});
+      } else {
+        row.roles.insert(role);
+      }
+    }
+    rows[m[1].str()] = row;
+  }
+  EXPECT_GE(rows.size(), 40U) << "the Metrics table of docs/operations.md could not be read";
+  return rows;
+}
+
+void ExpectMatchesMetricsTable(const Exposition& exposition, const std::string& role,
+                               const std::set<std::string>& lazy) {
+  const auto table = OperationsMetricsTable();
+  for (const std::string& family : exposition.Families()) {
+    if (family.rfind("catchall_", 0) != 0) continue;
+    auto row = table.find(family);
+    if (row == table.end()) {
+      ADD_FAILURE() << family << " is exported by the " << role
+                    << " role but docs/operations.md's Metrics table has no row for it";
+      continue;
+    }
+    EXPECT_EQ(exposition.Type(family), row->second.type)
+        << family << ": the type in docs/operations.md's Metrics table";
+    EXPECT_TRUE(row->second.roles.count(role))
+        << family << " is exported by the " << role
+        << " role, which its row in docs/operations.md's Metrics table does not list";
+  }
+  for (const auto& [family, row] : table) {
+    if (!row.roles.count(role) || lazy.count(family)) continue;
+    EXPECT_TRUE(exposition.Has(family))
+        << family << ": docs/operations.md's Metrics table lists the " << role
+        << " role, which does not export it";
+  }
+}
+
 const std::set<std::string>& ClusterOnlyMetricFamilies() {
   static const std::set<std::string> kFamilies = {
       "catchall_aggregate_owned_partitions",

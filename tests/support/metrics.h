@@ -55,6 +55,22 @@ std::vector<std::string> MetricContractFiles();
 // an alert, the dashboard or the docs is checked from then on.
 std::map<std::string, std::set<std::string>> DocumentedMetricFamilies();
 
+// A row of docs/operations.md's "Metrics" table: the family's type
+// ("counter", ...) and the roles that export it ("serve", "ingest",
+// "aggregate", "query"; the table's "all" is all four).
+struct MetricsTableRow {
+  std::string type;
+  std::set<std::string> roles;
+};
+// The rows of that table, by family.
+std::map<std::string, MetricsTableRow> OperationsMetricsTable();
+// Checks that `exposition`, from a node of `role`, exports exactly the
+// families the table lists for the role, each with the table's type.
+// Families made per label value as they occur are listed in `lazy`: they
+// need not be exported yet.
+void ExpectMatchesMetricsTable(const Exposition& exposition, const std::string& role,
+                               const std::set<std::string>& lazy = {});
+
 // Families only the cluster roles export (Kafka consumer groups, the
 // changelog); tests/kafka checks them. Every other documented family must be
 // exported by `catchall serve` too.
