@@ -123,7 +123,7 @@ ChangelogEffect DecodeChangelogRecord(const ConsumedRecord& record, DomainCounts
     effect.kind = ChangelogEffect::kDelete;
     return effect;
   }
-  Result<DomainCounts> parsed = ParseDomainStatusJson(record.value);
+  Result<DomainCounts> parsed = ParseDomainStatusJson(record.value, record.key);
   if (!parsed.ok()) {
     effect.problem = parsed.status().message();
     return effect;

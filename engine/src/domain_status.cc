@@ -52,7 +52,7 @@ Result<int64_t> ParseChangelogCheckpointJson(std::string_view json) {
   return offset;
 }
 
-Result<DomainCounts> ParseDomainStatusJson(std::string_view json) {
+Result<DomainCounts> ParseDomainStatusJson(std::string_view json, std::string_view domain) {
   thread_local simdjson::dom::parser parser;
   simdjson::dom::element root;
   if (auto error = parser.parse(json.data(), json.size()).get(root)) {
@@ -64,6 +64,17 @@ Result<DomainCounts> ParseDomainStatusJson(std::string_view json) {
   uint64_t bounced = 0;
   if (root["delivered"].get_uint64().get(delivered) || root["bounced"].get_uint64().get(bounced)) {
     return Status::Corruption("status record lacks integer 'delivered' and 'bounced'");
+  }
+  // A record written by something else under the wrong key would set
+  // that key's counts for good: a restore takes it as the domain's state
+  // and counts on from it (a black-box probe).
+  std::string_view named;
+  if (root["domain"].get_string().get(named)) {
+    return Status::Corruption("status record lacks a string 'domain'");
+  }
+  if (named != domain) {
+    return Status::Corruption(fmt::format("status record of domain '{}' is under the key '{}'",
+                                          named.substr(0, 300), domain.substr(0, 300)));
   }
   c.delivered = delivered;
   c.bounced = bounced;

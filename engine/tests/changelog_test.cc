@@ -82,6 +82,21 @@ TEST_F(ChangelogApplierTest, AMalformedRecordIsSkippedWithTheReasonNotHalfApplie
   EXPECT_EQ(Apply(kChangelogCheckpointKey, "not json").kind, ChangelogEffect::kSkipped);
 }
 
+// A record whose value names another domain than its key (only something
+// else than an aggregator writes one) is skipped: applied, it set the key's
+// counts, and a restore then counted on from them (a black-box probe).
+TEST_F(ChangelogApplierTest, ARecordNamingAnotherDomainThanItsKeyIsSkipped) {
+  Apply("a.com", Record("a.com", {5, 1}));
+  ChangelogEffect effect = Apply("a.com", Record("b.com", {77, 0}));
+  EXPECT_EQ(effect.kind, ChangelogEffect::kSkipped);
+  EXPECT_THAT(effect.problem, HasSubstr("'b.com' is under the key 'a.com'"));
+  EXPECT_EQ(Counts("a.com"), (DomainCounts{5, 1}));
+  ChangelogEffect nameless = Apply("a.com", R"({"delivered":9,"bounced":0})");
+  EXPECT_EQ(nameless.kind, ChangelogEffect::kSkipped);
+  EXPECT_THAT(nameless.problem, HasSubstr("'domain'"));
+  EXPECT_EQ(Counts("a.com"), (DomainCounts{5, 1}));
+}
+
 TEST(IdRecordTest, RoundTripsAndRefusesWhatIsNotOne) {
   std::string value;
   AppendIdRecordJson("evt-\"42\"", 1700000000123, &value);

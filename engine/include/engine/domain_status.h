@@ -48,8 +48,10 @@ void AppendDomainStatusJson(std::string_view domain, const DomainCounts& counts,
 namespace catchall {
 
 // Reads the counters back from a changelog record value written by
-// AppendDomainStatusJson. Thread-safe.
-Result<DomainCounts> ParseDomainStatusJson(std::string_view json);
+// AppendDomainStatusJson for `domain` (the record's key): a value naming
+// another domain is Corruption, as an event whose key is not its domain is
+// malformed. Thread-safe.
+Result<DomainCounts> ParseDomainStatusJson(std::string_view json, std::string_view domain);
 
 // Besides domain records, every aggregator transaction writes one
 // checkpoint record to each changelog partition it advanced, saying up to
