@@ -72,6 +72,25 @@ TEST(HttpWireTest, ParserErrorsAreJsonErrorsAndTransportErrorsAreNot) {
   EXPECT_FALSE(MalformedRequestResponse(options, boost::asio::error::connection_reset));
 }
 
+// Beast parses the request line only when its first look holds all of it;
+// after that it consumes nothing until the header block ends, so the
+// unconsumed bytes tell whether the line ended within the limit.
+TEST(HttpWireTest, RequestLineReadLooksForTheLineEndWithinTheLimit) {
+  BeastRequestParser fresh;
+  EXPECT_FALSE(RequestLineRead(fresh, "GET /" + std::string(100, 'u'), 64));
+  EXPECT_TRUE(RequestLineRead(fresh, "GET /u HTTP/1.1\r\nX-Big: " + std::string(100, 'h'), 64));
+  // The line end past the limit: the line alone is over it.
+  EXPECT_FALSE(
+      RequestLineRead(fresh, "GET /" + std::string(100, 'u') + " HTTP/1.1\r\nX: y\r\n", 64));
+  // Once Beast has parsed the line (and consumed it), the target says so.
+  BeastRequestParser parsed;
+  boost::beast::error_code ec;
+  const std::string line = "GET /u HTTP/1.1\r\nX-Big: h";
+  parsed.put(boost::asio::buffer(line), ec);
+  EXPECT_TRUE(!ec || ec == http::error::need_more) << ec.message();
+  EXPECT_TRUE(RequestLineRead(parsed, "X-Big: " + std::string(100, 'h'), 64));
+}
+
 // What RenderResponse writes, read back by Beast's own parser (a client's).
 http::response<http::string_body> ParseBack(const std::string& bytes, bool head = false) {
   http::response_parser<http::string_body> parser;

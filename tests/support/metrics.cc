@@ -186,25 +186,39 @@ std::map<std::string, MetricsTableRow> OperationsMetricsTable() {
   std::istringstream section(text.substr(start, end - start));
   // | `family` | type | labels | roles | meaning |
   static const std::regex kRow(R"(^\| `(catchall_[a-z0-9_]+)` \| (\w+) \|[^|]*\| ([^|]+) \|)");
+  static const std::set<std::string> kTypes = {"counter", "gauge", "histogram", "summary"};
+  static const std::set<std::string> kRoles = {"serve", "ingest", "aggregate", "query", "all"};
   std::map<std::string, MetricsTableRow> rows;
+  size_t table_rows = 0;
   for (std::string line; std::getline(section, line);) {
+    // Every row of the table but its header and separator must parse: a
+    // row the pattern missed would otherwise check nothing, silently.
+    if (line.rfind("| `", 0) != 0) continue;
+    ++table_rows;
     std::smatch m;
-    if (!std::regex_search(line, m, kRow)) continue;
+    if (!std::regex_search(line, m, kRow)) {
+      ADD_FAILURE() << "docs/operations.md's Metrics table: a row that does not read as "
+                       "| `family` | type | labels | roles | meaning |: "
+                    << line;
+      continue;
+    }
     MetricsTableRow row;
     row.type = m[2].str();
+    EXPECT_TRUE(kTypes.count(row.type)) << line << ": unknown type";
     std::istringstream roles(m[3].str());
     for (std::string role; std::getline(roles, role, ',');) {
       role.erase(0, role.find_first_not_of(' '));
       role.erase(role.find_last_not_of(' ') + 1);
+      EXPECT_TRUE(kRoles.count(role)) << line << ": unknown role '" << role << "'";
       if (role == "all") {
         row.roles.insert({"serve", "ingest", "aggregate", "query"});
       } else {
         row.roles.insert(role);
       }
     }
-    rows[m[1].str()] = row;
+    EXPECT_TRUE(rows.emplace(m[1].str(), row).second) << m[1].str() << " has two rows";
   }
-  EXPECT_GE(rows.size(), 40U) << "the Metrics table of docs/operations.md could not be read";
+  EXPECT_GE(table_rows, 40U) << "the Metrics table of docs/operations.md could not be read";
   return rows;
 }
 
