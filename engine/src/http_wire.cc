@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <iterator>
+#include <optional>
 #include <string>
 
 namespace catchall {
@@ -78,10 +79,17 @@ std::optional<HttpResponse> HeadersResponse(const BeastRequestParser& parser) {
                                "malformed HTTP request: Transfer-Encoding is not allowed in "
                                "HTTP/1.0; send a Content-Length");
   }
+  // One walk over the codings: how often chunked comes, and the first
+  // coding that is not chunked (answered 501 once the framing is sound).
   size_t chunked = 0;
+  std::optional<std::string_view> unsupported;
   for (auto field = codings.first; field != codings.second; ++field) {
     for (const auto& coding : http::token_list(field->value())) {
-      if (beast::iequals(coding, "chunked")) ++chunked;
+      if (beast::iequals(coding, "chunked")) {
+        ++chunked;
+      } else if (!unsupported) {
+        unsupported = View(coding);
+      }
     }
   }
   // RFC 9112, 6.1: chunked at most once. The message said "the last must
@@ -96,16 +104,11 @@ std::optional<HttpResponse> HeadersResponse(const BeastRequestParser& parser) {
                                "malformed HTTP request: the last Transfer-Encoding must be "
                                "chunked, or the body's end cannot be known");
   }
-  for (auto field = codings.first; field != codings.second; ++field) {
-    for (const auto& coding : http::token_list(field->value())) {
-      if (!beast::iequals(coding, "chunked")) {
-        return HttpResponse::Error(
-            501, "not_implemented",
-            fmt::format("transfer coding '{}' is not supported: send the body chunked or "
-                        "with a Content-Length",
-                        View(coding)));
-      }
-    }
+  if (unsupported) {
+    return HttpResponse::Error(501, "not_implemented",
+                               fmt::format("transfer coding '{}' is not supported: send the body "
+                                           "chunked or with a Content-Length",
+                                           *unsupported));
   }
   return std::nullopt;
 }

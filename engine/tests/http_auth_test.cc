@@ -5,6 +5,8 @@
 
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "engine/metrics.h"
 #include "test_util.h"
@@ -41,10 +43,17 @@ class HttpAuthTest : public ::testing::Test {
   }
 
   HttpResponse Call(std::string_view target, std::optional<std::string> authorization) {
+    std::vector<HttpHeader> headers;
+    if (authorization) headers.push_back({"authorization", *authorization});
+    return CallWith(target, std::move(headers));
+  }
+
+  // `target` with these headers.
+  HttpResponse CallWith(std::string_view target, std::vector<HttpHeader> headers) {
     HttpRequest request;
     request.method = HttpMethod::kGet;
     request.target = target;
-    if (authorization) request.headers.push_back({"authorization", *authorization});
+    request.headers = std::move(headers);
     std::optional<HttpResponse> response;
     int calls = 0;
     router_.Handle(request, [&](HttpResponse&& r) {
@@ -149,17 +158,11 @@ TEST_F(HttpAuthTest, MalformedHeadersAre401JsonAndCounted) {
 TEST_F(HttpAuthTest, TwoAuthorizationHeadersAre401Malformed) {
   for (const auto& [first, second] : {std::pair{"Bearer ingest-key", "Bearer reader-key"},
                                       std::pair{"Bearer reader-key", "Bearer ingest-key"}}) {
-    HttpRequest request;
-    request.method = HttpMethod::kGet;
-    request.target = "/domains/a.example";
-    request.headers.push_back({"authorization", first});
-    request.headers.push_back({"Authorization", second});
-    std::optional<HttpResponse> response;
-    router_.Handle(request, [&](HttpResponse&& r) { response = std::move(r); });
-    ASSERT_TRUE(response.has_value());
-    EXPECT_EQ(response->status, 401) << first;
-    EXPECT_EQ(test::JsonStringField(response->body, "code"), "malformed_authorization");
-    EXPECT_THAT(test::JsonStringField(response->body, "message"), HasSubstr("more than once"));
+    HttpResponse r =
+        CallWith("/domains/a.example", {{"authorization", first}, {"Authorization", second}});
+    EXPECT_EQ(r.status, 401) << first;
+    EXPECT_EQ(test::JsonStringField(r.body, "code"), "malformed_authorization");
+    EXPECT_THAT(test::JsonStringField(r.body, "message"), HasSubstr("more than once"));
   }
   EXPECT_EQ(Denied("query", "malformed"), "2");
 }

@@ -222,6 +222,15 @@ class HttpServerTest : public ::testing::Test {
     return client;
   }
 
+  // `request` on a fresh connection to a server whose header limit is
+  // 1 KiB.
+  Response RoundTripWithHeaderLimit1K(const Request& request) {
+    HttpServerOptions options = DefaultOptions();
+    options.header_limit = 1024;
+    Start(options);
+    return Connect()->RoundTrip(request);
+  }
+
   static void ExpectJsonError(const Response& r, int status, std::string_view code) {
     EXPECT_EQ(r.result_int(), status) << r.body();
     EXPECT_EQ(Field(r, http::field::content_type), "application/json");
@@ -352,23 +361,15 @@ TEST_F(HttpServerTest, ChunkedBodyOverLimitIsJson413) {
 }
 
 TEST_F(HttpServerTest, HeadersOverLimitAreJson431) {
-  HttpServerOptions options = DefaultOptions();
-  options.header_limit = 1024;
-  Start(options);
-  auto client = Connect();
   Request req = Get("/echo");
   req.set("X-Big", std::string(4000, 'h'));
-  Response r = client->RoundTrip(req);
+  Response r = RoundTripWithHeaderLimit1K(req);
   ExpectJsonError(r, 431, "headers_too_large");
   EXPECT_FALSE(r.keep_alive());
 }
 
 TEST_F(HttpServerTest, ARequestLineOverTheHeaderLimitIsJson414) {
-  HttpServerOptions options = DefaultOptions();
-  options.header_limit = 1024;
-  Start(options);
-  auto client = Connect();
-  Response r = client->RoundTrip(Get("/echo/" + std::string(4000, 'u')));
+  Response r = RoundTripWithHeaderLimit1K(Get("/echo/" + std::string(4000, 'u')));
   ExpectJsonError(r, 414, "uri_too_long");
   EXPECT_FALSE(r.keep_alive());
 }
@@ -378,13 +379,9 @@ TEST_F(HttpServerTest, ARequestLineOverTheHeaderLimitIsJson414) {
 // not hold all of it (a 600-byte line is more than a new connection's
 // first 512-byte read), and a review found the 414 check misled by that.
 TEST_F(HttpServerTest, AUrlUnderTheLimitWithHeadersOverItIs431) {
-  HttpServerOptions options = DefaultOptions();
-  options.header_limit = 1024;
-  Start(options);
-  auto client = Connect();
   Request req = Get("/echo/" + std::string(600, 'u'));
   req.set("X-Big", std::string(4000, 'h'));
-  Response r = client->RoundTrip(req);
+  Response r = RoundTripWithHeaderLimit1K(req);
   ExpectJsonError(r, 431, "headers_too_large");
 }
 
