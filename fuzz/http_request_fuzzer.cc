@@ -272,7 +272,8 @@ void CheckQuery(const HttpRequest& request, const HttpResponse& response, const 
 }
 
 // Serves one parsed request and checks the answer.
-void Serve(Node& node, const BeastRequest& parsed) {
+void Serve(Node& node, BeastRequest& parsed) {
+  DecodeTargetEscapes(&parsed);  // as the server does once the headers are read
   HttpRequest request = ToHttpRequest(parsed, std::chrono::steady_clock::now());
   std::string_view log_mode = request.Header("X-Fuzz-Log");
   node.log.Reset(log_mode == "sync"     ? FakeLog::Mode::kSync
@@ -353,10 +354,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       }
     }
     if (ec) {
+      const std::string_view unparsed(bytes + pos, size - pos);
       auto refusal = MalformedRequestResponse(
-          node.limits, ec,
-          RequestLineRead(parser, std::string_view(bytes + pos, size - pos),
-                          node.limits.header_limit));
+          node.limits, ec, RequestLineRead(parser, unparsed, node.limits.header_limit),
+          UnsupportedHttpVersion(unparsed));
       FUZZ_CHECK(refusal.has_value(), "a parser error with no answer: " + ec.message());
       CheckError(*refusal, "refused request: " + ec.message());
       CheckSerializes(*refusal, 11, "refused request: " + ec.message());

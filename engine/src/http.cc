@@ -3,6 +3,9 @@
 #include <fmt/format.h>
 #include <strings.h>
 
+#include <algorithm>
+#include <optional>
+
 #include "engine/json_writer.h"
 
 namespace catchall {
@@ -150,13 +153,48 @@ std::vector<std::string_view> SplitPath(std::string_view path) {
   return parts;
 }
 
+namespace {
+int HexDigit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+bool Unreserved(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+         c == '.' || c == '_' || c == '~';
+}
+}  // namespace
+
+std::optional<std::string> DecodeUnreservedEscapes(std::string_view target) {
+  const size_t path_end = std::min(target.find('?'), target.size());
+  if (target.substr(0, path_end).find('%') == std::string_view::npos) return std::nullopt;
+  std::string out;
+  out.reserve(target.size());
+  bool decoded = false;
+  size_t i = 0;
+  for (; i < path_end; ++i) {
+    if (target[i] == '%' && i + 2 < path_end) {
+      const int hi = HexDigit(target[i + 1]);
+      const int lo = HexDigit(target[i + 2]);
+      const char c = static_cast<char>(hi * 16 + lo);
+      if (hi >= 0 && lo >= 0 && Unreserved(c)) {
+        out.push_back(c);
+        decoded = true;
+        i += 2;
+        continue;
+      }
+    }
+    out.push_back(target[i]);
+  }
+  if (!decoded) return std::nullopt;
+  out.append(target.substr(path_end));
+  return out;
+}
+
 Result<std::string> PercentDecode(std::string_view segment) {
-  auto hex = [](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-  };
+  auto hex = HexDigit;
   std::string out;
   out.reserve(segment.size());
   for (size_t i = 0; i < segment.size(); ++i) {

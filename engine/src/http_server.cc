@@ -434,6 +434,7 @@ class Session final : public SessionBase {
     ClearDeadline();
     if (ec) return OnReadError(ec);
     auto& req = parser_->get();
+    DecodeTargetEscapes(&req);
     version_ = req.version();
     keep_alive_ = req.keep_alive();
     head_ = req.method() == http::verb::head;
@@ -528,11 +529,11 @@ class Session final : public SessionBase {
       return DoWrite(
           HttpResponse::Error(408, "request_timeout", "the request did not arrive in time"));
     }
-    const auto unparsed = buffer_.data();
-    const bool line_read = RequestLineRead(
-        *parser_, std::string_view(static_cast<const char*>(unparsed.data()), unparsed.size()),
-        server_->options.header_limit);
-    if (auto response = MalformedRequestResponse(server_->options, ec, line_read)) {
+    const auto data = buffer_.data();
+    const std::string_view unparsed(static_cast<const char*>(data.data()), data.size());
+    const bool line_read = RequestLineRead(*parser_, unparsed, server_->options.header_limit);
+    if (auto response = MalformedRequestResponse(server_->options, ec, line_read,
+                                                 UnsupportedHttpVersion(unparsed))) {
       return DoWrite(std::move(*response));
     }
     DoClose();

@@ -34,6 +34,12 @@ void LimitRequestParser(const HttpServerOptions& options, BeastRequestParser* pa
   parser->body_limit(options.body_limit);
 }
 
+void DecodeTargetEscapes(BeastRequest* request) {
+  if (auto decoded = DecodeUnreservedEscapes(View(request->target()))) {
+    request->target(*decoded);
+  }
+}
+
 HttpRequest ToHttpRequest(const BeastRequest& request,
                           std::chrono::steady_clock::time_point received) {
   HttpRequest out;
@@ -119,8 +125,32 @@ bool RequestLineRead(const BeastRequestParser& parser, std::string_view unparsed
   return unparsed.substr(0, header_limit).find('\n') != std::string_view::npos;
 }
 
+std::string_view UnsupportedHttpVersion(std::string_view unparsed) {
+  std::string_view line = unparsed.substr(0, unparsed.find('\n'));
+  if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+  size_t space = line.rfind(' ');
+  if (space == std::string_view::npos) return {};
+  std::string_view version = line.substr(space + 1);
+  auto digit = [](char c) { return c >= '0' && c <= '9'; };
+  if (version.size() != 8 || !version.starts_with("HTTP/") || !digit(version[5]) ||
+      version[6] != '.' || !digit(version[7])) {
+    return {};
+  }
+  if (version == "HTTP/1.0" || version == "HTTP/1.1") return {};
+  return version;
+}
+
 std::optional<HttpResponse> MalformedRequestResponse(const HttpServerOptions& options,
-                                                     beast::error_code ec, bool request_line_read) {
+                                                     beast::error_code ec, bool request_line_read,
+                                                     std::string_view unsupported_version) {
+  // RFC 9110, 15.6.6. Beast takes 1.0 and 1.1 only, so an HTTP/1.2 line
+  // (which RFC 9112, 2.3 would have served as 1.1) is refused here too,
+  // and said so rather than called malformed.
+  if (ec == http::error::bad_version && !unsupported_version.empty()) {
+    return HttpResponse::Error(
+        505, "http_version_not_supported",
+        fmt::format("{} is not supported: send HTTP/1.1 (or HTTP/1.0)", unsupported_version));
+  }
   // A URL too long is the client's URL, not its headers (a black-box probe
   // sent a 10,000-byte domain and was told its headers were too large).
   if (ec == http::error::header_limit && !request_line_read) {

@@ -43,6 +43,11 @@ std::string_view OriginForm(std::string_view target);
 //   header is 400.
 std::optional<HttpResponse> HeadersResponse(const BeastRequestParser& parser);
 
+// Decodes the escapes of unreserved characters in `request`'s target
+// (DecodeUnreservedEscapes), so that routes and handlers see `/events` for
+// `/%65vents`. Call once the headers are parsed.
+void DecodeTargetEscapes(BeastRequest* request);
+
 // The handlers' view of `request`; its views point into `request`. Its
 // target is in origin form (OriginForm).
 HttpRequest ToHttpRequest(const BeastRequest& request,
@@ -56,14 +61,24 @@ HttpRequest ToHttpRequest(const BeastRequest& request,
 bool RequestLineRead(const BeastRequestParser& parser, std::string_view unparsed,
                      size_t header_limit);
 
+// The version of a well-formed request line that is neither HTTP/1.0 nor
+// HTTP/1.1 (`HTTP/2.0` of an HTTP/2 client's preface, `HTTP/1.2`), read
+// from `unparsed` (the bytes not yet consumed, beginning with the request
+// line); empty when the line's version is one Beast takes or is no
+// version at all. Beast refuses both kinds alike (bad_version).
+std::string_view UnsupportedHttpVersion(std::string_view unparsed);
+
 // The JSON error answering a request that Beast's parser refused with `ec`:
 // over the header limit 414 when the request line alone is longer (the
 // parser never got to its end: `request_line_read` is false) and 431
-// otherwise, 413 over the body limit, else 400. nullopt when `ec` is not a
-// parser error (a transport error: the connection just closes).
+// otherwise, 413 over the body limit, 505 for a well-formed version the
+// server does not speak (`unsupported_version`, from
+// UnsupportedHttpVersion), else 400. nullopt when `ec` is not a parser
+// error (a transport error: the connection just closes).
 std::optional<HttpResponse> MalformedRequestResponse(const HttpServerOptions& options,
                                                      boost::beast::error_code ec,
-                                                     bool request_line_read = true);
+                                                     bool request_line_read = true,
+                                                     std::string_view unsupported_version = {});
 
 // Sets *out to the bytes of `response` as HTTP/1.x (`version` as Beast counts
 // it: 10 or 11): the status line; Content-Type, the response's own headers

@@ -23,7 +23,7 @@ TEST(HttpProbeTest, EveryAnsweredStatusHasItsOwnCodeLabel) {
   router.Mount("/events", [](const HttpRequest&, const Responder&) {});
   HttpProbe probe(metrics, &router);
   const int answered[] = {200, 204, 400, 401, 403, 404, 405, 408, 413,
-                          414, 415, 422, 431, 500, 501, 503, 507};
+                          414, 415, 422, 431, 500, 501, 503, 505, 507};
   for (int status : answered) {
     probe.OnRequest(0, HttpMethod::kPut, status, std::chrono::milliseconds(1));
   }

@@ -319,6 +319,16 @@ TEST_F(HttpServerTest, ConnectionCloseRequestIsHonoured) {
   EXPECT_TRUE(client->WaitForClose());
 }
 
+// Routes and handlers see the path with escaped unreserved characters
+// decoded (RFC 3986, 6.2.2.2).
+TEST_F(HttpServerTest, EscapedUnreservedCharactersAreRoutedAsTheCharacters) {
+  Start(DefaultOptions());
+  auto client = Connect();
+  Response r = client->RoundTrip(Get("/%65ch%6F/a%2Fb?q=%65"));
+  EXPECT_EQ(r.result_int(), 200);
+  EXPECT_EQ(r.body(), "GET /echo/a%2Fb?q=%65 [] x-test=");
+}
+
 TEST_F(HttpServerTest, UnknownPathIsJson404AndKeepsTheConnection) {
   Start(DefaultOptions());
   auto client = Connect();
@@ -387,7 +397,7 @@ TEST_F(HttpServerTest, AUrlUnderTheLimitWithHeadersOverItIs431) {
 
 TEST_F(HttpServerTest, GarbageRequestIsJson400) {
   Start(DefaultOptions());
-  for (const char* garbage : {"this is not http\r\n\r\n", "GET /echo HTTP/9.9\r\n\r\n",
+  for (const char* garbage : {"this is not http\r\n\r\n", "GET /echo HTTP/x.y\r\n\r\n",
                               "GET /echo HTTP/1.1\r\nBad Header Line\r\n\r\n",
                               "POST /echo HTTP/1.1\r\nContent-Length: nope\r\n\r\n"}) {
     SCOPED_TRACE(garbage);
@@ -397,6 +407,23 @@ TEST_F(HttpServerTest, GarbageRequestIsJson400) {
     beast::error_code ec = client->Read(&r);
     ASSERT_FALSE(ec) << ec.message();
     ExpectJsonError(r, 400, "bad_request");
+    EXPECT_TRUE(client->WaitForClose());
+  }
+}
+
+// A version Beast does not take is said to be one (a black-box probe got
+// "malformed HTTP request: bad version" for HTTP/1.2); the body names it.
+TEST_F(HttpServerTest, AnUnsupportedHttpVersionIsJson505) {
+  Start(DefaultOptions());
+  for (std::string version : {"HTTP/2.0", "HTTP/1.2", "HTTP/0.9"}) {
+    SCOPED_TRACE(version);
+    auto client = Connect();
+    ASSERT_FALSE(client->WriteRaw("GET /echo " + version + "\r\nHost: h\r\n\r\n"));
+    Response r;
+    beast::error_code ec = client->Read(&r);
+    ASSERT_FALSE(ec) << ec.message();
+    ExpectJsonError(r, 505, "http_version_not_supported");
+    EXPECT_THAT(r.body(), HasSubstr(version));
     EXPECT_TRUE(client->WaitForClose());
   }
 }

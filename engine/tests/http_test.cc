@@ -196,6 +196,24 @@ TEST(PercentDecodeTest, DecodesValidEscapes) {
   EXPECT_EQ(decode("%FF"), "\xff");
 }
 
+TEST(DecodeUnreservedEscapesTest, DecodesOnlyUnreservedCharactersOfThePath) {
+  auto decode = [](std::string_view s) { return DecodeUnreservedEscapes(s).value_or("UNCHANGED"); };
+  EXPECT_EQ(decode("/%65vents/a.com/%64elivered"), "/events/a.com/delivered");
+  EXPECT_EQ(decode("/%41%7a%30%2D%2e%5F%7E"), "/Az0-._~");
+  // Reserved and other bytes stay escaped: %2F is no separator.
+  EXPECT_EQ(decode("/events%2Fa.com/%64elivered"), "/events%2Fa.com/delivered");
+  EXPECT_EQ(decode("/domains/b%C3%BCcher.de"), "UNCHANGED");
+  EXPECT_EQ(decode("/a%25%36%35"), "/a%2565") << "decoded once only";
+  // Malformed escapes are left for the handlers to refuse.
+  EXPECT_EQ(decode("/%zz/%6"), "UNCHANGED");
+  EXPECT_EQ(decode("/%6/%65"), "/%6/e");
+  // The query is not the path.
+  EXPECT_EQ(decode("/healthz?x=%65"), "UNCHANGED");
+  EXPECT_EQ(decode("/%68ealthz?x=%65"), "/healthz?x=%65");
+  EXPECT_EQ(decode("/events"), "UNCHANGED");
+  EXPECT_EQ(decode(""), "UNCHANGED");
+}
+
 TEST(PercentDecodeTest, RejectsMalformedEscapes) {
   for (const char* bad : {"%zz", "%4", "%", "abc%", "abc%4", "%G0", "%0G", "%%41", "a%-1"}) {
     SCOPED_TRACE(bad);

@@ -70,6 +70,30 @@ TEST(HttpWireTest, ParserErrorsAreJsonErrorsAndTransportErrorsAreNot) {
     EXPECT_THAT(bad->body, HasSubstr(R"("code":"bad_request")"));
   }
   EXPECT_FALSE(MalformedRequestResponse(options, boost::asio::error::connection_reset));
+  // A well-formed version Beast does not take.
+  auto version = MalformedRequestResponse(options, http::error::bad_version,
+                                          /*request_line_read=*/true, "HTTP/2.0");
+  ASSERT_TRUE(version.has_value());
+  EXPECT_EQ(version->status, 505);
+  EXPECT_THAT(version->body, HasSubstr(R"("code":"http_version_not_supported")"));
+  EXPECT_THAT(version->body, HasSubstr("HTTP/2.0 is not supported"));
+}
+
+TEST(HttpWireTest, UnsupportedHttpVersionNamesAWellFormedVersionOtherThan10And11) {
+  EXPECT_EQ(UnsupportedHttpVersion("GET / HTTP/2.0\r\nHost: h\r\n\r\n"), "HTTP/2.0");
+  EXPECT_EQ(UnsupportedHttpVersion("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), "HTTP/2.0");
+  EXPECT_EQ(UnsupportedHttpVersion("GET /a HTTP/1.2\n"), "HTTP/1.2");
+  EXPECT_EQ(UnsupportedHttpVersion("GET /a HTTP/0.9"), "HTTP/0.9");
+  EXPECT_EQ(UnsupportedHttpVersion("GET /a HTTP/1.1\r\n"), "");
+  EXPECT_EQ(UnsupportedHttpVersion("GET /a HTTP/1.0\r\n"), "");
+  // Not a version at all: Beast's 400 stands.
+  EXPECT_EQ(UnsupportedHttpVersion("GET /a HTTP/x.y\r\n"), "");
+  EXPECT_EQ(UnsupportedHttpVersion("GET /a HTTP/10.0\r\n"), "");
+  EXPECT_EQ(UnsupportedHttpVersion("GET /a HTTP/2.0x\r\n"), "");
+  EXPECT_EQ(UnsupportedHttpVersion("garbage"), "");
+  EXPECT_EQ(UnsupportedHttpVersion(""), "");
+  // Only the request line is read.
+  EXPECT_EQ(UnsupportedHttpVersion("GET /a b\r\nX: HTTP/2.0\r\n"), "");
 }
 
 // Beast parses the request line only when its first look holds all of it;

@@ -134,6 +134,16 @@ TEST_F(ServeBadInputTest, AnOversizedUrlIs414) {
   ExpectJsonError(r, 414, "uri_too_long");
 }
 
+// An HTTP/2 client's preface (with prior knowledge) is told the version is
+// not spoken, in JSON, rather than that its request is malformed.
+TEST_F(ServeBadInputTest, AnHttp2PrefaceIs505) {
+  std::string reply =
+      RawExchange(server_->port(), "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", std::chrono::seconds(5));
+  EXPECT_THAT(reply, StartsWith("HTTP/1.1 505"));
+  EXPECT_THAT(reply, HasSubstr("\"code\":\"http_version_not_supported\""));
+  EXPECT_THAT(reply, HasSubstr("HTTP/2.0 is not supported"));
+}
+
 TEST_F(ServeBadInputTest, GarbageRequestIs400) {
   std::string reply =
       RawExchange(server_->port(), "THIS IS NOT HTTP\r\n\r\n", std::chrono::seconds(5));

@@ -121,4 +121,11 @@ std::vector<std::string_view> SplitPath(std::string_view path);
 // escape. '+' is left as is (it is only special in query strings).
 Result<std::string> PercentDecode(std::string_view segment);
 
+// `target` with the %XX escapes of unreserved characters (letters, digits,
+// '-', '.', '_', '~') in its path decoded, which RFC 3986, 6.2.2.2 says
+// name the same resource: `/%65vents` is `/events`. Other escapes (`%2F`
+// stays a byte of a segment, not a separator), malformed ones and the
+// query are left as they are. nullopt when there is nothing to decode.
+std::optional<std::string> DecodeUnreservedEscapes(std::string_view target);
+
 }  // namespace catchall
