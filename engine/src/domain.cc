@@ -2,7 +2,9 @@
 
 #include <fmt/format.h>
 #include <idn2.h>
+#include <simdjson.h>
 
+#include <cstdint>
 #include <cstdlib>
 #include <memory>
 
@@ -17,14 +19,45 @@ bool IsAsciiLetterOrDigit(unsigned char c) {
   return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
 }
 
+// The length of the well-formed UTF-8 sequence of a visible character
+// (U+00A0 and above) at the start of `s`, or 0. Invisible and
+// direction-changing characters (C1 controls, General Punctuation's
+// spaces, joiners, separators and bidi controls, the BOM, specials) count
+// as not visible: a message shows them escaped, as it does bytes that are
+// not UTF-8.
+size_t VisibleUtf8(std::string_view s) {
+  const auto lead = static_cast<unsigned char>(s[0]);
+  const size_t n = lead >= 0xc2 && lead <= 0xdf   ? 2
+                   : lead >= 0xe0 && lead <= 0xef ? 3
+                   : lead >= 0xf0 && lead <= 0xf4 ? 4
+                                                  : 0;
+  if (n == 0 || n > s.size() || !simdjson::validate_utf8(s.data(), n)) return 0;
+  uint32_t cp = lead & (0x7f >> n);
+  for (size_t i = 1; i < n; ++i) cp = (cp << 6) | (static_cast<unsigned char>(s[i]) & 0x3f);
+  const bool invisible =
+      cp < 0xa0 || (cp >= 0x2000 && cp <= 0x206f) || cp == 0xfeff || (cp >= 0xfff0 && cp <= 0xffff);
+  return invisible ? 0 : n;
+}
+
+// `s` for an error message: ASCII letters, digits and punctuation, and
+// visible non-ASCII characters, as they are; every other byte as \xNN
+// (a quote and a backslash too, so that the message stays readable once
+// JSON-escaped). At most 80 bytes, then "...".
 std::string Printable(std::string_view s) {
   constexpr size_t kMaxShown = 80;
   std::string out;
-  for (unsigned char c : s.substr(0, kMaxShown)) {
+  const std::string_view shown = s.substr(0, kMaxShown);
+  for (size_t i = 0; i < shown.size();) {
+    const auto c = static_cast<unsigned char>(shown[i]);
     if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
       out.push_back(static_cast<char>(c));
+      ++i;
+    } else if (size_t n = c >= 0x80 ? VisibleUtf8(shown.substr(i)) : 0; n > 0) {
+      out.append(shown.substr(i, n));
+      i += n;
     } else {
       out += fmt::format("\\x{:02x}", c);
+      ++i;
     }
   }
   if (s.size() > kMaxShown) out += "...";

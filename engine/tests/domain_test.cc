@@ -10,6 +10,7 @@ namespace {
 
 using ::testing::AnyOf;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 // The normalized form of `input`, or "ERROR: <message>".
 std::string Norm(std::string_view input) {
@@ -209,6 +210,28 @@ TEST(NormalizeDomainTest, RejectsInvalidUtf8) {
   EXPECT_THAT(ErrorOf("\xc0\xae.com"), HasSubstr("\\xc0\\xae"));  // overlong '.'
   EXPECT_THAT(ErrorOf("\xed\xa0\x80.com"),
               HasSubstr("not a valid internationalized"));  // surrogate
+}
+
+// A message shows what the client sent: valid UTF-8 as it is (a probe
+// read 'b\xc3\xbccher-.de' for bücher-.de), bytes that are not UTF-8 and
+// invisible characters escaped.
+TEST(NormalizeDomainTest, MessagesShowVisibleCharactersAndEscapeTheRest) {
+  EXPECT_THAT(ErrorOf("bücher-.de"), HasSubstr("'bücher-.de'"));
+  EXPECT_THAT(ErrorOf("пример-.рф"), HasSubstr("'пример-.рф'"));
+  EXPECT_THAT(ErrorOf("例え.テスト/x"), HasSubstr("例え.テスト/x"));
+  EXPECT_THAT(ErrorOf("a\U0001F600b-.com"), HasSubstr("a\U0001F600b"));  // 4 bytes
+  EXPECT_THAT(ErrorOf("b\xc3(.com"), HasSubstr("b\\xc3(.com"));
+  EXPECT_THAT(ErrorOf("a\xc2\x85"
+                      "b.com"),
+              HasSubstr("a\\xc2\\x85b"));                                 // C1 control
+  EXPECT_THAT(ErrorOf("a\u200bb-.com"), HasSubstr("a\\xe2\\x80\\x8bb"));  // zero width
+  EXPECT_THAT(ErrorOf("a\u202eb-.com"), HasSubstr("a\\xe2\\x80\\xaeb"));  // bidi override
+  EXPECT_THAT(ErrorOf("a\ufeffb-.com"), HasSubstr("a\\xef\\xbb\\xbfb"));  // BOM
+  // Cut at 80 bytes, never inside a character.
+  std::string long_name = std::string(79, 'a') + "ü" + std::string(300, 'b') + ".com";
+  std::string error = ErrorOf(long_name);
+  EXPECT_THAT(error, HasSubstr(std::string(79, 'a') + "\\xc3..."));
+  EXPECT_THAT(error, Not(HasSubstr("ü")));
 }
 
 TEST(NormalizeDomainTest, RejectsCodePointsIdnaDisallows) {
