@@ -24,11 +24,13 @@
 // handler returns, like the real logs) and "X-Fuzz-Store: fail".
 #include <simdjson.h>
 
+#include <algorithm>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <iterator>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -318,6 +320,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static Node node;
   const auto* bytes = reinterpret_cast<const char*>(data);
   size_t pos = 0;
+  // How much of the input has arrived. The server's reads deliver a
+  // request in pieces (a new connection's first read is 512 bytes), and
+  // Beast then meets a request line or a header block split across them:
+  // it parses the line only if its first look holds all of it, which the
+  // 414 answer depends on (RequestLineRead). The piece size follows from
+  // the input's size, so that mutations explore each.
+  constexpr size_t kPieces[] = {3, 64, 512, SIZE_MAX};
+  const size_t piece = kPieces[size % std::size(kPieces)];
+  size_t arrived = std::min(size, piece);
   for (int served = 0; served < kMaxRequestsPerInput; ++served) {
     // A fresh parser per request, as the server's session makes one.
     BeastRequestParser parser;
@@ -325,10 +336,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     parser.eager(true);
     // As the session does: empty lines before a request line are skipped.
     while (pos < size && (bytes[pos] == '\r' || bytes[pos] == '\n')) ++pos;
+    arrived = std::max(arrived, pos);
     beast::error_code ec;
     bool framing_checked = false;
     while (!ec && !parser.is_done()) {
-      size_t used = parser.put(boost::asio::buffer(bytes + pos, size - pos), ec);
+      size_t used = parser.put(boost::asio::buffer(bytes + pos, arrived - pos), ec);
       pos += used;
       if (!ec && parser.is_header_done() && !framing_checked) {
         // The session answers what the headers alone refuse before reading
@@ -341,6 +353,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         }
       }
       if (!ec && used == 0 && !parser.is_done()) ec = http::error::need_more;
+      if (ec == http::error::need_more && arrived < size) {
+        ec = {};  // the next read: the unconsumed bytes, with more behind them
+        arrived = size - arrived <= piece ? size : arrived + piece;
+        continue;
+      }
       if (ec == http::error::need_more) {
         // The parser has seen every byte left and needs more (Beast must
         // then be given more than before, as the server's reads do): the
@@ -354,7 +371,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       }
     }
     if (ec) {
-      const std::string_view unparsed(bytes + pos, size - pos);
+      const std::string_view unparsed(bytes + pos, arrived - pos);  // the server's buffer
       auto refusal = MalformedRequestResponse(
           node.limits, ec, RequestLineRead(parser, unparsed, node.limits.header_limit),
           UnsupportedHttpVersion(unparsed));
