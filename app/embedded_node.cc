@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <map>
+
 #include "engine/kv_store.h"
 #include "engine/local_log.h"
 #include "engine/store_metrics.h"
@@ -46,6 +48,20 @@ Status EmbeddedNode::Open() {
         kept, c.partitions);
   }
   counters_ = std::make_unique<CounterStore>(store_.get(), std::string(kEventsTopic));
+  // A damaged data dir (a cut MANIFEST, files copied in part) can open with
+  // the counters and the log's offsets from different moments: refuse it
+  // rather than serve counts that are wrong from then on.
+  std::map<int32_t, int64_t> ends;
+  for (int32_t p = 0; p < log_->PartitionCount(kEventsTopic); ++p) {
+    ends[p] = log_->EndOffset(kEventsTopic, p);
+  }
+  if (Status s = counters_->CheckAgainstLog(log_->Committed(c.group_id, kEventsTopic), ends);
+      !s.ok()) {
+    return Status::Corruption(
+        fmt::format("the data dir '{}' is damaged: {}. Restore it from a backup (docs/"
+                    "operations.md, \"A damaged data dir\")",
+                    c.data_dir, s.message()));
+  }
 
   // The state shares the log's store, so each commit writes the counters,
   // ids and offsets in one atomic write with its dead letters.

@@ -117,6 +117,30 @@ void CounterStore::PutCheckpoint(int32_t partition, const StateCheckpoint& check
   if (checkpoint.ids_offset >= 0) put("ids/" + key, checkpoint.ids_offset);
 }
 
+Status CounterStore::CheckAgainstLog(const std::map<int32_t, int64_t>& committed,
+                                     const std::map<int32_t, int64_t>& ends) const {
+  for (const auto& [partition, end] : ends) {
+    Result<StateCheckpoint> checkpoint = ReadCheckpoint(partition);
+    if (!checkpoint.ok()) return checkpoint.status();
+    const int64_t counted = checkpoint->events_offset;
+    auto group = committed.find(partition);
+    if (group != committed.end() && group->second >= 0 && group->second != counted) {
+      return Status::Corruption(fmt::format(
+          "partition {}'s counters reflect the events below offset {}, but the log records "
+          "them counted up to offset {}; the two are written together, so the data dir's files "
+          "were damaged or restored in part, and counting on would count events twice or never",
+          partition, counted, group->second));
+    }
+    if (counted > end) {
+      return Status::Corruption(fmt::format(
+          "partition {}'s counters reflect the events below offset {}, but the log ends at "
+          "offset {}; the log's files were damaged or restored in part",
+          partition, counted, end));
+    }
+  }
+  return Status::Ok();
+}
+
 uint64_t CounterStore::ApproximateDomains() const { return store_->EstimateKeys(counts_); }
 
 uint64_t CounterStore::ApproximateBytes() const {

@@ -3,6 +3,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -13,6 +14,7 @@ namespace catchall {
 namespace {
 
 using ::testing::ElementsAre;
+using ::testing::HasSubstr;
 using namespace std::chrono_literals;
 
 class CounterStoreTest : public ::testing::Test {
@@ -57,6 +59,34 @@ class CounterStoreTest : public ::testing::Test {
   std::unique_ptr<CounterStore> counters_;
   std::unique_ptr<CounterStore> other_;  // same store, another source topic
 };
+
+// Embedded mode: the checkpoints and the group's offsets are written
+// together, so a difference means damaged files (a black-box probe cut the
+// MANIFEST, and the restarted server counted every event a second time).
+TEST_F(CounterStoreTest, CheckAgainstLogRefusesCheckpointsTheLogDisagreesWith) {
+  KvWriteBatch batch;
+  counters_->PutCheckpoint(0, StateCheckpoint{1907, -1, -1}, &batch);
+  counters_->PutCheckpoint(1, StateCheckpoint{5, -1, -1}, &batch);
+  Write(&batch);
+  const std::map<int32_t, int64_t> ends = {{0, 2000}, {1, 5}, {2, 0}};
+  EXPECT_TRUE(counters_->CheckAgainstLog({{0, 1907}, {1, 5}}, ends).ok());
+  // A partition without a committed offset predates them (an upgrade).
+  EXPECT_TRUE(counters_->CheckAgainstLog({{0, 1907}}, ends).ok());
+  EXPECT_TRUE(counters_->CheckAgainstLog({}, ends).ok());
+
+  Status behind = counters_->CheckAgainstLog({{0, 1907}, {1, 5}, {2, 3}}, ends);
+  EXPECT_EQ(behind.code(), Code::kCorruption);
+  EXPECT_THAT(behind.message(), HasSubstr("partition 2's counters reflect the events below "
+                                          "offset 0, but the log records them counted up to "
+                                          "offset 3"));
+  Status ahead = counters_->CheckAgainstLog({{0, 1000}}, ends);
+  EXPECT_EQ(ahead.code(), Code::kCorruption);
+  EXPECT_THAT(ahead.message(), HasSubstr("below offset 1907"));
+  // Counters past the log's end: the log lost records they counted.
+  Status past = counters_->CheckAgainstLog({}, {{0, 1500}});
+  EXPECT_EQ(past.code(), Code::kCorruption);
+  EXPECT_THAT(past.message(), HasSubstr("but the log ends at offset 1500"));
+}
 
 TEST_F(CounterStoreTest, UnknownDomainHasZeroCounts) {
   EXPECT_EQ(Get("never.example"), (DomainCounts{0, 0}));
