@@ -25,6 +25,7 @@ Status OpenStore(Env* env, const Config& config, std::vector<ColumnSpec> columns
   options.background_write_rate = config.compaction_rate_mb << 20;
   options.compaction_low_priority = config.compaction_low_priority;
   options.flush_low_priority = config.flush_low_priority;
+  options.recover_damaged_wal = config.recover_damaged_wal;
   options.columns = std::move(columns);
   Status s = env->OpenStore(options, store);
   // RocksDB's LOCK file held by another process: RocksDB says "While lock
@@ -35,6 +36,14 @@ Status OpenStore(Env* env, const Config& config, std::vector<ColumnSpec> columns
     return Status::FailedPrecondition(
         fmt::format("data directory '{}' is in use by another catchall process ({})",
                     config.data_dir, s.message()));
+  }
+  if (s.code() == Code::kCorruption) {
+    return Status::Corruption(fmt::format(
+        "{}. The data dir's files are damaged: restore it from a backup; if only the "
+        "write-ahead log (its *.log files) is, `--set storage.recover_damaged_wal=true` starts "
+        "with the writes before the damage and drops the rest (docs/operations.md, \"A damaged "
+        "data dir\")",
+        s.message()));
   }
   return s;
 }

@@ -325,7 +325,9 @@ Status RocksKvStore::Open(const KvStoreOptions& options, std::unique_ptr<KvStore
   db_options.info_log =
       std::make_shared<RocksInfoLog>(options.path, db_options.max_log_file_size,
                                      db_options.keep_log_file_num, db_options.info_log_level);
-  db_options.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
+  db_options.wal_recovery_mode = options.recover_damaged_wal
+                                     ? rocksdb::WALRecoveryMode::kPointInTimeRecovery
+                                     : rocksdb::WALRecoveryMode::kTolerateCorruptedTailRecords;
   // Writers insert into the memtables side by side, so that a small write
   // (a group commit of PUTs) does not wait for a large one (a commit of
   // thousands of counters) to finish its inserts. The price is that a

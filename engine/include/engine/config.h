@@ -51,6 +51,10 @@ struct Config {
   uint64_t compaction_rate_mb = 0;
   bool compaction_low_priority = true;
   bool flush_low_priority = false;
+  // storage.recover_damaged_wal: open a store whose write-ahead log is
+  // damaged before its end, keeping the writes before the damage and
+  // dropping the rest (KvStoreOptions::recover_damaged_wal).
+  bool recover_damaged_wal = false;
   // aggregate.ids_log_batches, declared here to fill the padding after the
   // flag above (clang-analyzer's padding check). Cluster mode: the ids log
   // in batch records (AggregationOptions says why a rolling upgrade turns
