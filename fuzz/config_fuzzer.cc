@@ -42,6 +42,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string dumped = DumpConfig(*config);
   Result<Config> reloaded = LoadConfigText(dumped, "dumped.toml", {});
   FUZZ_CHECK(reloaded.ok(), dumped + "\n" + reloaded.status().ToString());
-  FUZZ_CHECK(DumpConfig(*reloaded) == dumped, dumped);
+  // Secrets are dumped as comments (never printed), so they do not read back.
+  FUZZ_CHECK(DumpConfig(*reloaded) == DumpConfig(WithoutSecrets(*config)), dumped);
   return 0;
 }

@@ -486,6 +486,8 @@ std::string DumpConfig(const Config& config) {
     bool quoted = s.key.find("listen") != std::string::npos || !IsTomlInteger(value);
     if (value == "true" || value == "false") quoted = false;
     out << "# " << s.help << " (env " << s.env << ")\n";
+    // Unset, the count is the data dir's; read back, this line would set it.
+    if (s.key == "log.partitions" && !config.partitions_given) out << "# (unset) ";
     out << s.key.substr(dot + 1) << " = " << (quoted ? TomlString(value) : value) << "\n";
   }
   for (const PassThrough& p : kPassThroughs) {
@@ -493,12 +495,22 @@ std::string DumpConfig(const Config& config) {
     if (properties.empty()) continue;
     out << "\n[" << p.prefix.substr(0, p.prefix.size() - 1) << "]\n";
     for (const auto& [name, value] : properties) {
-      out << TomlString(name) << " = "
-          << (IsSecretProperty(name) ? TomlString("(secret, not shown)") : TomlString(value))
-          << "\n";
+      if (IsSecretProperty(name)) {
+        out << "# " << TomlString(name) << " = (a secret, not shown: set it where this is used)\n";
+      } else {
+        out << TomlString(name) << " = " << TomlString(value) << "\n";
+      }
     }
   }
   return out.str();
+}
+
+Config WithoutSecrets(Config config) {
+  for (const PassThrough& p : kPassThroughs) {
+    std::erase_if(config.*p.field,
+                  [](const auto& property) { return IsSecretProperty(property.first); });
+  }
+  return config;
 }
 
 bool IsSecretProperty(std::string_view name) {

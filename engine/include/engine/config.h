@@ -159,9 +159,17 @@ Status ValidateConfig(const Config& config);
 // pass-through ones): what `catchall serve` would silently ignore.
 std::vector<std::string> ClusterOnlySettings(const Config& config);
 
-// The effective configuration as TOML (for `catchall config`). Values of
-// pass-through properties that hold secrets are masked.
+// The effective configuration as TOML (for `catchall config`), which
+// reads back as the same configuration but for two things left as
+// comments: log.partitions when it was not given (a data dir then keeps
+// its own count, and a given one must match it), and pass-through
+// properties that hold secrets (their values are not printed; reading a
+// mask back would have set it as the password).
 std::string DumpConfig(const Config& config);
+
+// `config` without the pass-through properties that hold secrets: what a
+// dump of it reads back as.
+Config WithoutSecrets(Config config);
 
 // True for a librdkafka property whose value is a secret (passwords, keys,
 // tokens): never printed, logged or exported.
