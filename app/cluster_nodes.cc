@@ -222,6 +222,7 @@ Status AggregatorNode::Open() {
 
 Status AggregatorNode::Readiness() const {
   CATCHALL_RETURN_IF_ERROR(store_->WriteHealth());
+  CATCHALL_RETURN_IF_ERROR(store_->ReadHealth());
   // Errors first (no broker, low disk, aborted commits): a member that lost
   // its partitions in a broker outage said "joining the consumer group"
   // instead of why (a review, thirteenth session).
@@ -295,6 +296,7 @@ Status QueryNode::Open() {
 
 Status QueryNode::Readiness() const {
   CATCHALL_RETURN_IF_ERROR(store_->WriteHealth());
+  CATCHALL_RETURN_IF_ERROR(store_->ReadHealth());
   CATCHALL_RETURN_IF_ERROR(materializer_->Health());
   if (!materializer_->ready()) return Status::Unavailable("catching up with the changelog");
   return Status::Ok();

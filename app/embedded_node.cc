@@ -96,6 +96,7 @@ Status EmbeddedNode::Open() {
 
 Status EmbeddedNode::Readiness() const {
   CATCHALL_RETURN_IF_ERROR(store_->WriteHealth());
+  CATCHALL_RETURN_IF_ERROR(store_->ReadHealth());
   CATCHALL_RETURN_IF_ERROR(log_->Appender(kEventsTopic)->Health());
   CATCHALL_RETURN_IF_ERROR(aggregation_->Health());
   if (!aggregation_->ready()) {

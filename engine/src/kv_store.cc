@@ -197,6 +197,10 @@ class RocksKvStore final : public KvStore {
                                                      ? "free disk space and restart catchall"
                                                      : "restart catchall once the cause is fixed"));
   }
+  Status ReadHealth() const override {
+    std::lock_guard<std::mutex> lock(failure_mu_);
+    return read_failure_;
+  }
   std::unique_ptr<KvIterator> NewIterator(Column column, std::string lower,
                                           std::string upper) const override;
   Status Flush() override;
@@ -224,8 +228,12 @@ class RocksKvStore final : public KvStore {
   // Where IngestSorted writes its table files before RocksDB takes them.
   std::string ingest_dir_;
   std::atomic<uint64_t> ingest_files_{0};
+  // Records a Corruption `read` met in read_failure_; returns `read`.
+  Status NoteRead(Status read) const;
+
   mutable std::mutex failure_mu_;
-  Status write_failure_;  // GUARDED_BY(failure_mu_)
+  Status write_failure_;         // GUARDED_BY(failure_mu_)
+  mutable Status read_failure_;  // GUARDED_BY(failure_mu_)
 };
 
 namespace {
@@ -426,7 +434,19 @@ Status RocksKvStore::Open(const KvStoreOptions& options, std::unique_ptr<KvStore
 }
 
 Status RocksKvStore::Get(Column column, std::string_view key, std::string* value) const {
-  return FromRocks(db_->Get(rocksdb::ReadOptions(), Cf(column), ToSlice(key), value));
+  return NoteRead(FromRocks(db_->Get(rocksdb::ReadOptions(), Cf(column), ToSlice(key), value)));
+}
+
+Status RocksKvStore::NoteRead(Status read) const {
+  if (read.code() != Code::kCorruption) return read;
+  std::lock_guard<std::mutex> lock(failure_mu_);
+  if (read_failure_.ok()) {
+    read_failure_ = Status::Corruption(
+        fmt::format("{}; the data dir is damaged: restore it (docs/operations.md, \"A damaged "
+                    "data dir\")",
+                    read.message()));
+  }
+  return read;
 }
 
 Status RocksKvStore::MultiGet(Column column, const std::vector<std::string_view>& keys,
@@ -470,7 +490,7 @@ Status RocksKvStore::MultiGet(Column column, const std::vector<std::string_view>
       }
     }
   }
-  return first;
+  return NoteRead(first);
 }
 
 Status RocksKvStore::Write(KvWriteBatch* batch) {
@@ -494,10 +514,15 @@ Status RocksKvStore::Write(KvWriteBatch* batch) {
   if (s.code() == Code::kNoSpace || s.code() == Code::kIoError) {
     std::lock_guard<std::mutex> lock(failure_mu_);
     if (write_failure_.ok()) {
-      write_failure_ =
-          Status(s.code(), fmt::format("{}; the store takes no more writes until catchall is "
-                                       "restarted with space on the disk",
-                                       s.message()));
+      // The cause in the operator's words: a probe's read-only data dir
+      // (EPERM) was told to find space on the disk.
+      write_failure_ = Status(
+          s.code(), fmt::format("{}; the store takes no more writes until catchall is restarted {}",
+                                s.message(),
+                                s.code() == Code::kNoSpace
+                                    ? "with space on the disk"
+                                    : "once the data dir is writable again (the disk, its "
+                                      "permissions, its mount)"));
     }
   }
   return s;

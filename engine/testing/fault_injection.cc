@@ -253,6 +253,7 @@ class OwningFaultInjectionKvStore final : public KvStore {
     return twin_.IngestSorted(runs);
   }
   Status WriteHealth() const override { return twin_.WriteHealth(); }
+  Status ReadHealth() const override { return twin_.ReadHealth(); }
   std::unique_ptr<KvIterator> NewIterator(Column c, std::string lower,
                                           std::string upper) const override {
     return twin_.NewIterator(c, std::move(lower), std::move(upper));

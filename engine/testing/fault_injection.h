@@ -128,6 +128,7 @@ class FaultInjectionKvStore final : public KvStore {
   // A write too (FaultPoint::kStoreWrite).
   Status IngestSorted(const std::vector<SortedRun>& runs) override;
   Status WriteHealth() const override { return base_->WriteHealth(); }
+  Status ReadHealth() const override { return base_->ReadHealth(); }
   std::unique_ptr<KvIterator> NewIterator(Column column, std::string lower,
                                           std::string upper) const override {
     return base_->NewIterator(column, std::move(lower), std::move(upper));

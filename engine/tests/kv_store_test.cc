@@ -228,6 +228,39 @@ TEST_F(KvStoreTest, AWalCutInItsLastRecordOpensWithoutIt) {
   EXPECT_EQ(Get(plain_, "k019"), "<not found>");
 }
 
+// A table file that does not read back makes the reads that reach it
+// Corruption, and the store says so from then on (a node's /readyz reads
+// it): a probe flipped a byte of the counters' file and /readyz said ready
+// while every GET failed.
+TEST_F(KvStoreTest, AReadThatMeetsADamagedTableMakesTheStoreUnhealthyForReads) {
+  Open();
+  for (int i = 0; i < 100; ++i) Put(plain_, fmt::format("k{:03}", i), std::string(100, 'v'));
+  ASSERT_TRUE(store_->Flush().ok());
+  store_.reset();
+  std::string table;
+  for (const auto& entry : std::filesystem::directory_iterator(dir_.path() + "/db")) {
+    if (entry.path().extension() == ".sst") table = entry.path().string();
+  }
+  ASSERT_FALSE(table.empty());
+  {
+    std::fstream f(table, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekg(100);  // in the first data block
+    char byte = 0;
+    f.get(byte);
+    f.seekp(100);
+    f.put(static_cast<char>(byte ^ 0xff));
+  }
+  Open();
+  EXPECT_TRUE(store_->ReadHealth().ok()) << "nothing read yet";
+  std::string value;
+  Status read = store_->Get(plain_, "k000", &value);
+  ASSERT_EQ(read.code(), Code::kCorruption) << read.ToString();
+  Status health = store_->ReadHealth();
+  EXPECT_EQ(health.code(), Code::kCorruption);
+  EXPECT_THAT(health.message(), HasSubstr("the data dir is damaged"));
+  EXPECT_TRUE(store_->WriteHealth().ok()) << "writes still go on";
+}
+
 TEST_F(KvStoreTest, MalformedMergeOperandIsAnErrorNotAWrongSum) {
   Open();
   Merge(counters_, "bad", Counters({1}));

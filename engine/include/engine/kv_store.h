@@ -181,6 +181,12 @@ class KvStore {
   virtual Status IngestSorted(const std::vector<SortedRun>& runs) = 0;
   // OK, or the disk error that stopped writes until the process restarts.
   virtual Status WriteHealth() const = 0;
+  // OK, or the first Corruption a Get or MultiGet met (a table file that
+  // does not read back: a damaged disk or file). It stays: the file does
+  // not heal, so a node reports itself not ready rather than keep
+  // answering 503 to every lookup that reaches it (a probe's /readyz said
+  // ready while every GET failed).
+  virtual Status ReadHealth() const = 0;
   // `lower`/`upper` bound the iteration (empty: unbounded).
   virtual std::unique_ptr<KvIterator> NewIterator(Column column, std::string lower = {},
                                                   std::string upper = {}) const = 0;
