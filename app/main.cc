@@ -186,12 +186,15 @@ int RunNode(catchall::Node& node, const std::string& port_file) {
 
 template <typename NodeType>
 int RunRole(const CommonFlags& flags, std::string_view command) {
+  // First, before the node starts any thread: a SIGHUP (a `systemctl
+  // reload`) while the config was read killed the process (a probe sent
+  // one 5 ms after the start); blocked, it waits for the reload loop.
+  catchall::BlockTerminationSignals();
   WarnUnusedFlags(flags, command);
   auto config = BuildConfig(flags);
   if (!config.ok()) return Fail(config.status().message());
   catchall::SetupLogging(config->log_level);
   catchall::RaiseOpenFileLimit(*config);
-  catchall::BlockTerminationSignals();  // before the node starts any thread
   NodeType node(*config);
   return RunNode(node, flags.port_file);
 }
@@ -262,6 +265,15 @@ int RunKeysHash(const std::string& scopes) {
   std::string key;
   std::getline(std::cin, key);
   if (!key.empty() && key.back() == '\r') key.pop_back();
+  // One key per run: a second line was dropped without a word (a probe).
+  std::string rest;
+  while (std::getline(std::cin, rest)) {
+    if (rest.find_first_not_of(" \t\r") != std::string::npos) {
+      return Fail(
+          "stdin holds more than one line: give one key per run (its hash is one line "
+          "of the key file)");
+    }
+  }
   std::string_view token;
   std::string_view why;
   const std::string header = "Bearer " + key;

@@ -374,6 +374,11 @@ TEST(KeysHashTest, RefusesAKeyNoClientCouldSend) {
   EXPECT_EQ(RunProgram({ServerProcess::BinaryPath(), "keys", "hash", "--scopes", ""}, "k", &out),
             1);
   EXPECT_THAT(out, HasSubstr("--scopes is empty"));
+  // Two keys at once: refused, not the first hashed and the second dropped.
+  EXPECT_EQ(RunProgram({ServerProcess::BinaryPath(), "keys", "hash"}, "abc\ndef\n", &out), 1);
+  EXPECT_THAT(out, HasSubstr("more than one line"));
+  // A trailing empty line is no second key.
+  EXPECT_EQ(RunProgram({ServerProcess::BinaryPath(), "keys", "hash"}, "abc\n\n", &out), 0) << out;
 }
 
 TEST(KeysHashTest, PrintsTheSha256sumOfTheKeyWithItsScopes) {
