@@ -32,7 +32,8 @@ Status OpenStore(Env* env, const Config& config, std::vector<ColumnSpec> columns
   // file" only when taking the lock (fcntl) failed; failing to open the
   // file (a read-only file system, a directory in its place) says "while
   // open a file for lock", and that message says what it is.
-  if (!s.ok() && s.message().find("While lock file") != std::string::npos) {
+  if (!s.ok() && (s.message().find("While lock file") != std::string::npos ||
+                  s.message().find("the directory is locked") != std::string::npos)) {
     return Status::FailedPrecondition(
         fmt::format("data directory '{}' is in use by another catchall process ({})",
                     config.data_dir, s.message()));

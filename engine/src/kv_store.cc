@@ -1,5 +1,6 @@
 #include "engine/kv_store.h"
 
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <rocksdb/cache.h>
 #include <rocksdb/compaction_filter.h>
@@ -12,12 +13,16 @@
 #include <rocksdb/sst_file_writer.h>
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <mutex>
+#include <system_error>
 
 #include "background_error_listener.h"
 #include "rocks_info_log.h"
@@ -171,7 +176,9 @@ class RocksKvStore final : public KvStore {
     if (db_) {
       for (auto* h : handles_) db_->DestroyColumnFamilyHandle(h).PermitUncheckedError();
       db_->Close().PermitUncheckedError();
+      db_.reset();
     }
+    if (dir_lock_ >= 0) close(dir_lock_);  // releases the directory's lock
   }
 
   Column GetColumn(std::string_view name) const override {
@@ -225,6 +232,7 @@ class RocksKvStore final : public KvStore {
   std::shared_ptr<BackgroundErrorListener> background_errors_;
   bool sync_ = false;
   bool disable_wal_ = false;
+  int dir_lock_ = -1;  // the data directory, flock()ed while the store is open
   // Where IngestSorted writes its table files before RocksDB takes them.
   std::string ingest_dir_;
   std::atomic<uint64_t> ingest_files_{0};
@@ -286,6 +294,20 @@ Status RocksKvStore::Open(const KvStoreOptions& options, std::unique_ptr<KvStore
         fmt::format("cannot create data directory '{}': {}", options.path, ec.message()));
   }
   std::unique_ptr<RocksKvStore> rep(new RocksKvStore());
+  // RocksDB locks its LOCK file; deleting that file let a second process
+  // open the same dir (a probe: both wrote, and the store then failed to
+  // open, its files gone under each other). A lock on the directory itself
+  // cannot be deleted away; held until the store is destroyed.
+  rep->dir_lock_ = open(options.path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (rep->dir_lock_ < 0 || flock(rep->dir_lock_, LOCK_EX | LOCK_NB) != 0) {
+    const int error = errno;
+    if (error == EWOULDBLOCK) {
+      return Status::FailedPrecondition(fmt::format(
+          "cannot open store '{}': the directory is locked by another process", options.path));
+    }
+    return Status::IoError(fmt::format("cannot open store '{}': cannot lock the directory: {}",
+                                       options.path, std::system_category().message(error)));
+  }
   rep->disable_wal_ = !options.write_ahead_log;
   rep->sync_ = options.sync_writes && options.write_ahead_log;
   rep->cache_ = rocksdb::NewLRUCache(options.block_cache_bytes);

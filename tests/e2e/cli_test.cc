@@ -268,6 +268,20 @@ TEST(CliTest, ServeRefusesADataDirInUse) {
   EXPECT_THAT(out, HasSubstr("in use by another catchall process"));
 }
 
+// RocksDB's lock is on its LOCK file: with the file deleted, a second
+// process opened the dir beside the first, and the store did not open
+// again after both stopped (a probe). The directory itself is locked too.
+TEST(CliTest, ServeRefusesADataDirInUseEvenWithoutItsLockFile) {
+  TempDir data;
+  ServerProcess first({"serve", "--data-dir", data.path()});
+  ASSERT_TRUE(first.WaitReady());
+  ASSERT_TRUE(std::filesystem::remove(data.path() + "/LOCK"));
+  std::string out;
+  EXPECT_EQ(RunBinary({"serve", "--data-dir", data.path(), "--listen", "127.0.0.1:0"}, &out), 1);
+  EXPECT_THAT(out, HasSubstr("in use by another catchall process"));
+  EXPECT_THAT(out, HasSubstr("the directory is locked"));
+}
+
 // A second process on a busy port opened (and created) its data dir, and a
 // second aggregator joined the group and fenced the running one's
 // transactional id, before it failed with "cannot listen" (found by a
