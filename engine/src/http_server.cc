@@ -1,9 +1,13 @@
 #include "engine/http_server.h"
 
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <poll.h>
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
@@ -15,6 +19,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
+#include <cerrno>
 #include <chrono>
 #include <mutex>
 #include <optional>
@@ -111,6 +116,11 @@ struct HttpServerImpl : std::enable_shared_from_this<HttpServerImpl> {
   // context only): at most one warning a second.
   uint64_t accept_failures_unlogged = 0;
   std::chrono::steady_clock::time_point accept_failure_logged{};
+  // A descriptor held in reserve (/dev/null, taken at Bind), given up for a
+  // moment to answer a queued client when none is left (ShedOneQueued).
+  int spare_fd = -1;
+  // What such a client is sent (plain HTTP only).
+  std::string out_of_descriptors;
   // Null when the server speaks plain HTTP. Set before Start, so reading the
   // pointer needs no lock (the context it hands out does, see TlsContext).
   std::unique_ptr<TlsContext> tls;
@@ -159,6 +169,12 @@ struct HttpServerImpl : std::enable_shared_from_this<HttpServerImpl> {
     accept_pause.emplace(contexts[0]->get_executor());
   }
 
+  ~HttpServerImpl() {
+    if (spare_fd >= 0) ::close(spare_fd);
+  }
+  HttpServerImpl(const HttpServerImpl&) = delete;
+  HttpServerImpl& operator=(const HttpServerImpl&) = delete;
+
   net::io_context& NextContext() {
     return *contexts[next_context.fetch_add(1, std::memory_order_relaxed) % contexts.size()];
   }
@@ -166,6 +182,7 @@ struct HttpServerImpl : std::enable_shared_from_this<HttpServerImpl> {
   void DoAccept();
   void OnAccept(beast::error_code ec, Socket socket);
   void OnAcceptFailed(const beast::error_code& ec);
+  bool ShedOneQueued();
 
   // The index of the context a socket was accepted onto.
   size_t ContextOf(Socket& socket) const {
@@ -779,6 +796,11 @@ void Admit(HttpServerImpl& server, size_t open, const std::shared_ptr<S>& sessio
 // most once a second with how many failed.
 void HttpServerImpl::OnAcceptFailed(const beast::error_code& ec) {
   if (probe) probe->OnAcceptFailed();
+  if ((ec == net::error::no_descriptors || ec.value() == ENFILE) && ShedOneQueued()) {
+    // One queued client answered; the next may be waiting too.
+    DoAccept();
+    return;
+  }
   ++accept_failures_unlogged;
   const auto now = std::chrono::steady_clock::now();
   if (now - accept_failure_logged >= std::chrono::seconds(1)) {
@@ -795,6 +817,37 @@ void HttpServerImpl::OnAcceptFailed(const beast::error_code& ec) {
     if (wait_ec || !self->acceptor->is_open()) return;
     self->DoAccept();
   });
+}
+
+// Out of descriptors, a queued client waited until one was freed, which
+// could be never: with `ulimit -n 20` the store held them all and no
+// connection was ever answered (a probe). The spare descriptor is given up
+// to accept one queued client, which is answered 503 too_many_connections
+// (with TLS, where a handshake would need more, only closed), and taken
+// back (libuv's trick). False when there is no spare or nobody queued: the
+// caller then pauses.
+bool HttpServerImpl::ShedOneQueued() {
+  if (spare_fd < 0) return false;
+  const int listener = acceptor->native_handle();
+  pollfd queued{listener, POLLIN, 0};
+  if (::poll(&queued, 1, 0) != 1) return false;  // accept4 must not block
+  ::close(spare_fd);
+  const int fd = ::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+  if (fd >= 0) {
+    // The request, if it came: read, so that closing sends FIN, not a reset
+    // that could discard the answer at the client.
+    std::array<char, 4096> drain{};
+    while (::recv(fd, drain.data(), drain.size(), MSG_DONTWAIT) > 0) {
+    }
+    if (!tls) {
+      [[maybe_unused]] ssize_t sent = ::send(
+          fd, out_of_descriptors.data(), out_of_descriptors.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    }
+    ::close(fd);
+    if (probe) probe->OnConnectionRejected();
+  }
+  spare_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  return fd >= 0;
 }
 
 void HttpServerImpl::OnAccept(beast::error_code ec, Socket socket) {
@@ -884,6 +937,14 @@ Status HttpServer::Bind() {
                                        impl_->options.port, ec.message()));
   }
   impl_->bound_port = acceptor.local_endpoint().port();
+  // Taken now, before the node opens its store: with a tight open-file
+  // limit, later may be too late.
+  impl_->spare_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  HttpResponse shed = HttpResponse::Error(
+      503, "too_many_connections",
+      "the server is out of file descriptors (its open-file limit, ulimit -n); retry shortly");
+  shed.headers.emplace_back("Retry-After", "1");
+  RenderResponse(shed, 11, /*keep_alive=*/false, /*head=*/false, &impl_->out_of_descriptors);
   return Status::Ok();
 }
 
