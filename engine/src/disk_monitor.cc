@@ -62,10 +62,15 @@ void DiskMonitor::Start(std::chrono::milliseconds interval) {
 void DiskMonitor::Sample() {
   Result<uint64_t> free = env_->FreeBytes(path_);
   if (!free.ok()) {
+    if (free.status().code() == Code::kNotFound && seen_.load() && !gone_.exchange(true)) {
+      spdlog::error("{}", Gone().message());
+      return;
+    }
     // The dir may not exist yet; the next sample will see it.
     spdlog::debug("disk monitor: {}", free.status().ToString());
     return;
   }
+  seen_.store(true);
   free_.store(*free, std::memory_order_relaxed);
   admitted_.store(0, std::memory_order_relaxed);
   // A full disk is low whatever the threshold: with storage.min_free_mb = 0
@@ -93,12 +98,22 @@ Status DiskMonitor::LowSpace(uint64_t free) const {
       path_, free >> 20, min_free_bytes_ >> 20));
 }
 
+Status DiskMonitor::Gone() const {
+  return Status::IoError(fmt::format(
+      "the data dir '{}' is gone (deleted, or its file system unmounted, while running): "
+      "writes are refused and consumption is paused; restore the directory from a backup and "
+      "restart (docs/operations.md, \"A damaged data dir\")",
+      path_));
+}
+
 Status DiskMonitor::Check() const {
+  if (gone_.load(std::memory_order_relaxed)) return Gone();
   if (!low_.load(std::memory_order_relaxed)) return Status::Ok();
   return LowSpace(free_.load(std::memory_order_relaxed));
 }
 
 Status DiskMonitor::Admit(uint64_t bytes) {
+  if (gone_.load(std::memory_order_relaxed)) return Gone();
   uint64_t free = free_.load(std::memory_order_relaxed);
   // Reserve with compare-and-swap, never add-then-undo: Sample() may reset
   // the count between an add and its undo, and the undo would then wrap it

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <filesystem>
 #include <future>
 #include <thread>
 
@@ -39,10 +40,30 @@ TEST_F(DiskMonitorTest, LowBelowTheThresholdAndBackAboveIt) {
   EXPECT_EQ(low.code(), Code::kNoSpace);
   EXPECT_THAT(low.message(), HasSubstr("49 MB free"));
   EXPECT_THAT(low.message(), HasSubstr("storage.min_free_mb is 50 MB"));
-  EXPECT_THAT(metrics.Serialize(), HasSubstr("catchall_storage_low_space 1\n"));
   env_.SetFreeBytes(60 * kMb);
   monitor.Sample();
   EXPECT_TRUE(monitor.Check().ok());
+}
+
+// A probe deleted a running serve's data dir: it went on acknowledging
+// writes, all lost. Once the dir that was there is gone, writes are refused
+// and stay refused (the store's files went with it).
+TEST_F(DiskMonitorTest, ADataDirDeletedWhileRunningRefusesWritesForGood) {
+  const std::string data = dir_.path() + "/data";
+  DiskMonitor before(&env_, data, 0, nullptr);
+  EXPECT_TRUE(before.Check().ok()) << "a dir not made yet is not gone";
+  std::filesystem::create_directories(data);
+  DiskMonitor monitor(&env_, data, 0, nullptr);
+  EXPECT_TRUE(monitor.Admit(1).ok());
+  std::filesystem::remove_all(data);
+  monitor.Sample();
+  Status gone = monitor.Check();
+  EXPECT_EQ(gone.code(), Code::kIoError);
+  EXPECT_THAT(gone.message(), HasSubstr("is gone"));
+  EXPECT_EQ(monitor.Admit(1).code(), Code::kIoError);
+  std::filesystem::create_directories(data);  // an empty dir in its place
+  monitor.Sample();
+  EXPECT_EQ(monitor.Check().code(), Code::kIoError) << "the store's files are still gone";
 }
 
 TEST_F(DiskMonitorTest, AdmitCountsBytesUntilTheNextSample) {
