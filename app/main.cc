@@ -43,6 +43,7 @@ struct CommonFlags {
   // Whether the command uses --partitions and --threshold (AddCommonFlags).
   bool uses_partitions = true;
   bool uses_threshold = true;
+  bool uses_data_dir = true;
 };
 
 // The flags a command accepts but does not use, said on stderr.
@@ -51,6 +52,10 @@ void WarnUnusedFlags(const CommonFlags& f, std::string_view command) {
     std::cerr << "catchall: warning: --partitions is the embedded log's (serve); " << command
               << " reads the partition count from the events topic, and `catchall topics "
                  "create --partitions N` sets it\n";
+  }
+  if (f.data_dir && !f.uses_data_dir) {
+    std::cerr << "catchall: warning: --data-dir is not used by " << command
+              << ", which keeps no state (the aggregate and query roles do)\n";
   }
   if (f.threshold && !f.uses_threshold) {
     std::cerr << "catchall: warning: --threshold is used by the aggregate and query roles; "
@@ -73,6 +78,7 @@ enum CommonFlag : unsigned {
   kBrokers = 1U << 0,     // kafka.brokers
   kPartitions = 1U << 1,  // log.partitions: the embedded log's
   kThreshold = 1U << 2,   // aggregate.catchall_threshold
+  kDataDir = 1U << 3,     // storage.data_dir
 };
 
 void AddCommonFlags(CLI::App* cmd, CommonFlags* f, unsigned used) {
@@ -80,7 +86,10 @@ void AddCommonFlags(CLI::App* cmd, CommonFlags* f, unsigned used) {
   cmd->add_option("-c,--config", f->config_file, "TOML configuration file (see configs/)")
       ->check(CLI::ExistingFile);
   cmd->add_option("-l,--listen", f->listen, "HOST:PORT to serve HTTP on [0.0.0.0:8080]");
-  cmd->add_option("-d,--data-dir", f->data_dir, "directory for the log and state [catchall-data]");
+  CLI::Option* data_dir =
+      cmd->add_option("-d,--data-dir", f->data_dir,
+                      (used & kPartitions) != 0 ? "directory for the log and state [catchall-data]"
+                                                : "directory for the state [catchall-data]");
   if (with_brokers) {
     cmd->add_option("-b,--brokers", f->brokers, "Kafka bootstrap brokers HOST:PORT,...");
   }
@@ -95,6 +104,8 @@ void AddCommonFlags(CLI::App* cmd, CommonFlags* f, unsigned used) {
       cmd->add_option("--threshold", f->threshold,
                       "deliveries above which a never-bounced domain is catch-all [1000]");
   if ((used & kThreshold) == 0) threshold->group("");
+  if ((used & kDataDir) == 0) data_dir->group("");
+  f->uses_data_dir = (used & kDataDir) != 0;
   f->uses_partitions = (used & kPartitions) != 0;
   f->uses_threshold = (used & kThreshold) != 0;
   cmd->add_option("--log-level", f->log_level, "trace, debug, info, warn, error [info]");
@@ -315,7 +326,7 @@ int main(int argc, char** argv) {
   CLI::App* serve = app.add_subcommand(
       "serve",
       "Embedded mode: ingest, aggregation and query in one process over a durable local log");
-  AddCommonFlags(serve, &serve_flags, kPartitions | kThreshold);
+  AddCommonFlags(serve, &serve_flags, kPartitions | kThreshold | kDataDir);
 
   CommonFlags ingest_flags;
   CLI::App* ingest = app.add_subcommand(
@@ -325,11 +336,11 @@ int main(int argc, char** argv) {
   CLI::App* aggregate = app.add_subcommand(
       "aggregate",
       "Cluster role: count events exactly-once into RocksDB and the compacted changelog");
-  AddCommonFlags(aggregate, &aggregate_flags, kBrokers | kThreshold);
+  AddCommonFlags(aggregate, &aggregate_flags, kBrokers | kThreshold | kDataDir);
   CommonFlags query_flags;
   CLI::App* query = app.add_subcommand(
       "query", "Cluster role: materialize the changelog and answer GET /domains/{domain}");
-  AddCommonFlags(query, &query_flags, kBrokers | kThreshold);
+  AddCommonFlags(query, &query_flags, kBrokers | kThreshold | kDataDir);
 
   CommonFlags topics_flags;
   CLI::App* topics = app.add_subcommand("topics", "Create or check the Kafka topics");
@@ -367,7 +378,7 @@ int main(int argc, char** argv) {
   bool list = false;
   CLI::App* config = app.add_subcommand(
       "config", "Print the effective configuration (after file, environment and flags)");
-  AddCommonFlags(config, &config_flags, kBrokers | kPartitions | kThreshold);
+  AddCommonFlags(config, &config_flags, kBrokers | kPartitions | kThreshold | kDataDir);
   config->add_flag("--list", list, "list every setting with its environment variable");
 
   CLI::App* keys = app.add_subcommand("keys", "API keys (auth.keys_file)");

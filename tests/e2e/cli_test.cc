@@ -152,11 +152,13 @@ TEST(CliTest, ConfigErrorsNameTheProblem) {
 TEST(CliTest, ARoleWarnsAboutFlagsItDoesNotUse) {
   std::string out;
   EXPECT_EQ(RunBinary({"ingest", "--brokers", "127.0.0.1:1", "--partitions", "4", "--threshold",
-                       "3", "--set", "server.max_connections=lots"},
+                       "3", "--data-dir", "/tmp/x", "--set", "server.max_connections=lots"},
                       &out),
             1);
   EXPECT_THAT(out, HasSubstr("warning: --partitions is the embedded log's"));
   EXPECT_THAT(out, HasSubstr("warning: --threshold is used by the aggregate and query roles"));
+  // The stateless ingest node listed --data-dir "for the log and state" (a probe).
+  EXPECT_THAT(out, HasSubstr("warning: --data-dir is not used by ingest"));
   EXPECT_EQ(RunBinary({"aggregate", "--brokers", "127.0.0.1:1", "--threshold", "3", "--set",
                        "server.max_connections=lots"},
                       &out),
@@ -164,6 +166,9 @@ TEST(CliTest, ARoleWarnsAboutFlagsItDoesNotUse) {
   EXPECT_THAT(out, Not(HasSubstr("warning: --threshold")));
   EXPECT_EQ(RunBinary({"ingest", "--help"}, &out), 0);
   EXPECT_THAT(out, Not(HasSubstr("--partitions")));
+  EXPECT_THAT(out, Not(HasSubstr("--data-dir")));
+  EXPECT_EQ(RunBinary({"query", "--help"}, &out), 0);
+  EXPECT_THAT(out, HasSubstr("--data-dir"));
   EXPECT_EQ(RunBinary({"serve", "--help"}, &out), 0);
   EXPECT_THAT(out, HasSubstr("--partitions"));
 }
