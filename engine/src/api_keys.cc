@@ -180,14 +180,25 @@ Status ApiKeys::Add(std::string_view text, std::string_view source, bool semicol
     }
     // Two lines for one key would leave its scopes to the order of the
     // lines; refusing says which line to fix.
-    for (const auto* set : {&entries_, &added}) {
-      for (const Entry& e : *set) {
-        if (e.digest == entry.digest) return bad("this key's hash is listed already");
+    for (const Entry& e : added) {
+      if (e.digest == entry.digest) return bad("this key's hash is listed already");
+    }
+    // In an earlier source: a probe appended a key to the file that
+    // auth.keys held too, and was told only that the unchanged auth.keys
+    // entry was the duplicate. The file is read first; say where.
+    for (const Entry& e : entries_) {
+      if (e.digest == entry.digest) {
+        return bad(
+            fmt::format("this key's hash is listed already in {} (read first): keep one "
+                        "of the two",
+                        sources_));
       }
     }
     added.push_back(entry);
   }
   entries_.insert(entries_.end(), added.begin(), added.end());
+  if (!added.empty())
+    sources_ += sources_.empty() ? std::string(source) : ", " + std::string(source);
   return Status::Ok();
 }
 

@@ -87,6 +87,7 @@ TEST(ApiKeysParseTest, DuplicateKeysAreRefusedWithinAndAcrossSources) {
   ASSERT_TRUE(keys.Add(IngestHash() + " ingest", "keys.txt").ok());
   s = keys.Add(QueryHash() + " query;" + IngestHash() + " metrics", "auth.keys", true);
   EXPECT_THAT(s.message(), HasSubstr("auth.keys entry 2"));
+  EXPECT_THAT(s.message(), HasSubstr("listed already in keys.txt (read first)"));
   EXPECT_EQ(keys.size(), 1U);
 }
 

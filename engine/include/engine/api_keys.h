@@ -90,6 +90,7 @@ class ApiKeys {
     uint8_t scopes;  // bit i: ApiScope i
   };
   std::vector<Entry> entries_;
+  std::string sources_;  // the sources entries_ came from, for messages
 };
 
 // The keys of `file` (auth.keys_file, if not empty) and `inline_keys`
