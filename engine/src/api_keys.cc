@@ -197,8 +197,9 @@ Status ApiKeys::Add(std::string_view text, std::string_view source, bool semicol
     added.push_back(entry);
   }
   entries_.insert(entries_.end(), added.begin(), added.end());
-  if (!added.empty())
+  if (!added.empty()) {
     sources_ += sources_.empty() ? std::string(source) : ", " + std::string(source);
+  }
   return Status::Ok();
 }
 
