@@ -160,10 +160,12 @@ std::vector<Setting> MakeSettings() {
                          "their bursts, at the cost of a larger backlog",
                          &Config::compaction_rate_mb));
   s.push_back(BoolSetting("storage.recover_damaged_wal",
-                          "start on a data dir whose write-ahead log (*.log) is damaged before "
-                          "its end, keeping the writes before the damage and dropping those "
-                          "after it (acknowledged events among them are lost); off, such a data "
-                          "dir refuses to start (docs/operations.md, \"A damaged data dir\")",
+                          "with storage.sync_writes, start on a data dir whose write-ahead log "
+                          "(*.log) is damaged before its end, keeping the writes before the "
+                          "damage and dropping those after it (acknowledged events among them "
+                          "are lost); off, such a data dir refuses to start. Without sync_writes "
+                          "it starts anyway and logs an error (a power loss can leave such a "
+                          "log; docs/operations.md, \"A damaged data dir\")",
                           &Config::recover_damaged_wal));
   s.push_back(BoolSetting("storage.compaction_low_priority",
                           "run compaction threads (and a query node's checkpoint thread) at the "

@@ -13,6 +13,7 @@
 #include <rocksdb/sst_file_writer.h>
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
+#include <spdlog/spdlog.h>
 #include <sys/file.h>
 #include <unistd.h>
 
@@ -355,6 +356,9 @@ Status RocksKvStore::Open(const KvStoreOptions& options, std::unique_ptr<KvStore
   db_options.info_log =
       std::make_shared<RocksInfoLog>(options.path, db_options.max_log_file_size,
                                      db_options.keep_log_file_num, db_options.info_log_level);
+  // A last record cut short (what a crash leaves) is dropped; damage before
+  // the end fails the open (see the fallback below Open, and
+  // KvStoreOptions::recover_damaged_wal).
   db_options.wal_recovery_mode = options.recover_damaged_wal
                                      ? rocksdb::WALRecoveryMode::kPointInTimeRecovery
                                      : rocksdb::WALRecoveryMode::kTolerateCorruptedTailRecords;
@@ -436,6 +440,28 @@ Status RocksKvStore::Open(const KvStoreOptions& options, std::unique_ptr<KvStore
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s = rocksdb::DB::Open(db_options, options.path, descriptors, &handles, &raw);
+  if (s.IsCorruption() && !options.sync_writes &&
+      db_options.wal_recovery_mode != rocksdb::WALRecoveryMode::kPointInTimeRecovery) {
+    // Without a sync per write, a power loss (or a volume snapshot) can
+    // leave a page of the log unwritten before one that was: damage before
+    // the end that no crash of the process leaves. Refusing to start there
+    // would keep a default node down after every power cut, so the store
+    // opens as of the damage, and says so where an operator looks; with
+    // sync_writes every acknowledged write was on disk, and such damage is
+    // refused (recover_damaged_wal accepts it).
+    const std::string damage = s.ToString();
+    db_options.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
+    handles.clear();
+    s = rocksdb::DB::Open(db_options, options.path, descriptors, &handles, &raw);
+    if (s.ok()) {
+      spdlog::error(
+          "store '{}': its write-ahead log is damaged before its end ({}); opened as of the "
+          "damage: the writes after it are lost (acknowledged events among them, unless a power "
+          "loss with storage.sync_writes=false left them unwritten anyway). docs/operations.md, "
+          "\"A damaged data dir\"",
+          options.path, damage);
+    }
+  }
   if (!s.ok()) {
     // Columns that exist on disk but are not listed make Open fail; that
     // means the directory belongs to another role or version.

@@ -49,13 +49,17 @@ struct KvStoreOptions {
   // after it. Only for a store whose content can be rebuilt from elsewhere
   // (a cluster aggregator's, from the changelog). Implies !sync_writes.
   bool write_ahead_log = true;
-  // How a write-ahead log damaged before its end is read at open. false:
-  // Open fails with Corruption (a torn last record, what a crash leaves,
-  // is still dropped). true: the store opens as of the last write before
-  // the damage; the writes after it are dropped. RocksDB's default, point-
-  // in-time recovery, did that silently: a black-box probe flipped one
-  // byte of a log after a kill -9 and the restarted server served lower
-  // counts, with nothing logged.
+  // How a write-ahead log damaged before its end is read at open (a torn
+  // last record, what a crash leaves, is always dropped). true: the store
+  // opens as of the last write before the damage; the writes after it are
+  // dropped. false: with sync_writes, Open fails with Corruption (every
+  // acknowledged write was synced: such damage is the disk's); without,
+  // the store opens as with true and logs an error naming the damage (a
+  // power loss can leave unsynced pages unwritten between written ones,
+  // and a node must come back after one). RocksDB's point-in-time
+  // recovery, used before, dropped the writes silently: a black-box probe
+  // flipped one byte of a log after a kill -9 and the restarted server
+  // served lower counts, with nothing logged.
   bool recover_damaged_wal = false;
   // Flush and compaction threads; 0 or negative means 1.
   int background_jobs = 2;
