@@ -79,9 +79,9 @@ TEST_F(CounterStoreTest, CheckAgainstLogRefusesCheckpointsTheLogDisagreesWith) {
   EXPECT_THAT(behind.message(), HasSubstr("partition 2's counters reflect the events below "
                                           "offset 0, but the log records them counted up to "
                                           "offset 3"));
-  Status ahead = counters_->CheckAgainstLog({{0, 1000}}, ends);
-  EXPECT_EQ(ahead.code(), Code::kCorruption);
-  EXPECT_THAT(ahead.message(), HasSubstr("below offset 1907"));
+  // Ahead of a group's offset: that group ran before another group name
+  // did (kafka.group_id changed and changed back), not damage.
+  EXPECT_TRUE(counters_->CheckAgainstLog({{0, 1000}}, ends).ok());
   // Counters past the log's end: the log lost records they counted.
   Status past = counters_->CheckAgainstLog({}, {{0, 1500}});
   EXPECT_EQ(past.code(), Code::kCorruption);

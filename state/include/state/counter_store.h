@@ -111,13 +111,13 @@ class CounterStore : public StatusReader {
   Result<size_t> PutIdsOf(const ConsumedRecord& record, KvWriteBatch* batch) const;
   void PutCheckpoint(int32_t partition, const StateCheckpoint& checkpoint,
                      KvWriteBatch* batch) const;
-  // Embedded mode writes the state and the group's committed offsets in
-  // one atomic write, so each partition's checkpoint equals its committed
-  // offset (`committed`; a partition absent there predates committed
-  // offsets) and lies within the log (`ends`: next offset per partition).
-  // Corruption naming the first partition where they disagree: the files
-  // were damaged or partly restored, and counting on would count events
-  // twice or never.
+  // Embedded mode writes the state's checkpoints and the group's committed
+  // offsets in one atomic write, so no partition's checkpoint is behind
+  // its committed offset (`committed`; a partition absent there predates
+  // committed offsets; ahead is fine: another group name ran since) or
+  // past the log's end (`ends`: next offset per partition). Corruption
+  // naming the first partition where that fails: the files were damaged
+  // or partly restored, and counting on would count events twice or never.
   Status CheckAgainstLog(const std::map<int32_t, int64_t>& committed,
                          const std::map<int32_t, int64_t>& ends) const;
   // Applies a staged batch (cluster mode; embedded mode commits it in the
