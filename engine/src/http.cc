@@ -175,11 +175,17 @@ std::optional<std::string> DecodeUnreservedEscapes(std::string_view target) {
   bool decoded = false;
   size_t i = 0;
   for (; i < path_end; ++i) {
-    if (target[i] == '%' && i + 2 < path_end) {
+    if (target[i] == '%') {
+      // A malformed escape leaves the whole target as sent, for the
+      // handlers to refuse: decoding around it could make a new escape
+      // out of it (`%%36%35` -> `%65`), which they would decode again (a
+      // review).
+      if (i + 2 >= path_end) return std::nullopt;
       const int hi = HexDigit(target[i + 1]);
       const int lo = HexDigit(target[i + 2]);
+      if (hi < 0 || lo < 0) return std::nullopt;
       const char c = static_cast<char>(hi * 16 + lo);
-      if (hi >= 0 && lo >= 0 && Unreserved(c)) {
+      if (Unreserved(c)) {
         out.push_back(c);
         decoded = true;
         i += 2;

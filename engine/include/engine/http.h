@@ -124,8 +124,10 @@ Result<std::string> PercentDecode(std::string_view segment);
 // `target` with the %XX escapes of unreserved characters (letters, digits,
 // '-', '.', '_', '~') in its path decoded, which RFC 3986, 6.2.2.2 says
 // name the same resource: `/%65vents` is `/events`. Other escapes (`%2F`
-// stays a byte of a segment, not a separator), malformed ones and the
-// query are left as they are. nullopt when there is nothing to decode.
+// stays a byte of a segment, not a separator) and the query are left as
+// they are. nullopt when there is nothing to decode, or when the path
+// holds a malformed escape (then nothing is decoded: around it, a new
+// escape could be made, `%%36%35` -> `%65`).
 std::optional<std::string> DecodeUnreservedEscapes(std::string_view target);
 
 }  // namespace catchall
