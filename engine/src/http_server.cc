@@ -835,10 +835,10 @@ bool HttpServerImpl::ShedOneQueued() {
   const int fd = ::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
   if (fd >= 0) {
     // The request, if it came: read, so that closing sends FIN, not a reset
-    // that could discard the answer at the client.
-    std::array<char, 4096> drain{};
-    while (::recv(fd, drain.data(), drain.size(), MSG_DONTWAIT) > 0) {
-    }
+    // that could discard the answer at the client. One read, not a loop: a
+    // client that keeps sending must not hold the I/O thread.
+    std::array<char, 16384> drain{};
+    [[maybe_unused]] ssize_t read = ::recv(fd, drain.data(), drain.size(), MSG_DONTWAIT);
     if (!tls) {
       [[maybe_unused]] ssize_t sent = ::send(
           fd, out_of_descriptors.data(), out_of_descriptors.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -852,6 +852,9 @@ bool HttpServerImpl::ShedOneQueued() {
 
 void HttpServerImpl::OnAccept(beast::error_code ec, Socket socket) {
   if (ec == net::error::operation_aborted || !acceptor->is_open()) return;
+  // Another thread (a compaction, librdkafka) may have taken the slot the
+  // spare gave up: take one again once descriptors are free (a review).
+  if (spare_fd < 0) spare_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
   if (ec == net::error::connection_aborted) {
     // The client gave up before it was accepted; the next one may be fine.
     DoAccept();
