@@ -1,10 +1,13 @@
 #include "engine/disk_monitor.h"
 
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <prometheus/counter.h>
 #include <prometheus/gauge.h>
 #include <prometheus/registry.h>
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "engine/metrics.h"
 
@@ -46,6 +49,7 @@ DiskMonitor::~DiskMonitor() {
   }
   cv_.notify_all();
   if (thread_.joinable()) thread_.join();
+  if (dir_fd_ >= 0) ::close(dir_fd_);
 }
 
 void DiskMonitor::Start(std::chrono::milliseconds interval) {
@@ -60,17 +64,20 @@ void DiskMonitor::Start(std::chrono::milliseconds interval) {
 }
 
 void DiskMonitor::Sample() {
+  // The directory itself, held open: deleted, it has no links left, even if
+  // its path now names another (a symlink re-pointed, a new empty dir).
+  if (dir_fd_ < 0) {
+    dir_fd_ = ::open(path_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  } else if (struct stat st{};
+             ::fstat(dir_fd_, &st) == 0 && st.st_nlink == 0 && !gone_.exchange(true)) {
+    spdlog::error("{}", Gone().message());
+  }
   Result<uint64_t> free = env_->FreeBytes(path_);
   if (!free.ok()) {
-    if (free.status().code() == Code::kNotFound && seen_.load() && !gone_.exchange(true)) {
-      spdlog::error("{}", Gone().message());
-      return;
-    }
     // The dir may not exist yet; the next sample will see it.
     spdlog::debug("disk monitor: {}", free.status().ToString());
     return;
   }
-  seen_.store(true);
   free_.store(*free, std::memory_order_relaxed);
   admitted_.store(0, std::memory_order_relaxed);
   // A full disk is low whatever the threshold: with storage.min_free_mb = 0
@@ -100,9 +107,9 @@ Status DiskMonitor::LowSpace(uint64_t free) const {
 
 Status DiskMonitor::Gone() const {
   return Status::IoError(fmt::format(
-      "the data dir '{}' is gone (deleted, or its file system unmounted, while running): "
-      "writes are refused and consumption is paused; restore the directory from a backup and "
-      "restart (docs/operations.md, \"A damaged data dir\")",
+      "the data dir '{}' was deleted while running: writes are refused and consumption is "
+      "paused; restart on a restored data dir (embedded mode: from a backup; a cluster role's "
+      "is rebuilt from Kafka; docs/operations.md, \"A damaged data dir\")",
       path_));
 }
 

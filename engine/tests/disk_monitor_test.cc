@@ -59,11 +59,26 @@ TEST_F(DiskMonitorTest, ADataDirDeletedWhileRunningRefusesWritesForGood) {
   monitor.Sample();
   Status gone = monitor.Check();
   EXPECT_EQ(gone.code(), Code::kIoError);
-  EXPECT_THAT(gone.message(), HasSubstr("is gone"));
+  EXPECT_THAT(gone.message(), HasSubstr("was deleted while running"));
   EXPECT_EQ(monitor.Admit(1).code(), Code::kIoError);
   std::filesystem::create_directories(data);  // an empty dir in its place
   monitor.Sample();
   EXPECT_EQ(monitor.Check().code(), Code::kIoError) << "the store's files are still gone";
+}
+
+// A data dir reached through a symbolic link that is re-pointed (removed,
+// then made again) is not deleted: the directory the store uses is there.
+TEST_F(DiskMonitorTest, ADataDirSymlinkRepointedIsNotGone) {
+  const std::string real = dir_.path() + "/real";
+  const std::string link = dir_.path() + "/link";
+  std::filesystem::create_directories(real);
+  std::filesystem::create_directory_symlink(real, link);
+  DiskMonitor monitor(&env_, link, 0, nullptr);
+  std::filesystem::remove(link);
+  monitor.Sample();  // the path names nothing for a moment
+  std::filesystem::create_directory_symlink(real, link);
+  monitor.Sample();
+  EXPECT_TRUE(monitor.Check().ok()) << monitor.Check().ToString();
 }
 
 TEST_F(DiskMonitorTest, AdmitCountsBytesUntilTheNextSample) {

@@ -43,11 +43,11 @@ class DiskMonitor {
   void Start(std::chrono::milliseconds interval = std::chrono::milliseconds(250));
 
   // OK while the disk is not low; else NoSpace saying how much is free, or
-  // IoError once the data dir is gone: it existed at a sample, then did not
-  // (deleted, or its file system unmounted, while running). That lasts:
-  // the store's files went with it, so every write would be lost (a probe
-  // deleted the dir under a running serve, which acknowledged 6 more events
-  // and lost all of them).
+  // IoError once the data dir was deleted (the directory a sample found,
+  // held open, has no links left; its path may name another by then).
+  // That lasts: the store's files went with it, so every write would be
+  // lost (a probe deleted the dir under a running serve, which acknowledged
+  // 6 more events and lost all of them).
   Status Check() const;
   // Like Check(), for a write of `bytes` more: counts them against the
   // free space until the next sample.
@@ -69,8 +69,8 @@ class DiskMonitor {
   std::atomic<uint64_t> free_{0};      // at the last sample
   std::atomic<uint64_t> admitted_{0};  // bytes admitted since the last sample
   std::atomic<bool> low_{false};
-  std::atomic<bool> seen_{false};  // a sample found the dir
-  std::atomic<bool> gone_{false};  // then one did not
+  int dir_fd_ = -1;                // the data dir, once it exists (sampling thread)
+  std::atomic<bool> gone_{false};  // it was deleted
   prometheus::Gauge* free_gauge_ = nullptr;
   prometheus::Gauge* low_gauge_ = nullptr;
   prometheus::Counter* refused_ = nullptr;
