@@ -1,6 +1,7 @@
 // The catchall binary: parse the command line, build the node, run it.
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <cctype>
@@ -220,6 +221,9 @@ int RunTopics(const CommonFlags& flags, bool create, int partitions, int replica
 }
 
 int RunServe(const CommonFlags& flags) {
+  // First, as in RunRole: a SIGHUP while the config is read must not kill
+  // the process.
+  catchall::BlockTerminationSignals();
   auto config = BuildConfig(flags);
   if (!config.ok()) return Fail(config.status().message());
   catchall::SetupLogging(config->log_level);
@@ -233,7 +237,6 @@ int RunServe(const CommonFlags& flags) {
               << " is for the cluster roles (Kafka); serve does not use it\n";
   }
   catchall::RaiseOpenFileLimit(*config);
-  catchall::BlockTerminationSignals();  // before the node starts any thread
   catchall::EmbeddedNode node(*config);
   return RunNode(node, flags.port_file);
 }
@@ -277,8 +280,10 @@ int RunKeysHash(const std::string& scopes) {
   std::getline(std::cin, key);
   if (!key.empty() && key.back() == '\r') key.pop_back();
   // One key per run: a second line was dropped without a word (a probe).
+  // Piped input is read to its end; a key typed at a terminal ends with
+  // its line, not with Ctrl-D.
   std::string rest;
-  while (std::getline(std::cin, rest)) {
+  while (isatty(STDIN_FILENO) == 0 && std::getline(std::cin, rest)) {
     if (rest.find_first_not_of(" \t\r") != std::string::npos) {
       return Fail(
           "stdin holds more than one line: give one key per run (its hash is one line "

@@ -34,8 +34,15 @@ size_t VisibleUtf8(std::string_view s) {
   if (n == 0 || n > s.size() || !simdjson::validate_utf8(s.data(), n)) return 0;
   uint32_t cp = lead & (0x7f >> n);
   for (size_t i = 1; i < n; ++i) cp = (cp << 6) | (static_cast<unsigned char>(s[i]) & 0x3f);
-  const bool invisible =
-      cp < 0xa0 || (cp >= 0x2000 && cp <= 0x206f) || cp == 0xfeff || (cp >= 0xfff0 && cp <= 0xffff);
+  // Besides those: the soft hyphen, the combining grapheme joiner, the
+  // Arabic letter mark, Hangul and Mongolian fillers and separators,
+  // variation selectors and tags (a review found them shown raw).
+  const bool invisible = cp < 0xa0 || cp == 0xad || cp == 0x34f || cp == 0x61c || cp == 0x115f ||
+                         cp == 0x1160 || (cp >= 0x17b4 && cp <= 0x17b5) ||
+                         (cp >= 0x180b && cp <= 0x180f) || (cp >= 0x2000 && cp <= 0x206f) ||
+                         cp == 0x3164 || (cp >= 0xfe00 && cp <= 0xfe0f) || cp == 0xfeff ||
+                         cp == 0xffa0 || (cp >= 0xfff0 && cp <= 0xffff) ||
+                         (cp >= 0xe0000 && cp <= 0xe0fff);
   return invisible ? 0 : n;
 }
 

@@ -227,6 +227,8 @@ TEST(NormalizeDomainTest, MessagesShowVisibleCharactersAndEscapeTheRest) {
   EXPECT_THAT(ErrorOf("a\u200bb-.com"), HasSubstr("a\\xe2\\x80\\x8bb"));  // zero width
   EXPECT_THAT(ErrorOf("a\u202eb-.com"), HasSubstr("a\\xe2\\x80\\xaeb"));  // bidi override
   EXPECT_THAT(ErrorOf("a\ufeffb-.com"), HasSubstr("a\\xef\\xbb\\xbfb"));  // BOM
+  EXPECT_THAT(ErrorOf("a\u061cb-.com"), HasSubstr("a\\xd8\\x9cb"));       // Arabic letter mark
+  EXPECT_THAT(ErrorOf("a\U000E0041b-.com"), HasSubstr("a\\xf3\\xa0\\x81\\x81b"));  // a tag
   // Cut at 80 bytes, never inside a character.
   std::string long_name = std::string(79, 'a') + "ü" + std::string(300, 'b') + ".com";
   std::string error = ErrorOf(long_name);
