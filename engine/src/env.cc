@@ -20,10 +20,8 @@ Status Env::OpenStore(const KvStoreOptions& options, std::unique_ptr<KvStore>* s
 Result<uint64_t> Env::FreeBytes(const std::string& path) {
   struct statvfs fs {};
   if (statvfs(path.c_str(), &fs) != 0) {
-    const int error = errno;
-    std::string message =
-        fmt::format("statvfs({}): {}", path, std::system_category().message(error));
-    return error == ENOENT ? Status::NotFound(message) : Status::IoError(message);
+    return Status::IoError(
+        fmt::format("statvfs({}): {}", path, std::system_category().message(errno)));
   }
   return static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize;
 }
