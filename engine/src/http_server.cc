@@ -183,6 +183,10 @@ struct HttpServerImpl : std::enable_shared_from_this<HttpServerImpl> {
   void OnAccept(beast::error_code ec, Socket socket);
   void OnAcceptFailed(const beast::error_code& ec);
   bool ShedOneQueued();
+  // Takes the spare descriptor if it is not held (it may fail: no room).
+  void TakeSpare() {
+    if (spare_fd < 0) spare_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  }
 
   // The index of the context a socket was accepted onto.
   size_t ContextOf(Socket& socket) const {
@@ -832,6 +836,7 @@ bool HttpServerImpl::ShedOneQueued() {
   pollfd queued{listener, POLLIN, 0};
   if (::poll(&queued, 1, 0) != 1) return false;  // accept4 must not block
   ::close(spare_fd);
+  spare_fd = -1;
   const int fd = ::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
   if (fd >= 0) {
     // The request, if it came: read, so that closing sends FIN, not a reset
@@ -846,7 +851,7 @@ bool HttpServerImpl::ShedOneQueued() {
     ::close(fd);
     if (probe) probe->OnConnectionRejected();
   }
-  spare_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  TakeSpare();
   return fd >= 0;
 }
 
@@ -854,7 +859,7 @@ void HttpServerImpl::OnAccept(beast::error_code ec, Socket socket) {
   if (ec == net::error::operation_aborted || !acceptor->is_open()) return;
   // Another thread (a compaction, librdkafka) may have taken the slot the
   // spare gave up: take one again once descriptors are free (a review).
-  if (spare_fd < 0) spare_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  TakeSpare();
   if (ec == net::error::connection_aborted) {
     // The client gave up before it was accepted; the next one may be fine.
     DoAccept();
@@ -942,7 +947,7 @@ Status HttpServer::Bind() {
   impl_->bound_port = acceptor.local_endpoint().port();
   // Taken now, before the node opens its store: with a tight open-file
   // limit, later may be too late.
-  impl_->spare_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  impl_->TakeSpare();
   HttpResponse shed = HttpResponse::Error(
       503, "too_many_connections",
       "the server is out of file descriptors (its open-file limit, ulimit -n); retry shortly");
