@@ -200,7 +200,6 @@ std::optional<std::string> DecodeUnreservedEscapes(std::string_view target) {
 }
 
 Result<std::string> PercentDecode(std::string_view segment) {
-  auto hex = HexDigit;
   std::string out;
   out.reserve(segment.size());
   for (size_t i = 0; i < segment.size(); ++i) {
@@ -211,8 +210,8 @@ Result<std::string> PercentDecode(std::string_view segment) {
     if (i + 2 >= segment.size()) {
       return Status::InvalidArgument("truncated percent-escape in the URL");
     }
-    int hi = hex(segment[i + 1]);
-    int lo = hex(segment[i + 2]);
+    int hi = HexDigit(segment[i + 1]);
+    int lo = HexDigit(segment[i + 2]);
     if (hi < 0 || lo < 0) return Status::InvalidArgument("malformed percent-escape in the URL");
     out.push_back(static_cast<char>(hi * 16 + lo));
     i += 2;

@@ -172,6 +172,16 @@ TEST_F(KvStoreTest, MergeSurvivesFlushAndReopen) {
   EXPECT_EQ(DecodeCounters(Get(counters_, "k")), (std::vector<uint64_t>{7, 1}));
 }
 
+// Flips every bit of the byte at `offset` of the file `path`.
+void FlipByte(const std::string& path, std::streamoff offset) {
+  std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+  f.seekg(offset);
+  char byte = 0;
+  f.get(byte);
+  f.seekp(offset);
+  f.put(static_cast<char>(byte ^ 0xff));
+}
+
 // The write-ahead log's one file in the store's directory (the writes
 // since the last flush are there only).
 std::string OnlyWalFile(const std::string& path) {
@@ -199,14 +209,7 @@ TEST_F(KvStoreTest, AWalDamagedBeforeItsEndIsRefusedUnlessRecoveryIsAsked) {
   const std::string wal = OnlyWalFile(dir_.path() + "/db");
   ASSERT_FALSE(wal.empty());
   const auto size = std::filesystem::file_size(wal);
-  {
-    std::fstream f(wal, std::ios::in | std::ios::out | std::ios::binary);
-    f.seekg(static_cast<std::streamoff>(size / 2));
-    char byte = 0;
-    f.get(byte);
-    f.seekp(static_cast<std::streamoff>(size / 2));
-    f.put(static_cast<char>(byte ^ 0xff));
-  }
+  FlipByte(wal, static_cast<std::streamoff>(size / 2));
   std::unique_ptr<KvStore> refused;
   Status s = KvStore::Open(synced, &refused);
   EXPECT_EQ(s.code(), Code::kCorruption) << s.ToString();
@@ -225,14 +228,7 @@ TEST_F(KvStoreTest, AWalDamagedBeforeItsEndOpensAsOfTheDamageWithoutSyncedWrites
   const std::string wal = OnlyWalFile(dir_.path() + "/db");
   ASSERT_FALSE(wal.empty());
   const auto size = std::filesystem::file_size(wal);
-  {
-    std::fstream f(wal, std::ios::in | std::ios::out | std::ios::binary);
-    f.seekg(static_cast<std::streamoff>(size / 2));
-    char byte = 0;
-    f.get(byte);
-    f.seekp(static_cast<std::streamoff>(size / 2));
-    f.put(static_cast<char>(byte ^ 0xff));
-  }
+  FlipByte(wal, static_cast<std::streamoff>(size / 2));
   Open();
   EXPECT_EQ(Get(plain_, "k000"), std::string(1000, 'v'));
   EXPECT_EQ(Get(plain_, "k199"), "<not found>") << "written after the damage";
@@ -266,14 +262,7 @@ TEST_F(KvStoreTest, AReadThatMeetsADamagedTableMakesTheStoreUnhealthyForReads) {
     if (entry.path().extension() == ".sst") table = entry.path().string();
   }
   ASSERT_FALSE(table.empty());
-  {
-    std::fstream f(table, std::ios::in | std::ios::out | std::ios::binary);
-    f.seekg(100);  // in the first data block
-    char byte = 0;
-    f.get(byte);
-    f.seekp(100);
-    f.put(static_cast<char>(byte ^ 0xff));
-  }
+  FlipByte(table, 100);  // in the first data block
   Open();
   EXPECT_TRUE(store_->ReadHealth().ok()) << "nothing read yet";
   std::string value;
