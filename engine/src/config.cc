@@ -277,9 +277,12 @@ Status ValidateConfig(const Config& c) {
     return bad("storage.background_jobs", "must be 1..64");
   }
   if (c.kafka_partitions < 1 || c.kafka_partitions > 100000) {
-    return bad("kafka.partitions", "must be at least 1");
+    return bad("kafka.partitions", "must be 1..100000");
   }
-  if (c.replication_factor < 1) return bad("kafka.replication_factor", "must be at least 1");
+  // Kafka keeps a replication factor in 16 bits.
+  if (c.replication_factor < 1 || c.replication_factor > 32767) {
+    return bad("kafka.replication_factor", "must be 1..32767");
+  }
   // 0 made every Kafka request time out at once, reported as Kafka being
   // unreachable.
   if (c.kafka_timeout_ms < 1) return bad("kafka.timeout_ms", "must be positive");

@@ -86,9 +86,19 @@ Setting IntSetting(const std::string& key, std::string help, int Config::*field)
   s.key = key;
   s.help = std::move(help);
   s.set = [field, key](Config& c, std::string_view v) {
+    // Past int's range (or even uint64_t's) the value is kept as the
+    // largest int: every int setting has an upper bound in ValidateConfig,
+    // whose message names the setting's own range. A generic "too large"
+    // left the operator guessing what would do (a probe).
     uint64_t u = 0;
+    auto [ptr, ec] = std::from_chars(v.data(), v.data() + v.size(), u);
+    const bool digits = !v.empty() && ptr == v.data() + v.size();
+    if (digits && (ec == std::errc::result_out_of_range ||
+                   u > static_cast<uint64_t>(std::numeric_limits<int>::max()))) {
+      c.*field = std::numeric_limits<int>::max();
+      return Status::Ok();
+    }
     CATCHALL_RETURN_IF_ERROR(ParseU64(key, v, &u));
-    if (u > 1'000'000) return Status::InvalidArgument(fmt::format("{}: {} is too large", key, u));
     c.*field = static_cast<int>(u);
     return Status::Ok();
   };

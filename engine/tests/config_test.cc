@@ -206,6 +206,28 @@ TEST_F(ConfigTest, ANumberTooLargeForItsSettingIsCalledTooLarge) {
   EXPECT_THAT(s.message(), HasSubstr("is too large"));
 }
 
+// A value past an int setting's range said "is too large" and no more; the
+// operator had to guess the range (a probe, fifteenth session).
+TEST_F(ConfigTest, AnIntSettingPastItsRangeNamesTheRange) {
+  const std::pair<const char*, const char*> cases[] = {
+      {"2147483647", "must be 0..256"},
+      {"2147483648", "must be 0..256"},
+      {"99999999999999999999999", "must be 0..256"},
+  };
+  for (const auto& [value, range] : cases) {
+    SCOPED_TRACE(value);
+    Status s = LoadError("", {{"server.http_threads", value}});
+    EXPECT_THAT(s.message(), HasSubstr("server.http_threads"));
+    EXPECT_THAT(s.message(), HasSubstr(range));
+  }
+  EXPECT_THAT(LoadError("", {{"kafka.partitions", "200000"}}).message(),
+              HasSubstr("kafka.partitions: must be 1..100000"));
+  EXPECT_THAT(LoadError("", {{"kafka.replication_factor", "40000"}}).message(),
+              HasSubstr("kafka.replication_factor: must be 1..32767"));
+  EXPECT_THAT(LoadError("", {{"aggregate.threads", "-1"}}).message(),
+              HasSubstr("not a non-negative integer"));
+}
+
 TEST_F(ConfigTest, UnknownKeyInFileNamesTheKeyAndLine) {
   std::string file = WriteFile("[server]\nlisten = \"0.0.0.0:1\"\nlisen_port = 80\n");
   Status s = LoadError(file);
