@@ -15,6 +15,15 @@
 #include "state/counter_store.h"
 
 namespace catchall {
+namespace {
+// The consumer group under which serve commits its offsets in the local
+// log: kafka.group_id's default, which serve used before it stopped
+// reading that setting, so data dirs keep their committed offsets. A name
+// that changed with kafka.group_id left the old name's offsets behind,
+// holding the log's retention floor for good: the log grew without bound
+// and, once log.max_unconsumed_events later, every write got 503.
+constexpr std::string_view kEmbeddedGroup = "catchall-aggregators";
+}  // namespace
 
 EmbeddedNode::EmbeddedNode(Config config, Env* env) : Node(std::move(config), "serve"), env_(env) {}
 
@@ -55,18 +64,30 @@ Status EmbeddedNode::Open() {
   for (int32_t p = 0; p < log_->PartitionCount(kEventsTopic); ++p) {
     ends[p] = log_->EndOffset(kEventsTopic, p);
   }
-  if (Status s = counters_->CheckAgainstLog(log_->Committed(c.group_id, kEventsTopic), ends);
+  if (Status s = counters_->CheckAgainstLog(log_->Committed(kEmbeddedGroup, kEventsTopic), ends);
       !s.ok()) {
     return Status::Corruption(
         fmt::format("the data dir '{}' is damaged: {}. Restore it from a backup (docs/"
                     "operations.md, \"A damaged data dir\")",
                     c.data_dir, s.message()));
   }
+  // Offsets an older version committed under another kafka.group_id: the
+  // state's checkpoints say where counting resumes, so they only hold the
+  // retention floor back.
+  Result<std::vector<std::string>> forgotten = log_->ForgetGroupsOtherThan(kEmbeddedGroup);
+  if (!forgotten.ok()) return forgotten.status();
+  for (const std::string& group : *forgotten) {
+    spdlog::info(
+        "dropped the local log's committed offsets of consumer group '{}' (a "
+        "kafka.group_id an older version used in serve); counting resumes from the "
+        "state's checkpoints",
+        group);
+  }
 
   // The state shares the log's store, so each commit writes the counters,
   // ids and offsets in one atomic write with its dead letters.
-  CATCHALL_RETURN_IF_ERROR(
-      log_->NewGroupLog(c.group_id, kEventsTopic, /*state_in_transaction=*/true, &group_log_));
+  CATCHALL_RETURN_IF_ERROR(log_->NewGroupLog(std::string(kEmbeddedGroup), kEventsTopic,
+                                             /*state_in_transaction=*/true, &group_log_));
   AggregationOptions options;
   options.commit_interval = std::chrono::milliseconds(c.commit_interval_ms);
   options.commit_max_records = c.commit_max_events;

@@ -162,6 +162,43 @@ void LocalLogImpl::OnCommitted(const std::string& group, TopicState* topic,
   }
 }
 
+Result<std::vector<std::string>> LocalLogImpl::ForgetGroupsOtherThan(std::string_view keep) {
+  std::lock_guard<std::mutex> lock(committed_mu);
+  std::vector<std::string> forgotten;
+  KvWriteBatch del;
+  for (const auto& [group, topics_of_group] : committed) {
+    if (group == keep) continue;
+    forgotten.push_back(group);
+    for (const auto& [topic, offsets] : topics_of_group) {
+      for (const auto& [part, offset] : offsets) {
+        del.Delete(meta, CommittedOffsetKey(group, topic, part));
+      }
+    }
+  }
+  if (forgotten.empty()) return forgotten;
+  CATCHALL_RETURN_IF_ERROR(store->Write(&del));
+  for (const std::string& group : forgotten) committed.erase(group);
+  // Each floor is now the kept group's offset, or 0 (keep everything)
+  // where it has committed none yet.
+  auto kept = committed.find(keep);
+  for (auto& t : topics) {
+    const std::map<int32_t, int64_t>* offsets = nullptr;
+    if (kept != committed.end()) {
+      auto o = kept->second.find(t->name);
+      if (o != kept->second.end()) offsets = &o->second;
+    }
+    for (int32_t part = 0; part < t->partitions; ++part) {
+      int64_t floor = 0;
+      if (offsets) {
+        auto o = offsets->find(part);
+        if (o != offsets->end()) floor = o->second;
+      }
+      t->floor[part].store(floor, std::memory_order_release);
+    }
+  }
+  return forgotten;
+}
+
 void LocalLogImpl::WaitForWrite(uint64_t seen, std::chrono::milliseconds timeout) const {
   std::unique_lock<std::mutex> lock(seq_mu);
   seq_cv.wait_for(lock, timeout, [&] { return seq.load(std::memory_order_acquire) != seen; });
@@ -369,6 +406,10 @@ Status LocalLog::NewReader(std::string_view topic, std::unique_ptr<LogReader>* r
 std::map<int32_t, int64_t> LocalLog::Committed(std::string_view group,
                                                std::string_view topic) const {
   return impl_->CommittedOffsets(group, topic);
+}
+
+Result<std::vector<std::string>> LocalLog::ForgetGroupsOtherThan(std::string_view keep) {
+  return impl_->ForgetGroupsOtherThan(keep);
 }
 
 int32_t LocalLog::PartitionCount(std::string_view topic) const {

@@ -159,6 +159,9 @@ struct LocalLogImpl {
   void OnCommitted(const std::string& group, TopicState* topic,
                    const std::map<int32_t, int64_t>& offsets);
 
+  // LocalLog::ForgetGroupsOtherThan.
+  Result<std::vector<std::string>> ForgetGroupsOtherThan(std::string_view keep);
+
   void WriterLoop();
   // With `mu` held and the token free: takes the token and the queued
   // writes (only the appends before the first transaction if

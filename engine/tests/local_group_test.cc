@@ -191,6 +191,47 @@ TEST_F(LocalGroupTest, ACommitWritesRecordsOffsetsAndStateAtOnce) {
   EXPECT_EQ(log_->Committed("g", kInput), (std::map<int32_t, int64_t>{{0, 3}, {1, 4}}));
 }
 
+// A group nobody consumes as any more holds the retention floor where it
+// left it; forgetting it lets retention (and the unconsumed-records bound)
+// follow the group that is left, and it stays forgotten after a reopen.
+TEST_F(LocalGroupTest, ForgettingOtherGroupsFreesTheRetentionFloor) {
+  Append(20);
+  auto commit = [&](const std::string& name, std::map<int32_t, int64_t> offsets) {
+    std::unique_ptr<GroupLog> group;
+    ASSERT_TRUE(log_->NewGroupLog(name, kInput, false, &group).ok());
+    Member m(group.get());
+    m.Poll();
+    LogTransaction txn;
+    txn.offsets = std::move(offsets);
+    ASSERT_TRUE(m.committer->Commit(&txn).ok());
+  };
+  const int32_t p = 0;
+  const int64_t end = log_->EndOffset(kInput, p);
+  ASSERT_GT(end, 1);
+  commit("old", {{p, 1}});
+  commit("g", {{p, end}});
+  auto later = std::chrono::system_clock::now() + 365 * 24h;
+  ASSERT_TRUE(log_->EnforceRetention(later).ok());
+  EXPECT_LE(log_->StartOffset(kInput, p), 1) << "the old group still needs offset 1";
+
+  Result<std::vector<std::string>> forgotten = log_->ForgetGroupsOtherThan("g");
+  ASSERT_TRUE(forgotten.ok()) << forgotten.status().ToString();
+  EXPECT_THAT(*forgotten, ElementsAre("old"));
+  EXPECT_THAT(log_->Committed("old", kInput), IsEmpty());
+  EXPECT_EQ(log_->Committed("g", kInput), (std::map<int32_t, int64_t>{{p, end}}));
+  // Everything of the partition is consumed by "g": the newest batch stays.
+  Append(4);
+  ASSERT_TRUE(log_->EnforceRetention(later).ok());
+  EXPECT_GT(log_->StartOffset(kInput, p), 1);
+
+  Open(10s);
+  EXPECT_THAT(log_->Committed("old", kInput), IsEmpty()) << "forgotten in the store too";
+  EXPECT_EQ(log_->Committed("g", kInput), (std::map<int32_t, int64_t>{{p, end}}));
+  Result<std::vector<std::string>> again = log_->ForgetGroupsOtherThan("g");
+  ASSERT_TRUE(again.ok());
+  EXPECT_THAT(*again, IsEmpty());
+}
+
 TEST_F(LocalGroupTest, WithoutStateInTransactionAStateBatchIsRefused) {
   auto group = Group(/*state_in_transaction=*/false);
   Member m(group.get());

@@ -113,5 +113,34 @@ TEST(ServeBackpressureTest, ReadyzIs503WithRetryAfterUntilEventsLoggedBeforeARes
   EXPECT_EQ(v.delivered, 3);
 }
 
+// serve committed its offsets under kafka.group_id's name. A data dir run
+// once under another name kept that name's offsets, which held the log's
+// retention floor where they were: log.max_unconsumed_events later, every
+// write got 503 for good (the log also grew without bound).
+TEST(ServeBackpressureTest, ADataDirRunUnderAnotherGroupIdTakesWritesOnLaterStarts) {
+  TempDir data;
+  {
+    ServerProcess server({"serve", "--data-dir", data.path(), "--set", "kafka.group_id=other"});
+    ASSERT_TRUE(server.WaitReady());
+    HttpClient client(server.port());
+    for (int i = 0; i < 3; ++i) ASSERT_EQ(client.Put("/events/g.example/delivered").status, 204);
+    WaitForCounts(client, "g.example", 3, 0);
+  }  // SIGTERM: a clean stop
+  ServerProcess server(
+      {"serve", "--data-dir", data.path(), "--set", "log.max_unconsumed_events=5"});
+  ASSERT_TRUE(server.WaitReady());
+  HttpClient client(server.port());
+  // Twice the limit, each counted before the next: never more than one
+  // event is unconsumed.
+  for (int i = 1; i <= 10; ++i) {
+    HttpResult put = client.Put("/events/g.example/bounced");
+    ASSERT_EQ(put.status, 204) << "event " << i << ": " << put.body;
+    WaitForCounts(client, "g.example", 3, i);
+  }
+  DomainView v = WaitForCounts(client, "g.example", 3, 10);
+  EXPECT_EQ(v.delivered, 3) << "counting resumed from the state, not from the log's start";
+  EXPECT_EQ(v.bounced, 10);
+}
+
 }  // namespace
 }  // namespace catchall::testing

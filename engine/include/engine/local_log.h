@@ -104,6 +104,12 @@ class LocalLog {
   // absent).
   std::map<int32_t, int64_t> Committed(std::string_view group, std::string_view topic) const;
 
+  // Drops the committed offsets of every group but `keep`, from the store
+  // and from the retention floors, and returns the names of those dropped.
+  // A group nobody consumes as any more would hold the floor where it left
+  // it, and the log would then keep every later record for good.
+  Result<std::vector<std::string>> ForgetGroupsOtherThan(std::string_view keep);
+
   int32_t PartitionCount(std::string_view topic) const;
   // Offset the next record of the partition will get (durable end).
   int64_t EndOffset(std::string_view topic, int32_t partition) const;
