@@ -99,9 +99,27 @@ HttpResponse NotFound(std::string_view path) {
   return HttpResponse::Error(404, "not_found",
                              fmt::format("no such path: {}", path.substr(0, 200)));
 }
+
+// The asterisk-form target, `OPTIONS * HTTP/1.1`, asks about the server
+// as a whole (RFC 9110, 9.3.7): it was a 404 "no such path: *" (a probe).
+// Any other method with it is malformed (RFC 9112, 3.2.4).
+std::optional<HttpResponse> AsteriskForm(const HttpRequest& request) {
+  if (request.target != "*") return std::nullopt;
+  if (request.method != HttpMethod::kOptions) {
+    return HttpResponse::Error(400, "bad_request",
+                               "the request target '*' is for OPTIONS only; other methods "
+                               "need a path such as /domains/example.com");
+  }
+  HttpResponse r = HttpResponse::NoContent();
+  r.headers.emplace_back("Allow", "GET, HEAD, POST, PUT");
+  return r;
+}
 }  // namespace
 
 void HttpRouter::Handle(const HttpRequest& request, Responder respond) const {
+  if (std::optional<HttpResponse> answer = AsteriskForm(request)) {
+    return respond(std::move(*answer));
+  }
   std::string_view path = request.path();
   size_t i = RouteIndex(path);
   if (i == routes_.size()) return respond(NotFound(path));
@@ -115,6 +133,7 @@ void HttpRouter::Handle(const HttpRequest& request, Responder respond) const {
 }
 
 std::optional<HttpResponse> HttpRouter::Refusal(const HttpRequest& request) const {
+  if (std::optional<HttpResponse> answer = AsteriskForm(request)) return answer;
   std::string_view path = request.path();
   size_t i = RouteIndex(path);
   if (i == routes_.size()) return NotFound(path);

@@ -78,6 +78,23 @@ TEST(HttpRouterTest, UnknownPathsAreJson404) {
   EXPECT_LT(Call(router, huge).body.size(), 1000u);
 }
 
+TEST(HttpRouterTest, OptionsAsteriskIsAnsweredForTheServer) {
+  HttpRouter router;
+  router.Mount("/events", Echo("events"));
+  HttpResponse options = Call(router, "*", HttpMethod::kOptions);
+  EXPECT_EQ(options.status, 204);
+  EXPECT_EQ(HeaderOf(options, "Allow"), "GET, HEAD, POST, PUT");
+  HttpResponse get = Call(router, "*", HttpMethod::kGet);
+  EXPECT_EQ(get.status, 400);
+  EXPECT_EQ(test::JsonStringField(get.body, "code"), "bad_request");
+  HttpRequest request;
+  request.method = HttpMethod::kOptions;
+  request.target = "*";
+  std::optional<HttpResponse> early = router.Refusal(request);
+  ASSERT_TRUE(early.has_value()) << "answered before any body is read";
+  EXPECT_EQ(early->status, 204);
+}
+
 TEST(HttpRouterTest, FirstMatchingMountWins) {
   HttpRouter router;
   router.Mount("/a", Echo("first"));

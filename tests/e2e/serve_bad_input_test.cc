@@ -145,6 +145,23 @@ TEST_F(ServeBadInputTest, AnHttp2PrefaceIs505) {
   EXPECT_THAT(reply, HasSubstr("HTTP/2.0 is not supported"));
 }
 
+// `OPTIONS *` asks about the server as a whole (RFC 9110, 9.3.7); it was a
+// 404 "no such path: *". Other methods cannot use that target.
+TEST_F(ServeBadInputTest, OptionsAsteriskIsAnsweredAndOtherMethodsWithItAre400) {
+  std::string reply = RawExchange(server_->port(), "OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n",
+                                  std::chrono::seconds(5));
+  EXPECT_THAT(reply, StartsWith("HTTP/1.1 204"));
+  EXPECT_THAT(reply, HasSubstr("Allow: GET, HEAD, POST, PUT\r\n"));
+  for (std::string method : {"GET", "PUT", "POST"}) {
+    std::string other =
+        RawExchange(server_->port(), method + " * HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+                    std::chrono::seconds(5));
+    EXPECT_THAT(other, StartsWith("HTTP/1.1 400")) << method;
+    EXPECT_THAT(other, HasSubstr("\"code\":\"bad_request\"")) << method;
+    EXPECT_THAT(other, HasSubstr("is for OPTIONS only")) << method;
+  }
+}
+
 TEST_F(ServeBadInputTest, GarbageRequestIs400) {
   std::string reply =
       RawExchange(server_->port(), "THIS IS NOT HTTP\r\n\r\n", std::chrono::seconds(5));
