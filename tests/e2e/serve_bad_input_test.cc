@@ -162,6 +162,43 @@ TEST_F(ServeBadInputTest, OptionsAsteriskIsAnsweredAndOtherMethodsWithItAre400) 
   }
 }
 
+// Requests pipelined behind the one that ends a connection (it says
+// `Connection: close`, it is malformed, it is HTTP/2) are not read; closing
+// with them unread made the kernel reset the connection, which destroyed
+// responses the client had not read yet: a probe received 34-191 of 201.
+TEST_F(ServeBadInputTest,
+       ResponsesBeforeAConnectionsLastRequestSurviveTheRequestsPipelinedAfterIt) {
+  const std::string healthz = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+  struct Cut {
+    std::string request;
+    std::string status;
+  };
+  const Cut cuts[] = {
+      {"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", "200"},
+      {"GARBAGE\r\n\r\n", "400"},
+      {"GET /healthz HTTP/2.0\r\nHost: x\r\n\r\n", "505"},
+  };
+  for (const Cut& cut : cuts) {
+    for (int round = 0; round < 3; ++round) {
+      SCOPED_TRACE(cut.request + " round " + std::to_string(round));
+      std::string pipeline;
+      for (int i = 0; i < 200; ++i) pipeline += healthz;
+      pipeline += cut.request;
+      for (int i = 0; i < 50; ++i) pipeline += healthz;
+      std::string reply = RawExchange(server_->port(), pipeline, std::chrono::seconds(10));
+      // Status lines: at the start, or right after the last response's
+      // body (a JSON object or nothing).
+      size_t ok = 0;
+      for (size_t at = reply.find("HTTP/1.1 200 OK\r\n"); at != std::string::npos;
+           at = reply.find("HTTP/1.1 200 OK\r\n", at + 1)) {
+        ++ok;
+      }
+      EXPECT_EQ(ok, cut.status == "200" ? 201u : 200u) << "every response before the cut";
+      EXPECT_NE(reply.find("}HTTP/1.1 " + cut.status), std::string::npos) << "and the cut's own";
+    }
+  }
+}
+
 TEST_F(ServeBadInputTest, GarbageRequestIs400) {
   std::string reply =
       RawExchange(server_->port(), "THIS IS NOT HTTP\r\n\r\n", std::chrono::seconds(5));

@@ -261,6 +261,35 @@ TEST_F(ServeTlsTest, SigtermWithAnIdleTlsClientDoesNotWaitForIt) {
   EXPECT_LT(std::chrono::steady_clock::now() - signalled, 4s) << server.Output();
 }
 
+// As over plain HTTP (ServeBadInputTest): requests pipelined behind the one
+// that ends the connection are not read, and closing with them unread reset
+// the connection, destroying responses the client had not read yet.
+TEST_F(ServeTlsTest, ResponsesBeforeAConnectionsLastRequestSurviveTheRequestsPipelinedAfterIt) {
+  ServerProcess server(ServeArgs());
+  ASSERT_TRUE(server.started());
+  ASSERT_TRUE(WaitReadyTls(server));
+  const std::string healthz = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+  for (int round = 0; round < 3; ++round) {
+    SCOPED_TRACE(round);
+    std::string pipeline;
+    for (int i = 0; i < 200; ++i) pipeline += healthz;
+    pipeline += "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    // More than the server's reads take in at once, so that some stay in
+    // the socket.
+    for (int i = 0; i < 3000; ++i) pipeline += healthz;
+    TlsClient client(server.port());
+    bool reset = false;
+    std::string reply = client.Exchange(pipeline, &reset);
+    size_t ok = 0;
+    for (size_t at = reply.find("HTTP/1.1 200 OK\r\n"); at != std::string::npos;
+         at = reply.find("HTTP/1.1 200 OK\r\n", at + 1)) {
+      ++ok;
+    }
+    EXPECT_EQ(ok, 201u);
+    EXPECT_FALSE(reset);
+  }
+}
+
 // A listener that cannot speak TLS as configured must not start (and
 // certainly not fall back to plain HTTP).
 TEST_F(ServeTlsTest, ABadCertificateOrKeyAtStartFailsTheStartClearly) {

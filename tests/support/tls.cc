@@ -241,4 +241,29 @@ HttpResult TlsClient::Request(std::string_view method, std::string_view target,
   return result;
 }
 
+std::string TlsClient::Exchange(std::string_view bytes, bool* reset) {
+  if (reset) *reset = false;
+  if (!impl_->stream && !Connect()) return {};
+  impl_->Lowest().expires_after(impl_->options.timeout);  // one deadline for it all
+  beast::error_code ec = net::error::would_block;
+  net::async_write(*impl_->stream, net::buffer(bytes.data(), bytes.size()),
+                   [&ec](beast::error_code e, size_t) { ec = e; });
+  RunUntilDone(impl_->ioc);
+  std::string out;
+  char buf[4096];
+  while (!ec) {
+    size_t n = 0;
+    ec = net::error::would_block;
+    impl_->stream->async_read_some(net::buffer(buf), [&](beast::error_code e, size_t got) {
+      ec = e;
+      n = got;
+    });
+    RunUntilDone(impl_->ioc);
+    out.append(buf, n);
+  }
+  if (reset) *reset = ec == net::error::connection_reset;
+  impl_->stream.reset();
+  return out;
+}
+
 }  // namespace catchall::testing

@@ -63,6 +63,12 @@ class TlsClient {
   HttpResult Request(std::string_view method, std::string_view target, std::string_view body = {},
                      const std::map<std::string, std::string>& headers = {});
 
+  // Sends `bytes` as they are (pipelined requests, say), connecting first
+  // if needed, and returns every byte read until the server ends the
+  // connection or the timeout passes. *reset (if given): it ended in a
+  // TCP reset, not a close.
+  std::string Exchange(std::string_view bytes, bool* reset = nullptr);
+
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
