@@ -553,6 +553,15 @@ class Session final : public SessionBase {
     const auto data = buffer_.data();
     const std::string_view unparsed(static_cast<const char*>(data.data()), data.size());
     const bool line_read = RequestLineRead(*parser_, unparsed, server_->options.header_limit);
+    if (const auto& req = parser_->get(); !req.target().empty()) {
+      // The request line was parsed before its headers failed (a declared
+      // body over the limit, headers too large): the answer is counted
+      // under its route and method, not as "other" (a probe).
+      method_ = MethodOf(req.method());
+      std::string_view target =
+          OriginForm(std::string_view(req.target().data(), req.target().size()));
+      route_ = server_->router->RouteIndex(target.substr(0, target.find('?')));
+    }
     if (auto response = MalformedRequestResponse(server_->options, ec, line_read,
                                                  UnsupportedHttpVersion(unparsed))) {
       return DoWrite(std::move(*response));

@@ -354,6 +354,19 @@ TEST_F(HttpServerTest, BodyOverLimitIsJson413) {
   EXPECT_FALSE(r.keep_alive());
 }
 
+// Beast refuses a declared body over the limit while it reads the headers;
+// the 413 was counted as route "other", method "OTHER" (a probe).
+TEST_F(HttpServerTest, ABodyRefusedWithTheHeadersIsCountedUnderItsRouteAndMethod) {
+  HttpServerOptions options = DefaultOptions();
+  options.body_limit = 1024;
+  Start(options, &metrics_);
+  auto client = Connect();
+  ExpectJsonError(client->RoundTrip(Post("/echo", std::string(4096, 'a'))), 413, "body_too_large");
+  EXPECT_THAT(
+      metrics_.Serialize(),
+      HasSubstr("catchall_http_requests_total{code=\"413\",method=\"POST\",route=\"/echo\"} 1"));
+}
+
 TEST_F(HttpServerTest, ChunkedBodyOverLimitIsJson413) {
   HttpServerOptions options = DefaultOptions();
   options.body_limit = 1024;
