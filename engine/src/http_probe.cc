@@ -92,6 +92,14 @@ HttpProbe::HttpProbe(Metrics& metrics, const HttpRouter* router) {
                "port, a protocol older than TLS 1.2, a client that rejects the certificate)")
            .Register(r)
            .Add({});
+  write_timeouts_ =
+      &prometheus::BuildCounter()
+           .Name("catchall_http_write_timeouts_total")
+           .Help(
+               "Connections closed because the client did not take a response (or a 100 "
+               "Continue) within server.io_timeout_ms: it stopped reading")
+           .Register(r)
+           .Add({});
 }
 
 void HttpProbe::OnRequest(size_t route, HttpMethod method, int status,
@@ -127,5 +135,6 @@ void HttpProbe::OnBodyBudgetRefused() { body_budget_refusals_->Increment(); }
 void HttpProbe::SetBodyBytes(size_t bytes) { body_bytes_->Set(static_cast<double>(bytes)); }
 
 void HttpProbe::OnTlsHandshakeFailed() { tls_handshake_failures_->Increment(); }
+void HttpProbe::OnWriteTimedOut() { write_timeouts_->Increment(); }
 
 }  // namespace catchall

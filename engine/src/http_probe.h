@@ -38,6 +38,9 @@ class HttpProbe {
   // Request body bytes the connections hold now.
   void SetBodyBytes(size_t bytes);
   void OnTlsHandshakeFailed();
+  // A connection closed because the client did not take what was written
+  // to it within the io timeout.
+  void OnWriteTimedOut();
 
  private:
   static constexpr size_t kMethods = 8;
@@ -59,6 +62,7 @@ class HttpProbe {
   prometheus::Counter* body_budget_refusals_;
   prometheus::Gauge* body_bytes_;
   prometheus::Counter* tls_handshake_failures_;
+  prometheus::Counter* write_timeouts_;
 };
 
 }  // namespace catchall

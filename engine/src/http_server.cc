@@ -446,6 +446,9 @@ class Session final : public SessionBase {
       timed_out_ = true;
       Sock().cancel(ignored);
     } else {
+      // A client that stopped reading: nothing else would tell an operator
+      // why its connections end (a probe).
+      if (server_->probe) server_->probe->OnWriteTimedOut();
       Lowest().close();
     }
   }

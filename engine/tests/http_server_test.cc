@@ -847,9 +847,11 @@ std::string LargeEcho(std::string_view extra_headers) {
 TEST_F(HttpServerTest, AClientThatNeverReadsIsCutOffAfterTheWriteTimeout) {
   HttpServerOptions options = DefaultOptions();
   options.io_timeout = 300ms;
-  Start(options);
+  Start(options, &metrics_);
   ExpectCutOffWhenNeverReading(
       port_, LargeEcho(""), [&] { return Connect()->RoundTrip(Get("/echo/other")).result_int(); });
+  // And an operator can tell why (a probe found nothing said it).
+  EXPECT_THAT(metrics_.Serialize(), HasSubstr("\ncatchall_http_write_timeouts_total 1\n"));
 }
 
 // The same with an interim 100 Continue before each answer: that write is

@@ -1312,6 +1312,7 @@ TEST_F(ClusterTest, EveryDocumentedMetricIsExportedByARoleWithAValueTheTrafficEx
       // them over TLS).
       {"catchall_http_tls_handshake_failures_total",
        quiet_http("catchall_http_tls_handshake_failures_total")},
+      {"catchall_http_write_timeouts_total", quiet_http("catchall_http_write_timeouts_total")},
       // No body waited for room, and each was answered before the scrape
       // (serve_bad_input_test.cc fills the budget).
       {"catchall_http_body_budget_refusals_total",
