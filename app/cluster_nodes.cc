@@ -134,7 +134,7 @@ Status IngestNode::Open() {
   router()->Mount(
       "/events",
       [this](const HttpRequest& r, const Responder& respond) { ingest_->Handle(r, respond); },
-      IngestService::ServesPath);
+      IngestService::ServesPath, IngestService::kMethods);
   return Status::Ok();
 }
 
@@ -290,7 +290,7 @@ Status QueryNode::Open() {
   router()->Mount(
       "/domains",
       [this](const HttpRequest& r, const Responder& respond) { query_->Handle(r, respond); },
-      QueryService::ServesPath);
+      QueryService::ServesPath, QueryService::kMethods);
   return Status::Ok();
 }
 

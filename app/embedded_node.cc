@@ -17,11 +17,12 @@
 namespace catchall {
 namespace {
 // The consumer group under which serve commits its offsets in the local
-// log: kafka.group_id's default, which serve used before it stopped
-// reading that setting, so data dirs keep their committed offsets. A name
-// that changed with kafka.group_id left the old name's offsets behind,
-// holding the log's retention floor for good: the log grew without bound
-// and, once log.max_unconsumed_events later, every write got 503.
+// log, whatever kafka.group_id says. serve used to take kafka.group_id's
+// value (while warning that it did not use it); a data dir run once under
+// another name kept that name's offsets, which held the log's retention
+// floor for good: the log grew without bound and, log.max_unconsumed_events
+// later, every write got 503. This is kafka.group_id's default, which most
+// data dirs already hold.
 constexpr std::string_view kEmbeddedGroup = "catchall-aggregators";
 }  // namespace
 
@@ -64,23 +65,31 @@ Status EmbeddedNode::Open() {
   for (int32_t p = 0; p < log_->PartitionCount(kEventsTopic); ++p) {
     ends[p] = log_->EndOffset(kEventsTopic, p);
   }
-  if (Status s = counters_->CheckAgainstLog(log_->Committed(kEmbeddedGroup, kEventsTopic), ends);
-      !s.ok()) {
+  // Every group's offsets, not only this one's: an older version may have
+  // committed under another kafka.group_id, and no group's may be ahead of
+  // the state.
+  if (Status s = counters_->CheckAgainstLog(log_->MaxCommitted(kEventsTopic), ends); !s.ok()) {
     return Status::Corruption(
         fmt::format("the data dir '{}' is damaged: {}. Restore it from a backup (docs/"
                     "operations.md, \"A damaged data dir\")",
                     c.data_dir, s.message()));
   }
-  // Offsets an older version committed under another kafka.group_id: the
-  // state's checkpoints say where counting resumes, so they only hold the
-  // retention floor back.
-  Result<std::vector<std::string>> forgotten = log_->ForgetGroupsOtherThan(kEmbeddedGroup);
-  if (!forgotten.ok()) return forgotten.status();
-  for (const std::string& group : *forgotten) {
+  // Counting resumes from the state's checkpoints (AggregationLoop::
+  // OnAssigned), so they are this group's offsets; other groups' (an older
+  // version's kafka.group_id) would only hold the retention floor back.
+  std::map<int32_t, int64_t> checkpoints;
+  for (const auto& [p, end] : ends) {
+    Result<StateCheckpoint> checkpoint = counters_->ReadCheckpoint(p);
+    if (!checkpoint.ok()) return checkpoint.status();
+    checkpoints[p] = checkpoint->events_offset;
+  }
+  Result<std::vector<std::string>> dropped =
+      log_->ResetGroups(kEmbeddedGroup, kEventsTopic, checkpoints);
+  if (!dropped.ok()) return dropped.status();
+  for (const std::string& group : *dropped) {
     spdlog::info(
-        "dropped the local log's committed offsets of consumer group '{}' (a "
-        "kafka.group_id an older version used in serve); counting resumes from the "
-        "state's checkpoints",
+        "dropped the local log's committed offsets of consumer group '{}' (the kafka.group_id "
+        "an older version ran serve under); counting resumes from the state's checkpoints",
         group);
   }
 
@@ -107,11 +116,11 @@ Status EmbeddedNode::Open() {
   router()->Mount(
       "/events",
       [this](const HttpRequest& r, const Responder& respond) { ingest_->Handle(r, respond); },
-      IngestService::ServesPath);
+      IngestService::ServesPath, IngestService::kMethods);
   router()->Mount(
       "/domains",
       [this](const HttpRequest& r, const Responder& respond) { query_->Handle(r, respond); },
-      QueryService::ServesPath);
+      QueryService::ServesPath, QueryService::kMethods);
   return Status::Ok();
 }
 

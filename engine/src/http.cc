@@ -85,8 +85,58 @@ HttpResponse HttpResponse::FromStatus(const Status& status, std::string_view cod
   return r;
 }
 
-void HttpRouter::Mount(std::string prefix, HttpHandler handler, PathShape serves) {
-  routes_.push_back(Route{std::move(prefix), std::move(handler), serves});
+namespace {
+// "GET, POST" -> {"GET", "POST"}.
+std::vector<std::string_view> SplitMethods(std::string_view list) {
+  std::vector<std::string_view> out;
+  while (!list.empty()) {
+    size_t comma = list.find(',');
+    std::string_view m = list.substr(0, comma);
+    while (!m.empty() && m.front() == ' ') m.remove_prefix(1);
+    while (!m.empty() && m.back() == ' ') m.remove_suffix(1);
+    if (!m.empty()) out.push_back(m);
+    if (comma == std::string_view::npos) break;
+    list.remove_prefix(comma + 1);
+  }
+  return out;
+}
+
+}  // namespace
+
+void HttpRouter::Mount(std::string prefix, HttpHandler handler, PathShape serves,
+                       std::string_view methods) {
+  routes_.push_back(Route{std::move(prefix), std::move(handler), serves, std::string(methods)});
+}
+
+// The asterisk-form target, `OPTIONS * HTTP/1.1`, asks about the server
+// as a whole (RFC 9110, 9.3.7): it was a 404 "no such path: *" (a probe).
+// Allow lists what some route serves. Any other method with it is
+// malformed (RFC 9112, 3.2.4).
+std::optional<HttpResponse> HttpRouter::AsteriskForm(const HttpRequest& request) const {
+  if (request.target != "*") return std::nullopt;
+  if (request.method != HttpMethod::kOptions) {
+    return HttpResponse::Error(400, "bad_request",
+                               "the request target '*' is for OPTIONS only; other methods "
+                               "need a path such as /domains/example.com");
+  }
+  auto serves = [&](std::string_view method) {
+    return std::any_of(routes_.begin(), routes_.end(), [&](const Route& r) {
+      for (std::string_view m : SplitMethods(r.methods)) {
+        if (m == method) return true;
+      }
+      return false;
+    });
+  };
+  std::string allow;
+  for (std::string_view method : {"GET", "HEAD", "POST", "PUT"}) {
+    const bool served = method == "HEAD" ? serves("GET") : serves(method);
+    if (!served) continue;
+    if (!allow.empty()) allow += ", ";
+    allow += method;
+  }
+  HttpResponse r = HttpResponse::NoContent();
+  if (!allow.empty()) r.headers.emplace_back("Allow", std::move(allow));
+  return r;
 }
 
 namespace {
@@ -100,20 +150,6 @@ HttpResponse NotFound(std::string_view path) {
                              fmt::format("no such path: {}", path.substr(0, 200)));
 }
 
-// The asterisk-form target, `OPTIONS * HTTP/1.1`, asks about the server
-// as a whole (RFC 9110, 9.3.7): it was a 404 "no such path: *" (a probe).
-// Any other method with it is malformed (RFC 9112, 3.2.4).
-std::optional<HttpResponse> AsteriskForm(const HttpRequest& request) {
-  if (request.target != "*") return std::nullopt;
-  if (request.method != HttpMethod::kOptions) {
-    return HttpResponse::Error(400, "bad_request",
-                               "the request target '*' is for OPTIONS only; other methods "
-                               "need a path such as /domains/example.com");
-  }
-  HttpResponse r = HttpResponse::NoContent();
-  r.headers.emplace_back("Allow", "GET, HEAD, POST, PUT");
-  return r;
-}
 }  // namespace
 
 void HttpRouter::Handle(const HttpRequest& request, Responder respond) const {

@@ -289,6 +289,7 @@ class Session final : public SessionBase {
   // Writes a canned error and closes (used when refusing a connection).
   void Refuse(HttpResponse response) {
     keep_alive_ = false;
+    refused_ = true;
     version_ = 11;
     received_ = std::chrono::steady_clock::now();
     net::dispatch(stream_.get_executor(), [self = Self(), r = std::move(response)]() mutable {
@@ -688,13 +689,13 @@ class Session final : public SessionBase {
         // Bytes of the client still unread would reset the connection, as
         // over plain HTTP below; after close_notify they are records of no
         // use, read and dropped raw.
-        if (!ec && (self->BodyLeftUnread() || self->RequestPending())) return self->LingerRaw();
+        if (!ec && self->ClientMaySendMore()) return self->LingerRaw();
         self->Lowest().close();
       });
     } else {
       beast::error_code ec;
       Sock().shutdown(tcp::socket::shutdown_send, ec);
-      if (BodyLeftUnread() || RequestPending()) {
+      if (ClientMaySendMore()) {
         // Closing with bytes of the client's unread makes the kernel reset
         // the connection, and the reset destroys what we wrote that the
         // client has not read yet: the answer to a body we did not read
@@ -719,6 +720,35 @@ class Session final : public SessionBase {
     Lowest().expires_after(
         std::min<std::chrono::milliseconds>(server_->options.io_timeout, std::chrono::seconds(2)));
     Linger();
+  }
+
+  // Whether the client has sent, or may still be sending, bytes we did not
+  // read: a body, or requests pipelined behind the last one answered
+  // (stray empty lines after it are none). Not for a connection refused
+  // at accept (server.max_connections): lingering would hold the very
+  // slot the refusal is about, so its request is read once and dropped.
+  bool ClientMaySendMore() {
+    if (refused_) {
+      DropAvailable();
+      return false;
+    }
+    SkipEmptyLines();
+    return BodyLeftUnread() || RequestPending();
+  }
+
+  // Reads and drops what the socket holds now (at most 64 KiB), without
+  // waiting.
+  void DropAvailable() {
+    std::array<char, 4096> dropped{};
+    beast::error_code ec;
+    for (size_t budget = 64 << 10; budget > 0;) {
+      const size_t ready = Sock().available(ec);
+      if (ec || ready == 0) return;
+      const size_t n = Sock().read_some(
+          net::buffer(dropped.data(), std::min({ready, budget, dropped.size()})), ec);
+      if (ec) return;
+      budget -= std::min(budget, n);
+    }
   }
 
   // The request's headers were read and its body was not (all of it).
@@ -756,6 +786,7 @@ class Session final : public SessionBase {
   bool head_ = false;         // the request being answered is a HEAD
   unsigned version_ = 11;
   bool keep_alive_ = true;
+  bool refused_ = false;  // answered 503 at accept (Refuse)
   bool idle_ = false;
   // Route index of the request being answered, for the metrics; kNoRoute
   // (reported as "other") before its headers are read.

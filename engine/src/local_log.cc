@@ -41,6 +41,12 @@ std::string CommittedOffsetKey(std::string_view group, std::string_view topic, i
   return fmt::format("{}{}/{}/{}", kCommittedPrefix, group, topic, partition);
 }
 
+std::string EncodeOffset(int64_t offset) {
+  std::string v;
+  PutFixed64(&v, static_cast<uint64_t>(offset));
+  return v;
+}
+
 class LocalLogAppender : public LogAppender {
  public:
   LocalLogAppender(LocalLogImpl* log, TopicState* topic) : log_(log), topic_(topic) {}
@@ -78,8 +84,11 @@ namespace {
 int64_t Unconsumed(const TopicState& topic) {
   int64_t n = 0;
   for (int32_t p = 0; p < topic.partitions; ++p) {
+    // Below the start nothing is stored to consume (a floor set back, as
+    // ResetGroups may, does not count deleted records).
     n += topic.end[p].load(std::memory_order_relaxed) -
-         topic.floor[p].load(std::memory_order_relaxed);
+         std::max(topic.floor[p].load(std::memory_order_relaxed),
+                  topic.start[p].load(std::memory_order_relaxed));
   }
   return n;
 }
@@ -144,6 +153,20 @@ std::map<int32_t, int64_t> LocalLogImpl::CommittedOffsets(std::string_view group
   return t == g->second.end() ? std::map<int32_t, int64_t>() : t->second;
 }
 
+std::map<int32_t, int64_t> LocalLogImpl::MaxCommitted(std::string_view topic) const {
+  std::lock_guard<std::mutex> lock(committed_mu);
+  std::map<int32_t, int64_t> most;
+  for (const auto& [group, topics_of_group] : committed) {
+    auto t = topics_of_group.find(topic);
+    if (t == topics_of_group.end()) continue;
+    for (const auto& [part, offset] : t->second) {
+      auto [it, added] = most.emplace(part, offset);
+      if (!added) it->second = std::max(it->second, offset);
+    }
+  }
+  return most;
+}
+
 void LocalLogImpl::OnCommitted(const std::string& group, TopicState* topic,
                                const std::map<int32_t, int64_t>& offsets) {
   std::lock_guard<std::mutex> lock(committed_mu);
@@ -162,41 +185,48 @@ void LocalLogImpl::OnCommitted(const std::string& group, TopicState* topic,
   }
 }
 
-Result<std::vector<std::string>> LocalLogImpl::ForgetGroupsOtherThan(std::string_view keep) {
+Result<std::vector<std::string>> LocalLogImpl::ResetGroups(
+    std::string_view keep, TopicState* topic, const std::map<int32_t, int64_t>& offsets) {
+  {
+    std::lock_guard<std::mutex> lock(groups_mu);
+    if (!groups.empty()) {
+      return Status::FailedPrecondition("the local log's groups are reset only before any opens");
+    }
+  }
   std::lock_guard<std::mutex> lock(committed_mu);
-  std::vector<std::string> forgotten;
-  KvWriteBatch del;
+  std::vector<std::string> dropped;
+  KvWriteBatch batch;
   for (const auto& [group, topics_of_group] : committed) {
     if (group == keep) continue;
-    forgotten.push_back(group);
-    for (const auto& [topic, offsets] : topics_of_group) {
-      for (const auto& [part, offset] : offsets) {
-        del.Delete(meta, CommittedOffsetKey(group, topic, part));
+    dropped.push_back(group);
+    for (const auto& [name, of_topic] : topics_of_group) {
+      for (const auto& [part, offset] : of_topic) {
+        batch.Delete(meta, CommittedOffsetKey(group, name, part));
       }
     }
   }
-  if (forgotten.empty()) return forgotten;
-  CATCHALL_RETURN_IF_ERROR(store->Write(&del));
-  for (const std::string& group : forgotten) committed.erase(group);
-  // Each floor is now the kept group's offset, or 0 (keep everything)
-  // where it has committed none yet.
-  auto kept = committed.find(keep);
+  for (const auto& [part, offset] : offsets) {
+    batch.Put(meta, CommittedOffsetKey(keep, topic->name, part), EncodeOffset(offset));
+  }
+  CATCHALL_RETURN_IF_ERROR(store->Write(&batch));
+  for (const std::string& group : dropped) committed.erase(group);
+  auto& mine = committed[std::string(keep)][topic->name];
+  for (const auto& [part, offset] : offsets) mine[part] = offset;
+  // Each floor is now the kept group's offset, or 0 (keep everything) where
+  // it has none.
+  const auto& kept = committed.find(keep)->second;
   for (auto& t : topics) {
-    const std::map<int32_t, int64_t>* offsets = nullptr;
-    if (kept != committed.end()) {
-      auto o = kept->second.find(t->name);
-      if (o != kept->second.end()) offsets = &o->second;
-    }
+    auto of_topic = kept.find(t->name);
     for (int32_t part = 0; part < t->partitions; ++part) {
       int64_t floor = 0;
-      if (offsets) {
-        auto o = offsets->find(part);
-        if (o != offsets->end()) floor = o->second;
+      if (of_topic != kept.end()) {
+        auto o = of_topic->second.find(part);
+        if (o != of_topic->second.end()) floor = o->second;
       }
       t->floor[part].store(floor, std::memory_order_release);
     }
   }
-  return forgotten;
+  return dropped;
 }
 
 void LocalLogImpl::WaitForWrite(uint64_t seen, std::chrono::milliseconds timeout) const {
@@ -408,8 +438,16 @@ std::map<int32_t, int64_t> LocalLog::Committed(std::string_view group,
   return impl_->CommittedOffsets(group, topic);
 }
 
-Result<std::vector<std::string>> LocalLog::ForgetGroupsOtherThan(std::string_view keep) {
-  return impl_->ForgetGroupsOtherThan(keep);
+Result<std::vector<std::string>> LocalLog::ResetGroups(std::string_view group,
+                                                       std::string_view topic,
+                                                       const std::map<int32_t, int64_t>& offsets) {
+  TopicState* t = impl_->Find(topic);
+  if (!t) return Status::NotFound(fmt::format("the local log has no topic {}", topic));
+  return impl_->ResetGroups(group, t, offsets);
+}
+
+std::map<int32_t, int64_t> LocalLog::MaxCommitted(std::string_view topic) const {
+  return impl_->MaxCommitted(topic);
 }
 
 int32_t LocalLog::PartitionCount(std::string_view topic) const {

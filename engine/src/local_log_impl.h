@@ -159,8 +159,10 @@ struct LocalLogImpl {
   void OnCommitted(const std::string& group, TopicState* topic,
                    const std::map<int32_t, int64_t>& offsets);
 
-  // LocalLog::ForgetGroupsOtherThan.
-  Result<std::vector<std::string>> ForgetGroupsOtherThan(std::string_view keep);
+  // LocalLog::ResetGroups and LocalLog::MaxCommitted.
+  Result<std::vector<std::string>> ResetGroups(std::string_view keep, TopicState* topic,
+                                               const std::map<int32_t, int64_t>& offsets);
+  std::map<int32_t, int64_t> MaxCommitted(std::string_view topic) const;
 
   void WriterLoop();
   // With `mu` held and the token free: takes the token and the queued
@@ -189,6 +191,8 @@ struct LocalLogImpl {
 std::string LocalBatchKey(int32_t partition, int64_t offset);
 // Key of a committed offset in the meta column.
 std::string CommittedOffsetKey(std::string_view group, std::string_view topic, int32_t partition);
+// Its value.
+std::string EncodeOffset(int64_t offset);
 
 // The reader of one topic (LocalLog::NewReader; also what a group member
 // reads its partitions with).

@@ -25,12 +25,6 @@ int64_t NowMs() {
 // writer thread, not at the end of an HTTP thread's round.
 constexpr size_t kMaxBytesWrittenInRound = 1 << 20;
 
-std::string EncodeOffset(int64_t offset) {
-  std::string v;
-  PutFixed64(&v, static_cast<uint64_t>(offset));
-  return v;
-}
-
 }  // namespace
 
 void LocalLogImpl::WriterLoop() {

@@ -521,6 +521,35 @@ TEST_F(HttpServerTest, ConnectionsOverTheLimitGetJson503) {
   EXPECT_TRUE(admitted);
 }
 
+// A connection refused at the limit is answered and let go at once, even
+// when its client sent a request and keeps the connection open: lingering
+// there (reading until the client closes, up to 2 s) held the very slot
+// the refusal is about (a review).
+TEST_F(HttpServerTest, AConnectionRefusedAtTheLimitIsNotHeldWhileItsClientWaits) {
+  HttpServerOptions options = DefaultOptions();
+  options.max_connections = 1;
+  Start(options, &metrics_);
+  auto admitted = Connect();
+  EXPECT_EQ(admitted->RoundTrip(Get("/echo")).result_int(), 200);
+  std::vector<std::unique_ptr<Client>> refused;
+  for (int i = 0; i < 5; ++i) {
+    refused.push_back(Connect());
+    ASSERT_FALSE(refused.back()->WriteRaw("GET /echo HTTP/1.1\r\nHost: x\r\n\r\n"));
+  }
+  for (auto& c : refused) {
+    Response r;
+    ASSERT_FALSE(c->Read(&r));
+    ExpectJsonError(r, 503, "too_many_connections");
+  }
+  // Every refused client still holds its end open.
+  auto deadline = std::chrono::steady_clock::now() + 1s;
+  while (metrics_.Serialize().find("\ncatchall_http_connections 1\n") == std::string::npos &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(10ms);
+  }
+  EXPECT_THAT(metrics_.Serialize(), HasSubstr("\ncatchall_http_connections 1\n"));
+}
+
 TEST_F(HttpServerTest, ExpectContinueGetsA100ThenTheResponse) {
   Start(DefaultOptions());
   auto client = Connect();

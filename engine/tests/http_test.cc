@@ -80,7 +80,12 @@ TEST(HttpRouterTest, UnknownPathsAreJson404) {
 
 TEST(HttpRouterTest, OptionsAsteriskIsAnsweredForTheServer) {
   HttpRouter router;
-  router.Mount("/events", Echo("events"));
+  router.Mount("/events", Echo("events"), nullptr, "POST, PUT");
+  // What the routes serve, and nothing else (a query node has no PUT).
+  EXPECT_EQ(HeaderOf(Call(router, "*", HttpMethod::kOptions), "Allow"), "POST, PUT");
+  router.Mount("/domains", Echo("domains"), nullptr, "GET,POST");
+  EXPECT_EQ(HeaderOf(Call(router, "*", HttpMethod::kOptions), "Allow"), "GET, HEAD, POST, PUT");
+  router.Mount("/metrics", Echo("metrics"));  // GET
   HttpResponse options = Call(router, "*", HttpMethod::kOptions);
   EXPECT_EQ(options.status, 204);
   EXPECT_EQ(HeaderOf(options, "Allow"), "GET, HEAD, POST, PUT");

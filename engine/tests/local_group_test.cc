@@ -191,32 +191,48 @@ TEST_F(LocalGroupTest, ACommitWritesRecordsOffsetsAndStateAtOnce) {
   EXPECT_EQ(log_->Committed("g", kInput), (std::map<int32_t, int64_t>{{0, 3}, {1, 4}}));
 }
 
-// A group nobody consumes as any more holds the retention floor where it
-// left it; forgetting it lets retention (and the unconsumed-records bound)
-// follow the group that is left, and it stays forgotten after a reopen.
-TEST_F(LocalGroupTest, ForgettingOtherGroupsFreesTheRetentionFloor) {
+// Commits `offsets` of kInput under group `name` with a member of its own.
+void CommitAs(LocalLog* log, const std::string& name, std::map<int32_t, int64_t> offsets) {
+  std::unique_ptr<GroupLog> group;
+  ASSERT_TRUE(log->NewGroupLog(name, kInput, false, &group).ok());
+  Member m(group.get());
+  m.Poll();
+  LogTransaction txn;
+  txn.offsets = std::move(offsets);
+  ASSERT_TRUE(m.committer->Commit(&txn).ok());
+}
+
+TEST_F(LocalGroupTest, MaxCommittedIsTheHighestOffsetOfAnyGroup) {
   Append(20);
-  auto commit = [&](const std::string& name, std::map<int32_t, int64_t> offsets) {
-    std::unique_ptr<GroupLog> group;
-    ASSERT_TRUE(log_->NewGroupLog(name, kInput, false, &group).ok());
-    Member m(group.get());
-    m.Poll();
-    LogTransaction txn;
-    txn.offsets = std::move(offsets);
-    ASSERT_TRUE(m.committer->Commit(&txn).ok());
-  };
+  CommitAs(log_.get(), "a", {{0, 1}, {1, 4}});
+  CommitAs(log_.get(), "b", {{0, 3}, {2, 2}});
+  EXPECT_EQ(log_->MaxCommitted(kInput), (std::map<int32_t, int64_t>{{0, 3}, {1, 4}, {2, 2}}));
+  EXPECT_TRUE(log_->MaxCommitted(kOutput).empty());
+}
+
+// A group nobody consumes as any more holds the retention floor where it
+// left it. Resetting makes one group the only one, at the offsets given:
+// the floor follows them, for good (after a reopen too). The group kept
+// may have had no offsets at all (serve ran under another name only) or
+// stale ones (it ran under this name first, then another).
+class LocalGroupResetTest : public LocalGroupTest, public ::testing::WithParamInterface<bool> {};
+
+TEST_P(LocalGroupResetTest, ResettingTheGroupsMovesTheRetentionFloorToTheOffsetsGiven) {
+  const bool kept_was_stale = GetParam();
+  Append(20);
   const int32_t p = 0;
   const int64_t end = log_->EndOffset(kInput, p);
   ASSERT_GT(end, 1);
-  commit("old", {{p, 1}});
-  commit("g", {{p, end}});
+  if (kept_was_stale) CommitAs(log_.get(), "g", {{p, 1}});
+  CommitAs(log_.get(), "old", {{p, 1}});
+  Open(10s);  // as serve starts: no group log open yet
   auto later = std::chrono::system_clock::now() + 365 * 24h;
   ASSERT_TRUE(log_->EnforceRetention(later).ok());
-  EXPECT_LE(log_->StartOffset(kInput, p), 1) << "the old group still needs offset 1";
+  EXPECT_LE(log_->StartOffset(kInput, p), 1) << "offset 1 is still needed";
 
-  Result<std::vector<std::string>> forgotten = log_->ForgetGroupsOtherThan("g");
-  ASSERT_TRUE(forgotten.ok()) << forgotten.status().ToString();
-  EXPECT_THAT(*forgotten, ElementsAre("old"));
+  Result<std::vector<std::string>> dropped = log_->ResetGroups("g", kInput, {{p, end}});
+  ASSERT_TRUE(dropped.ok()) << dropped.status().ToString();
+  EXPECT_THAT(*dropped, ElementsAre("old"));
   EXPECT_THAT(log_->Committed("old", kInput), IsEmpty());
   EXPECT_EQ(log_->Committed("g", kInput), (std::map<int32_t, int64_t>{{p, end}}));
   // Everything of the partition is consumed by "g": the newest batch stays.
@@ -225,11 +241,19 @@ TEST_F(LocalGroupTest, ForgettingOtherGroupsFreesTheRetentionFloor) {
   EXPECT_GT(log_->StartOffset(kInput, p), 1);
 
   Open(10s);
-  EXPECT_THAT(log_->Committed("old", kInput), IsEmpty()) << "forgotten in the store too";
+  EXPECT_THAT(log_->Committed("old", kInput), IsEmpty()) << "deleted from the store too";
   EXPECT_EQ(log_->Committed("g", kInput), (std::map<int32_t, int64_t>{{p, end}}));
-  Result<std::vector<std::string>> again = log_->ForgetGroupsOtherThan("g");
-  ASSERT_TRUE(again.ok());
-  EXPECT_THAT(*again, IsEmpty());
+}
+
+INSTANTIATE_TEST_SUITE_P(KeptGroup, LocalGroupResetTest, ::testing::Bool(),
+                         [](const ::testing::TestParamInfo<bool>& info) {
+                           return info.param ? "HadStaleOffsets" : "HadNone";
+                         });
+
+TEST_F(LocalGroupTest, GroupsAreResetOnlyBeforeAnyGroupLogOpens) {
+  auto group = Group();
+  EXPECT_EQ(log_->ResetGroups("g", kInput, {}).status().code(), Code::kFailedPrecondition);
+  EXPECT_EQ(log_->ResetGroups("g", "no-such-topic", {}).status().code(), Code::kNotFound);
 }
 
 TEST_F(LocalGroupTest, WithoutStateInTransactionAStateBatchIsRefused) {

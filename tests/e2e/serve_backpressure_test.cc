@@ -116,7 +116,9 @@ TEST(ServeBackpressureTest, ReadyzIs503WithRetryAfterUntilEventsLoggedBeforeARes
 // serve committed its offsets under kafka.group_id's name. A data dir run
 // once under another name kept that name's offsets, which held the log's
 // retention floor where they were: log.max_unconsumed_events later, every
-// write got 503 for good (the log also grew without bound).
+// write got 503 for good (the log also grew without bound). serve now
+// keeps one group whatever kafka.group_id says; a data dir that an older
+// version left with other groups' offsets is LocalGroupResetTest's case.
 TEST(ServeBackpressureTest, ADataDirRunUnderAnotherGroupIdTakesWritesOnLaterStarts) {
   TempDir data;
   {

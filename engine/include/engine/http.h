@@ -81,8 +81,11 @@ class HttpRouter {
   // `serves`, when given, names the paths under `prefix` that the handler
   // answers with anything but a 404: other paths skip the gate and go
   // straight to the handler's 404, so that an unknown path is a 404 with or
-  // without an API key (docs/api.md).
-  void Mount(std::string prefix, HttpHandler handler, PathShape serves = nullptr);
+  // without an API key (docs/api.md). `methods` lists the methods the
+  // handler serves on some path ("GET, POST"; HEAD goes with GET), for the
+  // server-wide `OPTIONS *`.
+  void Mount(std::string prefix, HttpHandler handler, PathShape serves = nullptr,
+             std::string_view methods = "GET");
   // Puts `gate` in front of every mounted route; unmatched paths still get
   // the plain 404. Without a gate, Handle costs one branch more.
   void SetGate(HttpGate gate) { gate_ = std::move(gate); }
@@ -105,7 +108,10 @@ class HttpRouter {
     std::string prefix;
     HttpHandler handler;
     PathShape serves;
+    std::string methods;
   };
+  // The answer to a request whose target is `*` (RFC 9112, 3.2.4), if it is.
+  std::optional<HttpResponse> AsteriskForm(const HttpRequest& request) const;
   // Whether `route`'s handler serves `path`, one of its prefix's paths.
   static bool Serves(const Route& route, std::string_view path) {
     return route.serves == nullptr || route.serves(path);

@@ -104,11 +104,16 @@ class LocalLog {
   // absent).
   std::map<int32_t, int64_t> Committed(std::string_view group, std::string_view topic) const;
 
-  // Drops the committed offsets of every group but `keep`, from the store
-  // and from the retention floors, and returns the names of those dropped.
-  // A group nobody consumes as any more would hold the floor where it left
-  // it, and the log would then keep every later record for good.
-  Result<std::vector<std::string>> ForgetGroupsOtherThan(std::string_view keep);
+  // The highest offset any group committed, per partition of `topic`.
+  std::map<int32_t, int64_t> MaxCommitted(std::string_view topic) const;
+  // Makes `group` the only consumer group the log keeps offsets for:
+  // every other group's are deleted and `group`'s on `topic` become
+  // `offsets`, in one write, and the retention floors follow (0, keep
+  // everything, where it then has none). Returns the names dropped. A
+  // group nobody consumes as any more would otherwise hold the floor where
+  // it left it for good. FailedPrecondition once a GroupLog was opened.
+  Result<std::vector<std::string>> ResetGroups(std::string_view group, std::string_view topic,
+                                               const std::map<int32_t, int64_t>& offsets);
 
   int32_t PartitionCount(std::string_view topic) const;
   // Offset the next record of the partition will get (durable end).

@@ -55,6 +55,8 @@ class IngestService {
   // answers any other path under "/events" with a 404. For
   // HttpRouter::Mount, so that such a path is a 404 with or without a key.
   static bool ServesPath(std::string_view path);
+  // The methods it serves on some path (HttpRouter::Mount).
+  static constexpr std::string_view kMethods = "POST, PUT";
 
   // Finishes the batches handed to the service's thread (each appended and
   // answered) and takes no more. Call before the log closes; the

@@ -35,6 +35,8 @@ class QueryService {
   // answers any other path under "/domains" with a 404. For
   // HttpRouter::Mount, so that such a path is a 404 with or without a key.
   static bool ServesPath(std::string_view path);
+  // The methods it serves on some path (HttpRouter::Mount).
+  static constexpr std::string_view kMethods = "GET, POST";
 
  private:
   HttpResponse GetOne(std::string_view segment) const;
