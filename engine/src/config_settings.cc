@@ -203,7 +203,8 @@ std::vector<Setting> MakeSettings() {
     return set(c, v);
   };
   s.push_back(U64Setting("log.retention_minutes",
-                         "keep consumed events this long (for replay) before deleting",
+                         "keep consumed events this long (for replay) before deleting (0: "
+                         "delete them at the next retention run, every 30 s)",
                          &Config::retention_minutes));
   s.push_back(U64Setting("log.max_pending_mb",
                          "events waiting to be written beyond this get 503 (backpressure)",

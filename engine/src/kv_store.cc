@@ -679,6 +679,14 @@ KvBackgroundStats RocksKvStore::BackgroundStats() const {
     if (db_->GetIntProperty(h, "rocksdb.estimate-pending-compaction-bytes", &v)) {
       stats.pending_compaction_bytes += v;
     }
+    if (db_->GetIntProperty(h, "rocksdb.total-sst-files-size", &v)) stats.table_bytes += v;
+  }
+  // What fills a data dir besides the tables (a probe found nothing said
+  // so): the write-ahead log grows to max_total_wal_size before a flush
+  // trims it, and stays while the node is idle.
+  rocksdb::VectorLogPtr wal_files;
+  if (db_->GetSortedWalFiles(wal_files).ok()) {
+    for (const auto& file : wal_files) stats.wal_bytes += file->SizeFileBytes();
   }
   db_->GetIntProperty("rocksdb.num-running-compactions", &stats.running_compactions);
   db_->GetIntProperty("rocksdb.num-running-flushes", &stats.running_flushes);

@@ -40,10 +40,24 @@ void ExportStoreMetrics(const KvStore* store, Metrics* metrics) {
                       .Help("Time writes were slowed or stopped by RocksDB")
                       .Register(r)
                       .Add({});
+  auto& tables = prometheus::BuildGauge()
+                     .Name("catchall_store_table_bytes")
+                     .Help("Bytes of the store's table files on disk, every column")
+                     .Register(r)
+                     .Add({});
+  auto& wal = prometheus::BuildGauge()
+                  .Name("catchall_store_wal_bytes")
+                  .Help(
+                      "Bytes of the store's write-ahead log files on disk (up to about 4 x "
+                      "storage.write_buffer_mb before a flush trims them)")
+                  .Register(r)
+                  .Add({});
   // The store keeps running totals; the counters move by the difference.
   auto last = std::make_shared<KvBackgroundStats>();
-  metrics->AddScrapeHook([=, &pending, &compactions, &flushes, &stalls, &stalled] {
+  metrics->AddScrapeHook([=, &pending, &compactions, &flushes, &stalls, &stalled, &tables, &wal] {
     KvBackgroundStats now = store->BackgroundStats();
+    tables.Set(static_cast<double>(now.table_bytes));
+    wal.Set(static_cast<double>(now.wal_bytes));
     pending.Set(static_cast<double>(now.pending_compaction_bytes));
     compactions.Set(static_cast<double>(now.running_compactions));
     flushes.Set(static_cast<double>(now.running_flushes));

@@ -120,6 +120,21 @@ TEST_F(KvStoreTest, PutGetAndNotFound) {
   EXPECT_EQ(Get(plain_, ""), "empty key");
 }
 
+// What fills a data dir, as the metrics report it: writes land in the
+// write-ahead log first, a flush puts them in a table file.
+TEST_F(KvStoreTest, BackgroundStatsReportTheLogAndTableBytesOnDisk) {
+  Open();
+  EXPECT_EQ(store_->BackgroundStats().table_bytes, 0u);
+  KvWriteBatch b;
+  for (int i = 0; i < 1000; ++i) b.Put(plain_, "key" + std::to_string(i), std::string(100, 'v'));
+  ASSERT_TRUE(store_->Write(&b).ok());
+  KvBackgroundStats written = store_->BackgroundStats();
+  EXPECT_GT(written.wal_bytes, 100'000u) << "1,000 values of 100 bytes";
+  EXPECT_EQ(written.table_bytes, 0u);
+  ASSERT_TRUE(store_->Flush().ok());
+  EXPECT_GT(store_->BackgroundStats().table_bytes, 0u);
+}
+
 TEST_F(KvStoreTest, UnknownColumnIsInvalid) {
   Open();
   EXPECT_FALSE(store_->GetColumn("nope").valid());

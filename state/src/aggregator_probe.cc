@@ -62,7 +62,10 @@ AggregatorProbe::AggregatorProbe(Metrics& metrics, std::optional<int> worker) {
            .Add(w);
   domains_ = &prometheus::BuildGauge()
                   .Name("catchall_state_domains")
-                  .Help("Approximate number of domains with counters")
+                  .Help(
+                      "Counter entries RocksDB estimates (rocksdb.estimate-num-keys): the "
+                      "domains, plus updates of them not yet compacted together, so at most "
+                      "that many domains")
                   .Register(r)
                   .Add(w);
   bytes_ = &prometheus::BuildGauge()

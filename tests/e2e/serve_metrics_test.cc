@@ -360,6 +360,10 @@ TEST(ServeMetricsTest, EveryDocumentedMetricIsExportedWithAValueTheTrafficExplai
        [&] { EXPECT_EQ(after.Sum("catchall_store_write_stalls_total"), 0); }},
       {"catchall_store_write_stall_seconds_total",
        [&] { EXPECT_EQ(after.Sum("catchall_store_write_stall_seconds_total"), 0); }},
+      // Nothing flushed to a table yet; the events are in the write-ahead log.
+      {"catchall_store_table_bytes",
+       [&] { EXPECT_EQ(after.Sum("catchall_store_table_bytes"), 0); }},
+      {"catchall_store_wal_bytes", [&] { EXPECT_GT(after.Sum("catchall_store_wal_bytes"), 0); }},
       {"catchall_log_records_total",
        [&] {
          // One record per acknowledged event, duplicates included: the

@@ -1226,6 +1226,24 @@ TEST_F(ClusterTest, EveryDocumentedMetricIsExportedByARoleWithAValueTheTrafficEx
       {"catchall_store_write_stalls_total", quiet_store("catchall_store_write_stalls_total")},
       {"catchall_store_write_stall_seconds_total",
        quiet_store("catchall_store_write_stall_seconds_total")},
+      // The record of the topics a store is bound to is flushed to a table
+      // at start (app/node_common.cc, BindStoreToTopics): a small file.
+      {"catchall_store_table_bytes",
+       [&] {
+         for (const auto* e : {&agg, &qry}) {
+           EXPECT_GT(e->Sum("catchall_store_table_bytes"), 0);
+           EXPECT_LT(e->Sum("catchall_store_table_bytes"), 1 << 20);
+         }
+         EXPECT_FALSE(ing.Has("catchall_store_table_bytes")) << "ingest has no store";
+       }},
+      // The aggregator's store writes no log (aggregate.state_write_ahead_log
+      // is off); the query node's may hold its checkpoints by now.
+      {"catchall_store_wal_bytes",
+       [&] {
+         EXPECT_EQ(agg.Sum("catchall_store_wal_bytes"), 0);
+         EXPECT_TRUE(qry.Has("catchall_store_wal_bytes"));
+         EXPECT_FALSE(ing.Has("catchall_store_wal_bytes")) << "ingest has no store";
+       }},
       {"catchall_query_answers_total",
        [&] {
          auto delta = [&](const std::string& status) {

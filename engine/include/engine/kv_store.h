@@ -80,6 +80,8 @@ struct KvBackgroundStats {
   uint64_t running_flushes = 0;
   uint64_t write_stalls = 0;       // times writes were slowed or stopped
   double write_stall_seconds = 0;  // time they were, in all
+  uint64_t table_bytes = 0;        // table files on disk, all columns
+  uint64_t wal_bytes = 0;          // write-ahead log files on disk
 };
 
 class KvStore;
