@@ -713,42 +713,27 @@ class Session final : public SessionBase {
   }
 
   // After our last byte: the sending side shut, what the client sends is
-  // read and dropped until it closes, for at most a couple of seconds.
+  // read and dropped until it closes, for at most a couple of seconds; for
+  // a connection refused at the limit only briefly, as it holds the very
+  // slot the refusal is about (a review: 2 s did).
   void LingerRaw() {
     beast::error_code ec;
     Sock().shutdown(tcp::socket::shutdown_send, ec);
-    Lowest().expires_after(
-        std::min<std::chrono::milliseconds>(server_->options.io_timeout, std::chrono::seconds(2)));
+    const std::chrono::milliseconds most = refused_ ? kRefusedLinger : std::chrono::seconds(2);
+    Lowest().expires_after(std::min<std::chrono::milliseconds>(server_->options.io_timeout, most));
     Linger();
   }
+  static constexpr std::chrono::milliseconds kRefusedLinger{200};
 
   // Whether the client has sent, or may still be sending, bytes we did not
   // read: a body, or requests pipelined behind the last one answered
-  // (stray empty lines after it are none). Not for a connection refused
-  // at accept (server.max_connections): lingering would hold the very
-  // slot the refusal is about, so its request is read once and dropped.
+  // (stray empty lines after it are none). A connection refused at accept
+  // (server.max_connections) always may: its 503 goes out before its
+  // request arrives, and that request would reset the connection.
   bool ClientMaySendMore() {
-    if (refused_) {
-      DropAvailable();
-      return false;
-    }
+    if (refused_) return true;
     SkipEmptyLines();
     return BodyLeftUnread() || RequestPending();
-  }
-
-  // Reads and drops what the socket holds now (at most 64 KiB), without
-  // waiting.
-  void DropAvailable() {
-    std::array<char, 4096> dropped{};
-    beast::error_code ec;
-    for (size_t budget = 64 << 10; budget > 0;) {
-      const size_t ready = Sock().available(ec);
-      if (ec || ready == 0) return;
-      const size_t n = Sock().read_some(
-          net::buffer(dropped.data(), std::min({ready, budget, dropped.size()})), ec);
-      if (ec) return;
-      budget -= std::min(budget, n);
-    }
   }
 
   // The request's headers were read and its body was not (all of it).

@@ -48,8 +48,8 @@ void ExportStoreMetrics(const KvStore* store, Metrics* metrics) {
   auto& wal = prometheus::BuildGauge()
                   .Name("catchall_store_wal_bytes")
                   .Help(
-                      "Bytes of the store's write-ahead log files on disk (up to about 4 x "
-                      "storage.write_buffer_mb before a flush trims them)")
+                      "Bytes of the store's write-ahead log files on disk (a flush trims them "
+                      "once they pass 4 x storage.write_buffer_mb)")
                   .Register(r)
                   .Add({});
   // The store keeps running totals; the counters move by the difference.

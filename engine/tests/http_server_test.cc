@@ -521,10 +521,10 @@ TEST_F(HttpServerTest, ConnectionsOverTheLimitGetJson503) {
   EXPECT_TRUE(admitted);
 }
 
-// A connection refused at the limit is answered and let go at once, even
-// when its client sent a request and keeps the connection open: lingering
-// there (reading until the client closes, up to 2 s) held the very slot
-// the refusal is about (a review).
+// A connection refused at the limit is answered and let go within a
+// moment, even when its client sent a request and keeps the connection
+// open: lingering there as long as elsewhere (reading until the client
+// closes, up to 2 s) held the very slot the refusal is about (a review).
 TEST_F(HttpServerTest, AConnectionRefusedAtTheLimitIsNotHeldWhileItsClientWaits) {
   HttpServerOptions options = DefaultOptions();
   options.max_connections = 1;
