@@ -35,7 +35,7 @@ Status EmbeddedNode::Open() {
   LocalLogOptions log_options;
   // A data dir keeps the count it was made with unless one is asked for.
   log_options.topics = {{std::string(kEventsTopic), c.partitions, !c.partitions_given},
-                        {std::string(kDeadLetterTopic), 1}};
+                        {std::string(kDeadLetterTopic), 1, false, /*consumed_by_groups=*/false}};
   log_options.max_pending_bytes = c.max_pending_mb << 20;
   log_options.max_unconsumed_records = static_cast<int64_t>(c.max_unconsumed_events);
   log_options.retention = std::chrono::minutes(c.retention_minutes);

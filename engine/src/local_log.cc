@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include <charconv>
+#include <limits>
 
 #include "engine/disk_monitor.h"
 #include "engine/partitioner.h"
@@ -82,6 +83,7 @@ TopicState* LocalLogImpl::Find(std::string_view name) const {
 namespace {
 // Records written but not yet below the retention floor (consumed).
 int64_t Unconsumed(const TopicState& topic) {
+  if (!topic.consumed_by_groups) return 0;  // nobody consumes it to fall behind
   int64_t n = 0;
   for (int32_t p = 0; p < topic.partitions; ++p) {
     // Below the start nothing is stored to consume (a floor set back, as
@@ -248,7 +250,9 @@ Status LocalLogImpl::EnforceRetention(std::chrono::system_clock::time_point now)
                        .count();
   for (auto& t : topics) {
     for (int32_t part = 0; part < t->partitions; ++part) {
-      int64_t floor = t->floor[part].load(std::memory_order_acquire);
+      // A topic no group consumes goes by time alone.
+      int64_t floor = t->consumed_by_groups ? t->floor[part].load(std::memory_order_acquire)
+                                            : std::numeric_limits<int64_t>::max();
       auto it = store->NewIterator(t->column, LocalBatchKey(part, 0), LocalBatchKey(part + 1, 0));
       it->SeekToFirst();
       std::string keep_key;
@@ -343,6 +347,7 @@ Status LocalLog::Open(const LocalLogOptions& options, KvStore* store, Metrics* m
     t->name = spec.name;
     t->column = store->GetColumn(ColumnName(spec.name));
     t->partitions = spec.partitions;
+    t->consumed_by_groups = spec.consumed_by_groups;
     std::string meta_key = fmt::format("partitions/{}", spec.name);
     std::string stored;
     Status s = store->Get(impl->meta, meta_key, &stored);

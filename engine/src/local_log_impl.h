@@ -44,6 +44,7 @@ struct TopicState {
   std::string name;
   Column column;
   int32_t partitions = 0;
+  bool consumed_by_groups = true;                 // LocalTopicSpec
   std::unique_ptr<std::atomic<int64_t>[]> end;    // durable end offset
   std::unique_ptr<std::atomic<int64_t>[]> start;  // first stored offset
   std::unique_ptr<std::atomic<int64_t>[]> floor;  // retention floor

@@ -596,6 +596,22 @@ TEST_F(LocalLogRetentionTest, KeepsOldRecordsAtOrAfterTheFloor) {
   }
 }
 
+// A topic no group consumes (the embedded dead letters) kept its floor at 0
+// and was never deleted, however old (a review); it goes by time alone, and
+// nothing in it counts as unconsumed.
+TEST_F(LocalLogRetentionTest, ATopicNoGroupConsumesGoesByTimeAlone) {
+  LocalLogOptions options = LogOptions();
+  options.topics[0].consumed_by_groups = false;
+  options.max_unconsumed_records = 5;
+  Open(options);
+  AppendThreeBatches();  // 15 records: more than 5, none refused
+  ASSERT_TRUE(log_->EnforceRetention(std::chrono::system_clock::now()).ok());
+  EXPECT_EQ(log_->StartOffset(kTopic, p_), 0) << "young records stay";
+  ASSERT_TRUE(log_->EnforceRetention(later_).ok());
+  EXPECT_EQ(log_->StartOffset(kTopic, p_), 10) << "old ones go; the newest batch stays";
+  EXPECT_EQ(ReadAll(p_).size(), 5u);
+}
+
 TEST_F(LocalLogRetentionTest, FloorAtABatchBoundaryDeletesThatBatch) {
   Open();
   AppendThreeBatches();

@@ -40,6 +40,10 @@ struct LocalTopicSpec {
   // it). False: a different count on disk fails Open. True: the count on
   // disk is used, and `partitions` only applies to a new topic.
   bool keep_count_on_disk = false;
+  // False for a topic no group consumes (the dead letters, which operators
+  // read): retention then goes by time alone. With no group's offsets its
+  // floor stayed at 0, and it was never deleted at all.
+  bool consumed_by_groups = true;
 };
 
 struct LocalLogOptions {
