@@ -612,6 +612,23 @@ TEST_F(LocalLogRetentionTest, ATopicNoGroupConsumesGoesByTimeAlone) {
   EXPECT_EQ(ReadAll(p_).size(), 5u);
 }
 
+// Records retention deleted are not waiting to be consumed, even when the
+// floor is set back below them (ResetGroups sets 0 where the kept group has
+// no offset): counting them refused appends that had room.
+TEST_F(LocalLogRetentionTest, RecordsAlreadyDeletedDoNotCountAsUnconsumed) {
+  LocalLogOptions options = LogOptions();
+  options.max_unconsumed_records = 12;
+  Open(options);
+  AppendThreeBatches();
+  log_->SetRetentionFloor(kTopic, p_, 15);
+  ASSERT_TRUE(log_->EnforceRetention(later_).ok());
+  ASSERT_EQ(log_->StartOffset(kTopic, p_), 10);
+  log_->SetRetentionFloor(kTopic, p_, 0);
+  // 5 records stored and unconsumed, not 15: the append is taken.
+  AppendSync(Records(5, "ret", /*same_key=*/true));
+  EXPECT_EQ(log_->EndOffset(kTopic, p_), 20);
+}
+
 TEST_F(LocalLogRetentionTest, FloorAtABatchBoundaryDeletesThatBatch) {
   Open();
   AppendThreeBatches();
