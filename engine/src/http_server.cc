@@ -454,6 +454,14 @@ class Session final : public SessionBase {
     }
   }
 
+  // The method and route the answer to `req` is counted under.
+  void NoteRequestLine(const BeastRequest& req) {
+    method_ = MethodOf(req.method());
+    std::string_view target =
+        OriginForm(std::string_view(req.target().data(), req.target().size()));
+    route_ = server_->router->RouteIndex(target.substr(0, target.find('?')));
+  }
+
   void OnReadHeader(beast::error_code ec, std::size_t /*bytes*/) {
     idle_ = false;
     ClearDeadline();
@@ -463,10 +471,7 @@ class Session final : public SessionBase {
     version_ = req.version();
     keep_alive_ = req.keep_alive();
     head_ = req.method() == http::verb::head;
-    method_ = MethodOf(req.method());
-    std::string_view target(req.target().data(), req.target().size());
-    target = OriginForm(target);
-    route_ = server_->router->RouteIndex(target.substr(0, target.find('?')));
+    NoteRequestLine(req);
     if (auto refusal = HeadersResponse(*parser_)) {
       keep_alive_ = false;  // the body is not read: where the next request begins is unknown
       return DoWrite(std::move(*refusal));
@@ -557,15 +562,10 @@ class Session final : public SessionBase {
     const auto data = buffer_.data();
     const std::string_view unparsed(static_cast<const char*>(data.data()), data.size());
     const bool line_read = RequestLineRead(*parser_, unparsed, server_->options.header_limit);
-    if (const auto& req = parser_->get(); !req.target().empty()) {
-      // The request line was parsed before its headers failed (a declared
-      // body over the limit, headers too large): the answer is counted
-      // under its route and method, not as "other" (a probe).
-      method_ = MethodOf(req.method());
-      std::string_view target =
-          OriginForm(std::string_view(req.target().data(), req.target().size()));
-      route_ = server_->router->RouteIndex(target.substr(0, target.find('?')));
-    }
+    // The request line was parsed before its headers failed (a declared
+    // body over the limit, headers too large): the answer is counted under
+    // its route and method, not as "other" (a probe).
+    if (const auto& req = parser_->get(); !req.target().empty()) NoteRequestLine(req);
     if (auto response = MalformedRequestResponse(server_->options, ec, line_read,
                                                  UnsupportedHttpVersion(unparsed))) {
       return DoWrite(std::move(*response));

@@ -5,6 +5,7 @@
 #include <prometheus/registry.h>
 
 #include <memory>
+#include <string>
 
 #include "engine/kv_store.h"
 #include "engine/metrics.h"
@@ -13,45 +14,26 @@ namespace catchall {
 
 void ExportStoreMetrics(const KvStore* store, Metrics* metrics) {
   auto& r = metrics->registry();
-  auto& pending = prometheus::BuildGauge()
-                      .Name("catchall_store_pending_compaction_bytes")
-                      .Help("Bytes RocksDB estimates its compactions still have to rewrite")
-                      .Register(r)
-                      .Add({});
-  auto& compactions = prometheus::BuildGauge()
-                          .Name("catchall_store_running_compactions")
-                          .Help("Compactions running now")
-                          .Register(r)
-                          .Add({});
-  auto& flushes = prometheus::BuildGauge()
-                      .Name("catchall_store_running_flushes")
-                      .Help("Memtable flushes running now")
-                      .Register(r)
-                      .Add({});
-  auto& stalls = prometheus::BuildCounter()
-                     .Name("catchall_store_write_stalls_total")
-                     .Help(
-                         "Times RocksDB slowed or stopped writes because flushes or "
-                         "compactions fell behind")
-                     .Register(r)
-                     .Add({});
-  auto& stalled = prometheus::BuildCounter()
-                      .Name("catchall_store_write_stall_seconds_total")
-                      .Help("Time writes were slowed or stopped by RocksDB")
-                      .Register(r)
-                      .Add({});
-  auto& tables = prometheus::BuildGauge()
-                     .Name("catchall_store_table_bytes")
-                     .Help("Bytes of the store's table files on disk, every column")
-                     .Register(r)
-                     .Add({});
-  auto& wal = prometheus::BuildGauge()
-                  .Name("catchall_store_wal_bytes")
-                  .Help(
-                      "Bytes of the store's write-ahead log files on disk (a flush trims them "
-                      "once they pass 4 x storage.write_buffer_mb)")
-                  .Register(r)
-                  .Add({});
+  auto gauge = [&r](const std::string& name, const std::string& help) -> prometheus::Gauge& {
+    return prometheus::BuildGauge().Name(name).Help(help).Register(r).Add({});
+  };
+  auto counter = [&r](const std::string& name, const std::string& help) -> prometheus::Counter& {
+    return prometheus::BuildCounter().Name(name).Help(help).Register(r).Add({});
+  };
+  auto& pending = gauge("catchall_store_pending_compaction_bytes",
+                        "Bytes RocksDB estimates its compactions still have to rewrite");
+  auto& compactions = gauge("catchall_store_running_compactions", "Compactions running now");
+  auto& flushes = gauge("catchall_store_running_flushes", "Memtable flushes running now");
+  auto& stalls = counter("catchall_store_write_stalls_total",
+                         "Times RocksDB slowed or stopped writes because flushes or compactions "
+                         "fell behind");
+  auto& stalled = counter("catchall_store_write_stall_seconds_total",
+                          "Time writes were slowed or stopped by RocksDB");
+  auto& tables =
+      gauge("catchall_store_table_bytes", "Bytes of the store's table files on disk, every column");
+  auto& wal = gauge("catchall_store_wal_bytes",
+                    "Bytes of the store's write-ahead log files on disk (a flush trims them once "
+                    "they pass 4 x storage.write_buffer_mb)");
   // The store keeps running totals; the counters move by the difference.
   auto last = std::make_shared<KvBackgroundStats>();
   metrics->AddScrapeHook([=, &pending, &compactions, &flushes, &stalls, &stalled, &tables, &wal] {
