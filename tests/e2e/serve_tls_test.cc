@@ -88,12 +88,6 @@ class ServeTlsTest : public ::testing::Test {
                      "the log to say '" + expect_in_log + "' after SIGHUP", {&server});
   }
 
-  static size_t CountOf(const std::string& text, const std::string& what) {
-    size_t n = 0;
-    for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
-    return n;
-  }
-
   TempDir certs_;
   TempDir data_;
   TestCert first_;
@@ -280,12 +274,7 @@ TEST_F(ServeTlsTest, ResponsesBeforeAConnectionsLastRequestSurviveTheRequestsPip
     TlsClient client(server.port());
     bool reset = false;
     std::string reply = client.Exchange(pipeline, &reset);
-    size_t ok = 0;
-    for (size_t at = reply.find("HTTP/1.1 200 OK\r\n"); at != std::string::npos;
-         at = reply.find("HTTP/1.1 200 OK\r\n", at + 1)) {
-      ++ok;
-    }
-    EXPECT_EQ(ok, 201u);
+    EXPECT_EQ(CountOf(reply, "HTTP/1.1 200 OK\r\n"), 201u);
     EXPECT_FALSE(reset);
   }
 }

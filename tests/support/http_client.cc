@@ -127,6 +127,12 @@ HttpResult HttpClient::Request(std::string_view method, std::string_view target,
   return r;
 }
 
+size_t CountOf(std::string_view text, std::string_view what) {
+  size_t n = 0;
+  for (size_t at = text.find(what); at != std::string_view::npos; at = text.find(what, at + 1)) ++n;
+  return n;
+}
+
 std::string RawExchange(uint16_t port, std::string_view bytes, std::chrono::milliseconds wait,
                         bool* closed_by_server) {
   if (closed_by_server) *closed_by_server = false;

@@ -61,4 +61,8 @@ class HttpClient {
 std::string RawExchange(uint16_t port, std::string_view bytes, std::chrono::milliseconds wait,
                         bool* closed_by_server = nullptr);
 
+// How many times `what` occurs in `text` (responses in a raw reply, lines
+// in a log).
+size_t CountOf(std::string_view text, std::string_view what);
+
 }  // namespace catchall::testing
