@@ -62,13 +62,16 @@ Status EmbeddedNode::Open() {
   // the counters and the log's offsets from different moments: refuse it
   // rather than serve counts that are wrong from then on.
   std::map<int32_t, int64_t> ends;
+  std::map<int32_t, int64_t> starts;
   for (int32_t p = 0; p < log_->PartitionCount(kEventsTopic); ++p) {
     ends[p] = log_->EndOffset(kEventsTopic, p);
+    starts[p] = log_->StartOffset(kEventsTopic, p);
   }
   // Every group's offsets, not only this one's: an older version may have
   // committed under another kafka.group_id, and no group's may be ahead of
   // the state.
-  if (Status s = counters_->CheckAgainstLog(log_->MaxCommitted(kEventsTopic), ends); !s.ok()) {
+  if (Status s = counters_->CheckAgainstLog(log_->MaxCommitted(kEventsTopic), ends, starts);
+      !s.ok()) {
     return Status::Corruption(
         fmt::format("the data dir '{}' is damaged: {}. Restore it from a backup (docs/"
                     "operations.md, \"A damaged data dir\")",

@@ -163,6 +163,18 @@ struct KvWriteBatch::Rep {
   rocksdb::WriteBatch batch;
   bool keys_ascend = false;
   bool has_range_delete = false;
+  // The first change RocksDB refused to stage (a key or value of 4 GiB or
+  // more): KvStore::Write then writes nothing and says why. Staged changes
+  // used to be assumed, so a refused value went missing from a write that
+  // still succeeded (a review, seventeenth session).
+  Status refused;
+
+  void Note(const rocksdb::Status& s) {
+    if (!s.ok() && refused.ok()) {
+      refused = Status::InvalidArgument(
+          fmt::format("a change of the write was refused: {}", s.ToString()));
+    }
+  }
 };
 
 KvWriteBatch::KvWriteBatch() : rep_(std::make_unique<Rep>()) {}
@@ -255,16 +267,16 @@ rocksdb::ColumnFamilyHandle* Cf(void* handle) {
 }  // namespace
 
 void KvWriteBatch::Put(Column column, std::string_view key, std::string_view value) {
-  rep_->batch.Put(Cf(column.handle_), ToSlice(key), ToSlice(value)).PermitUncheckedError();
+  rep_->Note(rep_->batch.Put(Cf(column.handle_), ToSlice(key), ToSlice(value)));
 }
 void KvWriteBatch::Merge(Column column, std::string_view key, std::string_view value) {
-  rep_->batch.Merge(Cf(column.handle_), ToSlice(key), ToSlice(value)).PermitUncheckedError();
+  rep_->Note(rep_->batch.Merge(Cf(column.handle_), ToSlice(key), ToSlice(value)));
 }
 void KvWriteBatch::Delete(Column column, std::string_view key) {
-  rep_->batch.Delete(Cf(column.handle_), ToSlice(key)).PermitUncheckedError();
+  rep_->Note(rep_->batch.Delete(Cf(column.handle_), ToSlice(key)));
 }
 void KvWriteBatch::DeleteRange(Column column, std::string_view begin, std::string_view end) {
-  rep_->batch.DeleteRange(Cf(column.handle_), ToSlice(begin), ToSlice(end)).PermitUncheckedError();
+  rep_->Note(rep_->batch.DeleteRange(Cf(column.handle_), ToSlice(begin), ToSlice(end)));
   rep_->has_range_delete = true;
 }
 void KvWriteBatch::MarkKeysAscending() { rep_->keys_ascend = true; }
@@ -274,6 +286,7 @@ void KvWriteBatch::Clear() {
   rep_->batch.Clear();
   rep_->keys_ascend = false;
   rep_->has_range_delete = false;
+  rep_->refused = Status::Ok();
 }
 
 Status KvStore::Open(const KvStoreOptions& options, std::unique_ptr<KvStore>* store) {
@@ -537,8 +550,15 @@ Status RocksKvStore::MultiGet(Column column, const std::vector<std::string_view>
     for (size_t i = 0; i < n; ++i) {
       if (statuses[i].ok()) {
         (*values)[begin + i].emplace(pinned[i].data(), pinned[i].size());
-      } else if (!statuses[i].IsNotFound() && first.ok()) {
-        first = FromRocks(statuses[i]);
+      } else if (!statuses[i].IsNotFound()) {
+        // The first error is returned; a Corruption behind another error
+        // still marks the store damaged (ReadHealth).
+        Status error = FromRocks(statuses[i]);
+        if (first.ok()) {
+          first = std::move(error);
+        } else {
+          NoteRead(std::move(error)).PermitUnchecked();
+        }
       }
     }
   }
@@ -547,6 +567,7 @@ Status RocksKvStore::MultiGet(Column column, const std::vector<std::string_view>
 
 Status RocksKvStore::Write(KvWriteBatch* batch) {
   CATCHALL_RETURN_IF_ERROR(WriteHealth());
+  CATCHALL_RETURN_IF_ERROR(batch->rep_->refused);
   rocksdb::WriteOptions wo;
   wo.sync = sync_;
   wo.disableWAL = disable_wal_;

@@ -196,6 +196,9 @@ class LocalGroupConsumer final : public LogConsumer {
   std::set<int32_t> Target(const LocalGroup& g) const {
     std::set<int32_t> target;
     auto me = g.members.find(member_->id);
+    // Expired meanwhile (a callback longer than the session timeout): it
+    // owns nothing, and with no member left the modulo below divided by 0.
+    if (me == g.members.end()) return target;
     auto index = static_cast<size_t>(std::distance(g.members.begin(), me));
     size_t n = g.members.size();
     for (size_t p = 0; p < g.owner.size(); ++p) {

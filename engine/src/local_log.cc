@@ -248,44 +248,81 @@ Status LocalLogImpl::EnforceRetention(std::chrono::system_clock::time_point now)
   int64_t cutoff = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch() -
                                                                          options.retention)
                        .count();
+  // Each partition on its own: one that cannot be read (a damaged batch)
+  // used to end the pass, so no later partition or topic was ever deleted
+  // and the log grew until the disk was full (a review, seventeenth
+  // session).
+  Status first;
   for (auto& t : topics) {
     for (int32_t part = 0; part < t->partitions; ++part) {
-      // A topic no group consumes goes by time alone.
-      int64_t floor = t->consumed_by_groups ? t->floor[part].load(std::memory_order_acquire)
-                                            : std::numeric_limits<int64_t>::max();
-      auto it = store->NewIterator(t->column, LocalBatchKey(part, 0), LocalBatchKey(part + 1, 0));
-      it->SeekToFirst();
-      std::string keep_key;
-      int64_t new_start = -1;
-      std::string last_key;
-      int64_t last_base = -1;
-      for (; it->Valid(); it->Next()) {
-        LogBatchHeader header;
-        CATCHALL_RETURN_IF_ERROR(DecodeLogBatchHeader(it->value(), &header));
-        auto base = static_cast<int64_t>(DecodeBigEndian64(it->key().data() + 4));
-        if (header.timestamp_ms >= cutoff || base + header.count > floor) {
-          keep_key.assign(it->key());
-          new_start = base;
-          break;
-        }
-        last_key.assign(it->key());
-        last_base = base;
+      Status s = EnforceRetention(t.get(), part, cutoff);
+      if (!s.ok() && first.ok()) {
+        first =
+            Status(s.code(), fmt::format("topic {} partition {}: {}", t->name, part, s.message()));
       }
-      CATCHALL_RETURN_IF_ERROR(it->status());
-      if (new_start < 0) {
-        // Everything is expired and consumed. The newest batch stays: Open
-        // recovers the end offset from it, so offsets never restart at 0.
-        if (last_base < 0) continue;
-        keep_key = std::move(last_key);
-        new_start = last_base;
-      }
-      if (new_start <= t->start[part].load()) continue;
-      KvWriteBatch del;
-      del.DeleteRange(t->column, LocalBatchKey(part, 0), keep_key);
-      CATCHALL_RETURN_IF_ERROR(store->Write(&del));
-      t->start[part].store(new_start);
     }
   }
+  return first;
+}
+
+Status LocalLogImpl::EnforceRetention(TopicState* t, int32_t part, int64_t cutoff_ms) {
+  // A topic no group consumes goes by time alone.
+  const int64_t floor = t->consumed_by_groups ? t->floor[part].load(std::memory_order_acquire)
+                                              : std::numeric_limits<int64_t>::max();
+  const int64_t start = t->start[part].load();
+  const int64_t end = t->end[part].load(std::memory_order_acquire);
+  if (start >= end) return Status::Ok();
+  auto it = store->NewIterator(t->column, LocalBatchKey(part, 0), LocalBatchKey(part + 1, 0));
+  // The stored batch holding `offset` (base and count), or an error.
+  auto batch_at = [&](int64_t offset, int64_t* base, LogBatchHeader* header) -> Status {
+    it->SeekForPrev(LocalBatchKey(part, offset));
+    if (!it->Valid()) {
+      CATCHALL_RETURN_IF_ERROR(it->status());
+      return Status::Corruption(fmt::format("no stored batch holds offset {}", offset));
+    }
+    CATCHALL_RETURN_IF_ERROR(DecodeLogBatchHeader(it->value(), header));
+    *base = static_cast<int64_t>(DecodeBigEndian64(it->key().data() + 4));
+    if (*base > offset || *base + header->count <= offset) {
+      return Status::Corruption(
+          fmt::format("the stored batch at offset {} ({} records) does not "
+                      "hold offset {}",
+                      *base, header->count, offset));
+    }
+    return Status::Ok();
+  };
+  // The first batch to keep: the oldest one that is young or holds a record
+  // at or after the floor. Both only grow with the offset (batches are
+  // stamped with the writer's clock as they are written), so a bisection
+  // over the offsets finds it in a few dozen reads. Reading every expired
+  // batch, as before, read 30 s of the log's data per pass while holding
+  // the writer's token, and every append waited for it (a review).
+  int64_t lo = start;
+  int64_t hi = end;  // the first kept batch's base is in [lo, hi]; end: none
+  while (lo < hi) {
+    const int64_t mid = lo + (hi - lo) / 2;
+    int64_t base = 0;
+    LogBatchHeader header;
+    CATCHALL_RETURN_IF_ERROR(batch_at(mid, &base, &header));
+    if (header.timestamp_ms >= cutoff_ms || base + header.count > floor) {
+      hi = base;
+    } else {
+      lo = base + header.count;
+    }
+  }
+  int64_t new_start = lo;
+  if (new_start >= end) {
+    // Everything is expired and consumed. The newest batch stays: Open
+    // recovers the end offset from it, so offsets never restart at 0.
+    int64_t base = 0;
+    LogBatchHeader header;
+    CATCHALL_RETURN_IF_ERROR(batch_at(end - 1, &base, &header));
+    new_start = base;
+  }
+  if (new_start <= start) return Status::Ok();
+  KvWriteBatch del;
+  del.DeleteRange(t->column, LocalBatchKey(part, 0), LocalBatchKey(part, new_start));
+  CATCHALL_RETURN_IF_ERROR(store->Write(&del));
+  t->start[part].store(new_start);
   return Status::Ok();
 }
 
@@ -382,6 +419,7 @@ Status LocalLog::Open(const LocalLogOptions& options, KvStore* store, Metrics* m
     t->tail = std::make_unique<LogTailCache>(
         t->partitions, kTailCacheBytesPerTopic / static_cast<size_t>(t->partitions));
     t->counts.assign(t->partitions, 0);
+    t->staged.assign(t->partitions, 0);
     for (int32_t part = 0; part < t->partitions; ++part) {
       auto it = store->NewIterator(t->column, LocalBatchKey(part, 0), LocalBatchKey(part + 1, 0));
       int64_t end = 0;
@@ -390,6 +428,14 @@ Status LocalLog::Open(const LocalLogOptions& options, KvStore* store, Metrics* m
       if (it->Valid()) {
         start = static_cast<int64_t>(DecodeBigEndian64(it->key().data() + 4));
         it->SeekForPrev(LocalBatchKey(part, INT64_MAX));
+        if (!it->Valid()) {
+          // A read error there left the iterator invalid; reading it
+          // anyway was RocksDB's assertion, not the damage report (a
+          // review).
+          CATCHALL_RETURN_IF_ERROR(it->status());
+          return Status::Corruption(
+              fmt::format("topic {} partition {}: its newest batch cannot be read", t->name, part));
+        }
         LogBatchHeader header;
         CATCHALL_RETURN_IF_ERROR(DecodeLogBatchHeader(it->value(), &header));
         end = static_cast<int64_t>(DecodeBigEndian64(it->key().data() + 4)) + header.count;

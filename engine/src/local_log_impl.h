@@ -51,6 +51,9 @@ struct TopicState {
   std::vector<int64_t> next;                      // writer thread only
   std::vector<std::string> buffers;               // writer thread only
   std::vector<uint32_t> counts;                   // writer thread only
+  // Records of the group commit being staged that are already sealed in
+  // stored batches (writer thread only; LocalLogOptions::max_stored_batch_bytes).
+  std::vector<int64_t> staged;
   std::unique_ptr<LocalLogAppender> appender;
   // The newest batches, for readers right behind the writer.
   std::unique_ptr<LogTailCache> tail;
@@ -118,6 +121,15 @@ struct LocalLogImpl {
   std::vector<PendingWrite> taken;
   std::vector<PendingWrite> appends;
   KvWriteBatch batch;
+  // A group commit's stored batches, in the order written (writer's token).
+  struct StagedBatch {
+    TopicState* topic;
+    int32_t partition;
+    int64_t base;  // offset of its first record
+    uint32_t count;
+    std::string data;
+  };
+  std::vector<StagedBatch> staged;
 
   // Changes after every durable write; readers wait on it.
   mutable std::mutex seq_mu;
@@ -185,7 +197,11 @@ struct LocalLogImpl {
   Status WriteOffsetsAndState(PendingTransaction* pending, KvWriteBatch* batch);
   void Published(const Status& s);
   void MaybeEnforceRetention();
+  // Every partition of every topic; the first error, after trying them all.
   Status EnforceRetention(std::chrono::system_clock::time_point now);
+  // One partition: deletes its batches that are older than `cutoff_ms` and
+  // entirely below its floor, keeping the newest batch.
+  Status EnforceRetention(TopicState* t, int32_t part, int64_t cutoff_ms);
 };
 
 // Key of a batch in a topic's column: partition, base offset (big-endian).

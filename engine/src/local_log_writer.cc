@@ -147,6 +147,19 @@ void LocalLogImpl::WriteAppends(std::vector<PendingWrite>* work, KvWriteBatch* b
   size_t bytes = 0;
   for (const PendingWrite& p : *work) bytes += p.bytes;
   batch->Clear();
+  staged.clear();
+  // Seals a partition's open batch: its records go in at the offset after
+  // what this group commit staged before them.
+  auto seal = [&](TopicState* t, int32_t part) {
+    std::string& buf = t->buffers[part];
+    SetLogBatchCount(t->counts[part], &buf);
+    int64_t base = t->next[part] + t->staged[part];
+    t->staged[part] += t->counts[part];
+    batch->Put(t->column, LocalBatchKey(part, base), buf);
+    staged.push_back(StagedBatch{t, part, base, t->counts[part], std::move(buf)});
+    buf.clear();
+    t->counts[part] = 0;
+  };
   for (auto& t : topics) {
     bool touched = false;
     for (const PendingWrite& p : *work) touched |= (p.topic == t.get());
@@ -160,30 +173,25 @@ void LocalLogImpl::WriteAppends(std::vector<PendingWrite>* work, KvWriteBatch* b
         AppendLogBatchRecord(r.key, r.value, &buf);
         ++t->counts[part];
         ++records;
+        if (buf.size() >= options.max_stored_batch_bytes) seal(t.get(), part);
       }
     }
     for (int32_t part = 0; part < t->partitions; ++part) {
-      if (t->counts[part] == 0) continue;
-      std::string& buf = t->buffers[part];
-      SetLogBatchCount(t->counts[part], &buf);
-      batch->Put(t->column, LocalBatchKey(part, t->next[part]), buf);
+      if (t->counts[part] != 0) seal(t.get(), part);
     }
   }
   Status s = store->Write(batch);
-  for (auto& t : topics) {
-    for (int32_t part = 0; part < t->partitions; ++part) {
-      if (t->counts[part] == 0) continue;
-      if (s.ok()) {
-        // Before the end moves: a reader that sees the new end finds the
-        // batch in the cache or in the store.
-        t->tail->Add(part, t->next[part], t->counts[part], std::move(t->buffers[part]));
-        t->buffers[part].clear();
-        t->next[part] += t->counts[part];
-        t->end[part].store(t->next[part], std::memory_order_release);
-      }
-      t->counts[part] = 0;
+  for (StagedBatch& b : staged) b.topic->staged[b.partition] = 0;
+  if (s.ok()) {
+    for (StagedBatch& b : staged) {
+      // Before the end moves: a reader that sees the new end finds the
+      // batch in the cache or in the store.
+      b.topic->tail->Add(b.partition, b.base, b.count, std::move(b.data));
+      b.topic->next[b.partition] = b.base + b.count;
+      b.topic->end[b.partition].store(b.base + b.count, std::memory_order_release);
     }
   }
+  staged.clear();
   if (!s.ok()) {
     spdlog::error("local log write failed; refusing appends from now on: {}", s.ToString());
     std::lock_guard<std::mutex> lock(mu);

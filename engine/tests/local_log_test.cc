@@ -20,6 +20,7 @@
 #include "engine/http.h"
 #include "engine/http_server.h"
 #include "engine/partitioner.h"
+#include "local_log_impl.h"
 #include "test_util.h"
 
 namespace catchall {
@@ -184,6 +185,72 @@ TEST_F(LocalLogTest, AppendRoutesByKeyWithDenseOffsets) {
   for (int32_t p = 0; p < kPartitions; ++p) EXPECT_GT(log_->EndOffset(kTopic, p), 0) << p;
   // The other topic is untouched.
   EXPECT_EQ(log_->EndOffset("other", 0), 0);
+}
+
+// A group commit stores a partition's records in batches of at most
+// max_stored_batch_bytes (RocksDB refuses a value of 4 GiB, and
+// log.max_pending_mb plus one body could make one: a review found such a
+// commit acknowledged and then gone). Offsets stay dense across the
+// batches, and a reopened log finds its end after the last one.
+TEST_F(LocalLogTest, AGroupCommitLargerThanAStoredBatchIsSplitWithDenseOffsets) {
+  LocalLogOptions options = LogOptions();
+  options.max_stored_batch_bytes = 256;
+  Open(options);
+  const std::string key = "split.example";
+  const int32_t p = PartitionForKey(key, kPartitions);
+  std::vector<LogRecord> records;
+  for (int i = 0; i < 60; ++i) records.push_back({key, "value-" + std::to_string(i)});
+  std::vector<LogRecord> others = Records(40, "spread");
+  records.insert(records.end(), others.begin(), others.end());
+  AppendSync(records);  // one append: one group commit
+  // Every record of the partition, offsets dense from 0, and the key's
+  // values in the order appended.
+  auto check = [&](int64_t expected_end, size_t expected_values) {
+    ASSERT_EQ(log_->EndOffset(kTopic, p), expected_end);
+    auto read = ReadAll(p);
+    ASSERT_EQ(read.size(), static_cast<size_t>(expected_end));
+    std::vector<std::string> values;
+    for (size_t i = 0; i < read.size(); ++i) {
+      EXPECT_EQ(read[i].offset, static_cast<int64_t>(i));
+      if (read[i].key == key) values.emplace_back(read[i].value);
+    }
+    ASSERT_EQ(values.size(), expected_values);
+    for (size_t i = 0; i < values.size(); ++i) EXPECT_EQ(values[i], "value-" + std::to_string(i));
+  };
+  const int64_t end = log_->EndOffset(kTopic, p);
+  ASSERT_GE(end, 60);
+  check(end, 60);
+  // From the store, not the tail cache: the end comes back after the last batch.
+  Open(options);
+  check(end, 60);
+  // More than one batch was stored for the commit: retention, with
+  // everything consumed and old, keeps only the newest one.
+  log_->SetRetentionFloor(kTopic, p, end);
+  ASSERT_TRUE(log_->EnforceRetention(std::chrono::system_clock::now() + 2h).ok());
+  const int64_t start = log_->StartOffset(kTopic, p);
+  EXPECT_GT(start, 0) << "the commit was stored as one batch";
+  EXPECT_LT(start, end);
+  // The next append goes on after the last batch.
+  AppendSync({{key, "value-next"}});
+  ASSERT_EQ(log_->EndOffset(kTopic, p), end + 1);
+  auto tail = ReadAll(p, end);
+  ASSERT_EQ(tail.size(), 1u);
+  EXPECT_EQ(tail[0].offset, end);
+  EXPECT_EQ(tail[0].value, "value-next");
+}
+
+// The same commit without the limit is one batch (the check above depends
+// on it): retention keeps the newest batch, here the whole commit.
+TEST_F(LocalLogTest, AGroupCommitWithinAStoredBatchIsOneBatch) {
+  Open();
+  const std::string key = "split.example";
+  const int32_t p = PartitionForKey(key, kPartitions);
+  std::vector<LogRecord> records;
+  for (int i = 0; i < 60; ++i) records.push_back({key, "value-" + std::to_string(i)});
+  AppendSync(records);
+  log_->SetRetentionFloor(kTopic, p, 60);
+  ASSERT_TRUE(log_->EnforceRetention(std::chrono::system_clock::now() + 2h).ok());
+  EXPECT_EQ(log_->StartOffset(kTopic, p), 0);
 }
 
 TEST_F(LocalLogTest, RecordsOfOneKeyKeepTheirOrderAcrossAppends) {
@@ -627,6 +694,59 @@ TEST_F(LocalLogRetentionTest, RecordsAlreadyDeletedDoNotCountAsUnconsumed) {
   // 5 records stored and unconsumed, not 15: the append is taken.
   AppendSync(Records(5, "ret", /*same_key=*/true));
   EXPECT_EQ(log_->EndOffset(kTopic, p_), 20);
+}
+
+// A partition whose batch cannot be read used to end the whole pass: no
+// later partition or topic was deleted again, and the log grew until the
+// disk was full (a review). The others are deleted; the error names it.
+TEST_F(LocalLogRetentionTest, ADamagedPartitionDoesNotStopTheOthersRetention) {
+  Open();
+  // Two keys of two partitions, the damaged one first in the pass.
+  std::string damaged_key;
+  std::string kept_key;
+  for (int i = 0; damaged_key.empty() || kept_key.empty(); ++i) {
+    std::string key = "k" + std::to_string(i);
+    int32_t p = PartitionForKey(key, kPartitions);
+    if (p == 0 && damaged_key.empty()) damaged_key = key;
+    if (p == kPartitions - 1 && kept_key.empty()) kept_key = key;
+  }
+  AppendSync({{damaged_key, "v"}});
+  for (int i = 0; i < 3; ++i) AppendSync({{kept_key, "v"}, {kept_key, "v"}});
+  KvWriteBatch damage;
+  damage.Put(store_->GetColumn("log:events"), LocalBatchKey(0, 0), "not a batch");
+  ASSERT_TRUE(store_->Write(&damage).ok());
+  log_->SetRetentionFloor(kTopic, 0, 1);
+  log_->SetRetentionFloor(kTopic, kPartitions - 1, 6);
+  Status s = log_->EnforceRetention(later_);
+  EXPECT_FALSE(s.ok());
+  EXPECT_THAT(s.message(), HasSubstr("partition 0"));
+  EXPECT_EQ(log_->StartOffset(kTopic, kPartitions - 1), 4) << "its two old batches went";
+}
+
+// Retention finds its cut by bisection over the offsets; over batches of
+// many sizes, every floor cuts at the start of the batch that holds it.
+TEST_F(LocalLogRetentionTest, EveryFloorCutsAtTheBatchThatHoldsIt) {
+  Open();
+  std::vector<int64_t> bases;
+  for (int i = 0; i < 40; ++i) {
+    bases.push_back(log_->EndOffset(kTopic, p_));
+    AppendSync(Records(1 + (i * 7) % 5, "ret", /*same_key=*/true));
+  }
+  const int64_t end = log_->EndOffset(kTopic, p_);
+  for (int64_t floor = 0; floor <= end; ++floor) {
+    log_->SetRetentionFloor(kTopic, p_, floor);
+    ASSERT_TRUE(log_->EnforceRetention(later_).ok());
+    // The first batch with a record at or after the floor; the newest at least.
+    int64_t expected = bases.back();
+    for (size_t b = 0; b + 1 < bases.size(); ++b) {
+      if (bases[b + 1] > floor) {
+        expected = bases[b];
+        break;
+      }
+    }
+    ASSERT_EQ(log_->StartOffset(kTopic, p_), expected) << "floor " << floor;
+  }
+  EXPECT_EQ(ReadAll(p_).size(), static_cast<size_t>(end - bases.back()));
 }
 
 TEST_F(LocalLogRetentionTest, FloorAtABatchBoundaryDeletesThatBatch) {

@@ -174,7 +174,9 @@ class KvStore {
   // After a write failed on a disk error, every later Write fails at once
   // with that error (see WriteHealth): RocksDB 7.8 cannot resume a
   // write-ahead log that failed (facebook/rocksdb#11643), and writing to it
-  // again aborts the process.
+  // again aborts the process. InvalidArgument, with nothing written, when
+  // the batch holds a change RocksDB refused to stage (a key or value of
+  // 4 GiB or more).
   virtual Status Write(KvWriteBatch* batch) = 0;
   // Writes each run as a table file and adds them all to the store in one
   // step, atomic across columns and crashes: afterwards every reader sees

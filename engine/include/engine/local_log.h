@@ -51,6 +51,10 @@ struct LocalLogOptions {
   // Appends waiting for the writer beyond this many bytes are refused with
   // Unavailable (backpressure instead of unbounded memory).
   size_t max_pending_bytes = 64 << 20;
+  // A group commit stores each partition's records in batches of about
+  // this many bytes at most: RocksDB refuses a value of 4 GiB or more, and
+  // max_pending_bytes plus one body may be more than that.
+  size_t max_stored_batch_bytes = 64 << 20;
   // Appends are refused with Unavailable while a topic has more records
   // than this past its retention floors (written but not yet consumed), so
   // that an overloaded consumer slows producers down instead of falling

@@ -107,19 +107,25 @@ class CounterStore : public StatusReader {
   void PutId(std::string_view id_key, int64_t timestamp_ms, KvWriteBatch* batch) const;
   // Stages every id an ids log record carries (ForEachIdInRecord) and
   // returns how many; Corruption, with nothing staged, when the record does
-  // not decode. Restores and warm standbys read the ids log through it.
-  Result<size_t> PutIdsOf(const ConsumedRecord& record, KvWriteBatch* batch) const;
+  // not decode or, with `partitions` (the ids log's count; 0: unchecked),
+  // holds an id of a domain another partition owns. Restores and warm
+  // standbys read the ids log through it.
+  Result<size_t> PutIdsOf(const ConsumedRecord& record, KvWriteBatch* batch,
+                          int32_t partitions = 0) const;
   void PutCheckpoint(int32_t partition, const StateCheckpoint& checkpoint,
                      KvWriteBatch* batch) const;
   // Embedded mode writes the state's checkpoints and the group's committed
   // offsets in one atomic write, so no partition's checkpoint is behind
   // its committed offset (`committed`; a partition absent there predates
-  // committed offsets; ahead is fine: another group name ran since) or
-  // past the log's end (`ends`: next offset per partition). Corruption
-  // naming the first partition where that fails: the files were damaged
-  // or partly restored, and counting on would count events twice or never.
+  // committed offsets; ahead is fine: another group name ran since), past
+  // the log's end (`ends`: next offset per partition) or before the first
+  // record the log still holds (`starts`; absent: 0): retention deletes
+  // only what was counted. Corruption naming the first partition where
+  // that fails: the files were damaged or partly restored, and counting on
+  // would count events twice or never.
   Status CheckAgainstLog(const std::map<int32_t, int64_t>& committed,
-                         const std::map<int32_t, int64_t>& ends) const;
+                         const std::map<int32_t, int64_t>& ends,
+                         const std::map<int32_t, int64_t>& starts = {}) const;
   // Applies a staged batch (cluster mode; embedded mode commits it in the
   // log's transaction).
   Status Write(KvWriteBatch* batch) { return store_->Write(batch); }
