@@ -6,6 +6,7 @@
 #include "engine/counts_table.h"
 #include "engine/domain_status.h"
 #include "engine/json_writer.h"
+#include "engine/partitioner.h"
 
 namespace catchall {
 
@@ -107,10 +108,11 @@ std::string IdKey(std::string_view domain, std::string_view id) {
   return key;
 }
 
-ChangelogEffect DecodeChangelogRecord(const ConsumedRecord& record, DomainCounts* counts) {
+ChangelogEffect DecodeChangelogRecord(const ConsumedRecord& record, DomainCounts* counts,
+                                      int32_t partitions) {
   ChangelogEffect effect;
   if (record.key == kChangelogCheckpointKey) {
-    Result<int64_t> through = ParseChangelogCheckpointJson(record.value);
+    Result<int64_t> through = ParseChangelogCheckpointJson(record.value, record.partition);
     if (!through.ok()) {
       effect.problem = through.status().message();
       return effect;
@@ -118,6 +120,14 @@ ChangelogEffect DecodeChangelogRecord(const ConsumedRecord& record, DomainCounts
     effect.kind = ChangelogEffect::kCheckpoint;
     effect.events_offset = *through;
     return effect;
+  }
+  if (partitions > 0) {
+    int32_t expected = PartitionForKey(record.key, partitions);
+    if (expected != record.partition) {
+      effect.problem = fmt::format("record is in partition {} but its key belongs to partition {}",
+                                   record.partition, expected);
+      return effect;
+    }
   }
   if (record.value.empty()) {
     effect.kind = ChangelogEffect::kDelete;
@@ -135,7 +145,7 @@ ChangelogEffect DecodeChangelogRecord(const ConsumedRecord& record, DomainCounts
 
 ChangelogEffect ChangelogApplier::Apply(const ConsumedRecord& record, KvWriteBatch* batch) const {
   DomainCounts counts;
-  ChangelogEffect effect = DecodeChangelogRecord(record, &counts);
+  ChangelogEffect effect = DecodeChangelogRecord(record, &counts, partitions_);
   if (effect.kind == ChangelogEffect::kDelete) batch->Delete(counts_, record.key);
   if (effect.kind == ChangelogEffect::kPut) batch->Put(counts_, record.key, EncodeCounts(counts));
   return effect;

@@ -4,6 +4,7 @@
 #include <prometheus/registry.h>
 #include <spdlog/spdlog.h>
 
+#include "engine/json_writer.h"
 #include "engine/metrics.h"
 
 namespace catchall {
@@ -42,7 +43,7 @@ void SkippedRecords::Skip(std::string_view topic, const ConsumedRecord& record,
   if (counter_) counter_->Increment();
   if (n <= kLoggedInFull || n % 1000 == 0) {
     spdlog::warn("{}: skipping {}/{} offset {} (skipped so far: {}): {}", ReaderName(reader_),
-                 topic, record.partition, record.offset, n, why);
+                 topic, record.partition, record.offset, n, QuotedForLog(why));
   }
 }
 

@@ -5,6 +5,7 @@
 
 #include "aggregator_probe.h"
 #include "commit_builder.h"
+#include "engine/json_writer.h"
 #include "state_restorer.h"
 
 namespace catchall {
@@ -116,9 +117,9 @@ Status AggregationLoop::Join() {
     if (!restore_skips_) {
       restore_skips_ = std::make_unique<SkippedRecords>(metrics_, SkippedRecords::Reader::kRestore);
     }
-    restorer_ =
-        std::make_unique<StateRestorer>(log_, state_, *options_.status_topic, options_.ids_topic,
-                                        options_.id_window, probe_.get(), restore_skips_.get());
+    restorer_ = std::make_unique<StateRestorer>(log_, state_, *options_.status_topic,
+                                                options_.ids_topic, partitions_, options_.id_window,
+                                                probe_.get(), restore_skips_.get());
   } else {
     publish_.reset();
     restorer_.reset();
@@ -220,8 +221,15 @@ void AggregationLoop::Apply(const RecordBatch& batch) {
     const ConsumedRecord& r = *applying_[i];
     const Aggregator::Applied& applied = applied_[i];
     if (applied.outcome == ApplyOutcome::kMalformed) {
-      spdlog::warn("dead-lettering {}/{} offset {}: {}", options_.events_topic, r.partition,
-                   r.offset, applied.reason);
+      // The first few in full, then one line per 1,000 (as skipped
+      // records): one line per record let a misconfigured producer flood
+      // the log (a black-box probe).
+      ++dead_letter_lines_;
+      if (dead_letter_lines_ <= kDeadLettersLoggedInFull || dead_letter_lines_ % 1000 == 0) {
+        spdlog::warn("dead-lettering {}/{} offset {} (dead-lettered so far: {}): {}",
+                     options_.events_topic, r.partition, r.offset, dead_letter_lines_,
+                     QuotedForLog(applied.reason));
+      }
       LogRecord dead = Aggregator::DeadLetter(options_.events_topic, r, applied.reason);
       dead_letters_.push_back(
           OutputRecord{options_.dead_letter_topic, -1, std::move(dead.key), std::move(dead.value)});

@@ -224,17 +224,23 @@ void StandbyReplicas::Apply(Log log, const ConsumedRecord& r) {
   t.next[log] = r.offset + 1;
   t.at_end[log] = false;
   if (r.key == kChangelogCheckpointKey) {
-    Result<int64_t> through = ParseChangelogCheckpointJson(r.value);
-    if (through.ok()) OnCheckpoint(&t, log, *through, r.offset + 1);
+    Result<int64_t> through = ParseChangelogCheckpointJson(r.value, r.partition);
+    if (through.ok()) {
+      OnCheckpoint(&t, log, *through, r.offset + 1);
+    } else {
+      skipped_.Skip(log == kChangelog ? options_.status_topic : options_.ids_topic, r,
+                    through.status().message());
+    }
     return;
   }
   if (log == kChangelog) {
-    ChangelogEffect effect = ChangelogApplier(store_->counts_column()).Apply(r, &batch_);
+    ChangelogEffect effect =
+        ChangelogApplier(store_->counts_column(), options_.partitions).Apply(r, &batch_);
     if (effect.kind == ChangelogEffect::kSkipped) {
       skipped_.Skip(options_.status_topic, r, effect.problem);
     }
   } else {
-    Result<size_t> staged = store_->PutIdsOf(r, &batch_);
+    Result<size_t> staged = store_->PutIdsOf(r, &batch_, options_.partitions);
     if (staged.ok()) {
       pending_ += *staged;
     } else {

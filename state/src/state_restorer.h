@@ -24,12 +24,16 @@ class StateRestorer {
   // `log`, `store`, `probe` (may be null) and `skipped` must outlive this.
   // The ids log keeps ids at least `id_window` (its retention). Records
   // that do not decode are skipped and counted in `skipped`.
+  // `partitions`: of the events topic, the changelog and the ids log alike;
+  // a record in another partition than its domain's is skipped.
   StateRestorer(GroupLog* log, CounterStore* store, std::string status_topic, std::string ids_topic,
-                std::chrono::seconds id_window, AggregatorProbe* probe, SkippedRecords* skipped)
+                int32_t partitions, std::chrono::seconds id_window, AggregatorProbe* probe,
+                SkippedRecords* skipped)
       : log_(log),
         store_(store),
         status_topic_(std::move(status_topic)),
         ids_topic_(std::move(ids_topic)),
+        partitions_(partitions),
         id_window_(id_window),
         probe_(probe),
         skipped_(skipped) {}
@@ -60,6 +64,7 @@ class StateRestorer {
   CounterStore* store_;
   std::string status_topic_;
   std::string ids_topic_;
+  int32_t partitions_;
   std::chrono::seconds id_window_;
   AggregatorProbe* probe_;
   SkippedRecords* skipped_;

@@ -376,6 +376,31 @@ TEST_F(ClusterAggregationTest, UndecodableChangelogAndIdsRecordsAreSkippedOnRest
               HasSubstr("catchall_log_records_skipped_total{reader=\"restore\"} 3\n"));
 }
 
+// Checkpoint records that no aggregator wrote (a tool, by mistake): one
+// naming another partition than its own, one vouching for more than the
+// group ever committed. Taken, either could end a restore before the
+// previous owner's last transaction was readable on Kafka, and a probe lost
+// the events committed after it; a restore skips both and counts them.
+TEST_F(ClusterAggregationTest, CheckpointsNoAggregatorCouldHaveWrittenAreSkippedOnRestore) {
+  auto* a = world_.Start("a");
+  world_.AppendEvents(200, 20, 21);
+  ASSERT_TRUE(world_.RunUntilCaughtUp());
+  const int32_t here = PartitionForKey(kChangelogCheckpointKey, kWorldPartitions);
+  std::string elsewhere;
+  AppendChangelogCheckpointJson((here + 1) % kWorldPartitions, 0, &elsewhere);
+  std::string ahead;
+  AppendChangelogCheckpointJson(here, 999999, &ahead);
+  world_.AppendTo(kStatusTopic, std::string(kChangelogCheckpointKey), elsewhere);
+  world_.AppendTo(kStatusTopic, std::string(kChangelogCheckpointKey), ahead);
+  world_.Kill(a);
+  auto* b = world_.Start("b");  // an empty store: restores every partition
+  world_.AppendEvents(100, 20, 22);
+  ASSERT_TRUE(world_.RunUntilCaughtUp());
+  EXPECT_EQ(world_.Differences(), "");
+  EXPECT_THAT(b->metrics.Serialize(),
+              HasSubstr("catchall_log_records_skipped_total{reader=\"restore\"} 2\n"));
+}
+
 // The failover the issue describes: keyed events counted, the owner killed,
 // the same keys retried through the survivor and counted once; then the
 // partitions move back and a retry again counts once.

@@ -78,15 +78,22 @@ struct ChangelogEffect {
 };
 
 // What `record` means, without applying it: for a kPut, *counts holds the
-// domain's counters (the record's key is the domain).
-ChangelogEffect DecodeChangelogRecord(const ConsumedRecord& record, DomainCounts* counts);
+// domain's counters (the record's key is the domain). With `partitions`
+// (the changelog's count; 0: unchecked), a domain's record in another
+// partition than its key's is skipped: only something else than an
+// aggregator writes one, and taken, it set the domain's counts on some
+// readers and not on others (a black-box probe).
+ChangelogEffect DecodeChangelogRecord(const ConsumedRecord& record, DomainCounts* counts,
+                                      int32_t partitions = 0);
 
 // Applies changelog records to a counts column (CountsTable's layout). The
 // aggregator's restore and the query node's materialization both go through
 // it, so they read the changelog the same way. Stateless; thread-safe.
 class ChangelogApplier {
  public:
-  explicit ChangelogApplier(Column counts) : counts_(counts) {}
+  // `partitions`: as DecodeChangelogRecord's.
+  explicit ChangelogApplier(Column counts, int32_t partitions = 0)
+      : counts_(counts), partitions_(partitions) {}
   // Adds what `record` means to *batch: a domain record puts its counters,
   // a tombstone deletes the domain, a checkpoint changes nothing, and a
   // record that does not decode is skipped (never half applied).
@@ -94,6 +101,7 @@ class ChangelogApplier {
 
  private:
   Column counts_;
+  int32_t partitions_;
 };
 
 }  // namespace catchall

@@ -60,7 +60,8 @@ Result<DomainCounts> ParseDomainStatusJson(std::string_view json, std::string_vi
 // changelog skip it.
 inline constexpr std::string_view kChangelogCheckpointKey = "_checkpoint";
 void AppendChangelogCheckpointJson(int32_t partition, int64_t events_offset, std::string* out);
-// The events offset of a checkpoint record.
-Result<int64_t> ParseChangelogCheckpointJson(std::string_view json);
+// The events offset of a checkpoint record read from `partition`;
+// Corruption when it names another partition.
+Result<int64_t> ParseChangelogCheckpointJson(std::string_view json, int32_t partition);
 
 }  // namespace catchall

@@ -14,6 +14,16 @@ namespace catchall {
 // output is always valid JSON.
 void AppendJsonString(std::string_view s, std::string* out);
 
+// `s` as a JSON string literal, for a log line that quotes bytes from
+// outside (a record's key, a reason that names it): a newline in them
+// started a forged log line, and raw bytes made the log binary to grep (a
+// black-box probe).
+inline std::string QuotedForLog(std::string_view s) {
+  std::string out;
+  AppendJsonString(s, &out);
+  return out;
+}
+
 // Appends `n` in decimal, as a JSON number. Cheaper than fmt::format_to into
 // a std::string (no format string to parse, no intermediate buffer), which
 // matters where a record is built per event or per domain.

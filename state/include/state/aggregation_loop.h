@@ -195,6 +195,10 @@ class AggregationLoop : private RebalanceListener {
   // once (a probe saw one malformed record counted as 423 dead letters
   // while its transaction was retried).
   std::array<size_t, 3> uncommitted_outcomes_{};
+  // Records dead-lettered (each application: a redone one again), for the
+  // warnings' rate limit.
+  static constexpr uint64_t kDeadLettersLoggedInFull = 10;
+  uint64_t dead_letter_lines_ = 0;
   RecordBatch batch_;
   KvWriteBatch state_batch_;
   // Apply's records of one poll and their outcomes (kept to reuse).
