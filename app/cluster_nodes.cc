@@ -96,8 +96,9 @@ Status CheckRoleTopics(const Config& config, const std::vector<std::string>& nam
 // of the changelog and of the ids log, so each needs at least the events
 // topic's partitions: with fewer, every transaction failed ("Unknown
 // partition") and nothing was counted, while the role looked healthy. (More
-// work, unused; `catchall topics check` reports them.)
-Status CheckLogsHoldEveryPartition(const Config& config) {
+// work, unused; `catchall topics check` reports them.) Returns the events
+// topic's partition count: records of both logs are routed by it.
+Result<int32_t> CheckLogsHoldEveryPartition(const Config& config) {
   KafkaOptions kafka = KafkaOptionsFor(config, "check");
   // A topic created a moment ago may be unknown to the broker asked yet.
   auto count = [&](const std::string& topic) {
@@ -115,7 +116,7 @@ Status CheckLogsHoldEveryPartition(const Config& config) {
           topic, *n, config.events_topic, *events, TopicsCommand(config, "check")));
     }
   }
-  return Status::Ok();
+  return *events;
 }
 
 }  // namespace
@@ -162,7 +163,8 @@ Status AggregatorNode::Open() {
   CATCHALL_RETURN_IF_ERROR(RequireBrokers(c, "aggregate"));
   CATCHALL_RETURN_IF_ERROR(
       CheckRoleTopics(c, {c.events_topic, c.status_topic, c.ids_topic, c.dead_letter_topic}));
-  CATCHALL_RETURN_IF_ERROR(CheckLogsHoldEveryPartition(c));
+  Result<int32_t> partitions = CheckLogsHoldEveryPartition(c);
+  if (!partitions.ok()) return partitions.status();
   // The state is a cache of the changelog: what a crash drops from it, a
   // restore reads back (StateRestorer), so it needs no write-ahead log.
   CATCHALL_RETURN_IF_ERROR(
@@ -198,6 +200,10 @@ Status AggregatorNode::Open() {
     StandbyOptions standby;
     standby.status_topic = c.status_topic;
     standby.ids_topic = c.ids_topic;
+    // The events topic's: the changelog and the ids log may have more
+    // partitions (unused), and records are routed by the events topic's
+    // count, which the standby's partition checks must use (a review).
+    standby.partitions = *partitions;
     standby.may_consume = options.may_consume;
     standby_ =
         std::make_unique<StandbyReplicas>(standby, standby_log_.get(), counters_.get(), metrics());

@@ -321,7 +321,10 @@ void StatusMaterializer::Run() {
       // misses. Asking for a later record's slots overlaps them.
       if (i + kPrefetchAhead < polled.size()) recent_->Prefetch(polled[i + kPrefetchAhead].key);
       const ConsumedRecord& r = polled[i];
-      ChangelogEffect effect = DecodeChangelogRecord(r, &counts, partitions_);
+      // No partition check: records are routed by the events topic's
+      // partition count, which a query node does not read, and the
+      // changelog may have more partitions than it (a review).
+      ChangelogEffect effect = DecodeChangelogRecord(r, &counts);
       if (effect.kind == ChangelogEffect::kPut) recent_->Put(r.key, counts);
       if (effect.kind == ChangelogEffect::kDelete) recent_->Delete(r.key);
       if (effect.kind == ChangelogEffect::kSkipped) skipped_.Skip(topic_, r, effect.problem);

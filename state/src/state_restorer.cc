@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
 #include <thread>
 
@@ -44,6 +45,7 @@ Result<StateRestorer::ReadResult> StateRestorer::ReadThrough(
   auto last_progress = std::chrono::steady_clock::now();
   auto last_warning = last_progress - kWarnEvery;
   int failed_reads = 0;
+  int64_t beyond = -1;  // the highest checkpoint skipped for being past the target
   // The end alone is not enough: a transaction's commit returns before the
   // broker has written its commit markers, so right after a hand-over the
   // previous owner's last transaction may not be readable yet. Its
@@ -77,7 +79,8 @@ Result<StateRestorer::ReadResult> StateRestorer::ReadThrough(
         // One that does was written by something else, and ending the
         // restore at it lost the events committed after it whenever the
         // end was reached first (a black-box probe, seventeenth session).
-        if (through.ok() && *through > target) {
+        if (through.ok() && *through > target && target > 0) {
+          beyond = std::max(beyond, *through);
           through = Status::Corruption(fmt::format(
               "changelog checkpoint record vouches for events offset {}, past the group's "
               "committed offset {}",
@@ -100,8 +103,14 @@ Result<StateRestorer::ReadResult> StateRestorer::ReadThrough(
     if (std::chrono::steady_clock::now() - last_progress > stall_timeout) {
       return Status::Timeout(fmt::format(
           "restoring partition {} from {} made no progress for {} s (read through {}, waiting for "
-          "a checkpoint of events offset {}, last seen {})",
-          partition, topic, stall_timeout.count(), Where(result.next_offset), target, seen));
+          "a checkpoint of events offset {}, last seen {}){}",
+          partition, topic, stall_timeout.count(), Where(result.next_offset), target, seen,
+          beyond < 0 ? std::string()
+                     : fmt::format("; a checkpoint of events offset {} was skipped: the group's "
+                                   "offsets were moved back, or something else than an "
+                                   "aggregator wrote it (docs/operations.md, \"A record on the "
+                                   "changelog or the ids log does not decode\")",
+                                   beyond)));
     }
   }
   return result;

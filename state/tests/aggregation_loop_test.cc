@@ -348,6 +348,24 @@ TEST_F(ClusterAggregationTest, ALostStateIsRestoredFromTheChangelog) {
   EXPECT_THAT(b->metrics.Serialize(), HasSubstr("catchall_aggregate_restored_records_total"));
 }
 
+// The changelog and the ids log may have more partitions than the events
+// topic; their records are routed by the events topic's count, and a
+// restore checks them against that count, not the changelog's (a review).
+TEST(ClusterAggregationWiderLogsTest, AStateIsRestoredFromLogsWithMorePartitions) {
+  ScopedTempDir dir;
+  AggregationWorld world(Mode::kCluster, dir.path(), SmallCommits(), kWorldPartitions + 2);
+  auto* a = world.Start("a");
+  world.AppendEvents(400, 25, 31);
+  ASSERT_TRUE(world.RunUntilCaughtUp());
+  world.Kill(a);
+  auto* b = world.Start("b");       // an empty store: restores everything
+  world.AppendEvents(400, 25, 31);  // the same ids again: retries, counted once
+  ASSERT_TRUE(world.RunUntilCaughtUp());
+  EXPECT_EQ(world.Differences(), "");
+  EXPECT_THAT(b->metrics.Serialize(),
+              HasSubstr("catchall_log_records_skipped_total{reader=\"restore\"} 0\n"));
+}
+
 // Records of the changelog and the ids log that do not decode (a tool wrote
 // them by mistake): a restore skips them whole, counts them in a metric,
 // and restores everything else exactly, the ids included.

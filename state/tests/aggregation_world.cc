@@ -18,8 +18,12 @@ using namespace std::chrono_literals;
 
 std::string ModeName(Mode mode) { return mode == Mode::kEmbedded ? "Embedded" : "Cluster"; }
 
-AggregationWorld::AggregationWorld(Mode mode, std::string dir, AggregationOptions options)
-    : mode_(mode), dir_(std::move(dir)), options_(std::move(options)) {
+AggregationWorld::AggregationWorld(Mode mode, std::string dir, AggregationOptions options,
+                                   int32_t log_partitions)
+    : mode_(mode),
+      log_partitions_(log_partitions),
+      dir_(std::move(dir)),
+      options_(std::move(options)) {
   // As the nodes configure it (app/embedded_node.cc, app/cluster_nodes.cc).
   options_.ready_when_caught_up = mode_ == Mode::kEmbedded;
   if (mode_ == Mode::kCluster) {
@@ -46,8 +50,8 @@ LocalLogOptions AggregationWorld::LogOptions() const {
   LocalLogOptions o;
   o.topics = {{std::string(kEventsTopic), kWorldPartitions}, {std::string(kDeadLetterTopic), 1}};
   if (mode_ == Mode::kCluster) {
-    o.topics.push_back({std::string(kStatusTopic), kWorldPartitions});
-    o.topics.push_back({std::string(kIdsTopic), kWorldPartitions});
+    o.topics.push_back({std::string(kStatusTopic), log_partitions_});
+    o.topics.push_back({std::string(kIdsTopic), log_partitions_});
   }
   // A process killed by a test is noticed at once, not after 10 s.
   o.session_timeout = 200ms;
@@ -113,6 +117,7 @@ AggregationWorld::Process* AggregationWorld::Start(const std::string& machine) {
     StandbyOptions standby;
     standby.begin_after = options_.ready_without_assignment;
     standby.retry_delay = options_.retry_delay;
+    standby.partitions = kWorldPartitions;  // the events topic's, as the node sets it
     p->standby =
         std::make_unique<StandbyReplicas>(standby, p->group.get(), p->counters.get(), &p->metrics);
     options.ownership = p->standby.get();

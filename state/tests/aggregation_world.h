@@ -66,7 +66,10 @@ class AggregationWorld {
     std::unique_ptr<AggregationLoop> loop;
   };
 
-  AggregationWorld(Mode mode, std::string dir, AggregationOptions options = {});
+  // `log_partitions`: of the changelog and the ids log (cluster mode), which
+  // may be more than the events topic's kWorldPartitions, as on Kafka.
+  AggregationWorld(Mode mode, std::string dir, AggregationOptions options = {},
+                   int32_t log_partitions = kWorldPartitions);
   ~AggregationWorld();
 
   Mode mode() const { return mode_; }
@@ -136,6 +139,7 @@ class AggregationWorld {
   void Forget(Process* p);
 
   Mode mode_;
+  int32_t log_partitions_;
   std::string dir_;
   AggregationOptions options_;
   // Cluster mode: the log every process shares.
