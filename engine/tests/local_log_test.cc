@@ -749,6 +749,22 @@ TEST_F(LocalLogRetentionTest, EveryFloorCutsAtTheBatchThatHoldsIt) {
   EXPECT_EQ(ReadAll(p_).size(), static_cast<size_t>(end - bases.back()));
 }
 
+// The cut by age, with old batches before young ones and everything
+// consumed: the bisection stops at the first young batch (a review: every
+// other test's batches were all young or all old).
+TEST_F(LocalLogRetentionTest, OldBatchesGoAndTheFirstYoungOneStays) {
+  LocalLogOptions options = LogOptions();
+  options.retention = 300ms;
+  Open(options);
+  for (int i = 0; i < 5; ++i) AppendSync(Records(2, "ret", /*same_key=*/true));  // 0-9, old
+  std::this_thread::sleep_for(600ms);
+  for (int i = 0; i < 3; ++i) AppendSync(Records(2, "ret", /*same_key=*/true));  // 10-15, young
+  log_->SetRetentionFloor(kTopic, p_, 16);
+  ASSERT_TRUE(log_->EnforceRetention(std::chrono::system_clock::now()).ok());
+  EXPECT_EQ(log_->StartOffset(kTopic, p_), 10);
+  EXPECT_EQ(ReadAll(p_).size(), 6u);
+}
+
 TEST_F(LocalLogRetentionTest, FloorAtABatchBoundaryDeletesThatBatch) {
   Open();
   AppendThreeBatches();
