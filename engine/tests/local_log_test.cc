@@ -753,14 +753,15 @@ TEST_F(LocalLogRetentionTest, EveryFloorCutsAtTheBatchThatHoldsIt) {
 // consumed: the bisection stops at the first young batch (a review: every
 // other test's batches were all young or all old).
 TEST_F(LocalLogRetentionTest, OldBatchesGoAndTheFirstYoungOneStays) {
-  LocalLogOptions options = LogOptions();
-  options.retention = 300ms;
-  Open(options);
+  Open();                                                                        // retention 1 h
   for (int i = 0; i < 5; ++i) AppendSync(Records(2, "ret", /*same_key=*/true));  // 0-9, old
-  std::this_thread::sleep_for(600ms);
+  std::this_thread::sleep_for(50ms);
+  const auto between = std::chrono::system_clock::now();
+  std::this_thread::sleep_for(50ms);
   for (int i = 0; i < 3; ++i) AppendSync(Records(2, "ret", /*same_key=*/true));  // 10-15, young
   log_->SetRetentionFloor(kTopic, p_, 16);
-  ASSERT_TRUE(log_->EnforceRetention(std::chrono::system_clock::now()).ok());
+  // An hour after `between`: older than the retention is what came before it.
+  ASSERT_TRUE(log_->EnforceRetention(between + 1h).ok());
   EXPECT_EQ(log_->StartOffset(kTopic, p_), 10);
   EXPECT_EQ(ReadAll(p_).size(), 6u);
 }
