@@ -23,6 +23,7 @@ constexpr size_t kWriteEvery = 50000;
 StandbyReplicas::StandbyReplicas(StandbyOptions options, GroupLog* log, CounterStore* store,
                                  Metrics* metrics)
     : options_(std::move(options)),
+      check_partitions_(options_.partitions),
       log_(log),
       store_(store),
       skipped_(metrics, SkippedRecords::Reader::kStandby),
@@ -178,7 +179,10 @@ void StandbyReplicas::StepLocked(std::chrono::milliseconds timeout) {
 Status StandbyReplicas::OpenReaders() {
   if (!readers_[kChangelog]) {
     CATCHALL_RETURN_IF_ERROR(log_->OpenReader(options_.status_topic, &readers_[kChangelog]));
-    if (options_.partitions <= 0) options_.partitions = readers_[kChangelog]->partition_count();
+    if (options_.partitions <= 0) {
+      options_.partitions = readers_[kChangelog]->partition_count();
+      check_partitions_ = 0;  // not the events topic's count: no check
+    }
   }
   if (!readers_[kIds]) {
     CATCHALL_RETURN_IF_ERROR(log_->OpenReader(options_.ids_topic, &readers_[kIds]));
@@ -235,12 +239,12 @@ void StandbyReplicas::Apply(Log log, const ConsumedRecord& r) {
   }
   if (log == kChangelog) {
     ChangelogEffect effect =
-        ChangelogApplier(store_->counts_column(), options_.partitions).Apply(r, &batch_);
+        ChangelogApplier(store_->counts_column(), check_partitions_).Apply(r, &batch_);
     if (effect.kind == ChangelogEffect::kSkipped) {
       skipped_.Skip(options_.status_topic, r, effect.problem);
     }
   } else {
-    Result<size_t> staged = store_->PutIdsOf(r, &batch_, options_.partitions);
+    Result<size_t> staged = store_->PutIdsOf(r, &batch_, check_partitions_);
     if (staged.ok()) {
       pending_ += *staged;
     } else {

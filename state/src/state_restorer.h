@@ -24,8 +24,9 @@ class StateRestorer {
   // `log`, `store`, `probe` (may be null) and `skipped` must outlive this.
   // The ids log keeps ids at least `id_window` (its retention). Records
   // that do not decode are skipped and counted in `skipped`.
-  // `partitions`: of the events topic, the changelog and the ids log alike;
-  // a record in another partition than its domain's is skipped.
+  // `partitions`: of the events topic, which routes the records of the
+  // changelog and the ids log (they may have more partitions); a record in
+  // another partition than its domain's is skipped.
   StateRestorer(GroupLog* log, CounterStore* store, std::string status_topic, std::string ids_topic,
                 int32_t partitions, std::chrono::seconds id_window, AggregatorProbe* probe,
                 SkippedRecords* skipped)

@@ -125,8 +125,12 @@ class StandbyReplicasWiderLogsTest : public StandbyReplicasTest {
 TEST_F(StandbyReplicasWiderLogsTest, AWarmCopyOfLogsWithMorePartitionsTakesOverExactly) {
   StartTwoAndSettle();
   EXPECT_EQ(MetricSum(b_->metrics, "catchall_log_records_skipped_total"), 0);
+  const double restored_before =
+      MetricSum(b_->metrics, "catchall_aggregate_restored_records_total");
   world_.Kill(a_);
   ASSERT_TRUE(world_.RunUntil([&] { return b_->loop->owned().size() == 4; }));
+  EXPECT_EQ(MetricSum(b_->metrics, "catchall_aggregate_restored_records_total"), restored_before)
+      << "the warm copy was current: nothing to read at the takeover";
   world_.AppendEvents(600, 40, 1);
   world_.AppendEvents(300, 40, 2);
   ASSERT_TRUE(world_.RunUntilCaughtUp());

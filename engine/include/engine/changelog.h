@@ -79,7 +79,8 @@ struct ChangelogEffect {
 
 // What `record` means, without applying it: for a kPut, *counts holds the
 // domain's counters (the record's key is the domain). With `partitions`
-// (the changelog's count; 0: unchecked), a domain's record in another
+// (the events topic's count, by which the aggregators route changelog
+// records; 0: unchecked), a domain's record in another
 // partition than its key's is skipped: only something else than an
 // aggregator writes one, and taken, it set the domain's counts on some
 // readers and not on others (a black-box probe).

@@ -107,7 +107,8 @@ class CounterStore : public StatusReader {
   void PutId(std::string_view id_key, int64_t timestamp_ms, KvWriteBatch* batch) const;
   // Stages every id an ids log record carries (ForEachIdInRecord) and
   // returns how many; Corruption, with nothing staged, when the record does
-  // not decode or, with `partitions` (the ids log's count; 0: unchecked),
+  // not decode or, with `partitions` (the events topic's count, which
+  // routes the ids log's records; 0: unchecked),
   // holds an id of a domain another partition owns. Restores and warm
   // standbys read the ids log through it.
   Result<size_t> PutIdsOf(const ConsumedRecord& record, KvWriteBatch* batch,

@@ -52,8 +52,11 @@ class Metrics;
 struct StandbyOptions {
   std::string status_topic{kStatusTopic};
   std::string ids_topic{kIdsTopic};
-  // Partitions of the events topic; 0: as many as the changelog has (they
-  // are created alike).
+  // Partitions of the events topic, which route the records of both logs
+  // and are the ones kept warm; 0: as many as the changelog has, and then
+  // records are not checked for their partition (the changelog may have
+  // more partitions than the events topic; checked against its count, most
+  // records were skipped: a review).
   int32_t partitions = 0;
   // Records read per log per step.
   size_t poll_max_records = 5000;
@@ -119,6 +122,9 @@ class StandbyReplicas final : public OwnershipListener {
   void UpdateGauges();
 
   StandbyOptions options_;
+  // The partition count records are checked against: options_.partitions
+  // as given (0 when it was not, and no check).
+  int32_t check_partitions_ = 0;
   GroupLog* log_;
   CounterStore* store_;
   prometheus::Gauge* tracked_gauge_ = nullptr;
