@@ -36,6 +36,24 @@ std::string LocalBatchKey(int32_t partition, int64_t offset) {
   return key;
 }
 
+int64_t LocalBatchBase(std::string_view key) {
+  return static_cast<int64_t>(DecodeBigEndian64(key.data() + 4));
+}
+
+Status ReadBatchAtOrBefore(KvIterator* it, int32_t partition, int64_t offset, int64_t* base,
+                           LogBatchHeader* header) {
+  it->SeekForPrev(LocalBatchKey(partition, offset));
+  if (!it->Valid()) {
+    // A read error leaves the iterator invalid too; reading it anyway was
+    // RocksDB's assertion, not the damage report (a review).
+    CATCHALL_RETURN_IF_ERROR(it->status());
+    return Status::Corruption(fmt::format("no stored batch at or before offset {}", offset));
+  }
+  CATCHALL_RETURN_IF_ERROR(DecodeLogBatchHeader(it->value(), header));
+  *base = LocalBatchBase(it->key());
+  return Status::Ok();
+}
+
 std::string CommittedOffsetKey(std::string_view group, std::string_view topic, int32_t partition) {
   // Group names may hold '/', topic names may not (Kafka's rules), so the
   // key splits from the right.
@@ -275,14 +293,8 @@ Status LocalLogImpl::EnforceRetention(TopicState* t, int32_t part, int64_t cutof
   auto it = store->NewIterator(t->column, LocalBatchKey(part, 0), LocalBatchKey(part + 1, 0));
   // The stored batch holding `offset` (base and count), or an error.
   auto batch_at = [&](int64_t offset, int64_t* base, LogBatchHeader* header) -> Status {
-    it->SeekForPrev(LocalBatchKey(part, offset));
-    if (!it->Valid()) {
-      CATCHALL_RETURN_IF_ERROR(it->status());
-      return Status::Corruption(fmt::format("no stored batch holds offset {}", offset));
-    }
-    CATCHALL_RETURN_IF_ERROR(DecodeLogBatchHeader(it->value(), header));
-    *base = static_cast<int64_t>(DecodeBigEndian64(it->key().data() + 4));
-    if (*base > offset || *base + header->count <= offset) {
+    CATCHALL_RETURN_IF_ERROR(ReadBatchAtOrBefore(it.get(), part, offset, base, header));
+    if (*base + header->count <= offset) {
       return Status::Corruption(
           fmt::format("the stored batch at offset {} ({} records) does not "
                       "hold offset {}",
@@ -419,26 +431,22 @@ Status LocalLog::Open(const LocalLogOptions& options, KvStore* store, Metrics* m
     t->tail = std::make_unique<LogTailCache>(
         t->partitions, kTailCacheBytesPerTopic / static_cast<size_t>(t->partitions));
     t->counts.assign(t->partitions, 0);
-    t->staged.assign(t->partitions, 0);
+    t->sealed.assign(t->partitions, 0);
     for (int32_t part = 0; part < t->partitions; ++part) {
       auto it = store->NewIterator(t->column, LocalBatchKey(part, 0), LocalBatchKey(part + 1, 0));
       int64_t end = 0;
       int64_t start = 0;
       it->SeekToFirst();
       if (it->Valid()) {
-        start = static_cast<int64_t>(DecodeBigEndian64(it->key().data() + 4));
-        it->SeekForPrev(LocalBatchKey(part, INT64_MAX));
-        if (!it->Valid()) {
-          // A read error there left the iterator invalid; reading it
-          // anyway was RocksDB's assertion, not the damage report (a
-          // review).
-          CATCHALL_RETURN_IF_ERROR(it->status());
-          return Status::Corruption(
-              fmt::format("topic {} partition {}: its newest batch cannot be read", t->name, part));
-        }
+        start = LocalBatchBase(it->key());
+        int64_t newest = 0;
         LogBatchHeader header;
-        CATCHALL_RETURN_IF_ERROR(DecodeLogBatchHeader(it->value(), &header));
-        end = static_cast<int64_t>(DecodeBigEndian64(it->key().data() + 4)) + header.count;
+        if (Status s = ReadBatchAtOrBefore(it.get(), part, INT64_MAX, &newest, &header); !s.ok()) {
+          return Status(s.code(), fmt::format("topic {} partition {}: its newest batch cannot be "
+                                              "read: {}",
+                                              t->name, part, s.message()));
+        }
+        end = newest + header.count;
       }
       CATCHALL_RETURN_IF_ERROR(it->status());
       t->end[part].store(end);

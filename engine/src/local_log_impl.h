@@ -20,6 +20,7 @@
 #include "engine/kv_store.h"
 #include "engine/local_log.h"
 #include "engine/log.h"
+#include "log_batch.h"
 #include "log_tail_cache.h"
 
 namespace catchall {
@@ -53,7 +54,7 @@ struct TopicState {
   std::vector<uint32_t> counts;                   // writer thread only
   // Records of the group commit being staged that are already sealed in
   // stored batches (writer thread only; LocalLogOptions::max_stored_batch_bytes).
-  std::vector<int64_t> staged;
+  std::vector<int64_t> sealed;
   std::unique_ptr<LocalLogAppender> appender;
   // The newest batches, for readers right behind the writer.
   std::unique_ptr<LogTailCache> tail;
@@ -206,6 +207,13 @@ struct LocalLogImpl {
 
 // Key of a batch in a topic's column: partition, base offset (big-endian).
 std::string LocalBatchKey(int32_t partition, int64_t offset);
+// The base offset in such a key.
+int64_t LocalBatchBase(std::string_view key);
+// Seeks `it` (over `partition`'s batches) to the last batch whose base is
+// at or before `offset` and reads its base and header. Corruption, or the
+// read's error, when there is none.
+Status ReadBatchAtOrBefore(KvIterator* it, int32_t partition, int64_t offset, int64_t* base,
+                           LogBatchHeader* header);
 // Key of a committed offset in the meta column.
 std::string CommittedOffsetKey(std::string_view group, std::string_view topic, int32_t partition);
 // Its value.

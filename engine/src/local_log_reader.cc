@@ -59,7 +59,7 @@ Result<size_t> LocalLogImpl::Read(const TopicState& topic, int32_t partition, in
   it->SeekForPrev(LocalBatchKey(partition, from));
   if (!it->Valid()) it->Seek(LocalBatchKey(partition, from));
   for (; it->Valid() && added < max_records; it->Next()) {
-    auto base = static_cast<int64_t>(DecodeBigEndian64(it->key().data() + 4));
+    const int64_t base = LocalBatchBase(it->key());
     if (base >= end) break;  // written by a group commit that is not yet published
     LogBatchHeader header;
     CATCHALL_RETURN_IF_ERROR(DecodeLogBatchHeader(it->value(), &header));

@@ -153,8 +153,8 @@ void LocalLogImpl::WriteAppends(std::vector<PendingWrite>* work, KvWriteBatch* b
   auto seal = [&](TopicState* t, int32_t part) {
     std::string& buf = t->buffers[part];
     SetLogBatchCount(t->counts[part], &buf);
-    int64_t base = t->next[part] + t->staged[part];
-    t->staged[part] += t->counts[part];
+    int64_t base = t->next[part] + t->sealed[part];
+    t->sealed[part] += t->counts[part];
     batch->Put(t->column, LocalBatchKey(part, base), buf);
     staged.push_back(StagedBatch{t, part, base, t->counts[part], std::move(buf)});
     buf.clear();
@@ -181,7 +181,7 @@ void LocalLogImpl::WriteAppends(std::vector<PendingWrite>* work, KvWriteBatch* b
     }
   }
   Status s = store->Write(batch);
-  for (StagedBatch& b : staged) b.topic->staged[b.partition] = 0;
+  for (StagedBatch& b : staged) b.topic->sealed[b.partition] = 0;
   if (s.ok()) {
     for (StagedBatch& b : staged) {
       // Before the end moves: a reader that sees the new end finds the
