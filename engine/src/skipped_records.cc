@@ -10,9 +10,6 @@
 namespace catchall {
 namespace {
 
-// Warnings logged per reader before only every 1,000th is.
-constexpr uint64_t kLoggedInFull = 10;
-
 std::string_view ReaderName(SkippedRecords::Reader reader) {
   switch (reader) {
     case SkippedRecords::Reader::kRestore: return "restore";
@@ -23,6 +20,11 @@ std::string_view ReaderName(SkippedRecords::Reader reader) {
 }
 
 }  // namespace
+
+bool LogsNthWarning(uint64_t nth) {
+  constexpr uint64_t kLoggedInFull = 10;
+  return nth <= kLoggedInFull || nth % 1000 == 0;
+}
 
 SkippedRecords::SkippedRecords(Metrics* metrics, Reader reader) : reader_(reader) {
   if (metrics == nullptr) return;
@@ -41,7 +43,7 @@ void SkippedRecords::Skip(std::string_view topic, const ConsumedRecord& record,
                           std::string_view why) {
   uint64_t n = count_.fetch_add(1, std::memory_order_relaxed) + 1;
   if (counter_) counter_->Increment();
-  if (n <= kLoggedInFull || n % 1000 == 0) {
+  if (LogsNthWarning(n)) {
     spdlog::warn("{}: skipping {}/{} offset {} (skipped so far: {}): {}", ReaderName(reader_),
                  topic, record.partition, record.offset, n, QuotedForLog(why));
   }

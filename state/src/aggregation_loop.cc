@@ -225,7 +225,7 @@ void AggregationLoop::Apply(const RecordBatch& batch) {
       // records): one line per record let a misconfigured producer flood
       // the log (a black-box probe).
       ++dead_letter_lines_;
-      if (dead_letter_lines_ <= kDeadLettersLoggedInFull || dead_letter_lines_ % 1000 == 0) {
+      if (LogsNthWarning(dead_letter_lines_)) {
         spdlog::warn("dead-lettering {}/{} offset {} (dead-lettered so far: {}): {}",
                      options_.events_topic, r.partition, r.offset, dead_letter_lines_,
                      QuotedForLog(applied.reason));

@@ -20,6 +20,11 @@ namespace catchall {
 
 class Metrics;
 
+// Whether the `nth` warning about one kind of bad record is logged: the
+// first ten in full, then every 1,000th, so that a producer writing bad
+// records at full rate cannot flood the log.
+bool LogsNthWarning(uint64_t nth);
+
 class SkippedRecords {
  public:
   // Readers whose skips the metric tells apart (its `reader` label).

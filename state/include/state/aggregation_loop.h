@@ -196,8 +196,7 @@ class AggregationLoop : private RebalanceListener {
   // while its transaction was retried).
   std::array<size_t, 3> uncommitted_outcomes_{};
   // Records dead-lettered (each application: a redone one again), for the
-  // warnings' rate limit.
-  static constexpr uint64_t kDeadLettersLoggedInFull = 10;
+  // warnings' rate limit (LogsNthWarning).
   uint64_t dead_letter_lines_ = 0;
   RecordBatch batch_;
   KvWriteBatch state_batch_;
