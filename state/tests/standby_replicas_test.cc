@@ -75,6 +75,23 @@ class StandbyReplicasTest : public ::testing::Test {
         << "the standbys never caught up";
   }
 
+  // a dies; b takes all four partitions over from its warm copies, reading
+  // nothing at the takeover, and counts on exactly (the ids a remembered
+  // included: retries of the first load count nothing).
+  void KillAAndCheckBTakesOverWarm() {
+    const double restored_before =
+        MetricSum(b_->metrics, "catchall_aggregate_restored_records_total");
+    world_.Kill(a_);
+    ASSERT_TRUE(world_.RunUntil([&] { return b_->loop->owned().size() == 4; }));
+    EXPECT_EQ(MetricSum(b_->metrics, "catchall_aggregate_restored_records_total"), restored_before)
+        << "the warm copy was current: nothing to read at the takeover";
+    EXPECT_TRUE(b_->standby->tracked().empty()) << "b owns everything: nothing to keep warm";
+    world_.AppendEvents(600, 40, 1);
+    world_.AppendEvents(300, 40, 2);
+    ASSERT_TRUE(world_.RunUntilCaughtUp());
+    EXPECT_EQ(world_.Differences(), "");
+  }
+
   // True when `standby`'s warm copies are exactly `owner`'s partitions, all
   // read to their end.
   static bool WarmAndCaughtUp(AggregationWorld::Process* standby,
@@ -95,20 +112,7 @@ TEST_F(StandbyReplicasTest, AWarmCopyTakesOverWithoutRestoringAnything) {
   EXPECT_GT(MetricSum(b_->metrics, "catchall_aggregate_standby_records_total"), 0);
   EXPECT_EQ(MetricSum(b_->metrics, "catchall_aggregate_standby_partitions"), 2);
   EXPECT_EQ(MetricSum(b_->metrics, "catchall_aggregate_standby_behind_partitions"), 0);
-  const double restored_before =
-      MetricSum(b_->metrics, "catchall_aggregate_restored_records_total");
-
-  world_.Kill(a_);
-  ASSERT_TRUE(world_.RunUntil([&] { return b_->loop->owned().size() == 4; }));
-  EXPECT_EQ(MetricSum(b_->metrics, "catchall_aggregate_restored_records_total"), restored_before)
-      << "the warm copy was current: nothing to read at the takeover";
-  EXPECT_TRUE(b_->standby->tracked().empty()) << "b owns everything: nothing to keep warm";
-  // Exact, the ids a remembered included: retries of the first load count
-  // nothing, and b's cache matches for all four partitions.
-  world_.AppendEvents(600, 40, 1);
-  world_.AppendEvents(300, 40, 2);
-  ASSERT_TRUE(world_.RunUntilCaughtUp());
-  EXPECT_EQ(world_.Differences(), "");
+  KillAAndCheckBTakesOverWarm();
 }
 
 // The changelog and the ids log may have more partitions than the events
@@ -125,16 +129,7 @@ class StandbyReplicasWiderLogsTest : public StandbyReplicasTest {
 TEST_F(StandbyReplicasWiderLogsTest, AWarmCopyOfLogsWithMorePartitionsTakesOverExactly) {
   StartTwoAndSettle();
   EXPECT_EQ(MetricSum(b_->metrics, "catchall_log_records_skipped_total"), 0);
-  const double restored_before =
-      MetricSum(b_->metrics, "catchall_aggregate_restored_records_total");
-  world_.Kill(a_);
-  ASSERT_TRUE(world_.RunUntil([&] { return b_->loop->owned().size() == 4; }));
-  EXPECT_EQ(MetricSum(b_->metrics, "catchall_aggregate_restored_records_total"), restored_before)
-      << "the warm copy was current: nothing to read at the takeover";
-  world_.AppendEvents(600, 40, 1);
-  world_.AppendEvents(300, 40, 2);
-  ASSERT_TRUE(world_.RunUntilCaughtUp());
-  EXPECT_EQ(world_.Differences(), "");
+  KillAAndCheckBTakesOverWarm();
   EXPECT_EQ(MetricSum(b_->metrics, "catchall_log_records_skipped_total"), 0);
 }
 
