@@ -65,6 +65,28 @@ Result<int64_t> ParseChangelogCheckpointJson(std::string_view json, int32_t part
   return offset;
 }
 
+namespace {
+
+// One counter of a status record, or why it is not one: the skip reason
+// names the field and what is wrong with it (a negative count was said
+// to be missing).
+Status ReadCount(simdjson::dom::element root, const char* field, uint64_t* out) {
+  simdjson::dom::element value;
+  if (root[field].get(value)) {
+    return Status::Corruption(fmt::format("status record lacks '{}'", field));
+  }
+  if (!value.get_uint64().get(*out)) return Status::Ok();
+  int64_t negative = 0;
+  if (!value.get_int64().get(negative)) {
+    return Status::Corruption(
+        fmt::format("status record's '{}' is negative ({})", field, negative));
+  }
+  return Status::Corruption(
+      fmt::format("status record's '{}' is not a non-negative integer", field));
+}
+
+}  // namespace
+
 Result<DomainCounts> ParseDomainStatusJson(std::string_view json, std::string_view domain) {
   thread_local simdjson::dom::parser parser;
   simdjson::dom::element root;
@@ -75,9 +97,8 @@ Result<DomainCounts> ParseDomainStatusJson(std::string_view json, std::string_vi
   DomainCounts c;
   uint64_t delivered = 0;
   uint64_t bounced = 0;
-  if (root["delivered"].get_uint64().get(delivered) || root["bounced"].get_uint64().get(bounced)) {
-    return Status::Corruption("status record lacks integer 'delivered' and 'bounced'");
-  }
+  if (Status s = ReadCount(root, "delivered", &delivered); !s.ok()) return s;
+  if (Status s = ReadCount(root, "bounced", &bounced); !s.ok()) return s;
   // No count gets near 2^63 (1.4 million years at 200,000 events/s); one
   // past it was written by something else, and counting on from it
   // wrapped to 0 at 2^64 (a black-box probe) or broke readers that parse

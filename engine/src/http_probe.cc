@@ -11,8 +11,8 @@
 
 namespace catchall {
 namespace {
-constexpr int kStatusCodes[] = {200, 204, 400, 401, 403, 404, 405, 408, 413,
-                                414, 415, 422, 431, 500, 501, 503, 505, 507};
+constexpr int kStatusCodes[] = {200, 204, 400, 401, 403, 404, 405, 408, 413, 414,
+                                415, 417, 422, 431, 500, 501, 503, 505, 507};
 }
 
 size_t HttpProbe::StatusIndex(int status) {

@@ -44,7 +44,7 @@ class HttpProbe {
 
  private:
   static constexpr size_t kMethods = 8;
-  static constexpr size_t kStatuses = 19;  // the codes we answer, plus "other"
+  static constexpr size_t kStatuses = 20;  // the codes we answer, plus "other"
   static size_t StatusIndex(int status);
 
   prometheus::Family<prometheus::Counter>* requests_family_;

@@ -69,6 +69,36 @@ std::string_view OriginForm(std::string_view target) {
   return target.substr(end);
 }
 
+namespace {
+
+// The first expectation of `request` other than 100-continue, if any. An
+// HTTP/1.0 request's are ignored (RFC 9110, 10.1.1).
+std::optional<std::string_view> UnmetExpectation(const BeastRequest& request) {
+  if (request.version() < 11) return std::nullopt;
+  auto fields = request.equal_range(http::field::expect);
+  for (auto field = fields.first; field != fields.second; ++field) {
+    std::string_view rest = View(field->value());
+    while (!rest.empty()) {
+      size_t comma = rest.find(',');
+      std::string_view member = rest.substr(0, comma);
+      rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+      while (!member.empty() && (member.front() == ' ' || member.front() == '\t')) {
+        member.remove_prefix(1);
+      }
+      while (!member.empty() && (member.back() == ' ' || member.back() == '\t')) {
+        member.remove_suffix(1);
+      }
+      if (!member.empty() &&
+          !beast::iequals(beast::string_view(member.data(), member.size()), "100-continue")) {
+        return member;
+      }
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
 std::optional<HttpResponse> HeadersResponse(const BeastRequestParser& parser) {
   const BeastRequest& request = parser.get();
   if (request.version() >= 11 && request.count(http::field::host) != 1) {
@@ -77,6 +107,16 @@ std::optional<HttpResponse> HeadersResponse(const BeastRequestParser& parser) {
         request.count(http::field::host) == 0
             ? "malformed HTTP request: an HTTP/1.1 request needs a Host header"
             : "malformed HTTP request: more than one Host header");
+  }
+  // RFC 9110, 10.1.1: an expectation the server cannot meet may be
+  // answered 417. Serving the request anyway (as before) told a client
+  // that asked for something else that it had been met.
+  if (auto unmet = UnmetExpectation(request)) {
+    return HttpResponse::Error(
+        417, "expectation_failed",
+        fmt::format("the expectation '{}' cannot be met: the only one this server knows is "
+                    "'Expect: 100-continue'",
+                    unmet->substr(0, 64)));
   }
   auto codings = request.equal_range(http::field::transfer_encoding);
   if (codings.first == codings.second) return std::nullopt;

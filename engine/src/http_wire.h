@@ -41,6 +41,8 @@ std::string_view OriginForm(std::string_view target);
 //   request); a coding other than chunked (gzip, chunked) is 501.
 // - Host (RFC 9112, 3.2): an HTTP/1.1 request without exactly one Host
 //   header is 400.
+// - Expect (RFC 9110, 10.1.1): an HTTP/1.1 request expecting anything
+//   but 100-continue is 417; an HTTP/1.0 request's Expect is ignored.
 std::optional<HttpResponse> HeadersResponse(const BeastRequestParser& parser);
 
 // Decodes the escapes of unreserved characters in `request`'s target

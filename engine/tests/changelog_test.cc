@@ -6,6 +6,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "engine/counts_table.h"
 #include "engine/domain_status.h"
@@ -101,6 +102,29 @@ TEST_F(ChangelogApplierTest, ACountPastTheSignedRangeIsSkipped) {
   EXPECT_EQ(
       Apply("a.com", R"({"domain":"a.com","delivered":9223372036854775807,"bounced":0})").kind,
       ChangelogEffect::kPut);
+}
+
+// The skip reason names the field and what is wrong with it: a negative
+// count was reported as a missing one (a black-box probe).
+TEST_F(ChangelogApplierTest, ASkippedCountsReasonNamesTheFieldAndWhatIsWrong) {
+  struct Case {
+    std::string value;
+    std::string reason;
+  };
+  for (const Case& c : std::vector<Case>{
+           {R"({"domain":"a.com","delivered":-5,"bounced":0})", "'delivered' is negative (-5)"},
+           {R"({"domain":"a.com","delivered":1,"bounced":-1})", "'bounced' is negative (-1)"},
+           {R"({"domain":"a.com","delivered":1.5,"bounced":0})",
+            "'delivered' is not a non-negative integer"},
+           {R"({"domain":"a.com","delivered":"1","bounced":0})",
+            "'delivered' is not a non-negative integer"},
+           {R"({"domain":"a.com","delivered":1})", "lacks 'bounced'"},
+       }) {
+    SCOPED_TRACE(c.value);
+    ChangelogEffect effect = Apply("a.com", c.value);
+    EXPECT_EQ(effect.kind, ChangelogEffect::kSkipped);
+    EXPECT_THAT(effect.problem, HasSubstr(c.reason));
+  }
 }
 
 // A domain's record in another partition than its key's (only a foreign

@@ -22,8 +22,8 @@ TEST(HttpProbeTest, EveryAnsweredStatusHasItsOwnCodeLabel) {
   HttpRouter router;
   router.Mount("/events", [](const HttpRequest&, const Responder&) {});
   HttpProbe probe(metrics, &router);
-  const int answered[] = {200, 204, 400, 401, 403, 404, 405, 408, 413,
-                          414, 415, 422, 431, 500, 501, 503, 505, 507};
+  const int answered[] = {200, 204, 400, 401, 403, 404, 405, 408, 413, 414,
+                          415, 417, 422, 431, 500, 501, 503, 505, 507};
   for (int status : answered) {
     probe.OnRequest(0, HttpMethod::kPut, status, std::chrono::milliseconds(1));
   }

@@ -917,5 +917,30 @@ TEST_F(HttpServerTest, ExpectContinueIsIgnoredFromHttp10AndWithoutABody) {
   EXPECT_EQ(r.body(), "PUT /echo/empty [] x-test=");
 }
 
+// RFC 9110, 10.1.1: an expectation other than 100-continue cannot be met,
+// and says so (417, in JSON) rather than being served as if it had been;
+// the body is not read, so the connection closes. HTTP/1.0's is ignored.
+TEST_F(HttpServerTest, AnExpectationOtherThan100ContinueIs417) {
+  Start(DefaultOptions());
+  for (std::string expect : {"201-nothing", "100-continue, x-other", "100-CONTINUE ,  Foo=1"}) {
+    SCOPED_TRACE(expect);
+    auto client = Connect();
+    ASSERT_FALSE(client->WriteRaw("POST /echo/x HTTP/1.1\r\nHost: t\r\nExpect: " + expect +
+                                  "\r\nContent-Length: 5\r\n\r\nhello"));
+    Response r;
+    ASSERT_FALSE(client->Read(&r));
+    EXPECT_EQ(r.result_int(), 417);
+    EXPECT_THAT(r.body(), HasSubstr(R"("code":"expectation_failed")"));
+    EXPECT_FALSE(r.keep_alive());
+  }
+  auto client = Connect();
+  ASSERT_FALSE(client->WriteRaw(
+      "POST /echo/old HTTP/1.0\r\nExpect: 201-nothing\r\nContent-Length: 5\r\n\r\nhello"));
+  Response r;
+  ASSERT_FALSE(client->Read(&r));
+  EXPECT_EQ(r.result_int(), 200);
+  EXPECT_EQ(r.body(), "POST /echo/old [hello] x-test=");
+}
+
 }  // namespace
 }  // namespace catchall

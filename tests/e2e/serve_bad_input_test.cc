@@ -162,6 +162,21 @@ TEST_F(ServeBadInputTest, OptionsAsteriskIsAnsweredAndOtherMethodsWithItAre400) 
   }
 }
 
+// An expectation the server cannot meet is 417 and the event is not
+// counted; it used to be served as if it had been met (a probe).
+TEST_F(ServeBadInputTest, AnUnknownExpectationIs417AndCountsNothing) {
+  std::string reply = RawExchange(
+      server_->port(),
+      "PUT /events/expect.example/delivered HTTP/1.1\r\nHost: x\r\nExpect: 201-nothing\r\n\r\n",
+      std::chrono::seconds(5));
+  EXPECT_THAT(reply, StartsWith("HTTP/1.1 417"));
+  EXPECT_THAT(reply, HasSubstr("\"code\":\"expectation_failed\""));
+  EXPECT_THAT(reply, HasSubstr("201-nothing"));
+  ASSERT_EQ(client_->Put("/events/expect.example/bounced").status, 204);
+  DomainView v = WaitForCounts(*client_, "expect.example", 0, 1);
+  EXPECT_EQ(v.delivered, 0);
+}
+
 // Requests pipelined behind the one that ends a connection (it says
 // `Connection: close`, it is malformed, it is HTTP/2) are not read; closing
 // with them unread made the kernel reset the connection, which destroyed
