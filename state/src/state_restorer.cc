@@ -87,6 +87,7 @@ Result<StateRestorer::ReadResult> StateRestorer::ReadThrough(
               *through, target));
         }
         if (!through.ok()) {
+          ++result.skipped_checkpoints;
           skipped_->Skip(topic, r, through.status().message());
         } else if (*through > seen) {
           seen = *through;
@@ -173,6 +174,7 @@ Status StateRestorer::Restore(int32_t partition, int64_t committed, const std::a
       },
       stop, stall_timeout);
   if (!changelog.ok()) return changelog.status();
+  skipped += changelog->skipped_checkpoints;
   CATCHALL_RETURN_IF_ERROR(flush());
   // The ids log keeps at least the id window. When the transaction that
   // committed the target is older than that, its checkpoint in the ids log
@@ -196,6 +198,7 @@ Status StateRestorer::Restore(int32_t partition, int64_t committed, const std::a
       },
       stop, stall_timeout);
   if (!ids.ok()) return ids.status();
+  skipped += ids->skipped_checkpoints;
   StateCheckpoint done;
   done.events_offset = target;
   done.changelog_offset = changelog->next_offset >= 0 ? changelog->next_offset

@@ -52,6 +52,9 @@ class StateRestorer {
     // Log time of the checkpoint that vouched for the target (-1: none did,
     // the target was met before reading).
     int64_t checkpoint_ms = -1;
+    // Checkpoint records skipped as malformed or impossible (they are in
+    // the summary line's count of skipped records).
+    size_t skipped_checkpoints = 0;
   };
   // Reads `topic`'s `partition` from `from` until its end, and until a
   // checkpoint of at least `target` was seen unless `seen` already is one;

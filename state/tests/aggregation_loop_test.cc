@@ -3,10 +3,15 @@
 // restores. (Its failure paths: aggregation_fault_test.cc.)
 #include "state/aggregation_loop.h"
 
+#include <fmt/format.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <memory>
+#include <sstream>
 #include <string>
 #include <thread>
 
@@ -411,12 +416,20 @@ TEST_F(ClusterAggregationTest, CheckpointsNoAggregatorCouldHaveWrittenAreSkipped
   world_.AppendTo(kStatusTopic, std::string(kChangelogCheckpointKey), elsewhere);
   world_.AppendTo(kStatusTopic, std::string(kChangelogCheckpointKey), ahead);
   world_.Kill(a);
+  // The restore's summary line counts them with the other skipped records
+  // (it left skipped checkpoints out).
+  std::ostringstream log;
+  auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(log);
+  spdlog::default_logger()->sinks().push_back(sink);
   auto* b = world_.Start("b");  // an empty store: restores every partition
   world_.AppendEvents(100, 20, 22);
   ASSERT_TRUE(world_.RunUntilCaughtUp());
+  spdlog::default_logger()->sinks().pop_back();
   EXPECT_EQ(world_.Differences(), "");
   EXPECT_THAT(b->metrics.Serialize(),
               HasSubstr("catchall_log_records_skipped_total{reader=\"restore\"} 2\n"));
+  EXPECT_THAT(log.str(), HasSubstr(fmt::format("partition {} restored in", here)));
+  EXPECT_THAT(log.str(), HasSubstr("(2 records skipped)"));
 }
 
 // The failover the issue describes: keyed events counted, the owner killed,
