@@ -1,5 +1,8 @@
 #include "engine/json_writer.h"
 
+#include <openssl/evp.h>
+#include <simdjson.h>
+
 #include <cstdint>
 
 namespace catchall {
@@ -70,6 +73,20 @@ void AppendJsonString(std::string_view s, std::string* out) {
     }
     ++i;
   }
+  out->push_back('"');
+}
+
+bool IsValidUtf8(std::string_view s) { return simdjson::validate_utf8(s.data(), s.size()); }
+
+void AppendJsonBase64(std::string_view bytes, std::string* out) {
+  out->push_back('"');
+  size_t start = out->size();
+  // EVP_EncodeBlock writes 4 characters per 3 bytes and a terminating NUL.
+  out->resize(start + 4 * ((bytes.size() + 2) / 3) + 1);
+  int written = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out->data() + start),
+                                reinterpret_cast<const unsigned char*>(bytes.data()),
+                                static_cast<int>(bytes.size()));
+  out->resize(start + static_cast<size_t>(written));
   out->push_back('"');
 }
 

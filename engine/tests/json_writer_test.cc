@@ -5,6 +5,9 @@
 
 #include <random>
 #include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
 
 #include "test_util.h"
 
@@ -119,6 +122,31 @@ TEST(AppendJsonStringTest, ValidUtf8RoundTripsExactly) {
     }
     ASSERT_EQ(Decode(Json(s)), s) << "input #" << i;
   }
+}
+
+TEST(AppendJsonBase64Test, EncodesRfc4648sVectors) {
+  for (auto [bytes, encoded] : std::vector<std::pair<std::string_view, std::string_view>>{
+           {"", R"("")"},
+           {"f", R"("Zg==")"},
+           {"fo", R"("Zm8=")"},
+           {"foo", R"("Zm9v")"},
+           {"foob", R"("Zm9vYg==")"},
+           {"fooba", R"("Zm9vYmE=")"},
+           {"foobar", R"("Zm9vYmFy")"},
+           {std::string_view("\xff\x00\xfe", 3), R"("/wD+")"},
+       }) {
+    std::string out = "x";
+    AppendJsonBase64(bytes, &out);
+    EXPECT_EQ(out, "x" + std::string(encoded)) << bytes;
+  }
+}
+
+TEST(IsValidUtf8Test, TellsWhetherAppendJsonStringKeepsEveryByte) {
+  EXPECT_TRUE(IsValidUtf8(""));
+  EXPECT_TRUE(IsValidUtf8("plain \x01 \u00e9 \U0001F600"));
+  EXPECT_FALSE(IsValidUtf8("\xff"));
+  EXPECT_FALSE(IsValidUtf8("\xc3"));          // cut short
+  EXPECT_FALSE(IsValidUtf8("\xed\xa0\x80"));  // a surrogate
 }
 
 }  // namespace

@@ -164,6 +164,17 @@ LogRecord Aggregator::DeadLetter(std::string_view topic, const ConsumedRecord& r
   AppendJsonString(cut(r.key, kDeadLetterCopyBytes), &out.value);
   out.value += R"(,"value":)";
   AppendJsonString(cut(r.value, kDeadLetterCopyBytes), &out.value);
+  // The strings above have U+FFFD for bytes that are not UTF-8 (JSON
+  // cannot carry them); the exact bytes come too, so that a dead letter
+  // can be read, fixed and replayed as it was (a black-box probe).
+  if (!IsValidUtf8(cut(r.key, kDeadLetterCopyBytes))) {
+    out.value += R"(,"key_base64":)";
+    AppendJsonBase64(cut(r.key, kDeadLetterCopyBytes), &out.value);
+  }
+  if (!IsValidUtf8(cut(r.value, kDeadLetterCopyBytes))) {
+    out.value += R"(,"value_base64":)";
+    AppendJsonBase64(cut(r.value, kDeadLetterCopyBytes), &out.value);
+  }
   if (truncated) {
     out.value += fmt::format(R"(,"truncated":true,"key_bytes":{},"value_bytes":{})", r.key.size(),
                              r.value.size());

@@ -229,6 +229,12 @@ TEST_F(AggregatorTest, ADeadLetterKeepsAtMostACappedCopyAndSaysWhatWasCut) {
   LogRecord worst = Aggregator::DeadLetter("events", Record(control, control, 9), control);
   EXPECT_LT(worst.key.size() + worst.value.size(), size_t{1'000'000})
       << "librdkafka's default message.max.bytes";
+  // Bytes that are not UTF-8 come twice: as U+FFFD (three bytes each) and
+  // as base64.
+  const std::string invalid(400'000, '\xff');
+  LogRecord binary = Aggregator::DeadLetter("events", Record(invalid, invalid, 9), control);
+  EXPECT_LT(binary.key.size() + binary.value.size(), size_t{1'000'000})
+      << "librdkafka's default message.max.bytes";
 
   // A record of ordinary size is copied whole, with no note.
   LogRecord small = Aggregator::DeadLetter("events", Record("a.com", "\x01oops", 8), "why");
@@ -374,6 +380,22 @@ TEST_F(AggregatorTest, ApplyAllOfAPollDecidesAsApplyOneByOne) {
   EXPECT_EQ(aggregator_->oldest_timestamp_ms(), one_by_one.oldest_timestamp_ms());
   EXPECT_EQ(got.counts.at("new.com"), (DomainCounts{4, 0}));
   EXPECT_EQ(got.counts.at("stored.com"), (DomainCounts{0, 1}));
+}
+
+// JSON strings cannot carry bytes that are not UTF-8: they came out as
+// U+FFFD, so a dead letter could not be replayed as it was (a black-box
+// probe). Such a key or value comes as base64 too; UTF-8 ones do not.
+TEST_F(AggregatorTest, ADeadLetterCarriesBytesThatAreNotUtf8AsBase64) {
+  const std::string value("v\xfe\x00z", 4);
+  LogRecord dead = Aggregator::DeadLetter("catchall.events", Record("k\xff", value, 5), "why");
+  EXPECT_THAT(dead.value, HasSubstr(R"("key_base64":"a/8=")"));
+  EXPECT_THAT(dead.value, HasSubstr(R"("value_base64":"dv4Aeg==")"));
+  simdjson::dom::parser parser;
+  simdjson::padded_string padded(dead.value);
+  simdjson::dom::element root;
+  EXPECT_EQ(parser.parse(padded).get(root), simdjson::SUCCESS) << dead.value;
+  LogRecord plain = Aggregator::DeadLetter("catchall.events", Record("k\u00e9", "v", 5), "why");
+  EXPECT_THAT(plain.value, Not(HasSubstr("base64")));
 }
 
 TEST_F(AggregatorTest, DeadLetterDescribesTheRecordAsJson) {
