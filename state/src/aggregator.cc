@@ -113,7 +113,11 @@ bool Aggregator::Classify(const ConsumedRecord& record, Applied* out, Keyed* key
         "Kafka's default (murmur2) partitioner",
         record.partition, expected, options_.partitions));
   }
-  if (!event->id.empty()) {
+  // A window of 0 turns deduplication off (as documented): an id is then
+  // neither looked up nor remembered. Taken through the id path, events
+  // with the same id in one commit were still dropped as duplicates of
+  // each other, acknowledged and never counted (a black-box probe).
+  if (!event->id.empty() && options_.id_window.count() > 0) {
     keyed->id_key = IdKey(event->domain, event->id);
     keyed->domain = std::move(event->domain);
     keyed->type = event->type;

@@ -120,6 +120,29 @@ TEST_F(AggregatorTest, DuplicateIdInThePendingDeltaIsCountedOnce) {
   EXPECT_EQ(aggregator_->pending_records(), 3u);
 }
 
+// `aggregate.idempotency_window_s = 0` turns deduplication off: events
+// with the same id in one commit were dropped as duplicates of each other
+// all the same, acknowledged and never counted (a black-box probe).
+TEST_F(AggregatorTest, AWindowOfZeroCountsEveryEventWithAnIdAndRemembersNone) {
+  Aggregator off(AggregatorOptions{kPartitions, std::chrono::seconds(0)}, counters_.get());
+  std::vector<ConsumedRecord> records;
+  for (int i = 0; i < 3; ++i) {
+    records.push_back(EventRecord("a.com", EventType::kDelivered, i, "same", kT0 + i));
+  }
+  std::vector<const ConsumedRecord*> pointers;
+  for (const ConsumedRecord& r : records) pointers.push_back(&r);
+  std::vector<Aggregator::Applied> outcomes;
+  ASSERT_TRUE(off.ApplyAll(pointers, &outcomes).ok());
+  for (const Aggregator::Applied& out : outcomes) EXPECT_EQ(out.outcome, ApplyOutcome::kCounted);
+  std::string reason;
+  Result<ApplyOutcome> fourth =
+      off.Apply(EventRecord("a.com", EventType::kDelivered, 3, "same", kT0 + 3), &reason);
+  ASSERT_TRUE(fourth.ok());
+  EXPECT_EQ(*fourth, ApplyOutcome::kCounted);
+  EXPECT_EQ(off.delta().counts.at("a.com"), (DomainCounts{4, 0}));
+  EXPECT_TRUE(off.delta().ids.empty());
+}
+
 TEST_F(AggregatorTest, SameIdForAnotherDomainIsAnotherEvent) {
   EXPECT_EQ(Apply(EventRecord("a.com", EventType::kDelivered, 0, "x")), ApplyOutcome::kCounted);
   EXPECT_EQ(Apply(EventRecord("b.com", EventType::kDelivered, 0, "x")), ApplyOutcome::kCounted);

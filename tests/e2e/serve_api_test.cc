@@ -2,6 +2,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <map>
 #include <string>
 
 #include "support/catchall_client.h"
@@ -155,6 +156,27 @@ TEST_F(ServeApiTest, IdempotencyKeyCountsARetriedEventOnce) {
   ASSERT_EQ(client_->Put("/events/idem.com/bounced").status, 204);
   DomainView v = WaitForCounts(*client_, "idem.com", 2, 1);
   EXPECT_EQ(v.delivered, 2);
+}
+
+// A window of 0 turns deduplication off, as documented: every event with
+// an id is counted, also several with one id in one batch (they were
+// dropped as duplicates of each other: a black-box probe).
+TEST(ServeWithoutDeduplicationTest, AWindowOfZeroCountsEveryEventWithAnId) {
+  TempDir data;
+  ServerProcess server(
+      {"serve", "--data-dir", data.path(), "--set", "aggregate.idempotency_window_s=0"});
+  ASSERT_TRUE(server.started());
+  ASSERT_TRUE(server.WaitReady());
+  HttpClient client(server.port());
+  const std::string item = "{\"domain\":\"nodedup.com\",\"type\":\"delivered\",\"id\":\"s\"}\n";
+  HttpResult r = client.Post("/events", item + item + item, "application/x-ndjson");
+  ASSERT_EQ(r.status, 200) << r.body;
+  std::map<std::string, std::string> key = {{"Idempotency-Key", "s"}};
+  ASSERT_EQ(client.Put("/events/nodedup.com/delivered", key).status, 204);
+  ASSERT_EQ(client.Put("/events/nodedup.com/delivered", key).status, 204);
+  ASSERT_EQ(client.Put("/events/nodedup.com/bounced").status, 204);
+  DomainView v = WaitForCounts(client, "nodedup.com", 5, 1);
+  EXPECT_EQ(v.delivered, 5);
 }
 
 TEST_F(ServeApiTest, OperationalEndpoints) {
