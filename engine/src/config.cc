@@ -308,9 +308,8 @@ Status ValidateConfig(const Config& c) {
                : bad("server.tls_key_file",
                      "must be set together with server.tls_cert_file (TLS needs both)");
   }
-  if (c.idle_timeout_ms < 1 || c.io_timeout_ms < 1) {
-    return bad("server.*_timeout_ms", "must be positive");
-  }
+  if (c.idle_timeout_ms < 1) return bad("server.idle_timeout_ms", "must be positive");
+  if (c.io_timeout_ms < 1) return bad("server.io_timeout_ms", "must be positive");
   if (c.commit_interval_ms < 1) return bad("aggregate.commit_interval_ms", "must be positive");
   if (c.commit_max_events < 1) return bad("aggregate.commit_max_events", "must be positive");
   if (c.max_batch_items < 1) return bad("ingest.max_batch_items", "must be positive");

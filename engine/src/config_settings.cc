@@ -127,8 +127,10 @@ std::vector<Setting> MakeSettings() {
   s.push_back(U64Setting("server.max_body_bytes",
                          "largest request body accepted (413 above; 1024..1 GiB)",
                          &Config::max_body_bytes));
-  s.push_back(U64Setting("server.max_header_bytes", "largest request header block (431 above)",
-                         &Config::max_header_bytes));
+  s.push_back(
+      U64Setting("server.max_header_bytes",
+                 "largest request header block: request line and fields (431 above; at least 512)",
+                 &Config::max_header_bytes));
   s.push_back(U64Setting("server.idle_timeout_ms",
                          "keep-alive idle time, and time allowed for a request's headers",
                          &Config::idle_timeout_ms));

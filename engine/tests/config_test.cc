@@ -539,6 +539,15 @@ TEST_F(ConfigTest, TopicNamesAndTheKafkaTimeoutAreCheckedUpFront) {
   EXPECT_TRUE(fine.ok()) << fine.status().ToString();
 }
 
+// Each refusal names its own setting: both timeouts were refused as
+// "server.*_timeout_ms" (a black-box probe).
+TEST_F(ConfigTest, AZeroServerTimeoutIsRefusedUnderItsOwnName) {
+  EXPECT_THAT(LoadError("", {{"server.idle_timeout_ms", "0"}}).message(),
+              HasSubstr("server.idle_timeout_ms: must be positive"));
+  EXPECT_THAT(LoadError("", {{"server.io_timeout_ms", "0"}}).message(),
+              HasSubstr("server.io_timeout_ms: must be positive"));
+}
+
 TEST_F(ConfigTest, AListenAddressWithUnbalancedBracketsIsRefused) {
   for (const char* listen : {"[::1:8080", "::1]:8080", "[[::1]]:8080"}) {
     SCOPED_TRACE(listen);

@@ -23,7 +23,7 @@ IngestProbe::IngestProbe(Metrics& metrics) {
   batch_items_ =
       &prometheus::BuildHistogram()
            .Name("catchall_ingest_batch_items")
-           .Help("Items per POST /events")
+           .Help("Items per POST /events body read whole (not malformed or over a limit)")
            .Register(r)
            .Add({}, prometheus::Histogram::BucketBoundaries{1, 10, 100, 1000, 10000, 100000});
   unavailable_ = &prometheus::BuildCounter()

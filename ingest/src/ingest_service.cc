@@ -182,7 +182,8 @@ void IngestService::HandleSingle(const HttpRequest& request, std::string_view do
         if (probe_) probe_->OnRejected("invalid_idempotency_key");
         return respond(HttpResponse::Error(
             400, "invalid_idempotency_key",
-            "Idempotency-Key must be printable ASCII (no control or non-ASCII bytes)"));
+            "Idempotency-Key must be ASCII: visible characters, space or tab (no other control "
+            "bytes, no non-ASCII bytes)"));
       }
     }
     event.id = std::string(key);
