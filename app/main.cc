@@ -23,6 +23,11 @@
 
 namespace {
 
+// The exit code of a command line that cannot be run as given (an unknown
+// command or flag, a flag's value out of its range): 2, as by convention.
+// A configuration refused or a failure while running exits 1.
+constexpr int kUsageError = 2;
+
 using catchall::Config;
 using catchall::ConfigOverrides;
 
@@ -396,7 +401,7 @@ int main(int argc, char** argv) {
   if (argc < 2) {
     // No command: show what there is rather than only that one is needed.
     std::cerr << app.help();
-    return 1;
+    return kUsageError;
   }
   std::string names;
   bool known = false;
@@ -409,7 +414,7 @@ int main(int argc, char** argv) {
     // CLI11 would say only "A subcommand is required".
     std::cerr << "catchall: unknown command '" << argv[1] << "'; the commands are " << names
               << " (catchall --help)\n";
-    return 1;
+    return kUsageError;
   }
   // The same for a command that needs one of its own (topics, keys).
   for (const CLI::App* sub : all) {
@@ -426,10 +431,19 @@ int main(int argc, char** argv) {
                 << (argc < 3 ? std::string("a command is needed")
                              : "unknown command '" + std::string(argv[2]) + "'")
                 << "; the commands are " << own << " (catchall " << argv[1] << " --help)\n";
-      return 1;
+      return kUsageError;
     }
   }
-  CLI11_PARSE(app, argc, argv);
+  // A command line that does not parse exits 2, as usage errors do by
+  // convention (CLI11's own codes, 105 for a value out of range and 109
+  // for an unknown flag, told scripts nothing and differed from the 1 of
+  // the same value refused by the config: a black-box probe). --help and
+  // --version exit 0.
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : kUsageError;
+  }
   if (serve->parsed()) return RunServe(serve_flags);
   if (ingest->parsed()) return RunRole<catchall::IngestNode>(ingest_flags, "ingest");
   if (aggregate->parsed()) return RunRole<catchall::AggregatorNode>(aggregate_flags, "aggregate");

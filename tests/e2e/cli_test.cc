@@ -43,8 +43,24 @@ TEST(CliTest, ConfigListShowsEachSettingsVariableAndDefault) {
 
 TEST(CliTest, NoSubcommandIsAnError) {
   std::string out;
-  EXPECT_NE(RunBinary({}, &out), 0);
+  EXPECT_EQ(RunBinary({}, &out), 2);
   EXPECT_THAT(out, HasSubstr("serve"));
+}
+
+// Every command line that cannot be run as given exits 2 (usage), a value
+// the configuration refuses 1: CLI11's own codes (105, 109) told scripts
+// nothing, and `--partitions 0` and `--set log.partitions=0` differed (a
+// black-box probe).
+TEST(CliTest, UsageErrorsExit2AndHelpExits0) {
+  std::string out;
+  EXPECT_EQ(RunBinary({"serve", "--no-such-flag"}, &out), 2);
+  EXPECT_EQ(RunBinary({"config", "--partitions", "0"}, &out), 2);
+  EXPECT_EQ(RunBinary({"no-such-command"}, &out), 2);
+  EXPECT_EQ(RunBinary({"topics"}, &out), 2);
+  EXPECT_EQ(RunBinary({"serve", "--help"}, &out), 0);
+  EXPECT_EQ(RunBinary({"--version"}, &out), 0);
+  EXPECT_EQ(RunBinary({"config", "--set", "log.partitions=0"}, &out), 1);
+  EXPECT_THAT(out, HasSubstr("log.partitions: must be 1..4096"));
 }
 
 // CLI11's range check alone said "Value abc not in range 1 to 4096".
@@ -62,12 +78,12 @@ TEST(CliTest, ANonNumericCountIsCalledThat) {
 // CLI11 alone said only "A subcommand is required".
 TEST(CliTest, ACommandWithoutItsOwnCommandNamesThem) {
   std::string out;
-  EXPECT_EQ(RunBinary({"topics"}, &out), 1);
+  EXPECT_EQ(RunBinary({"topics"}, &out), 2);
   EXPECT_THAT(out,
               HasSubstr("catchall topics: a command is needed; the commands are create, check"));
-  EXPECT_EQ(RunBinary({"topics", "bogus"}, &out), 1);
+  EXPECT_EQ(RunBinary({"topics", "bogus"}, &out), 2);
   EXPECT_THAT(out, HasSubstr("unknown command 'bogus'; the commands are create, check"));
-  EXPECT_EQ(RunBinary({"keys"}, &out), 1);
+  EXPECT_EQ(RunBinary({"keys"}, &out), 2);
   EXPECT_THAT(out, HasSubstr("the commands are hash"));
   EXPECT_EQ(RunBinary({"topics", "--help"}, &out), 0);
 }
@@ -212,7 +228,7 @@ TEST(CliTest, AMalformedSetArgumentIsNotEchoed) {
 
 TEST(CliTest, AnUnknownCommandIsNamed) {
   std::string out;
-  EXPECT_EQ(RunBinary({"bogus"}, &out), 1);
+  EXPECT_EQ(RunBinary({"bogus"}, &out), 2);
   EXPECT_THAT(out, HasSubstr("unknown command 'bogus'"));
   EXPECT_THAT(out, HasSubstr("serve, ingest, aggregate, query, topics, config, keys"));
 }
