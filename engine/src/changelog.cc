@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 #include <simdjson.h>
 
+#include <algorithm>
+
 #include "engine/counts_table.h"
 #include "engine/domain_status.h"
 #include "engine/json_writer.h"
@@ -108,6 +110,22 @@ std::string IdKey(std::string_view domain, std::string_view id) {
   return key;
 }
 
+namespace {
+
+// Whether `key` could be a normalized domain: at most 253 characters, all
+// lower-case ASCII letters, digits, hyphens and dots (punycode included).
+// Cheaper than normalizing, which a query node cannot afford per record,
+// and enough to keep out what no lookup can reach (`UP.COM`, a 400 KB
+// name: a black-box probe wrote them, and query nodes stored them).
+bool HasTheShapeOfANormalizedDomain(std::string_view key) {
+  if (key.empty() || key.size() > 253) return false;
+  return std::all_of(key.begin(), key.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.';
+  });
+}
+
+}  // namespace
+
 ChangelogEffect DecodeChangelogRecord(const ConsumedRecord& record, DomainCounts* counts,
                                       int32_t partitions) {
   ChangelogEffect effect;
@@ -131,6 +149,11 @@ ChangelogEffect DecodeChangelogRecord(const ConsumedRecord& record, DomainCounts
   }
   if (record.value.empty()) {
     effect.kind = ChangelogEffect::kDelete;
+    return effect;
+  }
+  if (!HasTheShapeOfANormalizedDomain(record.key)) {
+    effect.problem = fmt::format("record key {} is not a normalized domain",
+                                 QuotedForLog(record.key.substr(0, 300)));
     return effect;
   }
   Result<DomainCounts> parsed = ParseDomainStatusJson(record.value, record.key);

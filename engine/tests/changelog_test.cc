@@ -17,6 +17,7 @@ namespace catchall {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 class ChangelogApplierTest : public ::testing::Test {
  protected:
@@ -102,6 +103,26 @@ TEST_F(ChangelogApplierTest, ACountPastTheSignedRangeIsSkipped) {
   EXPECT_EQ(
       Apply("a.com", R"({"domain":"a.com","delivered":9223372036854775807,"bounced":0})").kind,
       ChangelogEffect::kPut);
+}
+
+// A record under a key that is no normalized domain is one no lookup can
+// reach: query nodes stored `UP.COM` and a 400 KB name a black-box probe
+// wrote. Skipped, with the key quoted; a tombstone of one is harmless.
+TEST_F(ChangelogApplierTest, ARecordUnderAKeyNoLookupCanReachIsSkipped) {
+  const std::string long_name = std::string(300, 'a') + ".com";
+  for (const std::string& key : {std::string("UP.COM"), long_name, std::string("a_b.com"),
+                                 std::string("caf\xc3\xa9.com"), std::string("a\nb.com")}) {
+    SCOPED_TRACE(key);
+    ChangelogEffect effect = Apply(key, Record(key, {3, 0}));
+    EXPECT_EQ(effect.kind, ChangelogEffect::kSkipped);
+    EXPECT_THAT(effect.problem, HasSubstr("is not a normalized domain"));
+    EXPECT_THAT(effect.problem, Not(HasSubstr("\n")));
+  }
+  for (const std::string& key : {std::string("xn--bcher-kva.de"), std::string("a-1.b2.com")}) {
+    SCOPED_TRACE(key);
+    EXPECT_EQ(Apply(key, Record(key, {3, 0})).kind, ChangelogEffect::kPut);
+    EXPECT_EQ(Counts(key), (DomainCounts{3, 0}));
+  }
 }
 
 // The skip reason names the field and what is wrong with it: a negative
