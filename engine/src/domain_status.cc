@@ -94,6 +94,7 @@ Result<DomainCounts> ParseDomainStatusJson(std::string_view json, std::string_vi
     return Status::Corruption(
         fmt::format("status record is not JSON: {}", simdjson::error_message(error)));
   }
+  if (!root.is_object()) return Status::Corruption("status record is not a JSON object");
   DomainCounts c;
   uint64_t delivered = 0;
   uint64_t bounced = 0;

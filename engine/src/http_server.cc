@@ -393,15 +393,35 @@ class Session final : public SessionBase {
     head_ = false;
     parser_.emplace();
     LimitRequestParser(server_->options, &*parser_);
+    header_bytes_ = 0;
     ReadHeader(received_);
   }
 
-  // Reads (the rest of) a request's headers into parser_.
+  // Reads (the rest of) a request's headers into parser_, counting the
+  // bytes parsed in header_bytes_.
   void ReadHeader(std::chrono::steady_clock::time_point now) {
     idle_ = true;
     SetDeadline(Wait::kRead, server_->options.idle_timeout, now);
-    http::async_read_header(stream_, buffer_, *parser_,
-                            beast::bind_front_handler(&Session::OnReadHeader, Self()));
+    parser_->eager(false);  // stop at the header's end, as async_read_header does
+    ReadSomeHeader();
+  }
+
+  // One read's worth of header, read piece by piece rather than by
+  // async_read_header: Beast applies its header limit to what each read
+  // left unparsed, so fields that each end within a read passed it without
+  // bound (a review sent 8 MB of fields under a limit of 8 KiB, all held
+  // until the header's end). The parsed bytes are counted against the limit
+  // as they come.
+  void ReadSomeHeader() {
+    http::async_read_some(stream_, buffer_, *parser_,
+                          beast::bind_front_handler(&Session::OnReadSomeHeader, Self()));
+  }
+
+  void OnReadSomeHeader(beast::error_code ec, std::size_t bytes) {
+    header_bytes_ += bytes;
+    if (!ec && header_bytes_ > server_->options.header_limit) ec = http::error::header_limit;
+    if (!ec && !parser_->is_header_done()) return ReadSomeHeader();
+    OnReadHeader(ec);
   }
 
   // What the connection's deadline, when it passes, cuts short: a read is
@@ -462,20 +482,10 @@ class Session final : public SessionBase {
     route_ = server_->router->RouteIndex(target.substr(0, target.find('?')));
   }
 
-  void OnReadHeader(beast::error_code ec, std::size_t bytes) {
+  void OnReadHeader(beast::error_code ec) {
     idle_ = false;
     ClearDeadline();
     if (ec) return OnReadError(ec);
-    // Beast applies its header limit to the request line and the fields
-    // apart, on what each read held: with a limit of 512, a 988-byte header
-    // block sent in one piece was served (a black-box probe). `bytes` is
-    // the whole block as parsed.
-    if (bytes > server_->options.header_limit) {
-      keep_alive_ = false;
-      version_ = parser_->get().version();
-      NoteRequestLine(parser_->get());
-      return DoWrite(*MalformedRequestResponse(server_->options, http::error::header_limit));
-    }
     auto& req = parser_->get();
     DecodeTargetEscapes(&req);
     version_ = req.version();
@@ -491,8 +501,7 @@ class Session final : public SessionBase {
     if (!parser_->is_done() && !server_->BodyRoomFor(parser_->content_length().value_or(0))) {
       return RefuseBusy();
     }
-    if (version_ == 11 && !parser_->is_done() &&
-        beast::iequals(req[http::field::expect], "100-continue")) {
+    if (version_ == 11 && !parser_->is_done() && ExpectsContinue(req)) {
       // curl and others wait for this before sending a large body. Not for
       // a request without a body to wait for, and never to an HTTP/1.0
       // client, which must ignore the expectation (RFC 9110, 10.1.1).
@@ -550,6 +559,7 @@ class Session final : public SessionBase {
       // keep a connection.
       parser_.emplace();
       LimitRequestParser(server_->options, &*parser_);
+      header_bytes_ = 0;
       return ReadHeader(received_);
     }
     if (ec == net::error::operation_aborted && server_->draining.load() &&
@@ -575,7 +585,14 @@ class Session final : public SessionBase {
     // The request line was parsed before its headers failed (a declared
     // body over the limit, headers too large): the answer is counted under
     // its route and method, not as "other" (a probe).
-    if (const auto& req = parser_->get(); !req.target().empty()) NoteRequestLine(req);
+    if (auto& req = parser_->get(); !req.target().empty()) {
+      // As OnReadHeader would have: a HEAD's answer has no body, and an
+      // escaped path is counted under its route.
+      DecodeTargetEscapes(&req);
+      version_ = req.version();
+      head_ = req.method() == http::verb::head;
+      NoteRequestLine(req);
+    }
     if (auto response = MalformedRequestResponse(server_->options, ec, line_read,
                                                  UnsupportedHttpVersion(unparsed))) {
       return DoWrite(std::move(*response));
@@ -776,6 +793,8 @@ class Session final : public SessionBase {
   bool timed_out_ = false;  // the deadline cancelled the read
   beast::flat_buffer buffer_;
   std::optional<BeastRequestParser> parser_;
+  // Header bytes parser_ has taken so far (the request line and fields).
+  size_t header_bytes_ = 0;
   size_t body_reserved_ = 0;  // of the server's body budget, by the request being read
   std::string wire_;          // the response being written (RenderResponse)
   bool head_ = false;         // the request being answered is a HEAD

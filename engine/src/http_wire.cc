@@ -71,10 +71,16 @@ std::string_view OriginForm(std::string_view target) {
 
 namespace {
 
-// The first expectation of `request` other than 100-continue, if any. An
-// HTTP/1.0 request's are ignored (RFC 9110, 10.1.1).
-std::optional<std::string_view> UnmetExpectation(const BeastRequest& request) {
-  if (request.version() < 11) return std::nullopt;
+bool IsContinue(std::string_view member) {
+  return beast::iequals(beast::string_view(member.data(), member.size()), "100-continue");
+}
+
+// Calls `each` with every member of the Expect fields of `request`, in
+// order, trimmed, empty ones left out (RFC 9110, 5.6.1), until it returns
+// true; whether one did. A member with a quoted string may be cut at a
+// comma inside it: it is not 100-continue either way.
+template <typename Each>
+bool AnyExpectation(const BeastRequest& request, Each each) {
   auto fields = request.equal_range(http::field::expect);
   for (auto field = fields.first; field != fields.second; ++field) {
     std::string_view rest = View(field->value());
@@ -88,13 +94,23 @@ std::optional<std::string_view> UnmetExpectation(const BeastRequest& request) {
       while (!member.empty() && (member.back() == ' ' || member.back() == '\t')) {
         member.remove_suffix(1);
       }
-      if (!member.empty() &&
-          !beast::iequals(beast::string_view(member.data(), member.size()), "100-continue")) {
-        return member;
-      }
+      if (!member.empty() && each(member)) return true;
     }
   }
-  return std::nullopt;
+  return false;
+}
+
+// The first expectation of `request` other than 100-continue, if any. An
+// HTTP/1.0 request's are ignored (RFC 9110, 10.1.1).
+std::optional<std::string_view> UnmetExpectation(const BeastRequest& request) {
+  if (request.version() < 11) return std::nullopt;
+  std::optional<std::string_view> unmet;
+  AnyExpectation(request, [&](std::string_view member) {
+    if (IsContinue(member)) return false;
+    unmet = member;
+    return true;
+  });
+  return unmet;
 }
 
 }  // namespace
@@ -158,6 +174,8 @@ std::optional<HttpResponse> HeadersResponse(const BeastRequestParser& parser) {
   }
   return std::nullopt;
 }
+
+bool ExpectsContinue(const BeastRequest& request) { return AnyExpectation(request, IsContinue); }
 
 bool RequestLineRead(const BeastRequestParser& parser, std::string_view unparsed,
                      size_t header_limit) {

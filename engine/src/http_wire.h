@@ -45,6 +45,10 @@ std::string_view OriginForm(std::string_view target);
 //   but 100-continue is 417; an HTTP/1.0 request's Expect is ignored.
 std::optional<HttpResponse> HeadersResponse(const BeastRequestParser& parser);
 
+// Whether `request` expects 100-continue (as one member of its Expect
+// fields, in any case); HeadersResponse has refused any other expectation.
+bool ExpectsContinue(const BeastRequest& request);
+
 // Decodes the escapes of unreserved characters in `request`'s target
 // (DecodeUnreservedEscapes), so that routes and handlers see `/events` for
 // `/%65vents`. Call once the headers are parsed.

@@ -80,13 +80,20 @@ bool IsValidUtf8(std::string_view s) { return simdjson::validate_utf8(s.data(), 
 
 void AppendJsonBase64(std::string_view bytes, std::string* out) {
   out->push_back('"');
-  size_t start = out->size();
-  // EVP_EncodeBlock writes 4 characters per 3 bytes and a terminating NUL.
-  out->resize(start + 4 * ((bytes.size() + 2) / 3) + 1);
-  int written = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out->data() + start),
-                                reinterpret_cast<const unsigned char*>(bytes.data()),
-                                static_cast<int>(bytes.size()));
-  out->resize(start + static_cast<size_t>(written));
+  // EVP_EncodeBlock takes an int length: pieces of a multiple of 3 bytes
+  // (no padding inside) keep any size in range.
+  constexpr size_t kPiece = 3 << 20;
+  do {
+    std::string_view piece = bytes.substr(0, kPiece);
+    bytes.remove_prefix(piece.size());
+    size_t start = out->size();
+    // 4 characters per 3 bytes, and a terminating NUL.
+    out->resize(start + 4 * ((piece.size() + 2) / 3) + 1);
+    int written = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out->data() + start),
+                                  reinterpret_cast<const unsigned char*>(piece.data()),
+                                  static_cast<int>(piece.size()));
+    out->resize(start + static_cast<size_t>(written));
+  } while (!bytes.empty());
   out->push_back('"');
 }
 

@@ -140,6 +140,7 @@ TEST_F(ChangelogApplierTest, ASkippedCountsReasonNamesTheFieldAndWhatIsWrong) {
            {R"({"domain":"a.com","delivered":"1","bounced":0})",
             "'delivered' is not a non-negative integer"},
            {R"({"domain":"a.com","delivered":1})", "lacks 'bounced'"},
+           {R"([1,2])", "is not a JSON object"},
        }) {
     SCOPED_TRACE(c.value);
     ChangelogEffect effect = Apply("a.com", c.value);

@@ -141,6 +141,18 @@ TEST(AppendJsonBase64Test, EncodesRfc4648sVectors) {
   }
 }
 
+// Encoded in pieces (EVP_EncodeBlock takes an int): pieces join without
+// padding in between.
+TEST(AppendJsonBase64Test, LongInputsEncodeAsOne) {
+  const std::string bytes((3 << 20) + 2, 'f');
+  std::string out;
+  AppendJsonBase64(bytes, &out);
+  ASSERT_EQ(out.size(), 2 + 4 * (((3 << 20) + 2 + 2) / 3));
+  EXPECT_EQ(out.find('='), out.size() - 2) << "padding only at the end";
+  EXPECT_EQ(out.substr(1, 4), "ZmZm");
+  EXPECT_EQ(out.substr(out.size() - 5), "ZmY=\"");
+}
+
 TEST(IsValidUtf8Test, TellsWhetherAppendJsonStringKeepsEveryByte) {
   EXPECT_TRUE(IsValidUtf8(""));
   EXPECT_TRUE(IsValidUtf8("plain \x01 \u00e9 \U0001F600"));

@@ -127,7 +127,9 @@ TEST_F(AggregatorTest, AWindowOfZeroCountsEveryEventWithAnIdAndRemembersNone) {
   Aggregator off(AggregatorOptions{kPartitions, std::chrono::seconds(0)}, counters_.get());
   std::vector<ConsumedRecord> records;
   for (int i = 0; i < 3; ++i) {
-    records.push_back(EventRecord("a.com", EventType::kDelivered, i, "same", kT0 + i));
+    // One log time, as events of one write have: with later times each,
+    // the old code's window check of 0 ms let them through.
+    records.push_back(EventRecord("a.com", EventType::kDelivered, i, "same", kT0));
   }
   std::vector<const ConsumedRecord*> pointers;
   for (const ConsumedRecord& r : records) pointers.push_back(&r);
@@ -136,7 +138,7 @@ TEST_F(AggregatorTest, AWindowOfZeroCountsEveryEventWithAnIdAndRemembersNone) {
   for (const Aggregator::Applied& out : outcomes) EXPECT_EQ(out.outcome, ApplyOutcome::kCounted);
   std::string reason;
   Result<ApplyOutcome> fourth =
-      off.Apply(EventRecord("a.com", EventType::kDelivered, 3, "same", kT0 + 3), &reason);
+      off.Apply(EventRecord("a.com", EventType::kDelivered, 3, "same", kT0), &reason);
   ASSERT_TRUE(fourth.ok());
   EXPECT_EQ(*fourth, ApplyOutcome::kCounted);
   EXPECT_EQ(off.delta().counts.at("a.com"), (DomainCounts{4, 0}));
@@ -253,10 +255,16 @@ TEST_F(AggregatorTest, ADeadLetterKeepsAtMostACappedCopyAndSaysWhatWasCut) {
   EXPECT_LT(worst.key.size() + worst.value.size(), size_t{1'000'000})
       << "librdkafka's default message.max.bytes";
   // Bytes that are not UTF-8 come twice: as U+FFFD (three bytes each) and
-  // as base64.
+  // as base64. The worst mix: control bytes (escaped to six) and one byte
+  // that is not UTF-8, so that base64 comes on top.
   const std::string invalid(400'000, '\xff');
   LogRecord binary = Aggregator::DeadLetter("events", Record(invalid, invalid, 9), control);
   EXPECT_LT(binary.key.size() + binary.value.size(), size_t{1'000'000})
+      << "librdkafka's default message.max.bytes";
+  const std::string mixed = std::string(Aggregator::kDeadLetterCopyBytes - 1, '\x01') + '\xff';
+  LogRecord mix = Aggregator::DeadLetter("events", Record(mixed, mixed, 9), control);
+  EXPECT_THAT(mix.value, HasSubstr("value_base64"));
+  EXPECT_LT(mix.key.size() + mix.value.size(), size_t{1'000'000})
       << "librdkafka's default message.max.bytes";
 
   // A record of ordinary size is copied whole, with no note.
@@ -419,6 +427,14 @@ TEST_F(AggregatorTest, ADeadLetterCarriesBytesThatAreNotUtf8AsBase64) {
   EXPECT_EQ(parser.parse(padded).get(root), simdjson::SUCCESS) << dead.value;
   LogRecord plain = Aggregator::DeadLetter("catchall.events", Record("k\u00e9", "v", 5), "why");
   EXPECT_THAT(plain.value, Not(HasSubstr("base64")));
+  // UTF-8 cut at the copy's limit in the middle of a character is UTF-8
+  // all the same (a review: it came with base64).
+  std::string cjk;
+  while (cjk.size() <= Aggregator::kDeadLetterCopyBytes) cjk += "\u4e2d";
+  ASSERT_NE(Aggregator::kDeadLetterCopyBytes % 3, 0u);
+  LogRecord cut = Aggregator::DeadLetter("catchall.events", Record("k", cjk, 5), "why");
+  EXPECT_THAT(cut.value, HasSubstr(R"("truncated":true)"));
+  EXPECT_THAT(cut.value, Not(HasSubstr("base64")));
 }
 
 TEST_F(AggregatorTest, DeadLetterDescribesTheRecordAsJson) {

@@ -17,8 +17,8 @@ void AppendJsonString(std::string_view s, std::string* out);
 // Whether AppendJsonString keeps every byte of `s` (it is valid UTF-8).
 bool IsValidUtf8(std::string_view s);
 
-// Appends `bytes` as a JSON string of their base64 (RFC 4648, padded): how
-// bytes that are not UTF-8 reach a JSON reader exactly.
+// Appends `bytes` (any size) as a JSON string of their base64 (RFC 4648,
+// padded): how bytes that are not UTF-8 reach a JSON reader exactly.
 void AppendJsonBase64(std::string_view bytes, std::string* out);
 
 // `s` as a JSON string literal, for a log line that quotes bytes from
