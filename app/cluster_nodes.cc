@@ -119,6 +119,36 @@ Result<int32_t> CheckLogsHoldEveryPartition(const Config& config) {
   return *events;
 }
 
+// An ingest node routes by the events topic's partition count when it
+// starts; aggregators route by the count the topics were made with, which
+// the changelog keeps (partitions are added to the events topic alone).
+// One started after a partition was added took the new count: it said
+// ready and answered 204, and the aggregators dead-lettered every event it
+// took (a black-box probe). Running nodes refuse events then (the
+// appender's topic check); a new one refuses to start. A changelog not
+// created yet is no reason to wait: the check is then left to the
+// aggregators, which need it.
+Status CheckEventsTopicNotResized(const Config& config) {
+  KafkaOptions kafka = KafkaOptionsFor(config, "check");
+  Result<int32_t> events = TopicPartitionCount(kafka, config.events_topic, kTopicWait);
+  if (!events.ok()) return events.status();
+  Result<int32_t> changelog = TopicPartitionCount(kafka, config.status_topic, {});
+  if (changelog.status().code() == Code::kNotFound) {
+    spdlog::warn(
+        "ingest: the changelog {} does not exist yet; the events topic's partition "
+        "count is not checked against it",
+        config.status_topic);
+    return Status::Ok();
+  }
+  if (!changelog.ok()) return changelog.status();
+  if (*changelog >= *events) return Status::Ok();
+  return Status::FailedPrecondition(fmt::format(
+      "the events topic {} has {} partitions and its changelog {} has {}: partitions were added "
+      "to the events topic, and the aggregators would dead-letter the events this node routes "
+      "by the new count (docs/operations.md, \"A partition is added\")",
+      config.events_topic, *events, config.status_topic, *changelog));
+}
+
 }  // namespace
 
 IngestNode::IngestNode(Config config) : Node(std::move(config), "ingest") {}
@@ -128,6 +158,7 @@ Status IngestNode::Open() {
   const Config& c = config();
   CATCHALL_RETURN_IF_ERROR(RequireBrokers(c, "ingest"));
   CATCHALL_RETURN_IF_ERROR(CheckRoleTopics(c, {c.events_topic}));
+  CATCHALL_RETURN_IF_ERROR(CheckEventsTopicNotResized(c));
   CATCHALL_RETURN_IF_ERROR(
       CreateKafkaAppender(KafkaOptionsFor(c, "ingest"), c.events_topic, metrics(), &appender_));
   ingest_ = std::make_unique<IngestService>(

@@ -5,6 +5,7 @@
 
 #include <CLI/CLI.hpp>
 #include <cctype>
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <functional>
@@ -27,6 +28,10 @@ namespace {
 // command or flag, a flag's value out of its range): 2, as by convention.
 // A configuration refused or a failure while running exits 1.
 constexpr int kUsageError = 2;
+
+// How long after server.shutdown_timeout_ms a shutdown may still take
+// before the process exits without it (ExitOnASecondTerminationSignal).
+constexpr std::chrono::seconds kShutdownGrace{30};
 
 using catchall::Config;
 using catchall::ConfigOverrides;
@@ -187,7 +192,7 @@ int Fail(const std::string& what) {
 }
 
 // Runs a node until SIGTERM/SIGINT; SIGHUP reloads it.
-int RunNode(catchall::Node& node, const std::string& port_file) {
+int RunNode(catchall::Node& node, const std::string& port_file, const Config& config) {
   catchall::Status s = node.Start(port_file);
   if (!s.ok()) {
     node.Shutdown();
@@ -195,7 +200,10 @@ int RunNode(catchall::Node& node, const std::string& port_file) {
   }
   std::string signal = catchall::WaitForTerminationSignal([&node] { node.Reload(); });
   spdlog::info("{} received: finishing work in flight (send it again to exit at once)", signal);
-  catchall::ExitOnASecondTerminationSignal();
+  // The shutdown's own bound is the requests' (server.shutdown_timeout_ms);
+  // committing, closing the clients and flushing the store come after it.
+  catchall::ExitOnASecondTerminationSignal(std::chrono::milliseconds(config.shutdown_timeout_ms) +
+                                           kShutdownGrace);
   node.Shutdown();
   spdlog::info("stopped cleanly");
   return 0;
@@ -213,7 +221,7 @@ int RunRole(const CommonFlags& flags, std::string_view command) {
   catchall::SetupLogging(config->log_level);
   catchall::RaiseOpenFileLimit(*config);
   NodeType node(*config);
-  return RunNode(node, flags.port_file);
+  return RunNode(node, flags.port_file, *config);
 }
 
 int RunTopics(const CommonFlags& flags, bool create, int partitions, int replication) {
@@ -243,7 +251,7 @@ int RunServe(const CommonFlags& flags) {
   }
   catchall::RaiseOpenFileLimit(*config);
   catchall::EmbeddedNode node(*config);
-  return RunNode(node, flags.port_file);
+  return RunNode(node, flags.port_file, *config);
 }
 
 int RunConfig(const CommonFlags& flags, bool list) {

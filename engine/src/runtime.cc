@@ -8,9 +8,11 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <fstream>
 #include <system_error>
 #include <thread>
@@ -104,23 +106,38 @@ void BlockTerminationSignals() {
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
 }
 
-void ExitOnASecondTerminationSignal() {
+void ExitOnASecondTerminationSignal(std::chrono::milliseconds give_up_after) {
   // SIGTERM and SIGINT stay blocked (BlockTerminationSignals): a thread
-  // waits for the next one. What the shutdown leaves undone is what kill -9
-  // leaves, which loses nothing acknowledged.
-  std::thread([] {
+  // waits for the next one, or for the deadline. What the shutdown leaves
+  // undone is what kill -9 leaves, which loses nothing acknowledged. The
+  // deadline: librdkafka's consumer close can wait for good (a query node
+  // whose changelog was deleted, confluentinc/librdkafka#4362), and a
+  // process with no service manager to kill it hung after one SIGTERM (a
+  // probe).
+  std::thread([give_up_after] {
     sigset_t set = TerminationSignals(/*reload=*/false);
+    auto deadline = std::chrono::steady_clock::now() + give_up_after;
     int sig = 0;
-    while (sigwait(&set, &sig) != 0) {
+    while (sig == 0) {
+      auto left = std::chrono::duration_cast<std::chrono::nanoseconds>(
+          deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0) break;
+      timespec wait{};
+      wait.tv_sec = static_cast<time_t>(left.count() / 1'000'000'000);
+      wait.tv_nsec = static_cast<long>(left.count() % 1'000'000'000);
+      int got = sigtimedwait(&set, nullptr, &wait);
+      if (got > 0) sig = got;
     }
     // Not through spdlog: a shutdown stuck writing the log (a full pipe)
     // holds its lock, and after main returns the logger is gone.
-    const char* line = sig == SIGTERM
-                           ? "SIGTERM received again: exiting now, without finishing the shutdown\n"
-                           : "SIGINT received again: exiting now, without finishing the shutdown\n";
+    const char* line =
+        sig == SIGTERM  ? "SIGTERM received again: exiting now, without finishing the shutdown\n"
+        : sig == SIGINT ? "SIGINT received again: exiting now, without finishing the shutdown\n"
+                        : "the shutdown did not finish in time: exiting now without it (nothing "
+                          "acknowledged is lost, as after kill -9)\n";
     ssize_t written = write(STDERR_FILENO, line, std::strlen(line));
     (void)written;  // nothing to do if stderr is gone
-    std::_Exit(128 + sig);
+    std::_Exit(sig == 0 ? 1 : 128 + sig);
   }).detach();
 }
 

@@ -105,10 +105,20 @@ Status AggregationLoop::Join() {
         "this log cannot commit the state in its transactions, so the aggregation needs a "
         "changelog (status topic) to publish it to");
   }
-  if (partitions_ != consumer_->partition_count() || !aggregator_) {
+  // Domains are routed by the count the member started with, whatever the
+  // events topic has at a rejoin: partitions added in place are not taken
+  // on (OnAssigned). Taking the new count at a rejoin made every restore
+  // look for changelog partitions that do not exist, and the records of
+  // every other partition would have been dead-lettered as misrouted.
+  if (!aggregator_) {
     partitions_ = consumer_->partition_count();
     aggregator_ =
         std::make_unique<Aggregator>(AggregatorOptions{partitions_, options_.id_window}, state_);
+  } else if (consumer_->partition_count() != partitions_) {
+    spdlog::warn(
+        "aggregate: the events topic has {} partitions now, {} when this member started; domains "
+        "are still routed over {} (docs/operations.md, \"A partition is added\")",
+        consumer_->partition_count(), partitions_, partitions_);
   }
   if (!in_transaction) {
     publish_ = std::make_unique<PublishOptions>(

@@ -1,6 +1,7 @@
 // The aggregation loop's side of rebalances: taking partitions on (with
 // their state restored or checked), handing them over, losing them.
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
 
 #include "aggregator_probe.h"
@@ -17,7 +18,24 @@ constexpr int kPrepareAttempts = 3;
 
 }  // namespace
 
-std::map<int32_t, int64_t> AggregationLoop::OnAssigned(const std::vector<int32_t>& partitions) {
+std::map<int32_t, int64_t> AggregationLoop::OnAssigned(const std::vector<int32_t>& assigned) {
+  // A partition added to the events topic in place is past the count this
+  // member routes domains by, and past the changelog's: not taken on. Its
+  // records stay on the topic, uncounted and not dead-lettered, for the
+  // rebuild (docs/operations.md, "A partition is added"); the others go on
+  // being counted. Taken on, its restore failed for want of a changelog
+  // partition, and every partition of the member stopped (a probe).
+  std::vector<int32_t> partitions;
+  std::vector<int32_t> beyond;
+  for (int32_t p : assigned) (p < partitions_ ? partitions : beyond).push_back(p);
+  if (!beyond.empty()) {
+    spdlog::warn(
+        "aggregate: not taking on {} partition(s) of the events topic from {} on ({}): this "
+        "member routes domains over {} partitions, the count it started with; partitions were "
+        "added to the events topic, and their records stay there uncounted until a rebuild "
+        "(docs/operations.md, \"A partition is added\")",
+        beyond.size(), beyond.front(), fmt::join(beyond, ", "), partitions_);
+  }
   // Nothing may be processed without the committed offsets and a state
   // that matches them, so this waits (and retries) rather than guess.
   std::map<int32_t, int64_t> start;

@@ -448,7 +448,7 @@ TEST_F(ClusterTest, TopicsCreateMatchesTheExistingEventsTopic) {
 // the consumer's repeated errors read as healthy).
 TEST_F(ClusterTest, AQueryNodeWhoseChangelogIsDeletedIsNotReady) {
   TempDir dir;
-  auto query = StartRole("query", dir.path());
+  auto query = StartRole("query", dir.path(), "", {"--set", "server.shutdown_timeout_ms=1000"});
   ExpectReady(*query);
   DeleteTopic(brokers_, names_.status);
   HttpClient q(query->port());
@@ -463,6 +463,14 @@ TEST_F(ClusterTest, AQueryNodeWhoseChangelogIsDeletedIsNotReady) {
       << last;
   // Lookups still answer from what the node holds.
   EXPECT_EQ(q.Get("/domains/example.com").status, 200);
+  // SIGTERM ends it, by itself. A probe's query node, its changelog
+  // deleted, still ran 100 s after SIGTERM (librdkafka's consumer close);
+  // here the close took ~30 s and ended. Either way the process is gone by
+  // 30 s after its request timeout: if the shutdown hangs it gives up,
+  // exit code 1 (engine/tests/runtime_test.cc pins that).
+  int rc = query->Terminate(90s);
+  EXPECT_TRUE(rc == 0 || rc == 1) << "exit " << rc << "\n" << query->Output();
+  if (rc == 1) EXPECT_THAT(query->Output(), HasSubstr("the shutdown did not finish in time"));
 }
 
 // librdkafka 2.0.2 (Debian 12's) aborts in rd_kafka_destroy when a
@@ -925,6 +933,70 @@ TEST_F(ClusterTest, IngestRefusesEventsWhileItsEventsTopicIsMissingOrResized) {
   HttpResult resized = in.Put("/events/resized.example/delivered");
   EXPECT_EQ(resized.status, 503) << resized.body;
   EXPECT_THAT(resized.body, HasSubstr("a domain's partition would change"));
+
+  // An ingest node started now would take 6 as its count: it said ready
+  // and answered 204 while the aggregators, routing by 4, dead-lettered
+  // every event it took (a black-box probe). It refuses to start.
+  std::string out;
+  EXPECT_EQ(RunBinary(names_.RoleArgs("ingest", brokers_, "", "late"), &out, 60s), 1) << out;
+  EXPECT_THAT(out, HasSubstr("has 6 partitions and its changelog " + names_.status + " has 4"));
+}
+
+// Partitions added to the events topic under a running aggregator are not
+// taken on: their records stay there, neither counted nor dead-lettered,
+// and the other partitions go on being counted (docs/operations.md, "A
+// partition is added"). Taken on, the new partition's records were
+// dead-lettered, and at the member's next rejoin it routed by the new count
+// and every restore looked for a changelog partition that does not exist:
+// counting stopped on every partition (a black-box probe).
+TEST_F(ClusterTest, APartitionAddedUnderARunningAggregatorIsLeftAndTheOthersKeepCounting) {
+  TempDir agg_dir;
+  TempDir query_dir;
+  auto aggregate = StartRole("aggregate", agg_dir.path(), "grown-a");
+  auto query = StartRole("query", query_dir.path());
+  ExpectReady(*aggregate);
+  ExpectReady(*query);
+  // Records keyed and placed as an ingest node of kPartitions places them.
+  auto produce = [&](const std::string& domain, int32_t partition) {
+    std::string out;
+    return RunProgram({"kcat", "-P", "-b", brokers_, "-t", names_.events, "-p",
+                       std::to_string(partition), "-K", "\t"},
+                      domain + "\t{\"domain\":\"" + domain + "\",\"type\":\"delivered\"}\n",
+                      &out) == 0;
+  };
+  ASSERT_TRUE(produce("before.example", PartitionForKey("before.example", kPartitions)));
+  HttpClient q(query->port());
+  ExpectCounts(q, {{"before.example", {1, 0}}}, {aggregate.get(), query.get()});
+
+  AddPartitions(brokers_, names_.events, kPartitions + 1);
+  ASSERT_TRUE(produce("late.example", kPartitions));  // in the new partition
+  // The group gives the new partition out once the member's metadata shows
+  // it (topic.metadata.refresh.interval.ms, 30 s); the member says it
+  // leaves it (or, as before, dead-letters its record).
+  const std::string leaves =
+      "not taking on 1 partition(s) of the events topic from " + std::to_string(kPartitions);
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        return aggregate->Output().find(leaves) != std::string::npos ||
+               RecordsIn(brokers_, names_.dead_letter) > 0;
+      },
+      90s, "the aggregator to be given the new partition", {aggregate.get(), query.get()}, 500ms));
+  for (const std::string domain : {"after-1.example", "after-2.example", "after-3.example"}) {
+    ASSERT_TRUE(produce(domain, PartitionForKey(domain, kPartitions)));
+  }
+  ExpectCounts(q,
+               {{"before.example", {1, 0}},
+                {"after-1.example", {1, 0}},
+                {"after-2.example", {1, 0}},
+                {"after-3.example", {1, 0}},
+                {"late.example", {0, 0}}},
+               {aggregate.get(), query.get()});
+  HttpClient a(aggregate->port());
+  Exposition e(a.Get("/metrics").body);
+  EXPECT_EQ(e.Sum("catchall_aggregate_records_total", {{"outcome", "dead_lettered"}}), 0);
+  EXPECT_EQ(RecordsIn(brokers_, names_.dead_letter), 0u);
+  EXPECT_EQ(a.Get("/readyz").status, 200);
+  EXPECT_THAT(aggregate->Output(), HasSubstr(leaves));
 }
 
 uint64_t ResidentBytesOf(pid_t pid) {

@@ -2,6 +2,7 @@
 // and /readyz endpoints, logging setup, and waiting for SIGTERM/SIGINT.
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <string>
 #include <string_view>
@@ -32,8 +33,10 @@ void SetupLogging(std::string_view level);
 // default (Ctrl-C ends them).
 void BlockTerminationSignals();
 // After the first SIGTERM or SIGINT: a second one ends the process at once
-// (exit code 128 + the signal), for a shutdown that waits too long.
-void ExitOnASecondTerminationSignal();
+// (exit code 128 + the signal), for a shutdown that waits too long; so does
+// the shutdown not being over `give_up_after` later (exit code 1). Either
+// leaves undone what kill -9 leaves, which loses nothing acknowledged.
+void ExitOnASecondTerminationSignal(std::chrono::milliseconds give_up_after);
 // Waits for SIGTERM or SIGINT; returns the signal's name. Each SIGHUP on the
 // way calls `on_reload` (if set) on the waiting thread: the operator's way
 // to reload keys and certificates without a restart.
