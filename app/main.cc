@@ -97,10 +97,13 @@ void AddCommonFlags(CLI::App* cmd, CommonFlags* f, unsigned used) {
   cmd->add_option("-c,--config", f->config_file, "TOML configuration file (see configs/)")
       ->check(CLI::ExistingFile);
   cmd->add_option("-l,--listen", f->listen, "HOST:PORT to serve HTTP on [0.0.0.0:8080]");
-  CLI::Option* data_dir =
-      cmd->add_option("-d,--data-dir", f->data_dir,
-                      (used & kPartitions) != 0 ? "directory for the log and state [catchall-data]"
-                                                : "directory for the state [catchall-data]");
+  // Listed by every role, as the command-line contract lists it; a role
+  // without state says it does not use it (and warns when given it).
+  cmd->add_option("-d,--data-dir", f->data_dir,
+                  (used & kPartitions) != 0 ? "directory for the log and state [catchall-data]"
+                  : (used & kDataDir) != 0  ? "directory for the state [catchall-data]"
+                                           : "not used: this role keeps no state (accepted, with a "
+                                             "warning, for a uniform command line)");
   if (with_brokers) {
     cmd->add_option("-b,--brokers", f->brokers, "Kafka bootstrap brokers HOST:PORT,...");
   }
@@ -115,7 +118,6 @@ void AddCommonFlags(CLI::App* cmd, CommonFlags* f, unsigned used) {
       cmd->add_option("--threshold", f->threshold,
                       "deliveries above which a never-bounced domain is catch-all [1000]");
   if ((used & kThreshold) == 0) threshold->group("");
-  if ((used & kDataDir) == 0) data_dir->group("");
   f->uses_data_dir = (used & kDataDir) != 0;
   f->uses_partitions = (used & kPartitions) != 0;
   f->uses_threshold = (used & kThreshold) != 0;
