@@ -156,6 +156,17 @@ void BrokerReachability::AfterPoll(rd_kafka_t* rk, bool received) {
   // followed by the next one at once.
   last_probe_ = std::chrono::steady_clock::now();
   if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    // The answer covers the topics the client knows (its subscription). One
+    // the broker does not know keeps the topic error fresh: the client
+    // reports it only now and then, and a query node whose changelog was
+    // deleted said ready for ~25 s between reports (a probe).
+    for (int i = 0; i < md->topic_cnt; ++i) {
+      const rd_kafka_metadata_topic_t& t = md->topics[i];
+      if (t.err != RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) continue;
+      std::lock_guard<std::mutex> lock(topic_mu_);
+      topic_error_ = fmt::format("topic {}: {}", t.topic, rd_kafka_err2str(t.err));
+      topic_error_at_ = std::chrono::steady_clock::now();
+    }
     rd_kafka_metadata_destroy(md);
     last_heard_ = std::chrono::steady_clock::now();
     failed_probes_ = 0;

@@ -461,6 +461,14 @@ TEST_F(ClusterTest, AQueryNodeWhoseChangelogIsDeletedIsNotReady) {
       },
       30s, "/readyz 503 naming the unknown topic", {query.get()}, 100ms))
       << last;
+  // And stays so while the topic is missing: it said ready again for ~25 s
+  // between the client's reports of the unknown topic (a probe).
+  auto until = std::chrono::steady_clock::now() + 10s;
+  while (std::chrono::steady_clock::now() < until) {
+    HttpResult r = q.Get("/readyz");
+    ASSERT_EQ(r.status, 503) << r.body;
+    std::this_thread::sleep_for(200ms);
+  }
   // Lookups still answer from what the node holds.
   EXPECT_EQ(q.Get("/domains/example.com").status, 200);
   // SIGTERM ends it, by itself. A probe's query node, its changelog
