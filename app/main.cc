@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cctype>
 #include <chrono>
 #include <csignal>
@@ -30,8 +31,13 @@ namespace {
 constexpr int kUsageError = 2;
 
 // How long after server.shutdown_timeout_ms a shutdown may still take
-// before the process exits without it (ExitOnASecondTerminationSignal).
-constexpr std::chrono::seconds kShutdownGrace{30};
+// before the process exits without it (ExitOnASecondTerminationSignal):
+// an aggregator's last commits may each wait several Kafka timeouts with
+// brokers slow (a review), so it grows with kafka.timeout_ms.
+std::chrono::milliseconds ShutdownGrace(const catchall::Config& config) {
+  return std::max<std::chrono::milliseconds>(
+      std::chrono::seconds(60), std::chrono::milliseconds(config.kafka_timeout_ms) * 25);
+}
 
 using catchall::Config;
 using catchall::ConfigOverrides;
@@ -205,7 +211,7 @@ int RunNode(catchall::Node& node, const std::string& port_file, const Config& co
   // The shutdown's own bound is the requests' (server.shutdown_timeout_ms);
   // committing, closing the clients and flushing the store come after it.
   catchall::ExitOnASecondTerminationSignal(std::chrono::milliseconds(config.shutdown_timeout_ms) +
-                                           kShutdownGrace);
+                                           ShutdownGrace(config));
   node.Shutdown();
   spdlog::info("stopped cleanly");
   return 0;

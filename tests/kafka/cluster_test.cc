@@ -448,7 +448,11 @@ TEST_F(ClusterTest, TopicsCreateMatchesTheExistingEventsTopic) {
 // the consumer's repeated errors read as healthy).
 TEST_F(ClusterTest, AQueryNodeWhoseChangelogIsDeletedIsNotReady) {
   TempDir dir;
-  auto query = StartRole("query", dir.path(), "", {"--set", "server.shutdown_timeout_ms=1000"});
+  // A shutdown given up after 1 s + 60 s at most (the grace is 25 Kafka
+  // timeouts, at least 60 s).
+  auto query =
+      StartRole("query", dir.path(), "",
+                {"--set", "server.shutdown_timeout_ms=1000", "--set", "kafka.timeout_ms=2000"});
   ExpectReady(*query);
   DeleteTopic(brokers_, names_.status);
   HttpClient q(query->port());
@@ -473,9 +477,9 @@ TEST_F(ClusterTest, AQueryNodeWhoseChangelogIsDeletedIsNotReady) {
   EXPECT_EQ(q.Get("/domains/example.com").status, 200);
   // SIGTERM ends it, by itself. A probe's query node, its changelog
   // deleted, still ran 100 s after SIGTERM (librdkafka's consumer close);
-  // here the close took ~30 s and ended. Either way the process is gone by
-  // 30 s after its request timeout: if the shutdown hangs it gives up,
-  // exit code 1 (engine/tests/runtime_test.cc pins that).
+  // here the close took ~30 s and ended. Either way the process is gone
+  // within the grace after its request timeout: if the shutdown hangs it
+  // gives up, exit code 1 (engine/tests/runtime_test.cc pins that).
   int rc = query->Terminate(90s);
   EXPECT_TRUE(rc == 0 || rc == 1) << "exit " << rc << "\n" << query->Output();
   if (rc == 1) EXPECT_THAT(query->Output(), HasSubstr("the shutdown did not finish in time"));
