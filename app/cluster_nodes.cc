@@ -120,22 +120,20 @@ Result<int32_t> CheckLogsHoldEveryPartition(const Config& config) {
 }
 
 // An ingest node routes by the events topic's partition count when it
-// starts; aggregators route by the count the topics were made with, which
-// the changelog keeps (partitions are added to the events topic alone).
-// One started after a partition was added took the new count: it said
-// ready and answered 204, and the aggregators dead-lettered every event it
-// took (a black-box probe). Running nodes refuse events then (the
-// appender's topic check); a new one refuses to start. A changelog not
-// created yet is no reason to wait: the check is then left to the
-// aggregators, which need it.
-Status CheckEventsTopicNotResized(const Config& config) {
-  KafkaOptions kafka = KafkaOptionsFor(config, "check");
-  Result<int32_t> events = TopicPartitionCount(kafka, config.events_topic, kTopicWait);
-  if (!events.ok()) return events.status();
+// starts (`routed`, its appender's); aggregators route by the count the
+// topics were made with, which the changelog keeps (partitions are added to
+// the events topic alone). One started after a partition was added took the
+// new count: it said ready and answered 204, and the aggregators
+// dead-lettered every event it took (a black-box probe). Running nodes
+// refuse events then (the appender's topic check); a new one refuses to
+// start.
+Status CheckRoutedLikeTheChangelog(const Config& config, int32_t routed) {
   // Ingest needs no right on the changelog (ACLs may keep it to the
-  // aggregators), and a broker slow to answer is no reason to stay down:
-  // only a count it could read decides (a review).
-  Result<int32_t> changelog = TopicPartitionCount(kafka, config.status_topic, {});
+  // aggregators), and a changelog not created yet or a broker slow to
+  // answer is no reason to stay down: only a count it could read decides
+  // (a review).
+  Result<int32_t> changelog =
+      TopicPartitionCount(KafkaOptionsFor(config, "check"), config.status_topic, {});
   if (!changelog.ok()) {
     spdlog::warn(
         "ingest: the changelog {} could not be read ({}); the events topic's partition "
@@ -143,13 +141,13 @@ Status CheckEventsTopicNotResized(const Config& config) {
         config.status_topic, changelog.status().message());
     return Status::Ok();
   }
-  if (*changelog >= *events) return Status::Ok();
+  if (*changelog >= routed) return Status::Ok();
   return Status::FailedPrecondition(fmt::format(
       "the events topic {} has {} partitions and its changelog {} has {}: partitions were added "
       "to the events topic, and the aggregators would dead-letter the events this node routes "
       "by the new count (docs/operations.md, \"A partition is added\"); or kafka.status_topic "
       "does not name the changelog of this events topic",
-      config.events_topic, *events, config.status_topic, *changelog));
+      config.events_topic, routed, config.status_topic, *changelog));
 }
 
 }  // namespace
@@ -161,9 +159,9 @@ Status IngestNode::Open() {
   const Config& c = config();
   CATCHALL_RETURN_IF_ERROR(RequireBrokers(c, "ingest"));
   CATCHALL_RETURN_IF_ERROR(CheckRoleTopics(c, {c.events_topic}));
-  CATCHALL_RETURN_IF_ERROR(CheckEventsTopicNotResized(c));
   CATCHALL_RETURN_IF_ERROR(
       CreateKafkaAppender(KafkaOptionsFor(c, "ingest"), c.events_topic, metrics(), &appender_));
+  CATCHALL_RETURN_IF_ERROR(CheckRoutedLikeTheChangelog(c, appender_->partition_count()));
   ingest_ = std::make_unique<IngestService>(
       IngestOptions{c.max_batch_items, 1000, c.offload_batch_bytes}, appender_.get(), metrics());
   router()->Mount(

@@ -3,9 +3,8 @@
 #include <fmt/format.h>
 #include <simdjson.h>
 
-#include <algorithm>
-
 #include "engine/counts_table.h"
+#include "engine/domain.h"
 #include "engine/domain_status.h"
 #include "engine/json_writer.h"
 #include "engine/partitioner.h"
@@ -110,22 +109,6 @@ std::string IdKey(std::string_view domain, std::string_view id) {
   return key;
 }
 
-namespace {
-
-// Whether `key` could be a normalized domain: at most 253 characters, all
-// lower-case ASCII letters, digits, hyphens and dots (punycode included).
-// Cheaper than normalizing, which a query node cannot afford per record,
-// and enough to keep out what no lookup can reach (`UP.COM`, a 400 KB
-// name: a black-box probe wrote them, and query nodes stored them).
-bool HasTheShapeOfANormalizedDomain(std::string_view key) {
-  if (key.empty() || key.size() > 253) return false;
-  return std::all_of(key.begin(), key.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.';
-  });
-}
-
-}  // namespace
-
 ChangelogEffect DecodeChangelogRecord(const ConsumedRecord& record, DomainCounts* counts,
                                       int32_t partitions) {
   ChangelogEffect effect;
@@ -151,7 +134,9 @@ ChangelogEffect DecodeChangelogRecord(const ConsumedRecord& record, DomainCounts
     effect.kind = ChangelogEffect::kDelete;
     return effect;
   }
-  if (!HasTheShapeOfANormalizedDomain(record.key)) {
+  // Keys no lookup can reach (`UP.COM`, a 400 KB name) were stored by
+  // query nodes (a black-box probe).
+  if (!HasNormalizedDomainShape(record.key)) {
     effect.problem = fmt::format("record key {} is not a normalized domain",
                                  QuotedForLog(record.key.substr(0, 300)));
     return effect;

@@ -4,6 +4,7 @@
 #include <idn2.h>
 #include <simdjson.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <memory>
@@ -200,6 +201,13 @@ Result<std::string> NormalizeDomain(std::string_view input) {
 bool IsNormalizedDomain(std::string_view domain) {
   auto normalized = NormalizeDomain(domain);
   return normalized.ok() && *normalized == domain;
+}
+
+bool HasNormalizedDomainShape(std::string_view s) {
+  if (s.empty() || s.size() > kMaxDomainLength) return false;
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return IsAsciiLetterOrDigit(static_cast<unsigned char>(c)) || c == '-' || c == '.';
+  });
 }
 
 }  // namespace catchall

@@ -474,8 +474,14 @@ class Session final : public SessionBase {
     }
   }
 
-  // The method and route the answer to `req` is counted under.
-  void NoteRequestLine(const BeastRequest& req) {
+  // Takes what the answer to `req` depends on from its parsed request
+  // line: its target's escapes decoded, the version, whether it is a HEAD
+  // (answered without a body), and the method and route it is counted
+  // under. Once its headers are read, or refused.
+  void TakeRequestLine(BeastRequest& req) {
+    DecodeTargetEscapes(&req);
+    version_ = req.version();
+    head_ = req.method() == http::verb::head;
     method_ = MethodOf(req.method());
     std::string_view target =
         OriginForm(std::string_view(req.target().data(), req.target().size()));
@@ -487,11 +493,8 @@ class Session final : public SessionBase {
     ClearDeadline();
     if (ec) return OnReadError(ec);
     auto& req = parser_->get();
-    DecodeTargetEscapes(&req);
-    version_ = req.version();
+    TakeRequestLine(req);
     keep_alive_ = req.keep_alive();
-    head_ = req.method() == http::verb::head;
-    NoteRequestLine(req);
     if (auto refusal = HeadersResponse(*parser_)) {
       keep_alive_ = false;  // the body is not read: where the next request begins is unknown
       return DoWrite(std::move(*refusal));
@@ -584,15 +587,9 @@ class Session final : public SessionBase {
     const bool line_read = RequestLineRead(*parser_, unparsed, server_->options.header_limit);
     // The request line was parsed before its headers failed (a declared
     // body over the limit, headers too large): the answer is counted under
-    // its route and method, not as "other" (a probe).
-    if (auto& req = parser_->get(); !req.target().empty()) {
-      // As OnReadHeader would have: a HEAD's answer has no body, and an
-      // escaped path is counted under its route.
-      DecodeTargetEscapes(&req);
-      version_ = req.version();
-      head_ = req.method() == http::verb::head;
-      NoteRequestLine(req);
-    }
+    // its route and method, not as "other" (a probe), and a HEAD's has no
+    // body (a review).
+    if (auto& req = parser_->get(); !req.target().empty()) TakeRequestLine(req);
     if (auto response = MalformedRequestResponse(server_->options, ec, line_read,
                                                  UnsupportedHttpVersion(unparsed))) {
       return DoWrite(std::move(*response));

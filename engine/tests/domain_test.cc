@@ -253,6 +253,22 @@ TEST(NormalizeDomainTest, IsIdempotent) {
   }
 }
 
+// Every normalized domain has the shape; the shape is not a validation.
+TEST(HasNormalizedDomainShapeTest, TrueForEveryNormalizedFormAndOnlyLowerCaseLdhAndDots) {
+  for (const char* input : {"Example.COM.", "bücher.de", "xn--bcher-kva.de", "a-1.b2.com"}) {
+    Result<std::string> normalized = NormalizeDomain(input);
+    ASSERT_TRUE(normalized.ok()) << input;
+    EXPECT_TRUE(HasNormalizedDomainShape(*normalized)) << *normalized;
+  }
+  EXPECT_TRUE(HasNormalizedDomainShape(std::string(kMaxDomainLength, 'a')));
+  EXPECT_TRUE(HasNormalizedDomainShape("a..b"));  // a shape, not a validation
+  EXPECT_FALSE(HasNormalizedDomainShape(std::string(kMaxDomainLength + 1, 'a')));
+  EXPECT_FALSE(HasNormalizedDomainShape(""));
+  EXPECT_FALSE(HasNormalizedDomainShape("UP.COM"));
+  EXPECT_FALSE(HasNormalizedDomainShape("a_b.com"));
+  EXPECT_FALSE(HasNormalizedDomainShape("caf\xc3\xa9.com"));
+}
+
 TEST(IsNormalizedDomainTest, TrueOnlyForCanonicalForms) {
   EXPECT_TRUE(IsNormalizedDomain("example.com"));
   EXPECT_TRUE(IsNormalizedDomain("xn--bcher-kva.de"));

@@ -31,4 +31,11 @@ Result<std::string> NormalizeDomain(std::string_view input);
 // True when `domain` is already what NormalizeDomain returns for it.
 bool IsNormalizedDomain(std::string_view domain);
 
+// True when `s` could be what NormalizeDomain returns: 1 to
+// kMaxDomainLength lower-case ASCII letters, digits, hyphens and dots. Not
+// a validation (labels, punycode): a byte loop, for readers that cannot
+// afford IsNormalizedDomain per record but must keep out what no lookup can
+// reach.
+bool HasNormalizedDomainShape(std::string_view s);
+
 }  // namespace catchall
