@@ -267,8 +267,11 @@ int RunConfig(const CommonFlags& flags, bool list) {
     const catchall::Config defaults;
     for (const auto& s : catchall::AllSettings()) {
       std::string value = s.get(defaults);
-      std::cout << s.key << "  (" << s.env << ")  default: " << (value.empty() ? "(none)" : value)
-                << "\n    " << s.help << "\n";
+      std::cout << s.key << "  (" << s.env << ")  default: " << (value.empty() ? "(none)" : value);
+      if (std::optional<uint64_t> max = catchall::SettingMaximum(s.key)) {
+        std::cout << ", at most " << *max;
+      }
+      std::cout << "\n    " << s.help << "\n";
     }
     // librdkafka properties, passed through (engine/config.h).
     const struct {

@@ -257,6 +257,55 @@ Status ValidateTopicName(std::string_view key, std::string_view name) {
 
 }  // namespace
 
+namespace {
+
+// Upper bounds where the value is converted to something narrower: a
+// 32-bit header limit in Beast, std::chrono durations (signed 64-bit, in
+// milliseconds or nanoseconds), `mb << 20`, librdkafka's int timeouts.
+// Above them a setting used to wrap silently: idle_timeout_ms = 2^64-1
+// became -1 ms and cut every request. `catchall config --list` prints them
+// (SettingMaximum): a probe met the window's limit only as a refusal.
+constexpr uint64_t kDayMs = uint64_t{24} * 3600 * 1000;
+constexpr uint64_t kYearS = uint64_t{365} * 24 * 3600;
+struct UpperBound {
+  std::string_view key;
+  uint64_t Config::*field;
+  uint64_t max;
+};
+constexpr UpperBound kUpperBounds[] = {
+    {"server.max_header_bytes", &Config::max_header_bytes, 1 << 20},
+    // Beast reserves a body's declared Content-Length up front: with no
+    // bound, one request declaring 2^50 bytes ended the process with
+    // bad_alloc. A batch holds at most 100,000 items, far below 1 GiB.
+    {"server.max_body_bytes", &Config::max_body_bytes, 1 << 30},
+    {"server.idle_timeout_ms", &Config::idle_timeout_ms, kDayMs},
+    {"server.io_timeout_ms", &Config::io_timeout_ms, kDayMs},
+    {"server.shutdown_timeout_ms", &Config::shutdown_timeout_ms, kDayMs},
+    {"storage.block_cache_mb", &Config::block_cache_mb, 1 << 20},
+    {"storage.compaction_rate_mb", &Config::compaction_rate_mb, 1 << 20},
+    {"storage.min_free_mb", &Config::min_free_mb, uint64_t{1} << 40},
+    {"log.retention_minutes", &Config::retention_minutes, kYearS / 60},
+    {"log.max_pending_mb", &Config::max_pending_mb, 1 << 20},
+    {"log.max_unconsumed_events", &Config::max_unconsumed_events, uint64_t{1} << 62},
+    {"log.fetch_min_events", &Config::fetch_min_events, 1 << 20},
+    // Well inside the aggregation's 50 ms poll and the commit interval.
+    {"log.fetch_wait_ms", &Config::fetch_wait_ms, 50},
+    {"aggregate.commit_interval_ms", &Config::commit_interval_ms, kDayMs},
+    {"aggregate.idempotency_window_s", &Config::idempotency_window_s, kYearS},
+    {"query.checkpoint_domains", &Config::checkpoint_domains, uint64_t{1} << 32},
+    {"query.checkpoint_interval_s", &Config::checkpoint_interval_s, kYearS},
+    {"kafka.timeout_ms", &Config::kafka_timeout_ms, 300000},  // librdkafka's socket.timeout.ms
+};
+
+}  // namespace
+
+std::optional<uint64_t> SettingMaximum(std::string_view key) {
+  for (const UpperBound& l : kUpperBounds) {
+    if (l.key == key) return l.max;
+  }
+  return std::nullopt;
+}
+
 Status ValidateConfig(const Config& c) {
   std::string host;
   uint16_t port = 0;
@@ -332,43 +381,8 @@ Status ValidateConfig(const Config& c) {
   if (c.checkpoint_domains < 1) return bad("query.checkpoint_domains", "must be positive");
   if (c.checkpoint_interval_s < 1) return bad("query.checkpoint_interval_s", "must be positive");
   if (c.max_pending_mb < 1) return bad("log.max_pending_mb", "must be positive");
-  // Upper bounds where the value is converted to something narrower: a
-  // 32-bit header limit in Beast, std::chrono durations (signed 64-bit, in
-  // milliseconds or nanoseconds), `mb << 20`, librdkafka's int timeouts.
-  // Above them a setting used to wrap silently: idle_timeout_ms = 2^64-1
-  // became -1 ms and cut every request.
-  constexpr uint64_t kDayMs = uint64_t{24} * 3600 * 1000;
-  constexpr uint64_t kYearS = uint64_t{365} * 24 * 3600;
-  const struct {
-    std::string_view key;
-    uint64_t value;
-    uint64_t max;
-  } limits[] = {
-      {"server.max_header_bytes", c.max_header_bytes, 1 << 20},
-      // Beast reserves a body's declared Content-Length up front: with no
-      // bound, one request declaring 2^50 bytes ended the process with
-      // bad_alloc. A batch holds at most 100,000 items, far below 1 GiB.
-      {"server.max_body_bytes", c.max_body_bytes, 1 << 30},
-      {"server.idle_timeout_ms", c.idle_timeout_ms, kDayMs},
-      {"server.io_timeout_ms", c.io_timeout_ms, kDayMs},
-      {"server.shutdown_timeout_ms", c.shutdown_timeout_ms, kDayMs},
-      {"storage.block_cache_mb", c.block_cache_mb, 1 << 20},
-      {"storage.compaction_rate_mb", c.compaction_rate_mb, 1 << 20},
-      {"storage.min_free_mb", c.min_free_mb, uint64_t{1} << 40},
-      {"log.retention_minutes", c.retention_minutes, kYearS / 60},
-      {"log.max_pending_mb", c.max_pending_mb, 1 << 20},
-      {"log.max_unconsumed_events", c.max_unconsumed_events, uint64_t{1} << 62},
-      {"log.fetch_min_events", c.fetch_min_events, 1 << 20},
-      // Well inside the aggregation's 50 ms poll and the commit interval.
-      {"log.fetch_wait_ms", c.fetch_wait_ms, 50},
-      {"aggregate.commit_interval_ms", c.commit_interval_ms, kDayMs},
-      {"aggregate.idempotency_window_s", c.idempotency_window_s, kYearS},
-      {"query.checkpoint_domains", c.checkpoint_domains, uint64_t{1} << 32},
-      {"query.checkpoint_interval_s", c.checkpoint_interval_s, kYearS},
-      {"kafka.timeout_ms", c.kafka_timeout_ms, 300000},  // librdkafka's socket.timeout.ms
-  };
-  for (const auto& l : limits) {
-    if (l.value > l.max) return bad(l.key, fmt::format("must be at most {}", l.max));
+  for (const UpperBound& l : kUpperBounds) {
+    if (c.*l.field > l.max) return bad(l.key, fmt::format("must be at most {}", l.max));
   }
   if (c.max_inflight_body_bytes != 0 && c.max_inflight_body_bytes < c.max_body_bytes) {
     return bad("server.max_inflight_body_bytes",

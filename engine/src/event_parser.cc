@@ -53,6 +53,16 @@ namespace {
 // RFC 7464's record separator, which starts each record of a JSON text sequence.
 constexpr char kRecordSeparator = '\x1e';
 
+// A UTF-8 byte-order mark at the start of a body is not part of the JSON:
+// RFC 8259 (8.1) lets a parser ignore it, and editors and some tools on
+// Windows write one. Read as JSON it made the first item malformed, or a
+// whole array an NDJSON line (a black-box probe).
+std::string_view WithoutByteOrderMark(std::string_view body) {
+  constexpr std::string_view kBom = "\xEF\xBB\xBF";
+  if (body.substr(0, kBom.size()) == kBom) body.remove_prefix(kBom.size());
+  return body;
+}
+
 std::string Malformed(simdjson::error_code error) {
   return fmt::format("malformed JSON: {}", simdjson::error_message(error));
 }
@@ -228,6 +238,7 @@ Status TooManyItems(size_t max_items) {
 }  // namespace
 
 BatchFormat DetectBatchFormat(std::string_view content_type, std::string_view body) {
+  body = WithoutByteOrderMark(body);
   // Media types are case-insensitive (RFC 9110, 8.3.1).
   std::string type(content_type.substr(0, 256));
   std::transform(type.begin(), type.end(), type.begin(),
@@ -260,6 +271,7 @@ Result<RawEvent> EventParser::ParseObject(std::string_view json) {
 
 Status EventParser::ParseBatch(std::string_view body, BatchFormat format, size_t max_items,
                                const ItemCallback& on_item) {
+  body = WithoutByteOrderMark(body);
   const char* base = impl_->Pad(body);
   if (format == BatchFormat::kJsonObjectOrNdjson) {
     dom::element root;

@@ -606,6 +606,26 @@ TEST_F(ConfigTest, ValuesThatWouldWrapAreRefusedWithTheirKey) {
   EXPECT_TRUE(big.ok()) << big.status().ToString();
 }
 
+// `catchall config --list` prints SettingMaximum: it must be the bound that
+// loading enforces, for every setting that has one.
+TEST_F(ConfigTest, EachSettingsPrintedMaximumIsTheLargestValueThatLoads) {
+  size_t bounded = 0;
+  for (const Setting& setting : AllSettings()) {
+    std::optional<uint64_t> max = SettingMaximum(setting.key);
+    if (!max) continue;
+    ++bounded;
+    Result<Config> at_max = LoadConfig("", {{setting.key, std::to_string(*max)}});
+    EXPECT_TRUE(at_max.ok()) << setting.key << ": " << at_max.status().ToString();
+    Status above = LoadError("", {{setting.key, std::to_string(*max + 1)}});
+    EXPECT_THAT(above.message(),
+                HasSubstr(setting.key + ": must be at most " + std::to_string(*max)));
+  }
+  EXPECT_EQ(bounded, 18u);
+  EXPECT_EQ(SettingMaximum("aggregate.idempotency_window_s"), uint64_t{31'536'000});
+  EXPECT_FALSE(SettingMaximum("server.listen").has_value());
+  EXPECT_FALSE(SettingMaximum("no.such_setting").has_value());
+}
+
 TEST(ParseListenTest, Variants) {
   std::string host;
   uint16_t port = 0;

@@ -288,6 +288,35 @@ TEST(ParseBatchNdjsonTest, ReadsJsonTextSequenceRecords) {
   EXPECT_EQ(out.items[1].id, "k");
 }
 
+TEST(ParseBatchTest, ALeadingByteOrderMarkIsSkippedInEveryFormat) {
+  const std::string bom = "\xEF\xBB\xBF";
+  const std::string item = R"({"domain":"a.com","type":"delivered"})";
+  EXPECT_EQ(DetectBatchFormat("", bom + "[" + item + "]"), BatchFormat::kJsonArray);
+  EXPECT_EQ(DetectBatchFormat("application/json", bom + item), BatchFormat::kJsonObjectOrNdjson);
+  for (const auto& [body, format] : std::vector<std::pair<std::string, BatchFormat>>{
+           {bom + "[" + item + "]", BatchFormat::kJsonArray},
+           {bom + item + "\n", BatchFormat::kNdjson},
+           {bom + item, BatchFormat::kJsonObjectOrNdjson}}) {
+    auto out = Parse(body, format);
+    ASSERT_TRUE(out.status.ok()) << out.status.ToString();
+    ASSERT_EQ(out.items.size(), 1u);
+    EXPECT_TRUE(out.items[0].ok) << out.items[0].error;
+    EXPECT_EQ(out.items[0].domain, "a.com");
+  }
+}
+
+TEST(ParseBatchTest, AByteOrderMarkAfterTheStartIsNotSkipped) {
+  // Only the body's first bytes can be a byte-order mark; inside, it is a
+  // character the JSON does not allow there.
+  auto out = Parse(R"({"domain":"a.com","type":"delivered"})"
+                   "\n\xEF\xBB\xBF{\"domain\":\"b.com\",\"type\":\"delivered\"}\n",
+                   BatchFormat::kNdjson);
+  ASSERT_TRUE(out.status.ok());
+  ASSERT_EQ(out.items.size(), 2u);
+  EXPECT_TRUE(out.items[0].ok);
+  EXPECT_FALSE(out.items[1].ok);
+}
+
 TEST(ParseBatchNdjsonTest, EmptyBodyHasNoItems) {
   EXPECT_TRUE(Parse("", BatchFormat::kNdjson).items.empty());
   EXPECT_TRUE(Parse("\n\r\n  \n", BatchFormat::kNdjson).items.empty());

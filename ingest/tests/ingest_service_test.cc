@@ -469,6 +469,29 @@ TEST_F(IngestServiceTest, JsonArrayBatchIsDetectedByItsLeadingBracket) {
   EXPECT_EQ(Json(c->response.body).Int("accepted"), 2);
 }
 
+TEST_F(IngestServiceTest, ABatchStartingWithAByteOrderMarkKeepsEveryItem) {
+  // A UTF-8 BOM (RFC 8259, 8.1: a parser may ignore it) made the array an
+  // NDJSON line, and an NDJSON body's first item malformed.
+  const std::string bom = "\xEF\xBB\xBF";
+  for (const auto& [body, type] : std::vector<std::pair<std::string, std::string>>{
+           {bom + R"([{"domain":"a.com","type":"delivered"},{"domain":"b.com","type":"bounced"}])",
+            ""},
+           {bom + "{\"domain\":\"a.com\",\"type\":\"delivered\"}\n"
+                  "{\"domain\":\"b.com\",\"type\":\"bounced\"}\n",
+            "application/x-ndjson"}}) {
+    SCOPED_TRACE(type);
+    appender_.calls.clear();
+    Captured* c = Post(body, type);
+    ASSERT_EQ(appender_.calls.size(), 1u);
+    ASSERT_EQ(appender_.calls[0].records.size(), 2u);
+    EXPECT_EQ(appender_.calls[0].records[0].key, "a.com");
+    appender_.Complete(0, Status::Ok());
+    EXPECT_EQ(c->response.status, 200);
+    EXPECT_EQ(Json(c->response.body).Int("accepted"), 2);
+    EXPECT_EQ(Json(c->response.body).Int("rejected"), 0);
+  }
+}
+
 TEST_F(IngestServiceTest, BatchReportsEachRejectedItemByIndexAndCode) {
   Captured* c = Post(
       R"([{"domain":"ok.com","type":"delivered"},

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -139,6 +140,11 @@ struct Setting {
 
 // Every setting, in documentation order.
 const std::vector<Setting>& AllSettings();
+
+// The largest value ValidateConfig accepts for setting `key`, where it
+// bounds the value from above by itself (not through another setting);
+// nullopt for the others.
+std::optional<uint64_t> SettingMaximum(std::string_view key);
 
 // Where the flags put their values: key -> value, applied last.
 using ConfigOverrides = std::vector<std::pair<std::string, std::string>>;

@@ -27,7 +27,8 @@ enum class BatchFormat {
 
 // Picks the format from a Content-Type and, when that says plain JSON or
 // nothing, from the first non-blank byte of the body ('[' means an array,
-// '{' with a JSON Content-Type kJsonObjectOrNdjson).
+// '{' with a JSON Content-Type kJsonObjectOrNdjson). A UTF-8 byte-order
+// mark starting the body is skipped, here and by ParseBatch.
 BatchFormat DetectBatchFormat(std::string_view content_type, std::string_view body);
 
 class EventParser {
