@@ -241,6 +241,11 @@ std::vector<Setting> MakeSettings() {
                          "how long an Idempotency-Key or event id is remembered (0: not at all, so "
                          "nothing is deduplicated)",
                          &Config::idempotency_window_s));
+  s.push_back(BoolSetting("aggregate.low_priority",
+                          "run the aggregation threads at the lowest CPU priority (nice 19), so "
+                          "that on busy cores they wait for the HTTP threads; they then count "
+                          "in the cores' idle time, and fall behind if there is none",
+                          &Config::aggregate_low_priority));
   s.push_back(IntSetting("aggregate.threads",
                          "cluster mode: aggregation workers (consumer group members) per process",
                          &Config::aggregate_threads));

@@ -1,7 +1,14 @@
 #include "state/aggregation_loop.h"
 
 #include <fmt/format.h>
+#include <pthread.h>
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <string>
+#include <system_error>
 
 #include "aggregator_probe.h"
 #include "commit_builder.h"
@@ -440,9 +447,21 @@ void AggregationLoop::UpdateGauges(std::chrono::steady_clock::time_point now) {
   }
 }
 
+void AggregationLoop::NameAndPrioritizeThisThread() {
+  std::string name = kAggregationThreadName;
+  if (options_.worker) name += fmt::format("-{}", *options_.worker);
+  ::pthread_setname_np(::pthread_self(), name.substr(0, 15).c_str());
+  if (!options_.low_priority) return;
+  if (::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), 19) != 0) {
+    spdlog::warn("aggregate: cannot lower the aggregation thread's priority: {}",
+                 std::generic_category().message(errno));
+  }
+}
+
 Status AggregationLoop::Start() {
   CATCHALL_RETURN_IF_ERROR(Join());
   thread_ = std::thread([this] {
+    NameAndPrioritizeThisThread();
     while (!stop_.load()) Step();
   });
   return Status::Ok();

@@ -6,9 +6,11 @@
 
 namespace catchall::testing {
 
-std::vector<int> NiceOfThreads(const std::string& name) {
+std::vector<int> NiceOfThreads(const std::string& name, pid_t pid) {
   std::vector<int> nice;
-  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+  const std::string tasks =
+      pid == 0 ? std::string("/proc/self/task") : "/proc/" + std::to_string(pid) + "/task";
+  for (const auto& task : std::filesystem::directory_iterator(tasks)) {
     std::string comm;
     std::getline(std::ifstream(task.path() / "comm"), comm);
     if (comm != name) continue;

@@ -1,14 +1,16 @@
-// What /proc says about this process's threads, for tests of which thread
+// What /proc says about a process's threads, for tests of which thread
 // runs at which priority.
 #pragma once
+
+#include <sys/types.h>
 
 #include <string>
 #include <vector>
 
 namespace catchall::testing {
 
-// The nice value of each of this process's threads called `name` (as
-// /proc/self/task/*/comm shows it); empty when there is none.
-std::vector<int> NiceOfThreads(const std::string& name);
+// The nice value of each thread called `name` (as /proc/PID/task/*/comm
+// shows it) of process `pid` (0: this one); empty when there is none.
+std::vector<int> NiceOfThreads(const std::string& name, pid_t pid = 0);
 
 }  // namespace catchall::testing

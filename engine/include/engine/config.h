@@ -65,6 +65,10 @@ struct Config {
   // store writes RocksDB's write-ahead log (its state is a cache of the
   // changelog, rebuilt from it after a crash; off by default).
   bool state_write_ahead_log = false;
+  // aggregate.low_priority, declared here to fill the padding too: the
+  // aggregation threads at nice 19 (docs/operations.md, "Compaction and the
+  // tail").
+  bool aggregate_low_priority = false;
   uint64_t min_free_mb = 512;
   // [log] (embedded mode's local log)
   // The count a new data dir's log gets. One: a single aggregation thread

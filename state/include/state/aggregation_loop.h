@@ -60,6 +60,10 @@ class OwnershipListener {
   virtual void Released(int worker, const std::vector<int32_t>& partitions) = 0;
 };
 
+// What `top -H` and perf call an aggregation loop's thread ("aggregate-N"
+// for worker N).
+inline constexpr char kAggregationThreadName[] = "aggregate";
+
 struct AggregationOptions {
   std::string events_topic{kEventsTopic};
   std::string dead_letter_topic{kDeadLetterTopic};
@@ -97,6 +101,10 @@ struct AggregationOptions {
   // With several workers in one process (cluster mode's aggregate.threads),
   // each one's metrics carry its number as a `worker` label.
   std::optional<int> worker;
+  // The loop's thread at the lowest CPU priority (nice 19): on cores shared
+  // with the HTTP threads (embedded mode), requests wait less for counting,
+  // which then runs in the cores' idle time (aggregate.low_priority).
+  bool low_priority = false;
   // Consumption pauses while this says no (the disk is low): the member
   // keeps its partitions but reads nothing, and Health() reports why.
   std::function<Status()> may_consume;
@@ -135,6 +143,9 @@ class AggregationLoop : private RebalanceListener {
   std::vector<int32_t> owned() const;
 
  private:
+  // On the loop's thread: names it (kAggregationThreadName) and lowers its
+  // priority if options_.low_priority.
+  void NameAndPrioritizeThisThread();
   // RebalanceListener, called inside consumer_->Poll.
   std::map<int32_t, int64_t> OnAssigned(const std::vector<int32_t>& partitions) override;
   void OnRevoked(const std::vector<int32_t>& partitions) override;
