@@ -217,7 +217,6 @@ Status AggregatorNode::Open() {
   options.commit_interval = std::chrono::milliseconds(c.commit_interval_ms);
   options.commit_max_records = c.commit_max_events;
   options.id_window = std::chrono::seconds(c.idempotency_window_s);
-  options.low_priority = c.aggregate_low_priority;
   options.catchall_threshold = c.catchall_threshold;
   options.may_consume = [this] { return disk_->Check(); };
   KafkaGroupOptions group;

@@ -104,6 +104,8 @@ Status EmbeddedNode::Open() {
   options.commit_interval = std::chrono::milliseconds(c.commit_interval_ms);
   options.commit_max_records = c.commit_max_events;
   options.id_window = std::chrono::seconds(c.idempotency_window_s);
+  // Embedded mode only: a cluster aggregator creates librdkafka's threads
+  // on this thread at every rejoin, and they would inherit its nice 19.
   options.low_priority = c.aggregate_low_priority;
   options.catchall_threshold = c.catchall_threshold;
   options.ready_when_caught_up = true;

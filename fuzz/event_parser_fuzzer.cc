@@ -78,7 +78,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view body(reinterpret_cast<const char*>(data), size);
   static EventParser parser;
 
-  for (BatchFormat format : {BatchFormat::kNdjson, BatchFormat::kJsonArray}) {
+  for (BatchFormat format :
+       {BatchFormat::kNdjson, BatchFormat::kJsonArray, BatchFormat::kJsonObjectOrNdjson}) {
     size_t next = 0;
     Status s = parser.ParseBatch(body, format, kMaxItems, [&](size_t i, const Result<RawEvent>& r) {
       CheckItem(i, &next, r);
@@ -97,7 +98,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   size_t next = 0;
   CheckItem(0, &next, one);
 
-  // DetectBatchFormat looks at most at the body's leading whitespace.
+  // DetectBatchFormat looks at most at the body's byte-order mark and
+  // leading whitespace.
   (void)DetectBatchFormat("application/json", body);
   return 0;
 }

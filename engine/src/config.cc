@@ -255,10 +255,6 @@ Status ValidateTopicName(std::string_view key, std::string_view name) {
   return Status::Ok();
 }
 
-}  // namespace
-
-namespace {
-
 // Upper bounds where the value is converted to something narrower: a
 // 32-bit header limit in Beast, std::chrono durations (signed 64-bit, in
 // milliseconds or nanoseconds), `mb << 20`, librdkafka's int timeouts.
@@ -300,8 +296,8 @@ constexpr UpperBound kUpperBounds[] = {
 }  // namespace
 
 std::optional<uint64_t> SettingMaximum(std::string_view key) {
-  for (const UpperBound& l : kUpperBounds) {
-    if (l.key == key) return l.max;
+  for (const UpperBound& bound : kUpperBounds) {
+    if (bound.key == key) return bound.max;
   }
   return std::nullopt;
 }
@@ -381,8 +377,10 @@ Status ValidateConfig(const Config& c) {
   if (c.checkpoint_domains < 1) return bad("query.checkpoint_domains", "must be positive");
   if (c.checkpoint_interval_s < 1) return bad("query.checkpoint_interval_s", "must be positive");
   if (c.max_pending_mb < 1) return bad("log.max_pending_mb", "must be positive");
-  for (const UpperBound& l : kUpperBounds) {
-    if (c.*l.field > l.max) return bad(l.key, fmt::format("must be at most {}", l.max));
+  for (const UpperBound& bound : kUpperBounds) {
+    if (c.*bound.field > bound.max) {
+      return bad(bound.key, fmt::format("must be at most {}", bound.max));
+    }
   }
   if (c.max_inflight_body_bytes != 0 && c.max_inflight_body_bytes < c.max_body_bytes) {
     return bad("server.max_inflight_body_bytes",

@@ -122,7 +122,7 @@ std::vector<Setting> MakeSettings() {
                             "HOST:PORT to serve HTTP on; HOST an IP address or a host name (its "
                             "first IPv4 address, else its first)",
                             &Config::listen));
-  s.push_back(IntSetting("server.http_threads", "HTTP I/O threads (0: half the cores)",
+  s.push_back(IntSetting("server.http_threads", "HTTP I/O threads (0..256; 0: half the cores)",
                          &Config::http_threads));
   s.push_back(U64Setting("server.max_body_bytes",
                          "largest request body accepted (413 above; 1024..1 GiB)",
@@ -197,8 +197,8 @@ std::vector<Setting> MakeSettings() {
                          "room for the memtables' flushes",
                          &Config::min_free_mb));
   s.push_back(IntSetting("log.partitions",
-                         "partitions of a new data dir's local log (unset, an existing data dir "
-                         "keeps its own count; set, it must match it)",
+                         "partitions of a new data dir's local log, 1..4096 (unset, an existing "
+                         "data dir keeps its own count; set, it must match it)",
                          &Config::partitions));
   s.back().set = [set = s.back().set](Config& c, std::string_view v) {
     c.partitions_given = true;
@@ -242,16 +242,18 @@ std::vector<Setting> MakeSettings() {
                          "nothing is deduplicated)",
                          &Config::idempotency_window_s));
   s.push_back(BoolSetting("aggregate.low_priority",
-                          "run the aggregation threads at the lowest CPU priority (nice 19), so "
-                          "that on busy cores they wait for the HTTP threads; they then count "
-                          "in the cores' idle time, and fall behind if there is none",
+                          "embedded mode (serve): run the aggregation thread at the lowest CPU "
+                          "priority (nice 19), so that on busy cores it waits for the HTTP "
+                          "threads; it then counts in the cores' idle time, and falls behind if "
+                          "there is none (the cluster roles ignore it)",
                           &Config::aggregate_low_priority));
-  s.push_back(IntSetting("aggregate.threads",
-                         "cluster mode: aggregation workers (consumer group members) per process",
-                         &Config::aggregate_threads));
+  s.push_back(
+      IntSetting("aggregate.threads",
+                 "cluster mode: aggregation workers (consumer group members) per process (1..64)",
+                 &Config::aggregate_threads));
   s.push_back(IntSetting("aggregate.standby_replicas",
                          "cluster mode: 1 or more keeps warm copies of the partitions other "
-                         "aggregators own, so a failover restores only the tail (0: off)",
+                         "aggregators own, so a failover restores only the tail (0..16; 0: off)",
                          &Config::standby_replicas));
   s.push_back(BoolSetting("aggregate.ids_log_batches",
                           "cluster mode: write the ids log in batch records (false: one record "
@@ -292,11 +294,12 @@ std::vector<Setting> MakeSettings() {
   s.push_back(StringSetting("kafka.instance_id",
                             "stable id of this node (transactional id); default: host and port",
                             &Config::instance_id));
-  s.push_back(IntSetting("kafka.partitions",
-                         "partitions of the events and status topics (`catchall topics create`)",
-                         &Config::kafka_partitions));
+  s.push_back(
+      IntSetting("kafka.partitions",
+                 "partitions of the events and status topics (`catchall topics create`; 1..100000)",
+                 &Config::kafka_partitions));
   s.push_back(IntSetting("kafka.replication_factor",
-                         "replication factor of new topics (3 in production)",
+                         "replication factor of new topics (1..32767; 3 in production)",
                          &Config::replication_factor));
   s.push_back(IntSetting(
       "kafka.max_partition_fetch_kb",

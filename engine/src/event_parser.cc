@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/byte_order_mark.h"
 #include "engine/json_numbers.h"
 
 namespace catchall {
@@ -52,16 +53,6 @@ namespace {
 
 // RFC 7464's record separator, which starts each record of a JSON text sequence.
 constexpr char kRecordSeparator = '\x1e';
-
-// A UTF-8 byte-order mark at the start of a body is not part of the JSON:
-// RFC 8259 (8.1) lets a parser ignore it, and editors and some tools on
-// Windows write one. Read as JSON it made the first item malformed, or a
-// whole array an NDJSON line (a black-box probe).
-std::string_view WithoutByteOrderMark(std::string_view body) {
-  constexpr std::string_view kBom = "\xEF\xBB\xBF";
-  if (body.substr(0, kBom.size()) == kBom) body.remove_prefix(kBom.size());
-  return body;
-}
 
 std::string Malformed(simdjson::error_code error) {
   return fmt::format("malformed JSON: {}", simdjson::error_message(error));
@@ -192,15 +183,18 @@ std::optional<size_t> EndOfFirstValue(std::string_view body) {
 }
 
 // Only for the error message of a malformed array: the index of the item
-// where the JSON breaks, found by walking item after item.
-std::string LocateArrayError(const char* padded, size_t size, simdjson::error_code dom_error) {
+// where the JSON breaks, found by walking item after item. `offset`: bytes
+// of the client's body before `padded` (a byte-order mark), for the
+// positions the message gives.
+std::string LocateArrayError(const char* padded, size_t size, simdjson::error_code dom_error,
+                             size_t offset) {
   std::string_view body(padded, size);
   std::optional<size_t> closed = EndOfFirstValue(body);
   if (closed && *closed != std::string_view::npos &&
       body.find_first_not_of(" \t\r\n", *closed) != std::string_view::npos) {
     return fmt::format(
-        "malformed JSON: the array is closed after {} bytes, but more follows it ({})", *closed,
-        simdjson::error_message(dom_error));
+        "malformed JSON: the array is closed after {} bytes, but more follows it ({})",
+        offset + *closed, simdjson::error_message(dom_error));
   }
   od::parser parser;
   od::document doc;
@@ -211,8 +205,8 @@ std::string LocateArrayError(const char* padded, size_t size, simdjson::error_co
     // not balance. Say so, and where the body ends.
     if (closed == std::string_view::npos) {
       return fmt::format(
-          "malformed JSON: the body ends after {} bytes, before its array is closed ({})", size,
-          simdjson::error_message(dom_error));
+          "malformed JSON: the body ends after {} bytes, before its array is closed ({})",
+          offset + size, simdjson::error_message(dom_error));
     }
     return Malformed(dom_error);
   }
@@ -271,7 +265,12 @@ Result<RawEvent> EventParser::ParseObject(std::string_view json) {
 
 Status EventParser::ParseBatch(std::string_view body, BatchFormat format, size_t max_items,
                                const ItemCallback& on_item) {
+  // Read as JSON, a byte-order mark made the first item malformed, or a
+  // whole array one NDJSON line (a black-box probe). The error messages
+  // still count the client's bytes.
+  const size_t skipped = body.size();
   body = WithoutByteOrderMark(body);
+  const size_t mark = skipped - body.size();
   const char* base = impl_->Pad(body);
   if (format == BatchFormat::kJsonObjectOrNdjson) {
     dom::element root;
@@ -320,7 +319,7 @@ Status EventParser::ParseBatch(std::string_view body, BatchFormat format, size_t
 
   dom::element root;
   if (auto error = impl_->Parse(base, body.size(), &root)) {
-    return Status::InvalidArgument(LocateArrayError(base, body.size(), error));
+    return Status::InvalidArgument(LocateArrayError(base, body.size(), error, mark));
   }
   dom::array array;
   if (root.get_array().get(array)) return Status::InvalidArgument("body is not a JSON array");

@@ -305,6 +305,28 @@ TEST(ParseBatchTest, ALeadingByteOrderMarkIsSkippedInEveryFormat) {
   }
 }
 
+TEST(ParseBatchTest, ABodyOfOnlyAByteOrderMarkIsAnEmptyBatch) {
+  const std::string bom = "\xEF\xBB\xBF";
+  EXPECT_EQ(DetectBatchFormat("", bom), BatchFormat::kNdjson);
+  auto out = Parse(bom, BatchFormat::kNdjson);
+  EXPECT_TRUE(out.status.ok()) << out.status.ToString();
+  EXPECT_TRUE(out.items.empty());
+  EXPECT_EQ(DetectBatchFormat("", bom + " \n ["), BatchFormat::kJsonArray);
+}
+
+// The positions an error gives count the client's bytes, the mark's too.
+TEST(ParseBatchTest, ErrorPositionsCountAByteOrderMark) {
+  const std::string bom = "\xEF\xBB\xBF";
+  const std::string cut = R"([{"domain":"a.com","type":"delivered"})";  // 38 bytes, no "]"
+  auto without = Parse(cut, BatchFormat::kJsonArray);
+  auto with = Parse(bom + cut, BatchFormat::kJsonArray);
+  EXPECT_THAT(without.status.message(), ::testing::HasSubstr("ends after 38 bytes"));
+  EXPECT_THAT(with.status.message(), ::testing::HasSubstr("ends after 41 bytes"));
+  const std::string more = "[]x";
+  EXPECT_THAT(Parse(bom + more, BatchFormat::kJsonArray).status.message(),
+              ::testing::HasSubstr("closed after 5 bytes"));
+}
+
 TEST(ParseBatchTest, AByteOrderMarkAfterTheStartIsNotSkipped) {
   // Only the body's first bytes can be a byte-order mark; inside, it is a
   // character the JSON does not allow there.

@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 
+#include "engine/byte_order_mark.h"
 #include "engine/domain.h"
 #include "engine/json_numbers.h"
 #include "engine/json_writer.h"
@@ -19,6 +20,7 @@ constexpr std::string_view kPathHelp = "expected GET /domains/{domain} or POST /
 // Reads the domains of a lookup body: {"domains": ["a.com", ...]} or a bare
 // JSON array of strings.
 Status ParseLookupBody(std::string_view body, size_t max, std::vector<std::string>* out) {
+  body = WithoutByteOrderMark(body);
   simdjson::dom::parser parser;
   simdjson::dom::element root;
   simdjson::error_code error = parser.parse(body.data(), body.size()).get(root);

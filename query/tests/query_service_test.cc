@@ -268,6 +268,12 @@ TEST_F(QueryServiceTest, LookupAcceptsABareArray) {
                           Answer{"x.com", "unknown", 0, 0}));
 }
 
+TEST_F(QueryServiceTest, LookupSkipsAByteOrderMarkStartingTheBody) {
+  reader_.counts["a.com"] = {2, 0};
+  EXPECT_THAT(Lookup("\xEF\xBB\xBF{\"domains\": [\"a.com\"]}"),
+              ElementsAre(Answer{"a.com", "unknown", 2, 0}));
+}
+
 TEST_F(QueryServiceTest, LookupReportsInvalidDomainsInPlace) {
   reader_.counts["a.com"] = {1, 0};
   reader_.counts["b.com"] = {2, 0};

@@ -449,8 +449,12 @@ void AggregationLoop::UpdateGauges(std::chrono::steady_clock::time_point now) {
 
 void AggregationLoop::NameAndPrioritizeThisThread() {
   std::string name = kAggregationThreadName;
+  // At most "aggregate-63": within the 15 characters a thread name holds.
   if (options_.worker) name += fmt::format("-{}", *options_.worker);
-  ::pthread_setname_np(::pthread_self(), name.substr(0, 15).c_str());
+  if (int err = ::pthread_setname_np(::pthread_self(), name.c_str()); err != 0) {
+    spdlog::debug("aggregate: cannot name the aggregation thread: {}",
+                  std::generic_category().message(err));
+  }
   if (!options_.low_priority) return;
   if (::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), 19) != 0) {
     spdlog::warn("aggregate: cannot lower the aggregation thread's priority: {}",

@@ -145,9 +145,10 @@ struct Setting {
 // Every setting, in documentation order.
 const std::vector<Setting>& AllSettings();
 
-// The largest value ValidateConfig accepts for setting `key`, where it
-// bounds the value from above by itself (not through another setting);
-// nullopt for the others.
+// The largest value ValidateConfig accepts for the unsigned setting `key`,
+// where it bounds the value from above by itself (not through another
+// setting); nullopt for the others (the bounded int settings give their
+// range in their help instead).
 std::optional<uint64_t> SettingMaximum(std::string_view key);
 
 // Where the flags put their values: key -> value, applied last.

@@ -53,6 +53,7 @@ class EventParser {
   // a syntax error; the message names the item index where it broke) and
   // TooLarge when it holds more than `max_items` items. Items reported before
   // such an error were reported; the caller decides whether to keep them.
+  // A byte-order mark starting `body` is skipped (engine/byte_order_mark.h).
   Status ParseBatch(std::string_view body, BatchFormat format, size_t max_items,
                     const ItemCallback& on_item);
 

@@ -60,9 +60,9 @@ class OwnershipListener {
   virtual void Released(int worker, const std::vector<int32_t>& partitions) = 0;
 };
 
-// What `top -H` and perf call an aggregation loop's thread ("aggregate-N"
-// for worker N).
-inline constexpr char kAggregationThreadName[] = "aggregate";
+// What `top -H` and perf call an aggregation loop's thread: "aggregate" in
+// embedded mode, "aggregate-N" for a cluster process's worker N.
+inline constexpr const char* kAggregationThreadName = "aggregate";
 
 struct AggregationOptions {
   std::string events_topic{kEventsTopic};
@@ -102,8 +102,10 @@ struct AggregationOptions {
   // each one's metrics carry its number as a `worker` label.
   std::optional<int> worker;
   // The loop's thread at the lowest CPU priority (nice 19): on cores shared
-  // with the HTTP threads (embedded mode), requests wait less for counting,
-  // which then runs in the cores' idle time (aggregate.low_priority).
+  // with the HTTP threads, requests wait less for counting, which then runs
+  // in the cores' idle time (aggregate.low_priority). Embedded mode only:
+  // threads created on the loop's thread inherit its priority, and in
+  // cluster mode every rejoin creates Kafka clients' threads there.
   bool low_priority = false;
   // Consumption pauses while this says no (the disk is low): the member
   // keeps its partitions but reads nothing, and Health() reports why.
