@@ -5,6 +5,7 @@
 #include <prometheus/counter.h>
 #include <prometheus/gauge.h>
 #include <prometheus/registry.h>
+#include <pthread.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -54,6 +55,7 @@ DiskMonitor::~DiskMonitor() {
 
 void DiskMonitor::Start(std::chrono::milliseconds interval) {
   thread_ = std::thread([this, interval] {
+    ::pthread_setname_np(::pthread_self(), "disk-monitor");
     std::unique_lock<std::mutex> lock(mu_);
     while (!cv_.wait_for(lock, interval, [this] { return stop_; })) {
       lock.unlock();

@@ -5,6 +5,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -1038,6 +1039,8 @@ Status HttpServer::Start() {
   impl_->DoAccept();
   for (size_t i = 0; i < impl_->contexts.size(); ++i) {
     impl_->threads.emplace_back([impl = impl_, i] {
+      // "http-0", "http-1", ...: what an operator sees in `top -H`.
+      ::pthread_setname_np(::pthread_self(), fmt::format("http-{}", i).c_str());
       current_round = impl->rounds[i].get();
       impl->contexts[i]->run();
       current_round = nullptr;

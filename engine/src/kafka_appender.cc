@@ -1,5 +1,6 @@
 // KafkaAppender: ingest's idempotent producer.
 #include <fmt/format.h>
+#include <pthread.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -148,8 +149,14 @@ class KafkaAppender : public LogAppender {
     partitions_ = *partitions;
     partitions_seen_.store(partitions_);
     running_.store(true);
-    poller_ = std::thread([this] { PollLoop(); });
-    watcher_ = std::thread([this] { WatchLoop(); });
+    poller_ = std::thread([this] {
+      ::pthread_setname_np(::pthread_self(), "ingest-poller");
+      PollLoop();
+    });
+    watcher_ = std::thread([this] {
+      ::pthread_setname_np(::pthread_self(), "ingest-watcher");
+      WatchLoop();
+    });
     return Status::Ok();
   }
 

@@ -4,6 +4,7 @@
 #include "engine/local_log.h"
 
 #include <fmt/format.h>
+#include <pthread.h>
 #include <spdlog/spdlog.h>
 
 #include <charconv>
@@ -459,7 +460,10 @@ Status LocalLog::Open(const LocalLogOptions& options, KvStore* store, Metrics* m
   }
   CATCHALL_RETURN_IF_ERROR(LoadCommitted(impl.get()));
   LocalLogImpl* raw = impl.get();
-  impl->writer = std::thread([raw] { raw->WriterLoop(); });
+  impl->writer = std::thread([raw] {
+    ::pthread_setname_np(::pthread_self(), "log-writer");
+    raw->WriterLoop();
+  });
   log->reset(new LocalLog(std::move(impl)));
   return Status::Ok();
 }

@@ -134,7 +134,10 @@ Status StatusMaterializer::Start() {
   if (probe_) probe_->SetBehind(partitions_);
   last_checkpoint_ = std::chrono::steady_clock::now();
   checkpoint_thread_ = std::thread([this] { RunCheckpoints(); });
-  thread_ = std::thread([this] { Run(); });
+  thread_ = std::thread([this] {
+    ::pthread_setname_np(::pthread_self(), "query-apply");
+    Run();
+  });
   return Status::Ok();
 }
 

@@ -4,6 +4,7 @@
 #include <prometheus/counter.h>
 #include <prometheus/gauge.h>
 #include <prometheus/registry.h>
+#include <pthread.h>
 #include <spdlog/spdlog.h>
 
 #include "engine/changelog.h"
@@ -51,6 +52,7 @@ StandbyReplicas::~StandbyReplicas() { Stop(); }
 
 void StandbyReplicas::Start() {
   thread_ = std::thread([this] {
+    ::pthread_setname_np(::pthread_self(), "standby");
     while (!stop_.load()) Step(std::chrono::milliseconds(50));
   });
 }

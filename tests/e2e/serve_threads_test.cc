@@ -48,5 +48,17 @@ TEST(ServeThreadsTest, TheAggregationThreadRunsAtNice19OnlyWhenAsked) {
   }
 }
 
+// An operator reading `top -H` or perf sees what each thread does.
+TEST(ServeThreadsTest, TheServingThreadsAreNamed) {
+  TempDir data;
+  ServerProcess server({"serve", "--data-dir", data.path(), "--set", "server.http_threads=2"});
+  ASSERT_TRUE(server.WaitReady());
+  for (const char* name : {"http-0", "http-1", "log-writer", "disk-monitor", "aggregate"}) {
+    EXPECT_TRUE(WaitUntil([&] { return NiceOfThreads(name, server.pid()).size() == 1; }, 10s,
+                          std::string("one thread named ") + name, {&server}));
+  }
+  EXPECT_EQ(server.Terminate(), 0);
+}
+
 }  // namespace
 }  // namespace catchall::testing
