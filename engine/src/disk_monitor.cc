@@ -5,12 +5,12 @@
 #include <prometheus/counter.h>
 #include <prometheus/gauge.h>
 #include <prometheus/registry.h>
-#include <pthread.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "engine/metrics.h"
+#include "engine/this_thread.h"
 
 namespace catchall {
 
@@ -55,7 +55,7 @@ DiskMonitor::~DiskMonitor() {
 
 void DiskMonitor::Start(std::chrono::milliseconds interval) {
   thread_ = std::thread([this, interval] {
-    ::pthread_setname_np(::pthread_self(), "disk-monitor");
+    NameThisThread("disk-monitor");
     std::unique_lock<std::mutex> lock(mu_);
     while (!cv_.wait_for(lock, interval, [this] { return stop_; })) {
       lock.unlock();

@@ -5,7 +5,6 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <poll.h>
-#include <pthread.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -30,6 +29,7 @@
 #include <vector>
 
 #include "engine/io_round.h"
+#include "engine/this_thread.h"
 #include "http_probe.h"
 #include "http_wire.h"
 #include "tls_context.h"
@@ -1040,7 +1040,7 @@ Status HttpServer::Start() {
   for (size_t i = 0; i < impl_->contexts.size(); ++i) {
     impl_->threads.emplace_back([impl = impl_, i] {
       // "http-0", "http-1", ...: what an operator sees in `top -H`.
-      ::pthread_setname_np(::pthread_self(), fmt::format("http-{}", i).c_str());
+      NameThisThread(fmt::format("http-{}", i));
       current_round = impl->rounds[i].get();
       impl->contexts[i]->run();
       current_round = nullptr;

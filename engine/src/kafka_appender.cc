@@ -1,6 +1,5 @@
 // KafkaAppender: ingest's idempotent producer.
 #include <fmt/format.h>
-#include <pthread.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -16,6 +15,7 @@
 #include <vector>
 
 #include "engine/kafka.h"
+#include "engine/this_thread.h"
 #include "kafka_common.h"
 
 namespace catchall {
@@ -150,11 +150,11 @@ class KafkaAppender : public LogAppender {
     partitions_seen_.store(partitions_);
     running_.store(true);
     poller_ = std::thread([this] {
-      ::pthread_setname_np(::pthread_self(), "ingest-poller");
+      NameThisThread("ingest-poller");
       PollLoop();
     });
     watcher_ = std::thread([this] {
-      ::pthread_setname_np(::pthread_self(), "ingest-watcher");
+      NameThisThread("ingest-watcher");
       WatchLoop();
     });
     return Status::Ok();

@@ -4,7 +4,6 @@
 #include "engine/local_log.h"
 
 #include <fmt/format.h>
-#include <pthread.h>
 #include <spdlog/spdlog.h>
 
 #include <charconv>
@@ -12,6 +11,7 @@
 
 #include "engine/disk_monitor.h"
 #include "engine/partitioner.h"
+#include "engine/this_thread.h"
 #include "local_log_impl.h"
 #include "log_batch.h"
 #include "log_probe.h"
@@ -461,7 +461,7 @@ Status LocalLog::Open(const LocalLogOptions& options, KvStore* store, Metrics* m
   CATCHALL_RETURN_IF_ERROR(LoadCommitted(impl.get()));
   LocalLogImpl* raw = impl.get();
   impl->writer = std::thread([raw] {
-    ::pthread_setname_np(::pthread_self(), "log-writer");
+    NameThisThread("log-writer");
     raw->WriterLoop();
   });
   log->reset(new LocalLog(std::move(impl)));

@@ -4,19 +4,15 @@
 #include <prometheus/counter.h>
 #include <prometheus/gauge.h>
 #include <prometheus/registry.h>
-#include <pthread.h>
 #include <spdlog/spdlog.h>
-#include <sys/resource.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
-#include <system_error>
 #include <vector>
 
 #include "engine/counts_table.h"
 #include "engine/domain_status.h"
 #include "engine/metrics.h"
+#include "engine/this_thread.h"
 #include "recent_counts.h"
 
 namespace catchall {
@@ -135,7 +131,7 @@ Status StatusMaterializer::Start() {
   last_checkpoint_ = std::chrono::steady_clock::now();
   checkpoint_thread_ = std::thread([this] { RunCheckpoints(); });
   thread_ = std::thread([this] {
-    ::pthread_setname_np(::pthread_self(), "query-apply");
+    NameThisThread("query-apply");
     Run();
   });
   return Status::Ok();
@@ -186,14 +182,13 @@ void StatusMaterializer::StartCheckpoint() {
 
 void StatusMaterializer::RunCheckpoints() {
   // Named so that an operator sees it in `top -H` and perf.
-  ::pthread_setname_np(::pthread_self(), kCheckpointThreadName);
+  NameThisThread(kCheckpointThreadName);
   if (options_.checkpoint_low_priority) {
     // A checkpoint's sort and table file are background work, like RocksDB's
     // compactions (storage.compaction_low_priority): on busy cores they
     // should wait for the lookups, not the other way round.
-    if (::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), 19) != 0) {
-      spdlog::warn("query: cannot lower the checkpoint thread's priority: {}",
-                   std::generic_category().message(errno));
+    if (Status s = LowerThisThreadsPriority(); !s.ok()) {
+      spdlog::warn("query: cannot lower the checkpoint thread's priority: {}", s.message());
     }
   }
   std::unique_lock<std::mutex> lock(checkpoint_mu_);

@@ -1,18 +1,14 @@
 #include "state/aggregation_loop.h"
 
 #include <fmt/format.h>
-#include <pthread.h>
 #include <spdlog/spdlog.h>
-#include <sys/resource.h>
-#include <unistd.h>
 
-#include <cerrno>
 #include <string>
-#include <system_error>
 
 #include "aggregator_probe.h"
 #include "commit_builder.h"
 #include "engine/json_writer.h"
+#include "engine/this_thread.h"
 #include "state_restorer.h"
 
 namespace catchall {
@@ -451,14 +447,10 @@ void AggregationLoop::NameAndPrioritizeThisThread() {
   std::string name = kAggregationThreadName;
   // At most "aggregate-63": within the 15 characters a thread name holds.
   if (options_.worker) name += fmt::format("-{}", *options_.worker);
-  if (int err = ::pthread_setname_np(::pthread_self(), name.c_str()); err != 0) {
-    spdlog::debug("aggregate: cannot name the aggregation thread: {}",
-                  std::generic_category().message(err));
-  }
+  NameThisThread(name);
   if (!options_.low_priority) return;
-  if (::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), 19) != 0) {
-    spdlog::warn("aggregate: cannot lower the aggregation thread's priority: {}",
-                 std::generic_category().message(errno));
+  if (Status s = LowerThisThreadsPriority(); !s.ok()) {
+    spdlog::warn("aggregate: cannot lower the aggregation thread's priority: {}", s.message());
   }
 }
 

@@ -4,11 +4,11 @@
 #include <prometheus/counter.h>
 #include <prometheus/gauge.h>
 #include <prometheus/registry.h>
-#include <pthread.h>
 #include <spdlog/spdlog.h>
 
 #include "engine/changelog.h"
 #include "engine/metrics.h"
+#include "engine/this_thread.h"
 
 namespace catchall {
 namespace {
@@ -52,7 +52,7 @@ StandbyReplicas::~StandbyReplicas() { Stop(); }
 
 void StandbyReplicas::Start() {
   thread_ = std::thread([this] {
-    ::pthread_setname_np(::pthread_self(), "standby");
+    NameThisThread("standby");
     while (!stop_.load()) Step(std::chrono::milliseconds(50));
   });
 }

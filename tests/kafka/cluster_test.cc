@@ -26,6 +26,7 @@
 #include "support/metrics.h"
 #include "support/read_probe.h"
 #include "support/server_process.h"
+#include "support/threads.h"
 #include "support/wait.h"
 
 namespace catchall::testing {
@@ -522,6 +523,33 @@ TEST_F(ClusterTest, SigtermWhileASecondWorkerWaitsForItsFirstAssignmentExitsClea
                   "a worker owning partitions", {&aggregate}, 20ms));
     EXPECT_EQ(aggregate.Terminate(), 0) << aggregate.ExitDescription() << aggregate.Output();
     EXPECT_THAT(aggregate.Output(), ::testing::Not(HasSubstr("Assertion")));
+  }
+}
+
+// What an operator sees in `top -H` on each role: every thread catchall
+// starts is named for its job (docs/operations.md lists the names), one
+// aggregation thread per worker.
+TEST_F(ClusterTest, EachRolesThreadsAreNamedForTheirJob) {
+  TempDir agg_dir;
+  TempDir query_dir;
+  auto ingest = StartRole("ingest", "", "", {"--set", "server.http_threads=2"});
+  auto aggregate =
+      StartRole("aggregate", agg_dir.path(), "names-a",
+                {"--set", "aggregate.threads=2", "--set", "aggregate.standby_replicas=1"});
+  auto query = StartRole("query", query_dir.path());
+  ExpectReady(*ingest);
+  ExpectReady(*aggregate);
+  ExpectReady(*query);
+  const std::vector<std::pair<ServerProcess*, std::vector<std::string>>> expected = {
+      {ingest.get(), {"http-0", "http-1", "ingest-poller", "ingest-watcher"}},
+      {aggregate.get(), {"http-0", "aggregate-0", "aggregate-1", "standby", "disk-monitor"}},
+      {query.get(), {"http-0", "query-apply", "query-ckpt", "disk-monitor"}},
+  };
+  for (const auto& [node, names] : expected) {
+    for (const std::string& name : names) {
+      EXPECT_TRUE(WaitUntil([&] { return NiceOfThreads(name, node->pid()).size() == 1; }, 10s,
+                            "one thread named " + name, {node}));
+    }
   }
 }
 
