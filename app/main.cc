@@ -90,6 +90,14 @@ CLI::Validator WholeNumber() {
       "", "whole number");
 }
 
+// The range of a flag that sets `key`: the one the configuration enforces
+// (catchall::SettingRange), so a flag and --set refuse the same values.
+CLI::Range RangeOf(std::string_view key) {
+  // value(): a key without a range is a bug every CLI test meets at once.
+  catchall::SettingBounds range = catchall::SettingRange(key).value();
+  return CLI::Range(range.min, range.max);
+}
+
 // Which of the optional common flags a command uses.
 enum CommonFlag : unsigned {
   kBrokers = 1U << 0,     // kafka.brokers
@@ -118,7 +126,7 @@ void AddCommonFlags(CLI::App* cmd, CommonFlags* f, unsigned used) {
   CLI::Option* partitions = cmd->add_option("--partitions", f->partitions,
                                             "partitions of a new data dir's embedded log [1]")
                                 ->check(WholeNumber())
-                                ->check(CLI::Range(1, 4096));
+                                ->check(RangeOf("log.partitions"));
   if ((used & kPartitions) == 0) partitions->group("");
   CLI::Option* threshold =
       cmd->add_option("--threshold", f->threshold,
@@ -270,6 +278,8 @@ int RunConfig(const CommonFlags& flags, bool list) {
       std::cout << s.key << "  (" << s.env << ")  default: " << (value.empty() ? "(none)" : value);
       if (std::optional<uint64_t> max = catchall::SettingMaximum(s.key)) {
         std::cout << ", at most " << *max;
+      } else if (std::optional<catchall::SettingBounds> range = catchall::SettingRange(s.key)) {
+        std::cout << ", range " << range->min << ".." << range->max;
       }
       std::cout << "\n    " << s.help << "\n";
     }
@@ -385,7 +395,7 @@ int main(int argc, char** argv) {
                     "existing events topic, else kafka.partitions, 12]; check: checked only "
                     "when given)")
         ->check(WholeNumber())
-        ->check(CLI::Range(1, 100000));
+        ->check(RangeOf("kafka.partitions"));
     cmd->add_option("--replication-factor", replication,
                     "replication factor (create: [1]; check: checked only when given)")
         ->check(WholeNumber())

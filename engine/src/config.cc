@@ -9,7 +9,9 @@
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
+#include <type_traits>
 #include <utility>
+#include <variant>
 
 #include "config_settings.h"
 
@@ -293,11 +295,63 @@ constexpr UpperBound kUpperBounds[] = {
     {"kafka.timeout_ms", &Config::kafka_timeout_ms, 300000},  // librdkafka's socket.timeout.ms
 };
 
+// The settings bounded on both sides, each checked as one range whose
+// refusal names it ("must be 1..64"). `catchall config --list` prints the
+// range (SettingRange), so the help texts do not repeat it.
+struct Range {
+  std::string_view key;
+  std::variant<int Config::*, uint64_t Config::*> field;
+  SettingBounds bounds;
+  std::string_view why;  // appended to the refusal
+};
+const Range kRanges[] = {
+    {"log.partitions", &Config::partitions, {1, 4096}, ""},
+    // Each is a thread with its own io_context; thousands only cost memory.
+    {"server.http_threads", &Config::http_threads, {0, 256}, " (0: half the cores)"},
+    {"storage.write_buffer_mb", &Config::write_buffer_mb, {1, 4096}, ""},
+    {"storage.background_jobs", &Config::background_jobs, {1, 64}, ""},
+    {"kafka.partitions", &Config::kafka_partitions, {1, 100000}, ""},
+    // Kafka keeps a replication factor in 16 bits.
+    {"kafka.replication_factor", &Config::replication_factor, {1, 32767}, ""},
+    // A fetch takes up to 5 partitions' worth, and librdkafka's
+    // fetch.max.bytes stops at 2 GiB: 5 x 1024 x kb overflowed an int past
+    // 419,430 and the consumer silently fetched 16 MiB (a review, thirteenth
+    // session).
+    {"kafka.max_partition_fetch_kb",
+     &Config::max_partition_fetch_kb,
+     {64, kMaxPartitionFetchKb},
+     " (a fetch of 5 partitions must stay under Kafka's 2 GiB)"},
+    {"aggregate.threads", &Config::aggregate_threads, {1, 64}, ""},
+    {"aggregate.standby_replicas", &Config::standby_replicas, {0, 16}, ""},
+};
+
+bool InRange(const Config& c, const Range& range) {
+  return std::visit(
+      [&](auto field) {
+        auto value = c.*field;
+        // Only a Config built in code has a negative int: they parse as
+        // unsigned.
+        if constexpr (std::is_signed_v<decltype(value)>) {
+          if (value < 0) return false;
+        }
+        const auto u = static_cast<uint64_t>(value);
+        return u >= range.bounds.min && u <= range.bounds.max;
+      },
+      range.field);
+}
+
 }  // namespace
 
 std::optional<uint64_t> SettingMaximum(std::string_view key) {
   for (const UpperBound& bound : kUpperBounds) {
     if (bound.key == key) return bound.max;
+  }
+  return std::nullopt;
+}
+
+std::optional<SettingBounds> SettingRange(std::string_view key) {
+  for (const Range& range : kRanges) {
+    if (range.key == key) return range.bounds;
   }
   return std::nullopt;
 }
@@ -310,23 +364,11 @@ Status ValidateConfig(const Config& c) {
   auto bad = [](std::string_view key, std::string_view why) {
     return Status::InvalidArgument(fmt::format("{}: {}", key, why));
   };
-  if (c.partitions < 1 || c.partitions > 4096) return bad("log.partitions", "must be 1..4096");
-  // Each is a thread with its own io_context; thousands only cost memory.
-  if (c.http_threads < 0 || c.http_threads > 256) {
-    return bad("server.http_threads", "must be 0..256 (0: half the cores)");
-  }
-  if (c.write_buffer_mb < 1 || c.write_buffer_mb > 4096) {
-    return bad("storage.write_buffer_mb", "must be 1..4096");
-  }
-  if (c.background_jobs < 1 || c.background_jobs > 64) {
-    return bad("storage.background_jobs", "must be 1..64");
-  }
-  if (c.kafka_partitions < 1 || c.kafka_partitions > 100000) {
-    return bad("kafka.partitions", "must be 1..100000");
-  }
-  // Kafka keeps a replication factor in 16 bits.
-  if (c.replication_factor < 1 || c.replication_factor > 32767) {
-    return bad("kafka.replication_factor", "must be 1..32767");
+  for (const Range& range : kRanges) {
+    if (!InRange(c, range)) {
+      return bad(range.key,
+                 fmt::format("must be {}..{}{}", range.bounds.min, range.bounds.max, range.why));
+    }
   }
   // 0 made every Kafka request time out at once, reported as Kafka being
   // unreachable.
@@ -358,21 +400,6 @@ Status ValidateConfig(const Config& c) {
   if (c.commit_interval_ms < 1) return bad("aggregate.commit_interval_ms", "must be positive");
   if (c.commit_max_events < 1) return bad("aggregate.commit_max_events", "must be positive");
   if (c.max_batch_items < 1) return bad("ingest.max_batch_items", "must be positive");
-  // A fetch takes up to 5 partitions' worth, and librdkafka's
-  // fetch.max.bytes stops at 2 GiB: 5 x 1024 x kb overflowed an int past
-  // 419,430 and the consumer silently fetched 16 MiB (a review, thirteenth
-  // session).
-  if (c.max_partition_fetch_kb < 64 || c.max_partition_fetch_kb > kMaxPartitionFetchKb) {
-    return bad("kafka.max_partition_fetch_kb",
-               fmt::format("must be 64..{} (a fetch of 5 partitions must stay under Kafka's 2 GiB)",
-                           kMaxPartitionFetchKb));
-  }
-  if (c.aggregate_threads < 1 || c.aggregate_threads > 64) {
-    return bad("aggregate.threads", "must be 1..64");
-  }
-  if (c.standby_replicas < 0 || c.standby_replicas > 16) {
-    return bad("aggregate.standby_replicas", "must be 0..16");
-  }
   if (c.max_lookup_domains < 1) return bad("query.max_lookup_domains", "must be positive");
   if (c.checkpoint_domains < 1) return bad("query.checkpoint_domains", "must be positive");
   if (c.checkpoint_interval_s < 1) return bad("query.checkpoint_interval_s", "must be positive");

@@ -122,7 +122,7 @@ std::vector<Setting> MakeSettings() {
                             "HOST:PORT to serve HTTP on; HOST an IP address or a host name (its "
                             "first IPv4 address, else its first)",
                             &Config::listen));
-  s.push_back(IntSetting("server.http_threads", "HTTP I/O threads (0..256; 0: half the cores)",
+  s.push_back(IntSetting("server.http_threads", "HTTP I/O threads (0: half the cores)",
                          &Config::http_threads));
   s.push_back(U64Setting("server.max_body_bytes",
                          "largest request body accepted (413 above; 1024..1 GiB)",
@@ -162,10 +162,9 @@ std::vector<Setting> MakeSettings() {
                           &Config::sync_writes));
   s.push_back(
       U64Setting("storage.block_cache_mb", "RocksDB block cache size", &Config::block_cache_mb));
-  s.push_back(U64Setting("storage.write_buffer_mb",
-                         "RocksDB memtable size of each column (1..4096)",
+  s.push_back(U64Setting("storage.write_buffer_mb", "RocksDB memtable size of each column",
                          &Config::write_buffer_mb));
-  s.push_back(IntSetting("storage.background_jobs", "RocksDB flush and compaction threads (1..64)",
+  s.push_back(IntSetting("storage.background_jobs", "RocksDB flush and compaction threads",
                          &Config::background_jobs));
   s.push_back(U64Setting("storage.compaction_rate_mb",
                          "most MB/s that flushes and compactions write (0: no limit); smooths "
@@ -197,7 +196,7 @@ std::vector<Setting> MakeSettings() {
                          "room for the memtables' flushes",
                          &Config::min_free_mb));
   s.push_back(IntSetting("log.partitions",
-                         "partitions of a new data dir's local log, 1..4096 (unset, an existing "
+                         "partitions of a new data dir's local log (unset, an existing "
                          "data dir keeps its own count; set, it must match it)",
                          &Config::partitions));
   s.back().set = [set = s.back().set](Config& c, std::string_view v) {
@@ -247,13 +246,12 @@ std::vector<Setting> MakeSettings() {
                           "threads; it then counts in the cores' idle time, and falls behind if "
                           "there is none (the cluster roles ignore it)",
                           &Config::aggregate_low_priority));
-  s.push_back(
-      IntSetting("aggregate.threads",
-                 "cluster mode: aggregation workers (consumer group members) per process (1..64)",
-                 &Config::aggregate_threads));
+  s.push_back(IntSetting("aggregate.threads",
+                         "cluster mode: aggregation workers (consumer group members) per process",
+                         &Config::aggregate_threads));
   s.push_back(IntSetting("aggregate.standby_replicas",
                          "cluster mode: 1 or more keeps warm copies of the partitions other "
-                         "aggregators own, so a failover restores only the tail (0..16; 0: off)",
+                         "aggregators own, so a failover restores only the tail (0: off)",
                          &Config::standby_replicas));
   s.push_back(BoolSetting("aggregate.ids_log_batches",
                           "cluster mode: write the ids log in batch records (false: one record "
@@ -294,20 +292,18 @@ std::vector<Setting> MakeSettings() {
   s.push_back(StringSetting("kafka.instance_id",
                             "stable id of this node (transactional id); default: host and port",
                             &Config::instance_id));
-  s.push_back(
-      IntSetting("kafka.partitions",
-                 "partitions of the events and status topics (`catchall topics create`; 1..100000)",
-                 &Config::kafka_partitions));
+  s.push_back(IntSetting("kafka.partitions",
+                         "partitions of the events and status topics (`catchall topics create`)",
+                         &Config::kafka_partitions));
   s.push_back(IntSetting("kafka.replication_factor",
-                         "replication factor of new topics (1..32767; 3 in production)",
+                         "replication factor of new topics (3 in production)",
                          &Config::replication_factor));
   s.push_back(IntSetting(
       "kafka.max_partition_fetch_kb",
-      fmt::format(
-          "aggregator fetch size per partition, compressed, 64..{} (a fetch takes up to 5); "
-          "its prefetch is bounded by kafka.consumer.queued.max.messages.kbytes "
-          "({}), which should hold a few fetches decompressed",
-          kMaxPartitionFetchKb, KafkaGroupOptions().queued_max_kb),
+      fmt::format("aggregator fetch size per partition, compressed (a fetch takes up to 5); "
+                  "its prefetch is bounded by kafka.consumer.queued.max.messages.kbytes "
+                  "({}), which should hold a few fetches decompressed",
+                  KafkaGroupOptions().queued_max_kb),
       &Config::max_partition_fetch_kb));
   s.push_back(U64Setting(
       "kafka.timeout_ms",

@@ -626,6 +626,37 @@ TEST_F(ConfigTest, EachSettingsPrintedMaximumIsTheLargestValueThatLoads) {
   EXPECT_FALSE(SettingMaximum("no.such_setting").has_value());
 }
 
+// `catchall config --list` and the command-line flags print SettingRange:
+// both ends must load and one past either end be refused with the range.
+TEST_F(ConfigTest, EachSettingsPrintedRangeIsWhatLoads) {
+  size_t ranged = 0;
+  for (const Setting& setting : AllSettings()) {
+    std::optional<SettingBounds> range = SettingRange(setting.key);
+    if (!range) continue;
+    ++ranged;
+    EXPECT_FALSE(SettingMaximum(setting.key).has_value()) << setting.key << " is bounded twice";
+    const std::string refusal =
+        fmt::format("{}: must be {}..{}", setting.key, range->min, range->max);
+    for (uint64_t ok : {range->min, range->max}) {
+      Result<Config> loaded = LoadConfig("", {{setting.key, std::to_string(ok)}});
+      EXPECT_TRUE(loaded.ok()) << setting.key << "=" << ok << ": " << loaded.status().ToString();
+    }
+    EXPECT_THAT(LoadError("", {{setting.key, std::to_string(range->max + 1)}}).message(),
+                HasSubstr(refusal));
+    if (range->min > 0) {
+      EXPECT_THAT(LoadError("", {{setting.key, std::to_string(range->min - 1)}}).message(),
+                  HasSubstr(refusal));
+    }
+  }
+  EXPECT_EQ(ranged, 9u);
+  std::optional<SettingBounds> threads = SettingRange("aggregate.threads");
+  ASSERT_TRUE(threads.has_value());
+  EXPECT_EQ(threads->min, 1u);
+  EXPECT_EQ(threads->max, 64u);
+  EXPECT_FALSE(SettingRange("aggregate.idempotency_window_s").has_value());
+  EXPECT_FALSE(SettingRange("no.such_setting").has_value());
+}
+
 TEST(ParseListenTest, Variants) {
   std::string host;
   uint16_t port = 0;

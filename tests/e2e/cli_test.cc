@@ -34,13 +34,15 @@ TEST(CliTest, ConfigListShowsEachSettingsVariableAndDefault) {
   std::string out;
   ASSERT_EQ(RunBinary({"config", "--list"}, &out), 0);
   EXPECT_THAT(out, HasSubstr("storage.write_buffer_mb  (CATCHALL_STORAGE_WRITE_BUFFER_MB)  "
-                             "default: 64\n    RocksDB memtable size"));
+                             "default: 64, range 1..4096\n    RocksDB memtable size"));
   EXPECT_THAT(out, HasSubstr("aggregate.commit_interval_ms  (CATCHALL_AGGREGATE_COMMIT_INTERVAL_MS)"
                              "  default: 100, at most 86400000\n"));
   // The bounds loading enforces are printed, not met only as a refusal.
   EXPECT_THAT(out, HasSubstr("aggregate.idempotency_window_s  "
                              "(CATCHALL_AGGREGATE_IDEMPOTENCY_WINDOW_S)  default: 86400, at most "
                              "31536000\n"));
+  EXPECT_THAT(out, HasSubstr("aggregate.threads  (CATCHALL_AGGREGATE_THREADS)  default: 1, range "
+                             "1..64\n"));
   EXPECT_THAT(out, HasSubstr("server.listen  (CATCHALL_SERVER_LISTEN)  default: 0.0.0.0:8080\n"));
   EXPECT_THAT(out, HasSubstr("kafka.brokers  (CATCHALL_KAFKA_BROKERS)  default: (none)\n"));
 }

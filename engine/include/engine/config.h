@@ -146,10 +146,21 @@ struct Setting {
 const std::vector<Setting>& AllSettings();
 
 // The largest value ValidateConfig accepts for the unsigned setting `key`,
-// where it bounds the value from above by itself (not through another
-// setting); nullopt for the others (the bounded int settings give their
-// range in their help instead).
+// where it bounds the value from above only (the smallest is 0 or given by
+// its refusal); nullopt for the others, among them those SettingRange
+// bounds on both sides.
 std::optional<uint64_t> SettingMaximum(std::string_view key);
+
+// The smallest and largest values ValidateConfig accepts for `key`, where it
+// bounds the value on both sides by itself (the thread and partition
+// counts, RocksDB's memtable size, the fetch size); nullopt for the others.
+// `catchall config --list` and the command-line flags take their ranges
+// from here.
+struct SettingBounds {
+  uint64_t min;
+  uint64_t max;
+};
+std::optional<SettingBounds> SettingRange(std::string_view key);
 
 // Where the flags put their values: key -> value, applied last.
 using ConfigOverrides = std::vector<std::pair<std::string, std::string>>;
