@@ -97,7 +97,10 @@ void AggregationLoop::PublishOwned() {
   std::lock_guard<std::mutex> lock(mu_);
   owned_view_.clear();
   for (const auto& [p, offset] : committed_) owned_view_.insert(p);
-  if (probe_) probe_->SetOwnedPartitions(owned_view_.size());
+  if (probe_) {
+    probe_->SetOwnedPartitions(owned_view_.size());
+    probe_->SetPartitionsNotTaken(not_taken_.size());
+  }
 }
 
 Status AggregationLoop::Join() {
@@ -385,6 +388,7 @@ void AggregationLoop::Rejoin(const Status& why) {
   committed_.clear();
   position_.clear();
   backlog_end_.clear();
+  not_taken_.clear();
   must_rejoin_.reset();
   // The new consumer is a new member. With assigned_once_ left set it was
   // ready at its first step, owning nothing.

@@ -28,7 +28,9 @@ std::map<int32_t, int64_t> AggregationLoop::OnAssigned(const std::vector<int32_t
   std::vector<int32_t> partitions;
   std::vector<int32_t> beyond;
   for (int32_t p : assigned) (p < partitions_ ? partitions : beyond).push_back(p);
+  not_taken_.insert(beyond.begin(), beyond.end());
   if (!beyond.empty()) {
+    PublishOwned();
     spdlog::warn(
         "aggregate: not taking on {} partition(s) of the events topic from {} on ({}): this "
         "member routes domains over {} partitions, the count it started with; partitions were "
@@ -140,6 +142,7 @@ void AggregationLoop::OnRevoked(const std::vector<int32_t>& partitions) {
     committed_.erase(p);
     position_.erase(p);
     backlog_end_.erase(p);
+    not_taken_.erase(p);
   }
   PublishOwned();
   Release(partitions);
@@ -153,6 +156,7 @@ void AggregationLoop::OnLost(const std::vector<int32_t>& partitions) {
     committed_.erase(p);
     position_.erase(p);
     backlog_end_.erase(p);
+    not_taken_.erase(p);
   }
   if (aggregator_ && !Rewind()) must_rejoin_ = Status::Aborted("partitions could not be rewound");
   // Lost (a session timeout, e.g. after a broker outage), the member joins

@@ -95,6 +95,14 @@ AggregatorProbe::AggregatorProbe(Metrics& metrics, std::optional<int> worker) {
                 .Help("Partitions of the events topic this aggregator owns")
                 .Register(r)
                 .Add(w);
+  not_taken_ = &prometheus::BuildGauge()
+                    .Name("catchall_aggregate_partitions_not_taken")
+                    .Help(
+                        "Partitions the group gave this aggregator that it leaves uncounted: "
+                        "added to the events topic after it started (their records are "
+                        "fetched and dropped until a rebuild)")
+                    .Register(r)
+                    .Add(w);
 }
 
 void AggregatorProbe::OnRestored(size_t records) {
@@ -105,6 +113,9 @@ void AggregatorProbe::SetRestoring(int partitions) {
 }
 void AggregatorProbe::SetOwnedPartitions(size_t partitions) {
   owned_->Set(static_cast<double>(partitions));
+}
+void AggregatorProbe::SetPartitionsNotTaken(size_t partitions) {
+  not_taken_->Set(static_cast<double>(partitions));
 }
 
 void AggregatorProbe::OnApplied(ApplyOutcome outcome, size_t n) {

@@ -34,6 +34,9 @@ class AggregatorProbe {
   void OnRestored(size_t records);
   void SetRestoring(int partitions);
   void SetOwnedPartitions(size_t partitions);
+  // Partitions the group gave this member that it does not take on
+  // (added to the events topic in place: docs/operations.md).
+  void SetPartitionsNotTaken(size_t partitions);
 
  private:
   prometheus::Counter* counted_;
@@ -51,6 +54,7 @@ class AggregatorProbe {
   prometheus::Counter* restored_;
   prometheus::Gauge* restoring_;
   prometheus::Gauge* owned_;
+  prometheus::Gauge* not_taken_;
 };
 
 }  // namespace catchall

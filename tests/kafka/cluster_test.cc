@@ -1037,6 +1037,9 @@ TEST_F(ClusterTest, APartitionAddedUnderARunningAggregatorIsLeftAndTheOthersKeep
   EXPECT_EQ(RecordsIn(brokers_, names_.dead_letter), 0u);
   EXPECT_EQ(a.Get("/readyz").status, 200);
   EXPECT_THAT(aggregate->Output(), HasSubstr(leaves));
+  // What the alert on partitions added in place reads.
+  EXPECT_EQ(e.Sum("catchall_aggregate_partitions_not_taken"), 1);
+  EXPECT_EQ(e.Sum("catchall_aggregate_owned_partitions"), kPartitions);
 }
 
 uint64_t ResidentBytesOf(pid_t pid) {
@@ -1262,6 +1265,8 @@ TEST_F(ClusterTest, EveryDocumentedMetricIsExportedByARoleWithAValueTheTrafficEx
       {"catchall_aggregate_ready", [&] { EXPECT_EQ(agg.Sum("catchall_aggregate_ready"), 1); }},
       {"catchall_aggregate_owned_partitions",
        [&] { EXPECT_EQ(agg.Sum("catchall_aggregate_owned_partitions"), kPartitions); }},
+      {"catchall_aggregate_partitions_not_taken",
+       [&] { EXPECT_EQ(agg.Sum("catchall_aggregate_partitions_not_taken"), 0) << "none added"; }},
       {"catchall_aggregate_restoring_partitions",
        [&] { EXPECT_EQ(agg.Sum("catchall_aggregate_restoring_partitions"), 0) << "done"; }},
       {"catchall_aggregate_restored_records_total",

@@ -250,6 +250,7 @@ void ExpectMatchesMetricsTable(const Exposition& exposition, const std::string& 
 const std::set<std::string>& ClusterOnlyMetricFamilies() {
   static const std::set<std::string> kFamilies = {
       "catchall_aggregate_owned_partitions",
+      "catchall_aggregate_partitions_not_taken",
       "catchall_aggregate_restoring_partitions",
       "catchall_aggregate_restored_records_total",
       "catchall_query_changelog_behind_partitions",

@@ -199,6 +199,9 @@ class AggregationLoop : private RebalanceListener {
   // Owned partition -> next offset expected from the consumer. A record
   // below it was applied already and is not applied again.
   std::map<int32_t, int64_t> position_;
+  // Assigned partitions past partitions_, not taken on (OnAssigned): their
+  // records are dropped as not ours.
+  std::set<int32_t> not_taken_;
   // Owned partition -> end offset when it was assigned (ready_when_caught_up).
   std::map<int32_t, int64_t> backlog_end_;
   std::vector<OutputRecord> dead_letters_;
