@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <functional>
 #include <iostream>
+#include <limits>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -53,8 +54,9 @@ struct CommonFlags {
   std::optional<std::string> log_level;
   std::string port_file;
   std::optional<int> partitions;
-  // As given: the setting's own parser says what is wrong with it (CLI11
-  // would wrap `-5` into 2^64-5 for an unsigned option).
+  // As given, once it is a whole number: the setting's own parser says
+  // when it is too large (CLI11 would wrap `-5` into 2^64-5 for an
+  // unsigned option).
   std::optional<std::string> threshold;
   std::vector<std::string> sets;
   // Whether the command uses --partitions and --threshold (AddCommonFlags).
@@ -128,9 +130,13 @@ void AddCommonFlags(CLI::App* cmd, CommonFlags* f, unsigned used) {
                                 ->check(WholeNumber())
                                 ->check(RangeOf("log.partitions"));
   if ((used & kPartitions) == 0) partitions->group("");
+  // A usage error (exit 2) when not a whole number, as --partitions; one
+  // too large for the setting is refused by its parser (exit 1).
   CLI::Option* threshold =
       cmd->add_option("--threshold", f->threshold,
-                      "deliveries above which a never-bounced domain is catch-all [1000]");
+                      "deliveries above which a never-bounced domain is catch-all [1000]")
+          ->check(WholeNumber())
+          ->type_name("UINT");
   if ((used & kThreshold) == 0) threshold->group("");
   f->uses_data_dir = (used & kDataDir) != 0;
   f->uses_partitions = (used & kPartitions) != 0;
@@ -270,16 +276,24 @@ int RunServe(const CommonFlags& flags) {
   return RunNode(node, flags.port_file, *config);
 }
 
+// What `config --list` prints after a setting's default: the values
+// loading accepts, when it bounds them.
+std::string RangeText(const catchall::SettingBounds& range) {
+  if (range.max == std::numeric_limits<uint64_t>::max()) {
+    return fmt::format(", at least {}", range.min);
+  }
+  if (range.min == 0) return fmt::format(", at most {}", range.max);
+  return fmt::format(", range {}..{}", range.min, range.max);
+}
+
 int RunConfig(const CommonFlags& flags, bool list) {
   if (list) {
     const catchall::Config defaults;
     for (const auto& s : catchall::AllSettings()) {
       std::string value = s.get(defaults);
       std::cout << s.key << "  (" << s.env << ")  default: " << (value.empty() ? "(none)" : value);
-      if (std::optional<uint64_t> max = catchall::SettingMaximum(s.key)) {
-        std::cout << ", at most " << *max;
-      } else if (std::optional<catchall::SettingBounds> range = catchall::SettingRange(s.key)) {
-        std::cout << ", range " << range->min << ".." << range->max;
+      if (std::optional<catchall::SettingBounds> range = catchall::SettingRange(s.key)) {
+        std::cout << RangeText(*range);
       }
       std::cout << "\n    " << s.help << "\n";
     }
@@ -399,7 +413,7 @@ int main(int argc, char** argv) {
     cmd->add_option("--replication-factor", replication,
                     "replication factor (create: [1]; check: checked only when given)")
         ->check(WholeNumber())
-        ->check(CLI::Range(1, 100));
+        ->check(RangeOf("kafka.replication_factor"));
     cmd->add_option("--set", topics_flags.sets, "KEY=VALUE for any setting (topic names, ...)");
   };
   CLI::App* topics_create = topics->add_subcommand(

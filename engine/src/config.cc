@@ -8,6 +8,7 @@
 #include <charconv>
 #include <cstdlib>
 #include <fstream>
+#include <limits>
 #include <sstream>
 #include <type_traits>
 #include <utility>
@@ -257,42 +258,55 @@ Status ValidateTopicName(std::string_view key, std::string_view name) {
   return Status::Ok();
 }
 
-// Upper bounds where the value is converted to something narrower: a
-// 32-bit header limit in Beast, std::chrono durations (signed 64-bit, in
+// The unsigned settings bounded by themselves (not through another
+// setting), each side refused in its own words: "must be positive" (a
+// minimum of 1), "must be at least N", "must be at most N".
+// `catchall config --list` prints both sides (SettingRange): a probe met
+// the window's limit, and a timeout's minimum, only as a refusal.
+//
+// The upper bounds are where the value is converted to something narrower:
+// a 32-bit header limit in Beast, std::chrono durations (signed 64-bit, in
 // milliseconds or nanoseconds), `mb << 20`, librdkafka's int timeouts.
 // Above them a setting used to wrap silently: idle_timeout_ms = 2^64-1
-// became -1 ms and cut every request. `catchall config --list` prints them
-// (SettingMaximum): a probe met the window's limit only as a refusal.
+// became -1 ms and cut every request.
 constexpr uint64_t kDayMs = uint64_t{24} * 3600 * 1000;
 constexpr uint64_t kYearS = uint64_t{365} * 24 * 3600;
-struct UpperBound {
+constexpr uint64_t kNoMaximum = std::numeric_limits<uint64_t>::max();
+struct Bound {
   std::string_view key;
   uint64_t Config::*field;
-  uint64_t max;
+  uint64_t min;  // 0: none
+  uint64_t max;  // kNoMaximum: none
 };
-constexpr UpperBound kUpperBounds[] = {
-    {"server.max_header_bytes", &Config::max_header_bytes, 1 << 20},
+constexpr Bound kBounds[] = {
+    {"server.max_header_bytes", &Config::max_header_bytes, 512, 1 << 20},
     // Beast reserves a body's declared Content-Length up front: with no
     // bound, one request declaring 2^50 bytes ended the process with
     // bad_alloc. A batch holds at most 100,000 items, far below 1 GiB.
-    {"server.max_body_bytes", &Config::max_body_bytes, 1 << 30},
-    {"server.idle_timeout_ms", &Config::idle_timeout_ms, kDayMs},
-    {"server.io_timeout_ms", &Config::io_timeout_ms, kDayMs},
-    {"server.shutdown_timeout_ms", &Config::shutdown_timeout_ms, kDayMs},
-    {"storage.block_cache_mb", &Config::block_cache_mb, 1 << 20},
-    {"storage.compaction_rate_mb", &Config::compaction_rate_mb, 1 << 20},
-    {"storage.min_free_mb", &Config::min_free_mb, uint64_t{1} << 40},
-    {"log.retention_minutes", &Config::retention_minutes, kYearS / 60},
-    {"log.max_pending_mb", &Config::max_pending_mb, 1 << 20},
-    {"log.max_unconsumed_events", &Config::max_unconsumed_events, uint64_t{1} << 62},
-    {"log.fetch_min_events", &Config::fetch_min_events, 1 << 20},
+    {"server.max_body_bytes", &Config::max_body_bytes, 1024, 1 << 30},
+    {"server.max_connections", &Config::max_connections, 1, kNoMaximum},
+    {"server.idle_timeout_ms", &Config::idle_timeout_ms, 1, kDayMs},
+    {"server.io_timeout_ms", &Config::io_timeout_ms, 1, kDayMs},
+    {"server.shutdown_timeout_ms", &Config::shutdown_timeout_ms, 0, kDayMs},
+    {"storage.block_cache_mb", &Config::block_cache_mb, 0, 1 << 20},
+    {"storage.compaction_rate_mb", &Config::compaction_rate_mb, 0, 1 << 20},
+    {"storage.min_free_mb", &Config::min_free_mb, 0, uint64_t{1} << 40},
+    {"log.retention_minutes", &Config::retention_minutes, 0, kYearS / 60},
+    {"log.max_pending_mb", &Config::max_pending_mb, 1, 1 << 20},
+    {"log.max_unconsumed_events", &Config::max_unconsumed_events, 0, uint64_t{1} << 62},
+    {"log.fetch_min_events", &Config::fetch_min_events, 0, 1 << 20},
     // Well inside the aggregation's 50 ms poll and the commit interval.
-    {"log.fetch_wait_ms", &Config::fetch_wait_ms, 50},
-    {"aggregate.commit_interval_ms", &Config::commit_interval_ms, kDayMs},
-    {"aggregate.idempotency_window_s", &Config::idempotency_window_s, kYearS},
-    {"query.checkpoint_domains", &Config::checkpoint_domains, uint64_t{1} << 32},
-    {"query.checkpoint_interval_s", &Config::checkpoint_interval_s, kYearS},
-    {"kafka.timeout_ms", &Config::kafka_timeout_ms, 300000},  // librdkafka's socket.timeout.ms
+    {"log.fetch_wait_ms", &Config::fetch_wait_ms, 0, 50},
+    {"ingest.max_batch_items", &Config::max_batch_items, 1, kNoMaximum},
+    {"aggregate.commit_interval_ms", &Config::commit_interval_ms, 1, kDayMs},
+    {"aggregate.commit_max_events", &Config::commit_max_events, 1, kNoMaximum},
+    {"aggregate.idempotency_window_s", &Config::idempotency_window_s, 0, kYearS},
+    {"query.max_lookup_domains", &Config::max_lookup_domains, 1, kNoMaximum},
+    {"query.checkpoint_domains", &Config::checkpoint_domains, 1, uint64_t{1} << 32},
+    {"query.checkpoint_interval_s", &Config::checkpoint_interval_s, 1, kYearS},
+    // 0 made every Kafka request time out at once, reported as Kafka being
+    // unreachable; the top is librdkafka's socket.timeout.ms.
+    {"kafka.timeout_ms", &Config::kafka_timeout_ms, 1, 300000},
 };
 
 // The settings bounded on both sides, each checked as one range whose
@@ -342,16 +356,12 @@ bool InRange(const Config& c, const Range& range) {
 
 }  // namespace
 
-std::optional<uint64_t> SettingMaximum(std::string_view key) {
-  for (const UpperBound& bound : kUpperBounds) {
-    if (bound.key == key) return bound.max;
-  }
-  return std::nullopt;
-}
-
 std::optional<SettingBounds> SettingRange(std::string_view key) {
   for (const Range& range : kRanges) {
     if (range.key == key) return range.bounds;
+  }
+  for (const Bound& bound : kBounds) {
+    if (bound.key == key) return SettingBounds{bound.min, bound.max};
   }
   return std::nullopt;
 }
@@ -370,9 +380,6 @@ Status ValidateConfig(const Config& c) {
                  fmt::format("must be {}..{}{}", range.bounds.min, range.bounds.max, range.why));
     }
   }
-  // 0 made every Kafka request time out at once, reported as Kafka being
-  // unreachable.
-  if (c.kafka_timeout_ms < 1) return bad("kafka.timeout_ms", "must be positive");
   for (const auto& [key, topic] : {std::pair{"kafka.events_topic", &c.events_topic},
                                    std::pair{"kafka.status_topic", &c.status_topic},
                                    std::pair{"kafka.ids_topic", &c.ids_topic},
@@ -384,9 +391,6 @@ Status ValidateConfig(const Config& c) {
   if (c.data_dir.empty()) {
     return bad("storage.data_dir", "must not be empty (the current directory is '.')");
   }
-  if (c.max_body_bytes < 1024) return bad("server.max_body_bytes", "must be at least 1024");
-  if (c.max_header_bytes < 512) return bad("server.max_header_bytes", "must be at least 512");
-  if (c.max_connections < 1) return bad("server.max_connections", "must be at least 1");
   if (c.tls_cert_file.empty() != c.tls_key_file.empty()) {
     // One without the other would silently serve plain HTTP.
     return c.tls_cert_file.empty()
@@ -395,19 +399,13 @@ Status ValidateConfig(const Config& c) {
                : bad("server.tls_key_file",
                      "must be set together with server.tls_cert_file (TLS needs both)");
   }
-  if (c.idle_timeout_ms < 1) return bad("server.idle_timeout_ms", "must be positive");
-  if (c.io_timeout_ms < 1) return bad("server.io_timeout_ms", "must be positive");
-  if (c.commit_interval_ms < 1) return bad("aggregate.commit_interval_ms", "must be positive");
-  if (c.commit_max_events < 1) return bad("aggregate.commit_max_events", "must be positive");
-  if (c.max_batch_items < 1) return bad("ingest.max_batch_items", "must be positive");
-  if (c.max_lookup_domains < 1) return bad("query.max_lookup_domains", "must be positive");
-  if (c.checkpoint_domains < 1) return bad("query.checkpoint_domains", "must be positive");
-  if (c.checkpoint_interval_s < 1) return bad("query.checkpoint_interval_s", "must be positive");
-  if (c.max_pending_mb < 1) return bad("log.max_pending_mb", "must be positive");
-  for (const UpperBound& bound : kUpperBounds) {
-    if (c.*bound.field > bound.max) {
-      return bad(bound.key, fmt::format("must be at most {}", bound.max));
+  for (const Bound& bound : kBounds) {
+    const uint64_t value = c.*bound.field;
+    if (value < bound.min) {
+      return bad(bound.key, bound.min == 1 ? std::string("must be positive")
+                                           : fmt::format("must be at least {}", bound.min));
     }
+    if (value > bound.max) return bad(bound.key, fmt::format("must be at most {}", bound.max));
   }
   if (c.max_inflight_body_bytes != 0 && c.max_inflight_body_bytes < c.max_body_bytes) {
     return bad("server.max_inflight_body_bytes",
@@ -483,7 +481,11 @@ Result<Config> LoadConfigText(std::string_view text, std::string_view source,
     if (!in_a_section) continue;
     bool known = false;
     for (const Setting& s : AllSettings()) known |= (name == s.env);
-    for (const PassThrough& p : kPassThroughs) known |= (name.rfind(EnvName(p.prefix), 0) == 0);
+    for (const PassThrough& p : kPassThroughs) {
+      // CATCHALL_KAFKA_CLIENT_ alone names no property.
+      const std::string prefix = EnvName(p.prefix);
+      known |= name.size() > prefix.size() && name.rfind(prefix, 0) == 0;
+    }
     if (!known) {
       config.warnings.push_back(fmt::format(
           "environment variable {} names no setting and is ignored (`catchall config --list` "

@@ -124,13 +124,11 @@ std::vector<Setting> MakeSettings() {
                             &Config::listen));
   s.push_back(IntSetting("server.http_threads", "HTTP I/O threads (0: half the cores)",
                          &Config::http_threads));
-  s.push_back(U64Setting("server.max_body_bytes",
-                         "largest request body accepted (413 above; 1024..1 GiB)",
+  s.push_back(U64Setting("server.max_body_bytes", "largest request body accepted (413 above)",
                          &Config::max_body_bytes));
-  s.push_back(
-      U64Setting("server.max_header_bytes",
-                 "largest request header block: request line and fields (431 above; at least 512)",
-                 &Config::max_header_bytes));
+  s.push_back(U64Setting("server.max_header_bytes",
+                         "largest request header block: request line and fields (431 above)",
+                         &Config::max_header_bytes));
   s.push_back(U64Setting("server.idle_timeout_ms",
                          "keep-alive idle time, and time allowed for a request's headers",
                          &Config::idle_timeout_ms));
@@ -218,7 +216,7 @@ std::vector<Setting> MakeSettings() {
                          "log.fetch_wait_ms once for more (0: never waits)",
                          &Config::fetch_min_events));
   s.push_back(U64Setting("log.fetch_wait_ms",
-                         "how long such a read waits (0..50; 0: never waits); the aggregation "
+                         "how long such a read waits (0: never waits); the aggregation "
                          "then wakes once per wait instead of once per group commit",
                          &Config::fetch_wait_ms));
   s.push_back(U64Setting("ingest.max_batch_items", "most items in one POST /events",
@@ -309,8 +307,15 @@ std::vector<Setting> MakeSettings() {
       "kafka.timeout_ms",
       "broker request timeout; ingest answers every write (503 if unacknowledged) within it",
       &Config::kafka_timeout_ms));
-  s.push_back(
-      StringSetting("logging.level", "trace, debug, info, warn, error", &Config::log_level));
+  s.push_back(StringSetting("logging.level", "trace, debug, info, warn, error (any letter case)",
+                            &Config::log_level));
+  // In any letter case, as the booleans: `--log-level WARN` was refused.
+  s.back().set = [](Config& c, std::string_view v) {
+    c.log_level.assign(v);
+    std::transform(c.log_level.begin(), c.log_level.end(), c.log_level.begin(),
+                   [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
+    return Status::Ok();
+  };
   // API keys (auth.*): auth is on when either is set; SIGHUP re-reads the file.
   s.push_back(StringSetting("auth.keys_file",
                             "file of API keys, one '<sha256 of the key, hex> <scope>[,<scope>...]' "

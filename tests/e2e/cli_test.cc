@@ -36,13 +36,15 @@ TEST(CliTest, ConfigListShowsEachSettingsVariableAndDefault) {
   EXPECT_THAT(out, HasSubstr("storage.write_buffer_mb  (CATCHALL_STORAGE_WRITE_BUFFER_MB)  "
                              "default: 64, range 1..4096\n    RocksDB memtable size"));
   EXPECT_THAT(out, HasSubstr("aggregate.commit_interval_ms  (CATCHALL_AGGREGATE_COMMIT_INTERVAL_MS)"
-                             "  default: 100, at most 86400000\n"));
+                             "  default: 100, range 1..86400000\n"));
   // The bounds loading enforces are printed, not met only as a refusal.
   EXPECT_THAT(out, HasSubstr("aggregate.idempotency_window_s  "
                              "(CATCHALL_AGGREGATE_IDEMPOTENCY_WINDOW_S)  default: 86400, at most "
                              "31536000\n"));
   EXPECT_THAT(out, HasSubstr("aggregate.threads  (CATCHALL_AGGREGATE_THREADS)  default: 1, range "
                              "1..64\n"));
+  EXPECT_THAT(out, HasSubstr("ingest.max_batch_items  (CATCHALL_INGEST_MAX_BATCH_ITEMS)  default: "
+                             "100000, at least 1\n"));
   EXPECT_THAT(out, HasSubstr("server.listen  (CATCHALL_SERVER_LISTEN)  default: 0.0.0.0:8080\n"));
   EXPECT_THAT(out, HasSubstr("kafka.brokers  (CATCHALL_KAFKA_BROKERS)  default: (none)\n"));
 }
@@ -200,13 +202,18 @@ TEST(CliTest, ARoleWarnsAboutFlagsItDoesNotUse) {
 
 // A value that does not fit a setting is refused whichever way it comes:
 // the flag used to wrap `--threshold -5` into 2^64-5, so that no domain
-// could ever be catch-all.
+// could ever be catch-all. Not a whole number, it is a usage error (exit
+// 2) like `--partitions -1` (it was 1: a black-box probe); too large for
+// the setting, the configuration refuses it (exit 1).
 TEST(CliTest, ANegativeOrOversizedThresholdIsRefused) {
   std::string out;
-  EXPECT_EQ(RunBinary({"config", "--threshold", "-5"}, &out), 1) << out;
-  EXPECT_THAT(out, HasSubstr("aggregate.catchall_threshold: '-5' is not a non-negative integer"));
-  EXPECT_EQ(RunBinary({"serve", "--threshold=-1", "--data-dir", "/nonexistent/x"}, &out), 1);
-  EXPECT_THAT(out, HasSubstr("'-1' is not a non-negative integer"));
+  EXPECT_EQ(RunBinary({"config", "--threshold", "-5"}, &out), 2) << out;
+  EXPECT_THAT(out, HasSubstr("--threshold: '-5' is not a whole number"));
+  EXPECT_EQ(RunBinary({"serve", "--threshold=-1", "--data-dir", "/nonexistent/x"}, &out), 2);
+  EXPECT_THAT(out, HasSubstr("'-1' is not a whole number"));
+  EXPECT_EQ(RunBinary({"config", "--threshold", "abc"}, &out), 2) << out;
+  EXPECT_EQ(RunBinary({"serve", "--help"}, &out), 0);
+  EXPECT_THAT(out, HasSubstr("--threshold UINT"));
   EXPECT_EQ(RunBinary({"config", "--threshold", "18446744073709551616"}, &out), 1) << out;
   EXPECT_THAT(out, HasSubstr("aggregate.catchall_threshold"));
   ASSERT_EQ(RunBinary({"config", "--threshold", "7"}, &out), 0) << out;

@@ -145,15 +145,10 @@ struct Setting {
 // Every setting, in documentation order.
 const std::vector<Setting>& AllSettings();
 
-// The largest value ValidateConfig accepts for the unsigned setting `key`,
-// where it bounds the value from above only (the smallest is 0 or given by
-// its refusal); nullopt for the others, among them those SettingRange
-// bounds on both sides.
-std::optional<uint64_t> SettingMaximum(std::string_view key);
-
-// The smallest and largest values ValidateConfig accepts for `key`, where it
-// bounds the value on both sides by itself (the thread and partition
-// counts, RocksDB's memtable size, the fetch size); nullopt for the others.
+// The smallest and largest values ValidateConfig accepts for the numeric
+// setting `key`, where it bounds the value by itself (not through another
+// setting); nullopt for the others. `max` is the largest uint64_t where
+// only the bottom is bounded, `min` 0 where only the top is.
 // `catchall config --list` and the command-line flags take their ranges
 // from here.
 struct SettingBounds {
