@@ -61,10 +61,21 @@ HttpResponse HttpResponse::Error(int status, std::string_view code, std::string_
 }
 
 HttpResponse HttpResponse::MethodNotAllowed(std::string_view allowed) {
+  // Every GET is also served as HEAD (RFC 9110, 9.3.2), so Allow lists it,
+  // as OPTIONS * does: it said "GET" alone (a probe).
+  std::string methods(allowed);
+  if (size_t get = methods.find("GET");
+      get != std::string::npos && methods.find("HEAD") == std::string::npos) {
+    methods.insert(get + 3, ", HEAD");
+  }
   HttpResponse r =
-      Error(405, "method_not_allowed", fmt::format("this path accepts only {}", allowed));
-  r.headers.emplace_back("Allow", std::string(allowed));
+      Error(405, "method_not_allowed", fmt::format("this path accepts only {}", methods));
+  r.headers.emplace_back("Allow", std::move(methods));
   return r;
+}
+
+HttpResponse HttpResponse::NoSuchPath(std::string_view path) {
+  return Error(404, "not_found", fmt::format("no such path: {}", path.substr(0, 200)));
 }
 
 HttpResponse HttpResponse::FromStatus(const Status& status, std::string_view code) {
@@ -145,11 +156,6 @@ bool Matches(std::string_view path, std::string_view prefix) {
          (path.size() == prefix.size() || path[prefix.size()] == '/');
 }
 
-HttpResponse NotFound(std::string_view path) {
-  return HttpResponse::Error(404, "not_found",
-                             fmt::format("no such path: {}", path.substr(0, 200)));
-}
-
 }  // namespace
 
 void HttpRouter::Handle(const HttpRequest& request, Responder respond) const {
@@ -158,7 +164,7 @@ void HttpRouter::Handle(const HttpRequest& request, Responder respond) const {
   }
   std::string_view path = request.path();
   size_t i = RouteIndex(path);
-  if (i == routes_.size()) return respond(NotFound(path));
+  if (i == routes_.size()) return respond(HttpResponse::NoSuchPath(path));
   const Route& r = routes_[i];
   if (gate_ && Serves(r, path)) {
     if (std::optional<HttpResponse> refusal = gate_(request, r.prefix)) {
@@ -172,11 +178,11 @@ std::optional<HttpResponse> HttpRouter::Refusal(const HttpRequest& request) cons
   if (std::optional<HttpResponse> answer = AsteriskForm(request)) return answer;
   std::string_view path = request.path();
   size_t i = RouteIndex(path);
-  if (i == routes_.size()) return NotFound(path);
+  if (i == routes_.size()) return HttpResponse::NoSuchPath(path);
   const Route& r = routes_[i];
   // A path the route does not serve is a 404 before its body is read, with
   // or without a key.
-  if (!Serves(r, path)) return NotFound(path);
+  if (!Serves(r, path)) return HttpResponse::NoSuchPath(path);
   return gate_ ? gate_(request, r.prefix) : std::nullopt;
 }
 

@@ -124,6 +124,17 @@ std::optional<HttpResponse> HeadersResponse(const BeastRequestParser& parser) {
             ? "malformed HTTP request: an HTTP/1.1 request needs a Host header"
             : "malformed HTTP request: more than one Host header");
   }
+  // RFC 9112, 3.2: a target is a path (origin form), an absolute URL, or
+  // `*` (for OPTIONS, which the router answers). `GET healthz` was a 404
+  // "no such path" (a probe): the request, not the path, is wrong.
+  std::string_view target = View(request.target());
+  if (target != "*" && OriginForm(target).substr(0, 1) != "/") {
+    return HttpResponse::Error(
+        400, "bad_request",
+        fmt::format("malformed HTTP request: the request target '{}' is neither a path "
+                    "starting with '/' nor an absolute http:// or https:// URL",
+                    target.substr(0, 64)));
+  }
   // RFC 9110, 10.1.1: an expectation the server cannot meet may be
   // answered 417. Serving the request anyway (as before) told a client
   // that asked for something else that it had been met.

@@ -49,7 +49,7 @@ void MountRuntimeEndpoints(HttpRouter* router, Metrics* metrics, ReadinessCheck 
       "/metrics",
       [metrics](const HttpRequest& request, const Responder& respond) {
         if (request.path() != "/metrics") {
-          return respond(HttpResponse::Error(404, "not_found", "no such path"));
+          return respond(HttpResponse::NoSuchPath(request.path()));
         }
         if (request.method != HttpMethod::kGet) {
           return respond(HttpResponse::MethodNotAllowed("GET"));
@@ -59,7 +59,7 @@ void MountRuntimeEndpoints(HttpRouter* router, Metrics* metrics, ReadinessCheck 
       [](std::string_view path) { return path == "/metrics"; });
   router->Mount("/healthz", [](const HttpRequest& request, const Responder& respond) {
     if (request.path() != "/healthz") {
-      return respond(HttpResponse::Error(404, "not_found", "no such path"));
+      return respond(HttpResponse::NoSuchPath(request.path()));
     }
     if (request.method != HttpMethod::kGet) return respond(HttpResponse::MethodNotAllowed("GET"));
     respond(HttpResponse::Json(200, R"({"status":"ok"})"));
@@ -67,7 +67,7 @@ void MountRuntimeEndpoints(HttpRouter* router, Metrics* metrics, ReadinessCheck 
   router->Mount("/readyz",
                 [ready = std::move(ready)](const HttpRequest& request, const Responder& respond) {
                   if (request.path() != "/readyz") {
-                    return respond(HttpResponse::Error(404, "not_found", "no such path"));
+                    return respond(HttpResponse::NoSuchPath(request.path()));
                   }
                   if (request.method != HttpMethod::kGet) {
                     return respond(HttpResponse::MethodNotAllowed("GET"));

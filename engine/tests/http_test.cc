@@ -276,6 +276,12 @@ TEST(HttpResponseTest, ConstructorsSetStatusAndType) {
   EXPECT_TRUE(none.headers.empty());
 }
 
+TEST(HttpResponseTest, MethodNotAllowedListsHeadWithGet) {
+  EXPECT_EQ(HeaderOf(HttpResponse::MethodNotAllowed("GET"), "Allow"), "GET, HEAD");
+  EXPECT_EQ(HeaderOf(HttpResponse::MethodNotAllowed("GET, POST"), "Allow"), "GET, HEAD, POST");
+  EXPECT_EQ(HeaderOf(HttpResponse::MethodNotAllowed("PUT"), "Allow"), "PUT");
+}
+
 TEST(HttpResponseTest, MethodNotAllowedSetsAllow) {
   HttpResponse r = HttpResponse::MethodNotAllowed("GET, HEAD");
   EXPECT_EQ(r.status, 405);

@@ -135,7 +135,7 @@ TEST(HttpWireTest, RenderResponseWritesStatusHeadersLengthAndBody) {
   EXPECT_THAT(bytes, ::testing::StartsWith("HTTP/1.1 405 Method Not Allowed\r\n"));
   auto out = ParseBack(bytes);
   EXPECT_EQ(out.result_int(), 405u);
-  EXPECT_EQ(out[http::field::allow], "GET");
+  EXPECT_EQ(out[http::field::allow], "GET, HEAD");
   EXPECT_EQ(out[http::field::content_type], "application/json");
   EXPECT_EQ(out[http::field::content_length], std::to_string(r.body.size()));
   EXPECT_EQ(out.body(), r.body);

@@ -209,14 +209,14 @@ TEST_F(QueryServiceTest, InvalidDomainIs400AndIsNotLookedUp) {
 TEST_F(QueryServiceTest, WrongMethodsAre405WithAllow) {
   Captured put = Send(HttpMethod::kPut, "/domains/example.com");
   EXPECT_EQ(put.response.status, 405);
-  EXPECT_EQ(put.Header("Allow"), "GET");
+  EXPECT_EQ(put.Header("Allow"), "GET, HEAD");
   EXPECT_EQ(put.Code(), "method_not_allowed");
   Captured post = Send(HttpMethod::kPost, "/domains/example.com");
   EXPECT_EQ(post.response.status, 405);
-  EXPECT_EQ(post.Header("Allow"), "GET");
+  EXPECT_EQ(post.Header("Allow"), "GET, HEAD");
   Captured del = Send(HttpMethod::kDelete, "/domains/lookup");
   EXPECT_EQ(del.response.status, 405);
-  EXPECT_EQ(del.Header("Allow"), "GET, POST");
+  EXPECT_EQ(del.Header("Allow"), "GET, HEAD, POST");
   EXPECT_TRUE(reader_.gets.empty());
 }
 

@@ -82,7 +82,11 @@ TEST_F(ServeBadInputTest, WrongMethodsAre405WithAllow) {
   EXPECT_EQ(r.Header("allow"), "PUT");
   r = client_->Request("DELETE", "/domains/example.com");
   ExpectJsonError(r, 405, "method_not_allowed");
-  EXPECT_EQ(r.Header("allow"), "GET");
+  EXPECT_EQ(r.Header("allow"), "GET, HEAD");  // HEAD is served wherever GET is
+  r = client_->Request("HEAD", "/domains/example.com");
+  EXPECT_EQ(r.status, 200);
+  r = client_->Request("DELETE", "/healthz");
+  EXPECT_EQ(r.Header("allow"), "GET, HEAD");
   r = client_->Request("GET", "/events");
   ExpectJsonError(r, 405, "method_not_allowed");
   EXPECT_EQ(r.Header("allow"), "POST");
@@ -293,6 +297,31 @@ TEST_F(ServeBadInputTest, ATransferCodingOtherThanChunkedIs501AndStoresNothing) 
       },
       std::chrono::seconds(10), "the later event to be counted", {server_.get()}));
   EXPECT_EQ(JsonInt(counts.body, "delivered"), 0) << counts.body;
+}
+
+// RFC 9112, 3.2: a request target is a path, an absolute URL or `*`;
+// `GET healthz` was a 404 "no such path".
+TEST_F(ServeBadInputTest, ARequestTargetThatIsNoPathIs400) {
+  for (const std::string& target : {"healthz", "ftp://h/healthz", "example.com:443"}) {
+    bool closed = false;
+    std::string reply =
+        RawExchange(server_->port(), "GET " + target + " HTTP/1.1\r\nHost: a\r\n\r\n",
+                    std::chrono::seconds(5), &closed);
+    EXPECT_THAT(reply, StartsWith("HTTP/1.1 400")) << target;
+    EXPECT_THAT(reply, HasSubstr("\"code\":\"bad_request\"")) << target;
+    EXPECT_THAT(reply, HasSubstr("is neither a path")) << target;
+  }
+  // The forms RFC 9112 allows still work.
+  std::string reply = RawExchange(
+      server_->port(), "GET http://a/healthz HTTP/1.1\r\nHost: a\r\n\r\n", std::chrono::seconds(5));
+  EXPECT_THAT(reply, StartsWith("HTTP/1.1 200")) << reply;
+  reply = RawExchange(server_->port(), "OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n",
+                      std::chrono::seconds(5));
+  EXPECT_THAT(reply, StartsWith("HTTP/1.1 204")) << reply;
+  // A path the server does not know names itself in the 404.
+  HttpResult r = client_->Get("/healthz/");
+  ExpectJsonError(r, 404, "not_found");
+  EXPECT_THAT(r.body, HasSubstr("no such path: /healthz/"));
 }
 
 // RFC 9112, 3.2: an HTTP/1.1 request carries exactly one Host.

@@ -56,8 +56,10 @@ struct HttpResponse {
   static HttpResponse NoContent() { return HttpResponse{204, {}, {}, {}}; }
   // {"code":"<code>","message":"<message>"}
   static HttpResponse Error(int status, std::string_view code, std::string_view message);
-  // 405 with an Allow header listing `allowed`.
+  // 405 with an Allow header listing `allowed` (and HEAD where GET is).
   static HttpResponse MethodNotAllowed(std::string_view allowed);
+  // 404 not_found naming `path` (its first 200 bytes).
+  static HttpResponse NoSuchPath(std::string_view path);
   // Maps a Status to its HTTP status; `code` names the error for clients.
   static HttpResponse FromStatus(const Status& status, std::string_view code = {});
 };
