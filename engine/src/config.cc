@@ -369,11 +369,13 @@ std::optional<SettingBounds> SettingRange(std::string_view key) {
 Status ValidateConfig(const Config& c) {
   std::string host;
   uint16_t port = 0;
-  CATCHALL_RETURN_IF_ERROR(ParseListen(c.listen, &host, &port));
-  CATCHALL_RETURN_IF_ERROR(ValidateBrokers(c.brokers));
   auto bad = [](std::string_view key, std::string_view why) {
     return Status::InvalidArgument(fmt::format("{}: {}", key, why));
   };
+  if (Status s = ParseListen(c.listen, &host, &port); !s.ok()) {
+    return bad("server.listen", s.message());
+  }
+  CATCHALL_RETURN_IF_ERROR(ValidateBrokers(c.brokers));
   for (const Range& range : kRanges) {
     if (!InRange(c, range)) {
       return bad(range.key,
@@ -419,8 +421,11 @@ Status ValidateConfig(const Config& c) {
   return Status::Ok();
 }
 
+// The source LoadConfig names when no file is given.
+constexpr std::string_view kNoConfigFile = "(no file)";
+
 Result<Config> LoadConfig(const std::string& file, const ConfigOverrides& overrides) {
-  if (file.empty()) return LoadConfigText({}, "(no file)", overrides);
+  if (file.empty()) return LoadConfigText({}, kNoConfigFile, overrides);
   std::ifstream in(file, std::ios::binary);
   if (!in.is_open()) {
     return Status::InvalidArgument(fmt::format("config file {} cannot be opened", file));
@@ -429,6 +434,36 @@ Result<Config> LoadConfig(const std::string& file, const ConfigOverrides& overri
   text << in.rdbuf();
   return LoadConfigText(text.str(), file, overrides);
 }
+
+namespace {
+
+// A refusal of the merged configuration ("server.listen: ..."), saying
+// where the value came from: the last of file < environment < flags that
+// set it. With three layers an operator had to guess (a probe).
+Status WithOrigin(const Status& refusal, std::string_view file, const ConfigOverrides& flags) {
+  std::string_view message = refusal.message();
+  const Setting* named = nullptr;
+  for (const Setting& s : AllSettings()) {
+    if (message.size() > s.key.size() && message.substr(0, s.key.size()) == s.key &&
+        message[s.key.size()] == ':') {
+      named = &s;
+    }
+  }
+  if (named == nullptr) return refusal;
+  const bool flagged = std::any_of(flags.begin(), flags.end(),
+                                   [&](const auto& flag) { return flag.first == named->key; });
+  if (flagged) return refusal;  // a flag's: as given
+  // Read once at start, before any thread exists.
+  if (std::getenv(named->env.c_str()) != nullptr) {  // NOLINT(concurrency-mt-unsafe)
+    return Status::InvalidArgument(fmt::format("environment variable {}: {}", named->env, message));
+  }
+  if (file != kNoConfigFile) {
+    return Status::InvalidArgument(fmt::format("config file {}: {}", file, message));
+  }
+  return refusal;
+}
+
+}  // namespace
 
 Result<Config> LoadConfigText(std::string_view text, std::string_view source,
                               const ConfigOverrides& overrides) {
@@ -496,7 +531,7 @@ Result<Config> LoadConfigText(std::string_view text, std::string_view source,
   for (const auto& [key, value] : overrides) {
     CATCHALL_RETURN_IF_ERROR(ApplySetting(config, key, value));
   }
-  CATCHALL_RETURN_IF_ERROR(ValidateConfig(config));
+  if (Status s = ValidateConfig(config); !s.ok()) return WithOrigin(s, source, overrides);
   return config;
 }
 

@@ -18,9 +18,11 @@
 namespace catchall {
 namespace {
 
+using ::testing::AllOf;
 using ::testing::AnyOf;
 using ::testing::HasSubstr;
 using ::testing::Not;
+using ::testing::StartsWith;
 
 // Every setting's value, by key: two configs are the same when these are.
 std::map<std::string, std::string> Values(const Config& config) {
@@ -468,6 +470,26 @@ TEST_F(ConfigTest, BrokerAddressesAreCheckedAsLibrdkafkaReadsThem) {
   EXPECT_EQ(s.code(), Code::kInvalidArgument);
   EXPECT_THAT(s.message(), HasSubstr("kafka.client.sasl.password"));
   EXPECT_THAT(s.message(), Not(HasSubstr("S3cret")));
+}
+
+// A value refused once the layers are merged names the layer it came from,
+// the last of file < environment < flags that set it: `log.partitions: must
+// be 1..4096` did not say it was the file's (a probe).
+TEST_F(ConfigTest, ARefusedValueNamesTheLayerItCameFrom) {
+  const std::string file = WriteFile("[log]\npartitions = 0\n[aggregate]\nthreads = 99\n");
+  EXPECT_THAT(LoadError(file, {{"aggregate.threads", "1"}}).message(),
+              StartsWith("config file " + file + ": log.partitions: must be 1..4096"));
+  setenv("CATCHALL_LOG_PARTITIONS", "5000", 1);
+  Status env = LoadError(file, {{"aggregate.threads", "1"}});
+  unsetenv("CATCHALL_LOG_PARTITIONS");
+  EXPECT_THAT(env.message(),
+              StartsWith("environment variable CATCHALL_LOG_PARTITIONS: log.partitions"));
+  EXPECT_THAT(LoadError(file, {{"log.partitions", "5000"}}).message(),
+              StartsWith("log.partitions: must be 1..4096"))
+      << "a flag's value is refused as given";
+  EXPECT_THAT(
+      LoadError(WriteFile("[server]\nlisten = \"8080\"\n", "l.toml")).message(),
+      AllOf(HasSubstr("l.toml: server.listen: listen address '8080'"), StartsWith("config file ")));
 }
 
 // As the booleans: `--log-level WARN` was refused (a probe).
