@@ -32,16 +32,31 @@ constexpr PassThrough kPassThroughs[] = {
     {"kafka.consumer.", &Config::kafka_consumer},
 };
 
+// The pass-through whose prefix `key` starts with, a property's name
+// following it (kafka.client.<name>, ...); null for any other key.
+const PassThrough* PassThroughOf(std::string_view key) {
+  for (const PassThrough& p : kPassThroughs) {
+    if (key.size() > p.prefix.size() && key.substr(0, p.prefix.size()) == p.prefix) return &p;
+  }
+  return nullptr;
+}
+
+// The same for an environment variable's name (CATCHALL_KAFKA_CLIENT_<NAME>).
+const PassThrough* PassThroughOfVariable(std::string_view name) {
+  for (const PassThrough& p : kPassThroughs) {
+    const std::string prefix = EnvName(p.prefix);  // CATCHALL_KAFKA_CLIENT_
+    if (name.size() > prefix.size() && name.substr(0, prefix.size()) == prefix) return &p;
+  }
+  return nullptr;
+}
+
 // Sets `key` if it is a pass-through property (kafka.client.<name>, ...);
 // false when it is not one.
 bool SetPassThrough(Config& config, std::string_view key, std::string_view value) {
-  for (const PassThrough& p : kPassThroughs) {
-    if (key.size() > p.prefix.size() && key.substr(0, p.prefix.size()) == p.prefix) {
-      (config.*p.field)[std::string(key.substr(p.prefix.size()))] = std::string(value);
-      return true;
-    }
-  }
-  return false;
+  const PassThrough* p = PassThroughOf(key);
+  if (p == nullptr) return false;
+  (config.*p->field)[std::string(key.substr(p->prefix.size()))] = std::string(value);
+  return true;
 }
 
 // Applies one setting, fixed or pass-through, by key.
@@ -81,8 +96,10 @@ std::string TomlString(std::string_view s) {
   return out;
 }
 
-// `file` names the TOML `document` in messages.
-Status ApplyToml(std::string_view document, std::string_view file, Config* config) {
+// `file` names the TOML `document` in messages. `lines` gets the line of
+// each key the document sets.
+Status ApplyToml(std::string_view document, std::string_view file, Config* config,
+                 std::map<std::string, size_t>* lines) {
   toml::table table;
   try {
     table = toml::parse(document, file);
@@ -112,12 +129,7 @@ Status ApplyToml(std::string_view document, std::string_view file, Config* confi
     }
     for (auto& [key, node_ptr] : entries) {
       const toml::node& value = *node_ptr;
-      const Setting* setting = FindSetting(key);
-      bool pass_through = false;
-      for (const PassThrough& p : kPassThroughs) {
-        pass_through |= key.size() > p.prefix.size() && key.rfind(p.prefix, 0) == 0;
-      }
-      if (!setting && !pass_through) {
+      if (FindSetting(key) == nullptr && PassThroughOf(key) == nullptr) {
         return Status::InvalidArgument(fmt::format("config file {} line {}: unknown setting '{}'",
                                                    file, value.source().begin.line, key));
       }
@@ -137,6 +149,7 @@ Status ApplyToml(std::string_view document, std::string_view file, Config* confi
       if (!st.ok()) {
         return Status::InvalidArgument(fmt::format("config file {}: {}", file, st.message()));
       }
+      (*lines)[key] = value.source().begin.line;
     }
   }
   return Status::Ok();
@@ -439,8 +452,11 @@ namespace {
 
 // A refusal of the merged configuration ("server.listen: ..."), saying
 // where the value came from: the last of file < environment < flags that
-// set it. With three layers an operator had to guess (a probe).
-Status WithOrigin(const Status& refusal, std::string_view file, const ConfigOverrides& flags) {
+// set it (`file_lines`: the file's keys and their lines); unchanged for a
+// flag's value or a default. With three layers an operator had to guess
+// (a probe).
+Status WithOrigin(const Status& refusal, std::string_view file,
+                  const std::map<std::string, size_t>& file_lines, const ConfigOverrides& flags) {
   std::string_view message = refusal.message();
   const Setting* named = nullptr;
   for (const Setting& s : AllSettings()) {
@@ -457,8 +473,9 @@ Status WithOrigin(const Status& refusal, std::string_view file, const ConfigOver
   if (std::getenv(named->env.c_str()) != nullptr) {  // NOLINT(concurrency-mt-unsafe)
     return Status::InvalidArgument(fmt::format("environment variable {}: {}", named->env, message));
   }
-  if (file != kNoConfigFile) {
-    return Status::InvalidArgument(fmt::format("config file {}: {}", file, message));
+  if (auto line = file_lines.find(named->key); line != file_lines.end()) {
+    return Status::InvalidArgument(
+        fmt::format("config file {} line {}: {}", file, line->second, message));
   }
   return refusal;
 }
@@ -468,7 +485,8 @@ Status WithOrigin(const Status& refusal, std::string_view file, const ConfigOver
 Result<Config> LoadConfigText(std::string_view text, std::string_view source,
                               const ConfigOverrides& overrides) {
   Config config;
-  CATCHALL_RETURN_IF_ERROR(ApplyToml(text, source, &config));
+  std::map<std::string, size_t> file_lines;
+  CATCHALL_RETURN_IF_ERROR(ApplyToml(text, source, &config, &file_lines));
   for (const Setting& s : AllSettings()) {
     // Read once at start, before any thread exists.
     if (const char* v = std::getenv(s.env.c_str())) {  // NOLINT(concurrency-mt-unsafe)
@@ -486,17 +504,13 @@ Result<Config> LoadConfigText(std::string_view text, std::string_view source,
     size_t eq = entry.find('=');
     if (eq == std::string_view::npos) continue;
     std::string_view name = entry.substr(0, eq);
-    for (const PassThrough& p : kPassThroughs) {
-      std::string env_prefix = EnvName(p.prefix);  // CATCHALL_KAFKA_CLIENT_
-      if (name.size() <= env_prefix.size() || name.substr(0, env_prefix.size()) != env_prefix) {
-        continue;
-      }
-      std::string property;
-      for (char c : name.substr(env_prefix.size())) {
-        property.push_back(c == '_' ? '.' : static_cast<char>(std::tolower(c)));
-      }
-      SetPassThrough(config, std::string(p.prefix) + property, entry.substr(eq + 1));
+    const PassThrough* p = PassThroughOfVariable(name);
+    if (p == nullptr) continue;
+    std::string property;
+    for (char c : name.substr(EnvName(p->prefix).size())) {
+      property.push_back(c == '_' ? '.' : static_cast<char>(std::tolower(c)));
     }
+    SetPassThrough(config, std::string(p->prefix) + property, entry.substr(eq + 1));
   }
   // A variable in a section's namespace (CATCHALL_SERVER_...) that is no
   // setting is most likely a misspelt one. Others (CATCHALL_BIN,
@@ -514,13 +528,9 @@ Result<Config> LoadConfigText(std::string_view text, std::string_view source,
     bool in_a_section = false;
     for (const std::string& section : sections) in_a_section |= (name.rfind(section, 0) == 0);
     if (!in_a_section) continue;
-    bool known = false;
+    // CATCHALL_KAFKA_CLIENT_ alone names no property.
+    bool known = PassThroughOfVariable(name) != nullptr;
     for (const Setting& s : AllSettings()) known |= (name == s.env);
-    for (const PassThrough& p : kPassThroughs) {
-      // CATCHALL_KAFKA_CLIENT_ alone names no property.
-      const std::string prefix = EnvName(p.prefix);
-      known |= name.size() > prefix.size() && name.rfind(prefix, 0) == 0;
-    }
     if (!known) {
       config.warnings.push_back(fmt::format(
           "environment variable {} names no setting and is ignored (`catchall config --list` "
@@ -531,7 +541,9 @@ Result<Config> LoadConfigText(std::string_view text, std::string_view source,
   for (const auto& [key, value] : overrides) {
     CATCHALL_RETURN_IF_ERROR(ApplySetting(config, key, value));
   }
-  if (Status s = ValidateConfig(config); !s.ok()) return WithOrigin(s, source, overrides);
+  if (Status s = ValidateConfig(config); !s.ok()) {
+    return WithOrigin(s, source, file_lines, overrides);
+  }
   return config;
 }
 

@@ -478,7 +478,7 @@ TEST_F(ConfigTest, BrokerAddressesAreCheckedAsLibrdkafkaReadsThem) {
 TEST_F(ConfigTest, ARefusedValueNamesTheLayerItCameFrom) {
   const std::string file = WriteFile("[log]\npartitions = 0\n[aggregate]\nthreads = 99\n");
   EXPECT_THAT(LoadError(file, {{"aggregate.threads", "1"}}).message(),
-              StartsWith("config file " + file + ": log.partitions: must be 1..4096"));
+              StartsWith("config file " + file + " line 2: log.partitions: must be 1..4096"));
   setenv("CATCHALL_LOG_PARTITIONS", "5000", 1);
   Status env = LoadError(file, {{"aggregate.threads", "1"}});
   unsetenv("CATCHALL_LOG_PARTITIONS");
@@ -487,9 +487,14 @@ TEST_F(ConfigTest, ARefusedValueNamesTheLayerItCameFrom) {
   EXPECT_THAT(LoadError(file, {{"log.partitions", "5000"}}).message(),
               StartsWith("log.partitions: must be 1..4096"))
       << "a flag's value is refused as given";
-  EXPECT_THAT(
-      LoadError(WriteFile("[server]\nlisten = \"8080\"\n", "l.toml")).message(),
-      AllOf(HasSubstr("l.toml: server.listen: listen address '8080'"), StartsWith("config file ")));
+  EXPECT_THAT(LoadError(WriteFile("[server]\nlisten = \"8080\"\n", "l.toml")).message(),
+              AllOf(HasSubstr("l.toml line 2: server.listen: listen address '8080'"),
+                    StartsWith("config file ")));
+  // A file that does not set the key is not blamed for it (a review).
+  EXPECT_THAT(LoadError(WriteFile("[server]\nmax_connections = 5\n", "other.toml"),
+                        {{"server.tls_cert_file", "/x"}})
+                  .message(),
+              StartsWith("server.tls_key_file: must be set together"));
 }
 
 // As the booleans: `--log-level WARN` was refused (a probe).
