@@ -1,10 +1,13 @@
 #include "engine/http.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <strings.h>
 
 #include <algorithm>
 #include <optional>
+#include <string>
+#include <vector>
 
 #include "engine/json_writer.h"
 
@@ -60,14 +63,33 @@ HttpResponse HttpResponse::Error(int status, std::string_view code, std::string_
   return Json(status, std::move(body));
 }
 
+namespace {
+// "GET, POST" -> {"GET", "POST"}.
+std::vector<std::string_view> SplitMethods(std::string_view list) {
+  std::vector<std::string_view> out;
+  while (!list.empty()) {
+    size_t comma = list.find(',');
+    std::string_view m = list.substr(0, comma);
+    while (!m.empty() && m.front() == ' ') m.remove_prefix(1);
+    while (!m.empty() && m.back() == ' ') m.remove_suffix(1);
+    if (!m.empty()) out.push_back(m);
+    if (comma == std::string_view::npos) break;
+    list.remove_prefix(comma + 1);
+  }
+  return out;
+}
+
+}  // namespace
+
 HttpResponse HttpResponse::MethodNotAllowed(std::string_view allowed) {
   // Every GET is also served as HEAD (RFC 9110, 9.3.2), so Allow lists it,
   // as OPTIONS * does: it said "GET" alone (a probe).
-  std::string methods(allowed);
-  if (size_t get = methods.find("GET");
-      get != std::string::npos && methods.find("HEAD") == std::string::npos) {
-    methods.insert(get + 3, ", HEAD");
+  std::vector<std::string_view> listed = SplitMethods(allowed);
+  auto get = std::find(listed.begin(), listed.end(), "GET");
+  if (get != listed.end() && std::find(listed.begin(), listed.end(), "HEAD") == listed.end()) {
+    listed.insert(get + 1, "HEAD");
   }
+  std::string methods = fmt::format("{}", fmt::join(listed, ", "));
   HttpResponse r =
       Error(405, "method_not_allowed", fmt::format("this path accepts only {}", methods));
   r.headers.emplace_back("Allow", std::move(methods));
@@ -95,24 +117,6 @@ HttpResponse HttpResponse::FromStatus(const Status& status, std::string_view cod
   if (http == 503) r.headers.emplace_back("Retry-After", "1");
   return r;
 }
-
-namespace {
-// "GET, POST" -> {"GET", "POST"}.
-std::vector<std::string_view> SplitMethods(std::string_view list) {
-  std::vector<std::string_view> out;
-  while (!list.empty()) {
-    size_t comma = list.find(',');
-    std::string_view m = list.substr(0, comma);
-    while (!m.empty() && m.front() == ' ') m.remove_prefix(1);
-    while (!m.empty() && m.back() == ' ') m.remove_suffix(1);
-    if (!m.empty()) out.push_back(m);
-    if (comma == std::string_view::npos) break;
-    list.remove_prefix(comma + 1);
-  }
-  return out;
-}
-
-}  // namespace
 
 void HttpRouter::Mount(std::string prefix, HttpHandler handler, PathShape serves,
                        std::string_view methods) {

@@ -17,6 +17,8 @@
 #include <system_error>
 #include <thread>
 
+#include "engine/this_thread.h"
+
 namespace catchall {
 namespace {
 
@@ -115,6 +117,7 @@ void ExitOnASecondTerminationSignal(std::chrono::milliseconds give_up_after) {
   // process with no service manager to kill it hung after one SIGTERM (a
   // probe).
   std::thread([give_up_after] {
+    NameThisThread("signal-wait");
     sigset_t set = TerminationSignals(/*reload=*/false);
     auto deadline = std::chrono::steady_clock::now() + give_up_after;
     int sig = 0;

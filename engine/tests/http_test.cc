@@ -280,6 +280,9 @@ TEST(HttpResponseTest, MethodNotAllowedListsHeadWithGet) {
   EXPECT_EQ(HeaderOf(HttpResponse::MethodNotAllowed("GET"), "Allow"), "GET, HEAD");
   EXPECT_EQ(HeaderOf(HttpResponse::MethodNotAllowed("GET, POST"), "Allow"), "GET, HEAD, POST");
   EXPECT_EQ(HeaderOf(HttpResponse::MethodNotAllowed("PUT"), "Allow"), "PUT");
+  // Methods, not substrings: "GETX" is no GET.
+  EXPECT_EQ(HeaderOf(HttpResponse::MethodNotAllowed("PUT, GETX"), "Allow"), "PUT, GETX");
+  EXPECT_EQ(HeaderOf(HttpResponse::MethodNotAllowed("GET, HEAD"), "Allow"), "GET, HEAD");
 }
 
 TEST(HttpResponseTest, MethodNotAllowedSetsAllow) {

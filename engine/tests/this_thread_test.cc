@@ -36,14 +36,11 @@ TEST(ThisThreadTest, NameThisThreadNamesOnlyTheCallingThread) {
 TEST(ThisThreadTest, ANameLongerThanLinuxKeepsIsCutNotRefused) {
   const std::string name = "a-name-of-twenty-char";
   ASSERT_GT(name.size(), kMaxThreadNameLength);
-  std::vector<int> whole;
   std::vector<int> cut;
   OnANewThread([&] {
     NameThisThread(name);
-    whole = NiceOfThreads(name);
     cut = NiceOfThreads(name.substr(0, kMaxThreadNameLength));
   });
-  EXPECT_TRUE(whole.empty());
   EXPECT_EQ(cut.size(), 1u) << "the thread is named by the first 15 characters";
 }
 

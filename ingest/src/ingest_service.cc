@@ -13,6 +13,7 @@
 #include "engine/event.h"
 #include "engine/event_parser.h"
 #include "engine/json_writer.h"
+#include "engine/this_thread.h"
 #include "ingest_probe.h"
 
 namespace catchall {
@@ -80,7 +81,10 @@ IngestService::IngestService(IngestOptions options, LogAppender* log, Metrics* m
       log_(log),
       probe_(metrics ? std::make_unique<IngestProbe>(*metrics) : nullptr),
       batch_thread_(options.offload_batch_bytes > 0 ? std::make_unique<boost::asio::thread_pool>(1)
-                                                    : nullptr) {}
+                                                    : nullptr) {
+  // Its one thread parses large batches: named for `top -H` before any.
+  if (batch_thread_) boost::asio::post(*batch_thread_, [] { NameThisThread("ingest-batch"); });
+}
 
 IngestService::~IngestService() { Stop(); }
 

@@ -310,6 +310,7 @@ TEST_F(ServeBadInputTest, ARequestTargetThatIsNoPathIs400) {
     EXPECT_THAT(reply, StartsWith("HTTP/1.1 400")) << target;
     EXPECT_THAT(reply, HasSubstr("\"code\":\"bad_request\"")) << target;
     EXPECT_THAT(reply, HasSubstr("is neither a path")) << target;
+    EXPECT_TRUE(closed) << target << ": nothing after it is read as a request";
   }
   // The forms RFC 9112 allows still work.
   std::string reply = RawExchange(

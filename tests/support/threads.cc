@@ -6,6 +6,19 @@
 
 namespace catchall::testing {
 
+std::vector<std::string> NamesOfOtherThreads(pid_t pid) {
+  const std::string process = pid == 0 ? std::string("self") : std::to_string(pid);
+  const std::string main_task = std::filesystem::canonical("/proc/" + process).filename();
+  std::vector<std::string> names;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/" + process + "/task")) {
+    if (task.path().filename() == main_task) continue;
+    std::string comm;
+    std::getline(std::ifstream(task.path() / "comm"), comm);
+    names.push_back(comm);
+  }
+  return names;
+}
+
 std::vector<int> NiceOfThreads(const std::string& name, pid_t pid) {
   std::vector<int> nice;
   const std::string tasks =
