@@ -349,11 +349,19 @@ class LocalLogRoundTest : public LocalLogTest {
 };
 
 // The HTTP thread that appended writes the group commit itself at the end of
-// its round, and answers without handing off to another thread.
+// its round, and answers without handing off to another thread. The writer
+// thread's backstop (a wait of at most 1 s, or a spurious wake-up) may find
+// the append queued first, and then it writes it: CI under the sanitizers
+// and a loaded machine saw that once. So up to five tries, of which one
+// must be the round's; a round that never writes fails every one.
 TEST_F(LocalLogRoundTest, AnIoThreadWritesItsAppendsAtTheEndOfItsRound) {
   Open();
-  EXPECT_EQ(AppendOverHttp(), "same");
-  EXPECT_EQ(ReadAll(PartitionForKey("round-key-0", kPartitions)).size(), 1u);
+  std::vector<std::string> seen;
+  while (seen.size() < 5 && (seen.empty() || seen.back() != "same")) {
+    seen.push_back(AppendOverHttp());
+  }
+  EXPECT_EQ(seen.back(), "same") << ::testing::PrintToString(seen);
+  EXPECT_EQ(ReadAll(PartitionForKey("round-key-0", kPartitions)).size(), seen.size());
 }
 
 // A synced write waits for the disk: it must not hold up an I/O thread's
