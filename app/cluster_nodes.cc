@@ -51,6 +51,35 @@ std::string TopicsCommand(const Config& config, std::string_view command) {
   return out;
 }
 
+// `problems` (CheckTopics's) with what to do about each kind, the topic
+// names in use in every command: `topics check` said "run `catchall topics
+// create`" without them, and for differences that create cannot fix (a
+// probe).
+Status WithTopicAdvice(const Config& config, const Status& problems) {
+  if (problems.code() != Code::kFailedPrecondition) return problems;
+  const std::string& m = problems.message();
+  std::string advice = m;
+  if (m.find("does not exist") != std::string::npos) {
+    advice += fmt::format("; create the missing topics with `{}`", TopicsCommand(config, "create"));
+  }
+  if (m.find("cleanup.policy=") != std::string::npos ||
+      m.find("retention.ms=") != std::string::npos) {
+    advice += fmt::format(
+        "; set a config with kafka-configs.sh --bootstrap-server {} --alter --entity-type topics "
+        "--entity-name TOPIC --add-config NAME=VALUE, TOPIC, NAME and VALUE as named above (`{}` "
+        "reports every difference)",
+        config.brokers, TopicsCommand(config, "check"));
+  }
+  if (m.find(" partitions, expected") != std::string::npos ||
+      m.find("replication factor") != std::string::npos) {
+    advice +=
+        "; `catchall topics create` does not change existing topics: a partition count is chosen "
+        "once (docs/operations.md, \"A partition is added\"), a replication factor is changed "
+        "with kafka-reassign-partitions.sh";
+  }
+  return Status(problems.code(), advice);
+}
+
 // The topics a role needs, checked at start with a message that says what
 // to do.
 Status CheckRoleTopics(const Config& config, const std::vector<std::string>& names) {
@@ -61,11 +90,15 @@ Status CheckRoleTopics(const Config& config, const std::vector<std::string>& nam
       // the topic to exist (and reads its partition count from it). But
       // the cleanup policy, where one is asked for: a changelog that Kafka
       // deletes loses the counts it is the durable home of, and compacted
-      // ids keep only each partition's last batch.
+      // ids keep only each partition's last batch. And the ids' retention:
+      // shorter than the id window, a restore waited for good for a
+      // checkpoint Kafka had deleted, and a retry after it counted twice
+      // (a probe).
       if (t.name != n) continue;
       std::map<std::string, std::string> configs;
-      auto policy = t.configs.find("cleanup.policy");
-      if (policy != t.configs.end()) configs.insert(*policy);
+      for (const char* checked : {"cleanup.policy", "retention.ms"}) {
+        if (auto c = t.configs.find(checked); c != t.configs.end()) configs.insert(*c);
+      }
       specs.push_back({t.name, 0, 0, configs});
     }
   }
@@ -78,18 +111,7 @@ Status CheckRoleTopics(const Config& config, const std::vector<std::string>& nam
             "a moment later)",
             problem.message(), kTopicWait.count());
       });
-  if (s.code() == Code::kFailedPrecondition) {
-    if (s.message().find("cleanup.policy") != std::string::npos) {
-      return Status::FailedPrecondition(fmt::format(
-          "{}; set it with kafka-configs.sh --bootstrap-server {} --alter --entity-type topics "
-          "--entity-name TOPIC --add-config cleanup.policy=POLICY, TOPIC and POLICY as named "
-          "above (`{}` reports every difference)",
-          s.message(), config.brokers, TopicsCommand(config, "check")));
-    }
-    return Status::FailedPrecondition(fmt::format("{}; create the topics with `{}`", s.message(),
-                                                  TopicsCommand(config, "create")));
-  }
-  return s;
+  return WithTopicAdvice(config, s);
 }
 
 // An aggregator writes partition p's state and checkpoints to partition p
@@ -406,10 +428,7 @@ Status RunTopicsCommand(const Config& config, bool create, int32_t expected_part
   }
   Status s = create ? CreateTopics(kafka, topics, &report) : CheckTopics(kafka, topics, &report);
   std::cout << report;
-  if (!create && !s.ok() && s.message().find("does not exist") != std::string::npos) {
-    return Status(s.code(), std::string(s.message()) + "; run `catchall topics create`");
-  }
-  return s;
+  return create ? s : WithTopicAdvice(config, s);
 }
 
 }  // namespace catchall

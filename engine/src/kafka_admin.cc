@@ -3,7 +3,11 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <charconv>
 #include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -42,8 +46,10 @@ struct ClientGuard {
   }
 };
 
-// cleanup.policy of `topic`, read with DescribeConfigs.
-Result<std::string> CleanupPolicy(rd_kafka_t* rk, const std::string& topic, int timeout_ms) {
+// The configs of `topic` (every one, Kafka's defaults included), read with
+// DescribeConfigs.
+Result<std::map<std::string, std::string>> TopicConfigs(rd_kafka_t* rk, const std::string& topic,
+                                                        int timeout_ms) {
   rd_kafka_ConfigResource_t* res =
       rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topic.c_str());
   rd_kafka_queue_t* q = rd_kafka_queue_new(rk);
@@ -52,7 +58,8 @@ Result<std::string> CleanupPolicy(rd_kafka_t* rk, const std::string& topic, int 
   rd_kafka_AdminOptions_set_request_timeout(opts, timeout_ms, err, sizeof(err));
   rd_kafka_DescribeConfigs(rk, &res, 1, opts, q);
   rd_kafka_event_t* ev = rd_kafka_queue_poll(q, timeout_ms + 1000);
-  Result<std::string> out = Status::Timeout("describing topic configs timed out");
+  Result<std::map<std::string, std::string>> out =
+      Status::Timeout("describing topic configs timed out");
   if (ev) {
     if (rd_kafka_event_error(ev)) {
       out = kafka_internal::FromError(rd_kafka_event_error(ev), "describing topic configs");
@@ -60,7 +67,8 @@ Result<std::string> CleanupPolicy(rd_kafka_t* rk, const std::string& topic, int 
       const rd_kafka_DescribeConfigs_result_t* result = rd_kafka_event_DescribeConfigs_result(ev);
       size_t n = 0;
       const rd_kafka_ConfigResource_t** rs = rd_kafka_DescribeConfigs_result_resources(result, &n);
-      out = std::string("delete");
+      std::map<std::string, std::string> configs;
+      out = configs;
       for (size_t i = 0; i < n; ++i) {
         // Denied (DescribeConfigs is an ACL of its own) or unknown: say so,
         // never fall back to Kafka's default as if it had been read.
@@ -73,11 +81,10 @@ Result<std::string> CleanupPolicy(rd_kafka_t* rk, const std::string& topic, int 
         size_t cn = 0;
         const rd_kafka_ConfigEntry_t** entries = rd_kafka_ConfigResource_configs(rs[i], &cn);
         for (size_t j = 0; j < cn; ++j) {
-          if (std::string(rd_kafka_ConfigEntry_name(entries[j])) == "cleanup.policy") {
-            const char* v = rd_kafka_ConfigEntry_value(entries[j]);
-            out = std::string(v ? v : "");
-          }
+          const char* v = rd_kafka_ConfigEntry_value(entries[j]);
+          configs[rd_kafka_ConfigEntry_name(entries[j])] = v ? v : "";
         }
+        out = configs;
       }
     }
     rd_kafka_event_destroy(ev);
@@ -86,6 +93,23 @@ Result<std::string> CleanupPolicy(rd_kafka_t* rk, const std::string& topic, int 
   rd_kafka_queue_destroy(q);
   rd_kafka_ConfigResource_destroy(res);
   return out;
+}
+
+// The topic's retention.ms when it keeps records for less than `least` ms
+// (-1, forever, is never less); nullopt when it keeps them long enough or
+// the value is not a number.
+std::optional<std::string> RetentionShortOf(const std::map<std::string, std::string>& configs,
+                                            const std::string& least) {
+  auto has = configs.find("retention.ms");
+  if (has == configs.end()) return std::nullopt;
+  int64_t kept = 0;
+  int64_t wanted = 0;
+  auto [p1, e1] =
+      std::from_chars(has->second.data(), has->second.data() + has->second.size(), kept);
+  auto [p2, e2] = std::from_chars(least.data(), least.data() + least.size(), wanted);
+  if (e1 != std::errc() || e2 != std::errc() || kept < 0) return std::nullopt;
+  if (kept >= wanted) return std::nullopt;
+  return has->second;
 }
 
 }  // namespace
@@ -220,23 +244,39 @@ Status CheckTopics(const KafkaOptions& options, const std::vector<TopicSpec>& to
                                        *replicas, t.replication_factor));
       }
     }
-    auto want = t.configs.find("cleanup.policy");
-    if (want != t.configs.end()) {
-      Result<std::string> policy = CleanupPolicy(client.rk, t.name, timeout_ms);
-      if (!policy.ok()) {
+    auto want_policy = t.configs.find("cleanup.policy");
+    auto want_retention = t.configs.find("retention.ms");
+    if (want_policy != t.configs.end() || want_retention != t.configs.end()) {
+      Result<std::map<std::string, std::string>> configs =
+          TopicConfigs(client.rk, t.name, timeout_ms);
+      if (!configs.ok()) {
         // A client allowed to read and write a topic need not be allowed
         // to describe its configs: that is reported, not a failure.
-        std::string note = fmt::format("cannot read the cleanup.policy of {} ({}): not checked",
-                                       t.name, policy.status().message());
+        std::string note = fmt::format("cannot read the configs of {} ({}): not checked", t.name,
+                                       configs.status().message());
         spdlog::warn("{}", note);
         *report += "note    " + note + "\n";
-      } else if (*policy != want->second) {
-        problems.push_back(fmt::format("topic {} has cleanup.policy={}, expected {}", t.name,
-                                       *policy, want->second));
+      } else {
+        if (want_policy != t.configs.end()) {
+          auto policy = configs->find("cleanup.policy");
+          std::string has = policy == configs->end() ? "delete" : policy->second;
+          if (has != want_policy->second) {
+            problems.push_back(fmt::format("topic {} has cleanup.policy={}, expected {}", t.name,
+                                           has, want_policy->second));
+          }
+        }
+        if (want_retention != t.configs.end()) {
+          if (std::optional<std::string> short_by =
+                  RetentionShortOf(*configs, want_retention->second)) {
+            problems.push_back(fmt::format("topic {} has retention.ms={}, expected at least {}",
+                                           t.name, *short_by, want_retention->second));
+          }
+        }
       }
     }
     if (problems.size() > before) continue;
-    *report += fmt::format("ok      {} ({} partitions)\n", t.name, *partitions);
+    *report += fmt::format("ok      {} ({} partition{})\n", t.name, *partitions,
+                           *partitions == 1 ? "" : "s");
   }
   if (!problems.empty()) {
     std::string all;

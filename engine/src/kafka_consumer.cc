@@ -253,7 +253,16 @@ Status KafkaConsumer::Committed(const std::vector<int32_t>& partitions,
       rd_kafka_topic_partition_list_new(static_cast<int>(partitions.size()));
   for (int32_t p : partitions) rd_kafka_topic_partition_list_add(list, impl_->topic.c_str(), p);
   rd_kafka_resp_err_t err = rd_kafka_committed(impl_->rk, list, 4 * impl_->timeout_ms);
-  Status s = kafka_internal::FromError(err, "reading committed offsets");
+  // A timeout here is seldom Kafka being away: the broker holds committed
+  // offsets back while a dead member's transaction on them is open, until
+  // transaction.timeout.ms aborts it. Said so: "Local: Timed out" alone
+  // read as an outage (a probe).
+  Status s = kafka_internal::FromError(
+      err, err == RD_KAFKA_RESP_ERR__TIMED_OUT
+               ? "reading committed offsets (a member that died mid-transaction holds them back "
+                 "until its transaction.timeout.ms passes: docs/operations.md, \"An aggregator "
+                 "dies\")"
+               : "reading committed offsets");
   for (int i = 0; s.ok() && i < list->cnt; ++i) {
     const auto& e = list->elems[i];
     if (e.err) {

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "engine/byte_order_mark.h"
 #include "engine/changelog.h"
 #include "engine/json_writer.h"
 #include "engine/key_sort.h"
@@ -78,7 +79,10 @@ bool Aggregator::Classify(const ConsumedRecord& record, Applied* out, Keyed* key
     out->reason = std::move(reason);
     return false;
   };
-  Result<RawEvent> raw = parser_.ParseObject(record.value);
+  // A byte-order mark, as the HTTP bodies may start with (a replay from a
+  // file that has one put it on the first record, which was dead-lettered:
+  // a probe).
+  Result<RawEvent> raw = parser_.ParseObject(WithoutByteOrderMark(record.value));
   if (!raw.ok()) {
     return malformed(fmt::format("value is not an event object: {}", raw.status().message()));
   }

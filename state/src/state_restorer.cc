@@ -106,12 +106,17 @@ Result<StateRestorer::ReadResult> StateRestorer::ReadThrough(
           "restoring partition {} from {} made no progress for {} s (read through {}, waiting for "
           "a checkpoint of events offset {}, last seen {}){}",
           partition, topic, stall_timeout.count(), Where(result.next_offset), target, seen,
-          beyond < 0 ? std::string()
-                     : fmt::format("; a checkpoint of events offset {} was skipped: the group's "
-                                   "offsets were moved back, or something else than an "
-                                   "aggregator wrote it (docs/operations.md, \"A record on the "
-                                   "changelog or the ids log does not decode\")",
-                                   beyond)));
+          beyond >= 0 ? fmt::format("; a checkpoint of events offset {} was skipped: the group's "
+                                    "offsets were moved back, or something else than an "
+                                    "aggregator wrote it (docs/operations.md, \"A record on the "
+                                    "changelog or the ids log does not decode\")",
+                                    beyond)
+          // Kafka deleted it: the ids log kept for less than the id window
+          // (a probe; `catchall topics check` and the roles' start report it).
+          : topic == ids_topic_
+              ? std::string("; was the ids topic's retention.ms set shorter than "
+                            "aggregate.idempotency_window_s? `catchall topics check` compares them")
+              : std::string()));
     }
   }
   return result;

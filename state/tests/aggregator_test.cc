@@ -182,6 +182,18 @@ TEST_F(AggregatorTest, StoredIdSeenLongerAgoThanTheWindowCountsAgain) {
             ApplyOutcome::kCounted);
 }
 
+// As the HTTP bodies: a record replayed from a file with a byte-order mark
+// was dead-lettered (a probe).
+TEST_F(AggregatorTest, AValueStartingWithAByteOrderMarkIsCounted) {
+  EXPECT_EQ(Apply(Record("a.com", "\xEF\xBB\xBF" + EventValue("a.com", EventType::kDelivered), 0)),
+            ApplyOutcome::kCounted);
+  EXPECT_EQ(aggregator_->delta().counts.at("a.com").delivered, 1u);
+  EXPECT_THAT(
+      MalformedReason(Record("a.com", "\xEF\xBB" + EventValue("a.com", EventType::kDelivered), 1)),
+      HasSubstr("not an event object"))
+      << "only a whole mark is skipped";
+}
+
 TEST_F(AggregatorTest, MalformedWhenTheValueIsNotJson) {
   std::string reason = MalformedReason(Record("a.com", "not json at all", 0));
   EXPECT_THAT(reason, HasSubstr("not an event object"));

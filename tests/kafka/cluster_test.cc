@@ -629,7 +629,7 @@ TEST_F(ClusterTest, ARoleRefusesAChangelogThatKafkaWouldDelete) {
   std::string out;
   EXPECT_EQ(RunBinary(args, &out), 1) << out;
   EXPECT_THAT(out, HasSubstr("topic " + deleting.status +
-                             " has cleanup.policy=delete, expected compact; set it with "
+                             " has cleanup.policy=delete, expected compact; set a config with "
                              "kafka-configs.sh"));
   EXPECT_THAT(out, HasSubstr("`catchall topics check --brokers " + brokers_ +
                              " --set kafka.events_topic=" + deleting.events +
@@ -652,7 +652,38 @@ TEST_F(ClusterTest, TopicsCheckWithoutAnEventsTopicReportsEveryTopic) {
       out, HasSubstr("topic " + missing.status + " has cleanup.policy=delete, expected compact"));
   EXPECT_THAT(out, HasSubstr("topic " + missing.ids + " does not exist"));
   EXPECT_THAT(out, HasSubstr("topic " + missing.dead_letter + " does not exist"));
-  EXPECT_THAT(out, HasSubstr("run `catchall topics create`"));
+  // The commands that fix each kind, with the topic names in use (it said
+  // "run `catchall topics create`", which create would do to the default
+  // topics, and which cannot change a policy: a probe).
+  EXPECT_THAT(out, HasSubstr("create the missing topics with `catchall topics create --brokers " +
+                             brokers_ + " --set kafka.events_topic=" + missing.events));
+  EXPECT_THAT(out, HasSubstr("kafka-configs.sh --bootstrap-server " + brokers_));
+}
+
+// The ids log must keep ids for the whole id window: Kafka deleting them
+// sooner (a window raised after `topics create`) made a restore wait for
+// good for a checkpoint that was gone, and a retry after it count twice (a
+// probe). `topics check` reports it, and an aggregator refuses to start.
+TEST_F(ClusterTest, AnIdsLogKeptShorterThanTheIdWindowIsRefused) {
+  ClusterNames shorter = UniqueClusterNames("shorter");
+  // retention.ms = 60 s: the ids log of a 60 s window.
+  CreateTopicsOf(shorter, brokers_, kPartitions, {"--set", "aggregate.idempotency_window_s=60"});
+  std::string out;
+  std::vector<std::string> check =
+      TopicsArgs("check", shorter, {"--set", "aggregate.idempotency_window_s=60"});
+  EXPECT_EQ(RunBinary(check, &out), 0) << out;
+  check.back() = "aggregate.idempotency_window_s=61";
+  EXPECT_EQ(RunBinary(check, &out), 1) << out;
+  EXPECT_THAT(out, HasSubstr("topic " + shorter.ids +
+                             " has retention.ms=60000, expected at "
+                             "least 61000"));
+  TempDir dir;
+  std::vector<std::string> args = shorter.RoleArgs("aggregate", brokers_, dir.path());
+  args.insert(args.end(), {"--listen", "127.0.0.1:0"});
+  EXPECT_EQ(RunBinary(args, &out), 1) << out;
+  EXPECT_THAT(out, HasSubstr("topic " + shorter.ids +
+                             " has retention.ms=60000, expected at "
+                             "least 86400000; set a config with kafka-configs.sh"));
 }
 
 // An aggregator whose disk is low pauses consumption: it says so on
@@ -761,12 +792,24 @@ TEST_F(ClusterTest, KcatReplayProducesStatusesAndDeadLettersMisroutedRecords) {
                  misrouted + "\t{\"domain\":\"misrouted.example\",\"type\":\"delivered\"}\n", &out),
       0)
       << out;
+  // And one whose JSON spans lines (a producer that pretty-prints).
+  std::string pretty = "pretty.example";
+  int32_t pretty_wrong = (PartitionForKey(pretty, kPartitions) + 1) % kPartitions;
+  ASSERT_EQ(
+      RunProgram({"kcat", "-P", "-b", brokers_, "-t", names_.events, "-p",
+                  std::to_string(pretty_wrong), "-K", "\t", "-D", "@@"},
+                 pretty + "\t{\n  \"domain\": \"pretty.example\",\n  \"type\": \"delivered\"\n}@@",
+                 &out),
+      0)
+      << out;
 
   HttpClient q(query->port());
-  ExpectCounts(
-      q,
-      {{"replayed.example", {1200, 0}}, {"other.example", {0, 1}}, {"misrouted.example", {0, 0}}},
-      {aggregate.get(), query.get()});
+  ExpectCounts(q,
+               {{"replayed.example", {1200, 0}},
+                {"other.example", {0, 1}},
+                {"misrouted.example", {0, 0}},
+                {"pretty.example", {0, 0}}},
+               {aggregate.get(), query.get()});
   EXPECT_EQ(GetDomain(q, "replayed.example").state, "catch-all");
 
   // The dead letter says why.
@@ -779,6 +822,25 @@ TEST_F(ClusterTest, KcatReplayProducesStatusesAndDeadLettersMisroutedRecords) {
       30s, "the misrouted record in the dead-letter topic", {aggregate.get()}, 200ms))
       << dlq;
   EXPECT_THAT(dlq, HasSubstr("but its key belongs to partition " + std::to_string(right)));
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        ReadCommitted(brokers_, names_.dead_letter, "%s\n", &dlq);
+        return dlq.find("pretty.example") != std::string::npos;
+      },
+      30s, "the pretty-printed record in the dead-letter topic", {aggregate.get()}, 200ms));
+
+  // docs/operations.md, "Dead letters": the re-drive, as written there. It
+  // split a value spanning lines into one record per line, each
+  // dead-lettered again (a probe); it now re-encodes values on one line.
+  const std::string redrive =
+      "kcat -C -b " + brokers_ + " -t " + names_.dead_letter +
+      " -X isolation.level=read_committed -e -q -f '%s\\n' | jq -r 'select(.reason | "
+      "startswith(\"record is in partition\")) | "
+      ".value as $v | \"\\(.key)\\t\\($v | try (fromjson | tojson) catch $v)\"' | kcat -P -b " +
+      brokers_ + " -t " + names_.events + " -K $'\\t' -X partitioner=murmur2_random";
+  ASSERT_EQ(RunProgram({"bash", "-c", "set -o pipefail; " + redrive}, "", &out), 0) << out;
+  ExpectCounts(q, {{"misrouted.example", {1, 0}}, {"pretty.example", {1, 0}}},
+               {aggregate.get(), query.get()});
 
   // Statuses can be read out of the changelog with kcat too.
   std::string statuses;
