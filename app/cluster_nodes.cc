@@ -43,8 +43,13 @@ std::string TopicsCommand(const Config& config, std::string_view command) {
   const Config defaults;
   std::string out = fmt::format("catchall topics {} --brokers {}", command, config.brokers);
   for (const Setting& s : AllSettings()) {
-    // The topic names: kafka.events_topic, kafka.status_topic, ...
-    if (!s.key.starts_with("kafka.") || !s.key.ends_with("_topic")) continue;
+    // The topic names (kafka.events_topic, ...), and the id window, which
+    // sets the ids topic's retention: without it the command compared
+    // against the default window (a review).
+    if (!(s.key.starts_with("kafka.") && s.key.ends_with("_topic")) &&
+        s.key != "aggregate.idempotency_window_s") {
+      continue;
+    }
     std::string value = s.get(config);
     if (value != s.get(defaults)) out += fmt::format(" --set {}={}", s.key, value);
   }
@@ -96,7 +101,7 @@ Status CheckRoleTopics(const Config& config, const std::vector<std::string>& nam
       // (a probe).
       if (t.name != n) continue;
       std::map<std::string, std::string> configs;
-      for (const char* checked : {"cleanup.policy", "retention.ms"}) {
+      for (const char* checked : {"cleanup.policy", "retention.ms", "retention.bytes"}) {
         if (auto c = t.configs.find(checked); c != t.configs.end()) configs.insert(*c);
       }
       specs.push_back({t.name, 0, 0, configs});
@@ -428,7 +433,7 @@ Status RunTopicsCommand(const Config& config, bool create, int32_t expected_part
   }
   Status s = create ? CreateTopics(kafka, topics, &report) : CheckTopics(kafka, topics, &report);
   std::cout << report;
-  return create ? s : WithTopicAdvice(config, s);
+  return WithTopicAdvice(config, s);
 }
 
 }  // namespace catchall

@@ -186,6 +186,9 @@ std::vector<TopicSpec> ProductTopics(const Config& config, int32_t partitions) {
   int64_t window_ms = static_cast<int64_t>(config.idempotency_window_s) * 1000;
   ids_configs["cleanup.policy"] = "delete";
   ids_configs["retention.ms"] = std::to_string(window_ms);
+  // No size limit: one (a broker's log.retention.bytes) would delete ids,
+  // and the checkpoint a restore waits for, before the window ends.
+  ids_configs["retention.bytes"] = "-1";
   ids_configs["segment.ms"] = std::to_string(std::max<int64_t>(window_ms / 24, 60000));
   return {
       {config.events_topic, partitions, rf, durable},

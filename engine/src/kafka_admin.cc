@@ -95,21 +95,15 @@ Result<std::map<std::string, std::string>> TopicConfigs(rd_kafka_t* rk, const st
   return out;
 }
 
-// The topic's retention.ms when it keeps records for less than `least` ms
-// (-1, forever, is never less); nullopt when it keeps them long enough or
-// the value is not a number.
-std::optional<std::string> RetentionShortOf(const std::map<std::string, std::string>& configs,
-                                            const std::string& least) {
-  auto has = configs.find("retention.ms");
-  if (has == configs.end()) return std::nullopt;
-  int64_t kept = 0;
-  int64_t wanted = 0;
-  auto [p1, e1] =
-      std::from_chars(has->second.data(), has->second.data() + has->second.size(), kept);
-  auto [p2, e2] = std::from_chars(least.data(), least.data() + least.size(), wanted);
-  if (e1 != std::errc() || e2 != std::errc() || kept < 0) return std::nullopt;
-  if (kept >= wanted) return std::nullopt;
-  return has->second;
+// Whether a retention.ms of `kept` keeps records for less than `least` ms
+// (-1, forever, never does; nor does a value that is not a number, which
+// Kafka would not have taken).
+bool KeepsShorterThan(const std::string& kept, const std::string& least) {
+  int64_t k = 0;
+  int64_t l = 0;
+  auto [p1, e1] = std::from_chars(kept.data(), kept.data() + kept.size(), k);
+  auto [p2, e2] = std::from_chars(least.data(), least.data() + least.size(), l);
+  return e1 == std::errc() && e2 == std::errc() && k >= 0 && k < l;
 }
 
 }  // namespace
@@ -244,33 +238,35 @@ Status CheckTopics(const KafkaOptions& options, const std::vector<TopicSpec>& to
                                        *replicas, t.replication_factor));
       }
     }
-    auto want_policy = t.configs.find("cleanup.policy");
-    auto want_retention = t.configs.find("retention.ms");
-    if (want_policy != t.configs.end() || want_retention != t.configs.end()) {
+    // The configs checked: cleanup.policy and retention.bytes as given,
+    // retention.ms as a minimum.
+    std::vector<std::pair<std::string, std::string>> checked;
+    for (const char* name : {"cleanup.policy", "retention.ms", "retention.bytes"}) {
+      if (auto want = t.configs.find(name); want != t.configs.end()) checked.emplace_back(*want);
+    }
+    if (!checked.empty()) {
       Result<std::map<std::string, std::string>> configs =
           TopicConfigs(client.rk, t.name, timeout_ms);
-      if (!configs.ok()) {
-        // A client allowed to read and write a topic need not be allowed
-        // to describe its configs: that is reported, not a failure.
-        std::string note = fmt::format("cannot read the configs of {} ({}): not checked", t.name,
-                                       configs.status().message());
-        spdlog::warn("{}", note);
-        *report += "note    " + note + "\n";
-      } else {
-        if (want_policy != t.configs.end()) {
-          auto policy = configs->find("cleanup.policy");
-          std::string has = policy == configs->end() ? "delete" : policy->second;
-          if (has != want_policy->second) {
-            problems.push_back(fmt::format("topic {} has cleanup.policy={}, expected {}", t.name,
-                                           has, want_policy->second));
-          }
-        }
-        if (want_retention != t.configs.end()) {
-          if (std::optional<std::string> short_by =
-                  RetentionShortOf(*configs, want_retention->second)) {
+      for (const auto& [name, want] : checked) {
+        auto has =
+            configs.ok() ? configs->find(name) : std::map<std::string, std::string>::iterator();
+        if (!configs.ok() || has == configs->end()) {
+          // A client allowed to read and write a topic need not be allowed
+          // to describe its configs: that is reported, not a failure. Nor
+          // is Kafka's default taken for a value that was not read.
+          std::string note =
+              fmt::format("cannot read the {} of {} ({}): not checked", name, t.name,
+                          configs.ok() ? "not in the broker's answer" : configs.status().message());
+          spdlog::warn("{}", note);
+          *report += "note    " + note + "\n";
+        } else if (name == "retention.ms") {
+          if (KeepsShorterThan(has->second, want)) {
             problems.push_back(fmt::format("topic {} has retention.ms={}, expected at least {}",
-                                           t.name, *short_by, want_retention->second));
+                                           t.name, has->second, want));
           }
+        } else if (has->second != want) {
+          problems.push_back(
+              fmt::format("topic {} has {}={}, expected {}", t.name, name, has->second, want));
         }
       }
     }

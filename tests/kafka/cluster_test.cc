@@ -674,16 +674,26 @@ TEST_F(ClusterTest, AnIdsLogKeptShorterThanTheIdWindowIsRefused) {
   EXPECT_EQ(RunBinary(check, &out), 0) << out;
   check.back() = "aggregate.idempotency_window_s=61";
   EXPECT_EQ(RunBinary(check, &out), 1) << out;
-  EXPECT_THAT(out, HasSubstr("topic " + shorter.ids +
-                             " has retention.ms=60000, expected at "
-                             "least 61000"));
+  EXPECT_THAT(
+      out, HasSubstr("topic " + shorter.ids + " has retention.ms=60000, expected at least 61000"));
+  // The command it advises carries the window it compared against (a
+  // review: without it, it compared against the default and said ok).
+  EXPECT_THAT(out, HasSubstr("`catchall topics check --brokers " + brokers_ +
+                             " --set aggregate.idempotency_window_s=61 --set kafka.events_topic="));
   TempDir dir;
   std::vector<std::string> args = shorter.RoleArgs("aggregate", brokers_, dir.path());
   args.insert(args.end(), {"--listen", "127.0.0.1:0"});
   EXPECT_EQ(RunBinary(args, &out), 1) << out;
   EXPECT_THAT(out, HasSubstr("topic " + shorter.ids +
-                             " has retention.ms=60000, expected at "
-                             "least 86400000; set a config with kafka-configs.sh"));
+                             " has retention.ms=60000, expected at least 86400000; set a config "
+                             "with kafka-configs.sh"));
+
+  // A size limit deletes ids before the window ends as surely: with only
+  // retention.bytes set, the topic keeps Kafka's 7 days, but 1 MiB at most.
+  ReplaceTopicConfigs(brokers_, shorter.ids, "retention.bytes", "1048576");
+  EXPECT_EQ(RunBinary(TopicsArgs("check", shorter), &out), 1) << out;
+  EXPECT_THAT(out, HasSubstr("topic " + shorter.ids + " has retention.bytes=1048576, expected -1"));
+  EXPECT_THAT(out, Not(HasSubstr("retention.ms=")));
 }
 
 // An aggregator whose disk is low pauses consumption: it says so on

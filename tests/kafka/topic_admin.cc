@@ -71,4 +71,39 @@ void AddPartitions(const std::string& brokers, const std::string& topic, int par
       });
 }
 
+void ReplaceTopicConfigs(const std::string& brokers, const std::string& topic,
+                         const std::string& name, const std::string& value) {
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  char err[512];
+  ASSERT_EQ(rd_kafka_conf_set(conf, "bootstrap.servers", brokers.c_str(), err, sizeof(err)),
+            RD_KAFKA_CONF_OK)
+      << err;
+  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+  ASSERT_NE(rk, nullptr) << err;
+  rd_kafka_queue_t* q = rd_kafka_queue_new(rk);
+  rd_kafka_ConfigResource_t* res =
+      rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topic.c_str());
+  EXPECT_EQ(rd_kafka_ConfigResource_set_config(res, name.c_str(), value.c_str()),
+            RD_KAFKA_RESP_ERR_NO_ERROR);
+  rd_kafka_AlterConfigs(rk, &res, 1, nullptr, q);
+  rd_kafka_event_t* ev = rd_kafka_queue_poll(q, 30000);
+  if (!ev) {
+    ADD_FAILURE() << "altering " << topic << ": no answer in 30 s";
+  } else if (rd_kafka_event_error(ev)) {
+    ADD_FAILURE() << "altering " << topic << ": " << rd_kafka_event_error_string(ev);
+  } else {
+    size_t n = 0;
+    const rd_kafka_ConfigResource_t** rs =
+        rd_kafka_AlterConfigs_result_resources(rd_kafka_event_AlterConfigs_result(ev), &n);
+    for (size_t i = 0; i < n; ++i) {
+      EXPECT_EQ(rd_kafka_ConfigResource_error(rs[i]), RD_KAFKA_RESP_ERR_NO_ERROR)
+          << "altering " << topic << ": " << rd_kafka_ConfigResource_error_string(rs[i]);
+    }
+  }
+  if (ev) rd_kafka_event_destroy(ev);
+  rd_kafka_ConfigResource_destroy(res);
+  rd_kafka_queue_destroy(q);
+  rd_kafka_destroy(rk);
+}
+
 }  // namespace catchall::testing

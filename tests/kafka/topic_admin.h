@@ -11,5 +11,10 @@ namespace catchall::testing {
 // fails the test on an error.
 void DeleteTopic(const std::string& brokers, const std::string& topic);
 void AddPartitions(const std::string& brokers, const std::string& topic, int partitions);
+// Sets `topic`'s configs to `name`=`value` alone, as kafka-configs.sh
+// --alter without --add-config would: Kafka's AlterConfigs replaces every
+// config the topic set; fails the test on an error.
+void ReplaceTopicConfigs(const std::string& brokers, const std::string& topic,
+                         const std::string& name, const std::string& value);
 
 }  // namespace catchall::testing

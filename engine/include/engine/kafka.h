@@ -112,9 +112,11 @@ Result<int32_t> TopicPartitionCount(
     std::chrono::milliseconds wait_if_unknown = std::chrono::milliseconds(0));
 
 // Checks that the topics exist with the expected partition counts (and, for
-// those with cleanup.policy in their spec, that policy; with retention.ms,
-// that they keep records at least that long). FailedPrecondition names
-// every problem; Unavailable when the brokers cannot be reached.
+// those with cleanup.policy or retention.bytes in their spec, that value;
+// with retention.ms, that they keep records at least that long).
+// FailedPrecondition names every problem; Unavailable when the brokers
+// cannot be reached. A config that cannot be read (no DescribeConfigs
+// right) is a note in *report, not a problem.
 Status CheckTopics(const KafkaOptions& options, const std::vector<TopicSpec>& topics,
                    std::string* report);
 
