@@ -8,11 +8,11 @@
 namespace catchall::testing {
 namespace {
 
-// Runs one admin request on a short-lived client; `request` issues it on
-// the queue; the answer's topic results must all be free of errors.
-template <typename Request, typename Results>
-void RunAdmin(const std::string& brokers, const std::string& what, Request request,
-              Results results) {
+// Runs one admin request on a short-lived client: `request` issues it on
+// the queue, `check` looks at the answer (a request-level error fails the
+// test before).
+template <typename Request, typename Check>
+void RunAdmin(const std::string& brokers, const std::string& what, Request request, Check check) {
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
   char err[512];
   ASSERT_EQ(rd_kafka_conf_set(conf, "bootstrap.servers", brokers.c_str(), err, sizeof(err)),
@@ -28,36 +28,46 @@ void RunAdmin(const std::string& brokers, const std::string& what, Request reque
   } else if (rd_kafka_event_error(ev)) {
     ADD_FAILURE() << what << ": " << rd_kafka_event_error_string(ev);
   } else {
-    size_t n = 0;
-    const rd_kafka_topic_result_t** rs = results(ev, &n);
-    for (size_t i = 0; i < n; ++i) {
-      EXPECT_EQ(rd_kafka_topic_result_error(rs[i]), RD_KAFKA_RESP_ERR_NO_ERROR)
-          << what << ": " << rd_kafka_topic_result_error_string(rs[i]);
-    }
+    check(ev);
   }
   if (ev) rd_kafka_event_destroy(ev);
   rd_kafka_queue_destroy(q);
   rd_kafka_destroy(rk);
 }
 
+// A `check` for requests answered per topic: every result free of errors.
+template <typename Results>
+auto EveryTopicOk(const std::string& what, Results results) {
+  return [what, results](rd_kafka_event_t* ev) {
+    size_t n = 0;
+    const rd_kafka_topic_result_t** rs = results(ev, &n);
+    for (size_t i = 0; i < n; ++i) {
+      EXPECT_EQ(rd_kafka_topic_result_error(rs[i]), RD_KAFKA_RESP_ERR_NO_ERROR)
+          << what << ": " << rd_kafka_topic_result_error_string(rs[i]);
+    }
+  };
+}
+
 }  // namespace
 
 void DeleteTopic(const std::string& brokers, const std::string& topic) {
+  const std::string what = "deleting " + topic;
   RunAdmin(
-      brokers, "deleting " + topic,
+      brokers, what,
       [&](rd_kafka_t* rk, rd_kafka_queue_t* q) {
         rd_kafka_DeleteTopic_t* t = rd_kafka_DeleteTopic_new(topic.c_str());
         rd_kafka_DeleteTopics(rk, &t, 1, nullptr, q);
         rd_kafka_DeleteTopic_destroy(t);
       },
-      [](rd_kafka_event_t* ev, size_t* n) {
+      EveryTopicOk(what, [](rd_kafka_event_t* ev, size_t* n) {
         return rd_kafka_DeleteTopics_result_topics(rd_kafka_event_DeleteTopics_result(ev), n);
-      });
+      }));
 }
 
 void AddPartitions(const std::string& brokers, const std::string& topic, int partitions) {
+  const std::string what = "adding partitions to " + topic;
   RunAdmin(
-      brokers, "adding partitions to " + topic,
+      brokers, what,
       [&](rd_kafka_t* rk, rd_kafka_queue_t* q) {
         char err[256];
         rd_kafka_NewPartitions_t* p =
@@ -65,45 +75,34 @@ void AddPartitions(const std::string& brokers, const std::string& topic, int par
         rd_kafka_CreatePartitions(rk, &p, 1, nullptr, q);
         rd_kafka_NewPartitions_destroy(p);
       },
-      [](rd_kafka_event_t* ev, size_t* n) {
+      EveryTopicOk(what, [](rd_kafka_event_t* ev, size_t* n) {
         return rd_kafka_CreatePartitions_result_topics(rd_kafka_event_CreatePartitions_result(ev),
                                                        n);
-      });
+      }));
 }
 
 void ReplaceTopicConfigs(const std::string& brokers, const std::string& topic,
                          const std::string& name, const std::string& value) {
-  rd_kafka_conf_t* conf = rd_kafka_conf_new();
-  char err[512];
-  ASSERT_EQ(rd_kafka_conf_set(conf, "bootstrap.servers", brokers.c_str(), err, sizeof(err)),
-            RD_KAFKA_CONF_OK)
-      << err;
-  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
-  ASSERT_NE(rk, nullptr) << err;
-  rd_kafka_queue_t* q = rd_kafka_queue_new(rk);
-  rd_kafka_ConfigResource_t* res =
-      rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topic.c_str());
-  EXPECT_EQ(rd_kafka_ConfigResource_set_config(res, name.c_str(), value.c_str()),
-            RD_KAFKA_RESP_ERR_NO_ERROR);
-  rd_kafka_AlterConfigs(rk, &res, 1, nullptr, q);
-  rd_kafka_event_t* ev = rd_kafka_queue_poll(q, 30000);
-  if (!ev) {
-    ADD_FAILURE() << "altering " << topic << ": no answer in 30 s";
-  } else if (rd_kafka_event_error(ev)) {
-    ADD_FAILURE() << "altering " << topic << ": " << rd_kafka_event_error_string(ev);
-  } else {
-    size_t n = 0;
-    const rd_kafka_ConfigResource_t** rs =
-        rd_kafka_AlterConfigs_result_resources(rd_kafka_event_AlterConfigs_result(ev), &n);
-    for (size_t i = 0; i < n; ++i) {
-      EXPECT_EQ(rd_kafka_ConfigResource_error(rs[i]), RD_KAFKA_RESP_ERR_NO_ERROR)
-          << "altering " << topic << ": " << rd_kafka_ConfigResource_error_string(rs[i]);
-    }
-  }
-  if (ev) rd_kafka_event_destroy(ev);
-  rd_kafka_ConfigResource_destroy(res);
-  rd_kafka_queue_destroy(q);
-  rd_kafka_destroy(rk);
+  const std::string what = "altering the configs of " + topic;
+  RunAdmin(
+      brokers, what,
+      [&](rd_kafka_t* rk, rd_kafka_queue_t* q) {
+        rd_kafka_ConfigResource_t* res =
+            rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topic.c_str());
+        EXPECT_EQ(rd_kafka_ConfigResource_set_config(res, name.c_str(), value.c_str()),
+                  RD_KAFKA_RESP_ERR_NO_ERROR);
+        rd_kafka_AlterConfigs(rk, &res, 1, nullptr, q);
+        rd_kafka_ConfigResource_destroy(res);
+      },
+      [&](rd_kafka_event_t* ev) {
+        size_t n = 0;
+        const rd_kafka_ConfigResource_t** rs =
+            rd_kafka_AlterConfigs_result_resources(rd_kafka_event_AlterConfigs_result(ev), &n);
+        for (size_t i = 0; i < n; ++i) {
+          EXPECT_EQ(rd_kafka_ConfigResource_error(rs[i]), RD_KAFKA_RESP_ERR_NO_ERROR)
+              << what << ": " << rd_kafka_ConfigResource_error_string(rs[i]);
+        }
+      });
 }
 
 }  // namespace catchall::testing
