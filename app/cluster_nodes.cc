@@ -98,13 +98,10 @@ Status CheckRoleTopics(const Config& config, const std::vector<std::string>& nam
       // ids keep only each partition's last batch. And the ids' retention:
       // shorter than the id window, a restore waited for good for a
       // checkpoint Kafka had deleted, and a retry after it counted twice
-      // (a probe).
+      // (a probe). CheckTopics picks, of the spec's configs, those it
+      // checks; the others (segment.ms, ...) are for creating the topic.
       if (t.name != n) continue;
-      std::map<std::string, std::string> configs;
-      for (const char* checked : {"cleanup.policy", "retention.ms", "retention.bytes"}) {
-        if (auto c = t.configs.find(checked); c != t.configs.end()) configs.insert(*c);
-      }
-      specs.push_back({t.name, 0, 0, configs});
+      specs.push_back({t.name, 0, 0, t.configs});
     }
   }
   std::string report;
