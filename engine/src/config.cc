@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <limits>
+#include <optional>
 #include <sstream>
 #include <type_traits>
 #include <utility>
@@ -271,75 +272,45 @@ Status ValidateTopicName(std::string_view key, std::string_view name) {
   return Status::Ok();
 }
 
-// The unsigned settings bounded by themselves (not through another
-// setting), each side refused in its own words: "must be positive" (a
-// minimum of 1), "must be at least N", "must be at most N".
-// `catchall config --list` prints both sides (SettingRange): a probe met
-// the window's limit, and a timeout's minimum, only as a refusal.
+// The settings bounded by themselves (not through another setting), in one
+// table that drives validation, `catchall config --list` and the flags that
+// set them (SettingRange): a probe met the window's limit, and a timeout's
+// minimum, only as a refusal.
 //
-// The upper bounds are where the value is converted to something narrower:
-// a 32-bit header limit in Beast, std::chrono durations (signed 64-bit, in
-// milliseconds or nanoseconds), `mb << 20`, librdkafka's int timeouts.
-// Above them a setting used to wrap silently: idle_timeout_ms = 2^64-1
-// became -1 ms and cut every request.
+// A row's refusal takes one of two forms. kRange names the whole range
+// ("must be 1..64"), for settings whose both ends matter to the user;
+// kSides names the side crossed ("must be positive", "must be at least N",
+// "must be at most N"), for settings whose top is only a guard.
+//
+// The guards' upper bounds are where the value is converted to something
+// narrower: a 32-bit header limit in Beast, std::chrono durations (signed
+// 64-bit, in milliseconds or nanoseconds), `mb << 20`, librdkafka's int
+// timeouts. Above them a setting used to wrap silently: idle_timeout_ms =
+// 2^64-1 became -1 ms and cut every request.
 constexpr uint64_t kDayMs = uint64_t{24} * 3600 * 1000;
 constexpr uint64_t kYearS = uint64_t{365} * 24 * 3600;
 constexpr uint64_t kNoMaximum = std::numeric_limits<uint64_t>::max();
+enum class Refusal { kRange, kSides };
 struct Bound {
   std::string_view key;
-  uint64_t Config::*field;
-  uint64_t min;  // 0: none
-  uint64_t max;  // kNoMaximum: none
-};
-constexpr Bound kBounds[] = {
-    {"server.max_header_bytes", &Config::max_header_bytes, 512, 1 << 20},
-    // Beast reserves a body's declared Content-Length up front: with no
-    // bound, one request declaring 2^50 bytes ended the process with
-    // bad_alloc. A batch holds at most 100,000 items, far below 1 GiB.
-    {"server.max_body_bytes", &Config::max_body_bytes, 1024, 1 << 30},
-    {"server.max_connections", &Config::max_connections, 1, kNoMaximum},
-    {"server.idle_timeout_ms", &Config::idle_timeout_ms, 1, kDayMs},
-    {"server.io_timeout_ms", &Config::io_timeout_ms, 1, kDayMs},
-    {"server.shutdown_timeout_ms", &Config::shutdown_timeout_ms, 0, kDayMs},
-    {"storage.block_cache_mb", &Config::block_cache_mb, 0, 1 << 20},
-    {"storage.compaction_rate_mb", &Config::compaction_rate_mb, 0, 1 << 20},
-    {"storage.min_free_mb", &Config::min_free_mb, 0, uint64_t{1} << 40},
-    {"log.retention_minutes", &Config::retention_minutes, 0, kYearS / 60},
-    {"log.max_pending_mb", &Config::max_pending_mb, 1, 1 << 20},
-    {"log.max_unconsumed_events", &Config::max_unconsumed_events, 0, uint64_t{1} << 62},
-    {"log.fetch_min_events", &Config::fetch_min_events, 0, 1 << 20},
-    // Well inside the aggregation's 50 ms poll and the commit interval.
-    {"log.fetch_wait_ms", &Config::fetch_wait_ms, 0, 50},
-    {"ingest.max_batch_items", &Config::max_batch_items, 1, kNoMaximum},
-    {"aggregate.commit_interval_ms", &Config::commit_interval_ms, 1, kDayMs},
-    {"aggregate.commit_max_events", &Config::commit_max_events, 1, kNoMaximum},
-    {"aggregate.idempotency_window_s", &Config::idempotency_window_s, 0, kYearS},
-    {"query.max_lookup_domains", &Config::max_lookup_domains, 1, kNoMaximum},
-    {"query.checkpoint_domains", &Config::checkpoint_domains, 1, uint64_t{1} << 32},
-    {"query.checkpoint_interval_s", &Config::checkpoint_interval_s, 1, kYearS},
-    // 0 made every Kafka request time out at once, reported as Kafka being
-    // unreachable; the top is librdkafka's socket.timeout.ms.
-    {"kafka.timeout_ms", &Config::kafka_timeout_ms, 1, 300000},
-};
-
-// The settings bounded on both sides, each checked as one range whose
-// refusal names it ("must be 1..64"). `catchall config --list` prints the
-// range (SettingRange), so the help texts do not repeat it.
-struct Range {
-  std::string_view key;
   std::variant<int Config::*, uint64_t Config::*> field;
-  SettingBounds bounds;
-  std::string_view why;  // appended to the refusal
+  SettingBounds bounds;  // max kNoMaximum: none
+  Refusal refusal = Refusal::kSides;
+  std::string_view why = "";  // appended to a kRange refusal
 };
-const Range kRanges[] = {
-    {"log.partitions", &Config::partitions, {1, 4096}, ""},
+const Bound kBounds[] = {
+    {"log.partitions", &Config::partitions, {1, 4096}, Refusal::kRange},
     // Each is a thread with its own io_context; thousands only cost memory.
-    {"server.http_threads", &Config::http_threads, {0, 256}, " (0: half the cores)"},
-    {"storage.write_buffer_mb", &Config::write_buffer_mb, {1, 4096}, ""},
-    {"storage.background_jobs", &Config::background_jobs, {1, 64}, ""},
-    {"kafka.partitions", &Config::kafka_partitions, {1, 100000}, ""},
+    {"server.http_threads",
+     &Config::http_threads,
+     {0, 256},
+     Refusal::kRange,
+     " (0: half the cores)"},
+    {"storage.write_buffer_mb", &Config::write_buffer_mb, {1, 4096}, Refusal::kRange},
+    {"storage.background_jobs", &Config::background_jobs, {1, 64}, Refusal::kRange},
+    {"kafka.partitions", &Config::kafka_partitions, {1, 100000}, Refusal::kRange},
     // Kafka keeps a replication factor in 16 bits.
-    {"kafka.replication_factor", &Config::replication_factor, {1, 32767}, ""},
+    {"kafka.replication_factor", &Config::replication_factor, {1, 32767}, Refusal::kRange},
     // A fetch takes up to 5 partitions' worth, and librdkafka's
     // fetch.max.bytes stops at 2 GiB: 5 x 1024 x kb overflowed an int past
     // 419,430 and the consumer silently fetched 16 MiB (a review, thirteenth
@@ -347,34 +318,68 @@ const Range kRanges[] = {
     {"kafka.max_partition_fetch_kb",
      &Config::max_partition_fetch_kb,
      {64, kMaxPartitionFetchKb},
+     Refusal::kRange,
      " (a fetch of 5 partitions must stay under Kafka's 2 GiB)"},
-    {"aggregate.threads", &Config::aggregate_threads, {1, 64}, ""},
-    {"aggregate.standby_replicas", &Config::standby_replicas, {0, 16}, ""},
+    {"aggregate.threads", &Config::aggregate_threads, {1, 64}, Refusal::kRange},
+    {"aggregate.standby_replicas", &Config::standby_replicas, {0, 16}, Refusal::kRange},
+    {"server.max_header_bytes", &Config::max_header_bytes, {512, 1 << 20}},
+    // Beast reserves a body's declared Content-Length up front: with no
+    // bound, one request declaring 2^50 bytes ended the process with
+    // bad_alloc. A batch holds at most 100,000 items, far below 1 GiB.
+    {"server.max_body_bytes", &Config::max_body_bytes, {1024, 1 << 30}},
+    {"server.max_connections", &Config::max_connections, {1, kNoMaximum}},
+    {"server.idle_timeout_ms", &Config::idle_timeout_ms, {1, kDayMs}},
+    {"server.io_timeout_ms", &Config::io_timeout_ms, {1, kDayMs}},
+    {"server.shutdown_timeout_ms", &Config::shutdown_timeout_ms, {0, kDayMs}},
+    {"storage.block_cache_mb", &Config::block_cache_mb, {0, 1 << 20}},
+    {"storage.compaction_rate_mb", &Config::compaction_rate_mb, {0, 1 << 20}},
+    {"storage.min_free_mb", &Config::min_free_mb, {0, uint64_t{1} << 40}},
+    {"log.retention_minutes", &Config::retention_minutes, {0, kYearS / 60}},
+    {"log.max_pending_mb", &Config::max_pending_mb, {1, 1 << 20}},
+    {"log.max_unconsumed_events", &Config::max_unconsumed_events, {0, uint64_t{1} << 62}},
+    {"log.fetch_min_events", &Config::fetch_min_events, {0, 1 << 20}},
+    // Well inside the aggregation's 50 ms poll and the commit interval.
+    {"log.fetch_wait_ms", &Config::fetch_wait_ms, {0, 50}},
+    {"ingest.max_batch_items", &Config::max_batch_items, {1, kNoMaximum}},
+    {"aggregate.commit_interval_ms", &Config::commit_interval_ms, {1, kDayMs}},
+    {"aggregate.commit_max_events", &Config::commit_max_events, {1, kNoMaximum}},
+    {"aggregate.idempotency_window_s", &Config::idempotency_window_s, {0, kYearS}},
+    {"query.max_lookup_domains", &Config::max_lookup_domains, {1, kNoMaximum}},
+    {"query.checkpoint_domains", &Config::checkpoint_domains, {1, uint64_t{1} << 32}},
+    {"query.checkpoint_interval_s", &Config::checkpoint_interval_s, {1, kYearS}},
+    // 0 made every Kafka request time out at once, reported as Kafka being
+    // unreachable; the top is librdkafka's socket.timeout.ms.
+    {"kafka.timeout_ms", &Config::kafka_timeout_ms, {1, 300000}},
 };
 
-bool InRange(const Config& c, const Range& range) {
-  return std::visit(
-      [&](auto field) {
-        auto value = c.*field;
-        // Only a Config built in code has a negative int: they parse as
-        // unsigned.
-        if constexpr (std::is_signed_v<decltype(value)>) {
-          if (value < 0) return false;
+// Why `c`'s value of `bound` is refused, or nothing.
+std::optional<std::string> OutOfBounds(const Config& c, const Bound& bound) {
+  const SettingBounds& b = bound.bounds;
+  // Only a Config built in code has a negative int: settings parse as
+  // unsigned. It is below any minimum.
+  const std::optional<uint64_t> value = std::visit(
+      [&](auto field) -> std::optional<uint64_t> {
+        auto v = c.*field;
+        if constexpr (std::is_signed_v<decltype(v)>) {
+          if (v < 0) return std::nullopt;
         }
-        const auto u = static_cast<uint64_t>(value);
-        return u >= range.bounds.min && u <= range.bounds.max;
+        return static_cast<uint64_t>(v);
       },
-      range.field);
+      bound.field);
+  const bool below = !value || *value < b.min;
+  if (!below && *value <= b.max) return std::nullopt;
+  if (bound.refusal == Refusal::kRange) {
+    return fmt::format("must be {}..{}{}", b.min, b.max, bound.why);
+  }
+  if (!below) return fmt::format("must be at most {}", b.max);
+  return b.min == 1 ? std::string("must be positive") : fmt::format("must be at least {}", b.min);
 }
 
 }  // namespace
 
 std::optional<SettingBounds> SettingRange(std::string_view key) {
-  for (const Range& range : kRanges) {
-    if (range.key == key) return range.bounds;
-  }
   for (const Bound& bound : kBounds) {
-    if (bound.key == key) return SettingBounds{bound.min, bound.max};
+    if (bound.key == key) return bound.bounds;
   }
   return std::nullopt;
 }
@@ -389,11 +394,8 @@ Status ValidateConfig(const Config& c) {
     return bad("server.listen", s.message());
   }
   CATCHALL_RETURN_IF_ERROR(ValidateBrokers(c.brokers));
-  for (const Range& range : kRanges) {
-    if (!InRange(c, range)) {
-      return bad(range.key,
-                 fmt::format("must be {}..{}{}", range.bounds.min, range.bounds.max, range.why));
-    }
+  for (const Bound& bound : kBounds) {
+    if (std::optional<std::string> why = OutOfBounds(c, bound)) return bad(bound.key, *why);
   }
   for (const auto& [key, topic] : {std::pair{"kafka.events_topic", &c.events_topic},
                                    std::pair{"kafka.status_topic", &c.status_topic},
@@ -413,14 +415,6 @@ Status ValidateConfig(const Config& c) {
                      "must be set together with server.tls_key_file (TLS needs both)")
                : bad("server.tls_key_file",
                      "must be set together with server.tls_cert_file (TLS needs both)");
-  }
-  for (const Bound& bound : kBounds) {
-    const uint64_t value = c.*bound.field;
-    if (value < bound.min) {
-      return bad(bound.key, bound.min == 1 ? std::string("must be positive")
-                                           : fmt::format("must be at least {}", bound.min));
-    }
-    if (value > bound.max) return bad(bound.key, fmt::format("must be at most {}", bound.max));
   }
   if (c.max_inflight_body_bytes != 0 && c.max_inflight_body_bytes < c.max_body_bytes) {
     return bad("server.max_inflight_body_bytes",
