@@ -3,7 +3,9 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
+#include <initializer_list>
 #include <iostream>
 
 #include "engine/kafka.h"
@@ -56,33 +58,37 @@ std::string TopicsCommand(const Config& config, std::string_view command) {
   return out;
 }
 
-// `problems` (CheckTopics's) with what to do about each kind, the topic
-// names in use in every command: `topics check` said "run `catchall topics
-// create`" without them, and for differences that create cannot fix (a
-// probe).
-Status WithTopicAdvice(const Config& config, const Status& problems) {
-  if (problems.code() != Code::kFailedPrecondition) return problems;
-  const std::string& m = problems.message();
-  std::string advice = m;
-  if (m.find("does not exist") != std::string::npos) {
+// `checked` (CheckTopics's result) with what to do about each kind of
+// problem, the topic names in use in every command: `topics check` said
+// "run `catchall topics create`" without them, and for differences that
+// create cannot fix (a probe).
+Status WithTopicAdvice(const Config& config, const Status& checked,
+                       const std::vector<TopicProblem>& problems) {
+  if (checked.code() != Code::kFailedPrecondition) return checked;
+  auto any = [&](std::initializer_list<TopicProblem::Kind> kinds) {
+    return std::any_of(problems.begin(), problems.end(), [&](const TopicProblem& p) {
+      return std::find(kinds.begin(), kinds.end(), p.kind) != kinds.end();
+    });
+  };
+  using Kind = TopicProblem::Kind;
+  std::string advice = checked.message();
+  if (any({Kind::kMissing})) {
     advice += fmt::format("; create the missing topics with `{}`", TopicsCommand(config, "create"));
   }
-  if (m.find("cleanup.policy=") != std::string::npos ||
-      m.find("retention.ms=") != std::string::npos) {
+  if (any({Kind::kConfig})) {
     advice += fmt::format(
         "; set a config with kafka-configs.sh --bootstrap-server {} --alter --entity-type topics "
         "--entity-name TOPIC --add-config NAME=VALUE, TOPIC, NAME and VALUE as named above (`{}` "
         "reports every difference)",
         config.brokers, TopicsCommand(config, "check"));
   }
-  if (m.find(" partitions, expected") != std::string::npos ||
-      m.find("replication factor") != std::string::npos) {
+  if (any({Kind::kPartitions, Kind::kReplicationFactor})) {
     advice +=
         "; `catchall topics create` does not change existing topics: a partition count is chosen "
         "once (docs/operations.md, \"A partition is added\"), a replication factor is changed "
         "with kafka-reassign-partitions.sh";
   }
-  return Status(problems.code(), advice);
+  return Status(checked.code(), advice);
 }
 
 // The topics a role needs, checked at start with a message that says what
@@ -105,15 +111,18 @@ Status CheckRoleTopics(const Config& config, const std::vector<std::string>& nam
     }
   }
   std::string report;
+  std::vector<TopicProblem> problems;
   Status s = CheckTopicsUntil(
       KafkaOptionsFor(config, "check"), specs, names, std::chrono::steady_clock::now() + kTopicWait,
-      &report, [](const Status& problem) {
+      &report,
+      [](const Status& problem) {
         spdlog::info(
             "{}; looking again for up to {} s (a topic just created reaches every broker "
             "a moment later)",
             problem.message(), kTopicWait.count());
-      });
-  return WithTopicAdvice(config, s);
+      },
+      &problems);
+  return WithTopicAdvice(config, s, problems);
 }
 
 // An aggregator writes partition p's state and checkpoints to partition p
@@ -428,9 +437,11 @@ Status RunTopicsCommand(const Config& config, bool create, int32_t expected_part
   if (!create) {
     for (TopicSpec& t : topics) t.replication_factor = expected_replication;
   }
-  Status s = create ? CreateTopics(kafka, topics, &report) : CheckTopics(kafka, topics, &report);
+  std::vector<TopicProblem> problems;
+  Status s = create ? CreateTopics(kafka, topics, &report, &problems)
+                    : CheckTopics(kafka, topics, &report, &problems);
   std::cout << report;
-  return WithTopicAdvice(config, s);
+  return WithTopicAdvice(config, s, problems);
 }
 
 }  // namespace catchall

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <charconv>
 #include <chrono>
 #include <cstdint>
@@ -109,7 +110,7 @@ bool KeepsShorterThan(const std::string& kept, const std::string& least) {
 }  // namespace
 
 Status CreateTopics(const KafkaOptions& options, const std::vector<TopicSpec>& topics,
-                    std::string* report) {
+                    std::string* report, std::vector<TopicProblem>* problems) {
   ClientGuard client;
   CATCHALL_RETURN_IF_ERROR(MakeAdminClient(options, &client.rk));
   int timeout_ms = static_cast<int>(options.timeout.count());
@@ -171,27 +172,30 @@ Status CreateTopics(const KafkaOptions& options, const std::vector<TopicSpec>& t
   std::vector<TopicSpec> to_check = topics;
   for (TopicSpec& t : to_check) t.replication_factor = 0;
   return CheckTopicsUntil(options, to_check, created,
-                          std::chrono::steady_clock::now() + options.timeout, report);
+                          std::chrono::steady_clock::now() + options.timeout, report, {}, problems);
 }
 
 Status CheckTopicsUntil(const KafkaOptions& options, const std::vector<TopicSpec>& topics,
                         const std::vector<std::string>& fresh,
                         std::chrono::steady_clock::time_point until, std::string* report,
-                        const std::function<void(const Status&)>& on_first_wait) {
+                        const std::function<void(const Status&)>& on_first_wait,
+                        std::vector<TopicProblem>* problems) {
   std::string check;
+  std::vector<TopicProblem> found;
   Status c;
   for (bool waited = false;; waited = true) {
     check.clear();
-    c = CheckTopics(options, topics, &check);
-    bool fresh_not_yet = false;
-    for (const auto& name : fresh) {
-      fresh_not_yet |= check.find(fmt::format("topic {} ", name)) != std::string::npos;
-    }
+    found.clear();
+    c = CheckTopics(options, topics, &check, &found);
+    const bool fresh_not_yet = std::any_of(found.begin(), found.end(), [&](const auto& p) {
+      return std::find(fresh.begin(), fresh.end(), p.topic) != fresh.end();
+    });
     if (c.ok() || !fresh_not_yet || std::chrono::steady_clock::now() >= until) break;
     if (!waited && on_first_wait) on_first_wait(c);
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   if (!c.ok()) *report += check;
+  if (problems) *problems = std::move(found);
   return c;
 }
 
@@ -208,16 +212,20 @@ Result<int32_t> TopicPartitionCount(const KafkaOptions& options, const std::stri
 }
 
 Status CheckTopics(const KafkaOptions& options, const std::vector<TopicSpec>& topics,
-                   std::string* report) {
+                   std::string* report, std::vector<TopicProblem>* found) {
   ClientGuard client;
   CATCHALL_RETURN_IF_ERROR(MakeAdminClient(options, &client.rk));
   int timeout_ms = static_cast<int>(options.timeout.count());
-  std::vector<std::string> problems;
+  if (found) found->clear();
+  std::vector<TopicProblem> problems;
+  auto problem = [&](TopicProblem::Kind kind, const TopicSpec& t, std::string message) {
+    problems.push_back(TopicProblem{kind, t.name, std::move(message)});
+  };
   for (const TopicSpec& t : topics) {
     Result<int32_t> partitions = kafka_internal::PartitionCount(client.rk, t.name, timeout_ms);
     if (!partitions.ok()) {
       if (partitions.status().code() == Code::kNotFound) {
-        problems.push_back(fmt::format("topic {} does not exist", t.name));
+        problem(TopicProblem::Kind::kMissing, t, fmt::format("topic {} does not exist", t.name));
         continue;
       }
       return Status::Unavailable(fmt::format("cannot reach Kafka at {}: {}", options.brokers,
@@ -227,15 +235,17 @@ Status CheckTopics(const KafkaOptions& options, const std::vector<TopicSpec>& to
     // one would otherwise find the next only on the next run.
     const size_t before = problems.size();
     if (t.partitions > 0 && *partitions != t.partitions) {
-      problems.push_back(fmt::format("topic {} has {} partitions, expected {}", t.name, *partitions,
-                                     t.partitions));
+      problem(TopicProblem::Kind::kPartitions, t,
+              fmt::format("topic {} has {} partitions, expected {}", t.name, *partitions,
+                          t.partitions));
     }
     if (t.replication_factor > 0) {
       Result<int32_t> replicas = kafka_internal::ReplicationFactor(client.rk, t.name, timeout_ms);
       if (!replicas.ok()) return replicas.status();
       if (*replicas != t.replication_factor) {
-        problems.push_back(fmt::format("topic {} has replication factor {}, expected {}", t.name,
-                                       *replicas, t.replication_factor));
+        problem(TopicProblem::Kind::kReplicationFactor, t,
+                fmt::format("topic {} has replication factor {}, expected {}", t.name, *replicas,
+                            t.replication_factor));
       }
     }
     // The configs checked: cleanup.policy and retention.bytes as given,
@@ -261,12 +271,13 @@ Status CheckTopics(const KafkaOptions& options, const std::vector<TopicSpec>& to
           *report += "note    " + note + "\n";
         } else if (name == "retention.ms") {
           if (KeepsShorterThan(has->second, want)) {
-            problems.push_back(fmt::format("topic {} has retention.ms={}, expected at least {}",
-                                           t.name, has->second, want));
+            problem(TopicProblem::Kind::kConfig, t,
+                    fmt::format("topic {} has retention.ms={}, expected at least {}", t.name,
+                                has->second, want));
           }
         } else if (has->second != want) {
-          problems.push_back(
-              fmt::format("topic {} has {}={}, expected {}", t.name, name, has->second, want));
+          problem(TopicProblem::Kind::kConfig, t,
+                  fmt::format("topic {} has {}={}, expected {}", t.name, name, has->second, want));
         }
       }
     }
@@ -276,8 +287,9 @@ Status CheckTopics(const KafkaOptions& options, const std::vector<TopicSpec>& to
   }
   if (!problems.empty()) {
     std::string all;
-    for (const auto& p : problems) all += (all.empty() ? "" : "; ") + p;
+    for (const auto& p : problems) all += (all.empty() ? "" : "; ") + p.message;
     *report += all + "\n";
+    if (found) *found = std::move(problems);
     return Status::FailedPrecondition(all);
   }
   return Status::Ok();

@@ -98,12 +98,22 @@ struct TopicSpec {
   std::map<std::string, std::string> configs;  // e.g. cleanup.policy=compact
 };
 
+// One difference between a topic and its spec, as CheckTopics finds it:
+// callers pick their advice by kind, not by the message's words.
+struct TopicProblem {
+  enum class Kind { kMissing, kPartitions, kReplicationFactor, kConfig };
+  Kind kind;
+  std::string topic;
+  std::string message;  // "topic T has ..., expected ..."
+};
+
 // Creates the topics that do not exist. An existing topic with another
 // partition count is an error (FailedPrecondition), not silently accepted.
 // A spec with 0 partitions accepts any count.
-// *report gets one human line per topic.
+// *report gets one human line per topic; *problems (may be null) the
+// differences of the existing topics, as CheckTopics's.
 Status CreateTopics(const KafkaOptions& options, const std::vector<TopicSpec>& topics,
-                    std::string* report);
+                    std::string* report, std::vector<TopicProblem>* problems = nullptr);
 // Partition count of `topic` (NotFound when it does not exist). With
 // `wait_if_unknown`, a topic the broker asked does not know yet (one just
 // created, on a cluster) is asked for again until that much time passed.
@@ -114,21 +124,24 @@ Result<int32_t> TopicPartitionCount(
 // Checks that the topics exist with the expected partition counts (and, for
 // those with cleanup.policy or retention.bytes in their spec, that value;
 // with retention.ms, that they keep records at least that long).
-// FailedPrecondition names every problem; Unavailable when the brokers
-// cannot be reached. A config that cannot be read (no DescribeConfigs
-// right) is a note in *report, not a problem.
+// FailedPrecondition names every problem, and *problems (may be null) gets
+// each; Unavailable when the brokers cannot be reached. A config that
+// cannot be read (no DescribeConfigs right) is a note in *report, not a
+// problem.
 Status CheckTopics(const KafkaOptions& options, const std::vector<TopicSpec>& topics,
-                   std::string* report);
+                   std::string* report, std::vector<TopicProblem>* problems = nullptr);
 
 // CheckTopics, asked again every 100 ms until `until` while one of its
 // problems names a topic of `fresh`. A topic just created shows up in every
 // broker's metadata, and its configs in their answers, a moment later, so
 // for a topic that may be new a problem means "not yet". `on_first_wait`
 // (may be empty) is called with the problem before the first wait. *report
-// gets the last check's lines when it fails.
+// gets the last check's lines when it fails, and *problems (may be null)
+// its problems.
 Status CheckTopicsUntil(const KafkaOptions& options, const std::vector<TopicSpec>& topics,
                         const std::vector<std::string>& fresh,
                         std::chrono::steady_clock::time_point until, std::string* report,
-                        const std::function<void(const Status&)>& on_first_wait = {});
+                        const std::function<void(const Status&)>& on_first_wait = {},
+                        std::vector<TopicProblem>* problems = nullptr);
 
 }  // namespace catchall
