@@ -4,6 +4,7 @@
 #include <toml++/toml.h>
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <charconv>
 #include <cstdlib>
@@ -40,6 +41,57 @@ const PassThrough* PassThroughOf(std::string_view key) {
     if (key.size() > p.prefix.size() && key.substr(0, p.prefix.size()) == p.prefix) return &p;
   }
   return nullptr;
+}
+
+// librdkafka properties that catchall's guarantees rest on. A pass-through
+// may restate one (any letter case) but not change it: they apply after
+// catchall's own settings, and `kafka.producer.acks=1` made a 204 mean
+// only the leader had the event, `enable.idempotence=false` let a retry
+// write an event twice, and `partitioner=random` had every acknowledged
+// event dead-lettered instead of counted, all without a word (a review).
+struct GuardedProperty {
+  std::string_view name;
+  std::array<std::string_view, 2> allowed;  // empty entries unused; none: refused whatever
+  std::string_view why;
+};
+constexpr GuardedProperty kGuardedProperties[] = {
+    {"acks", {"all", "-1"}, "a 204 means every in-sync replica has the event"},
+    {"request.required.acks", {"all", "-1"}, "a 204 means every in-sync replica has the event"},
+    {"enable.idempotence", {"true", ""}, "a producer's retry must not write an event twice"},
+    {"partitioner",
+     {"murmur2_random", "murmur2"},
+     "aggregators count a record only in its domain's partition under Kafka's murmur2"},
+    {"isolation.level", {"read_committed", ""}, "an aborted transaction's records are not counted"},
+    {"enable.auto.commit",
+     {"false", ""},
+     "aggregators commit their offsets inside their transactions"},
+    {"transactional.id", {}, "each aggregator member sets its own, which fences its zombies"},
+    {"group.id", {}, "set the aggregators' group with kafka.group_id"},
+};
+
+// Refuses a pass-through property of `c` that changes a guarded one.
+Status CheckGuardedProperties(const Config& c) {
+  for (const PassThrough& pass : kPassThroughs) {
+    for (const GuardedProperty& guard : kGuardedProperties) {
+      auto set = (c.*pass.field).find(std::string(guard.name));
+      if (set == (c.*pass.field).end()) continue;
+      std::string value = set->second;
+      std::transform(value.begin(), value.end(), value.begin(),
+                     [](unsigned char ch) { return std::tolower(ch); });
+      bool allowed = false;
+      for (std::string_view a : guard.allowed) allowed |= !a.empty() && a == value;
+      if (allowed) continue;
+      const std::string key = fmt::format("{}{}", pass.prefix, guard.name);
+      if (guard.allowed[0].empty()) {
+        return Status::InvalidArgument(fmt::format("{}: cannot be set: {}", key, guard.why));
+      }
+      return Status::InvalidArgument(fmt::format(
+          "{}: must stay {}{}: {}", key, guard.allowed[0],
+          guard.allowed[1].empty() ? std::string() : fmt::format(" (or {})", guard.allowed[1]),
+          guard.why));
+    }
+  }
+  return Status::Ok();
 }
 
 // The same for an environment variable's name (CATCHALL_KAFKA_CLIENT_<NAME>).
@@ -394,6 +446,7 @@ Status ValidateConfig(const Config& c) {
     return bad("server.listen", s.message());
   }
   CATCHALL_RETURN_IF_ERROR(ValidateBrokers(c.brokers));
+  CATCHALL_RETURN_IF_ERROR(CheckGuardedProperties(c));
   for (const Bound& bound : kBounds) {
     if (std::optional<std::string> why = OutOfBounds(c, bound)) return bad(bound.key, *why);
   }
@@ -452,22 +505,22 @@ namespace {
 Status WithOrigin(const Status& refusal, std::string_view file,
                   const std::map<std::string, size_t>& file_lines, const ConfigOverrides& flags) {
   std::string_view message = refusal.message();
-  const Setting* named = nullptr;
-  for (const Setting& s : AllSettings()) {
-    if (message.size() > s.key.size() && message.substr(0, s.key.size()) == s.key &&
-        message[s.key.size()] == ':') {
-      named = &s;
-    }
+  // The key the refusal starts with ("log.partitions: ..."): a setting's,
+  // or a pass-through property's (kafka.producer.acks).
+  const std::string key(message.substr(0, message.find(':')));
+  const Setting* setting = FindSetting(key);
+  if (key.size() == message.size() || (setting == nullptr && PassThroughOf(key) == nullptr)) {
+    return refusal;
   }
-  if (named == nullptr) return refusal;
-  const bool flagged = std::any_of(flags.begin(), flags.end(),
-                                   [&](const auto& flag) { return flag.first == named->key; });
+  const bool flagged =
+      std::any_of(flags.begin(), flags.end(), [&](const auto& flag) { return flag.first == key; });
   if (flagged) return refusal;  // a flag's: as given
+  const std::string env = setting != nullptr ? setting->env : EnvName(key);
   // Read once at start, before any thread exists.
-  if (std::getenv(named->env.c_str()) != nullptr) {  // NOLINT(concurrency-mt-unsafe)
-    return Status::InvalidArgument(fmt::format("environment variable {}: {}", named->env, message));
+  if (std::getenv(env.c_str()) != nullptr) {  // NOLINT(concurrency-mt-unsafe)
+    return Status::InvalidArgument(fmt::format("environment variable {}: {}", env, message));
   }
-  if (auto line = file_lines.find(named->key); line != file_lines.end()) {
+  if (auto line = file_lines.find(key); line != file_lines.end()) {
     return Status::InvalidArgument(
         fmt::format("config file {} line {}: {}", file, line->second, message));
   }

@@ -309,6 +309,54 @@ TEST_F(ConfigTest, KafkaPropertiesPassThroughFromEverySource) {
   EXPECT_EQ(c->kafka_consumer.count("linger.ms"), 0u) << "producer properties stay with producers";
 }
 
+// The pass-throughs apply after catchall's own Kafka settings, so the ones
+// its guarantees rest on are refused with another value: `acks=1` made a
+// 204 mean only the leader had the event, `partitioner=random` had every
+// event dead-lettered, `enable.idempotence=false` let retries write twice
+// (a review). Restating one, in any letter case, is fine.
+TEST_F(ConfigTest, APassThroughThatWouldBreakAGuaranteeIsRefused) {
+  const std::vector<std::pair<std::string, std::string>> refused = {
+      {"kafka.producer.acks", "1"},
+      {"kafka.client.request.required.acks", "0"},
+      {"kafka.producer.enable.idempotence", "false"},
+      {"kafka.producer.partitioner", "random"},
+      {"kafka.consumer.isolation.level", "read_uncommitted"},
+      {"kafka.consumer.enable.auto.commit", "true"},
+      {"kafka.client.transactional.id", "mine"},
+      {"kafka.consumer.group.id", "other"},
+  };
+  for (const auto& [key, value] : refused) {
+    Status s = LoadError("", {{key, value}});
+    EXPECT_EQ(s.code(), Code::kInvalidArgument) << key;
+    EXPECT_THAT(s.message(), HasSubstr(key + ": ")) << key;
+  }
+  EXPECT_THAT(LoadError("", {{"kafka.producer.acks", "1"}}).message(),
+              HasSubstr("must stay all (or -1): a 204 means every in-sync replica has the event"));
+  EXPECT_THAT(LoadError("", {{"kafka.consumer.group.id", "x"}}).message(),
+              HasSubstr("cannot be set: set the aggregators' group with kafka.group_id"));
+  // From the environment, the refusal names the variable.
+  setenv("CATCHALL_KAFKA_PRODUCER_PARTITIONER", "consistent", 1);
+  Status env = LoadError("", {});
+  unsetenv("CATCHALL_KAFKA_PRODUCER_PARTITIONER");
+  EXPECT_THAT(env.message(), HasSubstr("environment variable CATCHALL_KAFKA_PRODUCER_PARTITIONER: "
+                                       "kafka.producer.partitioner: must stay murmur2_random"));
+  // From a file, its line.
+  std::string file = WriteFile("[kafka.consumer]\n\"isolation.level\" = \"read_uncommitted\"\n");
+  EXPECT_THAT(LoadError(file).message(), HasSubstr("config file " + file +
+                                                   " line 2: kafka.consumer.isolation.level: must "
+                                                   "stay read_committed"));
+
+  Result<Config> restated = LoadConfigText("", "inline.toml",
+                                           {{"kafka.producer.acks", "ALL"},
+                                            {"kafka.client.acks", "-1"},
+                                            {"kafka.producer.enable.idempotence", "true"},
+                                            {"kafka.producer.partitioner", "murmur2"},
+                                            {"kafka.consumer.isolation.level", "read_committed"},
+                                            {"kafka.consumer.enable.auto.commit", "false"},
+                                            {"kafka.producer.linger.ms", "20"}});
+  EXPECT_TRUE(restated.ok()) << restated.status().ToString();
+}
+
 TEST_F(ConfigTest, SecretPropertiesAreNeverPrinted) {
   Result<Config> c = LoadConfigText("", "inline.toml",
                                     {{"kafka.client.sasl.password", "hunter2"},
