@@ -52,8 +52,11 @@ std::map<int32_t, int64_t> AggregationLoop::OnAssigned(const std::vector<int32_t
     for (int32_t p : partitions) {
       if (!s.ok()) break;
       if (restorer_) {
-        s = restorer_->Restore(p, committed[p], stop_, options_.restore_stall_timeout);
-        start[p] = committed[p];
+        Result<int64_t> resume =
+            restorer_->Restore(p, committed[p], stop_, options_.restore_stall_timeout);
+        s = resume.status();
+        // 0: nothing counted yet, from the events the topic still holds.
+        if (s.ok()) start[p] = *resume > 0 ? *resume : kOffsetBeginning;
         continue;
       }
       // The state was committed in the same writes as the offsets: it is

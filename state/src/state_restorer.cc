@@ -50,7 +50,7 @@ Result<StateRestorer::ReadResult> StateRestorer::ReadThrough(
   // broker has written its commit markers, so right after a hand-over the
   // previous owner's last transaction may not be readable yet. Its
   // checkpoint record says when it is.
-  while (!at_end || seen < target) {
+  while (!at_end || (target >= 0 && seen < target)) {
     batch.Clear();
     Status s = reader->Poll(kPollWait, kPollMax, &batch);
     if (!s.ok()) {
@@ -79,7 +79,7 @@ Result<StateRestorer::ReadResult> StateRestorer::ReadThrough(
         // One that does was written by something else, and ending the
         // restore at it lost the events committed after it whenever the
         // end was reached first (a black-box probe, seventeenth session).
-        if (through.ok() && *through > target && target > 0) {
+        if (through.ok() && target > 0 && *through > target) {
           beyond = std::max(beyond, *through);
           through = Status::Corruption(fmt::format(
               "changelog checkpoint record vouches for events offset {}, past the group's "
@@ -91,7 +91,11 @@ Result<StateRestorer::ReadResult> StateRestorer::ReadThrough(
           skipped_->Skip(topic, r, through.status().message());
         } else if (*through > seen) {
           seen = *through;
-          if (seen >= target && result.checkpoint_ms < 0) result.checkpoint_ms = r.timestamp_ms;
+          // With the target unknown, the last checkpoint read is the one
+          // that vouches for it.
+          if (target < 0 || (seen >= target && result.checkpoint_ms < 0)) {
+            result.checkpoint_ms = r.timestamp_ms;
+          }
         }
         continue;
       }
@@ -119,21 +123,39 @@ Result<StateRestorer::ReadResult> StateRestorer::ReadThrough(
               : std::string()));
     }
   }
+  result.seen = seen;
   return result;
 }
 
-Status StateRestorer::Restore(int32_t partition, int64_t committed, const std::atomic<bool>& stop,
-                              std::chrono::seconds stall_timeout) {
-  int64_t target = committed < 0 ? 0 : committed;
+Result<int64_t> StateRestorer::Restore(int32_t partition, int64_t committed,
+                                       const std::atomic<bool>& stop,
+                                       std::chrono::seconds stall_timeout) {
+  // Without the group's offset the target is the changelog's last
+  // checkpoint, known once the changelog is read to its end (-1 until
+  // then). Taken as 0, a member with an empty store counted every event
+  // still on the topic from nothing and published those counters over the
+  // changelog's, and one with a store counted them again on top (a review).
+  const bool known = committed >= 0;
+  int64_t target = known ? committed : -1;
   Result<StateCheckpoint> local = store_->ReadCheckpoint(partition);
   if (!local.ok()) return local.status();
-  if (local->events_offset == target && (local->changelog_offset >= 0 || target == 0)) {
+  if (known && local->events_offset == target && (local->changelog_offset >= 0 || target == 0)) {
     spdlog::info("aggregate: partition {} local state is current (offset {})", partition, target);
-    return Status::Ok();
+    return target;
   }
   StateCheckpoint from;  // from the start of both logs
   int64_t seen = 0;
-  if (local->events_offset > target) {
+  if (!known) {
+    spdlog::warn(
+        "aggregate: partition {}: the group has no committed offset (Kafka drops a group's "
+        "offsets after offsets.retention.minutes without members, or they were deleted); "
+        "resuming from the changelog's last checkpoint",
+        partition);
+    if (local->changelog_offset >= 0) {
+      from = *local;
+      seen = local->events_offset;
+    }
+  } else if (local->events_offset > target) {
     spdlog::warn(
         "aggregate: partition {} local state is ahead of the group's offset ({} > {}); the "
         "topics were recreated? restoring from the start of the changelog",
@@ -142,9 +164,10 @@ Status StateRestorer::Restore(int32_t partition, int64_t committed, const std::a
     from = *local;  // complete up to its events offset: only what came after is missing
     seen = local->events_offset;
   }
-  spdlog::info("aggregate: restoring partition {} from {} {} and {} {} (events offset {})",
-               partition, status_topic_, Where(from.changelog_offset), ids_topic_,
-               Where(from.ids_offset), target);
+  spdlog::info("aggregate: restoring partition {} from {} {} and {} {} ({})", partition,
+               status_topic_, Where(from.changelog_offset), ids_topic_, Where(from.ids_offset),
+               known ? fmt::format("events offset {}", target)
+                     : std::string("to the changelog's last checkpoint"));
   if (probe_) probe_->SetRestoring(1);
   // Back to 0 however the restore ends: a failed one left the gauge at 1,
   // and a member that then gave up said "restoring" while it restored
@@ -180,6 +203,11 @@ Status StateRestorer::Restore(int32_t partition, int64_t committed, const std::a
       stop, stall_timeout);
   if (!changelog.ok()) return changelog.status();
   skipped += changelog->skipped_checkpoints;
+  if (!known) {
+    target = changelog->seen;
+    spdlog::warn("aggregate: partition {}: the changelog's last checkpoint is events offset {}",
+                 partition, target);
+  }
   CATCHALL_RETURN_IF_ERROR(flush());
   // The ids log keeps at least the id window. When the transaction that
   // committed the target is older than that, its checkpoint in the ids log
@@ -218,7 +246,7 @@ Status StateRestorer::Restore(int32_t partition, int64_t committed, const std::a
                std::chrono::duration<double>(std::chrono::steady_clock::now() - begun).count(),
                changelog_records, ids_restored,
                skipped ? fmt::format(" ({} records skipped)", skipped) : std::string());
-  return Status::Ok();
+  return target;
 }
 
 }  // namespace catchall

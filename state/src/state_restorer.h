@@ -40,15 +40,25 @@ class StateRestorer {
         skipped_(skipped) {}
 
   // Makes the state of `partition` reflect exactly the events before
-  // `committed` (kOffsetBeginning or any negative: none). Aborted when
-  // `stop` is set meanwhile; Timeout when a log makes no progress for
-  // `stall_timeout` (AggregationOptions::restore_stall_timeout).
-  Status Restore(int32_t partition, int64_t committed, const std::atomic<bool>& stop,
-                 std::chrono::seconds stall_timeout);
+  // `committed`, the group's committed offset, and returns the offset to
+  // resume consuming from: `committed` itself, unless the group has no
+  // offset for the partition (kOffsetBeginning or any negative). Then the
+  // changelog's last checkpoint is the truth (it was committed in the
+  // same transaction as the offsets Kafka has since dropped:
+  // offsets.retention.minutes, or `kafka-consumer-groups.sh
+  // --delete-offsets`), and its events offset is returned; 0 when the
+  // changelog holds none (nothing was ever counted). Aborted when `stop` is
+  // set meanwhile; Timeout when a log makes no progress for `stall_timeout`
+  // (AggregationOptions::restore_stall_timeout).
+  Result<int64_t> Restore(int32_t partition, int64_t committed, const std::atomic<bool>& stop,
+                          std::chrono::seconds stall_timeout);
 
  private:
   struct ReadResult {
     int64_t next_offset = -1;  // after the last record read (-1: none read)
+    // The highest events offset a checkpoint read vouched for (or the
+    // `seen` it started from).
+    int64_t seen = 0;
     // Log time of the checkpoint that vouched for the target (-1: none did,
     // the target was met before reading).
     int64_t checkpoint_ms = -1;
@@ -58,7 +68,8 @@ class StateRestorer {
   };
   // Reads `topic`'s `partition` from `from` until its end, and until a
   // checkpoint of at least `target` was seen unless `seen` already is one;
-  // hands every other record to `apply`.
+  // hands every other record to `apply`. A negative `target` is unknown:
+  // the read stops at the end, and any checkpoint is taken.
   Result<ReadResult> ReadThrough(const std::string& topic, int32_t partition, int64_t from,
                                  int64_t seen, int64_t target,
                                  const std::function<Status(const ConsumedRecord&)>& apply,

@@ -206,6 +206,69 @@ TEST_F(ClusterTest, AggregatorKilledMidLoadRestartsWithExactCounts) {
   ExpectExactAfterResending(load, *ingest, *query, {aggregate.get(), query.get()});
 }
 
+// Kafka drops an empty group's committed offsets once the broker's
+// offsets.retention.minutes pass (all aggregators down for a week), or an
+// operator deletes them. Each transaction also left a checkpoint of its
+// events offset in the changelog, and an aggregator resumes from that.
+// Taken as "nothing counted yet", a member with its data dir counted every
+// event still on the topic again on top of its counters, and one without
+// counted from nothing over the changelog's counters (a review).
+TEST_F(ClusterTest, AnAggregatorWhoseGroupLostItsOffsetsResumesFromTheChangelog) {
+  TempDir agg_dir;
+  TempDir query_dir;
+  auto ingest = StartRole("ingest");
+  auto aggregate = StartRole("aggregate", agg_dir.path(), "lost-a");
+  auto query = StartRole("query", query_dir.path());
+  ExpectReady(*ingest);
+  ExpectReady(*aggregate);
+  ExpectReady(*query);
+  HttpClient in(ingest->port());
+  HttpClient q(query->port());
+  Counts expected;
+  auto put = [&](const std::string& domain, const std::map<std::string, std::string>& headers) {
+    ASSERT_EQ(in.Put("/events/" + domain + "/delivered", headers).status, 204);
+  };
+  auto put_each = [&] {
+    for (int d = 0; d < 8; ++d) {
+      put("lost-" + std::to_string(d) + ".example", {});
+      ++expected["lost-" + std::to_string(d) + ".example"].first;
+    }
+  };
+  for (int round = 0; round < 5; ++round) put_each();
+  put("keyed.example", {{"Idempotency-Key", "before-the-loss"}});
+  expected["keyed.example"] = {1, 0};
+  ExpectCounts(q, expected, {aggregate.get(), query.get()});
+
+  // 1. The offsets are gone; the aggregator keeps its data dir.
+  ASSERT_EQ(aggregate->Terminate(), 0) << aggregate->Output();
+  DeleteGroup(brokers_, names_.group);
+  aggregate = StartRole("aggregate", agg_dir.path(), "lost-a");
+  ExpectReady(*aggregate);
+  put_each();
+  ExpectCounts(q, expected, {aggregate.get(), query.get()});
+  EXPECT_THAT(aggregate->Output(), HasSubstr("the group has no committed offset"));
+
+  // 2. Gone again, and so are the events and the data dir: only the
+  // changelog and the ids log hold what was counted.
+  ASSERT_EQ(aggregate->Terminate(), 0) << aggregate->Output();
+  DeleteGroup(brokers_, names_.group);
+  DeleteAllRecords(brokers_, names_.events, kPartitions);
+  TempDir fresh_dir;
+  aggregate = StartRole("aggregate", fresh_dir.path(), "lost-b");
+  ExpectReady(*aggregate);
+  put_each();
+  // A retry of a key sent before the loss is still one (its id came back
+  // from the ids log); a new key counts.
+  put("keyed.example", {{"Idempotency-Key", "before-the-loss"}});
+  put("keyed.example", {{"Idempotency-Key", "after-the-loss"}});
+  expected["keyed.example"] = {2, 0};
+  ExpectCounts(q, expected, {aggregate.get(), query.get()});
+  // Still so once everything sent is counted: a recount would only add.
+  ASSERT_TRUE(WaitForMetricAtLeast(aggregate.get(), "catchall_aggregate_commits_total", 1));
+  std::this_thread::sleep_for(2s);
+  ExpectCounts(q, expected, {aggregate.get(), query.get()}, 1s);
+}
+
 // A query node holds what it read since its last checkpoint in memory only:
 // killed, it loses that, and on restart re-reads the changelog from the
 // checkpoint's offsets, not from the beginning, to the same exact counts.

@@ -3,7 +3,9 @@
 #include <gtest/gtest.h>
 #include <librdkafka/rdkafka.h>
 
+#include <chrono>
 #include <string>
+#include <thread>
 
 namespace catchall::testing {
 namespace {
@@ -101,6 +103,65 @@ void ReplaceTopicConfigs(const std::string& brokers, const std::string& topic,
         for (size_t i = 0; i < n; ++i) {
           EXPECT_EQ(rd_kafka_ConfigResource_error(rs[i]), RD_KAFKA_RESP_ERR_NO_ERROR)
               << what << ": " << rd_kafka_ConfigResource_error_string(rs[i]);
+        }
+      });
+}
+
+void DeleteGroup(const std::string& brokers, const std::string& group) {
+  const std::string what = "deleting group " + group;
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  for (;;) {
+    rd_kafka_resp_err_t code = RD_KAFKA_RESP_ERR_NO_ERROR;
+    std::string message;
+    RunAdmin(
+        brokers, what,
+        [&](rd_kafka_t* rk, rd_kafka_queue_t* q) {
+          rd_kafka_DeleteGroup_t* g = rd_kafka_DeleteGroup_new(group.c_str());
+          rd_kafka_DeleteGroups(rk, &g, 1, nullptr, q);
+          rd_kafka_DeleteGroup_destroy(g);
+        },
+        [&](rd_kafka_event_t* ev) {
+          size_t n = 0;
+          const rd_kafka_group_result_t** rs =
+              rd_kafka_DeleteGroups_result_groups(rd_kafka_event_DeleteGroups_result(ev), &n);
+          for (size_t i = 0; i < n; ++i) {
+            if (const rd_kafka_error_t* e = rd_kafka_group_result_error(rs[i])) {
+              code = rd_kafka_error_code(e);
+              message = rd_kafka_error_string(e);
+            }
+          }
+        });
+    if (code == RD_KAFKA_RESP_ERR_NO_ERROR) return;
+    if (code != RD_KAFKA_RESP_ERR_NON_EMPTY_GROUP || std::chrono::steady_clock::now() > until) {
+      ADD_FAILURE() << what << ": " << message;
+      return;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
+}
+
+void DeleteAllRecords(const std::string& brokers, const std::string& topic, int partitions) {
+  const std::string what = "deleting the records of " + topic;
+  RunAdmin(
+      brokers, what,
+      [&](rd_kafka_t* rk, rd_kafka_queue_t* q) {
+        rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(partitions);
+        for (int p = 0; p < partitions; ++p) {
+          rd_kafka_topic_partition_list_add(list, topic.c_str(), p)->offset = RD_KAFKA_OFFSET_END;
+        }
+        rd_kafka_DeleteRecords_t* d = rd_kafka_DeleteRecords_new(list);
+        rd_kafka_DeleteRecords(rk, &d, 1, nullptr, q);
+        rd_kafka_DeleteRecords_destroy(d);
+        rd_kafka_topic_partition_list_destroy(list);
+      },
+      [&](rd_kafka_event_t* ev) {
+        const rd_kafka_topic_partition_list_t* offsets =
+            rd_kafka_DeleteRecords_result_offsets(rd_kafka_event_DeleteRecords_result(ev));
+        ASSERT_NE(offsets, nullptr) << what;
+        for (int i = 0; i < offsets->cnt; ++i) {
+          EXPECT_EQ(offsets->elems[i].err, RD_KAFKA_RESP_ERR_NO_ERROR)
+              << what << ", partition " << offsets->elems[i].partition << ": "
+              << rd_kafka_err2str(offsets->elems[i].err);
         }
       });
 }

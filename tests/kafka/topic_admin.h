@@ -17,4 +17,15 @@ void AddPartitions(const std::string& brokers, const std::string& topic, int par
 void ReplaceTopicConfigs(const std::string& brokers, const std::string& topic,
                          const std::string& name, const std::string& value);
 
+// Deletes consumer group `group` with its committed offsets, as
+// kafka-consumer-groups.sh --delete does (or Kafka, once an empty group's
+// offsets.retention.minutes pass). Waits up to 60 s for the group to empty
+// (a static member that stopped stays in it until its session times out);
+// fails the test on another error.
+void DeleteGroup(const std::string& brokers, const std::string& group);
+// Deletes every record of `topic`'s `partitions` partitions up to their high
+// watermark, as kafka-delete-records.sh does (or retention); fails the test
+// on an error.
+void DeleteAllRecords(const std::string& brokers, const std::string& topic, int partitions);
+
 }  // namespace catchall::testing
