@@ -692,6 +692,7 @@ class Session final : public SessionBase {
   }
 
   void OnWrite(bool keep, beast::error_code ec) {
+    ReleaseWrittenResponse(&wire_);
     if (ec) return DoClose();
     if (!keep) return DoClose();
     DoReadHeader();

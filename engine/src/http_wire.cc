@@ -264,4 +264,12 @@ void RenderResponse(const HttpResponse& response, unsigned version, bool keep_al
   if (!head && !bodiless) out->append(response.body);
 }
 
+void ReleaseWrittenResponse(std::string* wire) {
+  if (wire->capacity() > kKeptResponseBytes) {
+    std::string().swap(*wire);
+  } else {
+    wire->clear();
+  }
+}
+
 }  // namespace catchall

@@ -98,4 +98,14 @@ std::optional<HttpResponse> MalformedRequestResponse(const HttpServerOptions& op
 void RenderResponse(const HttpResponse& response, unsigned version, bool keep_alive, bool head,
                     std::string* out);
 
+// A connection keeps its response buffer between requests (no allocation
+// per response), up to this size; a larger one is released once written.
+// Kept whatever its size, 300 idle keep-alive connections that had each
+// been answered a 160 KB batch report held 49 MB until they closed (a
+// review).
+inline constexpr size_t kKeptResponseBytes = size_t{16} << 10;
+// Empties `wire`, a response just written, releasing its memory if it
+// outgrew kKeptResponseBytes.
+void ReleaseWrittenResponse(std::string* wire);
+
 }  // namespace catchall

@@ -178,5 +178,24 @@ TEST(HttpWireTest, RenderResponseFollowsTheVersionAndLeavesTheBodyOutOfAHead) {
   EXPECT_EQ(out.body(), busy.body);
 }
 
+// A connection's response buffer is kept between requests while small (no
+// allocation per response) and released once a large answer is written: a
+// keep-alive connection held its largest answer until it closed.
+TEST(HttpWireTest, AWrittenResponseBufferIsKeptOnlyWhileSmall) {
+  std::string wire;
+  RenderResponse(HttpResponse::NoContent(), 11, true, false, &wire);
+  const size_t small = wire.capacity();
+  ReleaseWrittenResponse(&wire);
+  EXPECT_TRUE(wire.empty());
+  EXPECT_EQ(wire.capacity(), small);
+
+  HttpResponse report = HttpResponse::Json(200, std::string(4 * kKeptResponseBytes, 'x'));
+  RenderResponse(report, 11, true, false, &wire);
+  EXPECT_GT(wire.capacity(), kKeptResponseBytes);
+  ReleaseWrittenResponse(&wire);
+  EXPECT_TRUE(wire.empty());
+  EXPECT_LE(wire.capacity(), kKeptResponseBytes);
+}
+
 }  // namespace
 }  // namespace catchall
