@@ -17,6 +17,7 @@
 #include "query/status_materializer.h"
 #include "state/aggregation_loop.h"
 #include "state/counter_store.h"
+#include "state/partition_owners.h"
 #include "state/standby_replicas.h"
 
 namespace catchall {
@@ -273,8 +274,11 @@ Status AggregatorNode::Open() {
     standby_ =
         std::make_unique<StandbyReplicas>(standby, standby_log_.get(), counters_.get(), metrics());
     standby_->Start();
-    options.ownership = standby_.get();
   }
+  // The workers share the store: one takes a partition only once another
+  // that was evicted unawares has let it go. As long as a restore may stall.
+  owners_ = std::make_unique<PartitionOwners>(standby_.get(), std::chrono::seconds(60));
+  options.ownership = owners_.get();
   for (int i = 0; i < c.aggregate_threads; ++i) {
     Worker& w = workers_.emplace_back();
     // Worker 0 keeps the plain id, so that one worker per process (the
@@ -318,6 +322,7 @@ void AggregatorNode::Close() {
   for (Worker& w : workers_) {
     if (w.loop) w.loop->RequestStop();
   }
+  if (owners_) owners_->Stop();  // a worker waiting for another stops waiting
   // The standby stops first: the partitions the workers hand over while
   // leaving need no warm copy now.
   if (standby_) standby_->Stop();
@@ -325,6 +330,7 @@ void AggregatorNode::Close() {
     if (w.loop) w.loop->Stop();
   }
   workers_.clear();
+  owners_.reset();
   standby_.reset();
   standby_log_.reset();
   if (store_) FlushStoreOnShutdown(store_.get(), disk_.get(), config().write_buffer_mb << 20);

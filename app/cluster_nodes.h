@@ -22,6 +22,7 @@ class IngestService;
 class KvStore;
 class LogAppender;
 class QueryService;
+class PartitionOwners;
 class StandbyReplicas;
 class StatusMaterializer;
 
@@ -59,6 +60,9 @@ class AggregatorNode final : public Node {
   std::unique_ptr<KvStore> store_;
   std::unique_ptr<DiskMonitor> disk_;
   std::unique_ptr<CounterStore> counters_;
+  // Which worker writes each partition (declared before the workers, which
+  // tell it, so that it outlives them).
+  std::unique_ptr<PartitionOwners> owners_;
   // One per aggregate.threads: each a group member with its own consumer
   // and transactional producer; they own disjoint partitions and so touch
   // disjoint keys of the shared store.

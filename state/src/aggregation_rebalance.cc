@@ -42,9 +42,20 @@ std::map<int32_t, int64_t> AggregationLoop::OnAssigned(const std::vector<int32_t
   // that matches them, so this waits (and retries) rather than guess.
   std::map<int32_t, int64_t> start;
   bool prepared = false;
-  // A warm standby of these partitions stops writing them before the
-  // restore reads where it got to.
-  if (options_.ownership) options_.ownership->Taking(options_.worker.value_or(0), partitions);
+  // Another worker of the process that still writes these partitions (it
+  // was evicted unawares) lets them go, and a warm standby of them stops
+  // writing them, before the restore reads where they got to.
+  if (options_.ownership) {
+    Status taking = options_.ownership->Taking(options_.worker.value_or(0), partitions);
+    if (!taking.ok()) {
+      if (taking.code() != Code::kAborted) {
+        spdlog::error("aggregate: {}", taking.message());
+        SetHealth(taking);
+        must_rejoin_ = taking;
+      }
+      return start;  // nothing taken: the group hands them on, or back
+    }
+  }
   for (int attempt = 1; !stop_.load(); ++attempt) {
     std::map<int32_t, int64_t> committed;
     Status s = consumer_->Committed(partitions, &committed);

@@ -71,11 +71,11 @@ void StandbyReplicas::Stop() {
   UpdateGauges();
 }
 
-void StandbyReplicas::Taking(int worker, const std::vector<int32_t>& partitions) {
+Status StandbyReplicas::Taking(int worker, const std::vector<int32_t>& partitions) {
   std::lock_guard<std::mutex> lock(mu_);
   begun_ = true;
   for (int32_t p : partitions) owners_[p].insert(worker);
-  if (stopped_) return;
+  if (stopped_) return Status::Ok();
   // What was read of them goes to the store with its checkpoint first: the
   // restore starts from there.
   Status s = Flush();
@@ -85,6 +85,7 @@ void StandbyReplicas::Taking(int worker, const std::vector<int32_t>& partitions)
   }
   if (!s.ok()) Reset(s);
   UpdateGauges();
+  return Status::Ok();
 }
 
 void StandbyReplicas::Released(int worker, const std::vector<int32_t>& partitions) {

@@ -19,6 +19,7 @@
 #include "aggregation_world.h"
 #include "engine/changelog.h"
 #include "engine/partitioner.h"
+#include "state/partition_owners.h"
 #include "test_util.h"
 
 namespace catchall::test {
@@ -238,6 +239,31 @@ TEST(ClusterLostPartitionsTest, AMemberThatLostAllItsPartitionsIsNotReadyUntilIt
   world.Stop(b);  // the partitions go back to a
   ASSERT_TRUE(world.RunUntil([&] { return a->loop->ready(); }))
       << "not ready again once it holds its partitions";
+  EXPECT_EQ(a->loop->owned().size(), 4u);
+}
+
+// The workers of one process share a store. A worker given partitions that
+// another worker of the process still holds (evicted unawares, busy in a
+// restore) restored and counted them while the other still wrote them, and
+// the other's late writes overwrote its counters (a review). It now neither
+// restores nor counts them until they are let go, then counts exactly.
+TEST(ClusterWorkersTest, AWorkerTakesPartitionsOnlyOnceAnotherWorkerLetsThemGo) {
+  ScopedTempDir dir;
+  PartitionOwners owners(nullptr, std::chrono::milliseconds(20));
+  ASSERT_TRUE(owners.Taking(9, {2}).ok());  // worker 9 of this process still holds partition 2
+  AggregationOptions options = SmallCommits();
+  options.ownership = &owners;
+  AggregationWorld world(Mode::kCluster, dir.path(), options);
+  auto* a = world.Start("a");
+  world.AppendEvents(200, 20, 71);
+  for (int i = 0; i < 30; ++i) a->loop->Step();
+  EXPECT_TRUE(a->loop->owned().empty());
+  EXPECT_FALSE(a->loop->ready());
+  EXPECT_THAT(a->loop->Health().message(), HasSubstr("partition 2 was given to worker 0"));
+  EXPECT_FALSE(world.CaughtUp());
+  owners.Released(9, {2});
+  ASSERT_TRUE(world.RunUntilCaughtUp());
+  EXPECT_EQ(world.Differences(), "");
   EXPECT_EQ(a->loop->owned().size(), 4u);
 }
 

@@ -205,8 +205,8 @@ TEST_F(StandbyReplicasTest, APartitionIsKeptWarmOnlyWhileNoWorkerOwnsIt) {
   // Two workers of b's process claim one of a's partitions in turn, the
   // way a lost partition's new owner may arrive before the old one knows.
   int32_t p = a_->loop->owned().front();
-  b_->standby->Taking(7, {p});
-  b_->standby->Taking(8, {p});
+  ASSERT_TRUE(b_->standby->Taking(7, {p}).ok());
+  ASSERT_TRUE(b_->standby->Taking(8, {p}).ok());
   b_->standby->Released(7, {p});
   b_->standby->Step(0ms);
   auto tracked = b_->standby->tracked();

@@ -48,13 +48,15 @@ class StateRestorer;
 struct PublishOptions;
 
 // Told when a worker takes partitions on and lets them go (the process's
-// warm standbys: StandbyReplicas). Called on the worker's thread.
+// other workers: PartitionOwners; its warm standbys: StandbyReplicas).
+// Called on the worker's thread.
 class OwnershipListener {
  public:
   virtual ~OwnershipListener() = default;
   // Before the worker restores or reads `partitions`; returns once nothing
-  // else of the process writes their state.
-  virtual void Taking(int worker, const std::vector<int32_t>& partitions) = 0;
+  // else of the process writes their state. Not OK: they may not be taken
+  // now (the worker rejoins the group and tries again).
+  virtual Status Taking(int worker, const std::vector<int32_t>& partitions) = 0;
   // After the worker stopped writing their state (handed over, lost, or
   // dropped on a rejoin).
   virtual void Released(int worker, const std::vector<int32_t>& partitions) = 0;

@@ -88,7 +88,8 @@ class StandbyReplicas final : public OwnershipListener {
   void Step(std::chrono::milliseconds timeout);
 
   // OwnershipListener (any thread).
-  void Taking(int worker, const std::vector<int32_t>& partitions) override;
+  // Always OK: a standby stops writing what a worker takes.
+  Status Taking(int worker, const std::vector<int32_t>& partitions) override;
   void Released(int worker, const std::vector<int32_t>& partitions) override;
 
   // Partitions kept warm now, and those of them whose logs were read to
