@@ -396,7 +396,9 @@ const Bound kBounds[] = {
     {"aggregate.commit_interval_ms", &Config::commit_interval_ms, {1, kDayMs}},
     {"aggregate.commit_max_events", &Config::commit_max_events, {1, kNoMaximum}},
     {"aggregate.idempotency_window_s", &Config::idempotency_window_s, {0, kYearS}},
-    {"query.max_lookup_domains", &Config::max_lookup_domains, {1, kNoMaximum}},
+    // simdjson's array size saturates at 0xFFFFFF, so the lookup's "too
+    // many domains" check holds only below that (a review).
+    {"query.max_lookup_domains", &Config::max_lookup_domains, {1, 0xFFFFFE}},
     {"query.checkpoint_domains", &Config::checkpoint_domains, {1, uint64_t{1} << 32}},
     {"query.checkpoint_interval_s", &Config::checkpoint_interval_s, {1, kYearS}},
     // 0 made every Kafka request time out at once, reported as Kafka being
