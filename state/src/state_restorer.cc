@@ -146,11 +146,9 @@ Result<int64_t> StateRestorer::Restore(int32_t partition, int64_t committed,
   StateCheckpoint from;  // from the start of both logs
   int64_t seen = 0;
   if (!known) {
-    spdlog::warn(
-        "aggregate: partition {}: the group has no committed offset (Kafka drops a group's "
-        "offsets after offsets.retention.minutes without members, or they were deleted); "
-        "resuming from the changelog's last checkpoint",
-        partition);
+    // Said once the changelog is read: on a new group's first start it
+    // holds no checkpoint, and that is no warning (a probe found one per
+    // partition noisy).
     if (local->changelog_offset >= 0) {
       from = *local;
       seen = local->events_offset;
@@ -205,8 +203,18 @@ Result<int64_t> StateRestorer::Restore(int32_t partition, int64_t committed,
   skipped += changelog->skipped_checkpoints;
   if (!known) {
     target = changelog->seen;
-    spdlog::warn("aggregate: partition {}: the changelog's last checkpoint is events offset {}",
-                 partition, target);
+    if (target > 0) {
+      spdlog::warn(
+          "aggregate: partition {}: the group has no committed offset (Kafka drops a group's "
+          "offsets after offsets.retention.minutes without members, or they were deleted); "
+          "resuming from the changelog's last checkpoint, events offset {}",
+          partition, target);
+    } else {
+      spdlog::info(
+          "aggregate: partition {}: nothing counted yet (no committed offset, no checkpoint in "
+          "the changelog)",
+          partition);
+    }
   }
   CATCHALL_RETURN_IF_ERROR(flush());
   // The ids log keeps at least the id window. When the transaction that
