@@ -75,9 +75,7 @@ Status CheckGuardedProperties(const Config& c) {
     for (const GuardedProperty& guard : kGuardedProperties) {
       auto set = (c.*pass.field).find(std::string(guard.name));
       if (set == (c.*pass.field).end()) continue;
-      std::string value = set->second;
-      std::transform(value.begin(), value.end(), value.begin(),
-                     [](unsigned char ch) { return std::tolower(ch); });
+      const std::string value = AsciiLower(set->second);
       bool allowed = false;
       for (std::string_view a : guard.allowed) allowed |= !a.empty() && a == value;
       if (allowed) continue;

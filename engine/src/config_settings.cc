@@ -37,13 +37,18 @@ std::string EnvName(std::string_view key) {
   return env;
 }
 
+std::string AsciiLower(std::string_view text) {
+  std::string lower(text);
+  std::transform(lower.begin(), lower.end(), lower.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return lower;
+}
+
 namespace {
 
 Status ParseBool(std::string_view key, std::string_view text, bool* out) {
   // In any letter case: TRUE and True are what some tools write.
-  std::string lower(text.substr(0, 8));
-  std::transform(lower.begin(), lower.end(), lower.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  std::string lower = AsciiLower(text.substr(0, 8));
   if (text.size() > 8) lower.clear();
   if (lower == "true" || lower == "1" || lower == "yes" || lower == "on") {
     *out = true;
@@ -311,9 +316,7 @@ std::vector<Setting> MakeSettings() {
                             &Config::log_level));
   // In any letter case, as the booleans: `--log-level WARN` was refused.
   s.back().set = [](Config& c, std::string_view v) {
-    c.log_level.assign(v);
-    std::transform(c.log_level.begin(), c.log_level.end(), c.log_level.begin(),
-                   [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
+    c.log_level = AsciiLower(v);
     return Status::Ok();
   };
   // API keys (auth.*): auth is on when either is set; SIGHUP re-reads the file.

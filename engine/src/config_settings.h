@@ -19,6 +19,8 @@ Status ParseU64(std::string_view key, std::string_view text, uint64_t* out);
 
 // "server.listen" -> "CATCHALL_SERVER_LISTEN".
 std::string EnvName(std::string_view key);
+// `text` with ASCII letters in lower case (settings taken in any letter case).
+std::string AsciiLower(std::string_view text);
 
 // The setting named `key`, or null.
 const Setting* FindSetting(std::string_view key);
