@@ -36,6 +36,9 @@ Status PartitionOwners::Taking(int worker, const std::vector<int32_t>& partition
 }
 
 void PartitionOwners::Released(int worker, const std::vector<int32_t>& partitions) {
+  // The standbys hear of the release before a waiting taker can go on and
+  // tell them of its taking: they see the partitions change hands in order.
+  if (next_ != nullptr) next_->Released(worker, partitions);
   {
     std::lock_guard<std::mutex> lock(mu_);
     for (int32_t p : partitions) {
@@ -44,7 +47,6 @@ void PartitionOwners::Released(int worker, const std::vector<int32_t>& partition
     }
   }
   released_.notify_all();
-  if (next_ != nullptr) next_->Released(worker, partitions);
 }
 
 void PartitionOwners::Stop() {
