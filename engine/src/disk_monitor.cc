@@ -66,6 +66,9 @@ void DiskMonitor::Start(std::chrono::milliseconds interval) {
 }
 
 void DiskMonitor::Sample() {
+  // The thread samples, and so does a node's shutdown while the thread
+  // still runs (FlushStoreOnShutdown): one at a time.
+  std::lock_guard<std::mutex> sampling(sample_mu_);
   // The directory itself, held open: deleted, it has no links left, even if
   // its path now names another (a symlink re-pointed, a new empty dir).
   if (dir_fd_ < 0) {

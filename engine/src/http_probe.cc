@@ -132,7 +132,11 @@ void HttpProbe::OnConnectionClosed() { connections_->Decrement(); }
 void HttpProbe::OnConnectionRejected() { rejected_->Increment(); }
 void HttpProbe::OnAcceptFailed() { accept_failures_->Increment(); }
 void HttpProbe::OnBodyBudgetRefused() { body_budget_refusals_->Increment(); }
-void HttpProbe::SetBodyBytes(size_t bytes) { body_bytes_->Set(static_cast<double>(bytes)); }
+void HttpProbe::AddBodyBytes(size_t bytes) { body_bytes_->Increment(static_cast<double>(bytes)); }
+
+void HttpProbe::SubtractBodyBytes(size_t bytes) {
+  body_bytes_->Decrement(static_cast<double>(bytes));
+}
 
 void HttpProbe::OnTlsHandshakeFailed() { tls_handshake_failures_->Increment(); }
 void HttpProbe::OnWriteTimedOut() { write_timeouts_->Increment(); }

@@ -35,8 +35,11 @@ class HttpProbe {
   void OnAcceptFailed();
   // A request refused because the bodies in flight were at their limit.
   void OnBodyBudgetRefused();
-  // Request body bytes the connections hold now.
-  void SetBodyBytes(size_t bytes);
+  // Request body bytes the connections hold now, moved by each change:
+  // set from each thread's own total, the gauge kept whichever thread set
+  // it last, 50 bytes held with none left (a review).
+  void AddBodyBytes(size_t bytes);
+  void SubtractBodyBytes(size_t bytes);
   void OnTlsHandshakeFailed();
   // A connection closed because the client did not take what was written
   // to it within the io timeout.

@@ -146,12 +146,12 @@ struct HttpServerImpl : std::enable_shared_from_this<HttpServerImpl> {
     do {
       if (!BodyRoomFor(bytes, held)) return false;
     } while (!body_bytes.compare_exchange_weak(held, held + bytes, std::memory_order_relaxed));
-    if (probe) probe->SetBodyBytes(held + bytes);
+    if (probe) probe->AddBodyBytes(bytes);
     return true;
   }
   void ReleaseBody(size_t bytes) {
-    const size_t left = body_bytes.fetch_sub(bytes, std::memory_order_relaxed) - bytes;
-    if (probe) probe->SetBodyBytes(left);
+    body_bytes.fetch_sub(bytes, std::memory_order_relaxed);
+    if (probe) probe->SubtractBodyBytes(bytes);
   }
   uint16_t bound_port = 0;
 

@@ -94,15 +94,14 @@ void LocalLogImpl::WriteTaken() {
 }
 
 void LocalLogImpl::FinishWriting(bool hand_on) {
-  bool more = false;
-  {
-    std::lock_guard<std::mutex> lock(mu);
-    writing = false;
-    more = closing || !queue.empty();
-  }
+  // Notified under the lock: once a waiter sees the token free, Close() may
+  // return and the log be destroyed, condition variables and all, before a
+  // notify made after unlocking ran (a review).
+  std::lock_guard<std::mutex> lock(mu);
+  writing = false;
   // The writer thread waits for the token too; an HTTP thread hands on what
   // was queued while it wrote.
-  if (hand_on && more) writer_cv.notify_one();
+  if (hand_on && (closing || !queue.empty())) writer_cv.notify_one();
   drained_cv.notify_all();
 }
 
@@ -276,10 +275,11 @@ Status LocalLogImpl::WriteStateTransaction(PendingTransaction* pending) {
   if (s.ok()) OnCommitted(pending->group, pending->input, pending->txn->offsets);
   Published(s);
   {
+    // Under the lock, as in FinishWriting: Close() waits for this.
     std::lock_guard<std::mutex> lock(mu);
     --direct_writes;
+    drained_cv.notify_all();
   }
-  drained_cv.notify_all();
   return s;
 }
 

@@ -69,7 +69,8 @@ class DiskMonitor {
   std::atomic<uint64_t> free_{0};      // at the last sample
   std::atomic<uint64_t> admitted_{0};  // bytes admitted since the last sample
   std::atomic<bool> low_{false};
-  int dir_fd_ = -1;                // the data dir, once it exists (sampling thread)
+  std::mutex sample_mu_;           // one Sample() at a time
+  int dir_fd_ = -1;                // GUARDED_BY(sample_mu_): the data dir, once it exists
   std::atomic<bool> gone_{false};  // it was deleted
   prometheus::Gauge* free_gauge_ = nullptr;
   prometheus::Gauge* low_gauge_ = nullptr;
