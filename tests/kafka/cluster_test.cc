@@ -125,6 +125,29 @@ class ClusterTest : public ::testing::Test {
 
   static void ExpectReady(ServerProcess& p) { ASSERT_TRUE(p.WaitReady(90s)); }
 
+  // An ingest node, an aggregator (state in `agg_dir`, instance id
+  // `instance`, then `agg_extra`) and a query node (state in `query_dir`,
+  // then `query_extra`) on this test's topics, each ready: call it under
+  // ASSERT_NO_FATAL_FAILURE, so that a role that never gets ready ends the
+  // test there, with its output, rather than in a later wait.
+  struct Pipeline {
+    std::string agg_dir;
+    std::string instance;
+    std::string query_dir;
+    std::vector<std::string> agg_extra;
+    std::vector<std::string> query_extra;
+  };
+  void StartReadyPipeline(const Pipeline& pipeline, std::unique_ptr<ServerProcess>* ingest,
+                          std::unique_ptr<ServerProcess>* aggregate,
+                          std::unique_ptr<ServerProcess>* query) {
+    *ingest = StartRole("ingest");
+    *aggregate = StartRole("aggregate", pipeline.agg_dir, pipeline.instance, pipeline.agg_extra);
+    *query = StartRole("query", pipeline.query_dir, "", pipeline.query_extra);
+    for (ServerProcess* role : {ingest->get(), aggregate->get(), query->get()}) {
+      ASSERT_NO_FATAL_FAILURE(ExpectReady(*role));
+    }
+  }
+
   // `catchall topics COMMAND --brokers B` on `names`' topics, then `extra`.
   std::vector<std::string> TopicsArgs(const std::string& command, const ClusterNames& names,
                                       const std::vector<std::string>& extra = {}) const {
@@ -141,12 +164,11 @@ class ClusterTest : public ::testing::Test {
 TEST_F(ClusterTest, EventsFlowThroughThreeSeparateProcesses) {
   TempDir agg_dir;
   TempDir query_dir;
-  auto ingest = StartRole("ingest");
-  auto aggregate = StartRole("aggregate", agg_dir.path(), "flow-a");
-  auto query = StartRole("query", query_dir.path());
-  ExpectReady(*ingest);
-  ExpectReady(*aggregate);
-  ExpectReady(*query);
+  std::unique_ptr<ServerProcess> ingest;
+  std::unique_ptr<ServerProcess> aggregate;
+  std::unique_ptr<ServerProcess> query;
+  ASSERT_NO_FATAL_FAILURE(StartReadyPipeline({agg_dir.path(), "flow-a", query_dir.path()}, &ingest,
+                                             &aggregate, &query));
 
   HttpClient in(ingest->port());
   std::string batch;
@@ -175,12 +197,11 @@ TEST_F(ClusterTest, EventsFlowThroughThreeSeparateProcesses) {
 TEST_F(ClusterTest, AggregatorKilledMidLoadRestartsWithExactCounts) {
   TempDir agg_dir;
   TempDir query_dir;
-  auto ingest = StartRole("ingest");
-  auto aggregate = StartRole("aggregate", agg_dir.path(), "kill-a");
-  auto query = StartRole("query", query_dir.path());
-  ExpectReady(*ingest);
-  ExpectReady(*aggregate);
-  ExpectReady(*query);
+  std::unique_ptr<ServerProcess> ingest;
+  std::unique_ptr<ServerProcess> aggregate;
+  std::unique_ptr<ServerProcess> query;
+  ASSERT_NO_FATAL_FAILURE(StartReadyPipeline({agg_dir.path(), "kill-a", query_dir.path()}, &ingest,
+                                             &aggregate, &query));
 
   EventLoad load(ingest->port(), {4, 30, "k9-", "kill-", true});
   ASSERT_TRUE(WaitForAcked(load, 2000, {ingest.get(), aggregate.get()}));
@@ -216,12 +237,11 @@ TEST_F(ClusterTest, AggregatorKilledMidLoadRestartsWithExactCounts) {
 TEST_F(ClusterTest, AnAggregatorWhoseGroupLostItsOffsetsResumesFromTheChangelog) {
   TempDir agg_dir;
   TempDir query_dir;
-  auto ingest = StartRole("ingest");
-  auto aggregate = StartRole("aggregate", agg_dir.path(), "lost-a");
-  auto query = StartRole("query", query_dir.path());
-  ExpectReady(*ingest);
-  ExpectReady(*aggregate);
-  ExpectReady(*query);
+  std::unique_ptr<ServerProcess> ingest;
+  std::unique_ptr<ServerProcess> aggregate;
+  std::unique_ptr<ServerProcess> query;
+  ASSERT_NO_FATAL_FAILURE(StartReadyPipeline({agg_dir.path(), "lost-a", query_dir.path()}, &ingest,
+                                             &aggregate, &query));
   HttpClient in(ingest->port());
   HttpClient q(query->port());
   Counts expected;
@@ -276,12 +296,12 @@ TEST_F(ClusterTest, AQueryNodeKilledMidLoadResumesFromItsLastCheckpointWithExact
   TempDir agg_dir;
   TempDir query_dir;
   const std::vector<std::string> every_second = {"--set", "query.checkpoint_interval_s=1"};
-  auto ingest = StartRole("ingest");
-  auto aggregate = StartRole("aggregate", agg_dir.path(), "qkill-a");
-  auto query = StartRole("query", query_dir.path(), "", every_second);
-  ExpectReady(*ingest);
-  ExpectReady(*aggregate);
-  ExpectReady(*query);
+  std::unique_ptr<ServerProcess> ingest;
+  std::unique_ptr<ServerProcess> aggregate;
+  std::unique_ptr<ServerProcess> query;
+  ASSERT_NO_FATAL_FAILURE(
+      StartReadyPipeline({agg_dir.path(), "qkill-a", query_dir.path(), {}, every_second}, &ingest,
+                         &aggregate, &query));
 
   EventLoad load(ingest->port(), {4, 30, "q9-", "qkill-", true});
   ASSERT_TRUE(WaitForAcked(load, 2000, {ingest.get(), aggregate.get(), query.get()}));
@@ -307,12 +327,11 @@ TEST_F(ClusterTest, SecondAggregatorJoinsThenLeavesMidLoadWithExactCounts) {
   TempDir dir_a;
   TempDir dir_b;
   TempDir query_dir;
-  auto ingest = StartRole("ingest");
-  auto agg_a = StartRole("aggregate", dir_a.path(), "join-a");
-  auto query = StartRole("query", query_dir.path());
-  ExpectReady(*ingest);
-  ExpectReady(*agg_a);
-  ExpectReady(*query);
+  std::unique_ptr<ServerProcess> ingest;
+  std::unique_ptr<ServerProcess> agg_a;
+  std::unique_ptr<ServerProcess> query;
+  ASSERT_NO_FATAL_FAILURE(
+      StartReadyPipeline({dir_a.path(), "join-a", query_dir.path()}, &ingest, &agg_a, &query));
 
   EventLoad load(ingest->port(), {4, 30, "join-", "join-", true});
   ASSERT_TRUE(WaitForAcked(load, 1500, {ingest.get(), agg_a.get()}));
@@ -934,12 +953,11 @@ TEST_F(ClusterTest, KcatReplayProducesStatusesAndDeadLettersMisroutedRecords) {
 TEST_F(ClusterTest, IngestAnswersRequestsInFlightOnSigtermAndLosesNothingAcknowledged) {
   TempDir agg_dir;
   TempDir query_dir;
-  auto ingest = StartRole("ingest");
-  auto aggregate = StartRole("aggregate", agg_dir.path(), "drain-a");
-  auto query = StartRole("query", query_dir.path());
-  ExpectReady(*ingest);
-  ExpectReady(*aggregate);
-  ExpectReady(*query);
+  std::unique_ptr<ServerProcess> ingest;
+  std::unique_ptr<ServerProcess> aggregate;
+  std::unique_ptr<ServerProcess> query;
+  ASSERT_NO_FATAL_FAILURE(StartReadyPipeline({agg_dir.path(), "drain-a", query_dir.path()}, &ingest,
+                                             &aggregate, &query));
 
   LoadOptions options{4, 30, "drain-", "drain-", true};
   options.retry_closed_connections = false;  // see every request the server cut off
@@ -1210,13 +1228,13 @@ TEST_F(ClusterTest, EveryDocumentedMetricIsExportedByARoleWithAValueTheTrafficEx
   TempDir dir_a;
   TempDir dir_b;
   TempDir query_dir;
-  auto ingest = StartRole("ingest");
-  auto agg_a = StartRole("aggregate", dir_a.path(), "metrics-a");
+  std::unique_ptr<ServerProcess> ingest;
+  std::unique_ptr<ServerProcess> agg_a;
+  std::unique_ptr<ServerProcess> query;
   // Checkpoints every second: the test sees one written.
-  auto query = StartRole("query", query_dir.path(), "", {"--set", "query.checkpoint_interval_s=1"});
-  ExpectReady(*ingest);
-  ExpectReady(*agg_a);
-  ExpectReady(*query);
+  ASSERT_NO_FATAL_FAILURE(StartReadyPipeline(
+      {dir_a.path(), "metrics-a", query_dir.path(), {}, {"--set", "query.checkpoint_interval_s=1"}},
+      &ingest, &agg_a, &query));
   HttpClient in(ingest->port());
   HttpClient q(query->port());
   // (method, code) -> requests to the ingest node's /events.
