@@ -277,7 +277,7 @@ Status AggregatorNode::Open() {
   }
   // The workers share the store: one takes a partition only once another
   // that was evicted unawares has let it go. As long as a restore may stall.
-  owners_ = std::make_unique<PartitionOwners>(standby_.get(), std::chrono::seconds(60));
+  owners_ = std::make_unique<PartitionOwners>(standby_.get(), std::chrono::seconds(60), metrics());
   options.ownership = owners_.get();
   for (int i = 0; i < c.aggregate_threads; ++i) {
     Worker& w = workers_.emplace_back();

@@ -1,9 +1,26 @@
 #include "state/partition_owners.h"
 
 #include <fmt/format.h>
+#include <prometheus/gauge.h>
+#include <prometheus/registry.h>
 #include <spdlog/spdlog.h>
 
+#include "engine/metrics.h"
+
 namespace catchall {
+
+PartitionOwners::PartitionOwners(OwnershipListener* next, std::chrono::milliseconds wait,
+                                 Metrics* metrics)
+    : next_(next), wait_(wait) {
+  if (metrics == nullptr) return;
+  waiting_gauge_ = &prometheus::BuildGauge()
+                        .Name("catchall_aggregate_waiting_partitions")
+                        .Help(
+                            "Partitions a worker of this process was given and waits to take "
+                            "until another worker of it lets them go")
+                        .Register(metrics->registry())
+                        .Add({});
+}
 
 Status PartitionOwners::Taking(int worker, const std::vector<int32_t>& partitions) {
   {
@@ -16,13 +33,31 @@ Status PartitionOwners::Taking(int worker, const std::vector<int32_t>& partition
       }
       return nullptr;
     };
+    // Partitions of `partitions` another worker holds: waited for, and
+    // uncounted meanwhile (catchall_aggregate_waiting_partitions).
+    double waiting = 0;
     if (const auto* other = held(); other != nullptr && !stopped_) {
       spdlog::warn(
           "aggregate: worker {} waits for worker {} to let partition {} go (it was moved while "
           "that worker was busy)",
           worker, other->second, other->first);
+      for (int32_t p : partitions) {
+        auto it = holder_.find(p);
+        if (it != holder_.end() && it->second != worker) ++waiting;
+      }
+      if (waiting_gauge_) waiting_gauge_->Increment(waiting);
     }
+    const auto began = std::chrono::steady_clock::now();
     released_.wait_for(lock, wait_, [&] { return stopped_ || held() == nullptr; });
+    if (waiting > 0) {
+      if (waiting_gauge_) waiting_gauge_->Decrement(waiting);
+      if (!stopped_ && held() == nullptr) {
+        spdlog::info("aggregate: worker {} takes the partitions it waited {} ms for", worker,
+                     std::chrono::duration_cast<std::chrono::milliseconds>(
+                         std::chrono::steady_clock::now() - began)
+                         .count());
+      }
+    }
     if (stopped_) return Status::Aborted("stopping");
     if (const auto* other = held()) {
       return Status::Unavailable(fmt::format(

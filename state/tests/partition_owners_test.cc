@@ -12,6 +12,8 @@
 #include <thread>
 #include <vector>
 
+#include "engine/metrics.h"
+
 namespace catchall {
 namespace {
 
@@ -53,6 +55,28 @@ TEST(PartitionOwnersTest, ATakerWaitsUntilTheOtherWorkerLetsThePartitionGo) {
   // The standbys hear of worker 1's taking only after worker 0 let go.
   EXPECT_EQ(told.log, (std::vector<std::string>{"take 0:1", "take 0:2", "release 0:2", "take 1:2",
                                                 "take 1:3"}));
+}
+
+// What an operator sees while a worker waits: the partitions it waits for,
+// and none once it took them.
+TEST(PartitionOwnersTest, TheWaitingPartitionsGaugeCountsWhatATakerWaitsFor) {
+  Metrics metrics;
+  PartitionOwners owners(nullptr, 30s, &metrics);
+  ASSERT_TRUE(owners.Taking(0, {1, 2, 3}).ok());
+  EXPECT_THAT(metrics.Serialize(), HasSubstr("\ncatchall_aggregate_waiting_partitions 0\n"));
+  auto taker = std::async(std::launch::async, [&] { return owners.Taking(1, {2, 3, 4}); });
+  // Partitions 2 and 3 are held by worker 0; 4 is free.
+  bool counted = false;
+  for (int i = 0; i < 200 && !counted; ++i) {
+    counted = metrics.Serialize().find("\ncatchall_aggregate_waiting_partitions 2\n") !=
+              std::string::npos;
+    if (!counted) std::this_thread::sleep_for(10ms);
+  }
+  EXPECT_TRUE(counted) << metrics.Serialize();
+  owners.Released(0, {2, 3});
+  ASSERT_EQ(taker.wait_for(10s), std::future_status::ready);
+  EXPECT_TRUE(taker.get().ok());
+  EXPECT_THAT(metrics.Serialize(), HasSubstr("\ncatchall_aggregate_waiting_partitions 0\n"));
 }
 
 TEST(PartitionOwnersTest, ATakerGivesUpAfterTheWaitAndTakesNothing) {

@@ -1444,6 +1444,11 @@ TEST_F(ClusterTest, EveryDocumentedMetricIsExportedByARoleWithAValueTheTrafficEx
          EXPECT_EQ(agg.Sum("catchall_aggregate_restored_records_total"),
                    static_cast<double>(changelog_after_a + ids_after_a));
        }},
+      {"catchall_aggregate_waiting_partitions",
+       [&] {
+         EXPECT_TRUE(agg.Has("catchall_aggregate_waiting_partitions"));
+         EXPECT_EQ(agg.Sum("catchall_aggregate_waiting_partitions"), 0) << "one worker";
+       }},
       {"catchall_aggregate_standby_partitions",
        [&] {
          EXPECT_TRUE(agg.Has("catchall_aggregate_standby_partitions"));

@@ -253,6 +253,7 @@ const std::set<std::string>& ClusterOnlyMetricFamilies() {
       "catchall_aggregate_partitions_not_taken",
       "catchall_aggregate_restoring_partitions",
       "catchall_aggregate_restored_records_total",
+      "catchall_aggregate_waiting_partitions",
       "catchall_query_changelog_behind_partitions",
       "catchall_aggregate_standby_partitions",
       "catchall_aggregate_standby_behind_partitions",

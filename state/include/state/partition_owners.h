@@ -27,14 +27,22 @@
 #include "engine/status.h"
 #include "state/aggregation_loop.h"
 
+namespace prometheus {
+class Gauge;
+}  // namespace prometheus
+
 namespace catchall {
+
+class Metrics;
 
 class PartitionOwners final : public OwnershipListener {
  public:
   // `next` (may be null; must outlive this) is told of every change after
-  // this registry: the warm standbys. A taker waits at most `wait`.
-  PartitionOwners(OwnershipListener* next, std::chrono::milliseconds wait)
-      : next_(next), wait_(wait) {}
+  // this registry: the warm standbys. A taker waits at most `wait`. With
+  // `metrics`, catchall_aggregate_waiting_partitions counts the partitions
+  // takers wait for: they go uncounted meanwhile, with the process ready.
+  PartitionOwners(OwnershipListener* next, std::chrono::milliseconds wait,
+                  Metrics* metrics = nullptr);
 
   // Unavailable, naming the partition and its holder, when another worker
   // still holds one of `partitions` after the wait (nothing is taken then:
@@ -53,6 +61,7 @@ class PartitionOwners final : public OwnershipListener {
   std::condition_variable released_;
   std::map<int32_t, int> holder_;  // GUARDED_BY(mu_): partition -> worker
   bool stopped_ = false;           // GUARDED_BY(mu_)
+  prometheus::Gauge* waiting_gauge_ = nullptr;
 };
 
 }  // namespace catchall
