@@ -35,9 +35,9 @@ class HttpProbe {
   void OnAcceptFailed();
   // A request refused because the bodies in flight were at their limit.
   void OnBodyBudgetRefused();
-  // Request body bytes the connections hold now, moved by each change:
-  // set from each thread's own total, the gauge kept whichever thread set
-  // it last, 50 bytes held with none left (a review).
+  // Request body bytes the connections hold now. Moved by each request's
+  // bytes: set to a total from several I/O threads, it could keep a stale
+  // one (a review).
   void AddBodyBytes(size_t bytes);
   void SubtractBodyBytes(size_t bytes);
   void OnTlsHandshakeFailed();

@@ -33,24 +33,22 @@ Status PartitionOwners::Taking(int worker, const std::vector<int32_t>& partition
       }
       return nullptr;
     };
-    // Partitions of `partitions` another worker holds: waited for, and
-    // uncounted meanwhile (catchall_aggregate_waiting_partitions).
-    double waiting = 0;
+    // The whole assignment waits, not only the partitions another worker
+    // holds: none of it is counted meanwhile
+    // (catchall_aggregate_waiting_partitions).
+    size_t waiting = 0;
     if (const auto* other = held(); other != nullptr && !stopped_) {
       spdlog::warn(
           "aggregate: worker {} waits for worker {} to let partition {} go (it was moved while "
           "that worker was busy)",
           worker, other->second, other->first);
-      for (int32_t p : partitions) {
-        auto it = holder_.find(p);
-        if (it != holder_.end() && it->second != worker) ++waiting;
-      }
-      if (waiting_gauge_) waiting_gauge_->Increment(waiting);
+      waiting = partitions.size();
+      if (waiting_gauge_) waiting_gauge_->Increment(static_cast<double>(waiting));
     }
     const auto began = std::chrono::steady_clock::now();
     released_.wait_for(lock, wait_, [&] { return stopped_ || held() == nullptr; });
     if (waiting > 0) {
-      if (waiting_gauge_) waiting_gauge_->Decrement(waiting);
+      if (waiting_gauge_) waiting_gauge_->Decrement(static_cast<double>(waiting));
       if (!stopped_ && held() == nullptr) {
         spdlog::info("aggregate: worker {} takes the partitions it waited {} ms for", worker,
                      std::chrono::duration_cast<std::chrono::milliseconds>(

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <chrono>
 #include <future>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -20,25 +21,50 @@ namespace {
 using ::testing::HasSubstr;
 using namespace std::chrono_literals;
 
-// Records what it is told, as the warm standbys would be told it.
+// Records what it is told, as the warm standbys would be told it. Locked,
+// as they are: the workers tell it from their own threads.
 class Told final : public OwnershipListener {
  public:
+  // Released() takes this long before it records (a standby flushing).
+  explicit Told(std::chrono::milliseconds released_delay = 0ms) : released_delay_(released_delay) {}
+
   Status Taking(int worker, const std::vector<int32_t>& partitions) override {
+    std::lock_guard<std::mutex> lock(mu_);
     for (int32_t p : partitions) {
-      log.push_back("take " + std::to_string(worker) + ":" + std::to_string(p));
+      log_.push_back("take " + std::to_string(worker) + ":" + std::to_string(p));
     }
     return Status::Ok();
   }
   void Released(int worker, const std::vector<int32_t>& partitions) override {
+    std::this_thread::sleep_for(released_delay_);
+    std::lock_guard<std::mutex> lock(mu_);
     for (int32_t p : partitions) {
-      log.push_back("release " + std::to_string(worker) + ":" + std::to_string(p));
+      log_.push_back("release " + std::to_string(worker) + ":" + std::to_string(p));
     }
   }
-  std::vector<std::string> log;
+  std::vector<std::string> log() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return log_;
+  }
+
+ private:
+  const std::chrono::milliseconds released_delay_;
+  std::mutex mu_;
+  std::vector<std::string> log_;
 };
 
+double WaitingPartitions(const Metrics& metrics) {
+  const std::string text = metrics.Serialize();
+  const std::string name = "\ncatchall_aggregate_waiting_partitions ";
+  size_t at = text.find(name);
+  return at == std::string::npos ? -1 : std::stod(text.substr(at + name.size()));
+}
+
 TEST(PartitionOwnersTest, ATakerWaitsUntilTheOtherWorkerLetsThePartitionGo) {
-  Told told;
+  // A release that takes a while: a taker woken before the standbys heard
+  // of it would tell them of its taking first (the old order, which the
+  // sanitizer caught as two threads in the recorder at once).
+  Told told(100ms);
   PartitionOwners owners(&told, 30s);
   ASSERT_TRUE(owners.Taking(0, {1, 2}).ok());
   std::atomic<bool> returned{false};
@@ -53,42 +79,42 @@ TEST(PartitionOwnersTest, ATakerWaitsUntilTheOtherWorkerLetsThePartitionGo) {
   ASSERT_EQ(taker.wait_for(10s), std::future_status::ready);
   EXPECT_TRUE(taker.get().ok());
   // The standbys hear of worker 1's taking only after worker 0 let go.
-  EXPECT_EQ(told.log, (std::vector<std::string>{"take 0:1", "take 0:2", "release 0:2", "take 1:2",
-                                                "take 1:3"}));
+  EXPECT_EQ(told.log(), (std::vector<std::string>{"take 0:1", "take 0:2", "release 0:2", "take 1:2",
+                                                  "take 1:3"}));
 }
 
-// What an operator sees while a worker waits: the partitions it waits for,
-// and none once it took them.
+// What an operator sees while a worker waits: every partition of the
+// assignment that waits (none of it is taken meanwhile), and none once it
+// took them.
 TEST(PartitionOwnersTest, TheWaitingPartitionsGaugeCountsWhatATakerWaitsFor) {
   Metrics metrics;
   PartitionOwners owners(nullptr, 30s, &metrics);
   ASSERT_TRUE(owners.Taking(0, {1, 2, 3}).ok());
-  EXPECT_THAT(metrics.Serialize(), HasSubstr("\ncatchall_aggregate_waiting_partitions 0\n"));
+  EXPECT_EQ(WaitingPartitions(metrics), 0);
+  // Partitions 2 and 3 are held by worker 0; 4 is free, and waits with them.
   auto taker = std::async(std::launch::async, [&] { return owners.Taking(1, {2, 3, 4}); });
-  // Partitions 2 and 3 are held by worker 0; 4 is free.
-  bool counted = false;
-  for (int i = 0; i < 200 && !counted; ++i) {
-    counted = metrics.Serialize().find("\ncatchall_aggregate_waiting_partitions 2\n") !=
-              std::string::npos;
-    if (!counted) std::this_thread::sleep_for(10ms);
+  for (int i = 0; i < 200 && WaitingPartitions(metrics) != 3; ++i) {
+    std::this_thread::sleep_for(10ms);
   }
-  EXPECT_TRUE(counted) << metrics.Serialize();
+  EXPECT_EQ(WaitingPartitions(metrics), 3);
   owners.Released(0, {2, 3});
   ASSERT_EQ(taker.wait_for(10s), std::future_status::ready);
   EXPECT_TRUE(taker.get().ok());
-  EXPECT_THAT(metrics.Serialize(), HasSubstr("\ncatchall_aggregate_waiting_partitions 0\n"));
+  EXPECT_EQ(WaitingPartitions(metrics), 0);
 }
 
 TEST(PartitionOwnersTest, ATakerGivesUpAfterTheWaitAndTakesNothing) {
   Told told;
-  PartitionOwners owners(&told, 50ms);
+  Metrics metrics;
+  PartitionOwners owners(&told, 50ms, &metrics);
   ASSERT_TRUE(owners.Taking(0, {4}).ok());
   Status s = owners.Taking(1, {3, 4});
   EXPECT_EQ(s.code(), Code::kUnavailable);
   EXPECT_THAT(s.message(), HasSubstr("partition 4 was given to worker 1 while worker 0"));
   // Partition 3 was not taken by worker 1: worker 2 gets it at once.
   EXPECT_TRUE(owners.Taking(2, {3}).ok());
-  EXPECT_EQ(told.log, (std::vector<std::string>{"take 0:4", "take 2:3"}));
+  EXPECT_EQ(told.log(), (std::vector<std::string>{"take 0:4", "take 2:3"}));
+  EXPECT_EQ(WaitingPartitions(metrics), 0) << "a wait given up still counted";
 }
 
 TEST(PartitionOwnersTest, OnlyTheHolderLetsAPartitionGo) {
@@ -102,13 +128,15 @@ TEST(PartitionOwnersTest, OnlyTheHolderLetsAPartitionGo) {
 }
 
 TEST(PartitionOwnersTest, StopWakesAWaitingTaker) {
-  PartitionOwners owners(nullptr, 60s);
+  Metrics metrics;
+  PartitionOwners owners(nullptr, 60s, &metrics);
   ASSERT_TRUE(owners.Taking(0, {6}).ok());
   auto taker = std::async(std::launch::async, [&] { return owners.Taking(1, {6}); });
   std::this_thread::sleep_for(100ms);
   owners.Stop();
   ASSERT_EQ(taker.wait_for(10s), std::future_status::ready) << "Stop left the taker waiting";
   EXPECT_EQ(taker.get().code(), Code::kAborted);
+  EXPECT_EQ(WaitingPartitions(metrics), 0) << "a wait ended by Stop still counted";
   EXPECT_EQ(owners.Taking(2, {7}).code(), Code::kAborted);
 }
 

@@ -263,7 +263,7 @@ TEST_F(ClusterTest, AnAggregatorWhoseGroupLostItsOffsetsResumesFromTheChangelog)
   ASSERT_EQ(aggregate->Terminate(), 0) << aggregate->Output();
   DeleteGroup(brokers_, names_.group);
   aggregate = StartRole("aggregate", agg_dir.path(), "lost-a");
-  ExpectReady(*aggregate);
+  ASSERT_NO_FATAL_FAILURE(ExpectReady(*aggregate));
   put_each();
   ExpectCounts(q, expected, {aggregate.get(), query.get()});
   EXPECT_THAT(aggregate->Output(), HasSubstr("the group has no committed offset"));
@@ -275,7 +275,7 @@ TEST_F(ClusterTest, AnAggregatorWhoseGroupLostItsOffsetsResumesFromTheChangelog)
   DeleteAllRecords(brokers_, names_.events, kPartitions);
   TempDir fresh_dir;
   aggregate = StartRole("aggregate", fresh_dir.path(), "lost-b");
-  ExpectReady(*aggregate);
+  ASSERT_NO_FATAL_FAILURE(ExpectReady(*aggregate));
   put_each();
   // A retry of a key sent before the loss is still one (its id came back
   // from the ids log); a new key counts.
@@ -309,7 +309,7 @@ TEST_F(ClusterTest, AQueryNodeKilledMidLoadResumesFromItsLastCheckpointWithExact
   query->Kill();  // no shutdown code runs: what is only in memory is gone
   size_t at_kill = load.acked();
   query = StartRole("query", query_dir.path(), "", every_second);
-  ExpectReady(*query);
+  ASSERT_NO_FATAL_FAILURE(ExpectReady(*query));
   ASSERT_TRUE(WaitForAcked(load, at_kill + 2000, {ingest.get(), aggregate.get(), query.get()}));
   load.Stop();
 
@@ -336,7 +336,7 @@ TEST_F(ClusterTest, SecondAggregatorJoinsThenLeavesMidLoadWithExactCounts) {
   EventLoad load(ingest->port(), {4, 30, "join-", "join-", true});
   ASSERT_TRUE(WaitForAcked(load, 1500, {ingest.get(), agg_a.get()}));
   auto agg_b = StartRole("aggregate", dir_b.path(), "join-b");
-  ExpectReady(*agg_b);
+  ASSERT_NO_FATAL_FAILURE(ExpectReady(*agg_b));
   // Ready means it holds partitions (restored from the changelog): the
   // cooperative rebalance's first, empty assignment is not readiness.
   {
@@ -378,10 +378,10 @@ TEST_F(ClusterTest, AnAggregatorPausedPastItsSessionIsFencedAndCountsStayExact) 
   auto agg_a = StartRole("aggregate", dir_a.path(), "zombie-a", txn_20s);
   auto agg_b = StartRole("aggregate", dir_b.path(), "zombie-b", txn_20s);
   auto query = StartRole("query", query_dir.path());
-  ExpectReady(*ingest);
-  ExpectReady(*agg_a);
-  ExpectReady(*agg_b);
-  ExpectReady(*query);
+  ASSERT_NO_FATAL_FAILURE(ExpectReady(*ingest));
+  ASSERT_NO_FATAL_FAILURE(ExpectReady(*agg_a));
+  ASSERT_NO_FATAL_FAILURE(ExpectReady(*agg_b));
+  ASSERT_NO_FATAL_FAILURE(ExpectReady(*query));
   ASSERT_TRUE(WaitForMetricAtLeast(agg_a.get(), "catchall_aggregate_owned_partitions", 1, 60s));
   ASSERT_TRUE(WaitForMetricAtLeast(agg_b.get(), "catchall_aggregate_owned_partitions", 1, 60s));
 
@@ -438,7 +438,7 @@ TEST_F(ClusterTest, ARoleStartedBeforeItsTopicsExistWaitsForThem) {
 TEST_F(ClusterTest, IdleConnectionsClosedByTheProducerAreNoOutage) {
   auto ingest =
       StartRole("ingest", "", "", {"--set", "kafka.producer.connections.max.idle.ms=1000"});
-  ExpectReady(*ingest);
+  ASSERT_NO_FATAL_FAILURE(ExpectReady(*ingest));
   HttpClient client(ingest->port());
   ASSERT_EQ(client.Put("/events/idle.example/delivered").status, 204);
   // /readyz sends nothing to Kafka: the connections go idle and are closed,
@@ -536,7 +536,7 @@ TEST_F(ClusterTest, AQueryNodeWhoseChangelogIsDeletedIsNotReady) {
   auto query =
       StartRole("query", dir.path(), "",
                 {"--set", "server.shutdown_timeout_ms=1000", "--set", "kafka.timeout_ms=2000"});
-  ExpectReady(*query);
+  ASSERT_NO_FATAL_FAILURE(ExpectReady(*query));
   DeleteTopic(brokers_, names_.status);
   HttpClient q(query->port());
   std::string last;
@@ -619,9 +619,9 @@ TEST_F(ClusterTest, EachRolesThreadsAreNamedForTheirJob) {
       StartRole("aggregate", agg_dir.path(), "names-a",
                 {"--set", "aggregate.threads=2", "--set", "aggregate.standby_replicas=1"});
   auto query = StartRole("query", query_dir.path());
-  ExpectReady(*ingest);
-  ExpectReady(*aggregate);
-  ExpectReady(*query);
+  ASSERT_NO_FATAL_FAILURE(ExpectReady(*ingest));
+  ASSERT_NO_FATAL_FAILURE(ExpectReady(*aggregate));
+  ASSERT_NO_FATAL_FAILURE(ExpectReady(*query));
   // Each role's names, and how many threads keep the process's name besides
   // the main one: RocksDB's periodic-task timer, where there is a store
   // (RocksDB 7.8 does not name it).
@@ -656,8 +656,8 @@ TEST_F(ClusterTest, ADataDirBuiltFromOtherTopicsIsRefused) {
   {
     auto aggregate = StartRole("aggregate", agg_dir.path(), "bound-a");
     auto query = StartRole("query", query_dir.path());
-    ExpectReady(*aggregate);
-    ExpectReady(*query);
+    ASSERT_NO_FATAL_FAILURE(ExpectReady(*aggregate));
+    ASSERT_NO_FATAL_FAILURE(ExpectReady(*query));
   }  // both killed with SIGKILL
   ClusterNames other = CreateClusterTopics(brokers_, "other", kPartitions);
   auto refused = [&](const std::string& role, const std::string& dir, const std::string& built) {
@@ -672,7 +672,7 @@ TEST_F(ClusterTest, ADataDirBuiltFromOtherTopicsIsRefused) {
           "events=" + names_.events + " changelog=" + names_.status + " ids=" + names_.ids);
   refused("query", query_dir.path(), "changelog=" + names_.status);
   auto again = StartRole("aggregate", agg_dir.path(), "bound-a");
-  ExpectReady(*again);
+  ASSERT_NO_FATAL_FAILURE(ExpectReady(*again));
 }
 
 // A changelog left without its events topic (deleted by hand) is the
@@ -789,7 +789,7 @@ TEST_F(ClusterTest, APausedAggregatorIsNotReadyAndItsLagCountsWhatWaits) {
   auto ingest = StartRole("ingest");
   auto aggregate =
       StartRole("aggregate", agg_dir.path(), "", {"--set", "storage.min_free_mb=100000000"});
-  ExpectReady(*ingest);
+  ASSERT_NO_FATAL_FAILURE(ExpectReady(*ingest));
   ASSERT_TRUE(aggregate->started()) << aggregate->Output();
   HttpClient in(ingest->port());
   constexpr int kEvents = 40;
@@ -833,8 +833,8 @@ TEST_F(ClusterTest, ARecordWhoseDeadLetterWouldExceedTheBrokersLimitDoesNotStall
   TempDir query_dir;
   auto aggregate = StartRole("aggregate", agg_dir.path(), "inflated-a");
   auto query = StartRole("query", query_dir.path());
-  ExpectReady(*aggregate);
-  ExpectReady(*query);
+  ASSERT_NO_FATAL_FAILURE(ExpectReady(*aggregate));
+  ASSERT_NO_FATAL_FAILURE(ExpectReady(*query));
 
   std::string lines = "ctl.example\t" + std::string(200'000, '\x01') + "\n";
   for (int i = 0; i < kPartitions * 4; ++i) {
@@ -865,8 +865,8 @@ TEST_F(ClusterTest, KcatReplayProducesStatusesAndDeadLettersMisroutedRecords) {
   TempDir query_dir;
   auto aggregate = StartRole("aggregate", agg_dir.path(), "kcat-a");
   auto query = StartRole("query", query_dir.path());
-  ExpectReady(*aggregate);
-  ExpectReady(*query);
+  ASSERT_NO_FATAL_FAILURE(ExpectReady(*aggregate));
+  ASSERT_NO_FATAL_FAILURE(ExpectReady(*query));
 
   // The documented replay: "<domain>\t<event json>" lines, keyed by the
   // normalized domain.
@@ -978,7 +978,7 @@ TEST_F(ClusterTest, IngestAnswersRequestsInFlightOnSigtermAndLosesNothingAcknowl
   EXPECT_GT(in_flight, 0U) << "no request was in flight at the signal: the test shows nothing";
 
   auto again = StartRole("ingest");
-  ExpectReady(*again);
+  ASSERT_NO_FATAL_FAILURE(ExpectReady(*again));
   HttpClient in(again->port());
   std::vector<SentEvent> all;
   for (const Attempt& a : attempts) {
@@ -1067,8 +1067,8 @@ TEST_F(ClusterTest, BatchRefusedPartwayIs503AndOnlyItemIdsMakeItsRetryExact) {
     EXPECT_EQ(JsonInt(r.body, "accepted"), 25) << r.body;
   }
 
-  ExpectReady(*aggregate);
-  ExpectReady(*query);
+  ASSERT_NO_FATAL_FAILURE(ExpectReady(*aggregate));
+  ASSERT_NO_FATAL_FAILURE(ExpectReady(*query));
   HttpClient q(query->port());
   // With ids, every item once; without, the part handed over first twice.
   ExpectCounts(q, {{"ids.example", {25, 0}}, {"no-ids.example", {25 + handed_over[1], 0}}},
@@ -1110,7 +1110,7 @@ TEST_F(ClusterTest, AProducerStartedJustBeforeItsTopicExistsWaitsForIt) {
 // saying why; recreated as it was, it takes them again.
 TEST_F(ClusterTest, IngestRefusesEventsWhileItsEventsTopicIsMissingOrResized) {
   auto ingest = StartRole("ingest");
-  ExpectReady(*ingest);
+  ASSERT_NO_FATAL_FAILURE(ExpectReady(*ingest));
   HttpClient in(ingest->port());
   ASSERT_EQ(in.Put("/events/before.example/delivered").status, 204);
   auto unready_saying = [&](const std::string& why) {
@@ -1160,8 +1160,8 @@ TEST_F(ClusterTest, APartitionAddedUnderARunningAggregatorIsLeftAndTheOthersKeep
   TempDir query_dir;
   auto aggregate = StartRole("aggregate", agg_dir.path(), "grown-a");
   auto query = StartRole("query", query_dir.path());
-  ExpectReady(*aggregate);
-  ExpectReady(*query);
+  ASSERT_NO_FATAL_FAILURE(ExpectReady(*aggregate));
+  ASSERT_NO_FATAL_FAILURE(ExpectReady(*query));
   // Records keyed and placed as an ingest node of kPartitions places them.
   auto produce = [&](const std::string& domain, int32_t partition) {
     std::string out;
@@ -1271,7 +1271,7 @@ TEST_F(ClusterTest, EveryDocumentedMetricIsExportedByARoleWithAValueTheTrafficEx
   // (IdempotencyFailoverTest checks warm copies).
   auto agg_b =
       StartRole("aggregate", dir_b.path(), "metrics-b", {"--set", "aggregate.standby_replicas=1"});
-  ExpectReady(*agg_b);
+  ASSERT_NO_FATAL_FAILURE(ExpectReady(*agg_b));
 
   // 3. Counted by b: four events, one of them twice under the same key, and
   //    a record in the wrong partition.

@@ -37,10 +37,11 @@ class Metrics;
 
 class PartitionOwners final : public OwnershipListener {
  public:
-  // `next` (may be null; must outlive this) is told of every change after
-  // this registry: the warm standbys. A taker waits at most `wait`. With
-  // `metrics`, catchall_aggregate_waiting_partitions counts the partitions
-  // takers wait for: they go uncounted meanwhile, with the process ready.
+  // `next` (may be null; must outlive this) is told of takings after this
+  // registry and of releases before it: the warm standbys. A taker waits at
+  // most `wait`. With `metrics`, catchall_aggregate_waiting_partitions
+  // counts the partitions of the assignments that wait (all of each, since
+  // none of it is taken meanwhile): uncounted, with the process ready.
   PartitionOwners(OwnershipListener* next, std::chrono::milliseconds wait,
                   Metrics* metrics = nullptr);
 
