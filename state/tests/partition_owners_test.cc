@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "engine/metrics.h"
+#include "support/metrics.h"
 
 namespace catchall {
 namespace {
@@ -53,11 +54,11 @@ class Told final : public OwnershipListener {
   std::vector<std::string> log_;
 };
 
+// The gauge's value, or -1 if it is not exported (so that 0 is a real 0).
 double WaitingPartitions(const Metrics& metrics) {
-  const std::string text = metrics.Serialize();
-  const std::string name = "\ncatchall_aggregate_waiting_partitions ";
-  size_t at = text.find(name);
-  return at == std::string::npos ? -1 : std::stod(text.substr(at + name.size()));
+  const testing::Exposition exposition(metrics.Serialize());
+  constexpr const char* kGauge = "catchall_aggregate_waiting_partitions";
+  return exposition.Has(kGauge) ? exposition.Sum(kGauge) : -1;
 }
 
 TEST(PartitionOwnersTest, ATakerWaitsUntilTheOtherWorkerLetsThePartitionGo) {
