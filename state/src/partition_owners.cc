@@ -47,17 +47,16 @@ Status PartitionOwners::Taking(int worker, const std::vector<int32_t>& partition
     }
     const auto began = std::chrono::steady_clock::now();
     released_.wait_for(lock, wait_, [&] { return stopped_ || held() == nullptr; });
-    if (waiting > 0) {
-      if (waiting_gauge_) waiting_gauge_->Decrement(static_cast<double>(waiting));
-      if (!stopped_ && held() == nullptr) {
-        spdlog::info("aggregate: worker {} takes the partitions it waited {} ms for", worker,
-                     std::chrono::duration_cast<std::chrono::milliseconds>(
-                         std::chrono::steady_clock::now() - began)
-                         .count());
-      }
-    }
+    if (waiting > 0 && waiting_gauge_) waiting_gauge_->Decrement(static_cast<double>(waiting));
     if (stopped_) return Status::Aborted("stopping");
-    if (const auto* other = held()) {
+    const auto* other = held();
+    if (waiting > 0 && other == nullptr) {
+      spdlog::info("aggregate: worker {} takes the partitions it waited {} ms for", worker,
+                   std::chrono::duration_cast<std::chrono::milliseconds>(
+                       std::chrono::steady_clock::now() - began)
+                       .count());
+    }
+    if (other != nullptr) {
       return Status::Unavailable(fmt::format(
           "partition {} was given to worker {} while worker {} of this process still writes it; "
           "joining again",
