@@ -500,24 +500,26 @@ class Session final : public SessionBase {
       keep_alive_ = false;  // the body is not read: where the next request begins is unknown
       return DoWrite(std::move(*refusal));
     }
+    if (parser_->is_done()) return DoReadBody();  // no body: the router answers it whole
+    // With a body to come, what the headers alone decide is answered before
+    // any of it is read: an unknown path, a missing or refused API key. A
+    // request without a key held its body in the server's budget until it
+    // had all arrived (two keyless 1 MiB bodies made every keyed batch a
+    // 503), and a key sent in a chunked trailer was taken (a probe). The
+    // connection is closed: the unread body is dropped.
+    HttpRequest headers_only = ToHttpRequest(req, std::chrono::steady_clock::now());
+    if (head_) headers_only.method = HttpMethod::kGet;
+    if (auto refusal = server_->router->Refusal(headers_only)) {
+      keep_alive_ = false;
+      return DoWrite(std::move(*refusal));
+    }
     // A declared body that would not fit beside what is held now is refused
     // before any of it is read (a chunked one is checked as it arrives).
-    if (!parser_->is_done() && !server_->BodyRoomFor(parser_->content_length().value_or(0))) {
-      return RefuseBusy();
-    }
-    if (version_ == 11 && !parser_->is_done() && ExpectsContinue(req)) {
-      // curl and others wait for this before sending a large body. Not for
-      // a request without a body to wait for, and never to an HTTP/1.0
-      // client, which must ignore the expectation (RFC 9110, 10.1.1).
-      // Nor when the answer is known without the body (an unknown path, a
-      // missing API key): it is sent at once, and the connection closed
-      // rather than the unasked-for body read.
-      HttpRequest headers_only = ToHttpRequest(req, std::chrono::steady_clock::now());
-      if (head_) headers_only.method = HttpMethod::kGet;
-      if (auto refusal = server_->router->Refusal(headers_only)) {
-        keep_alive_ = false;
-        return DoWrite(std::move(*refusal));
-      }
+    if (!server_->BodyRoomFor(parser_->content_length().value_or(0))) return RefuseBusy();
+    if (version_ == 11 && ExpectsContinue(req)) {
+      // curl and others wait for this before sending a large body; never
+      // sent to an HTTP/1.0 client, which must ignore the expectation (RFC
+      // 9110, 10.1.1).
       static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
       return Write(kContinue, std::chrono::steady_clock::now(), [this](beast::error_code wec) {
         if (wec) return DoClose();

@@ -6,8 +6,14 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
 
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -109,6 +115,54 @@ TEST_F(ServeAuthTest, AnExpectContinueRequestWithoutAKeyIs401WithoutA100) {
                       "Bearer ingest-key\r\nContent-Length: 2\r\n\r\n",
                       std::chrono::milliseconds(500));
   EXPECT_THAT(reply, ::testing::StartsWith("HTTP/1.1 100 Continue")) << reply;
+}
+
+// Found by a probe: without `Expect: 100-continue` a keyless request was
+// answered only once its whole body had arrived, holding it in the
+// server's memory meanwhile. The refusal now comes from the headers.
+TEST_F(ServeAuthTest, AKeylessRequestIsRefusedBeforeItsBodyIsRead) {
+  bool closed = false;
+  std::string reply =
+      RawExchange(server_->port(),
+                  "POST /events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  "Content-Length: 5000000\r\n\r\n",
+                  std::chrono::seconds(5), &closed);
+  EXPECT_THAT(reply, ::testing::StartsWith("HTTP/1.1 401")) << reply;
+  EXPECT_THAT(reply, HasSubstr("\"code\":\"missing_api_key\""));
+  EXPECT_TRUE(closed) << "the body is never read: the connection must close";
+  // So is an unknown key's, and a wrong scope's.
+  reply = RawExchange(server_->port(),
+                      "POST /events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer query-key\r\n"
+                      "Content-Length: 5000000\r\n\r\n",
+                      std::chrono::seconds(5));
+  EXPECT_THAT(reply, ::testing::StartsWith("HTTP/1.1 403")) << reply;
+}
+
+// RFC 9110, 6.5.1: a trailer field must not stand in for a header, and
+// Authorization may not be sent in one; a key there was taken (a probe).
+TEST_F(ServeAuthTest, AKeyInAChunkedTrailerIsNotTaken) {
+  const std::string line = R"({"domain":"trailer.example","type":"delivered"})"
+                           "\n";
+  char size[16];
+  std::snprintf(size, sizeof(size), "%zx", line.size());
+  const std::string reply = RawExchange(
+      server_->port(),
+      "POST /events HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-ndjson\r\n"
+      "Transfer-Encoding: chunked\r\n\r\n" +
+          std::string(size) + "\r\n" + line + "\r\n0\r\nAuthorization: Bearer ingest-key\r\n\r\n",
+      std::chrono::seconds(5));
+  EXPECT_THAT(reply, ::testing::StartsWith("HTTP/1.1 401")) << reply;
+  EXPECT_THAT(reply, HasSubstr("\"code\":\"missing_api_key\""));
+  // A keyed event after it: once that one is counted, the first would be.
+  EXPECT_EQ(client_->Put("/events/trailer.example/bounced", Bearer("ingest-key")).status, 204);
+  HttpResult r;
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        r = client_->Request("GET", "/domains/trailer.example", {}, Bearer("query-key"));
+        return JsonInt(r.body, "bounced") == 1;
+      },
+      10s, "the keyed event to be counted", {server_.get()}));
+  EXPECT_EQ(JsonInt(r.body, "delivered"), 0) << "the trailer's event was counted: " << r.body;
 }
 
 TEST_F(ServeAuthTest, WrongScopeIs403WithJson) {
@@ -309,6 +363,58 @@ TEST_F(ServeAuthTest, HostileAuthorizationHeadersGet4xxJsonAndNoCrash) {
   }
   EXPECT_EQ(client_->Put("/events/a.example/delivered", Bearer("ingest-key")).status, 204);
   EXPECT_TRUE(server_->Running());
+}
+
+// Found by a probe: two keyless requests that sent 1 MiB bodies held the
+// server's whole body budget (server.max_inflight_body_bytes), and every
+// keyed batch got 503 server_busy until they were done.
+TEST(ServeAuthBudgetTest, KeylessBodiesHoldNoneOfTheBodyBudget) {
+  TempDir dir;
+  const std::string keys = dir.path() + "/keys.txt";
+  std::ofstream(keys) << KeyFileLine("ingest-key", "ingest") << KeyFileLine("query-key", "query");
+  ServerProcess server({"serve", "--data-dir", dir.path() + "/data", "--set",
+                        "auth.keys_file=" + keys, "--set", "server.max_body_bytes=65536", "--set",
+                        "server.max_inflight_body_bytes=131072"});
+  ASSERT_TRUE(server.WaitReady());
+  std::string line = R"({"domain":"budget.example","type":"delivered"})";
+  line += std::string(64 - line.size() - 1, ' ') + "\n";  // 64 bytes a line
+  std::string body;
+  while (body.size() < 65536) body += line;
+  // Two keyless requests each send 48 KiB of a 64 KiB body: 96 KiB, were it
+  // held, would leave no room for a third 64 KiB body.
+  const std::string keyless =
+      "POST /events HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-ndjson\r\n"
+      "Content-Length: 65536\r\n\r\n" +
+      body.substr(0, 49152);
+  std::vector<int> held;
+  for (int i = 0; i < 2; ++i) {
+    const int fd = ConnectIdle(server.port());
+    ASSERT_GE(fd, 0);
+    held.push_back(fd);
+    const timeval timeout{10, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+    ASSERT_EQ(::send(fd, keyless.data(), keyless.size(), MSG_NOSIGNAL),
+              static_cast<ssize_t>(keyless.size()));
+    char answer[512];
+    const ssize_t n = ::recv(fd, answer, sizeof(answer), 0);
+    ASSERT_GT(n, 0) << "no answer before the body's end: " << std::strerror(errno);
+    EXPECT_THAT(std::string(answer, static_cast<size_t>(n)), ::testing::StartsWith("HTTP/1.1 401"));
+  }
+  HttpClient client(server.port());
+  HttpResult ok = client.Request(
+      "POST", "/events", body,
+      {{"Content-Type", "application/x-ndjson"}, {"Authorization", "Bearer ingest-key"}});
+  EXPECT_EQ(ok.status, 200) << ok.body;
+  for (int fd : held) ::close(fd);
+  HttpResult r;
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        r = client.Request("GET", "/domains/budget.example", {}, Bearer("query-key"));
+        return JsonInt(r.body, "delivered") == 1024;
+      },
+      10s, "the keyed batch's 1,024 events to be counted", {&server}))
+      << r.body;
+  EXPECT_EQ(server.Terminate(), 0) << server.Output();
 }
 
 TEST(ServeAuthStartTest, KeysFromTheEnvironmentWork) {

@@ -475,22 +475,6 @@ TEST_F(ServeBadInputTest, BadLookupBodies) {
   ExpectJsonError(client_->Post("/domains/lookup", many), 413, "too_many_domains");
 }
 
-// A plain TCP connection to 127.0.0.1:`port` that sends nothing; -1 if the
-// connect failed.
-int ConnectIdle(uint16_t port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return -1;
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(port);
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  return fd;
-}
-
 // Lines of `text` that hold both `a` and `b`.
 size_t LinesWith(const std::string& text, const std::string& a, const std::string& b) {
   size_t n = 0;

@@ -61,6 +61,11 @@ class HttpClient {
 std::string RawExchange(uint16_t port, std::string_view bytes, std::chrono::milliseconds wait,
                         bool* closed_by_server = nullptr);
 
+// A plain TCP connection to 127.0.0.1:`port` that has sent nothing yet (a
+// file descriptor, for the caller to send on and close); -1 if the connect
+// failed.
+int ConnectIdle(uint16_t port);
+
 // How many times `what` occurs in `text` (responses in a raw reply, lines
 // in a log).
 size_t CountOf(std::string_view text, std::string_view what);
