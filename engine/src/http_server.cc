@@ -344,7 +344,13 @@ class Session final : public SessionBase {
     if constexpr (!kTls) {
       then();
     } else {
-      Lowest().expires_after(server_->options.io_timeout);
+      // A connection over server.max_connections gets its 503 only over
+      // TLS, but it must not keep its descriptor for the io timeout: silent
+      // ones did, past the limit, until accepts failed for want of
+      // descriptors (a probe: 600 of them with `ulimit -n 400`).
+      Lowest().expires_after(refused_ ? std::min<std::chrono::milliseconds>(
+                                            server_->options.io_timeout, kRefusedHandshake)
+                                      : server_->options.io_timeout);
       stream_.async_handshake(
           net::ssl::stream_base::server,
           [self = Self(), then = std::forward<Then>(then)](beast::error_code ec) mutable {
@@ -752,6 +758,9 @@ class Session final : public SessionBase {
     Linger();
   }
   static constexpr std::chrono::milliseconds kRefusedLinger{200};
+  // Time a refused TLS client has to finish its handshake and get its 503:
+  // a few round trips for a live client, far below the io timeout.
+  static constexpr std::chrono::milliseconds kRefusedHandshake{1000};
 
   // Whether the client has sent, or may still be sending, bytes we did not
   // read: a body, or requests pipelined behind the last one answered

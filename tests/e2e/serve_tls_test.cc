@@ -6,9 +6,14 @@
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -123,6 +128,44 @@ TEST_F(ServeTlsTest, PutsAndGetsOverTlsCountExactly) {
       30s, [&] { return "9 delivered and 2 bounced, last answer: " + got.body; }, {&server}));
   EXPECT_EQ(JsonString(got.body, "status"), "not catch-all");
   EXPECT_EQ(HandshakeFailures(server.port()), 0);
+}
+
+// Found by a probe: over server.max_connections a TLS client gets its 503
+// only after a handshake, and one that never began its handshake kept its
+// descriptor for server.io_timeout_ms (30 s), past the limit, until the
+// process ran out of descriptors. It now has about a second.
+TEST_F(ServeTlsTest, AConnectionOverTheLimitGetsItsAnswerOrIsClosedSoon) {
+  std::vector<std::string> args = ServeArgs();
+  args.insert(args.end(), {"--set", "server.max_connections=2"});
+  ServerProcess server(args);
+  ASSERT_TRUE(server.started());
+  ASSERT_TRUE(WaitReadyTls(server));
+  // Two silent connections take both slots (each may wait for its
+  // handshake for the io timeout, as a slow client within the limit may).
+  std::vector<int> fds;
+  for (int i = 0; i < 2; ++i) {
+    fds.push_back(ConnectIdle(server.port()));
+    ASSERT_GE(fds.back(), 0);
+  }
+  // A live client over the limit gets the 503 over TLS.
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        TlsClient client(server.port());
+        HttpResult r = client.Request("GET", "/healthz");
+        return r.status == 503 && JsonString(r.body, "code") == "too_many_connections";
+      },
+      10s, "a 503 too_many_connections over TLS", {&server}));
+  // A silent one over the limit is closed within seconds, not 30.
+  const int silent = ConnectIdle(server.port());
+  ASSERT_GE(silent, 0);
+  const timeval timeout{10, 0};
+  ::setsockopt(silent, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+  char byte = 0;
+  const ssize_t n = ::recv(silent, &byte, 1, 0);
+  EXPECT_TRUE(n == 0 || (n < 0 && errno == ECONNRESET))
+      << "still open after 10 s: " << (n < 0 ? std::strerror(errno) : "data");
+  ::close(silent);
+  for (int fd : fds) ::close(fd);
 }
 
 TEST_F(ServeTlsTest, ProtocolsOlderThanTls12AreRefused) {
