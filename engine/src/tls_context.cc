@@ -1,9 +1,12 @@
 #include "tls_context.h"
 
 #include <fmt/format.h>
+#include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
 
 #include <cerrno>
 #include <fstream>
@@ -46,6 +49,49 @@ Status Readable(const std::string& setting, const std::string& file) {
                     err != 0 ? std::generic_category().message(err) : "unknown error"));
   }
   return Status::Ok();
+}
+
+// What would not stop the start but is almost surely a mistake, logged as
+// a warning at start and on each reload (a probe saw an expired
+// certificate, which every client refuses, and a world-readable key taken
+// without a word).
+void WarnAboutTlsFiles(ssl::context& ctx, const std::string& cert_file,
+                       const std::string& key_file) {
+  X509* leaf = SSL_CTX_get0_certificate(ctx.native_handle());
+  auto when = [](const ASN1_TIME* t) {
+    std::string text = "an unreadable date";
+    if (BIO* bio = BIO_new(BIO_s_mem())) {
+      if (ASN1_TIME_print(bio, t) == 1) {
+        char* data = nullptr;
+        long n = BIO_get_mem_data(bio, &data);
+        if (n > 0) text.assign(data, static_cast<size_t>(n));
+      }
+      BIO_free(bio);
+    }
+    return text;
+  };
+  if (leaf != nullptr) {
+    const ASN1_TIME* not_after = X509_get0_notAfter(leaf);
+    const ASN1_TIME* not_before = X509_get0_notBefore(leaf);
+    if (X509_cmp_current_time(not_after) < 0) {
+      spdlog::warn(
+          "server.tls_cert_file: the certificate in '{}' expired on {}; clients will refuse "
+          "it: put a current one in place and send SIGHUP",
+          cert_file, when(not_after));
+    } else if (X509_cmp_current_time(not_before) > 0) {
+      spdlog::warn(
+          "server.tls_cert_file: the certificate in '{}' is not valid before {}; clients will "
+          "refuse it until then (is the clock right?)",
+          cert_file, when(not_before));
+    }
+  }
+  struct stat st {};
+  if (::stat(key_file.c_str(), &st) == 0 && (st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
+    spdlog::warn(
+        "server.tls_key_file: '{}' is open to other users (mode {:04o}); `chmod 600` it, so "
+        "that only catchall's user can read the private key",
+        key_file, st.st_mode & 07777);
+  }
 }
 
 }  // namespace
@@ -118,6 +164,7 @@ TlsContext::TlsContext(std::string cert_file, std::string key_file)
 Status TlsContext::Reload() {
   std::shared_ptr<ssl::context> fresh;
   CATCHALL_RETURN_IF_ERROR(MakeServerTlsContext(cert_file_, key_file_, &fresh));
+  WarnAboutTlsFiles(*fresh, cert_file_, key_file_);
   std::lock_guard<std::mutex> lock(mu_);
   current_ = std::move(fresh);
   return Status::Ok();

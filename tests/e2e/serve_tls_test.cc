@@ -31,6 +31,7 @@ namespace {
 
 using namespace std::chrono_literals;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 // Replaces `to` with `from` in one step (rename), as a careful operator's
 // rotation does, so the server never reads a half-written file.
@@ -324,6 +325,36 @@ TEST_F(ServeTlsTest, ResponsesBeforeAConnectionsLastRequestSurviveTheRequestsPip
 
 // A listener that cannot speak TLS as configured must not start (and
 // certainly not fall back to plain HTTP).
+// Found by a probe: an expired certificate, which every client refuses,
+// and a private key other users can read were taken without a word. Both
+// still start (a certificate renewed late must not keep the node down),
+// with a warning.
+TEST_F(ServeTlsTest, AnExpiredCertificateOrAKeyOthersCanReadIsWarnedOf) {
+  TestCert expired = MakeSelfSignedCert(certs_.path(), "expired", "catchall-expired",
+                                        {.not_before_s = -7200, .not_after_s = -3600});
+  ASSERT_EQ(chmod(expired.key_file.c_str(), 0644), 0);
+  {
+    ServerProcess server({"serve", "--data-dir", data_.path() + "/expired", "--set",
+                          "server.tls_cert_file=" + expired.cert_file, "--set",
+                          "server.tls_key_file=" + expired.key_file});
+    ASSERT_TRUE(server.started());
+    ASSERT_TRUE(WaitUntil([&] { return server.Output().find("listening") != std::string::npos; },
+                          10s, "the server to listen", {&server}));
+    EXPECT_THAT(server.Output(),
+                HasSubstr("the certificate in '" + expired.cert_file + "' expired on"));
+    EXPECT_THAT(server.Output(), HasSubstr("is open to other users (mode 0644)"));
+    EXPECT_EQ(server.Terminate(), 0) << server.Output();
+  }
+  // A current certificate and a key only its owner reads: no warning.
+  ASSERT_EQ(chmod(key_file_.c_str(), 0600), 0);
+  ServerProcess server(ServeArgs());
+  ASSERT_TRUE(server.started());
+  ASSERT_TRUE(WaitReadyTls(server));
+  EXPECT_THAT(server.Output(), Not(HasSubstr("expired on")));
+  EXPECT_THAT(server.Output(), Not(HasSubstr("open to other users")));
+  EXPECT_EQ(server.Terminate(), 0) << server.Output();
+}
+
 TEST_F(ServeTlsTest, ABadCertificateOrKeyAtStartFailsTheStartClearly) {
   struct Case {
     std::string what;

@@ -50,7 +50,7 @@ void RunUntilDone(net::io_context& ioc) {
 }  // namespace
 
 TestCert MakeSelfSignedCert(const std::string& dir, const std::string& name,
-                            const std::string& common_name) {
+                            const std::string& common_name, CertValidity validity) {
   TestCert out;
   out.cert_file = dir + "/" + name + ".crt";
   out.key_file = dir + "/" + name + ".key";
@@ -64,8 +64,8 @@ TestCert MakeSelfSignedCert(const std::string& dir, const std::string& name,
     // when made within the same second.
     static long serial = 1;
     ASN1_INTEGER_set(X509_get_serialNumber(cert), serial++);
-    X509_gmtime_adj(X509_getm_notBefore(cert), -60);
-    X509_gmtime_adj(X509_getm_notAfter(cert), 24L * 3600);
+    X509_gmtime_adj(X509_getm_notBefore(cert), validity.not_before_s);
+    X509_gmtime_adj(X509_getm_notAfter(cert), validity.not_after_s);
     X509_set_pubkey(cert, key);
     X509_NAME* subject = X509_get_subject_name(cert);
     X509_NAME_add_entry_by_txt(subject, "CN", MBSTRING_ASC,

@@ -20,11 +20,17 @@ struct TestCert {
   std::string fingerprint;  // SHA-256 of the DER certificate, lowercase hex
 };
 
+// When a certificate is valid, in seconds from now.
+struct CertValidity {
+  long not_before_s = -60;
+  long not_after_s = 24L * 3600;
+};
+
 // Writes a self-signed certificate for `common_name` (also its subjectAltName
 // for 127.0.0.1 and localhost) and a fresh key to <dir>/<name>.crt and
 // <dir>/<name>.key. Fails the test (fatally) if OpenSSL fails.
 TestCert MakeSelfSignedCert(const std::string& dir, const std::string& name,
-                            const std::string& common_name);
+                            const std::string& common_name, CertValidity validity = {});
 
 // SHA-256 fingerprint of the first certificate in a PEM file ("" if none).
 std::string PemFingerprint(const std::string& cert_file);
