@@ -354,7 +354,13 @@ int RunKeysHash(const std::string& scopes) {
   std::string line = catchall::Sha256Hex(key) + " " + scopes;
   catchall::ApiKeys check;
   catchall::Status s = check.Add(line, "--scopes");
-  if (!s.ok()) return Fail(s.message());
+  if (!s.ok()) {
+    // Add names the key file's line; these scopes came from a flag.
+    std::string why(s.message());
+    constexpr std::string_view kLine = "--scopes line 1: ";
+    if (why.starts_with(kLine)) why = "--scopes: " + why.substr(kLine.size());
+    return Fail(why);
+  }
   std::cout << line << "\n";
   return 0;
 }

@@ -456,7 +456,8 @@ TEST(ServeAuthStartTest, ABadKeyFileFailsTheStartWithAClearMessage) {
             0);
   EXPECT_THAT(out, HasSubstr("cannot load the API keys"));
   EXPECT_THAT(out, HasSubstr("line 2"));
-  EXPECT_THAT(out, HasSubstr("unknown scope 'admin'"));
+  EXPECT_THAT(out, HasSubstr("--scopes: unknown scope 'admin'"));
+  EXPECT_THAT(out, Not(HasSubstr("line 1"))) << "the scopes came from a flag, not a file";
 
   EXPECT_NE(RunBinary({"serve", "--data-dir", dir.path() + "/data", "--listen", "127.0.0.1:0",
                        "--set", "auth.keys_file=" + dir.path() + "/missing.txt"},
