@@ -753,7 +753,14 @@ class Session final : public SessionBase {
   void LingerRaw() {
     beast::error_code ec;
     Sock().shutdown(tcp::socket::shutdown_send, ec);
-    const std::chrono::milliseconds most = refused_ ? kRefusedLinger : std::chrono::seconds(2);
+    // A body refused from its headers (no key, an unknown path, no room)
+    // may take its client longer than a couple of seconds to send, and many
+    // clients read the answer only once they have sent it all: cut off at
+    // 2 s, they saw a reset, not the 401 (a review). Its bytes are dropped
+    // as they come, holding no memory, for at most the io timeout.
+    const std::chrono::milliseconds most = refused_           ? kRefusedLinger
+                                           : BodyLeftUnread() ? server_->options.io_timeout
+                                                              : std::chrono::seconds(2);
     Lowest().expires_after(std::min<std::chrono::milliseconds>(server_->options.io_timeout, most));
     Linger();
   }

@@ -86,10 +86,12 @@ void WarnAboutTlsFiles(ssl::context& ctx, const std::string& cert_file,
     }
   }
   struct stat st {};
-  if (::stat(key_file.c_str(), &st) == 0 && (st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
+  // Group read is the usual layout (0640, group ssl-cert): not warned of.
+  if (::stat(key_file.c_str(), &st) == 0 && (st.st_mode & (S_IWGRP | S_IRWXO)) != 0) {
     spdlog::warn(
-        "server.tls_key_file: '{}' is open to other users (mode {:04o}); `chmod 600` it, so "
-        "that only catchall's user can read the private key",
+        "server.tls_key_file: '{}' is open to other users (mode {:04o}); `chmod 600` it (or "
+        "640, with a group only catchall's user is in), so that no one else can read or "
+        "replace the private key",
         key_file, st.st_mode & 07777);
   }
 }

@@ -93,9 +93,10 @@ class HttpRouter {
   void SetGate(HttpGate gate) { gate_ = std::move(gate); }
   void Handle(const HttpRequest& request, Responder respond) const;
   // What Handle would answer `request` without its handler: the 404 of an
-  // unmatched path, or the gate's refusal; nullopt if the handler would
-  // run. For a request whose body has not been read yet (the server then
-  // answers without asking for the body with `100 Continue`).
+  // unmatched path, the gate's refusal, or the answer to `OPTIONS *`;
+  // nullopt if the handler would run. For a request whose body has not
+  // been read yet: the server answers it from its headers, without reading
+  // the body (or asking for it with `100 Continue`).
   std::optional<HttpResponse> Refusal(const HttpRequest& request) const;
   // Low-cardinality label for metrics: the mounted prefix, or "other".
   std::string_view RouteLabel(std::string_view path) const;
