@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <rocksdb/cache.h>
 #include <rocksdb/compaction_filter.h>
 #include <rocksdb/convenience.h>
@@ -25,6 +26,7 @@
 #include <filesystem>
 #include <mutex>
 #include <system_error>
+#include <vector>
 
 #include "background_error_listener.h"
 #include "rocks_info_log.h"
@@ -289,6 +291,58 @@ void KvWriteBatch::Clear() {
   rep_->refused = Status::Ok();
 }
 
+namespace {
+
+// Whether `name` is a file RocksDB makes and deletes as its own once it
+// opens a store in its directory: numbered logs, tables and blobs,
+// MANIFEST and OPTIONS files. MANIFEST-000001 alone is what a creation cut
+// short (a full disk at the first start) leaves, and opens again.
+bool IsStoreFile(const std::string& name) {
+  auto numbered = [&](std::string_view prefix, std::string_view suffix) {
+    if (name.size() <= prefix.size() + suffix.size() || !name.starts_with(prefix) ||
+        !name.ends_with(suffix)) {
+      return false;
+    }
+    std::string_view digits(name);
+    digits = digits.substr(prefix.size(), digits.size() - prefix.size() - suffix.size());
+    return std::all_of(digits.begin(), digits.end(),
+                       [](char c) { return std::isdigit(static_cast<unsigned char>(c)) != 0; });
+  };
+  return numbered("", ".log") || numbered("", ".sst") || numbered("", ".blob") ||
+         (numbered("MANIFEST-", "") && name != "MANIFEST-000001") || numbered("OPTIONS-", "");
+}
+
+// Without CURRENT, RocksDB (create_if_missing) starts an empty store in the
+// directory and deletes the files of the one that was there: a probe
+// removed CURRENT from a data dir of 60,000 acknowledged events, and the
+// server started ready with every count at 0 and every table file gone; a
+// --data-dir pointed at a directory holding an unrelated 000001.log lost
+// that file. Refused instead, before anything is written.
+Status CheckStoreFilesHaveCurrent(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::exists(std::filesystem::path(path) / "CURRENT", ec)) return Status::Ok();
+  std::vector<std::string> found;
+  for (const auto& entry : std::filesystem::directory_iterator(path, ec)) {
+    std::string name = entry.path().filename().string();
+    if (IsStoreFile(name)) found.push_back(std::move(name));
+  }
+  if (ec) {
+    return Status::IoError(fmt::format("cannot list data directory '{}': {}", path, ec.message()));
+  }
+  if (found.empty()) return Status::Ok();  // new, or a creation cut short
+  std::sort(found.begin(), found.end());   // tables and logs first: the data
+  const size_t count = found.size();
+  found.resize(std::min<size_t>(count, 3));
+  return Status::Corruption(fmt::format(
+      "data directory '{}' holds {} file(s) of a store ({}{}) but no CURRENT file, which names "
+      "the store's MANIFEST: opening it would start an empty store and delete them. The data "
+      "dir is damaged (docs/operations.md, \"A damaged data dir\": keep it aside and restore "
+      "a backup), or it is not a catchall data dir: point --data-dir at an empty or new one",
+      path, count, fmt::join(found, ", "), count > found.size() ? ", ..." : ""));
+}
+
+}  // namespace
+
 Status KvStore::Open(const KvStoreOptions& options, std::unique_ptr<KvStore>* store) {
   return RocksKvStore::Open(options, store);
 }
@@ -326,6 +380,7 @@ Status RocksKvStore::Open(const KvStoreOptions& options, std::unique_ptr<KvStore
     return Status::IoError(fmt::format("cannot open store '{}': cannot lock the directory: {}",
                                        options.path, std::system_category().message(error)));
   }
+  CATCHALL_RETURN_IF_ERROR(CheckStoreFilesHaveCurrent(options.path));
   rep->disable_wal_ = !options.write_ahead_log;
   rep->sync_ = options.sync_writes && options.write_ahead_log;
   rep->cache_ = rocksdb::NewLRUCache(options.block_cache_bytes);

@@ -17,6 +17,7 @@
 #include <fstream>
 #include <limits>
 #include <memory>
+#include <set>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -273,6 +274,49 @@ TEST_F(KvStoreTest, AWalDamagedBeforeItsEndOpensAsOfTheDamageWithoutSyncedWrites
   Open();
   EXPECT_EQ(Get(plain_, "k000"), std::string(1000, 'v'));
   EXPECT_EQ(Get(plain_, "k199"), "<not found>") << "written after the damage";
+}
+
+// Found by a probe: without CURRENT, RocksDB started an empty store and
+// deleted the old one's files; the server served every count as 0.
+TEST_F(KvStoreTest, AStoreWithoutItsCurrentFileIsRefusedAndKeptAsItIs) {
+  Open();
+  Put(plain_, "flushed", "1");
+  ASSERT_TRUE(store_->Flush().ok());
+  Put(plain_, "logged", "2");
+  store_.reset();
+  const std::string db = dir_.path() + "/db";
+  ASSERT_TRUE(std::filesystem::remove(db + "/CURRENT"));
+  auto files = [&] {
+    std::set<std::string> names;
+    for (const auto& entry : std::filesystem::directory_iterator(db)) {
+      names.insert(entry.path().filename().string());
+    }
+    return names;
+  };
+  const std::set<std::string> before = files();
+  std::unique_ptr<KvStore> refused;
+  Status s = KvStore::Open(Options(), &refused);
+  EXPECT_EQ(s.code(), Code::kCorruption) << s.ToString();
+  EXPECT_THAT(s.message(), HasSubstr("no CURRENT file"));
+  EXPECT_THAT(s.message(), HasSubstr(".sst, "));  // the data's files come first
+  EXPECT_EQ(files(), before) << "a refused open must leave every file in place";
+
+  // A directory holding a file RocksDB would take for its own is refused
+  // too; a new one, and one holding anything else, is not.
+  const std::string other = dir_.path() + "/other";
+  std::filesystem::create_directories(other);
+  std::ofstream(other + "/notes.txt") << "unrelated\n";
+  KvStoreOptions options = Options();
+  options.path = other;
+  Open(options);
+  store_.reset();
+  const std::string stray = dir_.path() + "/stray";
+  std::filesystem::create_directories(stray);
+  std::ofstream(stray + "/000001.log") << "unrelated\n";
+  options.path = stray;
+  s = KvStore::Open(options, &refused);
+  EXPECT_EQ(s.code(), Code::kCorruption) << s.ToString();
+  EXPECT_TRUE(std::filesystem::exists(stray + "/000001.log"));
 }
 
 // What a crash leaves, a last record cut short, still opens by default,
