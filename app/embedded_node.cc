@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <filesystem>
 #include <map>
 
 #include "engine/kv_store.h"
@@ -41,6 +42,10 @@ Status EmbeddedNode::Open() {
   log_options.retention = std::chrono::minutes(c.retention_minutes);
   log_options.fetch_min_records = c.fetch_min_events;
   log_options.fetch_max_wait = std::chrono::milliseconds(c.fetch_wait_ms);
+  // Beside the store, not in it: what RocksDB rolls back with a lost file
+  // must not roll this back too (LocalLogOptions::ends_file).
+  log_options.ends_file = (std::filesystem::path(c.data_dir) / "catchall-log-ends").string();
+  log_options.accept_lost_ends = c.recover_damaged_wal;
 
   std::vector<ColumnSpec> columns = LocalLog::Columns(log_options);
   for (auto& column : CounterStore::Columns(std::chrono::seconds(c.idempotency_window_s))) {

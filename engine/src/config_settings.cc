@@ -179,7 +179,10 @@ std::vector<Setting> MakeSettings() {
                           "damage and dropping those after it (acknowledged events among them "
                           "are lost); off, such a data dir refuses to start. Without sync_writes "
                           "it starts anyway and logs an error (a power loss can leave such a "
-                          "log; docs/operations.md, \"A damaged data dir\")",
+                          "log). Also starts serve on a data dir whose store lost writes its "
+                          "catchall-log-ends file recorded (a deleted or cut *.log, a MANIFEST "
+                          "cut short), as of what is left (docs/operations.md, \"A damaged data "
+                          "dir\")",
                           &Config::recover_damaged_wal));
   s.push_back(BoolSetting("storage.compaction_low_priority",
                           "run compaction threads (and a query node's checkpoint thread) at the "

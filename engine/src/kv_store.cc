@@ -227,6 +227,7 @@ class RocksKvStore final : public KvStore {
   std::unique_ptr<KvIterator> NewIterator(Column column, std::string lower,
                                           std::string upper) const override;
   Status Flush() override;
+  Status SyncWal() override;
   Status CompactColumn(Column column) override;
   uint64_t EstimateKeys(Column column) const override;
   uint64_t LiveBytes(Column column) const override;
@@ -718,6 +719,13 @@ Status RocksKvStore::Flush() {
   rocksdb::FlushOptions fo;
   fo.wait = true;
   CATCHALL_RETURN_IF_ERROR(FromRocks(db_->Flush(fo, handles_)));
+  return FromRocks(db_->SyncWAL());
+}
+
+Status RocksKvStore::SyncWal() {
+  if (disable_wal_ || sync_) return Status::Ok();
+  // Syncing a write-ahead log that failed aborts RocksDB 7.8 (as in Flush).
+  CATCHALL_RETURN_IF_ERROR(WriteHealth());
   return FromRocks(db_->SyncWAL());
 }
 

@@ -380,6 +380,45 @@ Status LoadCommitted(LocalLogImpl* impl) {
 
 }  // namespace
 
+namespace {
+
+// RocksDB opens a store that lost writes (a deleted or cut write-ahead log,
+// a MANIFEST cut short) as an older, consistent one: a probe's server
+// started ready with up to all of 60,000 acknowledged events gone and
+// nothing logged. The ends recorded beside it (after syncing the log) say
+// what it held at least.
+Status CheckRecordedEnds(const LocalLogImpl& impl) {
+  if (impl.options.ends_file.empty()) return Status::Ok();
+  Result<std::optional<LogEnds>> recorded = ReadLogEnds(impl.options.ends_file);
+  if (!recorded.ok() && impl.options.accept_lost_ends) {
+    spdlog::warn("local log: {}; not checked (storage.recover_damaged_wal)",
+                 recorded.status().message());
+    return Status::Ok();
+  }
+  if (!recorded.ok()) return recorded.status();
+  if (!recorded->has_value()) return Status::Ok();  // a new data dir, or an older version's
+  for (const auto& t : impl.topics) {
+    for (int32_t part = 0; part < t->partitions; ++part) {
+      auto it = (*recorded)->find({t->name, part});
+      if (it == (*recorded)->end()) continue;
+      const int64_t end = t->end[part].load();
+      if (end >= it->second) continue;
+      std::string lost = fmt::format(
+          "the local log's topic {} partition {} ends at offset {}, but offset {} was stored "
+          "(recorded in '{}' once the write-ahead log was synced): the store lost acknowledged "
+          "writes (a deleted or cut write-ahead log *.log, a MANIFEST cut short, or files of "
+          "different moments)",
+          t->name, part, end, it->second, impl.options.ends_file);
+      if (!impl.options.accept_lost_ends) return Status::Corruption(lost);
+      spdlog::error("{}; opened anyway (storage.recover_damaged_wal): those writes are gone",
+                    lost);
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
 Status LocalLog::Open(const LocalLogOptions& options, KvStore* store, Metrics* metrics,
                       std::unique_ptr<LocalLog>* log) {
   auto impl = std::make_unique<LocalLogImpl>();
@@ -458,17 +497,64 @@ Status LocalLog::Open(const LocalLogOptions& options, KvStore* store, Metrics* m
     t->appender = std::make_unique<LocalLogAppender>(impl.get(), t.get());
     impl->topics.push_back(std::move(t));
   }
+  CATCHALL_RETURN_IF_ERROR(CheckRecordedEnds(*impl));
   CATCHALL_RETURN_IF_ERROR(LoadCommitted(impl.get()));
   LocalLogImpl* raw = impl.get();
   impl->writer = std::thread([raw] {
     NameThisThread("log-writer");
     raw->WriterLoop();
   });
+  if (!options.ends_file.empty()) {
+    impl->ends_recorder = std::thread([raw] {
+      NameThisThread("log-ends");
+      raw->EndsLoop();
+    });
+  }
   log->reset(new LocalLog(std::move(impl)));
   return Status::Ok();
 }
 
+Status LocalLogImpl::RecordEnds() {
+  if (options.ends_file.empty()) return Status::Ok();
+  std::lock_guard<std::mutex> one_at_a_time(record_mu);
+  // Read before the sync: the sync makes at least these durable.
+  LogEnds ends;
+  for (const auto& t : topics) {
+    for (int32_t part = 0; part < t->partitions; ++part) {
+      ends[{t->name, part}] = t->end[part].load(std::memory_order_acquire);
+    }
+  }
+  {
+    std::lock_guard<std::mutex> lock(ends_mu);
+    if (ends == recorded) return Status::Ok();
+  }
+  CATCHALL_RETURN_IF_ERROR(store->SyncWal());
+  CATCHALL_RETURN_IF_ERROR(WriteLogEnds(options.ends_file, ends));
+  std::lock_guard<std::mutex> lock(ends_mu);
+  recorded = std::move(ends);
+  return Status::Ok();
+}
+
+void LocalLogImpl::EndsLoop() {
+  auto last_warning = std::chrono::steady_clock::time_point::min();
+  std::unique_lock<std::mutex> lock(ends_mu);
+  while (!ends_cv.wait_for(lock, options.ends_interval, [&] { return ends_closing; })) {
+    lock.unlock();
+    Status s = RecordEnds();
+    // A full disk fails this every second; the disk's own alerts say so.
+    auto now = std::chrono::steady_clock::now();
+    if (!s.ok() && now - last_warning >= std::chrono::minutes(1)) {
+      spdlog::warn("local log: cannot record its ends in '{}' (retrying every second): {}",
+                   options.ends_file, s.ToString());
+      last_warning = now;
+    }
+    lock.lock();
+  }
+}
+
 LocalLog::LocalLog(std::unique_ptr<LocalLogImpl> impl) : impl_(std::move(impl)) {}
+
+Status LocalLog::RecordEnds() { return impl_->RecordEnds(); }
 
 LocalLog::~LocalLog() { Close(); }
 
@@ -479,6 +565,19 @@ void LocalLog::Close() {
   }
   impl_->writer_cv.notify_all();
   if (impl_->writer.joinable()) impl_->writer.join();
+  if (impl_->ends_recorder.joinable()) {
+    {
+      std::lock_guard<std::mutex> lock(impl_->ends_mu);
+      impl_->ends_closing = true;
+    }
+    impl_->ends_cv.notify_all();
+    impl_->ends_recorder.join();
+    // What the writer wrote last, recorded too.
+    if (Status s = impl_->RecordEnds(); !s.ok()) {
+      spdlog::warn("local log: cannot record its ends in '{}': {}", impl_->options.ends_file,
+                   s.ToString());
+    }
+  }
   // A state-only transaction is written by its committer's thread.
   std::unique_lock<std::mutex> lock(impl_->mu);
   impl_->drained_cv.wait(lock, [&] { return impl_->direct_writes == 0; });

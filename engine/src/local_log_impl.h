@@ -21,6 +21,7 @@
 #include "engine/local_log.h"
 #include "engine/log.h"
 #include "log_batch.h"
+#include "log_ends.h"
 #include "log_tail_cache.h"
 
 namespace catchall {
@@ -118,6 +119,16 @@ struct LocalLogImpl {
   Status write_error;     // GUARDED_BY(mu): last failed write
   std::thread writer;
   LocalLogFlusher flusher{this};
+  // Records the ends (LocalLogOptions::ends_file) on its own thread, so
+  // that the write-ahead log's sync holds up no write.
+  std::thread ends_recorder;
+  std::mutex record_mu;  // one RecordEnds at a time: they share the file
+  std::mutex ends_mu;
+  std::condition_variable ends_cv;  // wakes the recorder to close
+  bool ends_closing = false;        // GUARDED_BY(ends_mu)
+  LogEnds recorded;                 // GUARDED_BY(ends_mu): last written
+  Status RecordEnds();
+  void EndsLoop();
   // Scratch of the token's holder (only it touches them).
   std::vector<PendingWrite> taken;
   std::vector<PendingWrite> appends;

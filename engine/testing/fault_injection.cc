@@ -234,6 +234,11 @@ Status FaultInjectionKvStore::Flush() {
   return base_->Flush();
 }
 
+Status FaultInjectionKvStore::SyncWal() {
+  CATCHALL_RETURN_IF_ERROR(Dead(injector_));
+  return base_->SyncWal();
+}
+
 namespace {
 // A twin that owns the real store it stands for.
 class OwningFaultInjectionKvStore final : public KvStore {
@@ -259,6 +264,7 @@ class OwningFaultInjectionKvStore final : public KvStore {
     return twin_.NewIterator(c, std::move(lower), std::move(upper));
   }
   Status Flush() override { return twin_.Flush(); }
+  Status SyncWal() override { return twin_.SyncWal(); }
   Status CompactColumn(Column c) override { return twin_.CompactColumn(c); }
   uint64_t EstimateKeys(Column c) const override { return twin_.EstimateKeys(c); }
   uint64_t LiveBytes(Column c) const override { return twin_.LiveBytes(c); }

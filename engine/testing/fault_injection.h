@@ -134,6 +134,7 @@ class FaultInjectionKvStore final : public KvStore {
     return base_->NewIterator(column, std::move(lower), std::move(upper));
   }
   Status Flush() override;
+  Status SyncWal() override;
   Status CompactColumn(Column column) override { return base_->CompactColumn(column); }
   uint64_t EstimateKeys(Column column) const override { return base_->EstimateKeys(column); }
   uint64_t LiveBytes(Column column) const override { return base_->LiveBytes(column); }

@@ -9,9 +9,11 @@
 #include <boost/beast/http.hpp>
 #include <chrono>
 #include <condition_variable>
+#include <filesystem>
 #include <future>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -468,6 +470,70 @@ TEST_F(LocalLogTest, ReopenKeepsOffsetsAndData) {
   ASSERT_EQ(records.size(), 1u);
   EXPECT_EQ(records[0].offset, ends[p]);
   EXPECT_EQ(records[0].value, "new");
+}
+
+// Found by a probe: RocksDB opens a store whose write-ahead log was deleted
+// (or cut, or whose MANIFEST was cut short) as an older, consistent store,
+// and serve started ready with every acknowledged event of the lost file
+// gone. The ends recorded beside the store (after the log's sync) tell.
+TEST_F(LocalLogTest, AStoreThatLostRecordedWritesIsRefusedUnlessTheLossIsAccepted) {
+  LocalLogOptions options = LogOptions();
+  options.ends_file = dir_.path() + "/ends";
+  options.ends_interval = 1h;  // recorded here only by hand and at Close
+  Open(options);
+  AppendSync(Records(100, "r"));
+  ASSERT_TRUE(log_->RecordEnds().ok());
+  std::vector<int64_t> ends;
+  for (int32_t p = 0; p < kPartitions; ++p) ends.push_back(log_->EndOffset(kTopic, p));
+  log_.reset();
+  store_.reset();  // not flushed: the records are in the write-ahead log only
+  size_t deleted = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(dir_.path() + "/db")) {
+    if (entry.path().extension() == ".log") deleted += std::filesystem::remove(entry.path());
+  }
+  ASSERT_GT(deleted, 0U);
+
+  ASSERT_TRUE(OpenStore(options).ok());
+  Status s = LocalLog::Open(options, store_.get(), nullptr, &log_);
+  EXPECT_EQ(s.code(), Code::kCorruption) << s.ToString();
+  EXPECT_THAT(s.message(), HasSubstr("lost acknowledged writes"));
+  EXPECT_THAT(s.message(), HasSubstr(options.ends_file));
+
+  // Accepted (storage.recover_damaged_wal): it opens, empty, and records
+  // the ends it has, so the next start is not refused again.
+  options.accept_lost_ends = true;
+  Open(options);
+  for (int32_t p = 0; p < kPartitions; ++p) EXPECT_EQ(log_->EndOffset(kTopic, p), 0);
+  options.accept_lost_ends = false;
+  Open(options);  // Close recorded the ends it had
+  AppendSync(Records(10, "again"));
+}
+
+TEST_F(LocalLogTest, TheLogRecordsItsEndsByItselfAndOpensOnThemAfterACrash) {
+  LocalLogOptions options = LogOptions();
+  options.ends_file = dir_.path() + "/ends";
+  options.ends_interval = 20ms;
+  Open(options);
+  AppendSync(Records(100, "r"));
+  LogEnds expected;
+  for (int32_t p = 0; p < kPartitions; ++p) {
+    expected[{std::string(kTopic), p}] = log_->EndOffset(kTopic, p);
+  }
+  expected[{"other", 0}] = 0;
+  std::optional<LogEnds> recorded;
+  for (int i = 0; i < 500 && recorded != expected; ++i) {
+    std::this_thread::sleep_for(10ms);
+    Result<std::optional<LogEnds>> read = ReadLogEnds(options.ends_file);
+    ASSERT_TRUE(read.ok()) << read.status().ToString();
+    recorded = *read;
+  }
+  EXPECT_EQ(recorded, expected);
+  // The store reopened as a crash leaves it (nothing flushed): every
+  // recorded write is there, so it opens.
+  Open(options);
+  for (int32_t p = 0; p < kPartitions; ++p) {
+    EXPECT_EQ(log_->EndOffset(kTopic, p), (expected[{std::string(kTopic), p}]));
+  }
 }
 
 TEST_F(LocalLogTest, DifferentPartitionCountFailsWithAHelpfulMessage) {

@@ -78,6 +78,16 @@ struct LocalLogOptions {
   // When set (it must outlive the log), appends are refused with NoSpace
   // while the data dir's disk is low.
   DiskMonitor* disk = nullptr;
+  // When set, the log records its partitions' ends in this file about once
+  // a second, each time after syncing the store's write-ahead log, and Open
+  // refuses a store whose log ends before a recorded end (Corruption): its
+  // files lost acknowledged writes (a deleted or cut *.log, a MANIFEST cut
+  // short, files from different moments), which RocksDB opens as an older
+  // store without a word. With `accept_lost_ends` the loss is logged and
+  // the log opens (storage.recover_damaged_wal).
+  std::string ends_file;
+  bool accept_lost_ends = false;
+  std::chrono::milliseconds ends_interval{std::chrono::seconds(1)};
 };
 
 class LocalLog {
@@ -136,6 +146,10 @@ class LocalLog {
   // Deletes batches past retention (called periodically by the log itself,
   // public for tests).
   Status EnforceRetention(std::chrono::system_clock::time_point now);
+  // Syncs the store's write-ahead log and records the ends in
+  // LocalLogOptions::ends_file (called periodically by the log itself,
+  // public for tests). Ok without an ends file.
+  Status RecordEnds();
 
   // Stops accepting appends and waits for the pending ones to finish.
   void Close();
