@@ -32,7 +32,12 @@ void BackgroundErrorListener::OnBackgroundError(rocksdb::BackgroundErrorReason r
   }
   spdlog::error("store: {}; it takes no more writes", what);
   std::lock_guard<std::mutex> lock(mu_);
-  if (error_.ok()) error_ = Status(error->IsNoSpace() ? Code::kNoSpace : Code::kIoError, what);
+  if (error_.ok()) {
+    error_ = Status(error->IsNoSpace()      ? Code::kNoSpace
+                    : error->IsCorruption() ? Code::kCorruption
+                                            : Code::kIoError,
+                    what);
+  }
 }
 
 void BackgroundErrorListener::OnErrorRecoveryEnd(const rocksdb::BackgroundErrorRecoveryInfo& info) {

@@ -215,10 +215,16 @@ class RocksKvStore final : public KvStore {
     }
     Status background = background_errors_->error();
     if (background.ok()) return background;
-    return Status(background.code(), fmt::format("{}; {}", background.message(),
-                                                 background.code() == Code::kNoSpace
-                                                     ? "free disk space and restart catchall"
-                                                     : "restart catchall once the cause is fixed"));
+    // A table that does not read back stays so across restarts (a probe
+    // followed the old advice to restart, in vain).
+    std::string_view advice = "restart catchall once the cause is fixed";
+    if (background.code() == Code::kNoSpace) advice = "free disk space and restart catchall";
+    if (background.code() == Code::kCorruption) {
+      advice =
+          "the data dir is damaged, and a restart does not mend it: keep it aside and restore a "
+          "backup (docs/operations.md, \"A damaged data dir\")";
+    }
+    return Status(background.code(), fmt::format("{}; {}", background.message(), advice));
   }
   Status ReadHealth() const override {
     std::lock_guard<std::mutex> lock(failure_mu_);

@@ -410,8 +410,7 @@ Status CheckRecordedEnds(const LocalLogImpl& impl) {
           "different moments)",
           t->name, part, end, it->second, impl.options.ends_file);
       if (!impl.options.accept_lost_ends) return Status::Corruption(lost);
-      spdlog::error("{}; opened anyway (storage.recover_damaged_wal): those writes are gone",
-                    lost);
+      spdlog::error("{}; opened anyway (storage.recover_damaged_wal): those writes are gone", lost);
     }
   }
   return Status::Ok();
