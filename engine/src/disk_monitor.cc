@@ -143,11 +143,23 @@ Status DiskMonitor::Admit(uint64_t bytes) {
   // The disk is not low; this write is what would take it there. Say so with
   // the free space as it is, so that a client whose request is too large
   // for the margin does not wait for space that its retry would need again.
+  // In KB below a megabyte, else to a tenth of one: whole megabytes said
+  // "0 MB free and this write of 1 MB" of a 35 KB batch (a probe).
+  auto size = [](uint64_t b) {
+    return b < (uint64_t{1} << 20) ? fmt::format("{} KB", (b + 1023) >> 10)
+                                   : fmt::format("{:.1f} MB", static_cast<double>(b) / (1 << 20));
+  };
   uint64_t left = admitted < free ? free - admitted : 0;
+  if (bytes > left) {
+    return Status::NoSpace(fmt::format(
+        "the disk of '{}' has {} free, less than this write's {}; free space or send smaller "
+        "requests",
+        path_, size(left), size(bytes)));
+  }
   return Status::NoSpace(
-      fmt::format("the disk of '{}' has {} MB free and this write of {} MB would leave less than "
+      fmt::format("the disk of '{}' has {} free and this write of {} would leave {}, less than "
                   "storage.min_free_mb ({} MB); send smaller requests or free space",
-                  path_, left >> 20, (bytes + (1 << 20) - 1) >> 20, min_free_bytes_ >> 20));
+                  path_, size(left), size(bytes), size(left - bytes), min_free_bytes_ >> 20));
 }
 
 }  // namespace catchall

@@ -17,6 +17,7 @@ namespace catchall {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 using namespace std::chrono_literals;
 
 constexpr uint64_t kMb = 1 << 20;
@@ -112,11 +113,23 @@ TEST_F(DiskMonitorTest, AWriteTooLargeForTheMarginSaysWhatIsFreeAndWhatItNeeds) 
   Status refused = monitor.Admit(60 * kMb);
   EXPECT_EQ(refused.code(), Code::kNoSpace);
   // The space as it is (90 MB after the first write), not as it would be.
-  EXPECT_THAT(refused.message(), HasSubstr("has 90 MB free"));
-  EXPECT_THAT(refused.message(), HasSubstr("this write of 60 MB"));
+  EXPECT_THAT(refused.message(), HasSubstr("has 90.0 MB free"));
+  EXPECT_THAT(refused.message(), HasSubstr("this write of 60.0 MB would leave 30.0 MB"));
   EXPECT_THAT(refused.message(), HasSubstr("storage.min_free_mb (40 MB)"));
   EXPECT_TRUE(monitor.Check().ok()) << "the disk is not low: smaller writes still go through";
   EXPECT_TRUE(monitor.Admit(1 * kMb).ok());
+}
+
+// Found by a probe: a 35 KB batch on a disk with 20 KB free and the margin
+// off was refused as "0 MB free and this write of 1 MB would leave less
+// than storage.min_free_mb (0 MB)".
+TEST_F(DiskMonitorTest, AWriteLargerThanWhatIsFreeSaysSoInKilobytes) {
+  env_.SetFreeBytes(20 << 10);
+  DiskMonitor monitor(&env_, dir_.path(), 0, nullptr);
+  Status refused = monitor.Admit(35 << 10);
+  EXPECT_EQ(refused.code(), Code::kNoSpace);
+  EXPECT_THAT(refused.message(), HasSubstr("has 20 KB free, less than this write's 35 KB"));
+  EXPECT_THAT(refused.message(), Not(HasSubstr("min_free_mb")));
 }
 
 // A refused write must leave the count as it found it even when a sample
