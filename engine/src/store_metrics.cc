@@ -34,23 +34,31 @@ void ExportStoreMetrics(const KvStore* store, Metrics* metrics) {
   auto& wal = gauge("catchall_store_wal_bytes",
                     "Bytes of the store's write-ahead log files on disk (a flush trims them once "
                     "they pass 4 x storage.write_buffer_mb)");
+  // With storage.min_free_mb at 0 a flush that failed on a full disk
+  // refused every write (507) while no metric moved (a probe).
+  auto& write_failed = gauge("catchall_store_write_failed",
+                             "1 while the store refuses every write after a failed write or a "
+                             "failed flush or compaction (a full disk, I/O errors, a damaged "
+                             "table); /readyz says why");
   // The store keeps running totals; the counters move by the difference.
   auto last = std::make_shared<KvBackgroundStats>();
-  metrics->AddScrapeHook([=, &pending, &compactions, &flushes, &stalls, &stalled, &tables, &wal] {
-    KvBackgroundStats now = store->BackgroundStats();
-    tables.Set(static_cast<double>(now.table_bytes));
-    wal.Set(static_cast<double>(now.wal_bytes));
-    pending.Set(static_cast<double>(now.pending_compaction_bytes));
-    compactions.Set(static_cast<double>(now.running_compactions));
-    flushes.Set(static_cast<double>(now.running_flushes));
-    if (now.write_stalls > last->write_stalls) {
-      stalls.Increment(static_cast<double>(now.write_stalls - last->write_stalls));
-    }
-    if (now.write_stall_seconds > last->write_stall_seconds) {
-      stalled.Increment(now.write_stall_seconds - last->write_stall_seconds);
-    }
-    *last = now;
-  });
+  metrics->AddScrapeHook(
+      [=, &pending, &compactions, &flushes, &stalls, &stalled, &tables, &wal, &write_failed] {
+        write_failed.Set(store->WriteHealth().ok() ? 0 : 1);
+        KvBackgroundStats now = store->BackgroundStats();
+        tables.Set(static_cast<double>(now.table_bytes));
+        wal.Set(static_cast<double>(now.wal_bytes));
+        pending.Set(static_cast<double>(now.pending_compaction_bytes));
+        compactions.Set(static_cast<double>(now.running_compactions));
+        flushes.Set(static_cast<double>(now.running_flushes));
+        if (now.write_stalls > last->write_stalls) {
+          stalls.Increment(static_cast<double>(now.write_stalls - last->write_stalls));
+        }
+        if (now.write_stall_seconds > last->write_stall_seconds) {
+          stalled.Increment(now.write_stall_seconds - last->write_stall_seconds);
+        }
+        *last = now;
+      });
 }
 
 }  // namespace catchall

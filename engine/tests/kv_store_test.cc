@@ -23,6 +23,8 @@
 #include <thread>
 #include <vector>
 
+#include "engine/metrics.h"
+#include "engine/store_metrics.h"
 #include "support/threads.h"
 #include "test_util.h"
 
@@ -377,7 +379,12 @@ TEST_F(KvStoreTest, ACompactionThatMeetsADamagedTableSaysTheDataDirIsDamaged) {
   ASSERT_FALSE(table.empty());
   FlipByte(table, 100);  // in the first data block
   Open();
+  Metrics metrics;
+  ExportStoreMetrics(store_.get(), &metrics);
+  EXPECT_THAT(metrics.Serialize(), HasSubstr("catchall_store_write_failed 0\n"));
   EXPECT_FALSE(store_->CompactColumn(plain_).ok());
+  // The gauge an operator alerts on follows.
+  EXPECT_THAT(metrics.Serialize(), HasSubstr("catchall_store_write_failed 1\n"));
   Status health = store_->WriteHealth();
   EXPECT_EQ(health.code(), Code::kCorruption) << health.ToString();
   EXPECT_THAT(health.message(), HasSubstr("the data dir is damaged"));

@@ -356,6 +356,8 @@ TEST(ServeMetricsTest, EveryDocumentedMetricIsExportedWithAValueTheTrafficExplai
        [&] { EXPECT_EQ(after.Sum("catchall_store_running_compactions"), 0); }},
       {"catchall_store_running_flushes",
        [&] { EXPECT_EQ(after.Sum("catchall_store_running_flushes"), 0); }},
+      {"catchall_store_write_failed",
+       [&] { EXPECT_EQ(after.Sum("catchall_store_write_failed"), 0); }},
       {"catchall_store_write_stalls_total",
        [&] { EXPECT_EQ(after.Sum("catchall_store_write_stalls_total"), 0); }},
       {"catchall_store_write_stall_seconds_total",

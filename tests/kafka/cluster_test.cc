@@ -1511,6 +1511,7 @@ TEST_F(ClusterTest, EveryDocumentedMetricIsExportedByARoleWithAValueTheTrafficEx
        quiet_store("catchall_store_pending_compaction_bytes")},
       {"catchall_store_running_compactions", quiet_store("catchall_store_running_compactions")},
       {"catchall_store_running_flushes", quiet_store("catchall_store_running_flushes")},
+      {"catchall_store_write_failed", quiet_store("catchall_store_write_failed")},
       {"catchall_store_write_stalls_total", quiet_store("catchall_store_write_stalls_total")},
       {"catchall_store_write_stall_seconds_total",
        quiet_store("catchall_store_write_stall_seconds_total")},
