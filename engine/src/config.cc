@@ -159,6 +159,9 @@ Status ApplyToml(std::string_view document, std::string_view file, Config* confi
     return Status::InvalidArgument(fmt::format("config file {} line {} column {}: {}", file,
                                                where.line, where.column, e.description()));
   }
+  // Every unknown key at once, in file order: one per run (and not the
+  // first) made a file of several typos take several starts (a probe).
+  std::multimap<size_t, std::string> unknown;  // line -> key
   for (auto&& [section, node] : table) {
     const toml::table* inner = node.as_table();
     if (!inner) {
@@ -181,8 +184,8 @@ Status ApplyToml(std::string_view document, std::string_view file, Config* confi
     for (auto& [key, node_ptr] : entries) {
       const toml::node& value = *node_ptr;
       if (FindSetting(key) == nullptr && PassThroughOf(key) == nullptr) {
-        return Status::InvalidArgument(fmt::format("config file {} line {}: unknown setting '{}'",
-                                                   file, value.source().begin.line, key));
+        unknown.emplace(value.source().begin.line, key);
+        continue;
       }
       std::string text;
       if (auto s = value.value<std::string>()) {
@@ -198,12 +201,19 @@ Status ApplyToml(std::string_view document, std::string_view file, Config* confi
       }
       Status st = ApplySetting(*config, key, text);
       if (!st.ok()) {
-        return Status::InvalidArgument(fmt::format("config file {}: {}", file, st.message()));
+        return Status::InvalidArgument(fmt::format("config file {} line {}: {}", file,
+                                                   value.source().begin.line, st.message()));
       }
       (*lines)[key] = value.source().begin.line;
     }
   }
-  return Status::Ok();
+  if (unknown.empty()) return Status::Ok();
+  std::string list;
+  for (const auto& [line, key] : unknown) {
+    list += fmt::format("{}line {}: unknown setting '{}'", list.empty() ? "" : "; ", line, key);
+  }
+  return Status::InvalidArgument(
+      fmt::format("config file {} {} (see `catchall config --list`)", file, list));
 }
 
 }  // namespace

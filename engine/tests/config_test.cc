@@ -407,6 +407,19 @@ TEST_F(ConfigTest, AKafkaKeyOutsideThePassThroughsIsStillUnknown) {
   EXPECT_THAT(r.status().message(), HasSubstr("unknown setting 'kafka.clients.x'"));
 }
 
+// Found by a probe: a file with two typos named one per start, and not
+// the first; a bad value gave no line.
+TEST_F(ConfigTest, AFileNamesEveryUnknownKeyInOrderAndTheLineOfABadValue) {
+  Result<Config> r = LoadConfigText("[storage]\nmin_freee_mb = 5\nbogus = 1\n", "h.toml", {});
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(r.status().message(),
+              HasSubstr("config file h.toml line 2: unknown setting 'storage.min_freee_mb'; "
+                        "line 3: unknown setting 'storage.bogus'"));
+  r = LoadConfigText("[storage]\n\nmin_free_mb = -5\n", "f.toml", {});
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(r.status().message(), HasSubstr("config file f.toml line 3: storage.min_free_mb"));
+}
+
 TEST_F(ConfigTest, LoadConfigTextReadsTomlTextAndNamesItsSource) {
   Result<Config> c = LoadConfigText("[log]\npartitions = 3\n", "inline.toml", {});
   ASSERT_TRUE(c.ok()) << c.status().ToString();
