@@ -393,10 +393,13 @@ void AggregationLoop::Rejoin(const Status& why) {
   // The new consumer is a new member. With assigned_once_ left set it was
   // ready at its first step, owning nothing.
   StartReadinessOver();
-  // Owning nothing, it lags on nothing; the gauges refresh only once it is
-  // a member again (the lag of the partitions it had stayed shown through a
-  // broker outage).
-  if (probe_) probe_->SetLag(0);
+  // Owning nothing, a cluster member lags on nothing (another member takes
+  // its partitions); the gauges refresh only once it is a member again (the
+  // lag of the partitions it had stayed shown through a broker outage). An
+  // embedded node's partitions have no one else: while its store refuses
+  // writes and it rejoins again and again, its lag is the last one seen,
+  // not 0 with events uncounted (a probe).
+  if (probe_ && publish_) probe_->SetLag(0);
   PublishOwned();
   Release(dropped);
   // A failure that repeats (a store that refuses writes) must not spin.

@@ -312,6 +312,27 @@ TEST(ClusterGaugeTest, AMemberThatRejoinsShowsNoLag) {
               ::testing::HasSubstr("catchall_aggregate_owned_partitions 0\n"));
 }
 
+// Found by a probe: an embedded node whose store refused writes (a flush
+// failed on a full disk) rejoined again and again and showed a lag of 0
+// while acknowledged events went uncounted.
+TEST(EmbeddedGaugeTest, ANodeWhoseStoreRefusesWritesKeepsShowingItsLag) {
+  ScopedTempDir dir;
+  AggregationWorld world(Mode::kEmbedded, dir.path(), SmallCommits());
+  auto* a = world.Start("a");
+  ASSERT_TRUE(world.RunUntil([&] { return a->loop->ready(); }));
+  for (uint32_t i = 0; i < 40; ++i) world.AppendEvents(10, 20, 90 + i);
+  // The log shares the store: armed once the events are in.
+  a->injector.ArmRepeated(FaultPoint::kStoreWrite, 1, 1000, FaultTiming::kBefore,
+                          Status::IoError("injected: the store refuses writes"));
+  for (int i = 0; i < 20 && a->injector.fired() < 3; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));  // the gauges are due
+    a->loop->Step();
+  }
+  ASSERT_GE(a->injector.fired(), 3) << "the failing writes were not reached";
+  EXPECT_THAT(a->metrics.Serialize(),
+              ::testing::Not(::testing::HasSubstr("catchall_aggregate_lag_records 0\n")));
+}
+
 // Cluster mode: faults while partitions move between aggregators.
 class RebalanceFaultTest : public ::testing::TestWithParam<Fault> {};
 
