@@ -222,7 +222,8 @@ class RocksKvStore final : public KvStore {
     if (background.code() == Code::kCorruption) {
       advice =
           "the data dir is damaged, and a restart does not mend it: keep it aside and restore a "
-          "backup (docs/operations.md, \"A damaged data dir\")";
+          "backup, or for a cluster role start on an empty dir, which restores from Kafka "
+          "(docs/operations.md, \"A damaged data dir\")";
     }
     return Status(background.code(), fmt::format("{}; {}", background.message(), advice));
   }
@@ -344,7 +345,8 @@ Status CheckStoreFilesHaveCurrent(const std::string& path) {
       "data directory '{}' holds {} file(s) of a store ({}{}) but no CURRENT file, which names "
       "the store's MANIFEST: opening it would start an empty store and delete them. The data "
       "dir is damaged (docs/operations.md, \"A damaged data dir\": keep it aside and restore "
-      "a backup), or it is not a catchall data dir: point --data-dir at an empty or new one",
+      "a backup, or for a cluster role start on an empty dir, which restores from Kafka), or it "
+      "is not a catchall data dir: point --data-dir at an empty or new one",
       path, count, fmt::join(found, ", "), count > found.size() ? ", ..." : ""));
 }
 
@@ -729,10 +731,22 @@ Status RocksKvStore::Flush() {
 }
 
 Status RocksKvStore::SyncWal() {
-  if (disable_wal_ || sync_) return Status::Ok();
-  // Syncing a write-ahead log that failed aborts RocksDB 7.8 (as in Flush).
+  if (disable_wal_) {
+    return Status::FailedPrecondition("the store keeps no write-ahead log: nothing to sync");
+  }
+  if (sync_) return Status::Ok();  // every write was synced
   CATCHALL_RETURN_IF_ERROR(WriteHealth());
-  return FromRocks(db_->SyncWAL());
+  // A synced write, not DB::SyncWAL: that fsyncs beside the writers, and a
+  // write failing meanwhile (a full disk) left the log's file in error, on
+  // which RocksDB 7.8 asserts (a review). A synced write goes through the
+  // write group, after the writes before it and refused once the store has
+  // stopped, and syncs every log file still live.
+  rocksdb::WriteOptions options;
+  options.sync = true;
+  rocksdb::WriteBatch batch;
+  rocksdb::Status put = batch.Put(db_->DefaultColumnFamily(), "catchall.sync", "");
+  if (!put.ok()) return FromRocks(put);
+  return FromRocks(db_->Write(options, &batch));
 }
 
 Status RocksKvStore::CompactColumn(Column column) {

@@ -8,6 +8,7 @@
 
 #include <charconv>
 #include <limits>
+#include <optional>
 
 #include "engine/disk_monitor.h"
 #include "engine/partitioner.h"
@@ -387,31 +388,60 @@ namespace {
 // started ready with up to all of 60,000 acknowledged events gone and
 // nothing logged. The ends recorded beside it (after syncing the log) say
 // what it held at least.
-Status CheckRecordedEnds(const LocalLogImpl& impl) {
-  if (impl.options.ends_file.empty()) return Status::Ok();
-  Result<std::optional<LogEnds>> recorded = ReadLogEnds(impl.options.ends_file);
-  if (!recorded.ok() && impl.options.accept_lost_ends) {
+// The ends recorded before this start; none without a file (a new data
+// dir, or an older version's). Read before Open writes anything.
+Result<LogEnds> ReadRecordedEnds(const LocalLogOptions& options) {
+  if (options.ends_file.empty()) return LogEnds();
+  Result<std::optional<LogEnds>> recorded = ReadLogEnds(options.ends_file);
+  if (!recorded.ok() && options.accept_lost_ends) {
     spdlog::warn("local log: {}; not checked (storage.recover_damaged_wal)",
                  recorded.status().message());
-    return Status::Ok();
+    return LogEnds();
   }
-  if (!recorded.ok()) return recorded.status();
-  if (!recorded->has_value()) return Status::Ok();  // a new data dir, or an older version's
-  for (const auto& t : impl.topics) {
-    for (int32_t part = 0; part < t->partitions; ++part) {
-      auto it = (*recorded)->find({t->name, part});
-      if (it == (*recorded)->end()) continue;
-      const int64_t end = t->end[part].load();
-      if (end >= it->second) continue;
-      std::string lost = fmt::format(
-          "the local log's topic {} partition {} ends at offset {}, but offset {} was stored "
-          "(recorded in '{}' once the write-ahead log was synced): the store lost acknowledged "
-          "writes (a deleted or cut write-ahead log *.log, a MANIFEST cut short, or files of "
-          "different moments)",
-          t->name, part, end, it->second, impl.options.ends_file);
-      if (!impl.options.accept_lost_ends) return Status::Corruption(lost);
-      spdlog::error("{}; opened anyway (storage.recover_damaged_wal): those writes are gone", lost);
+  if (!recorded.ok()) {
+    return Status(recorded.status().code(),
+                  fmt::format("{}; move it aside to start without the check, or start once with "
+                              "storage.recover_damaged_wal=true",
+                              recorded.status().message()));
+  }
+  return recorded->value_or(LogEnds());
+}
+
+// A loss, refused unless accepted (then logged at error level).
+Status LostWrites(const LocalLogOptions& options, const std::string& what) {
+  std::string lost = fmt::format(
+      "{} (recorded in '{}' once the write-ahead log was synced): the store lost acknowledged "
+      "writes (a deleted or cut write-ahead log *.log, a MANIFEST cut short, or files of "
+      "different moments)",
+      what, options.ends_file);
+  if (!options.accept_lost_ends) return Status::Corruption(lost);
+  spdlog::error("{}; opened anyway (storage.recover_damaged_wal): those writes are gone", lost);
+  return Status::Ok();
+}
+
+Status CheckRecordedEnds(const LocalLogImpl& impl, const LogEnds& recorded) {
+  for (const auto& [where, recorded_end] : recorded) {
+    const auto& [topic, part] = where;
+    const TopicState* t = nullptr;
+    for (const auto& candidate : impl.topics) {
+      if (candidate->name == topic) t = candidate.get();
     }
+    if (t == nullptr) continue;  // a topic this log no longer has
+    if (part >= t->partitions) {
+      // The store kept fewer partitions than were recorded.
+      if (recorded_end == 0) continue;
+      CATCHALL_RETURN_IF_ERROR(LostWrites(
+          impl.options, fmt::format("the local log's topic {} has {} partitions, but partition "
+                                    "{} was stored up to offset {}",
+                                    topic, t->partitions, part, recorded_end)));
+      continue;
+    }
+    const int64_t end = t->end[part].load();
+    if (end >= recorded_end) continue;
+    CATCHALL_RETURN_IF_ERROR(LostWrites(
+        impl.options, fmt::format("the local log's topic {} partition {} ends at offset {}, but "
+                                  "offset {} was stored",
+                                  topic, part, end, recorded_end)));
   }
   return Status::Ok();
 }
@@ -426,6 +456,8 @@ Status LocalLog::Open(const LocalLogOptions& options, KvStore* store, Metrics* m
   if (metrics) impl->probe = std::make_unique<LogProbe>(*metrics);
   impl->meta = store->GetColumn(kMetaColumn);
   if (!impl->meta.valid()) return Status::Internal("local log columns missing from the store");
+  Result<LogEnds> recorded = ReadRecordedEnds(options);
+  if (!recorded.ok()) return recorded.status();
   for (const auto& spec : options.topics) {
     if (spec.partitions <= 0) {
       return Status::InvalidArgument(
@@ -456,6 +488,19 @@ Status LocalLog::Open(const LocalLogOptions& options, KvStore* store, Metrics* m
       }
       t->partitions = existing;
     } else if (s.code() == Code::kNotFound) {
+      // A count lost with the rest: writing the configured one would hide
+      // what was recorded of the partitions beyond it (a review).
+      bool stored = false;
+      for (auto it = recorded->lower_bound({spec.name, 0});
+           it != recorded->end() && it->first.first == spec.name; ++it) {
+        stored |= it->second > 0;
+      }
+      if (stored) {
+        CATCHALL_RETURN_IF_ERROR(
+            LostWrites(options, fmt::format("the local log's topic {} has no partition count on "
+                                            "disk, but its partitions were stored",
+                                            spec.name)));
+      }
       KvWriteBatch batch;
       batch.Put(impl->meta, meta_key, std::to_string(spec.partitions));
       CATCHALL_RETURN_IF_ERROR(store->Write(&batch));
@@ -496,7 +541,7 @@ Status LocalLog::Open(const LocalLogOptions& options, KvStore* store, Metrics* m
     t->appender = std::make_unique<LocalLogAppender>(impl.get(), t.get());
     impl->topics.push_back(std::move(t));
   }
-  CATCHALL_RETURN_IF_ERROR(CheckRecordedEnds(*impl));
+  CATCHALL_RETURN_IF_ERROR(CheckRecordedEnds(*impl, *recorded));
   CATCHALL_RETURN_IF_ERROR(LoadCommitted(impl.get()));
   LocalLogImpl* raw = impl.get();
   impl->writer = std::thread([raw] {
@@ -504,6 +549,14 @@ Status LocalLog::Open(const LocalLogOptions& options, KvStore* store, Metrics* m
     raw->WriterLoop();
   });
   if (!options.ends_file.empty()) {
+    // An accepted loss is recorded at once: a crash before the first
+    // recording would otherwise meet the old ends again.
+    if (options.accept_lost_ends) {
+      if (Status s = raw->RecordEnds(); !s.ok()) {
+        spdlog::warn("local log: cannot record its ends in '{}': {}", options.ends_file,
+                     s.ToString());
+      }
+    }
     impl->ends_recorder = std::thread([raw] {
       NameThisThread("log-ends");
       raw->EndsLoop();
@@ -535,14 +588,16 @@ Status LocalLogImpl::RecordEnds() {
 }
 
 void LocalLogImpl::EndsLoop() {
-  auto last_warning = std::chrono::steady_clock::time_point::min();
+  // Not time_point::min(): `now - min()` overflows, and no warning came
+  // (a review).
+  std::optional<std::chrono::steady_clock::time_point> last_warning;
   std::unique_lock<std::mutex> lock(ends_mu);
   while (!ends_cv.wait_for(lock, options.ends_interval, [&] { return ends_closing; })) {
     lock.unlock();
     Status s = RecordEnds();
-    // A full disk fails this every second; the disk's own alerts say so.
+    // A full disk fails this every second; once a minute is enough.
     auto now = std::chrono::steady_clock::now();
-    if (!s.ok() && now - last_warning >= std::chrono::minutes(1)) {
+    if (!s.ok() && (!last_warning || now - *last_warning >= std::chrono::minutes(1))) {
       spdlog::warn("local log: cannot record its ends in '{}' (retrying every second): {}",
                    options.ends_file, s.ToString());
       last_warning = now;

@@ -320,6 +320,28 @@ TEST_F(KvStoreTest, AStoreWithoutItsCurrentFileIsRefusedAndKeptAsItIs) {
   s = KvStore::Open(options, &refused);
   EXPECT_EQ(s.code(), Code::kCorruption) << s.ToString();
   EXPECT_TRUE(std::filesystem::exists(stray + "/000001.log"));
+
+  // What a creation cut short leaves (a full disk at the first start:
+  // RocksDB writes MANIFEST-000001 before CURRENT) opens again.
+  const std::string cut = dir_.path() + "/cut";
+  std::filesystem::create_directories(cut);
+  std::ofstream(cut + "/MANIFEST-000001") << "x";
+  std::ofstream(cut + "/IDENTITY") << "x";
+  options.path = cut;
+  Open(options);
+  Put(plain_, "k", "v");
+  EXPECT_EQ(Get(plain_, "k"), "v");
+}
+
+TEST_F(KvStoreTest, SyncWalSyncsOrSaysThereIsNoLog) {
+  Open();
+  Put(plain_, "k", "v");
+  EXPECT_TRUE(store_->SyncWal().ok());
+  KvStoreOptions without = Options();
+  without.path = dir_.path() + "/nowal";
+  without.write_ahead_log = false;
+  Open(without);
+  EXPECT_EQ(store_->SyncWal().code(), Code::kFailedPrecondition);
 }
 
 // What a crash leaves, a last record cut short, still opens by default,

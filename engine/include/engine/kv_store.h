@@ -201,8 +201,9 @@ class KvStore {
   // Forces the memtables to disk and syncs the WAL; used on clean shutdown.
   virtual Status Flush() = 0;
   // Makes every write so far durable on disk (its write-ahead log synced),
-  // without flushing memtables. Ok at once without a write-ahead log or
-  // with synced writes; the write health's error after a failed write.
+  // without flushing memtables. Ok at once with synced writes;
+  // FailedPrecondition without a write-ahead log; the write health's error
+  // after a failed write.
   virtual Status SyncWal() = 0;
   // Compacts the whole column now, running its compaction filter over every
   // entry (a kExpiring column drops what is past its ttl). Compaction runs by
