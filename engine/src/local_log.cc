@@ -595,11 +595,11 @@ void LocalLogImpl::EndsLoop() {
   while (!ends_cv.wait_for(lock, options.ends_interval, [&] { return ends_closing; })) {
     lock.unlock();
     Status s = RecordEnds();
-    // A full disk fails this every second; once a minute is enough.
+    // A full disk fails this at every interval; once a minute is enough.
     auto now = std::chrono::steady_clock::now();
     if (!s.ok() && (!last_warning || now - *last_warning >= std::chrono::minutes(1))) {
-      spdlog::warn("local log: cannot record its ends in '{}' (retrying every second): {}",
-                   options.ends_file, s.ToString());
+      spdlog::warn("local log: cannot record its ends in '{}' (retrying every {} ms): {}",
+                   options.ends_file, options.ends_interval.count(), s.ToString());
       last_warning = now;
     }
     lock.lock();
