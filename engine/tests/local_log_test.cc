@@ -481,6 +481,7 @@ TEST_F(LocalLogTest, AStoreThatLostRecordedWritesIsRefusedUnlessTheLossIsAccepte
   options.ends_file = dir_.path() + "/ends";
   options.ends_interval = 1h;  // recorded here only by hand and at Close
   Open(options);
+  ASSERT_TRUE(store_->Flush().ok());  // the partition counts survive the loss below
   AppendSync(Records(100, "r"));
   ASSERT_TRUE(log_->RecordEnds().ok());
   std::vector<int64_t> ends;
@@ -497,7 +498,10 @@ TEST_F(LocalLogTest, AStoreThatLostRecordedWritesIsRefusedUnlessTheLossIsAccepte
   Status s = LocalLog::Open(options, store_.get(), nullptr, &log_);
   EXPECT_EQ(s.code(), Code::kCorruption) << s.ToString();
   EXPECT_THAT(s.message(), HasSubstr("lost acknowledged writes"));
+  EXPECT_THAT(s.message(), HasSubstr("ends at offset 0, but offset"));
   EXPECT_THAT(s.message(), HasSubstr(options.ends_file));
+  log_.reset();
+  store_.reset();
 
   // Accepted (storage.recover_damaged_wal): it opens, empty, and records
   // the ends it has, so the next start is not refused again.
