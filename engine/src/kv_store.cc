@@ -557,7 +557,18 @@ Status RocksKvStore::Open(const KvStoreOptions& options, std::unique_ptr<KvStore
   // are of no use: nothing refers to them. Only now, holding the store's
   // lock, may they be removed. (The directory is made when first used.)
   rep->ingest_dir_ = (std::filesystem::path(options.path) / "ingest").string();
-  std::filesystem::remove_all(rep->ingest_dir_, ec);
+  // What an earlier run left of its own files (<n>.sst), and nothing else:
+  // a --data-dir pointed by mistake at a directory with an ingest/ of the
+  // user's lost all of it to a remove_all (a review).
+  for (const auto& entry : std::filesystem::directory_iterator(rep->ingest_dir_, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.size() > 4 && name.ends_with(".sst") &&
+        std::all_of(name.begin(), name.end() - 4,
+                    [](char c) { return std::isdigit(static_cast<unsigned char>(c)) != 0; })) {
+      std::filesystem::remove(entry.path(), ec);
+    }
+  }
+  std::filesystem::remove(rep->ingest_dir_, ec);  // only if nothing else is left
   *store = std::move(rep);
   return Status::Ok();
 }

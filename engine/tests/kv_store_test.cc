@@ -336,6 +336,23 @@ TEST_F(KvStoreTest, AStoreWithoutItsCurrentFileIsRefusedAndKeptAsItIs) {
 // The sync leaves nothing behind: a key written for it pinned every
 // write-ahead log file from then on, through a flush and a clean shutdown
 // (a review).
+// Only the store's own leftovers go at open: the ingest directory's files
+// were removed whole, a user's too (a review).
+TEST_F(KvStoreTest, OpeningRemovesOnlyItsOwnLeftoverIngestFiles) {
+  const std::string ingest = dir_.path() + "/db/ingest";
+  std::filesystem::create_directories(ingest);
+  std::ofstream(ingest + "/12.sst") << "left by a crash";
+  std::ofstream(ingest + "/notes.txt") << "a user's";
+  Open();
+  EXPECT_FALSE(std::filesystem::exists(ingest + "/12.sst"));
+  EXPECT_TRUE(std::filesystem::exists(ingest + "/notes.txt"));
+  store_.reset();
+  std::filesystem::remove(ingest + "/notes.txt");
+  std::ofstream(ingest + "/13.sst") << "left by a crash";
+  Open();
+  EXPECT_FALSE(std::filesystem::exists(ingest)) << "an ingest dir of leftovers alone goes";
+}
+
 TEST_F(KvStoreTest, SyncWalSyncsLeavesNoLogFileAliveOrSaysThereIsNoLog) {
   Open();
   for (int i = 0; i < 3; ++i) {
