@@ -239,6 +239,15 @@ std::string OnlyWalFile(const std::string& path) {
   return wal;
 }
 
+// One of the store's table files ("" if there is none).
+std::string AnyTableFile(const std::string& path) {
+  std::string table;
+  for (const auto& entry : std::filesystem::directory_iterator(path)) {
+    if (entry.path().extension() == ".sst") table = entry.path().string();
+  }
+  return table;
+}
+
 // A write-ahead log damaged before its end (a byte flipped in the middle)
 // must not open silently as of the damage, dropping what follows it: a
 // black-box probe saw the restarted server serve lower counts with nothing
@@ -407,10 +416,7 @@ TEST_F(KvStoreTest, AReadThatMeetsADamagedTableMakesTheStoreUnhealthyForReads) {
   for (int i = 0; i < 100; ++i) Put(plain_, fmt::format("k{:03}", i), std::string(100, 'v'));
   ASSERT_TRUE(store_->Flush().ok());
   store_.reset();
-  std::string table;
-  for (const auto& entry : std::filesystem::directory_iterator(dir_.path() + "/db")) {
-    if (entry.path().extension() == ".sst") table = entry.path().string();
-  }
+  const std::string table = AnyTableFile(dir_.path() + "/db");
   ASSERT_FALSE(table.empty());
   FlipByte(table, 100);  // in the first data block
   Open();
@@ -434,10 +440,7 @@ TEST_F(KvStoreTest, ACompactionThatMeetsADamagedTableSaysTheDataDirIsDamaged) {
     ASSERT_TRUE(store_->Flush().ok());
   }
   store_.reset();
-  std::string table;
-  for (const auto& entry : std::filesystem::directory_iterator(dir_.path() + "/db")) {
-    if (entry.path().extension() == ".sst") table = entry.path().string();
-  }
+  const std::string table = AnyTableFile(dir_.path() + "/db");
   ASSERT_FALSE(table.empty());
   FlipByte(table, 100);  // in the first data block
   Open();
